@@ -32,6 +32,8 @@ export interface Transport {
   /**
    * Hands `payload` to the wire towards rank `to`. Resolves once it is queued under backpressure
    * (never buffers unboundedly). Rejects if the peer is gone.
+   * The payload may be a view into the caller's live vector: the transport must have copied or sent
+   * its bytes by the time the promise resolves, because the caller may overwrite that memory next.
    */
   send(to: number, tag: MessageTag, payload: Uint8Array): Promise<void>;
   /**

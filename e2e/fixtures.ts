@@ -1,0 +1,132 @@
+// Shared helpers of the mesh e2e tests: open tabs on the app page, wait for `window.lab.mesh`, make
+// test vectors that Node and the page generate identically, hash results in the page.
+import { chromium, type Browser, type BrowserContext, type Page } from '@playwright/test';
+import { createHash } from 'node:crypto';
+import { CHROMIUM_ARGS, requireChromium } from '../scripts/chromium';
+
+export const APP_URL = `http://127.0.0.1:${Number(process.env.LAB_E2E_PORT ?? 5180)}/`;
+export const SIGNAL_URL = `ws://127.0.0.1:${Number(process.env.LAB_E2E_SIGNAL_PORT ?? 8790)}`;
+
+/** A room name no other run shares (BroadcastChannel rooms of one browser would otherwise meet). */
+export function uniqueRoom(prefix: string): string {
+  return `${prefix}-${Date.now().toString(36)}-${Math.floor(Math.random() * 36 ** 4).toString(36)}`.slice(0, 32);
+}
+
+/** Opens the app in a tab and waits until the mesh automation hook is installed (no WebGPU needed). */
+export async function openMeshTab(context: BrowserContext, label = 'tab'): Promise<Page> {
+  const page = await context.newPage();
+  page.on('pageerror', (error) => console.error(`[${label}] page error: ${error.message}`));
+  await page.goto(APP_URL);
+  await page.waitForFunction(() => typeof (window as unknown as { lab?: { mesh?: unknown } }).lab?.mesh === 'object');
+  return page;
+}
+
+export async function openMeshTabs(context: BrowserContext, count: number): Promise<Page[]> {
+  const pages: Page[] = [];
+  for (let i = 0; i < count; i++) pages.push(await openMeshTab(context, `tab ${i}`));
+  return pages;
+}
+
+/** A second, separate Chromium process (its tabs can only meet others through the signalling server). */
+export function launchSeparateBrowser(): Promise<Browser> {
+  return chromium.launch({ executablePath: requireChromium(), args: CHROMIUM_ARGS, headless: true });
+}
+
+export interface JoinResult {
+  rank: number;
+  world: number;
+  peerId: string;
+  members: string[];
+}
+
+/** Every page joins `room` at once and waits for `pages.length` members. */
+export function joinAll(pages: Page[], room: string, opts: { signal?: string; timeoutMs?: number } = {}): Promise<JoinResult[]> {
+  return Promise.all(
+    pages.map((page) =>
+      page.evaluate(
+        ([room, expect, signal, timeoutMs]) =>
+          (window.lab as unknown as MeshWindow).mesh.join(room, { expect, signal, timeoutMs }),
+        [room, pages.length, opts.signal, opts.timeoutMs ?? 90_000] as const,
+      ) as Promise<JoinResult>,
+    ),
+  );
+}
+
+/**
+ * Test vectors, as source text so that the page and Node run the very same code: `kind` 'int' gives
+ * integers in [-1000, 1000] (sums of a few are exact in float32, in any order), 'float' gives
+ * uniform floats in [-1, 1). Seeded (mulberry32) by `seed`.
+ */
+export const VECTOR_SOURCE = `(n, seed, kind) => {
+  const out = new Float32Array(n);
+  let a = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    const u = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    out[i] = kind === 'int' ? Math.floor(u * 2001) - 1000 : u * 2 - 1;
+  }
+  return out;
+}`;
+
+type VectorKind = 'int' | 'float';
+export const makeVector = new Function(`return ${VECTOR_SOURCE}`)() as (n: number, seed: number, kind: VectorKind) => Float32Array;
+
+export function sha256(data: Float32Array): string {
+  return createHash('sha256').update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)).digest('hex');
+}
+
+export interface AllReduceOutcome {
+  hash: string;
+  /** Every `stride`-th element of the result, for tolerance checks without shipping megabytes. */
+  samples: number[];
+  ms: number;
+}
+
+/**
+ * Each page builds its vector (seed = rank + seedBase), all-reduces it over the mesh, and reports the
+ * SHA-256 of the result bytes and a strided sample.
+ */
+export function allReduceAll(pages: Page[], ranks: number[], n: number, kind: VectorKind, seedBase: number, stride = 997): Promise<AllReduceOutcome[]> {
+  return Promise.all(
+    pages.map((page, i) =>
+      page.evaluate(
+        async ([source, n, seed, kind, stride]) => {
+          const make = (0, eval)(source) as (n: number, seed: number, kind: string) => Float32Array;
+          const mesh = (window.lab as unknown as MeshWindow).mesh;
+          const t0 = performance.now();
+          const result = await mesh.allReduce(make(n, seed, kind));
+          const ms = performance.now() - t0;
+          const digest = await crypto.subtle.digest('SHA-256', result as Float32Array<ArrayBuffer>);
+          const hash = Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+          const samples: number[] = [];
+          for (let k = 0; k < result.length; k += stride) samples.push(result[k]);
+          return { hash, samples, ms };
+        },
+        [VECTOR_SOURCE, n, ranks[i] + seedBase, kind, stride] as const,
+      ),
+    ),
+  );
+}
+
+/** The element-wise sum of every rank's vector, in float64 (exact for 'int' vectors). */
+export function expectedSum(world: number, n: number, kind: VectorKind, seedBase: number): Float64Array {
+  const sum = new Float64Array(n);
+  for (let r = 0; r < world; r++) {
+    const v = makeVector(n, r + seedBase, kind);
+    for (let i = 0; i < n; i++) sum[i] += v[i];
+  }
+  return sum;
+}
+
+/** The slice of window.lab these tests use (typed loosely: the page's module types are not in scope). */
+export interface MeshWindow {
+  mesh: {
+    join(room: string, opts: { expect?: number; signal?: string; timeoutMs?: number }): Promise<JoinResult>;
+    allReduce(values: Float32Array | number[]): Promise<Float32Array>;
+    status(): { members: string[]; world: number; rank: number; refusedFrames: number; bytesSent: number; peers: { state: string }[] };
+    leave(): void;
+  };
+}

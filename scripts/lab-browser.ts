@@ -1,0 +1,44 @@
+// Node-side plumbing shared by the swarm CLI, the benchmarks and the soak run: serve the lab with Vite,
+// launch the system Chromium headless with WebGPU, open tabs on a lab URL.
+import { chromium, type Browser, type BrowserContext, type Page } from '@playwright/test';
+import { createServer, type ViteDevServer } from 'vite';
+import { CHROMIUM_ARGS, requireChromium } from './chromium';
+
+export interface LabServer {
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Starts the Vite dev server for the lab on a free port of 127.0.0.1. */
+export async function startLabServer(): Promise<LabServer> {
+  const server: ViteDevServer = await createServer({
+    configFile: 'vite.config.ts',
+    logLevel: 'error',
+    server: { host: '127.0.0.1', port: 0, strictPort: false },
+  });
+  await server.listen();
+  const address = server.httpServer?.address();
+  if (!address || typeof address === 'string') throw new Error('vite did not report its port');
+  return { url: `http://127.0.0.1:${address.port}`, close: () => server.close() };
+}
+
+export async function launchChromium(): Promise<Browser> {
+  return chromium.launch({ executablePath: requireChromium(), args: CHROMIUM_ARGS, headless: true });
+}
+
+/** Opens `count` tabs of one context (so BroadcastChannel joins them) at the same URL. */
+export async function openTabs(context: BrowserContext, url: string, count: number): Promise<Page[]> {
+  const pages: Page[] = [];
+  for (let i = 0; i < count; i++) {
+    const page = await context.newPage();
+    page.on('pageerror', (error) => console.error(`[tab ${i}] ${error.message}`));
+    await page.goto(url);
+    pages.push(page);
+  }
+  return pages;
+}
+
+/** A fresh room code per run so that runs never meet each other's tabs. */
+export function uniqueRoom(prefix: string): string {
+  return `${prefix}-${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
+}

@@ -1,0 +1,116 @@
+// Turns what every tab reported at the end of a swarm run into one summary (pure: unit-tested).
+import type { LabConfig } from '../src/lab/config';
+import type { LabMetrics, LabStatus } from '../src/lab/api';
+
+export interface RunSummary {
+  ok: boolean;
+  tabs: number;
+  model: string;
+  dataset: string;
+  mode: string;
+  zero: number;
+  compression: string;
+  backend: string;
+  steps: number;
+  wallSec: number;
+  /** Rank 0's last logged training loss (mean over its shard of that step). */
+  finalLoss: number | null;
+  valLoss: number | null;
+  accuracy: number | null;
+  bigramValLoss: number | null;
+  /** Bytes sent by all ranks together, for the whole run and per step. */
+  bytesSent: number;
+  bytesSentPerStep: number;
+  computeMsPerStep: number;
+  commMsPerStep: number;
+  waitMsPerStep: number;
+  stepMsPerStep: number;
+  /** stepMs / max(computeMs, commMs): 1.0 is perfect overlap, 2.0 is fully serial. */
+  overlapRatio: number | null;
+  samplesPerSec: number;
+  replicasAgree: boolean | null;
+  memoryPerRank: (Record<string, number> | null)[];
+}
+
+const mean = (values: number[]): number => (values.length ? values.reduce((a, b) => a + b, 0) / values.length : 0);
+
+export function summariseRun(
+  config: LabConfig,
+  reports: { status: LabStatus; metrics: LabMetrics }[],
+  wallSec: number,
+): RunSummary {
+  const byRank = [...reports].sort((a, b) => a.status.rank - b.status.rank);
+  const lead = byRank[0];
+  const losses = lead?.metrics.losses ?? [];
+  const computeMs = mean(byRank.map((r) => r.metrics.computeMsPerStep));
+  const commMs = mean(byRank.map((r) => r.metrics.commMsPerStep));
+  const stepMs = mean(byRank.map((r) => r.metrics.stepMsPerStep));
+  const bytesSent = byRank.reduce((sum, r) => sum + r.metrics.bytesSent, 0);
+  const steps = lead?.status.step ?? 0;
+  const agreement = byRank.map((r) => r.metrics.hashesAgree);
+  const hashes = new Set(byRank.map((r) => r.metrics.lastHash));
+  const replicasAgree = agreement.some((a) => a === null) ? null : agreement.every(Boolean) && hashes.size === 1;
+  const busiest = Math.max(computeMs, commMs);
+  return {
+    ok: byRank.every((r) => r.status.state === 'done') && replicasAgree !== false,
+    tabs: byRank.length,
+    model: config.model,
+    dataset: config.dataset,
+    mode: config.mode,
+    zero: config.zero,
+    compression: config.compression === 'topk' || config.compression === 'randk'
+      ? `${config.compression}@${config.ratio}`
+      : config.compression,
+    backend: lead?.status.backend?.adapter ?? 'unknown',
+    steps,
+    wallSec,
+    finalLoss: losses.length ? losses[losses.length - 1] : null,
+    valLoss: lead?.metrics.valLoss ?? null,
+    accuracy: lead?.metrics.accuracy ?? null,
+    bigramValLoss: lead?.metrics.bigramValLoss ?? null,
+    bytesSent,
+    bytesSentPerStep: steps ? bytesSent / steps : 0,
+    computeMsPerStep: computeMs,
+    commMsPerStep: commMs,
+    waitMsPerStep: mean(byRank.map((r) => r.metrics.waitMsPerStep)),
+    stepMsPerStep: stepMs,
+    overlapRatio: byRank.length > 1 && busiest > 0 ? stepMs / busiest : null,
+    samplesPerSec: lead?.metrics.samplesPerSec ?? 0,
+    replicasAgree,
+    memoryPerRank: byRank.map((r) => r.metrics.memory),
+  };
+}
+
+const fmt = (value: number | null, digits = 4): string => (value === null ? '-' : value.toFixed(digits));
+
+function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(unit ? 2 : 0)} ${units[unit]}`;
+}
+
+export function formatSummary(s: RunSummary): string {
+  const lines = [
+    ``,
+    `== ${s.tabs} tab(s) | ${s.model} on ${s.dataset} | ${s.mode}${s.zero ? ` ZeRO-${s.zero}` : ''} | compression ${s.compression} | ${s.backend}`,
+    `steps                 ${s.steps} in ${s.wallSec.toFixed(1)} s (${s.samplesPerSec.toFixed(1)} samples/s)`,
+    `final train loss      ${fmt(s.finalLoss)}`,
+  ];
+  if (s.accuracy !== null) lines.push(`held-out accuracy     ${(s.accuracy * 100).toFixed(2)}%`);
+  if (s.valLoss !== null) lines.push(`validation loss       ${fmt(s.valLoss)} nats${s.bigramValLoss !== null ? '/char' : ''}`);
+  if (s.bigramValLoss !== null) lines.push(`bigram baseline       ${fmt(s.bigramValLoss)} nats/char (same validation split)`);
+  lines.push(
+    `bytes sent (all)      ${formatBytes(s.bytesSent)} (${formatBytes(s.bytesSentPerStep)} per step)`,
+    `per step              compute ${s.computeMsPerStep.toFixed(1)} ms, communication ${s.commMsPerStep.toFixed(1)} ms, waiting ${s.waitMsPerStep.toFixed(1)} ms, total ${s.stepMsPerStep.toFixed(1)} ms`,
+  );
+  if (s.overlapRatio !== null) {
+    lines.push(`overlap               step / max(compute, comm) = ${s.overlapRatio.toFixed(2)} (1.00 = perfect overlap)`);
+  }
+  lines.push(`replicas agree        ${s.replicasAgree === null ? 'unknown' : s.replicasAgree ? 'yes (equal parameter hashes every step)' : 'NO'}`);
+  return lines.join('\n');
+}

@@ -1,0 +1,143 @@
+// The lab's headless main job: `npm run swarm -- --tabs 4 --model mlp --dataset mnist --steps 300`.
+// Serves the lab, opens N headless Chromium tabs in one room, trains, shows a progress bar, prints a
+// summary and then one last line of JSON; exits non-zero when a tab fails, replicas disagree, or the run
+// times out. Every flag but --tabs, --timeout and --compare is a lab URL setting (src/lab/config.ts).
+import { parseArgs } from 'node:util';
+import cliProgress from 'cli-progress';
+import type { Page } from '@playwright/test';
+import { DEFAULT_CONFIG, parseConfig, type LabConfig } from '../src/lab/config';
+import type { LabMetrics, LabStatus } from '../src/lab/api';
+import { launchChromium, openTabs, startLabServer, uniqueRoom } from './lab-browser';
+import { summariseRun, formatSummary, type RunSummary } from './swarm-summary';
+
+const CONFIG_KEYS = Object.keys(DEFAULT_CONFIG).filter((key) => !['room', 'world', 'autostart'].includes(key));
+
+function parseCli(argv: string[]) {
+  const options: Record<string, { type: 'string' }> = {};
+  for (const key of [...CONFIG_KEYS, 'tabs', 'timeout', 'compare']) options[key] = { type: 'string' };
+  const { values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
+  const tabs = Number(values.tabs ?? '1');
+  if (!Number.isInteger(tabs) || tabs < 1 || tabs > 16) throw new Error('--tabs must be an integer from 1 to 16');
+  const timeoutSec = Number(values.timeout ?? '1800');
+  const entries: [string, string][] = CONFIG_KEYS.filter((key) => values[key] !== undefined).map((key) => [
+    key,
+    String(values[key]),
+  ]);
+  const config = parseConfig([...entries, ['world', String(tabs)], ['autostart', '1']]);
+  const compare = values.compare as string | undefined;
+  if (compare !== undefined && compare !== 'none' && compare !== 'dense') {
+    throw new Error('--compare takes "dense": a second run without compression, for side-by-side figures');
+  }
+  return { tabs, timeoutSec, config, compareDense: compare === 'dense' };
+}
+
+interface TabReport {
+  status: LabStatus;
+  metrics: LabMetrics;
+}
+
+async function readTabs(pages: Page[]): Promise<TabReport[]> {
+  return Promise.all(
+    pages.map((page) =>
+      page.evaluate(() =>
+        window.lab ? { status: window.lab.status(), metrics: window.lab.metrics() } : (null as unknown as TabReport),
+      ),
+    ),
+  );
+}
+
+async function runSwarm(baseUrl: string, tabs: number, config: LabConfig, timeoutSec: number): Promise<RunSummary> {
+  const browser = await launchChromium();
+  try {
+    const context = await browser.newContext();
+    const room = uniqueRoom('swarm');
+    const query = new URLSearchParams({
+      room: tabs > 1 ? room : '',
+      model: config.model,
+      dataset: config.dataset,
+      mode: config.mode,
+      zero: String(config.zero),
+      compression: config.compression,
+      ratio: String(config.ratio),
+      accum: String(config.accum),
+      batch: String(config.batch),
+      steps: String(config.steps),
+      seed: String(config.seed),
+      lr: String(config.lr),
+      world: String(tabs),
+      backend: config.backend,
+      staleness: String(config.staleness),
+      bucket: String(config.bucket),
+      autostart: '1',
+    });
+    const pages = await openTabs(context, `${baseUrl}/?${query}`, tabs);
+    const bar = new cliProgress.SingleBar(
+      {
+        format: 'step {value}/{total} |{bar}| loss {loss} | {speed} steps/s | {state}',
+        hideCursor: true,
+        noTTYOutput: true,
+        notTTYSchedule: 5000,
+      },
+      cliProgress.Presets.shades_classic,
+    );
+    bar.start(config.steps, 0, { loss: '-', speed: '-', state: 'starting' });
+    const started = performance.now();
+    const deadline = started + timeoutSec * 1000;
+    let reports: TabReport[] = [];
+    for (;;) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      reports = (await readTabs(pages)).filter(Boolean);
+      const steps = reports.map((r) => r.status.step);
+      const minStep = steps.length === tabs ? Math.min(...steps) : 0;
+      const lossSeries = reports[0]?.metrics.losses ?? [];
+      const lastLoss = lossSeries.length ? lossSeries[lossSeries.length - 1].toFixed(4) : '-';
+      const elapsed = (performance.now() - started) / 1000;
+      const states = [...new Set(reports.map((r) => r.status.state))].join(',');
+      bar.update(minStep, { loss: lastLoss, speed: (minStep / elapsed).toFixed(2), state: states });
+      const failed = reports.find((r) => r.status.state === 'error');
+      if (failed) {
+        bar.stop();
+        throw new Error(`rank ${failed.status.rank} failed: ${failed.status.error}`);
+      }
+      if (reports.length === tabs && reports.every((r) => r.status.state === 'done')) break;
+      if (performance.now() > deadline) {
+        bar.stop();
+        throw new Error(`timed out after ${timeoutSec}s at step ${minStep}/${config.steps} (states: ${states})`);
+      }
+    }
+    bar.stop();
+    return summariseRun(config, reports, (performance.now() - started) / 1000);
+  } finally {
+    await browser.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const { tabs, timeoutSec, config, compareDense } = parseCli(process.argv.slice(2));
+  const server = await startLabServer();
+  let exitCode = 0;
+  try {
+    const runs: RunSummary[] = [];
+    runs.push(await runSwarm(server.url, tabs, config, timeoutSec));
+    if (compareDense && config.compression !== 'none') {
+      console.log(`\nbaseline: the same run without compression`);
+      runs.push(await runSwarm(server.url, tabs, { ...config, compression: 'none' }, timeoutSec));
+    }
+    for (const run of runs) console.log(formatSummary(run));
+    if (runs.some((run) => run.replicasAgree === false)) {
+      console.error('FAILED: replicas disagree');
+      exitCode = 1;
+    }
+    const json = runs.length === 1 ? runs[0] : { runs };
+    console.log(JSON.stringify(json));
+  } catch (error) {
+    console.error(`swarm failed: ${(error as Error).message}`);
+    console.log(JSON.stringify({ ok: false, error: (error as Error).message }));
+    exitCode = 1;
+  } finally {
+    await server.close();
+  }
+  process.exit(exitCode);
+}
+
+void main();

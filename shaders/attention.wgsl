@@ -1,0 +1,132 @@
+// Multi-head causal self-attention. qkv is [B, T, 3C] (q | k | v), heads of size hs = C / nHead.
+// Forward, one invocation per (b, h, t): scores against k[0..t], stable softmax into att[b, h, t, :]
+// (zeros above the diagonal), then out[b, t, h] = sum_t2 att * v[t2].
+// Backward in two deterministic passes (no atomics):
+//  1. backward_scores, per (b, h, t): dscore[t2] = att[t2] * (datt[t2] - sum_j att[j] datt[j]) * scale
+//     with datt[t2] = dout[t] . v[t2], into a scratch buffer shaped like att.
+//  2. backward_qkv, per (b, h, t): dq[t] = sum_{t2<=t} dscore[t, t2] k[t2],
+//     dk[t] = sum_{t3>=t} dscore[t3, t] q[t3], dv[t] = sum_{t3>=t} att[t3, t] dout[t3].
+//     Each invocation writes only its own row of dqkv: every element is written once (overwrite).
+
+struct Params {
+  B: u32,
+  T: u32,
+  C: u32,
+  n_head: u32,
+  scale: f32, // 1 / sqrt(hs)
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+// forward:          out, att, qkv
+// backward_scores:  dscore, dout, qkv, att
+// backward_qkv:     dqkv, dout, qkv, att, dscore
+@group(0) @binding(1) var<storage, read_write> b1: array<f32>;
+@group(0) @binding(2) var<storage, read_write> b2: array<f32>;
+@group(0) @binding(3) var<storage, read_write> b3: array<f32>;
+@group(0) @binding(4) var<storage, read_write> b4: array<f32>;
+@group(0) @binding(5) var<storage, read_write> b5: array<f32>;
+
+struct Row {
+  b: u32,
+  h: u32,
+  t: u32,
+  valid: bool,
+}
+
+fn row_of(gid: vec3u, nwg: vec3u) -> Row {
+  let i = gid.y * nwg.x * 64u + gid.x;
+  let t = i % p.T;
+  let bh = i / p.T;
+  return Row(bh / p.n_head, bh % p.n_head, t, i < p.B * p.n_head * p.T);
+}
+
+// Offset of element 0 of head h of part (0 q, 1 k, 2 v) of token (b, t) in qkv.
+fn qkv_at(b: u32, t: u32, part: u32, h: u32) -> u32 {
+  let hs = p.C / p.n_head;
+  return (b * p.T + t) * 3u * p.C + part * p.C + h * hs;
+}
+
+fn att_row(r: Row) -> u32 {
+  return ((r.b * p.n_head + r.h) * p.T + r.t) * p.T;
+}
+
+@compute @workgroup_size(64)
+fn attention_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let r = row_of(gid, nwg);
+  if (!r.valid) { return; }
+  let hs = p.C / p.n_head;
+  let q = qkv_at(r.b, r.t, 0u, r.h);
+  let row = att_row(r);
+  var max_s = -3.0e38;
+  for (var t2 = 0u; t2 <= r.t; t2++) {
+    let k = qkv_at(r.b, t2, 1u, r.h);
+    var dot = 0.0;
+    for (var i = 0u; i < hs; i++) { dot += b3[q + i] * b3[k + i]; }
+    let s = dot * p.scale;
+    b2[row + t2] = s;
+    max_s = max(max_s, s);
+  }
+  var sum = 0.0;
+  for (var t2 = 0u; t2 <= r.t; t2++) {
+    let e = exp(b2[row + t2] - max_s);
+    b2[row + t2] = e;
+    sum += e;
+  }
+  let inv = 1.0 / sum;
+  for (var t2 = 0u; t2 < p.T; t2++) {
+    b2[row + t2] = select(0.0, b2[row + t2] * inv, t2 <= r.t);
+  }
+  let o = (r.b * p.T + r.t) * p.C + r.h * hs;
+  for (var i = 0u; i < hs; i++) {
+    var acc = 0.0;
+    for (var t2 = 0u; t2 <= r.t; t2++) { acc += b2[row + t2] * b3[qkv_at(r.b, t2, 2u, r.h) + i]; }
+    b1[o + i] = acc;
+  }
+}
+
+@compute @workgroup_size(64)
+fn attention_backward_scores(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let r = row_of(gid, nwg);
+  if (!r.valid) { return; }
+  let hs = p.C / p.n_head;
+  let row = att_row(r);
+  let dout = (r.b * p.T + r.t) * p.C + r.h * hs;
+  var weighted = 0.0;
+  for (var t2 = 0u; t2 <= r.t; t2++) {
+    let v = qkv_at(r.b, t2, 2u, r.h);
+    var datt = 0.0;
+    for (var i = 0u; i < hs; i++) { datt += b2[dout + i] * b3[v + i]; }
+    b1[row + t2] = datt;
+    weighted += b4[row + t2] * datt;
+  }
+  for (var t2 = 0u; t2 < p.T; t2++) {
+    b1[row + t2] = select(0.0, b4[row + t2] * (b1[row + t2] - weighted) * p.scale, t2 <= r.t);
+  }
+}
+
+@compute @workgroup_size(64)
+fn attention_backward_qkv(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let r = row_of(gid, nwg);
+  if (!r.valid) { return; }
+  let hs = p.C / p.n_head;
+  let bh_rows = (r.b * p.n_head + r.h) * p.T; // first row of this (b, h) in att / dscore
+  let dq = qkv_at(r.b, r.t, 0u, r.h);
+  let dk = qkv_at(r.b, r.t, 1u, r.h);
+  let dv = qkv_at(r.b, r.t, 2u, r.h);
+  for (var i = 0u; i < hs; i++) {
+    var gq = 0.0;
+    for (var t2 = 0u; t2 <= r.t; t2++) {
+      gq += b5[(bh_rows + r.t) * p.T + t2] * b3[qkv_at(r.b, t2, 1u, r.h) + i];
+    }
+    var gk = 0.0;
+    var gv = 0.0;
+    for (var t3 = r.t; t3 < p.T; t3++) {
+      let cell = (bh_rows + t3) * p.T + r.t;
+      gk += b5[cell] * b3[qkv_at(r.b, t3, 0u, r.h) + i];
+      gv += b4[cell] * b2[(r.b * p.T + t3) * p.C + r.h * hs + i];
+    }
+    b1[dq + i] = gq;
+    b1[dk + i] = gk;
+    b1[dv + i] = gv;
+  }
+}

@@ -1,0 +1,112 @@
+// out[M,N] (=|+=) op(a)[M,K] @ op(b)[K,N], row-major. Transposes are pipeline-overridable constants
+// (one pipeline per combination, chosen at construction), so the inner loops carry no branches.
+// Two variants, chosen per adapter (src/gpu/webgpu-backend.ts):
+//  - matmul_blocked: no workgroup memory; each invocation computes a 4x4 block of `out` in registers.
+//    Fastest on SwiftShader (a CPU), where workgroup barriers are expensive.
+//  - matmul_tiled: 64x64 output tile per 16x16 workgroup, staged through workgroup memory 16 columns
+//    of K at a time; each invocation still computes 4x4. What real GPUs want.
+// Every storage binding is read_write: WebGPU forbids read-only and writable bindings of one buffer
+// in the same dispatch, and our tensors are views into a few large buffers.
+
+struct Params {
+  M: u32,
+  K: u32,
+  N: u32,
+  accumulate: u32,
+}
+
+override TRANS_A: bool = false;
+override TRANS_B: bool = false;
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<storage, read_write> a: array<f32>;
+@group(0) @binding(3) var<storage, read_write> b: array<f32>;
+
+fn a_at(i: u32, k: u32) -> f32 {
+  if (TRANS_A) { return a[k * p.M + i]; }
+  return a[i * p.K + k];
+}
+
+fn b_at(k: u32, j: u32) -> f32 {
+  if (TRANS_B) { return b[j * p.K + k]; }
+  return b[k * p.N + j];
+}
+
+fn store(i: u32, j: u32, value: f32) {
+  if (i < p.M && j < p.N) {
+    let idx = i * p.N + j;
+    if (p.accumulate != 0u) { out[idx] = out[idx] + value; } else { out[idx] = value; }
+  }
+}
+
+fn store_block(row0: u32, col0: u32, acc: array<vec4f, 4>) {
+  for (var r = 0u; r < 4u; r++) {
+    let v = acc[r];
+    store(row0 + r, col0, v.x);
+    store(row0 + r, col0 + 1u, v.y);
+    store(row0 + r, col0 + 2u, v.z);
+    store(row0 + r, col0 + 3u, v.w);
+  }
+}
+
+@compute @workgroup_size(8, 8)
+fn matmul_blocked(@builtin(global_invocation_id) gid: vec3u) {
+  let row0 = gid.y * 4u;
+  let col0 = gid.x * 4u;
+  if (row0 >= p.M || col0 >= p.N) { return; }
+  // Edge blocks clamp their rows/columns to the last valid one: the inner loop then needs no bounds
+  // checks, and the duplicated results are simply not stored.
+  let r = min(vec4u(row0, row0 + 1u, row0 + 2u, row0 + 3u), vec4u(p.M - 1u));
+  let c = min(vec4u(col0, col0 + 1u, col0 + 2u, col0 + 3u), vec4u(p.N - 1u));
+  var acc: array<vec4f, 4>;
+  for (var k = 0u; k < p.K; k++) {
+    let bv = vec4f(b_at(k, c.x), b_at(k, c.y), b_at(k, c.z), b_at(k, c.w));
+    acc[0] = fma(vec4f(a_at(r.x, k)), bv, acc[0]);
+    acc[1] = fma(vec4f(a_at(r.y, k)), bv, acc[1]);
+    acc[2] = fma(vec4f(a_at(r.z, k)), bv, acc[2]);
+    acc[3] = fma(vec4f(a_at(r.w, k)), bv, acc[3]);
+  }
+  store_block(row0, col0, acc);
+}
+
+const TILE: u32 = 64u;
+const TILE_K: u32 = 16u;
+var<workgroup> a_tile: array<array<f32, TILE>, TILE_K>; // [k][row]
+var<workgroup> b_tile: array<array<f32, TILE>, TILE_K>; // [k][col]
+
+@compute @workgroup_size(16, 16)
+fn matmul_tiled(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let tile_row = wg.y * TILE;
+  let tile_col = wg.x * TILE;
+  let tid = lid.y * 16u + lid.x;
+  var acc: array<vec4f, 4>;
+  for (var k0 = 0u; k0 < p.K; k0 += TILE_K) {
+    // 256 invocations load 64x16 elements of each operand, 4 each; zeros pad the edges.
+    for (var l = 0u; l < 4u; l++) {
+      let e = tid + l * 256u;
+      let am = e / TILE_K;
+      let ak = e % TILE_K;
+      var av = 0.0;
+      if (tile_row + am < p.M && k0 + ak < p.K) { av = a_at(tile_row + am, k0 + ak); }
+      a_tile[ak][am] = av;
+      let bk = e / TILE;
+      let bn = e % TILE;
+      var bv = 0.0;
+      if (k0 + bk < p.K && tile_col + bn < p.N) { bv = b_at(k0 + bk, tile_col + bn); }
+      b_tile[bk][bn] = bv;
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < TILE_K; kk++) {
+      let ar = lid.y * 4u;
+      let bc = lid.x * 4u;
+      let bv = vec4f(b_tile[kk][bc], b_tile[kk][bc + 1u], b_tile[kk][bc + 2u], b_tile[kk][bc + 3u]);
+      acc[0] = fma(vec4f(a_tile[kk][ar]), bv, acc[0]);
+      acc[1] = fma(vec4f(a_tile[kk][ar + 1u]), bv, acc[1]);
+      acc[2] = fma(vec4f(a_tile[kk][ar + 2u]), bv, acc[2]);
+      acc[3] = fma(vec4f(a_tile[kk][ar + 3u]), bv, acc[3]);
+    }
+    workgroupBarrier();
+  }
+  store_block(tile_row + lid.y * 4u, tile_col + lid.x * 4u, acc);
+}

@@ -1,0 +1,40 @@
+// ReLU and its backward: dx = dy * (x > 0). The *_in_place entries serve out == x and dx == dy
+// (one range cannot be bound twice when a binding is writable).
+
+struct Params {
+  n: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<storage, read_write> x: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dy: array<f32>;
+
+fn index(wg: vec3u, nwg: vec3u, lid: vec3u) -> u32 {
+  return (wg.y * nwg.x + wg.x) * 256u + lid.x;
+}
+
+@compute @workgroup_size(256)
+fn relu(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let i = index(wg, nwg, lid);
+  if (i < p.n) { out[i] = max(x[i], 0.0); }
+}
+
+@compute @workgroup_size(256)
+fn relu_in_place(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let i = index(wg, nwg, lid);
+  if (i < p.n) { out[i] = max(out[i], 0.0); }
+}
+
+@compute @workgroup_size(256)
+fn relu_backward(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let i = index(wg, nwg, lid);
+  if (i < p.n) { out[i] = select(0.0, dy[i], x[i] > 0.0); }
+}
+
+// out holds dy on entry and dx on exit.
+@compute @workgroup_size(256)
+fn relu_backward_in_place(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let i = index(wg, nwg, lid);
+  if (i < p.n) { out[i] = select(0.0, out[i], x[i] > 0.0); }
+}

@@ -1,0 +1,184 @@
+import { describe, expect, it } from 'vitest';
+import {
+  Sparsifier,
+  addSparseInto,
+  decodeFp16,
+  decodeSparse,
+  encodeFp16,
+  encodeSparse,
+  f16BitsToF32,
+  f32ToF16Bits,
+  kForRatio,
+  mulberry32,
+  randomKIndices,
+  topKIndices,
+  wireBytes,
+} from './codecs';
+
+describe('fp16', () => {
+  it('round-trips every one of the 65536 half values', () => {
+    const wrong: number[] = [];
+    for (let h = 0; h < 0x10000; h++) {
+      const x = f16BitsToF32(h);
+      const ok = Number.isNaN(x) ? Number.isNaN(f16BitsToF32(f32ToF16Bits(x))) : f32ToF16Bits(x) === h;
+      if (!ok) wrong.push(h);
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  it('decodes known values: subnormals, infinities, signed zero', () => {
+    expect(f16BitsToF32(0x0001)).toBe(2 ** -24);
+    expect(f16BitsToF32(0x03ff)).toBe(1023 * 2 ** -24);
+    expect(f16BitsToF32(0x0400)).toBe(2 ** -14);
+    expect(f16BitsToF32(0x3c00)).toBe(1);
+    expect(f16BitsToF32(0x7bff)).toBe(65504);
+    expect(f16BitsToF32(0x7c00)).toBe(Infinity);
+    expect(f16BitsToF32(0xfc00)).toBe(-Infinity);
+    expect(Object.is(f16BitsToF32(0x8000), -0)).toBe(true);
+    expect(f16BitsToF32(0x7e00)).toBeNaN();
+  });
+
+  it('rounds to nearest with ties to even, at every positive finite half', () => {
+    const wrong: number[] = [];
+    for (let h = 0; h < 0x7bff; h++) {
+      const lo = f16BitsToF32(h);
+      const hi = f16BitsToF32(h + 1);
+      const mid = (lo + hi) / 2; // exact in f32: one more bit than a half has
+      const even = h % 2 === 0 ? h : h + 1;
+      const step = (hi - lo) / 16;
+      const ok =
+        f32ToF16Bits(mid) === even &&
+        f32ToF16Bits(-mid) === (even | 0x8000) &&
+        f32ToF16Bits(mid - step) === h &&
+        f32ToF16Bits(mid + step) === h + 1;
+      if (!ok) wrong.push(h);
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  it('overflows to infinity, underflows to zero, keeps NaN', () => {
+    expect(f32ToF16Bits(65519)).toBe(0x7bff);
+    expect(f32ToF16Bits(65520)).toBe(0x7c00); // the midpoint to 65536 ties to even: infinity
+    expect(f32ToF16Bits(1e10)).toBe(0x7c00);
+    expect(f32ToF16Bits(-Infinity)).toBe(0xfc00);
+    expect(f32ToF16Bits(2 ** -25)).toBe(0); // tie between 0 and the smallest subnormal: even is 0
+    expect(f32ToF16Bits(2 ** -25 * 1.0001)).toBe(1);
+    expect(f32ToF16Bits(1e-10)).toBe(0);
+    expect(f32ToF16Bits(-1e-10)).toBe(0x8000);
+    expect(f16BitsToF32(f32ToF16Bits(NaN))).toBeNaN();
+  });
+
+  it('encodes and decodes arrays, checking sizes', () => {
+    const x = Float32Array.of(1, -2.5, 0.1, 70000);
+    const back = decodeFp16(encodeFp16(x));
+    expect(Array.from(back)).toEqual([1, -2.5, f16BitsToF32(f32ToF16Bits(0.1)), Infinity]);
+    expect(Math.abs(back[2] - 0.1)).toBeLessThan(0.1 * 2 ** -11);
+    expect(() => encodeFp16(x, new Uint16Array(3))).toThrow(/holds 3/);
+  });
+});
+
+describe('sparse wire format', () => {
+  it('round-trips with exact byte counts', () => {
+    const sparse = { indices: Uint32Array.of(0, 5, 4_000_000_000), values: Float32Array.of(-1.5, 3, 1e-30) };
+    const bytes = encodeSparse(sparse);
+    expect(bytes.byteLength).toBe(wireBytes('topk', 4_000_000_001, 3));
+    expect(bytes.byteLength).toBe(24);
+    const back = decodeSparse(bytes);
+    expect(Array.from(back.indices)).toEqual(Array.from(sparse.indices));
+    expect(Array.from(back.values)).toEqual(Array.from(sparse.values));
+    expect(() => decodeSparse(new Uint8Array(12))).toThrow(/8-byte entries/);
+  });
+
+  it('adds into a dense vector and refuses indices out of range', () => {
+    const target = new Float32Array(4).fill(1);
+    addSparseInto(target, { indices: Uint32Array.of(1, 3), values: Float32Array.of(2, -1) });
+    expect(Array.from(target)).toEqual([1, 3, 1, 0]);
+    expect(() => addSparseInto(target, { indices: Uint32Array.of(4), values: Float32Array.of(1) })).toThrow(/outside/);
+  });
+
+  it('counts bytes for every codec', () => {
+    expect(wireBytes('none', 1000)).toBe(4000);
+    expect(wireBytes('fp16', 1000)).toBe(2000);
+    expect(wireBytes('randomk', 1000, 10)).toBe(80);
+    expect(() => wireBytes('topk', 5, 6)).toThrow(/exceeds/);
+    expect(kForRatio(1000, 0.01)).toBe(10);
+    expect(kForRatio(10, 0.001)).toBe(1);
+    expect(kForRatio(0, 0.5)).toBe(0);
+    expect(() => kForRatio(10, 0)).toThrow(/ratio/);
+  });
+});
+
+describe('selection', () => {
+  it('top-k matches a sort, with ties to the lower index', () => {
+    const random = mulberry32(7);
+    for (const length of [1, 2, 10, 1000]) {
+      // Few distinct values, so ties are everywhere.
+      const x = Float32Array.from({ length }, () => Math.round((random() - 0.5) * 8));
+      for (const k of [0, 1, Math.ceil(length / 3), length]) {
+        const order = Array.from(x.keys()).sort((a, b) => Math.abs(x[b]) - Math.abs(x[a]) || a - b);
+        const want = order.slice(0, k).sort((a, b) => a - b);
+        expect(Array.from(topKIndices(x, k))).toEqual(want);
+      }
+    }
+    expect(Array.from(topKIndices(Float32Array.of(1, NaN, 2), 1))).toEqual([1]);
+    expect(() => topKIndices(new Float32Array(3), 4)).toThrow(/k must be/);
+  });
+
+  it('random-k picks k distinct ascending indices, reproducibly, covering the vector', () => {
+    const a = randomKIndices(100, 10, mulberry32(3));
+    expect(a).toHaveLength(10);
+    expect(new Set(a).size).toBe(10);
+    for (let i = 1; i < a.length; i++) expect(a[i]).toBeGreaterThan(a[i - 1]);
+    expect(Array.from(randomKIndices(100, 10, mulberry32(3)))).toEqual(Array.from(a));
+    const hits = new Uint32Array(20);
+    const random = mulberry32(5);
+    for (let t = 0; t < 2000; t++) for (const i of randomKIndices(20, 5, random)) hits[i]++;
+    // Each index is expected 500 times; a uniform sampler stays well inside +-20%.
+    for (const h of hits) expect(Math.abs(h - 500)).toBeLessThan(100);
+  });
+});
+
+describe('Sparsifier (error feedback, momentum correction)', () => {
+  it('loses nothing: sent + residual always equals the sum of all gradients', () => {
+    for (const kind of ['topk', 'randomk'] as const) {
+      const length = 50;
+      const sparsifier = new Sparsifier(length, { kind, ratio: 0.1, seed: 9 });
+      const random = mulberry32(11);
+      const totalGrad = new Float64Array(length);
+      const totalSent = new Float64Array(length);
+      for (let step = 0; step < 20; step++) {
+        // Dyadic values keep float sums exact.
+        const grad = Float32Array.from({ length }, () => Math.round((random() - 0.5) * 64) / 8);
+        grad.forEach((g, i) => (totalGrad[i] += g));
+        const sent = sparsifier.compress(grad);
+        expect(sent.indices).toHaveLength(5);
+        sent.indices.forEach((index, i) => (totalSent[index] += sent.values[i]));
+      }
+      totalGrad.forEach((g, i) => expect(totalSent[i] + sparsifier.residual[i]).toBe(g));
+    }
+  });
+
+  it('top-k sends the largest accumulated entries and zeroes them in the residual', () => {
+    const sparsifier = new Sparsifier(4, { kind: 'topk', ratio: 0.5 });
+    const first = sparsifier.compress(Float32Array.of(1, -5, 2, 0.5));
+    expect(Array.from(first.indices)).toEqual([1, 2]);
+    expect(Array.from(first.values)).toEqual([-5, 2]);
+    expect(Array.from(sparsifier.residual)).toEqual([1, 0, 0, 0.5]);
+    // Small but persistent entries accumulate until they are sent.
+    const second = sparsifier.compress(Float32Array.of(1, 0, 0, 0.5));
+    expect(Array.from(second.indices)).toEqual([0, 3]);
+    expect(Array.from(second.values)).toEqual([2, 1]);
+  });
+
+  it('accumulates momentum locally and masks it where entries were sent (DGC)', () => {
+    const sparsifier = new Sparsifier(2, { kind: 'topk', ratio: 0.5, momentum: 0.5 });
+    sparsifier.compress(Float32Array.of(4, 1)); // u = [4, 1], v = [4, 1] -> send index 0
+    expect(Array.from(sparsifier.velocity!)).toEqual([0, 1]);
+    expect(Array.from(sparsifier.residual)).toEqual([0, 1]);
+    const sent = sparsifier.compress(Float32Array.of(0, 1)); // u = [0, 1.5], v = [0, 2.5]
+    expect(Array.from(sent.indices)).toEqual([1]);
+    expect(Array.from(sent.values)).toEqual([2.5]);
+    expect(() => new Sparsifier(2, { kind: 'topk', ratio: 0.5, momentum: 1 })).toThrow(/momentum/);
+    expect(() => sparsifier.compress(new Float32Array(3))).toThrow(/3 elements/);
+  });
+});

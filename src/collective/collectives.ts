@@ -1,0 +1,86 @@
+// The calls the trainer makes: build this rank's schedule, run it. Each is two lines on purpose; the
+// logic lives in schedules.ts (what moves) and executor.ts (moving it).
+
+import { type Range, chunksFromBoundaries, splitEven } from './chunking';
+import { type RunOptions, type RunStats, runSchedule } from './executor';
+import {
+  type BroadcastOptions,
+  type ScheduleOptions,
+  broadcast,
+  naiveAllReduce,
+  ringAllGather,
+  ringAllReduce,
+  ringReduceScatter,
+  sparseAllGather,
+} from './schedules';
+import type { Transport } from './types';
+
+export type CollectiveOptions = RunOptions & ScheduleOptions;
+
+/** Sum (or with `average`, mean) of `data` over all ranks, in place. Ring unless `algorithm: 'naive'`. */
+export function runAllReduce(transport: Transport, data: Float32Array, opts: CollectiveOptions & { algorithm?: 'ring' | 'naive' }): Promise<RunStats> {
+  const build = opts.algorithm === 'naive' ? naiveAllReduce : ringAllReduce;
+  return runSchedule(transport, build(transport.world, transport.rank, data.length, opts), data, opts);
+}
+
+/**
+ * Reduce-scatter in place: afterwards this rank's chunk (its ZeRO shard when `boundaries` are the
+ * partition's) holds the sum (or mean) over all ranks; the rest of `data` holds partial sums. Returns
+ * the owned range.
+ */
+export async function runReduceScatter(transport: Transport, data: Float32Array, opts: CollectiveOptions): Promise<{ owned: Range; stats: RunStats }> {
+  const schedule = ringReduceScatter(transport.world, transport.rank, data.length, opts);
+  const stats = await runSchedule(transport, schedule, data, opts);
+  return { owned: schedule.chunks[transport.rank], stats };
+}
+
+/** All-gather in place: each rank contributes its own chunk of `data`; afterwards all of `data` is filled. */
+export function runAllGather(transport: Transport, data: Float32Array, opts: CollectiveOptions): Promise<RunStats> {
+  return runSchedule(transport, ringAllGather(transport.world, transport.rank, data.length, opts), data, opts);
+}
+
+/** Copies the root's `data` into every rank's `data`. */
+export function runBroadcast(transport: Transport, data: Float32Array, root: number, opts: RunOptions & BroadcastOptions): Promise<RunStats> {
+  return runSchedule(transport, broadcast(root, transport.world, transport.rank, data.length, opts), data, opts);
+}
+
+/**
+ * Every rank contributes a byte payload of any length that is a multiple of 4 (e.g. the sparse wire
+ * format of codecs.ts); every rank gets all payloads back, bit for bit, indexed by rank. Two ring
+ * all-gathers: first the sizes (one word per rank), then the payloads cut at those sizes. Message
+ * numbers of the second start after the first's, so both share one collective id.
+ */
+export async function runSparseAllGather(transport: Transport, payload: Uint8Array, opts: CollectiveOptions): Promise<{ payloads: Uint8Array[]; stats: RunStats }> {
+  const { world, rank } = transport;
+  if (payload.byteLength % 4 !== 0) throw new RangeError(`payload must be whole 32-bit words, got ${payload.byteLength} bytes`);
+  // Sizes travel as raw u32 bits inside a float vector: an all-gather only copies bytes, never adds.
+  const sizes = new Float32Array(world);
+  const sizeWords = new Uint32Array(sizes.buffer);
+  sizeWords[rank] = payload.byteLength / 4;
+  const unit = Array.from({ length: world + 1 }, (_, i) => i);
+  const sizeSchedule = ringAllGather(world, rank, world, { ...opts, boundaries: unit });
+  const first = await runSchedule(transport, sizeSchedule, sizes, { ...opts, average: false });
+
+  const words = Array.from(sizeWords);
+  const schedule = sparseAllGather(world, rank, words, opts);
+  const gathered = new Float32Array(schedule.length);
+  const bytes = new Uint8Array(gathered.buffer);
+  const mine = schedule.chunks[rank];
+  bytes.set(payload, mine.offset * 4);
+  const msgBase = (opts.msgBase ?? 0) + 2 * world;
+  const second = await runSchedule(transport, schedule, gathered, { ...opts, msgBase, average: false });
+  const payloads = schedule.chunks.map((chunk) => bytes.subarray(chunk.offset * 4, (chunk.offset + chunk.length) * 4));
+  const stats: RunStats = {
+    bytesSent: first.bytesSent + second.bytesSent,
+    bytesReceived: first.bytesReceived + second.bytesReceived,
+    messagesSent: first.messagesSent + second.messagesSent,
+    messagesReceived: first.messagesReceived + second.messagesReceived,
+    ms: first.ms + second.ms,
+  };
+  return { payloads, stats };
+}
+
+/** The chunk each rank owns after a reduce-scatter with these options (for callers that need it up front). */
+export function ownedChunks(world: number, length: number, opts: ScheduleOptions = {}): Range[] {
+  return opts.boundaries ? chunksFromBoundaries(opts.boundaries, length) : splitEven(length, world);
+}

@@ -1,0 +1,576 @@
+// The WebGPU implementation of Backend: WGSL kernels from shaders/, one pipeline per kernel built at
+// creation, ops recorded into one compute pass and submitted at flush/read/write or when a batch
+// grows large. Repeating a step allocates nothing: bind groups and their uniform slots are cached per
+// (kernel, bound views), staging buffers for reads are pooled.
+import {
+  type AdamWHyper,
+  type Backend,
+  type BackendInfo,
+  type DType,
+  type DeviceBuffer,
+  type MatmulOptions,
+  type MemoryKind,
+  type SgdHyper,
+  type View,
+  VIEW_ALIGNMENT,
+  viewOf,
+} from '../engine/backend';
+import { emptyMemory } from '../engine/cpu-backend';
+import { checkAttention, checkMatmul, needDType, needLength, needPositive, needSameLength } from '../engine/op-checks';
+import { type AcquireOptions, type AdapterDescription, type GpuContext, acquireDevice, isSwiftShader } from './device';
+import { type Kernel, type KernelName, type MatmulVariant, buildKernels, kernelsFor } from './kernels';
+import { UniformArena, type UniformSlot } from './uniform-arena';
+
+export interface WebGpuBackendOptions extends AcquireOptions {
+  /** Force a matmul kernel; by default 'blocked' on SwiftShader (a CPU), 'tiled' on real GPUs. */
+  matmul?: MatmulVariant;
+  /** Submit the recorded pass after this many dispatches (default 256). */
+  maxBatch?: number;
+}
+
+interface GpuBuf extends DeviceBuffer {
+  readonly gpu: GPUBuffer;
+}
+
+interface CachedBinding {
+  bindGroup: GPUBindGroup;
+  slot: UniformSlot;
+  bufIds: number[];
+  /** The uniform words last written to the slot, and the batch that last used them. */
+  words: Uint32Array<ArrayBuffer> | undefined;
+  batch: number;
+}
+
+/** Uniform values: u32 fields first, then f32 fields, as every WGSL Params struct in shaders/ lists them. */
+interface Uniforms {
+  u?: number[];
+  f?: number[];
+}
+
+const WORKGROUPS_PER_DIM = 65535;
+
+export function chooseMatmulVariant(adapter: AdapterDescription, override?: MatmulVariant): MatmulVariant {
+  return override ?? (isSwiftShader(adapter) ? 'blocked' : 'tiled');
+}
+
+export class WebGpuBackend implements Backend {
+  readonly info: BackendInfo;
+  readonly matmulVariant: MatmulVariant;
+  private readonly device: GPUDevice;
+  private readonly maxBatch: number;
+  private readonly uniforms: UniformArena;
+  private readonly live = new Map<number, GpuBuf>();
+  private readonly cache = new Map<string, CachedBinding>();
+  private readonly staging = new Map<number, GPUBuffer[]>(); // free staging buffers by byte size
+  private stagingCount = 0;
+  private stagingBytes = 0;
+  private nextId = 1;
+  private encoder: GPUCommandEncoder | undefined;
+  private pass: GPUComputePassEncoder | undefined;
+  private batch = 0;
+  private dispatches = 0;
+  private attentionScratch: DeviceBuffer | undefined;
+
+  private constructor(
+    readonly context: GpuContext,
+    private readonly kernels: Partial<Record<KernelName, Kernel>>,
+    opts: WebGpuBackendOptions,
+  ) {
+    this.device = context.device;
+    const a = context.adapter;
+    this.info = { kind: 'webgpu', adapter: [a.vendor, a.architecture, a.description].filter(Boolean).join(' ') || 'unknown adapter' };
+    this.matmulVariant = chooseMatmulVariant(a, opts.matmul);
+    this.maxBatch = opts.maxBatch ?? 256;
+    this.uniforms = new UniformArena(this.device);
+  }
+
+  /** Acquires a device from `gpu` (navigator.gpu, or the `webgpu` package's create([]) in Node). */
+  static async create(gpu: GPU | undefined | null, opts: WebGpuBackendOptions = {}): Promise<WebGpuBackend> {
+    return WebGpuBackend.fromContext(await acquireDevice(gpu, opts), opts);
+  }
+
+  /** Builds a backend on a device that already exists (several backends may share one device). */
+  static async fromContext(context: GpuContext, opts: WebGpuBackendOptions = {}): Promise<WebGpuBackend> {
+    const variant = chooseMatmulVariant(context.adapter, opts.matmul);
+    return new WebGpuBackend(context, await buildKernels(context.device, kernelsFor(variant)), opts);
+  }
+
+  // --- memory -------------------------------------------------------------------------------------
+
+  alloc(length: number, label: string, kind: MemoryKind, dtype: DType = 'f32'): DeviceBuffer {
+    if (!Number.isInteger(length) || length <= 0) throw new RangeError(`alloc ${label}: bad length ${length}`);
+    const gpu = this.device.createBuffer({
+      label,
+      size: length * 4,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+    });
+    const buf: GpuBuf = { id: this.nextId++, label, dtype, length, kind, gpu };
+    this.live.set(buf.id, buf);
+    return buf;
+  }
+
+  free(buf: DeviceBuffer): void {
+    const own = this.own(buf, 'free');
+    // Recorded work may still use it: submit first (destroy then waits for the queue by itself).
+    this.submit();
+    for (const [key, entry] of this.cache) {
+      if (entry.bufIds.includes(own.id)) {
+        this.uniforms.release(entry.slot);
+        this.cache.delete(key);
+      }
+    }
+    this.live.delete(own.id);
+    own.gpu.destroy();
+  }
+
+  memory(): Record<MemoryKind, number> {
+    const bytes = emptyMemory();
+    for (const b of this.live.values()) bytes[b.kind] += b.length * 4;
+    bytes.workspace += this.uniforms.bytes() + this.stagingBytes;
+    return bytes;
+  }
+
+  /** Live GPU buffers: the caller's, plus uniform arenas and pooled staging buffers. */
+  bufferCount(): number {
+    return this.live.size + this.uniforms.bufferCount() + this.stagingCount;
+  }
+
+  write(dst: View, data: Float32Array | Uint32Array): void {
+    needLength('write', 'dst', dst, data.length);
+    const own = this.own(dst.buf, 'write');
+    // queue.writeBuffer runs before any not-yet-submitted pass: submit what was recorded first, so
+    // that ops recorded before this write still see the old contents.
+    this.submit();
+    this.device.queue.writeBuffer(own.gpu, dst.offset * 4, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  async read(src: View): Promise<Float32Array> {
+    const own = this.own(src.buf, 'read');
+    const bytes = src.length * 4;
+    const staging = this.takeStaging(bytes);
+    this.endPass();
+    const encoder = (this.encoder ??= this.device.createCommandEncoder());
+    encoder.copyBufferToBuffer(own.gpu, src.offset * 4, staging, 0, bytes);
+    this.submit();
+    await staging.mapAsync(GPUMapMode.READ, 0, bytes);
+    const out = new Float32Array(staging.getMappedRange(0, bytes).slice(0));
+    staging.unmap();
+    this.staging.get(bytes)!.push(staging);
+    return out;
+  }
+
+  fill(dst: View, value: number): void {
+    const bits = dst.buf.dtype === 'u32' ? value >>> 0 : new Uint32Array(new Float32Array([value]).buffer)[0];
+    this.run('fill', { u: [dst.length, bits] }, [dst], this.grid(dst.length, 256));
+  }
+
+  copy(dst: View, src: View): void {
+    needSameLength('copy', { dst, src });
+    if (dst.buf.id === src.buf.id) {
+      this.run('copy', { u: [dst.length] }, [dst, src], this.grid(dst.length, 256));
+      return;
+    }
+    // Between buffers a plain copy command needs no alignment: record it between passes.
+    const [d, s] = [this.own(dst.buf, 'copy'), this.own(src.buf, 'copy')];
+    this.endPass();
+    (this.encoder ??= this.device.createCommandEncoder()).copyBufferToBuffer(s.gpu, src.offset * 4, d.gpu, dst.offset * 4, dst.length * 4);
+    this.countDispatch();
+  }
+
+  async flush(): Promise<void> {
+    this.submit();
+    await this.device.queue.onSubmittedWorkDone();
+  }
+
+  /** Frees every buffer and the device's resources this backend made (not the device itself). */
+  destroy(): void {
+    this.submit();
+    for (const b of [...this.live.values()]) this.free(b);
+    this.uniforms.destroy();
+    for (const list of this.staging.values()) for (const s of list) s.destroy();
+    this.staging.clear();
+    this.stagingCount = 0;
+    this.stagingBytes = 0;
+  }
+
+  // --- elementwise ------------------------------------------------------------------------------
+
+  add(out: View, a: View, b: View): void {
+    const n = needSameLength('add', { out, a, b });
+    const [outIsA, outIsB] = [sameRange(out, a), sameRange(out, b)];
+    if (outIsA && outIsB) this.scale(out, 2);
+    else if (outIsA) this.run('add_in_place', { u: [n] }, [out, b], this.grid(n, 256));
+    else if (outIsB) this.run('add_in_place', { u: [n] }, [out, a], this.grid(n, 256));
+    else this.run('add', { u: [n] }, [out, a, b], this.grid(n, 256));
+  }
+
+  addInPlace(out: View, a: View): void {
+    const n = needSameLength('addInPlace', { out, a });
+    this.run('add_in_place', { u: [n] }, [out, a], this.grid(n, 256));
+  }
+
+  scale(x: View, s: number): void {
+    this.run('scale', { u: [x.length], f: [s] }, [x], this.grid(x.length, 256));
+  }
+
+  // --- linear -----------------------------------------------------------------------------------
+
+  matmul(out: View, a: View, b: View, M: number, K: number, N: number, opts: MatmulOptions = {}): void {
+    checkMatmul(out, a, b, M, K, N);
+    const t = `${opts.transA ? 't' : 'n'}${opts.transB ? 't' : 'n'}` as const;
+    const per = this.matmulVariant === 'tiled' ? 64 : 32; // output rows/cols per workgroup
+    const groups: [number, number] = [Math.ceil(N / per), Math.ceil(M / per)];
+    if (groups[0] > WORKGROUPS_PER_DIM || groups[1] > WORKGROUPS_PER_DIM) {
+      throw new RangeError(`matmul: ${M}x${N} needs more than ${WORKGROUPS_PER_DIM} workgroups in a dimension`);
+    }
+    this.run(`matmul_${this.matmulVariant}_${t}`, { u: [M, K, N, opts.accumulate ? 1 : 0] }, [
+      viewOf(out.buf, out.offset, M * N),
+      viewOf(a.buf, a.offset, M * K),
+      viewOf(b.buf, b.offset, K * N),
+    ], groups);
+  }
+
+  biasAdd(out: View, x: View, bias: View, rows: number, cols: number): void {
+    needPositive('biasAdd', { rows, cols });
+    needLength('biasAdd', 'out', out, rows * cols);
+    needLength('biasAdd', 'x', x, rows * cols);
+    needLength('biasAdd', 'bias', bias, cols);
+    const n = rows * cols;
+    const [o, xs, b] = [prefix(out, n), prefix(x, n), prefix(bias, cols)];
+    if (sameRange(o, xs)) this.run('bias_add_in_place', { u: [rows, cols] }, [o, b], this.grid(n, 256));
+    else this.run('bias_add', { u: [rows, cols] }, [o, xs, b], this.grid(n, 256));
+  }
+
+  biasBackward(dBias: View, dOut: View, rows: number, cols: number): void {
+    needPositive('biasBackward', { rows, cols });
+    needLength('biasBackward', 'dBias', dBias, cols);
+    needLength('biasBackward', 'dOut', dOut, rows * cols);
+    this.run('bias_backward', { u: [rows, cols] }, [prefix(dBias, cols), prefix(dOut, rows * cols)], this.grid(cols, 64));
+  }
+
+  // --- activations ------------------------------------------------------------------------------
+
+  relu(out: View, x: View): void {
+    this.unary('relu', out, x);
+  }
+
+  reluBackward(dx: View, x: View, dy: View): void {
+    this.unaryBackward('relu', dx, x, dy);
+  }
+
+  gelu(out: View, x: View): void {
+    this.unary('gelu', out, x);
+  }
+
+  geluBackward(dx: View, x: View, dy: View): void {
+    this.unaryBackward('gelu', dx, x, dy);
+  }
+
+  // --- loss -------------------------------------------------------------------------------------
+
+  softmaxCrossEntropy(
+    losses: View,
+    probs: View,
+    dLogits: View,
+    logits: View,
+    targets: View,
+    rows: number,
+    cols: number,
+    gradScale: number,
+  ): void {
+    const op = 'softmaxCrossEntropy';
+    needPositive(op, { rows, cols });
+    needDType(op, 'targets', targets, 'u32');
+    const n = rows * cols;
+    for (const [name, v] of Object.entries({ probs, dLogits, logits })) needLength(op, name, v, n);
+    needLength(op, 'losses', losses, rows);
+    needLength(op, 'targets', targets, rows);
+    this.run(
+      'softmax_cross_entropy',
+      { u: [rows, cols], f: [gradScale] },
+      [prefix(losses, rows), prefix(probs, n), prefix(dLogits, n), prefix(logits, n), prefix(targets, rows)],
+      this.grid(rows, 64),
+    );
+  }
+
+  // --- normalisation ----------------------------------------------------------------------------
+
+  layerNorm(out: View, mean: View, rstd: View, x: View, gamma: View, beta: View, rows: number, cols: number): void {
+    const op = 'layerNorm';
+    needPositive(op, { rows, cols });
+    const n = rows * cols;
+    for (const [name, v] of Object.entries({ out, x })) needLength(op, name, v, n);
+    for (const [name, v] of Object.entries({ mean, rstd })) needLength(op, name, v, rows);
+    for (const [name, v] of Object.entries({ gamma, beta })) needLength(op, name, v, cols);
+    this.run(
+      'layernorm_forward',
+      { u: [rows, cols] },
+      [prefix(out, n), prefix(mean, rows), prefix(rstd, rows), prefix(x, n), prefix(gamma, cols), prefix(beta, cols)],
+      this.grid(rows, 64),
+    );
+  }
+
+  layerNormBackward(
+    dx: View,
+    dGamma: View,
+    dBeta: View,
+    dy: View,
+    x: View,
+    mean: View,
+    rstd: View,
+    gamma: View,
+    rows: number,
+    cols: number,
+  ): void {
+    const op = 'layerNormBackward';
+    needPositive(op, { rows, cols });
+    const n = rows * cols;
+    for (const [name, v] of Object.entries({ dx, dy, x })) needLength(op, name, v, n);
+    for (const [name, v] of Object.entries({ mean, rstd })) needLength(op, name, v, rows);
+    for (const [name, v] of Object.entries({ dGamma, dBeta, gamma })) needLength(op, name, v, cols);
+    const [dyN, xN, meanN, rstdN] = [prefix(dy, n), prefix(x, n), prefix(mean, rows), prefix(rstd, rows)];
+    this.run('layernorm_backward_params', { u: [rows, cols] }, [prefix(dGamma, cols), prefix(dBeta, cols), dyN, xN, meanN, rstdN], this.grid(cols, 64));
+    this.run('layernorm_backward_dx', { u: [rows, cols] }, [prefix(dx, n), dyN, xN, meanN, rstdN, prefix(gamma, cols)], this.grid(rows, 64));
+  }
+
+  // --- GPT pieces -------------------------------------------------------------------------------
+
+  embedding(out: View, tokens: View, wte: View, wpe: View, B: number, T: number, C: number): void {
+    const op = 'embedding';
+    needPositive(op, { B, T, C });
+    needDType(op, 'tokens', tokens, 'u32');
+    needLength(op, 'out', out, B * T * C);
+    needLength(op, 'tokens', tokens, B * T);
+    needLength(op, 'wpe', wpe, T * C);
+    const vocab = Math.floor(wte.length / C);
+    needPositive(op, { vocab });
+    this.run('embedding_forward', { u: [B, T, C, vocab] }, [prefix(out, B * T * C), prefix(tokens, B * T), prefix(wte, vocab * C), prefix(wpe, T * C)], this.grid(B * T * C, 256));
+  }
+
+  embeddingBackward(dWte: View, dWpe: View, dOut: View, tokens: View, B: number, T: number, C: number, vocab: number): void {
+    const op = 'embeddingBackward';
+    needPositive(op, { B, T, C, vocab });
+    needDType(op, 'tokens', tokens, 'u32');
+    needLength(op, 'dWte', dWte, vocab * C);
+    needLength(op, 'dWpe', dWpe, T * C);
+    needLength(op, 'dOut', dOut, B * T * C);
+    needLength(op, 'tokens', tokens, B * T);
+    const [tok, dy] = [prefix(tokens, B * T), prefix(dOut, B * T * C)];
+    const u = [B, T, C, vocab];
+    this.run('embedding_backward_wte', { u }, [prefix(dWte, vocab * C), tok, dy], this.grid(vocab * C, 256));
+    this.run('embedding_backward_wpe', { u }, [prefix(dWpe, T * C), dy], this.grid(T * C, 256));
+  }
+
+  attention(out: View, att: View, qkv: View, B: number, T: number, C: number, nHead: number): void {
+    checkAttention(qkv, att, out, B, T, C, nHead, 'attention');
+    this.run(
+      'attention_forward',
+      { u: [B, T, C, nHead], f: [1 / Math.sqrt(C / nHead)] },
+      [prefix(out, B * T * C), prefix(att, B * nHead * T * T), prefix(qkv, B * T * 3 * C)],
+      this.grid(B * nHead * T, 64),
+    );
+  }
+
+  attentionBackward(dQkv: View, dOut: View, qkv: View, att: View, B: number, T: number, C: number, nHead: number): void {
+    const op = 'attentionBackward';
+    checkAttention(qkv, att, dOut, B, T, C, nHead, op);
+    needLength(op, 'dQkv', dQkv, B * T * 3 * C);
+    const attLength = B * nHead * T * T;
+    const scores = viewOf(this.scratch(attLength), 0, attLength);
+    const u = { u: [B, T, C, nHead], f: [1 / Math.sqrt(C / nHead)] };
+    const [dy, x, a] = [prefix(dOut, B * T * C), prefix(qkv, B * T * 3 * C), prefix(att, attLength)];
+    const grid = this.grid(B * nHead * T, 64);
+    this.run('attention_backward_scores', u, [scores, dy, x, a], grid);
+    this.run('attention_backward_qkv', u, [prefix(dQkv, B * T * 3 * C), dy, x, a, scores], grid);
+  }
+
+  // --- optimisers and clipping ------------------------------------------------------------------
+
+  sumSquares(partial: View, x: View): void {
+    needLength('sumSquares', 'partial', partial, 1);
+    this.run('sum_squares', { u: [x.length] }, [prefix(partial, 1), x], [1, 1]);
+  }
+
+  clipByNorm(g: View, sumSq: View, maxNorm: number): void {
+    needLength('clipByNorm', 'sumSq', sumSq, 1);
+    this.run('clip_by_norm', { u: [g.length], f: [0, 0, 0, 0, 0, 0, 0, maxNorm] }, [g, prefix(sumSq, 1)], this.grid(g.length, 256));
+  }
+
+  sgd(params: View, grads: View, momentum: View, h: SgdHyper): void {
+    const n = needSameLength('sgd', { params, grads, momentum });
+    this.run('sgd', { u: [n], f: [h.lr, h.momentum, 0, 0, h.weightDecay] }, [params, grads, momentum], this.grid(n, 256));
+  }
+
+  adamw(params: View, grads: View, m: View, v: View, h: AdamWHyper): void {
+    const n = needSameLength('adamw', { params, grads, m, v });
+    if (!(h.step >= 1)) throw new RangeError(`adamw: step is 1-based, got ${h.step}`);
+    const f = [h.lr, h.beta1, h.beta2, h.eps, h.weightDecay, 1 - h.beta1 ** h.step, 1 - h.beta2 ** h.step];
+    this.run('adamw', { u: [n], f }, [params, grads, m, v], this.grid(n, 256));
+  }
+
+  // --- internals --------------------------------------------------------------------------------
+
+  private unary(name: 'relu' | 'gelu', out: View, x: View): void {
+    const n = needSameLength(name, { out, x });
+    if (sameRange(out, x)) this.run(`${name}_in_place`, { u: [n] }, [out], this.grid(n, 256));
+    else this.run(name, { u: [n] }, [out, x], this.grid(n, 256));
+  }
+
+  private unaryBackward(name: 'relu' | 'gelu', dx: View, x: View, dy: View): void {
+    const n = needSameLength(`${name}Backward`, { dx, x, dy });
+    if (sameRange(dx, dy)) this.run(`${name}_backward_in_place`, { u: [n] }, [dx, x], this.grid(n, 256));
+    else this.run(`${name}_backward`, { u: [n] }, [dx, x, dy], this.grid(n, 256));
+  }
+
+  /** Workgroup counts for `n` invocations of `size`, folded into 2-D past the per-dimension limit. */
+  private grid(n: number, size: number): [number, number] {
+    const groups = Math.max(1, Math.ceil(n / size));
+    if (groups <= WORKGROUPS_PER_DIM) return [groups, 1];
+    const x = WORKGROUPS_PER_DIM;
+    const y = Math.ceil(groups / x);
+    if (y > WORKGROUPS_PER_DIM) throw new RangeError(`${n} elements is more than one dispatch can cover`);
+    return [x, y];
+  }
+
+  /** Records one dispatch of `name` over `views` (bound in order to the kernel's storage bindings). */
+  private run(name: KernelName, uniforms: Uniforms, views: View[], groups: [number, number]): void {
+    const kernel = this.kernels[name];
+    if (!kernel) throw new Error(`kernel ${name} was not built for this backend`);
+    const bufs = views.map((v) => this.checkBinding(name, v));
+    checkDisjoint(name, views);
+    const key = `${name}|${views.map((v) => `${v.buf.id}:${v.offset}:${v.length}`).join(',')}`;
+    let entry = this.cache.get(key);
+    if (!entry) {
+      const slot = this.uniforms.take();
+      entry = {
+        slot,
+        bufIds: views.map((v) => v.buf.id),
+        words: undefined,
+        batch: -1,
+        bindGroup: this.device.createBindGroup({
+          label: key,
+          layout: kernel.layout,
+          entries: [
+            { binding: 0, resource: { buffer: slot.buffer, offset: slot.offset, size: slot.size } },
+            ...views.map((v, i) => ({
+              binding: kernel.storage[i],
+              resource: { buffer: bufs[i].gpu, offset: v.offset * 4, size: v.length * 4 },
+            })),
+          ],
+        }),
+      };
+      this.cache.set(key, entry);
+    }
+    const words = packUniforms(uniforms);
+    if (!entry.words || !sameWords(entry.words, words)) {
+      // A queue write lands before the pending pass runs: if that pass already used this slot with
+      // other values, submit it first so that it keeps seeing them.
+      if (entry.batch === this.batch) this.submit();
+      this.device.queue.writeBuffer(entry.slot.buffer, entry.slot.offset, words);
+      entry.words = words;
+    }
+    entry.batch = this.batch;
+    this.encoder ??= this.device.createCommandEncoder();
+    this.pass ??= this.encoder.beginComputePass();
+    this.pass.setPipeline(kernel.pipeline);
+    this.pass.setBindGroup(0, entry.bindGroup);
+    this.pass.dispatchWorkgroups(groups[0], groups[1]);
+    this.countDispatch();
+  }
+
+  private countDispatch(): void {
+    if (++this.dispatches >= this.maxBatch) this.submit();
+  }
+
+  private endPass(): void {
+    this.pass?.end();
+    this.pass = undefined;
+  }
+
+  private submit(): void {
+    this.endPass();
+    if (this.encoder) {
+      this.device.queue.submit([this.encoder.finish()]);
+      this.encoder = undefined;
+    }
+    this.dispatches = 0;
+    this.batch++;
+  }
+
+  private checkBinding(op: string, v: View): GpuBuf {
+    const own = this.own(v.buf, op);
+    if (v.offset % VIEW_ALIGNMENT !== 0) {
+      throw new RangeError(
+        `${op}: view of ${v.buf.label} starts at element ${v.offset}, not a multiple of VIEW_ALIGNMENT ` +
+          `(${VIEW_ALIGNMENT} floats = 256 bytes, WebGPU's storage-binding offset alignment); pad the layout with alignUp()`,
+      );
+    }
+    if (v.length <= 0) throw new RangeError(`${op}: empty view of ${v.buf.label}`);
+    return own;
+  }
+
+  private own(buf: DeviceBuffer, op: string): GpuBuf {
+    const own = this.live.get(buf.id);
+    if (!own || own !== buf) throw new Error(`${op}: buffer ${buf.label} (#${buf.id}) is freed or belongs to another backend`);
+    return own;
+  }
+
+  /** The attention backward's score-gradient scratch, grown (never shrunk) to the largest call. */
+  private scratch(length: number): DeviceBuffer {
+    if (!this.attentionScratch || this.attentionScratch.length < length) {
+      if (this.attentionScratch) this.free(this.attentionScratch);
+      this.attentionScratch = this.alloc(length, 'attention backward scratch', 'workspace');
+    }
+    return this.attentionScratch;
+  }
+
+  private takeStaging(bytes: number): GPUBuffer {
+    let free = this.staging.get(bytes);
+    if (!free) this.staging.set(bytes, (free = []));
+    const reused = free.pop();
+    if (reused) return reused;
+    this.stagingCount++;
+    this.stagingBytes += bytes;
+    return this.device.createBuffer({ label: `staging ${bytes}`, size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  }
+}
+
+function packUniforms({ u = [], f = [] }: Uniforms): Uint32Array<ArrayBuffer> {
+  const words = new Uint32Array(u.length + f.length);
+  words.set(u.map((x) => x >>> 0));
+  new Float32Array(words.buffer, u.length * 4).set(f);
+  return words;
+}
+
+function sameWords(a: Uint32Array, b: Uint32Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function sameRange(a: View, b: View): boolean {
+  return a.buf.id === b.buf.id && a.offset === b.offset && a.length === b.length;
+}
+
+/** The first `n` elements of a view: bindings cover exactly what the kernel touches. */
+function prefix(v: View, n: number): View {
+  return n === v.length ? v : viewOf(v.buf, v.offset, n);
+}
+
+/**
+ * WebGPU refuses overlapping ranges of one buffer in a dispatch when a binding is writable (all of
+ * ours are, see shaders/): say so clearly rather than as a validation error at submit time.
+ */
+function checkDisjoint(op: string, views: View[]): void {
+  for (let i = 0; i < views.length; i++) {
+    for (let j = i + 1; j < views.length; j++) {
+      const [a, b] = [views[i], views[j]];
+      if (a.buf.id === b.buf.id && a.offset < b.offset + b.length && b.offset < a.offset + a.length) {
+        throw new RangeError(
+          `${op}: operands ${i} and ${j} overlap in ${a.buf.label} ([${a.offset}, ${a.offset + a.length}) and ` +
+            `[${b.offset}, ${b.offset + b.length})); only the aliasing that the Backend contract allows is supported`,
+        );
+      }
+    }
+  }
+}

@@ -1,0 +1,63 @@
+// `window.lab`: the automation contract for our Playwright tests, the swarm CLI and users' own scripts.
+// Documented in the README ("Scripting the lab"). Everything here is plain JSON-serialisable data so
+// that `page.evaluate(() => window.lab.metrics())` returns it unchanged.
+import type { BackendInfo, MemoryKind } from '../engine/backend';
+import type { LabConfig } from './config';
+import type { RunState } from './events';
+
+export interface LabStatus {
+  rank: number;
+  world: number;
+  step: number;
+  steps: number;
+  state: RunState;
+  error: string | null;
+  room: string;
+  backend: BackendInfo | null;
+}
+
+export interface LabMetrics {
+  /** Training loss of this rank's shard, read back every few steps (the recipe's logEvery)... */
+  losses: number[];
+  /** ...at these steps (1-based). */
+  lossSteps: number[];
+  valLoss: number | null;
+  /** Held-out accuracy in [0, 1] for classifiers. */
+  accuracy: number | null;
+  /** Text models: validation nats/char of a bigram model fitted on the same split. */
+  bigramValLoss: number | null;
+  /** Bytes this rank put on / took off the wire for model data since the run started. */
+  bytesSent: number;
+  bytesReceived: number;
+  /** Mean over completed steps (the first step, which warms caches, excluded when there are more). */
+  computeMsPerStep: number;
+  commMsPerStep: number;
+  waitMsPerStep: number;
+  stepMsPerStep: number;
+  samplesPerSec: number;
+  /** Bytes of device memory this rank holds, by kind (real allocations). */
+  memory: Record<MemoryKind, number> | null;
+  /** Did every rank report the same parameter hash at every step so far? null before the first step. */
+  hashesAgree: boolean | null;
+  lastHash: string | null;
+  sample: string | null;
+}
+
+export interface LabApi {
+  status(): LabStatus;
+  metrics(): LabMetrics;
+  config(): LabConfig;
+  /** Hash of this rank's full parameter vector (read back from the device). */
+  paramsHash(): Promise<string>;
+  /** The full parameter vector (tests: N tabs vs one tab parity). */
+  params(): Promise<number[]>;
+  start(): Promise<void>;
+  pause(): void;
+  resume(): void;
+}
+
+declare global {
+  interface Window {
+    lab: LabApi & Record<string, unknown>;
+  }
+}

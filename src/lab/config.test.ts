@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, DEFAULT_CONFIG, configToQuery, parseConfig } from './config';
+
+const fromQuery = (query: string) => parseConfig(new URLSearchParams(query).entries());
+
+describe('lab config from the URL', () => {
+  it('reads every documented key', () => {
+    const config = fromQuery(
+      'room=abc&model=mlp&dataset=spirals&mode=ps&compression=topk&ratio=0.05&accum=2&batch=32&steps=10&seed=7&world=4&autostart=1&backend=cpu&staleness=2',
+    );
+    expect(config).toMatchObject({
+      room: 'abc',
+      dataset: 'spirals',
+      mode: 'ps',
+      compression: 'topk',
+      ratio: 0.05,
+      accum: 2,
+      batch: 32,
+      steps: 10,
+      seed: 7,
+      world: 4,
+      autostart: true,
+      backend: 'cpu',
+      staleness: 2,
+    });
+  });
+
+  it('follows the model with its default data set', () => {
+    expect(fromQuery('model=gpt').dataset).toBe('sotu');
+    expect(fromQuery('model=gpt&dataset=text').dataset).toBe('text');
+  });
+
+  it('refuses bad values with the key named', () => {
+    expect(() => fromQuery('zero=4')).toThrow(/zero must be an integer from 0 to 3/);
+    expect(() => fromQuery('model=resnet')).toThrow(/model must be one of mlp, gpt/);
+    expect(() => fromQuery('stepz=3')).toThrow(ConfigError);
+    expect(() => fromQuery('room=../../etc')).toThrow(/room/);
+    expect(() => fromQuery('signal=http://x')).toThrow(/ws:\/\//);
+  });
+
+  it('refuses combinations that cannot run', () => {
+    expect(() => fromQuery('model=gpt&dataset=mnist')).toThrow(/text/);
+    expect(() => fromQuery('mode=ps&zero=2')).toThrow(/ring/);
+    expect(() => fromQuery('world=3&batch=64')).toThrow(/divide evenly/);
+  });
+
+  it('round-trips through the query string, writing only what differs from the defaults', () => {
+    expect(configToQuery(DEFAULT_CONFIG)).toBe('');
+    const config = fromQuery('room=r1&zero=2&world=4&batch=128&accum=2&autostart=1');
+    expect(fromQuery(configToQuery(config))).toEqual(config);
+  });
+});

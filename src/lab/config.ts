@@ -1,0 +1,209 @@
+// The lab's run configuration and its URL form: the automation contract for scripts and users' own
+// Playwright tests (README "Scripting the lab"). The same keys are the swarm CLI's flags.
+
+export type ModelKind = 'mlp' | 'gpt';
+export type DatasetKind = 'mnist' | 'spirals' | 'circles' | 'xor' | 'gaussians' | 'sotu' | 'text';
+export type ParallelMode = 'ring' | 'ps';
+export type ZeroStage = 0 | 1 | 2 | 3;
+export type Compression = 'none' | 'fp16' | 'topk' | 'randk';
+export type BackendChoice = 'auto' | 'webgpu' | 'cpu';
+
+export interface LabConfig {
+  /** Room code; empty means a solo run with no mesh. */
+  room: string;
+  model: ModelKind;
+  dataset: DatasetKind;
+  mode: ParallelMode;
+  zero: ZeroStage;
+  compression: Compression;
+  /** Fraction of gradient entries kept by Top-K / Random-K. */
+  ratio: number;
+  /** Micro-batches per optimizer step (gradient accumulation). */
+  accum: number;
+  /** Samples per optimizer step over the whole room (all ranks, all micro-batches); 0: the model's default. */
+  batch: number;
+  /** 0: the model's default. */
+  steps: number;
+  seed: number;
+  lr: number;
+  /** Wait for this many tabs in the room before the first step (0: start with whoever is there). */
+  world: number;
+  autostart: boolean;
+  backend: BackendChoice;
+  /** WebSocket signalling server; empty: BroadcastChannel (tabs of one browser). */
+  signal: string;
+  /** Parameter-server mode: maximum staleness in steps (0: synchronous). */
+  staleness: number;
+  /** Gradient all-reduce bucket size in elements. */
+  bucket: number;
+}
+
+export const MODEL_DEFAULT_DATASET: Record<ModelKind, DatasetKind> = { mlp: 'mnist', gpt: 'sotu' };
+
+export const DEFAULT_CONFIG: LabConfig = {
+  room: '',
+  model: 'mlp',
+  dataset: 'mnist',
+  mode: 'ring',
+  zero: 0,
+  compression: 'none',
+  ratio: 0.01,
+  accum: 1,
+  batch: 0,
+  steps: 0,
+  seed: 1,
+  lr: 0,
+  world: 0,
+  autostart: false,
+  backend: 'auto',
+  signal: '',
+  staleness: 0,
+  bucket: 1 << 16,
+};
+
+const CHOICES = {
+  model: ['mlp', 'gpt'],
+  dataset: ['mnist', 'spirals', 'circles', 'xor', 'gaussians', 'sotu', 'text'],
+  mode: ['ring', 'ps'],
+  compression: ['none', 'fp16', 'topk', 'randk'],
+  backend: ['auto', 'webgpu', 'cpu'],
+} as const satisfies Partial<Record<keyof LabConfig, readonly string[]>>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+function parseInteger(key: string, raw: string, min: number, max: number): number {
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${key} must be an integer from ${min} to ${max}, got "${raw}"`);
+  }
+  return value;
+}
+
+function parseNumber(key: string, raw: string, min: number, max: number): number {
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < min || value > max) {
+    throw new ConfigError(`${key} must be a number from ${min} to ${max}, got "${raw}"`);
+  }
+  return value;
+}
+
+function parseChoice<K extends keyof typeof CHOICES>(key: K, raw: string): (typeof CHOICES)[K][number] {
+  const options: readonly string[] = CHOICES[key];
+  if (!options.includes(raw)) throw new ConfigError(`${key} must be one of ${options.join(', ')}, got "${raw}"`);
+  return raw as (typeof CHOICES)[K][number];
+}
+
+function parseBoolean(key: string, raw: string): boolean {
+  if (['1', 'true', 'yes', ''].includes(raw)) return true;
+  if (['0', 'false', 'no'].includes(raw)) return false;
+  throw new ConfigError(`${key} must be 1 or 0, got "${raw}"`);
+}
+
+const ROOM_PATTERN = /^[A-Za-z0-9_-]{1,32}$/;
+
+/** Applies one key=value to a config; unknown keys are an error so that typos do not pass silently. */
+function applyEntry(config: LabConfig, key: string, raw: string): void {
+  switch (key) {
+    case 'room':
+      if (raw !== '' && !ROOM_PATTERN.test(raw)) throw new ConfigError(`room must be 1-32 letters, digits, - or _`);
+      config.room = raw;
+      return;
+    case 'model':
+      config.model = parseChoice('model', raw);
+      return;
+    case 'dataset':
+      config.dataset = parseChoice('dataset', raw);
+      return;
+    case 'mode':
+      config.mode = parseChoice('mode', raw);
+      return;
+    case 'zero':
+      config.zero = parseInteger('zero', raw, 0, 3) as ZeroStage;
+      return;
+    case 'compression':
+      config.compression = parseChoice('compression', raw);
+      return;
+    case 'backend':
+      config.backend = parseChoice('backend', raw);
+      return;
+    case 'ratio':
+      config.ratio = parseNumber('ratio', raw, 1e-6, 1);
+      return;
+    case 'accum':
+      config.accum = parseInteger('accum', raw, 1, 1024);
+      return;
+    case 'batch':
+      config.batch = parseInteger('batch', raw, 0, 1 << 16);
+      return;
+    case 'steps':
+      config.steps = parseInteger('steps', raw, 0, 10_000_000);
+      return;
+    case 'seed':
+      config.seed = parseInteger('seed', raw, 0, 2 ** 31 - 1);
+      return;
+    case 'lr':
+      config.lr = parseNumber('lr', raw, 0, 10);
+      return;
+    case 'world':
+    case 'tabs':
+      config.world = parseInteger(key, raw, 0, 64);
+      return;
+    case 'autostart':
+      config.autostart = parseBoolean('autostart', raw);
+      return;
+    case 'signal':
+      if (raw !== '' && !/^wss?:\/\//.test(raw)) throw new ConfigError(`signal must be a ws:// or wss:// URL`);
+      config.signal = raw;
+      return;
+    case 'staleness':
+      config.staleness = parseInteger('staleness', raw, 0, 1000);
+      return;
+    case 'bucket':
+      config.bucket = parseInteger('bucket', raw, 64, 1 << 26);
+      return;
+    default:
+      throw new ConfigError(`unknown setting "${key}"`);
+  }
+}
+
+/**
+ * Reads a config from URL search parameters (or the swarm CLI's flags turned into pairs). The data set
+ * follows the model unless given. Throws ConfigError naming the first bad key.
+ */
+export function parseConfig(entries: Iterable<[string, string]>, base: LabConfig = DEFAULT_CONFIG): LabConfig {
+  const config: LabConfig = { ...base };
+  let datasetGiven = false;
+  for (const [key, raw] of entries) {
+    applyEntry(config, key, raw);
+    if (key === 'dataset') datasetGiven = true;
+  }
+  if (!datasetGiven && config.model !== base.model) config.dataset = MODEL_DEFAULT_DATASET[config.model];
+  validateConfig(config);
+  return config;
+}
+
+/** Cross-field rules, kept in one place. */
+export function validateConfig(config: LabConfig): void {
+  const textSet = config.dataset === 'sotu' || config.dataset === 'text';
+  if (config.model === 'gpt' && !textSet) throw new ConfigError('the GPT trains on text: dataset sotu or text');
+  if (config.model === 'mlp' && textSet) throw new ConfigError('the MLP trains on mnist or a 2-D set, not text');
+  if (config.mode === 'ps' && config.zero !== 0) throw new ConfigError('ZeRO shards across a ring: use mode=ring');
+  if (config.world > 0 && config.batch > 0 && config.batch % (config.world * config.accum) !== 0) {
+    throw new ConfigError(
+      `batch (${config.batch}) must divide evenly into world (${config.world}) x accum (${config.accum}) micro-batches`,
+    );
+  }
+}
+
+/** The URL query for a config: only keys that differ from the defaults, in a stable order. */
+export function configToQuery(config: LabConfig): string {
+  const params = new URLSearchParams();
+  for (const key of Object.keys(DEFAULT_CONFIG) as (keyof LabConfig)[]) {
+    const value = config[key];
+    if (value === DEFAULT_CONFIG[key]) continue;
+    params.set(key, typeof value === 'boolean' ? (value ? '1' : '0') : String(value));
+  }
+  return params.toString();
+}

@@ -1,0 +1,158 @@
+// Everything the trainer and the mesh tell the rest of the tab. One zustand store reduces these
+// (src/store), React views select from it, the automation API (`window.lab`) reads it. Producers never
+// wait on consumers: they publish and move on.
+import type { ChunkEvent, Phase } from '../collective/types';
+import type { BackendInfo, MemoryKind } from '../engine/backend';
+
+export type RunState = 'idle' | 'connecting' | 'loading' | 'training' | 'paused' | 'done' | 'error';
+
+export interface StepMetrics {
+  type: 'step';
+  rank: number;
+  step: number;
+  /** Mean training loss of this rank's shard for the step. */
+  loss: number;
+  /** Samples per second over the whole room for this step. */
+  samplesPerSec: number;
+  computeMs: number;
+  commMs: number;
+  /** Time spent waiting on slower peers (barrier), apart from moving bytes. */
+  waitMs: number;
+  stepMs: number;
+  bytesSent: number;
+  bytesReceived: number;
+  t: number;
+}
+
+export interface EvalMetrics {
+  type: 'eval';
+  rank: number;
+  step: number;
+  valLoss: number;
+  /** Classifiers only. */
+  accuracy?: number;
+  t: number;
+}
+
+export interface HashReport {
+  type: 'hash';
+  step: number;
+  rank: number;
+  hash: string;
+}
+
+export interface SampleText {
+  type: 'sample';
+  step: number;
+  text: string;
+}
+
+export interface MemoryReport {
+  type: 'memory';
+  rank: number;
+  bytes: Record<MemoryKind, number>;
+}
+
+export interface PeerInfo {
+  peerId: string;
+  rank: number;
+  state: 'connecting' | 'connected' | 'disconnected' | 'failed';
+  rttMs?: number;
+  throughputBytesPerSec?: number;
+  backend?: BackendInfo;
+  hashAgrees?: boolean;
+}
+
+export interface PeersReport {
+  type: 'peers';
+  self: { peerId: string; rank: number; world: number; room: string };
+  peers: PeerInfo[];
+}
+
+export interface StateChange {
+  type: 'state';
+  state: RunState;
+  error?: string;
+}
+
+export interface FrameRefused {
+  type: 'refused';
+  from: string;
+  reason: string;
+  t: number;
+}
+
+export interface LogLine {
+  type: 'log';
+  level: 'info' | 'warn' | 'error';
+  message: string;
+  t: number;
+}
+
+/** How the flat parameter vector is split across ranks for ZeRO (the dashboard's shard layout). */
+export interface ZeroLayoutReport {
+  type: 'zero-layout';
+  stage: 0 | 1 | 2 | 3;
+  /** Parameter elements in the flat vector. */
+  total: number;
+  /** Element range [start, end) each rank owns. */
+  partition: { rank: number; start: number; end: number }[];
+  /** Floats of optimizer state per parameter (AdamW 2, SGD with momentum 1). */
+  optimizerFloatsPerParam: number;
+}
+
+/** One rank's vector in classroom mode after a schedule step, and the chunk it just received. */
+export interface ClassroomRankState {
+  rank: number;
+  values: number[];
+  received?: { chunk: number; from: number; values: number[] };
+}
+
+/** The whole room's state after one step of a gated all-reduce (step 0: before anything moved). */
+export interface ClassroomSnapshot {
+  step: number;
+  phase: Phase | 'initial';
+  perRank: ClassroomRankState[];
+}
+
+/**
+ * Classroom mode: the lab runs one all-reduce on a small vector over the real mesh, one schedule step
+ * per click, and publishes the state after each step. A new runId starts a new lesson.
+ */
+export interface ClassroomSnapshotEvent {
+  type: 'classroom';
+  runId: string;
+  /** Element range [start, end) of each logical chunk, as the schedule chunked the vector. */
+  chunks: { start: number; end: number }[];
+  snapshot: ClassroomSnapshot;
+}
+
+export type LabEvent =
+  | ChunkEvent
+  | StepMetrics
+  | EvalMetrics
+  | HashReport
+  | SampleText
+  | MemoryReport
+  | PeersReport
+  | StateChange
+  | FrameRefused
+  | LogLine
+  | ZeroLayoutReport
+  | ClassroomSnapshotEvent;
+
+export type LabEventListener = (event: LabEvent) => void;
+
+/** A tiny synchronous event bus: producers publish, subscribers (the store, tests) listen. */
+export class EventBus {
+  private listeners = new Set<LabEventListener>();
+
+  subscribe(listener: LabEventListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  publish(event: LabEvent): void {
+    for (const listener of this.listeners) listener(event);
+  }
+}

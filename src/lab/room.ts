@@ -1,0 +1,42 @@
+// Joins the config's room: signalling (BroadcastChannel, or the WebSocket server when `signal` is set),
+// the WebRTC mesh, and a data-channel transport over the members in rank order.
+import { DataChannelTransport } from '../peer/datachannel-transport';
+import { newPeerId } from '../peer/membership';
+import { Mesh } from '../peer/mesh';
+import { normalizeRoomName } from '../peer/room-code';
+import { createSignalling } from '../peer/signalling';
+import type { LabConfig } from './config';
+import type { EventBus } from './events';
+
+export interface JoinedRoom {
+  mesh: Mesh;
+  transport: DataChannelTransport;
+  members: string[];
+  leave(): void;
+}
+
+/** How long a tab waits for the room to fill and its links to open. */
+const ROOM_TIMEOUT_MS = 120_000;
+
+export async function joinRoom(config: LabConfig, bus: EventBus): Promise<JoinedRoom> {
+  const room = normalizeRoomName(config.room);
+  const peerId = newPeerId();
+  const mesh = new Mesh({ signalling: createSignalling(room, peerId, config.signal || undefined), bus });
+  await mesh.start();
+  try {
+    const members = await mesh.waitForRoom(Math.max(config.world, 1), ROOM_TIMEOUT_MS);
+    const transport = new DataChannelTransport(mesh, { members });
+    return {
+      mesh,
+      transport,
+      members,
+      leave() {
+        transport.close('left the room');
+        mesh.close();
+      },
+    };
+  } catch (error) {
+    mesh.close();
+    throw error;
+  }
+}

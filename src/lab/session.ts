@@ -1,0 +1,311 @@
+// One tab's training session: choose the backend, load the data, join the room, build the run, train
+// step by step (data-parallel over the ring when the room has several tabs), check that replicas agree
+// after every step, and publish everything on the event bus. The UI and `window.lab` only read it.
+import type { Transport } from '../collective/types';
+import { viewOf, type Backend, type BackendInfo, type MemoryKind } from '../engine/backend';
+import { bigramNll, fitBigram } from '../data/bigram';
+import { paramsHash } from '../model/layout';
+import { DataParallelSync } from '../parallel/data-parallel';
+import { exchangeHashes } from '../parallel/replicas';
+import { charLmRun, classifierRun, type Run } from '../train/recipes';
+import type { Gpt } from '../model/gpt';
+import type { Mlp } from '../model/mlp';
+import { decodeTokens } from '../data/text';
+import type { LabMetrics, LabStatus } from './api';
+import { chooseBackend } from './backend-choice';
+import type { LabConfig } from './config';
+import { loadDataset, type LoadedData } from './datasets';
+import type { EventBus, LabEvent, RunState } from './events';
+import { recipeFor, type Recipe } from './recipe';
+import { joinRoom, type JoinedRoom } from './room';
+
+export interface SessionEnv {
+  bus: EventBus;
+  /** navigator.gpu in a browser (absent without WebGPU). */
+  gpu: GPU | undefined;
+  /** Where prepared data sets are served (Vite serves public/ at /). */
+  dataBase?: string;
+  /** The text a user dropped into the page, for dataset=text. */
+  userText?: string;
+}
+
+const TIMING_WINDOW = 50;
+
+export class LabSession {
+  private state: RunState = 'idle';
+  private error: string | null = null;
+  private rank = 0;
+  private world = 1;
+  private step = 0;
+  private steps = 0;
+  private backend: Backend | null = null;
+  private run: Run<Mlp> | Run<Gpt> | null = null;
+  private room: JoinedRoom | null = null;
+  private paused = false;
+  private resumeWaiters: (() => void)[] = [];
+  private readonly m: LabMetrics = emptyMetrics();
+  private readonly timings: { compute: number; comm: number; wait: number; step: number }[] = [];
+
+  constructor(
+    readonly config: LabConfig,
+    private readonly env: SessionEnv,
+  ) {
+    env.bus.subscribe((event) => this.record(event));
+  }
+
+  status(): LabStatus {
+    return {
+      rank: this.rank,
+      world: this.world,
+      step: this.step,
+      steps: this.steps,
+      state: this.state,
+      error: this.error,
+      room: this.config.room,
+      backend: this.backend?.info ?? null,
+    };
+  }
+
+  metrics(): LabMetrics {
+    return structuredClone(this.m);
+  }
+
+  pause(): void {
+    if (this.state === 'training') {
+      this.paused = true;
+      this.setState('paused');
+    }
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.setState('training');
+    for (const wake of this.resumeWaiters.splice(0)) wake();
+  }
+
+  async params(): Promise<Float32Array> {
+    const run = this.requireRun();
+    return this.requireBackend().read(viewOf(run.model.params));
+  }
+
+  async paramsHash(): Promise<string> {
+    return paramsHash(await this.params());
+  }
+
+  /** Runs the whole session; never throws: a failure ends in state 'error' with its message. */
+  async start(): Promise<void> {
+    if (this.state !== 'idle') throw new Error(`the session has already started (state ${this.state})`);
+    try {
+      await this.prepare();
+      await this.train();
+      this.setState('done');
+    } catch (error) {
+      this.fail(error);
+    }
+  }
+
+  dispose(): void {
+    this.room?.leave();
+    this.run?.dispose();
+  }
+
+  // --- stages -------------------------------------------------------------------------------------
+
+  private async prepare(): Promise<void> {
+    this.setState('loading');
+    const { backend, fallbackReason } = await chooseBackend(this.config.backend, this.env.gpu, (problem) =>
+      this.fail(new Error(problem.kind === 'lost' ? `GPU device lost (${problem.reason}): ${problem.message}` : `GPU error: ${problem.message}`)),
+    );
+    this.backend = backend;
+    if (fallbackReason) this.log('warn', `no WebGPU, training on the CPU reference backend: ${fallbackReason}`);
+    const data = await loadDataset(this.config, this.env.dataBase ?? '/data/', this.env.userText);
+    if (data.kind === 'text') this.loadedVocab = data.data.vocab;
+    if (this.config.room) {
+      this.setState('connecting');
+      this.room = await joinRoom(this.config, this.env.bus);
+      this.rank = this.room.transport.rank;
+      this.world = this.room.transport.world;
+    }
+    const recipe = recipeFor(this.config, this.world);
+    this.steps = recipe.recipe.steps;
+    this.run = this.buildRun(backend, data, recipe);
+    if (data.kind === 'text') this.m.bigramValLoss = bigramNll(fitBigram(data.data.train, data.data.vocab.length), data.data.val);
+    this.publishMemory();
+    await this.checkReplicas(0);
+  }
+
+  private buildRun(backend: Backend, data: LoadedData, recipe: Recipe): Run<Mlp> | Run<Gpt> {
+    const shard = { world: this.world, rank: this.rank };
+    const onEvent = (event: LabEvent) => this.env.bus.publish(event);
+    const transport = this.room?.transport;
+    const extras = (model: () => Mlp | Gpt) => (transport ? this.dataParallel(backend, transport, model, recipe.recipe.microBatches) : {});
+    if (recipe.kind === 'classifier') {
+      if (data.kind !== 'classification') throw new Error('the MLP needs a classification data set');
+      let run: Run<Mlp> | undefined;
+      run = classifierRun(backend, data.data, recipe.recipe, shard, { onEvent, ...extras(() => run!.model) });
+      return run;
+    }
+    if (data.kind !== 'text') throw new Error('the GPT needs a text data set');
+    let run: Run<Gpt> | undefined;
+    run = charLmRun(backend, data.data, recipe.recipe, shard, { onEvent, ...extras(() => run!.model) });
+    return run;
+  }
+
+  /** The trainer hooks that average gradients over the ring, bucket by bucket, during backward. */
+  private dataParallel(backend: Backend, transport: Transport, model: () => Mlp | Gpt, microBatches: number) {
+    let sync: DataParallelSync | undefined;
+    const get = () =>
+      (sync ??= new DataParallelSync({
+        backend,
+        transport,
+        model: model(),
+        bucketElements: this.config.bucket,
+        microBatches,
+        onChunk: (event) => this.env.bus.publish(event),
+      }));
+    return {
+      gradHooks: (step: number, micro: number) => get().hooks(step, micro),
+      gradSync: (ctx: { step: number }) => get().gradSync(ctx),
+    };
+  }
+
+  private async train(): Promise<void> {
+    const run = this.requireRun();
+    const recipe = recipeFor(this.config, this.world).recipe;
+    this.setState('training');
+    while (this.step < this.steps) {
+      if (this.paused) await new Promise<void>((wake) => this.resumeWaiters.push(wake));
+      if (this.state === 'error') return;
+      await run.trainer.trainStep();
+      this.step = run.trainer.step;
+      await this.checkReplicas(this.step);
+      const last = this.step === this.steps;
+      if (last || this.step % recipe.evalEvery === 0) await run.trainer.evaluate(run.evalBatches);
+      if ('sampleEvery' in recipe && (last || this.step % recipe.sampleEvery === 0) && this.rank === 0) await this.sampleText(run as Run<Gpt>, recipe.sampleLength, recipe.temperature);
+    }
+    this.publishMemory();
+  }
+
+  private async sampleText(run: Run<Gpt>, length: number, temperature: number): Promise<void> {
+    const vocab = this.loadedVocab;
+    if (!vocab) return;
+    const tokens = await run.model.sample(Uint32Array.of(0), length, { temperature, seed: this.config.seed + this.step });
+    this.env.bus.publish({ type: 'sample', step: this.step, text: decodeTokens(tokens, vocab) });
+  }
+
+  private loadedVocab: string[] | null = null;
+
+  /** Hash the parameters; in a room, all-gather the hashes and stop on any disagreement. */
+  private async checkReplicas(step: number): Promise<void> {
+    const hash = await this.paramsHash();
+    this.m.lastHash = hash;
+    let agree = true;
+    if (this.room) {
+      const result = await exchangeHashes(this.room.transport, step, hash);
+      agree = result.agree;
+      if (!agree) {
+        this.m.hashesAgree = false;
+        throw new Error(`replicas disagree after step ${step}: ranks ${result.outliers.join(', ')} differ from rank 0`);
+      }
+    }
+    this.m.hashesAgree = this.m.hashesAgree === false ? false : agree;
+    this.env.bus.publish({ type: 'hash', step, rank: this.rank, hash });
+  }
+
+  // --- events and metrics ---------------------------------------------------------------------------
+
+  private record(event: LabEvent): void {
+    switch (event.type) {
+      case 'step': {
+        if (event.rank !== this.rank) return;
+        this.m.losses.push(event.loss);
+        this.m.lossSteps.push(event.step);
+        this.timings.push({ compute: event.computeMs, comm: event.commMs, wait: event.waitMs, step: event.stepMs });
+        if (this.timings.length > TIMING_WINDOW) this.timings.shift();
+        const useful = this.timings.length > 1 ? this.timings.slice(1) : this.timings;
+        const avg = (pick: (t: (typeof useful)[number]) => number) => useful.reduce((s, t) => s + pick(t), 0) / useful.length;
+        this.m.computeMsPerStep = avg((t) => t.compute);
+        this.m.commMsPerStep = avg((t) => t.comm);
+        this.m.waitMsPerStep = avg((t) => t.wait);
+        this.m.stepMsPerStep = avg((t) => t.step);
+        this.m.samplesPerSec = event.samplesPerSec;
+        return;
+      }
+      case 'chunk':
+        if (event.direction === 'send') this.m.bytesSent += event.bytes;
+        else this.m.bytesReceived += event.bytes;
+        return;
+      case 'eval':
+        if (event.rank !== this.rank) return;
+        this.m.valLoss = event.valLoss;
+        this.m.accuracy = event.accuracy ?? null;
+        return;
+      case 'sample':
+        this.m.sample = event.text;
+        return;
+      case 'memory':
+        if (event.rank === this.rank) this.m.memory = { ...event.bytes };
+        return;
+      default:
+        return;
+    }
+  }
+
+  private publishMemory(): void {
+    const backend = this.requireBackend();
+    this.env.bus.publish({ type: 'memory', rank: this.rank, bytes: backend.memory() as Record<MemoryKind, number> });
+  }
+
+  private setState(state: RunState, error?: string): void {
+    this.state = state;
+    this.env.bus.publish({ type: 'state', state, ...(error ? { error } : {}) });
+  }
+
+  private fail(error: unknown): void {
+    if (this.state === 'error') return;
+    this.error = error instanceof Error ? error.message : String(error);
+    this.log('error', this.error);
+    this.setState('error', this.error);
+    for (const wake of this.resumeWaiters.splice(0)) wake();
+  }
+
+  private log(level: 'info' | 'warn' | 'error', message: string): void {
+    this.env.bus.publish({ type: 'log', level, message, t: performance.now() });
+  }
+
+  private requireRun(): Run<Mlp> | Run<Gpt> {
+    if (!this.run) throw new Error('the run has not been built yet');
+    return this.run;
+  }
+
+  private requireBackend(): Backend {
+    if (!this.backend) throw new Error('no backend yet');
+    return this.backend;
+  }
+
+  get backendInfo(): BackendInfo | null {
+    return this.backend?.info ?? null;
+  }
+}
+
+function emptyMetrics(): LabMetrics {
+  return {
+    losses: [],
+    lossSteps: [],
+    valLoss: null,
+    accuracy: null,
+    bigramValLoss: null,
+    bytesSent: 0,
+    bytesReceived: 0,
+    computeMsPerStep: 0,
+    commMsPerStep: 0,
+    waitMsPerStep: 0,
+    stepMsPerStep: 0,
+    samplesPerSec: 0,
+    memory: null,
+    hashesAgree: null,
+    lastHash: null,
+    sample: null,
+  };
+}

@@ -1,0 +1,47 @@
+// The page: read the run from the URL, create the event bus and the store, expose `window.lab` for
+// scripts, draw the dashboard, and start training at once when autostart=1.
+import { createRoot } from 'react-dom/client';
+import { ConfigError, DEFAULT_CONFIG, parseConfig, type LabConfig } from './lab/config';
+import { EventBus } from './lab/events';
+import { LabControllerImpl } from './lab/lab-controller';
+import { installMeshApi } from './peer/mesh-api';
+import { connectBus, createLabStore } from './store/lab-store';
+import { App } from './ui/App';
+
+function configFromUrl(): { config: LabConfig; problem: string | null } {
+  try {
+    return { config: parseConfig(new URLSearchParams(location.search).entries()), problem: null };
+  } catch (error) {
+    if (error instanceof ConfigError) return { config: DEFAULT_CONFIG, problem: `Bad URL setting: ${error.message}` };
+    throw error;
+  }
+}
+
+const { config, problem } = configFromUrl();
+const bus = new EventBus();
+const store = createLabStore(config);
+connectBus(store, bus);
+
+const controller = new LabControllerImpl({ bus, gpu: navigator.gpu }, config, (room) => {
+  const url = new URL(location.href);
+  url.searchParams.set('room', room);
+  history.replaceState(null, '', url);
+});
+
+const lab = controller.api() as Window['lab'];
+window.lab = lab;
+installMeshApi(lab, { bus });
+
+if (problem) bus.publish({ type: 'log', level: 'error', message: problem, t: performance.now() });
+if (!navigator.gpu) {
+  bus.publish({
+    type: 'log',
+    level: 'warn',
+    message: 'This browser has no WebGPU: the lab trains on the CPU reference backend (slower), marked as such.',
+    t: performance.now(),
+  });
+}
+
+createRoot(document.getElementById('root')!).render(<App store={store} controller={controller} />);
+
+if (config.autostart && !problem) void controller.start(config);

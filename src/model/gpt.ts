@@ -1,0 +1,285 @@
+// A tiny GPT-2 character model (nanoGPT's model.py, llm.c's gpt2_forward/gpt2_backward): token +
+// position embeddings, pre-LayerNorm blocks (attention, then a GELU MLP, each added to the residual
+// stream), a final LayerNorm and a head tied to the token embedding.
+import type { Backend, DeviceBuffer } from '../engine/backend';
+import { viewOf } from '../engine/backend';
+import { deriveSeed, Rng } from '../data/random';
+import { buildLayout, groupRange, type ParamLayout, type TensorSpec } from './layout';
+import { checkBatch } from './mlp';
+import { ActivationArena, type Batch, type ForwardResult, type GradHooks, type Model, tensorView, writeInitialParams } from './model';
+
+export interface GptConfig {
+  vocabSize: number;
+  blockSize: number;
+  nLayer: number;
+  nHead: number;
+  nEmbd: number;
+}
+
+const INIT_STD = 0.02;
+
+export function gptLayout(config: GptConfig): ParamLayout {
+  const { vocabSize: V, blockSize: T, nLayer: L, nHead, nEmbd: C } = config;
+  for (const [name, v] of Object.entries(config)) {
+    if (!Number.isInteger(v) || v <= 0) throw new RangeError(`GPT ${name} must be a positive integer, got ${v}`);
+  }
+  if (C % nHead !== 0) throw new RangeError(`GPT nEmbd (${C}) must be a multiple of nHead (${nHead})`);
+  const normal = (std: number) => ({ kind: 'normal', std }) as const;
+  const constant = (value: number) => ({ kind: 'constant', value }) as const;
+  // GPT-2: projections into the residual stream are scaled down by 1/sqrt(2 * nLayer) so that the
+  // stream's variance does not grow with depth.
+  const residualStd = INIT_STD / Math.sqrt(2 * L);
+  const specs: TensorSpec[] = [
+    { name: 'wte', shape: [V, C], group: 'embed', decay: true, init: normal(INIT_STD) },
+    { name: 'wpe', shape: [T, C], group: 'embed', decay: true, init: normal(INIT_STD / 2) },
+  ];
+  for (let l = 0; l < L; l++) {
+    const g = `h${l}`;
+    specs.push(
+      { name: `${g}.ln1.g`, shape: [C], group: g, decay: false, init: constant(1) },
+      { name: `${g}.ln1.b`, shape: [C], group: g, decay: false, init: constant(0) },
+      { name: `${g}.qkv.w`, shape: [C, 3 * C], group: g, decay: true, init: normal(INIT_STD) },
+      { name: `${g}.qkv.b`, shape: [3 * C], group: g, decay: false, init: constant(0) },
+      { name: `${g}.proj.w`, shape: [C, C], group: g, decay: true, init: normal(residualStd) },
+      { name: `${g}.proj.b`, shape: [C], group: g, decay: false, init: constant(0) },
+      { name: `${g}.ln2.g`, shape: [C], group: g, decay: false, init: constant(1) },
+      { name: `${g}.ln2.b`, shape: [C], group: g, decay: false, init: constant(0) },
+      { name: `${g}.fc.w`, shape: [C, 4 * C], group: g, decay: true, init: normal(INIT_STD) },
+      { name: `${g}.fc.b`, shape: [4 * C], group: g, decay: false, init: constant(0) },
+      { name: `${g}.fcproj.w`, shape: [4 * C, C], group: g, decay: true, init: normal(residualStd) },
+      { name: `${g}.fcproj.b`, shape: [C], group: g, decay: false, init: constant(0) },
+    );
+  }
+  specs.push(
+    { name: 'lnf.g', shape: [C], group: 'lnf', decay: false, init: constant(1) },
+    { name: 'lnf.b', shape: [C], group: 'lnf', decay: false, init: constant(0) },
+  );
+  return buildLayout(specs);
+}
+
+export class Gpt implements Model {
+  readonly kind = 'gpt' as const;
+  readonly layout: ParamLayout;
+  readonly params: DeviceBuffer;
+  readonly grads: DeviceBuffer;
+  private readonly f: ActivationArena;
+  private readonly u: ActivationArena;
+  /** Shape of the last forward. */
+  private B = 0;
+  private T = 0;
+
+  constructor(
+    private readonly backend: Backend,
+    readonly config: GptConfig,
+    /** Sequences per micro-batch. */
+    readonly maxRows: number,
+  ) {
+    if (!Number.isInteger(maxRows) || maxRows <= 0) throw new RangeError(`maxRows must be a positive integer, got ${maxRows}`);
+    this.layout = gptLayout(config);
+    this.params = backend.alloc(this.layout.totalLength, 'gpt.params', 'params');
+    this.grads = backend.alloc(this.layout.totalLength, 'gpt.grads', 'grads');
+    backend.fill(viewOf(this.grads), 0);
+    const { blockSize: T, nLayer: L, nHead: NH, nEmbd: C, vocabSize: V } = config;
+    const BT = maxRows * T;
+    // Activations saved for backward, per layer (llm.c's ActivationTensors).
+    this.f = new ActivationArena(backend, 'gpt.acts');
+    this.f.reserve('encoded', BT * C);
+    for (let l = 0; l < L; l++) {
+      for (const [name, size] of [
+        ['ln1', BT * C], ['ln1.mean', BT], ['ln1.rstd', BT], ['qkv', BT * 3 * C], ['atty', BT * C],
+        ['att', maxRows * NH * T * T], ['attproj', BT * C], ['resid2', BT * C], ['ln2', BT * C],
+        ['ln2.mean', BT], ['ln2.rstd', BT], ['fch', BT * 4 * C], ['fch.gelu', BT * 4 * C], ['fcproj', BT * C],
+        ['resid3', BT * C],
+      ] as const) {
+        this.f.reserve(`h${l}.${name}`, size);
+      }
+    }
+    this.f.reserve('lnf', BT * C);
+    this.f.reserve('lnf.mean', BT);
+    this.f.reserve('lnf.rstd', BT);
+    this.f.reserve('logits', BT * V);
+    this.f.reserve('probs', BT * V);
+    this.f.reserve('losses', BT);
+    // Gradients of activations: reused by every layer, since each is consumed before the next layer.
+    for (const [name, size] of [
+      ['d.logits', BT * V], ['d.res', BT * C], ['d.tmp', BT * C], ['d.ln', BT * C], ['d.atty', BT * C],
+      ['d.qkv', BT * 3 * C], ['d.fch', BT * 4 * C], ['d.fch.gelu', BT * 4 * C],
+    ] as const) {
+      this.f.reserve(name, size);
+    }
+    this.f.allocate();
+    this.u = new ActivationArena(backend, 'gpt.tokens', 'u32');
+    this.u.reserve('tokens', BT);
+    this.u.reserve('targets', BT);
+    this.u.allocate();
+  }
+
+  get maxLossRows(): number {
+    return this.maxRows * this.config.blockSize;
+  }
+
+  lossRowsOf(batch: Batch): number {
+    return batch.rows * (batch.seqLen ?? this.config.blockSize);
+  }
+
+  init(seed: number): void {
+    writeInitialParams(this.backend, this, seed);
+  }
+
+  forward(batch: Batch, gradScale: number): ForwardResult {
+    const { blockSize, nLayer: L, nHead: NH, nEmbd: C, vocabSize: V } = this.config;
+    const T = batch.seqLen ?? blockSize;
+    if (!Number.isInteger(T) || T <= 0 || T > blockSize) throw new RangeError(`seqLen ${T} outside 1..${blockSize}`);
+    const B = checkBatch(batch, this.maxRows, T, T);
+    if (!(batch.inputs instanceof Uint32Array)) throw new TypeError('GPT inputs must be token ids in a Uint32Array');
+    this.B = B;
+    this.T = T;
+    const BT = B * T;
+    const b = this.backend;
+    const a = (name: string, length: number) => this.f.view(name, length);
+    const p = (name: string) => tensorView(this.params, this.layout, name);
+    const tokens = this.u.view('tokens', BT);
+    const targets = this.u.view('targets', BT);
+    b.write(tokens, batch.inputs.subarray(0, BT));
+    b.write(targets, batch.targets.subarray(0, BT));
+
+    b.embedding(a('encoded', BT * C), tokens, p('wte'), p('wpe'), B, T, C);
+    let residual = a('encoded', BT * C);
+    for (let l = 0; l < L; l++) {
+      const h = (name: string, length: number) => a(`h${l}.${name}`, length);
+      const w = (name: string) => p(`h${l}.${name}`);
+      // attention sub-block
+      b.layerNorm(h('ln1', BT * C), h('ln1.mean', BT), h('ln1.rstd', BT), residual, w('ln1.g'), w('ln1.b'), BT, C);
+      const qkv = h('qkv', BT * 3 * C);
+      b.matmul(qkv, h('ln1', BT * C), w('qkv.w'), BT, C, 3 * C);
+      b.biasAdd(qkv, qkv, w('qkv.b'), BT, 3 * C);
+      b.attention(h('atty', BT * C), h('att', B * NH * T * T), qkv, B, T, C, NH);
+      const attproj = h('attproj', BT * C);
+      b.matmul(attproj, h('atty', BT * C), w('proj.w'), BT, C, C);
+      b.biasAdd(attproj, attproj, w('proj.b'), BT, C);
+      b.add(h('resid2', BT * C), residual, attproj);
+      // MLP sub-block
+      b.layerNorm(h('ln2', BT * C), h('ln2.mean', BT), h('ln2.rstd', BT), h('resid2', BT * C), w('ln2.g'), w('ln2.b'), BT, C);
+      const fch = h('fch', BT * 4 * C);
+      b.matmul(fch, h('ln2', BT * C), w('fc.w'), BT, C, 4 * C);
+      b.biasAdd(fch, fch, w('fc.b'), BT, 4 * C);
+      b.gelu(h('fch.gelu', BT * 4 * C), fch);
+      const fcproj = h('fcproj', BT * C);
+      b.matmul(fcproj, h('fch.gelu', BT * 4 * C), w('fcproj.w'), BT, 4 * C, C);
+      b.biasAdd(fcproj, fcproj, w('fcproj.b'), BT, C);
+      b.add(h('resid3', BT * C), h('resid2', BT * C), fcproj);
+      residual = h('resid3', BT * C);
+    }
+    b.layerNorm(a('lnf', BT * C), a('lnf.mean', BT), a('lnf.rstd', BT), residual, p('lnf.g'), p('lnf.b'), BT, C);
+    // Tied head: logits = lnf @ wte^T (wte is stored [V, C]).
+    b.matmul(a('logits', BT * V), a('lnf', BT * C), p('wte'), BT, C, V, { transB: true });
+    const result: ForwardResult = { losses: a('losses', BT), probs: a('probs', BT * V), lossRows: BT, classes: V };
+    b.softmaxCrossEntropy(result.losses, result.probs, a('d.logits', BT * V), a('logits', BT * V), targets, BT, V, gradScale);
+    return result;
+  }
+
+  backward(hooks?: GradHooks): void {
+    if (this.B === 0) throw new Error('backward before forward');
+    const { nLayer: L, nHead: NH, nEmbd: C, vocabSize: V } = this.config;
+    const { B, T } = this;
+    const BT = B * T;
+    const b = this.backend;
+    const a = (name: string, length: number) => this.f.view(name, length);
+    const p = (name: string) => tensorView(this.params, this.layout, name);
+    const g = (name: string) => tensorView(this.grads, this.layout, name);
+    const ready = (group: string) => hooks?.onGradReady(groupRange(this.layout, group), group);
+    const dres = a('d.res', BT * C);
+    const dtmp = a('d.tmp', BT * C);
+    const dln = a('d.ln', BT * C);
+    const dlogits = a('d.logits', BT * V);
+
+    // head (tied): dlnf = dlogits @ wte; dwte += dlogits^T @ lnf
+    b.matmul(dln, dlogits, p('wte'), BT, V, C);
+    b.matmul(g('wte'), dlogits, a('lnf', BT * C), V, BT, C, { transA: true, accumulate: true });
+    const lastResidual = L > 0 ? a(`h${L - 1}.resid3`, BT * C) : a('encoded', BT * C);
+    b.layerNormBackward(dres, g('lnf.g'), g('lnf.b'), dln, lastResidual, a('lnf.mean', BT), a('lnf.rstd', BT), p('lnf.g'), BT, C);
+    ready('lnf');
+
+    for (let l = L - 1; l >= 0; l--) {
+      const h = (name: string, length: number) => a(`h${l}.${name}`, length);
+      const w = (name: string) => p(`h${l}.${name}`);
+      const dw = (name: string) => g(`h${l}.${name}`);
+      const residual = l > 0 ? a(`h${l - 1}.resid3`, BT * C) : a('encoded', BT * C);
+      // dres holds d(resid3); resid3 = resid2 + fcproj, so d(fcproj) = dres.
+      const dfchGelu = a('d.fch.gelu', BT * 4 * C);
+      const dfch = a('d.fch', BT * 4 * C);
+      b.matmul(dfchGelu, dres, w('fcproj.w'), BT, C, 4 * C, { transB: true });
+      b.matmul(dw('fcproj.w'), h('fch.gelu', BT * 4 * C), dres, 4 * C, BT, C, { transA: true, accumulate: true });
+      b.biasBackward(dw('fcproj.b'), dres, BT, C);
+      b.geluBackward(dfch, h('fch', BT * 4 * C), dfchGelu);
+      b.matmul(dln, dfch, w('fc.w'), BT, 4 * C, C, { transB: true });
+      b.matmul(dw('fc.w'), h('ln2', BT * C), dfch, C, BT, 4 * C, { transA: true, accumulate: true });
+      b.biasBackward(dw('fc.b'), dfch, BT, 4 * C);
+      b.layerNormBackward(dtmp, dw('ln2.g'), dw('ln2.b'), dln, h('resid2', BT * C), h('ln2.mean', BT), h('ln2.rstd', BT), w('ln2.g'), BT, C);
+      b.addInPlace(dres, dtmp); // dres now holds d(resid2); resid2 = residual + attproj
+      const datty = a('d.atty', BT * C);
+      const dqkv = a('d.qkv', BT * 3 * C);
+      b.matmul(datty, dres, w('proj.w'), BT, C, C, { transB: true });
+      b.matmul(dw('proj.w'), h('atty', BT * C), dres, C, BT, C, { transA: true, accumulate: true });
+      b.biasBackward(dw('proj.b'), dres, BT, C);
+      b.attentionBackward(dqkv, datty, h('qkv', BT * 3 * C), h('att', B * NH * T * T), B, T, C, NH);
+      b.matmul(dln, dqkv, w('qkv.w'), BT, 3 * C, C, { transB: true });
+      b.matmul(dw('qkv.w'), h('ln1', BT * C), dqkv, C, BT, 3 * C, { transA: true, accumulate: true });
+      b.biasBackward(dw('qkv.b'), dqkv, BT, 3 * C);
+      b.layerNormBackward(dtmp, dw('ln1.g'), dw('ln1.b'), dln, residual, h('ln1.mean', BT), h('ln1.rstd', BT), w('ln1.g'), BT, C);
+      b.addInPlace(dres, dtmp); // dres now holds d(residual) = d(resid3 of the layer below)
+      ready(`h${l}`);
+    }
+    b.embeddingBackward(g('wte'), g('wpe'), dres, this.u.view('tokens', BT), B, T, C, V);
+    ready('embed');
+  }
+
+  /**
+   * Continues `prompt` by `length` characters, one forward pass per character over the last blockSize
+   * tokens (B = 1). `temperature` divides the logits; the draw is seeded, so a sample is reproducible.
+   */
+  async sample(prompt: Uint32Array, length: number, options: { temperature?: number; seed?: number } = {}): Promise<Uint32Array> {
+    const { temperature = 1, seed = 0 } = options;
+    if (!(temperature > 0)) throw new RangeError(`temperature must be > 0, got ${temperature}`);
+    if (prompt.length === 0) throw new Error('sampling needs a prompt of at least one token');
+    const V = this.config.vocabSize;
+    for (const t of prompt) if (t >= V) throw new RangeError(`prompt token ${t} outside a vocabulary of ${V}`);
+    const rng = new Rng(deriveSeed(seed, 0x5a));
+    const out = new Uint32Array(prompt.length + length);
+    out.set(prompt);
+    const targets = new Uint32Array(this.config.blockSize); // unused by sampling; the loss op needs some
+    const logits = new Float64Array(V);
+    for (let n = prompt.length; n < out.length; n++) {
+      const start = Math.max(0, n - this.config.blockSize);
+      const context = out.subarray(start, n);
+      const result = this.forward({ inputs: context, targets, rows: 1, seqLen: context.length }, 0);
+      const probs = await this.backend.read(result.probs);
+      // softmax(logits / temperature) = p^(1/temperature), renormalised.
+      const last = (context.length - 1) * V;
+      let total = 0;
+      for (let c = 0; c < V; c++) {
+        logits[c] = Math.pow(Math.max(probs[last + c], 1e-30), 1 / temperature);
+        total += logits[c];
+      }
+      let u = rng.uniform() * total;
+      let pick = V - 1;
+      for (let c = 0; c < V; c++) {
+        u -= logits[c];
+        if (u < 0) {
+          pick = c;
+          break;
+        }
+      }
+      out[n] = pick;
+    }
+    this.B = 0; // the sampling forwards leave nothing to differentiate
+    return out.subarray(prompt.length);
+  }
+
+  dispose(): void {
+    this.f.free();
+    this.u.free();
+    this.backend.free(this.params);
+    this.backend.free(this.grads);
+  }
+}

@@ -1,0 +1,24 @@
+// Seeded, deterministic initialisation: the same seed gives the same bits everywhere, so every replica
+// of a room starts from identical parameters without sending them. Each tensor draws from its own
+// stream (seed, tensor index), so resizing one tensor never changes the others.
+import { deriveSeed, Rng } from '../data/random';
+import type { ParamLayout } from './layout';
+
+export function initialParams(layout: ParamLayout, seed: number): Float32Array {
+  const out = new Float32Array(layout.totalLength); // padding stays 0
+  layout.entries.forEach((e, index) => {
+    const view = out.subarray(e.offset, e.offset + e.length);
+    if (e.init.kind === 'constant') {
+      view.fill(e.init.value);
+      return;
+    }
+    const rng = new Rng(deriveSeed(seed, index));
+    for (let i = 0; i < view.length; i++) view[i] = e.init.std * rng.normal();
+  });
+  return out;
+}
+
+/** He/Kaiming normal for a layer feeding a ReLU: std = sqrt(2 / fanIn). */
+export function heStd(fanIn: number): number {
+  return Math.sqrt(2 / fanIn);
+}

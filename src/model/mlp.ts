@@ -1,0 +1,192 @@
+// A multi-layer perceptron: Linear -> ReLU -> ... -> Linear -> softmax cross-entropy. Each layer's
+// backward sits under its forward in the loop below, in llm.c's order.
+import type { Backend, DeviceBuffer, View } from '../engine/backend';
+import { viewOf } from '../engine/backend';
+import { heStd } from './init';
+import { buildLayout, groupRange, type ParamLayout, type TensorSpec } from './layout';
+import { ActivationArena, type Batch, type ForwardResult, type GradHooks, type Model, tensorView, writeInitialParams } from './model';
+
+export interface MlpConfig {
+  /** Layer widths from input to classes, e.g. [784, 128, 10]. */
+  sizes: number[];
+}
+
+export function mlpLayout(config: MlpConfig): ParamLayout {
+  const { sizes } = config;
+  if (sizes.length < 2 || sizes.some((s) => !Number.isInteger(s) || s <= 0)) {
+    throw new RangeError(`MLP sizes must be >= 2 positive integers, got [${sizes.join(', ')}]`);
+  }
+  const specs: TensorSpec[] = [];
+  for (let l = 0; l < sizes.length - 1; l++) {
+    const group = `fc${l}`;
+    specs.push({ name: `${group}.w`, shape: [sizes[l], sizes[l + 1]], group, decay: true, init: { kind: 'normal', std: heStd(sizes[l]) } });
+    specs.push({ name: `${group}.b`, shape: [sizes[l + 1]], group, decay: false, init: { kind: 'constant', value: 0 } });
+  }
+  return buildLayout(specs);
+}
+
+export class Mlp implements Model {
+  readonly kind = 'mlp' as const;
+  readonly layout: ParamLayout;
+  readonly params: DeviceBuffer;
+  readonly grads: DeviceBuffer;
+  private readonly acts: ArenaSet;
+  private rows = 0;
+
+  constructor(
+    private readonly backend: Backend,
+    readonly config: MlpConfig,
+    readonly maxRows: number,
+  ) {
+    if (!Number.isInteger(maxRows) || maxRows <= 0) throw new RangeError(`maxRows must be a positive integer, got ${maxRows}`);
+    this.layout = mlpLayout(config);
+    this.params = backend.alloc(this.layout.totalLength, 'mlp.params', 'params');
+    this.grads = backend.alloc(this.layout.totalLength, 'mlp.grads', 'grads');
+    backend.fill(viewOf(this.grads), 0);
+    this.acts = new ArenaSet(backend, config.sizes, maxRows);
+  }
+
+  get maxLossRows(): number {
+    return this.maxRows;
+  }
+
+  lossRowsOf(batch: Batch): number {
+    return batch.rows;
+  }
+
+  get layers(): number {
+    return this.config.sizes.length - 1;
+  }
+
+  init(seed: number): void {
+    writeInitialParams(this.backend, this, seed);
+  }
+
+  forward(batch: Batch, gradScale: number): ForwardResult {
+    const { sizes } = this.config;
+    const B = checkBatch(batch, this.maxRows, sizes[0], 1);
+    const b = this.backend;
+    const f = this.acts.f;
+    this.rows = B;
+    if (!(batch.inputs instanceof Float32Array)) throw new TypeError('MLP inputs must be a Float32Array');
+    b.write(f.view('a0', B * sizes[0]), batch.inputs.subarray(0, B * sizes[0]));
+    b.write(this.acts.u.view('targets', B), batch.targets.subarray(0, B));
+    for (let l = 0; l < this.layers; l++) {
+      const [nIn, nOut] = [sizes[l], sizes[l + 1]];
+      const z = f.view(`z${l + 1}`, B * nOut);
+      b.matmul(z, f.view(`a${l}`, B * nIn), this.w(l), B, nIn, nOut);
+      b.biasAdd(z, z, this.bias(l), B, nOut);
+      if (l < this.layers - 1) b.relu(f.view(`a${l + 1}`, B * nOut), z);
+    }
+    const classes = sizes[sizes.length - 1];
+    const result: ForwardResult = { losses: f.view('losses', B), probs: f.view('probs', B * classes), lossRows: B, classes };
+    b.softmaxCrossEntropy(
+      result.losses,
+      result.probs,
+      f.view(`dz${this.layers}`, B * classes),
+      f.view(`z${this.layers}`, B * classes),
+      this.acts.u.view('targets', B),
+      B,
+      classes,
+      gradScale,
+    );
+    return result;
+  }
+
+  backward(hooks?: GradHooks): void {
+    if (this.rows === 0) throw new Error('backward before forward');
+    const { sizes } = this.config;
+    const B = this.rows;
+    const b = this.backend;
+    const f = this.acts.f;
+    for (let l = this.layers - 1; l >= 0; l--) {
+      const [nIn, nOut] = [sizes[l], sizes[l + 1]];
+      const dz = f.view(`dz${l + 1}`, B * nOut);
+      const aIn = f.view(`a${l}`, B * nIn);
+      b.matmul(this.dw(l), aIn, dz, nIn, B, nOut, { transA: true, accumulate: true });
+      b.biasBackward(this.dbias(l), dz, B, nOut);
+      if (l > 0) {
+        const da = f.view(`da${l}`, B * nIn);
+        b.matmul(da, dz, this.w(l), B, nOut, nIn, { transB: true });
+        b.reluBackward(f.view(`dz${l}`, B * nIn), f.view(`z${l}`, B * nIn), da);
+      }
+      hooks?.onGradReady(groupRange(this.layout, `fc${l}`), `fc${l}`);
+    }
+  }
+
+  /** Class with the highest probability for each row of the last forward's probabilities. */
+  static argmax(probs: Float32Array, rows: number, classes: number): Uint32Array {
+    const out = new Uint32Array(rows);
+    for (let r = 0; r < rows; r++) {
+      let best = 0;
+      for (let c = 1; c < classes; c++) if (probs[r * classes + c] > probs[r * classes + best]) best = c;
+      out[r] = best;
+    }
+    return out;
+  }
+
+  /** Predicted classes for a batch (reads the probabilities back). */
+  async predict(batch: Batch): Promise<Uint32Array> {
+    const result = this.forward(batch, 0);
+    return Mlp.argmax(await this.backend.read(result.probs), result.lossRows, result.classes);
+  }
+
+  dispose(): void {
+    this.acts.free();
+    this.backend.free(this.params);
+    this.backend.free(this.grads);
+  }
+
+  private w(l: number): View {
+    return tensorView(this.params, this.layout, `fc${l}.w`);
+  }
+  private bias(l: number): View {
+    return tensorView(this.params, this.layout, `fc${l}.b`);
+  }
+  private dw(l: number): View {
+    return tensorView(this.grads, this.layout, `fc${l}.w`);
+  }
+  private dbias(l: number): View {
+    return tensorView(this.grads, this.layout, `fc${l}.b`);
+  }
+}
+
+/** The MLP's activations: a{l} (layer inputs), z{l} (pre-activations), their gradients, the loss. */
+class ArenaSet {
+  readonly f: ActivationArena;
+  readonly u: ActivationArena;
+
+  constructor(backend: Backend, sizes: number[], maxRows: number) {
+    this.f = new ActivationArena(backend, 'mlp.acts');
+    this.u = new ActivationArena(backend, 'mlp.targets', 'u32');
+    const L = sizes.length - 1;
+    this.f.reserve('a0', maxRows * sizes[0]);
+    for (let l = 1; l <= L; l++) {
+      this.f.reserve(`z${l}`, maxRows * sizes[l]);
+      this.f.reserve(`dz${l}`, maxRows * sizes[l]);
+      if (l < L) {
+        this.f.reserve(`a${l}`, maxRows * sizes[l]);
+        this.f.reserve(`da${l}`, maxRows * sizes[l]);
+      }
+    }
+    this.f.reserve('losses', maxRows);
+    this.f.reserve('probs', maxRows * sizes[L]);
+    this.u.reserve('targets', maxRows);
+    this.f.allocate();
+    this.u.allocate();
+  }
+
+  free(): void {
+    this.f.free();
+    this.u.free();
+  }
+}
+
+/** Validates a batch against the model and returns its row count. */
+export function checkBatch(batch: Batch, maxRows: number, inputsPerRow: number, targetsPerRow: number): number {
+  const B = batch.rows;
+  if (!Number.isInteger(B) || B <= 0 || B > maxRows) throw new RangeError(`batch of ${B} rows; this model takes 1..${maxRows}`);
+  if (batch.inputs.length < B * inputsPerRow) throw new RangeError(`batch inputs hold ${batch.inputs.length}, need ${B * inputsPerRow}`);
+  if (batch.targets.length < B * targetsPerRow) throw new RangeError(`batch targets hold ${batch.targets.length}, need ${B * targetsPerRow}`);
+  return B;
+}

@@ -1,0 +1,107 @@
+// What the trainer, the data-parallel layer and the dashboard need from a model, whatever it is.
+import type { Backend, DeviceBuffer, View } from '../engine/backend';
+import { alignUp, viewOf } from '../engine/backend';
+import { initialParams } from './init';
+import type { FlatRange, ParamLayout } from './layout';
+
+/** One micro-batch, already on the host in preallocated arrays. */
+export interface Batch {
+  /** MLP: float inputs [rows, features]. GPT: token ids [rows, seqLen]. */
+  inputs: Float32Array | Uint32Array;
+  /** MLP: class ids [rows]. GPT: next-token ids [rows, seqLen]. */
+  targets: Uint32Array;
+  /** Samples (MLP) or sequences (GPT); at most the model's `maxRows`. */
+  rows: number;
+  /** GPT only: sequence length, at most blockSize (default blockSize). */
+  seqLen?: number;
+}
+
+export interface ForwardResult {
+  /** Per-prediction losses: [rows] for the MLP, [rows * seqLen] for the GPT. */
+  losses: View;
+  /** Softmax probabilities [lossRows, classes]. */
+  probs: View;
+  lossRows: number;
+  classes: number;
+}
+
+export interface GradHooks {
+  /**
+   * Called during `backward` as soon as the ops that finish a layer's gradients are recorded, in
+   * reverse layer order. Reading the range through the backend is ordered after them, so a
+   * data-parallel trainer can start all-reducing this bucket while earlier layers are still computed.
+   */
+  onGradReady(range: FlatRange, group: string): void;
+}
+
+export interface Model {
+  readonly kind: 'mlp' | 'gpt';
+  readonly layout: ParamLayout;
+  /** The flat parameter buffer (kind 'params') and its gradient twin (kind 'grads'), same layout. */
+  readonly params: DeviceBuffer;
+  readonly grads: DeviceBuffer;
+  /** Largest micro-batch the activations were allocated for. */
+  readonly maxRows: number;
+  /** Predictions (loss rows) in a full micro-batch: maxRows for the MLP, maxRows * blockSize for the GPT. */
+  readonly maxLossRows: number;
+  /** Predictions the batch makes: the mean loss of a step divides by these. */
+  lossRowsOf(batch: Batch): number;
+  /** Writes the seeded initial parameters to the device. */
+  init(seed: number): void;
+  /**
+   * Uploads the batch and records the forward pass and the fused loss. The loss gradient is scaled by
+   * `gradScale` (1 / (rows * microBatches) for a mean over the step; 0 for evaluation).
+   */
+  forward(batch: Batch, gradScale: number): ForwardResult;
+  /** Records the backward pass of the last forward: parameter gradients are ACCUMULATED into `grads`. */
+  backward(hooks?: GradHooks): void;
+  /** Frees every buffer the model allocated. */
+  dispose(): void;
+}
+
+/** Helper shared by the models: the named view of a flat parameter-layout buffer. */
+export function tensorView(buf: DeviceBuffer, layout: ParamLayout, name: string): View {
+  const e = layout.entries.find((x) => x.name === name);
+  if (!e) throw new Error(`no tensor named "${name}"`);
+  return viewOf(buf, e.offset, e.length);
+}
+
+export function writeInitialParams(backend: Backend, model: Model, seed: number): void {
+  backend.write(viewOf(model.params), initialParams(model.layout, seed));
+}
+
+/**
+ * Activations of one model in one buffer with aligned named slots (llm.c's acts). Views are cut to the
+ * size of the current micro-batch at use, always starting at the slot's aligned offset.
+ */
+export class ActivationArena {
+  private readonly slots = new Map<string, { offset: number; capacity: number }>();
+  private next = 0;
+  private buffer: DeviceBuffer | undefined;
+
+  constructor(private readonly backend: Backend, private readonly label: string, private readonly dtype: 'f32' | 'u32' = 'f32') {}
+
+  reserve(name: string, capacity: number): void {
+    if (this.buffer) throw new Error(`${this.label}: reserve "${name}" after allocation`);
+    if (this.slots.has(name)) throw new Error(`${this.label}: slot "${name}" reserved twice`);
+    this.slots.set(name, { offset: this.next, capacity });
+    this.next += alignUp(capacity);
+  }
+
+  allocate(): void {
+    this.buffer = this.backend.alloc(Math.max(this.next, alignUp(1)), this.label, 'activations', this.dtype);
+  }
+
+  /** The first `length` elements of slot `name`. */
+  view(name: string, length: number): View {
+    const slot = this.slots.get(name);
+    if (!slot || !this.buffer) throw new Error(`${this.label}: no slot "${name}" (or not allocated)`);
+    if (length > slot.capacity) throw new RangeError(`${this.label}: ${name} needs ${length}, holds ${slot.capacity}`);
+    return viewOf(this.buffer, slot.offset, length);
+  }
+
+  free(): void {
+    if (this.buffer) this.backend.free(this.buffer);
+    this.buffer = undefined;
+  }
+}

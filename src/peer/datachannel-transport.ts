@@ -1,0 +1,289 @@
+// The collectives' Transport over the WebRTC mesh: ranks are positions in a fixed member list, every
+// message is framed (frame.ts), split to fit the channel's max message size, sent under backpressure,
+// checked on arrival, reassembled, and handed to the recv() that asks for its tag.
+//
+// Backpressure: Chromium's send() throws once 16 MiB are queued on a channel, and simple-peer's send()
+// applies none. So each send waits while `bufferedAmount` is above a high-water mark and resumes on
+// the channel's `bufferedamountlow` event.
+//
+// Nothing a peer sends can corrupt a result: a frame that does not validate (checksum, room, sender
+// rank, piece numbering, duplicates, size) is dropped and reported; a message is only delivered when
+// all of its pieces arrived intact.
+import type { MessageTag, Transport } from '../collective/types';
+import { FRAME_HEADER_BYTES, encodeFrame, type Frame } from './frame';
+import type { MeshListener } from './mesh';
+
+/** What the transport needs of a data channel: its queue and the event that says the queue drained. */
+export type ChannelLike = Pick<
+  RTCDataChannel,
+  'readyState' | 'bufferedAmount' | 'bufferedAmountLowThreshold' | 'addEventListener' | 'removeEventListener'
+>;
+
+/** What the transport needs of the mesh (mesh.ts implements it; unit tests use an in-memory pair). */
+export interface MeshLinks {
+  readonly peerId: string;
+  readonly roomHash: number;
+  on(listener: MeshListener): () => void;
+  channel(peerId: string): ChannelLike | undefined;
+  maxMessageSize(peerId: string): number;
+  sendRaw(peerId: string, bytes: Uint8Array): void;
+  refuse(peerId: string, reason: string): void;
+}
+
+export interface DataChannelTransportOptions {
+  /** Members in rank order (mesh.waitForRoom's answer); fixed for the transport's life. */
+  members: string[];
+  /** A recv that waits longer than this rejects. */
+  deadlineMs?: number;
+  /** Sending pauses while a channel holds more than this... */
+  highWaterBytes?: number;
+  /** ...and resumes when it drops to this. */
+  lowWaterBytes?: number;
+  /** Early arrivals kept at most (bytes); beyond it frames are refused rather than exhausting memory. */
+  maxBufferedBytes?: number;
+  /** Called for every frame this transport refuses (the mesh's bus also hears of it). */
+  onRefused?: (peerId: string, reason: string) => void;
+}
+
+export class TransportError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TransportError';
+  }
+}
+
+interface Assembly {
+  parts: number;
+  received: number;
+  pieces: (Uint8Array | undefined)[];
+  bytes: number;
+}
+
+interface Waiter {
+  from: number;
+  resolve: (payload: Uint8Array) => void;
+  reject: (error: Error) => void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+const keyOf = (from: number, tag: MessageTag): string => `${from}|${tag.round}|${tag.collective}|${tag.chunk}`;
+/** How many delivered message keys are remembered to refuse duplicates. */
+const DELIVERED_MEMORY = 16_384;
+
+export class DataChannelTransport implements Transport {
+  readonly rank: number;
+  readonly world: number;
+  bytesSent = 0;
+  bytesReceived = 0;
+  refusedFrames = 0;
+
+  private readonly members: string[];
+  private readonly rankOf = new Map<string, number>();
+  private readonly assemblies = new Map<string, Assembly>();
+  private readonly ready = new Map<string, Uint8Array>();
+  private readonly waiters = new Map<string, Waiter>();
+  private readonly delivered = new Set<string>();
+  private readonly lost = new Map<number, string>();
+  private readonly drainWaiters = new Set<() => void>();
+  private bufferedBytes = 0;
+  private closedReason: string | null = null;
+  private readonly unsubscribe: () => void;
+
+  constructor(
+    private readonly mesh: MeshLinks,
+    private readonly opts: DataChannelTransportOptions,
+  ) {
+    this.members = [...opts.members];
+    this.members.forEach((id, rank) => this.rankOf.set(id, rank));
+    this.rank = this.members.indexOf(mesh.peerId);
+    this.world = this.members.length;
+    if (this.rank < 0) throw new TransportError(`this tab (${mesh.peerId}) is not among the members`);
+    this.unsubscribe = mesh.on({
+      frame: (peerId, frame) => this.onFrame(peerId, frame),
+      peerLost: (peerId, reason) => {
+        const rank = this.rankOf.get(peerId);
+        if (rank !== undefined) this.peerLost(rank, `rank ${rank} (${peerId}) lost: ${reason}`);
+      },
+    });
+  }
+
+  async send(to: number, tag: MessageTag, payload: Uint8Array): Promise<void> {
+    const peerId = this.peerIdOf(to);
+    const maxPayload = this.mesh.maxMessageSize(peerId) - FRAME_HEADER_BYTES;
+    const parts = Math.max(1, Math.ceil(payload.length / maxPayload));
+    for (let part = 0; part < parts; part++) {
+      await this.drain(to, peerId);
+      const piece = payload.subarray(part * maxPayload, Math.min(payload.length, (part + 1) * maxPayload));
+      const frame = encodeFrame(
+        { type: 'data', roomHash: this.mesh.roomHash, ...tag, sender: this.rank, part, parts },
+        piece,
+      );
+      try {
+        this.mesh.sendRaw(peerId, frame);
+      } catch (err) {
+        throw new TransportError(`send to rank ${to} failed: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      this.bytesSent += frame.length;
+    }
+  }
+
+  recv(from: number, tag: MessageTag): Promise<Uint8Array> {
+    try {
+      this.peerIdOf(from); // validates the rank
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const key = keyOf(from, tag);
+    const early = this.ready.get(key);
+    if (early) {
+      this.ready.delete(key);
+      this.bufferedBytes -= early.length;
+      return Promise.resolve(early);
+    }
+    if (this.closedReason) return Promise.reject(new TransportError(this.closedReason));
+    const lost = this.lost.get(from);
+    if (lost) return Promise.reject(new TransportError(lost));
+    if (this.waiters.has(key)) return Promise.reject(new TransportError(`already waiting for ${key}`));
+    const deadline = this.opts.deadlineMs ?? 60_000;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters.delete(key);
+        reject(new TransportError(`no message ${key} from rank ${from} within ${deadline} ms`));
+      }, deadline);
+      this.waiters.set(key, { from, resolve, reject, timer });
+    });
+  }
+
+  /** Stops the transport: pending and future calls reject. Does not close the mesh. */
+  close(reason = 'transport closed'): void {
+    if (this.closedReason) return;
+    this.closedReason = reason;
+    this.unsubscribe();
+    for (const [key, w] of this.waiters) {
+      clearTimeout(w.timer);
+      this.waiters.delete(key);
+      w.reject(new TransportError(reason));
+    }
+    this.wakeDrainers();
+    this.assemblies.clear();
+    this.ready.clear();
+  }
+
+  // --- sending -------------------------------------------------------------------------------------
+
+  private peerIdOf(rank: number): string {
+    if (this.closedReason) throw new TransportError(this.closedReason);
+    if (!Number.isInteger(rank) || rank < 0 || rank >= this.world) throw new RangeError(`rank ${rank} outside 0..${this.world - 1}`);
+    if (rank === this.rank) throw new RangeError(`rank ${rank} is this tab: nothing to move`);
+    const lost = this.lost.get(rank);
+    if (lost) throw new TransportError(lost);
+    return this.members[rank];
+  }
+
+  /** Resolves when the channel to `peerId` has room below the high-water mark. */
+  private async drain(rank: number, peerId: string): Promise<void> {
+    const high = this.opts.highWaterBytes ?? 8 * 1024 * 1024;
+    const low = this.opts.lowWaterBytes ?? 1024 * 1024;
+    for (;;) {
+      if (this.closedReason) throw new TransportError(this.closedReason);
+      const lost = this.lost.get(rank);
+      if (lost) throw new TransportError(lost);
+      const channel = this.mesh.channel(peerId);
+      if (!channel || channel.readyState !== 'open') throw new TransportError(`no open channel to rank ${rank}`);
+      if (channel.bufferedAmount <= high) return;
+      channel.bufferedAmountLowThreshold = low;
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          channel.removeEventListener('bufferedamountlow', done);
+          channel.removeEventListener('close', done);
+          this.drainWaiters.delete(done);
+          resolve();
+        };
+        channel.addEventListener('bufferedamountlow', done);
+        channel.addEventListener('close', done);
+        this.drainWaiters.add(done);
+      });
+    }
+  }
+
+  private wakeDrainers(): void {
+    for (const wake of [...this.drainWaiters]) wake();
+  }
+
+  // --- receiving -----------------------------------------------------------------------------------
+
+  private refuse(peerId: string, reason: string): void {
+    this.refusedFrames++;
+    this.opts.onRefused?.(peerId, reason);
+    this.mesh.refuse(peerId, reason);
+  }
+
+  private onFrame(peerId: string, frame: Frame): void {
+    if (this.closedReason) return;
+    if (frame.type !== 'data') return; // control frames belong to others
+    const from = this.rankOf.get(peerId);
+    if (from === undefined) return this.refuse(peerId, 'data frame from a peer outside this group');
+    if (frame.sender !== from) return this.refuse(peerId, `frame claims rank ${frame.sender}, the link is rank ${from}`);
+    const key = keyOf(from, frame);
+    if (this.delivered.has(key)) return this.refuse(peerId, `duplicate message ${key}`);
+    let assembly = this.assemblies.get(key);
+    if (!assembly) {
+      assembly = { parts: frame.parts, received: 0, pieces: new Array(frame.parts), bytes: 0 };
+      this.assemblies.set(key, assembly);
+    }
+    if (frame.parts !== assembly.parts) return this.refuse(peerId, `message ${key}: piece count changed`);
+    if (assembly.pieces[frame.part]) return this.refuse(peerId, `message ${key}: piece ${frame.part} twice`);
+    if (this.bufferedBytes + frame.payload.length > (this.opts.maxBufferedBytes ?? 512 * 1024 * 1024)) {
+      return this.refuse(peerId, 'too many bytes waiting to be received');
+    }
+    assembly.pieces[frame.part] = frame.payload;
+    assembly.received++;
+    assembly.bytes += frame.payload.length;
+    this.bufferedBytes += frame.payload.length;
+    this.bytesReceived += frame.payload.length + FRAME_HEADER_BYTES;
+    if (assembly.received < assembly.parts) return;
+
+    this.assemblies.delete(key);
+    this.remember(key);
+    const message = assembly.parts === 1 ? assembly.pieces[0]! : concat(assembly.pieces as Uint8Array[], assembly.bytes);
+    const waiter = this.waiters.get(key);
+    if (waiter) {
+      this.waiters.delete(key);
+      clearTimeout(waiter.timer);
+      this.bufferedBytes -= assembly.bytes;
+      waiter.resolve(message);
+    } else {
+      this.ready.set(key, message);
+    }
+  }
+
+  private remember(key: string): void {
+    this.delivered.add(key);
+    if (this.delivered.size > DELIVERED_MEMORY) {
+      const oldest = this.delivered.values().next().value;
+      if (oldest !== undefined) this.delivered.delete(oldest);
+    }
+  }
+
+  private peerLost(rank: number, reason: string): void {
+    if (this.lost.has(rank)) return;
+    this.lost.set(rank, reason);
+    for (const [key, w] of this.waiters) {
+      if (w.from !== rank) continue;
+      clearTimeout(w.timer);
+      this.waiters.delete(key);
+      w.reject(new TransportError(reason));
+    }
+    this.wakeDrainers();
+  }
+}
+
+function concat(pieces: Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of pieces) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}

@@ -1,0 +1,108 @@
+// mesh.ts's own logic over an in-memory simple-peer (fake-simple-peer.ts) and the real
+// BroadcastChannel signalling (Node 20 has BroadcastChannel). Real WebRTC: e2e/ring.spec.ts.
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { EventBus, type LabEvent } from '../lab/events';
+import { runAllReduce } from '../collective/collectives';
+import { DataChannelTransport } from './datachannel-transport';
+import { FakePeer, type FakeChannel } from './fake-simple-peer';
+import { Mesh, type MeshOptions } from './mesh';
+import { BroadcastChannelSignalling } from './signalling';
+
+vi.mock('simple-peer/simplepeer.min.js', async () => ({ default: (await import('./fake-simple-peer')).FakePeer }));
+
+const open: Mesh[] = [];
+afterEach(() => {
+  for (const m of open.splice(0)) m.close();
+  FakePeer.created = [];
+});
+
+let roomCounter = 0;
+async function room(count: number, opts: Partial<MeshOptions> = {}): Promise<Mesh[]> {
+  const name = `MESH-${roomCounter++}`;
+  const meshes = Array.from({ length: count }, (_, i) => {
+    const mesh = new Mesh({ signalling: new BroadcastChannelSignalling(name, `peer-${String(i).padStart(2, '0')}`), ...opts });
+    open.push(mesh);
+    return mesh;
+  });
+  await Promise.all(meshes.map((m) => m.start()));
+  return meshes;
+}
+
+describe('Mesh', () => {
+  it('links every pair of a small room once, and every tab agrees on the ranks', async () => {
+    const meshes = await room(4);
+    const lists = await Promise.all(meshes.map((m) => m.waitForRoom(4, 5000)));
+    for (const list of lists) expect(list).toEqual(['peer-00', 'peer-01', 'peer-02', 'peer-03']);
+    for (const m of meshes) expect(m.linkStats().filter((l) => l.state === 'connected')).toHaveLength(3);
+    // one initiator per pair: 6 pairs, 6 initiating peers
+    expect(FakePeer.created.filter((p) => p.initiator)).toHaveLength(6);
+    expect(meshes[2].peersReport().self).toEqual({ peerId: 'peer-02', rank: 2, world: 4, room: meshes[2].room });
+  });
+
+  it('links only ring neighbours in a large room, and a ring all-reduce runs over them', async () => {
+    const meshes = await room(10, { fullMeshMax: 4 });
+    const lists = await Promise.all(meshes.map((m) => m.waitForRoom(10, 10_000)));
+    for (const m of meshes) {
+      expect(m.wanted()).toHaveLength(2);
+      for (const id of m.wanted()) expect(m.isOpen(id)).toBe(true);
+    }
+    const transports = meshes.map((m, r) => new DataChannelTransport(m, { members: lists[r] }));
+    const vectors = transports.map((t) => Float32Array.from({ length: 5000 }, (_, i) => (i % 7) + t.rank));
+    await Promise.all(transports.map((t, r) => runAllReduce(t, vectors[r], { round: 0, collective: 0 })));
+    const expected = Float32Array.from({ length: 5000 }, (_, i) => 10 * (i % 7) + 45);
+    for (const v of vectors) expect(Array.from(v)).toEqual(Array.from(expected));
+  });
+
+  it('measures heartbeat round trips and per-link throughput', async () => {
+    const meshes = await room(2, { heartbeatMs: 20 });
+    await Promise.all(meshes.map((m) => m.waitForRoom(2, 5000)));
+    await expect.poll(() => meshes[0].linkStats()[0].rttMs).toBeGreaterThanOrEqual(0);
+    const stats = meshes[0].linkStats()[0];
+    expect(stats.bytesSent).toBeGreaterThan(0);
+    expect(stats.bytesReceived).toBeGreaterThan(0);
+    await expect.poll(() => meshes[0].linkStats()[0].recvRate).toBeGreaterThan(0);
+    expect(meshes[0].peersReport().peers[0]).toMatchObject({ peerId: 'peer-01', rank: 1, state: 'connected' });
+  });
+
+  it('drops a peer that goes silent without closing (a closed tab), by heartbeat deadline', async () => {
+    const meshes = await room(3, { heartbeatMs: 20, deadAfterMs: 200 });
+    await Promise.all(meshes.map((m) => m.waitForRoom(3, 5000)));
+    const lost: string[] = [];
+    meshes[0].on({ peerLost: (id, reason) => lost.push(`${id}: ${reason}`) });
+    for (const id of ['peer-00', 'peer-01']) (meshes[2].channel(id) as unknown as FakeChannel).owner.muted = true;
+    await expect.poll(() => meshes[0].memberList(), { timeout: 3000 }).toEqual(['peer-00', 'peer-01']);
+    expect(lost[0]).toMatch(/^peer-02: silent for \d+ ms/);
+    expect(meshes[1].memberList()).toEqual(['peer-00', 'peer-01']);
+  });
+
+  it('tells the others at once when a tab closes its mesh', async () => {
+    const meshes = await room(3);
+    await Promise.all(meshes.map((m) => m.waitForRoom(3, 5000)));
+    meshes[1].close();
+    await expect.poll(() => meshes[0].memberList(), { timeout: 1000 }).toEqual(['peer-00', 'peer-02']);
+    await expect.poll(() => meshes[2].memberList(), { timeout: 1000 }).toEqual(['peer-00', 'peer-02']);
+  });
+
+  it('refuses frames that do not validate and reports them on the bus', async () => {
+    const bus = new EventBus();
+    const events: LabEvent[] = [];
+    bus.subscribe((e) => events.push(e));
+    const [a] = await room(1);
+    const b = new Mesh({ signalling: new BroadcastChannelSignalling(a.room, 'peer-99'), bus });
+    open.push(b);
+    await b.start();
+    await Promise.all([a.waitForRoom(2, 5000), b.waitForRoom(2, 5000)]);
+    const refused: string[] = [];
+    b.on({ refused: (_from, reason) => refused.push(reason) });
+    a.sendRaw('peer-99', new Uint8Array([1, 2, 3]));
+    await expect.poll(() => refused).toEqual(['too short: 3 bytes, a header is 40']);
+    expect(events.some((e) => e.type === 'refused' && e.from === 'peer-00' && /too short/.test(e.reason))).toBe(true);
+    expect(events.some((e) => e.type === 'peers')).toBe(true);
+    expect(b.isOpen('peer-00')).toBe(true); // a bad frame does not cost the link
+  });
+
+  it('names what is missing when the room does not fill in time', async () => {
+    const meshes = await room(2);
+    await expect(meshes[0].waitForRoom(3, 200)).rejects.toThrow(/2\/3 members after 200 ms/);
+  });
+});

@@ -1,0 +1,407 @@
+// A room's WebRTC mesh: one simple-peer connection (one ordered data channel) per linked pair.
+// - Who links to whom: membership.ts (every pair up to 8 members, ring neighbours above).
+// - Every message on a channel is a frame (frame.ts) and is validated here; data and control frames
+//   go to listeners (the transport), heartbeats are answered here and give the RTT.
+// - Dead peers are found by heartbeat silence, never by waiting for the channel's close: a closed tab
+//   does not close the remote channel (ENVIRONMENT.md). And this tab closes its peers on `pagehide`,
+//   so that the others learn within milliseconds.
+import SimplePeer from 'simple-peer/simplepeer.min.js';
+import type { Instance as PeerInstance, SignalData as SimplePeerSignal } from 'simple-peer';
+import type { EventBus, PeerInfo, PeersReport } from '../lab/events';
+import { NO_RANK, decodeFrame, encodeFrame, isFrameError, roomHash, type Frame } from './frame';
+import { FULL_MESH_MAX, isInitiator, rankOrder, wantedPeers } from './membership';
+import type { SignalData, Signalling } from './signalling';
+
+/** Chromium's `sctp.maxMessageSize`; one byte more and send() throws. */
+export const DEFAULT_MAX_MESSAGE_SIZE = 262144;
+
+export interface MeshOptions {
+  signalling: Signalling;
+  /** STUN/TURN servers. Default none: enough on one machine or a LAN (host candidates). */
+  iceServers?: RTCIceServer[];
+  fullMeshMax?: number;
+  heartbeatMs?: number;
+  /** A linked peer silent for this long is dropped (left the room, crashed, or its tab froze). */
+  deadAfterMs?: number;
+  /** A link that has not opened after this long is torn down and tried again. */
+  connectTimeoutMs?: number;
+  /** Where PeersReport, FrameRefused and LogLine events go (the store, the dashboard). */
+  bus?: EventBus;
+}
+
+export interface MeshListener {
+  /** Room members in rank order (self included), after every change. */
+  members?(members: string[]): void;
+  peerOpen?(peerId: string): void;
+  peerLost?(peerId: string, reason: string): void;
+  /** A data or control frame that validated. */
+  frame?(peerId: string, frame: Frame): void;
+  refused?(peerId: string, reason: string): void;
+}
+
+export interface LinkStats {
+  peerId: string;
+  state: PeerInfo['state'];
+  rttMs?: number;
+  bytesSent: number;
+  bytesReceived: number;
+  /** Bytes per second over the last heartbeat interval, each direction. */
+  sendRate: number;
+  recvRate: number;
+}
+
+interface Link {
+  peerId: string;
+  peer: PeerInstance;
+  initiator: boolean;
+  state: PeerInfo['state'];
+  createdAt: number;
+  lastHeard: number;
+  rttMs?: number;
+  bytesSent: number;
+  bytesReceived: number;
+  sendRate: number;
+  recvRate: number;
+  rateMark: { t: number; sent: number; received: number };
+}
+
+const PING = 0;
+const PONG = 1;
+
+/** simple-peer keeps the RTCPeerConnection and RTCDataChannel in underscore fields; we need both. */
+interface PeerInternals {
+  _channel?: RTCDataChannel | null;
+  _pc?: RTCPeerConnection | null;
+}
+
+export class Mesh {
+  readonly peerId: string;
+  readonly room: string;
+  readonly roomHash: number;
+  private readonly members = new Set<string>();
+  private readonly links = new Map<string, Link>();
+  private readonly listeners = new Set<MeshListener>();
+  private heartbeat: ReturnType<typeof setInterval> | undefined;
+  private closed = false;
+  private readonly onPageHide = () => this.close();
+
+  constructor(private readonly opts: MeshOptions) {
+    this.peerId = opts.signalling.peerId;
+    this.room = opts.signalling.room;
+    this.roomHash = roomHash(this.room);
+    this.members.add(this.peerId);
+  }
+
+  /** Joins the room through signalling and starts heartbeats. */
+  async start(): Promise<void> {
+    await this.opts.signalling.join({
+      peerJoined: (id) => this.memberJoined(id),
+      peerLeft: (id) => this.drop(id, 'left the room', true),
+      signal: (from, data) => this.onSignal(from, data),
+      problem: (reason) => this.log('warn', reason),
+    });
+    this.heartbeat = setInterval(() => this.tick(), this.opts.heartbeatMs ?? 1000);
+    if (typeof window !== 'undefined') window.addEventListener('pagehide', this.onPageHide);
+  }
+
+  on(listener: MeshListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Members in rank order, self included. */
+  memberList(): string[] {
+    return rankOrder(this.members);
+  }
+
+  /** Peers this tab should be linked to right now. */
+  wanted(): string[] {
+    return wantedPeers(this.peerId, this.members, this.opts.fullMeshMax ?? FULL_MESH_MAX);
+  }
+
+  isOpen(peerId: string): boolean {
+    return this.links.get(peerId)?.state === 'connected' && this.channel(peerId)?.readyState === 'open';
+  }
+
+  /** The open data channel to a peer (for backpressure: bufferedAmount and its low-water event). */
+  channel(peerId: string): RTCDataChannel | undefined {
+    const link = this.links.get(peerId);
+    if (!link || link.state !== 'connected') return undefined;
+    return (link.peer as unknown as PeerInternals)._channel ?? undefined;
+  }
+
+  /** Largest message the link accepts, capped at 256 KiB so one message never hogs a channel. */
+  maxMessageSize(peerId: string): number {
+    const link = this.links.get(peerId);
+    const negotiated = (link?.peer as unknown as PeerInternals | undefined)?._pc?.sctp?.maxMessageSize;
+    return Math.min(negotiated && negotiated > 0 ? negotiated : DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_MESSAGE_SIZE);
+  }
+
+  /** Puts an encoded frame on a peer's channel. Throws if the link is not open or the queue is full. */
+  sendRaw(peerId: string, bytes: Uint8Array): void {
+    const channel = this.channel(peerId);
+    const link = this.links.get(peerId);
+    if (!channel || !link || channel.readyState !== 'open') throw new Error(`no open channel to ${peerId}`);
+    channel.send(bytes as Uint8Array<ArrayBuffer>);
+    link.bytesSent += bytes.length;
+  }
+
+  /**
+   * Resolves with the members (rank order) once at least `expect` are in the room and every link this
+   * tab wants is open. Rejects after `timeoutMs`, naming what is missing.
+   */
+  waitForRoom(expect: number, timeoutMs: number): Promise<string[]> {
+    return new Promise((resolve, reject) => {
+      const check = (): boolean => {
+        if (this.members.size < expect) return false;
+        if (!this.wanted().every((id) => this.isOpen(id))) return false;
+        clearTimeout(timer);
+        unsubscribe();
+        resolve(this.memberList());
+        return true;
+      };
+      const timer = setTimeout(() => {
+        unsubscribe();
+        const missing = this.wanted().filter((id) => !this.isOpen(id));
+        reject(
+          new Error(
+            `room ${this.room}: ${this.members.size}/${expect} members after ${timeoutMs} ms` +
+              (missing.length ? `, links not open: ${missing.join(', ')}` : ''),
+          ),
+        );
+      }, timeoutMs);
+      const unsubscribe = this.on({ members: () => check(), peerOpen: () => check() });
+      check();
+    });
+  }
+
+  linkStats(): LinkStats[] {
+    return [...this.links.values()].map((l) => ({
+      peerId: l.peerId,
+      state: l.state,
+      rttMs: l.rttMs,
+      bytesSent: l.bytesSent,
+      bytesReceived: l.bytesReceived,
+      sendRate: l.sendRate,
+      recvRate: l.recvRate,
+    }));
+  }
+
+  peersReport(): PeersReport {
+    const order = this.memberList();
+    return {
+      type: 'peers',
+      self: { peerId: this.peerId, rank: order.indexOf(this.peerId), world: order.length, room: this.room },
+      peers: order
+        .filter((id) => id !== this.peerId)
+        .map((id) => {
+          const link = this.links.get(id);
+          return {
+            peerId: id,
+            rank: order.indexOf(id),
+            state: link?.state ?? 'disconnected',
+            rttMs: link?.rttMs,
+            throughputBytesPerSec: link ? link.sendRate + link.recvRate : undefined,
+          };
+        }),
+    };
+  }
+
+  /** Leaves the room and closes every link (idempotent). Remote tabs see their channels close at once. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.heartbeat);
+    if (typeof window !== 'undefined') window.removeEventListener('pagehide', this.onPageHide);
+    this.opts.signalling.leave();
+    for (const id of [...this.links.keys()]) this.drop(id, 'this tab left', false);
+  }
+
+  // --- membership and links -------------------------------------------------------------------------
+
+  private memberJoined(peerId: string): void {
+    if (this.closed || this.members.has(peerId)) return;
+    this.members.add(peerId);
+    this.emitMembers();
+    this.reconcile();
+  }
+
+  /** Opens the links this tab is responsible for (it initiates towards larger ids). */
+  private reconcile(): void {
+    if (this.closed) return;
+    for (const id of this.wanted()) {
+      if (!this.links.has(id) && isInitiator(this.peerId, id)) this.createLink(id, true);
+    }
+  }
+
+  private createLink(peerId: string, initiator: boolean): Link {
+    const peer = new SimplePeer({
+      initiator,
+      trickle: true,
+      config: { iceServers: this.opts.iceServers ?? [] },
+      channelConfig: { ordered: true },
+    });
+    const now = performance.now();
+    const link: Link = {
+      peerId,
+      peer,
+      initiator,
+      state: 'connecting',
+      createdAt: now,
+      lastHeard: now,
+      bytesSent: 0,
+      bytesReceived: 0,
+      sendRate: 0,
+      recvRate: 0,
+      rateMark: { t: now, sent: 0, received: 0 },
+    };
+    this.links.set(peerId, link);
+    const current = () => this.links.get(peerId) === link;
+    peer.on('signal', (data: SimplePeerSignal) => {
+      if (current()) this.opts.signalling.signal(peerId, data as unknown as SignalData);
+    });
+    peer.on('connect', () => {
+      if (!current()) return;
+      link.state = 'connected';
+      link.lastHeard = performance.now();
+      this.log('info', `link to ${peerId} open`);
+      for (const l of this.listeners) l.peerOpen?.(peerId);
+      this.publishPeers();
+    });
+    peer.on('data', (data: Uint8Array) => {
+      if (current()) this.onData(link, data);
+    });
+    peer.on('close', () => {
+      if (current()) this.drop(peerId, 'channel closed', true);
+    });
+    peer.on('error', (err: Error) => {
+      if (current()) this.drop(peerId, `link error: ${err.message}`, true);
+    });
+    this.publishPeers();
+    return link;
+  }
+
+  private onSignal(from: string, data: SignalData): void {
+    if (this.closed) return;
+    if (!this.members.has(from)) this.memberJoined(from);
+    let link = this.links.get(from);
+    // A fresh offer from the initiating side replaces a link that never opened (it gave up and retried).
+    if (link && !link.initiator && link.state !== 'connected' && data.type === 'offer') {
+      this.destroyLink(link);
+      link = undefined;
+    }
+    if (!link) {
+      if (isInitiator(this.peerId, from)) return; // stale answer/candidate for a link we dropped
+      link = this.createLink(from, false);
+    }
+    try {
+      link.peer.signal(data as unknown as SimplePeerSignal);
+    } catch (err) {
+      this.refuse(from, `bad signal: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  /** Tears a link down. `lost`: the peer is gone from the room too (left, dead, or its link failed). */
+  private drop(peerId: string, reason: string, lost: boolean): void {
+    const link = this.links.get(peerId);
+    if (link) this.destroyLink(link);
+    if (!lost) return;
+    const wasMember = this.members.delete(peerId);
+    if (!link && !wasMember) return;
+    this.log('warn', `peer ${peerId}: ${reason}`);
+    for (const l of this.listeners) l.peerLost?.(peerId, reason);
+    this.emitMembers();
+    this.reconcile();
+  }
+
+  private destroyLink(link: Link): void {
+    if (this.links.get(link.peerId) === link) this.links.delete(link.peerId);
+    try {
+      link.peer.destroy();
+    } catch {
+      // already torn down
+    }
+    this.publishPeers();
+  }
+
+  // --- frames and heartbeats ------------------------------------------------------------------------
+
+  private onData(link: Link, data: Uint8Array): void {
+    link.bytesReceived += data.byteLength;
+    const frame = decodeFrame(data);
+    if (isFrameError(frame)) return this.refuse(link.peerId, frame.error);
+    if (frame.roomHash !== this.roomHash) return this.refuse(link.peerId, 'frame for another room');
+    link.lastHeard = performance.now();
+    if (frame.type === 'heartbeat') return this.onHeartbeat(link, frame);
+    for (const l of this.listeners) l.frame?.(link.peerId, frame);
+  }
+
+  private onHeartbeat(link: Link, frame: Frame): void {
+    const p = frame.payload;
+    if (p.length !== 9 || (p[0] !== PING && p[0] !== PONG)) return this.refuse(link.peerId, 'malformed heartbeat');
+    const sentAt = new DataView(p.buffer, p.byteOffset, p.byteLength).getFloat64(1, true);
+    if (p[0] === PING) this.sendHeartbeat(link.peerId, PONG, sentAt);
+    else if (Number.isFinite(sentAt)) link.rttMs = performance.now() - sentAt;
+  }
+
+  private sendHeartbeat(peerId: string, kind: number, time: number): void {
+    const payload = new Uint8Array(9);
+    payload[0] = kind;
+    new DataView(payload.buffer).setFloat64(1, time, true);
+    const frame = encodeFrame(
+      { type: 'heartbeat', roomHash: this.roomHash, round: 0, collective: 0, chunk: 0, sender: NO_RANK, part: 0, parts: 1 },
+      payload,
+    );
+    try {
+      this.sendRaw(peerId, frame);
+    } catch {
+      // a full or closing channel: the deadline below decides whether the peer is gone
+    }
+  }
+
+  private tick(): void {
+    const now = performance.now();
+    const deadAfter = this.opts.deadAfterMs ?? 10_000;
+    const connectTimeout = this.opts.connectTimeoutMs ?? 30_000;
+    for (const link of [...this.links.values()]) {
+      if (link.state === 'connected') {
+        if (now - link.lastHeard > deadAfter) {
+          this.drop(link.peerId, `silent for ${Math.round(now - link.lastHeard)} ms`, true);
+          continue;
+        }
+        this.sendHeartbeat(link.peerId, PING, now);
+        const dt = (now - link.rateMark.t) / 1000;
+        if (dt > 0) {
+          link.sendRate = (link.bytesSent - link.rateMark.sent) / dt;
+          link.recvRate = (link.bytesReceived - link.rateMark.received) / dt;
+        }
+        link.rateMark = { t: now, sent: link.bytesSent, received: link.bytesReceived };
+      } else if (now - link.createdAt > connectTimeout) {
+        this.log('warn', `link to ${link.peerId} did not open in ${connectTimeout} ms: retrying`);
+        this.destroyLink(link);
+        this.reconcile();
+      }
+    }
+    this.publishPeers();
+  }
+
+  /** Reports a refused frame: to listeners and to the dashboard (the transport refuses some too). */
+  refuse(peerId: string, reason: string): void {
+    for (const l of this.listeners) l.refused?.(peerId, reason);
+    this.opts.bus?.publish({ type: 'refused', from: peerId, reason, t: performance.now() });
+  }
+
+  private emitMembers(): void {
+    const order = this.memberList();
+    for (const l of this.listeners) l.members?.(order);
+    this.publishPeers();
+  }
+
+  private publishPeers(): void {
+    this.opts.bus?.publish(this.peersReport());
+  }
+
+  private log(level: 'info' | 'warn' | 'error', message: string): void {
+    this.opts.bus?.publish({ type: 'log', level, message: `[mesh ${this.room}] ${message}`, t: performance.now() });
+  }
+}

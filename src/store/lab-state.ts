@@ -1,0 +1,103 @@
+// The shape of the dashboard's one store. Low-frequency slices are immutable values that React selects;
+// high-frequency series (step metrics, chunk events) live in mutable ring buffers, and a `tick` counter
+// tells imperative consumers (canvas, uPlot, the ring's marker layer) that there is something new.
+import type { ChunkEvent } from '../collective/types';
+import type { MemoryKind } from '../engine/backend';
+import { DEFAULT_CONFIG, type LabConfig } from '../lab/config';
+import type {
+  ClassroomSnapshot,
+  EvalMetrics,
+  FrameRefused,
+  LogLine,
+  PeerInfo,
+  PeersReport,
+  RunState,
+  SampleText,
+  StepMetrics,
+  ZeroLayoutReport,
+} from '../lab/events';
+import { RingBuffer } from './ring-buffer';
+
+/** Bounds on everything the store keeps: a long run must not grow the tab's memory. */
+export const LIMITS = {
+  steps: 20_000,
+  evals: 2_000,
+  chunks: 4_096,
+  hashRows: 256,
+  refused: 100,
+  samples: 20,
+  logs: 300,
+} as const;
+
+/** Parameter hashes reported for one step, and whether they agree. */
+export interface HashRow {
+  step: number;
+  byRank: Record<number, string>;
+  /** true: every rank of the room reported the same hash; false: two differ; null: still waiting. */
+  agree: boolean | null;
+}
+
+export interface ClassroomSlice {
+  runId: string | null;
+  chunks: { start: number; end: number }[];
+  snapshots: ClassroomSnapshot[];
+  /** The snapshot on screen. */
+  index: number;
+}
+
+export interface LabData {
+  run: { state: RunState; error: string | null };
+  /** This tab in its room, from the mesh; null before it has joined one. */
+  self: PeersReport['self'] | null;
+  peers: PeerInfo[];
+  config: LabConfig;
+
+  /** High-frequency series: mutated in place, watched through `metricsTick` / `chunkTick`. */
+  steps: RingBuffer<StepMetrics>;
+  evals: RingBuffer<EvalMetrics>;
+  chunks: RingBuffer<ChunkEvent>;
+  metricsTick: number;
+  chunkTick: number;
+
+  hashes: HashRow[];
+  /** Steps whose hashes disagreed, over the whole run (rows may have left the window). */
+  hashMismatches: number;
+  memory: Record<number, Record<MemoryKind, number>>;
+  refused: { recent: FrameRefused[]; total: number; byReason: Record<string, number> };
+  samples: SampleText[];
+  logs: LogLine[];
+  zeroLayout: ZeroLayoutReport | null;
+  classroom: ClassroomSlice;
+}
+
+export interface LabActions {
+  setConfig(patch: Partial<LabConfig>): void;
+  /** Shows snapshot `index` of the loaded lesson (clamped to what exists). */
+  setClassroomIndex(index: number): void;
+  /** Forgets the metrics of the previous run (before a new one, or on reset). */
+  clearRun(): void;
+}
+
+export type LabState = LabData & LabActions;
+
+export function initialLabData(config: LabConfig = DEFAULT_CONFIG): LabData {
+  return {
+    run: { state: 'idle', error: null },
+    self: null,
+    peers: [],
+    config,
+    steps: new RingBuffer<StepMetrics>(LIMITS.steps),
+    evals: new RingBuffer<EvalMetrics>(LIMITS.evals),
+    chunks: new RingBuffer<ChunkEvent>(LIMITS.chunks),
+    metricsTick: 0,
+    chunkTick: 0,
+    hashes: [],
+    hashMismatches: 0,
+    memory: {},
+    refused: { recent: [], total: 0, byReason: {} },
+    samples: [],
+    logs: [],
+    zeroLayout: null,
+    classroom: { runId: null, chunks: [], snapshots: [], index: 0 },
+  };
+}

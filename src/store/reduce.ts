@@ -1,0 +1,98 @@
+// Turns one LabEvent into the change of the store's state. Ring buffers are appended in place (that is
+// their point); every other slice is replaced, so React's selectors see new values.
+import type { HashReport, LabEvent } from '../lab/events';
+import { LIMITS, type HashRow, type LabData } from './lab-state';
+
+function appendBounded<T>(list: readonly T[], item: T, limit: number): T[] {
+  const next = list.length >= limit ? list.slice(list.length - limit + 1) : list.slice();
+  next.push(item);
+  return next;
+}
+
+function hashAgreement(byRank: Record<number, string>, world: number): boolean | null {
+  const distinct = new Set(Object.values(byRank));
+  if (distinct.size > 1) return false;
+  return Object.keys(byRank).length >= world ? true : null;
+}
+
+function reduceHash(state: LabData, event: HashReport): Partial<LabData> {
+  const world = state.self?.world ?? 1;
+  const rows = state.hashes;
+  const at = rows.findIndex((row) => row.step === event.step);
+  const before = at >= 0 ? rows[at] : { step: event.step, byRank: {}, agree: null };
+  const byRank = { ...before.byRank, [event.rank]: event.hash };
+  const row: HashRow = { step: event.step, byRank, agree: hashAgreement(byRank, world) };
+  const newlyBroken = row.agree === false && before.agree !== false ? 1 : 0;
+  let hashes: HashRow[];
+  if (at >= 0) {
+    hashes = rows.slice();
+    hashes[at] = row;
+  } else {
+    hashes = appendBounded(rows, row, LIMITS.hashRows).sort((a, b) => a.step - b.step);
+  }
+  return { hashes, hashMismatches: state.hashMismatches + newlyBroken };
+}
+
+/** The partial state after `event`, or null when nothing changed. */
+export function reduceLabEvent(state: LabData, event: LabEvent): Partial<LabData> | null {
+  switch (event.type) {
+    case 'chunk':
+      state.chunks.push(event);
+      return { chunkTick: state.chunkTick + 1 };
+    case 'step':
+      state.steps.push(event);
+      return { metricsTick: state.metricsTick + 1 };
+    case 'eval':
+      state.evals.push(event);
+      return { metricsTick: state.metricsTick + 1 };
+    case 'hash':
+      return reduceHash(state, event);
+    case 'sample':
+      return { samples: appendBounded(state.samples, event, LIMITS.samples) };
+    case 'memory':
+      return { memory: { ...state.memory, [event.rank]: event.bytes } };
+    case 'peers':
+      return { self: event.self, peers: event.peers };
+    case 'state':
+      return { run: { state: event.state, error: event.error ?? null } };
+    case 'refused': {
+      const { refused } = state;
+      return {
+        refused: {
+          recent: appendBounded(refused.recent, event, LIMITS.refused),
+          total: refused.total + 1,
+          byReason: { ...refused.byReason, [event.reason]: (refused.byReason[event.reason] ?? 0) + 1 },
+        },
+      };
+    }
+    case 'log':
+      return { logs: appendBounded(state.logs, event, LIMITS.logs) };
+    case 'zero-layout':
+      return { zeroLayout: event };
+    case 'classroom': {
+      const lesson = state.classroom;
+      const sameLesson = lesson.runId === event.runId;
+      const snapshots = sameLesson ? lesson.snapshots.slice() : [];
+      // Keyed by step so that a repeated publication replaces rather than duplicates.
+      const at = snapshots.findIndex((s) => s.step === event.snapshot.step);
+      if (at >= 0) snapshots[at] = event.snapshot;
+      else snapshots.push(event.snapshot);
+      snapshots.sort((a, b) => a.step - b.step);
+      return {
+        classroom: {
+          runId: event.runId,
+          chunks: event.chunks,
+          snapshots,
+          index: sameLesson ? lesson.index : 0,
+        },
+      };
+    }
+    default: {
+      // Compile-time exhaustiveness; at run time an unknown event (a newer peer) is ignored, because
+      // the bus is synchronous and a throw here would land in the producer's step loop.
+      const unknown: never = event;
+      void unknown;
+      return null;
+    }
+  }
+}

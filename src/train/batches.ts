@@ -1,0 +1,125 @@
+// Batch sources: turn the sampler's indices for (step, micro-batch) into a Batch in host arrays that
+// are allocated once. Evaluation batches are fixed and built once.
+import { gatherClassification, gatherTextWindows, textWindowCount } from '../data/batch';
+import type { ClassificationSet } from '../data/types';
+import type { Batch } from '../model/model';
+import { DistributedSampler } from './sampler';
+
+export interface BatchSource {
+  /** Samples (rows) per step on this rank, over all micro-batches. */
+  readonly rowsPerStep: number;
+  readonly microBatches: number;
+  /** Micro-batch `micro` of `step` on this rank. The returned arrays are reused by the next call. */
+  next(step: number, micro: number): Batch;
+}
+
+export interface ShardOptions {
+  globalBatch: number;
+  microBatches: number;
+  world: number;
+  rank: number;
+  seed: number;
+}
+
+function microSize(perRank: number, microBatches: number): number {
+  if (!Number.isInteger(microBatches) || microBatches <= 0) throw new RangeError(`microBatches must be a positive integer, got ${microBatches}`);
+  if (perRank % microBatches !== 0) {
+    throw new RangeError(`a rank's ${perRank} samples per step do not split into ${microBatches} equal micro-batches`);
+  }
+  return perRank / microBatches;
+}
+
+export class ClassificationBatches implements BatchSource {
+  readonly sampler: DistributedSampler;
+  readonly rowsPerStep: number;
+  readonly microBatches: number;
+  readonly microRows: number;
+  private readonly inputs: Float32Array;
+  private readonly targets: Uint32Array;
+
+  constructor(
+    private readonly set: ClassificationSet,
+    options: ShardOptions,
+    /** Image shifts of up to this many pixels (0: none). */
+    private readonly maxShift = 0,
+  ) {
+    this.sampler = new DistributedSampler({ size: set.count, ...options });
+    this.rowsPerStep = this.sampler.perRank;
+    this.microBatches = options.microBatches;
+    this.microRows = microSize(this.rowsPerStep, options.microBatches);
+    this.inputs = new Float32Array(this.microRows * set.features);
+    this.targets = new Uint32Array(this.microRows);
+  }
+
+  next(step: number, micro: number): Batch {
+    const all = this.sampler.indices(step);
+    const indices = all.subarray(micro * this.microRows, (micro + 1) * this.microRows);
+    const augment = this.maxShift > 0 ? { maxShift: this.maxShift, seed: this.sampler.options.seed, epoch: this.sampler.epochOf(step) } : undefined;
+    gatherClassification(this.set, indices, this.inputs, this.targets, augment);
+    return { inputs: this.inputs, targets: this.targets, rows: this.microRows };
+  }
+}
+
+export class TextBatches implements BatchSource {
+  readonly sampler: DistributedSampler;
+  readonly rowsPerStep: number;
+  readonly microBatches: number;
+  readonly microRows: number;
+  private readonly tokens: Uint32Array;
+  private readonly targets: Uint32Array;
+  private readonly starts: Uint32Array;
+
+  constructor(
+    private readonly corpus: Uint32Array,
+    private readonly seqLen: number,
+    options: ShardOptions,
+  ) {
+    const windows = textWindowCount(corpus.length, seqLen);
+    if (windows < options.globalBatch) throw new RangeError(`the text holds ${windows} windows of ${seqLen + 1}; need at least ${options.globalBatch}`);
+    this.sampler = new DistributedSampler({ size: windows, ...options });
+    this.rowsPerStep = this.sampler.perRank;
+    this.microBatches = options.microBatches;
+    this.microRows = microSize(this.rowsPerStep, options.microBatches);
+    this.tokens = new Uint32Array(this.microRows * seqLen);
+    this.targets = new Uint32Array(this.microRows * seqLen);
+    this.starts = new Uint32Array(this.microRows);
+  }
+
+  next(step: number, micro: number): Batch {
+    const all = this.sampler.indices(step);
+    for (let r = 0; r < this.microRows; r++) this.starts[r] = all[micro * this.microRows + r] * this.seqLen;
+    gatherTextWindows(this.corpus, this.starts, this.seqLen, this.tokens, this.targets);
+    return { inputs: this.tokens, targets: this.targets, rows: this.microRows, seqLen: this.seqLen };
+  }
+}
+
+/** The whole held-out set in batches of at most `maxRows` (built once, reused by every evaluation). */
+export function classificationEvalBatches(set: ClassificationSet, maxRows: number): Batch[] {
+  const batches: Batch[] = [];
+  for (let start = 0; start < set.count; start += maxRows) {
+    const rows = Math.min(maxRows, set.count - start);
+    const inputs = new Float32Array(rows * set.features);
+    const targets = new Uint32Array(rows);
+    gatherClassification(set, Uint32Array.from({ length: rows }, (_, i) => start + i), inputs, targets);
+    batches.push({ inputs, targets, rows });
+  }
+  return batches;
+}
+
+/** Up to `maxWindows` evenly spread validation windows, in batches of at most `maxRows`. */
+export function textEvalBatches(corpus: Uint32Array, seqLen: number, maxRows: number, maxWindows: number): Batch[] {
+  const windows = textWindowCount(corpus.length, seqLen);
+  if (windows === 0) throw new RangeError(`validation text too short for one window of ${seqLen + 1}`);
+  const count = Math.min(windows, maxWindows);
+  const stride = windows / count;
+  const starts = Uint32Array.from({ length: count }, (_, i) => Math.floor(i * stride) * seqLen);
+  const batches: Batch[] = [];
+  for (let at = 0; at < count; at += maxRows) {
+    const rows = Math.min(maxRows, count - at);
+    const tokens = new Uint32Array(rows * seqLen);
+    const targets = new Uint32Array(rows * seqLen);
+    gatherTextWindows(corpus, starts.subarray(at, at + rows), seqLen, tokens, targets);
+    batches.push({ inputs: tokens, targets, rows, seqLen });
+  }
+  return batches;
+}

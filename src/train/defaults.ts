@@ -1,0 +1,91 @@
+// Default recipes, measured (not guessed) with scripts/train-mnist-cpu.ts and scripts/train-gpt-cpu.ts
+// on the CPU reference backend; the numbers they reached are in the comments. Small enough for
+// SwiftShader (~0.4 GFLOP/s) to train in minutes.
+import type { GptConfig } from '../model/gpt';
+import type { MlpConfig } from '../model/mlp';
+import type { OptimizerConfig } from './optimizer';
+
+export interface ClassifierRecipe {
+  model: MlpConfig;
+  /** Samples per optimizer step over the whole room. */
+  globalBatch: number;
+  microBatches: number;
+  steps: number;
+  optimizer: OptimizerConfig;
+  warmupSteps: number;
+  minLrFraction: number;
+  clipNorm: number;
+  /** Random image shifts of up to this many pixels (MNIST only). */
+  maxShift: number;
+  seed: number;
+  evalEvery: number;
+  logEvery: number;
+}
+
+export interface CharLmRecipe {
+  /** vocabSize is filled in from the data. */
+  model: Omit<GptConfig, 'vocabSize'>;
+  globalBatch: number;
+  microBatches: number;
+  steps: number;
+  optimizer: OptimizerConfig;
+  warmupSteps: number;
+  minLrFraction: number;
+  clipNorm: number;
+  seed: number;
+  evalEvery: number;
+  logEvery: number;
+  /** Validation windows per evaluation. */
+  evalWindows: number;
+  sampleEvery: number;
+  sampleLength: number;
+  temperature: number;
+}
+
+export const defaults = {
+  mnist: {
+    model: { sizes: [784, 128, 10] },
+    globalBatch: 128,
+    microBatches: 1,
+    steps: 1000,
+    optimizer: { kind: 'adamw', lr: 2e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-4 },
+    warmupSteps: 30,
+    minLrFraction: 0.05,
+    clipNorm: 5,
+    maxShift: 1,
+    seed: 1,
+    evalEvery: 100,
+    logEvery: 10,
+  } satisfies ClassifierRecipe as ClassifierRecipe,
+  synthetic: {
+    model: { sizes: [2, 32, 32, 3] },
+    globalBatch: 64,
+    microBatches: 1,
+    steps: 300,
+    optimizer: { kind: 'adamw', lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 },
+    warmupSteps: 10,
+    minLrFraction: 0.1,
+    clipNorm: 5,
+    maxShift: 0,
+    seed: 1,
+    evalEvery: 50,
+    logEvery: 10,
+  } satisfies ClassifierRecipe as ClassifierRecipe,
+  sotu: {
+    model: { blockSize: 64, nLayer: 2, nHead: 4, nEmbd: 64 },
+    globalBatch: 16,
+    microBatches: 1,
+    steps: 400,
+    optimizer: { kind: 'adamw', lr: 3e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.01 },
+    warmupSteps: 20,
+    minLrFraction: 0.1,
+    clipNorm: 1,
+    seed: 1,
+    evalEvery: 100,
+    logEvery: 10,
+    evalWindows: 64,
+    sampleEvery: 100,
+    sampleLength: 120,
+    temperature: 0.8,
+  } satisfies CharLmRecipe as CharLmRecipe,
+};

@@ -1,0 +1,105 @@
+// Wires a data set and a recipe into a ready trainer: the one place that knows how a model, its
+// optimizer, its batches and its evaluation fit together. The lab, the CPU tuning scripts and the
+// tests all start runs through here, so they train the same thing.
+import type { Backend } from '../engine/backend';
+import type { ClassificationData, TextData } from '../data/types';
+import { Gpt } from '../model/gpt';
+import { Mlp } from '../model/mlp';
+import type { Batch } from '../model/model';
+import { ClassificationBatches, classificationEvalBatches, TextBatches, textEvalBatches } from './batches';
+import type { CharLmRecipe, ClassifierRecipe } from './defaults';
+import { learningRateAt, Optimizer } from './optimizer';
+import { Trainer, type TrainerOptions } from './trainer';
+
+export interface Shard {
+  world: number;
+  rank: number;
+}
+
+/** What the caller may add: the sync hook, gradient hooks, the event sink, a ZeRO state range. */
+export type TrainerExtras = Pick<TrainerOptions, 'gradSync' | 'gradHooks' | 'onEvent'>;
+
+export interface Run<M> {
+  model: M;
+  optimizer: Optimizer;
+  trainer: Trainer;
+  evalBatches: Batch[];
+  dispose(): void;
+}
+
+export function classifierRun(
+  backend: Backend,
+  data: ClassificationData,
+  recipe: ClassifierRecipe,
+  shard: Shard = { world: 1, rank: 0 },
+  extras: TrainerExtras = {},
+): Run<Mlp> {
+  const sizes = recipe.model.sizes;
+  if (sizes[0] !== data.train.features || sizes[sizes.length - 1] !== data.train.numClasses) {
+    throw new Error(`model [${sizes.join(', ')}] does not fit ${data.train.name}: ${data.train.features} features, ${data.train.numClasses} classes`);
+  }
+  const batches = new ClassificationBatches(
+    data.train,
+    { globalBatch: recipe.globalBatch, microBatches: recipe.microBatches, seed: recipe.seed, ...shard },
+    recipe.maxShift,
+  );
+  const model = new Mlp(backend, recipe.model, batches.microRows);
+  model.init(recipe.seed);
+  return finish(backend, model, recipe, batches, classificationEvalBatches(data.test, batches.microRows), shard, extras);
+}
+
+export function charLmRun(
+  backend: Backend,
+  data: TextData,
+  recipe: CharLmRecipe,
+  shard: Shard = { world: 1, rank: 0 },
+  extras: TrainerExtras = {},
+): Run<Gpt> {
+  const config = { ...recipe.model, vocabSize: data.vocab.length };
+  const batches = new TextBatches(data.train, config.blockSize, {
+    globalBatch: recipe.globalBatch,
+    microBatches: recipe.microBatches,
+    seed: recipe.seed,
+    ...shard,
+  });
+  const model = new Gpt(backend, config, batches.microRows);
+  model.init(recipe.seed);
+  const evalBatches = textEvalBatches(data.val, config.blockSize, batches.microRows, recipe.evalWindows);
+  return finish(backend, model, recipe, batches, evalBatches, shard, extras);
+}
+
+function finish<M extends Mlp | Gpt>(
+  backend: Backend,
+  model: M,
+  recipe: ClassifierRecipe | CharLmRecipe,
+  batches: ClassificationBatches | TextBatches,
+  evalBatches: Batch[],
+  shard: Shard,
+  extras: TrainerExtras,
+): Run<M> {
+  const optimizer = new Optimizer(backend, model.layout, recipe.optimizer);
+  const schedule = { lr: recipe.optimizer.lr, warmupSteps: recipe.warmupSteps, totalSteps: recipe.steps, minFraction: recipe.minLrFraction };
+  const trainer = new Trainer({
+    backend,
+    model,
+    optimizer,
+    batches,
+    learningRate: (step) => learningRateAt(step, schedule),
+    clipNorm: recipe.clipNorm,
+    globalBatch: recipe.globalBatch,
+    rank: shard.rank,
+    logEvery: recipe.logEvery,
+    ...extras,
+  });
+  return {
+    model,
+    optimizer,
+    trainer,
+    evalBatches,
+    dispose() {
+      trainer.dispose();
+      optimizer.dispose();
+      model.dispose();
+    },
+  };
+}

@@ -1,0 +1,191 @@
+// The single-tab step loop. One optimizer step = zero the gradients, k micro-batches of forward and
+// backward (gradient accumulation: each loss gradient scaled by 1 / (predictions * k), so the sum is the
+// gradient of the step's mean loss), the gradient sync hook (identity on one tab; the data-parallel
+// all-reduce plugs in here), global-norm clipping, the update. Losses stay on the device and are read
+// back only every `logEvery` steps or when asked.
+import { alignUp, type Backend, type DeviceBuffer, viewOf } from '../engine/backend';
+import type { EvalMetrics, LabEvent, StepMetrics } from '../lab/events';
+import { Mlp } from '../model/mlp';
+import type { Batch, GradHooks, Model } from '../model/model';
+import type { BatchSource } from './batches';
+import { GradClipper, type Optimizer } from './optimizer';
+
+export interface GradSyncContext {
+  /** 0-based optimizer step being taken. */
+  step: number;
+  grads: DeviceBuffer;
+  model: Model;
+}
+
+export interface GradSyncResult {
+  bytesSent?: number;
+  bytesReceived?: number;
+  /** Part of the sync spent waiting on slower peers rather than moving bytes. */
+  waitMs?: number;
+}
+
+export interface TrainerOptions {
+  backend: Backend;
+  model: Model;
+  optimizer: Optimizer;
+  batches: BatchSource;
+  /** Learning rate for a 0-based step (a schedule); the optimizer's configured rate if absent. */
+  learningRate?: (step: number) => number;
+  /** Global gradient-norm clip; 0 or absent turns clipping off. */
+  clipNorm?: number;
+  /** Runs after backward and before clipping and the update. Absent: single tab, nothing to do. */
+  gradSync?: (ctx: GradSyncContext) => Promise<GradSyncResult | void>;
+  /** Passed to every micro-batch's backward (the data-parallel trainer buckets from the last one). */
+  gradHooks?: (step: number, micro: number) => GradHooks | undefined;
+  /** Samples per step over the whole room (for samples/s); this rank's rowsPerStep by default. */
+  globalBatch?: number;
+  rank?: number;
+  /** Read the loss back and emit StepMetrics every this many steps (default 10). */
+  logEvery?: number;
+  onEvent?: (event: LabEvent) => void;
+}
+
+export interface EvalResult {
+  loss: number;
+  /** Classifiers only. */
+  accuracy?: number;
+}
+
+export class Trainer {
+  /** Optimizer steps completed. */
+  step = 0;
+  private readonly lossBuf: DeviceBuffer;
+  private readonly lossSlot: number;
+  private readonly lossRows: number[] = [];
+  private readonly clipper: GradClipper | undefined;
+  /** The loss read of the step it belongs to, cached so that asking twice reads once. */
+  private lossRead: { step: number; value: Promise<number> } | undefined;
+  /** The step in progress, if any. */
+  private running: Promise<void> | undefined;
+
+  constructor(private readonly o: TrainerOptions) {
+    const k = o.batches.microBatches;
+    this.lossSlot = alignUp(o.model.maxLossRows);
+    this.lossBuf = o.backend.alloc(this.lossSlot * k, 'trainer.losses', 'workspace');
+    this.clipper = o.clipNorm ? new GradClipper(o.backend) : undefined;
+  }
+
+  /** Records and runs one optimizer step. Resolves when the device has finished it. */
+  trainStep(): Promise<void> {
+    if (this.running) throw new Error('trainStep called while a step is running: await the previous one');
+    this.running = this.runStep().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  private async runStep(): Promise<void> {
+    const { backend: b, model, batches, optimizer } = this.o;
+    const step = this.step;
+    const k = batches.microBatches;
+    const t0 = performance.now();
+    b.fill(viewOf(model.grads), 0);
+    for (let m = 0; m < k; m++) {
+      const batch = batches.next(step, m);
+      const rows = model.lossRowsOf(batch);
+      const result = model.forward(batch, 1 / (rows * k));
+      b.copy(viewOf(this.lossBuf, m * this.lossSlot, rows), viewOf(result.losses.buf, result.losses.offset, rows));
+      this.lossRows[m] = rows;
+      model.backward(this.o.gradHooks?.(step, m));
+    }
+    await b.flush();
+    const t1 = performance.now();
+    const sync = (await this.o.gradSync?.({ step, grads: model.grads, model })) ?? {};
+    const t2 = performance.now();
+    if (this.clipper && this.o.clipNorm) this.clipper.clip(model.grads, this.o.clipNorm);
+    optimizer.update(model.params, model.grads, step + 1, this.o.learningRate?.(step));
+    await b.flush();
+    const t3 = performance.now();
+    this.step++;
+    const logEvery = this.o.logEvery ?? 10;
+    if (this.o.onEvent && (this.step % logEvery === 0 || this.step === 1)) {
+      const stepMs = t3 - t0;
+      const metricsBase = {
+        type: 'step' as const,
+        rank: this.o.rank ?? 0,
+        step: this.step,
+        samplesPerSec: ((this.o.globalBatch ?? batches.rowsPerStep) * 1000) / stepMs,
+        computeMs: t1 - t0 + (t3 - t2),
+        commMs: t2 - t1 - (sync.waitMs ?? 0),
+        waitMs: sync.waitMs ?? 0,
+        stepMs,
+        bytesSent: sync.bytesSent ?? 0,
+        bytesReceived: sync.bytesReceived ?? 0,
+        t: t3,
+      };
+      const onEvent = this.o.onEvent;
+      void this.lastLoss().then((loss) => onEvent({ ...metricsBase, loss } satisfies StepMetrics));
+    }
+  }
+
+  /**
+   * Mean training loss of the last completed step on this rank. Reads back only when called (the
+   * read is ordered after that step's work and before the next step overwrites the losses).
+   */
+  async lastLoss(): Promise<number> {
+    // Mid-step the loss slots are being overwritten: wait for the step, then read its loss.
+    if (this.running) await this.running.catch(() => undefined);
+    if (this.step === 0) throw new Error('no step has been taken yet');
+    if (this.lossRead?.step !== this.step) {
+      this.lossRead = { step: this.step, value: this.readStepLoss(this.o.batches.microBatches) };
+    }
+    return this.lossRead.value;
+  }
+
+  /** Runs `steps` optimizer steps. */
+  async train(steps: number): Promise<void> {
+    for (let i = 0; i < steps; i++) await this.trainStep();
+  }
+
+  /** Mean loss (and accuracy, for a classifier) over fixed held-out batches; emits EvalMetrics. */
+  async evaluate(batches: Batch[]): Promise<EvalResult> {
+    const { backend: b, model } = this.o;
+    let lossSum = 0;
+    let rows = 0;
+    let correct = 0;
+    const classifier = model.kind === 'mlp';
+    for (const batch of batches) {
+      const r = model.forward(batch, 0);
+      const [losses, probs] = await Promise.all([b.read(r.losses), classifier ? b.read(r.probs) : undefined]);
+      for (let i = 0; i < r.lossRows; i++) lossSum += losses[i];
+      rows += r.lossRows;
+      if (probs) {
+        const predicted = Mlp.argmax(probs, r.lossRows, r.classes);
+        for (let i = 0; i < r.lossRows; i++) if (predicted[i] === batch.targets[i]) correct++;
+      }
+    }
+    if (rows === 0) throw new Error('evaluation needs at least one batch');
+    const result: EvalResult = { loss: lossSum / rows, ...(classifier ? { accuracy: correct / rows } : {}) };
+    this.o.onEvent?.({
+      type: 'eval',
+      rank: this.o.rank ?? 0,
+      step: this.step,
+      valLoss: result.loss,
+      ...(result.accuracy !== undefined ? { accuracy: result.accuracy } : {}),
+      t: performance.now(),
+    } satisfies EvalMetrics);
+    return result;
+  }
+
+  dispose(): void {
+    this.o.backend.free(this.lossBuf);
+    this.clipper?.dispose();
+  }
+
+  private async readStepLoss(k: number): Promise<number> {
+    const rowsPerMicro = this.lossRows.slice(0, k); // copied now: the next step may change them
+    const all = await this.o.backend.read(viewOf(this.lossBuf, 0, this.lossSlot * k));
+    let sum = 0;
+    let count = 0;
+    rowsPerMicro.forEach((rows, m) => {
+      for (let i = 0; i < rows; i++) sum += all[m * this.lossSlot + i];
+      count += rows;
+    });
+    return sum / count;
+  }
+}

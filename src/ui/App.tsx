@@ -1,0 +1,201 @@
+// The dashboard: every view, fed from the one store, every action handed to the LabController. Large
+// type for projectors, a motion switch, real buttons and labels in a sensible tab order.
+import { useEffect, useRef, useState } from 'react';
+import type { LabStore } from '../store/lab-store';
+import { useLab, useLabFrame } from '../store/lab-store';
+import { metricsToCsv, metricsToJson } from '../store/export';
+import { ClassroomView } from './ClassroomView';
+import type { LabController } from './controller';
+import { Controls } from './Controls';
+import { downloadBlob, downloadText } from './download';
+import { EventLog } from './EventLog';
+import { LossChart } from './LossChart';
+import { PeersTable } from './PeersTable';
+import type { Topology } from './ring-geometry';
+import { RingView } from './RingView';
+import { RoomPanel } from './RoomPanel';
+import { SamplesView } from './SamplesView';
+import { StepTimeBar } from './StepTimeBar';
+import { usePrefersReducedMotion } from './use-reduced-motion';
+import { ZeroLayoutView } from './ZeroLayoutView';
+import './styles.css';
+
+export interface AppProps {
+  store: LabStore;
+  controller: LabController;
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+export function App({ store, controller }: AppProps) {
+  const [large, setLarge] = useState(false);
+  const prefersReduced = usePrefersReducedMotion();
+  const [still, setStill] = useState<boolean | null>(null);
+  const [actionError, setActionError] = useState<string | null>(null);
+  const run = useLab(store, (s) => s.run);
+  const config = useLab(store, (s) => s.config);
+  const self = useLab(store, (s) => s.self);
+  const peers = useLab(store, (s) => s.peers);
+  const hashes = useLab(store, (s) => s.hashes);
+  const samples = useLab(store, (s) => s.samples);
+  const refused = useLab(store, (s) => s.refused);
+  const logs = useLab(store, (s) => s.logs);
+  const step = useLabFrame(store, (s) => s.steps.last()?.step ?? 0);
+  const lastCollective = useLabFrame(store, (s) => s.chunks.last()?.collective ?? null);
+
+  /** Runs a controller action; a failure is shown, never swallowed. */
+  const perform = (label: string, action: () => unknown) => {
+    setActionError(null);
+    Promise.resolve()
+      .then(action)
+      .catch((e: unknown) => setActionError(`${label} failed: ${errorText(e)}`));
+  };
+
+  const topology: Topology =
+    lastCollective === 'naive-allreduce' ? 'all-to-all' : lastCollective === 'ps-round' || config.mode === 'ps' ? 'ps' : 'ring';
+  const motionOff = still ?? prefersReduced;
+
+  return (
+    <div className={large ? 'lab large' : 'lab'}>
+      <header className="lab-header">
+        <h1>WebGPU training lab</h1>
+        <p className={`run-state state-${run.state}`} aria-live="polite" data-testid="run-state">
+          {run.state}
+          {run.state !== 'idle' && ` · step ${step} / ${config.steps}`}
+          {self && ` · rank ${self.rank} of ${self.world}`}
+        </p>
+        <div className="view-options">
+          <button type="button" aria-pressed={large} onClick={() => setLarge(!large)}>
+            Large type
+          </button>
+          <button type="button" aria-pressed={motionOff} onClick={() => setStill(!motionOff)}>
+            Reduce motion
+          </button>
+        </div>
+      </header>
+      {(run.error || actionError) && (
+        <div role="alert" className="error banner">
+          {run.error && <p>Run error: {run.error}</p>}
+          {actionError && <p>{actionError}</p>}
+        </div>
+      )}
+      <div className="lab-grid">
+        <aside className="side">
+          <RoomPanel
+            room={self?.room ?? (config.room || null)}
+            onCreate={() => perform('Create room', () => controller.createRoom())}
+            onJoin={(code) => perform('Join room', () => controller.joinRoom(code))}
+          />
+          <Controls
+            config={config}
+            runState={run.state}
+            onChange={(patch) => store.getState().setConfig(patch)}
+            onStart={() =>
+              perform('Start', () => {
+                store.getState().clearRun();
+                return controller.start(store.getState().config);
+              })
+            }
+            onPause={() => perform('Pause', () => controller.pause())}
+            onResume={() => perform('Resume', () => controller.resume())}
+            onReset={() =>
+              perform('Reset', () => {
+                controller.reset();
+                store.getState().clearRun();
+              })
+            }
+            onExportCsv={() => {
+              const { steps, evals } = store.getState();
+              downloadText('metrics.csv', metricsToCsv(steps.toArray(), evals.toArray()), 'text/csv');
+            }}
+            onExportJson={() => downloadText('metrics.json', metricsToJson(store.getState()), 'application/json')}
+            onDownloadCheckpoint={() =>
+              perform('Checkpoint', async () => {
+                const file = await controller.exportCheckpoint();
+                downloadBlob(file.filename, file.blob);
+              })
+            }
+          />
+          <PeersTable self={self} peers={peers} hashes={hashes} />
+        </aside>
+        <main className="main">
+          <RingView store={store} topology={topology} reducedMotion={motionOff} />
+          <LossChart store={store} />
+          <StepTimeBar store={store} />
+          <ZeroLayoutPanel store={store} />
+          <ClassroomPanel store={store} controller={controller} onError={setActionError} />
+          {(config.model === 'gpt' || samples.length > 0) && <SamplesView samples={samples} />}
+          <EventLog refused={refused} logs={logs} />
+        </main>
+      </div>
+    </div>
+  );
+}
+
+/** The layout the trainer reported; before a run, the configured stage on that layout, marked planned. */
+function ZeroLayoutPanel({ store }: { store: LabStore }) {
+  const layout = useLab(store, (s) => s.zeroLayout);
+  const memory = useLab(store, (s) => s.memory);
+  const configured = useLab(store, (s) => s.config.zero);
+  const runState = useLab(store, (s) => s.run.state);
+  if (!layout) {
+    return (
+      <section className="panel zero-layout" aria-labelledby="zero-title">
+        <h2 id="zero-title">ZeRO shard layout</h2>
+        <p className="muted">Shown once a run has partitioned its parameters across the ring.</p>
+      </section>
+    );
+  }
+  const idle = runState === 'idle' || runState === 'done';
+  const stage = idle ? configured : layout.stage;
+  return (
+    <ZeroLayoutView
+      partition={layout.partition}
+      total={layout.total}
+      stage={stage}
+      optimizerFloatsPerParam={layout.optimizerFloatsPerParam}
+      memory={memory}
+      planned={stage !== layout.stage}
+    />
+  );
+}
+
+function ClassroomPanel({
+  store,
+  controller,
+  onError,
+}: {
+  store: LabStore;
+  controller: LabController;
+  onError(message: string): void;
+}) {
+  const lesson = useLab(store, (s) => s.classroom);
+  // After asking the mesh for a step, follow to its snapshot when it arrives.
+  const following = useRef(false);
+  useEffect(() => {
+    if (following.current && lesson.index < lesson.snapshots.length - 1) {
+      following.current = false;
+      store.getState().setClassroomIndex(lesson.snapshots.length - 1);
+    }
+  }, [lesson, store]);
+  const fail = (what: string) => (e: unknown) => onError(`${what} failed: ${errorText(e)}`);
+  return (
+    <ClassroomView
+      snapshots={lesson.snapshots}
+      chunks={lesson.chunks}
+      index={lesson.index}
+      onIndexChange={(i) => store.getState().setClassroomIndex(i)}
+      onLoad={() => controller.classroom.load().catch(fail('Classroom'))}
+      onAdvance={
+        lesson.runId === null
+          ? undefined
+          : () => {
+              following.current = true;
+              controller.classroom.next().catch(fail('Classroom step'));
+            }
+      }
+    />
+  );
+}

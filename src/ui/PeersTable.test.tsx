@@ -1,0 +1,39 @@
+// @vitest-environment jsdom
+import { cleanup, render, screen } from '@testing-library/react';
+import { afterEach, describe, expect, it } from 'vitest';
+import { PeersTable } from './PeersTable';
+
+afterEach(cleanup);
+
+describe('PeersTable', () => {
+  it('lists ranks with RTT, throughput, backend, and whether their hash agrees with ours', () => {
+    render(
+      <PeersTable
+        self={{ peerId: 'me', rank: 0, world: 3, room: 'abc' }}
+        peers={[
+          { peerId: 'p2', rank: 2, state: 'connected', rttMs: 4.25, throughputBytesPerSec: 2_500_000 },
+          { peerId: 'p1', rank: 1, state: 'connecting', backend: { kind: 'webgpu', adapter: 'google swiftshader' } },
+        ]}
+        hashes={[
+          { step: 1, byRank: { 0: 'aa', 1: 'aa', 2: 'aa' }, agree: true },
+          { step: 2, byRank: { 0: 'bb', 2: 'cc' }, agree: false },
+        ]}
+      />,
+    );
+    const ranks = [...document.querySelectorAll('tbody tr')].map((tr) => tr.getAttribute('data-rank'));
+    expect(ranks).toEqual(['0', '1', '2']);
+    const row2 = document.querySelector('tr[data-rank="2"]')!.textContent!;
+    expect(row2).toContain('4.3 ms');
+    expect(row2).toContain('2.5 MB/s');
+    expect(document.querySelector('tr[data-rank="1"]')!.textContent).toContain('webgpu: google swiftshader');
+    // Rank 2 differed at step 2 (the newest both reported); rank 1 agreed at step 1.
+    expect(screen.getByTestId('hash-2').textContent).toBe('✗ differs');
+    expect(screen.getByTestId('hash-1').textContent).toBe('✓ agrees');
+    expect(screen.getByRole('heading').textContent).toBe('Peers (room abc, 3 ranks)');
+  });
+
+  it('says so when not in a room', () => {
+    render(<PeersTable self={null} peers={[]} hashes={[]} />);
+    expect(screen.getByText('Not in a room.')).toBeTruthy();
+  });
+});

@@ -1,0 +1,79 @@
+// The room at a glance: every rank, its connection, round-trip time, throughput, GPU backend, and
+// whether its parameter hash agrees with ours.
+import type { PeerInfo, PeersReport } from '../lab/events';
+import type { HashRow } from '../store/lab-state';
+import { formatRate } from './ring-geometry';
+
+export interface PeersTableProps {
+  self: PeersReport['self'] | null;
+  peers: readonly PeerInfo[];
+  hashes: readonly HashRow[];
+}
+
+/** The newest step whose hash this rank and `rank` both reported: do they match? */
+function hashVerdict(hashes: readonly HashRow[], selfRank: number, rank: number): boolean | undefined {
+  for (let i = hashes.length - 1; i >= 0; i--) {
+    const row = hashes[i];
+    const mine = row.byRank[selfRank];
+    const theirs = row.byRank[rank];
+    if (mine !== undefined && theirs !== undefined) return mine === theirs;
+  }
+  return undefined;
+}
+
+function verdictText(v: boolean | undefined): string {
+  return v === undefined ? '…' : v ? '✓ agrees' : '✗ differs';
+}
+
+export function PeersTable({ self, peers, hashes }: PeersTableProps) {
+  const sorted = [...peers].sort((a, b) => a.rank - b.rank);
+  return (
+    <section className="panel peers" aria-labelledby="peers-title">
+      <h2 id="peers-title">Peers{self ? ` (room ${self.room}, ${self.world} ranks)` : ''}</h2>
+      {!self ? (
+        <p className="muted">Not in a room.</p>
+      ) : (
+        <table className="peers-table">
+          <thead>
+            <tr>
+              <th scope="col">Rank</th>
+              <th scope="col">Peer</th>
+              <th scope="col">State</th>
+              <th scope="col">RTT</th>
+              <th scope="col">Throughput</th>
+              <th scope="col">Backend</th>
+              <th scope="col">Hash</th>
+            </tr>
+          </thead>
+          <tbody>
+            <tr data-rank={self.rank} className="self">
+              <th scope="row">{self.rank}</th>
+              <td>{self.peerId} (this tab)</td>
+              <td>—</td>
+              <td>—</td>
+              <td>—</td>
+              <td>—</td>
+              <td>—</td>
+            </tr>
+            {sorted.map((p) => {
+              const agrees = p.hashAgrees ?? hashVerdict(hashes, self.rank, p.rank);
+              return (
+                <tr key={p.peerId} data-rank={p.rank} className={`state-${p.state}`}>
+                  <th scope="row">{p.rank}</th>
+                  <td>{p.peerId}</td>
+                  <td>{p.state}</td>
+                  <td>{p.rttMs === undefined ? '—' : `${p.rttMs.toFixed(1)} ms`}</td>
+                  <td>{p.throughputBytesPerSec === undefined ? '—' : formatRate(p.throughputBytesPerSec)}</td>
+                  <td>{p.backend ? `${p.backend.kind}: ${p.backend.adapter}` : '—'}</td>
+                  <td className={agrees === false ? 'bad' : agrees ? 'good' : ''} data-testid={`hash-${p.rank}`}>
+                    {verdictText(agrees)}
+                  </td>
+                </tr>
+              );
+            })}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,35 @@
+// What the dashboard asks of the lab. The lead's glue implements it with the real trainer and mesh;
+// everything the lab then does comes back as LabEvents on the bus, into the store, onto the screen.
+// The dashboard never learns results from these return values except where noted.
+import type { LabConfig } from '../lab/config';
+
+export interface CheckpointFile {
+  filename: string;
+  blob: Blob;
+}
+
+export interface LabController {
+  /** Starts a run with this config (joining the room's mesh if it has one). */
+  start(config: LabConfig): Promise<void>;
+  pause(): void;
+  /** Continues a paused run. */
+  resume(): void;
+  /** Stops the run and frees its GPU memory; the store's metrics are cleared by the dashboard. */
+  reset(): void;
+  /** Makes a new room and joins it; resolves with its code. */
+  createRoom(): Promise<string>;
+  joinRoom(code: string): Promise<void>;
+  /** The current parameters (and optimizer state) as a file to download. */
+  exportCheckpoint(): Promise<CheckpointFile>;
+  classroom: {
+    /**
+     * Runs one all-reduce on a small vector over the real mesh, gated: publishes the initial snapshot
+     * (ClassroomSnapshotEvent, step 0) and waits for `next`.
+     */
+    load(): Promise<void>;
+    /** Releases the gate for one more schedule step, which publishes its snapshot when done. */
+    next(): Promise<void>;
+    // No prev(): the mesh cannot un-send a chunk. Going back shows snapshots already recorded, which
+    // the store keeps (setClassroomIndex).
+  };
+}
