@@ -134,6 +134,13 @@ describe('DataChannelTransport', () => {
     expect(channel.maxBuffered).toBeLessThanOrEqual(256 * 1024 + 65536);
   });
 
+  it('rejects a send whose channel queue never drains, instead of hanging', async () => {
+    const net = new FakeNet(ids.slice(0, 2), 0, 65536);
+    const [a] = transports(net, { highWaterBytes: 1000, deadlineMs: 150 });
+    net.node('peer-0').channel('peer-1').bufferedAmount = 5000; // a queue stuck above the high-water mark
+    await expect(a.send(1, tag(0), new Uint8Array(10))).rejects.toThrow(/stalled: 5000 bytes queued for 150 ms/);
+  });
+
   it('refuses corrupted, spoofed, foreign and duplicate frames, and still delivers the intact message', async () => {
     const net = new FakeNet(ids.slice(0, 3), 0, 1024);
     const [a, b, c] = transports(net);

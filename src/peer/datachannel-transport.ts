@@ -67,6 +67,8 @@ interface Waiter {
 }
 
 const keyOf = (from: number, tag: MessageTag): string => `${from}|${tag.round}|${tag.collective}|${tag.chunk}`;
+/** Fallback re-check of a full send queue, in case a `bufferedamountlow` event is missed. */
+const DRAIN_POLL_MS = 50;
 /** How many delivered message keys are remembered to refuse duplicates. */
 const DELIVERED_MEMORY = 16_384;
 
@@ -180,25 +182,42 @@ export class DataChannelTransport implements Transport {
     return this.members[rank];
   }
 
-  /** Resolves when the channel to `peerId` has room below the high-water mark. */
+  /**
+   * Resolves when the channel to `peerId` has room below the high-water mark. Wakes on the channel's
+   * `bufferedamountlow` event, and also re-checks every DRAIN_POLL_MS so that a missed event can never
+   * stall a send; a queue that does not shrink at all within the deadline rejects.
+   */
   private async drain(rank: number, peerId: string): Promise<void> {
     const high = this.opts.highWaterBytes ?? 8 * 1024 * 1024;
     const low = this.opts.lowWaterBytes ?? 1024 * 1024;
+    const deadline = this.opts.deadlineMs ?? 60_000;
+    let lastProgress = performance.now();
+    let lastAmount = Infinity;
     for (;;) {
       if (this.closedReason) throw new TransportError(this.closedReason);
       const lost = this.lost.get(rank);
       if (lost) throw new TransportError(lost);
       const channel = this.mesh.channel(peerId);
       if (!channel || channel.readyState !== 'open') throw new TransportError(`no open channel to rank ${rank}`);
-      if (channel.bufferedAmount <= high) return;
+      const amount = channel.bufferedAmount;
+      if (amount <= high) return;
+      const now = performance.now();
+      if (amount < lastAmount) {
+        lastAmount = amount;
+        lastProgress = now;
+      } else if (now - lastProgress > deadline) {
+        throw new TransportError(`channel to rank ${rank} stalled: ${amount} bytes queued for ${deadline} ms`);
+      }
       channel.bufferedAmountLowThreshold = low;
       await new Promise<void>((resolve) => {
         const done = () => {
+          clearTimeout(timer);
           channel.removeEventListener('bufferedamountlow', done);
           channel.removeEventListener('close', done);
           this.drainWaiters.delete(done);
           resolve();
         };
+        const timer = setTimeout(done, DRAIN_POLL_MS);
         channel.addEventListener('bufferedamountlow', done);
         channel.addEventListener('close', done);
         this.drainWaiters.add(done);

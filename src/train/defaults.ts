@@ -43,8 +43,10 @@ export interface CharLmRecipe {
 }
 
 export const defaults = {
+  // Measured with scripts/train-mnist-cpu.ts (8,995 train / 1,005 held-out digits): 96.62% held-out
+  // accuracy with seed 1, 97.11% with seed 2 (784-128-10 reached only 95.2% in 1,000 steps).
   mnist: {
-    model: { sizes: [784, 128, 10] },
+    model: { sizes: [784, 256, 10] },
     globalBatch: 128,
     microBatches: 1,
     steps: 1000,

@@ -119,7 +119,8 @@ export class Trainer {
         t: t3,
       };
       const onEvent = this.o.onEvent;
-      void this.lastLoss().then((loss) => onEvent({ ...metricsBase, loss } satisfies StepMetrics));
+      // The read is recorded now, before the caller can start the next step and overwrite the losses.
+      void this.lossOfCurrentStep().then((loss) => onEvent({ ...metricsBase, loss } satisfies StepMetrics));
     }
   }
 
@@ -131,6 +132,10 @@ export class Trainer {
     // Mid-step the loss slots are being overwritten: wait for the step, then read its loss.
     if (this.running) await this.running.catch(() => undefined);
     if (this.step === 0) throw new Error('no step has been taken yet');
+    return this.lossOfCurrentStep();
+  }
+
+  private lossOfCurrentStep(): Promise<number> {
     if (this.lossRead?.step !== this.step) {
       this.lossRead = { step: this.step, value: this.readStepLoss(this.o.batches.microBatches) };
     }
