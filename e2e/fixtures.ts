@@ -18,6 +18,11 @@ export async function openMeshTab(context: BrowserContext, label = 'tab'): Promi
   page.on('pageerror', (error) => console.error(`[${label}] page error: ${error.message}`));
   await page.goto(APP_URL);
   await page.waitForFunction(() => typeof (window as unknown as { lab?: { mesh?: unknown } }).lab?.mesh === 'object');
+  // A reload after this point wipes the tab's mesh; say so, since the test's own error will only read
+  // "execution context was destroyed". (Seen when source files change under a running vite dev server.)
+  page.on('framenavigated', (frame) => {
+    if (frame === page.mainFrame()) console.error(`[${label}] page reloaded during the test (vite HMR or dependency re-optimisation?)`);
+  });
   return page;
 }
 
@@ -39,17 +44,24 @@ export interface JoinResult {
   members: string[];
 }
 
-/** Every page joins `room` at once and waits for `pages.length` members. */
-export function joinAll(pages: Page[], room: string, opts: { signal?: string; timeoutMs?: number } = {}): Promise<JoinResult[]> {
-  return Promise.all(
-    pages.map((page) =>
-      page.evaluate(
-        ([room, expect, signal, timeoutMs]) =>
-          (window.lab as unknown as MeshWindow).mesh.join(room, { expect, signal, timeoutMs }),
-        [room, pages.length, opts.signal, opts.timeoutMs ?? 90_000] as const,
-      ) as Promise<JoinResult>,
-    ),
-  );
+/** Every page joins `room` at once and waits for `pages.length` members. On failure, prints each tab's mesh log. */
+export async function joinAll(pages: Page[], room: string, opts: { signal?: string; timeoutMs?: number } = {}): Promise<JoinResult[]> {
+  try {
+    return await Promise.all(
+      pages.map((page) =>
+        page.evaluate(
+          ([room, expect, signal, timeoutMs]) => (window.lab as unknown as MeshWindow).mesh.join(room, { expect, signal, timeoutMs }),
+          [room, pages.length, opts.signal, opts.timeoutMs ?? 90_000] as const,
+        ),
+      ),
+    );
+  } catch (error) {
+    for (const [i, page] of pages.entries()) {
+      const log = await page.evaluate(() => (window.lab as unknown as MeshWindow).mesh.status().log).catch(() => ['(tab gone)']);
+      console.error(`--- tab ${i} mesh log ---\n${log.join('\n')}`);
+    }
+    throw error;
+  }
 }
 
 /**
@@ -126,7 +138,15 @@ export interface MeshWindow {
   mesh: {
     join(room: string, opts: { expect?: number; signal?: string; timeoutMs?: number }): Promise<JoinResult>;
     allReduce(values: Float32Array | number[]): Promise<Float32Array>;
-    status(): { members: string[]; world: number; rank: number; refusedFrames: number; bytesSent: number; peers: { state: string }[] };
+    status(): {
+      members: string[];
+      world: number;
+      rank: number;
+      refusedFrames: number;
+      bytesSent: number;
+      peers: { state: string }[];
+      log: string[];
+    };
     leave(): void;
   };
 }

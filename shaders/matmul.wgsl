@@ -1,5 +1,7 @@
-// out[M,N] (=|+=) op(a)[M,K] @ op(b)[K,N], row-major. Transposes are pipeline-overridable constants
-// (one pipeline per combination, chosen at construction), so the inner loops carry no branches.
+// out[M,N] (=|+=) op(a)[M,K] @ op(b)[K,N], row-major. One entry point per transpose combination
+// (matmul_<variant>_<nn|nt|tn|tt>) passes constant flags to a shared body, which the compiler
+// specialises, so the inner loops carry no branches. (Pipeline-overridable constants did the same
+// with less text, but crashed SwiftShader under Dawn for Node when both variants were built.)
 // Two variants, chosen per adapter (src/gpu/webgpu-backend.ts):
 //  - matmul_blocked: no workgroup memory; each invocation computes a 4x4 block of `out` in registers.
 //    Fastest on SwiftShader (a CPU), where workgroup barriers are expensive.
@@ -15,21 +17,18 @@ struct Params {
   accumulate: u32,
 }
 
-override TRANS_A: bool = false;
-override TRANS_B: bool = false;
-
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<storage, read_write> a: array<f32>;
 @group(0) @binding(3) var<storage, read_write> b: array<f32>;
 
-fn a_at(i: u32, k: u32) -> f32 {
-  if (TRANS_A) { return a[k * p.M + i]; }
+fn a_at(ta: bool, i: u32, k: u32) -> f32 {
+  if (ta) { return a[k * p.M + i]; }
   return a[i * p.K + k];
 }
 
-fn b_at(k: u32, j: u32) -> f32 {
-  if (TRANS_B) { return b[j * p.K + k]; }
+fn b_at(tb: bool, k: u32, j: u32) -> f32 {
+  if (tb) { return b[j * p.K + k]; }
   return b[k * p.N + j];
 }
 
@@ -50,8 +49,7 @@ fn store_block(row0: u32, col0: u32, acc: array<vec4f, 4>) {
   }
 }
 
-@compute @workgroup_size(8, 8)
-fn matmul_blocked(@builtin(global_invocation_id) gid: vec3u) {
+fn blocked(gid: vec3u, ta: bool, tb: bool) {
   let row0 = gid.y * 4u;
   let col0 = gid.x * 4u;
   if (row0 >= p.M || col0 >= p.N) { return; }
@@ -61,26 +59,31 @@ fn matmul_blocked(@builtin(global_invocation_id) gid: vec3u) {
   let c = min(vec4u(col0, col0 + 1u, col0 + 2u, col0 + 3u), vec4u(p.N - 1u));
   var acc: array<vec4f, 4>;
   for (var k = 0u; k < p.K; k++) {
-    let bv = vec4f(b_at(k, c.x), b_at(k, c.y), b_at(k, c.z), b_at(k, c.w));
-    acc[0] = fma(vec4f(a_at(r.x, k)), bv, acc[0]);
-    acc[1] = fma(vec4f(a_at(r.y, k)), bv, acc[1]);
-    acc[2] = fma(vec4f(a_at(r.z, k)), bv, acc[2]);
-    acc[3] = fma(vec4f(a_at(r.w, k)), bv, acc[3]);
+    let bv = vec4f(b_at(tb, k, c.x), b_at(tb, k, c.y), b_at(tb, k, c.z), b_at(tb, k, c.w));
+    acc[0] = fma(vec4f(a_at(ta, r.x, k)), bv, acc[0]);
+    acc[1] = fma(vec4f(a_at(ta, r.y, k)), bv, acc[1]);
+    acc[2] = fma(vec4f(a_at(ta, r.z, k)), bv, acc[2]);
+    acc[3] = fma(vec4f(a_at(ta, r.w, k)), bv, acc[3]);
   }
   store_block(row0, col0, acc);
 }
 
 const TILE: u32 = 64u;
 const TILE_K: u32 = 16u;
-var<workgroup> a_tile: array<array<f32, TILE>, TILE_K>; // [k][row]
-var<workgroup> b_tile: array<array<f32, TILE>, TILE_K>; // [k][col]
+// Flat workgroup arrays, [k * TILE + row] and [k * TILE + col].
+var<workgroup> a_tile: array<f32, 1024>;
+var<workgroup> b_tile: array<f32, 1024>;
 
-@compute @workgroup_size(16, 16)
-fn matmul_tiled(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+fn tiled(wg: vec3u, lid: vec3u, ta: bool, tb: bool) {
   let tile_row = wg.y * TILE;
   let tile_col = wg.x * TILE;
   let tid = lid.y * 16u + lid.x;
-  var acc: array<vec4f, 4>;
+  let ar = lid.y * 4u;
+  let bc = lid.x * 4u;
+  var acc0 = vec4f(0.0);
+  var acc1 = vec4f(0.0);
+  var acc2 = vec4f(0.0);
+  var acc3 = vec4f(0.0);
   for (var k0 = 0u; k0 < p.K; k0 += TILE_K) {
     // 256 invocations load 64x16 elements of each operand, 4 each; zeros pad the edges.
     for (var l = 0u; l < 4u; l++) {
@@ -88,25 +91,33 @@ fn matmul_tiled(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) 
       let am = e / TILE_K;
       let ak = e % TILE_K;
       var av = 0.0;
-      if (tile_row + am < p.M && k0 + ak < p.K) { av = a_at(tile_row + am, k0 + ak); }
-      a_tile[ak][am] = av;
+      if (tile_row + am < p.M && k0 + ak < p.K) { av = a_at(ta, tile_row + am, k0 + ak); }
+      a_tile[ak * TILE + am] = av;
       let bk = e / TILE;
       let bn = e % TILE;
       var bv = 0.0;
-      if (k0 + bk < p.K && tile_col + bn < p.N) { bv = b_at(k0 + bk, tile_col + bn); }
-      b_tile[bk][bn] = bv;
+      if (k0 + bk < p.K && tile_col + bn < p.N) { bv = b_at(tb, k0 + bk, tile_col + bn); }
+      b_tile[bk * TILE + bn] = bv;
     }
     workgroupBarrier();
     for (var kk = 0u; kk < TILE_K; kk++) {
-      let ar = lid.y * 4u;
-      let bc = lid.x * 4u;
-      let bv = vec4f(b_tile[kk][bc], b_tile[kk][bc + 1u], b_tile[kk][bc + 2u], b_tile[kk][bc + 3u]);
-      acc[0] = fma(vec4f(a_tile[kk][ar]), bv, acc[0]);
-      acc[1] = fma(vec4f(a_tile[kk][ar + 1u]), bv, acc[1]);
-      acc[2] = fma(vec4f(a_tile[kk][ar + 2u]), bv, acc[2]);
-      acc[3] = fma(vec4f(a_tile[kk][ar + 3u]), bv, acc[3]);
+      let bv = vec4f(b_tile[kk * TILE + bc], b_tile[kk * TILE + bc + 1u], b_tile[kk * TILE + bc + 2u], b_tile[kk * TILE + bc + 3u]);
+      acc0 = fma(vec4f(a_tile[kk * TILE + ar]), bv, acc0);
+      acc1 = fma(vec4f(a_tile[kk * TILE + ar + 1u]), bv, acc1);
+      acc2 = fma(vec4f(a_tile[kk * TILE + ar + 2u]), bv, acc2);
+      acc3 = fma(vec4f(a_tile[kk * TILE + ar + 3u]), bv, acc3);
     }
     workgroupBarrier();
   }
-  store_block(tile_row + lid.y * 4u, tile_col + lid.x * 4u, acc);
+  store_block(tile_row + ar, tile_col + bc, array<vec4f, 4>(acc0, acc1, acc2, acc3));
 }
+
+@compute @workgroup_size(8, 8) fn matmul_blocked_nn(@builtin(global_invocation_id) gid: vec3u) { blocked(gid, false, false); }
+@compute @workgroup_size(8, 8) fn matmul_blocked_nt(@builtin(global_invocation_id) gid: vec3u) { blocked(gid, false, true); }
+@compute @workgroup_size(8, 8) fn matmul_blocked_tn(@builtin(global_invocation_id) gid: vec3u) { blocked(gid, true, false); }
+@compute @workgroup_size(8, 8) fn matmul_blocked_tt(@builtin(global_invocation_id) gid: vec3u) { blocked(gid, true, true); }
+
+@compute @workgroup_size(16, 16) fn matmul_tiled_nn(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) { tiled(wg, lid, false, false); }
+@compute @workgroup_size(16, 16) fn matmul_tiled_nt(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) { tiled(wg, lid, false, true); }
+@compute @workgroup_size(16, 16) fn matmul_tiled_tn(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) { tiled(wg, lid, true, false); }
+@compute @workgroup_size(16, 16) fn matmul_tiled_tt(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) { tiled(wg, lid, true, true); }

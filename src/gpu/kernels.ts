@@ -53,10 +53,7 @@ function matmulKernels(): Record<`matmul_${MatmulVariant}_${Transposes}`, Kernel
   const out = {} as Record<`matmul_${MatmulVariant}_${Transposes}`, KernelSpec>;
   for (const variant of ['blocked', 'tiled'] as const) {
     for (const t of ['nn', 'nt', 'tn', 'tt'] as const) {
-      out[`matmul_${variant}_${t}`] = k('matmul', `matmul_${variant}`, 3, {
-        TRANS_A: t[0] === 't' ? 1 : 0,
-        TRANS_B: t[1] === 't' ? 1 : 0,
-      });
+      out[`matmul_${variant}_${t}`] = k('matmul', `matmul_${variant}_${t}`, 3);
     }
   }
   return out;
@@ -109,21 +106,14 @@ export interface Kernel {
  * matmul variant) reuses them. Compiling is slow on SwiftShader (~0.3 s per pipeline), and building
  * the same shader module twice on one Dawn device crashed the process here.
  */
-const built = new WeakMap<GPUDevice, { modules: Promise<Record<ShaderFile, GPUShaderModule>>; kernels: Map<KernelName, Kernel> }>();
+const built = new WeakMap<GPUDevice, { modules: Record<ShaderFile, GPUShaderModule>; kernels: Map<KernelName, Kernel> }>();
 
-async function compileModules(device: GPUDevice): Promise<Record<ShaderFile, GPUShaderModule>> {
+function compileModules(device: GPUDevice): Record<ShaderFile, GPUShaderModule> {
   const modules = {} as Record<ShaderFile, GPUShaderModule>;
   for (const [file, code] of Object.entries(SHADERS) as [ShaderFile, string][]) {
+    // The label puts the file name into every WGSL error message.
     modules[file] = device.createShaderModule({ label: `shaders/${file}.wgsl`, code });
   }
-  // WGSL errors with file, line and message, instead of "invalid due to a previous error".
-  const problems: string[] = [];
-  for (const [file, module] of Object.entries(modules) as [ShaderFile, GPUShaderModule][]) {
-    for (const m of (await module.getCompilationInfo()).messages) {
-      if (m.type === 'error') problems.push(`shaders/${file}.wgsl:${m.lineNum}:${m.linePos}: ${m.message}`);
-    }
-  }
-  if (problems.length) throw new Error(`WGSL compilation failed:\n${problems.join('\n')}`);
   return modules;
 }
 
@@ -136,8 +126,6 @@ function buildKernel(device: GPUDevice, modules: Record<ShaderFile, GPUShaderMod
       ...spec.storage.map((binding) => ({ binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' as const } })),
     ],
   });
-  // createComputePipelineAsync, many at once, crashed Dawn for Node (a futex error) here: stay
-  // synchronous. A browser compiles these in its GPU process either way.
   const pipeline = device.createComputePipeline({
     label: name,
     layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
@@ -150,13 +138,18 @@ function buildKernel(device: GPUDevice, modules: Record<ShaderFile, GPUShaderMod
 export async function buildKernels<N extends KernelName>(device: GPUDevice, names: readonly N[]): Promise<Record<N, Kernel>> {
   let cache = built.get(device);
   if (!cache) built.set(device, (cache = { modules: compileModules(device), kernels: new Map() }));
-  const modules = await cache.modules;
+  const modules = cache.modules;
   const kernels = cache.kernels;
+  // Synchronous creation, one error scope for all: createComputePipelineAsync and
+  // getCompilationInfo crashed Dawn for Node on SwiftShader here (a futex error, most runs).
+  device.pushErrorScope('validation');
   const entries = names.map((name) => {
     let kernel = kernels.get(name);
     if (!kernel) kernels.set(name, (kernel = buildKernel(device, modules, name)));
     return [name, kernel] as const;
   });
+  const error = await device.popErrorScope();
+  if (error) throw new Error(`building WGSL kernels failed: ${error.message}`);
   return Object.fromEntries(entries) as Record<N, Kernel>;
 }
 

@@ -3,6 +3,7 @@
 import { generateRoomCode, normalizeRoomName } from '../peer/room-code';
 import type { CheckpointFile, LabController } from '../ui/controller';
 import type { LabApi, LabMetrics, LabStatus } from './api';
+import { LabClassroom } from './classroom';
 import { DEFAULT_CONFIG, validateConfig, type LabConfig } from './config';
 import type { EventBus } from './events';
 import { LabSession, type SessionEnv } from './session';
@@ -66,14 +67,20 @@ export class LabControllerImpl implements LabController {
     throw new Error('checkpoints are not built yet (see the elastic/checkpoint issue)');
   }
 
-  classroom = {
-    load: async (): Promise<void> => {
-      throw new Error('classroom mode over the live mesh is not built yet');
-    },
-    next: async (): Promise<void> => {
-      throw new Error('classroom mode over the live mesh is not built yet');
-    },
-  };
+  /**
+   * Classroom mode over the real mesh (classroom.ts). Built in a field initializer, so everything it
+   * reads of this controller is read later, through functions; it starts listening for lessons once
+   * the constructor has finished.
+   */
+  classroom: LabClassroom = (() => {
+    const classroom = new LabClassroom({
+      bus: this.env.bus,
+      config: () => this.config,
+      trainingRoom: () => this.session?.joinedRoom() ?? null,
+    });
+    queueMicrotask(() => classroom.listen());
+    return classroom;
+  })();
 
   /** `window.lab`: the automation contract (src/lab/api.ts). */
   api(): LabApi {

@@ -1,11 +1,10 @@
 // One tab's training session: choose the backend, load the data, join the room, build the run, train
 // step by step (data-parallel over the ring when the room has several tabs), check that replicas agree
 // after every step, and publish everything on the event bus. The UI and `window.lab` only read it.
-import type { Transport } from '../collective/types';
 import { viewOf, type Backend, type BackendInfo, type MemoryKind } from '../engine/backend';
 import { bigramNll, fitBigram } from '../data/bigram';
 import { paramsHash } from '../model/layout';
-import { DataParallelSync } from '../parallel/data-parallel';
+import { createParallelHooks } from '../parallel/strategy';
 import { exchangeHashes } from '../parallel/replicas';
 import { charLmRun, classifierRun, type Run } from '../train/recipes';
 import type { Gpt } from '../model/gpt';
@@ -137,37 +136,33 @@ export class LabSession {
 
   private buildRun(backend: Backend, data: LoadedData, recipe: Recipe): Run<Mlp> | Run<Gpt> {
     const shard = { world: this.world, rank: this.rank };
-    const onEvent = (event: LabEvent) => this.env.bus.publish(event);
+    const publish = (event: LabEvent) => this.env.bus.publish(event);
     const transport = this.room?.transport;
-    const extras = (model: () => Mlp | Gpt) => (transport ? this.dataParallel(backend, transport, model, recipe.recipe.microBatches) : {});
+    let run: Run<Mlp> | Run<Gpt> | undefined;
+    const built = () => {
+      if (!run) throw new Error('the run is not built yet');
+      return run;
+    };
+    const parallel = transport
+      ? createParallelHooks({
+          config: this.config,
+          backend,
+          transport,
+          model: () => built().model,
+          optimizer: () => built().optimizer,
+          microBatches: recipe.recipe.microBatches,
+          publish,
+        })
+      : {};
+    const extras = { onEvent: publish, ...parallel };
     if (recipe.kind === 'classifier') {
       if (data.kind !== 'classification') throw new Error('the MLP needs a classification data set');
-      let run: Run<Mlp> | undefined;
-      run = classifierRun(backend, data.data, recipe.recipe, shard, { onEvent, ...extras(() => run!.model) });
-      return run;
+      run = classifierRun(backend, data.data, recipe.recipe, shard, extras);
+    } else {
+      if (data.kind !== 'text') throw new Error('the GPT needs a text data set');
+      run = charLmRun(backend, data.data, recipe.recipe, shard, extras);
     }
-    if (data.kind !== 'text') throw new Error('the GPT needs a text data set');
-    let run: Run<Gpt> | undefined;
-    run = charLmRun(backend, data.data, recipe.recipe, shard, { onEvent, ...extras(() => run!.model) });
     return run;
-  }
-
-  /** The trainer hooks that average gradients over the ring, bucket by bucket, during backward. */
-  private dataParallel(backend: Backend, transport: Transport, model: () => Mlp | Gpt, microBatches: number) {
-    let sync: DataParallelSync | undefined;
-    const get = () =>
-      (sync ??= new DataParallelSync({
-        backend,
-        transport,
-        model: model(),
-        bucketElements: this.config.bucket,
-        microBatches,
-        onChunk: (event) => this.env.bus.publish(event),
-      }));
-    return {
-      gradHooks: (step: number, micro: number) => get().hooks(step, micro),
-      gradSync: (ctx: { step: number }) => get().gradSync(ctx),
-    };
   }
 
   private async train(): Promise<void> {
@@ -282,6 +277,11 @@ export class LabSession {
   private requireBackend(): Backend {
     if (!this.backend) throw new Error('no backend yet');
     return this.backend;
+  }
+
+  /** The room this session trains in, once joined (the classroom reuses its mesh). */
+  joinedRoom(): JoinedRoom | null {
+    return this.room;
   }
 
   get backendInfo(): BackendInfo | null {

@@ -102,10 +102,8 @@ export class DataChannelTransport implements Transport {
     if (this.rank < 0) throw new TransportError(`this tab (${mesh.peerId}) is not among the members`);
     this.unsubscribe = mesh.on({
       frame: (peerId, frame) => this.onFrame(peerId, frame),
-      peerLost: (peerId, reason) => {
-        const rank = this.rankOf.get(peerId);
-        if (rank !== undefined) this.peerLost(rank, `rank ${rank} (${peerId}) lost: ${reason}`);
-      },
+      peerLost: (peerId, reason) => this.onPeerGone(peerId, reason),
+      linkLost: (peerId, reason) => this.onPeerGone(peerId, reason),
     });
   }
 
@@ -282,6 +280,11 @@ export class DataChannelTransport implements Transport {
       const oldest = this.delivered.values().next().value;
       if (oldest !== undefined) this.delivered.delete(oldest);
     }
+  }
+
+  private onPeerGone(peerId: string, reason: string): void {
+    const rank = this.rankOf.get(peerId);
+    if (rank !== undefined) this.peerLost(rank, `rank ${rank} (${peerId}) lost: ${reason}`);
   }
 
   private peerLost(rank: number, reason: string): void {

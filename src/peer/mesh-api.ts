@@ -2,7 +2,7 @@
 // room, waits for the expected members, and runs the real ring all-reduce (src/collective) over the
 // real data-channel transport. Results are plain data so that page.evaluate returns them unchanged.
 import { runAllReduce } from '../collective/collectives';
-import type { EventBus, PeerInfo } from '../lab/events';
+import { EventBus, type PeerInfo } from '../lab/events';
 import { DataChannelTransport } from './datachannel-transport';
 import { Mesh, type LinkStats } from './mesh';
 import { newPeerId } from './membership';
@@ -42,6 +42,8 @@ export interface MeshStatus {
   refusedFrames: number;
   /** The last few refusal reasons, newest last. */
   refusedReasons: string[];
+  /** The mesh's last log lines (links opened, lost, retried), newest last. */
+  log: string[];
 }
 
 export interface MeshApi {
@@ -70,8 +72,19 @@ class MeshSession implements MeshApi {
   private streamRound = 0;
   private refusedReasons: string[] = [];
   private refusedCount = 0;
+  private logLines: string[] = [];
+  /** The mesh publishes here; events are kept for status() and passed on to the page's bus. */
+  private readonly bus = new EventBus();
 
-  constructor(private readonly bus?: EventBus) {}
+  constructor(outer?: EventBus) {
+    this.bus.subscribe((event) => {
+      if (event.type === 'log') {
+        this.logLines.push(`${Math.round(event.t)} ${event.level}: ${event.message}`);
+        if (this.logLines.length > 200) this.logLines.splice(0, 100);
+      }
+      outer?.publish(event);
+    });
+  }
 
   async join(room: string, opts: MeshJoinOptions = {}): Promise<MeshJoinResult> {
     this.leave();
@@ -97,7 +110,7 @@ class MeshSession implements MeshApi {
       round: this.round++,
       collective: ALLREDUCE_COLLECTIVE,
       algorithm: opts.algorithm,
-      onEvent: this.bus ? (event) => this.bus!.publish(event) : undefined,
+      onEvent: (event) => this.bus.publish(event),
     });
     return data;
   }
@@ -138,6 +151,7 @@ class MeshSession implements MeshApi {
       bytesReceived: this.transport?.bytesReceived ?? 0,
       refusedFrames: this.refusedCount,
       refusedReasons: this.refusedReasons.slice(-20),
+      log: this.logLines.slice(-50),
     };
   }
 

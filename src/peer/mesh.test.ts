@@ -17,10 +17,11 @@ afterEach(() => {
 });
 
 let roomCounter = 0;
-async function room(count: number, opts: Partial<MeshOptions> = {}): Promise<Mesh[]> {
+async function room(count: number, opts: Partial<MeshOptions> = {}, presenceMs = 3000): Promise<Mesh[]> {
   const name = `MESH-${roomCounter++}`;
   const meshes = Array.from({ length: count }, (_, i) => {
-    const mesh = new Mesh({ signalling: new BroadcastChannelSignalling(name, `peer-${String(i).padStart(2, '0')}`), ...opts });
+    const signalling = new BroadcastChannelSignalling(name, `peer-${String(i).padStart(2, '0')}`, presenceMs);
+    const mesh = new Mesh({ signalling, ...opts });
     open.push(mesh);
     return mesh;
   });
@@ -65,7 +66,8 @@ describe('Mesh', () => {
   });
 
   it('drops a peer that goes silent without closing (a closed tab), by heartbeat deadline', async () => {
-    const meshes = await room(3, { heartbeatMs: 20, deadAfterMs: 200 });
+    // presence refresh off: a crashed tab's signalling is silent too
+    const meshes = await room(3, { heartbeatMs: 20, deadAfterMs: 200 }, 0);
     await Promise.all(meshes.map((m) => m.waitForRoom(3, 5000)));
     const lost: string[] = [];
     meshes[0].on({ peerLost: (id, reason) => lost.push(`${id}: ${reason}`) });
@@ -73,6 +75,32 @@ describe('Mesh', () => {
     await expect.poll(() => meshes[0].memberList(), { timeout: 3000 }).toEqual(['peer-00', 'peer-01']);
     expect(lost[0]).toMatch(/^peer-02: silent for \d+ ms/);
     expect(meshes[1].memberList()).toEqual(['peer-00', 'peer-01']);
+  });
+
+  it('re-announces a member dropped as silent once it speaks again (a frozen tab that recovers)', async () => {
+    const meshes = await room(2, { heartbeatMs: 20, deadAfterMs: 200 }, 100);
+    await Promise.all(meshes.map((m) => m.waitForRoom(2, 5000)));
+    const peerOfB = (meshes[1].channel('peer-00') as unknown as FakeChannel).owner;
+    peerOfB.muted = true;
+    await expect.poll(() => meshes[0].memberList(), { timeout: 3000 }).toEqual(['peer-00']);
+    await expect.poll(() => meshes[0].memberList(), { timeout: 3000 }).toEqual(['peer-00', 'peer-01']);
+    await meshes[0].waitForRoom(2, 3000);
+    expect(meshes[0].isOpen('peer-01')).toBe(true);
+  });
+
+  it('retries a failed link without dropping the member, and reports the lost link', async () => {
+    const meshes = await room(2);
+    await Promise.all(meshes.map((m) => m.waitForRoom(2, 5000)));
+    const linkLost: string[] = [];
+    const peerLost: string[] = [];
+    meshes[0].on({ linkLost: (id, reason) => linkLost.push(`${id}: ${reason}`), peerLost: (id) => peerLost.push(id) });
+    const before = FakePeer.created.length;
+    (meshes[0].channel('peer-01') as unknown as FakeChannel).owner.emit('error', new Error('ICE failed'));
+    expect(linkLost).toEqual(['peer-01: link error: ICE failed']);
+    expect(meshes[0].memberList()).toEqual(['peer-00', 'peer-01']);
+    await expect.poll(() => meshes[0].isOpen('peer-01'), { timeout: 3000 }).toBe(true);
+    expect(FakePeer.created.length).toBeGreaterThan(before);
+    expect(peerLost).toEqual([]);
   });
 
   it('tells the others at once when a tab closes its mesh', async () => {

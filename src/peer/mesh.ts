@@ -33,7 +33,13 @@ export interface MeshListener {
   /** Room members in rank order (self included), after every change. */
   members?(members: string[]): void;
   peerOpen?(peerId: string): void;
+  /** A member is gone from the room: it left, or fell silent past the deadline. */
   peerLost?(peerId: string, reason: string): void;
+  /**
+   * The link to a member closed or failed while the member is still in the room. The mesh retries the
+   * link; anything in flight on it is lost, so a collective using it must fail.
+   */
+  linkLost?(peerId: string, reason: string): void;
   /** A data or control frame that validated. */
   frame?(peerId: string, frame: Frame): void;
   refused?(peerId: string, reason: string): void;
@@ -65,6 +71,8 @@ interface Link {
   rateMark: { t: number; sent: number; received: number };
 }
 
+/** Pause before re-creating a failed link (the other side needs a moment to notice too). */
+const LINK_RETRY_MS = 500;
 const PING = 0;
 const PONG = 1;
 
@@ -272,10 +280,10 @@ export class Mesh {
       if (current()) this.onData(link, data);
     });
     peer.on('close', () => {
-      if (current()) this.drop(peerId, 'channel closed', true);
+      if (current()) this.linkFailed(link, 'channel closed');
     });
     peer.on('error', (err: Error) => {
-      if (current()) this.drop(peerId, `link error: ${err.message}`, true);
+      if (current()) this.linkFailed(link, `link error: ${err.message}`);
     });
     this.publishPeers();
     return link;
@@ -301,7 +309,18 @@ export class Mesh {
     }
   }
 
-  /** Tears a link down. `lost`: the peer is gone from the room too (left, dead, or its link failed). */
+  /**
+   * A link closed or failed but its peer may still be in the room (a link can fail on a loaded machine
+   * while both tabs live). Membership is left to signalling and heartbeats; the link is retried.
+   */
+  private linkFailed(link: Link, reason: string): void {
+    this.destroyLink(link);
+    this.log('warn', `link to ${link.peerId}: ${reason}`);
+    for (const l of this.listeners) l.linkLost?.(link.peerId, reason);
+    setTimeout(() => this.reconcile(), LINK_RETRY_MS);
+  }
+
+  /** Tears a link down. `lost`: the peer is gone from the room too (it left, or fell silent). */
   private drop(peerId: string, reason: string, lost: boolean): void {
     const link = this.links.get(peerId);
     if (link) this.destroyLink(link);

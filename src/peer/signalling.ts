@@ -8,7 +8,10 @@ import { PEER_ID_PATTERN, isParseError, parseServerMessage, type SignalData } fr
 export type { SignalData } from './signal-protocol';
 
 export interface SignallingHandlers {
-  /** A member entered the room (or was already there when we joined). Called once per member. */
+  /**
+   * A member is in the room (it entered, was there when we joined, or refreshed its presence). May be
+   * called again for a known member: handlers must be idempotent.
+   */
   peerJoined(peerId: string): void;
   /** A member left the room (said goodbye, or the server saw its socket close). */
   peerLeft(peerId: string): void;
@@ -60,16 +63,21 @@ function parseBroadcast(x: unknown): BroadcastMessage | undefined {
 
 /**
  * Tabs of one browser profile meet on a BroadcastChannel named after the room. A newcomer says
- * `hello`; everyone answers `here` to it, so both sides learn of each other without a server.
+ * `hello`; everyone answers `here` to it, so both sides learn of each other without a server. Every
+ * tab repeats its `hello` every `presenceMs`, so a tab that a peer dropped as silent (a tab frozen on
+ * a loaded machine) is re-announced once it runs again; a closed tab says `bye` and then nothing.
  */
 export class BroadcastChannelSignalling implements Signalling {
   readonly kind = 'broadcast' as const;
   private channel: BroadcastChannel | null = null;
   private known = new Set<string>();
+  private presence: ReturnType<typeof setInterval> | undefined;
 
   constructor(
     readonly room: string,
     readonly peerId: string,
+    /** Presence refresh interval; 0 turns it off. */
+    private readonly presenceMs = 3000,
   ) {}
 
   join(handlers: SignallingHandlers): Promise<void> {
@@ -77,7 +85,7 @@ export class BroadcastChannelSignalling implements Signalling {
     const channel = new BroadcastChannel(`webgpu-lab-room:${this.room}`);
     this.channel = channel;
     const meet = (peerId: string) => {
-      if (peerId === this.peerId || this.known.has(peerId)) return;
+      if (peerId === this.peerId) return;
       this.known.add(peerId);
       handlers.peerJoined(peerId);
     };
@@ -86,7 +94,8 @@ export class BroadcastChannelSignalling implements Signalling {
       if (!msg || msg.from === this.peerId) return;
       switch (msg.kind) {
         case 'hello':
-          this.post({ kind: 'here', from: this.peerId, to: msg.from });
+          // answer newcomers only; a known member's hello is a presence refresh
+          if (!this.known.has(msg.from)) this.post({ kind: 'here', from: this.peerId, to: msg.from });
           meet(msg.from);
           break;
         case 'here':
@@ -103,6 +112,7 @@ export class BroadcastChannelSignalling implements Signalling {
       }
     };
     this.post({ kind: 'hello', from: this.peerId });
+    if (this.presenceMs > 0) this.presence = setInterval(() => this.post({ kind: 'hello', from: this.peerId }), this.presenceMs);
     return Promise.resolve();
   }
 
@@ -112,6 +122,7 @@ export class BroadcastChannelSignalling implements Signalling {
 
   leave(): void {
     if (!this.channel) return;
+    clearInterval(this.presence);
     this.post({ kind: 'bye', from: this.peerId });
     this.channel.close();
     this.channel = null;

@@ -43,6 +43,8 @@ export interface ClassroomSlice {
   snapshots: ClassroomSnapshot[];
   /** The snapshot on screen. */
   index: number;
+  /** This tab loaded the lesson: its Next releases the steps on every tab. */
+  teaching: boolean;
 }
 
 export interface LabData {
@@ -98,6 +100,6 @@ export function initialLabData(config: LabConfig = DEFAULT_CONFIG): LabData {
     samples: [],
     logs: [],
     zeroLayout: null,
-    classroom: { runId: null, chunks: [], snapshots: [], index: 0 },
+    classroom: { runId: null, chunks: [], snapshots: [], index: 0, teaching: false },
   };
 }

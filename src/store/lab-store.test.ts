@@ -143,6 +143,20 @@ describe('lab store reducer', () => {
     expect(store.getState().classroom.snapshots).toHaveLength(1);
   });
 
+  it('moves a viewer on the newest classroom step on to the next one, but not one who stepped back', () => {
+    const { store, bus } = setup();
+    const chunks = [{ start: 0, end: 1 }];
+    const snap = (n: number) => ({ step: n, phase: 'reduce-scatter' as const, perRank: [{ rank: 0, values: [n] }] });
+    bus.publish({ type: 'classroom', runId: 'L1', chunks, snapshot: snap(0), teaching: true });
+    bus.publish({ type: 'classroom', runId: 'L1', chunks, snapshot: snap(1), teaching: true });
+    expect(store.getState().classroom).toMatchObject({ index: 1, teaching: true });
+    store.getState().setClassroomIndex(0);
+    bus.publish({ type: 'classroom', runId: 'L1', chunks, snapshot: snap(2), teaching: true });
+    expect(store.getState().classroom.index).toBe(0);
+    bus.publish({ type: 'classroom', runId: 'L2', chunks, snapshot: snap(0) });
+    expect(store.getState().classroom).toMatchObject({ index: 0, teaching: false });
+  });
+
   it('ignores an event type it does not know instead of throwing into the producer', () => {
     const { store, bus } = setup();
     const before = store.getState();

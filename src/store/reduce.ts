@@ -78,12 +78,15 @@ export function reduceLabEvent(state: LabData, event: LabEvent): Partial<LabData
       if (at >= 0) snapshots[at] = event.snapshot;
       else snapshots.push(event.snapshot);
       snapshots.sort((a, b) => a.step - b.step);
+      // A viewer on the newest step follows the lesson forward; one who stepped back stays there.
+      const atNewest = sameLesson && lesson.index >= lesson.snapshots.length - 1;
       return {
         classroom: {
           runId: event.runId,
           chunks: event.chunks,
           snapshots,
-          index: sameLesson ? lesson.index : 0,
+          index: !sameLesson ? 0 : atNewest ? snapshots.length - 1 : lesson.index,
+          teaching: event.teaching === true,
         },
       };
     }

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { CpuBackend } from '../engine/cpu-backend';
 import { syntheticData } from '../data/synthetic';
 import { textDataFromString } from '../data/text';
+import type { LabEvent } from '../lab/events';
 import { defaults } from './defaults';
 import { charLmRun, classifierRun } from './recipes';
 
@@ -20,11 +21,18 @@ describe('recipes', () => {
 
   it('a char-LM run takes its vocabulary from the data and evaluates on the validation split', async () => {
     const data = textDataFromString('abcabcabd '.repeat(30), 0.2);
-    const run = charLmRun(new CpuBackend(), data, { ...defaults.sotu, model: { blockSize: 8, nLayer: 1, nHead: 1, nEmbd: 8 }, globalBatch: 4, evalWindows: 5 });
+    const events: LabEvent[] = [];
+    const recipe = { ...defaults.sotu, model: { blockSize: 8, nLayer: 1, nHead: 1, nEmbd: 8 }, globalBatch: 4, evalWindows: 5 };
+    const run = charLmRun(new CpuBackend(), data, recipe, undefined, { onEvent: (e) => events.push(e) });
     expect(run.model.config.vocabSize).toBe(data.vocab.length);
     expect(run.evalBatches.reduce((n, b) => n + b.rows, 0)).toBe(5);
     const before = await run.trainer.evaluate(run.evalBatches);
     expect(before.loss).toBeCloseTo(Math.log(data.vocab.length), 1);
+    const text = await run.trainer.sample();
+    expect(text).toHaveLength(1 + defaults.sotu.sampleLength);
+    expect([...text!].every((ch) => data.vocab.includes(ch))).toBe(true);
+    expect(events.map((e) => e.type)).toEqual(['eval', 'sample']);
+    expect(events[1]).toMatchObject({ type: 'sample', step: 0, text });
     run.dispose();
   });
 });

@@ -2,9 +2,11 @@
 // optimizer, its batches and its evaluation fit together. The lab, the CPU tuning scripts and the
 // tests all start runs through here, so they train the same thing.
 import type { Backend } from '../engine/backend';
+import { decodeTokens } from '../data/text';
 import type { ClassificationData, TextData } from '../data/types';
 import { Gpt } from '../model/gpt';
 import { Mlp } from '../model/mlp';
+import type { FlatRange } from '../model/layout';
 import type { Batch } from '../model/model';
 import { ClassificationBatches, classificationEvalBatches, TextBatches, textEvalBatches } from './batches';
 import type { CharLmRecipe, ClassifierRecipe } from './defaults';
@@ -16,8 +18,11 @@ export interface Shard {
   rank: number;
 }
 
-/** What the caller may add: the sync hook, gradient hooks, the event sink, a ZeRO state range. */
-export type TrainerExtras = Pick<TrainerOptions, 'gradSync' | 'gradHooks' | 'onEvent'>;
+/** What the caller may add: the sync hook, gradient hooks, the event sink (and its own text sampler). */
+export type TrainerExtras = Pick<TrainerOptions, 'gradSync' | 'afterUpdate' | 'gradHooks' | 'onEvent' | 'sampler'> & {
+  /** ZeRO: hold optimizer state for (and update) this slice of the flat buffers only. */
+  optimizerStateRange?: FlatRange;
+};
 
 export interface Run<M> {
   model: M;
@@ -65,7 +70,14 @@ export function charLmRun(
   const model = new Gpt(backend, config, batches.microRows);
   model.init(recipe.seed);
   const evalBatches = textEvalBatches(data.val, config.blockSize, batches.microRows, recipe.evalWindows);
-  return finish(backend, model, recipe, batches, evalBatches, shard, extras);
+  // Samples start from the first character of the validation text and are seeded by the step, so
+  // every replica (and a rerun) writes the same sample at the same step.
+  const prompt = (data.val.length > 0 ? data.val : data.train).subarray(0, 1);
+  const sampler = async (step: number) => {
+    const tokens = await model.sample(prompt, recipe.sampleLength, { temperature: recipe.temperature, seed: recipe.seed + step });
+    return decodeTokens(prompt, data.vocab) + decodeTokens(tokens, data.vocab);
+  };
+  return finish(backend, model, recipe, batches, evalBatches, shard, { sampler, ...extras });
 }
 
 function finish<M extends Mlp | Gpt>(
@@ -77,7 +89,8 @@ function finish<M extends Mlp | Gpt>(
   shard: Shard,
   extras: TrainerExtras,
 ): Run<M> {
-  const optimizer = new Optimizer(backend, model.layout, recipe.optimizer);
+  const { optimizerStateRange, ...trainerExtras } = extras;
+  const optimizer = new Optimizer(backend, model.layout, recipe.optimizer, optimizerStateRange);
   const schedule = { lr: recipe.optimizer.lr, warmupSteps: recipe.warmupSteps, totalSteps: recipe.steps, minFraction: recipe.minLrFraction };
   const trainer = new Trainer({
     backend,
@@ -89,7 +102,7 @@ function finish<M extends Mlp | Gpt>(
     globalBatch: recipe.globalBatch,
     rank: shard.rank,
     logEvery: recipe.logEvery,
-    ...extras,
+    ...trainerExtras,
   });
   return {
     model,

@@ -4,7 +4,7 @@
 // all-reduce plugs in here), global-norm clipping, the update. Losses stay on the device and are read
 // back only every `logEvery` steps or when asked.
 import { alignUp, type Backend, type DeviceBuffer, viewOf } from '../engine/backend';
-import type { EvalMetrics, LabEvent, StepMetrics } from '../lab/events';
+import type { EvalMetrics, LabEvent, SampleText, StepMetrics } from '../lab/events';
 import { Mlp } from '../model/mlp';
 import type { Batch, GradHooks, Model } from '../model/model';
 import type { BatchSource } from './batches';
@@ -33,13 +33,24 @@ export interface TrainerOptions {
   learningRate?: (step: number) => number;
   /** Global gradient-norm clip; 0 or absent turns clipping off. */
   clipNorm?: number;
-  /** Runs after backward and before clipping and the update. Absent: single tab, nothing to do. */
+  /**
+   * Runs after backward and before clipping and the update. Absent: single tab, nothing to do. Each
+   * rank's gradients are of the mean loss of its own share, so a data-parallel sync must AVERAGE them
+   * over the ranks (sum / world) to get the gradient of the global batch's mean loss.
+   */
   gradSync?: (ctx: GradSyncContext) => Promise<GradSyncResult | void>;
+  /**
+   * Runs after the update (e.g. ZeRO: the optimizer updated this rank's shard only, so the updated
+   * parameters are all-gathered here). Its time counts as communication.
+   */
+  afterUpdate?: (ctx: GradSyncContext) => Promise<GradSyncResult | void>;
   /** Passed to every micro-batch's backward (the data-parallel trainer buckets from the last one). */
   gradHooks?: (step: number, micro: number) => GradHooks | undefined;
   /** Samples per step over the whole room (for samples/s); this rank's rowsPerStep by default. */
   globalBatch?: number;
   rank?: number;
+  /** Generates a text sample (char models): `sample()` emits it as a SampleText event. */
+  sampler?: (step: number) => Promise<string>;
   /** Read the loss back and emit StepMetrics every this many steps (default 10). */
   logEvery?: number;
   onEvent?: (event: LabEvent) => void;
@@ -100,22 +111,25 @@ export class Trainer {
     if (this.clipper && this.o.clipNorm) this.clipper.clip(model.grads, this.o.clipNorm);
     optimizer.update(model.params, model.grads, step + 1, this.o.learningRate?.(step));
     await b.flush();
+    const t3a = performance.now();
+    const gather = (await this.o.afterUpdate?.({ step, grads: model.grads, model })) ?? {};
     const t3 = performance.now();
     this.step++;
     const logEvery = this.o.logEvery ?? 10;
     if (this.o.onEvent && (this.step % logEvery === 0 || this.step === 1)) {
       const stepMs = t3 - t0;
+      const waitMs = (sync.waitMs ?? 0) + (gather.waitMs ?? 0);
       const metricsBase = {
         type: 'step' as const,
         rank: this.o.rank ?? 0,
         step: this.step,
         samplesPerSec: ((this.o.globalBatch ?? batches.rowsPerStep) * 1000) / stepMs,
-        computeMs: t1 - t0 + (t3 - t2),
-        commMs: t2 - t1 - (sync.waitMs ?? 0),
-        waitMs: sync.waitMs ?? 0,
+        computeMs: t1 - t0 + (t3a - t2),
+        commMs: t2 - t1 + (t3 - t3a) - waitMs,
+        waitMs,
         stepMs,
-        bytesSent: sync.bytesSent ?? 0,
-        bytesReceived: sync.bytesReceived ?? 0,
+        bytesSent: (sync.bytesSent ?? 0) + (gather.bytesSent ?? 0),
+        bytesReceived: (sync.bytesReceived ?? 0) + (gather.bytesReceived ?? 0),
         t: t3,
       };
       const onEvent = this.o.onEvent;
@@ -175,6 +189,15 @@ export class Trainer {
       t: performance.now(),
     } satisfies EvalMetrics);
     return result;
+  }
+
+  /** Draws a text sample from the model and emits it; undefined for models that do not generate. */
+  async sample(): Promise<string | undefined> {
+    if (!this.o.sampler) return undefined;
+    if (this.running) await this.running.catch(() => undefined);
+    const text = await this.o.sampler(this.step);
+    this.o.onEvent?.({ type: 'sample', step: this.step, text } satisfies SampleText);
+    return text;
   }
 
   dispose(): void {

@@ -36,6 +36,20 @@ beforeEach(() => {
   URL.revokeObjectURL = vi.fn();
 });
 
+const CHUNKS = [
+  { start: 0, end: 1 },
+  { start: 1, end: 2 },
+];
+const STEP0 = { step: 0, phase: 'initial' as const, perRank: [{ rank: 0, values: [1, 2] }, { rank: 1, values: [3, 4] }] };
+const STEP1 = {
+  step: 1,
+  phase: 'reduce-scatter' as const,
+  perRank: [
+    { rank: 0, values: [1, 6], received: { chunk: 1, from: 1, values: [4] } },
+    { rank: 1, values: [4, 4], received: { chunk: 0, from: 0, values: [1] } },
+  ],
+};
+
 describe('App', () => {
   it('starts a run with the configured settings and shows the run state the lab reports', async () => {
     const { store, bus, controller } = setup();
@@ -87,41 +101,28 @@ describe('App', () => {
     click.mockRestore();
   });
 
-  it('runs a classroom lesson: loads, then asks the mesh for the next step and follows to it', async () => {
+  it('runs a classroom lesson as the teacher: loads, asks the mesh for the next step, and follows to it', async () => {
     const { bus, controller } = setup();
-    fireEvent.click(screen.getByRole('button', { name: 'New lesson' }));
+    fireEvent.click(screen.getByRole('button', { name: 'Load lesson' }));
     expect(controller.classroom.load).toHaveBeenCalled();
-    const chunks = [
-      { start: 0, end: 1 },
-      { start: 1, end: 2 },
-    ];
-    act(() =>
-      bus.publish({
-        type: 'classroom',
-        runId: 'L1',
-        chunks,
-        snapshot: { step: 0, phase: 'initial', perRank: [{ rank: 0, values: [1, 2] }, { rank: 1, values: [3, 4] }] },
-      }),
-    );
+    act(() => bus.publish({ type: 'classroom', runId: 'L1', chunks: CHUNKS, teaching: true, snapshot: STEP0 }));
+    expect(screen.getByTestId('classroom-role').dataset.role).toBe('teacher');
     fireEvent.click(screen.getByRole('button', { name: 'Next step' }));
     expect(controller.classroom.next).toHaveBeenCalledTimes(1);
-    act(() =>
-      bus.publish({
-        type: 'classroom',
-        runId: 'L1',
-        chunks,
-        snapshot: {
-          step: 1,
-          phase: 'reduce-scatter',
-          perRank: [
-            { rank: 0, values: [1, 6], received: { chunk: 1, from: 1, values: [4] } },
-            { rank: 1, values: [4, 4], received: { chunk: 0, from: 0, values: [1] } },
-          ],
-        },
-      }),
-    );
+    act(() => bus.publish({ type: 'classroom', runId: 'L1', chunks: CHUNKS, teaching: true, snapshot: STEP1 }));
     expect(screen.getByTestId('classroom-step').textContent).toMatch(/^Step 1 of 1 \(reduce-scatter\)/);
     expect(screen.getByText('chunk 1 from rank 1: [4]')).toBeTruthy();
+  });
+
+  it("follows another tab's lesson: Next cannot release steps, new steps appear by themselves", () => {
+    const { bus, controller } = setup();
+    act(() => bus.publish({ type: 'classroom', runId: 'L1', chunks: CHUNKS, snapshot: STEP0 }));
+    expect(screen.getByTestId('classroom-role').dataset.role).toBe('student');
+    const next = screen.getByRole('button', { name: 'Next step' }) as HTMLButtonElement;
+    expect(next.disabled).toBe(true);
+    act(() => bus.publish({ type: 'classroom', runId: 'L1', chunks: CHUNKS, snapshot: STEP1 }));
+    expect(screen.getByTestId('classroom-step').textContent).toMatch(/^Step 1 of 1/);
+    expect(controller.classroom.next).not.toHaveBeenCalled();
   });
 
   it('draws the ZeRO layout the trainer reported', () => {

@@ -1,6 +1,6 @@
 // The dashboard: every view, fed from the one store, every action handed to the LabController. Large
 // type for projectors, a motion switch, real buttons and labels in a sensible tab order.
-import { useEffect, useRef, useState } from 'react';
+import { useState } from 'react';
 import type { LabStore } from '../store/lab-store';
 import { useLab, useLabFrame } from '../store/lab-store';
 import { metricsToCsv, metricsToJson } from '../store/export';
@@ -171,31 +171,19 @@ function ClassroomPanel({
   controller: LabController;
   onError(message: string): void;
 }) {
+  // The store moves a viewer who is on the newest step on to each new one (reduce.ts), so the teacher
+  // sees the step Next released, and the other tabs follow the teacher.
   const lesson = useLab(store, (s) => s.classroom);
-  // After asking the mesh for a step, follow to its snapshot when it arrives.
-  const following = useRef(false);
-  useEffect(() => {
-    if (following.current && lesson.index < lesson.snapshots.length - 1) {
-      following.current = false;
-      store.getState().setClassroomIndex(lesson.snapshots.length - 1);
-    }
-  }, [lesson, store]);
   const fail = (what: string) => (e: unknown) => onError(`${what} failed: ${errorText(e)}`);
   return (
     <ClassroomView
       snapshots={lesson.snapshots}
       chunks={lesson.chunks}
       index={lesson.index}
+      role={lesson.runId === null ? undefined : lesson.teaching ? 'teacher' : 'student'}
       onIndexChange={(i) => store.getState().setClassroomIndex(i)}
       onLoad={() => controller.classroom.load().catch(fail('Classroom'))}
-      onAdvance={
-        lesson.runId === null
-          ? undefined
-          : () => {
-              following.current = true;
-              controller.classroom.next().catch(fail('Classroom step'));
-            }
-      }
+      onAdvance={lesson.runId !== null && lesson.teaching ? () => void controller.classroom.next().catch(fail('Classroom step')) : undefined}
     />
   );
 }

@@ -19,7 +19,14 @@ export interface ClassroomViewProps {
   onAdvance?: () => void;
   /** Starts a new lesson. */
   onLoad?: () => void;
+  /** This tab leads the lesson (its Next moves every tab) or follows another tab's. */
+  role?: 'teacher' | 'student';
 }
+
+const ROLE_TEXT = {
+  teacher: 'You are teaching: Next runs one step on every tab of the room.',
+  student: "Following the teacher's tab: each step appears when the teacher releases it. Prev and Next replay the steps already shown.",
+};
 
 const PLAY_INTERVAL_MS = 1200;
 
@@ -37,7 +44,7 @@ function chunkOf(chunks: readonly { start: number; end: number }[], i: number): 
   return chunks.findIndex((c) => i >= c.start && i < c.end);
 }
 
-export function ClassroomView({ snapshots, chunks, index, onIndexChange, onAdvance, onLoad }: ClassroomViewProps) {
+export function ClassroomView({ snapshots, chunks, index, onIndexChange, onAdvance, onLoad, role }: ClassroomViewProps) {
   const [playing, setPlaying] = useState(false);
   const last = snapshots.length - 1;
   const current = snapshots[Math.min(index, last)];
@@ -80,7 +87,7 @@ export function ClassroomView({ snapshots, chunks, index, onIndexChange, onAdvan
       <div className="classroom-controls">
         {onLoad && (
           <button type="button" onClick={onLoad}>
-            New lesson
+            Load lesson
           </button>
         )}
         <button type="button" onClick={prev} disabled={index <= 0} aria-label="Previous step">
@@ -93,8 +100,13 @@ export function ClassroomView({ snapshots, chunks, index, onIndexChange, onAdvan
           Next ▶
         </button>
       </div>
+      {role && (
+        <p className="classroom-role" data-testid="classroom-role" data-role={role}>
+          {ROLE_TEXT[role]}
+        </p>
+      )}
       {!current ? (
-        <p className="muted">No lesson loaded.</p>
+        <p className="muted">No lesson loaded. Load runs one all-reduce of a small vector over this room's mesh, one step per Next.</p>
       ) : (
         <div
           className="classroom-body"

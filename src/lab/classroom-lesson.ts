@@ -1,0 +1,256 @@
+// One classroom lesson on one rank: a ring all-reduce of a small vector over the room's real transport,
+// run by the very executor and schedule that training uses (runAllReduce), with its `gate` holding
+// every step until the teacher's tab releases it. After each step the rank tells every other rank what
+// it now holds; a tab shows a step once all ranks have reported it, so every number on screen is one
+// that its rank really held.
+import { runAllReduce } from '../collective/collectives';
+import type { StepInfo } from '../collective/executor';
+import type { RecvAction } from '../collective/schedules';
+import { ringAllReduce } from '../collective/schedules';
+import type { ChunkEvent, MessageTag, Phase, Transport } from '../collective/types';
+import { CLASSROOM_COLLECTIVE, type ClassroomChannel, type StateMessage } from './classroom-protocol';
+import type { ClassroomRankState, ClassroomSnapshotEvent } from './events';
+
+/** Numbers per chunk: enough to see a chunk is a slice of the vector, few enough to read aloud. */
+export const VALUES_PER_CHUNK = 2;
+/** How long the teacher waits for every rank to report a step before calling it stuck. */
+const DEFAULT_STEP_TIMEOUT_MS = 30_000;
+
+export interface LessonSetup {
+  lesson: number;
+  /** Peer ids in rank order. */
+  members: string[];
+  teacher: string;
+  channel: ClassroomChannel;
+  /** Moves the lesson's chunks: the room's data-channel transport over the same members. */
+  transport: Transport;
+  publishSnapshot(event: ClassroomSnapshotEvent): void;
+  publishChunk?(event: ChunkEvent): void;
+  stepTimeoutMs?: number;
+}
+
+/**
+ * The vector rank `rank` starts with: a digit 1..9 per element (varied by lesson), scaled by 10^rank
+ * while that stays readable, so that a partial sum such as 1053 shows at a glance which ranks it holds.
+ */
+export function lessonVector(lesson: number, rank: number, world: number): Float32Array {
+  const values = new Float32Array(VALUES_PER_CHUNK * world);
+  const scale = world <= 4 ? 10 ** rank : 1;
+  for (let i = 0; i < values.length; i++) {
+    const digit = ((lesson * 7 + rank * 5 + i * 3) % 9) + 1;
+    values[i] = digit * scale;
+  }
+  return values;
+}
+
+export class LessonAborted extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'LessonAborted';
+  }
+}
+
+/** Remembers what each receive delivered, so a snapshot can show the chunk exactly as it arrived. */
+class RecordingTransport implements Transport {
+  readonly received = new Map<string, Float32Array>();
+  constructor(private readonly inner: Transport) {}
+  get rank(): number {
+    return this.inner.rank;
+  }
+  get world(): number {
+    return this.inner.world;
+  }
+  send(to: number, tag: MessageTag, payload: Uint8Array): Promise<void> {
+    return this.inner.send(to, tag, payload);
+  }
+  async recv(from: number, tag: MessageTag): Promise<Uint8Array> {
+    const payload = await this.inner.recv(from, tag);
+    this.received.set(`${from}:${tag.chunk}`, new Float32Array(payload.slice().buffer));
+    return payload;
+  }
+}
+
+export class ClassroomLesson {
+  readonly rank: number;
+  readonly world: number;
+  /** Schedule steps; snapshots are numbered 0 (before anything moved) to `steps`. */
+  readonly steps: number;
+  readonly runId: string;
+  readonly teaching: boolean;
+  private readonly chunks: { start: number; end: number }[];
+  private readonly phases: Phase[];
+  private readonly length: number;
+  private released = 0;
+  private releaseWaiters: { step: number; wake: () => void; fail: (e: Error) => void }[] = [];
+  /** step -> rank -> what that rank reported. */
+  private readonly reports = new Map<number, Map<number, ClassroomRankState>>();
+  private readonly completeWaiters = new Map<number, (() => void)[]>();
+  private abortedWith: Error | null = null;
+  private inFlight: Promise<void> | null = null;
+
+  constructor(private readonly setup: LessonSetup) {
+    const { members, channel, transport } = setup;
+    this.rank = members.indexOf(channel.selfId);
+    this.world = members.length;
+    if (this.rank < 0) throw new Error('this tab is not a member of the lesson');
+    if (transport.rank !== this.rank || transport.world !== this.world) {
+      throw new Error(`the transport is rank ${transport.rank}/${transport.world}, the lesson has this tab at ${this.rank}/${this.world}`);
+    }
+    this.teaching = setup.teacher === channel.selfId;
+    this.length = VALUES_PER_CHUNK * this.world;
+    const schedule = ringAllReduce(this.world, this.rank, this.length);
+    this.steps = schedule.steps.length;
+    this.phases = schedule.steps.map((s) => s.phase);
+    this.chunks = schedule.chunks.map((c) => ({ start: c.offset, end: c.offset + c.length }));
+    this.runId = `${setup.lesson}:${CLASSROOM_COLLECTIVE}`;
+  }
+
+  get lesson(): number {
+    return this.setup.lesson;
+  }
+
+  /** Peer id of the tab that leads the lesson. */
+  get teacher(): string {
+    return this.setup.teacher;
+  }
+
+  /** Runs this rank's part of the lesson to the end (or until aborted, which rejects). */
+  async run(): Promise<void> {
+    const data = lessonVector(this.setup.lesson, this.rank, this.world);
+    const transport = new RecordingTransport(this.setup.transport);
+    let previous: readonly RecvAction[] = [];
+    const gate = async (info: StepInfo): Promise<void> => {
+      // Called before step `info.step`: the vector now holds the state after `info.step` steps.
+      this.report(info.step, data, previous, transport);
+      previous = info.recvs;
+      await this.released_(info.step + 1);
+    };
+    await runAllReduce(transport, data, {
+      round: this.setup.lesson,
+      collective: CLASSROOM_COLLECTIVE,
+      gate,
+      onEvent: this.setup.publishChunk,
+    });
+    this.report(this.steps, data, previous, transport);
+  }
+
+  /** Teacher only: lets every rank run one more step; resolves when all of them have reported it. */
+  next(): Promise<void> {
+    if (!this.teaching) return Promise.reject(new Error("only the teacher's tab (the one that loaded the lesson) steps it"));
+    if (this.abortedWith) return Promise.reject(this.abortedWith);
+    if (this.inFlight) return this.inFlight;
+    if (this.released >= this.steps) return Promise.resolve();
+    const step = this.released + 1;
+    this.inFlight = (async () => {
+      // Everyone must have reported the step before: that also means every rank has its transport up.
+      await this.whenComplete(step - 1);
+      for (const member of this.setup.members) {
+        if (member !== this.setup.channel.selfId) this.setup.channel.send(member, { kind: 'release', lesson: this.setup.lesson, step });
+      }
+      this.release(step);
+      await this.whenComplete(step);
+    })().finally(() => {
+      this.inFlight = null;
+    });
+    return this.inFlight;
+  }
+
+  /** The teacher's release arrived (or, in the teacher's tab, was made). */
+  release(step: number): void {
+    if (step <= this.released) return;
+    this.released = Math.min(step, this.steps);
+    const ready = this.releaseWaiters.filter((w) => w.step <= this.released);
+    this.releaseWaiters = this.releaseWaiters.filter((w) => w.step > this.released);
+    for (const w of ready) w.wake();
+  }
+
+  /** Another rank's report. Returns a reason when it cannot be used. */
+  receiveState(from: string, message: StateMessage): string | null {
+    if (this.setup.members[message.rank] !== from) return `classroom: peer ${from} reported as rank ${message.rank}`;
+    if (message.step > this.steps) return `classroom: step ${message.step} is past the lesson's ${this.steps}`;
+    if (message.values.length !== this.length) return `classroom: ${message.values.length} values, the lesson has ${this.length}`;
+    const state: ClassroomRankState = { rank: message.rank, values: message.values.slice() };
+    if (message.received) state.received = { ...message.received, values: message.received.values.slice() };
+    this.record(message.step, state);
+    return null;
+  }
+
+  /** Stops this rank's lesson: a waiting step rejects and nothing more is shown. */
+  abort(reason: string): void {
+    if (this.abortedWith) return;
+    this.abortedWith = new LessonAborted(reason);
+    for (const w of this.releaseWaiters.splice(0)) w.fail(this.abortedWith);
+    for (const waiters of this.completeWaiters.values()) for (const wake of waiters) wake();
+    this.completeWaiters.clear();
+  }
+
+  // --- internals -----------------------------------------------------------------------------------
+
+  private released_(step: number): Promise<void> {
+    if (this.abortedWith) return Promise.reject(this.abortedWith);
+    if (step <= this.released) return Promise.resolve();
+    return new Promise((wake, fail) => this.releaseWaiters.push({ step, wake, fail }));
+  }
+
+  /** This rank's own state after `step` steps: recorded here and sent to every other member. */
+  private report(step: number, data: Float32Array, recvs: readonly RecvAction[], transport: RecordingTransport): void {
+    const state: ClassroomRankState = { rank: this.rank, values: Array.from(data) };
+    const first = recvs[0];
+    if (first) {
+      const arrived = transport.received.get(`${first.from}:${first.msg}`);
+      if (arrived) state.received = { chunk: first.chunk, from: first.from, values: Array.from(arrived) };
+    }
+    const message: StateMessage = { kind: 'state', lesson: this.setup.lesson, step, ...state };
+    for (const member of this.setup.members) {
+      if (member === this.setup.channel.selfId) continue;
+      try {
+        this.setup.channel.send(member, message);
+      } catch (error) {
+        // That rank cannot see this one's numbers; its own lesson fails at the next step's transfer.
+        this.setup.channel.refuse(member, `classroom: could not send step ${step}: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    }
+    this.record(step, state);
+  }
+
+  private record(step: number, state: ClassroomRankState): void {
+    if (this.abortedWith) return;
+    let byRank = this.reports.get(step);
+    if (!byRank) this.reports.set(step, (byRank = new Map()));
+    if (byRank.has(state.rank)) return; // a rank reports each step once; a repeat changes nothing
+    byRank.set(state.rank, state);
+    if (byRank.size < this.world) return;
+    const perRank = [...byRank.values()].sort((a, b) => a.rank - b.rank);
+    this.setup.publishSnapshot({
+      type: 'classroom',
+      runId: this.runId,
+      chunks: this.chunks,
+      teaching: this.teaching,
+      snapshot: { step, phase: step === 0 ? 'initial' : this.phases[step - 1], perRank },
+    });
+    for (const wake of this.completeWaiters.get(step) ?? []) wake();
+    this.completeWaiters.delete(step);
+  }
+
+  private isComplete(step: number): boolean {
+    return (this.reports.get(step)?.size ?? 0) >= this.world;
+  }
+
+  private whenComplete(step: number): Promise<void> {
+    if (this.isComplete(step)) return Promise.resolve();
+    const timeoutMs = this.setup.stepTimeoutMs ?? DEFAULT_STEP_TIMEOUT_MS;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const missing = this.setup.members.map((_, r) => r).filter((r) => !this.reports.get(step)?.has(r));
+        reject(new Error(`classroom step ${step}: rank ${missing.join(', ')} did not report within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const waiters = this.completeWaiters.get(step) ?? [];
+      waiters.push(() => {
+        clearTimeout(timer);
+        if (this.abortedWith) reject(this.abortedWith);
+        else resolve();
+      });
+      this.completeWaiters.set(step, waiters);
+    });
+  }
+}

@@ -1,0 +1,144 @@
+// What the tabs of a room say to each other to hold a classroom lesson together. The lesson's numbers
+// move as ordinary data frames of a ring all-reduce; these small messages only coordinate it, and
+// travel as the mesh's control frames (frame.ts type 'control') with a JSON payload:
+//   start   the teacher's tab opens lesson L among these members (rank order)
+//   release the teacher lets every rank run schedule steps up to `step`
+//   state   a rank reports the vector it really holds after `step` steps (and what it just received),
+//           so that every tab can show every rank's real numbers
+// Everything that arrives is validated here: a malformed message is refused with a reason, never
+// trusted and never thrown.
+import { NO_RANK, encodeFrame, type Frame } from '../peer/frame';
+import type { MeshLinks } from '../peer/datachannel-transport';
+
+/**
+ * Collective id of lesson all-reduces and of classroom control frames. Training uses 1 (parameter
+ * hashes) and 16 + bucket (gradients), with round = training step; lessons use this id with round =
+ * the lesson number, so their message tags can never meet training's.
+ */
+export const CLASSROOM_COLLECTIVE = 0x00c1a55;
+
+/** Bounds that keep a hostile or confused peer from making a tab allocate much. */
+const MAX_MEMBERS = 64;
+const MAX_VALUES = 1024;
+const MAX_STEP = 4096;
+const MAX_PEER_ID = 128;
+
+export interface StartMessage {
+  kind: 'start';
+  lesson: number;
+  /** The peer id of the tab that leads the lesson (its Next releases the steps). */
+  teacher: string;
+  /** Peer ids in rank order: the lesson's ring. */
+  members: string[];
+}
+
+export interface ReleaseMessage {
+  kind: 'release';
+  lesson: number;
+  /** Ranks may complete schedule steps 1..step (snapshot `step` is the state after them). */
+  step: number;
+}
+
+export interface StateMessage {
+  kind: 'state';
+  lesson: number;
+  step: number;
+  rank: number;
+  values: number[];
+  received?: { chunk: number; from: number; values: number[] };
+}
+
+export type ClassroomMessage = StartMessage | ReleaseMessage | StateMessage;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+export function encodeClassroomMessage(message: ClassroomMessage): Uint8Array {
+  return encoder.encode(JSON.stringify(message));
+}
+
+/** The message in `bytes`, or `{ error }` saying why it is not one. Never throws. */
+export function decodeClassroomMessage(bytes: Uint8Array): ClassroomMessage | { error: string } {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(decoder.decode(bytes));
+  } catch {
+    return { error: 'classroom message is not UTF-8 JSON' };
+  }
+  const problem = checkMessage(raw);
+  return problem ? { error: `classroom message refused: ${problem}` } : (raw as ClassroomMessage);
+}
+
+export function isMessageError(x: ClassroomMessage | { error: string }): x is { error: string } {
+  return 'error' in x;
+}
+
+const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+const isCount = (x: unknown, max: number): x is number => Number.isSafeInteger(x) && (x as number) >= 0 && (x as number) <= max;
+const isLessonId = (x: unknown): boolean => Number.isSafeInteger(x) && (x as number) > 0 && (x as number) <= 0xffffffff;
+const isNumbers = (x: unknown): boolean => Array.isArray(x) && x.length <= MAX_VALUES && x.every((v) => typeof v === 'number' && Number.isFinite(v));
+
+function checkMessage(m: unknown): string | null {
+  if (!isObject(m)) return 'not an object';
+  if (!isLessonId(m.lesson)) return `bad lesson number ${String(m.lesson)}`;
+  switch (m.kind) {
+    case 'start': {
+      if (typeof m.teacher !== 'string' || m.teacher.length === 0 || m.teacher.length > MAX_PEER_ID) return 'bad teacher id';
+      const members = m.members;
+      if (!Array.isArray(members) || members.length < 1 || members.length > MAX_MEMBERS) return 'bad member list';
+      if (!members.every((id) => typeof id === 'string' && id.length > 0 && id.length <= MAX_PEER_ID)) return 'bad member id';
+      if (new Set(members).size !== members.length) return 'a member is listed twice';
+      if (!members.includes(m.teacher)) return 'the teacher is not a member';
+      return null;
+    }
+    case 'release':
+      return isCount(m.step, MAX_STEP) && (m.step as number) >= 1 ? null : `bad step ${String(m.step)}`;
+    case 'state': {
+      if (!isCount(m.step, MAX_STEP)) return `bad step ${String(m.step)}`;
+      if (!isCount(m.rank, MAX_MEMBERS - 1)) return `bad rank ${String(m.rank)}`;
+      if (!isNumbers(m.values)) return 'values are not a list of finite numbers';
+      if (m.received === undefined) return null;
+      const r = m.received;
+      if (!isObject(r) || !isCount(r.chunk, MAX_MEMBERS - 1) || !isCount(r.from, MAX_MEMBERS - 1) || !isNumbers(r.values)) {
+        return 'bad received chunk';
+      }
+      return null;
+    }
+    default:
+      return `unknown kind ${JSON.stringify(m.kind)}`;
+  }
+}
+
+/** How the classroom talks to the other tabs of a room: by peer id, one message at a time. */
+export interface ClassroomChannel {
+  readonly selfId: string;
+  /** Sends to one peer. Throws when there is no open link to it. */
+  send(to: string, message: ClassroomMessage): void;
+  /** Hears every valid classroom message; returns the unsubscribe function. */
+  listen(handler: (from: string, message: ClassroomMessage) => void): () => void;
+  /** Reports a message that arrived but cannot be used (shown on the dashboard). */
+  refuse(from: string, reason: string): void;
+}
+
+/** The classroom channel over a room's mesh: control frames with the classroom's collective id. */
+export function meshClassroomChannel(mesh: Pick<MeshLinks, 'peerId' | 'roomHash' | 'on' | 'sendRaw' | 'refuse'>): ClassroomChannel {
+  return {
+    selfId: mesh.peerId,
+    send(to, message) {
+      const header = { type: 'control' as const, roomHash: mesh.roomHash, round: message.lesson, collective: CLASSROOM_COLLECTIVE, chunk: 0, sender: NO_RANK, part: 0, parts: 1 };
+      mesh.sendRaw(to, encodeFrame(header, encodeClassroomMessage(message)));
+    },
+    listen(handler) {
+      return mesh.on({
+        frame: (peerId: string, frame: Frame) => {
+          if (frame.type !== 'control' || frame.collective !== CLASSROOM_COLLECTIVE) return;
+          const message = decodeClassroomMessage(frame.payload);
+          if (isMessageError(message)) return mesh.refuse(peerId, message.error);
+          if (message.lesson !== frame.round) return mesh.refuse(peerId, 'classroom message: lesson and frame round differ');
+          handler(peerId, message);
+        },
+      });
+    },
+    refuse: (from, reason) => mesh.refuse(from, reason),
+  };
+}

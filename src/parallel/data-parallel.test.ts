@@ -1,0 +1,69 @@
+// N ranks averaging gradients over the ring (in-memory transport, CPU backend) must end where one rank
+// ends on the same global batch, with every replica bitwise equal after every step.
+import { describe, expect, it } from 'vitest';
+import { createMemoryMesh } from '../collective/memory-transport';
+import { syntheticData } from '../data/synthetic';
+import { viewOf } from '../engine/backend';
+import { CpuBackend } from '../engine/cpu-backend';
+import { paramsHash } from '../model/layout';
+import { defaults, type ClassifierRecipe } from '../train/defaults';
+import { classifierRun } from '../train/recipes';
+import { DataParallelSync } from './data-parallel';
+
+const data = syntheticData({ kind: 'spirals', seed: 5 });
+const recipe: ClassifierRecipe = { ...defaults.synthetic, globalBatch: 24, steps: 8, microBatches: 1 };
+
+async function trainRanks(world: number, r: ClassifierRecipe, bucketElements: number): Promise<{ params: Float32Array[]; hashesPerStep: string[][] }> {
+  const transports = createMemoryMesh(world);
+  const runs = transports.map((transport) => {
+    const backend = new CpuBackend();
+    let sync: DataParallelSync | undefined;
+    const run = classifierRun(backend, data, r, { world, rank: transport.rank }, world === 1 ? {} : {
+      gradHooks: (step, micro) => sync!.hooks(step, micro),
+      gradSync: (ctx) => sync!.gradSync(ctx),
+    });
+    sync = new DataParallelSync({ backend, transport, model: run.model, bucketElements, microBatches: r.microBatches });
+    return { backend, run };
+  });
+  const hashesPerStep: string[][] = [];
+  for (let step = 0; step < r.steps; step++) {
+    await Promise.all(runs.map(({ run }) => run.trainer.trainStep()));
+    const params = await Promise.all(runs.map(({ backend, run }) => backend.read(viewOf(run.model.params))));
+    hashesPerStep.push(params.map(paramsHash));
+  }
+  const params = await Promise.all(runs.map(({ backend, run }) => backend.read(viewOf(run.model.params))));
+  return { params, hashesPerStep };
+}
+
+function maxDifference(a: Float32Array, b: Float32Array): number {
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
+  return worst;
+}
+
+describe('data-parallel training over the ring', () => {
+  it.each([2, 3, 4])('%i ranks equal one rank on the same global batch, replicas bitwise equal every step', async (world) => {
+    const single = await trainRanks(1, recipe, 1 << 16);
+    // Small buckets: several all-reduces per step, launched during the backward pass.
+    const many = await trainRanks(world, recipe, 200);
+    for (const hashes of many.hashesPerStep) expect(new Set(hashes).size).toBe(1);
+    expect(maxDifference(single.params[0], many.params[0])).toBeLessThan(1e-5);
+    // ...and the parameters did move far more than that tolerance
+    const start = await trainRanks(1, { ...recipe, steps: 1 }, 1 << 16);
+    expect(maxDifference(start.params[0], single.params[0])).toBeGreaterThan(1e-3);
+  });
+
+  it('gradient accumulation: 2 ranks x 3 micro-batches equal 2 ranks x 1 batch', async () => {
+    const plain = await trainRanks(2, recipe, 1 << 16);
+    const accumulated = await trainRanks(2, { ...recipe, microBatches: 3 }, 300);
+    expect(accumulated.params[0]).toEqual(accumulated.params[1]);
+    expect(maxDifference(plain.params[0], accumulated.params[0])).toBeLessThan(1e-5);
+  });
+
+  it('refuses a bucket size that is not positive', () => {
+    const [transport] = createMemoryMesh(1);
+    const backend = new CpuBackend();
+    const run = classifierRun(backend, data, recipe);
+    expect(() => new DataParallelSync({ backend, transport, model: run.model, bucketElements: 0, microBatches: 1 })).toThrow(/bucketElements/);
+  });
+});
