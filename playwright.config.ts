@@ -1,5 +1,5 @@
 import { defineConfig } from '@playwright/test';
-import { CHROMIUM_ARGS, requireChromium } from './scripts/chromium';
+import { CHROMIUM_ARGS, requireChromium } from './scripts/chromium.ts';
 
 // Multi-tab tests drive the real app in the system Chromium: real WebGPU (SwiftShader when there is no
 // GPU), real WebRTC between tabs, and the real signalling server.
@@ -23,6 +23,7 @@ export default defineConfig({
   webServer: [
     {
       command: `npx vite --port ${APP_PORT} --strictPort`,
+      env: { LAB_NO_HMR: '1' },
       url: `http://127.0.0.1:${APP_PORT}`,
       reuseExistingServer: !process.env.CI,
       timeout: 120_000,

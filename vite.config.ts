@@ -7,7 +7,8 @@ export default defineConfig({
   // Scan every page up front: a dependency found late makes Vite reload the page, which would cut a
   // training tab (or a test) off mid-run.
   optimizeDeps: { entries: ['index.html', 'bench/*.html'] },
-  server: { host: '127.0.0.1', port: 5173, strictPort: false },
+  // Headless runs (tests, swarm) turn hot reload off: an edit must never reload a training tab mid-run.
+  server: { host: '127.0.0.1', port: 5173, strictPort: false, hmr: process.env.LAB_NO_HMR ? false : undefined },
   preview: { host: '127.0.0.1', port: 4173 },
   build: { target: 'es2022', sourcemap: true },
 });

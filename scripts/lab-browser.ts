@@ -14,7 +14,7 @@ export async function startLabServer(): Promise<LabServer> {
   const server: ViteDevServer = await createServer({
     configFile: 'vite.config.ts',
     logLevel: 'error',
-    server: { host: '127.0.0.1', port: 0, strictPort: false },
+    server: { host: '127.0.0.1', port: 0, strictPort: false, hmr: false },
   });
   await server.listen();
   const address = server.httpServer?.address();

@@ -107,6 +107,87 @@ export function addSparseInto(target: Float32Array, sparse: SparseVector): void 
   }
 }
 
+// --- compact sparse wire format -----------------------------------------------------------------------
+//
+// The interleaved format spends 4 bytes on each index. Sorted indices at density r are on average 1/r
+// apart, so their gaps fit in one or two LEB128 bytes: that brings Top-K 1% from 8 to about 5 bytes per
+// entry. Layout (little-endian): u32 count | count f32 values | count varint gaps | zero padding to a
+// whole 32-bit word (the sparse all-gather moves words). The first gap is the first index itself; every
+// later gap is at least 1, so indices decode strictly ascending. Values stay float32: exact.
+
+/** LEB128 length of a non-negative integer below 2^32. */
+function varintBytes(n: number): number {
+  let bytes = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 128);
+    bytes++;
+  }
+  return bytes;
+}
+
+function checkAscending(indices: Uint32Array): void {
+  for (let i = 1; i < indices.length; i++) {
+    if (indices[i] <= indices[i - 1]) throw new RangeError(`sparse indices must be strictly ascending (index ${i}: ${indices[i]} after ${indices[i - 1]})`);
+  }
+}
+
+/** Exact byte size of the compact encoding of these (ascending) indices. */
+export function compactSparseBytes(indices: Uint32Array): number {
+  let gapBytes = 0;
+  for (let i = 0; i < indices.length; i++) gapBytes += varintBytes(i === 0 ? indices[0] : indices[i] - indices[i - 1]);
+  return 4 + 4 * indices.length + Math.ceil(gapBytes / 4) * 4;
+}
+
+export function encodeSparseCompact({ indices, values }: SparseVector): Uint8Array {
+  if (indices.length !== values.length) throw new RangeError(`${indices.length} indices but ${values.length} values`);
+  checkAscending(indices);
+  const out = new Uint8Array(compactSparseBytes(indices));
+  const view = new DataView(out.buffer);
+  view.setUint32(0, indices.length, true);
+  for (let i = 0; i < values.length; i++) view.setFloat32(4 + 4 * i, values[i], true);
+  let at = 4 + 4 * values.length;
+  for (let i = 0; i < indices.length; i++) {
+    let gap = i === 0 ? indices[0] : indices[i] - indices[i - 1];
+    while (gap >= 0x80) {
+      out[at++] = (gap & 0x7f) | 0x80;
+      gap = Math.floor(gap / 128);
+    }
+    out[at++] = gap;
+  }
+  return out;
+}
+
+/** Decodes (and validates: a peer's bytes are untrusted) the compact format for a vector of `length`. */
+export function decodeSparseCompact(payload: Uint8Array, length: number): SparseVector {
+  if (payload.byteLength < 4 || payload.byteLength % 4 !== 0) throw new RangeError(`a compact sparse payload is whole 32-bit words (at least one), got ${payload.byteLength} bytes`);
+  const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+  const count = view.getUint32(0, true);
+  // Each entry needs 4 value bytes and at least one gap byte.
+  if (count * 5 + 4 > payload.byteLength) throw new RangeError(`compact sparse payload claims ${count} entries in ${payload.byteLength} bytes`);
+  const values = new Float32Array(count);
+  for (let i = 0; i < count; i++) values[i] = view.getFloat32(4 + 4 * i, true);
+  const indices = new Uint32Array(count);
+  let at = 4 + 4 * count;
+  let index = 0;
+  for (let i = 0; i < count; i++) {
+    let gap = 0;
+    let scale = 1;
+    for (;;) {
+      if (at >= payload.byteLength) throw new RangeError('compact sparse payload ends inside an index');
+      const byte = payload[at++];
+      gap += (byte & 0x7f) * scale;
+      if (!(byte & 0x80)) break;
+      scale *= 128;
+      if (scale > 2 ** 35) throw new RangeError('compact sparse index gap is too long');
+    }
+    if (i > 0 && gap === 0) throw new RangeError(`compact sparse indices repeat at entry ${i}`);
+    index = i === 0 ? gap : index + gap;
+    if (index >= length) throw new RangeError(`sparse index ${index} is outside a vector of ${length}`);
+    indices[i] = index;
+  }
+  return { indices, values };
+}
+
 // --- byte accounting ----------------------------------------------------------------------------------
 
 export type CodecKind = 'none' | 'fp16' | 'topk' | 'randomk';

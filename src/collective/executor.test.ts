@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { runAllGather, runAllReduce, runBroadcast, runReduceScatter, runSparseAllGather } from './collectives';
+import { f16BitsToF32, f32ToF16Bits } from './codecs';
 import { CollectiveError, type StepInfo, runSchedule } from './executor';
 import { PeerLostError, createMemoryMesh } from './memory-transport';
 import { parameterServerRound, ringAllReduce } from './schedules';
@@ -194,5 +195,34 @@ describe('executor over the in-memory transport', () => {
     // Rank 1 sends a forged short message where rank 0 expects its first chunk.
     await mesh[1].send(0, { round: 0, collective: 0, chunk: 0 }, new Uint8Array(3));
     await expect(runSchedule(mesh[0], ringAllReduce(2, 0, 4), new Float32Array(4), { round: 0, collective: 0 })).rejects.toThrow(/3 bytes, expected 8/);
+  });
+
+  it('fp16 wire: half the bytes, every rank bitwise equal, within fp16 rounding of the exact mean', async () => {
+    for (const algorithm of ['ring', 'naive'] as const) {
+      for (const world of [2, 3, 4]) {
+        const length = 1001;
+        const mesh = createMemoryMesh(world, { linkLatencyMs: (from, to) => (from * 5 + to) % 3 });
+        const data = mesh.map((t) => randomFloats(t.rank + 7, length));
+        const dense = await Promise.all(mesh.map((t) => runAllReduce(t, randomFloats(t.rank + 7, length), { round: 0, collective: 0, algorithm, average: true })));
+        const halves = await Promise.all(
+          mesh.map((t, r) => runAllReduce(t, data[r], { round: 1, collective: 0, algorithm, average: true, wire: 'f16', maxMessageElements: 100 })),
+        );
+        for (const x of data) expect(bytesOf(x)).toEqual(bytesOf(data[0]));
+        halves.forEach((stats, rank) => expect(stats.bytesSent).toBe(dense[rank].bytesSent / 2));
+        const mean = new Float64Array(length);
+        for (let r = 0; r < world; r++) randomFloats(r + 7, length).forEach((v, i) => (mean[i] += v / world));
+        // fp16 keeps 11 significant bits; every hop of a partial sum rounds once more.
+        data[0].forEach((v, i) => expect(Math.abs(v - mean[i])).toBeLessThan(world * 2 ** -10 * 2));
+        // ...and in the ring the result really travelled as fp16: every value is an fp16 number (the
+        // naive exchange adds rounded inputs locally, so its sums need not be).
+        if (algorithm === 'ring') for (const v of data[0]) expect(f16BitsToF32(f32ToF16Bits(v))).toBe(v);
+      }
+    }
+  });
+
+  it('fp16 wire: refuses a message of float32 size', async () => {
+    const mesh = createMemoryMesh(2);
+    await mesh[1].send(0, { round: 0, collective: 0, chunk: 0 }, new Uint8Array(8));
+    await expect(runSchedule(mesh[0], ringAllReduce(2, 0, 4), new Float32Array(4), { round: 0, collective: 0, wire: 'f16' })).rejects.toThrow(/8 bytes, expected 4/);
   });
 });

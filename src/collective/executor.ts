@@ -9,8 +9,13 @@
 // - Receives land as soon as they arrive, in schedule order. Several 'sum' receives into one range in
 //   one step (naive all-reduce, the parameter server) are added in rank order with the local values in
 //   their own rank's place, so every rank computes bit-identical sums whatever the arrival order.
-// - Wire bytes are the platform's float32 layout (little-endian in every browser we target).
+// - Wire bytes are the platform's float32 layout (little-endian in every browser we target), or with
+//   `wire: 'f16'` IEEE half floats: half the bytes, decoded and added in float32 on receipt. A rank
+//   rounds each range to fp16 in place right before it sends it, so what it keeps is bit for bit what
+//   its peers receive; in a ring that makes each chunk's owner round its reduced chunk before the
+//   all-gather, and every rank ends with identical bits.
 
+import { decodeFp16, encodeFp16, roundToFp16 } from './codecs';
 import type { RecvAction, Schedule, ScheduleStep, SendAction } from './schedules';
 import type { ChunkListener, CollectiveKind, Phase, Transport } from './types';
 
@@ -37,9 +42,18 @@ export interface RunOptions {
   msgBase?: number;
   /** Divide the reduced ranges by world right after they are complete (gradient averaging). */
   average?: boolean;
+  /** Element encoding on the wire: float32 (default, exact) or fp16 (half the bytes, rounded). */
+  wire?: WireFormat;
   onEvent?: ChunkListener;
   /** Awaited before each step: the classroom mode releases one step at a time. */
   gate?: (info: StepInfo) => Promise<void>;
+}
+
+export type WireFormat = 'f32' | 'f16';
+
+/** Bytes one element costs on the wire. */
+export function wireElementBytes(wire: WireFormat = 'f32'): number {
+  return wire === 'f16' ? 2 : 4;
 }
 
 export interface RunStats {
@@ -62,10 +76,23 @@ function bytesOf(data: Float32Array, offset: number, length: number): Uint8Array
   return new Uint8Array(data.buffer, data.byteOffset + offset * 4, length * 4);
 }
 
-/** Float view of a received payload; copies only when the payload is not 4-byte aligned. */
-function floatsOf(payload: Uint8Array, length: number): Float32Array {
+/** Float view of a received payload; copies only when the payload is not 4-byte aligned (or is fp16). */
+function floatsOf(payload: Uint8Array, length: number, wire: WireFormat = 'f32'): Float32Array {
+  if (wire === 'f16') {
+    const halves = payload.byteOffset % 2 === 0 ? new Uint16Array(payload.buffer, payload.byteOffset, length) : new Uint16Array(payload.slice().buffer, 0, length);
+    return decodeFp16(halves);
+  }
   if (payload.byteOffset % 4 === 0) return new Float32Array(payload.buffer, payload.byteOffset, length);
   return new Float32Array(payload.slice().buffer, 0, length);
+}
+
+/** The bytes that carry data[offset, offset + length) on the wire (fp16: rounds that range in place first). */
+function outgoing(data: Float32Array, offset: number, length: number, wire: WireFormat = 'f32'): Uint8Array {
+  if (wire === 'f32') return bytesOf(data, offset, length);
+  const range = data.subarray(offset, offset + length);
+  roundToFp16(range);
+  const halves = encodeFp16(range);
+  return new Uint8Array(halves.buffer);
 }
 
 export async function runSchedule(transport: Transport, schedule: Schedule, data: Float32Array, opts: RunOptions): Promise<RunStats> {
@@ -122,6 +149,7 @@ interface StepContext extends RunOptions {
 
 async function runStep(transport: Transport, schedule: Schedule, step: ScheduleStep, data: Float32Array, ctx: StepContext, stats: RunStats): Promise<void> {
   const tag = (msg: number) => ({ round: ctx.round, collective: ctx.collective, chunk: ctx.msgBase + msg });
+  const elementBytes = wireElementBytes(ctx.wire);
   const emit = (direction: 'send' | 'recv', action: SendAction | RecvAction, peer: number, tStart: number): void => {
     ctx.onEvent?.({
       type: 'chunk',
@@ -135,7 +163,7 @@ async function runStep(transport: Transport, schedule: Schedule, step: ScheduleS
       part: action.part,
       rank: schedule.rank,
       peer,
-      bytes: action.length * 4,
+      bytes: action.length * elementBytes,
       offset: action.offset,
       length: action.length,
       tStart,
@@ -147,8 +175,8 @@ async function runStep(transport: Transport, schedule: Schedule, step: ScheduleS
   const arrivals = step.recvs.map((recv) => {
     const tStart = performance.now();
     const arrival = transport.recv(recv.from, tag(recv.msg)).then((payload) => {
-      if (payload.byteLength !== recv.length * 4) {
-        throw new Error(`message ${recv.msg} from rank ${recv.from} has ${payload.byteLength} bytes, expected ${recv.length * 4}`);
+      if (payload.byteLength !== recv.length * elementBytes) {
+        throw new Error(`message ${recv.msg} from rank ${recv.from} has ${payload.byteLength} bytes, expected ${recv.length * elementBytes}`);
       }
       stats.bytesReceived += payload.byteLength;
       stats.messagesReceived++;
@@ -161,17 +189,17 @@ async function runStep(transport: Transport, schedule: Schedule, step: ScheduleS
 
   const sends = step.sends.map(async (send) => {
     const tStart = performance.now();
-    await transport.send(send.to, tag(send.msg), bytesOf(data, send.offset, send.length));
-    stats.bytesSent += send.length * 4;
+    await transport.send(send.to, tag(send.msg), outgoing(data, send.offset, send.length, ctx.wire));
+    stats.bytesSent += send.length * elementBytes;
     stats.messagesSent++;
     emit('send', send, send.to, tStart);
   });
 
-  await Promise.all([...sends, landAll(schedule, step.recvs, arrivals, data)]);
+  await Promise.all([...sends, landAll(schedule, step.recvs, arrivals, data, ctx.wire ?? 'f32')]);
 }
 
 /** Applies received payloads in schedule order; groups of 'sum's into one range are added in rank order. */
-async function landAll(schedule: Schedule, recvs: readonly RecvAction[], arrivals: Promise<Uint8Array>[], data: Float32Array): Promise<void> {
+async function landAll(schedule: Schedule, recvs: readonly RecvAction[], arrivals: Promise<Uint8Array>[], data: Float32Array, wire: WireFormat): Promise<void> {
   const groups = new Map<string, number[]>();
   recvs.forEach((recv, i) => {
     if (recv.op !== 'sum') return;
@@ -186,22 +214,26 @@ async function landAll(schedule: Schedule, recvs: readonly RecvAction[], arrival
     const recv = recvs[i];
     const members = recv.op === 'sum' ? groups.get(`${recv.offset}:${recv.length}`)! : [i];
     if (members.length === 1) {
-      land(recv, await arrivals[i], data);
+      land(recv, await arrivals[i], data, wire);
     } else {
       const payloads = await Promise.all(members.map((m) => arrivals[m]));
-      const byRank = new Map(members.map((m, k) => [recvs[m].from, floatsOf(payloads[k], recv.length)]));
+      const byRank = new Map(members.map((m, k) => [recvs[m].from, floatsOf(payloads[k], recv.length, wire)]));
       sumInRankOrder(schedule.rank, byRank, data.subarray(recv.offset, recv.offset + recv.length));
     }
     for (const m of members) done.add(m);
   }
 }
 
-function land(recv: RecvAction, payload: Uint8Array, data: Float32Array): void {
-  if (recv.op === 'copy') {
+function land(recv: RecvAction, payload: Uint8Array, data: Float32Array, wire: WireFormat): void {
+  if (recv.op === 'copy' && wire === 'f32') {
     bytesOf(data, recv.offset, recv.length).set(payload); // bytes, not floats: bit-exact for any payload
     return;
   }
-  const incoming = floatsOf(payload, recv.length);
+  const incoming = floatsOf(payload, recv.length, wire);
+  if (recv.op === 'copy') {
+    data.set(incoming, recv.offset);
+    return;
+  }
   const target = data.subarray(recv.offset, recv.offset + recv.length);
   for (let i = 0; i < target.length; i++) target[i] += incoming[i];
 }

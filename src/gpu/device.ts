@@ -42,6 +42,8 @@ export interface GpuContext {
 
 export interface AcquireOptions {
   powerPreference?: GPUPowerPreference;
+  /** Limits above the WebGPU defaults, e.g. { maxStorageBufferBindingSize: 1 << 30 } for big models. */
+  requiredLimits?: Record<string, number>;
   /** Called on device loss and on every uncaptured validation / out-of-memory / internal error. */
   onProblem?: (problem: DeviceProblem) => void;
 }
@@ -64,12 +66,10 @@ export async function acquireDevice(gpu: GPU | undefined | null, opts: AcquireOp
   if (!gpu) throw new NoWebGpuError();
   const adapter = await gpu.requestAdapter(opts.powerPreference ? { powerPreference: opts.powerPreference } : undefined);
   if (!adapter) throw new NoAdapterError();
-  // Ask for the adapter's own ceilings on what a big flat parameter buffer and our kernels need;
-  // the defaults (128 MiB bindings, 8 storage buffers) are lower than most adapters allow.
-  const want = ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxStorageBuffersPerShaderStage', 'maxComputeWorkgroupStorageSize'] as const;
-  const requiredLimits: Record<string, number> = {};
-  for (const name of want) requiredLimits[name] = adapter.limits[name];
-  const device = await adapter.requestDevice({ requiredLimits });
+  // Default limits (128 MiB per binding, 8 storage buffers per kernel) fit our models and kernels.
+  // Raising them to the adapter's maxima made Dawn for Node on SwiftShader crash at random
+  // (a futex error) once ~30 pipelines were in use: only what the caller asks for is requested.
+  const device = await adapter.requestDevice(opts.requiredLimits ? { requiredLimits: opts.requiredLimits } : undefined);
   const report = opts.onProblem ?? ((p: DeviceProblem) => console.error('[webgpu]', p));
   void device.lost.then((info) => {
     // 'destroyed' is our own doing (backend.destroy()); anything else the user must hear about.

@@ -98,6 +98,8 @@ export type KernelName = keyof typeof KERNELS;
 export interface Kernel {
   pipeline: GPUComputePipeline;
   layout: GPUBindGroupLayout;
+  /** Held only to keep the wrapper alive as long as the pipeline (see buildKernels). */
+  pipelineLayout: GPUPipelineLayout;
   storage: number[];
 }
 
@@ -126,12 +128,13 @@ function buildKernel(device: GPUDevice, modules: Record<ShaderFile, GPUShaderMod
       ...spec.storage.map((binding) => ({ binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' as const } })),
     ],
   });
+  const pipelineLayout = device.createPipelineLayout({ bindGroupLayouts: [layout] });
   const pipeline = device.createComputePipeline({
     label: name,
-    layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+    layout: pipelineLayout,
     compute: { module: modules[spec.file], entryPoint: spec.entry, constants: spec.constants },
   });
-  return { pipeline, layout, storage: spec.storage };
+  return { pipeline, layout, pipelineLayout, storage: spec.storage };
 }
 
 /** Builds (or reuses) the pipelines of `names` on `device`. */

@@ -1,7 +1,6 @@
-// NODE-ONLY (tests and scripts): a WebGPU device in Node through Dawn (the `webgpu` package), on the
-// SwiftShader that Chromium ships (vitest.config.ts points the loader at it). One device per test
-// file: creating devices is slow on SwiftShader.
-import { create, globals } from 'webgpu';
+// TESTS ONLY: the WebGPU device of the GPU kernel tests. They run in the real target, headless Chromium
+// (vitest browser mode, vitest.config.ts; SwiftShader when there is no GPU), one device per test file:
+// creating devices and pipelines is slow on SwiftShader.
 import { type DeviceProblem, type GpuContext, NoAdapterError, acquireDevice } from './device';
 
 let shared: Promise<GpuContext> | undefined;
@@ -11,10 +10,8 @@ export const deviceProblems: DeviceProblem[] = [];
 
 export function testDevice(): Promise<GpuContext> {
   shared ??= (async () => {
-    // Dawn's GPUBufferUsage, GPUShaderStage, ... globals, as a browser has them.
-    Object.assign(globalThis, globals);
     try {
-      return await acquireDevice(create([]), {
+      return await acquireDevice(navigator.gpu, {
         onProblem: (p) => {
           deviceProblems.push(p);
           console.error('[webgpu test device]', p);
@@ -22,11 +19,7 @@ export function testDevice(): Promise<GpuContext> {
       });
     } catch (e) {
       if (e instanceof NoAdapterError) {
-        throw new NoAdapterError(
-          'In Node, Dawn needs a Vulkan driver: install Chromium for its SwiftShader ' +
-            '(`apt-get install -y chromium`, or set CHROMIUM_PATH) and run through vitest, whose config sets ' +
-            'LD_LIBRARY_PATH and VK_ICD_FILENAMES (see scripts/chromium.ts).',
-        );
+        throw new NoAdapterError('The GPU tests run in Chromium with --enable-unsafe-webgpu (see scripts/chromium.ts).');
       }
       throw e;
     }

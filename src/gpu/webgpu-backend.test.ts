@@ -11,6 +11,7 @@ let tiled: WebGpuBackend;
 beforeAll(async () => {
   const ctx = await testDevice();
   blocked = await WebGpuBackend.fromContext(ctx, { matmul: 'blocked' });
+  tiled = await WebGpuBackend.fromContext(ctx, { matmul: 'tiled' });
 }, 120_000); // building ~36 pipelines takes seconds on SwiftShader
 
 type Input = (data: Float32Array | Uint32Array) => View;
@@ -61,7 +62,7 @@ const zeros = (n: number) => new Float32Array(n);
 
 describe('WebGpuBackend vs CpuBackend: matmul (atol 1e-4, rtol 1e-4)', () => {
   const shapes: [number, number, number][] = [[1, 1, 1], [1, 7, 5], [5, 3, 1], [17, 33, 65], [64, 64, 64], [70, 16, 130]];
-  for (const variant of ['blocked'] as const) {
+  for (const variant of ['blocked', 'tiled'] as const) {
     for (const [transA, transB] of [[false, false], [false, true], [true, false], [true, true]]) {
       it(`${variant} ${transA ? 'T' : 'N'}${transB ? 'T' : 'N'} on ${shapes.length} shapes, with and without accumulate`, async () => {
         for (const [M, K, N] of shapes) {

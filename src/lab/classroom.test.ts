@@ -51,7 +51,7 @@ function room(world: number, linkDelayMs: (from: number, to: number) => number =
       transport: (): { transport: Transport; done(): void } => ({ transport: transports[self], done: () => undefined }),
     };
   });
-  const classrooms = buses.map((bus) => new Classroom(bus));
+  const classrooms = buses.map((bus) => new Classroom((event) => bus.publish(event)));
   classrooms.forEach((c, r) => c.attach(venues[r]));
   const snapshots = (rank: number) => events[rank].filter((e): e is ClassroomSnapshotEvent => e.type === 'classroom');
   const chunkEvents = (rank: number) => events[rank].filter((e) => e.type === 'chunk');

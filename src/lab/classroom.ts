@@ -18,7 +18,7 @@ import { createSignalling } from '../peer/signalling';
 import { ClassroomLesson, LessonAborted } from './classroom-lesson';
 import { meshClassroomChannel, type ClassroomChannel, type ClassroomMessage, type StartMessage } from './classroom-protocol';
 import type { LabConfig } from './config';
-import { EventBus } from './events';
+import { EventBus, type LabEvent } from './events';
 import type { JoinedRoom } from './room';
 
 /** A mesh a lesson can run over. */
@@ -48,7 +48,7 @@ export class Classroom {
   private early: { venue: ClassroomVenue; from: string; message: ClassroomMessage }[] = [];
   private readonly attached = new Map<ClassroomVenue, () => void>();
 
-  constructor(private readonly bus: EventBus) {}
+  constructor(private readonly publish: (event: LabEvent) => void) {}
 
   /** Listens for lessons on `venue`. Returns the detach function. */
   attach(venue: ClassroomVenue): () => void {
@@ -132,8 +132,8 @@ export class Classroom {
           teacher: start.teacher,
           channel: venue.channel,
           transport: link.transport,
-          publishSnapshot: (event) => this.bus.publish(event),
-          publishChunk: (event) => this.bus.publish(event),
+          publishSnapshot: this.publish,
+          publishChunk: this.publish,
         });
       } catch (error) {
         link.done();
@@ -165,7 +165,7 @@ export class Classroom {
   }
 
   private log(level: 'info' | 'error', message: string): void {
-    this.bus.publish({ type: 'log', level, message, t: performance.now() });
+    this.publish({ type: 'log', level, message, t: performance.now() });
   }
 }
 
@@ -242,7 +242,8 @@ export async function joinStandbyVenue(room: string, signal: string | undefined,
 // --- the controller's classroom member --------------------------------------------------------------
 
 export interface LabClassroomDeps {
-  bus: EventBus;
+  /** A function, because the controller builds its classroom before its own fields are set. */
+  bus(): EventBus;
   config(): LabConfig;
   /** The running session's room, once it has joined one. */
   trainingRoom(): JoinedRoom | null;
@@ -260,19 +261,25 @@ export class LabClassroom {
   private standby: Promise<StandbyVenue> | null = null;
   private standbyRoom: string | null = null;
 
+  private listening = false;
+
   constructor(private readonly deps: LabClassroomDeps) {
-    this.classroom = new Classroom(deps.bus);
-    // A session joins its room while it runs: follow it (its state and peer events say when).
-    deps.bus.subscribe((event) => {
-      if (event.type === 'state' || event.type === 'peers') this.followTraining();
-    });
+    this.classroom = new Classroom((event) => deps.bus().publish(event));
   }
 
   /**
-   * Joins the standby room when the page was opened on a room link and will not train at once; a
-   * training tab hears lessons over its run's mesh instead.
+   * Starts hearing lessons: over the training run's mesh whenever a session has joined one, and over
+   * the standby room when the page was opened on a room link without autostart (a training tab hears
+   * lessons over its run's mesh instead). Call again after the room changes.
    */
   listen(): void {
+    if (!this.listening) {
+      this.listening = true;
+      // A session joins its room while it runs: follow it (its state and peer events say when).
+      this.deps.bus().subscribe((event) => {
+        if (event.type === 'state' || event.type === 'peers') this.followTraining();
+      });
+    }
     const { room, autostart } = this.deps.config();
     if (room && !autostart) void this.joinStandby().catch((error: unknown) => this.log(`classroom: cannot join the room: ${describe(error)}`));
   }
@@ -303,7 +310,7 @@ export class LabClassroom {
     void this.standby?.then((venue) => venue.close()).catch(() => undefined);
     this.standbyRoom = room;
     const join = this.deps.joinStandby ?? joinStandbyVenue;
-    const joining = join(room, signal || undefined, this.deps.bus, () => this.deps.config().world).then((venue) => {
+    const joining = join(room, signal || undefined, this.deps.bus(), () => this.deps.config().world).then((venue) => {
       const detach = this.classroom.attach(venue);
       const close = venue.close;
       return Object.assign(venue, {
@@ -321,6 +328,6 @@ export class LabClassroom {
   }
 
   private log(message: string): void {
-    this.deps.bus.publish({ type: 'log', level: 'error', message, t: performance.now() });
+    this.deps.bus().publish({ type: 'log', level: 'error', message, t: performance.now() });
   }
 }

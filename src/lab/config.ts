@@ -36,6 +36,16 @@ export interface LabConfig {
   staleness: number;
   /** Gradient all-reduce bucket size in elements. */
   bucket: number;
+  /** Start from this run's newest checkpoint in the browser's storage (IndexedDB). */
+  resume: boolean;
+  /** Save a checkpoint to the browser's storage every this many steps and at the end (0: never). */
+  autosave: number;
+  /**
+   * Room secret: signalling messages and data frames are authenticated with a key derived from it and
+   * the room name; tabs without it cannot take part. Empty: an open room. Never put in shared URLs
+   * by the app itself.
+   */
+  secret: string;
 }
 
 export const MODEL_DEFAULT_DATASET: Record<ModelKind, DatasetKind> = { mlp: 'mnist', gpt: 'sotu' };
@@ -59,6 +69,9 @@ export const DEFAULT_CONFIG: LabConfig = {
   signal: '',
   staleness: 0,
   bucket: 1 << 16,
+  resume: false,
+  autosave: 100,
+  secret: '',
 };
 
 const CHOICES = {
@@ -162,6 +175,16 @@ function applyEntry(config: LabConfig, key: string, raw: string): void {
       return;
     case 'bucket':
       config.bucket = parseInteger('bucket', raw, 64, 1 << 26);
+      return;
+    case 'resume':
+      config.resume = parseBoolean('resume', raw);
+      return;
+    case 'autosave':
+      config.autosave = parseInteger('autosave', raw, 0, 10_000_000);
+      return;
+    case 'secret':
+      if (raw.length > 256) throw new ConfigError('secret must be at most 256 characters');
+      config.secret = raw;
       return;
     default:
       throw new ConfigError(`unknown setting "${key}"`);

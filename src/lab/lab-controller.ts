@@ -74,7 +74,7 @@ export class LabControllerImpl implements LabController {
    */
   classroom: LabClassroom = (() => {
     const classroom = new LabClassroom({
-      bus: this.env.bus,
+      bus: () => this.env.bus,
       config: () => this.config,
       trainingRoom: () => this.session?.joinedRoom() ?? null,
     });

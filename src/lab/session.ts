@@ -154,7 +154,10 @@ export class LabSession {
           publish,
         })
       : {};
-    const extras = { onEvent: publish, ...parallel };
+    // Asynchronous parameter server: replicas differ between steps by design; they agree at the end.
+    const { replicasEqualEveryStep, ...hooks } = parallel;
+    this.checkEveryStep = replicasEqualEveryStep ?? true;
+    const extras = { onEvent: publish, ...hooks };
     if (recipe.kind === 'classifier') {
       if (data.kind !== 'classification') throw new Error('the MLP needs a classification data set');
       run = classifierRun(backend, data.data, recipe.recipe, shard, extras);
@@ -174,7 +177,7 @@ export class LabSession {
       if (this.state === 'error') return;
       await run.trainer.trainStep();
       this.step = run.trainer.step;
-      await this.checkReplicas(this.step);
+      if (this.checkEveryStep || this.step === this.steps) await this.checkReplicas(this.step);
       const last = this.step === this.steps;
       if (last || this.step % recipe.evalEvery === 0) await run.trainer.evaluate(run.evalBatches);
       if ('sampleEvery' in recipe && (last || this.step % recipe.sampleEvery === 0) && this.rank === 0) await this.sampleText(run as Run<Gpt>, recipe.sampleLength, recipe.temperature);
@@ -190,6 +193,8 @@ export class LabSession {
   }
 
   private loadedVocab: string[] | null = null;
+  /** Whether replicas must be bitwise equal after every step (all modes but the asynchronous PS). */
+  private checkEveryStep = true;
 
   /** Hash the parameters; in a room, all-gather the hashes and stop on any disagreement. */
   private async checkReplicas(step: number): Promise<void> {

@@ -4,7 +4,19 @@ import type { Backend, DeviceBuffer, View } from '../engine/backend';
 import { viewOf } from '../engine/backend';
 import { heStd } from './init';
 import { buildLayout, groupRange, type ParamLayout, type TensorSpec } from './layout';
-import { ActivationArena, type Batch, type ForwardResult, type GradHooks, type Model, tensorView, writeInitialParams } from './model';
+import { initialParams } from './init';
+import {
+  ActivationArena,
+  type Batch,
+  type ForwardResult,
+  fullStorage,
+  type GradHooks,
+  type PassSegment,
+  recordAll,
+  type SegmentedModel,
+  type StorageFactory,
+  type TensorStorage,
+} from './model';
 
 export interface MlpConfig {
   /** Layer widths from input to classes, e.g. [784, 128, 10]. */
@@ -25,24 +37,27 @@ export function mlpLayout(config: MlpConfig): ParamLayout {
   return buildLayout(specs);
 }
 
-export class Mlp implements Model {
+export class Mlp implements SegmentedModel {
   readonly kind = 'mlp' as const;
   readonly layout: ParamLayout;
   readonly params: DeviceBuffer;
   readonly grads: DeviceBuffer;
   private readonly acts: ArenaSet;
+  private readonly storage: TensorStorage;
   private rows = 0;
 
   constructor(
     private readonly backend: Backend,
     readonly config: MlpConfig,
     readonly maxRows: number,
+    /** Where parameters and gradients live: full buffers unless ZeRO shards them. */
+    storage: StorageFactory = fullStorage(backend),
   ) {
     if (!Number.isInteger(maxRows) || maxRows <= 0) throw new RangeError(`maxRows must be a positive integer, got ${maxRows}`);
     this.layout = mlpLayout(config);
-    this.params = backend.alloc(this.layout.totalLength, 'mlp.params', 'params');
-    this.grads = backend.alloc(this.layout.totalLength, 'mlp.grads', 'grads');
-    backend.fill(viewOf(this.grads), 0);
+    this.storage = storage(this.layout, 'mlp');
+    this.params = this.storage.params;
+    this.grads = this.storage.grads;
     this.acts = new ArenaSet(backend, config.sizes, maxRows);
   }
 
@@ -59,10 +74,17 @@ export class Mlp implements Model {
   }
 
   init(seed: number): void {
-    writeInitialParams(this.backend, this, seed);
+    this.storage.writeParams(initialParams(this.layout, seed));
   }
 
   forward(batch: Batch, gradScale: number): ForwardResult {
+    const { result, segments } = this.forwardSegments(batch, gradScale);
+    recordAll(segments);
+    return result;
+  }
+
+  /** One segment per layer (the loss rides with the last), so ZeRO-3 can gather one layer at a time. */
+  forwardSegments(batch: Batch, gradScale: number): { result: ForwardResult; segments: PassSegment[] } {
     const { sizes } = this.config;
     const B = checkBatch(batch, this.maxRows, sizes[0], 1);
     const b = this.backend;
@@ -71,16 +93,30 @@ export class Mlp implements Model {
     if (!(batch.inputs instanceof Float32Array)) throw new TypeError('MLP inputs must be a Float32Array');
     b.write(f.view('a0', B * sizes[0]), batch.inputs.subarray(0, B * sizes[0]));
     b.write(this.acts.u.view('targets', B), batch.targets.subarray(0, B));
-    for (let l = 0; l < this.layers; l++) {
-      const [nIn, nOut] = [sizes[l], sizes[l + 1]];
-      const z = f.view(`z${l + 1}`, B * nOut);
-      b.matmul(z, f.view(`a${l}`, B * nIn), this.w(l), B, nIn, nOut);
-      b.biasAdd(z, z, this.bias(l), B, nOut);
-      if (l < this.layers - 1) b.relu(f.view(`a${l + 1}`, B * nOut), z);
-    }
     const classes = sizes[sizes.length - 1];
     const result: ForwardResult = { losses: f.view('losses', B), probs: f.view('probs', B * classes), lossRows: B, classes };
-    b.softmaxCrossEntropy(
+    const segments: PassSegment[] = [];
+    for (let l = 0; l < this.layers; l++) {
+      segments.push({
+        groups: [`fc${l}`],
+        record: () => {
+          const [nIn, nOut] = [sizes[l], sizes[l + 1]];
+          const z = f.view(`z${l + 1}`, B * nOut);
+          b.matmul(z, f.view(`a${l}`, B * nIn), this.w(l), B, nIn, nOut);
+          b.biasAdd(z, z, this.bias(l), B, nOut);
+          if (l < this.layers - 1) b.relu(f.view(`a${l + 1}`, B * nOut), z);
+          else this.recordLoss(result, B, gradScale);
+        },
+      });
+    }
+    return { result, segments };
+  }
+
+  private recordLoss(result: ForwardResult, B: number, gradScale: number): void {
+    const { sizes } = this.config;
+    const classes = sizes[sizes.length - 1];
+    const f = this.acts.f;
+    this.backend.softmaxCrossEntropy(
       result.losses,
       result.probs,
       f.view(`dz${this.layers}`, B * classes),
@@ -90,28 +126,35 @@ export class Mlp implements Model {
       classes,
       gradScale,
     );
-    return result;
   }
 
   backward(hooks?: GradHooks): void {
+    recordAll(this.backwardSegments(hooks));
+  }
+
+  backwardSegments(hooks?: GradHooks): PassSegment[] {
     if (this.rows === 0) throw new Error('backward before forward');
+    const segments: PassSegment[] = [];
+    for (let l = this.layers - 1; l >= 0; l--) segments.push({ groups: [`fc${l}`], record: () => this.backwardLayer(l, hooks) });
+    return segments;
+  }
+
+  private backwardLayer(l: number, hooks?: GradHooks): void {
     const { sizes } = this.config;
     const B = this.rows;
     const b = this.backend;
     const f = this.acts.f;
-    for (let l = this.layers - 1; l >= 0; l--) {
-      const [nIn, nOut] = [sizes[l], sizes[l + 1]];
-      const dz = f.view(`dz${l + 1}`, B * nOut);
-      const aIn = f.view(`a${l}`, B * nIn);
-      b.matmul(this.dw(l), aIn, dz, nIn, B, nOut, { transA: true, accumulate: true });
-      b.biasBackward(this.dbias(l), dz, B, nOut);
-      if (l > 0) {
-        const da = f.view(`da${l}`, B * nIn);
-        b.matmul(da, dz, this.w(l), B, nOut, nIn, { transB: true });
-        b.reluBackward(f.view(`dz${l}`, B * nIn), f.view(`z${l}`, B * nIn), da);
-      }
-      hooks?.onGradReady(groupRange(this.layout, `fc${l}`), `fc${l}`);
+    const [nIn, nOut] = [sizes[l], sizes[l + 1]];
+    const dz = f.view(`dz${l + 1}`, B * nOut);
+    const aIn = f.view(`a${l}`, B * nIn);
+    b.matmul(this.dw(l), aIn, dz, nIn, B, nOut, { transA: true, accumulate: true });
+    b.biasBackward(this.dbias(l), dz, B, nOut);
+    if (l > 0) {
+      const da = f.view(`da${l}`, B * nIn);
+      b.matmul(da, dz, this.w(l), B, nOut, nIn, { transB: true });
+      b.reluBackward(f.view(`dz${l}`, B * nIn), f.view(`z${l}`, B * nIn), da);
     }
+    hooks?.onGradReady(groupRange(this.layout, `fc${l}`), `fc${l}`);
   }
 
   /** Class with the highest probability for each row of the last forward's probabilities. */
@@ -133,21 +176,20 @@ export class Mlp implements Model {
 
   dispose(): void {
     this.acts.free();
-    this.backend.free(this.params);
-    this.backend.free(this.grads);
+    this.storage.dispose();
   }
 
   private w(l: number): View {
-    return tensorView(this.params, this.layout, `fc${l}.w`);
+    return this.storage.param(`fc${l}.w`);
   }
   private bias(l: number): View {
-    return tensorView(this.params, this.layout, `fc${l}.b`);
+    return this.storage.param(`fc${l}.b`);
   }
   private dw(l: number): View {
-    return tensorView(this.grads, this.layout, `fc${l}.w`);
+    return this.storage.grad(`fc${l}.w`);
   }
   private dbias(l: number): View {
-    return tensorView(this.grads, this.layout, `fc${l}.b`);
+    return this.storage.grad(`fc${l}.b`);
   }
 }
 

@@ -59,6 +59,68 @@ export interface Model {
   dispose(): void;
 }
 
+/**
+ * Where a model's layers find their parameters and gradients. By default both are full flat buffers
+ * (`fullStorage`); ZeRO (src/parallel/zero) keeps only this rank's shard and lends each layer group a
+ * gathered slot while its ops are recorded. Models resolve every parameter and gradient view through
+ * this, never through `params`/`grads` directly.
+ */
+export interface TensorStorage {
+  /** What `Model.params` names: the full flat buffer, or (ZeRO-3) this rank's shard of it. */
+  readonly params: DeviceBuffer;
+  /** What `Model.grads` names: the full flat buffer, or (ZeRO-2/3) this rank's shard of it. */
+  readonly grads: DeviceBuffer;
+  param(name: string): View;
+  grad(name: string): View;
+  /** Stores the full initial vector; a sharded storage keeps the part it holds. */
+  writeParams(full: Float32Array): void;
+  dispose(): void;
+}
+
+/** Builds a model's storage once its layout is known (recipes pass ZeRO's factory through). */
+export type StorageFactory = (layout: ParamLayout, label: string) => TensorStorage;
+
+/** Plain storage: one full flat buffer each for parameters and gradients. */
+export const fullStorage =
+  (backend: Backend): StorageFactory =>
+  (layout, label) => {
+    const params = backend.alloc(layout.totalLength, `${label}.params`, 'params');
+    const grads = backend.alloc(layout.totalLength, `${label}.grads`, 'grads');
+    backend.fill(viewOf(grads), 0);
+    return {
+      params,
+      grads,
+      param: (name) => tensorView(params, layout, name),
+      grad: (name) => tensorView(grads, layout, name),
+      writeParams: (full) => backend.write(viewOf(params), full),
+      dispose: () => {
+        backend.free(params);
+        backend.free(grads);
+      },
+    };
+  };
+
+/**
+ * A piece of a forward or backward pass that reads (and, backward, writes the gradients of) only the
+ * parameters of `groups`. ZeRO-3 gathers those groups before `record` and releases them after; a plain
+ * pass just records the segments one after another.
+ */
+export interface PassSegment {
+  readonly groups: readonly string[];
+  record(): void;
+}
+
+/** Models that can hand out their passes segment by segment (both of ours). */
+export interface SegmentedModel extends Model {
+  forwardSegments(batch: Batch, gradScale: number): { result: ForwardResult; segments: PassSegment[] };
+  /** The backward of the last forward. `hooks` get each group's final gradient range, as in `backward`. */
+  backwardSegments(hooks?: GradHooks): PassSegment[];
+}
+
+export function recordAll(segments: readonly PassSegment[]): void {
+  for (const s of segments) s.record();
+}
+
 /** Helper shared by the models: the named view of a flat parameter-layout buffer. */
 export function tensorView(buf: DeviceBuffer, layout: ParamLayout, name: string): View {
   const e = layout.entries.find((x) => x.name === name);

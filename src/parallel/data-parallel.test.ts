@@ -9,6 +9,7 @@ import { paramsHash } from '../model/layout';
 import { defaults, type ClassifierRecipe } from '../train/defaults';
 import { classifierRun } from '../train/recipes';
 import { DataParallelSync } from './data-parallel';
+import { testConfig, trainRoom } from './test-support';
 
 const data = syntheticData({ kind: 'spirals', seed: 5 });
 const recipe: ClassifierRecipe = { ...defaults.synthetic, globalBatch: 24, steps: 8, microBatches: 1 };
@@ -65,5 +66,18 @@ describe('data-parallel training over the ring', () => {
     const backend = new CpuBackend();
     const run = classifierRun(backend, data, recipe);
     expect(() => new DataParallelSync({ backend, transport, model: run.model, bucketElements: 0, microBatches: 1 })).toThrow(/bucketElements/);
+  });
+
+  it('reports communication busy time, not only the part the backward pass left exposed', async () => {
+    const latencyMs = 4;
+    const world = 2;
+    const room = await trainRoom(world, testConfig({ steps: 3, bucket: 256 }), { mesh: { latencyMs } });
+    for (const rank of room.ranks) {
+      for (const step of rank.steps) {
+        // Each bucket's ring all-reduce is 2(N-1) message hops of at least latencyMs, one after another.
+        expect(step.commMs).toBeGreaterThanOrEqual(2 * (world - 1) * latencyMs - 0.5);
+        expect(step.commMs).toBeLessThanOrEqual(step.stepMs);
+      }
+    }
   });
 });

@@ -1,17 +1,32 @@
 // Picks how a room's ranks keep their replicas in step, from the run's config: the trainer hooks for
-// plain data parallelism over the ring (and, as they land, compression, the parameter server, ZeRO).
-// The session calls this once per run; everything mode-specific lives behind it.
+// data parallelism over the ring (dense, fp16 on the wire, Top-K / Random-K with error feedback), the
+// parameter server (synchronous, or asynchronous with bounded staleness) and ZeRO. The session calls
+// this once per run; everything mode-specific lives behind it.
 import type { Transport } from '../collective/types';
 import type { Backend } from '../engine/backend';
 import type { LabConfig } from '../lab/config';
 import type { LabEvent } from '../lab/events';
 import type { Model } from '../model/model';
-import type { Optimizer } from '../train/optimizer';
-import type { TrainerOptions } from '../train/trainer';
+import type { WireFormat } from '../collective/executor';
+import { recipeFor } from '../lab/recipe';
+import { learningRateAt, type Optimizer } from '../train/optimizer';
+import type { TrainerExtras } from '../train/recipes';
+import { AsyncParameterServer } from './async-parameter-server';
 import { DataParallelSync } from './data-parallel';
+import { PARAMETER_SERVER_RANK, psOptimizerStateRange, SyncParameterServer } from './parameter-server';
+import { optimizerFor, SparseGradientSync } from './sparse-sync';
 import { createZeroHooks } from './zero/zero-hooks';
 
-export type ParallelHooks = Pick<TrainerOptions, 'gradHooks' | 'gradSync' | 'afterUpdate'>;
+export type ParallelHooks = Pick<
+  TrainerExtras,
+  'gradHooks' | 'gradSync' | 'afterUpdate' | 'localUpdate' | 'optimizerStateRange' | 'optimizerConfig'
+> & {
+  /**
+   * false: replicas legitimately differ between steps (asynchronous parameter server), so the session
+   * checks their agreement at the end only (an exchange per step would also be a barrier per step).
+   */
+  replicasEqualEveryStep?: boolean;
+};
 
 export interface ParallelContext {
   config: LabConfig;
@@ -29,25 +44,107 @@ export function createParallelHooks(ctx: ParallelContext): ParallelHooks {
   return createRingHooks(ctx);
 }
 
-/** Plain data parallelism over the ring (compression and the parameter server branch off here). */
+/** Plain data parallelism over the ring, dense (fp32 or fp16 on the wire) or sparsified, or the parameter server. */
 function createRingHooks(ctx: ParallelContext): ParallelHooks {
-  if (ctx.config.mode !== 'ring' || ctx.config.compression !== 'none') {
-    throw new Error(
-      `not built yet: mode=${ctx.config.mode} zero=${ctx.config.zero} compression=${ctx.config.compression} (only the dense ring runs so far)`,
-    );
+  const { config } = ctx;
+  if (config.mode === 'ps') {
+    if (config.compression !== 'none') throw new Error(`mode=ps sends whole vectors: compression=${config.compression} works with mode=ring only`);
+    return config.staleness > 0 ? asyncParameterServerHooks(ctx) : syncParameterServerHooks(ctx);
   }
-  let sync: DataParallelSync | undefined;
-  const get = () =>
-    (sync ??= new DataParallelSync({
-      backend: ctx.backend,
-      transport: ctx.transport,
-      model: ctx.model(),
-      bucketElements: ctx.config.bucket,
-      microBatches: ctx.microBatches,
-      onChunk: ctx.publish,
-    }));
+  if (config.compression === 'topk' || config.compression === 'randk') return sparseHooks(ctx, config.compression === 'topk' ? 'topk' : 'randomk');
+  return denseRingHooks(ctx, config.compression === 'fp16' ? 'f16' : 'f32');
+}
+
+/** Builds a hook's state on first use: the model exists only once the run is built. */
+function lazy<T>(build: () => T): () => T {
+  let value: T | undefined;
+  return () => (value ??= build());
+}
+
+function denseRingHooks(ctx: ParallelContext, wire: WireFormat): ParallelHooks {
+  const sync = lazy(
+    () =>
+      new DataParallelSync({
+        backend: ctx.backend,
+        transport: ctx.transport,
+        model: ctx.model(),
+        bucketElements: ctx.config.bucket,
+        microBatches: ctx.microBatches,
+        wire,
+        onChunk: ctx.publish,
+      }),
+  );
   return {
-    gradHooks: (step, micro) => get().hooks(step, micro),
-    gradSync: (sync) => get().gradSync(sync),
+    gradHooks: (step, micro) => sync().hooks(step, micro),
+    gradSync: (c) => sync().gradSync(c),
+  };
+}
+
+/** Exported with its sync object, so that tests can read what each step put on the wire. */
+export function sparseHooks(ctx: ParallelContext, kind: 'topk' | 'randomk'): ParallelHooks & { sync: () => SparseGradientSync } {
+  let momentum = 0;
+  const sync = lazy(
+    () =>
+      new SparseGradientSync({
+        backend: ctx.backend,
+        transport: ctx.transport,
+        model: ctx.model(),
+        kind,
+        ratio: ctx.config.ratio,
+        momentum,
+        // Random-K: one seed for the whole room, so every rank draws the same indices each step.
+        seed: ctx.config.seed,
+        onChunk: ctx.publish,
+      }),
+  );
+  return {
+    optimizerConfig: (base) => {
+      const chosen = optimizerFor(base);
+      momentum = chosen.momentum;
+      return chosen.optimizer;
+    },
+    sync,
+    gradSync: (c) => sync().gradSync(c),
+  };
+}
+
+function syncParameterServerHooks(ctx: ParallelContext): ParallelHooks {
+  const ps = lazy(() => new SyncParameterServer({ backend: ctx.backend, transport: ctx.transport, model: ctx.model(), onChunk: ctx.publish }));
+  const isServer = ctx.transport.rank === PARAMETER_SERVER_RANK;
+  return {
+    localUpdate: isServer,
+    optimizerStateRange: psOptimizerStateRange(ctx.transport.rank, PARAMETER_SERVER_RANK),
+    gradSync: (c) => ps().gradSync(c),
+    afterUpdate: (c) => ps().afterUpdate(c),
+  };
+}
+
+/** Exported with its server, so that tests can read the server's release log. */
+export function asyncParameterServerHooks(ctx: ParallelContext): ParallelHooks & { server: () => AsyncParameterServer } {
+  const { recipe } = recipeFor(ctx.config, ctx.transport.world);
+  const schedule = { lr: recipe.optimizer.lr, warmupSteps: recipe.warmupSteps, totalSteps: recipe.steps, minFraction: recipe.minLrFraction };
+  const ps = lazy(
+    () =>
+      new AsyncParameterServer({
+        backend: ctx.backend,
+        transport: ctx.transport,
+        model: ctx.model(),
+        optimizer: ctx.optimizer,
+        steps: recipe.steps,
+        staleness: ctx.config.staleness,
+        learningRate: (step) => learningRateAt(step, schedule),
+        clipNorm: recipe.clipNorm,
+        server: PARAMETER_SERVER_RANK,
+        onChunk: ctx.publish,
+      }),
+  );
+  return {
+    // Every rank, the server's included, takes its parameters from the server's update loop.
+    localUpdate: false,
+    optimizerStateRange: psOptimizerStateRange(ctx.transport.rank, PARAMETER_SERVER_RANK),
+    replicasEqualEveryStep: false,
+    server: ps,
+    gradSync: (c) => ps().gradSync(c),
+    afterUpdate: (c) => ps().afterUpdate(c),
   };
 }

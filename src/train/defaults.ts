@@ -73,11 +73,15 @@ export const defaults = {
     evalEvery: 50,
     logEvery: 10,
   } satisfies ClassifierRecipe as ClassifierRecipe,
+  // Measured with scripts/train-gpt-cpu.ts (1,094,813 train / 121,726 validation chars, vocab 82):
+  // bigram baseline 2.410 nats/char on validation; this recipe (109,440 parameters) gives validation
+  // 2.384 at step 200, 2.118 at 400, 1.959 at 600 and 1.883 nats/char at 800. Char models sit on a
+  // bigram-level plateau for the first ~250 steps; fewer steps than ~400 barely beat the baseline.
   sotu: {
     model: { blockSize: 64, nLayer: 2, nHead: 4, nEmbd: 64 },
     globalBatch: 16,
     microBatches: 1,
-    steps: 400,
+    steps: 800,
     optimizer: { kind: 'adamw', lr: 3e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.01 },
     warmupSteps: 20,
     minLrFraction: 0.1,

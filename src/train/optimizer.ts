@@ -81,6 +81,14 @@ export class Optimizer {
     }
   }
 
+  /**
+   * The state buffers with their names (AdamW: adam.m, adam.v; SGD: sgd.momentum), each covering
+   * `stateRange`. Checkpoints read and restore them; nothing else should write them.
+   */
+  stateBuffers(): readonly { name: string; buf: DeviceBuffer }[] {
+    return this.state.map((buf) => ({ name: buf.label, buf }));
+  }
+
   dispose(): void {
     for (const buf of this.state) this.backend.free(buf);
   }

@@ -10,7 +10,7 @@ import type { FlatRange } from '../model/layout';
 import type { Batch } from '../model/model';
 import { ClassificationBatches, classificationEvalBatches, TextBatches, textEvalBatches } from './batches';
 import type { CharLmRecipe, ClassifierRecipe } from './defaults';
-import { learningRateAt, Optimizer } from './optimizer';
+import { learningRateAt, Optimizer, type OptimizerConfig } from './optimizer';
 import { Trainer, type TrainerOptions } from './trainer';
 
 export interface Shard {
@@ -19,9 +19,11 @@ export interface Shard {
 }
 
 /** What the caller may add: the sync hook, gradient hooks, the event sink (and its own text sampler). */
-export type TrainerExtras = Pick<TrainerOptions, 'gradSync' | 'afterUpdate' | 'gradHooks' | 'onEvent' | 'sampler'> & {
+export type TrainerExtras = Pick<TrainerOptions, 'gradSync' | 'afterUpdate' | 'localUpdate' | 'gradHooks' | 'onEvent' | 'sampler'> & {
   /** ZeRO: hold optimizer state for (and update) this slice of the flat buffers only. */
   optimizerStateRange?: FlatRange;
+  /** Rewrites the recipe's optimizer (DGC momentum correction: the sparsifier owns the momentum). */
+  optimizerConfig?: (base: OptimizerConfig) => OptimizerConfig;
 };
 
 export interface Run<M> {
@@ -89,8 +91,8 @@ function finish<M extends Mlp | Gpt>(
   shard: Shard,
   extras: TrainerExtras,
 ): Run<M> {
-  const { optimizerStateRange, ...trainerExtras } = extras;
-  const optimizer = new Optimizer(backend, model.layout, recipe.optimizer, optimizerStateRange);
+  const { optimizerStateRange, optimizerConfig, ...trainerExtras } = extras;
+  const optimizer = new Optimizer(backend, model.layout, optimizerConfig ? optimizerConfig(recipe.optimizer) : recipe.optimizer, optimizerStateRange);
   const schedule = { lr: recipe.optimizer.lr, warmupSteps: recipe.warmupSteps, totalSteps: recipe.steps, minFraction: recipe.minLrFraction };
   const trainer = new Trainer({
     backend,

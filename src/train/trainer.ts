@@ -22,6 +22,12 @@ export interface GradSyncResult {
   bytesReceived?: number;
   /** Part of the sync spent waiting on slower peers rather than moving bytes. */
   waitMs?: number;
+  /**
+   * Communication busy time, when the hook overlapped it with computation (data parallelism launches
+   * buckets during the backward pass): then the hook's own duration is only the exposed part. Absent:
+   * the hook's duration minus waitMs.
+   */
+  commMs?: number;
 }
 
 export interface TrainerOptions {
@@ -44,6 +50,11 @@ export interface TrainerOptions {
    * parameters are all-gathered here). Its time counts as communication.
    */
   afterUpdate?: (ctx: GradSyncContext) => Promise<GradSyncResult | void>;
+  /**
+   * false: this rank neither clips nor applies the optimizer (a parameter-server worker: the server
+   * updates, and afterUpdate brings its parameters). Default true.
+   */
+  localUpdate?: boolean;
   /** Passed to every micro-batch's backward (the data-parallel trainer buckets from the last one). */
   gradHooks?: (step: number, micro: number) => GradHooks | undefined;
   /** Samples per step over the whole room (for samples/s); this rank's rowsPerStep by default. */
@@ -108,8 +119,10 @@ export class Trainer {
     const t1 = performance.now();
     const sync = (await this.o.gradSync?.({ step, grads: model.grads, model })) ?? {};
     const t2 = performance.now();
-    if (this.clipper && this.o.clipNorm) this.clipper.clip(model.grads, this.o.clipNorm);
-    optimizer.update(model.params, model.grads, step + 1, this.o.learningRate?.(step));
+    if (this.o.localUpdate !== false) {
+      if (this.clipper && this.o.clipNorm) this.clipper.clip(model.grads, this.o.clipNorm);
+      optimizer.update(model.params, model.grads, step + 1, this.o.learningRate?.(step));
+    }
     await b.flush();
     const t3a = performance.now();
     const gather = (await this.o.afterUpdate?.({ step, grads: model.grads, model })) ?? {};
@@ -125,7 +138,7 @@ export class Trainer {
         step: this.step,
         samplesPerSec: ((this.o.globalBatch ?? batches.rowsPerStep) * 1000) / stepMs,
         computeMs: t1 - t0 + (t3a - t2),
-        commMs: t2 - t1 + (t3 - t3a) - waitMs,
+        commMs: (sync.commMs ?? t2 - t1 - (sync.waitMs ?? 0)) + (gather.commMs ?? t3 - t3a - (gather.waitMs ?? 0)),
         waitMs,
         stepMs,
         bytesSent: (sync.bytesSent ?? 0) + (gather.bytesSent ?? 0),

@@ -1,0 +1,91 @@
+// The parameter server, synchronous (N ranks must end where one rank ends, replicas bitwise equal after
+// every step, only the server holds optimizer state) and asynchronous (workers run ahead of the slowest
+// by at most the staleness bound, and all end with the server's final parameters).
+import { describe, expect, it } from 'vitest';
+import { asyncParameterServerHooks, createParallelHooks } from './strategy';
+import { bytesSentBy, maxDifference, testConfig, trainRoom } from './test-support';
+import { createMemoryMesh } from '../collective/memory-transport';
+import { CpuBackend } from '../engine/cpu-backend';
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+describe('synchronous parameter server', () => {
+  it.each([2, 4])('%i ranks equal one rank on the same global batch; replicas bitwise equal every step', async (world) => {
+    const config = testConfig({ mode: 'ps' });
+    const single = await trainRoom(1, config);
+    const room = await trainRoom(world, config);
+    for (const hashes of room.hashesPerStep) expect(new Set(hashes).size).toBe(1);
+    expect(maxDifference(single.params[0], room.params[0])).toBeLessThan(1e-5);
+    // ...and training moved the parameters far more than that tolerance
+    const oneStep = await trainRoom(1, testConfig({ mode: 'ps', steps: 1 }));
+    expect(maxDifference(oneStep.params[0], single.params[0])).toBeGreaterThan(1e-3);
+
+    // Only the server holds optimizer state (AdamW: 2 floats per parameter); workers a 64-float stub.
+    const paramBytes = room.ranks[0].run.model.params.length * 4;
+    expect(room.memory[0].optimizer).toBe(2 * paramBytes);
+    for (const memory of room.memory.slice(1)) expect(memory.optimizer).toBe(2 * 64 * 4);
+  });
+
+  it('moves whole vectors through the server: (N-1) in and (N-1) out per step, all as ps-round events', async () => {
+    const world = 3;
+    const config = testConfig({ mode: 'ps', steps: 3 });
+    const room = await trainRoom(world, config);
+    const vectorBytes = room.ranks[0].run.model.params.length * 4;
+    for (const rank of room.ranks) {
+      expect(new Set(rank.chunks.map((e) => e.collective))).toEqual(new Set(['ps-round']));
+      // Worker: its gradient out each step. Server: the parameters to each worker each step.
+      expect(bytesSentBy(rank)).toBe(config.steps * (rank.rank === 0 ? (world - 1) * vectorBytes : vectorBytes));
+      for (const step of rank.steps) expect(step.bytesSent).toBe(rank.rank === 0 ? (world - 1) * vectorBytes : vectorBytes);
+    }
+  });
+
+  it('refuses compression in parameter-server mode', () => {
+    const [transport] = createMemoryMesh(1);
+    const ctx = { backend: new CpuBackend(), transport, model: () => { throw new Error('unused'); }, optimizer: () => { throw new Error('unused'); }, microBatches: 1, publish: () => undefined };
+    expect(() => createParallelHooks({ ...ctx, config: testConfig({ mode: 'ps', compression: 'topk' }) })).toThrow(/compression=topk works with mode=ring only/);
+  });
+});
+
+describe('asynchronous parameter server (bounded staleness)', () => {
+  it.each([1, 2])('staleness %i: no worker runs further ahead of the slowest; all end with the server\'s parameters', async (staleness) => {
+    const world = 3;
+    const config = testConfig({ mode: 'ps', staleness, steps: 12 });
+    // Rank 2 is slow, so the others can run ahead as far as the bound lets them.
+    const room = await trainRoom(world, config, {
+      makeHooks: asyncParameterServerHooks,
+      independent: true,
+      beforeStep: (rank) => (rank === 2 ? sleep(15) : Promise.resolve()),
+    });
+    expect(room.ranks[0].hooks.replicasEqualEveryStep).toBe(false);
+    // Every rank holds the server's final parameters, bit for bit.
+    for (const params of room.params) expect(Array.from(params)).toEqual(Array.from(room.params[0]));
+
+    const ps = room.ranks[0].hooks.server();
+    expect(ps.releases.length).toBe(world * (config.steps - 1));
+    const ahead = ps.releases.map((r) => r.clock - r.slowest);
+    expect(Math.max(...ahead)).toBeLessThanOrEqual(staleness);
+    // ...and the fast ranks really did run ahead: this is not lockstep.
+    expect(Math.max(...ahead)).toBe(staleness);
+    expect(ps.dropped).toBe(0);
+
+    // It trained: the parameters moved, and stay close to synchronous training's.
+    const sync = await trainRoom(world, testConfig({ mode: 'ps', steps: 12 }));
+    const start = await trainRoom(1, testConfig({ steps: 1 }));
+    const moved = maxDifference(start.params[0], sync.params[0]);
+    expect(maxDifference(sync.params[0], room.params[0])).toBeLessThan(moved);
+  });
+
+  it('sends gradients in and parameters out as ps-round events; workers hold no optimizer state', async () => {
+    const world = 3;
+    const config = testConfig({ mode: 'ps', staleness: 1, steps: 4 });
+    const room = await trainRoom(world, config, { independent: true });
+    const vectorBytes = room.ranks[0].run.model.params.length * 4 + 4; // + the round header
+    for (const rank of room.ranks.slice(1)) {
+      expect(new Set(rank.chunks.map((e) => e.collective))).toEqual(new Set(['ps-round']));
+      expect(bytesSentBy(rank)).toBe(config.steps * vectorBytes);
+      expect(room.memory[rank.rank].optimizer).toBe(2 * 64 * 4);
+    }
+    // The server answers every push but the last with parameters, then sends the final ones.
+    expect(bytesSentBy(room.ranks[0])).toBe((world - 1) * config.steps * vectorBytes);
+  });
+});

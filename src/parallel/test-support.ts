@@ -1,0 +1,123 @@
+// Test-only: a room of N ranks in one process (CPU backend, in-memory transport) trained through the
+// real strategy (createParallelHooks) with a lab config, the way the session wires it.
+import { createMemoryMesh, type MemoryMeshOptions } from '../collective/memory-transport';
+import type { ChunkEvent } from '../collective/types';
+import { syntheticData } from '../data/synthetic';
+import { viewOf, type MemoryKind } from '../engine/backend';
+import { CpuBackend } from '../engine/cpu-backend';
+import { DEFAULT_CONFIG, type LabConfig } from '../lab/config';
+import type { StepMetrics } from '../lab/events';
+import { recipeFor } from '../lab/recipe';
+import { paramsHash } from '../model/layout';
+import type { Mlp } from '../model/mlp';
+import type { ClassifierRecipe } from '../train/defaults';
+import { classifierRun, type Run } from '../train/recipes';
+import { createParallelHooks, type ParallelContext, type ParallelHooks } from './strategy';
+
+export const spirals = syntheticData({ kind: 'spirals', seed: 5 });
+
+/** A short spirals run: the synthetic recipe with a small global batch. */
+export function testConfig(overrides: Partial<LabConfig> = {}): LabConfig {
+  return { ...DEFAULT_CONFIG, model: 'mlp', dataset: 'spirals', batch: 24, steps: 8, seed: 3, ...overrides };
+}
+
+export interface RoomRank<H extends ParallelHooks = ParallelHooks> {
+  rank: number;
+  backend: CpuBackend;
+  run: Run<Mlp>;
+  hooks: H;
+  chunks: ChunkEvent[];
+  steps: StepMetrics[];
+}
+
+export interface RoomResult<H extends ParallelHooks = ParallelHooks> {
+  ranks: RoomRank<H>[];
+  /** Final parameters per rank. */
+  params: Float32Array[];
+  /** Parameter hash of every rank after every step (lockstep runs only). */
+  hashesPerStep: string[][];
+  memory: Record<MemoryKind, number>[];
+}
+
+export interface RoomOptions<H extends ParallelHooks> {
+  /** How the hooks are made: the real strategy unless a test needs a handle on their insides. */
+  makeHooks?: (ctx: ParallelContext) => H;
+  mesh?: MemoryMeshOptions;
+  /** Ranks step independently (asynchronous PS) instead of in lockstep with a hash check per step. */
+  independent?: boolean;
+  /** Changes to the recipe the config selects (e.g. another optimizer). */
+  recipe?: Partial<ClassifierRecipe>;
+  /** Awaited before each step of each rank (to make one rank slow). */
+  beforeStep?: (rank: number, step: number) => Promise<void>;
+}
+
+/** world = 1 trains a single tab with no hooks at all: the reference N ranks are compared against. */
+export async function trainRoom<H extends ParallelHooks = ParallelHooks>(world: number, config: LabConfig, options: RoomOptions<H> = {}): Promise<RoomResult<H>> {
+  const makeHooks = options.makeHooks ?? (createParallelHooks as (ctx: ParallelContext) => H);
+  const recipe = recipeFor(config, world);
+  if (recipe.kind !== 'classifier') throw new Error('test rooms train the MLP');
+  const transports = createMemoryMesh(world, options.mesh);
+  const ranks = transports.map((transport): RoomRank<H> => {
+    const backend = new CpuBackend();
+    const chunks: ChunkEvent[] = [];
+    const steps: StepMetrics[] = [];
+    let run: Run<Mlp> | undefined;
+    const hooks: H =
+      world === 1
+        ? ({} as H)
+        : makeHooks({
+            config,
+            backend,
+            transport,
+            model: () => run!.model,
+            optimizer: () => run!.optimizer,
+            microBatches: recipe.recipe.microBatches,
+            publish: (event) => {
+              if (event.type === 'chunk') chunks.push(event);
+            },
+          });
+    const { replicasEqualEveryStep: _, ...extras } = hooks;
+    run = classifierRun(backend, spirals, { ...recipe.recipe, logEvery: 1, ...options.recipe }, { world, rank: transport.rank }, {
+      ...extras,
+      onEvent: (event) => {
+        if (event.type === 'step') steps.push(event);
+      },
+    });
+    return { rank: transport.rank, backend, run, hooks, chunks, steps };
+  });
+  const total = recipe.recipe.steps;
+  const readParams = () => Promise.all(ranks.map(({ backend, run }) => backend.read(viewOf(run.model.params))));
+  const hashesPerStep: string[][] = [];
+  if (options.independent) {
+    await Promise.all(
+      ranks.map(async ({ rank, run }) => {
+        for (let step = 0; step < total; step++) {
+          await options.beforeStep?.(rank, step);
+          await run.trainer.trainStep();
+        }
+      }),
+    );
+  } else {
+    for (let step = 0; step < total; step++) {
+      await Promise.all(ranks.map(async ({ rank, run }) => {
+        await options.beforeStep?.(rank, step);
+        await run.trainer.trainStep();
+      }));
+      hashesPerStep.push((await readParams()).map(paramsHash));
+    }
+  }
+  // StepMetrics are published after a loss read-back: let those settle.
+  await Promise.all(ranks.map(({ run }) => run.trainer.lastLoss()));
+  return { ranks, params: await readParams(), hashesPerStep, memory: ranks.map(({ backend }) => backend.memory()) };
+}
+
+export function maxDifference(a: Float32Array, b: Float32Array): number {
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
+  return worst;
+}
+
+/** Bytes this rank sent, per collective kind, as its ChunkEvents tell. */
+export function bytesSentBy(rank: RoomRank, collective?: ChunkEvent['collective']): number {
+  return rank.chunks.filter((e) => e.direction === 'send' && (!collective || e.collective === collective)).reduce((sum, e) => sum + e.bytes, 0);
+}
