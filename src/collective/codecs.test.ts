@@ -2,7 +2,10 @@ import { describe, expect, it } from 'vitest';
 import {
   Sparsifier,
   addSparseInto,
+  compactSparseBytes,
   decodeFp16,
+  decodeSparseCompact,
+  encodeSparseCompact,
   decodeSparse,
   encodeFp16,
   encodeSparse,
@@ -105,6 +108,43 @@ describe('sparse wire format', () => {
     expect(kForRatio(10, 0.001)).toBe(1);
     expect(kForRatio(0, 0.5)).toBe(0);
     expect(() => kForRatio(10, 0)).toThrow(/ratio/);
+  });
+});
+
+describe('compact sparse wire format (varint index gaps)', () => {
+  it('round-trips exactly, at exactly the bytes it promises', () => {
+    const sparse = { indices: Uint32Array.of(0, 1, 127, 128, 300, 20_000, 4_000_000_000), values: Float32Array.of(-1.5, 3, 1e-30, NaN, -0, 7, 2) };
+    const bytes = encodeSparseCompact(sparse);
+    // Gaps 0, 1, 126, 1, 172, 19700, 3999980000 take 1+1+1+1+2+3+5 = 14 bytes -> 16 with padding.
+    expect(bytes.byteLength).toBe(4 + 7 * 4 + 16);
+    expect(compactSparseBytes(sparse.indices)).toBe(bytes.byteLength);
+    const back = decodeSparseCompact(bytes, 4_000_000_001);
+    expect(Array.from(back.indices)).toEqual(Array.from(sparse.indices));
+    expect(new Uint8Array(back.values.buffer)).toEqual(new Uint8Array(sparse.values.buffer)); // bit for bit, NaN and -0 too
+    expect(compactSparseBytes(new Uint32Array(0))).toBe(4);
+    expect(decodeSparseCompact(encodeSparseCompact({ indices: new Uint32Array(0), values: new Float32Array(0) }), 10).indices.length).toBe(0);
+  });
+
+  it('costs about 5 bytes per entry at 1% density, against 8 interleaved', () => {
+    const indices = randomKIndices(200_000, 2_000, mulberry32(3));
+    expect(compactSparseBytes(indices) / indices.length).toBeLessThan(5.3);
+  });
+
+  it('refuses unsorted input and hostile payloads', () => {
+    expect(() => encodeSparseCompact({ indices: Uint32Array.of(3, 3), values: Float32Array.of(1, 2) })).toThrow(/strictly ascending/);
+    const good = encodeSparseCompact({ indices: Uint32Array.of(2, 9), values: Float32Array.of(1, 2) });
+    expect(() => decodeSparseCompact(good, 9)).toThrow(/outside a vector of 9/);
+    expect(() => decodeSparseCompact(good.subarray(0, 6), 100)).toThrow(/whole 32-bit words/);
+    const lying = good.slice();
+    new DataView(lying.buffer).setUint32(0, 1000, true);
+    expect(() => decodeSparseCompact(lying, 100)).toThrow(/claims 1000 entries/);
+    const repeated = good.slice();
+    repeated[4 + 8 + 1] = 0; // second gap 0: a repeated index
+    expect(() => decodeSparseCompact(repeated, 100)).toThrow(/repeat/);
+    const endless = new Uint8Array(16);
+    new DataView(endless.buffer).setUint32(0, 1, true);
+    endless.fill(0xff, 8);
+    expect(() => decodeSparseCompact(endless, 100)).toThrow(/ends inside an index|too long/);
   });
 });
 

@@ -2,6 +2,7 @@
 // Documented in the README ("Scripting the lab"). Everything here is plain JSON-serialisable data so
 // that `page.evaluate(() => window.lab.metrics())` returns it unchanged.
 import type { BackendInfo, MemoryKind } from '../engine/backend';
+import type { StoredCheckpointInfo } from './checkpoint-store';
 import type { LabConfig } from './config';
 import type { RunState } from './events';
 
@@ -54,6 +55,32 @@ export interface LabApi {
   start(): Promise<void>;
   pause(): void;
   resume(): void;
+  /**
+   * This tab's checkpoint file (src/train/checkpoint.ts), base64-encoded so that page.evaluate returns
+   * it as a plain string. Taken between two steps.
+   */
+  checkpoint(): Promise<string>;
+  /**
+   * Verifies a checkpoint (base64 string or byte values) and restarts the run from it with the current
+   * settings; a bad file rejects with the reason and the current run goes on. mode 'resume' (default):
+   * parameters, optimizer state and step; 'finetune': parameters only, from step 0 (e.g. other data).
+   */
+  loadCheckpoint(data: string | number[], opts?: LoadCheckpointOptions): Promise<CheckpointSummary>;
+  /** Checkpoints this browser stores (autosave), newest save per run key. */
+  storedCheckpoints(): Promise<StoredCheckpointInfo[]>;
+}
+
+export interface LoadCheckpointOptions {
+  mode?: 'resume' | 'finetune';
+}
+
+export interface CheckpointSummary {
+  step: number;
+  model: 'mlp' | 'gpt';
+  dataset: string | null;
+  world: number;
+  mode: 'resume' | 'finetune';
+  bytes: number;
 }
 
 declare global {

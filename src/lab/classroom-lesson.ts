@@ -226,6 +226,7 @@ export class ClassroomLesson {
       runId: this.runId,
       chunks: this.chunks,
       teaching: this.teaching,
+      steps: this.steps,
       snapshot: { step, phase: step === 0 ? 'initial' : this.phases[step - 1], perRank },
     });
     for (const wake of this.completeWaiters.get(step) ?? []) wake();

@@ -125,6 +125,8 @@ export interface ClassroomSnapshotEvent {
   /** Element range [start, end) of each logical chunk, as the schedule chunked the vector. */
   chunks: { start: number; end: number }[];
   snapshot: ClassroomSnapshot;
+  /** Schedule steps of the whole lesson (its last snapshot is step `steps`). */
+  steps?: number;
   /** True in the tab that loaded the lesson: its Next releases the steps; the other tabs follow. */
   teaching?: boolean;
 }

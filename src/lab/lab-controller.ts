@@ -6,7 +6,10 @@ import type { LabApi, LabMetrics, LabStatus } from './api';
 import { LabClassroom } from './classroom';
 import { DEFAULT_CONFIG, validateConfig, type LabConfig } from './config';
 import type { EventBus } from './events';
-import { LabSession, type SessionEnv } from './session';
+import { LabSession, type SessionEnv, type StagedCheckpoint } from './session';
+import { base64ToBytes, bytesToBase64, CheckpointError, loadCheckpoint, type RestoreMode } from '../train/checkpoint';
+import type { CheckpointSummary, LoadCheckpointOptions } from './api';
+import { defaultCheckpointStore } from './checkpoint-store';
 
 export class LabControllerImpl implements LabController {
   private session: LabSession | null = null;
@@ -29,11 +32,11 @@ export class LabControllerImpl implements LabController {
     return this.session;
   }
 
-  async start(config: LabConfig): Promise<void> {
+  async start(config: LabConfig, checkpoint?: StagedCheckpoint): Promise<void> {
     validateConfig(config);
     this.reset();
     this.config = { ...config };
-    const session = new LabSession(this.config, this.env);
+    const session = new LabSession(this.config, this.env, checkpoint);
     this.session = session;
     // The run goes on in the background; its progress and failure arrive as events.
     void session.start();
@@ -64,7 +67,24 @@ export class LabControllerImpl implements LabController {
   }
 
   async exportCheckpoint(): Promise<CheckpointFile> {
-    throw new Error('checkpoints are not built yet (see the elastic/checkpoint issue)');
+    const session = this.session;
+    if (!session) throw new Error('no run to save: start one first');
+    const bytes = await session.checkpoint();
+    const { step, rank, world } = session.status();
+    const { model, dataset } = this.config;
+    const filename = `lab-${model}-${dataset}-step${step}${world > 1 ? `-rank${rank}of${world}` : ''}.ckpt`;
+    return { filename, blob: new Blob([bytes as Uint8Array<ArrayBuffer>], { type: 'application/octet-stream' }) };
+  }
+
+  /**
+   * Verifies a checkpoint file and restarts the run from it with the current settings. A file that
+   * does not verify throws CheckpointError and the current run goes on untouched. In a room, give the
+   * same file to every tab: the hash exchange before the first step proves they all loaded it.
+   */
+  async loadCheckpoint(bytes: Uint8Array, mode: RestoreMode = 'resume'): Promise<CheckpointSummary> {
+    const { header } = loadCheckpoint(bytes);
+    await this.start(this.config, { bytes, mode });
+    return { step: header.step, model: header.model.kind, dataset: header.dataset ?? null, world: header.world, mode, bytes: bytes.length };
   }
 
   /**
@@ -107,6 +127,14 @@ export class LabControllerImpl implements LabController {
       start: () => this.start(this.config),
       pause: () => this.pause(),
       resume: () => this.resume(),
+      checkpoint: async () => bytesToBase64(await need().checkpoint()),
+      loadCheckpoint: (data: string | number[], opts: LoadCheckpointOptions = {}) => {
+        const mode = opts.mode ?? 'resume';
+        if (mode !== 'resume' && mode !== 'finetune') return Promise.reject(new CheckpointError(`mode must be resume or finetune, got ${String(mode)}`));
+        const bytes = typeof data === 'string' ? base64ToBytes(data) : Uint8Array.from(data);
+        return this.loadCheckpoint(bytes, mode);
+      },
+      storedCheckpoints: async () => (await (this.env.checkpoints === undefined ? defaultCheckpointStore() : this.env.checkpoints)?.list()) ?? [],
     };
   }
 }

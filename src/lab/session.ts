@@ -17,6 +17,10 @@ import { loadDataset, type LoadedData } from './datasets';
 import type { EventBus, LabEvent, RunState } from './events';
 import { recipeFor, type Recipe } from './recipe';
 import { joinRoom, type JoinedRoom } from './room';
+import { captureCheckpoint, loadCheckpoint, mapTextToVocab, restoreCheckpoint, type Checkpoint, type RestoreMode } from '../train/checkpoint';
+import { textWindowCount } from '../data/batch';
+import type { CharLmRecipe } from '../train/defaults';
+import { checkpointKey, defaultCheckpointStore, type CheckpointStore } from './checkpoint-store';
 
 export interface SessionEnv {
   bus: EventBus;
@@ -26,6 +30,14 @@ export interface SessionEnv {
   dataBase?: string;
   /** The text a user dropped into the page, for dataset=text. */
   userText?: string;
+  /** Where autosaves go and `resume=1` reads from; default IndexedDB in a browser, none in Node. */
+  checkpoints?: CheckpointStore | null;
+}
+
+/** A checkpoint file handed to the session to start from (window.lab.loadCheckpoint, the dashboard). */
+export interface StagedCheckpoint {
+  bytes: Uint8Array;
+  mode: RestoreMode;
 }
 
 const TIMING_WINDOW = 50;
@@ -48,8 +60,11 @@ export class LabSession {
   constructor(
     readonly config: LabConfig,
     private readonly env: SessionEnv,
+    /** Start from this file instead of the seeded initialisation (every tab of a room loads the same). */
+    private readonly staged?: StagedCheckpoint,
   ) {
     env.bus.subscribe((event) => this.record(event));
+    this.checkpoints = env.checkpoints === undefined ? defaultCheckpointStore() : env.checkpoints;
   }
 
   status(): LabStatus {
@@ -118,20 +133,31 @@ export class LabSession {
     );
     this.backend = backend;
     if (fallbackReason) this.log('warn', `no WebGPU, training on the CPU reference backend: ${fallbackReason}`);
-    const data = await loadDataset(this.config, this.env.dataBase ?? '/data/', this.env.userText);
-    if (data.kind === 'text') this.loadedVocab = data.data.vocab;
+    let data = await loadDataset(this.config, this.env.dataBase ?? '/data/', this.env.userText);
     if (this.config.room) {
       this.setState('connecting');
       this.room = await joinRoom(this.config, this.env.bus);
       this.rank = this.room.transport.rank;
       this.world = this.room.transport.world;
     }
+    const start = await this.startingCheckpoint();
+    // A text model continues on new text only in its own vocabulary: re-encode (or refuse) first.
+    if (start?.ckpt.header.vocab && data.kind === 'text') data = { kind: 'text', data: mapTextToVocab(data.data, start.ckpt.header.vocab) };
+    if (data.kind === 'text') this.loadedVocab = data.data.vocab;
     const recipe = recipeFor(this.config, this.world);
     this.steps = recipe.recipe.steps;
     this.run = this.buildRun(backend, data, recipe);
+    const samples = data.kind === 'text' ? textWindowCount(data.data.train.length, (recipe.recipe as CharLmRecipe).model.blockSize) : data.data.train.count;
+    this.stepsPerEpoch = Math.floor(samples / recipe.recipe.globalBatch);
+    if (start) {
+      const warnings = restoreCheckpoint(backend, this.run, start.ckpt, start.mode, { recipe: recipe.recipe, world: this.world });
+      for (const warning of warnings) this.log('warn', `checkpoint: ${warning}`);
+      this.step = this.run.trainer.step;
+      this.log('info', `${start.mode === 'resume' ? 'resumed' : 'fine-tuning'} from a checkpoint of step ${start.ckpt.header.step} (${start.source})`);
+    }
     if (data.kind === 'text') this.m.bigramValLoss = bigramNll(fitBigram(data.data.train, data.data.vocab.length), data.data.val);
     this.publishMemory();
-    await this.checkReplicas(0);
+    await this.checkReplicas(this.step);
   }
 
   private buildRun(backend: Backend, data: LoadedData, recipe: Recipe): Run<Mlp> | Run<Gpt> {
@@ -177,12 +203,87 @@ export class LabSession {
       if (this.state === 'error') return;
       await run.trainer.trainStep();
       this.step = run.trainer.step;
+      await this.betweenSteps();
       if (this.checkEveryStep || this.step === this.steps) await this.checkReplicas(this.step);
       const last = this.step === this.steps;
       if (last || this.step % recipe.evalEvery === 0) await run.trainer.evaluate(run.evalBatches);
       if ('sampleEvery' in recipe && (last || this.step % recipe.sampleEvery === 0) && this.rank === 0) await this.sampleText(run as Run<Gpt>, recipe.sampleLength, recipe.temperature);
     }
     this.publishMemory();
+    await this.serveCaptures();
+  }
+
+  // --- checkpoints ----------------------------------------------------------------------------------
+
+  private readonly checkpoints: CheckpointStore | null;
+  private stepsPerEpoch = 0;
+  private captureWaiters: { resolve: (bytes: Uint8Array) => void; reject: (error: unknown) => void }[] = [];
+
+  /**
+   * This tab's checkpoint (parameters, optimizer state, step). During training it is taken between two
+   * steps, never while a step is writing the parameters.
+   */
+  checkpoint(): Promise<Uint8Array> {
+    if (this.state === 'training') return new Promise((resolve, reject) => this.captureWaiters.push({ resolve, reject }));
+    return this.capture();
+  }
+
+  /** The key this run autosaves under and resumes from (see checkpoint-store.ts). */
+  checkpointKey(): string {
+    return checkpointKey(this.config, this.world, this.rank);
+  }
+
+  private capture(): Promise<Uint8Array> {
+    const run = this.requireRun();
+    const { recipe } = recipeFor(this.config, this.world);
+    return captureCheckpoint(this.requireBackend(), run, {
+      recipe,
+      world: this.world,
+      rank: this.rank,
+      stepsPerEpoch: this.stepsPerEpoch,
+      lab: { ...this.config, secret: undefined, resume: undefined },
+      vocab: this.loadedVocab ?? undefined,
+      dataset: this.config.dataset,
+    });
+  }
+
+  private async betweenSteps(): Promise<void> {
+    await this.serveCaptures();
+    const every = this.config.autosave;
+    if (this.checkpoints && every > 0 && (this.step % every === 0 || this.step === this.steps)) await this.autosave();
+  }
+
+  private async serveCaptures(): Promise<void> {
+    for (const waiter of this.captureWaiters.splice(0)) {
+      try {
+        waiter.resolve(await this.capture());
+      } catch (error) {
+        waiter.reject(error);
+      }
+    }
+  }
+
+  /** A failed save (storage full, private mode) is shown but does not stop training. */
+  private async autosave(): Promise<void> {
+    try {
+      const bytes = await this.capture();
+      await this.checkpoints!.put(this.checkpointKey(), bytes, this.step);
+    } catch (error) {
+      this.log('warn', `autosave at step ${this.step} failed: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+
+  /** The file to start from: one handed in, else (resume=1) this run's newest autosave. Verified here. */
+  private async startingCheckpoint(): Promise<{ ckpt: Checkpoint; mode: RestoreMode; source: string } | null> {
+    if (this.staged) return { ckpt: loadCheckpoint(this.staged.bytes), mode: this.staged.mode, source: 'a loaded file' };
+    if (!this.config.resume) return null;
+    const key = this.checkpointKey();
+    const bytes = this.checkpoints ? await this.checkpoints.get(key) : null;
+    if (!bytes) {
+      this.log('warn', `resume=1 but no checkpoint is stored under ${key}: starting from step 0`);
+      return null;
+    }
+    return { ckpt: loadCheckpoint(bytes), mode: 'resume', source: `browser storage, ${key}` };
   }
 
   private async sampleText(run: Run<Gpt>, length: number, temperature: number): Promise<void> {

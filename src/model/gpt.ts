@@ -2,11 +2,22 @@
 // position embeddings, pre-LayerNorm blocks (attention, then a GELU MLP, each added to the residual
 // stream), a final LayerNorm and a head tied to the token embedding.
 import type { Backend, DeviceBuffer } from '../engine/backend';
-import { viewOf } from '../engine/backend';
 import { deriveSeed, Rng } from '../data/random';
 import { buildLayout, groupRange, type ParamLayout, type TensorSpec } from './layout';
 import { checkBatch } from './mlp';
-import { ActivationArena, type Batch, type ForwardResult, type GradHooks, type Model, tensorView, writeInitialParams } from './model';
+import { initialParams } from './init';
+import {
+  ActivationArena,
+  type Batch,
+  type ForwardResult,
+  fullStorage,
+  type GradHooks,
+  type PassSegment,
+  recordAll,
+  type SegmentedModel,
+  type StorageFactory,
+  type TensorStorage,
+} from './model';
 
 export interface GptConfig {
   vocabSize: number;
@@ -57,13 +68,14 @@ export function gptLayout(config: GptConfig): ParamLayout {
   return buildLayout(specs);
 }
 
-export class Gpt implements Model {
+export class Gpt implements SegmentedModel {
   readonly kind = 'gpt' as const;
   readonly layout: ParamLayout;
   readonly params: DeviceBuffer;
   readonly grads: DeviceBuffer;
   private readonly f: ActivationArena;
   private readonly u: ActivationArena;
+  private readonly storage: TensorStorage;
   /** Shape of the last forward. */
   private B = 0;
   private T = 0;
@@ -73,12 +85,14 @@ export class Gpt implements Model {
     readonly config: GptConfig,
     /** Sequences per micro-batch. */
     readonly maxRows: number,
+    /** Where parameters and gradients live: full buffers unless ZeRO shards them. */
+    storage: StorageFactory = fullStorage(backend),
   ) {
     if (!Number.isInteger(maxRows) || maxRows <= 0) throw new RangeError(`maxRows must be a positive integer, got ${maxRows}`);
     this.layout = gptLayout(config);
-    this.params = backend.alloc(this.layout.totalLength, 'gpt.params', 'params');
-    this.grads = backend.alloc(this.layout.totalLength, 'gpt.grads', 'grads');
-    backend.fill(viewOf(this.grads), 0);
+    this.storage = storage(this.layout, 'gpt');
+    this.params = this.storage.params;
+    this.grads = this.storage.grads;
     const { blockSize: T, nLayer: L, nHead: NH, nEmbd: C, vocabSize: V } = config;
     const BT = maxRows * T;
     // Activations saved for backward, per layer (llm.c's ActivationTensors).
@@ -123,10 +137,24 @@ export class Gpt implements Model {
   }
 
   init(seed: number): void {
-    writeInitialParams(this.backend, this, seed);
+    this.storage.writeParams(initialParams(this.layout, seed));
   }
 
   forward(batch: Batch, gradScale: number): ForwardResult {
+    const { result, segments } = this.forwardSegments(batch, gradScale);
+    recordAll(segments);
+    return result;
+  }
+
+  backward(hooks?: GradHooks): void {
+    recordAll(this.backwardSegments(hooks));
+  }
+
+  /**
+   * Segments: the embedding, one per block, then the final LayerNorm with the tied head (which needs
+   * the embedding's wte again), so ZeRO-3 gathers at most two layer groups at a time.
+   */
+  forwardSegments(batch: Batch, gradScale: number): { result: ForwardResult; segments: PassSegment[] } {
     const { blockSize, nLayer: L, nHead: NH, nEmbd: C, vocabSize: V } = this.config;
     const T = batch.seqLen ?? blockSize;
     if (!Number.isInteger(T) || T <= 0 || T > blockSize) throw new RangeError(`seqLen ${T} outside 1..${blockSize}`);
@@ -137,15 +165,17 @@ export class Gpt implements Model {
     const BT = B * T;
     const b = this.backend;
     const a = (name: string, length: number) => this.f.view(name, length);
-    const p = (name: string) => tensorView(this.params, this.layout, name);
+    const p = (name: string) => this.storage.param(name);
     const tokens = this.u.view('tokens', BT);
     const targets = this.u.view('targets', BT);
     b.write(tokens, batch.inputs.subarray(0, BT));
     b.write(targets, batch.targets.subarray(0, BT));
+    const result: ForwardResult = { losses: a('losses', BT), probs: a('probs', BT * V), lossRows: BT, classes: V };
+    const segments: PassSegment[] = [];
 
-    b.embedding(a('encoded', BT * C), tokens, p('wte'), p('wpe'), B, T, C);
-    let residual = a('encoded', BT * C);
-    for (let l = 0; l < L; l++) {
+    segments.push({ groups: ['embed'], record: () => b.embedding(a('encoded', BT * C), tokens, p('wte'), p('wpe'), B, T, C) });
+    const block = (l: number) => {
+      const residual = l > 0 ? a(`h${l - 1}.resid3`, BT * C) : a('encoded', BT * C);
       const h = (name: string, length: number) => a(`h${l}.${name}`, length);
       const w = (name: string) => p(`h${l}.${name}`);
       // attention sub-block
@@ -168,39 +198,50 @@ export class Gpt implements Model {
       b.matmul(fcproj, h('fch.gelu', BT * 4 * C), w('fcproj.w'), BT, 4 * C, C);
       b.biasAdd(fcproj, fcproj, w('fcproj.b'), BT, C);
       b.add(h('resid3', BT * C), h('resid2', BT * C), fcproj);
-      residual = h('resid3', BT * C);
-    }
-    b.layerNorm(a('lnf', BT * C), a('lnf.mean', BT), a('lnf.rstd', BT), residual, p('lnf.g'), p('lnf.b'), BT, C);
-    // Tied head: logits = lnf @ wte^T (wte is stored [V, C]).
-    b.matmul(a('logits', BT * V), a('lnf', BT * C), p('wte'), BT, C, V, { transB: true });
-    const result: ForwardResult = { losses: a('losses', BT), probs: a('probs', BT * V), lossRows: BT, classes: V };
-    b.softmaxCrossEntropy(result.losses, result.probs, a('d.logits', BT * V), a('logits', BT * V), targets, BT, V, gradScale);
-    return result;
+    };
+    for (let l = 0; l < L; l++) segments.push({ groups: [`h${l}`], record: () => block(l) });
+    segments.push({
+      groups: ['lnf', 'embed'],
+      record: () => {
+        const residual = L > 0 ? a(`h${L - 1}.resid3`, BT * C) : a('encoded', BT * C);
+        b.layerNorm(a('lnf', BT * C), a('lnf.mean', BT), a('lnf.rstd', BT), residual, p('lnf.g'), p('lnf.b'), BT, C);
+        // Tied head: logits = lnf @ wte^T (wte is stored [V, C]).
+        b.matmul(a('logits', BT * V), a('lnf', BT * C), p('wte'), BT, C, V, { transB: true });
+        b.softmaxCrossEntropy(result.losses, result.probs, a('d.logits', BT * V), a('logits', BT * V), targets, BT, V, gradScale);
+      },
+    });
+    return { result, segments };
   }
 
-  backward(hooks?: GradHooks): void {
+  backwardSegments(hooks?: GradHooks): PassSegment[] {
     if (this.B === 0) throw new Error('backward before forward');
     const { nLayer: L, nHead: NH, nEmbd: C, vocabSize: V } = this.config;
     const { B, T } = this;
     const BT = B * T;
     const b = this.backend;
     const a = (name: string, length: number) => this.f.view(name, length);
-    const p = (name: string) => tensorView(this.params, this.layout, name);
-    const g = (name: string) => tensorView(this.grads, this.layout, name);
+    const p = (name: string) => this.storage.param(name);
+    const g = (name: string) => this.storage.grad(name);
     const ready = (group: string) => hooks?.onGradReady(groupRange(this.layout, group), group);
     const dres = a('d.res', BT * C);
     const dtmp = a('d.tmp', BT * C);
     const dln = a('d.ln', BT * C);
     const dlogits = a('d.logits', BT * V);
 
-    // head (tied): dlnf = dlogits @ wte; dwte += dlogits^T @ lnf
-    b.matmul(dln, dlogits, p('wte'), BT, V, C);
-    b.matmul(g('wte'), dlogits, a('lnf', BT * C), V, BT, C, { transA: true, accumulate: true });
-    const lastResidual = L > 0 ? a(`h${L - 1}.resid3`, BT * C) : a('encoded', BT * C);
-    b.layerNormBackward(dres, g('lnf.g'), g('lnf.b'), dln, lastResidual, a('lnf.mean', BT), a('lnf.rstd', BT), p('lnf.g'), BT, C);
-    ready('lnf');
+    const segments: PassSegment[] = [];
+    segments.push({
+      groups: ['lnf', 'embed'],
+      record: () => {
+        // head (tied): dlnf = dlogits @ wte; dwte += dlogits^T @ lnf
+        b.matmul(dln, dlogits, p('wte'), BT, V, C);
+        b.matmul(g('wte'), dlogits, a('lnf', BT * C), V, BT, C, { transA: true, accumulate: true });
+        const lastResidual = L > 0 ? a(`h${L - 1}.resid3`, BT * C) : a('encoded', BT * C);
+        b.layerNormBackward(dres, g('lnf.g'), g('lnf.b'), dln, lastResidual, a('lnf.mean', BT), a('lnf.rstd', BT), p('lnf.g'), BT, C);
+        ready('lnf');
+      },
+    });
 
-    for (let l = L - 1; l >= 0; l--) {
+    const block = (l: number) => {
       const h = (name: string, length: number) => a(`h${l}.${name}`, length);
       const w = (name: string) => p(`h${l}.${name}`);
       const dw = (name: string) => g(`h${l}.${name}`);
@@ -229,9 +270,16 @@ export class Gpt implements Model {
       b.layerNormBackward(dtmp, dw('ln1.g'), dw('ln1.b'), dln, residual, h('ln1.mean', BT), h('ln1.rstd', BT), w('ln1.g'), BT, C);
       b.addInPlace(dres, dtmp); // dres now holds d(residual) = d(resid3 of the layer below)
       ready(`h${l}`);
-    }
-    b.embeddingBackward(g('wte'), g('wpe'), dres, this.u.view('tokens', BT), B, T, C, V);
-    ready('embed');
+    };
+    for (let l = L - 1; l >= 0; l--) segments.push({ groups: [`h${l}`], record: () => block(l) });
+    segments.push({
+      groups: ['embed'],
+      record: () => {
+        b.embeddingBackward(g('wte'), g('wpe'), dres, this.u.view('tokens', BT), B, T, C, V);
+        ready('embed');
+      },
+    });
+    return segments;
   }
 
   /**
@@ -279,7 +327,6 @@ export class Gpt implements Model {
   dispose(): void {
     this.f.free();
     this.u.free();
-    this.backend.free(this.params);
-    this.backend.free(this.grads);
+    this.storage.dispose();
   }
 }

@@ -1,7 +1,6 @@
 // A multi-layer perceptron: Linear -> ReLU -> ... -> Linear -> softmax cross-entropy. Each layer's
 // backward sits under its forward in the loop below, in llm.c's order.
 import type { Backend, DeviceBuffer, View } from '../engine/backend';
-import { viewOf } from '../engine/backend';
 import { heStd } from './init';
 import { buildLayout, groupRange, type ParamLayout, type TensorSpec } from './layout';
 import { initialParams } from './init';

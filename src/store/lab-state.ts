@@ -43,6 +43,8 @@ export interface ClassroomSlice {
   snapshots: ClassroomSnapshot[];
   /** The snapshot on screen. */
   index: number;
+  /** Schedule steps of the lesson, when the producer said (the last snapshot may not be here yet). */
+  steps: number | null;
   /** This tab loaded the lesson: its Next releases the steps on every tab. */
   teaching: boolean;
 }
@@ -100,6 +102,6 @@ export function initialLabData(config: LabConfig = DEFAULT_CONFIG): LabData {
     samples: [],
     logs: [],
     zeroLayout: null,
-    classroom: { runId: null, chunks: [], snapshots: [], index: 0, teaching: false },
+    classroom: { runId: null, chunks: [], snapshots: [], index: 0, steps: null, teaching: false },
   };
 }

@@ -86,6 +86,7 @@ export function reduceLabEvent(state: LabData, event: LabEvent): Partial<LabData
           chunks: event.chunks,
           snapshots,
           index: !sameLesson ? 0 : atNewest ? snapshots.length - 1 : lesson.index,
+          steps: event.steps ?? null,
           teaching: event.teaching === true,
         },
       };

@@ -180,6 +180,7 @@ function ClassroomPanel({
       snapshots={lesson.snapshots}
       chunks={lesson.chunks}
       index={lesson.index}
+      totalSteps={lesson.steps ?? undefined}
       role={lesson.runId === null ? undefined : lesson.teaching ? 'teacher' : 'student'}
       onIndexChange={(i) => store.getState().setClassroomIndex(i)}
       onLoad={() => controller.classroom.load().catch(fail('Classroom'))}

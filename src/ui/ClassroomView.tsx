@@ -19,6 +19,8 @@ export interface ClassroomViewProps {
   onAdvance?: () => void;
   /** Starts a new lesson. */
   onLoad?: () => void;
+  /** Steps of the whole lesson; without it, the last snapshot received is taken as the last step. */
+  totalSteps?: number;
   /** This tab leads the lesson (its Next moves every tab) or follows another tab's. */
   role?: 'teacher' | 'student';
 }
@@ -44,7 +46,7 @@ function chunkOf(chunks: readonly { start: number; end: number }[], i: number): 
   return chunks.findIndex((c) => i >= c.start && i < c.end);
 }
 
-export function ClassroomView({ snapshots, chunks, index, onIndexChange, onAdvance, onLoad, role }: ClassroomViewProps) {
+export function ClassroomView({ snapshots, chunks, index, onIndexChange, onAdvance, onLoad, role, totalSteps }: ClassroomViewProps) {
   const [playing, setPlaying] = useState(false);
   const last = snapshots.length - 1;
   const current = snapshots[Math.min(index, last)];
@@ -116,7 +118,7 @@ export function ClassroomView({ snapshots, chunks, index, onIndexChange, onAdvan
           aria-label="Lesson steps: left and right arrow keys move back and forward"
         >
           <p className="classroom-step" aria-live="polite" data-testid="classroom-step">
-            Step {current.step} of {snapshots[last].step}
+            Step {current.step} of {totalSteps ?? snapshots[last].step}
             {current.phase !== 'initial' && ` (${current.phase})`}. {PHASE_TEXT[current.phase] ?? ''}
           </p>
           <table className="classroom-table">

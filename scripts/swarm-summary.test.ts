@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_CONFIG } from '../src/lab/config';
+import type { LabMetrics, LabStatus } from '../src/lab/api';
+import { formatSummary, summariseRun } from './swarm-summary';
+
+function tab(rank: number, overrides: Partial<LabMetrics> = {}): { status: LabStatus; metrics: LabMetrics } {
+  return {
+    status: { rank, world: 2, step: 10, steps: 10, state: 'done', error: null, room: 'r', backend: { kind: 'webgpu', adapter: 'google swiftshader' } },
+    metrics: {
+      losses: [2, 1.5, 1.25],
+      lossSteps: [1, 5, 10],
+      valLoss: 1.1,
+      accuracy: 0.9,
+      bigramValLoss: null,
+      bytesSent: 1000,
+      bytesReceived: 1000,
+      computeMsPerStep: 40,
+      commMsPerStep: 60,
+      waitMsPerStep: 5,
+      stepMsPerStep: 75,
+      samplesPerSec: 100,
+      memory: null,
+      hashesAgree: true,
+      lastHash: '0123456789abcdef',
+      sample: null,
+      ...overrides,
+    },
+  };
+}
+
+describe('swarm summary', () => {
+  it('adds bytes over ranks, averages times, and relates the step to the busier of compute and comm', () => {
+    const s = summariseRun({ ...DEFAULT_CONFIG, steps: 10 }, [tab(1, { commMsPerStep: 80, stepMsPerStep: 85 }), tab(0)], 3);
+    expect(s.tabs).toBe(2);
+    expect(s.bytesSent).toBe(2000);
+    expect(s.bytesSentPerStep).toBe(200);
+    expect(s.commMsPerStep).toBe(70);
+    expect(s.overlapRatio).toBeCloseTo(80 / 70);
+    expect(s.finalLoss).toBe(1.25);
+    expect(s.replicasAgree).toBe(true);
+    expect(formatSummary(s)).toMatch(/held-out accuracy\s+90\.00%/);
+  });
+
+  it('reports disagreement when any rank saw a different hash', () => {
+    const s = summariseRun(DEFAULT_CONFIG, [tab(0), tab(1, { lastHash: 'ffffffffffffffff' })], 1);
+    expect(s.replicasAgree).toBe(false);
+    expect(s.ok).toBe(false);
+    expect(formatSummary(s)).toMatch(/replicas agree\s+NO/);
+  });
+});
