@@ -7,6 +7,7 @@ import { viewOf } from '../src/engine/backend';
 import { WebGpuBackend } from '../src/gpu/webgpu-backend';
 import { Mlp } from '../src/model/mlp';
 import { Optimizer } from '../src/train/optimizer';
+import { defaults } from '../src/train/defaults';
 import { seededRandom } from './bench-random';
 
 export interface BenchRow {
@@ -125,7 +126,8 @@ async function main(): Promise<void> {
   const rows: BenchRow[] = [];
   const sizes = quick ? [256] : [256, 512, 1024];
   for (const n of sizes) rows.push(await benchMatmul(ours, n, n >= 1024 ? 3 : 5));
-  rows.push(await benchMlpStep(ours, [784, 128, 10], 128, quick ? 3 : 10));
+  // The lab's own MNIST MLP and batch (src/train/defaults.ts).
+  rows.push(await benchMlpStep(ours, defaults.mnist.model.sizes, defaults.mnist.globalBatch, quick ? 3 : 10));
   window.benchResult = { adapter: ours.info.adapter, matmulVariant: ours.matmulVariant, rows };
 }
 
