@@ -20,6 +20,20 @@ async function shownVectors(page: Page): Promise<number[][]> {
   return rows.sort((a, b) => a.rank - b.rank).map((r) => r.values);
 }
 
+/** The "received" column: which chunk each rank got, from whom, and its numbers. */
+async function shownReceived(page: Page): Promise<{ rank: number; chunk: number; from: number; values: number[] }[]> {
+  const texts = await page.locator('.classroom-table tbody tr').evaluateAll((trs) =>
+    trs.map((tr) => ({ rank: Number((tr as HTMLElement).dataset.rank), text: tr.querySelector('.received-cell')?.textContent ?? '' })),
+  );
+  return texts
+    .sort((a, b) => a.rank - b.rank)
+    .map(({ rank, text }) => {
+      const m = /^chunk (\d+) from rank (\d+): \[(.*)\]$/.exec(text);
+      if (!m) throw new Error(`rank ${rank}: received cell says "${text}"`);
+      return { rank, chunk: Number(m[1]), from: Number(m[2]), values: m[3].split(', ').map(Number) };
+    });
+}
+
 /**
  * The ring written out by hand (gloo's arithmetic, not src/collective's code): at step s rank r
  * receives chunk (r - s - 2) mod N from rank r - 1, and adds it during the reduce-scatter (s < N - 1)
@@ -77,8 +91,13 @@ test('the teacher steps one all-reduce over the mesh; every tab shows the real p
       await expect(page.getByTestId('classroom-step')).toHaveText(new RegExp(`^Step ${step} of 4`));
       expect(await shownVectors(page)).toEqual(expected[step]);
     }
-    // The received column names the chunk each rank just got from its ring predecessor.
-    await expect(students[1].locator('.classroom-table tbody tr').first().locator('.received-cell')).toHaveText(/^chunk \d from rank \d: \[/);
+    // Each rank just got one chunk of its ring predecessor's previous numbers, exactly as sent.
+    const per = 2;
+    for (const got of await shownReceived(students[1])) {
+      expect(got.from).toBe((got.rank - 1 + WORLD) % WORLD);
+      expect(got.chunk).toBe((((got.rank - step - 1) % WORLD) + WORLD) % WORLD);
+      expect(got.values).toEqual(expected[step - 1][got.from].slice(got.chunk * per, (got.chunk + 1) * per));
+    }
     if (step === 2) await students[0].screenshot({ path: `${SHOTS}/classroom-student-reduce-scatter.png`, fullPage: true });
   }
 

@@ -1,6 +1,7 @@
 // Turns what every tab reported at the end of a swarm run into one summary (pure: unit-tested).
 import type { LabConfig } from '../src/lab/config';
 import type { LabMetrics, LabStatus } from '../src/lab/api';
+import { relativeError, zeroBytesTheory, zeroWireTheory } from '../src/parallel/zero/memory-theory';
 
 export interface RunSummary {
   ok: boolean;
@@ -30,6 +31,74 @@ export interface RunSummary {
   samplesPerSec: number;
   replicasAgree: boolean | null;
   memoryPerRank: (Record<string, number> | null)[];
+  /** Bytes held and sent per rank against the ZeRO formulas (multi-tab runs with a known layout). */
+  zeroFigures: ZeroFigures | null;
+}
+
+export interface ZeroFigures {
+  stage: number;
+  world: number;
+  /** P: elements of the flat parameter vector (padded, as partitioned). */
+  elements: number;
+  offload: boolean;
+  /** Mean per rank, measured from real allocations; theory from the formulas. */
+  held: { params: number; grads: number; optimizer: number; total: number };
+  theory: { params: number; grads: number; optimizer: number; total: number };
+  activations: number;
+  workspace: number;
+  /** Bytes one rank sent in one optimizer step (mean over ranks) and the ring formula's figure. */
+  wirePerStep: number | null;
+  wireTheory: number;
+}
+
+/** ZeRO figures from the tabs' memory reports and step metrics; null without what they need. */
+export function zeroFigures(config: LabConfig, byRank: { metrics: LabMetrics }[]): ZeroFigures | null {
+  const memories = byRank.map((r) => r.metrics.memory).filter((m): m is NonNullable<typeof m> => m !== null);
+  if (byRank.length < 2 || memories.length !== byRank.length) return null;
+  const layout = byRank[0].metrics.zero;
+  // Plain data parallelism holds the whole vector: P is its parameter bytes / 4.
+  const elements = layout?.elements ?? (config.zero === 0 ? memories[0].params / 4 : null);
+  if (!elements) return null;
+  const world = byRank.length;
+  const avg = (pick: (m: (typeof memories)[number]) => number) => mean(memories.map(pick));
+  const held = { params: avg((m) => m.params), grads: avg((m) => m.grads), optimizer: avg((m) => m.optimizer), total: 0 };
+  held.total = held.params + held.grads + held.optimizer;
+  const wire = byRank.map((r) => r.metrics.stepBytesSent).filter((b): b is number => typeof b === 'number');
+  return {
+    stage: config.zero,
+    world,
+    elements,
+    offload: config.offload,
+    held,
+    theory: zeroBytesTheory(config.zero, elements, world, layout?.optimizerFloatsPerParam ?? 2, config.offload),
+    activations: avg((m) => m.activations),
+    workspace: avg((m) => m.workspace),
+    wirePerStep: wire.length === byRank.length ? mean(wire) : null,
+    wireTheory: zeroWireTheory(config.zero, elements, world),
+  };
+}
+
+const FORMULAS = ['16P', '8P + 8P/N', '4P + 12P/N', '16P/N'];
+
+function percent(measured: number, theory: number): string {
+  const e = relativeError(measured, theory);
+  return `${e >= 0 ? '+' : ''}${(e * 100).toFixed(1)}%`;
+}
+
+export function formatZero(z: ZeroFigures): string[] {
+  const formula = `${FORMULAS[z.stage]}${z.offload ? ' - moments offloaded' : ''}`;
+  const lines = [
+    `memory per rank       params+grads+optimizer ${formatBytes(z.held.total)} vs ${formula} = ${formatBytes(z.theory.total)} (${percent(z.held.total, z.theory.total)}; P = ${z.elements}, N = ${z.world})`,
+    `  by kind             params ${formatBytes(z.held.params)} (${percent(z.held.params, z.theory.params)}), grads ${formatBytes(z.held.grads)} (${percent(z.held.grads, z.theory.grads)}), optimizer ${formatBytes(z.held.optimizer)}${z.theory.optimizer ? ` (${percent(z.held.optimizer, z.theory.optimizer)})` : ''}`,
+    `  apart               activations ${formatBytes(z.activations)}, workspace ${formatBytes(z.workspace)}`,
+  ];
+  const what = z.stage === 3 ? '1.5x a 2P-sized all-reduce' : 'a 2P-sized all-reduce';
+  lines.push(
+    z.wirePerStep === null
+      ? `wire per rank/step    unknown (no step metrics)`
+      : `wire per rank/step    ${formatBytes(z.wirePerStep)} vs ${what} = ${formatBytes(z.wireTheory)} (${percent(z.wirePerStep, z.wireTheory)})`,
+  );
+  return lines;
 }
 
 const mean = (values: number[]): number => (values.length ? values.reduce((a, b) => a + b, 0) / values.length : 0);
@@ -78,6 +147,7 @@ export function summariseRun(
     samplesPerSec: lead?.metrics.samplesPerSec ?? 0,
     replicasAgree,
     memoryPerRank: byRank.map((r) => r.metrics.memory),
+    zeroFigures: zeroFigures(config, byRank),
   };
 }
 
@@ -111,6 +181,7 @@ export function formatSummary(s: RunSummary): string {
   if (s.overlapRatio !== null) {
     lines.push(`overlap               step / max(compute, comm) = ${s.overlapRatio.toFixed(2)} (1.00 = perfect overlap)`);
   }
+  if (s.zeroFigures) lines.push(...formatZero(s.zeroFigures));
   lines.push(`replicas agree        ${s.replicasAgree === null ? 'unknown' : s.replicasAgree ? 'yes (equal parameter hashes every step)' : 'NO'}`);
   return lines.join('\n');
 }

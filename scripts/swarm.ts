@@ -68,6 +68,8 @@ async function runSwarm(baseUrl: string, tabs: number, config: LabConfig, timeou
       backend: config.backend,
       staleness: String(config.staleness),
       bucket: String(config.bucket),
+      offload: config.offload ? '1' : '0',
+      budget: String(config.budget),
       autostart: '1',
     });
     const pages = await openTabs(context, `${baseUrl}/?${query}`, tabs);

@@ -40,6 +40,10 @@ export interface LabMetrics {
   memory: Record<MemoryKind, number> | null;
   /** Did every rank report the same parameter hash at every step so far? null before the first step. */
   hashesAgree: boolean | null;
+  /** Bytes this rank sent in the last logged optimizer step (the trainer's sync and gather hooks). */
+  stepBytesSent?: number | null;
+  /** ZeRO runs: the stage, the room size and the flat vector's (padded) length the partition shards. */
+  zero?: { stage: number; world: number; elements: number; optimizerFloatsPerParam: number } | null;
   lastHash: string | null;
   sample: string | null;
 }
@@ -66,6 +70,8 @@ export interface LabApi {
    * parameters, optimizer state and step; 'finetune': parameters only, from step 0 (e.g. other data).
    */
   loadCheckpoint(data: string | number[], opts?: LoadCheckpointOptions): Promise<CheckpointSummary>;
+  /** Frames and signals this tab refused since the page loaded: the count and the reasons (numbers blanked). */
+  refused(): { count: number; reasons: Record<string, number> };
   /** Checkpoints this browser stores (autosave), newest save per run key. */
   storedCheckpoints(): Promise<StoredCheckpointInfo[]>;
 }

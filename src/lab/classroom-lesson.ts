@@ -65,7 +65,11 @@ class RecordingTransport implements Transport {
   }
   async recv(from: number, tag: MessageTag): Promise<Uint8Array> {
     const payload = await this.inner.recv(from, tag);
-    this.received.set(`${from}:${tag.chunk}`, new Float32Array(payload.slice().buffer));
+    // Copy the bytes out: the payload may be a view into a larger frame (and simple-peer hands out
+    // Node-style Buffers, whose slice() is a view, not a copy).
+    const values = new Float32Array(payload.byteLength / 4);
+    new Uint8Array(values.buffer).set(payload);
+    this.received.set(`${from}:${tag.chunk}`, values);
     return payload;
   }
 }

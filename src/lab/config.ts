@@ -36,6 +36,10 @@ export interface LabConfig {
   staleness: number;
   /** Gradient all-reduce bucket size in elements. */
   bucket: number;
+  /** ZeRO-Offload: this rank's optimizer state and update live in CPU memory (needs zero >= 1). */
+  offload: boolean;
+  /** Per-tab device memory budget in MiB (0: none): a run that would hold more is refused. */
+  budget: number;
   /** Start from this run's newest checkpoint in the browser's storage (IndexedDB). */
   resume: boolean;
   /** Save a checkpoint to the browser's storage every this many steps and at the end (0: never). */
@@ -46,6 +50,8 @@ export interface LabConfig {
    * by the app itself.
    */
   secret: string;
+  /** A peer with more refused frames than this is excluded from the room (0: never). */
+  maxrefused: number;
 }
 
 export const MODEL_DEFAULT_DATASET: Record<ModelKind, DatasetKind> = { mlp: 'mnist', gpt: 'sotu' };
@@ -69,9 +75,12 @@ export const DEFAULT_CONFIG: LabConfig = {
   signal: '',
   staleness: 0,
   bucket: 1 << 16,
+  offload: false,
+  budget: 0,
   resume: false,
   autosave: 100,
   secret: '',
+  maxrefused: 200,
 };
 
 const CHOICES = {
@@ -173,6 +182,12 @@ function applyEntry(config: LabConfig, key: string, raw: string): void {
     case 'staleness':
       config.staleness = parseInteger('staleness', raw, 0, 1000);
       return;
+    case 'offload':
+      config.offload = parseBoolean('offload', raw);
+      return;
+    case 'budget':
+      config.budget = parseNumber('budget', raw, 0, 1 << 20);
+      return;
     case 'bucket':
       config.bucket = parseInteger('bucket', raw, 64, 1 << 26);
       return;
@@ -185,6 +200,9 @@ function applyEntry(config: LabConfig, key: string, raw: string): void {
     case 'secret':
       if (raw.length > 256) throw new ConfigError('secret must be at most 256 characters');
       config.secret = raw;
+      return;
+    case 'maxrefused':
+      config.maxrefused = parseInteger('maxrefused', raw, 0, 1 << 30);
       return;
     default:
       throw new ConfigError(`unknown setting "${key}"`);
@@ -213,6 +231,8 @@ export function validateConfig(config: LabConfig): void {
   if (config.model === 'gpt' && !textSet) throw new ConfigError('the GPT trains on text: dataset sotu or text');
   if (config.model === 'mlp' && textSet) throw new ConfigError('the MLP trains on mnist or a 2-D set, not text');
   if (config.mode === 'ps' && config.zero !== 0) throw new ConfigError('ZeRO shards across a ring: use mode=ring');
+  if (config.offload && config.zero === 0) throw new ConfigError('offload moves the ZeRO optimizer shard to the CPU: set zero to 1, 2 or 3');
+  if (config.zero !== 0 && config.compression !== 'none') throw new ConfigError('ZeRO moves full-precision shards: use compression=none');
   if (config.world > 0 && config.batch > 0 && config.batch % (config.world * config.accum) !== 0) {
     throw new ConfigError(
       `batch (${config.batch}) must divide evenly into world (${config.world}) x accum (${config.accum}) micro-batches`,

@@ -1,5 +1,6 @@
 // Joins the config's room: signalling (BroadcastChannel, or the WebSocket server when `signal` is set),
 // the WebRTC mesh, and a data-channel transport over the members in rank order.
+import { createRoomAuth } from '../peer/auth';
 import { DataChannelTransport } from '../peer/datachannel-transport';
 import { newPeerId } from '../peer/membership';
 import { Mesh } from '../peer/mesh';
@@ -21,7 +22,9 @@ const ROOM_TIMEOUT_MS = 120_000;
 export async function joinRoom(config: LabConfig, bus: EventBus): Promise<JoinedRoom> {
   const room = normalizeRoomName(config.room);
   const peerId = newPeerId();
-  const mesh = new Mesh({ signalling: createSignalling(room, peerId, config.signal || undefined), bus });
+  // With a secret, only tabs that hold it become members; every signal and frame is authenticated.
+  const auth = config.secret ? await createRoomAuth(config.secret, room) : undefined;
+  const mesh = new Mesh({ signalling: createSignalling(room, peerId, config.signal || undefined), bus, auth, maxRefusedPerPeer: config.maxrefused });
   await mesh.start();
   try {
     const members = await mesh.waitForRoom(Math.max(config.world, 1), ROOM_TIMEOUT_MS);

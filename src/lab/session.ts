@@ -4,6 +4,7 @@
 import { viewOf, type Backend, type BackendInfo, type MemoryKind } from '../engine/backend';
 import { bigramNll, fitBigram } from '../data/bigram';
 import { paramsHash } from '../model/layout';
+import { budgetRefusal, predictBytes, totalBytes } from '../parallel/zero/budget';
 import { createParallelHooks } from '../parallel/strategy';
 import { exchangeHashes } from '../parallel/replicas';
 import { charLmRun, classifierRun, type Run } from '../train/recipes';
@@ -19,6 +20,8 @@ import { recipeFor, type Recipe } from './recipe';
 import { joinRoom, type JoinedRoom } from './room';
 import { captureCheckpoint, loadCheckpoint, mapTextToVocab, restoreCheckpoint, type Checkpoint, type RestoreMode } from '../train/checkpoint';
 import { textWindowCount } from '../data/batch';
+import { finiteModelDataCheck } from '../peer/payload-checks';
+import { GRADIENT_COLLECTIVE_BASE } from '../parallel/data-parallel';
 import type { CharLmRecipe } from '../train/defaults';
 import { checkpointKey, defaultCheckpointStore, type CheckpointStore } from './checkpoint-store';
 
@@ -100,6 +103,11 @@ export class LabSession {
 
   async params(): Promise<Float32Array> {
     const run = this.requireRun();
+    // ZeRO-3: no rank holds the full vector; the last replica check gathered it (every rank at once).
+    if (this.gatherParams) {
+      if (!this.gathered) throw new Error('ZeRO-3: the parameters have not been gathered yet');
+      return this.gathered.slice();
+    }
     return this.requireBackend().read(viewOf(run.model.params));
   }
 
@@ -137,6 +145,8 @@ export class LabSession {
     if (this.config.room) {
       this.setState('connecting');
       this.room = await joinRoom(this.config, this.env.bus);
+      // Gradients and parameters with NaN/Infinity are refused on arrival, before any sum takes them in.
+      this.room.transport.setMessageCheck(finiteModelDataCheck(this.config.compression, GRADIENT_COLLECTIVE_BASE));
       this.rank = this.room.transport.rank;
       this.world = this.room.transport.world;
     }
@@ -157,6 +167,7 @@ export class LabSession {
     }
     if (data.kind === 'text') this.m.bigramValLoss = bigramNll(fitBigram(data.data.train, data.data.vocab.length), data.data.val);
     this.publishMemory();
+    this.checkBudgetBeforeTraining();
     await this.checkReplicas(this.step);
   }
 
@@ -181,8 +192,9 @@ export class LabSession {
         })
       : {};
     // Asynchronous parameter server: replicas differ between steps by design; they agree at the end.
-    const { replicasEqualEveryStep, ...hooks } = parallel;
+    const { replicasEqualEveryStep, gatherParams, ...hooks } = parallel;
     this.checkEveryStep = replicasEqualEveryStep ?? true;
+    this.gatherParams = gatherParams ?? null;
     const extras = { onEvent: publish, ...hooks };
     if (recipe.kind === 'classifier') {
       if (data.kind !== 'classification') throw new Error('the MLP needs a classification data set');
@@ -203,11 +215,13 @@ export class LabSession {
       if (this.state === 'error') return;
       await run.trainer.trainStep();
       this.step = run.trainer.step;
+      // ZeRO lends its layer slots during the first step: memory after it is the steady state.
+      if (!this.steadyMemoryPublished) this.publishSteadyMemory();
       await this.betweenSteps();
       if (this.checkEveryStep || this.step === this.steps) await this.checkReplicas(this.step);
       const last = this.step === this.steps;
       if (last || this.step % recipe.evalEvery === 0) await run.trainer.evaluate(run.evalBatches);
-      if ('sampleEvery' in recipe && (last || this.step % recipe.sampleEvery === 0) && this.rank === 0) await this.sampleText(run as Run<Gpt>, recipe.sampleLength, recipe.temperature);
+      if ('sampleEvery' in recipe && (last || this.step % recipe.sampleEvery === 0) && this.rank === 0 && !this.gatherParams) await this.sampleText(run as Run<Gpt>, recipe.sampleLength, recipe.temperature);
     }
     this.publishMemory();
     await this.serveCaptures();
@@ -294,11 +308,38 @@ export class LabSession {
   }
 
   private loadedVocab: string[] | null = null;
+  /** ZeRO-3: gathers the full parameter vector from every rank's shard (text samples are skipped: rank 0 alone cannot gather). */
+  private gatherParams: ((round: number) => Promise<Float32Array>) | null = null;
+  private gathered: Float32Array | null = null;
+  private steadyMemoryPublished = false;
+
+  /** Publishes memory after the first step and enforces the memory budget on real allocations. */
+  private publishSteadyMemory(): void {
+    this.steadyMemoryPublished = true;
+    this.publishMemory();
+    const memory = this.requireBackend().memory();
+    const refusal = budgetRefusal(this.config.budget, totalBytes(memory), this.config.zero, null);
+    if (refusal) throw new Error(refusal);
+  }
+
+  /** Before the first step: refuse a run that will not fit the budget, saying whether ZeRO-3 would. */
+  private checkBudgetBeforeTraining(): void {
+    if (!(this.config.budget > 0)) return;
+    const run = this.requireRun();
+    const memory = this.requireBackend().memory();
+    // Groups resident at once under ZeRO: the GPT's tied head needs the embedding beside the final norm.
+    const residentGroups = run.model.kind === 'gpt' ? 2 : 1;
+    const predict = (stage: number) => predictBytes(run.model.layout, this.world, stage, memory, this.config.zero, { offload: this.config.offload, residentGroups });
+    const refusal = budgetRefusal(this.config.budget, predict(this.config.zero), this.config.zero, this.config.zero < 3 ? predict(3) : null);
+    if (refusal) throw new Error(refusal);
+  }
   /** Whether replicas must be bitwise equal after every step (all modes but the asynchronous PS). */
   private checkEveryStep = true;
 
   /** Hash the parameters; in a room, all-gather the hashes and stop on any disagreement. */
   private async checkReplicas(step: number): Promise<void> {
+    // ZeRO-3: every rank gathers the shards (a collective) and hashes the full vector it assembled.
+    if (this.gatherParams) this.gathered = await this.gatherParams(step);
     const hash = await this.paramsHash();
     this.m.lastHash = hash;
     let agree = true;
@@ -331,6 +372,7 @@ export class LabSession {
         this.m.waitMsPerStep = avg((t) => t.wait);
         this.m.stepMsPerStep = avg((t) => t.step);
         this.m.samplesPerSec = event.samplesPerSec;
+        this.m.stepBytesSent = event.bytesSent;
         return;
       }
       case 'chunk':
@@ -347,6 +389,9 @@ export class LabSession {
         return;
       case 'memory':
         if (event.rank === this.rank) this.m.memory = { ...event.bytes };
+        return;
+      case 'zero-layout':
+        this.m.zero = { stage: event.stage, world: event.partition.length, elements: event.total, optimizerFloatsPerParam: event.optimizerFloatsPerParam };
         return;
       default:
         return;
@@ -411,6 +456,8 @@ function emptyMetrics(): LabMetrics {
     samplesPerSec: 0,
     memory: null,
     hashesAgree: null,
+    stepBytesSent: null,
+    zero: null,
     lastHash: null,
     sample: null,
   };

@@ -106,20 +106,22 @@ describe.each(['topk', 'randk'] as const)('%s with error feedback', (compression
 });
 
 describe('momentum correction (DGC) and the optimizer', () => {
+  const topk = (ctx: ParallelContext) => sparseHooks(ctx, 'topk');
+
   it('AdamW (the defaults): no momentum to correct, the optimizer is left alone', async () => {
-    const room = await trainRoom(2, testConfig({ compression: 'topk', ratio: 0.1, steps: 2 }));
+    const room = await trainRoom(2, testConfig({ compression: 'topk', ratio: 0.1, steps: 2 }), { makeHooks: topk });
     expect(room.ranks[0].run.optimizer.config.kind).toBe('adamw');
-    const hooks = room.ranks[0].hooks as unknown as ReturnType<typeof sparseHooks>;
+    const hooks = room.ranks[0].hooks;
     expect(hooks.sync().sparsifier.velocity).toBeNull();
   });
 
   it('SGD + momentum: the sparsifier owns the momentum and the optimizer runs without it', async () => {
     const sgd = { optimizer: { kind: 'sgd' as const, lr: 0.1, momentum: 0.9, weightDecay: 0 } };
     const config = testConfig({ compression: 'topk', ratio: 0.1, steps: 4 });
-    const room = await trainRoom(2, config, { recipe: sgd });
+    const room = await trainRoom(2, config, { recipe: sgd, makeHooks: topk });
     for (const hashes of room.hashesPerStep) expect(new Set(hashes).size).toBe(1);
     expect(room.ranks[0].run.optimizer.config).toMatchObject({ kind: 'sgd', momentum: 0 });
-    const hooks = room.ranks[0].hooks as unknown as ReturnType<typeof sparseHooks>;
+    const hooks = room.ranks[0].hooks;
     expect(hooks.sync().sparsifier.velocity).not.toBeNull();
     // Sending everything (ratio 1) masks all the momentum every step (DGC's momentum factor masking):
     // the run is then exactly dense SGD without momentum, which pins down how the two interact.

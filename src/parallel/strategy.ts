@@ -19,8 +19,21 @@ import { createZeroHooks } from './zero/zero-hooks';
 
 export type ParallelHooks = Pick<
   TrainerExtras,
-  'gradHooks' | 'gradSync' | 'afterUpdate' | 'localUpdate' | 'optimizerStateRange' | 'optimizerConfig'
+  | 'gradHooks'
+  | 'gradSync'
+  | 'afterUpdate'
+  | 'localUpdate'
+  | 'optimizerStateRange'
+  | 'optimizerConfig'
+  | 'layerwise'
+  | 'modelStorage'
+  | 'optimizerBackend'
 > & {
+  /**
+   * ZeRO-3: the full parameter vector on the host, gathered from every rank's shard (a collective:
+   * every rank calls it at the same point). Absent: the model's params buffer is the full vector.
+   */
+  gatherParams?: (round: number) => Promise<Float32Array>;
   /**
    * false: replicas legitimately differ between steps (asynchronous parameter server), so the session
    * checks their agreement at the end only (an exchange per step would also be a barrier per step).
@@ -49,9 +62,14 @@ function createRingHooks(ctx: ParallelContext): ParallelHooks {
   const { config } = ctx;
   if (config.mode === 'ps') {
     if (config.compression !== 'none') throw new Error(`mode=ps sends whole vectors: compression=${config.compression} works with mode=ring only`);
-    return config.staleness > 0 ? asyncParameterServerHooks(ctx) : syncParameterServerHooks(ctx);
+    if (config.staleness === 0) return syncParameterServerHooks(ctx);
+    const { server: _, ...hooks } = asyncParameterServerHooks(ctx);
+    return hooks;
   }
-  if (config.compression === 'topk' || config.compression === 'randk') return sparseHooks(ctx, config.compression === 'topk' ? 'topk' : 'randomk');
+  if (config.compression === 'topk' || config.compression === 'randk') {
+    const { sync: _, ...hooks } = sparseHooks(ctx, config.compression === 'topk' ? 'topk' : 'randomk');
+    return hooks;
+  }
   return denseRingHooks(ctx, config.compression === 'fp16' ? 'f16' : 'f32');
 }
 

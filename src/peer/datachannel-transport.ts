@@ -26,7 +26,8 @@ export interface MeshLinks {
   on(listener: MeshListener): () => void;
   channel(peerId: string): ChannelLike | undefined;
   maxMessageSize(peerId: string): number;
-  sendRaw(peerId: string, bytes: Uint8Array): void;
+  /** With a room secret the mesh seals frames asynchronously and returns a promise. */
+  sendRaw(peerId: string, bytes: Uint8Array): void | Promise<void>;
   refuse(peerId: string, reason: string): void;
 }
 
@@ -43,7 +44,12 @@ export interface DataChannelTransportOptions {
   maxBufferedBytes?: number;
   /** Called for every frame this transport refuses (the mesh's bus also hears of it). */
   onRefused?: (peerId: string, reason: string) => void;
+  /** Checks each whole message before delivery (e.g. finite gradients); see setMessageCheck. */
+  checkMessage?: MessageCheck;
 }
+
+/** Returns why a complete message must be refused, or undefined to deliver it. */
+export type MessageCheck = (tag: MessageTag, payload: Uint8Array) => string | undefined;
 
 export class TransportError extends Error {
   constructor(message: string) {
@@ -89,6 +95,9 @@ export class DataChannelTransport implements Transport {
   private readonly drainWaiters = new Set<() => void>();
   private bufferedBytes = 0;
   private closedReason: string | null = null;
+  /** Messages refused whole (e.g. non-finite gradients): their recv rejects at once with the reason. */
+  private readonly poisoned = new Map<string, string>();
+  private checkMessage: MessageCheck | undefined;
   private readonly unsubscribe: () => void;
 
   constructor(
@@ -97,6 +106,7 @@ export class DataChannelTransport implements Transport {
   ) {
     this.members = [...opts.members];
     this.members.forEach((id, rank) => this.rankOf.set(id, rank));
+    this.checkMessage = opts.checkMessage;
     this.rank = this.members.indexOf(mesh.peerId);
     this.world = this.members.length;
     if (this.rank < 0) throw new TransportError(`this tab (${mesh.peerId}) is not among the members`);
@@ -119,7 +129,7 @@ export class DataChannelTransport implements Transport {
         piece,
       );
       try {
-        this.mesh.sendRaw(peerId, frame);
+        await this.mesh.sendRaw(peerId, frame);
       } catch (err) {
         throw new TransportError(`send to rank ${to} failed: ${err instanceof Error ? err.message : String(err)}`);
       }
@@ -141,6 +151,8 @@ export class DataChannelTransport implements Transport {
       return Promise.resolve(early);
     }
     if (this.closedReason) return Promise.reject(new TransportError(this.closedReason));
+    const poison = this.poisoned.get(key);
+    if (poison) return Promise.reject(new TransportError(poison));
     const lost = this.lost.get(from);
     if (lost) return Promise.reject(new TransportError(lost));
     if (this.waiters.has(key)) return Promise.reject(new TransportError(`already waiting for ${key}`));
@@ -152,6 +164,15 @@ export class DataChannelTransport implements Transport {
       }, deadline);
       this.waiters.set(key, { from, resolve, reject, timer });
     });
+  }
+
+  /**
+   * Installs a check that every complete message must pass before delivery. A message that fails is
+   * refused with the reason, and the recv waiting for it rejects at once instead of taking bad data
+   * into a collective (the run stops; nothing is corrupted).
+   */
+  setMessageCheck(check: MessageCheck | undefined): void {
+    this.checkMessage = check;
   }
 
   /** Stops the transport: pending and future calls reject. Does not close the mesh. */
@@ -263,6 +284,20 @@ export class DataChannelTransport implements Transport {
     this.assemblies.delete(key);
     this.remember(key);
     const message = assembly.parts === 1 ? assembly.pieces[0]! : concat(assembly.pieces as Uint8Array[], assembly.bytes);
+    const problem = this.checkMessage?.({ round: frame.round, collective: frame.collective, chunk: frame.chunk }, message);
+    if (problem) {
+      this.bufferedBytes -= assembly.bytes;
+      const reason = `message ${key} from rank ${from} refused: ${problem}`;
+      this.refuse(peerId, reason);
+      this.poisoned.set(key, reason);
+      const w = this.waiters.get(key);
+      if (w) {
+        this.waiters.delete(key);
+        clearTimeout(w.timer);
+        w.reject(new TransportError(reason));
+      }
+      return;
+    }
     const waiter = this.waiters.get(key);
     if (waiter) {
       this.waiters.delete(key);

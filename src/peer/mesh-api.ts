@@ -3,7 +3,9 @@
 // real data-channel transport. Results are plain data so that page.evaluate returns them unchanged.
 import { runAllReduce } from '../collective/collectives';
 import { EventBus, type PeerInfo } from '../lab/events';
+import { createRoomAuth } from './auth';
 import { DataChannelTransport } from './datachannel-transport';
+import { hostileFrames, type HostileKind } from './hostile-frames';
 import { Mesh, type LinkStats } from './mesh';
 import { newPeerId } from './membership';
 import { normalizeRoomName } from './room-code';
@@ -19,6 +21,19 @@ export interface MeshJoinOptions {
   iceServers?: RTCIceServer[];
   /** Deadline of every receive (default 60 s). */
   deadlineMs?: number;
+  /** The room secret (auth.ts); absent: an open room. */
+  secret?: string;
+  /** Refusals after which a peer is excluded (default 200; 0: never). */
+  maxRefused?: number;
+}
+
+export interface FuzzResult {
+  /** Frames put on the wire, per receiving peer. */
+  sent: number;
+  byKind: Partial<Record<HostileKind, number>>;
+  ms: number;
+  /** Sending stopped early (the receiver excluded us and closed the link): why. */
+  stopped?: string;
 }
 
 export interface MeshJoinResult {
@@ -44,6 +59,8 @@ export interface MeshStatus {
   refusedReasons: string[];
   /** The mesh's last log lines (links opened, lost, retried), newest last. */
   log: string[];
+  /** Peers this tab excluded, and why. */
+  excluded: { peerId: string; reason: string }[];
 }
 
 export interface MeshApi {
@@ -57,6 +74,12 @@ export interface MeshApi {
   ringStream(bytes: number): Promise<{ ms: number }>;
   status(): MeshStatus;
   leave(): void;
+  /**
+   * TEST HOOK (e2e/hostile.spec.ts): sends `count` hostile frames (hostile-frames.ts, seeded) over the
+   * real data channels to every linked peer (or one), under backpressure, as a broken or malicious
+   * tab would. The receivers must refuse every one.
+   */
+  fuzz(opts: { count: number; seed?: number; to?: string; ranks?: number[] }): Promise<FuzzResult>;
 }
 
 const ALLREDUCE_COLLECTIVE = 0;
@@ -92,7 +115,14 @@ class MeshSession implements MeshApi {
     const expect = opts.expect ?? 2;
     if (!Number.isInteger(expect) || expect < 1) throw new RangeError(`expect must be a positive integer, got ${expect}`);
     const peerId = newPeerId();
-    const mesh = new Mesh({ signalling: createSignalling(name, peerId, opts.signal), iceServers: opts.iceServers, bus: this.bus });
+    const auth = opts.secret ? await createRoomAuth(opts.secret, name) : undefined;
+    const mesh = new Mesh({
+      signalling: createSignalling(name, peerId, opts.signal),
+      iceServers: opts.iceServers,
+      bus: this.bus,
+      auth,
+      maxRefusedPerPeer: opts.maxRefused,
+    });
     this.mesh = mesh;
     mesh.on({ refused: (from, reason) => this.noteRefused(`${from}: ${reason}`) });
     await mesh.start();
@@ -152,7 +182,37 @@ class MeshSession implements MeshApi {
       refusedFrames: this.refusedCount,
       refusedReasons: this.refusedReasons.slice(-20),
       log: this.logLines.slice(-50),
+      excluded: mesh?.excludedPeers() ?? [],
     };
+  }
+
+  async fuzz(opts: { count: number; seed?: number; to?: string; ranks?: number[] }): Promise<FuzzResult> {
+    const mesh = this.mesh;
+    if (!mesh) throw new Error('join a room first: lab.mesh.join(room, { expect })');
+    const targets = opts.to ? [opts.to] : this.members.filter((id) => id !== mesh.peerId);
+    const byKind: Partial<Record<HostileKind, number>> = {};
+    const t0 = performance.now();
+    let sent = 0;
+    const frames = hostileFrames(opts.seed ?? 1, opts.count, { roomHash: mesh.roomHash, ranks: opts.ranks ?? [0, 1] });
+    for (const { kind, bytes } of frames) {
+      for (const to of targets) {
+        // backpressure: never queue more than 1 MiB on a channel
+        for (let waited = 0; (mesh.channel(to)?.bufferedAmount ?? 0) > 1 << 20; waited++) {
+          if (waited > 2000) return { sent, byKind, ms: performance.now() - t0, stopped: `channel to ${to} stalled` };
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+        try {
+          await mesh.sendRaw(to, bytes);
+        } catch (error) {
+          return { sent, byKind, ms: performance.now() - t0, stopped: error instanceof Error ? error.message : String(error) };
+        }
+      }
+      sent++;
+      byKind[kind] = (byKind[kind] ?? 0) + 1;
+      // yield now and then so the page stays responsive
+      if (sent % 500 === 0) await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+    return { sent, byKind, ms: performance.now() - t0 };
   }
 
   leave(): void {

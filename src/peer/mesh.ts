@@ -8,6 +8,7 @@
 import SimplePeer from 'simple-peer/simplepeer.min.js';
 import type { Instance as PeerInstance, SignalData as SimplePeerSignal } from 'simple-peer';
 import type { EventBus, PeerInfo, PeersReport } from '../lab/events';
+import { MAC_BYTES, type RoomAuth } from './auth';
 import { NO_RANK, decodeFrame, encodeFrame, isFrameError, roomHash, type Frame } from './frame';
 import { FULL_MESH_MAX, isInitiator, rankOrder, wantedPeers } from './membership';
 import type { SignalData, Signalling } from './signalling';
@@ -27,6 +28,16 @@ export interface MeshOptions {
   connectTimeoutMs?: number;
   /** Where PeersReport, FrameRefused and LogLine events go (the store, the dashboard). */
   bus?: EventBus;
+  /**
+   * The room secret's keys (auth.ts). Set: only peers that prove the secret become members, every
+   * signal is sealed and every frame carries a MAC; anything else is refused.
+   */
+  auth?: RoomAuth;
+  /**
+   * A peer whose frames or signals this tab refused more than this many times is excluded from the
+   * room for good (its link dropped, its signals ignored). 0: never exclude. Default 200.
+   */
+  maxRefusedPerPeer?: number;
 }
 
 export interface MeshListener {
@@ -69,6 +80,9 @@ interface Link {
   sendRate: number;
   recvRate: number;
   rateMark: { t: number; sent: number; received: number };
+  /** With a room secret: frames are sealed and opened asynchronously, in order, one after another. */
+  sendChain: Promise<void>;
+  recvChain: Promise<void>;
 }
 
 /** Pause before re-creating a failed link (the other side needs a moment to notice too). */
@@ -92,6 +106,12 @@ export class Mesh {
   private heartbeat: ReturnType<typeof setInterval> | undefined;
   private closed = false;
   private readonly onPageHide = () => this.close();
+  /** Refusals per peer (frames and signals), for exclusion. */
+  private readonly refusals = new Map<string, number>();
+  /** Peers excluded from the room, with the reason. */
+  private readonly excluded = new Map<string, string>();
+  /** With a room secret: each sender's signals are opened in arrival order. */
+  private readonly signalChains = new Map<string, Promise<void>>();
 
   constructor(private readonly opts: MeshOptions) {
     this.peerId = opts.signalling.peerId;
@@ -103,7 +123,7 @@ export class Mesh {
   /** Joins the room through signalling and starts heartbeats. */
   async start(): Promise<void> {
     await this.opts.signalling.join({
-      peerJoined: (id) => this.memberJoined(id),
+      peerJoined: (id) => (this.opts.auth ? this.probe(id) : this.memberJoined(id)),
       peerLeft: (id) => this.drop(id, 'left the room', true),
       signal: (from, data) => this.onSignal(from, data),
       problem: (reason) => this.log('warn', reason),
@@ -138,20 +158,48 @@ export class Mesh {
     return (link.peer as unknown as PeerInternals)._channel ?? undefined;
   }
 
-  /** Largest message the link accepts, capped at 256 KiB so one message never hogs a channel. */
+  /**
+   * Largest frame the link accepts, capped at 256 KiB so one message never hogs a channel (less the
+   * MAC that a room secret appends).
+   */
   maxMessageSize(peerId: string): number {
     const link = this.links.get(peerId);
     const negotiated = (link?.peer as unknown as PeerInternals | undefined)?._pc?.sctp?.maxMessageSize;
-    return Math.min(negotiated && negotiated > 0 ? negotiated : DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_MESSAGE_SIZE);
+    const cap = Math.min(negotiated && negotiated > 0 ? negotiated : DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_MESSAGE_SIZE);
+    return this.opts.auth ? cap - MAC_BYTES : cap;
   }
 
-  /** Puts an encoded frame on a peer's channel. Throws if the link is not open or the queue is full. */
-  sendRaw(peerId: string, bytes: Uint8Array): void {
+  /**
+   * Puts an encoded frame on a peer's channel. Throws if the link is not open or the queue is full.
+   * With a room secret the frame is sealed first: then it returns a promise that settles once the
+   * frame is on the channel (and rejects instead of throwing).
+   */
+  sendRaw(peerId: string, bytes: Uint8Array): void | Promise<void> {
     const channel = this.channel(peerId);
     const link = this.links.get(peerId);
     if (!channel || !link || channel.readyState !== 'open') throw new Error(`no open channel to ${peerId}`);
-    channel.send(bytes as Uint8Array<ArrayBuffer>);
-    link.bytesSent += bytes.length;
+    const auth = this.opts.auth;
+    if (!auth) {
+      channel.send(bytes as Uint8Array<ArrayBuffer>);
+      link.bytesSent += bytes.length;
+      return;
+    }
+    const sent = link.sendChain.then(async () => {
+      const sealed = await auth.sealFrame(bytes);
+      const open = this.channel(peerId);
+      if (!open || open.readyState !== 'open') throw new Error(`no open channel to ${peerId}`);
+      open.send(sealed as Uint8Array<ArrayBuffer>);
+      link.bytesSent += sealed.length;
+    });
+    // The chain must go on after a failure; and a caller that does not await (heartbeats) must not
+    // leave an unhandled rejection behind.
+    link.sendChain = sent.catch(() => undefined);
+    return sent;
+  }
+
+  /** Peers excluded from this room and why. */
+  excludedPeers(): { peerId: string; reason: string }[] {
+    return [...this.excluded].map(([peerId, reason]) => ({ peerId, reason }));
   }
 
   /**
@@ -228,7 +276,7 @@ export class Mesh {
   // --- membership and links -------------------------------------------------------------------------
 
   private memberJoined(peerId: string): void {
-    if (this.closed || this.members.has(peerId)) return;
+    if (this.closed || this.members.has(peerId) || this.excluded.has(peerId)) return;
     this.members.add(peerId);
     this.emitMembers();
     this.reconcile();
@@ -262,11 +310,13 @@ export class Mesh {
       sendRate: 0,
       recvRate: 0,
       rateMark: { t: now, sent: 0, received: 0 },
+      sendChain: Promise.resolve(),
+      recvChain: Promise.resolve(),
     };
     this.links.set(peerId, link);
     const current = () => this.links.get(peerId) === link;
     peer.on('signal', (data: SimplePeerSignal) => {
-      if (current()) this.opts.signalling.signal(peerId, data as unknown as SignalData);
+      if (current()) this.sendSignal(peerId, data as unknown as SignalData);
     });
     peer.on('connect', () => {
       if (!current()) return;
@@ -289,8 +339,47 @@ export class Mesh {
     return link;
   }
 
+  /** Signal data to a peer: sealed with the room secret when there is one. */
+  private sendSignal(to: string, data: SignalData): void {
+    const auth = this.opts.auth;
+    if (!auth) return this.opts.signalling.signal(to, data);
+    void auth.sealSignal(this.peerId, to, data).then((sealed) => {
+      if (!this.closed) this.opts.signalling.signal(to, sealed);
+    });
+  }
+
+  /**
+   * With a room secret, a peer that signalling announces is not a member yet: it becomes one when a
+   * sealed probe from it verifies. So each side probes every peer it hears of (again on each presence
+   * refresh, until it is a member) and answers a valid probe with its own.
+   */
+  private probe(peerId: string): void {
+    if (this.closed || this.members.has(peerId) || this.excluded.has(peerId)) return;
+    this.sendSignal(peerId, { probe: true });
+  }
+
+  /** Incoming signal data: opened (checked) first when the room has a secret. */
   private onSignal(from: string, data: SignalData): void {
-    if (this.closed) return;
+    if (this.closed || this.excluded.has(from)) return;
+    const auth = this.opts.auth;
+    if (!auth) return this.onOpenSignal(from, data);
+    const chain = (this.signalChains.get(from) ?? Promise.resolve()).then(async () => {
+      const opened = await auth.openSignal(from, this.peerId, data);
+      if (this.closed || this.excluded.has(from)) return;
+      if ('error' in opened) return this.refuse(from, opened.error);
+      if (opened.body.probe === true) {
+        if (!this.members.has(from)) {
+          this.memberJoined(from);
+          this.sendSignal(from, { probe: true });
+        }
+        return;
+      }
+      this.onOpenSignal(from, opened.body);
+    });
+    this.signalChains.set(from, chain.catch(() => undefined));
+  }
+
+  private onOpenSignal(from: string, data: SignalData): void {
     if (!this.members.has(from)) this.memberJoined(from);
     let link = this.links.get(from);
     // A fresh offer from the initiating side replaces a link that never opened (it gave up and retried).
@@ -326,6 +415,7 @@ export class Mesh {
     if (link) this.destroyLink(link);
     if (!lost) return;
     const wasMember = this.members.delete(peerId);
+    this.signalChains.delete(peerId);
     if (!link && !wasMember) return;
     this.log('warn', `peer ${peerId}: ${reason}`);
     for (const l of this.listeners) l.peerLost?.(peerId, reason);
@@ -347,6 +437,20 @@ export class Mesh {
 
   private onData(link: Link, data: Uint8Array): void {
     link.bytesReceived += data.byteLength;
+    const auth = this.opts.auth;
+    if (!auth) return this.onFrameBytes(link, data);
+    // Opened in arrival order: the transport and heartbeats see frames in the order they were sent.
+    link.recvChain = link.recvChain
+      .then(async () => {
+        const opened = await auth.openFrame(data);
+        if (this.links.get(link.peerId) !== link) return;
+        if ('error' in opened) return this.refuse(link.peerId, opened.error);
+        this.onFrameBytes(link, opened.frame);
+      })
+      .catch((error: unknown) => this.refuse(link.peerId, `frame handling failed: ${error instanceof Error ? error.message : String(error)}`));
+  }
+
+  private onFrameBytes(link: Link, data: Uint8Array): void {
     const frame = decodeFrame(data);
     if (isFrameError(frame)) return this.refuse(link.peerId, frame.error);
     if (frame.roomHash !== this.roomHash) return this.refuse(link.peerId, 'frame for another room');
@@ -372,7 +476,7 @@ export class Mesh {
       payload,
     );
     try {
-      this.sendRaw(peerId, frame);
+      void this.sendRaw(peerId, frame);
     } catch {
       // a full or closing channel: the deadline below decides whether the peer is gone
     }
@@ -404,10 +508,25 @@ export class Mesh {
     this.publishPeers();
   }
 
-  /** Reports a refused frame: to listeners and to the dashboard (the transport refuses some too). */
+  /**
+   * Reports a refused frame or signal: to listeners and to the dashboard (the transport refuses some
+   * too). A peer refused more than maxRefusedPerPeer times is excluded from the room.
+   */
   refuse(peerId: string, reason: string): void {
     for (const l of this.listeners) l.refused?.(peerId, reason);
     this.opts.bus?.publish({ type: 'refused', from: peerId, reason, t: performance.now() });
+    const count = (this.refusals.get(peerId) ?? 0) + 1;
+    this.refusals.set(peerId, count);
+    const limit = this.opts.maxRefusedPerPeer ?? 200;
+    if (limit > 0 && count > limit && !this.excluded.has(peerId)) this.exclude(peerId, `${count} refused frames or signals (last: ${reason})`);
+  }
+
+  /** Drops a peer for good: its link closes, its signals and presence are ignored from now on. */
+  exclude(peerId: string, reason: string): void {
+    if (this.excluded.has(peerId) || peerId === this.peerId) return;
+    this.excluded.set(peerId, reason);
+    this.log('error', `excluded peer ${peerId} from the room: ${reason}`);
+    this.drop(peerId, `excluded: ${reason}`, true);
   }
 
   private emitMembers(): void {

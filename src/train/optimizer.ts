@@ -37,6 +37,7 @@ export class Optimizer {
   readonly stateRange: FlatRange;
   private readonly state: DeviceBuffer[];
   private readonly runs: DecayRun[];
+  private readonly layoutLength: number;
 
   constructor(
     private readonly backend: Backend,
@@ -48,6 +49,7 @@ export class Optimizer {
     checkRange(stateRange, { offset: 0, length: layout.totalLength }, 'optimizer state range');
     if (stateRange.length <= 0) throw new RangeError('optimizer state range is empty');
     this.stateRange = { ...stateRange };
+    this.layoutLength = layout.totalLength;
     this.runs = decayRuns(layout);
     const count = config.kind === 'adamw' ? 2 : 1;
     const names = config.kind === 'adamw' ? ['adam.m', 'adam.v'] : ['sgd.momentum'];
@@ -64,12 +66,15 @@ export class Optimizer {
     if (!Number.isInteger(step) || step < 1) throw new RangeError(`optimizer step must be an integer >= 1, got ${step}`);
     const b = this.backend;
     const end = range.offset + range.length;
+    // ZeRO-2/3 buffers hold the state range only: their element 0 is flat element stateRange.offset.
+    const paramsOrigin = this.originOf(params, 'params');
+    const gradsOrigin = this.originOf(grads, 'grads');
     for (const run of this.runs) {
       const lo = Math.max(run.offset, range.offset);
       const hi = Math.min(run.offset + run.length, end);
       if (hi <= lo) continue;
-      const p = viewOf(params, lo, hi - lo);
-      const g = viewOf(grads, lo, hi - lo);
+      const p = viewOf(params, lo - paramsOrigin, hi - lo);
+      const g = viewOf(grads, lo - gradsOrigin, hi - lo);
       const s = (i: number) => viewOf(this.state[i], lo - this.stateRange.offset, hi - lo);
       const weightDecay = run.decay ? this.config.weightDecay : 0;
       if (this.config.kind === 'adamw') {
@@ -87,6 +92,13 @@ export class Optimizer {
    */
   stateBuffers(): readonly { name: string; buf: DeviceBuffer }[] {
     return this.state.map((buf) => ({ name: buf.label, buf }));
+  }
+
+  /** 0 for a full flat buffer; stateRange.offset for one that holds only the state range (a ZeRO shard). */
+  private originOf(buf: DeviceBuffer, what: string): number {
+    if (buf.length === this.layoutLength) return 0;
+    if (buf.length === this.stateRange.length) return this.stateRange.offset;
+    throw new RangeError(`${what} buffer holds ${buf.length} elements: neither the layout (${this.layoutLength}) nor the state range (${this.stateRange.length})`);
   }
 
   dispose(): void {

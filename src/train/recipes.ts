@@ -6,8 +6,8 @@ import { decodeTokens } from '../data/text';
 import type { ClassificationData, TextData } from '../data/types';
 import { Gpt } from '../model/gpt';
 import { Mlp } from '../model/mlp';
-import type { FlatRange } from '../model/layout';
-import type { Batch } from '../model/model';
+import type { FlatRange, ParamLayout } from '../model/layout';
+import type { Batch, StorageFactory } from '../model/model';
 import { ClassificationBatches, classificationEvalBatches, TextBatches, textEvalBatches } from './batches';
 import type { CharLmRecipe, ClassifierRecipe } from './defaults';
 import { learningRateAt, Optimizer, type OptimizerConfig } from './optimizer';
@@ -19,9 +19,16 @@ export interface Shard {
 }
 
 /** What the caller may add: the sync hook, gradient hooks, the event sink (and its own text sampler). */
-export type TrainerExtras = Pick<TrainerOptions, 'gradSync' | 'afterUpdate' | 'localUpdate' | 'gradHooks' | 'onEvent' | 'sampler'> & {
-  /** ZeRO: hold optimizer state for (and update) this slice of the flat buffers only. */
-  optimizerStateRange?: FlatRange;
+export type TrainerExtras = Pick<TrainerOptions, 'gradSync' | 'afterUpdate' | 'localUpdate' | 'gradHooks' | 'onEvent' | 'sampler' | 'layerwise'> & {
+  /**
+   * ZeRO: hold optimizer state for (and update) this slice of the flat buffers only. A function gets
+   * the model's layout (the ZeRO partition is a function of it).
+   */
+  optimizerStateRange?: FlatRange | ((layout: ParamLayout) => FlatRange);
+  /** ZeRO-Offload: the optimizer's state (and its update math) live on this backend, the host's. */
+  optimizerBackend?: Backend;
+  /** ZeRO-2/3: where the model keeps parameters and gradients (this rank's shards). */
+  modelStorage?: StorageFactory;
   /** Rewrites the recipe's optimizer (DGC momentum correction: the sparsifier owns the momentum). */
   optimizerConfig?: (base: OptimizerConfig) => OptimizerConfig;
 };
@@ -50,7 +57,7 @@ export function classifierRun(
     { globalBatch: recipe.globalBatch, microBatches: recipe.microBatches, seed: recipe.seed, ...shard },
     recipe.maxShift,
   );
-  const model = new Mlp(backend, recipe.model, batches.microRows);
+  const model = new Mlp(backend, recipe.model, batches.microRows, extras.modelStorage);
   model.init(recipe.seed);
   return finish(backend, model, recipe, batches, classificationEvalBatches(data.test, batches.microRows), shard, extras);
 }
@@ -69,7 +76,7 @@ export function charLmRun(
     seed: recipe.seed,
     ...shard,
   });
-  const model = new Gpt(backend, config, batches.microRows);
+  const model = new Gpt(backend, config, batches.microRows, extras.modelStorage);
   model.init(recipe.seed);
   const evalBatches = textEvalBatches(data.val, config.blockSize, batches.microRows, recipe.evalWindows);
   // Samples start from the first character of the validation text and are seeded by the step, so
@@ -91,8 +98,10 @@ function finish<M extends Mlp | Gpt>(
   shard: Shard,
   extras: TrainerExtras,
 ): Run<M> {
-  const { optimizerStateRange, optimizerConfig, ...trainerExtras } = extras;
-  const optimizer = new Optimizer(backend, model.layout, optimizerConfig ? optimizerConfig(recipe.optimizer) : recipe.optimizer, optimizerStateRange);
+  const { optimizerStateRange, optimizerConfig, optimizerBackend, modelStorage: _storage, ...trainerExtras } = extras;
+  const stateRange = typeof optimizerStateRange === 'function' ? optimizerStateRange(model.layout) : optimizerStateRange;
+  const optimizerConfigured = optimizerConfig ? optimizerConfig(recipe.optimizer) : recipe.optimizer;
+  const optimizer = new Optimizer(optimizerBackend ?? backend, model.layout, optimizerConfigured, stateRange);
   const schedule = { lr: recipe.optimizer.lr, warmupSteps: recipe.warmupSteps, totalSteps: recipe.steps, minFraction: recipe.minLrFraction };
   const trainer = new Trainer({
     backend,

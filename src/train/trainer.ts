@@ -6,7 +6,7 @@
 import { alignUp, type Backend, type DeviceBuffer, viewOf } from '../engine/backend';
 import type { EvalMetrics, LabEvent, SampleText, StepMetrics } from '../lab/events';
 import { Mlp } from '../model/mlp';
-import type { Batch, GradHooks, Model } from '../model/model';
+import type { Batch, ForwardResult, GradHooks, Model } from '../model/model';
 import type { BatchSource } from './batches';
 import { GradClipper, type Optimizer } from './optimizer';
 
@@ -55,6 +55,11 @@ export interface TrainerOptions {
    * updates, and afterUpdate brings its parameters). Default true.
    */
   localUpdate?: boolean;
+  /**
+   * Records forward and backward layer by layer, with awaits between layers (ZeRO-3 all-gathers each
+   * layer's parameters just before its forward and its backward). Absent: model.forward/backward.
+   */
+  layerwise?: LayerwisePasses;
   /** Passed to every micro-batch's backward (the data-parallel trainer buckets from the last one). */
   gradHooks?: (step: number, micro: number) => GradHooks | undefined;
   /** Samples per step over the whole room (for samples/s); this rank's rowsPerStep by default. */
@@ -65,6 +70,12 @@ export interface TrainerOptions {
   /** Read the loss back and emit StepMetrics every this many steps (default 10). */
   logEvery?: number;
   onEvent?: (event: LabEvent) => void;
+}
+
+export interface LayerwisePasses {
+  forward(batch: Batch, gradScale: number, step: number): Promise<ForwardResult>;
+  /** The backward of the last forward; gradients of micro-batch `micro` of optimizer step `step`. */
+  backward(step: number, micro: number, hooks: GradHooks | undefined): Promise<void>;
 }
 
 export interface EvalResult {
@@ -110,10 +121,12 @@ export class Trainer {
     for (let m = 0; m < k; m++) {
       const batch = batches.next(step, m);
       const rows = model.lossRowsOf(batch);
-      const result = model.forward(batch, 1 / (rows * k));
+      const layerwise = this.o.layerwise;
+      const result = layerwise ? await layerwise.forward(batch, 1 / (rows * k), step) : model.forward(batch, 1 / (rows * k));
       b.copy(viewOf(this.lossBuf, m * this.lossSlot, rows), viewOf(result.losses.buf, result.losses.offset, rows));
       this.lossRows[m] = rows;
-      model.backward(this.o.gradHooks?.(step, m));
+      if (layerwise) await layerwise.backward(step, m, this.o.gradHooks?.(step, m));
+      else model.backward(this.o.gradHooks?.(step, m));
     }
     await b.flush();
     const t1 = performance.now();
@@ -182,7 +195,7 @@ export class Trainer {
     let correct = 0;
     const classifier = model.kind === 'mlp';
     for (const batch of batches) {
-      const r = model.forward(batch, 0);
+      const r = this.o.layerwise ? await this.o.layerwise.forward(batch, 0, this.step) : model.forward(batch, 0);
       const [losses, probs] = await Promise.all([b.read(r.losses), classifier ? b.read(r.probs) : undefined]);
       for (let i = 0; i < r.lossRows; i++) lossSum += losses[i];
       rows += r.lossRows;

@@ -44,6 +44,8 @@ export function App({ store, controller }: AppProps) {
   const logs = useLab(store, (s) => s.logs);
   const step = useLabFrame(store, (s) => s.steps.last()?.step ?? 0);
   const lastCollective = useLabFrame(store, (s) => s.chunks.last()?.collective ?? null);
+  // A tab that is not training still draws a lesson's ring: as many ranks as the lesson has.
+  const lessonWorld = useLab(store, (s) => s.classroom.snapshots[0]?.perRank.length ?? 0);
 
   /** Runs a controller action; a failure is shown, never swallowed. */
   const perform = (label: string, action: () => unknown) => {
@@ -121,11 +123,13 @@ export function App({ store, controller }: AppProps) {
           <PeersTable self={self} peers={peers} hashes={hashes} />
         </aside>
         <main className="main">
-          <RingView store={store} topology={topology} reducedMotion={motionOff} />
+          {/* During a lesson the classroom is what the room looks at: it goes first. */}
+          {lessonWorld > 0 && <ClassroomPanel store={store} controller={controller} onError={setActionError} />}
+          <RingView store={store} topology={topology} reducedMotion={motionOff} world={self ? self.world : lessonWorld || undefined} />
           <LossChart store={store} />
           <StepTimeBar store={store} />
           <ZeroLayoutPanel store={store} />
-          <ClassroomPanel store={store} controller={controller} onError={setActionError} />
+          {lessonWorld === 0 && <ClassroomPanel store={store} controller={controller} onError={setActionError} />}
           {(config.model === 'gpt' || samples.length > 0) && <SamplesView samples={samples} />}
           <EventLog refused={refused} logs={logs} />
         </main>

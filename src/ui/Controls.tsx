@@ -77,6 +77,8 @@ export function Controls(props: ControlsProps) {
   const running = runState === 'training' || runState === 'connecting' || runState === 'loading';
   const locked = running || runState === 'paused';
   const intOf = (key: 'batch' | 'accum' | 'steps' | 'seed') => (e: ChangeEvent<HTMLInputElement>) => {
+    // Batch and steps: an empty box means 0, the model's own default (shown as a placeholder, not "0").
+    if (e.target.value === '' && (key === 'batch' || key === 'steps')) return onChange({ [key]: 0 });
     const value = Number(e.target.value);
     if (Number.isInteger(value) && value >= (key === 'seed' ? 0 : 1)) onChange({ [key]: value });
   };
@@ -145,13 +147,13 @@ export function Controls(props: ControlsProps) {
           )}
         </Field>
         <Field label="Global batch">
-          {(id) => <input id={id} type="number" min={1} value={config.batch} onChange={intOf('batch')} />}
+          {(id) => <input id={id} type="number" min={1} value={config.batch || ''} placeholder="model default" onChange={intOf('batch')} />}
         </Field>
         <Field label="Accumulation steps">
           {(id) => <input id={id} type="number" min={1} value={config.accum} onChange={intOf('accum')} />}
         </Field>
         <Field label="Steps">
-          {(id) => <input id={id} type="number" min={1} value={config.steps} onChange={intOf('steps')} />}
+          {(id) => <input id={id} type="number" min={1} value={config.steps || ''} placeholder="model default" onChange={intOf('steps')} />}
         </Field>
         <Field label="Seed">
           {(id) => <input id={id} type="number" min={0} value={config.seed} onChange={intOf('seed')} />}

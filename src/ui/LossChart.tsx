@@ -9,16 +9,25 @@ import { buildLossSeries, latestReadout, type LossSeries } from './loss-series';
 
 const RANK_COLORS = ['#4e79a7', '#f28e2b', '#59a14f', '#b07aa1', '#76b7b2', '#edc948', '#ff9da7', '#9c755f'];
 const HEIGHT = 280;
+const AXIS = {
+  stroke: '#d9dee7',
+  font: '14px system-ui, sans-serif',
+  labelFont: '600 14px system-ui, sans-serif',
+  grid: { stroke: '#2c313c', width: 1 },
+  ticks: { stroke: '#3a404d', width: 1 },
+};
 
 function chartOptions(ranks: readonly number[], width: number): uPlot.Options {
   return {
     width,
     height: HEIGHT,
     scales: { x: { time: false }, acc: { range: [0, 1] } },
+    // Canvas cannot resolve CSS colours such as currentColor (it drew the axes black on our dark
+    // panels): the axes get the stylesheet's text colour and a readable size, spelled out.
     axes: [
-      { label: 'step', stroke: 'currentColor' },
-      { label: 'loss', stroke: 'currentColor' },
-      { label: 'accuracy', scale: 'acc', side: 1, stroke: 'currentColor', grid: { show: false } },
+      { label: 'step', ...AXIS },
+      { label: 'loss', ...AXIS },
+      { label: 'accuracy', scale: 'acc', side: 1, ...AXIS, grid: { show: false } },
     ],
     series: [
       { label: 'step' },
@@ -60,6 +69,8 @@ export function LossChart({ store }: { store: LabStore }) {
         ranksKey = key;
       } else plot.setData(series.data);
       if (readout.current) readout.current.textContent = latestReadout(series);
+      // How many steps the chart holds, for scripts and tests (the canvas itself cannot be read).
+      target.dataset.points = String(series.data[0]?.length ?? 0);
     };
     draw();
     const unsubscribe = store.subscribe((state, prev) => {

@@ -87,6 +87,8 @@ export function RingView({ store, topology, world: worldProp, psServer = 0, redu
         seenTick = state.chunkTick;
         const fresh = state.chunks.since(cursor);
         cursor = state.chunks.pushed;
+        // Chunk events received so far, for scripts and tests: the markers come and go, this counts up.
+        markerGroup.dataset.events = String(cursor);
         for (const e of fresh) clock.observe(e, wall);
         transfers = mergeTransfers(state.chunks.toArray());
         newestEnd = transfers.reduce((m, t) => Math.max(m, t.tEnd), -Infinity);

@@ -1,0 +1,43 @@
+// The swarm summary's ZeRO lines: bytes held and sent per rank against the formulas.
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_CONFIG } from '../src/lab/config';
+import type { LabMetrics } from '../src/lab/api';
+import { formatZero, zeroFigures } from './swarm-summary';
+
+const P = 4096;
+const N = 4;
+
+function metrics(memory: LabMetrics['memory'], stepBytesSent: number, stage: number): { metrics: LabMetrics } {
+  return {
+    metrics: {
+      losses: [], lossSteps: [], valLoss: null, accuracy: null, bigramValLoss: null, bytesSent: 0, bytesReceived: 0,
+      computeMsPerStep: 0, commMsPerStep: 0, waitMsPerStep: 0, stepMsPerStep: 0, samplesPerSec: 0,
+      memory, hashesAgree: true, lastHash: null, sample: null, stepBytesSent,
+      zero: stage ? { stage, world: N, elements: P, optimizerFloatsPerParam: 2 } : null,
+    },
+  };
+}
+
+describe('ZeRO figures of the swarm summary', () => {
+  it('stage 3: 16P/N held, 1.5x the all-reduce bytes sent, activations and workspace apart', () => {
+    const held = { params: 4 * P / N, grads: 4 * P / N, optimizer: 8 * P / N, activations: 777, workspace: 999, data: 0 };
+    const wire = 3 * 4 * P * (N - 1) / N;
+    const z = zeroFigures({ ...DEFAULT_CONFIG, zero: 3 }, Array.from({ length: N }, () => metrics(held, wire, 3)))!;
+    expect(z.theory.total).toBe((16 * P) / N);
+    expect(z.held.total).toBe(z.theory.total);
+    expect(z.wirePerStep).toBe(z.wireTheory);
+    const text = formatZero(z).join('\n');
+    expect(text).toMatch(/16P\/N/);
+    expect(text).toMatch(/\+0\.0%/);
+    expect(text).toMatch(/activations 777 B, workspace 999 B/);
+    expect(text).toMatch(/1\.5x a 2P-sized all-reduce/);
+  });
+
+  it('plain data parallelism reads P from the parameter bytes; a single tab has no figures', () => {
+    const held = { params: 4 * P, grads: 4 * P, optimizer: 8 * P * 1.1, activations: 0, workspace: 0, data: 0 };
+    const z = zeroFigures({ ...DEFAULT_CONFIG, zero: 0 }, Array.from({ length: N }, () => metrics(held, 0, 0)))!;
+    expect(z.elements).toBe(P);
+    expect(formatZero(z).join('\n')).toMatch(/optimizer .*\(\+10\.0%\)/);
+    expect(zeroFigures(DEFAULT_CONFIG, [metrics(held, 0, 0)])).toBeNull();
+  });
+});

@@ -1,0 +1,296 @@
+// The collectives of ZeRO stages 1-3 around one rank's training step (Rajbhandari et al., 2020):
+// - gradients: reduce-scattered layer group by layer group, so each rank ends with the room's average
+//   of ITS shard only (stage 1 keeps a full local gradient buffer, stages 2-3 a shard);
+// - clipping: the global norm is the sum of every shard's squared norm (one scalar all-reduce);
+// - update: the optimizer holds state for this rank's shard only and updates just that shard (on the
+//   device, or with offload on the host's CPU backend);
+// - parameters: stages 1-2 all-gather the updated shards after the update; stage 3 keeps only the
+//   shard and all-gathers each layer group just before its forward and again before its backward.
+// Every rank runs the same sequence of collectives, so ids come from one counter per rank.
+import type { Range } from '../../collective/chunking';
+import { runAllGather, runAllReduce, runReduceScatter } from '../../collective/collectives';
+import type { RunStats } from '../../collective/executor';
+import { type Partition, shardBoundaries } from '../../collective/partition';
+import type { ChunkListener, Transport } from '../../collective/types';
+import { type Backend, type DeviceBuffer, viewOf, VIEW_ALIGNMENT } from '../../engine/backend';
+import { CpuBackend } from '../../engine/cpu-backend';
+import type { FlatRange } from '../../model/layout';
+import type { Batch, ForwardResult, GradHooks, SegmentedModel } from '../../model/model';
+import type { Optimizer } from '../../train/optimizer';
+import type { GradSyncResult, LayerwisePasses } from '../../train/trainer';
+import type { ZeroStorage } from './shard-storage';
+
+/** Collective ids of ZeRO's messages within a round: far above the hash exchange and gradient buckets. */
+export const ZERO_COLLECTIVE_BASE = 1 << 20;
+
+/** Chunk boundaries of a sub-range of the flat buffer: chunk r is the part of `range` in rank r's shard. */
+export function boundariesWithin(partition: Partition, range: FlatRange): number[] {
+  const end = range.offset + range.length;
+  return shardBoundaries(partition).map((b) => Math.min(end, Math.max(range.offset, b)) - range.offset);
+}
+
+/** The part of `range` this rank owns, relative to the range's start. */
+function ownedWithin(partition: Partition, range: FlatRange, rank: number): Range {
+  const b = boundariesWithin(partition, range);
+  return { offset: b[rank], length: b[rank + 1] - b[rank] };
+}
+
+export interface ZeroSyncOptions {
+  backend: Backend;
+  transport: Transport;
+  model: SegmentedModel;
+  storage: ZeroStorage;
+  partition: Partition;
+  optimizer: Optimizer;
+  learningRate: (step: number) => number;
+  clipNorm: number;
+  microBatches: number;
+  /** ZeRO-Offload: the optimizer lives on this host backend (the Optimizer was built on it). */
+  offload?: CpuBackend;
+  onChunk?: ChunkListener;
+}
+
+interface Traffic {
+  bytesSent: number;
+  bytesReceived: number;
+}
+
+export class ZeroSync {
+  private seq = 0;
+  private traffic: Traffic = { bytesSent: 0, bytesReceived: 0 };
+  private counting = true;
+  /** Reduce-scatters in flight; their results are added to the shard in launch order. */
+  private accumulated: Promise<void> = Promise.resolve();
+  private inFlight: Promise<unknown>[] = [];
+  private readonly staging: DeviceBuffer;
+  private readonly sumSq: DeviceBuffer;
+  private readonly host: { params: DeviceBuffer; grads: DeviceBuffer } | null;
+  private readonly stage: 1 | 2 | 3;
+  private readonly rank: number;
+
+  constructor(private readonly o: ZeroSyncOptions) {
+    this.stage = o.storage.stage;
+    this.rank = o.transport.rank;
+    const maxGroup = Math.max(...o.model.layout.groups.map((g) => g.range.length));
+    // Where a reduced gradient piece lands before it is added into the shard (stages 2-3).
+    this.staging = o.backend.alloc(this.stage >= 2 ? maxGroup : VIEW_ALIGNMENT, 'zero.staging', 'workspace');
+    this.sumSq = o.backend.alloc(VIEW_ALIGNMENT, 'zero.clip.sumSq', 'workspace');
+    const shardLength = o.storage.shard.length;
+    this.host = o.offload
+      ? { params: o.offload.alloc(shardLength, 'offload.params', 'params'), grads: o.offload.alloc(shardLength, 'offload.grads', 'grads') }
+      : null;
+  }
+
+  /** The trainer's layer-by-layer passes (stages 2-3). */
+  readonly passes: LayerwisePasses = {
+    forward: (batch, gradScale, step) => this.forward(batch, gradScale, step),
+    backward: (step, micro) => this.backward(step, micro),
+  };
+
+  /** Stage 1: the model's own backward announces each group's final gradients; reduce-scatter them. */
+  gradHooks = (step: number, micro: number): GradHooks | undefined => {
+    if (this.stage !== 1 || micro !== this.o.microBatches - 1) return undefined;
+    return { onGradReady: (range) => this.reduceScatterInPlace(range, step) };
+  };
+
+  /** Waits for the reduce-scatters, clips by the global norm and updates this rank's shard. */
+  gradSync = async (ctx: { step: number }): Promise<GradSyncResult> => {
+    const t0 = performance.now();
+    const flights = this.inFlight;
+    this.inFlight = [];
+    await Promise.all(flights);
+    await this.accumulated;
+    if (this.o.clipNorm > 0) await this.clip(ctx.step);
+    const commMs = performance.now() - t0;
+    await this.update(ctx.step);
+    return { ...this.takeTraffic(), commMs };
+  };
+
+  /** Stages 1-2: all-gather the updated shards into every rank's full parameters. */
+  afterUpdate = async (ctx: { step: number }): Promise<GradSyncResult> => {
+    if (this.stage === 3) return this.takeTraffic();
+    const { backend, storage, partition } = this.o;
+    const full = new Float32Array(partition.total);
+    full.set(await backend.read(storage.paramShardView()), storage.shard.offset);
+    const stats = await runAllGather(this.o.transport, full, { ...this.ids(ctx.step), boundaries: shardBoundaries(partition), onEvent: this.o.onChunk });
+    this.count(stats);
+    backend.write(viewOf(storage.params), full);
+    return this.takeTraffic();
+  };
+
+  /** The full parameter vector on the host (stage 3: an all-gather every rank must join). */
+  async fullParams(round: number): Promise<Float32Array> {
+    const { backend, storage, partition } = this.o;
+    if (this.stage < 3) return backend.read(viewOf(storage.params));
+    const full = new Float32Array(partition.total);
+    full.set(await backend.read(storage.paramShardView()), storage.shard.offset);
+    this.counting = false;
+    try {
+      await runAllGather(this.o.transport, full, { ...this.ids(round), boundaries: shardBoundaries(partition), onEvent: this.o.onChunk });
+    } finally {
+      this.counting = true;
+    }
+    return full;
+  }
+
+  dispose(): void {
+    this.o.backend.free(this.staging);
+    this.o.backend.free(this.sumSq);
+    if (this.host && this.o.offload) {
+      this.o.offload.free(this.host.params);
+      this.o.offload.free(this.host.grads);
+    }
+  }
+
+  // --- passes -------------------------------------------------------------------------------------
+
+  private async forward(batch: Batch, gradScale: number, step: number): Promise<ForwardResult> {
+    const { model } = this.o;
+    if (this.stage < 3) return model.forward(batch, gradScale);
+    // Evaluation forwards (gradScale 0) gather too, but their bytes are not the training step's.
+    this.counting = gradScale !== 0;
+    try {
+      const { result, segments } = model.forwardSegments(batch, gradScale);
+      for (const segment of segments) {
+        await this.gather(segment.groups, step);
+        segment.record();
+        this.releaseParams(segment.groups);
+      }
+      return result;
+    } finally {
+      this.counting = true;
+    }
+  }
+
+  private async backward(step: number, micro: number): Promise<void> {
+    const { model, storage, backend } = this.o;
+    if (this.stage === 1) {
+      model.backward(this.gradHooks(step, micro));
+      return;
+    }
+    for (const segment of model.backwardSegments()) {
+      if (this.stage === 3) await this.gather(segment.groups, step);
+      for (const group of segment.groups) backend.fill(viewOf(storage.gradHolding.acquire(group)), 0);
+      segment.record();
+      if (this.stage === 3) this.releaseParams(segment.groups);
+      for (const group of segment.groups) this.reduceScatterSlot(group, step);
+    }
+  }
+
+  // --- collectives --------------------------------------------------------------------------------
+
+  private ids(round: number): { round: number; collective: number } {
+    return { round, collective: ZERO_COLLECTIVE_BASE + this.seq++ };
+  }
+
+  private count(stats: RunStats): void {
+    if (!this.counting) return;
+    this.traffic.bytesSent += stats.bytesSent;
+    this.traffic.bytesReceived += stats.bytesReceived;
+  }
+
+  private takeTraffic(): Traffic {
+    const t = this.traffic;
+    this.traffic = { bytesSent: 0, bytesReceived: 0 };
+    return t;
+  }
+
+  /** Stage 3: all-gather each group's parameters from the shards into a slot. */
+  private async gather(groups: readonly string[], round: number): Promise<void> {
+    const { backend, storage, partition, layout } = { ...this.o, layout: this.o.model.layout };
+    for (const group of groups) {
+      const range = layout.groups.find((g) => g.name === group)!.range;
+      const ids = this.ids(round); // taken before any await: every rank numbers collectives alike
+      const slot = storage.paramHolding.acquire(group);
+      const data = new Float32Array(range.length);
+      const mine = ownedWithin(partition, range, this.rank);
+      if (mine.length > 0) {
+        const shardOffset = range.offset + mine.offset - storage.shard.offset;
+        data.set(await backend.read(viewOf(storage.params, shardOffset, mine.length)), mine.offset);
+      }
+      this.count(await runAllGather(this.o.transport, data, { ...ids, boundaries: boundariesWithin(partition, range), onEvent: this.o.onChunk }));
+      backend.write(viewOf(slot, 0, range.length), data);
+    }
+  }
+
+  private releaseParams(groups: readonly string[]): void {
+    for (const group of groups) this.o.storage.paramHolding.release(group);
+  }
+
+  /** Stages 2-3: reduce-scatter a group's gradient slot and add this rank's part into its shard. */
+  private reduceScatterSlot(group: string, round: number): void {
+    const { backend, storage, partition, model } = this.o;
+    const range = model.layout.groups.find((g) => g.name === group)!.range;
+    const shard = storage.grads;
+    const ids = this.ids(round);
+    const lent = storage.gradHolding;
+    // The read is recorded now, after the segment's ops and before anything reuses the slot.
+    const read = backend.read(viewOf(this.slotOf(group), 0, range.length));
+    lent.release(group);
+    const reduced = read.then((data) =>
+      runReduceScatter(this.o.transport, data, { ...ids, average: true, boundaries: boundariesWithin(partition, range), onEvent: this.o.onChunk }).then(
+        (r) => ({ data, stats: r.stats }),
+      ),
+    );
+    const mine = ownedWithin(partition, range, this.rank);
+    this.accumulated = this.accumulated.then(async () => {
+      const { data, stats } = await reduced;
+      this.count(stats);
+      if (mine.length === 0) return;
+      const piece = viewOf(this.staging, 0, mine.length);
+      backend.write(piece, data.subarray(mine.offset, mine.offset + mine.length));
+      backend.addInPlace(viewOf(shard, range.offset + mine.offset - storage.shard.offset, mine.length), piece);
+    });
+    this.inFlight.push(this.accumulated);
+    this.accumulated.catch(() => undefined);
+  }
+
+  private slotOf(group: string): DeviceBuffer {
+    const e = this.o.model.layout.entries.find((x) => x.group === group)!;
+    return this.o.storage.gradHolding.view(e, 'gradients').buf;
+  }
+
+  /** Stage 1: reduce-scatter a final gradient range of the full buffer; the owned part is written back. */
+  private reduceScatterInPlace(range: FlatRange, round: number): void {
+    const { backend, storage, partition } = this.o;
+    const ids = this.ids(round);
+    const view = viewOf(storage.grads, range.offset, range.length);
+    const mine = ownedWithin(partition, range, this.rank);
+    const done = (async () => {
+      const data = await backend.read(view);
+      const { stats } = await runReduceScatter(this.o.transport, data, { ...ids, average: true, boundaries: boundariesWithin(partition, range), onEvent: this.o.onChunk });
+      this.count(stats);
+      if (mine.length > 0) backend.write(viewOf(storage.grads, range.offset + mine.offset, mine.length), data.subarray(mine.offset, mine.offset + mine.length));
+    })();
+    done.catch(() => undefined);
+    this.inFlight.push(done);
+  }
+
+  /** Global-norm clipping over the shards: each rank's sum of squares, all-reduced, then a local clip. */
+  private async clip(round: number): Promise<void> {
+    const { backend, storage } = this.o;
+    const g = storage.gradShardView();
+    const s = viewOf(this.sumSq, 0, 1);
+    backend.sumSquares(s, g);
+    const total = await backend.read(s);
+    this.count(await runAllReduce(this.o.transport, total, { ...this.ids(round), onEvent: this.o.onChunk }));
+    backend.write(s, total);
+    backend.clipByNorm(g, s, this.o.clipNorm);
+  }
+
+  /** AdamW/SGD on this rank's shard: on the device, or (offload) on the host with the host's state. */
+  private async update(step: number): Promise<void> {
+    const { backend, storage, optimizer } = this.o;
+    const lr = this.o.learningRate(step);
+    if (!this.host || !this.o.offload) {
+      optimizer.update(storage.params, storage.grads, step + 1, lr);
+      return;
+    }
+    const [params, grads] = await Promise.all([backend.read(storage.paramShardView()), backend.read(storage.gradShardView())]);
+    const host = this.o.offload;
+    host.write(viewOf(this.host.params), params);
+    host.write(viewOf(this.host.grads), grads);
+    optimizer.update(this.host.params, this.host.grads, step + 1, lr);
+    backend.write(storage.paramShardView(), await host.read(viewOf(this.host.params)));
+  }
+}
