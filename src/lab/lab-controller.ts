@@ -5,7 +5,7 @@ import type { CheckpointFile, LabController } from '../ui/controller';
 import type { LabApi, LabMetrics, LabStatus } from './api';
 import { LabClassroom } from './classroom';
 import { DEFAULT_CONFIG, validateConfig, type LabConfig } from './config';
-import type { EventBus, LabEvent } from './events';
+import type { EventBus } from './events';
 import { LabSession, type SessionEnv, type StagedCheckpoint } from './session';
 import { base64ToBytes, bytesToBase64, CheckpointError, loadCheckpoint, type RestoreMode } from '../train/checkpoint';
 import type { CheckpointSummary, LoadCheckpointOptions } from './api';
@@ -22,7 +22,6 @@ export class LabControllerImpl implements LabController {
     private readonly onRoom: (room: string) => void = () => undefined,
   ) {
     this.config = { ...initial };
-    env.bus.subscribe((event) => this.noteRefusal(event));
   }
 
   get bus(): EventBus {
@@ -65,16 +64,8 @@ export class LabControllerImpl implements LabController {
   async joinRoom(code: string): Promise<void> {
     this.config = { ...this.config, room: normalizeRoomName(code) };
     this.onRoom(this.config.room);
-  }
-
-  /** Frames and signals this tab refused, by reason with numbers blanked (the hostile-frames test reads it). */
-  private readonly refusals = { count: 0, reasons: {} as Record<string, number> };
-
-  private noteRefusal(event: LabEvent): void {
-    if (event.type !== 'refused') return;
-    this.refusals.count++;
-    const reason = event.reason.replace(/0x[0-9a-f]+/gi, '#').replace(/\d+/g, '#');
-    this.refusals.reasons[reason] = (this.refusals.reasons[reason] ?? 0) + 1;
+    // Tabs that join from the dashboard hear lessons too, like tabs opened on a room link.
+    this.classroom.listen();
   }
 
   async exportCheckpoint(): Promise<CheckpointFile> {
@@ -145,7 +136,8 @@ export class LabControllerImpl implements LabController {
         const bytes = typeof data === 'string' ? base64ToBytes(data) : Uint8Array.from(data);
         return this.loadCheckpoint(bytes, mode);
       },
-      refused: () => structuredClone(this.refusals),
+      // Counted by the room's mesh itself (the bus hears of a flood only in summary).
+      refused: () => this.session?.refusalStats() ?? { count: 0, reasons: {} },
       storedCheckpoints: async () => (await (this.env.checkpoints === undefined ? defaultCheckpointStore() : this.env.checkpoints)?.list()) ?? [],
     };
   }

@@ -19,12 +19,14 @@ export interface JoinedRoom {
 /** How long a tab waits for the room to fill and its links to open. */
 const ROOM_TIMEOUT_MS = 120_000;
 
-export async function joinRoom(config: LabConfig, bus: EventBus): Promise<JoinedRoom> {
+/** `onMesh` hears of the mesh as soon as it exists, before the room is full (refusal counts). */
+export async function joinRoom(config: LabConfig, bus: EventBus, onMesh?: (mesh: Mesh) => void): Promise<JoinedRoom> {
   const room = normalizeRoomName(config.room);
   const peerId = newPeerId();
   // With a secret, only tabs that hold it become members; every signal and frame is authenticated.
   const auth = config.secret ? await createRoomAuth(config.secret, room) : undefined;
   const mesh = new Mesh({ signalling: createSignalling(room, peerId, config.signal || undefined), bus, auth, maxRefusedPerPeer: config.maxrefused });
+  onMesh?.(mesh);
   await mesh.start();
   try {
     const members = await mesh.waitForRoom(Math.max(config.world, 1), ROOM_TIMEOUT_MS);

@@ -21,6 +21,7 @@ import { joinRoom, type JoinedRoom } from './room';
 import { captureCheckpoint, loadCheckpoint, mapTextToVocab, restoreCheckpoint, type Checkpoint, type RestoreMode } from '../train/checkpoint';
 import { textWindowCount } from '../data/batch';
 import { finiteModelDataCheck } from '../peer/payload-checks';
+import type { Mesh } from '../peer/mesh';
 import { GRADIENT_COLLECTIVE_BASE } from '../parallel/data-parallel';
 import type { CharLmRecipe } from '../train/defaults';
 import { checkpointKey, defaultCheckpointStore, type CheckpointStore } from './checkpoint-store';
@@ -144,7 +145,7 @@ export class LabSession {
     let data = await loadDataset(this.config, this.env.dataBase ?? '/data/', this.env.userText);
     if (this.config.room) {
       this.setState('connecting');
-      this.room = await joinRoom(this.config, this.env.bus);
+      this.room = await joinRoom(this.config, this.env.bus, (mesh) => (this.mesh = mesh));
       // Gradients and parameters with NaN/Infinity are refused on arrival, before any sum takes them in.
       this.room.transport.setMessageCheck(finiteModelDataCheck(this.config.compression, GRADIENT_COLLECTIVE_BASE));
       this.rank = this.room.transport.rank;
@@ -228,6 +229,13 @@ export class LabSession {
   }
 
   // --- checkpoints ----------------------------------------------------------------------------------
+
+  private mesh: Mesh | null = null;
+
+  /** Frames and signals this tab's mesh refused (0 without a room). */
+  refusalStats(): { count: number; reasons: Record<string, number> } {
+    return this.mesh?.refusalStats() ?? { count: 0, reasons: {} };
+  }
 
   private readonly checkpoints: CheckpointStore | null;
   private stepsPerEpoch = 0;
@@ -342,17 +350,19 @@ export class LabSession {
     if (this.gatherParams) this.gathered = await this.gatherParams(step);
     const hash = await this.paramsHash();
     this.m.lastHash = hash;
-    let agree = true;
-    if (this.room) {
-      const result = await exchangeHashes(this.room.transport, step, hash);
-      agree = result.agree;
-      if (!agree) {
-        this.m.hashesAgree = false;
-        throw new Error(`replicas disagree after step ${step}: ranks ${result.outliers.join(', ')} differ from rank 0`);
-      }
+    if (!this.room) {
+      this.m.hashesAgree = this.m.hashesAgree ?? true;
+      this.env.bus.publish({ type: 'hash', step, rank: this.rank, hash });
+      return;
     }
-    this.m.hashesAgree = this.m.hashesAgree === false ? false : agree;
-    this.env.bus.publish({ type: 'hash', step, rank: this.rank, hash });
+    const result = await exchangeHashes(this.room.transport, step, hash);
+    // Every rank's hash, as gathered: the dashboard shows agreement (or who differs) for the room.
+    result.hashes.forEach((h, rank) => this.env.bus.publish({ type: 'hash', step, rank, hash: h }));
+    if (!result.agree) {
+      this.m.hashesAgree = false;
+      throw new Error(`replicas disagree after step ${step}: ranks ${result.outliers.join(', ')} differ from rank 0`);
+    }
+    this.m.hashesAgree = this.m.hashesAgree ?? true;
   }
 
   // --- events and metrics ---------------------------------------------------------------------------

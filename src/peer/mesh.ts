@@ -87,6 +87,8 @@ interface Link {
 
 /** Pause before re-creating a failed link (the other side needs a moment to notice too). */
 const LINK_RETRY_MS = 500;
+/** Refusals per peer per second that reach the dashboard one by one (see publishRefusal). */
+const REFUSAL_EVENTS_PER_SECOND = 20;
 const PING = 0;
 const PONG = 1;
 
@@ -106,6 +108,9 @@ export class Mesh {
   private heartbeat: ReturnType<typeof setInterval> | undefined;
   private closed = false;
   private readonly onPageHide = () => this.close();
+  private refusedTotal = 0;
+  private readonly refusedByReason: Record<string, number> = {};
+  private readonly refusalWindows = new Map<string, { start: number; shown: number; suppressed: number }>();
   /** Refusals per peer (frames and signals), for exclusion. */
   private readonly refusals = new Map<string, number>();
   /** Peers excluded from the room, with the reason. */
@@ -514,11 +519,41 @@ export class Mesh {
    */
   refuse(peerId: string, reason: string): void {
     for (const l of this.listeners) l.refused?.(peerId, reason);
-    this.opts.bus?.publish({ type: 'refused', from: peerId, reason, t: performance.now() });
+    this.refusedTotal++;
+    const key = reason.replace(/0x[0-9a-f]+/gi, '#').replace(/\d+/g, '#');
+    if (key in this.refusedByReason || Object.keys(this.refusedByReason).length < 200) this.refusedByReason[key] = (this.refusedByReason[key] ?? 0) + 1;
+    this.publishRefusal(peerId, reason);
     const count = (this.refusals.get(peerId) ?? 0) + 1;
     this.refusals.set(peerId, count);
     const limit = this.opts.maxRefusedPerPeer ?? 200;
     if (limit > 0 && count > limit && !this.excluded.has(peerId)) this.exclude(peerId, `${count} refused frames or signals (last: ${reason})`);
+  }
+
+  /** Every frame and signal this tab refused: the total and the count per reason (numbers blanked). */
+  refusalStats(): { count: number; reasons: Record<string, number> } {
+    return { count: this.refusedTotal, reasons: { ...this.refusedByReason } };
+  }
+
+  /**
+   * A flood of bad frames must not cost more than checking them: the dashboard hears of at most
+   * REFUSAL_EVENTS_PER_SECOND refusals per peer each second, then one line saying how many more.
+   */
+  private publishRefusal(peerId: string, reason: string): void {
+    const now = performance.now();
+    let w = this.refusalWindows.get(peerId);
+    if (!w || now - w.start >= 1000) {
+      if (w && w.suppressed > 0) {
+        this.opts.bus?.publish({ type: 'refused', from: peerId, reason: `${w.suppressed} more refused in one second (a flood: not listed one by one)`, t: now });
+      }
+      w = { start: now, shown: 0, suppressed: 0 };
+      this.refusalWindows.set(peerId, w);
+    }
+    if (w.shown < REFUSAL_EVENTS_PER_SECOND) {
+      w.shown++;
+      this.opts.bus?.publish({ type: 'refused', from: peerId, reason, t: now });
+    } else {
+      w.suppressed++;
+    }
   }
 
   /** Drops a peer for good: its link closes, its signals and presence are ignored from now on. */
