@@ -11,6 +11,8 @@ import { charLmRun, classifierRun, type Run } from '../train/recipes';
 import type { Gpt } from '../model/gpt';
 import type { Mlp } from '../model/mlp';
 import { decodeTokens } from '../data/text';
+import type { ClassificationData } from '../data/types';
+import type { ClassifierRecipe } from '../train/defaults';
 import type { LabMetrics, LabStatus } from './api';
 import { chooseBackend } from './backend-choice';
 import type { LabConfig } from './config';
@@ -199,7 +201,7 @@ export class LabSession {
     const extras = { onEvent: publish, ...hooks };
     if (recipe.kind === 'classifier') {
       if (data.kind !== 'classification') throw new Error('the MLP needs a classification data set');
-      run = classifierRun(backend, data.data, recipe.recipe, shard, extras);
+      run = classifierRun(backend, data.data, fitToData(recipe.recipe, data.data), shard, extras);
     } else {
       if (data.kind !== 'text') throw new Error('the GPT needs a text data set');
       run = charLmRun(backend, data.data, recipe.recipe, shard, extras);
@@ -448,6 +450,14 @@ export class LabSession {
   get backendInfo(): BackendInfo | null {
     return this.backend?.info ?? null;
   }
+}
+
+/** The MLP's input and output widths follow the data set (XOR and circles have 2 classes, spirals 3). */
+function fitToData(recipe: ClassifierRecipe, data: ClassificationData): ClassifierRecipe {
+  const sizes = [...recipe.model.sizes];
+  sizes[0] = data.train.features;
+  sizes[sizes.length - 1] = data.train.numClasses;
+  return { ...recipe, model: { ...recipe.model, sizes } };
 }
 
 function emptyMetrics(): LabMetrics {

@@ -82,6 +82,8 @@ export class AsyncParameterServer {
   dropped = 0;
   /** Server round of the parameters this rank holds. */
   private baseRound = 0;
+  /** Server only: bytes its background loop moved since its own last step reported them. */
+  private unreported = { bytesSent: 0, bytesReceived: 0 };
   // --- server state ---
   private clocks: number[];
   private version = 0;
@@ -130,7 +132,10 @@ export class AsyncParameterServer {
     const collective = last ? FINAL_COLLECTIVE : PARAMS_COLLECTIVE;
     if (this.isServer) {
       await this.localSignal(`${collective}:${ctx.step}`);
-      return {};
+      // The server's traffic runs in the background; its steps report what moved since the last one.
+      const moved = this.unreported;
+      this.unreported = { bytesSent: 0, bytesReceived: 0 };
+      return moved;
     }
     const { backend, transport, model } = this.o;
     const tStart = performance.now();
@@ -167,6 +172,7 @@ export class AsyncParameterServer {
       const tStart = performance.now();
       const payload = await this.o.transport.recv(worker, this.tag(step, GRAD_COLLECTIVE));
       this.emit('recv', 'gather', worker, step, GRAD_COLLECTIVE, payload.byteLength, tStart);
+      this.unreported.bytesReceived += payload.byteLength;
       const { round, values } = unpack(payload, length, `gradient of rank ${worker} step ${step}`);
       this.enqueue(worker, step, round, values);
     }
@@ -215,9 +221,9 @@ export class AsyncParameterServer {
   }
 
   private async sendFinal(): Promise<void> {
-    for (let worker = 0; worker < this.o.transport.world; worker++) {
-      await this.sendParams(worker, this.o.steps - 1, FINAL_COLLECTIVE, this.o.steps);
-    }
+    // The server's own rank last: its final step then reports every byte the run moved.
+    const workers = [...Array(this.o.transport.world).keys()].filter((w) => w !== this.server);
+    for (const worker of [...workers, this.server]) await this.sendParams(worker, this.o.steps - 1, FINAL_COLLECTIVE, this.o.steps);
   }
 
   /** Sends the current parameters as the answer to `worker`'s push of `step`. */
@@ -232,6 +238,7 @@ export class AsyncParameterServer {
     const tStart = performance.now();
     await this.o.transport.send(worker, this.tag(step, collective), payload);
     this.emit('send', 'broadcast', worker, step, collective, payload.byteLength, tStart);
+    this.unreported.bytesSent += payload.byteLength;
   }
 
   // --- the server rank's own worker waits on local signals ----------------------------------------

@@ -87,5 +87,7 @@ describe('asynchronous parameter server (bounded staleness)', () => {
     }
     // The server answers every push but the last with parameters, then sends the final ones.
     expect(bytesSentBy(room.ranks[0])).toBe((world - 1) * config.steps * vectorBytes);
+    // Its steps report the traffic of its background loop: all of it, by the end.
+    expect(room.ranks[0].steps.reduce((sum, step) => sum + step.bytesSent, 0)).toBe(bytesSentBy(room.ranks[0]));
   });
 });
