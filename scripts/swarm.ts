@@ -93,6 +93,9 @@ async function runSwarm(baseUrl: string, tabs: number, config: LabConfig, timeou
       const minStep = steps.length === tabs ? Math.min(...steps) : 0;
       const lossSeries = reports[0]?.metrics.losses ?? [];
       const lastLoss = lossSeries.length ? lossSeries[lossSeries.length - 1].toFixed(4) : '-';
+      // steps=0 means the model's default: the tabs know the real total.
+      const total = reports[0]?.status.steps;
+      if (total && total !== bar.getTotal()) bar.setTotal(total);
       const elapsed = (performance.now() - started) / 1000;
       const states = [...new Set(reports.map((r) => r.status.state))].join(',');
       bar.update(minStep, { loss: lastLoss, speed: (minStep / elapsed).toFixed(2), state: states });
