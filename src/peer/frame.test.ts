@@ -1,3 +1,4 @@
+import { mulberry32 } from '../collective/codecs';
 import { describe, expect, it } from 'vitest';
 import {
   FRAME_HEADER_BYTES,
@@ -9,17 +10,6 @@ import {
   type FrameHeader,
 } from './frame';
 
-/** Small deterministic PRNG (mulberry32) so that a failing fuzz case can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const header: FrameHeader = {
   type: 'data',
@@ -93,7 +83,7 @@ describe('frame encode/decode', () => {
 });
 
 describe('frame fuzz', () => {
-  const random = rng(0xc0ffee);
+  const random = mulberry32(0xc0ffee);
   const randomBytes = (n: number) => {
     const b = new Uint8Array(n);
     for (let i = 0; i < n; i++) b[i] = (random() * 256) | 0;

@@ -5,6 +5,7 @@
 // truncation, extension), well-formed frames with a recomputed checksum but bad fields, frames of
 // another room, malformed heartbeats, and valid-looking gradient messages full of NaN that claim to
 // come from a training rank.
+import { mulberry32 } from '../collective/codecs';
 import { crc32 } from './crc32';
 import { encodeFrame, FRAME_HEADER_BYTES, type FrameHeader } from './frame';
 
@@ -31,16 +32,6 @@ export interface HostileTarget {
   ranks: number[];
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Rewrites the checksum so that only the field the test broke is wrong. */
 function reseal(frame: Uint8Array): Uint8Array {
