@@ -5,7 +5,7 @@ import { formatSummary, summariseRun } from './swarm-summary';
 
 function tab(rank: number, overrides: Partial<LabMetrics> = {}): { status: LabStatus; metrics: LabMetrics } {
   return {
-    status: { rank, world: 2, step: 10, steps: 10, state: 'done', error: null, room: 'r', backend: { kind: 'webgpu', adapter: 'google swiftshader' } },
+    status: { rank, world: 2, step: 10, steps: 10, state: 'done', error: null, room: 'r', backend: { kind: 'webgpu', adapter: 'google swiftshader' }, epoch: 1 },
     metrics: {
       losses: [2, 1.5, 1.25],
       lossSteps: [1, 5, 10],

@@ -46,6 +46,10 @@ export interface ZeroFigures {
   theory: { params: number; grads: number; optimizer: number; total: number };
   activations: number;
   workspace: number;
+  /** Every kind of device memory (shards, slots, activations, workspace), of the rank holding most. */
+  largestRankTotal: number;
+  /** The per-tab budget the run was held to (config `budget`), in bytes; null without one. */
+  budgetBytes: number | null;
   /** Bytes one rank sent in one optimizer step (mean over ranks) and the ring formula's figure. */
   wirePerStep: number | null;
   wireTheory: number;
@@ -73,10 +77,14 @@ export function zeroFigures(config: LabConfig, byRank: { metrics: LabMetrics }[]
     theory: zeroBytesTheory(config.zero, elements, world, layout?.optimizerFloatsPerParam ?? 2, config.offload),
     activations: avg((m) => m.activations),
     workspace: avg((m) => m.workspace),
+    largestRankTotal: Math.max(...memories.map((m) => Object.values(m).reduce((a, b) => a + b, 0))),
+    budgetBytes: config.budget > 0 ? config.budget * MiB : null,
     wirePerStep: wire.length === byRank.length ? mean(wire) : null,
     wireTheory: zeroWireTheory(config.zero, elements, world),
   };
 }
+
+const MiB = 1 << 20;
 
 const FORMULAS = ['16P', '8P + 8P/N', '4P + 12P/N', '16P/N'];
 
@@ -91,8 +99,14 @@ export function formatZero(z: ZeroFigures): string[] {
     `memory per rank       params+grads+optimizer ${formatBytes(z.held.total)} vs ${formula} = ${formatBytes(z.theory.total)} (${percent(z.held.total, z.theory.total)}; P = ${z.elements}, N = ${z.world})`,
     `  by kind             params ${formatBytes(z.held.params)} (${percent(z.held.params, z.theory.params)}), grads ${formatBytes(z.held.grads)} (${percent(z.held.grads, z.theory.grads)}), optimizer ${formatBytes(z.held.optimizer)}${z.theory.optimizer ? ` (${percent(z.held.optimizer, z.theory.optimizer)})` : ''}`,
     `  apart               activations ${formatBytes(z.activations)}, workspace ${formatBytes(z.workspace)}`,
+    z.budgetBytes === null
+      ? `total per rank        ${formatBytes(z.largestRankTotal)} (largest rank, every kind; no budget set)`
+      : `total per rank        ${formatBytes(z.largestRankTotal)} (largest rank, every kind) vs budget ${formatBytes(z.budgetBytes)}: ` +
+        `${z.largestRankTotal <= z.budgetBytes ? 'fits' : 'OVER'} (${((100 * z.largestRankTotal) / z.budgetBytes).toFixed(1)}% of it)`,
   ];
-  const what = z.stage === 3 ? '1.5x a 2P-sized all-reduce' : 'a 2P-sized all-reduce';
+  // The MLP's first layer passes no gradient on, so stage 3 does not gather it for the backward: an
+  // MLP sends less than the formula by that layer's share (most of MNIST's default MLP).
+  const what = z.stage === 3 ? '1.5x a 2P-sized all-reduce (an MLP gathers no first layer for its backward)' : 'a 2P-sized all-reduce';
   lines.push(
     z.wirePerStep === null
       ? `wire per rank/step    unknown (no step metrics)`

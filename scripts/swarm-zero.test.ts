@@ -33,6 +33,20 @@ describe('ZeRO figures of the swarm summary', () => {
     expect(text).toMatch(/1\.5x a 2P-sized all-reduce/);
   });
 
+  it('prints the largest rank\'s total against the budget when one is set', () => {
+    const small = { params: 4 * P / N, grads: 4 * P / N, optimizer: 8 * P / N, activations: 1024, workspace: 2048, data: 0 };
+    const large = { ...small, workspace: 4096 };
+    const ranks = [metrics(small, 0, 3), metrics(large, 0, 3)];
+    const total = (16 * P) / N + 1024 + 4096;
+    const noBudget = zeroFigures({ ...DEFAULT_CONFIG, zero: 3 }, ranks)!;
+    expect(noBudget.largestRankTotal).toBe(total);
+    expect(formatZero(noBudget).join('\n')).toMatch(/total per rank {8}21\.00 KiB \(largest rank, every kind; no budget set\)/);
+    const fits = formatZero(zeroFigures({ ...DEFAULT_CONFIG, zero: 3, budget: 0.5 }, ranks)!).join('\n');
+    expect(fits).toMatch(/21\.00 KiB \(largest rank, every kind\) vs budget 512\.00 KiB: fits \(4\.1% of it\)/);
+    const over = formatZero(zeroFigures({ ...DEFAULT_CONFIG, zero: 3, budget: 0.01 }, ranks)!).join('\n');
+    expect(over).toMatch(/vs budget 10\.24 KiB: OVER \(205\.1% of it\)/);
+  });
+
   it('plain data parallelism reads P from the parameter bytes; a single tab has no figures', () => {
     const held = { params: 4 * P, grads: 4 * P, optimizer: 8 * P * 1.1, activations: 0, workspace: 0, data: 0 };
     const z = zeroFigures({ ...DEFAULT_CONFIG, zero: 0 }, Array.from({ length: N }, () => metrics(held, 0, 0)))!;

@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
 import type { Page } from '@playwright/test';
-import { DEFAULT_CONFIG, parseConfig, type LabConfig } from '../src/lab/config';
+import { configToQuery, DEFAULT_CONFIG, parseConfig, type LabConfig } from '../src/lab/config';
 import type { LabMetrics, LabStatus } from '../src/lab/api';
 import { launchChromium, openTabs, startLabServer, uniqueRoom } from './lab-browser';
 import { summariseRun, formatSummary, type RunSummary } from './swarm-summary';
@@ -51,27 +51,9 @@ async function runSwarm(baseUrl: string, tabs: number, config: LabConfig, timeou
   try {
     const context = await browser.newContext();
     const room = uniqueRoom('swarm');
-    const query = new URLSearchParams({
-      room: tabs > 1 ? room : '',
-      model: config.model,
-      dataset: config.dataset,
-      mode: config.mode,
-      zero: String(config.zero),
-      compression: config.compression,
-      ratio: String(config.ratio),
-      accum: String(config.accum),
-      batch: String(config.batch),
-      steps: String(config.steps),
-      seed: String(config.seed),
-      lr: String(config.lr),
-      world: String(tabs),
-      backend: config.backend,
-      staleness: String(config.staleness),
-      bucket: String(config.bucket),
-      offload: config.offload ? '1' : '0',
-      budget: String(config.budget),
-      autostart: '1',
-    });
+    // Every setting the flags changed reaches the tabs through the same URL contract users have.
+    const query = new URLSearchParams(configToQuery({ ...config, room: tabs > 1 ? room : '', world: tabs }));
+    query.set('autostart', '1');
     const pages = await openTabs(context, `${baseUrl}/?${query}`, tabs);
     const bar = new cliProgress.SingleBar(
       {

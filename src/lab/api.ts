@@ -15,6 +15,8 @@ export interface LabStatus {
   error: string | null;
   room: string;
   backend: BackendInfo | null;
+  /** The ring's membership epoch (elastic rooms re-form with a new one); 0 without a room. */
+  epoch: number;
 }
 
 export interface LabMetrics {
@@ -42,6 +44,8 @@ export interface LabMetrics {
   hashesAgree: boolean | null;
   /** Bytes this rank sent in the last logged optimizer step (the trainer's sync and gather hooks). */
   stepBytesSent?: number | null;
+  /** Elastic rooms: how often the ring re-formed, and how many tabs joined and left it (as this tab saw). */
+  elastic?: { reforms: number; joins: number; departures: number };
   /** ZeRO runs: the stage, the room size and the flat vector's (padded) length the partition shards. */
   zero?: { stage: number; world: number; elements: number; optimizerFloatsPerParam: number } | null;
   lastHash: string | null;
@@ -74,6 +78,8 @@ export interface LabApi {
   refused(): { count: number; reasons: Record<string, number> };
   /** Checkpoints this browser stores (autosave), newest save per run key. */
   storedCheckpoints(): Promise<StoredCheckpointInfo[]>;
+  /** The run's recent log lines (what the dashboard's event log shows), oldest first; at most 200. */
+  log(): { t: number; level: 'info' | 'warn' | 'error'; message: string }[];
 }
 
 export interface LoadCheckpointOptions {

@@ -41,7 +41,8 @@ describe('lab config from the URL', () => {
   it('refuses combinations that cannot run', () => {
     expect(() => fromQuery('model=gpt&dataset=mnist')).toThrow(/text/);
     expect(() => fromQuery('mode=ps&zero=2')).toThrow(/ring/);
-    expect(() => fromQuery('world=3&batch=64')).toThrow(/divide evenly/);
+    expect(() => fromQuery('world=3&batch=64&accum=2')).toThrow(/tab 0 would get 21 sample/);
+    expect(fromQuery('world=3&batch=64').batch).toBe(64); // shares 21, 21, 22
   });
 
   it('round-trips through the query string, writing only what differs from the defaults', () => {

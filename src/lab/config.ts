@@ -1,5 +1,6 @@
 // The lab's run configuration and its URL form: the automation contract for scripts and users' own
 // Playwright tests (README "Scripting the lab"). The same keys are the swarm CLI's flags.
+import { shareOf } from '../train/sampler';
 
 export type ModelKind = 'mlp' | 'gpt';
 export type DatasetKind = 'mnist' | 'spirals' | 'circles' | 'xor' | 'gaussians' | 'sotu' | 'text';
@@ -40,6 +41,8 @@ export interface LabConfig {
   offload: boolean;
   /** Per-tab device memory budget in MiB (0: none): a run that would hold more is refused. */
   budget: number;
+  /** MLP hidden widths, comma-separated ("1024,1024,1024"); empty: the data set's default widths. */
+  hidden: string;
   /** Start from this run's newest checkpoint in the browser's storage (IndexedDB). */
   resume: boolean;
   /** Save a checkpoint to the browser's storage every this many steps and at the end (0: never). */
@@ -52,6 +55,8 @@ export interface LabConfig {
   secret: string;
   /** A peer with more refused frames than this is excluded from the room (0: never). */
   maxrefused: number;
+  /** A linked tab silent for this many ms is dropped (and an elastic ring re-forms without it). */
+  peertimeout: number;
 }
 
 export const MODEL_DEFAULT_DATASET: Record<ModelKind, DatasetKind> = { mlp: 'mnist', gpt: 'sotu' };
@@ -77,10 +82,12 @@ export const DEFAULT_CONFIG: LabConfig = {
   bucket: 1 << 16,
   offload: false,
   budget: 0,
+  hidden: '',
   resume: false,
   autosave: 100,
   secret: '',
   maxrefused: 200,
+  peertimeout: 10_000,
 };
 
 const CHOICES = {
@@ -188,6 +195,9 @@ function applyEntry(config: LabConfig, key: string, raw: string): void {
     case 'budget':
       config.budget = parseNumber('budget', raw, 0, 1 << 20);
       return;
+    case 'hidden':
+      config.hidden = raw === '' ? '' : parseHidden(raw).join(',');
+      return;
     case 'bucket':
       config.bucket = parseInteger('bucket', raw, 64, 1 << 26);
       return;
@@ -203,6 +213,10 @@ function applyEntry(config: LabConfig, key: string, raw: string): void {
       return;
     case 'maxrefused':
       config.maxrefused = parseInteger('maxrefused', raw, 0, 1 << 30);
+      return;
+    case 'peertimeout':
+      // Background tabs run timers at most once a second, so anything below 3 s drops live tabs.
+      config.peertimeout = parseInteger('peertimeout', raw, 3_000, 600_000);
       return;
     default:
       throw new ConfigError(`unknown setting "${key}"`);
@@ -225,18 +239,36 @@ export function parseConfig(entries: Iterable<[string, string]>, base: LabConfig
   return config;
 }
 
+export const MAX_HIDDEN_LAYERS = 16;
+export const MAX_HIDDEN_WIDTH = 8192;
+
+/** "1024,1024" -> [1024, 1024]: 1-16 integer widths of 1-8192. */
+export function parseHidden(raw: string): number[] {
+  const parts = raw.split(',').map((p) => p.trim());
+  const widths = parts.map(Number);
+  if (parts.length > MAX_HIDDEN_LAYERS || parts.some((p) => p === '') || widths.some((w) => !Number.isInteger(w) || w < 1 || w > MAX_HIDDEN_WIDTH)) {
+    throw new ConfigError(`hidden must be 1-${MAX_HIDDEN_LAYERS} comma-separated widths from 1 to ${MAX_HIDDEN_WIDTH}, got "${raw}"`);
+  }
+  return widths;
+}
+
 /** Cross-field rules, kept in one place. */
 export function validateConfig(config: LabConfig): void {
   const textSet = config.dataset === 'sotu' || config.dataset === 'text';
   if (config.model === 'gpt' && !textSet) throw new ConfigError('the GPT trains on text: dataset sotu or text');
   if (config.model === 'mlp' && textSet) throw new ConfigError('the MLP trains on mnist or a 2-D set, not text');
+  if (config.hidden !== '' && config.model !== 'mlp') throw new ConfigError('hidden sets the MLP\'s widths: use model=mlp');
   if (config.mode === 'ps' && config.zero !== 0) throw new ConfigError('ZeRO shards across a ring: use mode=ring');
   if (config.offload && config.zero === 0) throw new ConfigError('offload moves the ZeRO optimizer shard to the CPU: set zero to 1, 2 or 3');
   if (config.zero !== 0 && config.compression !== 'none') throw new ConfigError('ZeRO moves full-precision shards: use compression=none');
-  if (config.world > 0 && config.batch > 0 && config.batch % (config.world * config.accum) !== 0) {
-    throw new ConfigError(
-      `batch (${config.batch}) must divide evenly into world (${config.world}) x accum (${config.accum}) micro-batches`,
-    );
+  if (config.world > 0 && config.batch > 0) {
+    // Tabs' shares may differ by one sample (sampler.ts); each must still split into accum micro-batches.
+    for (let rank = 0; rank < config.world; rank++) {
+      const { start, end } = shareOf(config.batch, config.world, rank);
+      if (end === start || (end - start) % config.accum !== 0) {
+        throw new ConfigError(`batch (${config.batch}) does not split into world (${config.world}) x accum (${config.accum}) equal micro-batches: tab ${rank} would get ${end - start} sample(s)`);
+      }
+    }
   }
 }
 

@@ -4,7 +4,8 @@
 import type { ChunkEvent, Phase } from '../collective/types';
 import type { BackendInfo, MemoryKind } from '../engine/backend';
 
-export type RunState = 'idle' | 'connecting' | 'loading' | 'training' | 'paused' | 'done' | 'error';
+/** 'reforming': an elastic room lost or gained a tab and is re-forming its ring (elastic-room.ts). */
+export type RunState = 'idle' | 'connecting' | 'loading' | 'training' | 'reforming' | 'paused' | 'done' | 'error';
 
 export interface StepMetrics {
   type: 'step';
@@ -131,8 +132,24 @@ export interface ClassroomSnapshotEvent {
   teaching?: boolean;
 }
 
+/** An elastic room's ring re-formed: who is in it now, who came and went, and the step it resumes at. */
+export interface MembershipChange {
+  type: 'membership';
+  epoch: number;
+  members: string[];
+  rank: number;
+  world: number;
+  step: number;
+  joined: string[];
+  left: string[];
+  reason: string;
+  /** Whether this tab received the state it starts the epoch from (it was new, or behind). */
+  receivedState: boolean;
+}
+
 export type LabEvent =
   | ChunkEvent
+  | MembershipChange
   | StepMetrics
   | EvalMetrics
   | HashReport

@@ -121,6 +121,7 @@ export class LabControllerImpl implements LabController {
           error: null,
           room: this.config.room,
           backend: null,
+          epoch: 0,
         },
       metrics: (): LabMetrics => need().metrics(),
       config: () => ({ ...this.config }),
@@ -138,6 +139,7 @@ export class LabControllerImpl implements LabController {
       },
       // Counted by the room's mesh itself (the bus hears of a flood only in summary).
       refused: () => this.session?.refusalStats() ?? { count: 0, reasons: {} },
+      log: () => this.session?.logLines() ?? [],
       storedCheckpoints: async () => (await (this.env.checkpoints === undefined ? defaultCheckpointStore() : this.env.checkpoints)?.list()) ?? [],
     };
   }

@@ -1,6 +1,7 @@
 // The run a tab trains: the measured defaults of src/train/defaults.ts with the URL's overrides.
 import { defaults, type CharLmRecipe, type ClassifierRecipe } from '../train/defaults';
-import { ConfigError, type LabConfig } from './config';
+import { shareOf } from '../train/sampler';
+import { ConfigError, type LabConfig, parseHidden } from './config';
 
 export type Recipe = { kind: 'classifier'; recipe: ClassifierRecipe } | { kind: 'charlm'; recipe: CharLmRecipe };
 
@@ -14,16 +15,27 @@ function overrides<R extends ClassifierRecipe | CharLmRecipe>(base: R, config: L
   return recipe;
 }
 
+/** The MLP's hidden widths from the URL; its input and output widths stay the data set's. */
+function withHidden(recipe: ClassifierRecipe, hidden: string): ClassifierRecipe {
+  if (hidden === '') return recipe;
+  const { sizes } = recipe.model;
+  return { ...recipe, model: { ...recipe.model, sizes: [sizes[0], ...parseHidden(hidden), sizes[sizes.length - 1]] } };
+}
+
 export function recipeFor(config: LabConfig, world: number): Recipe {
   const recipe: Recipe =
     config.model === 'gpt'
       ? { kind: 'charlm', recipe: overrides(defaults.sotu, config) }
-      : { kind: 'classifier', recipe: overrides(config.dataset === 'mnist' ? defaults.mnist : defaults.synthetic, config) };
+      : { kind: 'classifier', recipe: withHidden(overrides(config.dataset === 'mnist' ? defaults.mnist : defaults.synthetic, config), config.hidden) };
   const { globalBatch, microBatches } = recipe.recipe;
-  if (globalBatch % (world * microBatches) !== 0) {
-    throw new ConfigError(
-      `the global batch (${globalBatch}) must split evenly into ${world} tab(s) x ${microBatches} micro-batch(es)`,
-    );
+  // Shares may differ by one sample between tabs (sampler.ts), but each must split into equal micro-batches.
+  for (let rank = 0; rank < world; rank++) {
+    const { start, end } = shareOf(globalBatch, world, rank);
+    if (end - start === 0 || (end - start) % microBatches !== 0) {
+      throw new ConfigError(
+        `the global batch (${globalBatch}) does not split into ${world} tab(s) x ${microBatches} equal micro-batch(es): tab ${rank} would get ${end - start} sample(s)`,
+      );
+    }
   }
   return recipe;
 }

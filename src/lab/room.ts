@@ -1,42 +1,79 @@
 // Joins the config's room: signalling (BroadcastChannel, or the WebSocket server when `signal` is set),
-// the WebRTC mesh, and a data-channel transport over the members in rank order.
+// the WebRTC mesh, and the ring's transport over the members in rank order.
+//
+// Rooms of up to FULL_MESH_MAX tabs are elastic (elastic-room.ts): the first ring forms by roster, and
+// later rings re-form around tabs that join or leave. Larger rooms link ring neighbours only, so no tab
+// can reach every other: they form once, when `world` tabs are present, and a lost tab ends the run.
 import { createRoomAuth } from '../peer/auth';
-import { DataChannelTransport } from '../peer/datachannel-transport';
-import { newPeerId } from '../peer/membership';
+import { DataChannelTransport, type MessageCheck } from '../peer/datachannel-transport';
+import { FULL_MESH_MAX, newPeerId } from '../peer/membership';
 import { Mesh } from '../peer/mesh';
 import { normalizeRoomName } from '../peer/room-code';
 import { createSignalling } from '../peer/signalling';
 import type { LabConfig } from './config';
+import { ElasticRoom, type Formation } from './elastic-room';
 import type { EventBus } from './events';
 
 export interface JoinedRoom {
   mesh: Mesh;
-  transport: DataChannelTransport;
-  members: string[];
+  /** The current ring's transport (a new one after every re-form in an elastic room). */
+  readonly transport: DataChannelTransport;
+  /** The current ring's members in rank order. */
+  readonly members: string[];
+  /** Set in rooms of up to FULL_MESH_MAX tabs. */
+  elastic: ElasticRoom | null;
+  /** The first ring this tab joined (elastic rooms): which rank holds the state to start from. */
+  formation: Formation | null;
   leave(): void;
+}
+
+export interface JoinOptions {
+  /** Hears of the mesh as soon as it exists, before the room is full (refusal counts). */
+  onMesh?: (mesh: Mesh) => void;
+  /** Every complete message is checked before delivery (e.g. finite gradients). */
+  messageCheck?: MessageCheck;
+  /** Whether the room takes new tabs mid-run: true, or the reason it does not (told to the newcomer). */
+  admits?: () => true | string;
 }
 
 /** How long a tab waits for the room to fill and its links to open. */
 const ROOM_TIMEOUT_MS = 120_000;
 
-/** `onMesh` hears of the mesh as soon as it exists, before the room is full (refusal counts). */
-export async function joinRoom(config: LabConfig, bus: EventBus, onMesh?: (mesh: Mesh) => void): Promise<JoinedRoom> {
+export async function joinRoom(config: LabConfig, bus: EventBus, options: JoinOptions = {}): Promise<JoinedRoom> {
   const room = normalizeRoomName(config.room);
   const peerId = newPeerId();
   // With a secret, only tabs that hold it become members; every signal and frame is authenticated.
   const auth = config.secret ? await createRoomAuth(config.secret, room) : undefined;
-  const mesh = new Mesh({ signalling: createSignalling(room, peerId, config.signal || undefined), bus, auth, maxRefusedPerPeer: config.maxrefused });
-  onMesh?.(mesh);
+  const mesh = new Mesh({
+    signalling: createSignalling(room, peerId, config.signal || undefined),
+    bus,
+    auth,
+    maxRefusedPerPeer: config.maxrefused,
+    deadAfterMs: config.peertimeout,
+  });
+  options.onMesh?.(mesh);
   await mesh.start();
+  const world = Math.max(config.world, 1);
   try {
-    const members = await mesh.waitForRoom(Math.max(config.world, 1), ROOM_TIMEOUT_MS);
-    const transport = new DataChannelTransport(mesh, { members });
+    if (world > FULL_MESH_MAX) return await fixedRoom(mesh, world, options.messageCheck);
+    const elastic = new ElasticRoom(mesh, {
+      formTimeoutMs: ROOM_TIMEOUT_MS,
+      transport: { checkMessage: options.messageCheck },
+      admits: options.admits,
+    });
+    const formation = await elastic.form({ step: -1, hash: '' }, world);
     return {
       mesh,
-      transport,
-      members,
+      get transport() {
+        return elastic.transport;
+      },
+      get members() {
+        return elastic.members;
+      },
+      elastic,
+      formation,
       leave() {
-        transport.close('left the room');
+        elastic.close();
         mesh.close();
       },
     };
@@ -44,4 +81,21 @@ export async function joinRoom(config: LabConfig, bus: EventBus, onMesh?: (mesh:
     mesh.close();
     throw error;
   }
+}
+
+/** A room past the full-mesh size: one ring, formed once every expected tab is linked. */
+async function fixedRoom(mesh: Mesh, world: number, messageCheck: MessageCheck | undefined): Promise<JoinedRoom> {
+  const members = await mesh.waitForRoom(world, ROOM_TIMEOUT_MS);
+  const transport = new DataChannelTransport(mesh, { members, checkMessage: messageCheck });
+  return {
+    mesh,
+    transport,
+    members,
+    elastic: null,
+    formation: null,
+    leave() {
+      transport.close('left the room');
+      mesh.close();
+    },
+  };
 }

@@ -20,6 +20,9 @@ import { loadDataset, type LoadedData } from './datasets';
 import type { EventBus, LabEvent, RunState } from './events';
 import { recipeFor, type Recipe } from './recipe';
 import { joinRoom, type JoinedRoom } from './room';
+import { exchangeState } from './state-transfer';
+import { TransportError } from '../peer/datachannel-transport';
+import type { Formation } from './elastic-room';
 import { captureCheckpoint, loadCheckpoint, mapTextToVocab, restoreCheckpoint, type Checkpoint, type RestoreMode } from '../train/checkpoint';
 import { textWindowCount } from '../data/batch';
 import { finiteModelDataCheck } from '../peer/payload-checks';
@@ -47,6 +50,7 @@ export interface StagedCheckpoint {
 }
 
 const TIMING_WINDOW = 50;
+const LOG_LINES = 200;
 
 export class LabSession {
   private state: RunState = 'idle';
@@ -61,6 +65,8 @@ export class LabSession {
   private paused = false;
   private resumeWaiters: (() => void)[] = [];
   private readonly m: LabMetrics = emptyMetrics();
+  private data: LoadedData | null = null;
+  private readonly logs: { t: number; level: 'info' | 'warn' | 'error'; message: string }[] = [];
   private readonly timings: { compute: number; comm: number; wait: number; step: number }[] = [];
 
   constructor(
@@ -83,11 +89,16 @@ export class LabSession {
       error: this.error,
       room: this.config.room,
       backend: this.backend?.info ?? null,
+      epoch: this.room?.elastic?.epoch ?? 0,
     };
   }
 
   metrics(): LabMetrics {
     return structuredClone(this.m);
+  }
+
+  logLines(): { t: number; level: 'info' | 'warn' | 'error'; message: string }[] {
+    return this.logs.map((line) => ({ ...line }));
   }
 
   pause(): void {
@@ -147,13 +158,20 @@ export class LabSession {
     let data = await loadDataset(this.config, this.env.dataBase ?? '/data/', this.env.userText);
     if (this.config.room) {
       this.setState('connecting');
-      this.room = await joinRoom(this.config, this.env.bus, (mesh) => (this.mesh = mesh));
-      // Gradients and parameters with NaN/Infinity are refused on arrival, before any sum takes them in.
-      this.room.transport.setMessageCheck(finiteModelDataCheck(this.config.compression, GRADIENT_COLLECTIVE_BASE));
+      this.room = await joinRoom(this.config, this.env.bus, {
+        onMesh: (mesh) => (this.mesh = mesh),
+        // Gradients and parameters with NaN/Infinity are refused on arrival, before any sum takes them in.
+        messageCheck: finiteModelDataCheck(this.config.compression, GRADIENT_COLLECTIVE_BASE),
+        admits: () => notElasticBecause(this.config) ?? (this.state === 'done' || this.state === 'error' ? `this run is ${this.state}` : true),
+      });
       this.rank = this.room.transport.rank;
       this.world = this.room.transport.world;
     }
-    const start = await this.startingCheckpoint();
+    this.data = data;
+    // A tab that joins a running room starts from the room's state, not from its own file or seed.
+    const joining = this.room?.formation && this.room.formation.source >= 0 ? this.room.formation : null;
+    if (joining && (this.staged || this.config.resume)) this.log('warn', 'this room is already training: its state replaces the checkpoint this tab was given');
+    const start = joining ? null : await this.startingCheckpoint();
     // A text model continues on new text only in its own vocabulary: re-encode (or refuse) first.
     if (start?.ckpt.header.vocab && data.kind === 'text') data = { kind: 'text', data: mapTextToVocab(data.data, start.ckpt.header.vocab) };
     if (data.kind === 'text') this.loadedVocab = data.data.vocab;
@@ -162,7 +180,9 @@ export class LabSession {
     this.run = this.buildRun(backend, data, recipe);
     const samples = data.kind === 'text' ? textWindowCount(data.data.train.length, (recipe.recipe as CharLmRecipe).model.blockSize) : data.data.train.count;
     this.stepsPerEpoch = Math.floor(samples / recipe.recipe.globalBatch);
-    if (start) {
+    if (joining) {
+      await this.adoptRoomState(joining, null, 'joined a running room');
+    } else if (start) {
       const warnings = restoreCheckpoint(backend, this.run, start.ckpt, start.mode, { recipe: recipe.recipe, world: this.world });
       for (const warning of warnings) this.log('warn', `checkpoint: ${warning}`);
       this.step = this.run.trainer.step;
@@ -210,24 +230,109 @@ export class LabSession {
   }
 
   private async train(): Promise<void> {
-    const run = this.requireRun();
-    const recipe = recipeFor(this.config, this.world).recipe;
     this.setState('training');
     while (this.step < this.steps) {
       if (this.paused) await new Promise<void>((wake) => this.resumeWaiters.push(wake));
       if (this.state === 'error') return;
-      await run.trainer.trainStep();
-      this.step = run.trainer.step;
-      // ZeRO lends its layer slots during the first step: memory after it is the steady state.
-      if (!this.steadyMemoryPublished) this.publishSteadyMemory();
-      await this.betweenSteps();
-      if (this.checkEveryStep || this.step === this.steps) await this.checkReplicas(this.step);
-      const last = this.step === this.steps;
-      if (last || this.step % recipe.evalEvery === 0) await run.trainer.evaluate(run.evalBatches);
-      if ('sampleEvery' in recipe && (last || this.step % recipe.sampleEvery === 0) && this.rank === 0 && !this.gatherParams) await this.sampleText(run as Run<Gpt>, recipe.sampleLength, recipe.temperature);
+      const reform = this.room?.elastic?.reformWanted();
+      if (reform) {
+        await this.reform(reform);
+        continue;
+      }
+      try {
+        await this.trainOneStep();
+      } catch (error) {
+        const why = this.reformableFailure(error);
+        if (why === null) throw error;
+        await this.reform(why);
+      }
     }
     this.publishMemory();
     await this.serveCaptures();
+  }
+
+  private async trainOneStep(): Promise<void> {
+    const run = this.requireRun();
+    const recipe = recipeFor(this.config, this.world).recipe;
+    await run.trainer.trainStep();
+    this.step = run.trainer.step;
+    // ZeRO lends its layer slots during the first step: memory after it is the steady state.
+    if (!this.steadyMemoryPublished) this.publishSteadyMemory();
+    await this.betweenSteps();
+    if (this.checkEveryStep || this.step === this.steps) await this.checkReplicas(this.step);
+    const last = this.step === this.steps;
+    if (last || this.step % recipe.evalEvery === 0) await run.trainer.evaluate(run.evalBatches);
+    if ('sampleEvery' in recipe && (last || this.step % recipe.sampleEvery === 0) && this.rank === 0 && !this.gatherParams) await this.sampleText(run as Run<Gpt>, recipe.sampleLength, recipe.temperature);
+  }
+
+  // --- elastic membership ---------------------------------------------------------------------------
+
+  /**
+   * Why a failed step can be survived by re-forming the ring (a tab died, left or joined), or null when
+   * it must stop the run (bad data from a member, replicas that disagree, a run that is not elastic).
+   */
+  private reformableFailure(error: unknown): string | null {
+    const elastic = this.room?.elastic;
+    if (!elastic) return null;
+    const wanted = elastic.reformWanted();
+    const membership = wanted ?? (error instanceof TransportError && !error.refusedData ? error.message : null);
+    if (membership === null) return null;
+    const notElastic = notElasticBecause(this.config);
+    if (notElastic) throw new Error(`${membership}; ${notElastic}, so a lost tab stops the run (resume=1 restarts from the last autosave)`);
+    return membership;
+  }
+
+  /**
+   * Leaves the current ring and joins the next: every tab offers the state it holds (its completed
+   * steps and parameter hash), the most advanced one is sent to whoever lacks it, and each tab rebuilds
+   * its run for its new rank and world size. A step that did not complete anywhere is redone from its
+   * start; one that completed somewhere is kept (see roster.ts).
+   */
+  private async reform(reason: string): Promise<void> {
+    const elastic = this.room!.elastic!;
+    elastic.abort(reason);
+    this.setState('reforming');
+    this.log('warn', `re-forming the ring at step ${this.step}: ${reason}`);
+    const mine = await this.capture();
+    const card = { step: this.requireRun().trainer.step, hash: await this.paramsHash() };
+    const formation = await elastic.form(card);
+    await this.adoptRoomState(formation, mine, reason);
+    await this.checkReplicas(this.step);
+    const counts = (this.m.elastic ??= { reforms: 0, joins: 0, departures: 0 });
+    counts.reforms++;
+    counts.joins += formation.joined.length;
+    counts.departures += formation.left.length;
+    if (this.state === 'reforming') this.setState(this.paused ? 'paused' : 'training');
+  }
+
+  /** Takes the formation's state (sent by its source, or this tab's own) into a run built for its rank and world. */
+  private async adoptRoomState(formation: Formation, mine: Uint8Array | null, reason: string): Promise<void> {
+    const backend = this.requireBackend();
+    const { state, received } = await exchangeState(formation, mine);
+    this.rank = formation.rank;
+    this.world = formation.world;
+    const recipe = recipeFor(this.config, this.world);
+    this.run?.dispose();
+    this.run = this.buildRun(backend, this.data!, recipe);
+    if (state) {
+      restoreCheckpoint(backend, this.run, loadCheckpoint(state), 'resume', { recipe: recipe.recipe, world: this.world });
+    }
+    this.step = this.run.trainer.step;
+    this.steadyMemoryPublished = false;
+    this.env.bus.publish({
+      type: 'membership',
+      epoch: formation.epoch,
+      members: formation.members,
+      rank: this.rank,
+      world: this.world,
+      step: this.step,
+      joined: formation.joined,
+      left: formation.left,
+      reason,
+      receivedState: received,
+    });
+    this.log('info', `ring epoch ${formation.epoch}: rank ${this.rank} of ${this.world} from step ${this.step}` + (received ? ` (state received from rank ${formation.source})` : ''));
+    this.publishMemory();
   }
 
   // --- checkpoints ----------------------------------------------------------------------------------
@@ -399,6 +504,10 @@ export class LabSession {
       case 'sample':
         this.m.sample = event.text;
         return;
+      case 'log':
+        this.logs.push({ t: event.t, level: event.level, message: event.message });
+        if (this.logs.length > LOG_LINES) this.logs.shift();
+        return;
       case 'memory':
         if (event.rank === this.rank) this.m.memory = { ...event.bytes };
         return;
@@ -452,6 +561,13 @@ export class LabSession {
   }
 }
 
+/** Why this run cannot re-form its ring around a lost or new tab, or null when it can. */
+function notElasticBecause(config: LabConfig): string | null {
+  if (config.mode === 'ps') return 'mode=ps keeps the optimizer on one tab and is not elastic';
+  if (config.zero > 0) return `zero=${config.zero} shards the optimizer state over the tabs and is not elastic`;
+  return null;
+}
+
 /** The MLP's input and output widths follow the data set (XOR and circles have 2 classes, spirals 3). */
 function fitToData(recipe: ClassifierRecipe, data: ClassificationData): ClassifierRecipe {
   const sizes = [...recipe.model.sizes];
@@ -478,6 +594,7 @@ function emptyMetrics(): LabMetrics {
     hashesAgree: null,
     stepBytesSent: null,
     zero: null,
+    elastic: { reforms: 0, joins: 0, departures: 0 },
     lastHash: null,
     sample: null,
   };

@@ -131,28 +131,43 @@ export class Mlp implements SegmentedModel {
     recordAll(this.backwardSegments(hooks));
   }
 
+  /**
+   * Two segments per layer, last layer first: the gradient flowing to the layer's input (reads its
+   * weights; the first layer has none to pass on, so it needs no weights in backward at all), then its
+   * weight and bias gradients (read only activations). Both read dz of the layer, which nothing
+   * overwrites in between.
+   */
   backwardSegments(hooks?: GradHooks): PassSegment[] {
     if (this.rows === 0) throw new Error('backward before forward');
     const segments: PassSegment[] = [];
-    for (let l = this.layers - 1; l >= 0; l--) segments.push({ groups: [`fc${l}`], record: () => this.backwardLayer(l, hooks) });
+    for (let l = this.layers - 1; l >= 0; l--) {
+      const group = `fc${l}`;
+      if (l > 0) segments.push({ groups: [group], gradGroups: [], record: () => this.backwardInput(l) });
+      segments.push({ groups: [], gradGroups: [group], record: () => this.backwardParams(l, hooks) });
+    }
     return segments;
   }
 
-  private backwardLayer(l: number, hooks?: GradHooks): void {
+  /** dz{l} = relu'(z{l}) * (dz{l+1} @ W{l}^T). */
+  private backwardInput(l: number): void {
     const { sizes } = this.config;
     const B = this.rows;
-    const b = this.backend;
+    const f = this.acts.f;
+    const [nIn, nOut] = [sizes[l], sizes[l + 1]];
+    const da = f.view(`da${l}`, B * nIn);
+    this.backend.matmul(da, f.view(`dz${l + 1}`, B * nOut), this.w(l), B, nOut, nIn, { transB: true });
+    this.backend.reluBackward(f.view(`dz${l}`, B * nIn), f.view(`z${l}`, B * nIn), da);
+  }
+
+  /** dW{l} += a{l}^T @ dz{l+1}; db{l} += sum over rows of dz{l+1}. */
+  private backwardParams(l: number, hooks?: GradHooks): void {
+    const { sizes } = this.config;
+    const B = this.rows;
     const f = this.acts.f;
     const [nIn, nOut] = [sizes[l], sizes[l + 1]];
     const dz = f.view(`dz${l + 1}`, B * nOut);
-    const aIn = f.view(`a${l}`, B * nIn);
-    b.matmul(this.dw(l), aIn, dz, nIn, B, nOut, { transA: true, accumulate: true });
-    b.biasBackward(this.dbias(l), dz, B, nOut);
-    if (l > 0) {
-      const da = f.view(`da${l}`, B * nIn);
-      b.matmul(da, dz, this.w(l), B, nOut, nIn, { transB: true });
-      b.reluBackward(f.view(`dz${l}`, B * nIn), f.view(`z${l}`, B * nIn), da);
-    }
+    this.backend.matmul(this.dw(l), f.view(`a${l}`, B * nIn), dz, nIn, B, nOut, { transA: true, accumulate: true });
+    this.backend.biasBackward(this.dbias(l), dz, B, nOut);
     hooks?.onGradReady(groupRange(this.layout, `fc${l}`), `fc${l}`);
   }
 

@@ -101,13 +101,26 @@ export const fullStorage =
   };
 
 /**
- * A piece of a forward or backward pass that reads (and, backward, writes the gradients of) only the
- * parameters of `groups`. ZeRO-3 gathers those groups before `record` and releases them after; a plain
- * pass just records the segments one after another.
+ * A piece of a forward or backward pass that reads only the parameters of `groups` (and, backward,
+ * accumulates only the gradients of `gradGroups`). ZeRO-3 gathers `groups` before `record` and releases
+ * them after; a plain pass just records the segments one after another.
  */
 export interface PassSegment {
+  /** Groups whose parameters the ops read (may be empty: a layer's weight gradient needs none). */
   readonly groups: readonly string[];
+  /**
+   * Backward only: groups whose gradients the ops accumulate into; `groups` when absent. Splitting a
+   * layer's backward into an input-gradient segment (reads the weights, writes no parameter gradient)
+   * and a weight-gradient segment (writes gradients, reads no weights) lets ZeRO-3 hold one layer-sized
+   * slot at a time: the gathered weights' slot is handed to the gradients once it is released.
+   */
+  readonly gradGroups?: readonly string[];
   record(): void;
+}
+
+/** The groups a backward segment writes gradients into. */
+export function gradGroupsOf(segment: PassSegment): readonly string[] {
+  return segment.gradGroups ?? segment.groups;
 }
 
 /** Models that can hand out their passes segment by segment (both of ours). */

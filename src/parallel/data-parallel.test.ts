@@ -8,7 +8,7 @@ import { CpuBackend } from '../engine/cpu-backend';
 import { paramsHash } from '../model/layout';
 import { defaults, type ClassifierRecipe } from '../train/defaults';
 import { classifierRun } from '../train/recipes';
-import { DataParallelSync } from './data-parallel';
+import { busyMs, DataParallelSync, MAX_PIECES, piecesOf } from './data-parallel';
 import { testConfig, trainRoom } from './test-support';
 
 const data = syntheticData({ kind: 'spirals', seed: 5 });
@@ -43,7 +43,8 @@ function maxDifference(a: Float32Array, b: Float32Array): number {
 }
 
 describe('data-parallel training over the ring', () => {
-  it.each([2, 3, 4])('%i ranks equal one rank on the same global batch, replicas bitwise equal every step', async (world) => {
+  // 5 and 7 do not divide the global batch of 24: shares one sample apart, weighted (train/sampler.ts).
+  it.each([2, 3, 4, 5, 7])('%i ranks equal one rank on the same global batch, replicas bitwise equal every step', async (world) => {
     const single = await trainRanks(1, recipe, 1 << 16);
     // Small buckets: several all-reduces per step, launched during the backward pass.
     const many = await trainRanks(world, recipe, 200);
@@ -79,5 +80,44 @@ describe('data-parallel training over the ring', () => {
         expect(step.commMs).toBeLessThanOrEqual(step.stepMs);
       }
     }
+  });
+});
+
+describe('piecesOf', () => {
+  it('cuts a span into bucket-sized pieces that tile it exactly, the small remainder joining the last', () => {
+    expect(piecesOf(203_584, 65_536)).toEqual([
+      { offset: 0, length: 65_536 },
+      { offset: 65_536, length: 65_536 },
+      { offset: 131_072, length: 72_512 },
+    ]);
+    expect(piecesOf(100, 65_536)).toEqual([{ offset: 0, length: 100 }]);
+    // A remainder of at least half a bucket is a piece of its own.
+    expect(piecesOf(250, 100)).toEqual([
+      { offset: 0, length: 100 },
+      { offset: 100, length: 100 },
+      { offset: 200, length: 50 },
+    ]);
+  });
+
+  it('never makes more than MAX_PIECES collectives of one span, however small the bucket', () => {
+    const pieces = piecesOf(1_000_003, 64);
+    expect(pieces.length).toBe(MAX_PIECES);
+    expect(pieces.reduce((sum, p) => sum + p.length, 0)).toBe(1_000_003);
+    pieces.slice(1).forEach((p, i) => expect(p.offset).toBe(pieces[i].offset + pieces[i].length));
+  });
+
+  it('refuses sizes that are not positive', () => {
+    expect(() => piecesOf(0, 64)).toThrow(/positive/);
+    expect(() => piecesOf(64, 0)).toThrow(/positive/);
+  });
+});
+
+describe('busyMs', () => {
+  it('adds overlapping intervals once and leaves gaps between them out', () => {
+    expect(busyMs([])).toBe(0);
+    expect(busyMs([[10, 20]])).toBe(10);
+    // [0, 30] and [50, 60] busy, 30..50 idle (the next bucket was still being computed).
+    expect(busyMs([[50, 60], [0, 20], [10, 30]])).toBe(40);
+    expect(busyMs([[0, 100], [20, 30]])).toBe(100);
   });
 });

@@ -1,84 +1,11 @@
-// The transport against an in-memory stand-in for the mesh: real frames, real validation, a channel
-// whose queue fills and drains like RTCDataChannel's. The real WebRTC path is covered by e2e/ring.spec.ts.
+// The transport against an in-memory stand-in for the mesh (fake-mesh.ts): real frames, real validation,
+// a channel whose queue fills and drains like RTCDataChannel's. The real WebRTC path is covered by
+// e2e/ring.spec.ts.
 import { describe, expect, it } from 'vitest';
 import { runAllReduce } from '../collective/collectives';
-import { DataChannelTransport, type ChannelLike, type MeshLinks } from './datachannel-transport';
+import { DataChannelTransport } from './datachannel-transport';
 import { FRAME_HEADER_BYTES, decodeFrame, encodeFrame, isFrameError, roomHash } from './frame';
-import type { MeshListener } from './mesh';
-
-class FakeChannel extends EventTarget implements ChannelLike {
-  readyState: RTCDataChannelState = 'open';
-  bufferedAmount = 0;
-  bufferedAmountLowThreshold = 0;
-  maxBuffered = 0;
-}
-
-/** N fake meshes whose links deliver frames after `delayMs`, with a hook to tamper with bytes in flight. */
-class FakeNet {
-  readonly nodes: FakeMesh[] = [];
-  tamper: (bytes: Uint8Array, from: string, to: string) => Uint8Array | null = (b) => b;
-  constructor(
-    ids: string[],
-    readonly delayMs = 0,
-    readonly maxMessage = 262144,
-  ) {
-    for (const id of ids) this.nodes.push(new FakeMesh(id, this));
-  }
-  node(id: string): FakeMesh {
-    return this.nodes.find((n) => n.peerId === id)!;
-  }
-}
-
-class FakeMesh implements MeshLinks {
-  readonly roomHash = roomHash('TEST');
-  readonly listeners = new Set<MeshListener>();
-  readonly channels = new Map<string, FakeChannel>();
-  readonly refused: string[] = [];
-  constructor(
-    readonly peerId: string,
-    private readonly net: FakeNet,
-  ) {}
-  on(listener: MeshListener) {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-  channel(peerId: string): FakeChannel {
-    let ch = this.channels.get(peerId);
-    if (!ch) this.channels.set(peerId, (ch = new FakeChannel()));
-    return ch;
-  }
-  maxMessageSize() {
-    return this.net.maxMessage;
-  }
-  sendRaw(peerId: string, bytes: Uint8Array) {
-    if (bytes.length > this.net.maxMessage) throw new Error('message too big');
-    const ch = this.channel(peerId);
-    ch.bufferedAmount += bytes.length;
-    ch.maxBuffered = Math.max(ch.maxBuffered, ch.bufferedAmount);
-    setTimeout(() => {
-      const before = ch.bufferedAmount;
-      ch.bufferedAmount -= bytes.length;
-      if (before > ch.bufferedAmountLowThreshold && ch.bufferedAmount <= ch.bufferedAmountLowThreshold) {
-        ch.dispatchEvent(new Event('bufferedamountlow'));
-      }
-      const delivered = this.net.tamper(bytes.slice(), this.peerId, peerId);
-      if (delivered) this.net.node(peerId).receive(this.peerId, delivered);
-    }, this.net.delayMs);
-  }
-  refuse(peerId: string, reason: string) {
-    this.refused.push(`${peerId}: ${reason}`);
-  }
-  /** What mesh.ts does with an incoming message: decode, check room, hand data frames on. */
-  receive(from: string, bytes: Uint8Array) {
-    const frame = decodeFrame(bytes);
-    if (isFrameError(frame)) return this.refuse(from, frame.error);
-    if (frame.roomHash !== this.roomHash) return this.refuse(from, 'frame for another room');
-    for (const l of this.listeners) l.frame?.(from, frame);
-  }
-  lose(peerId: string) {
-    for (const l of this.listeners) l.peerLost?.(peerId, 'test');
-  }
-}
+import { FakeNet } from './fake-mesh';
 
 const ids = ['peer-0', 'peer-1', 'peer-2', 'peer-3'];
 const tag = (chunk: number) => ({ round: 1, collective: 0, chunk });
@@ -99,6 +26,25 @@ function randomBytes(n: number, seed = 1): Uint8Array {
 }
 
 describe('DataChannelTransport', () => {
+  it('serves one membership epoch: earlier epochs are stale, the next one is left alone, further ones refused', async () => {
+    const net = new FakeNet(ids.slice(0, 2));
+    const members = ids.slice(0, 2);
+    const old = new DataChannelTransport(net.node('peer-0'), { members, epoch: 3 });
+    const [a, b] = net.nodes.map((n) => new DataChannelTransport(n, { members, epoch: 4, nextEpochExpected: true }));
+    const frame = (epoch: number, chunk: number) =>
+      encodeFrame({ type: 'data', roomHash: roomHash('TEST'), round: 1, collective: 0, chunk, sender: 0, epoch, part: 0, parts: 1 }, new Uint8Array([epoch]));
+    const got = b.recv(0, tag(0));
+    await old.send(1, tag(0), new Uint8Array([3])); // in flight from the ring before the re-form
+    net.node('peer-1').receive('peer-0', frame(5, 1)); // the next ring's: someone else keeps it
+    net.node('peer-1').receive('peer-0', frame(9, 2)); // no honest peer is there
+    await a.send(1, tag(0), new Uint8Array([4]));
+    expect(Array.from(await got)).toEqual([4]);
+    expect(b.staleFrames).toBe(1);
+    expect(net.node('peer-1').refused).toEqual(['peer-0: data frame of membership epoch 9; this room is in epoch 4']);
+    b.deliver('peer-0', decodeOk(frame(4, 3)));
+    expect(Array.from(await b.recv(0, tag(3)))).toEqual([4]);
+  });
+
   it('delivers a message split over the max message size, byte for byte, and counts bytes', async () => {
     const net = new FakeNet(ids.slice(0, 2), 0, 4096);
     const [a, b] = transports(net);

@@ -46,13 +46,26 @@ export interface DataChannelTransportOptions {
   onRefused?: (peerId: string, reason: string) => void;
   /** Checks each whole message before delivery (e.g. finite gradients); see setMessageCheck. */
   checkMessage?: MessageCheck;
+  /**
+   * The room's membership epoch this transport serves (elastic rooms re-form the ring with a new
+   * epoch and a new transport). Frames of earlier epochs are dropped as stale; frames of the next
+   * epoch are left to whoever builds the next transport (elastic.ts buffers them); anything further
+   * ahead is refused, because no honest peer can be there. Default 0.
+   */
+  epoch?: number;
+  /** true: frames of epoch + 1 are someone else's business (elastic rooms). false: refused. */
+  nextEpochExpected?: boolean;
 }
 
 /** Returns why a complete message must be refused, or undefined to deliver it. */
 export type MessageCheck = (tag: MessageTag, payload: Uint8Array) => string | undefined;
 
 export class TransportError extends Error {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    /** true: a message arrived and was refused (e.g. a non-finite gradient); false: a peer or link is gone. */
+    readonly refusedData = false,
+  ) {
     super(message);
     this.name = 'TransportError';
   }
@@ -84,6 +97,9 @@ export class DataChannelTransport implements Transport {
   bytesSent = 0;
   bytesReceived = 0;
   refusedFrames = 0;
+  /** Frames of an earlier membership epoch, dropped unread (in flight when the ring re-formed). */
+  staleFrames = 0;
+  readonly epoch: number;
 
   private readonly members: string[];
   private readonly rankOf = new Map<string, number>();
@@ -107,6 +123,7 @@ export class DataChannelTransport implements Transport {
     this.members = [...opts.members];
     this.members.forEach((id, rank) => this.rankOf.set(id, rank));
     this.checkMessage = opts.checkMessage;
+    this.epoch = opts.epoch ?? 0;
     this.rank = this.members.indexOf(mesh.peerId);
     this.world = this.members.length;
     if (this.rank < 0) throw new TransportError(`this tab (${mesh.peerId}) is not among the members`);
@@ -125,7 +142,7 @@ export class DataChannelTransport implements Transport {
       await this.drain(to, peerId);
       const piece = payload.subarray(part * maxPayload, Math.min(payload.length, (part + 1) * maxPayload));
       const frame = encodeFrame(
-        { type: 'data', roomHash: this.mesh.roomHash, ...tag, sender: this.rank, part, parts },
+        { type: 'data', roomHash: this.mesh.roomHash, ...tag, sender: this.rank, epoch: this.epoch, part, parts },
         piece,
       );
       try {
@@ -152,7 +169,7 @@ export class DataChannelTransport implements Transport {
     }
     if (this.closedReason) return Promise.reject(new TransportError(this.closedReason));
     const poison = this.poisoned.get(key);
-    if (poison) return Promise.reject(new TransportError(poison));
+    if (poison) return Promise.reject(new TransportError(poison, true));
     const lost = this.lost.get(from);
     if (lost) return Promise.reject(new TransportError(lost));
     if (this.waiters.has(key)) return Promise.reject(new TransportError(`already waiting for ${key}`));
@@ -256,9 +273,18 @@ export class DataChannelTransport implements Transport {
     this.mesh.refuse(peerId, reason);
   }
 
+  /**
+   * Takes a data frame of this transport's epoch that arrived before the transport existed (elastic.ts
+   * kept it while the ring re-formed). Validated exactly like a frame straight off the channel.
+   */
+  deliver(peerId: string, frame: Frame): void {
+    this.onFrame(peerId, frame);
+  }
+
   private onFrame(peerId: string, frame: Frame): void {
     if (this.closedReason) return;
     if (frame.type !== 'data') return; // control frames belong to others
+    if (frame.epoch !== this.epoch) return this.otherEpoch(peerId, frame.epoch);
     const from = this.rankOf.get(peerId);
     if (from === undefined) return this.refuse(peerId, 'data frame from a peer outside this group');
     if (frame.sender !== from) return this.refuse(peerId, `frame claims rank ${frame.sender}, the link is rank ${from}`);
@@ -294,7 +320,7 @@ export class DataChannelTransport implements Transport {
       if (w) {
         this.waiters.delete(key);
         clearTimeout(w.timer);
-        w.reject(new TransportError(reason));
+        w.reject(new TransportError(reason, true));
       }
       return;
     }
@@ -307,6 +333,15 @@ export class DataChannelTransport implements Transport {
     } else {
       this.ready.set(key, message);
     }
+  }
+
+  private otherEpoch(peerId: string, epoch: number): void {
+    if (epoch < this.epoch) {
+      this.staleFrames++;
+      return;
+    }
+    if (epoch === this.epoch + 1 && this.opts.nextEpochExpected) return;
+    this.refuse(peerId, `data frame of membership epoch ${epoch}; this room is in epoch ${this.epoch}`);
   }
 
   private remember(key: string): void {

@@ -18,6 +18,7 @@ const header: FrameHeader = {
   collective: 3,
   chunk: 17,
   sender: 2,
+  epoch: 513,
   part: 1,
   parts: 4,
 };
@@ -38,7 +39,7 @@ describe('frame encode/decode', () => {
 
   it('round-trips heartbeat and control frames, an empty payload, and maximal field values', () => {
     for (const type of ['heartbeat', 'control'] as const) {
-      const h = { ...header, type, round: 0xffffffff, chunk: 0xffffffff, sender: 0xffff, part: 0, parts: 1 };
+      const h = { ...header, type, round: 0xffffffff, chunk: 0xffffffff, sender: 0xffff, epoch: 0xffff, part: 0, parts: 1 };
       const frame = decodeOk(encodeFrame(h, new Uint8Array(0)));
       expect(frame).toMatchObject(h);
       expect(frame.payload.length).toBe(0);
@@ -56,6 +57,7 @@ describe('frame encode/decode', () => {
   it('refuses invalid headers at encode time', () => {
     expect(() => encodeFrame({ ...header, round: -1 }, new Uint8Array(0))).toThrow(/round/);
     expect(() => encodeFrame({ ...header, sender: 70000 }, new Uint8Array(0))).toThrow(/sender/);
+    expect(() => encodeFrame({ ...header, epoch: 0x10000 }, new Uint8Array(0))).toThrow(/epoch/);
     expect(() => encodeFrame({ ...header, part: 4, parts: 4 }, new Uint8Array(0))).toThrow(/part/);
   });
 
@@ -67,7 +69,7 @@ describe('frame encode/decode', () => {
       ['magic', (b) => ((b[0] ^= 0xff), b), /magic/],
       ['version', (b) => ((b[2] = 9), b), /version 9/],
       ['type', (b) => ((b[3] = 7), b), /type 7/],
-      ['flags', (b) => ((b[22] = 1), b), /flags/],
+      ['epoch changed', (b) => ((b[22] ^= 1), b), /checksum/],
       ['parts', (b) => ((b[28] = 0), (b[29] = 0), (b[30] = 0), (b[31] = 0), b), /piece/],
       ['truncated payload', (b) => b.subarray(0, b.length - 1), /payload length/],
       ['payload bit flip', (b) => ((b[FRAME_HEADER_BYTES + 3] ^= 1), b), /checksum/],

@@ -4,7 +4,7 @@
 //
 // Layout (little-endian), 40-byte header then the payload:
 //   0  u16 magic 0x4C57 ("WL")     20 u16 sender rank (0xFFFF: not ranked yet, heartbeats/control)
-//   2  u8  version (1)              22 u16 flags (reserved, must be 0)
+//   2  u8  version (1)              22 u16 membership epoch (elastic rooms; 0 for heartbeats/control)
 //   3  u8  type (0 data, 1 heartbeat, 2 control)
 //   4  u32 room hash (FNV-1a)       24 u32 part  (index of this piece of a split message)
 //   8  u32 round (training step)    28 u32 parts (how many pieces the message was split into)
@@ -32,9 +32,15 @@ export interface FrameHeader {
   sender: number;
   part: number;
   parts: number;
+  /**
+   * The room's membership epoch the sender was in (elastic.ts): data frames of an earlier membership
+   * are stale after the ring re-forms and must never be summed into the new one. Default 0.
+   */
+  epoch?: number;
 }
 
 export interface Frame extends FrameHeader {
+  epoch: number;
   version: number;
   /** A view into the decoded buffer (no copy). */
   payload: Uint8Array;
@@ -65,8 +71,9 @@ function checkU32(name: string, v: number): void {
 /** Encodes one frame. Throws on out-of-range header fields: that is a bug in the caller, not bad input. */
 export function encodeFrame(header: FrameHeader, payload: Uint8Array): Uint8Array {
   for (const key of ['roomHash', 'round', 'collective', 'chunk', 'part', 'parts'] as const) checkU32(key, header[key]);
-  if (!Number.isInteger(header.sender) || header.sender < 0 || header.sender > 0xffff) {
-    throw new RangeError(`frame sender must be a u16, got ${header.sender}`);
+  for (const key of ['sender', 'epoch'] as const) {
+    const v = header[key] ?? 0;
+    if (!Number.isInteger(v) || v < 0 || v > 0xffff) throw new RangeError(`frame ${key} must be a u16, got ${v}`);
   }
   if (header.parts < 1 || header.part >= header.parts) {
     throw new RangeError(`frame part ${header.part} of ${header.parts} is not a valid piece`);
@@ -81,7 +88,7 @@ export function encodeFrame(header: FrameHeader, payload: Uint8Array): Uint8Arra
   view.setUint32(12, header.collective, true);
   view.setUint32(16, header.chunk, true);
   view.setUint16(20, header.sender, true);
-  view.setUint16(22, 0, true);
+  view.setUint16(22, header.epoch ?? 0, true);
   view.setUint32(24, header.part, true);
   view.setUint32(28, header.parts, true);
   view.setUint32(32, payload.length, true);
@@ -107,8 +114,6 @@ export function decodeFrame(bytes: unknown): Frame | FrameError {
   if (version !== FRAME_VERSION) return { error: `unsupported version ${version} (this tab speaks ${FRAME_VERSION})` };
   const type = TYPES_BY_CODE[view.getUint8(3)];
   if (type === undefined) return { error: `unknown frame type ${view.getUint8(3)}` };
-  const flags = view.getUint16(22, true);
-  if (flags !== 0) return { error: `reserved flags set (0x${flags.toString(16)})` };
   const part = view.getUint32(24, true);
   const parts = view.getUint32(28, true);
   if (parts < 1 || part >= parts) return { error: `part ${part} of ${parts} is not a valid piece` };
@@ -129,6 +134,7 @@ export function decodeFrame(bytes: unknown): Frame | FrameError {
     collective: view.getUint32(12, true),
     chunk: view.getUint32(16, true),
     sender: view.getUint16(20, true),
+    epoch: view.getUint16(22, true),
     part,
     parts,
     payload: bytes.subarray(FRAME_HEADER_BYTES),

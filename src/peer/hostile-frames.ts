@@ -17,7 +17,7 @@ export const HOSTILE_KINDS = [
   'bad-magic',
   'bad-version',
   'bad-type',
-  'flags-set',
+  'future-epoch',
   'bad-parts',
   'other-room',
   'malformed-heartbeat',
@@ -92,8 +92,9 @@ export function* hostileFrames(seed: number, count: number, target: HostileTarge
       case 'bad-type':
         out = reseal(((f) => ((f[3] = 3 + int(250)), f))(valid()));
         break;
-      case 'flags-set':
-        out = reseal(((f) => ((f[22] = 1 + int(255)), f))(valid()));
+      case 'future-epoch':
+        // A membership epoch far beyond the room's: an honest peer is at most one epoch ahead.
+        out = reseal(((f) => (new DataView(f.buffer).setUint16(22, 1000 + int(30000), true), f))(valid()));
         break;
       case 'bad-parts': {
         const f = valid();

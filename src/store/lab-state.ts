@@ -9,6 +9,7 @@ import type {
   EvalMetrics,
   FrameRefused,
   LogLine,
+  MembershipChange,
   PeerInfo,
   PeersReport,
   RunState,
@@ -27,6 +28,9 @@ export const LIMITS = {
   refused: 100,
   samples: 20,
   logs: 300,
+  ring: 50,
+  /** Distinct refusal reasons counted one by one; the rest are counted under 'other reasons'. */
+  refusalReasons: 64,
 } as const;
 
 /** Parameter hashes reported for one step, and whether they agree. */
@@ -71,6 +75,8 @@ export interface LabData {
   samples: SampleText[];
   logs: LogLine[];
   zeroLayout: ZeroLayoutReport | null;
+  /** The last re-forms of an elastic room's ring (newest last). */
+  ring: MembershipChange[];
   classroom: ClassroomSlice;
 }
 
@@ -102,6 +108,7 @@ export function initialLabData(config: LabConfig = DEFAULT_CONFIG): LabData {
     samples: [],
     logs: [],
     zeroLayout: null,
+    ring: [],
     classroom: { runId: null, chunks: [], snapshots: [], index: 0, steps: null, teaching: false },
   };
 }

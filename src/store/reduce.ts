@@ -33,6 +33,12 @@ function reduceHash(state: LabData, event: HashReport): Partial<LabData> {
   return { hashes, hashMismatches: state.hashMismatches + newlyBroken };
 }
 
+/** Counts a refusal by reason; a hostile peer inventing endless reasons cannot grow the table past the limit. */
+function countReason(byReason: Record<string, number>, reason: string): Record<string, number> {
+  const key = reason in byReason || Object.keys(byReason).length < LIMITS.refusalReasons ? reason : 'other reasons';
+  return { ...byReason, [key]: (byReason[key] ?? 0) + 1 };
+}
+
 /** The partial state after `event`, or null when nothing changed. */
 export function reduceLabEvent(state: LabData, event: LabEvent): Partial<LabData> | null {
   switch (event.type) {
@@ -61,7 +67,7 @@ export function reduceLabEvent(state: LabData, event: LabEvent): Partial<LabData
         refused: {
           recent: appendBounded(refused.recent, event, LIMITS.refused),
           total: refused.total + 1,
-          byReason: { ...refused.byReason, [event.reason]: (refused.byReason[event.reason] ?? 0) + 1 },
+          byReason: countReason(refused.byReason, event.reason),
         },
       };
     }
@@ -69,6 +75,8 @@ export function reduceLabEvent(state: LabData, event: LabEvent): Partial<LabData
       return { logs: appendBounded(state.logs, event, LIMITS.logs) };
     case 'zero-layout':
       return { zeroLayout: event };
+    case 'membership':
+      return { ring: appendBounded(state.ring, event, LIMITS.ring) };
     case 'classroom': {
       const lesson = state.classroom;
       const sameLesson = lesson.runId === event.runId;

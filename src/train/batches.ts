@@ -9,6 +9,11 @@ export interface BatchSource {
   /** Samples (rows) per step on this rank, over all micro-batches. */
   readonly rowsPerStep: number;
   readonly microBatches: number;
+  /**
+   * This rank's share of the global batch relative to an even share (sampler.ts): the trainer scales
+   * its loss gradients by it so that the ring's average stays the global batch's mean. Default 1.
+   */
+  readonly shareWeight?: number;
   /** Micro-batch `micro` of `step` on this rank. The returned arrays are reused by the next call. */
   next(step: number, micro: number): Batch;
 }
@@ -32,6 +37,7 @@ function microSize(perRank: number, microBatches: number): number {
 export class ClassificationBatches implements BatchSource {
   readonly sampler: DistributedSampler;
   readonly rowsPerStep: number;
+  readonly shareWeight: number;
   readonly microBatches: number;
   readonly microRows: number;
   private readonly inputs: Float32Array;
@@ -45,6 +51,7 @@ export class ClassificationBatches implements BatchSource {
   ) {
     this.sampler = new DistributedSampler({ size: set.count, ...options });
     this.rowsPerStep = this.sampler.perRank;
+    this.shareWeight = this.sampler.shareWeight;
     this.microBatches = options.microBatches;
     this.microRows = microSize(this.rowsPerStep, options.microBatches);
     this.inputs = new Float32Array(this.microRows * set.features);
@@ -63,6 +70,7 @@ export class ClassificationBatches implements BatchSource {
 export class TextBatches implements BatchSource {
   readonly sampler: DistributedSampler;
   readonly rowsPerStep: number;
+  readonly shareWeight: number;
   readonly microBatches: number;
   readonly microRows: number;
   private readonly tokens: Uint32Array;
@@ -78,6 +86,7 @@ export class TextBatches implements BatchSource {
     if (windows < options.globalBatch) throw new RangeError(`the text holds ${windows} windows of ${seqLen + 1}; need at least ${options.globalBatch}`);
     this.sampler = new DistributedSampler({ size: windows, ...options });
     this.rowsPerStep = this.sampler.perRank;
+    this.shareWeight = this.sampler.shareWeight;
     this.microBatches = options.microBatches;
     this.microRows = microSize(this.rowsPerStep, options.microBatches);
     this.tokens = new Uint32Array(this.microRows * seqLen);

@@ -34,8 +34,18 @@ describe('DistributedSampler', () => {
     expect(seen.size).toBe(s.stepsPerEpoch * 12);
   });
 
-  it('refuses uneven or impossible configurations', () => {
-    expect(() => new DistributedSampler({ ...base, world: 5, rank: 0 })).toThrow(/divide evenly/);
+  it('splits a global batch the world does not divide into shares one sample apart, weighted to average exactly', () => {
+    const shares = Array.from({ length: 5 }, (_, rank) => new DistributedSampler({ ...base, world: 5, rank }));
+    expect(shares.map((s) => s.perRank)).toEqual([2, 2, 3, 2, 3]);
+    // concatenated in rank order, the shares are exactly the global batch
+    expect(shares.flatMap((s) => Array.from(s.indices(4)))).toEqual(Array.from(shares[0].globalIndices(4)));
+    // sum over ranks of weight * (mean over own share) / world = mean over the global batch
+    expect(shares.reduce((sum, s) => sum + s.shareWeight, 0)).toBeCloseTo(5, 12);
+    expect(shares.map((s) => s.shareWeight * s.options.globalBatch / 5)).toEqual([2, 2, 3, 2, 3]);
+  });
+
+  it('refuses impossible configurations', () => {
+    expect(() => new DistributedSampler({ ...base, globalBatch: 3, world: 4, rank: 0 })).toThrow(/smaller than the room/);
     expect(() => new DistributedSampler({ ...base, world: 2, rank: 2 })).toThrow(/rank/);
     expect(() => new DistributedSampler({ ...base, globalBatch: 200, world: 1, rank: 0 })).toThrow(/larger/);
     expect(() => new DistributedSampler({ ...base, world: 1, rank: 0 }).indices(-1)).toThrow(/step/);

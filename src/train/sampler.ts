@@ -2,6 +2,10 @@
 // same global batch for a step, and takes its own disjoint slice of it. N ranks with global batch G
 // therefore see exactly the samples one rank would see with batch G, which is what makes data-parallel
 // training equal to single-tab training.
+//
+// When the room's size does not divide the global batch (an elastic room that lost a tab), the shares
+// differ by at most one sample, and each rank's gradient carries the weight share * world / global batch,
+// so the ring's average is still the gradient of the global batch's mean loss.
 import { deriveSeed, Rng } from '../data/random';
 
 export interface SamplerOptions {
@@ -14,8 +18,16 @@ export interface SamplerOptions {
   seed: number;
 }
 
+/** The half-open range of a step's global batch that `rank` takes: contiguous, disjoint, covering. */
+export function shareOf(globalBatch: number, world: number, rank: number): { start: number; end: number } {
+  return { start: Math.floor((rank * globalBatch) / world), end: Math.floor(((rank + 1) * globalBatch) / world) };
+}
+
 export class DistributedSampler {
   readonly perRank: number;
+  /** This rank's share relative to an even one (1 when the world divides the global batch). */
+  readonly shareWeight: number;
+  private readonly share: { start: number; end: number };
   readonly stepsPerEpoch: number;
   private cachedEpoch = -1;
   private permutation: Uint32Array;
@@ -26,11 +38,11 @@ export class DistributedSampler {
       if (!Number.isInteger(v) || v <= 0) throw new RangeError(`sampler ${name} must be a positive integer, got ${v}`);
     }
     if (!Number.isInteger(rank) || rank < 0 || rank >= world) throw new RangeError(`rank ${rank} outside 0..${world - 1}`);
-    if (globalBatch % world !== 0) {
-      throw new RangeError(`global batch ${globalBatch} must divide evenly over ${world} ranks (each rank averages the same share)`);
-    }
+    if (globalBatch < world) throw new RangeError(`global batch ${globalBatch} is smaller than the room (${world} ranks): a rank would get no sample`);
     if (globalBatch > size) throw new RangeError(`global batch ${globalBatch} is larger than the data set (${size})`);
-    this.perRank = globalBatch / world;
+    this.share = shareOf(globalBatch, world, rank);
+    this.perRank = this.share.end - this.share.start;
+    this.shareWeight = (this.perRank * world) / globalBatch;
     // The tail that does not fill a whole global batch is dropped; it is a different tail each epoch.
     this.stepsPerEpoch = Math.floor(size / globalBatch);
     this.permutation = new Uint32Array(size);
@@ -56,6 +68,6 @@ export class DistributedSampler {
   /** This rank's disjoint share of the global batch of `step`. */
   indices(step: number): Uint32Array {
     const global = this.globalIndices(step);
-    return global.subarray(this.options.rank * this.perRank, (this.options.rank + 1) * this.perRank);
+    return global.subarray(this.share.start, this.share.end);
   }
 }

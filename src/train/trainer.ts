@@ -116,13 +116,15 @@ export class Trainer {
     const { backend: b, model, batches, optimizer } = this.o;
     const step = this.step;
     const k = batches.microBatches;
+    // An uneven share of the global batch (elastic rooms) weighs its gradient by its size (sampler.ts).
+    const weight = batches.shareWeight ?? 1;
     const t0 = performance.now();
     b.fill(viewOf(model.grads), 0);
     for (let m = 0; m < k; m++) {
       const batch = batches.next(step, m);
       const rows = model.lossRowsOf(batch);
       const layerwise = this.o.layerwise;
-      const result = layerwise ? await layerwise.forward(batch, 1 / (rows * k), step) : model.forward(batch, 1 / (rows * k));
+      const result = layerwise ? await layerwise.forward(batch, weight / (rows * k), step) : model.forward(batch, weight / (rows * k));
       b.copy(viewOf(this.lossBuf, m * this.lossSlot, rows), viewOf(result.losses.buf, result.losses.offset, rows));
       this.lossRows[m] = rows;
       if (layerwise) await layerwise.backward(step, m, this.o.gradHooks?.(step, m));

@@ -74,7 +74,7 @@ function Field({ label, children }: { label: string; children: (id: string) => R
 export function Controls(props: ControlsProps) {
   const { config, runState, onChange } = props;
   const error = validationError(config);
-  const running = runState === 'training' || runState === 'connecting' || runState === 'loading';
+  const running = runState === 'training' || runState === 'reforming' || runState === 'connecting' || runState === 'loading';
   const locked = running || runState === 'paused';
   const intOf = (key: 'batch' | 'accum' | 'steps' | 'seed') => (e: ChangeEvent<HTMLInputElement>) => {
     // Batch and steps: an empty box means 0, the model's own default (shown as a placeholder, not "0").

@@ -1,19 +1,27 @@
 import { describe, expect, it } from 'vitest';
 import { mlpLayout } from '../../model/mlp';
-import { budgetRefusal, predictBytes } from './budget';
+import { budgetRefusal, predictBytes, slotsHeld } from './budget';
+import { largestGroup } from './shard-storage';
+import { zeroPartition } from './zero-hooks';
+import { STAGING_FLOATS } from './zero-sync';
 
 const layout = mlpLayout({ sizes: [64, 256, 256, 256, 10] });
 const P = layout.totalLength;
 const plain = { params: 4 * P, grads: 4 * P, optimizer: 8 * P, activations: 1000, workspace: 256, data: 0 };
 
 describe('memory budget', () => {
-  it('predicts the ZeRO-3 bytes from a plain run: shards plus the layer slots, activations kept', () => {
-    const maxGroup = Math.max(...layout.groups.map((g) => g.range.length));
-    const three = predictBytes(layout, 4, 3, plain, 0);
-    expect(three).toBeLessThan(16 * P);
-    expect(three).toBeGreaterThanOrEqual(1256 + (16 * P) / 4 + 4 * 5 * maxGroup);
-    expect(predictBytes(layout, 4, 3, plain, 0, { residentGroups: 1 })).toBe(three - 4 * 2 * maxGroup);
-    expect(predictBytes(layout, 4, 0, plain, 0)).toBe(16 * P + 1256);
+  it('predicts shards plus the slots each stage lends; activations and the trainer\'s workspace kept', () => {
+    const maxGroup = largestGroup(layout);
+    const shard = Math.max(...zeroPartition(layout, 4).shards.map((s) => s.length));
+    const kept = plain.activations + plain.workspace;
+    expect(predictBytes(layout, 4, 0, plain, 0)).toBe(16 * P + kept);
+    // Stage 3, one group resident (the MLP): one slot shared by a layer's weights and then its gradients.
+    expect(predictBytes(layout, 4, 3, plain, 0, { residentGroups: 1 })).toBe(kept + 16 * shard + 4 * (maxGroup + STAGING_FLOATS));
+    // Two groups resident (the GPT's tied head): a parameter and a gradient slot for each.
+    expect(predictBytes(layout, 4, 3, plain, 0, { residentGroups: 2 })).toBe(kept + 16 * shard + 4 * (4 * maxGroup + STAGING_FLOATS));
+    expect(predictBytes(layout, 4, 2, plain, 0, { residentGroups: 1 })).toBe(kept + 4 * (P + 3 * shard) + 4 * (maxGroup + STAGING_FLOATS));
+    expect(predictBytes(layout, 4, 1, plain, 0, { offload: true })).toBe(kept + 8 * P);
+    expect(slotsHeld(1, 1)).toBe(0);
   });
 
   it('refuses a plain run over budget and points at ZeRO-3 when that fits', () => {

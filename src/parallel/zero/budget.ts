@@ -4,7 +4,9 @@
 // backend's real allocations.
 import type { MemoryKind } from '../../engine/backend';
 import type { ParamLayout } from '../../model/layout';
+import { largestGroup } from './shard-storage';
 import { zeroPartition } from './zero-hooks';
+import { zeroStagingFloats } from './zero-sync';
 
 const MiB = 1 << 20;
 
@@ -13,35 +15,43 @@ export function totalBytes(memory: Record<MemoryKind, number>): number {
 }
 
 /**
- * Bytes a tab would hold under `stage`, from what it holds now under `current` (activations, data and
- * other workspace stay): parameters, gradients and optimizer state of the largest shard, plus the
- * layer slots ZeRO lends (stage 3: a parameter and a gradient slot per resident group; stage 2: gradient
- * slots) and the staging buffer.
+ * Layer-sized slots a rank holds at once under `stage`. Stage 3: one when a single group is resident
+ * at a time (the MLP: its weights' slot is handed to its gradients), else a parameter and a gradient
+ * slot per resident group (the GPT: two groups around its tied head). Stage 2: gradient slots only.
+ */
+export function slotsHeld(stage: number, residentGroups: number): number {
+  if (stage >= 3) return residentGroups === 1 ? 1 : 2 * residentGroups;
+  return stage === 2 ? residentGroups : 0;
+}
+
+/**
+ * Bytes a tab would hold under `stage` once training, from `current`, what it holds before its first
+ * step (activations, data and the trainer's workspace stay; ZeRO lends its slots only during steps, so
+ * none are held yet whatever the current stage): parameters, gradients and optimizer state of the
+ * largest shard, plus the layer slots ZeRO lends and the staging buffer reduced gradients pass through.
  */
 export function predictBytes(
   layout: ParamLayout,
   world: number,
   stage: number,
   current: Record<MemoryKind, number>,
-  currentStage: number,
+  /** The stage `current` was measured under: its sharded kinds are measured, so it changes nothing. */
+  _currentStage: number,
   opts: { optimizerFloats?: number; offload?: boolean; residentGroups?: number } = {},
 ): number {
   const { optimizerFloats = 2, offload = false, residentGroups = 2 } = opts;
   const P = layout.totalLength;
   const shard = Math.max(...zeroPartition(layout, world).shards.map((s) => s.length));
-  const maxGroup = Math.max(...layout.groups.map((g) => g.range.length));
-  const held = (s: number) => {
+  const sharded = (s: number) => {
     const params = s >= 3 ? shard : P;
     const grads = s >= 2 ? shard : P;
     const optimizer = offload && s >= 1 ? 0 : optimizerFloats * (s >= 1 ? shard : P);
-    // Parameter and gradient slots for the groups resident at once (the GPT's tied head: two), plus
-    // the staging buffer reduced gradients pass through.
-    const slots = s >= 3 ? 2 * residentGroups * maxGroup + maxGroup : s === 2 ? residentGroups * maxGroup + maxGroup : 0;
-    return 4 * (params + grads + optimizer + slots);
+    return 4 * (params + grads + optimizer);
   };
+  const lent = (s: number) => 4 * (slotsHeld(s, residentGroups) * largestGroup(layout) + (s >= 2 ? zeroStagingFloats(layout, s) : 0));
+  // What stays whatever the stage: activations, data, the trainer's workspace.
   const rest = totalBytes(current) - current.params - current.grads - current.optimizer;
-  const currentSlots = held(currentStage) - 4 * (currentStage >= 3 ? shard : P) - 4 * (currentStage >= 2 ? shard : P) - 4 * (offload && currentStage >= 1 ? 0 : optimizerFloats * (currentStage >= 1 ? shard : P));
-  return Math.max(0, rest - currentSlots) + held(stage);
+  return rest + sharded(stage) + lent(stage);
 }
 
 /** null when `bytes` fits under `budgetMiB`; otherwise the reason to refuse, with figures and advice. */

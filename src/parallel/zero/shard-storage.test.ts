@@ -24,8 +24,20 @@ describe('ZeRO storage', () => {
     storage.paramHolding.release('fc1');
     storage.paramHolding.acquire('fc0');
     storage.paramHolding.release('fc0');
+    // A layer's gradients borrow the slot its weights were gathered into, once those are released.
+    const slot = storage.gradHolding.acquire('fc0');
+    expect(storage.grad('fc0.w').buf).toBe(slot);
+    expect(() => storage.param('fc0.w')).toThrow(/not gathered/);
+    storage.gradHolding.release('fc0');
     // One slot, reused: nothing allocated per layer once the pool holds what a pass needs.
     expect(backend.bufferCount()).toBe(before + 1);
+    expect(storage.slots?.size).toBe(1);
+    // Weights and gradients resident at once (the GPT's blocks) take two.
+    storage.paramHolding.acquire('fc1');
+    storage.gradHolding.acquire('fc1');
+    expect(storage.slots?.size).toBe(2);
+    storage.paramHolding.release('fc1');
+    storage.gradHolding.release('fc1');
     storage.dispose();
     expect(backend.bufferCount()).toBe(0);
   });

@@ -6,6 +6,10 @@
 //   before the ops that read them and the slot is handed back right after.
 // Slots are pooled (allocated on first use, reused every layer and step), so nothing is allocated in
 // the steady-state loop; they are accounted as 'workspace', apart from params/grads/optimizer.
+// Parameters and gradients borrow from ONE pool: a model that records a layer's input gradients
+// (reading the weights) before its weight gradients hands the weights' slot to the gradients, so
+// stage 3 holds a single layer-sized slot on top of its shards (the MLP does; the GPT's blocks need
+// their weights and gradients at once, so it holds two, four around its tied head).
 import { type Backend, type DeviceBuffer, type View, viewOf } from '../../engine/backend';
 import type { Range } from '../../collective/chunking';
 import type { LayoutEntry, ParamLayout } from '../../model/layout';
@@ -50,25 +54,32 @@ export class SlotPool {
   }
 }
 
+/** Elements of the largest layer group: the size of every slot. */
+export function largestGroup(layout: ParamLayout): number {
+  return Math.max(...layout.groups.map((g) => g.range.length));
+}
+
 /** One kind of tensor (parameters or gradients): full buffer, or shard plus per-group slots. */
 class Holding {
   /** Full buffer, or this rank's shard. */
   readonly buffer: DeviceBuffer;
-  private readonly slots: SlotPool | null;
   private readonly resident = new Map<string, DeviceBuffer>();
 
   constructor(
     private readonly backend: Backend,
     private readonly layout: ParamLayout,
-    readonly sharded: boolean,
     shard: Range,
     label: string,
     kind: 'params' | 'grads',
+    /** Sharded holdings borrow their per-group slots here; null: a full buffer. */
+    private readonly slots: SlotPool | null,
   ) {
-    const maxGroup = Math.max(...layout.groups.map((g) => g.range.length));
-    this.buffer = backend.alloc(sharded ? shard.length : layout.totalLength, `${label}.${kind}${sharded ? '.shard' : ''}`, kind);
+    this.buffer = backend.alloc(this.sharded ? shard.length : layout.totalLength, `${label}.${kind}${this.sharded ? '.shard' : ''}`, kind);
     backend.fill(viewOf(this.buffer), 0);
-    this.slots = sharded ? new SlotPool(backend, maxGroup, `${label}.${kind}.slot`) : null;
+  }
+
+  get sharded(): boolean {
+    return this.slots !== null;
   }
 
   view(e: LayoutEntry, what: string): View {
@@ -97,12 +108,7 @@ class Holding {
     this.slots.give(slot);
   }
 
-  get slotCount(): number {
-    return this.slots?.size ?? 0;
-  }
-
   dispose(): void {
-    this.slots?.dispose();
     this.backend.free(this.buffer);
   }
 }
@@ -110,6 +116,8 @@ class Holding {
 export class ZeroStorage implements TensorStorage {
   readonly paramHolding: Holding;
   readonly gradHolding: Holding;
+  /** The slots both holdings borrow from (null at stage 1: nothing is sharded but the optimizer). */
+  readonly slots: SlotPool | null;
   private readonly entries: Map<string, LayoutEntry>;
   /** Called on dispose (the ZeRO collectives free their own workspace with the model). */
   onDispose: (() => void) | undefined;
@@ -124,8 +132,9 @@ export class ZeroStorage implements TensorStorage {
   ) {
     if (shard.length <= 0) throw new Error(`ZeRO: this rank owns no parameters (${layout.totalLength} elements are too few for the room)`);
     this.entries = new Map(layout.entries.map((e) => [e.name, e]));
-    this.paramHolding = new Holding(backend, layout, stage >= 3, shard, label, 'params');
-    this.gradHolding = new Holding(backend, layout, stage >= 2, shard, label, 'grads');
+    this.slots = stage >= 2 ? new SlotPool(backend, largestGroup(layout), `${label}.slot`) : null;
+    this.paramHolding = new Holding(backend, layout, shard, label, 'params', stage >= 3 ? this.slots : null);
+    this.gradHolding = new Holding(backend, layout, shard, label, 'grads', this.slots);
   }
 
   get params(): DeviceBuffer {
@@ -164,6 +173,7 @@ export class ZeroStorage implements TensorStorage {
     this.onDispose?.();
     this.paramHolding.dispose();
     this.gradHolding.dispose();
+    this.slots?.dispose();
   }
 
   private entry(name: string): LayoutEntry {

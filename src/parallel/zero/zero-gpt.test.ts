@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { createMemoryMesh } from '../../collective/memory-transport';
 import { textDataFromString } from '../../data/text';
-import { viewOf } from '../../engine/backend';
+import { type MemoryKind, viewOf } from '../../engine/backend';
 import { CpuBackend } from '../../engine/cpu-backend';
 import { DEFAULT_CONFIG, type LabConfig, type ZeroStage } from '../../lab/config';
 import type { CharLmRecipe } from '../../train/defaults';
@@ -12,7 +12,9 @@ import { defaults } from '../../train/defaults';
 import { charLmRun, type Run } from '../../train/recipes';
 import { gptLayout, type Gpt } from '../../model/gpt';
 import { initialParams } from '../../model/init';
+import type { ParamLayout } from '../../model/layout';
 import { DataParallelSync } from '../data-parallel';
+import { predictBytes, slotsHeld, totalBytes } from './budget';
 import { createZeroHooks } from './zero-hooks';
 
 const data = textDataFromString('the quick brown fox jumps over the lazy dog. '.repeat(40));
@@ -28,7 +30,7 @@ const recipe: CharLmRecipe = {
   optimizer: { ...defaults.sotu.optimizer, lr: 0.05 },
 };
 
-async function train(zero: ZeroStage, world: number): Promise<Float32Array[]> {
+async function train(zero: ZeroStage, world: number): Promise<{ params: Float32Array[]; memory: Record<MemoryKind, number>; layout: ParamLayout }> {
   const config: LabConfig = { ...DEFAULT_CONFIG, model: 'gpt', dataset: 'text', zero, steps, batch: 4, seed: recipe.seed, lr: 0.05 };
   const ranks = createMemoryMesh(world).map((transport) => {
     const backend = new CpuBackend();
@@ -37,19 +39,21 @@ async function train(zero: ZeroStage, world: number): Promise<Float32Array[]> {
       let sync: DataParallelSync | undefined;
       run = charLmRun(backend, data, recipe, { world, rank: transport.rank }, { gradHooks: (s, m) => sync!.hooks(s, m), gradSync: (c) => sync!.gradSync(c) });
       sync = new DataParallelSync({ backend, transport, model: run.model, bucketElements: 1 << 16, microBatches: 1 });
-      return { run, full: () => backend.read(viewOf(run!.model.params)) };
+      return { run, backend, full: () => backend.read(viewOf(run!.model.params)) };
     }
     const { gatherParams, ...hooks } = createZeroHooks({ config, backend, transport, model: () => run!.model, optimizer: () => run!.optimizer, microBatches: 1, publish: () => undefined });
     run = charLmRun(backend, data, { ...recipe, steps }, { world, rank: transport.rank }, hooks);
-    return { run, full: () => (gatherParams ? gatherParams(steps) : backend.read(viewOf(run!.model.params))) };
+    return { run, backend, full: () => (gatherParams ? gatherParams(steps) : backend.read(viewOf(run!.model.params))) };
   });
   for (let s = 0; s < steps; s++) await Promise.all(ranks.map(({ run }) => run.trainer.trainStep()));
-  return Promise.all(ranks.map(({ full }) => full()));
+  const params = await Promise.all(ranks.map(({ full }) => full()));
+  return { params, memory: ranks[0].backend.memory(), layout: ranks[0].run.model.layout };
 }
 
 describe('ZeRO-3 on the tiny GPT', () => {
   it('2 ranks follow plain data parallelism and gather equal parameters', async () => {
-    const [plain, sharded] = [await train(0, 2), await train(3, 2)];
+    const [plainRun, shardedRun] = [await train(0, 2), await train(3, 2)];
+    const [plain, sharded] = [plainRun.params, shardedRun.params];
     expect(sharded[0]).toEqual(sharded[1]);
     const initial = initialParams(gptLayout({ ...recipe.model, vocabSize: data.vocab.length }), recipe.seed);
     let worst = 0;
@@ -60,5 +64,10 @@ describe('ZeRO-3 on the tiny GPT', () => {
     }
     expect(worst).toBeLessThan(1e-5);
     expect(moved).toBeGreaterThan(1e-3);
+    // Around the tied head the weights and gradients of two groups are resident at once: four slots,
+    // as the budget predicts from the plain run (within the clip scalar and a block of shard padding).
+    const predicted = predictBytes(shardedRun.layout, 2, 3, plainRun.memory, 0, { residentGroups: 2 });
+    expect(Math.abs(predicted - totalBytes(shardedRun.memory))).toBeLessThanOrEqual(4 * 64 * 2);
+    expect(slotsHeld(3, 2)).toBe(4);
   });
 });

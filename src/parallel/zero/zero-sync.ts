@@ -5,7 +5,11 @@
 // - update: the optimizer holds state for this rank's shard only and updates just that shard (on the
 //   device, or with offload on the host's CPU backend);
 // - parameters: stages 1-2 all-gather the updated shards after the update; stage 3 keeps only the
-//   shard and all-gathers each layer group just before its forward and again before its backward.
+//   shard and all-gathers each layer group just before its forward and again before the backward
+//   segments that read it (the MLP's first layer passes no gradient on, so its backward reads none).
+// Memory: one slot pool of largest-layer size (shard-storage.ts), a small staging buffer for reduced
+// gradients, and device reads in fixed windows (windowed-io.ts), so that ZeRO's own transfers do not
+// leave layer-sized staging buffers behind on WebGPU.
 // Every rank runs the same sequence of collectives, so ids come from one counter per rank.
 import type { Range } from '../../collective/chunking';
 import { runAllGather, runAllReduce, runReduceScatter } from '../../collective/collectives';
@@ -14,11 +18,12 @@ import { type Partition, shardBoundaries } from '../../collective/partition';
 import type { ChunkListener, Transport } from '../../collective/types';
 import { type Backend, type DeviceBuffer, viewOf, VIEW_ALIGNMENT } from '../../engine/backend';
 import { CpuBackend } from '../../engine/cpu-backend';
-import type { FlatRange } from '../../model/layout';
-import type { Batch, ForwardResult, GradHooks, SegmentedModel } from '../../model/model';
+import type { FlatRange, ParamLayout } from '../../model/layout';
+import { type Batch, type ForwardResult, type GradHooks, gradGroupsOf, type SegmentedModel } from '../../model/model';
 import type { Optimizer } from '../../train/optimizer';
 import type { GradSyncResult, LayerwisePasses } from '../../train/trainer';
-import type { ZeroStorage } from './shard-storage';
+import { largestGroup, type ZeroStorage } from './shard-storage';
+import { addWindowed, readWindowed } from './windowed-io';
 
 /** Collective ids of ZeRO's messages within a round: far above the hash exchange and gradient buckets. */
 export const ZERO_COLLECTIVE_BASE = 1 << 20;
@@ -33,6 +38,17 @@ export function boundariesWithin(partition: Partition, range: FlatRange): number
 function ownedWithin(partition: Partition, range: FlatRange, rank: number): Range {
   const b = boundariesWithin(partition, range);
   return { offset: b[rank], length: b[rank + 1] - b[rank] };
+}
+
+/**
+ * Elements of the device buffer reduced gradients pass through on their way into the shard, a piece
+ * at a time (stages 2-3): 16 Ki floats (64 KiB), or the largest layer when that is smaller. Small
+ * beside a layer; each piece costs one write and one add.
+ */
+export const STAGING_FLOATS = 1 << 14;
+
+export function zeroStagingFloats(layout: ParamLayout, stage: number): number {
+  return stage >= 2 ? Math.min(STAGING_FLOATS, largestGroup(layout)) : VIEW_ALIGNMENT;
 }
 
 export interface ZeroSyncOptions {
@@ -71,9 +87,8 @@ export class ZeroSync {
   constructor(private readonly o: ZeroSyncOptions) {
     this.stage = o.storage.stage;
     this.rank = o.transport.rank;
-    const maxGroup = Math.max(...o.model.layout.groups.map((g) => g.range.length));
-    // Where a reduced gradient piece lands before it is added into the shard (stages 2-3).
-    this.staging = o.backend.alloc(this.stage >= 2 ? maxGroup : VIEW_ALIGNMENT, 'zero.staging', 'workspace');
+    // Where a reduced gradient piece lands, a window at a time, before it is added into the shard.
+    this.staging = o.backend.alloc(zeroStagingFloats(o.model.layout, this.stage), 'zero.staging', 'workspace');
     this.sumSq = o.backend.alloc(VIEW_ALIGNMENT, 'zero.clip.sumSq', 'workspace');
     const shardLength = o.storage.shard.length;
     this.host = o.offload
@@ -111,7 +126,7 @@ export class ZeroSync {
     if (this.stage === 3) return this.takeTraffic();
     const { backend, storage, partition } = this.o;
     const full = new Float32Array(partition.total);
-    full.set(await backend.read(storage.paramShardView()), storage.shard.offset);
+    full.set(await readWindowed(backend, storage.paramShardView()), storage.shard.offset);
     const stats = await runAllGather(this.o.transport, full, { ...this.ids(ctx.step), boundaries: shardBoundaries(partition), onEvent: this.o.onChunk });
     this.count(stats);
     backend.write(viewOf(storage.params), full);
@@ -121,9 +136,9 @@ export class ZeroSync {
   /** The full parameter vector on the host (stage 3: an all-gather every rank must join). */
   async fullParams(round: number): Promise<Float32Array> {
     const { backend, storage, partition } = this.o;
-    if (this.stage < 3) return backend.read(viewOf(storage.params));
+    if (this.stage < 3) return readWindowed(backend, viewOf(storage.params));
     const full = new Float32Array(partition.total);
-    full.set(await backend.read(storage.paramShardView()), storage.shard.offset);
+    full.set(await readWindowed(backend, storage.paramShardView()), storage.shard.offset);
     this.counting = false;
     try {
       await runAllGather(this.o.transport, full, { ...this.ids(round), boundaries: shardBoundaries(partition), onEvent: this.o.onChunk });
@@ -169,11 +184,14 @@ export class ZeroSync {
       return;
     }
     for (const segment of model.backwardSegments()) {
+      const gradGroups = gradGroupsOf(segment);
       if (this.stage === 3) await this.gather(segment.groups, step);
-      for (const group of segment.groups) backend.fill(viewOf(storage.gradHolding.acquire(group)), 0);
+      // Parameters are released before the gradient slots are read: an MLP layer's weight gradients
+      // reuse the slot its weights were gathered into.
+      for (const group of gradGroups) backend.fill(viewOf(storage.gradHolding.acquire(group)), 0);
       segment.record();
       if (this.stage === 3) this.releaseParams(segment.groups);
-      for (const group of segment.groups) this.reduceScatterSlot(group, step);
+      for (const group of gradGroups) await this.reduceScatterSlot(group, step);
     }
   }
 
@@ -206,7 +224,7 @@ export class ZeroSync {
       const mine = ownedWithin(partition, range, this.rank);
       if (mine.length > 0) {
         const shardOffset = range.offset + mine.offset - storage.shard.offset;
-        data.set(await backend.read(viewOf(storage.params, shardOffset, mine.length)), mine.offset);
+        data.set(await readWindowed(backend, viewOf(storage.params, shardOffset, mine.length)), mine.offset);
       }
       this.count(await runAllGather(this.o.transport, data, { ...ids, boundaries: boundariesWithin(partition, range), onEvent: this.o.onChunk }));
       backend.write(viewOf(slot, 0, range.length), data);
@@ -217,29 +235,27 @@ export class ZeroSync {
     for (const group of groups) this.o.storage.paramHolding.release(group);
   }
 
-  /** Stages 2-3: reduce-scatter a group's gradient slot and add this rank's part into its shard. */
-  private reduceScatterSlot(group: string, round: number): void {
+  /**
+   * Stages 2-3: reads a group's gradient slot to the host and hands the slot back (the next layer may
+   * reuse it at once), then reduce-scatters in the background and adds this rank's part into its shard.
+   */
+  private async reduceScatterSlot(group: string, round: number): Promise<void> {
     const { backend, storage, partition, model } = this.o;
     const range = model.layout.groups.find((g) => g.name === group)!.range;
     const shard = storage.grads;
-    const ids = this.ids(round);
-    const lent = storage.gradHolding;
-    // The read is recorded now, after the segment's ops and before anything reuses the slot.
-    const read = backend.read(viewOf(this.slotOf(group), 0, range.length));
-    lent.release(group);
-    const reduced = read.then((data) =>
-      runReduceScatter(this.o.transport, data, { ...ids, average: true, boundaries: boundariesWithin(partition, range), onEvent: this.o.onChunk }).then(
-        (r) => ({ data, stats: r.stats }),
-      ),
-    );
+    const ids = this.ids(round); // taken before any await: every rank numbers collectives alike
+    // The windows are read one after another (one staging buffer); the slot is lent again only after.
+    const data = await readWindowed(backend, viewOf(this.slotOf(group), 0, range.length));
+    storage.gradHolding.release(group);
+    const reduced = runReduceScatter(this.o.transport, data, { ...ids, average: true, boundaries: boundariesWithin(partition, range), onEvent: this.o.onChunk });
+    reduced.catch(() => undefined); // awaited (and its error raised) below, in launch order
     const mine = ownedWithin(partition, range, this.rank);
     this.accumulated = this.accumulated.then(async () => {
-      const { data, stats } = await reduced;
+      const { stats } = await reduced;
       this.count(stats);
       if (mine.length === 0) return;
-      const piece = viewOf(this.staging, 0, mine.length);
-      backend.write(piece, data.subarray(mine.offset, mine.offset + mine.length));
-      backend.addInPlace(viewOf(shard, range.offset + mine.offset - storage.shard.offset, mine.length), piece);
+      const target = viewOf(shard, range.offset + mine.offset - storage.shard.offset, mine.length);
+      addWindowed(backend, target, data.subarray(mine.offset, mine.offset + mine.length), viewOf(this.staging));
     });
     this.inFlight.push(this.accumulated);
     this.accumulated.catch(() => undefined);
@@ -286,7 +302,8 @@ export class ZeroSync {
       optimizer.update(storage.params, storage.grads, step + 1, lr);
       return;
     }
-    const [params, grads] = await Promise.all([backend.read(storage.paramShardView()), backend.read(storage.gradShardView())]);
+    const params = await readWindowed(backend, storage.paramShardView());
+    const grads = await readWindowed(backend, storage.gradShardView());
     const host = this.o.offload;
     host.write(viewOf(this.host.params), params);
     host.write(viewOf(this.host.grads), grads);

@@ -1,0 +1,29 @@
+// The `hidden` URL setting: the MLP's hidden widths, its input and output widths staying the data set's.
+import { describe, expect, it } from 'vitest';
+import { configToQuery, parseConfig } from './config';
+import { recipeFor } from './recipe';
+
+const parse = (query: string) => parseConfig(new URLSearchParams(query));
+
+describe('hidden widths setting', () => {
+  it('replaces the hidden layers of the default MLP and round-trips through the URL', () => {
+    const config = parse('hidden=1024, 512 ,1024&zero=3');
+    expect(config.hidden).toBe('1024,512,1024');
+    const recipe = recipeFor(config, 2);
+    expect(recipe.kind === 'classifier' && recipe.recipe.model.sizes).toEqual([784, 1024, 512, 1024, 10]);
+    expect(configToQuery(config)).toBe('zero=3&hidden=1024%2C512%2C1024');
+    expect(parse(configToQuery(config))).toEqual(config);
+    const spirals = recipeFor(parse('dataset=spirals&hidden=8'), 1);
+    expect(spirals.kind === 'classifier' && spirals.recipe.model.sizes).toEqual([2, 8, 3]);
+    // Absent: the measured default widths.
+    const plain = recipeFor(parse(''), 1);
+    expect(plain.kind === 'classifier' && plain.recipe.model.sizes).toEqual([784, 256, 10]);
+  });
+
+  it('refuses widths that are not 1-16 integers from 1 to 8192, and the GPT', () => {
+    for (const bad of ['0', '1024,,8', 'a', '1.5', '9000', Array(17).fill(4).join(',')]) {
+      expect(() => parse(`hidden=${bad}`)).toThrow(/hidden must be 1-16 comma-separated widths/);
+    }
+    expect(() => parse('model=gpt&hidden=64')).toThrow(/use model=mlp/);
+  });
+});
