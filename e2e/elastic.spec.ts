@@ -94,3 +94,35 @@ test('a tab closed mid-run is dropped and a new tab joins: the room ends where o
   expect(difference).toBeLessThan(TOLERANCE);
   await context.close();
 });
+
+test('a frozen background tab is dropped after peertimeout, the others go on, and it rejoins when it runs again', async ({ browser }) => {
+  const run = { ...RUN, steps: 60, peertimeout: 4000 };
+  const context = await browser.newContext();
+  const pages = await openTrainingTabs(context, 3, run);
+  await waitForStep(pages, 4, 3);
+  const ranks = await Promise.all(pages.map(async (p) => (await status(p)).rank));
+  const frozen = pages[ranks.indexOf(1)];
+  const others = pages.filter((p) => p !== frozen);
+  // What a browser does to a background tab it freezes: its JavaScript stops (no heartbeats, no steps).
+  // Headless Chromium will not freeze a visible page, so the debugger holds its main thread instead.
+  const cdp = await context.newCDPSession(frozen);
+  await cdp.send('Debugger.enable');
+  await cdp.send('Debugger.pause');
+  const frozenAt = Math.max(...(await Promise.all(others.map(async (p) => (await status(p)).step))));
+  await waitForStep(others, frozenAt + 3, 2).catch(async (error) => {
+    for (const p of others) console.log(JSON.stringify(await status(p)), '\n', (await p.evaluate(() => window.lab.log().map((l) => `${Math.round(l.t)} ${l.message}`))).slice(-15).join('\n'));
+    throw error;
+  });
+  await cdp.send('Debugger.resume');
+  await cdp.send('Debugger.disable');
+  const results = await finishTraining(pages);
+  const lines = await frozen.evaluate(() => window.lab.log().filter((l) => /ring|join|gone|silent/.test(l.message)).map((l) => l.message));
+  console.log(lines.join('\n'));
+  expect(lines.some((l) => /state received from rank/.test(l)), 'the tab that came back took the room\'s state').toBe(true);
+  for (const r of results) {
+    expect(r.status).toMatchObject({ step: run.steps, world: 3, state: 'done' });
+    expect(r.hash).toBe(results[0].hash);
+    expect(r.metrics.hashesAgree).toBe(true);
+  }
+  await context.close();
+});

@@ -44,6 +44,8 @@ export interface LabMetrics {
   hashesAgree: boolean | null;
   /** Bytes this rank sent in the last logged optimizer step (the trainer's sync and gather hooks). */
   stepBytesSent?: number | null;
+  /** Live GPU (or CPU-backend) buffers this tab holds right now: a long run must not grow it. */
+  gpuBuffers?: number;
   /** Elastic rooms: how often the ring re-formed, and how many tabs joined and left it (as this tab saw). */
   elastic?: { reforms: number; joins: number; departures: number };
   /** ZeRO runs: the stage, the room size and the flat vector's (padded) length the partition shards. */

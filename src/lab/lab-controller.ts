@@ -22,6 +22,23 @@ export class LabControllerImpl implements LabController {
     private readonly onRoom: (room: string) => void = () => undefined,
   ) {
     this.config = { ...initial };
+    if (typeof document !== 'undefined') document.addEventListener('visibilitychange', () => this.visibilityChanged(document.hidden));
+  }
+
+  /**
+   * Says on the dashboard what a background tab means for the run: heartbeats come from a worker
+   * (wake-timer.ts) and keep going, but a browser may still freeze a hidden tab; its peers then re-form
+   * the ring without it after `peertimeout`, and it rejoins as a new tab when it runs again.
+   */
+  private visibilityChanged(hidden: boolean): void {
+    this.env.bus.publish({
+      type: 'log',
+      level: hidden ? 'warn' : 'info',
+      message: hidden
+        ? 'this tab is in the background: the browser may slow or freeze it; a frozen tab is dropped from the ring after peertimeout and rejoins when it runs again'
+        : 'this tab is in the foreground again',
+      t: performance.now(),
+    });
   }
 
   get bus(): EventBus {

@@ -94,7 +94,7 @@ export class LabSession {
   }
 
   metrics(): LabMetrics {
-    return structuredClone(this.m);
+    return { ...structuredClone(this.m), gpuBuffers: this.backend?.bufferCount() ?? 0 };
   }
 
   logLines(): { t: number; level: 'info' | 'warn' | 'error'; message: string }[] {

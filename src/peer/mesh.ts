@@ -12,6 +12,7 @@ import { MAC_BYTES, type RoomAuth } from './auth';
 import { NO_RANK, decodeFrame, encodeFrame, isFrameError, roomHash, type Frame } from './frame';
 import { FULL_MESH_MAX, isInitiator, rankOrder, wantedPeers } from './membership';
 import type { SignalData, Signalling } from './signalling';
+import { everyMs } from './wake-timer';
 
 /** Chromium's `sctp.maxMessageSize`; one byte more and send() throws. */
 export const DEFAULT_MAX_MESSAGE_SIZE = 262144;
@@ -105,7 +106,7 @@ export class Mesh {
   private readonly members = new Set<string>();
   private readonly links = new Map<string, Link>();
   private readonly listeners = new Set<MeshListener>();
-  private heartbeat: ReturnType<typeof setInterval> | undefined;
+  private stopHeartbeat: (() => void) | undefined;
   private closed = false;
   private readonly onPageHide = () => this.close();
   private refusedTotal = 0;
@@ -133,7 +134,8 @@ export class Mesh {
       signal: (from, data) => this.onSignal(from, data),
       problem: (reason) => this.log('warn', reason),
     });
-    this.heartbeat = setInterval(() => this.tick(), this.opts.heartbeatMs ?? 1000);
+    // From a worker's timer: a tab in the background must keep its heartbeats going (wake-timer.ts).
+    this.stopHeartbeat = everyMs(this.opts.heartbeatMs ?? 1000, () => this.tick());
     if (typeof window !== 'undefined') window.addEventListener('pagehide', this.onPageHide);
   }
 
@@ -272,7 +274,7 @@ export class Mesh {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    clearInterval(this.heartbeat);
+    this.stopHeartbeat?.();
     if (typeof window !== 'undefined') window.removeEventListener('pagehide', this.onPageHide);
     this.opts.signalling.leave();
     for (const id of [...this.links.keys()]) this.drop(id, 'this tab left', false);

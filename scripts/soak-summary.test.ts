@@ -1,0 +1,130 @@
+import { describe, expect, it } from 'vitest';
+import type { LabMetrics, LabStatus } from '../src/lab/api';
+import { formatSoak, heapGrowthBound, summariseSoak, type SoakEventRecord, type SoakInput } from './soak-summary';
+
+const MiB = 1 << 20;
+
+function tab(n: number, rank: number, overrides: Partial<LabMetrics> = {}, status: Partial<LabStatus> = {}): SoakInput['finalTabs'][number] {
+  return {
+    tab: n,
+    status: { rank, world: 4, step: 100, steps: 100, state: 'done', error: null, room: 'r', backend: { kind: 'webgpu', adapter: 'google swiftshader' }, epoch: 5, ...status },
+    metrics: {
+      losses: [2, 1],
+      lossSteps: [10, 100],
+      valLoss: 1,
+      accuracy: 0.9,
+      bigramValLoss: null,
+      bytesSent: 0,
+      bytesReceived: 0,
+      computeMsPerStep: 1,
+      commMsPerStep: 1,
+      waitMsPerStep: 0,
+      stepMsPerStep: 2,
+      samplesPerSec: 1,
+      memory: null,
+      hashesAgree: true,
+      lastHash: 'abc',
+      sample: null,
+      gpuBuffers: 13,
+      elastic: { reforms: 4, joins: 2, departures: 2 },
+      ...overrides,
+    },
+  };
+}
+
+const event = (kind: SoakEventRecord['kind'], n: number, recoveredMs: number | null = 2000): SoakEventRecord => ({
+  kind,
+  step: 10 * n,
+  tab: n,
+  tabsAfter: 4,
+  recoveredMs,
+  witnessBuffers: 13,
+});
+
+function input(overrides: Partial<SoakInput> = {}): SoakInput {
+  return {
+    settings: { tabs: 4, minTabs: 2, maxTabs: 6, steps: 100, model: 'mlp', dataset: 'spirals', seed: 1, killEvery: 20, peertimeout: 4000 },
+    plannedEvents: 4,
+    events: [event('close', 1), event('add', 4, 6000), event('crash', 2), event('add', 5, 4000)],
+    finalTabs: [tab(3, 2), tab(0, 0), tab(4, 1), tab(5, 3)],
+    refused: { count: 3, reasons: { 'stale epoch': 3 } },
+    disagreementSeen: null,
+    tabFailures: [],
+    start: { step: 25, gpuBuffers: 13, heapBytes: 10 * MiB },
+    end: { step: 100, gpuBuffers: 13, heapBytes: 12 * MiB },
+    stopped: null,
+    wallSec: 60,
+    ...overrides,
+  };
+}
+
+describe('soak summary', () => {
+  it('passes a run that came through every event, and counts what it survived', () => {
+    const s = summariseSoak(input());
+    expect(s.failures).toEqual([]);
+    expect(s.ok).toBe(true);
+    expect(s.stepsCompleted).toBe(100);
+    expect([s.joinsSurvived, s.joins, s.failuresSurvived, s.kills, s.closes, s.crashes]).toEqual([2, 2, 2, 2, 1, 1]);
+    expect(s.recoveryMeanSec).toBeCloseTo(3.5);
+    expect(s.recoveryMaxSec).toBeCloseTo(6);
+    expect(s.framesRefused).toBe(3);
+    expect(s.replicasAgreed).toBe(true);
+    const text = formatSoak(s);
+    expect(text).toMatch(/joins survived\s+2 of 2 \(the witness counted 2\)/);
+    expect(text).toMatch(/failures survived\s+2 of 2: 1 closed, 1 crashed/);
+    expect(text).toMatch(/frames refused\s+3 \(3 x stale epoch\)/);
+    expect(text).toMatch(/result\s+PASSED/);
+  });
+
+  it('bounds the heap by 8 MiB or a quarter of its start, and the buffers by no growth at all', () => {
+    expect(heapGrowthBound(10 * MiB)).toBe(8 * MiB);
+    expect(heapGrowthBound(100 * MiB)).toBe(25 * MiB);
+    const heap = summariseSoak(input({ end: { step: 100, gpuBuffers: 13, heapBytes: 19 * MiB } }));
+    expect(heap.ok).toBe(false);
+    expect(heap.failures.join()).toMatch(/heap grew by 9\.00 MiB, over the bound of 8\.00 MiB/);
+    const buffers = summariseSoak(input({ end: { step: 100, gpuBuffers: 14, heapBytes: 10 * MiB } }));
+    expect(buffers.ok).toBe(false);
+    expect(formatSoak(buffers)).toMatch(/GPU buffers \(witness\) 13 at step 25 -> 14 at step 100 \(bound: no growth\) EXCEEDED/);
+    expect(summariseSoak(input({ end: { step: 100, gpuBuffers: 12, heapBytes: 9 * MiB } })).ok).toBe(true);
+  });
+
+  it('fails on a disagreement seen mid-run even when the final hashes match', () => {
+    const s = summariseSoak(input({ disagreementSeen: 'tab 3 (rank 2) saw different parameter hashes at step 41' }));
+    expect(s.ok).toBe(false);
+    expect(s.replicasAgreed).toBe(false);
+    expect(formatSoak(s)).toMatch(/replicas agreed\s+NO/);
+  });
+
+  it('fails when the final hashes differ or a tab is not done', () => {
+    const hashes = summariseSoak(input({ finalTabs: [tab(0, 0), tab(3, 1, { lastHash: 'def' })] }));
+    expect(hashes.failures).toContain('the tabs end with 2 different parameter hashes');
+    const notDone = summariseSoak(input({ finalTabs: [tab(0, 0), tab(3, 1, {}, { state: 'training', step: 97 })] }));
+    expect(notDone.stepsCompleted).toBe(97);
+    expect(notDone.failures.join('\n')).toMatch(/only 97 of 100 steps completed\ntabs not done at the end: tab 3 \(training\)/);
+  });
+
+  it('cross-checks its own event counts with what the witness counted', () => {
+    const s = summariseSoak(input({ finalTabs: [tab(0, 0, { elastic: { reforms: 5, joins: 2, departures: 3 } })] }));
+    expect(s.failures).toEqual(['the witness counted 2 joins and 3 departures; the soak made 2 and 2']);
+  });
+
+  it('reports a stopped run with the failing tab and its log, and the event it did not recover from', () => {
+    const s = summariseSoak(
+      input({
+        events: [event('close', 1), event('crash', 2, null)],
+        stopped: 'recovering from event 2 (crash tab 2): not within 180 s (witness at step 40)',
+        tabFailures: [{ tab: 3, error: 'no ring formed within 120000 ms', log: ['warn re-forming the ring at step 40'] }],
+        end: null,
+      }),
+    );
+    expect(s.ok).toBe(false);
+    expect(s.failuresSurvived).toBe(1);
+    expect(s.buffers).toBeNull();
+    const text = formatSoak(s);
+    expect(text).toMatch(/tab 2 crashed\s+-> NOT RECOVERED/);
+    expect(text).toMatch(/tab 3 error: no ring formed within 120000 ms\n\s+warn re-forming the ring at step 40/);
+    expect(text).toMatch(/result\s+FAILED\n\s+- recovering from event 2/);
+    // A stopped run is not also blamed for the steps it never reached.
+    expect(s.failures.some((f) => f.startsWith('only'))).toBe(false);
+  });
+});

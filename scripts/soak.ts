@@ -1,0 +1,396 @@
+// The elastic room's soak run: `npm run soak` trains in 4 headless tabs for 1,000 steps while tabs are
+// killed (closed, or crashed outright) and added at random, then prints what the room came through: steps
+// completed, joins and failures survived, frames refused, whether replicas always agreed, and the GPU
+// buffer count and JS heap of one witness tab at the start and the end against a stated bound; then a
+// last line of JSON. Exits non-zero when any of that fails.
+//
+// The witness is the oldest tab: it is rank 0 and the ring's coordinator, never killed, so its memory
+// tells whether a long run with many re-forms leaks. The schedule of events comes from --seed
+// (soak-plan.ts) and is placed by step, so a failing soak can be replayed. Every flag but the soak's own
+// is a lab URL setting (src/lab/config.ts), as in `npm run swarm`; --seed drives both the schedule and the run.
+import { parseArgs } from 'node:util';
+import cliProgress from 'cli-progress';
+import type { BrowserContext, CDPSession, Page } from '@playwright/test';
+import { recipeFor } from '../src/lab/recipe';
+import { configToQuery, DEFAULT_CONFIG, parseConfig, type LabConfig } from '../src/lab/config';
+import type { LabMetrics, LabStatus } from '../src/lab/api';
+import { launchChromium, startLabServer, uniqueRoom } from './lab-browser';
+import { planSoak, validatePlanOptions, type PlannedEvent, type SoakPlanOptions } from './soak-plan';
+import {
+  formatSoak,
+  summariseSoak,
+  type SoakEventRecord,
+  type SoakSettings,
+  type TabFailure,
+  type WitnessMeasurement,
+} from './soak-summary';
+
+const SOAK_FLAGS = ['tabs', 'timeout', 'kill-every', 'min-tabs', 'max-tabs', 'crash-share', 'recover-timeout', 'warmup'] as const;
+const CONFIG_KEYS = Object.keys(DEFAULT_CONFIG).filter((key) => !['room', 'world', 'autostart'].includes(key));
+/** A crashed tab is found by heartbeat silence: a shorter wait than the lab's 10 s keeps the soak brisk. */
+const SOAK_PEER_TIMEOUT_MS = 4000;
+const POLL_MS = 500;
+const LOG_LINES_ON_FAILURE = 15;
+
+interface SoakOptions {
+  config: LabConfig;
+  plan: SoakPlanOptions;
+  timeoutSec: number;
+  recoverTimeoutSec: number;
+}
+
+/**
+ * The first step by which the witness has done every kind of work once: an evaluation, an autosave and
+ * (GPT) a text sample. Each pools read-back buffers of its own sizes; measured before them, the buffer
+ * count would "grow" by that one-off pooling rather than by a leak.
+ */
+function firstSteadyStep(config: LabConfig, tabs: number): number {
+  const recipe = recipeFor(config, tabs).recipe;
+  const sampleEvery = 'sampleEvery' in recipe ? recipe.sampleEvery : 0;
+  return Math.max(recipe.evalEvery, config.autosave, sampleEvery) + 5;
+}
+
+function parseCli(argv: string[]): SoakOptions {
+  const options: Record<string, { type: 'string' }> = {};
+  for (const key of [...CONFIG_KEYS, ...SOAK_FLAGS]) options[key] = { type: 'string' };
+  const { values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
+  const number = (key: string, fallback: number): number => {
+    const raw = values[key];
+    const value = raw === undefined ? fallback : Number(raw);
+    if (!Number.isFinite(value)) throw new Error(`--${key} must be a number, got "${raw}"`);
+    return value;
+  };
+  const tabs = number('tabs', 4);
+  const entries: [string, string][] = CONFIG_KEYS.filter((key) => values[key] !== undefined).map((key) => [key, String(values[key])]);
+  const config = parseConfig([
+    ['steps', '1000'],
+    ['peertimeout', String(SOAK_PEER_TIMEOUT_MS)],
+    ...entries,
+    ['world', String(tabs)],
+    ['autostart', '1'],
+  ]);
+  if (config.mode !== 'ring' || config.zero !== 0) {
+    throw new Error('the soak needs an elastic room: mode=ring with zero=0 (mode=ps and ZeRO stop on a lost tab)');
+  }
+  if (config.steps === 0) throw new Error('--steps must be given (the soak places its events by step)');
+  const warmupSteps = number('warmup', firstSteadyStep(config, tabs));
+  const killEvery = number('kill-every', 100);
+  const plan: SoakPlanOptions = {
+    steps: config.steps,
+    tabs,
+    minTabs: number('min-tabs', Math.min(2, tabs)),
+    maxTabs: number('max-tabs', Math.min(8, Math.max(6, tabs))),
+    killEvery,
+    seed: config.seed,
+    warmupSteps,
+    // The last tab to join has time to take part before the run ends.
+    tailSteps: Math.max(10, Math.ceil(killEvery / 2)),
+    crashShare: number('crash-share', 0.3),
+  };
+  validatePlanOptions(plan);
+  return { config, plan, timeoutSec: number('timeout', 3600), recoverTimeoutSec: number('recover-timeout', 180) };
+}
+
+// --- tabs -------------------------------------------------------------------------------------------
+
+interface Tab {
+  /** Opening order: 0 is the witness. */
+  n: number;
+  page: Page;
+  /** Set when the soak killed it (a deliberate crash), or by Chromium when a renderer died by itself. */
+  killed: boolean;
+  crashedByItself: boolean;
+  /** refused() as last read: a dead tab's figures are what it reported before it died. */
+  refused: { count: number; reasons: Record<string, number> };
+}
+
+interface TabReport {
+  status: LabStatus;
+  metrics: LabMetrics;
+  refused: { count: number; reasons: Record<string, number> };
+}
+
+class SoakFailure extends Error {}
+
+class Room {
+  readonly tabs: Tab[] = [];
+  private opened = 0;
+  /** The first poll to see a tab's hashesAgree false, described. */
+  disagreement: string | null = null;
+  readonly failures: TabFailure[] = [];
+
+  constructor(
+    private readonly context: BrowserContext,
+    private readonly url: string,
+  ) {}
+
+  get live(): Tab[] {
+    return this.tabs.filter((t) => !t.killed);
+  }
+
+  get witness(): Tab {
+    return this.tabs[0];
+  }
+
+  async open(): Promise<Tab> {
+    const page = await this.context.newPage();
+    const tab: Tab = { n: this.opened++, page, killed: false, crashedByItself: false, refused: { count: 0, reasons: {} } };
+    page.on('pageerror', (error) => console.error(`[tab ${tab.n}] ${error.message}`));
+    page.on('crash', () => {
+      if (!tab.killed) tab.crashedByItself = true;
+    });
+    this.tabs.push(tab);
+    await page.goto(this.url);
+    return tab;
+  }
+
+  /** Closes a tab the way a user does: the page's pagehide runs and it says goodbye to its peers. */
+  async close(tab: Tab): Promise<void> {
+    tab.killed = true;
+    await tab.page.close({ runBeforeUnload: false });
+  }
+
+  /**
+   * Kills a tab's renderer outright (CDP Page.crash): no pagehide, no goodbye; its peers find out only by
+   * heartbeat silence after `peertimeout`. The dead tab is then closed to free it.
+   */
+  async crash(tab: Tab): Promise<void> {
+    tab.killed = true;
+    const crashed = new Promise<void>((resolve) => tab.page.once('crash', () => resolve()));
+    const cdp = await this.context.newCDPSession(tab.page);
+    // The reply never comes (the renderer is gone): wait for Chromium's crash event instead.
+    void cdp.send('Page.crash').catch(() => undefined);
+    await Promise.race([crashed, sleep(10_000).then(() => Promise.reject(new SoakFailure(`tab ${tab.n} did not crash within 10 s of Page.crash`)))]);
+    await tab.page.close({ runBeforeUnload: false }).catch(() => undefined);
+  }
+
+  /** Reads every live tab; a tab in 'error', or one that crashed unasked, ends the soak with its story. */
+  async poll(): Promise<Map<Tab, TabReport>> {
+    const reports = new Map<Tab, TabReport>();
+    await Promise.all(
+      this.live.map(async (tab) => {
+        if (tab.crashedByItself) throw new SoakFailure(`tab ${tab.n} crashed by itself (the soak did not kill it)`);
+        const report = await tab.page
+          .evaluate(() =>
+            window.lab?.status
+              ? { status: window.lab.status(), metrics: window.lab.metrics(), refused: window.lab.refused() }
+              : null,
+          )
+          .catch((error: Error) => {
+            if (tab.killed) return null; // killed meanwhile
+            throw new SoakFailure(`tab ${tab.n} could not be read: ${error.message.split('\n')[0]}`);
+          });
+        if (!report) return;
+        tab.refused = report.refused;
+        reports.set(tab, report);
+      }),
+    );
+    for (const [tab, report] of reports) {
+      if (report.status.state === 'error') {
+        const log = await tab.page.evaluate(() => window.lab.log().map((l) => `${l.level} ${l.message}`)).catch(() => []);
+        this.failures.push({ tab: tab.n, error: report.status.error ?? 'unknown error', log: log.slice(-LOG_LINES_ON_FAILURE) });
+        throw new SoakFailure(`tab ${tab.n} (rank ${report.status.rank}) is in state 'error'`);
+      }
+      if (report.metrics.hashesAgree === false && this.disagreement === null) {
+        this.disagreement = `tab ${tab.n} (rank ${report.status.rank}) saw different parameter hashes at step ${report.status.step}`;
+      }
+    }
+    return reports;
+  }
+
+  refusedTotal(): { count: number; reasons: Record<string, number> } {
+    const reasons: Record<string, number> = {};
+    let count = 0;
+    for (const tab of this.tabs) {
+      count += tab.refused.count;
+      for (const [reason, n] of Object.entries(tab.refused.reasons)) reasons[reason] = (reasons[reason] ?? 0) + n;
+    }
+    return { count, reasons };
+  }
+}
+
+// --- the witness's memory ---------------------------------------------------------------------------
+
+async function measureWitness(cdp: CDPSession, page: Page): Promise<WitnessMeasurement> {
+  // Collect first, so the figure is what the tab holds on to, not the garbage of the last steps.
+  await cdp.send('HeapProfiler.collectGarbage');
+  const { usedSize } = await cdp.send('Runtime.getHeapUsage');
+  const { step, gpuBuffers } = await page.evaluate(() => ({ step: window.lab.status().step, gpuBuffers: window.lab.metrics().gpuBuffers ?? 0 }));
+  return { step, gpuBuffers, heapBytes: usedSize };
+}
+
+// --- the run ----------------------------------------------------------------------------------------
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** The room has absorbed the last event: every live tab trains (or is done) in one ring of all of them. */
+function settled(reports: Map<Tab, TabReport>, live: Tab[]): boolean {
+  if (reports.size !== live.length) return false;
+  const all = [...reports.values()];
+  const epoch = all[0].status.epoch;
+  return all.every(
+    (r) => (r.status.state === 'training' || r.status.state === 'done') && r.status.world === live.length && r.status.epoch === epoch,
+  );
+}
+
+async function runSoak(baseUrl: string, options: SoakOptions) {
+  const { config, plan } = options;
+  const events = planSoak(plan);
+  const browser = await launchChromium();
+  const room = uniqueRoom('soak');
+  const query = new URLSearchParams(configToQuery({ ...config, room, world: plan.tabs }));
+  query.set('autostart', '1');
+  const context = await browser.newContext();
+  const tabs = new Room(context, `${baseUrl}/?${query}`);
+  const records: SoakEventRecord[] = [];
+  let start: WitnessMeasurement | null = null;
+  let end: WitnessMeasurement | null = null;
+  let stopped: string | null = null;
+  let last = new Map<Tab, TabReport>();
+  const began = performance.now();
+  const deadline = began + options.timeoutSec * 1000;
+  const bar = new cliProgress.SingleBar(
+    {
+      format: 'step {value}/{total} |{bar}| {tabs} tabs | events {events}/{planned} | {state}',
+      hideCursor: true,
+      noTTYOutput: true,
+      notTTYSchedule: 10_000,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  const witnessStep = () => last.get(tabs.witness)?.status.step ?? 0;
+  const refresh = async () => {
+    last = await tabs.poll();
+    if (performance.now() > deadline) throw new SoakFailure(`timed out after ${options.timeoutSec} s at step ${witnessStep()} of ${config.steps}`);
+    const states = [...new Set([...last.values()].map((r) => r.status.state))].join(',');
+    bar.update(witnessStep(), { tabs: tabs.live.length, events: records.length, state: states });
+  };
+  const waitUntil = async (what: string, timeoutSec: number, done: () => boolean) => {
+    const until = performance.now() + timeoutSec * 1000;
+    for (;;) {
+      await refresh();
+      if (done()) return;
+      if (performance.now() > until) throw new SoakFailure(`${what}: not within ${timeoutSec} s (witness at step ${witnessStep()})`);
+      await sleep(POLL_MS);
+    }
+  };
+
+  try {
+    for (let i = 0; i < plan.tabs; i++) await tabs.open();
+    bar.start(config.steps, 0, { tabs: plan.tabs, events: 0, planned: events.length, state: 'starting' });
+    const cdp = await context.newCDPSession(tabs.witness.page);
+    await waitUntil(`the room of ${plan.tabs} reaching step ${plan.warmupSteps}`, options.recoverTimeoutSec, () => witnessStep() >= plan.warmupSteps);
+    const rank = last.get(tabs.witness)!.status.rank;
+    if (rank !== 0) throw new SoakFailure(`the oldest tab should be rank 0 (the coordinator), it is rank ${rank}`);
+    start = await measureWitness(cdp, tabs.witness.page);
+
+    for (const event of events) {
+      await waitUntil(`the room reaching step ${event.atStep}`, options.recoverTimeoutSec, () => witnessStep() >= event.atStep);
+      records.push(await carryOut(tabs, event, witnessStep()));
+      const record = records[records.length - 1];
+      const stepAtEvent = record.step;
+      const eventAt = performance.now();
+      // Absorbed: one ring of every live tab, and it has trained past the step the event interrupted.
+      await waitUntil(`recovering from event ${records.length} (${record.kind} tab ${record.tab})`, options.recoverTimeoutSec, () =>
+        settled(last, tabs.live) && witnessStep() > stepAtEvent,
+      );
+      record.recoveredMs = performance.now() - eventAt;
+      record.witnessBuffers = last.get(tabs.witness)?.metrics.gpuBuffers ?? null;
+    }
+    await waitUntil(`every tab finishing ${config.steps} steps`, options.timeoutSec, () =>
+      last.size === tabs.live.length && [...last.values()].every((r) => r.status.state === 'done'),
+    );
+    end = await measureWitness(cdp, tabs.witness.page);
+  } catch (error) {
+    if (!(error instanceof SoakFailure)) throw error;
+    stopped = error.message;
+    // Whatever the others say now can still explain the failure (a second tab in 'error', their logs).
+    await tabs.poll().then((reports) => (last = reports)).catch(() => undefined);
+    await collectWitnessLog(tabs);
+  } finally {
+    bar.stop();
+    await browser.close();
+  }
+  const finalTabs = [...last.entries()].map(([tab, r]) => ({ tab: tab.n, status: r.status, metrics: r.metrics }));
+  const settings: SoakSettings = {
+    tabs: plan.tabs,
+    minTabs: plan.minTabs,
+    maxTabs: plan.maxTabs,
+    steps: config.steps,
+    model: config.model,
+    dataset: config.dataset,
+    seed: plan.seed,
+    killEvery: plan.killEvery,
+    peertimeout: config.peertimeout,
+  };
+  return summariseSoak({
+    settings,
+    plannedEvents: events.length,
+    events: records,
+    finalTabs,
+    refused: tabs.refusedTotal(),
+    disagreementSeen: tabs.disagreement,
+    tabFailures: tabs.failures,
+    start,
+    end,
+    stopped,
+    wallSec: (performance.now() - began) / 1000,
+  });
+}
+
+/** A run that stopped without a tab in 'error' (a hang): the witness's recent log says where it stands. */
+async function collectWitnessLog(tabs: Room): Promise<void> {
+  if (tabs.failures.length || tabs.witness.killed) return;
+  const log = await tabs.witness.page
+    .evaluate(() => window.lab.log().map((l) => `${l.level} ${l.message}`))
+    .catch(() => [] as string[]);
+  const status = await tabs.witness.page.evaluate(() => window.lab.status()).catch(() => null);
+  tabs.failures.push({
+    tab: 0,
+    error: `(the witness, for context) state ${status?.state ?? '?'} at step ${status?.step ?? '?'}, world ${status?.world ?? '?'}, epoch ${status?.epoch ?? '?'}`,
+    log: log.slice(-LOG_LINES_ON_FAILURE),
+  });
+}
+
+async function carryOut(tabs: Room, event: PlannedEvent, step: number): Promise<SoakEventRecord> {
+  if (event.kind === 'add') {
+    const tab = await tabs.open();
+    return { kind: 'add', step, tab: tab.n, tabsAfter: event.tabsAfter, recoveredMs: null, witnessBuffers: null };
+  }
+  const candidates = tabs.live.slice(1); // never the witness
+  const victim = candidates[event.victim];
+  if (!victim) throw new SoakFailure(`the plan kills tab #${event.victim} of ${candidates.length} non-witness tabs`);
+  if (event.kind === 'close') await tabs.close(victim);
+  else await tabs.crash(victim);
+  return { kind: event.kind, step, tab: victim.n, tabsAfter: event.tabsAfter, recoveredMs: null, witnessBuffers: null };
+}
+
+async function main(): Promise<void> {
+  let exitCode = 0;
+  let options: SoakOptions;
+  try {
+    options = parseCli(process.argv.slice(2));
+  } catch (error) {
+    console.error(`soak: ${(error as Error).message}`);
+    console.log(JSON.stringify({ ok: false, error: (error as Error).message }));
+    process.exit(2);
+  }
+  const server = await startLabServer();
+  try {
+    const summary = await runSoak(server.url, options);
+    console.log(formatSoak(summary));
+    if (!summary.ok) exitCode = 1;
+    console.log(JSON.stringify(summary));
+  } catch (error) {
+    console.error(`soak failed: ${(error as Error).stack ?? error}`);
+    console.log(JSON.stringify({ ok: false, error: (error as Error).message }));
+    exitCode = 1;
+  } finally {
+    await server.close();
+  }
+  process.exit(exitCode);
+}
+
+void main();
