@@ -85,6 +85,8 @@ test('a tab closed mid-run is dropped and a new tab joins: the room ends where o
     expect(r.metrics.elastic).toMatchObject({ departures: 1, joins: 1 } satisfies Partial<NonNullable<LabMetrics['elastic']>>);
     expect(r.metrics.elastic!.reforms).toBeGreaterThanOrEqual(2);
   }
+  // The dashboard shows how the ring changed.
+  await expect(survivors[0].getByRole('heading', { name: 'Ring membership (epoch 3)' })).toBeVisible();
   // The loss kept falling through both re-forms.
   const losses = results[0].metrics.losses;
   expect(losses[losses.length - 1]).toBeLessThan(losses[0]);

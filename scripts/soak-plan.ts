@@ -33,7 +33,7 @@ export interface SoakPlanOptions {
   warmupSteps: number;
   /** No event in the last this-many steps, so that the last event's tab is absorbed before the end. */
   tailSteps: number;
-  /** Share of kills that are hard crashes (the rest are page closes). */
+  /** Share of kills that are hard crashes (the rest are page closes), rounded; at least one if above 0. */
   crashShare: number;
 }
 
@@ -88,13 +88,18 @@ export function planSoak(o: SoakPlanOptions): PlannedEvent[] {
     else if (tabs <= o.minTabs || tabs <= 1) kind = 'add';
     else if (tabs >= o.maxTabs) kind = 'close';
     else kind = random() < 0.5 ? 'add' : 'close';
-    let victim = -1;
-    if (kind !== 'add') {
-      kind = random() < o.crashShare ? 'crash' : 'close';
-      victim = Math.floor(random() * (tabs - 1));
-    }
+    const victim = kind === 'add' ? -1 : Math.floor(random() * (tabs - 1));
     tabs += kind === 'add' ? 1 : -1;
     events.push({ atStep, kind, victim, tabsAfter: tabs });
   });
+  // Which kills are crashes: the stated share of them (at least one when the share is not 0), at random
+  // places. Drawn per kill instead, a short run could easily see no crash at all.
+  const kills = events.filter((e) => e.kind !== 'add');
+  const crashes = o.crashShare > 0 && kills.length ? Math.min(kills.length, Math.max(1, Math.round(o.crashShare * kills.length))) : 0;
+  for (let i = kills.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [kills[i], kills[j]] = [kills[j], kills[i]];
+  }
+  kills.forEach((e, i) => (e.kind = i < crashes ? 'crash' : 'close'));
   return events;
 }

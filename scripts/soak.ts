@@ -79,13 +79,13 @@ function parseCli(argv: string[]): SoakOptions {
     steps: config.steps,
     tabs,
     minTabs: number('min-tabs', Math.min(2, tabs)),
-    maxTabs: number('max-tabs', Math.min(8, Math.max(6, tabs))),
+    maxTabs: number('max-tabs', Math.min(8, tabs + 1)),
     killEvery,
     seed: config.seed,
     warmupSteps,
     // The last tab to join has time to take part before the run ends.
     tailSteps: Math.max(10, Math.ceil(killEvery / 2)),
-    crashShare: number('crash-share', 0.3),
+    crashShare: number('crash-share', 0.5),
   };
   validatePlanOptions(plan);
   return { config, plan, timeoutSec: number('timeout', 3600), recoverTimeoutSec: number('recover-timeout', 180) };

@@ -11,6 +11,7 @@ import { downloadBlob, downloadText } from './download';
 import { EventLog } from './EventLog';
 import { LossChart } from './LossChart';
 import { PeersTable } from './PeersTable';
+import { RingHistory } from './RingHistory';
 import type { Topology } from './ring-geometry';
 import { RingView } from './RingView';
 import { RoomPanel } from './RoomPanel';
@@ -39,6 +40,7 @@ export function App({ store, controller }: AppProps) {
   const self = useLab(store, (s) => s.self);
   const peers = useLab(store, (s) => s.peers);
   const hashes = useLab(store, (s) => s.hashes);
+  const ring = useLab(store, (s) => s.ring);
   const samples = useLab(store, (s) => s.samples);
   const refused = useLab(store, (s) => s.refused);
   const logs = useLab(store, (s) => s.logs);
@@ -121,6 +123,7 @@ export function App({ store, controller }: AppProps) {
             }
           />
           <PeersTable self={self} peers={peers} hashes={hashes} />
+          <RingHistory changes={ring} />
         </aside>
         <main className="main">
           {/* During a lesson the classroom is what the room looks at: it goes first. */}
