@@ -61,6 +61,7 @@ function parseCli(argv: string[]): SoakOptions {
     return value;
   };
   const tabs = number('tabs', 4);
+  if (!Number.isInteger(tabs) || tabs < 1 || tabs > 8) throw new Error(`--tabs must be an integer from 1 to 8 (an elastic room's size), got ${tabs}`);
   const entries: [string, string][] = CONFIG_KEYS.filter((key) => values[key] !== undefined).map((key) => [key, String(values[key])]);
   const config = parseConfig([
     ['steps', '1000'],
@@ -97,8 +98,9 @@ interface Tab {
   /** Opening order: 0 is the witness. */
   n: number;
   page: Page;
-  /** Set when the soak killed it (a deliberate crash), or by Chromium when a renderer died by itself. */
+  /** The soak closed or crashed it on purpose. */
   killed: boolean;
+  /** Chromium reported its renderer dead without the soak asking: a failure of the run. */
   crashedByItself: boolean;
   /** refused() as last read: a dead tab's figures are what it reported before it died. */
   refused: { count: number; reasons: Record<string, number> };

@@ -21,6 +21,7 @@ import type { EventBus, LabEvent, RunState } from './events';
 import { recipeFor, type Recipe } from './recipe';
 import { joinRoom, type JoinedRoom } from './room';
 import { exchangeState } from './state-transfer';
+import { RunMetrics, type LogEntry } from './run-metrics';
 import { TransportError } from '../peer/datachannel-transport';
 import type { Formation } from './elastic-room';
 import { captureCheckpoint, loadCheckpoint, mapTextToVocab, restoreCheckpoint, type Checkpoint, type RestoreMode } from '../train/checkpoint';
@@ -49,8 +50,6 @@ export interface StagedCheckpoint {
   mode: RestoreMode;
 }
 
-const TIMING_WINDOW = 50;
-const LOG_LINES = 200;
 
 export class LabSession {
   private state: RunState = 'idle';
@@ -64,10 +63,9 @@ export class LabSession {
   private room: JoinedRoom | null = null;
   private paused = false;
   private resumeWaiters: (() => void)[] = [];
-  private readonly m: LabMetrics = emptyMetrics();
+  private readonly recorder = new RunMetrics(() => this.rank);
+  private readonly m: LabMetrics = this.recorder.values;
   private data: LoadedData | null = null;
-  private readonly logs: { t: number; level: 'info' | 'warn' | 'error'; message: string }[] = [];
-  private readonly timings: { compute: number; comm: number; wait: number; step: number }[] = [];
 
   constructor(
     readonly config: LabConfig,
@@ -75,7 +73,7 @@ export class LabSession {
     /** Start from this file instead of the seeded initialisation (every tab of a room loads the same). */
     private readonly staged?: StagedCheckpoint,
   ) {
-    env.bus.subscribe((event) => this.record(event));
+    env.bus.subscribe((event) => this.recorder.record(event));
     this.checkpoints = env.checkpoints === undefined ? defaultCheckpointStore() : env.checkpoints;
   }
 
@@ -97,8 +95,8 @@ export class LabSession {
     return { ...structuredClone(this.m), gpuBuffers: this.backend?.bufferCount() ?? 0 };
   }
 
-  logLines(): { t: number; level: 'info' | 'warn' | 'error'; message: string }[] {
-    return this.logs.map((line) => ({ ...line }));
+  logLines(): LogEntry[] {
+    return this.recorder.logLines();
   }
 
   pause(): void {
@@ -474,51 +472,6 @@ export class LabSession {
 
   // --- events and metrics ---------------------------------------------------------------------------
 
-  private record(event: LabEvent): void {
-    switch (event.type) {
-      case 'step': {
-        if (event.rank !== this.rank) return;
-        this.m.losses.push(event.loss);
-        this.m.lossSteps.push(event.step);
-        this.timings.push({ compute: event.computeMs, comm: event.commMs, wait: event.waitMs, step: event.stepMs });
-        if (this.timings.length > TIMING_WINDOW) this.timings.shift();
-        const useful = this.timings.length > 1 ? this.timings.slice(1) : this.timings;
-        const avg = (pick: (t: (typeof useful)[number]) => number) => useful.reduce((s, t) => s + pick(t), 0) / useful.length;
-        this.m.computeMsPerStep = avg((t) => t.compute);
-        this.m.commMsPerStep = avg((t) => t.comm);
-        this.m.waitMsPerStep = avg((t) => t.wait);
-        this.m.stepMsPerStep = avg((t) => t.step);
-        this.m.samplesPerSec = event.samplesPerSec;
-        this.m.stepBytesSent = event.bytesSent;
-        return;
-      }
-      case 'chunk':
-        if (event.direction === 'send') this.m.bytesSent += event.bytes;
-        else this.m.bytesReceived += event.bytes;
-        return;
-      case 'eval':
-        if (event.rank !== this.rank) return;
-        this.m.valLoss = event.valLoss;
-        this.m.accuracy = event.accuracy ?? null;
-        return;
-      case 'sample':
-        this.m.sample = event.text;
-        return;
-      case 'log':
-        this.logs.push({ t: event.t, level: event.level, message: event.message });
-        if (this.logs.length > LOG_LINES) this.logs.shift();
-        return;
-      case 'memory':
-        if (event.rank === this.rank) this.m.memory = { ...event.bytes };
-        return;
-      case 'zero-layout':
-        this.m.zero = { stage: event.stage, world: event.partition.length, elements: event.total, optimizerFloatsPerParam: event.optimizerFloatsPerParam };
-        return;
-      default:
-        return;
-    }
-  }
-
   private publishMemory(): void {
     const backend = this.requireBackend();
     this.env.bus.publish({ type: 'memory', rank: this.rank, bytes: backend.memory() as Record<MemoryKind, number> });
@@ -574,28 +527,4 @@ function fitToData(recipe: ClassifierRecipe, data: ClassificationData): Classifi
   sizes[0] = data.train.features;
   sizes[sizes.length - 1] = data.train.numClasses;
   return { ...recipe, model: { ...recipe.model, sizes } };
-}
-
-function emptyMetrics(): LabMetrics {
-  return {
-    losses: [],
-    lossSteps: [],
-    valLoss: null,
-    accuracy: null,
-    bigramValLoss: null,
-    bytesSent: 0,
-    bytesReceived: 0,
-    computeMsPerStep: 0,
-    commMsPerStep: 0,
-    waitMsPerStep: 0,
-    stepMsPerStep: 0,
-    samplesPerSec: 0,
-    memory: null,
-    hashesAgree: null,
-    stepBytesSent: null,
-    zero: null,
-    elastic: { reforms: 0, joins: 0, departures: 0 },
-    lastHash: null,
-    sample: null,
-  };
 }

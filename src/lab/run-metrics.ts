@@ -1,0 +1,98 @@
+// What a session reports through `window.lab.metrics()` and `log()`: built from the events the run
+// publishes on the bus (its own rank's steps and evaluations, every chunk it moved, its log lines), so
+// that the numbers a script reads are the ones the dashboard draws.
+import type { LabMetrics } from './api';
+import type { LabEvent } from './events';
+
+/** Steps averaged for the per-step times (the first, with its pipeline compilation, is left out). */
+const TIMING_WINDOW = 50;
+const LOG_LINES = 200;
+
+export type LogEntry = { t: number; level: 'info' | 'warn' | 'error'; message: string };
+
+export class RunMetrics {
+  /** The figures; the session also writes the ones no event carries (hash agreement, re-forms...). */
+  readonly values: LabMetrics = emptyMetrics();
+  private readonly timings: { compute: number; comm: number; wait: number; step: number }[] = [];
+  private readonly logs: LogEntry[] = [];
+
+  /** `rank`: this tab's current rank (it changes when an elastic ring re-forms). */
+  constructor(private readonly rank: () => number) {}
+
+  private get m(): LabMetrics {
+    return this.values;
+  }
+
+  logLines(): LogEntry[] {
+    return this.logs.map((line) => ({ ...line }));
+  }
+
+  record(event: LabEvent): void {
+    switch (event.type) {
+      case 'step': {
+        if (event.rank !== this.rank()) return;
+        this.m.losses.push(event.loss);
+        this.m.lossSteps.push(event.step);
+        this.timings.push({ compute: event.computeMs, comm: event.commMs, wait: event.waitMs, step: event.stepMs });
+        if (this.timings.length > TIMING_WINDOW) this.timings.shift();
+        const useful = this.timings.length > 1 ? this.timings.slice(1) : this.timings;
+        const avg = (pick: (t: (typeof useful)[number]) => number) => useful.reduce((s, t) => s + pick(t), 0) / useful.length;
+        this.m.computeMsPerStep = avg((t) => t.compute);
+        this.m.commMsPerStep = avg((t) => t.comm);
+        this.m.waitMsPerStep = avg((t) => t.wait);
+        this.m.stepMsPerStep = avg((t) => t.step);
+        this.m.samplesPerSec = event.samplesPerSec;
+        this.m.stepBytesSent = event.bytesSent;
+        return;
+      }
+      case 'chunk':
+        if (event.direction === 'send') this.m.bytesSent += event.bytes;
+        else this.m.bytesReceived += event.bytes;
+        return;
+      case 'eval':
+        if (event.rank !== this.rank()) return;
+        this.m.valLoss = event.valLoss;
+        this.m.accuracy = event.accuracy ?? null;
+        return;
+      case 'sample':
+        this.m.sample = event.text;
+        return;
+      case 'log':
+        this.logs.push({ t: event.t, level: event.level, message: event.message });
+        if (this.logs.length > LOG_LINES) this.logs.shift();
+        return;
+      case 'memory':
+        if (event.rank === this.rank()) this.m.memory = { ...event.bytes };
+        return;
+      case 'zero-layout':
+        this.m.zero = { stage: event.stage, world: event.partition.length, elements: event.total, optimizerFloatsPerParam: event.optimizerFloatsPerParam };
+        return;
+      default:
+        return;
+    }
+  }
+}
+
+function emptyMetrics(): LabMetrics {
+  return {
+    losses: [],
+    lossSteps: [],
+    valLoss: null,
+    accuracy: null,
+    bigramValLoss: null,
+    bytesSent: 0,
+    bytesReceived: 0,
+    computeMsPerStep: 0,
+    commMsPerStep: 0,
+    waitMsPerStep: 0,
+    stepMsPerStep: 0,
+    samplesPerSec: 0,
+    memory: null,
+    hashesAgree: null,
+    stepBytesSent: null,
+    zero: null,
+    elastic: { reforms: 0, joins: 0, departures: 0 },
+    lastHash: null,
+    sample: null,
+  };
+}
