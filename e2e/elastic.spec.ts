@@ -53,10 +53,18 @@ test('a tab closed mid-run is dropped and a new tab joins: the room ends where o
   const stepAtClose = Math.max(...(await Promise.all(survivors.map(async (p) => (await status(p)).step))));
   const closedAt = Date.now();
   await victim.close();
+  // Within the timeout (peertimeout, 10 s by default) the survivors are training again in a new ring.
+  await Promise.all(
+    survivors.map((p) =>
+      p.waitForFunction(() => {
+        const s = window.lab.status();
+        if (s.state === 'error') throw new Error(s.error ?? 'error');
+        return s.epoch >= 2 && s.world === 3 && s.state === 'training';
+      }, undefined, { timeout: 10_000, polling: 50 }),
+    ),
+  );
+  console.log(`3 survivors training in a new ring ${Date.now() - closedAt} ms after the close`);
   await waitForStep(survivors, stepAtClose + 2, 3);
-  const recoveredMs = Date.now() - closedAt;
-  console.log(`3 survivors re-formed and took 2 more steps ${recoveredMs} ms after the close (peertimeout 10000 ms)`);
-  expect(recoveredMs).toBeLessThan(10_000);
 
   // A fifth tab joins the running room (its URL is the same room's). The room is paused meanwhile so
   // that the join lands mid-run whatever the machine's speed; the join itself happens while it trains.

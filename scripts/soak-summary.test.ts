@@ -124,7 +124,22 @@ describe('soak summary', () => {
     expect(text).toMatch(/tab 2 crashed\s+-> NOT RECOVERED/);
     expect(text).toMatch(/tab 3 error: no ring formed within 120000 ms\n\s+warn re-forming the ring at step 40/);
     expect(text).toMatch(/result\s+FAILED\n\s+- recovering from event 2/);
+    expect(text).not.toMatch(/witness at the stop/);
+    expect(s.replicasAgreed).toBeNull();
+    expect(text).toMatch(/replicas agreed\s+no disagreement seen before the stop/);
     // A stopped run is not also blamed for the steps it never reached.
     expect(s.failures.some((f) => f.startsWith('only'))).toBe(false);
+  });
+
+  it('shows where the witness stood when a run hung, as context rather than as a failing tab', () => {
+    const s = summariseSoak(
+      input({
+        stopped: 'the room reaching step 300: the room made no progress for 180 s (witness at step 241)',
+        witnessContext: { state: 'state reforming at step 241, rank 0 of 3, epoch 4', log: ['warn re-forming the ring at step 241: rank 2 is gone'] },
+        end: null,
+      }),
+    );
+    expect(s.failures).toEqual(['the room reaching step 300: the room made no progress for 180 s (witness at step 241)']);
+    expect(formatSoak(s)).toMatch(/witness at the stop   state reforming at step 241, rank 0 of 3, epoch 4\n\s+warn re-forming the ring at step 241: rank 2 is gone\nresult\s+FAILED/);
   });
 });

@@ -53,6 +53,12 @@ export interface TabFailure {
   log: string[];
 }
 
+/** Where the witness stood when a run stopped with no tab in 'error' (a hang): context, not a verdict. */
+export interface WitnessContext {
+  state: string;
+  log: string[];
+}
+
 export interface SoakInput {
   settings: SoakSettings;
   plannedEvents: number;
@@ -68,6 +74,7 @@ export interface SoakInput {
   end: WitnessMeasurement | null;
   /** Why the run stopped early (timeout, a room that did not recover), or null. */
   stopped: string | null;
+  witnessContext?: WitnessContext | null;
   wallSec: number;
 }
 
@@ -94,7 +101,8 @@ export interface SoakSummary {
   witnessElastic: { reforms: number; joins: number; departures: number } | null;
   framesRefused: number;
   refusedReasons: Record<string, number>;
-  replicasAgreed: boolean;
+  /** null: the run stopped before the final check and no poll had seen a disagreement. */
+  replicasAgreed: boolean | null;
   finalHashes: number;
   finalLoss: number | null;
   accuracy: number | null;
@@ -103,6 +111,7 @@ export interface SoakSummary {
   startStep: number | null;
   endStep: number | null;
   tabFailures: TabFailure[];
+  witnessContext: WitnessContext | null;
 }
 
 export function summariseSoak(input: SoakInput): SoakSummary {
@@ -126,9 +135,12 @@ export function summariseSoak(input: SoakInput): SoakSummary {
   // Replicas: every tab agreed at every poll, and the tabs alive at the end hold one parameter vector.
   const hashes = new Set(byTab.map((t) => t.metrics.lastHash));
   const everyAgrees = byTab.every((t) => t.metrics.hashesAgree === true);
-  const replicasAgreed = input.disagreementSeen === null && everyAgrees && hashes.size === 1;
+  // A run that stopped early has no final check: unknown (null) unless a poll already saw a disagreement.
+  const replicasAgreed = input.disagreementSeen !== null ? false : input.stopped ? null : everyAgrees && hashes.size === 1;
   if (input.disagreementSeen) failures.push(`replicas disagreed: ${input.disagreementSeen}`);
-  else if (byTab.length && !everyAgrees) failures.push(`replicas disagree at the end (hashesAgree: ${byTab.map((t) => t.metrics.hashesAgree).join(', ')})`);
+  else if (input.stopped) {
+    // the stop is the failure; the tabs' last figures are not a finished run's
+  } else if (byTab.length && !everyAgrees) failures.push(`replicas disagree at the end (hashesAgree: ${byTab.map((t) => String(t.metrics.hashesAgree)).join(', ')})`);
   else if (hashes.size > 1) failures.push(`the tabs end with ${hashes.size} different parameter hashes`);
 
   const witness = byTab.find((t) => t.tab === 0) ?? null;
@@ -187,6 +199,7 @@ export function summariseSoak(input: SoakInput): SoakSummary {
     startStep: input.start?.step ?? null,
     endStep: input.end?.step ?? null,
     tabFailures: input.tabFailures,
+    witnessContext: input.witnessContext ?? null,
   };
 }
 
@@ -226,7 +239,9 @@ export function formatSoak(s: SoakSummary): string {
   const reasons = Object.entries(s.refusedReasons).map(([reason, n]) => `${n} x ${reason}`);
   lines.push(`frames refused        ${s.framesRefused}${reasons.length ? ` (${reasons.join('; ')})` : ''}`);
   lines.push(
-    `replicas agreed       ${s.replicasAgreed ? `yes (every tab, every poll; ${s.finalHashes} parameter hash at the end)` : 'NO'}`,
+    `replicas agreed       ${
+      s.replicasAgreed === null ? 'no disagreement seen before the stop (no final check)' : s.replicasAgreed ? `yes (every tab, every poll; ${s.finalHashes} parameter hash at the end)` : 'NO'
+    }`,
   );
   if (s.finalLoss !== null) lines.push(`final train loss      ${s.finalLoss.toFixed(4)}${s.accuracy !== null ? `, held-out accuracy ${(s.accuracy * 100).toFixed(2)}%` : ''}`);
   if (s.buffers) {
@@ -243,6 +258,10 @@ export function formatSoak(s: SoakSummary): string {
   for (const f of s.tabFailures) {
     lines.push(`tab ${f.tab} error: ${f.error}`);
     for (const line of f.log) lines.push(`    ${line}`);
+  }
+  if (s.witnessContext) {
+    lines.push(`witness at the stop   ${s.witnessContext.state}`);
+    for (const line of s.witnessContext.log) lines.push(`    ${line}`);
   }
   lines.push(`result                ${s.ok ? 'PASSED' : 'FAILED'}`);
   for (const f of s.failures) lines.push(`  - ${f}`);

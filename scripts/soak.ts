@@ -22,13 +22,12 @@ import {
   type SoakEventRecord,
   type SoakSettings,
   type TabFailure,
+  type WitnessContext,
   type WitnessMeasurement,
 } from './soak-summary';
 
-const SOAK_FLAGS = ['tabs', 'timeout', 'kill-every', 'min-tabs', 'max-tabs', 'crash-share', 'recover-timeout', 'warmup'] as const;
+const SOAK_FLAGS = ['tabs', 'timeout', 'kill-every', 'min-tabs', 'max-tabs', 'crash-share', 'recover-timeout', 'stall', 'warmup'] as const;
 const CONFIG_KEYS = Object.keys(DEFAULT_CONFIG).filter((key) => !['room', 'world', 'autostart'].includes(key));
-/** A crashed tab is found by heartbeat silence: a shorter wait than the lab's 10 s keeps the soak brisk. */
-const SOAK_PEER_TIMEOUT_MS = 4000;
 const POLL_MS = 500;
 const LOG_LINES_ON_FAILURE = 15;
 
@@ -37,6 +36,7 @@ interface SoakOptions {
   plan: SoakPlanOptions;
   timeoutSec: number;
   recoverTimeoutSec: number;
+  stallSec: number;
 }
 
 /**
@@ -63,9 +63,10 @@ function parseCli(argv: string[]): SoakOptions {
   const tabs = number('tabs', 4);
   if (!Number.isInteger(tabs) || tabs < 1 || tabs > 8) throw new Error(`--tabs must be an integer from 1 to 8 (an elastic room's size), got ${tabs}`);
   const entries: [string, string][] = CONFIG_KEYS.filter((key) => values[key] !== undefined).map((key) => [key, String(values[key])]);
+  // peertimeout stays the lab's (10 s) unless given: at 4 s, a tab starved of CPU on a loaded 2-core
+  // machine went silent for 4.6 s and was dropped though alive. A crash is found after peertimeout.
   const config = parseConfig([
     ['steps', '1000'],
-    ['peertimeout', String(SOAK_PEER_TIMEOUT_MS)],
     ...entries,
     ['world', String(tabs)],
     ['autostart', '1'],
@@ -89,7 +90,7 @@ function parseCli(argv: string[]): SoakOptions {
     crashShare: number('crash-share', 0.5),
   };
   validatePlanOptions(plan);
-  return { config, plan, timeoutSec: number('timeout', 3600), recoverTimeoutSec: number('recover-timeout', 180) };
+  return { config, plan, timeoutSec: number('timeout', 7200), recoverTimeoutSec: number('recover-timeout', 180), stallSec: number('stall', 180) };
 }
 
 // --- tabs -------------------------------------------------------------------------------------------
@@ -190,7 +191,9 @@ class Room {
     for (const [tab, report] of reports) {
       if (report.status.state === 'error') {
         const log = await tab.page.evaluate(() => window.lab.log().map((l) => `${l.level} ${l.message}`)).catch(() => []);
-        this.failures.push({ tab: tab.n, error: report.status.error ?? 'unknown error', log: log.slice(-LOG_LINES_ON_FAILURE) });
+        if (!this.failures.some((f) => f.tab === tab.n)) {
+          this.failures.push({ tab: tab.n, error: report.status.error ?? 'unknown error', log: log.slice(-LOG_LINES_ON_FAILURE) });
+        }
         throw new SoakFailure(`tab ${tab.n} (rank ${report.status.rank}) is in state 'error'`);
       }
       if (report.metrics.hashesAgree === false && this.disagreement === null) {
@@ -250,6 +253,7 @@ async function runSoak(baseUrl: string, options: SoakOptions) {
   let start: WitnessMeasurement | null = null;
   let end: WitnessMeasurement | null = null;
   let stopped: string | null = null;
+  let witnessContext: WitnessContext | null = null;
   let last = new Map<Tab, TabReport>();
   const began = performance.now();
   const deadline = began + options.timeoutSec * 1000;
@@ -269,39 +273,53 @@ async function runSoak(baseUrl: string, options: SoakOptions) {
     const states = [...new Set([...last.values()].map((r) => r.status.state))].join(',');
     bar.update(witnessStep(), { tabs: tabs.live.length, events: records.length, state: states });
   };
-  const waitUntil = async (what: string, timeoutSec: number, done: () => boolean) => {
-    const until = performance.now() + timeoutSec * 1000;
+  /**
+   * Polls until `done`. A training wait fails only when the witness's step stops moving for `stallSec`
+   * (a slow, shared machine is not a hang); a recovery must happen within its own fixed limit.
+   */
+  const waitUntil = async (what: string, limit: { stallSec: number } | { timeoutSec: number }, done: () => boolean) => {
+    const started = performance.now();
+    let lastStep = -1;
+    let movedAt = performance.now();
     for (;;) {
       await refresh();
       if (done()) return;
-      if (performance.now() > until) throw new SoakFailure(`${what}: not within ${timeoutSec} s (witness at step ${witnessStep()})`);
+      if (witnessStep() !== lastStep) [lastStep, movedAt] = [witnessStep(), performance.now()];
+      const waited = (performance.now() - movedAt) / 1000;
+      if ('stallSec' in limit && waited > limit.stallSec) {
+        throw new SoakFailure(`${what}: the room made no progress for ${limit.stallSec} s (witness at step ${witnessStep()})`);
+      }
+      if ('timeoutSec' in limit && performance.now() - started > limit.timeoutSec * 1000) {
+        throw new SoakFailure(`${what}: not within ${limit.timeoutSec} s (witness at step ${witnessStep()})`);
+      }
       await sleep(POLL_MS);
     }
   };
 
+  const stall = { stallSec: options.stallSec };
   try {
     for (let i = 0; i < plan.tabs; i++) await tabs.open();
     bar.start(config.steps, 0, { tabs: plan.tabs, events: 0, planned: events.length, state: 'starting' });
     const cdp = await context.newCDPSession(tabs.witness.page);
-    await waitUntil(`the room of ${plan.tabs} reaching step ${plan.warmupSteps}`, options.recoverTimeoutSec, () => witnessStep() >= plan.warmupSteps);
+    await waitUntil(`the room of ${plan.tabs} reaching step ${plan.warmupSteps}`, stall, () => witnessStep() >= plan.warmupSteps);
     const rank = last.get(tabs.witness)!.status.rank;
     if (rank !== 0) throw new SoakFailure(`the oldest tab should be rank 0 (the coordinator), it is rank ${rank}`);
     start = await measureWitness(cdp, tabs.witness.page);
 
     for (const event of events) {
-      await waitUntil(`the room reaching step ${event.atStep}`, options.recoverTimeoutSec, () => witnessStep() >= event.atStep);
+      await waitUntil(`the room reaching step ${event.atStep}`, stall, () => witnessStep() >= event.atStep);
       records.push(await carryOut(tabs, event, witnessStep()));
       const record = records[records.length - 1];
       const stepAtEvent = record.step;
       const eventAt = performance.now();
       // Absorbed: one ring of every live tab, and it has trained past the step the event interrupted.
-      await waitUntil(`recovering from event ${records.length} (${record.kind} tab ${record.tab})`, options.recoverTimeoutSec, () =>
+      await waitUntil(`recovering from event ${records.length} (${record.kind} tab ${record.tab})`, { timeoutSec: options.recoverTimeoutSec }, () =>
         settled(last, tabs.live) && witnessStep() > stepAtEvent,
       );
       record.recoveredMs = performance.now() - eventAt;
       record.witnessBuffers = last.get(tabs.witness)?.metrics.gpuBuffers ?? null;
     }
-    await waitUntil(`every tab finishing ${config.steps} steps`, options.timeoutSec, () =>
+    await waitUntil(`every tab finishing ${config.steps} steps`, stall, () =>
       last.size === tabs.live.length && [...last.values()].every((r) => r.status.state === 'done'),
     );
     end = await measureWitness(cdp, tabs.witness.page);
@@ -310,7 +328,7 @@ async function runSoak(baseUrl: string, options: SoakOptions) {
     stopped = error.message;
     // Whatever the others say now can still explain the failure (a second tab in 'error', their logs).
     await tabs.poll().then((reports) => (last = reports)).catch(() => undefined);
-    await collectWitnessLog(tabs);
+    witnessContext = await witnessAtStop(tabs);
   } finally {
     bar.stop();
     await browser.close();
@@ -338,22 +356,21 @@ async function runSoak(baseUrl: string, options: SoakOptions) {
     start,
     end,
     stopped,
+    witnessContext,
     wallSec: (performance.now() - began) / 1000,
   });
 }
 
-/** A run that stopped without a tab in 'error' (a hang): the witness's recent log says where it stands. */
-async function collectWitnessLog(tabs: Room): Promise<void> {
-  if (tabs.failures.length || tabs.witness.killed) return;
-  const log = await tabs.witness.page
-    .evaluate(() => window.lab.log().map((l) => `${l.level} ${l.message}`))
-    .catch(() => [] as string[]);
-  const status = await tabs.witness.page.evaluate(() => window.lab.status()).catch(() => null);
-  tabs.failures.push({
-    tab: 0,
-    error: `(the witness, for context) state ${status?.state ?? '?'} at step ${status?.step ?? '?'}, world ${status?.world ?? '?'}, epoch ${status?.epoch ?? '?'}`,
+/** A run that stopped without a tab in 'error' (a hang): the witness's state and recent log say where it stood. */
+async function witnessAtStop(tabs: Room): Promise<WitnessContext | null> {
+  if (tabs.failures.length || tabs.witness.killed) return null;
+  const page = tabs.witness.page;
+  const log = await page.evaluate(() => window.lab.log().map((l) => `${l.level} ${l.message}`)).catch(() => [] as string[]);
+  const status = await page.evaluate(() => window.lab.status()).catch(() => null);
+  return {
+    state: status ? `state ${status.state} at step ${status.step}, rank ${status.rank} of ${status.world}, epoch ${status.epoch}` : 'unreadable',
     log: log.slice(-LOG_LINES_ON_FAILURE),
-  });
+  };
 }
 
 async function carryOut(tabs: Room, event: PlannedEvent, step: number): Promise<SoakEventRecord> {

@@ -230,7 +230,37 @@ export class ElasticRoom {
     }
     // Tabs that said ready too late for this roster ask again: the next boundary re-forms with them.
     for (const id of this.readies.keys()) this.onReady(id, this.readies.get(id)!);
-    forming.resolve(this.current);
+    // The coordinator saw every member reachable from its side; this tab's own links may still be opening.
+    const formation = this.current;
+    this.linksOpen(formation.members, this.opts.formTimeoutMs ?? 120_000).then(
+      () => forming.resolve(formation),
+      (error: Error) => forming.reject(error),
+    );
+  }
+
+  /** Resolves once this tab has an open link to every one of `members`; rejects after `timeoutMs`. */
+  private linksOpen(members: string[], timeoutMs: number): Promise<void> {
+    const self = this.mesh.peerId;
+    const missing = () => members.filter((id) => id !== self && !this.mesh.isOpen(id));
+    if (missing().length === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (missing().length > 0) return;
+        stop();
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        stop();
+        reject(new Error(`ring epoch ${this.epoch}: no link to ${missing().join(', ')} after ${timeoutMs} ms`));
+      }, timeoutMs);
+      const poll = setInterval(check, TICK_MS);
+      const off = this.mesh.on({ peerOpen: check });
+      const stop = () => {
+        clearTimeout(timer);
+        clearInterval(poll);
+        off();
+      };
+    });
   }
 
   private stopForming(): void {
@@ -325,7 +355,16 @@ export class ElasticRoom {
     if (frame.type !== 'data') return;
     // The live transport takes its own epoch's frames; this room keeps those of the next ring.
     if (frame.epoch <= this.epoch) return;
-    if (this.live && frame.epoch !== this.epoch + 1) return; // the transport refuses it
+    if (this.live) {
+      if (frame.epoch === this.epoch + 1) this.keep(peerId, frame);
+      return; // anything further ahead: the transport refuses it
+    }
+    // Between rings. A tab that was in epoch E can next be in E + 1, or E + 2 when a ring formed
+    // without it; a new tab (E = 0) may be joining a room at any epoch.
+    if (this.epoch > 0 && frame.epoch > this.epoch + 2) {
+      this.mesh.refuse(peerId, `data frame of membership epoch ${frame.epoch}; this tab was last in epoch ${this.epoch}`);
+      return;
+    }
     this.keep(peerId, frame);
   }
 

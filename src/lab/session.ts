@@ -51,6 +51,9 @@ export interface StagedCheckpoint {
 }
 
 
+/** Re-forms that fail one after another (each lost another tab) before the run gives up. */
+const MAX_FAILED_REFORMS = 20;
+
 export class LabSession {
   private state: RunState = 'idle';
   private error: string | null = null;
@@ -229,20 +232,26 @@ export class LabSession {
 
   private async train(): Promise<void> {
     this.setState('training');
+    let pending: string | null = null;
+    let failedReforms = 0;
     while (this.step < this.steps) {
       if (this.paused) await new Promise<void>((wake) => this.resumeWaiters.push(wake));
       if (this.state === 'error') return;
-      const reform = this.room?.elastic?.reformWanted();
-      if (reform) {
-        await this.reform(reform);
-        continue;
-      }
+      const reform = pending ?? this.room?.elastic?.reformWanted() ?? null;
+      pending = null;
       try {
-        await this.trainOneStep();
+        if (reform) {
+          await this.reform(reform);
+          failedReforms = 0;
+        } else {
+          await this.trainOneStep();
+        }
       } catch (error) {
+        // A tab lost during a step, or during a re-form itself: re-form (again) with whoever is left.
         const why = this.reformableFailure(error);
         if (why === null) throw error;
-        await this.reform(why);
+        if (reform && ++failedReforms > MAX_FAILED_REFORMS) throw new Error(`the ring failed to re-form ${MAX_FAILED_REFORMS} times in a row; last: ${why}`);
+        pending = why;
       }
     }
     this.publishMemory();
@@ -273,7 +282,8 @@ export class LabSession {
     const elastic = this.room?.elastic;
     if (!elastic) return null;
     const wanted = elastic.reformWanted();
-    const membership = wanted ?? (error instanceof TransportError && !error.refusedData ? error.message : null);
+    const lost = transportCause(error);
+    const membership = wanted ?? (lost && !lost.refusedData ? (error instanceof Error ? error.message : lost.message) : null);
     if (membership === null) return null;
     const notElastic = notElasticBecause(this.config);
     if (notElastic) throw new Error(`${membership}; ${notElastic}, so a lost tab stops the run (resume=1 restarts from the last autosave)`);
@@ -512,6 +522,14 @@ export class LabSession {
   get backendInfo(): BackendInfo | null {
     return this.backend?.info ?? null;
   }
+}
+
+/** The transport failure behind an error, if any (collectives wrap it as their `cause`). */
+function transportCause(error: unknown): TransportError | null {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    if (e instanceof TransportError) return e;
+  }
+  return null;
 }
 
 /** Why this run cannot re-form its ring around a lost or new tab, or null when it can. */

@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { viewOf } from '../engine/backend';
 import { CpuBackend } from '../engine/cpu-backend';
 import { Rng } from '../data/random';
-import { Gpt, gptLayout, type GptConfig } from './gpt';
-import { entry, paramsHash } from './layout';
+import { Gpt, gptLayout, type GptConfig, tensorSpan } from './gpt';
+import { entry, type FlatRange, paramsHash } from './layout';
 import { checkModelGradients } from './model-gradcheck';
 
 const tiny: GptConfig = { vocabSize: 7, blockSize: 5, nLayer: 2, nHead: 2, nEmbd: 8 };
@@ -38,14 +38,42 @@ describe('Gpt', () => {
     expect(() => gptLayout({ ...tiny, nLayer: 0 })).toThrow(/positive integer/);
   });
 
-  it('calls onGradReady for lnf, each block in reverse, then the embeddings', () => {
+  it('announces each tensor pair as soon as its gradient is final, in descending layout order', async () => {
     const backend = new CpuBackend();
-    const model = new Gpt(backend, tiny, 1);
+    const model = new Gpt(backend, tiny, 2);
     model.init(1);
-    model.forward(randomTokens(1, 5, 7, 1), 0.2);
-    const groups: string[] = [];
-    model.backward({ onGradReady: (_r, g) => groups.push(g) });
-    expect(groups).toEqual(['lnf', 'h1', 'h0', 'embed']);
+    model.forward(randomTokens(2, 5, 7, 1), 0.1);
+    // The CPU backend runs each op as it is recorded, so a read at announcement time is a snapshot.
+    const seen: { group: string; range: FlatRange; snapshot: Promise<Float32Array> }[] = [];
+    model.backward({
+      onGradReady: (range, group) => seen.push({ group, range, snapshot: backend.read(viewOf(model.grads, range.offset, range.length)) }),
+    });
+    const layout = model.layout;
+    const named = (r: FlatRange) => layout.entries.filter((e) => e.offset >= r.offset && e.offset + e.length <= r.offset + r.length).map((e) => e.name);
+    expect(seen.map((s) => named(s.range).join('+'))).toEqual([
+      'lnf.g+lnf.b',
+      ...[1, 0].flatMap((l) => ['fcproj.w+fcproj.b', 'fc.w+fc.b', 'ln2.g+ln2.b', 'proj.w+proj.b', 'qkv.w+qkv.b', 'ln1.g+ln1.b'].map((pair) => pair.replace(/(\w+\.\w)/g, `h${l}.$1`))),
+      'wte+wpe',
+    ]);
+    expect(seen.map((s) => s.group)).toEqual(['lnf', ...Array(6).fill('h1'), ...Array(6).fill('h0'), 'embed']);
+    // Descending and disjoint: each range ends where (padding aside) the previous one began.
+    for (let i = 1; i < seen.length; i++) expect(seen[i].range.offset + seen[i].range.length).toBeLessThanOrEqual(seen[i - 1].range.offset);
+    // Final when announced: nothing the rest of the backward pass records changes an announced range.
+    const final = await backend.read(viewOf(model.grads));
+    for (const s of seen) {
+      const snapshot = await s.snapshot;
+      expect(snapshot.some((v) => v !== 0)).toBe(true);
+      expect(Array.from(snapshot)).toEqual(Array.from(final.subarray(s.range.offset, s.range.offset + s.range.length)));
+    }
+  });
+
+  it('spans adjacent tensors only', () => {
+    const layout = gptLayout(tiny);
+    const [w, bias] = [entry(layout, 'h0.fc.w'), entry(layout, 'h0.fc.b')];
+    expect(tensorSpan(layout, 'h0.fc.w', 'h0.fc.b')).toEqual({ offset: w.offset, length: bias.offset + bias.length - w.offset });
+    expect(tensorSpan(layout, 'lnf.g', 'lnf.g')).toEqual({ offset: entry(layout, 'lnf.g').offset, length: 8 });
+    expect(() => tensorSpan(layout, 'h0.fc.w', 'h0.fcproj.b')).toThrow(/not adjacent/);
+    expect(() => tensorSpan(layout, 'h0.fc.b', 'h0.fc.w')).toThrow(/not adjacent/);
   });
 
   it('initialises GPT-2 style and deterministically', async () => {

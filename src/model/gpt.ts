@@ -3,7 +3,7 @@
 // stream), a final LayerNorm and a head tied to the token embedding.
 import type { Backend, DeviceBuffer } from '../engine/backend';
 import { deriveSeed, Rng } from '../data/random';
-import { buildLayout, groupRange, type ParamLayout, type TensorSpec } from './layout';
+import { buildLayout, entry, type FlatRange, groupRange, type ParamLayout, type TensorSpec } from './layout';
 import { checkBatch } from './mlp';
 import { initialParams } from './init';
 import {
@@ -66,6 +66,19 @@ export function gptLayout(config: GptConfig): ParamLayout {
     { name: 'lnf.b', shape: [C], group: 'lnf', decay: false, init: constant(0) },
   );
   return buildLayout(specs);
+}
+
+/**
+ * The flat range from tensor `first` to the end of tensor `last`, which must follow it in the layout
+ * with nothing but alignment padding between (a weight and its bias, a layer norm's gain and bias).
+ */
+export function tensorSpan(layout: ParamLayout, first: string, last: string): FlatRange {
+  const [from, to] = [entry(layout, first), entry(layout, last)];
+  const index = (name: string) => layout.entries.findIndex((e) => e.name === name);
+  if (index(last) !== index(first) + 1 && first !== last) {
+    throw new Error(`tensors "${first}" and "${last}" are not adjacent in the layout`);
+  }
+  return { offset: from.offset, length: to.offset + to.length - from.offset };
 }
 
 export class Gpt implements SegmentedModel {
@@ -213,6 +226,13 @@ export class Gpt implements SegmentedModel {
     return { result, segments };
   }
 
+  /**
+   * Segments mirror the forward's (head, blocks in reverse, embedding). Within a block each layer's
+   * weight gradient is recorded before its input gradient and announced to `hooks` at once, one tensor
+   * pair at a time (fcproj, fc, ln2, proj, qkv, ln1: descending layout order, as the hooks' buckets
+   * need). Announcing a whole block at its end would leave a data-parallel all-reduce nothing to send
+   * while the block is computed; this way small buckets start one matmul after their gradient is final.
+   */
   backwardSegments(hooks?: GradHooks): PassSegment[] {
     if (this.B === 0) throw new Error('backward before forward');
     const { nLayer: L, nHead: NH, nEmbd: C, vocabSize: V } = this.config;
@@ -223,6 +243,9 @@ export class Gpt implements SegmentedModel {
     const p = (name: string) => this.storage.param(name);
     const g = (name: string) => this.storage.grad(name);
     const ready = (group: string) => hooks?.onGradReady(groupRange(this.layout, group), group);
+    /** The gradients of tensors `first`..`last` (adjacent in the layout) are final. */
+    const readyTensors = (group: string, first: string, last: string) =>
+      hooks?.onGradReady(tensorSpan(this.layout, first, last), group);
     const dres = a('d.res', BT * C);
     const dtmp = a('d.tmp', BT * C);
     const dln = a('d.ln', BT * C);
@@ -232,7 +255,7 @@ export class Gpt implements SegmentedModel {
     segments.push({
       groups: ['lnf', 'embed'],
       record: () => {
-        // head (tied): dlnf = dlogits @ wte; dwte += dlogits^T @ lnf
+        // head (tied): dlnf = dlogits @ wte; dwte += dlogits^T @ lnf (final only after the embedding's backward)
         b.matmul(dln, dlogits, p('wte'), BT, V, C);
         b.matmul(g('wte'), dlogits, a('lnf', BT * C), V, BT, C, { transA: true, accumulate: true });
         const lastResidual = L > 0 ? a(`h${L - 1}.resid3`, BT * C) : a('encoded', BT * C);
@@ -242,34 +265,41 @@ export class Gpt implements SegmentedModel {
     });
 
     const block = (l: number) => {
-      const h = (name: string, length: number) => a(`h${l}.${name}`, length);
-      const w = (name: string) => p(`h${l}.${name}`);
-      const dw = (name: string) => g(`h${l}.${name}`);
+      const group = `h${l}`;
+      const h = (name: string, length: number) => a(`${group}.${name}`, length);
+      const w = (name: string) => p(`${group}.${name}`);
+      const dw = (name: string) => g(`${group}.${name}`);
+      const done = (first: string, last: string) => readyTensors(group, `${group}.${first}`, `${group}.${last}`);
       const residual = l > 0 ? a(`h${l - 1}.resid3`, BT * C) : a('encoded', BT * C);
       // dres holds d(resid3); resid3 = resid2 + fcproj, so d(fcproj) = dres.
       const dfchGelu = a('d.fch.gelu', BT * 4 * C);
       const dfch = a('d.fch', BT * 4 * C);
-      b.matmul(dfchGelu, dres, w('fcproj.w'), BT, C, 4 * C, { transB: true });
       b.matmul(dw('fcproj.w'), h('fch.gelu', BT * 4 * C), dres, 4 * C, BT, C, { transA: true, accumulate: true });
       b.biasBackward(dw('fcproj.b'), dres, BT, C);
+      done('fcproj.w', 'fcproj.b');
+      b.matmul(dfchGelu, dres, w('fcproj.w'), BT, C, 4 * C, { transB: true });
       b.geluBackward(dfch, h('fch', BT * 4 * C), dfchGelu);
-      b.matmul(dln, dfch, w('fc.w'), BT, 4 * C, C, { transB: true });
       b.matmul(dw('fc.w'), h('ln2', BT * C), dfch, C, BT, 4 * C, { transA: true, accumulate: true });
       b.biasBackward(dw('fc.b'), dfch, BT, 4 * C);
+      done('fc.w', 'fc.b');
+      b.matmul(dln, dfch, w('fc.w'), BT, 4 * C, C, { transB: true });
       b.layerNormBackward(dtmp, dw('ln2.g'), dw('ln2.b'), dln, h('resid2', BT * C), h('ln2.mean', BT), h('ln2.rstd', BT), w('ln2.g'), BT, C);
+      done('ln2.g', 'ln2.b');
       b.addInPlace(dres, dtmp); // dres now holds d(resid2); resid2 = residual + attproj
       const datty = a('d.atty', BT * C);
       const dqkv = a('d.qkv', BT * 3 * C);
-      b.matmul(datty, dres, w('proj.w'), BT, C, C, { transB: true });
       b.matmul(dw('proj.w'), h('atty', BT * C), dres, C, BT, C, { transA: true, accumulate: true });
       b.biasBackward(dw('proj.b'), dres, BT, C);
+      done('proj.w', 'proj.b');
+      b.matmul(datty, dres, w('proj.w'), BT, C, C, { transB: true });
       b.attentionBackward(dqkv, datty, h('qkv', BT * 3 * C), h('att', B * NH * T * T), B, T, C, NH);
-      b.matmul(dln, dqkv, w('qkv.w'), BT, 3 * C, C, { transB: true });
       b.matmul(dw('qkv.w'), h('ln1', BT * C), dqkv, C, BT, 3 * C, { transA: true, accumulate: true });
       b.biasBackward(dw('qkv.b'), dqkv, BT, 3 * C);
+      done('qkv.w', 'qkv.b');
+      b.matmul(dln, dqkv, w('qkv.w'), BT, 3 * C, C, { transB: true });
       b.layerNormBackward(dtmp, dw('ln1.g'), dw('ln1.b'), dln, residual, h('ln1.mean', BT), h('ln1.rstd', BT), w('ln1.g'), BT, C);
+      done('ln1.g', 'ln1.b');
       b.addInPlace(dres, dtmp); // dres now holds d(residual) = d(resid3 of the layer below)
-      ready(`h${l}`);
     };
     for (let l = L - 1; l >= 0; l--) segments.push({ groups: [`h${l}`], record: () => block(l) });
     segments.push({

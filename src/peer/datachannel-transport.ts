@@ -284,9 +284,11 @@ export class DataChannelTransport implements Transport {
   private onFrame(peerId: string, frame: Frame): void {
     if (this.closedReason) return;
     if (frame.type !== 'data') return; // control frames belong to others
-    if (frame.epoch !== this.epoch) return this.otherEpoch(peerId, frame.epoch);
+    // The next ring's frames may come from tabs outside this one (a newcomer): elastic-room.ts keeps them.
+    if (frame.epoch === this.epoch + 1 && this.opts.nextEpochExpected) return;
     const from = this.rankOf.get(peerId);
     if (from === undefined) return this.refuse(peerId, 'data frame from a peer outside this group');
+    if (frame.epoch !== this.epoch) return this.otherEpoch(peerId, frame.epoch);
     if (frame.sender !== from) return this.refuse(peerId, `frame claims rank ${frame.sender}, the link is rank ${from}`);
     const key = keyOf(from, frame);
     if (this.delivered.has(key)) return this.refuse(peerId, `duplicate message ${key}`);
@@ -335,12 +337,12 @@ export class DataChannelTransport implements Transport {
     }
   }
 
+  /** A member's frame of another epoch: stale when earlier (in flight when the ring re-formed), else refused. */
   private otherEpoch(peerId: string, epoch: number): void {
     if (epoch < this.epoch) {
       this.staleFrames++;
       return;
     }
-    if (epoch === this.epoch + 1 && this.opts.nextEpochExpected) return;
     this.refuse(peerId, `data frame of membership epoch ${epoch}; this room is in epoch ${this.epoch}`);
   }
 
