@@ -35,7 +35,7 @@ export interface LabConfig {
   signal: string;
   /** Parameter-server mode: maximum staleness in steps (0: synchronous). */
   staleness: number;
-  /** Gradient all-reduce bucket size in elements. */
+  /** Gradient all-reduce bucket size in elements; 0: the model's own (recipe.ts bucketFor). */
   bucket: number;
   /** ZeRO-Offload: this rank's optimizer state and update live in CPU memory (needs zero >= 1). */
   offload: boolean;
@@ -79,7 +79,7 @@ export const DEFAULT_CONFIG: LabConfig = {
   backend: 'auto',
   signal: '',
   staleness: 0,
-  bucket: 1 << 16,
+  bucket: 0,
   offload: false,
   budget: 0,
   hidden: '',
@@ -199,7 +199,8 @@ function applyEntry(config: LabConfig, key: string, raw: string): void {
       config.hidden = raw === '' ? '' : parseHidden(raw).join(',');
       return;
     case 'bucket':
-      config.bucket = parseInteger('bucket', raw, 64, 1 << 26);
+      config.bucket = parseInteger('bucket', raw, 0, 1 << 26);
+      if (config.bucket > 0 && config.bucket < 64) throw new ConfigError(`bucket must be 0 (the model's default) or at least 64 floats, got ${raw}`);
       return;
     case 'resume':
       config.resume = parseBoolean('resume', raw);

@@ -8,7 +8,7 @@ import type { LabConfig } from '../lab/config';
 import type { LabEvent } from '../lab/events';
 import type { Model } from '../model/model';
 import type { WireFormat } from '../collective/executor';
-import { recipeFor } from '../lab/recipe';
+import { bucketFor, recipeFor } from '../lab/recipe';
 import { learningRateAt, type Optimizer } from '../train/optimizer';
 import type { TrainerExtras } from '../train/recipes';
 import { AsyncParameterServer } from './async-parameter-server';
@@ -86,7 +86,7 @@ function denseRingHooks(ctx: ParallelContext, wire: WireFormat): ParallelHooks {
         backend: ctx.backend,
         transport: ctx.transport,
         model: ctx.model(),
-        bucketElements: ctx.config.bucket,
+        bucketElements: bucketFor(ctx.config),
         microBatches: ctx.microBatches,
         wire,
         onChunk: ctx.publish,

@@ -1,7 +1,8 @@
-// The `hidden` URL setting: the MLP's hidden widths, its input and output widths staying the data set's.
+// The run a tab trains from its URL settings: the MLP's hidden widths (input and output widths stay the
+// data set's) and the gradient bucket's per-model default.
 import { describe, expect, it } from 'vitest';
-import { configToQuery, parseConfig } from './config';
-import { recipeFor } from './recipe';
+import { configToQuery, DEFAULT_CONFIG, parseConfig } from './config';
+import { bucketFor, recipeFor } from './recipe';
 
 const parse = (query: string) => parseConfig(new URLSearchParams(query));
 
@@ -25,5 +26,14 @@ describe('hidden widths setting', () => {
       expect(() => parse(`hidden=${bad}`)).toThrow(/hidden must be 1-16 comma-separated widths/);
     }
     expect(() => parse('model=gpt&hidden=64')).toThrow(/use model=mlp/);
+  });
+});
+
+describe('bucket: the model default', () => {
+  it("0 picks the measured default per model; any other value is the URL's", () => {
+    expect(bucketFor({ ...DEFAULT_CONFIG, model: 'gpt', dataset: 'sotu' })).toBe(8192);
+    expect(bucketFor({ ...DEFAULT_CONFIG, model: 'mlp' })).toBe(65536);
+    expect(bucketFor(parseConfig([['bucket', '1024']]))).toBe(1024);
+    expect(() => parseConfig([['bucket', '10']])).toThrow(/bucket must be 0/);
   });
 });
