@@ -84,6 +84,11 @@ export interface Backend {
   memory(): Record<MemoryKind, number>;
   /** Number of live device buffers (soak test: must not grow). */
   bufferCount(): number;
+  /**
+   * Drops idle read-back buffers kept for reuse. Their sizes follow the run's shapes, so a run rebuilt
+   * for another world size (an elastic ring) would otherwise keep the old shapes' buffers for good.
+   */
+  trimCaches(): void;
 
   write(dst: View, data: Float32Array | Uint32Array): void;
   /** Copies the view back to the host. The only way data leaves the device. */

@@ -64,6 +64,10 @@ export class CpuBackend implements Backend {
     return bytes;
   }
 
+  trimCaches(): void {
+    // Nothing is cached between reads on the CPU.
+  }
+
   bufferCount(): number {
     return this.live.size;
   }

@@ -262,6 +262,22 @@ describe('WebGpuBackend: buffers, batching and bad input', () => {
     for (const buf of [x, targets, w, dw, m, v, h, probs, dh, losses]) b.free(buf.buf);
   });
 
+  it('keeps one read-back buffer per read size for reuse, and trimCaches drops the idle ones', async () => {
+    const b = blocked;
+    const x = b.alloc(1000, 'x', 'workspace');
+    b.fill(viewOf(x), 2);
+    const before = b.bufferCount();
+    const sizes = [7, 13, 29];
+    for (const n of sizes) expect(Array.from(await b.read(viewOf(x, 0, n)))).toEqual(new Array(n).fill(2));
+    expect(b.bufferCount()).toBe(before + sizes.length);
+    await b.read(viewOf(x, 0, 13)); // reused, not a new one
+    expect(b.bufferCount()).toBe(before + sizes.length);
+    b.trimCaches();
+    expect(b.bufferCount()).toBeLessThanOrEqual(before);
+    expect(Array.from(await b.read(viewOf(x, 0, 7)))).toEqual(new Array(7).fill(2));
+    b.free(x);
+  });
+
   it('counts memory by kind and frees', () => {
     const b = blocked;
     const before = b.memory();

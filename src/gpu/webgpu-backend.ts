@@ -130,6 +130,18 @@ export class WebGpuBackend implements Backend {
     return bytes;
   }
 
+  trimCaches(): void {
+    // In-flight reads hold their staging buffer outside the pool and return it afterwards: unaffected.
+    for (const list of this.staging.values()) {
+      for (const s of list) {
+        this.stagingCount--;
+        this.stagingBytes -= s.size;
+        s.destroy();
+      }
+    }
+    this.staging.clear();
+  }
+
   /** Live GPU buffers: the caller's, plus uniform arenas and pooled staging buffers. */
   bufferCount(): number {
     return this.live.size + this.uniforms.bufferCount() + this.stagingCount;
@@ -155,7 +167,9 @@ export class WebGpuBackend implements Backend {
     await staging.mapAsync(GPUMapMode.READ, 0, bytes);
     const out = new Float32Array(staging.getMappedRange(0, bytes).slice(0));
     staging.unmap();
-    this.staging.get(bytes)!.push(staging);
+    let pool = this.staging.get(bytes);
+    if (!pool) this.staging.set(bytes, (pool = []));
+    pool.push(staging);
     return out;
   }
 

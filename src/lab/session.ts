@@ -321,6 +321,7 @@ export class LabSession {
     this.world = formation.world;
     const recipe = recipeFor(this.config, this.world);
     this.run?.dispose();
+    backend.trimCaches();
     this.run = this.buildRun(backend, this.data!, recipe);
     if (state) {
       restoreCheckpoint(backend, this.run, loadCheckpoint(state), 'resume', { recipe: recipe.recipe, world: this.world });
