@@ -32,8 +32,9 @@ test('three training tabs: every view shows the live run', async ({ browser }) =
     { timeout: 120_000, polling: 100 },
   );
   await expect(page.getByTestId('run-state')).toHaveText(/training · step \d+ \/ 40 · rank \d of 3/);
+  // The ring view counts chunk events in its next animation frame: wait for it rather than race it.
+  await expect.poll(() => chunkEventsShown(page), { timeout: 10_000 }).toBeGreaterThan(0);
   const eventsEarly = await chunkEventsShown(page);
-  expect(eventsEarly).toBeGreaterThan(0);
   await page.screenshot({ path: `${SHOTS}/dashboard-training.png`, fullPage: true });
 
   // The ring's chunk count goes on rising with the run, and the chart gains points.
