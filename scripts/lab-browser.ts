@@ -42,3 +42,24 @@ export async function openTabs(context: BrowserContext, url: string, count: numb
 export function uniqueRoom(prefix: string): string {
   return `${prefix}-${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
 }
+
+/**
+ * The shape every headless job shares: serve the lab, run `job` against it, print its last line of
+ * JSON (or `{ ok: false, error }` when it throws), stop the server, and exit non-zero unless it went well.
+ */
+export async function runHeadlessJob(name: string, job: (serverUrl: string) => Promise<{ ok: boolean; json: unknown }>): Promise<never> {
+  const server = await startLabServer();
+  let exitCode = 0;
+  try {
+    const { ok, json } = await job(server.url);
+    if (!ok) exitCode = 1;
+    console.log(JSON.stringify(json));
+  } catch (error) {
+    console.error(`${name} failed: ${(error as Error).stack ?? error}`);
+    console.log(JSON.stringify({ ok: false, error: (error as Error).message }));
+    exitCode = 1;
+  } finally {
+    await server.close();
+  }
+  process.exit(exitCode);
+}

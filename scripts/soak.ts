@@ -14,7 +14,7 @@ import type { BrowserContext, CDPSession, Page } from '@playwright/test';
 import { recipeFor } from '../src/lab/recipe';
 import { configToQuery, DEFAULT_CONFIG, parseConfig, type LabConfig } from '../src/lab/config';
 import type { LabMetrics, LabStatus } from '../src/lab/api';
-import { launchChromium, startLabServer, uniqueRoom } from './lab-browser';
+import { launchChromium, runHeadlessJob, uniqueRoom } from './lab-browser';
 import { planSoak, validatePlanOptions, type PlannedEvent, type SoakPlanOptions } from './soak-plan';
 import {
   formatSoak,
@@ -387,7 +387,6 @@ async function carryOut(tabs: Room, event: PlannedEvent, step: number): Promise<
 }
 
 async function main(): Promise<void> {
-  let exitCode = 0;
   let options: SoakOptions;
   try {
     options = parseCli(process.argv.slice(2));
@@ -396,20 +395,11 @@ async function main(): Promise<void> {
     console.log(JSON.stringify({ ok: false, error: (error as Error).message }));
     process.exit(2);
   }
-  const server = await startLabServer();
-  try {
-    const summary = await runSoak(server.url, options);
+  await runHeadlessJob('soak', async (serverUrl) => {
+    const summary = await runSoak(serverUrl, options);
     console.log(formatSoak(summary));
-    if (!summary.ok) exitCode = 1;
-    console.log(JSON.stringify(summary));
-  } catch (error) {
-    console.error(`soak failed: ${(error as Error).stack ?? error}`);
-    console.log(JSON.stringify({ ok: false, error: (error as Error).message }));
-    exitCode = 1;
-  } finally {
-    await server.close();
-  }
-  process.exit(exitCode);
+    return { ok: summary.ok, json: summary };
+  });
 }
 
 void main();

@@ -7,7 +7,7 @@ import cliProgress from 'cli-progress';
 import type { Page } from '@playwright/test';
 import { configToQuery, DEFAULT_CONFIG, parseConfig, type LabConfig } from '../src/lab/config';
 import type { LabMetrics, LabStatus } from '../src/lab/api';
-import { launchChromium, openTabs, startLabServer, uniqueRoom } from './lab-browser';
+import { launchChromium, openTabs, runHeadlessJob, uniqueRoom } from './lab-browser';
 import { summariseRun, formatSummary, type RunSummary } from './swarm-summary';
 
 const CONFIG_KEYS = Object.keys(DEFAULT_CONFIG).filter((key) => !['room', 'world', 'autostart'].includes(key));
@@ -101,30 +101,18 @@ async function runSwarm(baseUrl: string, tabs: number, config: LabConfig, timeou
 
 async function main(): Promise<void> {
   const { tabs, timeoutSec, config, compareDense } = parseCli(process.argv.slice(2));
-  const server = await startLabServer();
-  let exitCode = 0;
-  try {
+  await runHeadlessJob('swarm', async (serverUrl) => {
     const runs: RunSummary[] = [];
-    runs.push(await runSwarm(server.url, tabs, config, timeoutSec));
+    runs.push(await runSwarm(serverUrl, tabs, config, timeoutSec));
     if (compareDense && config.compression !== 'none') {
       console.log(`\nbaseline: the same run without compression`);
-      runs.push(await runSwarm(server.url, tabs, { ...config, compression: 'none' }, timeoutSec));
+      runs.push(await runSwarm(serverUrl, tabs, { ...config, compression: 'none' }, timeoutSec));
     }
     for (const run of runs) console.log(formatSummary(run));
-    if (runs.some((run) => run.replicasAgree === false)) {
-      console.error('FAILED: replicas disagree');
-      exitCode = 1;
-    }
-    const json = runs.length === 1 ? runs[0] : { runs };
-    console.log(JSON.stringify(json));
-  } catch (error) {
-    console.error(`swarm failed: ${(error as Error).message}`);
-    console.log(JSON.stringify({ ok: false, error: (error as Error).message }));
-    exitCode = 1;
-  } finally {
-    await server.close();
-  }
-  process.exit(exitCode);
+    const agree = !runs.some((run) => run.replicasAgree === false);
+    if (!agree) console.error('FAILED: replicas disagree');
+    return { ok: agree, json: runs.length === 1 ? runs[0] : { runs } };
+  });
 }
 
 void main();
