@@ -71,8 +71,8 @@ function parseCli(argv: string[]): SoakOptions {
     ['world', String(tabs)],
     ['autostart', '1'],
   ]);
-  if (config.mode !== 'ring' || config.zero !== 0) {
-    throw new Error('the soak needs an elastic room: mode=ring with zero=0 (mode=ps and ZeRO stop on a lost tab)');
+  if (config.mode !== 'ring' || config.offload) {
+    throw new Error('the soak needs an elastic room: mode=ring without offload (mode=ps and ZeRO-Offload stop on a lost tab)');
   }
   if (config.steps === 0) throw new Error('--steps must be given (the soak places its events by step)');
   const warmupSteps = number('warmup', firstSteadyStep(config, tabs));

@@ -48,6 +48,11 @@ export interface LabMetrics {
   gpuBuffers?: number;
   /** Elastic rooms: how often the ring re-formed, and how many tabs joined and left it (as this tab saw). */
   elastic?: { reforms: number; joins: number; departures: number };
+  /**
+   * ZeRO in an elastic room: bytes sent backing up slices on the ring successor and rebuilding state
+   * after re-forms (also counted in bytesSent), the floats of slices held in host memory, backups made.
+   */
+  zeroBackups?: { bytesSent: number; floatsHeld: number; steps: number };
   /** ZeRO runs: the stage, the room size and the flat vector's (padded) length the partition shards. */
   zero?: { stage: number; world: number; elements: number; optimizerFloatsPerParam: number } | null;
   lastHash: string | null;

@@ -21,6 +21,8 @@ import type { EventBus, LabEvent, RunState } from './events';
 import { recipeFor, type Recipe } from './recipe';
 import { joinRoom, type JoinedRoom } from './room';
 import { exchangeState } from './state-transfer';
+import { backUpSlice, captureSlice, rebuildZeroState, restoreSlice, sliceShapeOf } from './zero-state-transfer';
+import { ZeroBackups } from '../parallel/zero/zero-backup';
 import { RunMetrics, type LogEntry } from './run-metrics';
 import { TransportError } from '../peer/datachannel-transport';
 import type { Formation } from './elastic-room';
@@ -192,7 +194,8 @@ export class LabSession {
     if (data.kind === 'text') this.m.bigramValLoss = bigramNll(fitBigram(data.data.train, data.data.vocab.length), data.data.val);
     this.publishMemory();
     this.checkBudgetBeforeTraining();
-    await this.checkReplicas(this.step);
+    // In an elastic room the first check is train()'s first iteration, where a tab lost during it re-forms the ring.
+    if (!this.room?.elastic) await this.checkReplicas(this.step);
   }
 
   private buildRun(backend: Backend, data: LoadedData, recipe: Recipe): Run<Mlp> | Run<Gpt> {
@@ -234,6 +237,7 @@ export class LabSession {
     this.setState('training');
     let pending: string | null = null;
     let failedReforms = 0;
+    let startChecked = !this.room?.elastic;
     while (this.step < this.steps) {
       if (this.paused) await new Promise<void>((wake) => this.resumeWaiters.push(wake));
       if (this.state === 'error') return;
@@ -243,6 +247,13 @@ export class LabSession {
         if (reform) {
           await this.reform(reform);
           failedReforms = 0;
+          startChecked = true;
+        } else if (!startChecked) {
+          // The same check the others run at the end of the re-form this tab joined through (if any).
+          await this.checkReplicas(this.step);
+          // A room's starting state is backed up like a step's; a tab that joined holds the full state.
+          if (!this.room?.formation || this.room.formation.source < 0) await this.backUpZeroSlice();
+          startChecked = true;
         } else {
           await this.trainOneStep();
         }
@@ -267,6 +278,7 @@ export class LabSession {
     if (!this.steadyMemoryPublished) this.publishSteadyMemory();
     await this.betweenSteps();
     if (this.checkEveryStep || this.step === this.steps) await this.checkReplicas(this.step);
+    await this.backUpZeroSlice();
     const last = this.step === this.steps;
     if (last || this.step % recipe.evalEvery === 0) await run.trainer.evaluate(run.evalBatches);
     if ('sampleEvery' in recipe && (last || this.step % recipe.sampleEvery === 0) && this.rank === 0 && !this.gatherParams) await this.sampleText(run as Run<Gpt>, recipe.sampleLength, recipe.temperature);
@@ -301,8 +313,10 @@ export class LabSession {
     elastic.abort(reason);
     this.setState('reforming');
     this.log('warn', `re-forming the ring at step ${this.step}: ${reason}`);
-    const mine = await this.capture();
-    const card = { step: this.requireRun().trainer.step, hash: await this.paramsHash() };
+    // ZeRO: no tab holds the whole state; the ring rebuilds it from the backed-up slices instead.
+    const zero = this.zeroElastic();
+    const mine = zero ? null : await this.capture();
+    const card = { step: this.requireRun().trainer.step, hash: zero ? (this.m.lastHash ?? '') : await this.paramsHash() };
     const formation = await elastic.form(card);
     await this.adoptRoomState(formation, mine, reason);
     await this.checkReplicas(this.step);
@@ -316,7 +330,9 @@ export class LabSession {
   /** Takes the formation's state (sent by its source, or this tab's own) into a run built for its rank and world. */
   private async adoptRoomState(formation: Formation, mine: Uint8Array | null, reason: string): Promise<void> {
     const backend = this.requireBackend();
-    const { state, received } = await exchangeState(formation, mine);
+    const zero = this.zeroElastic();
+    const { state, received: sent } = zero ? { state: null, received: false } : await exchangeState(formation, mine);
+    let received = sent;
     this.rank = formation.rank;
     this.world = formation.world;
     const recipe = recipeFor(this.config, this.world);
@@ -325,6 +341,13 @@ export class LabSession {
     this.run = this.buildRun(backend, this.data!, recipe);
     if (state) {
       restoreCheckpoint(backend, this.run, loadCheckpoint(state), 'resume', { recipe: recipe.recipe, world: this.world });
+    }
+    if (zero && formation.source >= 0) {
+      const { full, bytesSent } = await rebuildZeroState(formation.transport, this.backups, sliceShapeOf(this.run));
+      restoreSlice(backend, this.run, full);
+      this.backups.adopt(full);
+      this.countBackupBytes(bytesSent);
+      received = formation.rank !== 0;
     }
     this.step = this.run.trainer.step;
     this.steadyMemoryPublished = false;
@@ -340,8 +363,37 @@ export class LabSession {
       reason,
       receivedState: received,
     });
-    this.log('info', `ring epoch ${formation.epoch}: rank ${this.rank} of ${this.world} from step ${this.step}` + (received ? ` (state received from rank ${formation.source})` : ''));
+    const from = zero ? 'rebuilt from the backed-up ZeRO slices by rank 0' : `received from rank ${formation.source}`;
+    this.log('info', `ring epoch ${formation.epoch}: rank ${this.rank} of ${this.world} from step ${this.step}` + (received ? ` (state ${from})` : ''));
     this.publishMemory();
+  }
+
+  // --- ZeRO backups ----------------------------------------------------------------------------------
+
+  /** Slices of the ZeRO state this tab holds: its own and its ring predecessor's (zero-backup.ts). */
+  private readonly backups = new ZeroBackups();
+
+  /** Whether this run shards its state with ZeRO in an elastic room (and so backs up its slice). */
+  private zeroElastic(): boolean {
+    return this.config.zero > 0 && !this.config.offload && !!this.room?.elastic;
+  }
+
+  /** After a completed (and hash-checked) step: keep this rank's slice and swap copies with the ring. */
+  private async backUpZeroSlice(): Promise<void> {
+    if (!this.zeroElastic()) return;
+    const run = this.requireRun();
+    const slice = await captureSlice(this.requireBackend(), run);
+    this.countBackupBytes(await backUpSlice(this.room!.transport, this.backups, slice, sliceShapeOf(run)));
+    const held = (this.m.zeroBackups ??= { bytesSent: 0, floatsHeld: 0, steps: 0 });
+    held.floatsHeld = this.backups.floats();
+    held.steps++;
+  }
+
+  /** Backup and rebuild traffic is model data on the wire: it counts in bytesSent and on its own. */
+  private countBackupBytes(bytes: number): void {
+    const held = (this.m.zeroBackups ??= { bytesSent: 0, floatsHeld: 0, steps: 0 });
+    held.bytesSent += bytes;
+    this.m.bytesSent += bytes;
   }
 
   // --- checkpoints ----------------------------------------------------------------------------------
@@ -536,7 +588,7 @@ function transportCause(error: unknown): TransportError | null {
 /** Why this run cannot re-form its ring around a lost or new tab, or null when it can. */
 function notElasticBecause(config: LabConfig): string | null {
   if (config.mode === 'ps') return 'mode=ps keeps the optimizer on one tab and is not elastic';
-  if (config.zero > 0) return `zero=${config.zero} shards the optimizer state over the tabs and is not elastic`;
+  if (config.zero > 0 && config.offload) return 'offload keeps the ZeRO optimizer state in host memory outside the backups, and is not elastic';
   return null;
 }
 

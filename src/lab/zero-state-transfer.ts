@@ -1,0 +1,178 @@
+// ZeRO in an elastic room: backing up each rank's slice on its ring successor after every step, and
+// rebuilding the full state from the survivors' slices when the ring re-forms (see
+// parallel/zero/zero-backup.ts for why two generations of slices on two tabs each lose nothing).
+//
+// The rebuild runs on the new ring, coordinated by its rank 0:
+//   1. every member sends rank 0 the list of slices it holds (step and range of each);
+//   2. rank 0 picks the newest step the pooled slices cover and tells each member which parts to send
+//      (or, when none is covered, why the state is lost: every member then stops with that reason);
+//   3. members send those parts; rank 0 joins them into the full state and sends it to every member,
+//      which restores its own shard of the NEW partition from it.
+import { viewOf, type Backend } from '../engine/backend';
+import type { Transport } from '../collective/types';
+import type { CheckpointableRun } from '../train/checkpoint';
+import { readWindowed } from '../parallel/zero/windowed-io';
+import {
+  decodeSlice,
+  encodeSlice,
+  joinSlices,
+  planAssembly,
+  SliceError,
+  subSlice,
+  type AssemblyPlan,
+  type SliceInfo,
+  type ZeroBackups,
+  type ZeroSlice,
+} from '../parallel/zero/zero-backup';
+
+/** Collective ids (below 16: byte messages, not float vectors checked as gradients). */
+export const ZERO_BACKUP_COLLECTIVE = 3;
+export const ZERO_INVENTORY_COLLECTIVE = 4;
+export const ZERO_PLAN_COLLECTIVE = 5;
+export const ZERO_PIECE_COLLECTIVE = 6;
+export const ZERO_STATE_COLLECTIVE = 7;
+
+/** The shape every slice of this run must have (slices of another model or optimizer are refused). */
+export interface SliceShape {
+  total: number;
+  buffers: readonly string[];
+}
+
+export function sliceShapeOf(run: CheckpointableRun): SliceShape {
+  return { total: run.model.layout.totalLength, buffers: run.optimizer.stateBuffers().map((s) => s.name) };
+}
+
+/** This rank's parameters and optimizer state over its shard (the optimizer's state range). */
+export async function captureSlice(backend: Backend, run: CheckpointableRun): Promise<ZeroSlice> {
+  const range = run.optimizer.stateRange;
+  const total = run.model.layout.totalLength;
+  // Stages 1-2 hold the full parameter vector; stage 3 holds exactly the shard.
+  const params = run.model.params.length === total ? viewOf(run.model.params, range.offset, range.length) : viewOf(run.model.params, 0, range.length);
+  const state = new Map<string, Float32Array>();
+  for (const { name, buf } of run.optimizer.stateBuffers()) state.set(name, await readWindowed(backend, viewOf(buf)));
+  return { step: run.trainer.step, range: { ...range }, total, params: await readWindowed(backend, params), state };
+}
+
+/** Writes this rank's part of a full state into a run built for the new ring. */
+export function restoreSlice(backend: Backend, run: CheckpointableRun, full: ZeroSlice): void {
+  const total = run.model.layout.totalLength;
+  if (full.range.offset !== 0 || full.range.length !== total) throw new SliceError('restoring needs the full state');
+  const range = run.optimizer.stateRange;
+  const part = (a: Float32Array) => a.subarray(range.offset, range.offset + range.length);
+  backend.write(viewOf(run.model.params), run.model.params.length === total ? full.params : part(full.params));
+  for (const { name, buf } of run.optimizer.stateBuffers()) backend.write(viewOf(buf), part(full.state.get(name)!));
+  run.trainer.step = full.step;
+}
+
+/**
+ * Keeps this rank's slice of the step just completed and swaps copies with the ring: sends it to the
+ * successor and keeps the predecessor's. Resolves with the bytes sent.
+ */
+export async function backUpSlice(transport: Transport, backups: ZeroBackups, mine: ZeroSlice, shape: SliceShape): Promise<number> {
+  backups.add(mine, true);
+  const { rank, world } = transport;
+  if (world < 2) return 0;
+  const bytes = encodeSlice(mine);
+  const tag = { round: mine.step, collective: ZERO_BACKUP_COLLECTIVE, chunk: 0 };
+  const [, received] = await Promise.all([transport.send((rank + 1) % world, tag, bytes), transport.recv((rank + world - 1) % world, tag)]);
+  const theirs = decodeSlice(received, shape);
+  if (theirs.step !== mine.step) throw new SliceError(`ZeRO slice refused: rank ${(rank + world - 1) % world} backed up step ${theirs.step} during step ${mine.step}`);
+  backups.add(theirs, false);
+  return bytes.length;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const json = (value: unknown) => encoder.encode(JSON.stringify(value));
+
+function parseJson(bytes: Uint8Array, what: string): unknown {
+  try {
+    return JSON.parse(decoder.decode(bytes));
+  } catch {
+    throw new SliceError(`${what} is not JSON`);
+  }
+}
+
+const isInt = (x: unknown, min: number): x is number => Number.isInteger(x) && (x as number) >= min;
+
+function parseInventory(bytes: Uint8Array, from: number): SliceInfo[] {
+  const raw = parseJson(bytes, `rank ${from}'s slice list`);
+  if (!Array.isArray(raw) || raw.length > 64) throw new SliceError(`rank ${from}'s slice list must be a list of at most 64 entries`);
+  return raw.map((s: unknown) => {
+    const e = s as Record<string, unknown>;
+    if (typeof e !== 'object' || e === null || !isInt(e.step, 0) || !isInt(e.offset, 0) || !isInt(e.length, 1)) throw new SliceError(`rank ${from}'s slice list has a malformed entry`);
+    return { step: e.step, offset: e.offset, length: e.length };
+  });
+}
+
+type PlanMessage = { plan: AssemblyPlan } | { lost: string };
+
+function parsePlan(bytes: Uint8Array): PlanMessage {
+  const raw = parseJson(bytes, 'the rebuild plan') as Record<string, unknown>;
+  if (typeof raw?.lost === 'string') return { lost: raw.lost };
+  const plan = raw?.plan as Record<string, unknown> | undefined;
+  if (!plan || !isInt(plan.step, 0) || !Array.isArray(plan.picks) || plan.picks.length > 1024) throw new SliceError('the rebuild plan is malformed');
+  for (const p of plan.picks as Record<string, unknown>[]) {
+    if (!isInt(p?.member, 0) || !isInt(p.index, 0) || !isInt(p.offset, 0) || !isInt(p.length, 1)) throw new SliceError('the rebuild plan has a malformed piece');
+  }
+  return { plan: plan as unknown as AssemblyPlan };
+}
+
+/**
+ * Rebuilds the full ZeRO state from the slices the members of a new ring hold. Every member calls it;
+ * all resolve with the same full state (or all reject with the same reason when it cannot be rebuilt).
+ */
+export async function rebuildZeroState(transport: Transport, backups: ZeroBackups, shape: SliceShape): Promise<{ full: ZeroSlice; bytesSent: number }> {
+  const { rank, world } = transport;
+  const tag = (collective: number, chunk = 0) => ({ round: 0, collective, chunk });
+  let bytesSent = 0;
+  const send = async (to: number, collective: number, payload: Uint8Array, chunk = 0) => {
+    bytesSent += payload.length;
+    await transport.send(to, tag(collective, chunk), payload);
+  };
+  const others = Array.from({ length: world - 1 }, (_, i) => i + 1);
+
+  // 1-2: the plan.
+  let message: PlanMessage;
+  if (rank === 0) {
+    const inventories = [backups.inventory(), ...(await Promise.all(others.map(async (r) => parseInventory(await transport.recv(r, tag(ZERO_INVENTORY_COLLECTIVE)), r))))];
+    const plan = planAssembly(inventories, shape.total);
+    const held = inventories.reduce((n, list) => n + list.length, 0);
+    message = plan
+      ? { plan }
+      : { lost: `the ZeRO state cannot be rebuilt: the ${world} remaining tab(s) hold ${held} slice(s) and no step is covered by them all (two ring neighbours lost at once?)` };
+    await Promise.all(others.map((r) => send(r, ZERO_PLAN_COLLECTIVE, json(message))));
+  } else {
+    await send(0, ZERO_INVENTORY_COLLECTIVE, json(backups.inventory()));
+    message = parsePlan(await transport.recv(0, tag(ZERO_PLAN_COLLECTIVE)));
+  }
+  if ('lost' in message) throw new Error(message.lost);
+  const { plan } = message;
+
+  // 3: the pieces to rank 0, the full state back to everyone.
+  const pieceOf = (index: number) => {
+    const pick = plan.picks[index];
+    const slice = backups.at(pick.index);
+    if (slice.step !== plan.step) throw new SliceError(`the rebuild plan asks for step ${plan.step} from a slice of step ${slice.step}`);
+    return subSlice(slice, pick.offset, pick.length);
+  };
+  if (rank !== 0) {
+    await Promise.all(plan.picks.map((p, i) => (p.member === rank ? send(0, ZERO_PIECE_COLLECTIVE, encodeSlice(pieceOf(i)), i) : undefined)));
+    const full = decodeSlice(await transport.recv(0, tag(ZERO_STATE_COLLECTIVE)), shape);
+    if (full.step !== plan.step || full.range.offset !== 0 || full.range.length !== shape.total) throw new SliceError('rank 0 sent a state that is not the planned one');
+    return { full, bytesSent };
+  }
+  const pieces = await Promise.all(
+    plan.picks.map(async (p, i) => {
+      if (p.member === 0) return pieceOf(i);
+      if (p.member >= world) throw new SliceError(`the plan names rank ${p.member} of ${world}`);
+      const piece = decodeSlice(await transport.recv(p.member, tag(ZERO_PIECE_COLLECTIVE, i)), shape);
+      if (piece.step !== plan.step || piece.range.offset !== p.offset || piece.range.length !== p.length) throw new SliceError(`rank ${p.member} sent another piece than the one asked for`);
+      return piece;
+    }),
+  );
+  const full = joinSlices(pieces, shape.total, shape.buffers);
+  const bytes = encodeSlice(full);
+  await Promise.all(others.map((r) => send(r, ZERO_STATE_COLLECTIVE, bytes)));
+  return { full, bytesSent };
+}
