@@ -3,6 +3,8 @@
 // (gathered) parameters agree; and each stage holds the bytes it should by the browser's real
 // WebGPU allocations: stage 1 shards the optimizer state, stage 2 the gradients too, stage 3 all three.
 import { expect, test } from '@playwright/test';
+import { paramsHash } from '../src/model/layout';
+import { base64ToBytes, loadCheckpoint } from '../src/train/checkpoint';
 import { finishTraining, maxRelativeDifference, openTrainingTabs } from './training';
 
 const RUN = { model: 'mlp', dataset: 'mnist', steps: 4, batch: 64, seed: 5 };
@@ -20,7 +22,14 @@ test('zero=1, 2, 3 on 2 tabs end where plain data parallelism ends; hashes agree
 
   for (const zero of [1, 2, 3]) {
     const context = await browser.newContext();
-    const results = await finishTraining(await openTrainingTabs(context, 2, { ...RUN, zero }));
+    const pages = await openTrainingTabs(context, 2, { ...RUN, zero });
+    const results = await finishTraining(pages);
+    // Each tab's checkpoint holds the full parameters (ZeRO-3: gathered) and its own optimizer slice.
+    const ranks = await Promise.all(pages.map((p) => p.evaluate(() => window.lab.status().rank)));
+    const file = loadCheckpoint(base64ToBytes(await pages[ranks.indexOf(1)].evaluate(() => window.lab.checkpoint())));
+    expect(file.header).toMatchObject({ step: RUN.steps, world: 2, rank: 1 });
+    expect(paramsHash(file.params)).toBe(results[0].hash);
+    expect(file.header.optimizer.stateRange.offset).toBeGreaterThan(0);
     await context.close();
     for (const r of results) {
       expect(r.metrics.hashesAgree).toBe(true);

@@ -344,6 +344,7 @@ async function runSoak(baseUrl: string, options: SoakOptions) {
     seed: plan.seed,
     killEvery: plan.killEvery,
     peertimeout: config.peertimeout,
+    zero: config.zero,
   };
   return summariseSoak({
     settings,

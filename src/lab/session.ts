@@ -276,9 +276,10 @@ export class LabSession {
     this.step = run.trainer.step;
     // ZeRO lends its layer slots during the first step: memory after it is the steady state.
     if (!this.steadyMemoryPublished) this.publishSteadyMemory();
-    await this.betweenSteps();
     if (this.checkEveryStep || this.step === this.steps) await this.checkReplicas(this.step);
     await this.backUpZeroSlice();
+    // Checkpoints are taken of a step the replica check has passed (and ZeRO-3 has gathered).
+    await this.betweenSteps();
     const last = this.step === this.steps;
     if (last || this.step % recipe.evalEvery === 0) await run.trainer.evaluate(run.evalBatches);
     if ('sampleEvery' in recipe && (last || this.step % recipe.sampleEvery === 0) && this.rank === 0 && !this.gatherParams) await this.sampleText(run as Run<Gpt>, recipe.sampleLength, recipe.temperature);
@@ -375,7 +376,7 @@ export class LabSession {
 
   /** Whether this run shards its state with ZeRO in an elastic room (and so backs up its slice). */
   private zeroElastic(): boolean {
-    return this.config.zero > 0 && !this.config.offload && !!this.room?.elastic;
+    return this.config.zero > 0 && !!this.room?.elastic;
   }
 
   /** After a completed (and hash-checked) step: keep this rank's slice and swap copies with the ring. */
@@ -434,6 +435,7 @@ export class LabSession {
       lab: { ...this.config, secret: undefined, resume: undefined },
       vocab: this.loadedVocab ?? undefined,
       dataset: this.config.dataset,
+      fullParams: this.gatherParams ? (this.gathered ?? undefined) : undefined,
     });
   }
 
@@ -588,7 +590,6 @@ function transportCause(error: unknown): TransportError | null {
 /** Why this run cannot re-form its ring around a lost or new tab, or null when it can. */
 function notElasticBecause(config: LabConfig): string | null {
   if (config.mode === 'ps') return 'mode=ps keeps the optimizer on one tab and is not elastic';
-  if (config.zero > 0 && config.offload) return 'offload keeps the ZeRO optimizer state in host memory outside the backups, and is not elastic';
   return null;
 }
 

@@ -13,6 +13,7 @@ import { createParallelHooks } from '../parallel/strategy';
 import { spirals, testConfig, trainRoom } from '../parallel/test-support';
 import { ZeroBackups } from '../parallel/zero/zero-backup';
 import type { ClassifierRecipe } from '../train/defaults';
+import { captureCheckpoint, CheckpointError, loadCheckpoint, restoreCheckpoint } from '../train/checkpoint';
 import { classifierRun, type Run } from '../train/recipes';
 import type { LabConfig } from './config';
 import { recipeFor } from './recipe';
@@ -87,8 +88,13 @@ function maxRelativeDifference(a: Float32Array, b: Float32Array): number {
   return worst;
 }
 
-describe.each([1, 2, 3] as const)('ZeRO-%i in an elastic room', (zero) => {
-  const config = testConfig({ zero, steps: STEPS });
+describe.each([
+  ['ZeRO-1', { zero: 1 }],
+  ['ZeRO-2', { zero: 2 }],
+  ['ZeRO-3', { zero: 3 }],
+  ['ZeRO-3 with offload', { zero: 3, offload: true }],
+] as const)('%s in an elastic room', (_name, settings) => {
+  const config = testConfig({ ...settings, steps: STEPS });
 
   it('a rank dies mid-step: the survivors rebuild the last step from the backups and end where one tab ends', async () => {
     const reference = await trainRoom(1, { ...config, zero: 0 });
@@ -157,5 +163,29 @@ describe('ZeRO state that cannot be rebuilt', () => {
     const after = await fullParams(grown, 3);
     for (const p of after) expect(paramsHash(p)).toBe(paramsHash(before[0]));
     expect(rebuilt[2].bytesSent).toBeLessThan(200); // it only said it holds nothing
+  });
+});
+
+describe.each([
+  ['ZeRO-3', { zero: 3 }],
+  ['ZeRO-2 with offload', { zero: 2, offload: true }],
+] as const)('checkpoints of %s runs', (_, settings) => {
+  it('hold the full parameters and the rank\'s optimizer slice; resuming continues bit for bit', async () => {
+    const config = testConfig({ ...settings, steps: 4 });
+    const recipe = recipeFor(config, 2).recipe;
+    const tabs = room(config, 2);
+    await trainSteps(tabs, 2);
+    const gathered = await fullParams(tabs, 2);
+    if (settings.zero === 3) await expect(captureCheckpoint(tabs[0].backend, tabs[0].run, { recipe, world: 2, rank: 0 })).rejects.toThrow(CheckpointError);
+    const files = await Promise.all(tabs.map((t, rank) => captureCheckpoint(t.backend, t.run, { recipe, world: 2, rank, fullParams: gathered[rank] })));
+    await trainSteps(tabs, 4);
+    const unbroken = await fullParams(tabs, 4);
+
+    const resumed = room(config, 2);
+    resumed.forEach((t, rank) => restoreCheckpoint(t.backend, t.run, loadCheckpoint(files[rank]), 'resume', { recipe, world: 2 }));
+    expect(resumed.map((t) => t.run.trainer.step)).toEqual([2, 2]);
+    await trainSteps(resumed, 4);
+    const after = await fullParams(resumed, 4);
+    expect(after.map(paramsHash)).toEqual(unbroken.map(paramsHash));
   });
 });

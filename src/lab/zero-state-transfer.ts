@@ -49,7 +49,8 @@ export async function captureSlice(backend: Backend, run: CheckpointableRun): Pr
   // Stages 1-2 hold the full parameter vector; stage 3 holds exactly the shard.
   const params = run.model.params.length === total ? viewOf(run.model.params, range.offset, range.length) : viewOf(run.model.params, 0, range.length);
   const state = new Map<string, Float32Array>();
-  for (const { name, buf } of run.optimizer.stateBuffers()) state.set(name, await readWindowed(backend, viewOf(buf)));
+  // With ZeRO-Offload the state lives in host memory, on the optimizer's own backend.
+  for (const { name, buf } of run.optimizer.stateBuffers()) state.set(name, await readWindowed(run.optimizer.backend, viewOf(buf)));
   return { step: run.trainer.step, range: { ...range }, total, params: await readWindowed(backend, params), state };
 }
 
@@ -60,7 +61,7 @@ export function restoreSlice(backend: Backend, run: CheckpointableRun, full: Zer
   const range = run.optimizer.stateRange;
   const part = (a: Float32Array) => a.subarray(range.offset, range.offset + range.length);
   backend.write(viewOf(run.model.params), run.model.params.length === total ? full.params : part(full.params));
-  for (const { name, buf } of run.optimizer.stateBuffers()) backend.write(viewOf(buf), part(full.state.get(name)!));
+  for (const { name, buf } of run.optimizer.stateBuffers()) run.optimizer.backend.write(viewOf(buf), part(full.state.get(name)!));
   run.trainer.step = full.step;
 }
 

@@ -213,6 +213,8 @@ export interface CheckpointMeta {
   lab?: Record<string, unknown>;
   vocab?: string[];
   dataset?: string;
+  /** The full parameter vector, when the run holds only a shard of it (ZeRO-3: the last gathered one). */
+  fullParams?: Float32Array;
 }
 
 export function modelSpecOf(model: CheckpointableRun['model']): ModelSpec {
@@ -226,9 +228,11 @@ function layoutSummary(layout: ParamLayout): CheckpointHeader['layout'] {
 /** Reads the run's parameters and optimizer state back from the device and serialises them. */
 export async function captureCheckpoint(backend: Backend, run: CheckpointableRun, meta: CheckpointMeta): Promise<Uint8Array> {
   const step = run.trainer.step;
-  const params = await backend.read(viewOf(run.model.params));
+  const total = run.model.layout.totalLength;
+  if (run.model.params.length !== total && meta.fullParams?.length !== total) throw new CheckpointError('this run holds a shard of the parameters: a checkpoint needs the full vector (gathered) as well');
+  const params = meta.fullParams ?? (await backend.read(viewOf(run.model.params)));
   const state = new Map<string, Float32Array>();
-  for (const { name, buf } of run.optimizer.stateBuffers()) state.set(name, await backend.read(viewOf(buf)));
+  for (const { name, buf } of run.optimizer.stateBuffers()) state.set(name, await run.optimizer.backend.read(viewOf(buf)));
   const perEpoch = meta.stepsPerEpoch ?? 0;
   const header: Omit<CheckpointHeader, 'sections'> = {
     format: 'webgpu-lab-checkpoint',
@@ -307,16 +311,20 @@ export function restoreCheckpoint(backend: Backend, run: CheckpointableRun, ckpt
       warnings.push(`batch or seed differ from the saved run (batch ${h.sampler.globalBatch} -> ${meta.recipe.globalBatch}, seed ${h.seed} -> ${meta.recipe.seed}): a different trajectory`);
     }
   }
-  backend.write(viewOf(run.model.params), ckpt.params);
+  // A ZeRO-3 run holds only its shard of the parameters: the optimizer's state range.
+  const shard = run.optimizer.stateRange;
+  const params = run.model.params.length === ckpt.params.length ? ckpt.params : ckpt.params.subarray(shard.offset, shard.offset + shard.length);
+  backend.write(viewOf(run.model.params), params);
+  const stateBackend = run.optimizer.backend;
   if (mode === 'resume') {
     const shift = run.optimizer.stateRange.offset - h.optimizer.stateRange.offset;
     for (const { name, buf } of run.optimizer.stateBuffers()) {
       const saved = ckpt.state.get(name)!;
-      backend.write(viewOf(buf), saved.subarray(shift, shift + buf.length));
+      stateBackend.write(viewOf(buf), saved.subarray(shift, shift + buf.length));
     }
     run.trainer.step = h.step;
   } else {
-    for (const { buf } of run.optimizer.stateBuffers()) backend.fill(viewOf(buf), 0);
+    for (const { buf } of run.optimizer.stateBuffers()) stateBackend.fill(viewOf(buf), 0);
     run.trainer.step = 0;
   }
   return warnings;

@@ -40,7 +40,8 @@ export class Optimizer {
   private readonly layoutLength: number;
 
   constructor(
-    private readonly backend: Backend,
+    /** Where the state lives: the device, or (ZeRO-Offload) the host's CPU backend. */
+    readonly backend: Backend,
     layout: ParamLayout,
     readonly config: OptimizerConfig,
     stateRange: FlatRange = { offset: 0, length: layout.totalLength },
