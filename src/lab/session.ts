@@ -175,6 +175,7 @@ export class LabSession {
     const joining = this.room?.formation && this.room.formation.source >= 0 ? this.room.formation : null;
     if (joining && (this.staged || this.config.resume)) this.log('warn', 'this room is already training: its state replaces the checkpoint this tab was given');
     const start = joining ? null : await this.startingCheckpoint();
+    this.seededStart = !joining && !start;
     // A text model continues on new text only in its own vocabulary: re-encode (or refuse) first.
     if (start?.ckpt.header.vocab && data.kind === 'text') data = { kind: 'text', data: mapTextToVocab(data.data, start.ckpt.header.vocab) };
     if (data.kind === 'text') this.loadedVocab = data.data.vocab;
@@ -344,11 +345,18 @@ export class LabSession {
       restoreCheckpoint(backend, this.run, loadCheckpoint(state), 'resume', { recipe: recipe.recipe, world: this.world });
     }
     if (zero && formation.source >= 0) {
-      const { full, bytesSent } = await rebuildZeroState(formation.transport, this.backups, sliceShapeOf(this.run));
-      restoreSlice(backend, this.run, full);
-      this.backups.adopt(full);
+      const { full, bytesSent } = await rebuildZeroState(formation.transport, this.backups, sliceShapeOf(this.run), this.seededStart);
       this.countBackupBytes(bytesSent);
-      received = formation.rank !== 0;
+      if (full) {
+        restoreSlice(backend, this.run, full);
+        this.backups.adopt(full);
+        received = formation.rank !== 0;
+      } else {
+        // Lost before the starting state was backed up on every tab: the new run holds the seeded start.
+        this.log('warn', 'the starting state was not backed up yet: the ring starts again from the seeded initialisation');
+        this.backups.clear();
+        await this.backUpZeroSlice();
+      }
     }
     this.step = this.run.trainer.step;
     this.steadyMemoryPublished = false;
@@ -370,6 +378,9 @@ export class LabSession {
   }
 
   // --- ZeRO backups ----------------------------------------------------------------------------------
+
+  /** This run started from the seeded initialisation (no checkpoint, not joined): step 0 can be rebuilt from the seed. */
+  private seededStart = false;
 
   /** Slices of the ZeRO state this tab holds: its own and its ring predecessor's (zero-backup.ts). */
   private readonly backups = new ZeroBackups();

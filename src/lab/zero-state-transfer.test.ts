@@ -11,7 +11,7 @@ import { paramsHash } from '../model/layout';
 import type { Mlp } from '../model/mlp';
 import { createParallelHooks } from '../parallel/strategy';
 import { spirals, testConfig, trainRoom } from '../parallel/test-support';
-import { ZeroBackups } from '../parallel/zero/zero-backup';
+import { ZeroBackups, type ZeroSlice } from '../parallel/zero/zero-backup';
 import type { ClassifierRecipe } from '../train/defaults';
 import { captureCheckpoint, CheckpointError, loadCheckpoint, restoreCheckpoint } from '../train/checkpoint';
 import { classifierRun, type Run } from '../train/recipes';
@@ -70,16 +70,35 @@ async function fullParams(tabs: Tab[], round: number): Promise<Float32Array[]> {
   return Promise.all(tabs.map((t) => (t.gather ? t.gather(round) : t.backend.read(viewOf(t.run.model.params)))));
 }
 
+/** Every member's rebuilt full state (each must get one). */
+async function rebuildAll(tabs: Tab[]): Promise<{ full: ZeroSlice; bytesSent: number }[]> {
+  const rebuilt = await Promise.all(tabs.map((t) => rebuildZeroState(t.transport, t.backups, sliceShapeOf(t.run))));
+  return rebuilt.map(({ full, bytesSent }) => {
+    if (!full) throw new Error('no state was rebuilt');
+    return { full, bytesSent };
+  });
+}
+
 /** The survivors' new ring: runs for its size, the state rebuilt from what they hold. */
 async function reform(config: LabConfig, survivors: Tab[]): Promise<{ tabs: Tab[]; step: number }> {
   const tabs = room(config, survivors.length, survivors);
-  const rebuilt = await Promise.all(tabs.map((t) => rebuildZeroState(t.transport, t.backups, sliceShapeOf(t.run))));
+  const rebuilt = (await rebuildAll(tabs)).map((r) => r.full);
   tabs.forEach((t, i) => {
-    restoreSlice(t.backend, t.run, rebuilt[i].full);
-    t.backups.adopt(rebuilt[i].full);
+    restoreSlice(t.backend, t.run, rebuilt[i]);
+    t.backups.adopt(rebuilt[i]);
   });
-  expect(new Set(rebuilt.map((r) => r.full.step)).size).toBe(1);
-  return { tabs, step: rebuilt[0].full.step };
+  expect(new Set(rebuilt.map((full) => full.step)).size).toBe(1);
+  return { tabs, step: rebuilt[0].step };
+}
+
+/** The survivors re-form (rebuilding the state at `rebuiltStep`), train to the end, agree, and match one tab. */
+async function survivorsEndAsOneTab(config: LabConfig, survivors: Tab[], rebuiltStep: number, reference: Float32Array): Promise<void> {
+  const { tabs, step } = await reform(config, survivors);
+  expect(step).toBe(rebuiltStep);
+  await trainSteps(tabs, STEPS);
+  const [a, b] = await fullParams(tabs, STEPS);
+  expect(paramsHash(a)).toBe(paramsHash(b));
+  expect(maxRelativeDifference(a, reference)).toBeLessThan(TOLERANCE);
 }
 
 function maxRelativeDifference(a: Float32Array, b: Float32Array): number {
@@ -98,7 +117,7 @@ describe.each([
 
   it('a rank dies mid-step: the survivors rebuild the last step from the backups and end where one tab ends', async () => {
     const reference = await trainRoom(1, { ...config, zero: 0 });
-    let tabs = room(config, 3);
+    const tabs = room(config, 3);
     await backUp(tabs); // the starting state, before step 1
     await trainSteps(tabs, 3);
     // Step 4 starts; rank 1 vanishes while it runs: the others' collectives fail, half done.
@@ -106,19 +125,12 @@ describe.each([
     tabs[1].transport.kill();
     expect((await failed).map((r) => r.status)).toEqual(['rejected', 'rejected']);
 
-    const reformed = await reform(config, [tabs[0], tabs[2]]);
-    expect(reformed.step).toBe(3);
-    tabs = reformed.tabs;
-    await trainSteps(tabs, STEPS);
-    const [a, b] = await fullParams(tabs, STEPS);
-    expect(paramsHash(a)).toBe(paramsHash(b));
-    const difference = maxRelativeDifference(a, reference.params[0]);
-    expect(difference).toBeLessThan(TOLERANCE);
+    await survivorsEndAsOneTab(config, [tabs[0], tabs[2]], 3, reference.params[0]);
   });
 
   it('a rank dies before its newest slice reached its successor: the ring goes back one step more', async () => {
     const reference = await trainRoom(1, { ...config, zero: 0 });
-    let tabs = room(config, 3);
+    const tabs = room(config, 3);
     await backUp(tabs);
     await trainSteps(tabs, 2);
     await Promise.all(tabs.map((t) => t.run.trainer.trainStep()));
@@ -127,13 +139,17 @@ describe.each([
     const backups = await Promise.allSettled([tabs[0], tabs[2]].map(async (t) => backUpSlice(t.transport, t.backups, await captureSlice(t.backend, t.run), sliceShapeOf(t.run))));
     expect(backups.map((r) => r.status)).toContain('rejected');
 
-    const reformed = await reform(config, [tabs[0], tabs[2]]);
-    expect(reformed.step).toBe(2);
-    tabs = reformed.tabs;
-    await trainSteps(tabs, STEPS);
-    const [a, b] = await fullParams(tabs, STEPS);
-    expect(paramsHash(a)).toBe(paramsHash(b));
-    expect(maxRelativeDifference(a, reference.params[0])).toBeLessThan(TOLERANCE);
+    await survivorsEndAsOneTab(config, [tabs[0], tabs[2]], 2, reference.params[0]);
+  });
+});
+
+describe('ZeRO-3 with uneven shares (an elastic room of 5 on a batch of 24: 5, 5, 5, 5, 4 rows)', () => {
+  it('every rank evaluates in the same number of forward passes (each gathers every layer)', async () => {
+    const tabs = room(testConfig({ zero: 3, steps: STEPS }), 5);
+    expect(new Set(tabs.map((t) => t.run.evalBatches.length)).size).toBe(1);
+    await trainSteps(tabs, 1);
+    const losses = await Promise.all(tabs.map((t) => t.run.trainer.evaluate(t.run.evalBatches)));
+    expect(losses.every((l) => Number.isFinite(l.loss))).toBe(true);
   });
 });
 
@@ -157,12 +173,25 @@ describe('ZeRO state that cannot be rebuilt', () => {
     const newcomer = { backend: new CpuBackend(), backups: new ZeroBackups() } as Tab;
     newcomer.run = buildRun(config, createMemoryMesh(1)[0], newcomer.backend).run;
     const grown = room(config, 3, [tabs[0], tabs[1], newcomer]);
-    const rebuilt = await Promise.all(grown.map((t) => rebuildZeroState(t.transport, t.backups, sliceShapeOf(t.run))));
+    const rebuilt = await rebuildAll(grown);
     expect(rebuilt.map((r) => r.full.step)).toEqual([2, 2, 2]);
     grown.forEach((t, i) => restoreSlice(t.backend, t.run, rebuilt[i].full));
     const after = await fullParams(grown, 3);
     for (const p of after) expect(paramsHash(p)).toBe(paramsHash(before[0]));
     expect(rebuilt[2].bytesSent).toBeLessThan(200); // it only said it holds nothing
+  });
+
+  it('lost before the starting state was backed up: a seeded room starts over from the seed, a loaded one stops', async () => {
+    const config = testConfig({ zero: 2, steps: STEPS });
+    const tabs = room(config, 3);
+    // Only rank 0 backed up step 0 before rank 1 died (its successor never got rank 1's slice).
+    tabs[0].backups.add(await captureSlice(tabs[0].backend, tabs[0].run), true);
+    const survivors = room(config, 2, [tabs[0], tabs[2]]);
+    const seeded = await Promise.all(survivors.map((t) => rebuildZeroState(t.transport, t.backups, sliceShapeOf(t.run), true)));
+    expect(seeded.map((r) => r.full)).toEqual([null, null]);
+    const loaded = room(config, 2, survivors);
+    const refused = await Promise.allSettled(loaded.map((t) => rebuildZeroState(t.transport, t.backups, sliceShapeOf(t.run), false)));
+    for (const r of refused) expect(r.status === 'rejected' && String(r.reason)).toMatch(/cannot be rebuilt/);
   });
 });
 

@@ -5,7 +5,8 @@
 // The rebuild runs on the new ring, coordinated by its rank 0:
 //   1. every member sends rank 0 the list of slices it holds (step and range of each);
 //   2. rank 0 picks the newest step the pooled slices cover and tells each member which parts to send
-//      (or, when none is covered, why the state is lost: every member then stops with that reason);
+//      (or, when none is covered, why the state is lost: every member then stops with that reason; or,
+//      when nothing past the seeded start was ever backed up, that the ring starts again from the seed);
 //   3. members send those parts; rank 0 joins them into the full state and sends it to every member,
 //      which restores its own shard of the NEW partition from it.
 import { viewOf, type Backend } from '../engine/backend';
@@ -106,11 +107,12 @@ function parseInventory(bytes: Uint8Array, from: number): SliceInfo[] {
   });
 }
 
-type PlanMessage = { plan: AssemblyPlan } | { lost: string };
+type PlanMessage = { plan: AssemblyPlan } | { lost: string } | { seed: true };
 
 function parsePlan(bytes: Uint8Array): PlanMessage {
   const raw = parseJson(bytes, 'the rebuild plan') as Record<string, unknown>;
   if (typeof raw?.lost === 'string') return { lost: raw.lost };
+  if (raw?.seed === true) return { seed: true };
   const plan = raw?.plan as Record<string, unknown> | undefined;
   if (!plan || !isInt(plan.step, 0) || !Array.isArray(plan.picks) || plan.picks.length > 1024) throw new SliceError('the rebuild plan is malformed');
   for (const p of plan.picks as Record<string, unknown>[]) {
@@ -122,8 +124,10 @@ function parsePlan(bytes: Uint8Array): PlanMessage {
 /**
  * Rebuilds the full ZeRO state from the slices the members of a new ring hold. Every member calls it;
  * all resolve with the same full state (or all reject with the same reason when it cannot be rebuilt).
+ * `seededStart` (rank 0's say): the room started from the seeded initialisation, so a room lost before
+ * its starting state was backed up everywhere can start over from the seed: all then resolve with null.
  */
-export async function rebuildZeroState(transport: Transport, backups: ZeroBackups, shape: SliceShape): Promise<{ full: ZeroSlice; bytesSent: number }> {
+export async function rebuildZeroState(transport: Transport, backups: ZeroBackups, shape: SliceShape, seededStart = false): Promise<{ full: ZeroSlice | null; bytesSent: number }> {
   const { rank, world } = transport;
   const tag = (collective: number, chunk = 0) => ({ round: 0, collective, chunk });
   let bytesSent = 0;
@@ -139,15 +143,19 @@ export async function rebuildZeroState(transport: Transport, backups: ZeroBackup
     const inventories = [backups.inventory(), ...(await Promise.all(others.map(async (r) => parseInventory(await transport.recv(r, tag(ZERO_INVENTORY_COLLECTIVE)), r))))];
     const plan = planAssembly(inventories, shape.total);
     const held = inventories.reduce((n, list) => n + list.length, 0);
+    const pastStart = inventories.some((list) => list.some((s) => s.step > 0));
     message = plan
       ? { plan }
-      : { lost: `the ZeRO state cannot be rebuilt: the ${world} remaining tab(s) hold ${held} slice(s) and no step is covered by them all (two ring neighbours lost at once?)` };
+      : seededStart && !pastStart
+        ? { seed: true }
+        : { lost: `the ZeRO state cannot be rebuilt: the ${world} remaining tab(s) hold ${held} slice(s) and no step is covered by them all (two ring neighbours lost at once?)` };
     await Promise.all(others.map((r) => send(r, ZERO_PLAN_COLLECTIVE, json(message))));
   } else {
     await send(0, ZERO_INVENTORY_COLLECTIVE, json(backups.inventory()));
     message = parsePlan(await transport.recv(0, tag(ZERO_PLAN_COLLECTIVE)));
   }
   if ('lost' in message) throw new Error(message.lost);
+  if ('seed' in message) return { full: null, bytesSent };
   const { plan } = message;
 
   // 3: the pieces to rank 0, the full state back to everyone.

@@ -26,6 +26,15 @@ export interface ShardOptions {
   seed: number;
 }
 
+/**
+ * Rows per evaluation forward pass: the smallest rank's micro-batch, the same on every rank of a room
+ * even when shares are uneven, so that ZeRO-3 (which gathers every layer for each evaluation forward)
+ * runs the same collectives on every rank. Each rank's model holds at least this many rows.
+ */
+export function evalRows(globalBatch: number, world: number, microBatches: number): number {
+  return Math.max(1, Math.floor(Math.floor(globalBatch / world) / microBatches));
+}
+
 function microSize(perRank: number, microBatches: number): number {
   if (!Number.isInteger(microBatches) || microBatches <= 0) throw new RangeError(`microBatches must be a positive integer, got ${microBatches}`);
   if (perRank % microBatches !== 0) {

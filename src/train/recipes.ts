@@ -8,7 +8,7 @@ import { Gpt } from '../model/gpt';
 import { Mlp } from '../model/mlp';
 import type { FlatRange, ParamLayout } from '../model/layout';
 import type { Batch, StorageFactory } from '../model/model';
-import { ClassificationBatches, classificationEvalBatches, TextBatches, textEvalBatches } from './batches';
+import { ClassificationBatches, classificationEvalBatches, evalRows, TextBatches, textEvalBatches } from './batches';
 import type { CharLmRecipe, ClassifierRecipe } from './defaults';
 import { learningRateAt, Optimizer, type OptimizerConfig } from './optimizer';
 import { Trainer, type TrainerOptions } from './trainer';
@@ -59,7 +59,8 @@ export function classifierRun(
   );
   const model = new Mlp(backend, recipe.model, batches.microRows, extras.modelStorage);
   model.init(recipe.seed);
-  return finish(backend, model, recipe, batches, classificationEvalBatches(data.test, batches.microRows), shard, extras);
+  const rows = evalRows(recipe.globalBatch, shard.world, recipe.microBatches);
+  return finish(backend, model, recipe, batches, classificationEvalBatches(data.test, rows), shard, extras);
 }
 
 export function charLmRun(
@@ -78,7 +79,7 @@ export function charLmRun(
   });
   const model = new Gpt(backend, config, batches.microRows, extras.modelStorage);
   model.init(recipe.seed);
-  const evalBatches = textEvalBatches(data.val, config.blockSize, batches.microRows, recipe.evalWindows);
+  const evalBatches = textEvalBatches(data.val, config.blockSize, evalRows(recipe.globalBatch, shard.world, recipe.microBatches), recipe.evalWindows);
   // Samples start from the first character of the validation text and are seeded by the step, so
   // every replica (and a rerun) writes the same sample at the same step.
   const prompt = (data.val.length > 0 ? data.val : data.train).subarray(0, 1);
