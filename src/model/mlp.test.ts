@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { viewOf } from '../engine/backend';
+import { viewOf, VIEW_ALIGNMENT } from '../engine/backend';
 import { CpuBackend } from '../engine/cpu-backend';
 import { Rng } from '../data/random';
 import { paramsHash } from './layout';
-import { Mlp } from './mlp';
+import { firstLayerBlocks, FIRST_LAYER_BLOCKS, Mlp } from './mlp';
 import type { FlatRange } from './layout';
 import { checkModelGradients } from './model-gradcheck';
 
@@ -71,6 +71,51 @@ describe('Mlp', () => {
     expect(seen.map((s) => s.group)).toEqual(['fc2', 'fc1', 'fc0']);
     expect(seen.every((s) => s.nonZero)).toBe(true);
     expect(seen.map((s) => s.range.offset)).toEqual([...seen.map((s) => s.range.offset)].sort((x, y) => y - x));
+  });
+
+  it('computes the first layer\'s weight gradient in aligned row blocks, announced last rows first, each final when announced', async () => {
+    const backend = new CpuBackend();
+    const model = new Mlp(backend, { sizes: [64, 8, 3] }, 4);
+    model.init(2);
+    const p = await backend.read(viewOf(model.params));
+    for (const e of model.layout.entries.filter((x) => x.name.endsWith('.b'))) for (let i = 0; i < e.length; i++) p[e.offset + i] = 0.2 + 0.1 * Math.sin(i);
+    backend.write(viewOf(model.params), p);
+    // The blocked gradient passes the finite-difference check on many coordinates of fc0.w.
+    const { mismatches } = await checkModelGradients(backend, model, randomBatch(4, 64, 3, 5), { coordsPerTensor: 24 });
+    expect(mismatches).toEqual([]);
+
+    backend.fill(viewOf(model.grads), 0);
+    model.forward(randomBatch(4, 64, 3, 6), 1 / 4);
+    const seen: { group: string; range: FlatRange; values: Promise<Float32Array> }[] = [];
+    model.backward({ onGradReady: (range, group) => seen.push({ group, range, values: backend.read(viewOf(model.grads, range.offset, range.length)) }) });
+    const final = await backend.read(viewOf(model.grads));
+    const first = seen.filter((s) => s.group === 'fc0');
+    expect(seen.map((s) => s.group)).toEqual(['fc1', ...first.map(() => 'fc0')]);
+    expect(first.length).toBe(8);
+    const group = model.layout.groups.find((g) => g.name === 'fc0')!.range;
+    let end = group.offset + group.length;
+    for (const s of first) {
+      expect(s.range.offset + s.range.length).toBe(end); // adjacent, descending
+      expect(s.range.offset % 64).toBe(0);
+      expect(Array.from(await s.values)).toEqual(Array.from(final.subarray(s.range.offset, s.range.offset + s.range.length)));
+      end = s.range.offset;
+    }
+    expect(end).toBe(group.offset);
+  });
+
+  it('first-layer blocks cover the rows in at most 8 aligned blocks', () => {
+    for (const [nIn, nOut] of [[784, 128], [784, 100], [72, 8], [5, 7], [2, 32], [3072, 3], [1000, 1]]) {
+      const blocks = firstLayerBlocks(nIn, nOut);
+      expect(blocks.length).toBeLessThanOrEqual(FIRST_LAYER_BLOCKS);
+      let row = 0;
+      for (const b of blocks) {
+        expect(b.offset).toBe(row);
+        expect((b.offset * nOut) % VIEW_ALIGNMENT).toBe(0);
+        row += b.length;
+      }
+      expect(row).toBe(nIn);
+    }
+    expect(firstLayerBlocks(784, 128).length).toBe(8);
   });
 
   it('predicts with argmax and refuses oversize batches', async () => {

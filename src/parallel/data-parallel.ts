@@ -74,9 +74,7 @@ export class DataParallelSync {
     if (this.pending.length) this.launch(ctx.step);
     const results = await Promise.all(this.buckets.map((bucket) => bucket.done));
     // Every tensor's gradient must have been averaged, or the replicas would drift apart.
-    const missed = this.o.model.layout.entries.find(
-      (e) => !this.announced.some((r) => r.offset <= e.offset && e.offset + e.length <= r.offset + r.length),
-    );
+    const missed = this.o.model.layout.entries.find((e) => !coveredBy(this.announced, e));
     if (missed) throw new Error(`the backward pass never announced the gradient of ${missed.name}`);
     this.buckets = [];
     return {
@@ -133,6 +131,18 @@ export class DataParallelSync {
     done.catch(() => undefined);
     this.buckets.push({ range, done });
   }
+}
+
+/** Whether the union of `ranges` covers all of `target` (a tensor may be announced in several blocks). */
+export function coveredBy(ranges: readonly FlatRange[], target: FlatRange): boolean {
+  let at = target.offset;
+  const end = target.offset + target.length;
+  for (const r of [...ranges].sort((a, b) => a.offset - b.offset)) {
+    if (r.offset > at) break;
+    at = Math.max(at, r.offset + r.length);
+    if (at >= end) return true;
+  }
+  return at >= end;
 }
 
 /**
