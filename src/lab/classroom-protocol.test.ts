@@ -37,7 +37,7 @@ describe('classroom messages', () => {
       const decoded = decodeClassroomMessage(bytes(message));
       expect(isMessageError(decoded) && decoded.error).toMatch(reason);
     }
-    expect(decodeClassroomMessage(Uint8Array.of(0xff, 0x7b))).toEqual({ error: 'classroom message is not UTF-8 JSON' });
+    expect(decodeClassroomMessage(Uint8Array.of(0xff, 0x7b))).toEqual({ error: 'classroom message: not UTF-8 JSON' });
   });
 });
 

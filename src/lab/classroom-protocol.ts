@@ -9,6 +9,7 @@
 // trusted and never thrown.
 import { NO_RANK, encodeFrame, type Frame } from '../peer/frame';
 import type { MeshLinks } from '../peer/datachannel-transport';
+import { decodeJsonMessage, encodeJsonMessage, isDecodeError, isObject, type Decoded } from '../peer/json-message';
 
 /**
  * Collective id of lesson all-reduces and of classroom control frames. Training uses 1 (parameter
@@ -50,30 +51,17 @@ export interface StateMessage {
 
 export type ClassroomMessage = StartMessage | ReleaseMessage | StateMessage;
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder('utf-8', { fatal: true });
-
 export function encodeClassroomMessage(message: ClassroomMessage): Uint8Array {
-  return encoder.encode(JSON.stringify(message));
+  return encodeJsonMessage(message);
 }
 
 /** The message in `bytes`, or `{ error }` saying why it is not one. Never throws. */
-export function decodeClassroomMessage(bytes: Uint8Array): ClassroomMessage | { error: string } {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(decoder.decode(bytes));
-  } catch {
-    return { error: 'classroom message is not UTF-8 JSON' };
-  }
-  const problem = checkMessage(raw);
-  return problem ? { error: `classroom message refused: ${problem}` } : (raw as ClassroomMessage);
+export function decodeClassroomMessage(bytes: Uint8Array): Decoded<ClassroomMessage> {
+  return decodeJsonMessage(bytes, 'classroom message', checkMessage);
 }
 
-export function isMessageError(x: ClassroomMessage | { error: string }): x is { error: string } {
-  return 'error' in x;
-}
+export const isMessageError = isDecodeError<ClassroomMessage>;
 
-const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
 const isCount = (x: unknown, max: number): x is number => Number.isSafeInteger(x) && (x as number) >= 0 && (x as number) <= max;
 const isLessonId = (x: unknown): boolean => Number.isSafeInteger(x) && (x as number) > 0 && (x as number) <= 0xffffffff;
 const isNumbers = (x: unknown): boolean => Array.isArray(x) && x.length <= MAX_VALUES && x.every((v) => typeof v === 'number' && Number.isFinite(v));

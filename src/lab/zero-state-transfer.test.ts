@@ -17,7 +17,7 @@ import { captureCheckpoint, CheckpointError, loadCheckpoint, restoreCheckpoint }
 import { classifierRun, type Run } from '../train/recipes';
 import type { LabConfig } from './config';
 import { recipeFor } from './recipe';
-import { backUpSlice, captureSlice, rebuildZeroState, restoreSlice, sliceShapeOf } from './zero-state-transfer';
+import { backUpSlice, captureSlice, rebuildZeroState, restoreSlice, sliceShapeOf, ZERO_PLAN_COLLECTIVE } from './zero-state-transfer';
 
 const STEPS = 7;
 // Float sums in another order at another world size (3 shares, then 2), through Adam: measured 2.3e-6.
@@ -162,6 +162,21 @@ describe('ZeRO state that cannot be rebuilt', () => {
     // Rank 0 holds its own slices and rank 2's copies; rank 1's slice is gone with ranks 1 and 2.
     const [survivor] = room(config, 1, [tabs[0]]);
     await expect(rebuildZeroState(survivor.transport, survivor.backups, sliceShapeOf(survivor.run))).rejects.toThrow(/cannot be rebuilt: the 1 remaining tab\(s\) hold 4 slice\(s\)/);
+  });
+
+  it('a malformed plan or piece from a peer is refused with a reason, nothing restored', async () => {
+    const config = testConfig({ zero: 2, steps: STEPS });
+    for (const [collective, payload, reason] of [
+      [ZERO_PLAN_COLLECTIVE, new TextEncoder().encode('{"plan":{"step":-1,"picks":[]}}'), /the rebuild plan refused: malformed/],
+      [ZERO_PLAN_COLLECTIVE, Uint8Array.of(0xff), /not UTF-8 JSON/],
+    ] as const) {
+      const [hostile, tab] = room(config, 2);
+      const rebuilt = rebuildZeroState(tab.transport, tab.backups, sliceShapeOf(tab.run));
+      // Rank 0 answers the slice list with garbage instead of a plan.
+      await hostile.transport.send(1, { round: 0, collective, chunk: 0 }, payload);
+      await expect(rebuilt).rejects.toThrow(reason);
+      expect(tab.run.trainer.step).toBe(0);
+    }
   });
 
   it('a newcomer that holds nothing receives the full state', async () => {

@@ -12,6 +12,7 @@
 import { viewOf, type Backend } from '../engine/backend';
 import type { Transport } from '../collective/types';
 import type { CheckpointableRun } from '../train/checkpoint';
+import { decodeJsonMessage, encodeJsonMessage, isDecodeError, isInt, isObject } from '../peer/json-message';
 import { readWindowed } from '../parallel/zero/windowed-io';
 import {
   decodeSlice,
@@ -83,42 +84,32 @@ export async function backUpSlice(transport: Transport, backups: ZeroBackups, mi
   return bytes.length;
 }
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-const json = (value: unknown) => encoder.encode(JSON.stringify(value));
+const json = encodeJsonMessage;
+const MAX = Number.MAX_SAFE_INTEGER;
 
-function parseJson(bytes: Uint8Array, what: string): unknown {
-  try {
-    return JSON.parse(decoder.decode(bytes));
-  } catch {
-    throw new SliceError(`${what} is not JSON`);
-  }
+/** A decoded control message of the rebuild, or a SliceError saying why the peer's bytes are unusable. */
+function decodeOrThrow<T>(bytes: Uint8Array, what: string, check: (raw: unknown) => string | null): T {
+  const decoded = decodeJsonMessage<T>(bytes, what, check);
+  if (isDecodeError(decoded)) throw new SliceError(decoded.error);
+  return decoded;
 }
 
-const isInt = (x: unknown, min: number): x is number => Number.isInteger(x) && (x as number) >= min;
+const isSliceInfo = (e: unknown): boolean => isObject(e) && isInt(e.step, 0, MAX) && isInt(e.offset, 0, MAX) && isInt(e.length, 1, MAX);
 
 function parseInventory(bytes: Uint8Array, from: number): SliceInfo[] {
-  const raw = parseJson(bytes, `rank ${from}'s slice list`);
-  if (!Array.isArray(raw) || raw.length > 64) throw new SliceError(`rank ${from}'s slice list must be a list of at most 64 entries`);
-  return raw.map((s: unknown) => {
-    const e = s as Record<string, unknown>;
-    if (typeof e !== 'object' || e === null || !isInt(e.step, 0) || !isInt(e.offset, 0) || !isInt(e.length, 1)) throw new SliceError(`rank ${from}'s slice list has a malformed entry`);
-    return { step: e.step, offset: e.offset, length: e.length };
-  });
+  const check = (raw: unknown) => (!Array.isArray(raw) || raw.length > 64 ? 'not a list of at most 64 slices' : raw.every(isSliceInfo) ? null : 'a malformed entry');
+  return decodeOrThrow<SliceInfo[]>(bytes, `rank ${from}'s slice list`, check).map(({ step, offset, length }) => ({ step, offset, length }));
 }
 
 type PlanMessage = { plan: AssemblyPlan } | { lost: string } | { seed: true };
 
-function parsePlan(bytes: Uint8Array): PlanMessage {
-  const raw = parseJson(bytes, 'the rebuild plan') as Record<string, unknown>;
-  if (typeof raw?.lost === 'string') return { lost: raw.lost };
-  if (raw?.seed === true) return { seed: true };
-  const plan = raw?.plan as Record<string, unknown> | undefined;
-  if (!plan || !isInt(plan.step, 0) || !Array.isArray(plan.picks) || plan.picks.length > 1024) throw new SliceError('the rebuild plan is malformed');
-  for (const p of plan.picks as Record<string, unknown>[]) {
-    if (!isInt(p?.member, 0) || !isInt(p.index, 0) || !isInt(p.offset, 0) || !isInt(p.length, 1)) throw new SliceError('the rebuild plan has a malformed piece');
-  }
-  return { plan: plan as unknown as AssemblyPlan };
+function checkPlan(raw: unknown): string | null {
+  if (!isObject(raw)) return 'not an object';
+  if ((typeof raw.lost === 'string' && raw.lost.length <= 1000) || raw.seed === true) return null;
+  const plan = raw.plan;
+  if (!isObject(plan) || !isInt(plan.step, 0, MAX) || !Array.isArray(plan.picks) || plan.picks.length > 1024) return 'malformed';
+  const pick = (p: unknown) => isObject(p) && isInt(p.member, 0, MAX) && isInt(p.index, 0, MAX) && isInt(p.offset, 0, MAX) && isInt(p.length, 1, MAX);
+  return plan.picks.every(pick) ? null : 'a malformed piece';
 }
 
 /**
@@ -152,7 +143,7 @@ export async function rebuildZeroState(transport: Transport, backups: ZeroBackup
     await Promise.all(others.map((r) => send(r, ZERO_PLAN_COLLECTIVE, json(message))));
   } else {
     await send(0, ZERO_INVENTORY_COLLECTIVE, json(backups.inventory()));
-    message = parsePlan(await transport.recv(0, tag(ZERO_PLAN_COLLECTIVE)));
+    message = decodeOrThrow<PlanMessage>(await transport.recv(0, tag(ZERO_PLAN_COLLECTIVE)), 'the rebuild plan', checkPlan);
   }
   if ('lost' in message) throw new Error(message.lost);
   if ('seed' in message) return { full: null, bytesSent };

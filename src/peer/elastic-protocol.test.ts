@@ -37,6 +37,6 @@ describe('elastic messages', () => {
       expect(isElasticError(decoded), JSON.stringify(value).slice(0, 60)).toBe(true);
       expect((decoded as { error: string }).error).toMatch(reason);
     }
-    expect(decodeElasticMessage(new Uint8Array([0xff, 0x00]))).toEqual({ error: 'elastic message: not JSON' });
+    expect(decodeElasticMessage(new Uint8Array([0xff, 0x00]))).toEqual({ error: 'elastic message: not UTF-8 JSON' });
   });
 });

@@ -9,6 +9,7 @@
 import { encodeFrame, NO_RANK, type Frame } from './frame';
 import type { MeshLinks } from './datachannel-transport';
 import { FULL_MESH_MAX } from './membership';
+import { decodeJsonMessage, encodeJsonMessage, isDecodeError, isInt, isObject, type Decoded } from './json-message';
 
 /** Collective id of elastic control frames (classroom and training data use other ids). */
 export const ELASTIC_COLLECTIVE = 0x0e1a5;
@@ -30,28 +31,16 @@ const MAX_REASON = 300;
 const PEER_ID = /^[0-9a-z-]{1,64}$/;
 const HASH = /^([0-9a-f]{16})?$/;
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
 export function encodeElasticMessage(message: ElasticMessage): Uint8Array {
-  return encoder.encode(JSON.stringify(message));
+  return encodeJsonMessage(message);
 }
 
 /** Parses and validates a payload; returns the message or the reason it cannot be used. */
-export function decodeElasticMessage(bytes: Uint8Array): ElasticMessage | { error: string } {
-  let value: unknown;
-  try {
-    value = JSON.parse(decoder.decode(bytes));
-  } catch {
-    return { error: 'elastic message: not JSON' };
-  }
-  const problem = checkMessage(value);
-  return problem ? { error: `elastic message: ${problem}` } : (value as ElasticMessage);
+export function decodeElasticMessage(bytes: Uint8Array): Decoded<ElasticMessage> {
+  return decodeJsonMessage(bytes, 'elastic message', checkMessage);
 }
 
-export function isElasticError(x: ElasticMessage | { error: string }): x is { error: string } {
-  return (x as { error?: string }).error !== undefined;
-}
+export const isElasticError = isDecodeError<ElasticMessage>;
 
 function checkMessage(m: unknown): string | null {
   if (!isObject(m)) return 'not an object';
@@ -91,13 +80,6 @@ function checkCard(card: unknown): string | null {
   return null;
 }
 
-function isObject(x: unknown): x is Record<string, unknown> {
-  return typeof x === 'object' && x !== null && !Array.isArray(x);
-}
-
-function isInt(x: unknown, min: number, max: number): x is number {
-  return typeof x === 'number' && Number.isInteger(x) && x >= min && x <= max;
-}
 
 function isReason(x: unknown): x is string {
   return typeof x === 'string' && x.length <= MAX_REASON;
