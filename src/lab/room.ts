@@ -61,6 +61,7 @@ export async function joinRoom(config: LabConfig, bus: EventBus, options: JoinOp
       transport: { checkMessage: options.messageCheck },
       admits: options.admits,
     });
+    mesh.ringMembers = () => elastic.members;
     const formation = await elastic.form({ step: -1, hash: '' }, world);
     return {
       mesh,
@@ -87,6 +88,7 @@ export async function joinRoom(config: LabConfig, bus: EventBus, options: JoinOp
 async function fixedRoom(mesh: Mesh, world: number, messageCheck: MessageCheck | undefined): Promise<JoinedRoom> {
   const members = await mesh.waitForRoom(world, ROOM_TIMEOUT_MS);
   const transport = new DataChannelTransport(mesh, { members, checkMessage: messageCheck });
+  mesh.ringMembers = () => members;
   return {
     mesh,
     transport,

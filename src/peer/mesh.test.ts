@@ -38,6 +38,11 @@ describe('Mesh', () => {
     // one initiator per pair: 6 pairs, 6 initiating peers
     expect(FakePeer.created.filter((p) => p.initiator)).toHaveLength(6);
     expect(meshes[2].peersReport().self).toEqual({ peerId: 'peer-02', rank: 2, world: 4, room: meshes[2].room });
+    // Once a ring runs over the mesh, ranks are the ring's: a tab outside it (joining) is rank -1.
+    meshes[2].ringMembers = () => ['peer-00', 'peer-02', 'peer-03'];
+    const report = meshes[2].peersReport();
+    expect(report.self).toMatchObject({ rank: 1, world: 3 });
+    expect(report.peers.map((p) => [p.peerId, p.rank])).toEqual([['peer-00', 0], ['peer-01', -1], ['peer-03', 2]]);
   });
 
   it('links only ring neighbours in a large room, and a ring all-reduce runs over them', async () => {

@@ -250,18 +250,26 @@ export class Mesh {
     }));
   }
 
+  /**
+   * The ring's members in rank order, when a ring runs over this mesh: the peers report then gives ring
+   * ranks (a tab that is in the room but not yet in the ring, e.g. waiting to join, gets rank -1).
+   */
+  ringMembers: (() => readonly string[]) | null = null;
+
   peersReport(): PeersReport {
     const order = this.memberList();
+    const ring = this.ringMembers?.() ?? [];
+    const ranks = ring.length > 0 ? ring : order;
     return {
       type: 'peers',
-      self: { peerId: this.peerId, rank: order.indexOf(this.peerId), world: order.length, room: this.room },
+      self: { peerId: this.peerId, rank: ranks.indexOf(this.peerId), world: ranks.length, room: this.room },
       peers: order
         .filter((id) => id !== this.peerId)
         .map((id) => {
           const link = this.links.get(id);
           return {
             peerId: id,
-            rank: order.indexOf(id),
+            rank: ranks.indexOf(id),
             state: link?.state ?? 'disconnected',
             rttMs: link?.rttMs,
             throughputBytesPerSec: link ? link.sendRate + link.recvRate : undefined,

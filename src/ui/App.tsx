@@ -68,7 +68,7 @@ export function App({ store, controller }: AppProps) {
         <p className={`run-state state-${run.state}`} aria-live="polite" data-testid="run-state">
           {run.state}
           {run.state !== 'idle' && ` · step ${step} / ${config.steps}`}
-          {self && ` · rank ${self.rank} of ${self.world}`}
+          {self && (self.rank < 0 ? ` · joining a ring of ${self.world}` : ` · rank ${self.rank} of ${self.world}`)}
         </p>
         <div className="view-options">
           <button type="button" aria-pressed={large} onClick={() => setLarge(!large)}>

@@ -32,6 +32,22 @@ describe('PeersTable', () => {
     expect(screen.getByRole('heading').textContent).toBe('Peers (room abc, 3 ranks)');
   });
 
+  it('lists a tab that is in the room but not yet in the ring last, as joining, with no hash verdict', () => {
+    render(
+      <PeersTable
+        self={{ peerId: 'me', rank: 1, world: 2, room: 'abc' }}
+        peers={[
+          { peerId: 'new', rank: -1, state: 'connected' },
+          { peerId: 'p0', rank: 0, state: 'connected' },
+        ]}
+        hashes={[{ step: 3, byRank: { 0: 'aa', 1: 'aa' }, agree: true }]}
+      />,
+    );
+    const rows = [...document.querySelectorAll('tbody tr')].map((tr) => tr.querySelector('th')!.textContent);
+    expect(rows).toEqual(['1', '0', 'joining']);
+    expect(screen.getByTestId('hash--1').textContent).toBe('…');
+  });
+
   it('says so when not in a room', () => {
     render(<PeersTable self={null} peers={[]} hashes={[]} />);
     expect(screen.getByText('Not in a room.')).toBeTruthy();

@@ -26,7 +26,9 @@ function verdictText(v: boolean | undefined): string {
 }
 
 export function PeersTable({ self, peers, hashes }: PeersTableProps) {
-  const sorted = [...peers].sort((a, b) => a.rank - b.rank);
+  // Tabs in the room but not (yet) in the ring have rank -1: listed last, as joining.
+  const ringRank = (rank: number) => (rank < 0 ? Infinity : rank);
+  const sorted = [...peers].sort((a, b) => ringRank(a.rank) - ringRank(b.rank));
   return (
     <section className="panel peers" aria-labelledby="peers-title">
       <h2 id="peers-title">Peers{self ? ` (room ${self.room}, ${self.world} ranks)` : ''}</h2>
@@ -47,7 +49,7 @@ export function PeersTable({ self, peers, hashes }: PeersTableProps) {
           </thead>
           <tbody>
             <tr data-rank={self.rank} className="self">
-              <th scope="row">{self.rank}</th>
+              <th scope="row">{self.rank < 0 ? 'joining' : self.rank}</th>
               <td>{self.peerId} (this tab)</td>
               <td>—</td>
               <td>—</td>
@@ -56,10 +58,10 @@ export function PeersTable({ self, peers, hashes }: PeersTableProps) {
               <td>—</td>
             </tr>
             {sorted.map((p) => {
-              const agrees = p.hashAgrees ?? hashVerdict(hashes, self.rank, p.rank);
+              const agrees = p.rank < 0 ? undefined : (p.hashAgrees ?? hashVerdict(hashes, self.rank, p.rank));
               return (
                 <tr key={p.peerId} data-rank={p.rank} className={`state-${p.state}`}>
-                  <th scope="row">{p.rank}</th>
+                  <th scope="row">{p.rank < 0 ? 'joining' : p.rank}</th>
                   <td>{p.peerId}</td>
                   <td>{p.state}</td>
                   <td>{p.rttMs === undefined ? '—' : `${p.rttMs.toFixed(1)} ms`}</td>
