@@ -13,6 +13,9 @@ const RUN = { model: 'mlp', dataset: 'mnist', steps: 24, batch: 64, seed: 5 };
 // static 4 tabs 3.1e-7, static 3 tabs (shares 21/21/22, weighted) 5.6e-6, this elastic run 5.1e-6.
 // A step lost or applied twice moves the parameters by far more (checked below).
 const TOLERANCE = 2e-5;
+// The parameter server sums the workers' gradients at one tab in rank order, a third order again:
+// measured 1.1e-5 with its server closed at step 6.
+const PS_TOLERANCE = 5e-5;
 
 const status = (page: Page) => page.evaluate(() => window.lab.status());
 
@@ -40,24 +43,26 @@ function oneTabReference(browser: Browser): Promise<number[]> {
     const [reference] = await finishTraining(await openTrainingTabs(solo, 1, RUN));
     const [oneStepShort] = await finishTraining(await openTrainingTabs(solo, 1, { ...RUN, steps: RUN.steps - 1 }));
     await solo.close();
-    expect(maxRelativeDifference(reference.params, oneStepShort.params)).toBeGreaterThan(10 * TOLERANCE);
+    const oneStep = maxRelativeDifference(reference.params, oneStepShort.params);
+    console.log(`one tab: ${RUN.steps} steps vs ${RUN.steps - 1}: max relative parameter difference ${oneStep.toExponential(2)}`);
+    expect(oneStep).toBeGreaterThan(10 * PS_TOLERANCE);
     return reference.params;
   })();
   return soloReference;
 }
 
 /**
- * 4 tabs train; rank 2 is closed mid-run and the other 3 must be training in a new ring within the
- * timeout; then a fifth tab joins and trains along. Resolves with the 4 tabs' results at the end.
+ * 4 tabs train; rank `victimRank` is closed mid-run and the other 3 must be training in a new ring within
+ * the timeout; then a fifth tab joins and trains along. Resolves with the 4 tabs' results at the end.
  */
-async function closeOneThenJoinOne(context: BrowserContext, run: Record<string, string | number>): Promise<{ results: TabResult[]; survivors: Page[] }> {
+async function closeOneThenJoinOne(context: BrowserContext, run: Record<string, string | number>, victimRank = 2): Promise<{ results: TabResult[]; survivors: Page[] }> {
   const pages = await openTrainingTabs(context, 4, run);
   const room = new URL(pages[0].url()).searchParams.get('room')!;
   await waitForStep(pages, 6, 4);
 
-  // Close rank 2 while the ring is busy (steps run back to back: the all-reduce is in flight most of the time).
+  // Close a rank while the ring is busy (steps run back to back: the all-reduce is in flight most of the time).
   const ranks = await Promise.all(pages.map(async (p) => (await status(p)).rank));
-  const victim = pages[ranks.indexOf(2)];
+  const victim = pages[ranks.indexOf(victimRank)];
   const survivors = pages.filter((p) => p !== victim);
   const stepAtClose = Math.max(...(await Promise.all(survivors.map(async (p) => (await status(p)).step))));
   const closedAt = Date.now();
@@ -126,7 +131,7 @@ test('ZeRO-3: a closed tab takes no optimizer state with it (its slice was backe
   const { results, survivors } = await closeOneThenJoinOne(context, { ...RUN, zero: 3 });
   // Every re-form rebuilt the state from the slices (rank 0 assembles it and logs no receipt).
   const logs = await Promise.all(survivors.map((p) => p.evaluate(() => window.lab.log().map((l) => l.message))));
-  expect(logs.flat().some((l) => /state rebuilt from the backed-up ZeRO slices/.test(l))).toBe(true);
+  expect(logs.flat().some((l) => /state rebuilt by rank 0 from the backed-up optimizer state/.test(l))).toBe(true);
   for (const r of results) {
     expect(r.metrics.zero).toMatchObject({ stage: 3, world: 4 });
     expect(r.metrics.zeroBackups!.bytesSent).toBeGreaterThan(0);
@@ -135,6 +140,16 @@ test('ZeRO-3: a closed tab takes no optimizer state with it (its slice was backe
   const difference = maxRelativeDifference(reference, results[0].params);
   console.log(`ZeRO-3 elastic room (4 -> 3 -> 4 tabs) vs 1 tab, ${RUN.steps} steps: max relative parameter difference ${difference.toExponential(2)}`);
   expect(difference).toBeLessThan(TOLERANCE);
+  await context.close();
+});
+
+test('parameter server: closing the server tab loses no optimizer state (rank 1 held a copy and takes over)', async ({ browser }) => {
+  const reference = await oneTabReference(browser);
+  const context = await browser.newContext();
+  const { results } = await closeOneThenJoinOne(context, { ...RUN, mode: 'ps' }, 0);
+  const difference = maxRelativeDifference(reference, results[0].params);
+  console.log(`parameter server (4 -> 3 -> 4 tabs, the server closed) vs 1 tab, ${RUN.steps} steps: max relative parameter difference ${difference.toExponential(2)}`);
+  expect(difference).toBeLessThan(PS_TOLERANCE);
   await context.close();
 });
 

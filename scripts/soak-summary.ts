@@ -45,8 +45,9 @@ export interface SoakSettings {
   seed: number;
   killEvery: number;
   peertimeout: number;
-  /** ZeRO stage (0: plain ring); absent in older summaries. */
+  /** ZeRO stage (0: none) and mode (ring or ps); absent in older summaries. */
   zero?: number;
+  mode?: string;
 }
 
 export interface TabFailure {
@@ -218,7 +219,7 @@ export function formatSoak(s: SoakSummary): string {
   const set = s.settings;
   const lines = [
     ``,
-    `== soak: ${set.tabs} tabs (${set.minTabs}-${set.maxTabs} while it runs) | ${set.model} on ${set.dataset} | ring${set.zero ? `, ZeRO-${set.zero}` : ''} | seed ${set.seed} | an event every ~${set.killEvery} steps | peertimeout ${set.peertimeout} ms | ${s.backend}`,
+    `== soak: ${set.tabs} tabs (${set.minTabs}-${set.maxTabs} while it runs) | ${set.model} on ${set.dataset} | ${set.mode ?? 'ring'}${set.zero ? `, ZeRO-${set.zero}` : ''} | seed ${set.seed} | an event every ~${set.killEvery} steps | peertimeout ${set.peertimeout} ms | ${s.backend}`,
   ];
   if (s.events.length) {
     lines.push('events');

@@ -71,8 +71,8 @@ function parseCli(argv: string[]): SoakOptions {
     ['world', String(tabs)],
     ['autostart', '1'],
   ]);
-  if (config.mode !== 'ring' || config.offload) {
-    throw new Error('the soak needs an elastic room: mode=ring without offload (mode=ps and ZeRO-Offload stop on a lost tab)');
+  if (config.mode === 'ps' && config.staleness > 0) {
+    throw new Error('the soak needs an elastic room: the asynchronous parameter server (staleness > 0) stops on a lost tab');
   }
   if (config.steps === 0) throw new Error('--steps must be given (the soak places its events by step)');
   const warmupSteps = number('warmup', firstSteadyStep(config, tabs));
@@ -345,6 +345,7 @@ async function runSoak(baseUrl: string, options: SoakOptions) {
     killEvery: plan.killEvery,
     peertimeout: config.peertimeout,
     zero: config.zero,
+    mode: config.mode,
   };
   return summariseSoak({
     settings,

@@ -21,7 +21,8 @@ import type { EventBus, LabEvent, RunState } from './events';
 import { recipeFor, type Recipe } from './recipe';
 import { joinRoom, type JoinedRoom } from './room';
 import { exchangeState } from './state-transfer';
-import { backUpSlice, captureSlice, rebuildZeroState, restoreSlice, sliceShapeOf } from './zero-state-transfer';
+import { backUpServerState, backUpSlice, captureSlice, rebuildZeroState, restoreSlice, sliceShapeOf } from './zero-state-transfer';
+import { PARAMETER_SERVER_RANK } from '../parallel/parameter-server';
 import { ZeroBackups } from '../parallel/zero/zero-backup';
 import { RunMetrics, type LogEntry } from './run-metrics';
 import { TransportError } from '../peer/datachannel-transport';
@@ -372,12 +373,12 @@ export class LabSession {
       reason,
       receivedState: received,
     });
-    const from = zero ? 'rebuilt from the backed-up ZeRO slices by rank 0' : `received from rank ${formation.source}`;
+    const from = zero ? 'rebuilt by rank 0 from the backed-up optimizer state' : `received from rank ${formation.source}`;
     this.log('info', `ring epoch ${formation.epoch}: rank ${this.rank} of ${this.world} from step ${this.step}` + (received ? ` (state ${from})` : ''));
     this.publishMemory();
   }
 
-  // --- ZeRO backups ----------------------------------------------------------------------------------
+  // --- backups of state that lives on some tabs only (ZeRO slices, the parameter server) -------------
 
   /** This run started from the seeded initialisation (no checkpoint, not joined): step 0 can be rebuilt from the seed. */
   private seededStart = false;
@@ -385,17 +386,29 @@ export class LabSession {
   /** Slices of the ZeRO state this tab holds: its own and its ring predecessor's (zero-backup.ts). */
   private readonly backups = new ZeroBackups();
 
-  /** Whether this run shards its state with ZeRO in an elastic room (and so backs up its slice). */
+  /**
+   * Whether, in an elastic room, no single tab is sure to hold the whole optimizer state (ZeRO shards it;
+   * the synchronous parameter server keeps it on rank 0), so it is backed up on a second tab and rebuilt
+   * from the backups when the ring re-forms.
+   */
   private zeroElastic(): boolean {
-    return this.config.zero > 0 && !!this.room?.elastic;
+    return (this.config.zero > 0 || this.isSyncParameterServer()) && !!this.room?.elastic;
+  }
+
+  private isSyncParameterServer(): boolean {
+    return this.config.mode === 'ps' && this.config.staleness === 0;
   }
 
   /** After a completed (and hash-checked) step: keep this rank's slice and swap copies with the ring. */
   private async backUpZeroSlice(): Promise<void> {
     if (!this.zeroElastic()) return;
     const run = this.requireRun();
-    const slice = await captureSlice(this.requireBackend(), run);
-    this.countBackupBytes(await backUpSlice(this.room!.transport, this.backups, slice, sliceShapeOf(run)));
+    const transport = this.room!.transport;
+    const shape = sliceShapeOf(run);
+    // The parameter server's state is on rank 0 alone (workers hold a placeholder): rank 1 keeps its copy.
+    const serverOnly = this.isSyncParameterServer();
+    const slice = !serverOnly || transport.rank === PARAMETER_SERVER_RANK ? await captureSlice(this.requireBackend(), run) : null;
+    this.countBackupBytes(serverOnly ? await backUpServerState(transport, this.backups, slice, shape, run.trainer.step) : await backUpSlice(transport, this.backups, slice!, shape));
     const held = (this.m.zeroBackups ??= { bytesSent: 0, floatsHeld: 0, steps: 0 });
     held.floatsHeld = this.backups.floats();
     held.steps++;
@@ -600,7 +613,7 @@ function transportCause(error: unknown): TransportError | null {
 
 /** Why this run cannot re-form its ring around a lost or new tab, or null when it can. */
 function notElasticBecause(config: LabConfig): string | null {
-  if (config.mode === 'ps') return 'mode=ps keeps the optimizer on one tab and is not elastic';
+  if (config.mode === 'ps' && config.staleness > 0) return 'the asynchronous parameter server (staleness > 0) lets replicas differ between steps and is not elastic';
   return null;
 }
 

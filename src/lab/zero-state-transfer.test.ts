@@ -17,7 +17,7 @@ import { captureCheckpoint, CheckpointError, loadCheckpoint, restoreCheckpoint }
 import { classifierRun, type Run } from '../train/recipes';
 import type { LabConfig } from './config';
 import { recipeFor } from './recipe';
-import { backUpSlice, captureSlice, rebuildZeroState, restoreSlice, sliceShapeOf, ZERO_PLAN_COLLECTIVE } from './zero-state-transfer';
+import { backUpServerState, backUpSlice, captureSlice, rebuildZeroState, restoreSlice, sliceShapeOf, ZERO_PLAN_COLLECTIVE } from './zero-state-transfer';
 
 const STEPS = 7;
 // Float sums in another order at another world size (3 shares, then 2), through Adam: measured 2.3e-6.
@@ -30,6 +30,8 @@ interface Tab {
   run: Run<Mlp>;
   transport: MemoryTransport;
   gather: ((round: number) => Promise<Float32Array>) | undefined;
+  /** Synchronous parameter server: only rank 0 holds optimizer state, and rank 1 its copy. */
+  ps?: boolean;
 }
 
 function buildRun(config: LabConfig, transport: MemoryTransport, backend: CpuBackend): Pick<Tab, 'run' | 'gather'> {
@@ -53,11 +55,18 @@ function room(config: LabConfig, world: number, keep?: Tab[]): Tab[] {
   return createMemoryMesh(world).map((transport, rank) => {
     const backend = keep?.[rank].backend ?? new CpuBackend();
     keep?.[rank].run.dispose();
-    return { backend, backups: keep?.[rank].backups ?? new ZeroBackups(), transport, ...buildRun(config, transport, backend) };
+    return { backend, backups: keep?.[rank].backups ?? new ZeroBackups(), transport, ps: config.mode === 'ps', ...buildRun(config, transport, backend) };
   });
 }
 
-const backUp = (tabs: Tab[]) => Promise.all(tabs.map(async (t) => backUpSlice(t.transport, t.backups, await captureSlice(t.backend, t.run), sliceShapeOf(t.run))));
+const backUp = (tabs: Tab[]) =>
+  Promise.all(
+    tabs.map(async (t) => {
+      if (!t.ps) return backUpSlice(t.transport, t.backups, await captureSlice(t.backend, t.run), sliceShapeOf(t.run));
+      const mine = t.transport.rank === 0 ? await captureSlice(t.backend, t.run) : null;
+      return backUpServerState(t.transport, t.backups, mine, sliceShapeOf(t.run), t.run.trainer.step);
+    }),
+  );
 
 async function trainSteps(tabs: Tab[], until: number): Promise<void> {
   while (tabs[0].run.trainer.step < until) {
@@ -150,6 +159,30 @@ describe('ZeRO-3 with uneven shares (an elastic room of 5 on a batch of 24: 5, 5
     await trainSteps(tabs, 1);
     const losses = await Promise.all(tabs.map((t) => t.run.trainer.evaluate(t.run.evalBatches)));
     expect(losses.every((l) => Number.isFinite(l.loss))).toBe(true);
+  });
+});
+
+describe('the synchronous parameter server in an elastic room (its state on rank 0, a copy on rank 1)', () => {
+  const config = testConfig({ mode: 'ps', steps: STEPS });
+
+  it.each([
+    ['the server', 0],
+    ['a worker', 2],
+  ])('%s dies mid-step: the survivors rebuild the last step and end where one tab ends', async (_name, victim) => {
+    const reference = await trainRoom(1, { ...config, mode: 'ring' });
+    const tabs = room(config, 3);
+    await backUp(tabs);
+    await trainSteps(tabs, 3);
+    expect(tabs.map((t) => t.backups.inventory().length)).toEqual([2, 2, 0]);
+    const survivors = tabs.filter((_, rank) => rank !== victim);
+    const steps = survivors.map((t) => t.run.trainer.trainStep());
+    tabs[victim].transport.kill();
+    // The first tab to fail aborts the epoch for everyone (elastic-room.ts), so none waits on a message
+    // that will never come (a worker on the server's broadcast, when another worker died).
+    await Promise.any(steps.map((p) => p.then(() => Promise.reject(new Error('completed')), () => undefined)));
+    for (const t of survivors) t.transport.kill('the ring is re-forming');
+    expect((await Promise.allSettled(steps)).map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    await survivorsEndAsOneTab(config, survivors, 3, reference.params[0]);
   });
 });
 

@@ -14,6 +14,7 @@ import type { Transport } from '../collective/types';
 import type { CheckpointableRun } from '../train/checkpoint';
 import { decodeJsonMessage, encodeJsonMessage, isDecodeError, isInt, isObject } from '../peer/json-message';
 import { readWindowed } from '../parallel/zero/windowed-io';
+import { PARAMETER_SERVER_RANK } from '../parallel/parameter-server';
 import {
   decodeSlice,
   encodeSlice,
@@ -82,6 +83,30 @@ export async function backUpSlice(transport: Transport, backups: ZeroBackups, mi
   if (theirs.step !== mine.step) throw new SliceError(`ZeRO slice refused: rank ${(rank + world - 1) % world} backed up step ${theirs.step} during step ${mine.step}`);
   backups.add(theirs, false);
   return bytes.length;
+}
+
+/**
+ * The synchronous parameter server's optimizer state lives on rank 0 alone (workers hold a placeholder):
+ * after each step rank 0 keeps its own snapshot (the whole range) and sends a copy to rank 1, which
+ * keeps it; the other ranks hold none. Resolves with the bytes sent.
+ */
+export async function backUpServerState(transport: Transport, backups: ZeroBackups, mine: ZeroSlice | null, shape: SliceShape, step: number): Promise<number> {
+  const { rank, world } = transport;
+  const tag = { round: step, collective: ZERO_BACKUP_COLLECTIVE, chunk: 0 };
+  if (rank === PARAMETER_SERVER_RANK) {
+    if (!mine || mine.range.offset !== 0 || mine.range.length !== shape.total) throw new SliceError('the parameter server backs up its whole state');
+    backups.add(mine, true);
+    if (world < 2) return 0;
+    const bytes = encodeSlice(mine);
+    await transport.send(1, tag, bytes);
+    return bytes.length;
+  }
+  if (rank === 1) {
+    const copy = decodeSlice(await transport.recv(PARAMETER_SERVER_RANK, tag), shape);
+    if (copy.step !== step || copy.range.length !== shape.total) throw new SliceError(`the parameter server's backup of step ${copy.step} is not its whole state of step ${step}`);
+    backups.add(copy, false);
+  }
+  return 0;
 }
 
 const json = encodeJsonMessage;

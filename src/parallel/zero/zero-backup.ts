@@ -165,12 +165,16 @@ export function planAssembly(inventories: readonly SliceInfo[][], total: number)
 export class ZeroBackups {
   private slices: { slice: ZeroSlice; own: boolean }[] = [];
 
-  /** Keeps a slice; drops what is older than the two newest steps of this tab's own snapshots. */
+  /**
+   * Keeps a slice; drops what is older than the two newest steps of this tab's own snapshots (or, on a
+   * tab that only keeps copies, e.g. the parameter server's backup holder, of the copies).
+   */
   add(slice: ZeroSlice, own: boolean): void {
     this.slices = this.slices.filter((s) => !(s.own === own && s.slice.step === slice.step && s.slice.range.offset === slice.range.offset));
     this.slices.push({ slice, own });
-    const ownSteps = [...new Set(this.slices.filter((s) => s.own).map((s) => s.slice.step))].sort((a, b) => b - a);
-    if (ownSteps.length >= 2) this.slices = this.slices.filter((s) => s.slice.step >= ownSteps[1]);
+    const basis = this.slices.some((s) => s.own) ? this.slices.filter((s) => s.own) : this.slices;
+    const steps = [...new Set(basis.map((s) => s.slice.step))].sort((a, b) => b - a);
+    if (steps.length >= 2) this.slices = this.slices.filter((s) => s.slice.step >= steps[1]);
   }
 
   /**
