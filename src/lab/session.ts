@@ -254,7 +254,7 @@ export class LabSession {
           // The same check the others run at the end of the re-form this tab joined through (if any).
           await this.checkReplicas(this.step);
           // A room's starting state is backed up like a step's; a tab that joined holds the full state.
-          if (!this.room?.formation || this.room.formation.source < 0) await this.backUpZeroSlice();
+          if (!this.room?.formation || this.room.formation.source < 0) await this.backUpState();
           startChecked = true;
         } else {
           await this.trainOneStep();
@@ -279,7 +279,7 @@ export class LabSession {
     // ZeRO lends its layer slots during the first step: memory after it is the steady state.
     if (!this.steadyMemoryPublished) this.publishSteadyMemory();
     if (this.checkEveryStep || this.step === this.steps) await this.checkReplicas(this.step);
-    await this.backUpZeroSlice();
+    await this.backUpState();
     // Checkpoints are taken of a step the replica check has passed (and ZeRO-3 has gathered).
     await this.betweenSteps();
     const last = this.step === this.steps;
@@ -316,10 +316,10 @@ export class LabSession {
     elastic.abort(reason);
     this.setState('reforming');
     this.log('warn', `re-forming the ring at step ${this.step}: ${reason}`);
-    // ZeRO: no tab holds the whole state; the ring rebuilds it from the backed-up slices instead.
-    const zero = this.zeroElastic();
-    const mine = zero ? null : await this.capture();
-    const card = { step: this.requireRun().trainer.step, hash: zero ? (this.m.lastHash ?? '') : await this.paramsHash() };
+    // ZeRO or the parameter server: not every tab holds the whole state; the ring rebuilds it from the backups.
+    const rebuilt = this.backsUpState();
+    const mine = rebuilt ? null : await this.capture();
+    const card = { step: this.requireRun().trainer.step, hash: rebuilt ? (this.m.lastHash ?? '') : await this.paramsHash() };
     const formation = await elastic.form(card);
     await this.adoptRoomState(formation, mine, reason);
     await this.checkReplicas(this.step);
@@ -333,8 +333,8 @@ export class LabSession {
   /** Takes the formation's state (sent by its source, or this tab's own) into a run built for its rank and world. */
   private async adoptRoomState(formation: Formation, mine: Uint8Array | null, reason: string): Promise<void> {
     const backend = this.requireBackend();
-    const zero = this.zeroElastic();
-    const { state, received: sent } = zero ? { state: null, received: false } : await exchangeState(formation, mine);
+    const rebuilt = this.backsUpState();
+    const { state, received: sent } = rebuilt ? { state: null, received: false } : await exchangeState(formation, mine);
     let received = sent;
     this.rank = formation.rank;
     this.world = formation.world;
@@ -345,7 +345,7 @@ export class LabSession {
     if (state) {
       restoreCheckpoint(backend, this.run, loadCheckpoint(state), 'resume', { recipe: recipe.recipe, world: this.world });
     }
-    if (zero && formation.source >= 0) {
+    if (rebuilt && formation.source >= 0) {
       const { full, bytesSent } = await rebuildZeroState(formation.transport, this.backups, sliceShapeOf(this.run), this.seededStart);
       this.countBackupBytes(bytesSent);
       if (full) {
@@ -356,7 +356,7 @@ export class LabSession {
         // Lost before the starting state was backed up on every tab: the new run holds the seeded start.
         this.log('warn', 'the starting state was not backed up yet: the ring starts again from the seeded initialisation');
         this.backups.clear();
-        await this.backUpZeroSlice();
+        await this.backUpState();
       }
     }
     this.step = this.run.trainer.step;
@@ -373,7 +373,7 @@ export class LabSession {
       reason,
       receivedState: received,
     });
-    const from = zero ? 'rebuilt by rank 0 from the backed-up optimizer state' : `received from rank ${formation.source}`;
+    const from = rebuilt ? 'rebuilt by rank 0 from the backed-up optimizer state' : `received from rank ${formation.source}`;
     this.log('info', `ring epoch ${formation.epoch}: rank ${this.rank} of ${this.world} from step ${this.step}` + (received ? ` (state ${from})` : ''));
     this.publishMemory();
   }
@@ -383,7 +383,7 @@ export class LabSession {
   /** This run started from the seeded initialisation (no checkpoint, not joined): step 0 can be rebuilt from the seed. */
   private seededStart = false;
 
-  /** Slices of the ZeRO state this tab holds: its own and its ring predecessor's (zero-backup.ts). */
+  /** Backed-up slices this tab holds: its own and its ring predecessor's (zero-backup.ts). */
   private readonly backups = new ZeroBackups();
 
   /**
@@ -391,7 +391,7 @@ export class LabSession {
    * the synchronous parameter server keeps it on rank 0), so it is backed up on a second tab and rebuilt
    * from the backups when the ring re-forms.
    */
-  private zeroElastic(): boolean {
+  private backsUpState(): boolean {
     return (this.config.zero > 0 || this.isSyncParameterServer()) && !!this.room?.elastic;
   }
 
@@ -400,8 +400,8 @@ export class LabSession {
   }
 
   /** After a completed (and hash-checked) step: keep this rank's slice and swap copies with the ring. */
-  private async backUpZeroSlice(): Promise<void> {
-    if (!this.zeroElastic()) return;
+  private async backUpState(): Promise<void> {
+    if (!this.backsUpState()) return;
     const run = this.requireRun();
     const transport = this.room!.transport;
     const shape = sliceShapeOf(run);

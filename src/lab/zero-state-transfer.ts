@@ -1,6 +1,8 @@
 // ZeRO in an elastic room: backing up each rank's slice on its ring successor after every step, and
 // rebuilding the full state from the survivors' slices when the ring re-forms (see
-// parallel/zero/zero-backup.ts for why two generations of slices on two tabs each lose nothing).
+// parallel/zero/zero-backup.ts for why two generations of slices on two tabs each lose nothing). The
+// synchronous parameter server uses the same rebuild: its state is one slice (all of it) held by rank 0,
+// copied to rank 1 after every step.
 //
 // The rebuild runs on the new ring, coordinated by its rank 0:
 //   1. every member sends rank 0 the list of slices it holds (step and range of each);
