@@ -10,7 +10,7 @@ import { CpuBackend } from '../engine/cpu-backend';
 import { paramsHash } from '../model/layout';
 import type { Mlp } from '../model/mlp';
 import { createParallelHooks } from '../parallel/strategy';
-import { spirals, testConfig, trainRoom } from '../parallel/test-support';
+import { contextFor, spirals, testConfig, trainRoom } from '../parallel/test-support';
 import { ZeroBackups, type ZeroSlice } from '../parallel/zero/zero-backup';
 import type { ClassifierRecipe } from '../train/defaults';
 import { captureCheckpoint, CheckpointError, loadCheckpoint, restoreCheckpoint } from '../train/checkpoint';
@@ -38,15 +38,7 @@ function buildRun(config: LabConfig, transport: MemoryTransport, backend: CpuBac
   const world = transport.world;
   const recipe = recipeFor(config, world).recipe as ClassifierRecipe;
   let run: Run<Mlp> | undefined;
-  const { replicasEqualEveryStep: _, gatherParams, ...hooks } = createParallelHooks({
-    config,
-    backend,
-    transport,
-    model: () => run!.model,
-    optimizer: () => run!.optimizer,
-    microBatches: recipe.microBatches,
-    publish: () => undefined,
-  });
+  const { replicasEqualEveryStep: _, gatherParams, ...hooks } = createParallelHooks(contextFor(config, backend, transport, () => run, recipe.microBatches));
   run = classifierRun(backend, spirals, recipe, { world, rank: transport.rank }, hooks);
   return { run, gather: gatherParams };
 }

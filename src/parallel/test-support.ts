@@ -1,12 +1,12 @@
 // Test-only: a room of N ranks in one process (CPU backend, in-memory transport) trained through the
 // real strategy (createParallelHooks) with a lab config, the way the session wires it.
 import { createMemoryMesh, type MemoryMeshOptions } from '../collective/memory-transport';
-import type { ChunkEvent } from '../collective/types';
+import type { ChunkEvent, Transport } from '../collective/types';
 import { syntheticData } from '../data/synthetic';
 import { viewOf, type MemoryKind } from '../engine/backend';
 import { CpuBackend } from '../engine/cpu-backend';
 import { DEFAULT_CONFIG, type LabConfig } from '../lab/config';
-import type { StepMetrics } from '../lab/events';
+import type { LabEvent, StepMetrics } from '../lab/events';
 import { recipeFor } from '../lab/recipe';
 import { paramsHash } from '../model/layout';
 import type { Mlp } from '../model/mlp';
@@ -51,6 +51,23 @@ export interface RoomOptions<H extends ParallelHooks> {
   beforeStep?: (rank: number, step: number) => Promise<void>;
 }
 
+/** The strategy's context for a run built after its hooks (the hooks read its model and optimizer later). */
+export function contextFor(
+  config: LabConfig,
+  backend: CpuBackend,
+  transport: Transport,
+  run: () => Run<Mlp> | undefined,
+  microBatches: number,
+  publish: (event: LabEvent) => void = () => undefined,
+): ParallelContext {
+  const built = () => run() ?? fail('the run is not built yet');
+  return { config, backend, transport, model: () => built().model, optimizer: () => built().optimizer, microBatches, publish };
+}
+
+function fail(message: string): never {
+  throw new Error(message);
+}
+
 /** world = 1 trains a single tab with no hooks at all: the reference N ranks are compared against. */
 export async function trainRoom<H extends ParallelHooks = ParallelHooks>(world: number, config: LabConfig, options: RoomOptions<H> = {}): Promise<RoomResult<H>> {
   const makeHooks = options.makeHooks ?? (createParallelHooks as (ctx: ParallelContext) => H);
@@ -65,17 +82,11 @@ export async function trainRoom<H extends ParallelHooks = ParallelHooks>(world: 
     const hooks: H =
       world === 1
         ? ({} as H)
-        : makeHooks({
-            config,
-            backend,
-            transport,
-            model: () => run!.model,
-            optimizer: () => run!.optimizer,
-            microBatches: recipe.recipe.microBatches,
-            publish: (event) => {
+        : makeHooks(
+            contextFor(config, backend, transport, () => run, recipe.recipe.microBatches, (event) => {
               if (event.type === 'chunk') chunks.push(event);
-            },
-          });
+            }),
+          );
     const { replicasEqualEveryStep: _, ...extras } = hooks;
     run = classifierRun(backend, spirals, { ...recipe.recipe, logEvery: 1, ...options.recipe }, { world, rank: transport.rank }, {
       ...extras,

@@ -15,6 +15,7 @@ import { classifierRun, type Run } from '../../train/recipes';
 import type { Mlp } from '../../model/mlp';
 import { DataParallelSync } from '../data-parallel';
 import { createZeroHooks, zeroPartition } from './zero-hooks';
+import { contextFor } from '../test-support';
 
 const data = syntheticData({ kind: 'spirals', seed: 5 });
 
@@ -54,15 +55,7 @@ async function train(config: LabConfig, world: number): Promise<Trained> {
       sync = new DataParallelSync({ backend, transport, model: run.model, bucketElements: 1 << 16, microBatches: recipe.microBatches });
       return { backend, run, gather: undefined };
     }
-    const { gatherParams, ...hooks } = createZeroHooks({
-      config,
-      backend,
-      transport,
-      model: () => run!.model,
-      optimizer: () => run!.optimizer,
-      microBatches: recipe.microBatches,
-      publish,
-    });
+    const { gatherParams, ...hooks } = createZeroHooks(contextFor(config, backend, transport, () => run, recipe.microBatches, publish));
     run = classifierRun(backend, data, { ...recipe, logEvery: 1 }, { world, rank: transport.rank }, { onEvent: publish, ...hooks });
     return { backend, run, gather: gatherParams };
   });
