@@ -54,6 +54,8 @@ export class Mlp implements SegmentedModel {
   private rows = 0;
   /** Row blocks of the first layer's weight gradient (see the file comment). */
   private readonly firstBlocks: FlatRange[];
+  /** Host buffer the batch is transposed into (allocated once, not per step). */
+  private readonly inputsT: Float32Array;
 
   constructor(
     private readonly backend: Backend,
@@ -68,6 +70,7 @@ export class Mlp implements SegmentedModel {
     this.params = this.storage.params;
     this.grads = this.storage.grads;
     this.firstBlocks = firstLayerBlocks(config.sizes[0], config.sizes[1]);
+    this.inputsT = new Float32Array(maxRows * config.sizes[0]);
     this.acts = new ArenaSet(backend, config.sizes, maxRows, this.firstBlocks);
   }
 
@@ -102,7 +105,7 @@ export class Mlp implements SegmentedModel {
     this.rows = B;
     if (!(batch.inputs instanceof Float32Array)) throw new TypeError('MLP inputs must be a Float32Array');
     b.write(f.view('a0', B * sizes[0]), batch.inputs.subarray(0, B * sizes[0]));
-    const inputsT = transpose(batch.inputs, B, sizes[0]);
+    const inputsT = transposeInto(this.inputsT, batch.inputs, B, sizes[0]);
     this.firstBlocks.forEach(({ offset: row, length: rows }, k) => b.write(f.view(`a0T.${k}`, rows * B), inputsT.subarray(row * B, (row + rows) * B)));
     b.write(this.acts.u.view('targets', B), batch.targets.subarray(0, B));
     const classes = sizes[sizes.length - 1];
@@ -283,11 +286,10 @@ export function firstLayerBlocks(nIn: number, nOut: number): FlatRange[] {
   return blocks;
 }
 
-/** [rows, cols] row-major -> [cols, rows] row-major. */
-function transpose(data: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(rows * cols);
+/** [rows, cols] row-major -> [cols, rows] row-major, into the front of `out`. */
+function transposeInto(out: Float32Array, data: Float32Array, rows: number, cols: number): Float32Array {
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = data[r * cols + c];
-  return out;
+  return out.subarray(0, rows * cols);
 }
 
 /** Validates a batch against the model and returns its row count. */

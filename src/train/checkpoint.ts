@@ -311,10 +311,7 @@ export function restoreCheckpoint(backend: Backend, run: CheckpointableRun, ckpt
       warnings.push(`batch or seed differ from the saved run (batch ${h.sampler.globalBatch} -> ${meta.recipe.globalBatch}, seed ${h.seed} -> ${meta.recipe.seed}): a different trajectory`);
     }
   }
-  // A ZeRO-3 run holds only its shard of the parameters: the optimizer's state range.
-  const shard = run.optimizer.stateRange;
-  const params = run.model.params.length === ckpt.params.length ? ckpt.params : ckpt.params.subarray(shard.offset, shard.offset + shard.length);
-  backend.write(viewOf(run.model.params), params);
+  writeFullParams(backend, run, ckpt.params);
   const stateBackend = run.optimizer.backend;
   if (mode === 'resume') {
     const shift = run.optimizer.stateRange.offset - h.optimizer.stateRange.offset;
@@ -328,6 +325,16 @@ export function restoreCheckpoint(backend: Backend, run: CheckpointableRun, ckpt
     run.trainer.step = 0;
   }
   return warnings;
+}
+
+/**
+ * Writes a full parameter vector into a run: all of it, or (ZeRO-3, which holds only its shard of the
+ * parameters: the optimizer's state range) the part the run holds.
+ */
+export function writeFullParams(backend: Backend, run: CheckpointableRun, full: Float32Array): void {
+  const shard = run.optimizer.stateRange;
+  const held = run.model.params.length === full.length ? full : full.subarray(shard.offset, shard.offset + shard.length);
+  backend.write(viewOf(run.model.params), held);
 }
 
 // --- fine-tuning text models --------------------------------------------------------------------------
