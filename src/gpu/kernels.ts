@@ -88,6 +88,8 @@ export const KERNELS = {
   attention_backward_scores: k('attention', 'attention_backward_scores', 4),
   attention_backward_qkv: k('attention', 'attention_backward_qkv', 5),
   sum_squares: k('reduce', 'sum_squares', 2),
+  sum_squares_partials: k('reduce', 'sum_squares_partials', 2),
+  sum_partials: k('reduce', 'sum_partials', 2),
   clip_by_norm: k('optimizer', 'clip_by_norm', 2),
   sgd: k('optimizer', 'sgd', 3),
   adamw: k('optimizer', 'adamw', 4),

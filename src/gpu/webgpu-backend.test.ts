@@ -208,6 +208,29 @@ describe('WebGpuBackend vs CpuBackend: every other op (atol 1e-5, rtol 1e-4 unle
       return [sumSq, one, g, h];
     }, { atol: 1e-5, rtol: 1e-5 }));
 
+  it('sumSquares of 300,000 elements at an offset (two levels across workgroups) matches the CPU', () =>
+    expectGpuMatchesCpu((b, input) => {
+      const g = input(rand(300_064, 43));
+      const sumSq = input(zeros(1));
+      b.sumSquares(sumSq, { ...g, offset: g.offset + 64, length: 300_000 });
+      b.clipByNorm(g, sumSq, 50);
+      return [sumSq, g];
+    }, { atol: 1e-5, rtol: 1e-5 }));
+
+  it('sumSquares adds in the same order every time (replicas must agree bit for bit)', async () => {
+    const gpu = blocked;
+    const x = viewOf(gpu.alloc(123_457, 'x', 'workspace'));
+    gpu.write(x, rand(123_457, 44, -3, 3));
+    const sums = gpu.alloc(65, 'sums', 'workspace');
+    gpu.sumSquares(viewOf(sums, 0, 1), x);
+    gpu.sumSquares(viewOf(sums, 64, 1), x);
+    const [first, second] = [(await gpu.read(viewOf(sums, 0, 1)))[0], (await gpu.read(viewOf(sums, 64, 1)))[0]];
+    gpu.free(x.buf);
+    gpu.free(sums);
+    expect(first).toBeGreaterThan(100_000);
+    expect(second).toBe(first);
+  });
+
   it('sgd and adamw, three steps each', () =>
     expectGpuMatchesCpu((b, input) => {
       const [p, g, buf] = [input(rand(n, 38)), input(rand(n, 39)), input(zeros(n))];

@@ -49,6 +49,9 @@ interface Uniforms {
 
 const WORKGROUPS_PER_DIM = 65535;
 
+/** sumSquares' first level: this many invocations (16 workgroups), each summing a strided slice. */
+export const SUM_SQUARES_PARTIALS = 4096;
+
 export function chooseMatmulVariant(adapter: AdapterDescription, override?: MatmulVariant): MatmulVariant {
   return override ?? (isSwiftShader(adapter) ? 'blocked' : 'tiled');
 }
@@ -70,6 +73,7 @@ export class WebGpuBackend implements Backend {
   private batch = 0;
   private dispatches = 0;
   private attentionScratch: DeviceBuffer | undefined;
+  private partialSums: DeviceBuffer | undefined;
 
   private constructor(
     readonly context: GpuContext,
@@ -402,7 +406,14 @@ export class WebGpuBackend implements Backend {
 
   sumSquares(partial: View, x: View): void {
     needLength('sumSquares', 'partial', partial, 1);
-    this.run('sum_squares', { u: [x.length] }, [prefix(partial, 1), x], [1, 1]);
+    // Small inputs: one workgroup is already fast, and a second dispatch would cost more than it saves.
+    if (x.length <= 4 * SUM_SQUARES_PARTIALS) {
+      this.run('sum_squares', { u: [x.length, 0] }, [prefix(partial, 1), x], [1, 1]);
+      return;
+    }
+    const partials = viewOf(this.reducePartials(), 0, SUM_SQUARES_PARTIALS);
+    this.run('sum_squares_partials', { u: [x.length, SUM_SQUARES_PARTIALS] }, [partials, x], [SUM_SQUARES_PARTIALS / 256, 1]);
+    this.run('sum_partials', { u: [SUM_SQUARES_PARTIALS, 0] }, [prefix(partial, 1), partials], [1, 1]);
   }
 
   clipByNorm(g: View, sumSq: View, maxNorm: number): void {
@@ -527,6 +538,11 @@ export class WebGpuBackend implements Backend {
     const own = this.live.get(buf.id);
     if (!own || own !== buf) throw new Error(`${op}: buffer ${buf.label} (#${buf.id}) is freed or belongs to another backend`);
     return own;
+  }
+
+  /** First-level sums of sumSquares (SUM_SQUARES_PARTIALS floats), allocated on first use. */
+  private reducePartials(): DeviceBuffer {
+    return (this.partialSums ??= this.alloc(SUM_SQUARES_PARTIALS, 'sum of squares partials', 'workspace'));
   }
 
   /** The attention backward's score-gradient scratch, grown (never shrunk) to the largest call. */
