@@ -18,6 +18,7 @@ function tab(n: number, rank: number, overrides: Partial<LabMetrics> = {}, statu
       bytesReceived: 0,
       computeMsPerStep: 1,
       commMsPerStep: 1,
+      overlapMsPerStep: 0,
       waitMsPerStep: 0,
       stepMsPerStep: 2,
       samplesPerSec: 1,

@@ -16,6 +16,7 @@ function tab(rank: number, overrides: Partial<LabMetrics> = {}): { status: LabSt
       bytesReceived: 1000,
       computeMsPerStep: 40,
       commMsPerStep: 60,
+      overlapMsPerStep: 30,
       waitMsPerStep: 5,
       stepMsPerStep: 75,
       samplesPerSec: 100,
@@ -39,6 +40,15 @@ describe('swarm summary', () => {
     expect(s.finalLoss).toBe(1.25);
     expect(s.replicasAgree).toBe(true);
     expect(formatSummary(s)).toMatch(/held-out accuracy\s+90\.00%/);
+  });
+
+  it('splits the step into compute only, both at once, communication only, waiting and the rest', () => {
+    // compute 40, comm 60, 30 of it at once, waiting 5, step 75: 10 + 30 + 30 + 5 = 75, nothing else.
+    const s = summariseRun({ ...DEFAULT_CONFIG, steps: 10 }, [tab(0), tab(1)], 3);
+    expect(s.overlapMsPerStep).toBe(30);
+    expect(formatSummary(s)).toMatch(
+      /the step split\s+compute only 10\.0 ms, both at once 30\.0 ms, communication only 30\.0 ms, waiting 5\.0 ms, other 0\.0 ms/,
+    );
   });
 
   it('reports disagreement when any rank saw a different hash', () => {

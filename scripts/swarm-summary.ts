@@ -1,6 +1,7 @@
 // Turns what every tab reported at the end of a swarm run into one summary (pure: unit-tested).
 import type { LabConfig } from '../src/lab/config';
 import type { LabMetrics, LabStatus } from '../src/lab/api';
+import { splitOf } from '../src/lab/step-split';
 import { relativeError, zeroBytesTheory, zeroWireTheory } from '../src/parallel/zero/memory-theory';
 
 export interface RunSummary {
@@ -24,6 +25,8 @@ export interface RunSummary {
   bytesSentPerStep: number;
   computeMsPerStep: number;
   commMsPerStep: number;
+  /** Of compute and communication, the time both ran at once. */
+  overlapMsPerStep: number;
   waitMsPerStep: number;
   stepMsPerStep: number;
   /** stepMs / max(computeMs, commMs): 1.0 is perfect overlap, 2.0 is fully serial. */
@@ -155,6 +158,7 @@ export function summariseRun(
     bytesSentPerStep: steps ? bytesSent / steps : 0,
     computeMsPerStep: computeMs,
     commMsPerStep: commMs,
+    overlapMsPerStep: mean(byRank.map((r) => r.metrics.overlapMsPerStep)),
     waitMsPerStep: mean(byRank.map((r) => r.metrics.waitMsPerStep)),
     stepMsPerStep: stepMs,
     overlapRatio: byRank.length > 1 && busiest > 0 ? stepMs / busiest : null,
@@ -193,7 +197,11 @@ export function formatSummary(s: RunSummary): string {
     `per step              compute ${s.computeMsPerStep.toFixed(1)} ms, communication ${s.commMsPerStep.toFixed(1)} ms, waiting ${s.waitMsPerStep.toFixed(1)} ms, total ${s.stepMsPerStep.toFixed(1)} ms`,
   );
   if (s.overlapRatio !== null) {
-    lines.push(`overlap               step / max(compute, comm) = ${s.overlapRatio.toFixed(2)} (1.00 = perfect overlap)`);
+    const split = splitOf({ step: s.steps, computeMs: s.computeMsPerStep, commMs: s.commMsPerStep, overlapMs: s.overlapMsPerStep, waitMs: s.waitMsPerStep, stepMs: s.stepMsPerStep });
+    lines.push(
+      `  the step split      compute only ${split.computeOnlyMs.toFixed(1)} ms, both at once ${split.bothMs.toFixed(1)} ms, communication only ${split.commOnlyMs.toFixed(1)} ms, waiting ${split.waitMs.toFixed(1)} ms, other ${split.otherMs.toFixed(1)} ms`,
+      `overlap               step / max(compute, comm) = ${s.overlapRatio.toFixed(2)} (1.00 = perfect overlap)`,
+    );
   }
   if (s.zeroFigures) lines.push(...formatZero(s.zeroFigures));
   lines.push(`replicas agree        ${s.replicasAgree === null ? 'unknown' : s.replicasAgree ? 'yes (equal parameter hashes every step)' : 'NO'}`);

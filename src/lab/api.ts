@@ -35,6 +35,8 @@ export interface LabMetrics {
   /** Mean over completed steps (the first step, which warms caches, excluded when there are more). */
   computeMsPerStep: number;
   commMsPerStep: number;
+  /** Of computeMsPerStep and commMsPerStep, the time both ran at once (StepMetrics.overlapMs). */
+  overlapMsPerStep: number;
   waitMsPerStep: number;
   stepMsPerStep: number;
   samplesPerSec: number;

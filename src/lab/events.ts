@@ -17,6 +17,12 @@ export interface StepMetrics {
   samplesPerSec: number;
   computeMs: number;
   commMs: number;
+  /**
+   * Of computeMs and commMs, the time both ran at once (data parallelism all-reduces buckets while the
+   * backward pass runs). So a step splits exactly into compute only (computeMs - overlapMs), both at once
+   * (overlapMs), communication only (commMs - overlapMs), waiting, and the rest.
+   */
+  overlapMs: number;
   /** Time spent waiting on slower peers (barrier), apart from moving bytes. */
   waitMs: number;
   stepMs: number;

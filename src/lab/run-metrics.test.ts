@@ -3,7 +3,7 @@ import type { StepMetrics } from './events';
 import { RunMetrics } from './run-metrics';
 
 const step = (rank: number, n: number, computeMs: number): StepMetrics => ({
-  type: 'step', rank, step: n, loss: 1 / n, samplesPerSec: 100, computeMs, commMs: 2 * computeMs, waitMs: 0, stepMs: 3 * computeMs, bytesSent: 10, bytesReceived: 10, t: n,
+  type: 'step', rank, step: n, loss: 1 / n, samplesPerSec: 100, computeMs, commMs: 2 * computeMs, overlapMs: computeMs / 2, waitMs: 0, stepMs: 3 * computeMs, bytesSent: 10, bytesReceived: 10, t: n,
 });
 
 describe('RunMetrics', () => {
@@ -17,6 +17,7 @@ describe('RunMetrics', () => {
     expect(metrics.values.lossSteps).toEqual([1, 2, 3]);
     expect(metrics.values.computeMsPerStep).toBe(15);
     expect(metrics.values.commMsPerStep).toBe(30);
+    expect(metrics.values.overlapMsPerStep).toBe(7.5);
     rank = 0; // the ring re-formed without the old rank 0
     metrics.record(step(0, 4, 20));
     expect(metrics.values.lossSteps).toEqual([1, 2, 3, 4]);

@@ -13,7 +13,7 @@ export type LogEntry = { t: number; level: 'info' | 'warn' | 'error'; message: s
 export class RunMetrics {
   /** The figures; the session also writes the ones no event carries (hash agreement, re-forms...). */
   readonly values: LabMetrics = emptyMetrics();
-  private readonly timings: { compute: number; comm: number; wait: number; step: number }[] = [];
+  private readonly timings: { compute: number; comm: number; overlap: number; wait: number; step: number }[] = [];
   private readonly logs: LogEntry[] = [];
 
   /** `rank`: this tab's current rank (it changes when an elastic ring re-forms). */
@@ -33,12 +33,13 @@ export class RunMetrics {
         if (event.rank !== this.rank()) return;
         this.m.losses.push(event.loss);
         this.m.lossSteps.push(event.step);
-        this.timings.push({ compute: event.computeMs, comm: event.commMs, wait: event.waitMs, step: event.stepMs });
+        this.timings.push({ compute: event.computeMs, comm: event.commMs, overlap: event.overlapMs, wait: event.waitMs, step: event.stepMs });
         if (this.timings.length > TIMING_WINDOW) this.timings.shift();
         const useful = this.timings.length > 1 ? this.timings.slice(1) : this.timings;
         const avg = (pick: (t: (typeof useful)[number]) => number) => useful.reduce((s, t) => s + pick(t), 0) / useful.length;
         this.m.computeMsPerStep = avg((t) => t.compute);
         this.m.commMsPerStep = avg((t) => t.comm);
+        this.m.overlapMsPerStep = avg((t) => t.overlap);
         this.m.waitMsPerStep = avg((t) => t.wait);
         this.m.stepMsPerStep = avg((t) => t.step);
         this.m.samplesPerSec = event.samplesPerSec;
@@ -84,6 +85,7 @@ function emptyMetrics(): LabMetrics {
     bytesReceived: 0,
     computeMsPerStep: 0,
     commMsPerStep: 0,
+    overlapMsPerStep: 0,
     waitMsPerStep: 0,
     stepMsPerStep: 0,
     samplesPerSec: 0,

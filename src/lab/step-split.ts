@@ -1,31 +1,44 @@
-// Where each step's time went: computing, moving bytes, waiting on slower peers, and the rest.
-import type { StepMetrics } from '../lab/events';
+// Where each step's time went. Computing and communicating overlap (buckets are all-reduced while the
+// backward pass runs), so their durations are not stacked as they are: the step splits into compute
+// only, both at once, communication only, waiting on slower peers, and the rest. These parts add up to
+// the step, and the "both" part is the overlap the data-parallel trainer exists to create.
+import type { StepMetrics } from './events';
 
 export interface StepSplit {
   step: number;
-  computeMs: number;
-  commMs: number;
+  computeOnlyMs: number;
+  /** Computing and communicating at the same time. */
+  bothMs: number;
+  commOnlyMs: number;
   waitMs: number;
-  /** Step time not covered by the three (optimizer, bookkeeping); never negative. */
+  /** Step time none of the others covers (bookkeeping, gaps); never negative. */
   otherMs: number;
   stepMs: number;
+}
+
+export type SplitPart = Exclude<keyof StepSplit, 'step' | 'stepMs'>;
+
+export function splitOf(s: Pick<StepMetrics, 'step' | 'computeMs' | 'commMs' | 'overlapMs' | 'waitMs' | 'stepMs'>): StepSplit {
+  const bothMs = Math.max(0, Math.min(s.overlapMs, s.computeMs, s.commMs));
+  const computeOnlyMs = s.computeMs - bothMs;
+  const commOnlyMs = s.commMs - bothMs;
+  const known = computeOnlyMs + bothMs + commOnlyMs + s.waitMs;
+  return {
+    step: s.step,
+    computeOnlyMs,
+    bothMs,
+    commOnlyMs,
+    waitMs: s.waitMs,
+    otherMs: Math.max(0, s.stepMs - known),
+    stepMs: Math.max(s.stepMs, known),
+  };
 }
 
 /** The newest `count` steps of `rank`, oldest first. */
 export function stepSplits(steps: readonly StepMetrics[], rank: number, count: number): StepSplit[] {
   const out: StepSplit[] = [];
   for (let i = steps.length - 1; i >= 0 && out.length < count; i--) {
-    const s = steps[i];
-    if (s.rank !== rank) continue;
-    const known = s.computeMs + s.commMs + s.waitMs;
-    out.push({
-      step: s.step,
-      computeMs: s.computeMs,
-      commMs: s.commMs,
-      waitMs: s.waitMs,
-      otherMs: Math.max(0, s.stepMs - known),
-      stepMs: Math.max(s.stepMs, known),
-    });
+    if (steps[i].rank === rank) out.push(splitOf(steps[i]));
   }
   return out.reverse();
 }
@@ -35,8 +48,9 @@ export function meanSplit(splits: readonly StepSplit[]): StepSplit | null {
   const sum = (k: keyof StepSplit) => splits.reduce((a, s) => a + s[k], 0) / splits.length;
   return {
     step: splits[splits.length - 1].step,
-    computeMs: sum('computeMs'),
-    commMs: sum('commMs'),
+    computeOnlyMs: sum('computeOnlyMs'),
+    bothMs: sum('bothMs'),
+    commOnlyMs: sum('commOnlyMs'),
     waitMs: sum('waitMs'),
     otherMs: sum('otherMs'),
     stepMs: sum('stepMs'),

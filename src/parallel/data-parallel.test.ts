@@ -8,7 +8,7 @@ import { CpuBackend } from '../engine/cpu-backend';
 import { paramsHash } from '../model/layout';
 import { defaults, type ClassifierRecipe } from '../train/defaults';
 import { classifierRun } from '../train/recipes';
-import { busyMs, DataParallelSync, MAX_PIECES, piecesOf } from './data-parallel';
+import { DataParallelSync, MAX_PIECES, piecesOf } from './data-parallel';
 import { testConfig, trainRoom } from './test-support';
 
 const data = syntheticData({ kind: 'spirals', seed: 5 });
@@ -112,12 +112,3 @@ describe('piecesOf', () => {
   });
 });
 
-describe('busyMs', () => {
-  it('adds overlapping intervals once and leaves gaps between them out', () => {
-    expect(busyMs([])).toBe(0);
-    expect(busyMs([[10, 20]])).toBe(10);
-    // [0, 30] and [50, 60] busy, 30..50 idle (the next bucket was still being computed).
-    expect(busyMs([[50, 60], [0, 20], [10, 30]])).toBe(40);
-    expect(busyMs([[0, 100], [20, 30]])).toBe(100);
-  });
-});

@@ -5,7 +5,8 @@
 // only waits for the buckets in flight and writes the averages back.
 //
 // Communication time is reported as busy time: the time during which at least one bucket's gradients
-// were on the host and its averages not yet back (busyMs). The gradSync hook's own duration is only the
+// were on the host and its averages not yet back (the union of those intervals, which the trainer also
+// gets, to measure how much of it the computation hid). The gradSync hook's own duration is only the
 // part the backward pass did not hide, so stepMs / max(computeMs, commMs) measures the overlap.
 import { runAllReduce } from '../collective/collectives';
 import type { WireFormat } from '../collective/executor';
@@ -13,6 +14,7 @@ import type { ChunkListener, Transport } from '../collective/types';
 import { viewOf, type Backend } from '../engine/backend';
 import type { FlatRange } from '../model/layout';
 import type { GradHooks, Model } from '../model/model';
+import { unionMs, type Interval } from '../train/intervals';
 import type { GradSyncResult } from '../train/trainer';
 
 export interface DataParallelOptions {
@@ -77,10 +79,12 @@ export class DataParallelSync {
     const missed = this.o.model.layout.entries.find((e) => !coveredBy(this.announced, e));
     if (missed) throw new Error(`the backward pass never announced the gradient of ${missed.name}`);
     this.buckets = [];
+    const commIntervals = results.map((r): Interval => [r.onHost, r.finished]);
     return {
       bytesSent: results.reduce((sum, r) => sum + r.bytesSent, 0),
       bytesReceived: results.reduce((sum, r) => sum + r.bytesReceived, 0),
-      commMs: busyMs(results.map((r) => [r.onHost, r.finished])),
+      commMs: unionMs(commIntervals),
+      commIntervals,
     };
   };
 
@@ -143,28 +147,6 @@ export function coveredBy(ranges: readonly FlatRange[], target: FlatRange): bool
     if (at >= end) return true;
   }
   return at >= end;
-}
-
-/**
- * Length of the union of [start, end] intervals: the time at least one bucket was being all-reduced.
- * Measured this way rather than from the first bucket's start to the last one's end, because a gap
- * between buckets (the first done, the next still being computed) moves no bytes and is not
- * communication; counting it would make the communication look longer and the overlap look better.
- */
-export function busyMs(intervals: [number, number][]): number {
-  const sorted = [...intervals].sort((a, b) => a[0] - b[0]);
-  let total = 0;
-  let [from, to] = [-Infinity, -Infinity];
-  for (const [start, end] of sorted) {
-    if (start > to) {
-      if (to > from) total += to - from;
-      [from, to] = [start, end];
-    } else {
-      to = Math.max(to, end);
-    }
-  }
-  if (to > from) total += to - from;
-  return total;
 }
 
 /** At most this many collectives per span: a few in flight fill the links; more only add messages. */

@@ -13,6 +13,7 @@ const CSV_COLUMNS = [
   'samplesPerSec',
   'computeMs',
   'commMs',
+  'overlapMs',
   'waitMs',
   'stepMs',
   'bytesSent',

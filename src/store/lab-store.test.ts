@@ -20,6 +20,7 @@ const step = (rank: number, n: number, loss: number): StepMetrics => ({
   samplesPerSec: 100,
   computeMs: 3,
   commMs: 2,
+  overlapMs: 1,
   waitMs: 1,
   stepMs: 6,
   bytesSent: 10,
@@ -189,10 +190,10 @@ describe('metrics export', () => {
     );
     const lines = csv.trim().split('\n');
     expect(lines[0]).toBe(
-      'kind,rank,step,loss,valLoss,accuracy,samplesPerSec,computeMs,commMs,waitMs,stepMs,bytesSent,bytesReceived,t',
+      'kind,rank,step,loss,valLoss,accuracy,samplesPerSec,computeMs,commMs,overlapMs,waitMs,stepMs,bytesSent,bytesReceived,t',
     );
-    expect(lines[1]).toBe('step,0,1,2.5,,,100,3,2,1,6,10,12,10');
-    expect(lines[2]).toBe('eval,0,1,,2.2,0.5,,,,,,,,15');
+    expect(lines[1]).toBe('step,0,1,2.5,,,100,3,2,1,1,6,10,12,10');
+    expect(lines[2]).toBe('eval,0,1,,2.2,0.5,,,,,,,,,15');
     expect(lines[3].startsWith('step,0,2,2,')).toBe(true);
   });
 

@@ -60,6 +60,41 @@ describe('Trainer', () => {
     expect(evals.map((e) => e.step)).toEqual([0, 300]);
   });
 
+  it('measures the overlap: the part of the reported communication that ran while it computed', async () => {
+    const overlapFor = async (commIntervals: (since: number, now: number) => [number, number][]) => {
+      const backend = new CpuBackend();
+      const events: LabEvent[] = [];
+      let started = 0;
+      const run = classifierRun(backend, spirals, { ...defaults.synthetic, logEvery: 1 }, undefined, {
+        onEvent: (e) => events.push(e),
+        // Runs after the forward and backward: started is set by gradHooks, at the start of backward.
+        gradHooks: () => {
+          started = performance.now();
+          return undefined;
+        },
+        gradSync: async () => {
+          // Keep communicating for a while after the backward, like the last bucket does.
+          await new Promise((resolve) => setTimeout(resolve, 5));
+          return { commMs: 1, commIntervals: commIntervals(started, performance.now()) };
+        },
+      });
+      await run.trainer.trainStep();
+      await new Promise((r) => setTimeout(r, 0));
+      return events.find((e): e is StepMetrics => e.type === 'step')!;
+    };
+    // Communication from the start of the backward to the end of the hook: it overlapped the backward
+    // (compute until the device finished it), but not the 5 ms the hook waited after it.
+    const overlapped = await overlapFor((since, now) => [[since, now]]);
+    expect(overlapped.overlapMs).toBeGreaterThan(0);
+    expect(overlapped.overlapMs).toBeLessThanOrEqual(Math.min(overlapped.computeMs, overlapped.stepMs - 4));
+    // Communication entirely after the computation: no overlap.
+    const serial = await overlapFor((_since, now) => [[now - 1, now]]);
+    expect(serial.overlapMs).toBe(0);
+    // No intervals reported (a hook that communicates while the trainer waits): no overlap either.
+    const silent = await overlapFor(() => []);
+    expect(silent.overlapMs).toBe(0);
+  });
+
   it('reads losses back only on logging steps and emits StepMetrics for them', async () => {
     const backend = new CountingBackend();
     const events: LabEvent[] = [];

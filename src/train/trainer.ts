@@ -8,6 +8,7 @@ import type { EvalMetrics, LabEvent, SampleText, StepMetrics } from '../lab/even
 import { Mlp } from '../model/mlp';
 import type { Batch, ForwardResult, GradHooks, Model } from '../model/model';
 import type { BatchSource } from './batches';
+import { intersectionMs, type Interval } from './intervals';
 import { GradClipper, type Optimizer } from './optimizer';
 
 export interface GradSyncContext {
@@ -28,6 +29,11 @@ export interface GradSyncResult {
    * the hook's duration minus waitMs.
    */
   commMs?: number;
+  /**
+   * When communication ran (overlapped hooks): the trainer measures how much of it its own
+   * computation hid. Absent: the hook's communication ran while the trainer waited, overlapping nothing.
+   */
+  commIntervals?: Interval[];
 }
 
 export interface TrainerOptions {
@@ -153,6 +159,14 @@ export class Trainer {
         step: this.step,
         samplesPerSec: ((this.o.globalBatch ?? batches.rowsPerStep) * 1000) / stepMs,
         computeMs: t1 - t0 + (t3a - t2),
+        // Compute is the forward and backward (until the device finished them) and the update.
+        overlapMs: intersectionMs(
+          [
+            [t0, t1],
+            [t2, t3a],
+          ],
+          [...(sync.commIntervals ?? []), ...(gather.commIntervals ?? [])],
+        ),
         commMs: (sync.commMs ?? t2 - t1 - (sync.waitMs ?? 0)) + (gather.commMs ?? t3 - t3a - (gather.waitMs ?? 0)),
         waitMs,
         stepMs,

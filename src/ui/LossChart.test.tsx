@@ -28,6 +28,7 @@ describe('LossChart', () => {
             samplesPerSec: 1,
             computeMs: 1,
             commMs: 1,
+            overlapMs: 0,
             waitMs: 0,
             stepMs: 2,
             bytesSent: 0,

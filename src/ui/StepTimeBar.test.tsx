@@ -4,12 +4,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { EventBus } from '../lab/events';
 import { connectBus, createLabStore } from '../store/lab-store';
 import { StepTimeBar } from './StepTimeBar';
-import { stepSplits } from './step-split';
+import { stepSplits } from '../lab/step-split';
 
 afterEach(cleanup);
 const nextFrame = () => new Promise<void>((resolve) => requestAnimationFrame(() => resolve()));
 
-const step = (rank: number, n: number, computeMs: number, commMs: number, waitMs: number, stepMs: number) => ({
+const step = (rank: number, n: number, computeMs: number, commMs: number, waitMs: number, stepMs: number, overlapMs = 0) => ({
   type: 'step' as const,
   rank,
   step: n,
@@ -17,6 +17,7 @@ const step = (rank: number, n: number, computeMs: number, commMs: number, waitMs
   samplesPerSec: 1,
   computeMs,
   commMs,
+  overlapMs,
   waitMs,
   stepMs,
   bytesSent: 0,
@@ -32,6 +33,14 @@ describe('stepSplits', () => {
       [2, 0, 6],
     ]);
   });
+
+  it('counts overlapped time once: the parts add up to the step', () => {
+    // 30 ms computing, 50 ms communicating, 20 of them at once: a 60 ms step has 0 ms left over.
+    const [split] = stepSplits([step(0, 1, 30, 50, 0, 60, 20)], 0, 1);
+    expect(split).toEqual({ step: 1, computeOnlyMs: 10, bothMs: 20, commOnlyMs: 30, waitMs: 0, otherMs: 0, stepMs: 60 });
+    // An overlap can never be longer than either side.
+    expect(stepSplits([step(0, 1, 5, 50, 0, 60, 20)], 0, 1)[0].bothMs).toBe(5);
+  });
 });
 
 describe('StepTimeBar', () => {
@@ -42,16 +51,20 @@ describe('StepTimeBar', () => {
     bus.publish({ type: 'peers', self: { peerId: 'a', rank: 1, world: 2, room: 'r' }, peers: [] });
     render(<StepTimeBar store={store} count={3} />);
     await act(async () => {
-      for (let n = 1; n <= 5; n++) bus.publish(step(1, n, 6, 3, 1, 10));
+      for (let n = 1; n <= 5; n++) bus.publish(step(1, n, 6, 3, 1, 9, 1));
       bus.publish(step(0, 5, 100, 0, 0, 100));
       await nextFrame();
     });
     const columns = [...document.querySelectorAll('svg g[data-step]')];
     expect(columns.map((g) => g.getAttribute('data-step'))).toEqual(['3', '4', '5']);
     const h = (part: string) => Number(columns[2].querySelector(`rect[data-part="${part}"]`)!.getAttribute('height'));
-    expect(h('compute') / h('comm')).toBeCloseTo(2);
-    expect(h('comm') / h('wait')).toBeCloseTo(3);
+    // compute only 5, both 1, communication only 2, waiting 1 (of a 9 ms step).
+    expect(h('compute') / h('both')).toBeCloseTo(5);
+    expect(h('comm') / h('wait')).toBeCloseTo(2);
+    expect(h('other')).toBe(0);
     expect(screen.getByTestId('step-throughput').textContent).toBe('step 5: 1 samples/s (room), sent 0 B, received 0 B');
-    expect(screen.getByTestId('step-time-mean').textContent).toMatch(/10\.0 ms = compute 6\.0 ms \(60%\), communication 3\.0 ms \(30%\)/);
+    expect(screen.getByTestId('step-time-mean').textContent).toMatch(
+      /9\.0 ms = compute only 5\.0 ms \(56%\), compute \+ communication at once 1\.0 ms \(11%\), communication only 2\.0 ms \(22%\)/,
+    );
   });
 });

@@ -1,16 +1,18 @@
-// Each recent step as one stacked column: compute, communication, waiting, other. Redrawn at most once
-// per animation frame however fast steps arrive.
+// Each recent step as one stacked column: compute only, computing and communicating at once (the
+// overlap), communication only, waiting, other (step-split.ts). Redrawn at most once per animation
+// frame however fast steps arrive.
 import type { LabStore } from '../store/lab-store';
 import { useLab, useLabFrame } from '../store/lab-store';
-import { meanSplit, stepSplits, type StepSplit } from './step-split';
+import { meanSplit, stepSplits, type SplitPart, type StepSplit } from '../lab/step-split';
 import { formatBytes } from './zero-layout';
 
-const PARTS = [
-  { key: 'computeMs', label: 'compute', cls: 'compute' },
-  { key: 'commMs', label: 'communication', cls: 'comm' },
+const PARTS: readonly { key: SplitPart; label: string; cls: string }[] = [
+  { key: 'computeOnlyMs', label: 'compute only', cls: 'compute' },
+  { key: 'bothMs', label: 'compute + communication at once', cls: 'both' },
+  { key: 'commOnlyMs', label: 'communication only', cls: 'comm' },
   { key: 'waitMs', label: 'waiting', cls: 'wait' },
   { key: 'otherMs', label: 'other', cls: 'other' },
-] as const;
+];
 
 const WIDTH = 600;
 const HEIGHT = 140;

@@ -10,6 +10,7 @@ const step = (rank: number, n: number, loss: number): StepMetrics => ({
   samplesPerSec: 0,
   computeMs: 0,
   commMs: 0,
+  overlapMs: 0,
   waitMs: 0,
   stepMs: 0,
   bytesSent: 0,
