@@ -60,11 +60,19 @@ export function useLabFrame<T>(store: LabStore, selector: (state: LabState) => T
   const [value, setValue] = useState(() => selector(store.getState()));
   const selectorRef = useRef(selector);
   selectorRef.current = selector;
+  const shown = useRef(value);
+  shown.current = value;
   useEffect(() => {
     let frame = 0;
     const update = () => {
       frame = 0;
-      setValue(() => selectorRef.current(store.getState()));
+      // Only a changed value reaches React: an update with the same value can still re-render the
+      // component, and views of the ring buffers are asked once per frame for as long as chunks flow.
+      const next = selectorRef.current(store.getState());
+      if (!Object.is(next, shown.current)) {
+        shown.current = next;
+        setValue(() => next);
+      }
     };
     update();
     const unsubscribe = store.subscribe(() => {

@@ -37,13 +37,16 @@ export function App({ store, controller }: AppProps) {
   const [actionError, setActionError] = useState<string | null>(null);
   const run = useLab(store, (s) => s.run);
   const config = useLab(store, (s) => s.config);
-  const self = useLab(store, (s) => s.self);
+  // Primitives, not the report object: the mesh publishes a fresh one every heartbeat.
+  const selfRank = useLab(store, (s) => s.self?.rank ?? null);
+  const selfWorld = useLab(store, (s) => s.self?.world ?? null);
+  const selfRoom = useLab(store, (s) => s.self?.room ?? null);
   const ring = useLab(store, (s) => s.ring);
   const samples = useLab(store, (s) => s.samples);
   const refused = useLab(store, (s) => s.refused);
   const logs = useLab(store, (s) => s.logs);
   const step = useLabFrame(store, (s) => s.steps.last()?.step ?? 0);
-  const lastCollective = useLabFrame(store, (s) => s.chunks.last()?.collective ?? null);
+  const lastCollective = useLab(store, (s) => s.chunks.last()?.collective ?? null);
   // A tab that is not training still draws a lesson's ring: as many ranks as the lesson has.
   const lessonWorld = useLab(store, (s) => s.classroom.snapshots[0]?.perRank.length ?? 0);
 
@@ -66,7 +69,7 @@ export function App({ store, controller }: AppProps) {
         <p className={`run-state state-${run.state}`} aria-live="polite" data-testid="run-state">
           {run.state}
           {run.state !== 'idle' && ` · step ${step} / ${config.steps}`}
-          {self && (self.rank < 0 ? ` · joining a ring of ${self.world}` : ` · rank ${self.rank} of ${self.world}`)}
+          {selfRank !== null && (selfRank < 0 ? ` · joining a ring of ${selfWorld}` : ` · rank ${selfRank} of ${selfWorld}`)}
         </p>
         <div className="view-options">
           <button type="button" aria-pressed={large} onClick={() => setLarge(!large)}>
@@ -86,7 +89,7 @@ export function App({ store, controller }: AppProps) {
       <div className="lab-grid">
         <aside className="side">
           <RoomPanel
-            room={self?.room ?? (config.room || null)}
+            room={selfRoom ?? (config.room || null)}
             onCreate={() => perform('Create room', () => controller.createRoom())}
             onJoin={(code) => perform('Join room', () => controller.joinRoom(code))}
           />
@@ -126,7 +129,7 @@ export function App({ store, controller }: AppProps) {
         <main className="main">
           {/* During a lesson the classroom is what the room looks at: it goes first. */}
           {lessonWorld > 0 && <ClassroomPanel store={store} controller={controller} onError={setActionError} />}
-          <RingView store={store} topology={topology} reducedMotion={motionOff} world={self ? self.world : lessonWorld || undefined} />
+          <RingView store={store} topology={topology} reducedMotion={motionOff} world={selfWorld ?? (lessonWorld || undefined)} />
           <LossChart store={store} />
           <StepTimeBar store={store} />
           <ZeroLayoutPanel store={store} />
@@ -142,8 +145,8 @@ export function App({ store, controller }: AppProps) {
 /**
  * The peers and whether their hashes agree. Every rank reports a hash every step, so this panel alone
  * subscribes to them, redrawn once per animation frame at most: re-rendering the whole dashboard per
- * hash report was half of what the dashboard cost a training tab's main thread (4 tabs on MNIST,
- * bench/overlap-profile.ts: 15% of it before, 10% after).
+ * hash report was the largest part of what the dashboard cost a training tab's main thread (4 tabs
+ * on MNIST, bench/overlap-profile.ts).
  */
 function PeersPanel({ store }: { store: LabStore }) {
   const self = useLab(store, (s) => s.self);

@@ -124,6 +124,7 @@ describe('RingView', () => {
     const marker = () => container.querySelector<SVGCircleElement>('circle.chunk');
     expect(marker()!.dataset).toMatchObject({ step: '1', chunk: String(send.chunk), from: '2', to: '0' });
     expect(Number(marker()!.dataset.frac)).toBeCloseTo(0);
+    expect(container.querySelector('[data-testid="replay-lag"]')!.textContent).toBe('replayed 100 ms behind live');
     wall = 1175;
     await act(nextFrame);
     expect(Number(marker()!.dataset.frac)).toBeCloseTo(0.75);

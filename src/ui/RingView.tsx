@@ -55,12 +55,14 @@ export function RingView({ store, topology, world: worldProp, psServer = 0, redu
   const prefersReduced = usePrefersReducedMotion();
   const still = reducedMotion ?? prefersReduced;
   const [scale, setScale] = useState(1);
-  const [lagText, setLagText] = useState('');
 
   const nodes = useMemo(() => nodePositions(world, topology, SIZE, psServer), [world, topology, psServer]);
   const links = useMemo(() => topologyLinks(world, topology, psServer), [world, topology, psServer]);
   const markerLayer = useRef<SVGGElement>(null);
   const rateLayer = useRef<SVGGElement>(null);
+  // Written by the draw loop, not through React state: it changes with nearly every frame of traffic,
+  // and re-rendering the view that often was a visible share of a training tab's main thread.
+  const lagLine = useRef<HTMLSpanElement>(null);
   const clockRef = useRef(new PlaybackClock(scale));
   clockRef.current.scale = scale;
   const nowRef = useRef(now ?? (() => performance.now()));
@@ -99,7 +101,8 @@ export function RingView({ store, topology, world: worldProp, psServer = 0, redu
       else {
         const t = clock.tick(wall);
         markers = Number.isNaN(t) ? [] : movingMarkers(transfers, nodes, t, LANE);
-        setLagText(clock.lagMs > 0 ? `replayed ${clock.lagMs.toFixed(0)} ms behind live` : '');
+        const lagText = clock.lagMs > 0 ? `replayed ${clock.lagMs.toFixed(0)} ms behind live` : '';
+        if (lagLine.current && lagLine.current.textContent !== lagText) lagLine.current.textContent = lagText;
         // Keep drawing only while something is (or is about to be) on the wire.
         if (!Number.isNaN(t) && t <= newestEnd) frame = requestAnimationFrame(drawFrame);
       }
@@ -134,9 +137,13 @@ export function RingView({ store, topology, world: worldProp, psServer = 0, redu
             ))}
           </select>
         </label>
-        <span className="muted" aria-live="off">
-          {still ? 'Reduced motion: the newest collective, still' : lagText}
-        </span>
+        {still ? (
+          <span className="muted" aria-live="off">
+            Reduced motion: the newest collective, still
+          </span>
+        ) : (
+          <span className="muted" aria-live="off" ref={lagLine} data-testid="replay-lag" />
+        )}
       </div>
       <svg
         viewBox={`0 0 ${SIZE} ${SIZE}`}
