@@ -30,6 +30,8 @@ describe('PeersTable', () => {
     expect(screen.getByTestId('hash-2').textContent).toBe('✗ differs');
     expect(screen.getByTestId('hash-1').textContent).toBe('✓ agrees');
     expect(screen.getByRole('heading').textContent).toBe('Peers (room abc, 3 ranks)');
+    // The verdict and the link come before the long identifiers, which a narrow panel scrolls off.
+    expect([...document.querySelectorAll('thead th')].map((th) => th.textContent)).toEqual(['Rank', 'Hash', 'State', 'RTT', 'Throughput', 'Peer', 'Backend']);
   });
 
   it('lists a tab that is in the room but not yet in the ring last, as joining, with no hash verdict', () => {

@@ -25,6 +25,8 @@ function verdictText(v: boolean | undefined): string {
   return v === undefined ? '…' : v ? '✓ agrees' : '✗ differs';
 }
 
+// Columns by what a room needs to see first in a narrow side panel: whether replicas agree and links
+// work; the long identifiers (peer id, adapter) come last, where the panel may scroll them off.
 export function PeersTable({ self, peers, hashes }: PeersTableProps) {
   // Tabs in the room but not (yet) in the ring have rank -1: listed last, as joining.
   const ringRank = (rank: number) => (rank < 0 ? Infinity : rank);
@@ -39,22 +41,22 @@ export function PeersTable({ self, peers, hashes }: PeersTableProps) {
           <thead>
             <tr>
               <th scope="col">Rank</th>
-              <th scope="col">Peer</th>
+              <th scope="col">Hash</th>
               <th scope="col">State</th>
               <th scope="col">RTT</th>
               <th scope="col">Throughput</th>
+              <th scope="col">Peer</th>
               <th scope="col">Backend</th>
-              <th scope="col">Hash</th>
             </tr>
           </thead>
           <tbody>
             <tr data-rank={self.rank} className="self">
               <th scope="row">{self.rank < 0 ? 'joining' : self.rank}</th>
+              <td>—</td>
+              <td>—</td>
+              <td>—</td>
+              <td>—</td>
               <td>{self.peerId} (this tab)</td>
-              <td>—</td>
-              <td>—</td>
-              <td>—</td>
-              <td>—</td>
               <td>—</td>
             </tr>
             {sorted.map((p) => {
@@ -62,14 +64,14 @@ export function PeersTable({ self, peers, hashes }: PeersTableProps) {
               return (
                 <tr key={p.peerId} data-rank={p.rank} className={`state-${p.state}`}>
                   <th scope="row">{p.rank < 0 ? 'joining' : p.rank}</th>
-                  <td>{p.peerId}</td>
-                  <td>{p.state}</td>
-                  <td>{p.rttMs === undefined ? '—' : `${p.rttMs.toFixed(1)} ms`}</td>
-                  <td>{p.throughputBytesPerSec === undefined ? '—' : formatRate(p.throughputBytesPerSec)}</td>
-                  <td>{p.backend ? `${p.backend.kind}: ${p.backend.adapter}` : '—'}</td>
                   <td className={agrees === false ? 'bad' : agrees ? 'good' : ''} data-testid={`hash-${p.rank}`}>
                     {verdictText(agrees)}
                   </td>
+                  <td>{p.state}</td>
+                  <td>{p.rttMs === undefined ? '—' : `${p.rttMs.toFixed(1)} ms`}</td>
+                  <td>{p.throughputBytesPerSec === undefined ? '—' : formatRate(p.throughputBytesPerSec)}</td>
+                  <td>{p.peerId}</td>
+                  <td>{p.backend ? `${p.backend.kind}: ${p.backend.adapter}` : '—'}</td>
                 </tr>
               );
             })}
