@@ -45,6 +45,24 @@ export function runBroadcast(transport: Transport, data: Float32Array, root: num
 }
 
 /**
+ * Every rank contributes a byte payload of the SAME length, a multiple of 4 (a parameter hash, a size);
+ * every rank gets all payloads back, bit for bit, indexed by rank. One ring all-gather: N-1 hops.
+ */
+export async function runFixedAllGather(transport: Transport, payload: Uint8Array, opts: CollectiveOptions): Promise<{ payloads: Uint8Array[]; stats: RunStats }> {
+  const { world, rank } = transport;
+  if (payload.byteLength % 4 !== 0) throw new RangeError(`payload must be whole 32-bit words, got ${payload.byteLength} bytes`);
+  const each = payload.byteLength / 4;
+  // Payloads travel as raw bits inside a float vector: an all-gather only copies bytes, never adds.
+  const gathered = new Float32Array(world * each);
+  const bytes = new Uint8Array(gathered.buffer);
+  bytes.set(payload, rank * payload.byteLength);
+  const boundaries = Array.from({ length: world + 1 }, (_, i) => i * each);
+  const stats = await runSchedule(transport, ringAllGather(world, rank, gathered.length, { ...opts, boundaries }), gathered, { ...opts, average: false });
+  const payloads = Array.from({ length: world }, (_, r) => bytes.subarray(r * payload.byteLength, (r + 1) * payload.byteLength));
+  return { payloads, stats };
+}
+
+/**
  * Every rank contributes a byte payload of any length that is a multiple of 4 (e.g. the sparse wire
  * format of codecs.ts); every rank gets all payloads back, bit for bit, indexed by rank. Two ring
  * all-gathers: first the sizes (one word per rank), then the payloads cut at those sizes. Message
@@ -53,15 +71,10 @@ export function runBroadcast(transport: Transport, data: Float32Array, root: num
 export async function runSparseAllGather(transport: Transport, payload: Uint8Array, opts: CollectiveOptions): Promise<{ payloads: Uint8Array[]; stats: RunStats }> {
   const { world, rank } = transport;
   if (payload.byteLength % 4 !== 0) throw new RangeError(`payload must be whole 32-bit words, got ${payload.byteLength} bytes`);
-  // Sizes travel as raw u32 bits inside a float vector: an all-gather only copies bytes, never adds.
-  const sizes = new Float32Array(world);
-  const sizeWords = new Uint32Array(sizes.buffer);
-  sizeWords[rank] = payload.byteLength / 4;
-  const unit = Array.from({ length: world + 1 }, (_, i) => i);
-  const sizeSchedule = ringAllGather(world, rank, world, { ...opts, boundaries: unit });
-  const first = await runSchedule(transport, sizeSchedule, sizes, { ...opts, average: false });
+  const size = new Uint8Array(new Uint32Array([payload.byteLength / 4]).buffer);
+  const { payloads: sizes, stats: first } = await runFixedAllGather(transport, size, opts);
 
-  const words = Array.from(sizeWords);
+  const words = sizes.map((bytes) => new Uint32Array(bytes.slice().buffer)[0]);
   const schedule = sparseAllGather(world, rank, words, opts);
   const gathered = new Float32Array(schedule.length);
   const bytes = new Uint8Array(gathered.buffer);

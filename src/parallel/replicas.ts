@@ -1,7 +1,7 @@
 // Replicas are provably equal (DESIGN.md principle 4): after every step each rank hashes its full
 // parameter vector and the hashes are all-gathered, byte for byte, so every rank knows whether all
 // agree and who differs.
-import { runSparseAllGather } from '../collective/collectives';
+import { runFixedAllGather } from '../collective/collectives';
 import type { ChunkListener, Transport } from '../collective/types';
 
 /** Collective id of the hash exchange within a round (gradient buckets use ids from 16 up). */
@@ -19,7 +19,8 @@ export interface HashAgreement {
 
 export async function exchangeHashes(transport: Transport, round: number, hash: string, onEvent?: ChunkListener): Promise<HashAgreement> {
   if (!/^[0-9a-f]{16}$/.test(hash)) throw new Error(`a parameter hash is 16 hex digits, got "${hash}"`);
-  const { payloads } = await runSparseAllGather(transport, encoder.encode(hash), { round, collective: HASH_COLLECTIVE, onEvent });
+  // Every hash has the same 16 bytes: one ring all-gather (N-1 hops) between every two steps.
+  const { payloads } = await runFixedAllGather(transport, encoder.encode(hash), { round, collective: HASH_COLLECTIVE, onEvent });
   const hashes = payloads.map((bytes) => decoder.decode(bytes));
   const outliers = hashes.flatMap((h, rank) => (h === hashes[0] ? [] : [rank]));
   return { hashes, agree: outliers.length === 0, outliers };

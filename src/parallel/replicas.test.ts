@@ -1,0 +1,32 @@
+import { describe, expect, it } from 'vitest';
+import { createMemoryMesh } from '../collective/memory-transport';
+import { exchangeHashes } from './replicas';
+
+describe('exchangeHashes', () => {
+  it('gives every rank every hash, and names the ranks that differ from rank 0', async () => {
+    const mesh = createMemoryMesh(4);
+    const hashes = ['0123456789abcdef', '0123456789abcdef', 'fedcba9876543210', '0123456789abcdef'];
+    const results = await Promise.all(mesh.map((t) => exchangeHashes(t, 7, hashes[t.rank])));
+    for (const result of results) {
+      expect(result.hashes).toEqual(hashes);
+      expect(result.agree).toBe(false);
+      expect(result.outliers).toEqual([2]);
+    }
+    const same = await Promise.all(mesh.map((t) => exchangeHashes(t, 8, hashes[0])));
+    expect(same.every((r) => r.agree && r.outliers.length === 0)).toBe(true);
+  });
+
+  it('takes one ring all-gather: N-1 messages per rank, 16 bytes each', async () => {
+    const mesh = createMemoryMesh(5);
+    const sent: number[] = [];
+    await Promise.all(
+      mesh.map((t) => exchangeHashes(t, 1, '00000000000000aa', (e) => e.direction === 'send' && t.rank === 0 && sent.push(e.bytes))),
+    );
+    expect(sent).toEqual([16, 16, 16, 16]);
+  });
+
+  it('refuses a hash that is not 16 hex digits before sending anything', async () => {
+    const [t] = createMemoryMesh(1);
+    await expect(exchangeHashes(t, 1, 'not a hash')).rejects.toThrow(/16 hex digits/);
+  });
+});
