@@ -21,8 +21,17 @@ export function requireChromium(): string {
   return path;
 }
 
+/**
+ * Extra launch flags from the environment (space-separated), appended to the defaults. On a Linux machine
+ * with a real GPU, WebGPU needs Vulkan, for example:
+ * CHROMIUM_FLAGS="--enable-features=Vulkan --use-angle=vulkan --disable-vulkan-surface --ignore-gpu-blocklist"
+ */
+export function extraChromiumFlags(value = process.env.CHROMIUM_FLAGS): string[] {
+  return (value ?? '').split(/\s+/).filter((flag) => flag.length > 0);
+}
+
 /** Flags for headless Chromium: WebGPU on SwiftShader, no background traffic, no throttled tabs. */
-export const CHROMIUM_ARGS = [
+const DEFAULT_ARGS = [
   '--enable-unsafe-webgpu',
   '--no-sandbox',
   '--disable-background-networking',
@@ -34,3 +43,5 @@ export const CHROMIUM_ARGS = [
   '--disable-background-timer-throttling',
   '--disable-backgrounding-occluded-windows',
 ];
+
+export const CHROMIUM_ARGS = [...DEFAULT_ARGS, ...extraChromiumFlags()];
