@@ -1,12 +1,14 @@
 // Node-only: trains the default MNIST recipe on the CPU reference backend and prints held-out
 // accuracy, to measure the defaults in src/train/defaults.ts. Overrides: --steps N --lr X --hidden N
-// --batch N --shift N --seed N.
+// --batch N --shift N --seed N. --norms also prints the largest global gradient norm so far (what a
+// clipNorm would be compared with).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseMnist, MNIST_FILE } from '../src/data/mnist';
 import { FastCpuBackend } from './fast-cpu-backend';
 import { defaults, type ClassifierRecipe } from '../src/train/defaults';
 import { classifierRun } from '../src/train/recipes';
+import { viewOf } from '../src/engine/backend';
 
 function arg(name: string): number | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -29,14 +31,24 @@ const backend = new FastCpuBackend();
 const run = classifierRun(backend, data, recipe);
 console.log(`MNIST ${data.train.count} train / ${data.test.count} test; recipe ${JSON.stringify({ ...recipe, optimizer: recipe.optimizer })}`);
 const t0 = performance.now();
+const showNorms = process.argv.includes('--norms');
+let largestNorm = 0;
 for (let s = 1; s <= recipe.steps; s++) {
   await run.trainer.trainStep();
+  if (showNorms) {
+    // The step's gradient (clipped, if the recipe clips) is still in the buffer after the update.
+    const grads = await backend.read(viewOf(run.model.grads));
+    let sumSq = 0;
+    for (const g of grads) sumSq += g * g;
+    largestNorm = Math.max(largestNorm, Math.sqrt(sumSq));
+  }
   if (s % recipe.evalEvery === 0 || s === recipe.steps) {
     const loss = await run.trainer.lastLoss();
     const ev = await run.trainer.evaluate(run.evalBatches);
     console.log(
       `step ${s} train loss ${loss.toFixed(4)} test loss ${ev.loss.toFixed(4)} test acc ${((ev.accuracy ?? 0) * 100).toFixed(2)}% ` +
-        `(${((performance.now() - t0) / 1000).toFixed(1)} s)`,
+        `(${((performance.now() - t0) / 1000).toFixed(1)} s)` +
+        (showNorms ? `; largest gradient norm so far ${largestNorm.toFixed(3)}` : ''),
     );
   }
 }

@@ -14,14 +14,34 @@ import { testConfig, trainRoom } from './test-support';
 const data = syntheticData({ kind: 'spirals', seed: 5 });
 const recipe: ClassifierRecipe = { ...defaults.synthetic, globalBatch: 24, steps: 8, microBatches: 1 };
 
-async function trainRanks(world: number, r: ClassifierRecipe, bucketElements: number): Promise<{ params: Float32Array[]; hashesPerStep: string[][] }> {
+interface RanksOptions {
+  /** false: the sync never takes the trainer's eager update (every range is updated after it). */
+  eager?: boolean;
+  /** Counts the ranges each step updated eagerly (summed over ranks). */
+  eagerRanges?: number[];
+}
+
+async function trainRanks(
+  world: number,
+  r: ClassifierRecipe,
+  bucketElements: number,
+  options: RanksOptions = {},
+): Promise<{ params: Float32Array[]; hashesPerStep: string[][] }> {
   const transports = createMemoryMesh(world);
   const runs = transports.map((transport) => {
     const backend = new CpuBackend();
     let sync: DataParallelSync | undefined;
     const run = classifierRun(backend, data, r, { world, rank: transport.rank }, world === 1 ? {} : {
       gradHooks: (step, micro) => sync!.hooks(step, micro),
-      gradSync: (ctx) => sync!.gradSync(ctx),
+      gradSync: (ctx) => {
+        const apply = ctx.applyUpdate;
+        const counted = apply && ((range: { offset: number; length: number }) => {
+          const done = apply(range);
+          if (done && options.eagerRanges) options.eagerRanges[ctx.step] = (options.eagerRanges[ctx.step] ?? 0) + 1;
+          return done;
+        });
+        return sync!.gradSync({ ...ctx, applyUpdate: options.eager === false ? undefined : counted });
+      },
     });
     sync = new DataParallelSync({ backend, transport, model: run.model, bucketElements, microBatches: r.microBatches });
     return { backend, run };
@@ -60,6 +80,21 @@ describe('data-parallel training over the ring', () => {
     const accumulated = await trainRanks(2, { ...recipe, microBatches: 3 }, 300);
     expect(accumulated.params[0]).toEqual(accumulated.params[1]);
     expect(maxDifference(plain.params[0], accumulated.params[0])).toBeLessThan(1e-5);
+  });
+
+  // No clipping: each piece's parameters are updated as soon as its average lands (train/eager-update.ts).
+  it.each([256, 200])('eager updates (bucket %i): replicas bitwise equal, the same bits as updating after the sync, one rank within float tolerance', async (bucket) => {
+    const noClip = { ...recipe, clipNorm: 0 };
+    const eagerRanges: number[] = [];
+    const eager = await trainRanks(4, noClip, bucket, { eagerRanges });
+    const deferred = await trainRanks(4, noClip, bucket, { eager: false });
+    const single = await trainRanks(1, noClip, 1 << 16);
+    for (const hashes of eager.hashesPerStep) expect(new Set(hashes).size).toBe(1);
+    expect(eager.params[0]).toEqual(deferred.params[0]);
+    expect(maxDifference(single.params[0], eager.params[0])).toBeLessThan(1e-5);
+    // Every step updated ranges eagerly on every rank (a 200-float bucket leaves unaligned pieces to the end).
+    expect(eagerRanges).toHaveLength(noClip.steps);
+    for (const count of eagerRanges) expect(count).toBeGreaterThanOrEqual(4);
   });
 
   it('refuses a bucket size that is not positive', () => {

@@ -15,7 +15,7 @@ import { viewOf, type Backend } from '../engine/backend';
 import type { FlatRange } from '../model/layout';
 import type { GradHooks, Model } from '../model/model';
 import { unionMs, type Interval } from '../train/intervals';
-import type { GradSyncResult } from '../train/trainer';
+import type { GradSyncContext, GradSyncResult } from '../train/trainer';
 
 export interface DataParallelOptions {
   backend: Backend;
@@ -53,6 +53,12 @@ export class DataParallelSync {
   private collectives = 0;
   /** Ranges announced by the backward pass this step. */
   private announced: FlatRange[] = [];
+  /** The trainer's eager update while its gradSync runs (see GradSyncContext.applyUpdate). */
+  private applyUpdate: ((range: FlatRange) => boolean) | undefined;
+  /** Ranges averaged before gradSync was called: they get their update when it is. */
+  private averagedEarly: FlatRange[] = [];
+  /** Counts steps (beginStep calls), so that a piece of an earlier, failed step is recognised. */
+  private round = 0;
 
   constructor(private readonly o: DataParallelOptions) {
     if (!(o.bucketElements > 0)) throw new RangeError(`bucketElements must be positive, got ${o.bucketElements}`);
@@ -71,10 +77,22 @@ export class DataParallelSync {
     };
   };
 
-  /** The trainer's gradSync: launch what is left, wait for every bucket, report bytes and waiting. */
-  gradSync = async (ctx: { step: number }): Promise<GradSyncResult> => {
+  /**
+   * The trainer's gradSync: launch what is left, wait for every bucket, report bytes and waiting. With
+   * the trainer's applyUpdate, each piece's parameters are updated as soon as its average has landed,
+   * while the other pieces are still on the wire.
+   */
+  gradSync = async (ctx: GradSyncContext): Promise<GradSyncResult> => {
+    this.applyUpdate = ctx.applyUpdate;
+    for (const range of this.averagedEarly.splice(0)) this.applyUpdate?.(range);
     if (this.pending.length) this.launch(ctx.step);
-    const results = await Promise.all(this.buckets.map((bucket) => bucket.done));
+    let results;
+    try {
+      results = await Promise.all(this.buckets.map((bucket) => bucket.done));
+    } finally {
+      // A piece still in flight when another failed must not update anything once the step is over.
+      this.applyUpdate = undefined;
+    }
     // Every tensor's gradient must have been averaged, or the replicas would drift apart.
     const missed = this.o.model.layout.entries.find((e) => !coveredBy(this.announced, e));
     if (missed) throw new Error(`the backward pass never announced the gradient of ${missed.name}`);
@@ -94,6 +112,16 @@ export class DataParallelSync {
     this.buckets = [];
     this.collectives = 0;
     this.announced = [];
+    this.applyUpdate = undefined;
+    this.averagedEarly = [];
+    this.round++;
+  }
+
+  /** A piece's average is in the gradients: its update may run now (or once gradSync is called). */
+  private averaged(range: FlatRange, round: number): void {
+    if (round !== this.round) return; // a straggler of a failed step: the next step owns the gradients now
+    if (this.applyUpdate) this.applyUpdate(range);
+    else this.averagedEarly.push(range);
   }
 
   private launch(step: number): void {
@@ -110,6 +138,7 @@ export class DataParallelSync {
     // themselves are the bound, as bench/ring.ts shows.)
     const pieces = piecesOf(range.length, bucketElements);
     const firstCollective = GRADIENT_COLLECTIVE_BASE + this.collectives;
+    const round = this.round;
     this.collectives += pieces.length;
     const done = (async () => {
       const t0 = performance.now();
@@ -120,6 +149,7 @@ export class DataParallelSync {
           const part = data.subarray(piece.offset, piece.offset + piece.length);
           const s = await runAllReduce(transport, part, { round: step, collective: firstCollective + i, average: true, wire, onEvent: onChunk });
           backend.write(viewOf(model.grads, range.offset + piece.offset, piece.length), part);
+          this.averaged({ offset: range.offset + piece.offset, length: piece.length }, round);
           return s;
         }),
       );

@@ -6,9 +6,11 @@
 import { alignUp, type Backend, type DeviceBuffer, viewOf } from '../engine/backend';
 import type { EvalMetrics, LabEvent, SampleText, StepMetrics } from '../lab/events';
 import { Mlp } from '../model/mlp';
+import type { FlatRange } from '../model/layout';
 import type { Batch, ForwardResult, GradHooks, Model } from '../model/model';
 import type { BatchSource } from './batches';
-import { intersectionMs, type Interval } from './intervals';
+import { EagerUpdates } from './eager-update';
+import { intersectionMs, unionMs, type Interval } from './intervals';
 import { GradClipper, type Optimizer } from './optimizer';
 
 export interface GradSyncContext {
@@ -16,6 +18,13 @@ export interface GradSyncContext {
   step: number;
   grads: DeviceBuffer;
   model: Model;
+  /**
+   * Present when the trainer may update ranges of the parameters while the sync still runs (no
+   * global-norm clipping, the whole optimizer state on this rank): call it with each range as soon as
+   * its gradient is final (averaged). Returns false for a range it cannot update on its own; the
+   * trainer updates whatever was not updated after the sync. Absent: update nothing.
+   */
+  applyUpdate?: (range: FlatRange) => boolean;
 }
 
 export interface GradSyncResult {
@@ -101,12 +110,20 @@ export class Trainer {
   private lossRead: { step: number; value: Promise<number> } | undefined;
   /** The step in progress, if any. */
   private running: Promise<void> | undefined;
+  /** Updates ranges as the sync finalises them (data parallelism without clipping); see eager-update.ts. */
+  private readonly eager: EagerUpdates | undefined;
 
   constructor(private readonly o: TrainerOptions) {
     const k = o.batches.microBatches;
     this.lossSlot = alignUp(o.model.maxLossRows);
     this.lossBuf = o.backend.alloc(this.lossSlot * k, 'trainer.losses', 'workspace');
     this.clipper = o.clipNorm ? new GradClipper(o.backend) : undefined;
+    const wholeState = o.optimizer.stateRange.offset === 0 && o.optimizer.stateRange.length === o.model.layout.totalLength;
+    const fullBuffers = o.model.params.length === o.model.layout.totalLength && o.model.grads.length === o.model.layout.totalLength;
+    const sameDevice = o.optimizer.backend === o.backend; // not ZeRO-Offload's host-side state
+    if (o.gradSync && o.localUpdate !== false && !o.clipNorm && wholeState && fullBuffers && sameDevice) {
+      this.eager = new EagerUpdates(o.backend, o.optimizer, o.model.params, o.model.grads, o.model.layout);
+    }
   }
 
   /** Records and runs one optimizer step. Resolves when the device has finished it. */
@@ -138,13 +155,32 @@ export class Trainer {
     }
     await b.flush();
     const t1 = performance.now();
-    const sync = (await this.o.gradSync?.({ step, grads: model.grads, model })) ?? {};
+    const lr = this.o.learningRate?.(step);
+    const eager = this.eager;
+    eager?.begin(step + 1, lr);
+    let sync: GradSyncResult;
+    let eagerIntervals: Interval[] = [];
+    try {
+      sync = (await this.o.gradSync?.({ step, grads: model.grads, model, applyUpdate: eager?.apply })) ?? {};
+      if (eager) eagerIntervals = await eager.intervals();
+    } catch (error) {
+      // A step is never half applied: put back what was updated before the sync failed.
+      await eager?.rollback();
+      throw error;
+    }
     const t2 = performance.now();
+    // Eager updates that covered every parameter leave nothing to record, and they were waited for.
+    let recorded = eager === undefined;
     if (this.o.localUpdate !== false) {
       if (this.clipper && this.o.clipNorm) this.clipper.clip(model.grads, this.o.clipNorm);
-      optimizer.update(model.params, model.grads, step + 1, this.o.learningRate?.(step));
+      if (eager) {
+        for (const range of eager.rest()) {
+          optimizer.update(model.params, model.grads, step + 1, lr, range);
+          recorded = true;
+        }
+      } else optimizer.update(model.params, model.grads, step + 1, lr);
     }
-    await b.flush();
+    if (recorded) await b.flush();
     const t3a = performance.now();
     const gather = (await this.o.afterUpdate?.({ step, grads: model.grads, model })) ?? {};
     const t3 = performance.now();
@@ -152,21 +188,17 @@ export class Trainer {
     const logEvery = this.o.logEvery ?? 10;
     if (this.o.onEvent && (this.step % logEvery === 0 || this.step === 1)) {
       const stepMs = t3 - t0;
+      const computeIntervals: Interval[] = [[t0, t1], [t2, t3a], ...eagerIntervals];
       const waitMs = (sync.waitMs ?? 0) + (gather.waitMs ?? 0);
       const metricsBase = {
         type: 'step' as const,
         rank: this.o.rank ?? 0,
         step: this.step,
         samplesPerSec: ((this.o.globalBatch ?? batches.rowsPerStep) * 1000) / stepMs,
-        computeMs: t1 - t0 + (t3a - t2),
-        // Compute is the forward and backward (until the device finished them) and the update.
-        overlapMs: intersectionMs(
-          [
-            [t0, t1],
-            [t2, t3a],
-          ],
-          [...(sync.commIntervals ?? []), ...(gather.commIntervals ?? [])],
-        ),
+        // Compute is the forward and backward (until the device finished them) and the update, part of
+        // which may have run during the sync (eager updates).
+        computeMs: unionMs(computeIntervals),
+        overlapMs: intersectionMs(computeIntervals, [...(sync.commIntervals ?? []), ...(gather.commIntervals ?? [])]),
         commMs: (sync.commMs ?? t2 - t1 - (sync.waitMs ?? 0)) + (gather.commMs ?? t3 - t3a - (gather.waitMs ?? 0)),
         waitMs,
         stepMs,
@@ -245,6 +277,7 @@ export class Trainer {
   dispose(): void {
     this.o.backend.free(this.lossBuf);
     this.clipper?.dispose();
+    this.eager?.dispose();
   }
 
   private async readStepLoss(k: number): Promise<number> {

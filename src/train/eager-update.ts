@@ -1,0 +1,131 @@
+// The optimizer update applied range by range, each as soon as its averaged gradient has landed, while
+// the rest of the gradients are still on the wire (data parallelism). AdamW and SGD are elementwise, so
+// updating ranges one at a time is bitwise the same as updating everything at once; what changes is
+// that the update no longer waits for the slowest bucket. Only without global-norm clipping: the clip
+// scale needs every gradient before any update may start.
+//
+// A step must never be half applied: if the gradient sync fails after some ranges were updated (a tab
+// vanished mid-all-reduce), rollback() puts those ranges back exactly as they were, so the step can be
+// redone from its start (elastic rooms) or the run stopped with a consistent state. That costs a copy of
+// the parameters and the optimizer state, taken with the step's first eager update (while the other
+// buckets are still on the wire) and kept in `workspace` buffers.
+import { alignUp, VIEW_ALIGNMENT, viewOf, type Backend, type DeviceBuffer } from '../engine/backend';
+import type { FlatRange, ParamLayout } from '../model/layout';
+import type { Interval } from './intervals';
+import type { Optimizer } from './optimizer';
+
+interface Saved {
+  live: DeviceBuffer;
+  before: DeviceBuffer;
+}
+
+export class EagerUpdates {
+  /** Allocated on the first apply(): a run whose sync never updates eagerly pays nothing. */
+  private saved: Saved[] | undefined;
+  private readonly total: number;
+  private done: FlatRange[] = [];
+  private pending: Promise<Interval>[] = [];
+  private closed = true;
+  private step = 1;
+  private lr: number | undefined;
+
+  constructor(
+    private readonly backend: Backend,
+    private readonly optimizer: Optimizer,
+    private readonly params: DeviceBuffer,
+    private readonly grads: DeviceBuffer,
+    private readonly layout: ParamLayout,
+  ) {
+    this.total = optimizer.stateRange.length;
+    if (optimizer.stateRange.offset !== 0 || params.length !== this.total || grads.length !== this.total) {
+      throw new RangeError('eager updates need the whole optimizer state and full parameter and gradient buffers (not a ZeRO shard)');
+    }
+  }
+
+  private savedBuffers(): Saved[] {
+    const live = [this.params, ...this.optimizer.stateBuffers().map((s) => s.buf)];
+    return (this.saved ??= live.map((buf) => ({ live: buf, before: this.backend.alloc(this.total, `${buf.label}.before-step`, 'workspace') })));
+  }
+
+  /** Opens a step: `step` is the optimizer's 1-based step, `lr` its rate (the configured one if undefined). */
+  begin(step: number, lr: number | undefined): void {
+    this.done = [];
+    this.pending = [];
+    this.closed = false;
+    this.step = step;
+    this.lr = lr;
+  }
+
+  /**
+   * Updates `range` now, if it can be updated on its own and the step is open. The optimizer's views
+   * start on VIEW_ALIGNMENT boundaries, so the range must; an end inside the padding after a tensor is
+   * taken to the next boundary (the padding is zero and stays zero). Returns whether it did; what it
+   * did not update, rest() returns.
+   */
+  apply = (range: FlatRange): boolean => {
+    if (this.closed || range.length <= 0 || range.offset % VIEW_ALIGNMENT !== 0) return false;
+    let end = range.offset + range.length;
+    if (end > this.total) throw new RangeError(`range [${range.offset}, ${end}) outside the ${this.total} parameters`);
+    if (end % VIEW_ALIGNMENT !== 0) {
+      const padded = Math.min(alignUp(end), this.total);
+      const from = end;
+      if (this.layout.entries.some((e) => e.offset < padded && from < e.offset + e.length)) return false;
+      end = padded;
+    }
+    range = { offset: range.offset, length: end - range.offset };
+    if (this.done.some((r) => r.offset < end && range.offset < r.offset + r.length)) {
+      throw new Error(`range [${range.offset}, ${end}) would be updated twice in one step`);
+    }
+    const start = performance.now();
+    if (this.done.length === 0) {
+      // One copy of each whole buffer, with the step's first update: the later updates (the last one
+      // ends the step) then copy nothing.
+      for (const s of this.savedBuffers()) this.backend.copy(viewOf(s.before), viewOf(s.live));
+    }
+    this.optimizer.update(this.params, this.grads, this.step, this.lr, { offset: range.offset, length: range.length });
+    this.done.push({ offset: range.offset, length: range.length });
+    this.pending.push(this.backend.flush().then((): Interval => [start, performance.now()]));
+    return true;
+  };
+
+  /** When each update ran on the device (from recording until the device finished it). */
+  intervals(): Promise<Interval[]> {
+    return Promise.all(this.pending);
+  }
+
+  /**
+   * Closes the step and returns the parts of the flat buffers that no apply() updated and that hold
+   * parameters, in order. Alignment padding between and after tensors is left out: it is zero and has
+   * zero gradient, so an update leaves it zero (and the last bucket usually stops where the last
+   * tensor does, so there is then nothing left to record or wait for).
+   */
+  rest(): FlatRange[] {
+    this.closed = true;
+    const gaps: FlatRange[] = [];
+    let at = 0;
+    for (const r of [...this.done].sort((a, b) => a.offset - b.offset)) {
+      if (r.offset > at) gaps.push({ offset: at, length: r.offset - at });
+      at = r.offset + r.length;
+    }
+    if (at < this.total) gaps.push({ offset: at, length: this.total - at });
+    const holdsParameters = (gap: FlatRange) =>
+      this.layout.entries.some((e) => e.offset < gap.offset + gap.length && gap.offset < e.offset + e.length);
+    return gaps.filter(holdsParameters);
+  }
+
+  /** Closes the step and restores every range updated in it to its state before the step. */
+  async rollback(): Promise<void> {
+    this.closed = true;
+    await Promise.allSettled(this.pending);
+    for (const r of this.done) {
+      for (const s of this.savedBuffers()) this.backend.copy(viewOf(s.live, r.offset, r.length), viewOf(s.before, r.offset, r.length));
+    }
+    this.done = [];
+    await this.backend.flush();
+  }
+
+  dispose(): void {
+    for (const s of this.saved ?? []) this.backend.free(s.before);
+    this.saved = undefined;
+  }
+}
