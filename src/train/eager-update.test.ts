@@ -96,10 +96,14 @@ describe('eager updates (the optimizer applied range by range during the gradien
   it('a sync that fails after updating some ranges leaves the step unapplied, and the redone step is exact', async () => {
     let fail = false;
     const ranges = [{ offset: 0, length: 2 * VIEW_ALIGNMENT }];
+    const logs: string[] = [];
     const flaky = build(noClip, {
       gradSync: async (ctx) => {
         await eagerSync(ranges)(ctx);
         if (fail) throw new Error('rank 2 lost mid-all-reduce');
+      },
+      onEvent: (e) => {
+        if (e.type === 'log') logs.push(e.message);
       },
     });
     const steady = build(noClip, { gradSync: eagerSync(ranges) });
@@ -111,6 +115,7 @@ describe('eager updates (the optimizer applied range by range during the gradien
     await expect(flaky.run.trainer.trainStep()).rejects.toThrow(/lost mid-all-reduce/);
     expect(await flaky.state()).toEqual(before);
     expect(flaky.run.trainer.step).toBe(1);
+    expect(logs).toEqual([`step 2 not applied: the gradient sync failed after ${2 * VIEW_ALIGNMENT} parameters were updated early; they were restored`]);
 
     fail = false;
     await flaky.run.trainer.trainStep();

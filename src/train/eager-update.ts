@@ -113,15 +113,21 @@ export class EagerUpdates {
     return gaps.filter(holdsParameters);
   }
 
-  /** Closes the step and restores every range updated in it to its state before the step. */
-  async rollback(): Promise<void> {
+  /**
+   * Closes the step and restores every range updated in it to its state before the step. Returns how
+   * many parameters it restored.
+   */
+  async rollback(): Promise<number> {
     this.closed = true;
     await Promise.allSettled(this.pending);
+    let restored = 0;
     for (const r of this.done) {
       for (const s of this.savedBuffers()) this.backend.copy(viewOf(s.live, r.offset, r.length), viewOf(s.before, r.offset, r.length));
+      restored += r.length;
     }
     this.done = [];
     await this.backend.flush();
+    return restored;
   }
 
   dispose(): void {

@@ -165,7 +165,15 @@ export class Trainer {
       if (eager) eagerIntervals = await eager.intervals();
     } catch (error) {
       // A step is never half applied: put back what was updated before the sync failed.
-      await eager?.rollback();
+      const restored = (await eager?.rollback()) ?? 0;
+      if (restored > 0) {
+        this.o.onEvent?.({
+          type: 'log',
+          level: 'warn',
+          message: `step ${step + 1} not applied: the gradient sync failed after ${restored} parameters were updated early; they were restored`,
+          t: performance.now(),
+        });
+      }
       throw error;
     }
     const t2 = performance.now();
