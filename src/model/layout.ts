@@ -2,6 +2,7 @@
 // and Adam moments use the very same layout, so zeroing, updating, averaging, hashing and sharding them
 // are each one operation over one flat range.
 import { alignUp, VIEW_ALIGNMENT } from '../engine/backend';
+import { fnv1a64 } from './fnv1a64';
 
 /** How a tensor starts: GPT-2's N(0, std) for matrices, constants for biases and layer norms. */
 export type InitSpec = { kind: 'normal'; std: number } | { kind: 'constant'; value: number };
@@ -81,22 +82,9 @@ export function groupRange(layout: ParamLayout, group: string): FlatRange {
 }
 
 /**
- * A stable 64-bit FNV-1a hash of the bytes of `data`, as 16 hex digits. Pure arithmetic on two 32-bit
- * halves (no BigInt), so it is fast and gives the same answer in every browser and in Node. Replicas
- * compare these after every step.
+ * A stable 64-bit FNV-1a hash of the bytes of `data`, as 16 hex digits, the same in every browser and
+ * in Node (fnv1a64.ts). Replicas compare these after every step.
  */
 export function paramsHash(data: Float32Array | Uint32Array | Uint8Array): string {
-  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  // FNV-1a 64 offset basis 0xcbf29ce484222325, prime 2^40 + 0x1b3.
-  let hi = 0xcbf29ce4;
-  let lo = 0x84222325;
-  for (let i = 0; i < bytes.length; i++) {
-    lo = (lo ^ bytes[i]) >>> 0;
-    // h * (2^40 + 435) mod 2^64 = h*435 + (h << 40). Every product below is < 2^53, so exact.
-    const lo435 = lo * 435;
-    const carry = Math.floor(lo435 / 4294967296);
-    hi = (hi * 435 + carry + (lo & 0xffffff) * 256) >>> 0;
-    lo = lo435 >>> 0;
-  }
-  return hi.toString(16).padStart(8, '0') + lo.toString(16).padStart(8, '0');
+  return fnv1a64(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
 }
