@@ -531,7 +531,9 @@ export class LabSession {
     const memory = this.requireBackend().memory();
     // Groups resident at once under ZeRO: the GPT's tied head needs the embedding beside the final norm.
     const residentGroups = run.model.kind === 'gpt' ? 2 : 1;
-    const predict = (stage: number) => predictBytes(run.model.layout, this.world, stage, memory, this.config.zero, { offload: this.config.offload, residentGroups });
+    const eagerSnapshot = run.trainer.eagerSnapshotBytes;
+    const predict = (stage: number) =>
+      predictBytes(run.model.layout, this.world, stage, memory, this.config.zero, { offload: this.config.offload, residentGroups, eagerSnapshot });
     const refusal = budgetRefusal(this.config.budget, predict(this.config.zero), this.config.zero, this.config.zero < 3 ? predict(3) : null);
     if (refusal) throw new Error(refusal);
   }

@@ -32,6 +32,7 @@ async function trainRanks(
     const backend = new CpuBackend();
     let sync: DataParallelSync | undefined;
     const run = classifierRun(backend, data, r, { world, rank: transport.rank }, world === 1 ? {} : {
+      eagerUpdates: true,
       gradHooks: (step, micro) => sync!.hooks(step, micro),
       gradSync: (ctx) => {
         const apply = ctx.applyUpdate;

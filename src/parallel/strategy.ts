@@ -21,6 +21,7 @@ export type ParallelHooks = Pick<
   TrainerExtras,
   | 'gradHooks'
   | 'gradSync'
+  | 'eagerUpdates'
   | 'afterUpdate'
   | 'localUpdate'
   | 'optimizerStateRange'
@@ -95,6 +96,7 @@ function denseRingHooks(ctx: ParallelContext, wire: WireFormat): ParallelHooks {
   return {
     gradHooks: (step, micro) => sync().hooks(step, micro),
     gradSync: (c) => sync().gradSync(c),
+    eagerUpdates: true,
   };
 }
 

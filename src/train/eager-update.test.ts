@@ -12,7 +12,7 @@ const noClip: ClassifierRecipe = { ...defaults.synthetic, globalBatch: 16, clipN
 
 function build(recipe: ClassifierRecipe, extras: TrainerExtras) {
   const backend = new CpuBackend();
-  const run = classifierRun(backend, data, recipe, undefined, extras);
+  const run = classifierRun(backend, data, recipe, undefined, { eagerUpdates: true, ...extras });
   /** Parameters and every optimizer state buffer, as numbers. */
   const state = async () =>
     Promise.all([run.model.params, ...run.optimizer.stateBuffers().map((s) => s.buf)].map(async (buf) => Array.from(await backend.read(viewOf(buf)))));
@@ -44,15 +44,19 @@ describe('eager updates (the optimizer applied range by range during the gradien
     expect((await start.state())[0]).not.toEqual(a[0]); // the steps did move the parameters
   });
 
-  it('are not offered with global-norm clipping, nor to a rank that does not update (parameter-server worker)', async () => {
+  it('are not offered with global-norm clipping, to a rank that does not update (parameter-server worker), or to a sync that did not ask', async () => {
     const offered: boolean[] = [];
     const probe = async (ctx: GradSyncContext) => {
       offered.push(ctx.applyUpdate !== undefined);
     };
     await build({ ...noClip, clipNorm: 1 }, { gradSync: probe }).run.trainer.trainStep();
     await build(noClip, { gradSync: probe, localUpdate: false }).run.trainer.trainStep();
-    await build(noClip, { gradSync: probe }).run.trainer.trainStep();
-    expect(offered).toEqual([false, false, true]);
+    await build(noClip, { gradSync: probe, eagerUpdates: false }).run.trainer.trainStep();
+    const asked = build(noClip, { gradSync: probe });
+    await asked.run.trainer.trainStep();
+    expect(offered).toEqual([false, false, false, true]);
+    // The copies for rollback: parameters, Adam's m and v.
+    expect(asked.run.trainer.eagerSnapshotBytes).toBe(3 * 4 * asked.run.model.layout.totalLength);
   });
 
   it('leave a range off VIEW_ALIGNMENT boundaries to the update after the sync, and refuse a range twice', async () => {

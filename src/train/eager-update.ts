@@ -20,8 +20,7 @@ interface Saved {
 }
 
 export class EagerUpdates {
-  /** Allocated on the first apply(): a run whose sync never updates eagerly pays nothing. */
-  private saved: Saved[] | undefined;
+  private saved: Saved[];
   private readonly total: number;
   private done: FlatRange[] = [];
   private pending: Promise<Interval>[] = [];
@@ -40,11 +39,13 @@ export class EagerUpdates {
     if (optimizer.stateRange.offset !== 0 || params.length !== this.total || grads.length !== this.total) {
       throw new RangeError('eager updates need the whole optimizer state and full parameter and gradient buffers (not a ZeRO shard)');
     }
+    const live = [params, ...optimizer.stateBuffers().map((s) => s.buf)];
+    this.saved = live.map((buf) => ({ live: buf, before: backend.alloc(this.total, `${buf.label}.before-step`, 'workspace') }));
   }
 
-  private savedBuffers(): Saved[] {
-    const live = [this.params, ...this.optimizer.stateBuffers().map((s) => s.buf)];
-    return (this.saved ??= live.map((buf) => ({ live: buf, before: this.backend.alloc(this.total, `${buf.label}.before-step`, 'workspace') })));
+  /** Device bytes of the copies kept for rollback (parameters and each optimizer state buffer). */
+  get snapshotBytes(): number {
+    return 4 * this.total * this.saved.length;
   }
 
   /** Opens a step: `step` is the optimizer's 1-based step, `lr` its rate (the configured one if undefined). */
@@ -80,7 +81,7 @@ export class EagerUpdates {
     if (this.done.length === 0) {
       // One copy of each whole buffer, with the step's first update: the later updates (the last one
       // ends the step) then copy nothing.
-      for (const s of this.savedBuffers()) this.backend.copy(viewOf(s.before), viewOf(s.live));
+      for (const s of this.saved) this.backend.copy(viewOf(s.before), viewOf(s.live));
     }
     this.optimizer.update(this.params, this.grads, this.step, this.lr, { offset: range.offset, length: range.length });
     this.done.push({ offset: range.offset, length: range.length });
@@ -122,7 +123,7 @@ export class EagerUpdates {
     await Promise.allSettled(this.pending);
     let restored = 0;
     for (const r of this.done) {
-      for (const s of this.savedBuffers()) this.backend.copy(viewOf(s.live, r.offset, r.length), viewOf(s.before, r.offset, r.length));
+      for (const s of this.saved) this.backend.copy(viewOf(s.live, r.offset, r.length), viewOf(s.before, r.offset, r.length));
       restored += r.length;
     }
     this.done = [];
@@ -131,7 +132,7 @@ export class EagerUpdates {
   }
 
   dispose(): void {
-    for (const s of this.saved ?? []) this.backend.free(s.before);
-    this.saved = undefined;
+    for (const s of this.saved) this.backend.free(s.before);
+    this.saved = [];
   }
 }

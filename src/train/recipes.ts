@@ -19,7 +19,10 @@ export interface Shard {
 }
 
 /** What the caller may add: the sync hook, gradient hooks, the event sink (and its own text sampler). */
-export type TrainerExtras = Pick<TrainerOptions, 'gradSync' | 'afterUpdate' | 'localUpdate' | 'gradHooks' | 'onEvent' | 'sampler' | 'layerwise'> & {
+export type TrainerExtras = Pick<
+  TrainerOptions,
+  'gradSync' | 'afterUpdate' | 'localUpdate' | 'gradHooks' | 'onEvent' | 'sampler' | 'layerwise' | 'eagerUpdates'
+> & {
   /**
    * ZeRO: hold optimizer state for (and update) this slice of the flat buffers only. A function gets
    * the model's layout (the ZeRO partition is a function of it).

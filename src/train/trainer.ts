@@ -75,6 +75,12 @@ export interface TrainerOptions {
    * layer's parameters just before its forward and its backward). Absent: model.forward/backward.
    */
   layerwise?: LayerwisePasses;
+  /**
+   * true: gradSync hands ranges to GradSyncContext.applyUpdate as they are averaged (data parallelism).
+   * Without clipping the trainer then updates them at once, and holds a copy of the parameters and the
+   * optimizer state to put back if the sync fails (eager-update.ts); `eagerSnapshotBytes` says how much.
+   */
+  eagerUpdates?: boolean;
   /** Passed to every micro-batch's backward (the data-parallel trainer buckets from the last one). */
   gradHooks?: (step: number, micro: number) => GradHooks | undefined;
   /** Samples per step over the whole room (for samples/s); this rank's rowsPerStep by default. */
@@ -121,9 +127,14 @@ export class Trainer {
     const wholeState = o.optimizer.stateRange.offset === 0 && o.optimizer.stateRange.length === o.model.layout.totalLength;
     const fullBuffers = o.model.params.length === o.model.layout.totalLength && o.model.grads.length === o.model.layout.totalLength;
     const sameDevice = o.optimizer.backend === o.backend; // not ZeRO-Offload's host-side state
-    if (o.gradSync && o.localUpdate !== false && !o.clipNorm && wholeState && fullBuffers && sameDevice) {
+    if (o.eagerUpdates && o.gradSync && o.localUpdate !== false && !o.clipNorm && wholeState && fullBuffers && sameDevice) {
       this.eager = new EagerUpdates(o.backend, o.optimizer, o.model.params, o.model.grads, o.model.layout);
     }
+  }
+
+  /** Device bytes held for rolling back eager updates (0 when the trainer updates after the sync). */
+  get eagerSnapshotBytes(): number {
+    return this.eager?.snapshotBytes ?? 0;
   }
 
   /** Records and runs one optimizer step. Resolves when the device has finished it. */

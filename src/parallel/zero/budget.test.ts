@@ -24,6 +24,14 @@ describe('memory budget', () => {
     expect(slotsHeld(1, 1)).toBe(0);
   });
 
+  it('counts the copies plain data parallelism keeps to roll back eager updates at stage 0 only', () => {
+    const snapshot = 12 * P; // parameters and Adam's m and v
+    const holding = { ...plain, workspace: plain.workspace + snapshot };
+    const kept = plain.activations + plain.workspace;
+    expect(predictBytes(layout, 4, 0, holding, 0, { eagerSnapshot: snapshot })).toBe(16 * P + kept + snapshot);
+    expect(predictBytes(layout, 4, 3, holding, 0, { eagerSnapshot: snapshot, residentGroups: 1 })).toBe(predictBytes(layout, 4, 3, plain, 0, { residentGroups: 1 }));
+  });
+
   it('refuses a plain run over budget and points at ZeRO-3 when that fits', () => {
     const bytes = 16 * P + 1256;
     const three = predictBytes(layout, 4, 3, plain, 0);

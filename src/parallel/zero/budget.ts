@@ -37,9 +37,18 @@ export function predictBytes(
   current: Record<MemoryKind, number>,
   /** The stage `current` was measured under: its sharded kinds are measured, so it changes nothing. */
   _currentStage: number,
-  opts: { optimizerFloats?: number; offload?: boolean; residentGroups?: number } = {},
+  opts: {
+    optimizerFloats?: number;
+    offload?: boolean;
+    residentGroups?: number;
+    /**
+     * Bytes of `current.workspace` that plain data parallelism keeps to roll back eager updates (the
+     * trainer's eagerSnapshotBytes): held at stage 0 only, since ZeRO updates after the sync.
+     */
+    eagerSnapshot?: number;
+  } = {},
 ): number {
-  const { optimizerFloats = 2, offload = false, residentGroups = 2 } = opts;
+  const { optimizerFloats = 2, offload = false, residentGroups = 2, eagerSnapshot = 0 } = opts;
   const P = layout.totalLength;
   const shard = Math.max(...zeroPartition(layout, world).shards.map((s) => s.length));
   const sharded = (s: number) => {
@@ -50,8 +59,8 @@ export function predictBytes(
   };
   const lent = (s: number) => 4 * (slotsHeld(s, residentGroups) * largestGroup(layout) + (s >= 2 ? zeroStagingFloats(layout, s) : 0));
   // What stays whatever the stage: activations, data, the trainer's workspace.
-  const rest = totalBytes(current) - current.params - current.grads - current.optimizer;
-  return rest + sharded(stage) + lent(stage);
+  const rest = totalBytes(current) - current.params - current.grads - current.optimizer - eagerSnapshot;
+  return rest + sharded(stage) + lent(stage) + (stage === 0 ? eagerSnapshot : 0);
 }
 
 /** null when `bytes` fits under `budgetMiB`; otherwise the reason to refuse, with figures and advice. */
