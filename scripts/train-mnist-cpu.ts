@@ -32,15 +32,15 @@ const run = classifierRun(backend, data, recipe);
 console.log(`MNIST ${data.train.count} train / ${data.test.count} test; recipe ${JSON.stringify({ ...recipe, optimizer: recipe.optimizer })}`);
 const t0 = performance.now();
 const showNorms = process.argv.includes('--norms');
+const sumSq = backend.alloc(64, 'norms.sumSq', 'workspace');
 let largestNorm = 0;
 for (let s = 1; s <= recipe.steps; s++) {
   await run.trainer.trainStep();
   if (showNorms) {
     // The step's gradient (clipped, if the recipe clips) is still in the buffer after the update.
-    const grads = await backend.read(viewOf(run.model.grads));
-    let sumSq = 0;
-    for (const g of grads) sumSq += g * g;
-    largestNorm = Math.max(largestNorm, Math.sqrt(sumSq));
+    backend.sumSquares(viewOf(sumSq, 0, 1), viewOf(run.model.grads));
+    const [squares] = await backend.read(viewOf(sumSq, 0, 1));
+    largestNorm = Math.max(largestNorm, Math.sqrt(squares));
   }
   if (s % recipe.evalEvery === 0 || s === recipe.steps) {
     const loss = await run.trainer.lastLoss();

@@ -36,11 +36,20 @@ export class EagerUpdates {
     private readonly layout: ParamLayout,
   ) {
     this.total = optimizer.stateRange.length;
-    if (optimizer.stateRange.offset !== 0 || params.length !== this.total || grads.length !== this.total) {
-      throw new RangeError('eager updates need the whole optimizer state and full parameter and gradient buffers (not a ZeRO shard)');
+    if (!EagerUpdates.possible(backend, optimizer, params, grads)) {
+      throw new RangeError('eager updates need the whole optimizer state on this device and full parameter and gradient buffers (not a ZeRO shard)');
     }
     const live = [params, ...optimizer.stateBuffers().map((s) => s.buf)];
     this.saved = live.map((buf) => ({ live: buf, before: backend.alloc(this.total, `${buf.label}.before-step`, 'workspace') }));
+  }
+
+  /**
+   * Whether ranges can be updated one by one here: the optimizer holds the state of every parameter, on
+   * the same device as full parameter and gradient buffers (not a ZeRO shard, not ZeRO-Offload's host).
+   */
+  static possible(backend: Backend, optimizer: Optimizer, params: DeviceBuffer, grads: DeviceBuffer): boolean {
+    const { offset, length } = optimizer.stateRange;
+    return offset === 0 && params.length === length && grads.length === length && optimizer.backend === backend;
   }
 
   /** Device bytes of the copies kept for rollback (parameters and each optimizer state buffer). */

@@ -124,10 +124,9 @@ export class Trainer {
     this.lossSlot = alignUp(o.model.maxLossRows);
     this.lossBuf = o.backend.alloc(this.lossSlot * k, 'trainer.losses', 'workspace');
     this.clipper = o.clipNorm ? new GradClipper(o.backend) : undefined;
-    const wholeState = o.optimizer.stateRange.offset === 0 && o.optimizer.stateRange.length === o.model.layout.totalLength;
-    const fullBuffers = o.model.params.length === o.model.layout.totalLength && o.model.grads.length === o.model.layout.totalLength;
-    const sameDevice = o.optimizer.backend === o.backend; // not ZeRO-Offload's host-side state
-    if (o.eagerUpdates && o.gradSync && o.localUpdate !== false && !o.clipNorm && wholeState && fullBuffers && sameDevice) {
+    const wholeLayout = o.optimizer.stateRange.length === o.model.layout.totalLength;
+    const eagerPossible = wholeLayout && EagerUpdates.possible(o.backend, o.optimizer, o.model.params, o.model.grads);
+    if (o.eagerUpdates && o.gradSync && o.localUpdate !== false && !o.clipNorm && eagerPossible) {
       this.eager = new EagerUpdates(o.backend, o.optimizer, o.model.params, o.model.grads, o.model.layout);
     }
   }
