@@ -51,6 +51,16 @@ describe('swarm summary', () => {
     );
   });
 
+  it("prints the host's load, and says when a saturated host leaves compute and communication taking turns", () => {
+    const busy = summariseRun({ ...DEFAULT_CONFIG, steps: 10 }, [tab(0), tab(1)], 3, { cores: 2, busy: 0.97 });
+    expect(busy.hostCpu).toEqual({ cores: 2, busy: 0.97 });
+    expect(formatSummary(busy)).toMatch(/host CPU\s+97% busy over 2 core\(s\) while training\n\s+saturated: compute/);
+    const idle = formatSummary(summariseRun({ ...DEFAULT_CONFIG, steps: 10 }, [tab(0), tab(1)], 3, { cores: 16, busy: 0.4 }));
+    expect(idle).toMatch(/host CPU\s+40% busy over 16 core\(s\)/);
+    expect(idle).not.toMatch(/saturated/);
+    expect(formatSummary(summariseRun({ ...DEFAULT_CONFIG, steps: 10 }, [tab(0), tab(1)], 3))).not.toMatch(/host CPU/);
+  });
+
   it('reports disagreement when any rank saw a different hash', () => {
     const s = summariseRun(DEFAULT_CONFIG, [tab(0), tab(1, { lastHash: 'ffffffffffffffff' })], 1);
     expect(s.replicasAgree).toBe(false);

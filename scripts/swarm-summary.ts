@@ -3,6 +3,7 @@ import type { LabConfig } from '../src/lab/config';
 import type { LabMetrics, LabStatus } from '../src/lab/api';
 import { splitOf } from '../src/lab/step-split';
 import { relativeError, zeroBytesTheory, zeroWireTheory } from '../src/parallel/zero/memory-theory';
+import { SATURATED, type HostLoad } from './host-load';
 
 export interface RunSummary {
   ok: boolean;
@@ -31,6 +32,8 @@ export interface RunSummary {
   stepMsPerStep: number;
   /** stepMs / max(computeMs, commMs): 1.0 is perfect overlap, 2.0 is fully serial. */
   overlapRatio: number | null;
+  /** How busy the host's cores were while the tabs trained (null when not measured). */
+  hostCpu: HostLoad | null;
   samplesPerSec: number;
   replicasAgree: boolean | null;
   memoryPerRank: (Record<string, number> | null)[];
@@ -124,6 +127,7 @@ export function summariseRun(
   config: LabConfig,
   reports: { status: LabStatus; metrics: LabMetrics }[],
   wallSec: number,
+  hostCpu: HostLoad | null = null,
 ): RunSummary {
   const byRank = [...reports].sort((a, b) => a.status.rank - b.status.rank);
   const lead = byRank[0];
@@ -162,6 +166,7 @@ export function summariseRun(
     waitMsPerStep: mean(byRank.map((r) => r.metrics.waitMsPerStep)),
     stepMsPerStep: stepMs,
     overlapRatio: byRank.length > 1 && busiest > 0 ? stepMs / busiest : null,
+    hostCpu,
     samplesPerSec: lead?.metrics.samplesPerSec ?? 0,
     replicasAgree,
     memoryPerRank: byRank.map((r) => r.metrics.memory),
@@ -202,6 +207,12 @@ export function formatSummary(s: RunSummary): string {
       `  the step split      compute only ${split.computeOnlyMs.toFixed(1)} ms, both at once ${split.bothMs.toFixed(1)} ms, communication only ${split.commOnlyMs.toFixed(1)} ms, waiting ${split.waitMs.toFixed(1)} ms, other ${split.otherMs.toFixed(1)} ms`,
       `overlap               step / max(compute, comm) = ${s.overlapRatio.toFixed(2)} (1.00 = perfect overlap)`,
     );
+  }
+  if (s.hostCpu) {
+    lines.push(`host CPU              ${(s.hostCpu.busy * 100).toFixed(0)}% busy over ${s.hostCpu.cores} core(s) while training`);
+    if (s.hostCpu.busy >= SATURATED && s.overlapRatio !== null) {
+      lines.push(`                      saturated: compute (the GPU too, when it is SwiftShader) and communication share these cores, so they take turns more than they overlap`);
+    }
   }
   if (s.zeroFigures) lines.push(...formatZero(s.zeroFigures));
   lines.push(`replicas agree        ${s.replicasAgree === null ? 'unknown' : s.replicasAgree ? 'yes (equal parameter hashes every step)' : 'NO'}`);

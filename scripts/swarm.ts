@@ -7,6 +7,7 @@ import cliProgress from 'cli-progress';
 import type { Page } from '@playwright/test';
 import { configToQuery, DEFAULT_CONFIG, parseConfig, type LabConfig } from '../src/lab/config';
 import type { LabMetrics, LabStatus } from '../src/lab/api';
+import { hostLoadBetween, sampleCpu, type CpuSample } from './host-load';
 import { launchChromium, openTabs, runHeadlessJob, uniqueRoom } from './lab-browser';
 import { summariseRun, formatSummary, type RunSummary } from './swarm-summary';
 
@@ -68,11 +69,14 @@ async function runSwarm(baseUrl: string, tabs: number, config: LabConfig, timeou
     const started = performance.now();
     const deadline = started + timeoutSec * 1000;
     let reports: TabReport[] = [];
+    // The host's load is measured from the first finished step (setup and shader compilation excluded).
+    let cpuAtFirstStep: CpuSample | null = null;
     for (;;) {
       await new Promise((resolve) => setTimeout(resolve, 500));
       reports = (await readTabs(pages)).filter(Boolean);
       const steps = reports.map((r) => r.status.step);
       const minStep = steps.length === tabs ? Math.min(...steps) : 0;
+      if (!cpuAtFirstStep && minStep >= 1) cpuAtFirstStep = sampleCpu();
       const lossSeries = reports[0]?.metrics.losses ?? [];
       const lastLoss = lossSeries.length ? lossSeries[lossSeries.length - 1].toFixed(4) : '-';
       // steps=0 means the model's default: the tabs know the real total.
@@ -93,7 +97,8 @@ async function runSwarm(baseUrl: string, tabs: number, config: LabConfig, timeou
       }
     }
     bar.stop();
-    return summariseRun(config, reports, (performance.now() - started) / 1000);
+    const hostCpu = cpuAtFirstStep && hostLoadBetween(cpuAtFirstStep, sampleCpu());
+    return summariseRun(config, reports, (performance.now() - started) / 1000, hostCpu);
   } finally {
     await browser.close();
   }
