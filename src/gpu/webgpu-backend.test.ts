@@ -61,7 +61,9 @@ const rand = (n: number, seed: number, lo = -1, hi = 1) => randomUniform(n, seed
 const zeros = (n: number) => new Float32Array(n);
 
 describe('WebGpuBackend vs CpuBackend: matmul (atol 1e-4, rtol 1e-4)', () => {
-  const shapes: [number, number, number][] = [[1, 1, 1], [1, 7, 5], [5, 3, 1], [17, 33, 65], [64, 64, 64], [70, 16, 130]];
+  // [3, 4, 4], [6, 8, 12], [64, 64, 64] and [70, 16, 132] take the blocked variant's vec4 kernels where
+  // the transposition allows (webgpu-backend.ts vec4Matmul).
+  const shapes: [number, number, number][] = [[1, 1, 1], [1, 7, 5], [5, 3, 1], [3, 4, 4], [6, 8, 12], [17, 33, 65], [64, 64, 64], [70, 16, 130], [70, 16, 132]];
   for (const variant of ['blocked', 'tiled'] as const) {
     for (const [transA, transB] of [[false, false], [false, true], [true, false], [true, true]]) {
       it(`${variant} ${transA ? 'T' : 'N'}${transB ? 'T' : 'N'} on ${shapes.length} shapes, with and without accumulate`, async () => {
@@ -81,6 +83,32 @@ describe('WebGpuBackend vs CpuBackend: matmul (atol 1e-4, rtol 1e-4)', () => {
       });
     }
   }
+
+  it('blocked with vec4 loads (NN, TN) is bit-identical to the scalar blocked kernel (same fma order)', async () => {
+    const scalar = await WebGpuBackend.fromContext(await testDevice(), { matmul: 'blocked', matmulVec4: false });
+    // [33, 784, 256]: the MLP's forward with a clamped last block of rows; [256, 33, 128]: a weight gradient.
+    const cases: [number, number, number, boolean, boolean][] = [
+      [33, 784, 256, false, false],
+      [36, 64, 40, false, false],
+      [256, 33, 128, true, false],
+      [36, 64, 40, true, false],
+    ];
+    for (const [M, K, N, transA, transB] of cases) {
+      const [a, bData, init] = [rand(M * K, 11), rand(K * N, 12), rand(M * N, 13)];
+      const results: Uint32Array[] = [];
+      for (const b of [blocked, scalar]) {
+        const [out, av, bv] = [b.alloc(M * N, 'out', 'workspace'), b.alloc(M * K, 'a', 'workspace'), b.alloc(K * N, 'b', 'workspace')];
+        b.write(viewOf(out), init);
+        b.write(viewOf(av), a);
+        b.write(viewOf(bv), bData);
+        b.matmul(viewOf(out), viewOf(av), viewOf(bv), M, K, N, { transA, transB, accumulate: true });
+        results.push(new Uint32Array((await b.read(viewOf(out))).buffer));
+        for (const buf of [out, av, bv]) b.free(buf);
+      }
+      expect(results[0], `${M}x${K}x${N} ${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`).toEqual(results[1]);
+    }
+    expect(deviceProblems).toEqual([]);
+  }, 120_000);
 
   it('picks the blocked kernel on SwiftShader by default', async () => {
     const auto = await WebGpuBackend.fromContext(await testDevice());

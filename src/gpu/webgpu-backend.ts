@@ -26,6 +26,8 @@ export interface WebGpuBackendOptions extends AcquireOptions {
   matmul?: MatmulVariant;
   /** Submit the recorded pass after this many dispatches (default 256). */
   maxBatch?: number;
+  /** false: never use the blocked variant's vec4 kernels (tests compare them with the scalar ones). */
+  matmulVec4?: boolean;
 }
 
 interface GpuBuf extends DeviceBuffer {
@@ -59,6 +61,7 @@ export function chooseMatmulVariant(adapter: AdapterDescription, override?: Matm
 export class WebGpuBackend implements Backend {
   readonly info: BackendInfo;
   readonly matmulVariant: MatmulVariant;
+  private readonly useVec4: boolean;
   private readonly device: GPUDevice;
   private readonly maxBatch: number;
   private readonly uniforms: UniformArena;
@@ -84,6 +87,7 @@ export class WebGpuBackend implements Backend {
     const a = context.adapter;
     this.info = { kind: 'webgpu', adapter: [a.vendor, a.architecture, a.description].filter(Boolean).join(' ') || 'unknown adapter' };
     this.matmulVariant = chooseMatmulVariant(a, opts.matmul);
+    this.useVec4 = opts.matmulVec4 ?? true;
     this.maxBatch = opts.maxBatch ?? 256;
     this.uniforms = new UniformArena(this.device);
   }
@@ -241,11 +245,21 @@ export class WebGpuBackend implements Backend {
     if (groups[0] > WORKGROUPS_PER_DIM || groups[1] > WORKGROUPS_PER_DIM) {
       throw new RangeError(`matmul: ${M}x${N} needs more than ${WORKGROUPS_PER_DIM} workgroups in a dimension`);
     }
-    this.run(`matmul_${this.matmulVariant}_${t}`, { u: [M, K, N, opts.accumulate ? 1 : 0] }, [
+    this.run(this.vec4Matmul(opts, M, K, N) ?? `matmul_${this.matmulVariant}_${t}`, { u: [M, K, N, opts.accumulate ? 1 : 0] }, [
       viewOf(out.buf, out.offset, M * N),
       viewOf(a.buf, a.offset, M * K),
       viewOf(b.buf, b.offset, K * N),
     ], groups);
+  }
+
+  /**
+   * The blocked variant's vec4 kernel for this product, if there is one: NN with K and N multiples of 4
+   * (forward passes, the MLP's first-layer blocks) and TN with M and N multiples of 4 (weight gradients).
+   */
+  private vec4Matmul(opts: MatmulOptions, M: number, K: number, N: number): KernelName | null {
+    if (this.matmulVariant !== 'blocked' || !this.useVec4 || opts.transB || N % 4 !== 0) return null;
+    if (!opts.transA) return K % 4 === 0 ? 'matmul_blocked_nn4' : null;
+    return M % 4 === 0 ? 'matmul_blocked_tn4' : null;
   }
 
   biasAdd(out: View, x: View, bias: View, rows: number, cols: number): void {
