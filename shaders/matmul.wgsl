@@ -180,6 +180,40 @@ fn tiled(wg: vec3u, lid: vec3u, ta: bool, tb: bool) {
   store_block(row0, col0, array<vec4f, 4>(acc0, acc1, acc2, acc3));
 }
 
+// NT (attention scores, a gradient flowing back through a weight), K a multiple of 4: a row's four k of
+// `a` and a column's four k of b^T are each one vec4; each k's four columns are then gathered into one.
+@compute @workgroup_size(8, 8) fn matmul_blocked_nt4(@builtin(global_invocation_id) gid: vec3u) {
+  let row0 = gid.y * 4u;
+  let col0 = gid.x * 4u;
+  if (row0 >= p.M || col0 >= p.N) { return; }
+  let k4s = p.K / 4u;
+  let r = min(vec4u(row0, row0 + 1u, row0 + 2u, row0 + 3u), vec4u(p.M - 1u)) * k4s;
+  let c = min(vec4u(col0, col0 + 1u, col0 + 2u, col0 + 3u), vec4u(p.N - 1u)) * k4s;
+  var acc0 = vec4f(0.0);
+  var acc1 = vec4f(0.0);
+  var acc2 = vec4f(0.0);
+  var acc3 = vec4f(0.0);
+  for (var k4 = 0u; k4 < k4s; k4++) {
+    let c0 = b4[c.x + k4];
+    let c1 = b4[c.y + k4];
+    let c2 = b4[c.z + k4];
+    let c3 = b4[c.w + k4];
+    let b0 = vec4f(c0.x, c1.x, c2.x, c3.x);
+    let b1 = vec4f(c0.y, c1.y, c2.y, c3.y);
+    let b2 = vec4f(c0.z, c1.z, c2.z, c3.z);
+    let b3 = vec4f(c0.w, c1.w, c2.w, c3.w);
+    let a0 = a4[r.x + k4];
+    let a1 = a4[r.y + k4];
+    let a2 = a4[r.z + k4];
+    let a3 = a4[r.w + k4];
+    acc0 = fma(vec4f(a0.w), b3, fma(vec4f(a0.z), b2, fma(vec4f(a0.y), b1, fma(vec4f(a0.x), b0, acc0))));
+    acc1 = fma(vec4f(a1.w), b3, fma(vec4f(a1.z), b2, fma(vec4f(a1.y), b1, fma(vec4f(a1.x), b0, acc1))));
+    acc2 = fma(vec4f(a2.w), b3, fma(vec4f(a2.z), b2, fma(vec4f(a2.y), b1, fma(vec4f(a2.x), b0, acc2))));
+    acc3 = fma(vec4f(a3.w), b3, fma(vec4f(a3.z), b2, fma(vec4f(a3.y), b1, fma(vec4f(a3.x), b0, acc3))));
+  }
+  store_block(row0, col0, array<vec4f, 4>(acc0, acc1, acc2, acc3));
+}
+
 @compute @workgroup_size(8, 8) fn matmul_blocked_nn(@builtin(global_invocation_id) gid: vec3u) { blocked(gid, false, false); }
 @compute @workgroup_size(8, 8) fn matmul_blocked_nt(@builtin(global_invocation_id) gid: vec3u) { blocked(gid, false, true); }
 @compute @workgroup_size(8, 8) fn matmul_blocked_tn(@builtin(global_invocation_id) gid: vec3u) { blocked(gid, true, false); }

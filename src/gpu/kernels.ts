@@ -49,7 +49,7 @@ const k = (file: ShaderFile, entry: string, storage: number | number[], constant
 export type MatmulVariant = 'blocked' | 'tiled';
 export type Transposes = 'nn' | 'nt' | 'tn' | 'tt';
 
-type MatmulKernelName = `matmul_${MatmulVariant}_${Transposes}` | 'matmul_blocked_nn4' | 'matmul_blocked_tn4';
+type MatmulKernelName = `matmul_${MatmulVariant}_${Transposes}` | 'matmul_blocked_nn4' | 'matmul_blocked_nt4' | 'matmul_blocked_tn4';
 
 function matmulKernels(): Record<MatmulKernelName, KernelSpec> {
   const out = {} as Record<MatmulKernelName, KernelSpec>;
@@ -58,7 +58,7 @@ function matmulKernels(): Record<MatmulKernelName, KernelSpec> {
       out[`matmul_${variant}_${t}`] = k('matmul', `matmul_${variant}_${t}`, 3);
     }
   }
-  for (const t of ['nn', 'tn'] as const) out[`matmul_blocked_${t}4`] = k('matmul', `matmul_blocked_${t}4`, 3);
+  for (const t of ['nn', 'nt', 'tn'] as const) out[`matmul_blocked_${t}4`] = k('matmul', `matmul_blocked_${t}4`, 3);
   return out;
 }
 

@@ -84,14 +84,17 @@ describe('WebGpuBackend vs CpuBackend: matmul (atol 1e-4, rtol 1e-4)', () => {
     }
   }
 
-  it('blocked with vec4 loads (NN, TN) is bit-identical to the scalar blocked kernel (same fma order)', async () => {
+  it('blocked with vec4 loads (NN, NT, TN) is bit-identical to the scalar blocked kernel (same fma order)', async () => {
     const scalar = await WebGpuBackend.fromContext(await testDevice(), { matmul: 'blocked', matmulVec4: false });
-    // [33, 784, 256]: the MLP's forward with a clamped last block of rows; [256, 33, 128]: a weight gradient.
+    // [33, 784, 256]: the MLP's forward with a clamped last block of rows; [256, 33, 128]: a weight
+    // gradient; [33, 64, 10] NT: clamped rows and columns; [64, 16, 64] NT: attention scores.
     const cases: [number, number, number, boolean, boolean][] = [
       [33, 784, 256, false, false],
       [36, 64, 40, false, false],
       [256, 33, 128, true, false],
       [36, 64, 40, true, false],
+      [33, 64, 10, false, true],
+      [64, 16, 64, false, true],
     ];
     for (const [M, K, N, transA, transB] of cases) {
       const [a, bData, init] = [rand(M * K, 11), rand(K * N, 12), rand(M * N, 13)];

@@ -254,12 +254,15 @@ export class WebGpuBackend implements Backend {
 
   /**
    * The blocked variant's vec4 kernel for this product, if there is one: NN with K and N multiples of 4
-   * (forward passes, the MLP's first-layer blocks) and TN with M and N multiples of 4 (weight gradients).
+   * (forward passes, the MLP's first-layer blocks), NT with K a multiple of 4 (attention scores,
+   * gradients through a weight) and TN with M and N multiples of 4 (weight gradients).
    */
   private vec4Matmul(opts: MatmulOptions, M: number, K: number, N: number): KernelName | null {
-    if (this.matmulVariant !== 'blocked' || !this.useVec4 || opts.transB || N % 4 !== 0) return null;
-    if (!opts.transA) return K % 4 === 0 ? 'matmul_blocked_nn4' : null;
-    return M % 4 === 0 ? 'matmul_blocked_tn4' : null;
+    if (this.matmulVariant !== 'blocked' || !this.useVec4) return null;
+    if (opts.transA && opts.transB) return null;
+    if (opts.transB) return K % 4 === 0 ? 'matmul_blocked_nt4' : null;
+    if (opts.transA) return M % 4 === 0 && N % 4 === 0 ? 'matmul_blocked_tn4' : null;
+    return K % 4 === 0 && N % 4 === 0 ? 'matmul_blocked_nn4' : null;
   }
 
   biasAdd(out: View, x: View, bias: View, rows: number, cols: number): void {
