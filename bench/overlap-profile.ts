@@ -7,7 +7,7 @@
 // The main thread is where every byte of a gradient is checksummed, copied and summed, so this is the
 // budget that overlap has to fit in.
 //
-// Options: --tabs 4 --steps 60 --bucket 65536 --model mlp --dataset mnist --top 25
+// Options: --tabs 4 --steps 60 --bucket 65536 --model mlp --dataset mnist --top 25 --dashboard 0
 import type { CDPSession, Page } from '@playwright/test';
 import { launchChromium, openTabs, startLabServer, uniqueRoom } from '../scripts/lab-browser';
 
@@ -26,7 +26,7 @@ interface CpuProfile {
 }
 
 function parseArgs(argv: string[]) {
-  const args = { tabs: 4, steps: 60, bucket: 65536, model: 'mlp', dataset: 'mnist', top: 25 };
+  const args = { tabs: 4, steps: 60, bucket: 65536, model: 'mlp', dataset: 'mnist', top: 25, dashboard: 0 };
   for (let i = 0; i < argv.length; i++) {
     const key = argv[i].replace(/^--/, '') as keyof typeof args;
     const value = argv[++i];
@@ -91,6 +91,8 @@ async function main() {
       steps: String(args.steps),
       world: String(args.tabs),
       bucket: String(args.bucket),
+      // As the swarm runs them: no dashboards (--dashboard 1 profiles what drawing them costs).
+      dashboard: String(args.dashboard),
       autostart: '1',
     });
     const pages: Page[] = await openTabs(context, `${server.url}/?${query}`, args.tabs);

@@ -42,7 +42,11 @@ test('gradient accumulation: 2 tabs x 2 micro-batches end where 2 tabs x 1 batch
   const [single] = await finishTraining(await openTrainingTabs(plain, 2, { ...RUN, accum: 1 }));
   await plain.close();
   const accumulating = await browser.newContext();
-  const results = await finishTraining(await openTrainingTabs(accumulating, 2, { ...RUN, accum: 2 }));
+  // These two also check headless workers without dashboards (dashboard=0, as the swarm runs them).
+  const pages = await openTrainingTabs(accumulating, 2, { ...RUN, accum: 2, dashboard: 0 });
+  await expect(pages[0].getByText('Dashboard off (dashboard=0)')).toBeVisible();
+  await expect(pages[0].getByRole('heading', { name: 'WebGPU training lab' })).toHaveCount(0);
+  const results = await finishTraining(pages);
   await accumulating.close();
   expect(results[0].hash).toBe(results[1].hash);
   expect(maxRelativeDifference(single.params, results[0].params)).toBeLessThan(TOLERANCE);

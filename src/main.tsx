@@ -42,6 +42,12 @@ if (!navigator.gpu) {
   });
 }
 
-createRoot(document.getElementById('root')!).render(<App store={store} controller={controller} />);
+createRoot(document.getElementById('root')!).render(
+  config.dashboard ? (
+    <App store={store} controller={controller} />
+  ) : (
+    <p className="dashboard-off">Dashboard off (dashboard=0): this tab trains and answers window.lab.</p>
+  ),
+);
 
 if (config.autostart && !problem) void controller.start(config);

@@ -6,7 +6,7 @@ const fromQuery = (query: string) => parseConfig(new URLSearchParams(query).entr
 describe('lab config from the URL', () => {
   it('reads every documented key', () => {
     const config = fromQuery(
-      'room=abc&model=mlp&dataset=spirals&mode=ps&compression=topk&ratio=0.05&accum=2&batch=32&steps=10&seed=7&world=4&autostart=1&backend=cpu&staleness=2',
+      'room=abc&model=mlp&dataset=spirals&mode=ps&compression=topk&ratio=0.05&accum=2&batch=32&steps=10&seed=7&world=4&autostart=1&backend=cpu&staleness=2&dashboard=0',
     );
     expect(config).toMatchObject({
       room: 'abc',
@@ -22,7 +22,10 @@ describe('lab config from the URL', () => {
       autostart: true,
       backend: 'cpu',
       staleness: 2,
+      dashboard: false,
     });
+    expect(fromQuery('').dashboard).toBe(true);
+    expect(() => fromQuery('dashboard=off')).toThrow(/dashboard must be 1 or 0/);
   });
 
   it('follows the model with its default data set', () => {
@@ -47,7 +50,8 @@ describe('lab config from the URL', () => {
 
   it('round-trips through the query string, writing only what differs from the defaults', () => {
     expect(configToQuery(DEFAULT_CONFIG)).toBe('');
-    const config = fromQuery('room=r1&zero=2&world=4&batch=128&accum=2&autostart=1');
+    const config = fromQuery('room=r1&zero=2&world=4&batch=128&accum=2&autostart=1&dashboard=0');
+    expect(configToQuery(config)).toContain('dashboard=0');
     expect(fromQuery(configToQuery(config))).toEqual(config);
   });
 });

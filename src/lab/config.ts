@@ -57,6 +57,12 @@ export interface LabConfig {
   maxrefused: number;
   /** A linked tab silent for this many ms is dropped (and an elastic ring re-forms without it). */
   peertimeout: number;
+  /**
+   * false: draw no dashboard, only a line saying so (window.lab works as ever). For headless workers:
+   * a real browser stops drawing hidden tabs, headless Chromium draws every tab, and on a small machine
+   * four animated dashboards cost a fifth of the training speed (the swarm turns them off).
+   */
+  dashboard: boolean;
 }
 
 export const MODEL_DEFAULT_DATASET: Record<ModelKind, DatasetKind> = { mlp: 'mnist', gpt: 'sotu' };
@@ -88,6 +94,7 @@ export const DEFAULT_CONFIG: LabConfig = {
   secret: '',
   maxrefused: 200,
   peertimeout: 10_000,
+  dashboard: true,
 };
 
 const CHOICES = {
@@ -218,6 +225,9 @@ function applyEntry(config: LabConfig, key: string, raw: string): void {
     case 'peertimeout':
       // Background tabs run timers at most once a second, so anything below 3 s drops live tabs.
       config.peertimeout = parseInteger('peertimeout', raw, 3_000, 600_000);
+      return;
+    case 'dashboard':
+      config.dashboard = parseBoolean('dashboard', raw);
       return;
     default:
       throw new ConfigError(`unknown setting "${key}"`);
