@@ -123,6 +123,12 @@ fn tiled(wg: vec3u, lid: vec3u, ta: bool, tb: bool) {
 // k order, so the results are the same bits. (One generic body for all transpositions, with the loads
 // behind helpers and a 4-k inner loop, ran 3x slower on SwiftShader than these unrolled ones.)
 
+// One output row of a block over four k, in k order: acc += a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3,
+// where a holds the row's four k and b0..b3 the block's four columns at each of them.
+fn fma4(acc: ptr<function, vec4f>, a: vec4f, b0: vec4f, b1: vec4f, b2: vec4f, b3: vec4f) {
+  *acc = fma(vec4f(a.w), b3, fma(vec4f(a.z), b2, fma(vec4f(a.y), b1, fma(vec4f(a.x), b0, *acc))));
+}
+
 // NN, K and N multiples of 4: a row's four k and a k's four columns are each one vec4.
 @compute @workgroup_size(8, 8) fn matmul_blocked_nn4(@builtin(global_invocation_id) gid: vec3u) {
   let row0 = gid.y * 4u;
@@ -143,14 +149,10 @@ fn tiled(wg: vec3u, lid: vec3u, ta: bool, tb: bool) {
     let b1 = b4[kb + n4s];
     let b2 = b4[kb + 2u * n4s];
     let b3 = b4[kb + 3u * n4s];
-    let a0 = a4[r.x + k4];
-    let a1 = a4[r.y + k4];
-    let a2 = a4[r.z + k4];
-    let a3 = a4[r.w + k4];
-    acc0 = fma(vec4f(a0.w), b3, fma(vec4f(a0.z), b2, fma(vec4f(a0.y), b1, fma(vec4f(a0.x), b0, acc0))));
-    acc1 = fma(vec4f(a1.w), b3, fma(vec4f(a1.z), b2, fma(vec4f(a1.y), b1, fma(vec4f(a1.x), b0, acc1))));
-    acc2 = fma(vec4f(a2.w), b3, fma(vec4f(a2.z), b2, fma(vec4f(a2.y), b1, fma(vec4f(a2.x), b0, acc2))));
-    acc3 = fma(vec4f(a3.w), b3, fma(vec4f(a3.z), b2, fma(vec4f(a3.y), b1, fma(vec4f(a3.x), b0, acc3))));
+    fma4(&acc0, a4[r.x + k4], b0, b1, b2, b3);
+    fma4(&acc1, a4[r.y + k4], b0, b1, b2, b3);
+    fma4(&acc2, a4[r.z + k4], b0, b1, b2, b3);
+    fma4(&acc3, a4[r.w + k4], b0, b1, b2, b3);
   }
   store_block(row0, col0, array<vec4f, 4>(acc0, acc1, acc2, acc3));
 }
@@ -202,14 +204,10 @@ fn tiled(wg: vec3u, lid: vec3u, ta: bool, tb: bool) {
     let b1 = vec4f(c0.y, c1.y, c2.y, c3.y);
     let b2 = vec4f(c0.z, c1.z, c2.z, c3.z);
     let b3 = vec4f(c0.w, c1.w, c2.w, c3.w);
-    let a0 = a4[r.x + k4];
-    let a1 = a4[r.y + k4];
-    let a2 = a4[r.z + k4];
-    let a3 = a4[r.w + k4];
-    acc0 = fma(vec4f(a0.w), b3, fma(vec4f(a0.z), b2, fma(vec4f(a0.y), b1, fma(vec4f(a0.x), b0, acc0))));
-    acc1 = fma(vec4f(a1.w), b3, fma(vec4f(a1.z), b2, fma(vec4f(a1.y), b1, fma(vec4f(a1.x), b0, acc1))));
-    acc2 = fma(vec4f(a2.w), b3, fma(vec4f(a2.z), b2, fma(vec4f(a2.y), b1, fma(vec4f(a2.x), b0, acc2))));
-    acc3 = fma(vec4f(a3.w), b3, fma(vec4f(a3.z), b2, fma(vec4f(a3.y), b1, fma(vec4f(a3.x), b0, acc3))));
+    fma4(&acc0, a4[r.x + k4], b0, b1, b2, b3);
+    fma4(&acc1, a4[r.y + k4], b0, b1, b2, b3);
+    fma4(&acc2, a4[r.z + k4], b0, b1, b2, b3);
+    fma4(&acc3, a4[r.w + k4], b0, b1, b2, b3);
   }
   store_block(row0, col0, array<vec4f, 4>(acc0, acc1, acc2, acc3));
 }
