@@ -8,7 +8,7 @@ import { CpuBackend } from '../engine/cpu-backend';
 import { paramsHash } from '../model/layout';
 import { defaults, type ClassifierRecipe } from '../train/defaults';
 import { classifierRun } from '../train/recipes';
-import { DataParallelSync, MAX_PIECES, piecesOf } from './data-parallel';
+import { DataParallelSync, FIRST_BUCKET_FRACTION, MAX_PIECES, piecesOf } from './data-parallel';
 import { testConfig, trainRoom } from './test-support';
 
 const data = syntheticData({ kind: 'spirals', seed: 5 });
@@ -96,6 +96,33 @@ describe('data-parallel training over the ring', () => {
     // Every step updated ranges eagerly on every rank (a 200-float bucket leaves unaligned pieces to the end).
     expect(eagerRanges).toHaveLength(noClip.steps);
     for (const count of eagerRanges) expect(count).toBeGreaterThanOrEqual(4);
+  });
+
+  it('launches the first bucket of a step at a quarter of the bucket size, the others at the full size', async () => {
+    expect(FIRST_BUCKET_FRACTION).toBe(1 / 4);
+    const transports = createMemoryMesh(2);
+    const onWire = [new Set<string>(), new Set<string>()];
+    const syncs = transports.map((transport, rank) => {
+      const backend = new CpuBackend();
+      const run = classifierRun(backend, data, recipe, { world: 2, rank });
+      const onChunk = (event: { runId: string }) => void onWire[rank].add(event.runId);
+      return { sync: new DataParallelSync({ backend, transport, model: run.model, bucketElements: 400, microBatches: 1, onChunk }), run };
+    });
+    const hooks = syncs.map(({ sync }) => sync.hooks(0, 0)!);
+    const announce = async (offset: number, length: number) => {
+      for (const h of hooks) h.onGradReady({ offset, length }, 'test');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      return onWire[0].size;
+    };
+    expect(await announce(1000, 60)).toBe(0); // 60 < 100
+    expect(await announce(900, 100)).toBe(1); // 160 >= 400 / 4: the first bucket goes
+    expect(await announce(700, 200)).toBe(1); // 200 < 400
+    expect(await announce(500, 200)).toBe(2); // 400: a full bucket
+    expect(onWire[1]).toEqual(onWire[0]);
+    // These ranges do not cover the model: the sync finishes the buckets, then says what was never announced.
+    await Promise.all(
+      syncs.map(({ sync, run }) => expect(sync.gradSync({ step: 0, grads: run.model.grads, model: run.model })).rejects.toThrow(/never announced/)),
+    );
   });
 
   it('refuses a bucket size that is not positive', () => {
