@@ -75,6 +75,18 @@ export function entry(layout: ParamLayout, name: string): LayoutEntry {
   return found;
 }
 
+/** Whether the union of `ranges` covers all of `target` (a tensor may be announced in several blocks). */
+export function coveredBy(ranges: readonly FlatRange[], target: FlatRange): boolean {
+  let at = target.offset;
+  const end = target.offset + target.length;
+  for (const r of [...ranges].sort((a, b) => a.offset - b.offset)) {
+    if (r.offset > at) break;
+    at = Math.max(at, r.offset + r.length);
+    if (at >= end) return true;
+  }
+  return at >= end;
+}
+
 export function groupRange(layout: ParamLayout, group: string): FlatRange {
   const found = layout.groups.find((g) => g.name === group);
   if (!found) throw new Error(`no layer group named "${group}" in the layout`);

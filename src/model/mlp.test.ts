@@ -103,6 +103,54 @@ describe('Mlp', () => {
     expect(end).toBe(group.offset);
   });
 
+  it('starts a forward block by block: each first-layer block reads only its own weight rows, and finishing equals forward bit for bit', async () => {
+    const backend = new CpuBackend();
+    const model = new Mlp(backend, { sizes: [64, 8, 3] }, 4);
+    model.init(4);
+    const batch = randomBatch(4, 64, 3, 7);
+    const reference = model.forward(batch, 1 / 4);
+    const [losses, probs] = await Promise.all([backend.read(reference.losses), backend.read(reference.probs)]);
+    const params = await backend.read(viewOf(model.params));
+
+    const started = model.startForward(batch);
+    const w0 = model.layout.entries[0];
+    // Descending, adjacent, aligned blocks that tile fc0.w: the order the backward pass announces them in.
+    expect(started.blocks.length).toBe(8);
+    let end = w0.offset + w0.length;
+    for (const block of started.blocks) {
+      expect(block.offset + block.length).toBe(end);
+      expect(block.offset % VIEW_ALIGNMENT).toBe(0);
+      end = block.offset;
+    }
+    expect(end).toBe(w0.offset);
+    for (let i = 0; i < 3; i++) started.recordBlock();
+    expect(started.recorded).toBe(3);
+    // The recorded blocks have read their rows: overwriting them now changes nothing.
+    for (const block of started.blocks.slice(0, 3)) backend.fill(viewOf(model.params, block.offset, block.length), Number.NaN);
+    const result = started.finish(1 / 4);
+    expect(await backend.read(result.losses)).toEqual(losses);
+    expect(await backend.read(result.probs)).toEqual(probs);
+    backend.write(viewOf(model.params), params);
+
+    // An unrecorded block reads its rows when it is recorded: the same change does matter there.
+    const late = model.startForward(batch);
+    backend.fill(viewOf(model.params, late.blocks[0].offset, late.blocks[0].length), 0);
+    expect(await backend.read(late.finish(1 / 4).losses)).not.toEqual(losses);
+  });
+
+  it('a started forward goes stale when another forward starts: it refuses to record into overwritten activations', () => {
+    const backend = new CpuBackend();
+    const model = new Mlp(backend, { sizes: [64, 8, 3] }, 4);
+    model.init(4);
+    const started = model.startForward(randomBatch(4, 64, 3, 7));
+    started.recordBlock();
+    expect(started.current).toBe(true);
+    model.forward(randomBatch(4, 64, 3, 8), 0);
+    expect(started.current).toBe(false);
+    expect(() => started.recordBlock()).toThrow(/another forward/);
+    expect(() => started.finish(1)).toThrow(/another forward/);
+  });
+
   it('first-layer blocks cover the rows in at most 8 aligned blocks', () => {
     for (const [nIn, nOut] of [[784, 128], [784, 100], [72, 8], [5, 7], [2, 32], [3072, 3], [1000, 1]]) {
       const blocks = firstLayerBlocks(nIn, nOut);

@@ -8,9 +8,13 @@
 // rows is then a contiguous matmul, computed and announced one by one (last rows first, so that
 // announcements stay descending and adjacent), and the ring all-reduces a block while the GPU computes
 // the next. Each gradient element is the same dot product as in one matmul.
+//
+// The forward uses the same blocks: the first layer's output is the sum of one matmul per row block of
+// its weights (recorded last rows first, in that fixed order), so a data-parallel trainer can start the
+// next step's forward on each block as soon as that block's update has landed (startForward).
 import { viewOf, VIEW_ALIGNMENT, type Backend, type DeviceBuffer, type View } from '../engine/backend';
 import { heStd } from './init';
-import { buildLayout, groupRange, type FlatRange, type ParamLayout, type TensorSpec } from './layout';
+import { buildLayout, entry, groupRange, type FlatRange, type ParamLayout, type TensorSpec } from './layout';
 import { initialParams } from './init';
 import {
   ActivationArena,
@@ -21,6 +25,7 @@ import {
   type PassSegment,
   recordAll,
   type SegmentedModel,
+  type StartedForward,
   type StorageFactory,
   type TensorStorage,
 } from './model';
@@ -52,8 +57,15 @@ export class Mlp implements SegmentedModel {
   private readonly acts: ArenaSet;
   private readonly storage: TensorStorage;
   private rows = 0;
-  /** Row blocks of the first layer's weight gradient (see the file comment). */
+  /** Row blocks of the first layer's weight (and its gradient; see the file comment). */
   private readonly firstBlocks: FlatRange[];
+  /**
+   * The order the forward records the first layer's blocks in: last rows first, as the backward pass
+   * announces their gradients, so the blocks whose updates land first are the first a trainer can use.
+   */
+  private readonly firstBlockOrder: number[];
+  /** Counts forwards started: a StartedForward is current while no later one has started. */
+  private forwards = 0;
   /** Host buffer the batch is transposed into (allocated once, not per step). */
   private readonly inputsT: Float32Array;
 
@@ -70,6 +82,7 @@ export class Mlp implements SegmentedModel {
     this.params = this.storage.params;
     this.grads = this.storage.grads;
     this.firstBlocks = firstLayerBlocks(config.sizes[0], config.sizes[1]);
+    this.firstBlockOrder = this.firstBlocks.map((_, k) => this.firstBlocks.length - 1 - k);
     this.inputsT = new Float32Array(maxRows * config.sizes[0]);
     this.acts = new ArenaSet(backend, config.sizes, maxRows, this.firstBlocks);
   }
@@ -91,40 +104,108 @@ export class Mlp implements SegmentedModel {
   }
 
   forward(batch: Batch, gradScale: number): ForwardResult {
-    const { result, segments } = this.forwardSegments(batch, gradScale);
-    recordAll(segments);
-    return result;
+    return this.startForward(batch).finish(gradScale);
+  }
+
+  /**
+   * Uploads the batch; the first layer's blocks are then recorded one by one (recordBlock) or all at
+   * once by finish, always in the same order, so an early start changes no bit of the result.
+   */
+  startForward(batch: Batch): StartedForward {
+    const B = this.upload(batch);
+    const generation = this.forwards;
+    const result = this.resultFor(B);
+    const w0 = entry(this.layout, 'fc0.w');
+    const nOut = this.config.sizes[1];
+    const blocks = this.firstBlockOrder.map((k) => {
+      const { offset: row, length: rows } = this.firstBlocks[k];
+      return { offset: w0.offset + row * nOut, length: rows * nOut };
+    });
+    let recorded = 0;
+    const isCurrent = () => this.forwards === generation;
+    const live = () => {
+      if (!isCurrent()) throw new Error('another forward has started on this model since: this one was overwritten');
+    };
+    return {
+      blocks,
+      lossRows: B,
+      get recorded() {
+        return recorded;
+      },
+      get current() {
+        return isCurrent();
+      },
+      recordBlock: () => {
+        live();
+        if (recorded >= blocks.length) throw new Error(`all ${blocks.length} first-layer blocks are recorded already`);
+        this.recordFirstLayerBlock(recorded++, B);
+      },
+      finish: (gradScale) => {
+        live();
+        this.recordLayer(0, B, result, gradScale, recorded);
+        recorded = blocks.length;
+        for (let l = 1; l < this.layers; l++) this.recordLayer(l, B, result, gradScale);
+        return result;
+      },
+    };
   }
 
   /** One segment per layer (the loss rides with the last), so ZeRO-3 can gather one layer at a time. */
   forwardSegments(batch: Batch, gradScale: number): { result: ForwardResult; segments: PassSegment[] } {
+    const B = this.upload(batch);
+    const result = this.resultFor(B);
+    const segments: PassSegment[] = [];
+    for (let l = 0; l < this.layers; l++) segments.push({ groups: [`fc${l}`], record: () => this.recordLayer(l, B, result, gradScale) });
+    return { result, segments };
+  }
+
+  /** Writes the batch (the inputs transposed, in the first layer's row blocks) and starts a new forward. */
+  private upload(batch: Batch): number {
     const { sizes } = this.config;
     const B = checkBatch(batch, this.maxRows, sizes[0], 1);
+    if (!(batch.inputs instanceof Float32Array)) throw new TypeError('MLP inputs must be a Float32Array');
     const b = this.backend;
     const f = this.acts.f;
     this.rows = B;
-    if (!(batch.inputs instanceof Float32Array)) throw new TypeError('MLP inputs must be a Float32Array');
-    b.write(f.view('a0', B * sizes[0]), batch.inputs.subarray(0, B * sizes[0]));
+    this.forwards++;
     const inputsT = transposeInto(this.inputsT, batch.inputs, B, sizes[0]);
     this.firstBlocks.forEach(({ offset: row, length: rows }, k) => b.write(f.view(`a0T.${k}`, rows * B), inputsT.subarray(row * B, (row + rows) * B)));
     b.write(this.acts.u.view('targets', B), batch.targets.subarray(0, B));
+    return B;
+  }
+
+  private resultFor(B: number): ForwardResult {
+    const { sizes } = this.config;
     const classes = sizes[sizes.length - 1];
-    const result: ForwardResult = { losses: f.view('losses', B), probs: f.view('probs', B * classes), lossRows: B, classes };
-    const segments: PassSegment[] = [];
-    for (let l = 0; l < this.layers; l++) {
-      segments.push({
-        groups: [`fc${l}`],
-        record: () => {
-          const [nIn, nOut] = [sizes[l], sizes[l + 1]];
-          const z = f.view(`z${l + 1}`, B * nOut);
-          b.matmul(z, f.view(`a${l}`, B * nIn), this.w(l), B, nIn, nOut);
-          b.biasAdd(z, z, this.bias(l), B, nOut);
-          if (l < this.layers - 1) b.relu(f.view(`a${l + 1}`, B * nOut), z);
-          else this.recordLoss(result, B, gradScale);
-        },
-      });
-    }
-    return { result, segments };
+    return { losses: this.acts.f.view('losses', B), probs: this.acts.f.view('probs', B * classes), lossRows: B, classes };
+  }
+
+  /**
+   * z1 (+)= a0[:, rows] @ W0[rows, :] for the `i`-th block in recording order (the first one writes,
+   * the others accumulate). The transposed input blocks the backward pass uses serve here as well.
+   */
+  private recordFirstLayerBlock(i: number, B: number): void {
+    const nOut = this.config.sizes[1];
+    const { offset: row, length: rows } = this.firstBlocks[this.firstBlockOrder[i]];
+    const w = this.w(0);
+    const f = this.acts.f;
+    this.backend.matmul(f.view('z1', B * nOut), f.view(`a0T.${this.firstBlockOrder[i]}`, rows * B), viewOf(w.buf, w.offset + row * nOut, rows * nOut), B, rows, nOut, {
+      transA: true,
+      accumulate: i > 0,
+    });
+  }
+
+  /** Layer l's forward (from the first-layer block `fromBlock` on, for layer 0), then its ReLU or the loss. */
+  private recordLayer(l: number, B: number, result: ForwardResult, gradScale: number, fromBlock = 0): void {
+    const { sizes } = this.config;
+    const [nIn, nOut] = [sizes[l], sizes[l + 1]];
+    const f = this.acts.f;
+    const z = f.view(`z${l + 1}`, B * nOut);
+    if (l === 0) for (let i = fromBlock; i < this.firstBlocks.length; i++) this.recordFirstLayerBlock(i, B);
+    else this.backend.matmul(z, f.view(`a${l}`, B * nIn), this.w(l), B, nIn, nOut);
+    this.backend.biasAdd(z, z, this.bias(l), B, nOut);
+    if (l < this.layers - 1) this.backend.relu(f.view(`a${l + 1}`, B * nOut), z);
+    else this.recordLoss(result, B, gradScale);
   }
 
   private recordLoss(result: ForwardResult, B: number, gradScale: number): void {
@@ -246,7 +327,6 @@ class ArenaSet {
     this.f = new ActivationArena(backend, 'mlp.acts');
     this.u = new ActivationArena(backend, 'mlp.targets', 'u32');
     const L = sizes.length - 1;
-    this.f.reserve('a0', maxRows * sizes[0]);
     firstBlocks.forEach((block, k) => this.f.reserve(`a0T.${k}`, block.length * maxRows));
     for (let l = 1; l <= L; l++) {
       this.f.reserve(`z${l}`, maxRows * sizes[l]);

@@ -55,8 +55,35 @@ export interface Model {
   forward(batch: Batch, gradScale: number): ForwardResult;
   /** Records the backward pass of the last forward: parameter gradients are ACCUMULATED into `grads`. */
   backward(hooks?: GradHooks): void;
+  /**
+   * Optional: a forward whose first layer is recorded block by block, each block reading only its own
+   * part of the parameters (see StartedForward). `forward` must equal startForward(batch).finish(scale)
+   * bit for bit, so that a trainer may record blocks early or not at all.
+   */
+  startForward?(batch: Batch): StartedForward;
   /** Frees every buffer the model allocated. */
   dispose(): void;
+}
+
+/**
+ * A forward pass begun (the batch is uploaded) whose first layer is recorded in blocks, so that the
+ * next step's forward can start on the blocks whose parameters are already updated while the rest are
+ * still being averaged (train/forward-prefetch.ts). The blocks are recorded in one fixed order, whoever
+ * records them and whenever: the first layer's sums are then the same on every rank and every run.
+ */
+export interface StartedForward {
+  /** The parameters (flat layout ranges) each block reads, in the order the blocks are recorded. */
+  readonly blocks: readonly FlatRange[];
+  /** Blocks recorded so far. */
+  readonly recorded: number;
+  /** Prediction rows of the batch (lossRowsOf). */
+  readonly lossRows: number;
+  /** false once another forward has started on the model: its activations no longer hold this one. */
+  readonly current: boolean;
+  /** Records the next block (blocks[recorded]). */
+  recordBlock(): void;
+  /** Records the blocks not yet recorded and the rest of the forward, with the loss. */
+  finish(gradScale: number): ForwardResult;
 }
 
 /**

@@ -7,7 +7,8 @@ import { viewOf } from '../engine/backend';
 import { CpuBackend } from '../engine/cpu-backend';
 import { paramsHash } from '../model/layout';
 import { defaults, type ClassifierRecipe } from '../train/defaults';
-import { classifierRun } from '../train/recipes';
+import { classifierRun, type Run } from '../train/recipes';
+import type { Mlp } from '../model/mlp';
 import { DataParallelSync, FIRST_BUCKET_FRACTION, MAX_PIECES, piecesOf } from './data-parallel';
 import { testConfig, trainRoom } from './test-support';
 
@@ -19,6 +20,10 @@ interface RanksOptions {
   eager?: boolean;
   /** Counts the ranges each step updated eagerly (summed over ranks). */
   eagerRanges?: number[];
+  /** false: no step's forward starts during the previous step's sync (train/forward-prefetch.ts). */
+  prefetch?: boolean;
+  /** Runs on every rank after each step (an evaluation between steps, say). */
+  betweenSteps?: (run: Run<Mlp>) => Promise<unknown>;
 }
 
 async function trainRanks(
@@ -26,13 +31,14 @@ async function trainRanks(
   r: ClassifierRecipe,
   bucketElements: number,
   options: RanksOptions = {},
-): Promise<{ params: Float32Array[]; hashesPerStep: string[][] }> {
+): Promise<{ params: Float32Array[]; hashesPerStep: string[][]; prefetchedSteps: number[] }> {
   const transports = createMemoryMesh(world);
   const runs = transports.map((transport) => {
     const backend = new CpuBackend();
     let sync: DataParallelSync | undefined;
     const run = classifierRun(backend, data, r, { world, rank: transport.rank }, world === 1 ? {} : {
       eagerUpdates: true,
+      prefetchForward: options.prefetch ?? true,
       gradHooks: (step, micro) => sync!.hooks(step, micro),
       gradSync: (ctx) => {
         const apply = ctx.applyUpdate;
@@ -52,9 +58,10 @@ async function trainRanks(
     await Promise.all(runs.map(({ run }) => run.trainer.trainStep()));
     const params = await Promise.all(runs.map(({ backend, run }) => backend.read(viewOf(run.model.params))));
     hashesPerStep.push(params.map(paramsHash));
+    if (options.betweenSteps) await Promise.all(runs.map(({ run }) => options.betweenSteps!(run)));
   }
   const params = await Promise.all(runs.map(({ backend, run }) => backend.read(viewOf(run.model.params))));
-  return { params, hashesPerStep };
+  return { params, hashesPerStep, prefetchedSteps: runs.map(({ run }) => run.trainer.prefetchedSteps) };
 }
 
 function maxDifference(a: Float32Array, b: Float32Array): number {
@@ -96,6 +103,27 @@ describe('data-parallel training over the ring', () => {
     // Every step updated ranges eagerly on every rank (a 200-float bucket leaves unaligned pieces to the end).
     expect(eagerRanges).toHaveLength(noClip.steps);
     for (const count of eagerRanges) expect(count).toBeGreaterThanOrEqual(4);
+  });
+
+  // The next step's forward starts while this step's averages land (train/forward-prefetch.ts).
+  it('starting the next forward during the sync changes no bit, and is used from the second step on', async () => {
+    const noClip = { ...recipe, clipNorm: 0, model: { sizes: [2, 64, 32, 3] } };
+    const prefetched = await trainRanks(3, noClip, 64);
+    const plain = await trainRanks(3, noClip, 64, { prefetch: false });
+    for (const hashes of prefetched.hashesPerStep) expect(new Set(hashes).size).toBe(1);
+    expect(prefetched.params[0]).toEqual(plain.params[0]);
+    expect(prefetched.prefetchedSteps).toEqual([noClip.steps - 1, noClip.steps - 1, noClip.steps - 1]);
+    expect(plain.prefetchedSteps).toEqual([0, 0, 0]);
+  });
+
+  it('an evaluation between steps overwrites a started forward: the step computes it again, same bits', async () => {
+    const noClip = { ...recipe, clipNorm: 0, model: { sizes: [2, 64, 32, 3] } };
+    const evaluate = (run: Run<Mlp>) => run.trainer.evaluate(run.evalBatches);
+    const prefetched = await trainRanks(2, noClip, 64, { betweenSteps: evaluate });
+    const plain = await trainRanks(2, noClip, 64, { prefetch: false, betweenSteps: evaluate });
+    expect(prefetched.params[0]).toEqual(plain.params[0]);
+    expect(prefetched.params[1]).toEqual(plain.params[0]);
+    expect(prefetched.prefetchedSteps).toEqual([0, 0]);
   });
 
   it('launches the first bucket of a step at a quarter of the bucket size, the others at the full size', async () => {

@@ -12,7 +12,7 @@ import { runAllReduce } from '../collective/collectives';
 import type { WireFormat } from '../collective/executor';
 import type { ChunkListener, Transport } from '../collective/types';
 import { viewOf, type Backend } from '../engine/backend';
-import type { FlatRange } from '../model/layout';
+import { coveredBy, type FlatRange } from '../model/layout';
 import type { GradHooks, Model } from '../model/model';
 import { unionMs, type Interval } from '../train/intervals';
 import type { GradSyncContext, GradSyncResult } from '../train/trainer';
@@ -175,18 +175,6 @@ export class DataParallelSync {
     done.catch(() => undefined);
     this.buckets.push({ range, done });
   }
-}
-
-/** Whether the union of `ranges` covers all of `target` (a tensor may be announced in several blocks). */
-export function coveredBy(ranges: readonly FlatRange[], target: FlatRange): boolean {
-  let at = target.offset;
-  const end = target.offset + target.length;
-  for (const r of [...ranges].sort((a, b) => a.offset - b.offset)) {
-    if (r.offset > at) break;
-    at = Math.max(at, r.offset + r.length);
-    if (at >= end) return true;
-  }
-  return at >= end;
 }
 
 /** At most this many collectives per span: a few in flight fill the links; more only add messages. */

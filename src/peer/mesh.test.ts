@@ -79,7 +79,8 @@ describe('Mesh', () => {
     for (const id of ['peer-00', 'peer-01']) (meshes[2].channel(id) as unknown as FakeChannel).owner.muted = true;
     await expect.poll(() => meshes[0].memberList(), { timeout: 3000 }).toEqual(['peer-00', 'peer-01']);
     expect(lost[0]).toMatch(/^peer-02: silent for \d+ ms/);
-    expect(meshes[1].memberList()).toEqual(['peer-00', 'peer-01']);
+    // Each mesh keeps its own deadline: the other one may notice a heartbeat or two later on a busy machine.
+    await expect.poll(() => meshes[1].memberList(), { timeout: 3000 }).toEqual(['peer-00', 'peer-01']);
   });
 
   it('re-announces a member dropped as silent once it speaks again (a frozen tab that recovers)', async () => {

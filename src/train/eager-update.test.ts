@@ -125,5 +125,8 @@ describe('eager updates (the optimizer applied range by range during the gradien
     await flaky.run.trainer.trainStep();
     await steady.run.trainer.trainStep();
     expect(await flaky.state()).toEqual(await steady.state());
+    // The failed step had started the next step's forward too (forward-prefetch.ts): it was dropped with it.
+    expect(steady.run.trainer.prefetchedSteps).toBe(1);
+    expect(flaky.run.trainer.prefetchedSteps).toBe(1);
   });
 });

@@ -98,6 +98,11 @@ export class EagerUpdates {
     return true;
   };
 
+  /** The ranges updated so far in this step (ends taken to the alignment boundary, as apply() did). */
+  get updated(): readonly FlatRange[] {
+    return this.done;
+  }
+
   /** When each update ran on the device (from recording until the device finished it). */
   intervals(): Promise<Interval[]> {
     return Promise.all(this.pending);

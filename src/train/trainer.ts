@@ -10,6 +10,7 @@ import type { FlatRange } from '../model/layout';
 import type { Batch, ForwardResult, GradHooks, Model } from '../model/model';
 import type { BatchSource } from './batches';
 import { EagerUpdates } from './eager-update';
+import { ForwardPrefetch } from './forward-prefetch';
 import { intersectionMs, unionMs, type Interval } from './intervals';
 import { GradClipper, type Optimizer } from './optimizer';
 
@@ -81,6 +82,12 @@ export interface TrainerOptions {
    * optimizer state to put back if the sync fails (eager-update.ts); `eagerSnapshotBytes` says how much.
    */
   eagerUpdates?: boolean;
+  /**
+   * With eager updates, start the next step's forward while this step's averages land, each block of
+   * the model's first layer as soon as its parameters are updated (forward-prefetch.ts; models with
+   * startForward). Same bits either way. Default true.
+   */
+  prefetchForward?: boolean;
   /** Passed to every micro-batch's backward (the data-parallel trainer buckets from the last one). */
   gradHooks?: (step: number, micro: number) => GradHooks | undefined;
   /** Samples per step over the whole room (for samples/s); this rank's rowsPerStep by default. */
@@ -106,8 +113,7 @@ export interface EvalResult {
 }
 
 export class Trainer {
-  /** Optimizer steps completed. */
-  step = 0;
+  private completed = 0;
   private readonly lossBuf: DeviceBuffer;
   private readonly lossSlot: number;
   private readonly lossRows: number[] = [];
@@ -118,6 +124,12 @@ export class Trainer {
   private running: Promise<void> | undefined;
   /** Updates ranges as the sync finalises them (data parallelism without clipping); see eager-update.ts. */
   private readonly eager: EagerUpdates | undefined;
+  /** Whether the next step's forward is started during this step's sync (see TrainerOptions.prefetchForward). */
+  private readonly prefetching: boolean;
+  /** The next step's forward, started during the last step's sync. */
+  private prefetched: ForwardPrefetch | undefined;
+  /** Steps whose forward was started during the previous step's sync (at least one block recorded early). */
+  prefetchedSteps = 0;
 
   constructor(private readonly o: TrainerOptions) {
     const k = o.batches.microBatches;
@@ -129,6 +141,16 @@ export class Trainer {
     if (o.eagerUpdates && o.gradSync && o.localUpdate !== false && !o.clipNorm && eagerPossible) {
       this.eager = new EagerUpdates(o.backend, o.optimizer, o.model.params, o.model.grads, o.model.layout);
     }
+    this.prefetching = this.eager !== undefined && !o.layerwise && o.model.startForward !== undefined && o.prefetchForward !== false;
+  }
+
+  /** Optimizer steps completed. Setting it (a restored checkpoint) drops a forward started for the old next step. */
+  get step(): number {
+    return this.completed;
+  }
+  set step(value: number) {
+    this.completed = value;
+    this.prefetched = undefined;
   }
 
   /** Device bytes held for rolling back eager updates (0 when the trainer updates after the sync). */
@@ -153,11 +175,19 @@ export class Trainer {
     const weight = batches.shareWeight ?? 1;
     const t0 = performance.now();
     b.fill(viewOf(model.grads), 0);
+    const prefetched = this.takePrefetched(step);
     for (let m = 0; m < k; m++) {
-      const batch = batches.next(step, m);
-      const rows = model.lossRowsOf(batch);
+      let rows: number;
+      let result: ForwardResult;
       const layerwise = this.o.layerwise;
-      const result = layerwise ? await layerwise.forward(batch, weight / (rows * k), step) : model.forward(batch, weight / (rows * k));
+      if (m === 0 && prefetched) {
+        rows = prefetched.forward.lossRows;
+        result = prefetched.forward.finish(weight / (rows * k));
+      } else {
+        const batch = batches.next(step, m);
+        rows = model.lossRowsOf(batch);
+        result = layerwise ? await layerwise.forward(batch, weight / (rows * k), step) : model.forward(batch, weight / (rows * k));
+      }
       b.copy(viewOf(this.lossBuf, m * this.lossSlot, rows), viewOf(result.losses.buf, result.losses.offset, rows));
       this.lossRows[m] = rows;
       if (layerwise) await layerwise.backward(step, m, this.o.gradHooks?.(step, m));
@@ -168,10 +198,16 @@ export class Trainer {
     const lr = this.o.learningRate?.(step);
     const eager = this.eager;
     eager?.begin(step + 1, lr);
+    const next = eager && this.prefetching ? this.startNext(step + 1) : undefined;
+    const applyUpdate = eager && ((range: FlatRange) => {
+      const applied = eager.apply(range);
+      if (applied) next?.advance(eager.updated);
+      return applied;
+    });
     let sync: GradSyncResult;
     let eagerIntervals: Interval[] = [];
     try {
-      sync = (await this.o.gradSync?.({ step, grads: model.grads, model, applyUpdate: eager?.apply })) ?? {};
+      sync = (await this.o.gradSync?.({ step, grads: model.grads, model, applyUpdate })) ?? {};
       if (eager) eagerIntervals = await eager.intervals();
     } catch (error) {
       // A step is never half applied: put back what was updated before the sync failed.
@@ -202,11 +238,16 @@ export class Trainer {
     const t3a = performance.now();
     const gather = (await this.o.afterUpdate?.({ step, grads: model.grads, model })) ?? {};
     const t3 = performance.now();
-    this.step++;
+    this.completed++;
+    // Kept only if its blocks were recorded after the updates they read, all of which stand now.
+    this.prefetched = next;
     const logEvery = this.o.logEvery ?? 10;
     if (this.o.onEvent && (this.step % logEvery === 0 || this.step === 1)) {
       const stepMs = t3 - t0;
-      const computeIntervals: Interval[] = [[t0, t1], [t2, t3a], ...eagerIntervals];
+      // Blocks of a forward started early count in the step during which they ran: the next step's, and
+      // whatever of this step's own was still running when it started.
+      const prefetchIntervals = [prefetched, next].flatMap((p) => p?.busyWithin(t0, t3) ?? []);
+      const computeIntervals: Interval[] = [[t0, t1], [t2, t3a], ...eagerIntervals, ...prefetchIntervals];
       const waitMs = (sync.waitMs ?? 0) + (gather.waitMs ?? 0);
       const metricsBase = {
         type: 'step' as const,
@@ -228,6 +269,24 @@ export class Trainer {
       // The read is recorded now, before the caller can start the next step and overwrite the losses.
       void this.lossOfCurrentStep().then((loss) => onEvent({ ...metricsBase, loss } satisfies StepMetrics));
     }
+  }
+
+  /**
+   * Uploads the first micro-batch of `step` and returns it begun, for its first-layer blocks to be
+   * recorded as their parameters are updated.
+   */
+  private startNext(step: number): ForwardPrefetch {
+    const started = this.o.model.startForward!(this.o.batches.next(step, 0));
+    return new ForwardPrefetch(this.o.backend, step, started);
+  }
+
+  /** The forward started for `step` during the last sync, if it is still the model's current forward. */
+  private takePrefetched(step: number): ForwardPrefetch | undefined {
+    const prefetched = this.prefetched;
+    this.prefetched = undefined;
+    if (!prefetched || prefetched.step !== step || !prefetched.forward.current) return undefined;
+    if (prefetched.forward.recorded > 0) this.prefetchedSteps++;
+    return prefetched;
   }
 
   /**
