@@ -128,8 +128,7 @@ export class Trainer {
   private readonly prefetching: boolean;
   /** The next step's forward, started during the last step's sync. */
   private prefetched: ForwardPrefetch | undefined;
-  /** Steps whose forward was started during the previous step's sync (at least one block recorded early). */
-  prefetchedSteps = 0;
+  private prefetchCount = 0;
 
   constructor(private readonly o: TrainerOptions) {
     const k = o.batches.microBatches;
@@ -151,6 +150,11 @@ export class Trainer {
   set step(value: number) {
     this.completed = value;
     this.prefetched = undefined;
+  }
+
+  /** Steps whose forward was started during the previous step's sync (at least one block recorded early). */
+  get prefetchedSteps(): number {
+    return this.prefetchCount;
   }
 
   /** Device bytes held for rolling back eager updates (0 when the trainer updates after the sync). */
@@ -285,7 +289,7 @@ export class Trainer {
     const prefetched = this.prefetched;
     this.prefetched = undefined;
     if (!prefetched || prefetched.step !== step || !prefetched.forward.current) return undefined;
-    if (prefetched.forward.recorded > 0) this.prefetchedSteps++;
+    if (prefetched.forward.recorded > 0) this.prefetchCount++;
     return prefetched;
   }
 
