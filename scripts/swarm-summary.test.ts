@@ -51,7 +51,14 @@ describe('swarm summary', () => {
     );
   });
 
-  it("prints the host's load, and says when a saturated host leaves compute and communication taking turns", () => {
+  it('prints the wall clock per step from the first step to the last when it was measured', () => {
+    expect(summariseRun({ ...DEFAULT_CONFIG, steps: 10 }, [tab(0), tab(1)], 3).wallMsPerStep).toBeNull();
+    const s = summariseRun({ ...DEFAULT_CONFIG, steps: 10 }, [tab(0), tab(1)], 3, null, { steps: 8, ms: 720 });
+    expect(s.wallMsPerStep).toBe(90);
+    expect(formatSummary(s)).toMatch(/wall clock per step\s+90\.0 ms \(from the first step to the last/);
+  });
+
+    it("prints the host's load, and says when a saturated host leaves compute and communication taking turns", () => {
     const busy = summariseRun({ ...DEFAULT_CONFIG, steps: 10 }, [tab(0), tab(1)], 3, { cores: 2, busy: 0.97 });
     expect(busy.hostCpu).toEqual({ cores: 2, busy: 0.97 });
     expect(formatSummary(busy)).toMatch(/host CPU\s+97% busy over 2 core\(s\) while training\n\s+saturated: compute/);

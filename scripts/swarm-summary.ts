@@ -30,6 +30,11 @@ export interface RunSummary {
   overlapMsPerStep: number;
   waitMsPerStep: number;
   stepMsPerStep: number;
+  /**
+   * Wall-clock time per step from the first finished step to the last: the trainer's step plus what
+   * runs between steps (the replica check's hashing, evaluations, checkpoints). Null when not measured.
+   */
+  wallMsPerStep: number | null;
   /** stepMs / max(computeMs, commMs): 1.0 is perfect overlap, 2.0 is fully serial. */
   overlapRatio: number | null;
   /** How busy the host's cores were while the tabs trained (null when not measured). */
@@ -128,6 +133,8 @@ export function summariseRun(
   reports: { status: LabStatus; metrics: LabMetrics }[],
   wallSec: number,
   hostCpu: HostLoad | null = null,
+  /** Steps and milliseconds from the first finished step to the end (wall clock). */
+  steady: { steps: number; ms: number } | null = null,
 ): RunSummary {
   const byRank = [...reports].sort((a, b) => a.status.rank - b.status.rank);
   const lead = byRank[0];
@@ -165,6 +172,7 @@ export function summariseRun(
     overlapMsPerStep: mean(byRank.map((r) => r.metrics.overlapMsPerStep)),
     waitMsPerStep: mean(byRank.map((r) => r.metrics.waitMsPerStep)),
     stepMsPerStep: stepMs,
+    wallMsPerStep: steady && steady.steps > 0 ? steady.ms / steady.steps : null,
     overlapRatio: byRank.length > 1 && busiest > 0 ? stepMs / busiest : null,
     hostCpu,
     samplesPerSec: lead?.metrics.samplesPerSec ?? 0,
@@ -201,6 +209,9 @@ export function formatSummary(s: RunSummary): string {
     `bytes sent (all)      ${formatBytes(s.bytesSent)} (${formatBytes(s.bytesSentPerStep)} per step)`,
     `per step              compute ${s.computeMsPerStep.toFixed(1)} ms, communication ${s.commMsPerStep.toFixed(1)} ms, waiting ${s.waitMsPerStep.toFixed(1)} ms, total ${s.stepMsPerStep.toFixed(1)} ms`,
   );
+  if (s.wallMsPerStep !== null) {
+    lines.push(`wall clock per step   ${s.wallMsPerStep.toFixed(1)} ms (from the first step to the last: the step and what runs between steps, such as hashing the parameters and evaluations)`);
+  }
   if (s.overlapRatio !== null) {
     const split = splitOf({ step: s.steps, computeMs: s.computeMsPerStep, commMs: s.commMsPerStep, overlapMs: s.overlapMsPerStep, waitMs: s.waitMsPerStep, stepMs: s.stepMsPerStep });
     lines.push(

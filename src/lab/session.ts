@@ -7,6 +7,7 @@ import { paramsHash } from '../model/layout';
 import { budgetRefusal, predictBytes, totalBytes } from '../parallel/zero/budget';
 import { createParallelHooks } from '../parallel/strategy';
 import { exchangeHashes } from '../parallel/replicas';
+import { OverlappedExchange, ReplicasDisagree } from './overlapped-exchange';
 import { charLmRun, classifierRun, type Run } from '../train/recipes';
 import type { Gpt } from '../model/gpt';
 import type { Mlp } from '../model/mlp';
@@ -224,7 +225,7 @@ export class LabSession {
     const { replicasEqualEveryStep, gatherParams, ...hooks } = parallel;
     this.checkEveryStep = replicasEqualEveryStep ?? true;
     this.gatherParams = gatherParams ?? null;
-    const extras = { onEvent: publish, ...hooks };
+    const extras = { onEvent: publish, alongsideComm: (from: number, to: number) => this.hashExchange.busyWithin(from, to), ...hooks };
     if (recipe.kind === 'classifier') {
       if (data.kind !== 'classification') throw new Error('the MLP needs a classification data set');
       run = classifierRun(backend, data.data, fitToData(recipe.recipe, data.data), shard, extras);
@@ -241,12 +242,17 @@ export class LabSession {
     let failedReforms = 0;
     let startChecked = !this.room?.elastic;
     while (this.step < this.steps) {
-      if (this.paused) await new Promise<void>((wake) => this.resumeWaiters.push(wake));
+      if (this.paused) {
+        // A pause may be long: what the last step's hash exchange found is not held back until it ends.
+        await this.settleHashExchange();
+        await new Promise<void>((wake) => this.resumeWaiters.push(wake));
+      }
       if (this.state === 'error') return;
       const reform = pending ?? this.room?.elastic?.reformWanted() ?? null;
       pending = null;
       try {
         if (reform) {
+          await this.settleHashExchange();
           await this.reform(reform);
           failedReforms = 0;
           startChecked = true;
@@ -260,6 +266,10 @@ export class LabSession {
           await this.trainOneStep();
         }
       } catch (error) {
+        // Replicas that differ end the run, whatever else failed (a disagreement found by the last
+        // step's hash exchange, still on the wire when this failure came, included).
+        if (error instanceof ReplicasDisagree) throw error;
+        await this.settleHashExchange();
         // A tab lost during a step, or during a re-form itself: re-form (again) with whoever is left.
         const why = this.reformableFailure(error);
         if (why === null) throw error;
@@ -275,14 +285,17 @@ export class LabSession {
     const run = this.requireRun();
     const recipe = recipeFor(this.config, this.world).recipe;
     await run.trainer.trainStep();
+    // The last step's hash exchange ran alongside this step.
+    await this.settleHashExchange();
     this.step = run.trainer.step;
     // ZeRO lends its layer slots during the first step: memory after it is the steady state.
     if (!this.steadyMemoryPublished) this.publishSteadyMemory();
-    if (this.checkEveryStep || this.step === this.steps) await this.checkReplicas(this.step);
+    const last = this.step === this.steps;
+    // The last step's check is waited for: a finished run's replicas are known to agree.
+    if (this.checkEveryStep || last) await this.checkReplicas(this.step, { alongsideNextStep: !last && !this.paused });
     await this.backUpState();
     // Checkpoints are taken of a step the replica check has passed (and ZeRO-3 has gathered).
     await this.betweenSteps();
-    const last = this.step === this.steps;
     if (last || this.step % recipe.evalEvery === 0) await run.trainer.evaluate(run.evalBatches);
     if ('sampleEvery' in recipe && (last || this.step % recipe.sampleEvery === 0) && this.rank === 0 && !this.gatherParams) await this.sampleText(run as Run<Gpt>, recipe.sampleLength, recipe.temperature);
   }
@@ -464,9 +477,12 @@ export class LabSession {
   }
 
   private async betweenSteps(): Promise<void> {
-    await this.serveCaptures();
     const every = this.config.autosave;
-    if (this.checkpoints && every > 0 && (this.step % every === 0 || this.step === this.steps)) await this.autosave();
+    const autosave = this.checkpoints !== null && every > 0 && (this.step % every === 0 || this.step === this.steps);
+    // Checkpoints are of steps whose replica check has passed.
+    if (autosave || this.captureWaiters.length > 0) await this.settleHashExchange();
+    await this.serveCaptures();
+    if (autosave) await this.autosave();
   }
 
   private async serveCaptures(): Promise<void> {
@@ -539,26 +555,50 @@ export class LabSession {
   }
   /** Whether replicas must be bitwise equal after every step (all modes but the asynchronous PS). */
   private checkEveryStep = true;
+  /** The last step's replica-check hash exchange, while it runs alongside the next step. */
+  private readonly hashExchange = new OverlappedExchange();
 
-  /** Hash the parameters; in a room, all-gather the hashes and stop on any disagreement. */
-  private async checkReplicas(step: number): Promise<void> {
+  /**
+   * Hash the parameters; in a room, all-gather the hashes and stop on any disagreement. With
+   * `alongsideNextStep` the all-gather is left on the wire while the next step computes, and settled
+   * after it (overlapped-exchange.ts). The parameters are read and hashed here, between the steps:
+   * done during the next step, that read and hash delayed its first bucket by ~30 ms (4 tabs, 2 cores).
+   */
+  private async checkReplicas(step: number, options: { alongsideNextStep?: boolean } = {}): Promise<void> {
     // ZeRO-3: every rank gathers the shards (a collective) and hashes the full vector it assembled.
     if (this.gatherParams) this.gathered = await this.gatherParams(step);
     const hash = await this.paramsHash();
     this.m.lastHash = hash;
-    if (!this.room) {
+    const room = this.room;
+    if (!room) {
       this.m.hashesAgree = this.m.hashesAgree ?? true;
       this.env.bus.publish({ type: 'hash', step, rank: this.rank, hash });
       return;
     }
-    const result = await exchangeHashes(this.room.transport, step, hash);
-    // Every rank's hash, as gathered: the dashboard shows agreement (or who differs) for the room.
-    result.hashes.forEach((h, rank) => this.env.bus.publish({ type: 'hash', step, rank, hash: h }));
-    if (!result.agree) {
-      this.m.hashesAgree = false;
-      throw new Error(`replicas disagree after step ${step}: ranks ${result.outliers.join(', ')} differ from rank 0`);
-    }
-    this.m.hashesAgree = this.m.hashesAgree ?? true;
+    const exchange = async (onWire?: () => void) => {
+      onWire?.();
+      const result = await exchangeHashes(room.transport, step, hash);
+      // Every rank's hash, as gathered: the dashboard shows agreement (or who differs) for the room.
+      result.hashes.forEach((h, rank) => this.env.bus.publish({ type: 'hash', step, rank, hash: h }));
+      if (!result.agree) {
+        this.m.hashesAgree = false;
+        throw new ReplicasDisagree(`replicas disagree after step ${step}: ranks ${result.outliers.join(', ')} differ from rank 0`);
+      }
+      this.m.hashesAgree = this.m.hashesAgree ?? true;
+    };
+    if (options.alongsideNextStep) this.hashExchange.start(exchange);
+    else await exchange();
+  }
+
+  /**
+   * Waits for the hash exchange left on the wire by the last step, if any. A tab lost during it is
+   * forgiven in an elastic room: the ring re-forms and checks its replicas again.
+   */
+  private settleHashExchange(): Promise<void> {
+    return this.hashExchange.settle((error) => {
+      const lost = transportCause(error);
+      return this.room?.elastic != null && lost !== null && !lost.refusedData;
+    });
   }
 
   // --- events and metrics ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@
 // buckets are still on the wire) and kept in `workspace` buffers.
 import { alignUp, VIEW_ALIGNMENT, viewOf, type Backend, type DeviceBuffer } from '../engine/backend';
 import type { FlatRange, ParamLayout } from '../model/layout';
+import { DeviceBusy } from './device-busy';
 import type { Interval } from './intervals';
 import type { Optimizer } from './optimizer';
 
@@ -23,7 +24,7 @@ export class EagerUpdates {
   private saved: Saved[];
   private readonly total: number;
   private done: FlatRange[] = [];
-  private pending: Promise<Interval>[] = [];
+  private readonly busy = new DeviceBusy();
   private closed = true;
   private step = 1;
   private lr: number | undefined;
@@ -60,7 +61,7 @@ export class EagerUpdates {
   /** Opens a step: `step` is the optimizer's 1-based step, `lr` its rate (the configured one if undefined). */
   begin(step: number, lr: number | undefined): void {
     this.done = [];
-    this.pending = [];
+    this.busy.clear();
     this.closed = false;
     this.step = step;
     this.lr = lr;
@@ -94,7 +95,7 @@ export class EagerUpdates {
     }
     this.optimizer.update(this.params, this.grads, this.step, this.lr, { offset: range.offset, length: range.length });
     this.done.push({ offset: range.offset, length: range.length });
-    this.pending.push(this.backend.flush().then((): Interval => [start, performance.now()]));
+    this.busy.track(start, this.backend.flush());
     return true;
   };
 
@@ -103,9 +104,13 @@ export class EagerUpdates {
     return this.done;
   }
 
-  /** When each update ran on the device (from recording until the device finished it). */
-  intervals(): Promise<Interval[]> {
-    return Promise.all(this.pending);
+  /**
+   * When each update of this step kept the device busy (from recording until the device finished it),
+   * within [from, to]: the step does not wait for its last updates to finish (what reads the
+   * parameters is ordered after them), so one still running counts until `to`.
+   */
+  busyWithin(from: number, to: number): Interval[] {
+    return this.busy.within(from, to);
   }
 
   /**
@@ -134,7 +139,7 @@ export class EagerUpdates {
    */
   async rollback(): Promise<number> {
     this.closed = true;
-    await Promise.allSettled(this.pending);
+    await this.busy.settled();
     let restored = 0;
     for (const r of this.done) {
       for (const s of this.saved) this.backend.copy(viewOf(s.live, r.offset, r.length), viewOf(s.before, r.offset, r.length));

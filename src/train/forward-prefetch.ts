@@ -11,11 +11,11 @@
 import type { Backend } from '../engine/backend';
 import { coveredBy, type FlatRange } from '../model/layout';
 import type { StartedForward } from '../model/model';
+import { DeviceBusy } from './device-busy';
 import type { Interval } from './intervals';
 
 export class ForwardPrefetch {
-  /** Each submission of blocks: recorded at `start`, finished on the device at `end` (once known). */
-  private readonly busy: { start: number; end?: number }[] = [];
+  private readonly busy = new DeviceBusy();
 
   constructor(
     private readonly backend: Backend,
@@ -35,13 +35,8 @@ export class ForwardPrefetch {
     while (forward.current && forward.recorded < forward.blocks.length && coveredBy(updated, forward.blocks[forward.recorded])) {
       forward.recordBlock();
     }
-    if (forward.recorded === before) return;
-    const busy: { start: number; end?: number } = { start };
-    this.busy.push(busy);
-    // Nobody waits for these: the step that prefetches ends when its own updates are done, and the
-    // next step's work is queued behind them anyway.
-    const finished = () => void (busy.end = performance.now());
-    this.backend.flush().then(finished, finished);
+    // Nobody waits for these: the next step's work is queued behind them anyway.
+    if (forward.recorded > before) this.busy.track(start, this.backend.flush());
   }
 
   /**
@@ -50,6 +45,6 @@ export class ForwardPrefetch {
    * step during which they ran, and one still running at `to` counts until then.
    */
   busyWithin(from: number, to: number): Interval[] {
-    return this.busy.map(({ start, end }): Interval => [Math.max(start, from), Math.min(end ?? to, to)]).filter(([a, b]) => b > a);
+    return this.busy.within(from, to);
   }
 }

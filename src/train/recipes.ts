@@ -21,7 +21,7 @@ export interface Shard {
 /** What the caller may add: the sync hook, gradient hooks, the event sink (and its own text sampler). */
 export type TrainerExtras = Pick<
   TrainerOptions,
-  'gradSync' | 'afterUpdate' | 'localUpdate' | 'gradHooks' | 'onEvent' | 'sampler' | 'layerwise' | 'eagerUpdates' | 'prefetchForward'
+  'gradSync' | 'afterUpdate' | 'localUpdate' | 'gradHooks' | 'onEvent' | 'sampler' | 'layerwise' | 'eagerUpdates' | 'prefetchForward' | 'alongsideComm'
 > & {
   /**
    * ZeRO: hold optimizer state for (and update) this slice of the flat buffers only. A function gets

@@ -194,4 +194,42 @@ describe('Trainer', () => {
     expect(val.loss).toBeLessThan(unigram * 0.6);
     expect(val.accuracy).toBeUndefined();
   });
+
+  it('counts communication that ran alongside the step (the last step\'s hash exchange) once, and as overlap with compute', async () => {
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    const trainWith = async (alongside: boolean) => {
+      const steps: StepMetrics[] = [];
+      let sync: [number, number] = [0, 0];
+      let asked: [number, number] = [0, 0];
+      const run = classifierRun(new CpuBackend(), spirals, { ...defaults.synthetic, logEvery: 1 }, undefined, {
+        // A sync whose communication ran after the backward pass: it hides nothing of the computation.
+        gradSync: async () => {
+          const start = performance.now();
+          await sleep(10);
+          sync = [start, performance.now()];
+          return { commMs: sync[1] - sync[0], commIntervals: [sync] };
+        },
+        // On the wire from the step's start until 2 ms into the sync: under the forward and backward.
+        alongsideComm: alongside
+          ? (from, to) => {
+              asked = [from, to];
+              return [[from, sync[0] + 2]];
+            }
+          : undefined,
+        onEvent: (e) => void (e.type === 'step' && steps.push(e)),
+      });
+      await run.trainer.trainStep();
+      await run.trainer.lastLoss();
+      return { step: steps[0], sync, asked };
+    };
+    const plain = await trainWith(false);
+    expect(plain.step.commMs).toBeCloseTo(plain.sync[1] - plain.sync[0], 1);
+    expect(plain.step.overlapMs).toBe(0);
+    const { step, sync, asked } = await trainWith(true);
+    // Asked for the step's own span; counted from the step's start to the sync's end, the 2 ms shared once.
+    expect(asked[1] - asked[0]).toBeCloseTo(step.stepMs, 6);
+    expect(step.commMs).toBeCloseTo(sync[1] - asked[0], 1);
+    expect(step.overlapMs).toBeGreaterThan(0);
+    expect(step.overlapMs).toBeLessThanOrEqual(step.computeMs);
+  });
 });

@@ -88,6 +88,13 @@ export interface TrainerOptions {
    * startForward). Same bits either way. Default true.
    */
   prefetchForward?: boolean;
+  /**
+   * Communication that no hook of this trainer ran but that was on the wire during the step (the
+   * previous step's replica-check hash exchange, overlapped with this step): its busy intervals within
+   * [from, to]. It counts in the step's communication time, without counting twice what the hooks' own
+   * communication already covers.
+   */
+  alongsideComm?: (from: number, to: number) => Interval[];
   /** Passed to every micro-batch's backward (the data-parallel trainer buckets from the last one). */
   gradHooks?: (step: number, micro: number) => GradHooks | undefined;
   /** Samples per step over the whole room (for samples/s); this rank's rowsPerStep by default. */
@@ -162,7 +169,10 @@ export class Trainer {
     return this.eager?.snapshotBytes ?? 0;
   }
 
-  /** Records and runs one optimizer step. Resolves when the device has finished it. */
+  /**
+   * Records and runs one optimizer step. Resolves when the device has finished it, except for the last
+   * eager updates, which it may still be running: every later read or op is ordered after them.
+   */
   trainStep(): Promise<void> {
     if (this.running) throw new Error('trainStep called while a step is running: await the previous one');
     this.running = this.runStep().finally(() => {
@@ -209,10 +219,8 @@ export class Trainer {
       return applied;
     });
     let sync: GradSyncResult;
-    let eagerIntervals: Interval[] = [];
     try {
       sync = (await this.o.gradSync?.({ step, grads: model.grads, model, applyUpdate })) ?? {};
-      if (eager) eagerIntervals = await eager.intervals();
     } catch (error) {
       // A step is never half applied: put back what was updated before the sync failed.
       const restored = (await eager?.rollback()) ?? 0;
@@ -227,7 +235,8 @@ export class Trainer {
       throw error;
     }
     const t2 = performance.now();
-    // Eager updates that covered every parameter leave nothing to record, and they were waited for.
+    // Eager updates that covered every parameter leave nothing to record. They are not waited for: the
+    // device runs them before anything recorded later, reads of the parameters included.
     let recorded = eager === undefined;
     if (this.o.localUpdate !== false) {
       if (this.clipper && this.o.clipNorm) this.clipper.clip(model.grads, this.o.clipNorm);
@@ -251,8 +260,12 @@ export class Trainer {
       // Blocks of a forward started early count in the step during which they ran: the next step's, and
       // whatever of this step's own was still running when it started.
       const prefetchIntervals = [prefetched, next].flatMap((p) => p?.busyWithin(t0, t3) ?? []);
-      const computeIntervals: Interval[] = [[t0, t1], [t2, t3a], ...eagerIntervals, ...prefetchIntervals];
+      const computeIntervals: Interval[] = [[t0, t1], [t2, t3a], ...(eager?.busyWithin(t0, t3) ?? []), ...prefetchIntervals];
       const waitMs = (sync.waitMs ?? 0) + (gather.waitMs ?? 0);
+      // The hooks' communication ran within their own intervals, or (not overlapped) within the hook.
+      const hookComm: Interval[] = [...(sync.commIntervals ?? [[t1, t2]]), ...(gather.commIntervals ?? [[t3a, t3]])];
+      const alongside = this.o.alongsideComm?.(t0, t3) ?? [];
+      const alongsideMs = unionMs(alongside) - intersectionMs(alongside, hookComm);
       const metricsBase = {
         type: 'step' as const,
         rank: this.o.rank ?? 0,
@@ -261,8 +274,8 @@ export class Trainer {
         // Compute is the forward and backward (until the device finished them) and the update, part of
         // which may have run during the sync (eager updates).
         computeMs: unionMs(computeIntervals),
-        overlapMs: intersectionMs(computeIntervals, [...(sync.commIntervals ?? []), ...(gather.commIntervals ?? [])]),
-        commMs: (sync.commMs ?? t2 - t1 - (sync.waitMs ?? 0)) + (gather.commMs ?? t3 - t3a - (gather.waitMs ?? 0)),
+        overlapMs: intersectionMs(computeIntervals, [...(sync.commIntervals ?? []), ...(gather.commIntervals ?? []), ...alongside]),
+        commMs: (sync.commMs ?? t2 - t1 - (sync.waitMs ?? 0)) + (gather.commMs ?? t3 - t3a - (gather.waitMs ?? 0)) + alongsideMs,
         waitMs,
         stepMs,
         bytesSent: (sync.bytesSent ?? 0) + (gather.bytesSent ?? 0),
