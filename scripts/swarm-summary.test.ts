@@ -56,6 +56,9 @@ describe('swarm summary', () => {
     const s = summariseRun({ ...DEFAULT_CONFIG, steps: 10 }, [tab(0), tab(1)], 3, null, { steps: 8, ms: 720 });
     expect(s.wallMsPerStep).toBe(90);
     expect(formatSummary(s)).toMatch(/wall clock per step\s+90\.0 ms \(from the first step to the last/);
+    // compute 40, comm 60 on both ranks: the busier is 60.
+    expect(s.wallOverlapRatio).toBeCloseTo(90 / 60);
+    expect(formatSummary(s)).toMatch(/wall clock per step \/ max\(compute, comm\) = 1\.50 \(with what runs between steps\)/);
   });
 
     it("prints the host's load, and says when a saturated host leaves compute and communication taking turns", () => {

@@ -37,6 +37,8 @@ export interface RunSummary {
   wallMsPerStep: number | null;
   /** stepMs / max(computeMs, commMs): 1.0 is perfect overlap, 2.0 is fully serial. */
   overlapRatio: number | null;
+  /** wallMsPerStep / max(computeMs, commMs): the same, with what runs between steps. */
+  wallOverlapRatio: number | null;
   /** How busy the host's cores were while the tabs trained (null when not measured). */
   hostCpu: HostLoad | null;
   samplesPerSec: number;
@@ -148,6 +150,7 @@ export function summariseRun(
   const hashes = new Set(byRank.map((r) => r.metrics.lastHash));
   const replicasAgree = agreement.some((a) => a === null) ? null : agreement.every(Boolean) && hashes.size === 1;
   const busiest = Math.max(computeMs, commMs);
+  const wallMsPerStep = steady && steady.steps > 0 ? steady.ms / steady.steps : null;
   return {
     ok: byRank.every((r) => r.status.state === 'done') && replicasAgree !== false,
     tabs: byRank.length,
@@ -172,8 +175,9 @@ export function summariseRun(
     overlapMsPerStep: mean(byRank.map((r) => r.metrics.overlapMsPerStep)),
     waitMsPerStep: mean(byRank.map((r) => r.metrics.waitMsPerStep)),
     stepMsPerStep: stepMs,
-    wallMsPerStep: steady && steady.steps > 0 ? steady.ms / steady.steps : null,
+    wallMsPerStep,
     overlapRatio: byRank.length > 1 && busiest > 0 ? stepMs / busiest : null,
+    wallOverlapRatio: byRank.length > 1 && busiest > 0 && wallMsPerStep !== null ? wallMsPerStep / busiest : null,
     hostCpu,
     samplesPerSec: lead?.metrics.samplesPerSec ?? 0,
     replicasAgree,
@@ -218,6 +222,9 @@ export function formatSummary(s: RunSummary): string {
       `  the step split      compute only ${split.computeOnlyMs.toFixed(1)} ms, both at once ${split.bothMs.toFixed(1)} ms, communication only ${split.commOnlyMs.toFixed(1)} ms, waiting ${split.waitMs.toFixed(1)} ms, other ${split.otherMs.toFixed(1)} ms`,
       `overlap               step / max(compute, comm) = ${s.overlapRatio.toFixed(2)} (1.00 = perfect overlap)`,
     );
+    if (s.wallOverlapRatio !== null) {
+      lines.push(`                      wall clock per step / max(compute, comm) = ${s.wallOverlapRatio.toFixed(2)} (with what runs between steps)`);
+    }
   }
   if (s.hostCpu) {
     lines.push(`host CPU              ${(s.hostCpu.busy * 100).toFixed(0)}% busy over ${s.hostCpu.cores} core(s) while training`);
