@@ -4,7 +4,7 @@
 // the next step's forward pass can hide: so it runs alongside that step, and is settled (a disagreement
 // stops the run, naming the step whose replicas differed) as soon as that step is over. Its time on the
 // wire (from when its messages start) counts as communication of the step it ran in.
-import type { Interval } from '../train/intervals';
+import { spansWithin, type Interval } from '../train/intervals';
 
 /** All-gathered parameter hashes differ: the replicas have diverged, and the run must stop. */
 export class ReplicasDisagree extends Error {
@@ -54,9 +54,6 @@ export class OverlappedExchange {
 
   /** The last exchange's time on the wire within [from, to]; one still running counts until `to`. */
   busyWithin(from: number, to: number): Interval[] {
-    if (this.busy?.start === undefined) return [];
-    const start = Math.max(this.busy.start, from);
-    const end = Math.min(this.busy.end ?? to, to);
-    return end > start ? [[start, end]] : [];
+    return this.busy ? spansWithin([this.busy], from, to) : [];
   }
 }

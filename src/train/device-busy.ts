@@ -2,7 +2,7 @@
 // finished. A step's figures are made when the step ends, and the device may still be finishing its
 // last work then (nothing waits for it: whatever reads the results is ordered after it on the queue),
 // so a span not finished yet counts as busy until the moment asked about.
-import type { Interval } from './intervals';
+import { spansWithin, type Interval } from './intervals';
 
 export class DeviceBusy {
   private spans: { start: number; end?: number }[] = [];
@@ -18,7 +18,7 @@ export class DeviceBusy {
 
   /** The tracked spans within [from, to]; one still running counts until `to`. */
   within(from: number, to: number): Interval[] {
-    return this.spans.map(({ start, end }): Interval => [Math.max(start, from), Math.min(end ?? to, to)]).filter(([a, b]) => b > a);
+    return spansWithin(this.spans, from, to);
   }
 
   /** Resolves once the device has finished (or failed) everything tracked. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { intersectionMs, unionMs } from './intervals';
+import { intersectionMs, spansWithin, unionMs } from './intervals';
 
 describe('unionMs', () => {
   it('counts overlapping intervals once and gaps not at all', () => {
@@ -31,5 +31,14 @@ describe('intersectionMs', () => {
     const both = intersectionMs(a, b);
     expect(both).toBe(2 + 1 + 1 + 2 + 1 + 5);
     expect(both).toBeLessThanOrEqual(Math.min(unionMs(a), unionMs(b)));
+  });
+});
+
+describe('spansWithin', () => {
+  it('clips spans of work to a window: a running one counts until its end, one not started for nothing', () => {
+    const spans = [{ start: 0, end: 10 }, { start: 20 }, {}, { start: 40, end: 45 }];
+    expect(spansWithin(spans, 5, 30)).toEqual([[5, 10], [20, 30]]);
+    expect(spansWithin(spans, 11, 19)).toEqual([]);
+    expect(spansWithin(spans, 0, 100)).toEqual([[0, 10], [20, 100], [40, 45]]);
   });
 });

@@ -41,3 +41,17 @@ export function intersectionMs(a: readonly Interval[], b: readonly Interval[]): 
   }
   return total;
 }
+
+/**
+ * Spans of work (started at `start`, finished at `end` once known) clipped to [from, to]: one still
+ * running counts until `to`, one not started yet (no `start`) counts for nothing.
+ */
+export function spansWithin(spans: readonly { start?: number; end?: number }[], from: number, to: number): Interval[] {
+  const out: Interval[] = [];
+  for (const { start, end } of spans) {
+    if (start === undefined) continue;
+    const [a, b] = [Math.max(start, from), Math.min(end ?? to, to)];
+    if (b > a) out.push([a, b]);
+  }
+  return out;
+}
