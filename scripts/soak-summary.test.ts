@@ -21,6 +21,7 @@ function tab(n: number, rank: number, overrides: Partial<LabMetrics> = {}, statu
       overlapMsPerStep: 0,
       waitMsPerStep: 0,
       stepMsPerStep: 2,
+      wallMsPerStep: null,
       samplesPerSec: 1,
       memory: null,
       hashesAgree: true,

@@ -135,8 +135,6 @@ export function summariseRun(
   reports: { status: LabStatus; metrics: LabMetrics }[],
   wallSec: number,
   hostCpu: HostLoad | null = null,
-  /** Steps and milliseconds from the first finished step to the end (wall clock). */
-  steady: { steps: number; ms: number } | null = null,
 ): RunSummary {
   const byRank = [...reports].sort((a, b) => a.status.rank - b.status.rank);
   const lead = byRank[0];
@@ -150,7 +148,10 @@ export function summariseRun(
   const hashes = new Set(byRank.map((r) => r.metrics.lastHash));
   const replicasAgree = agreement.some((a) => a === null) ? null : agreement.every(Boolean) && hashes.size === 1;
   const busiest = Math.max(computeMs, commMs);
-  const wallMsPerStep = steady && steady.steps > 0 ? steady.ms / steady.steps : null;
+  // Each tab's own clock, over the steps its per-step times average (run-metrics.ts): the slowest rank
+  // sets the room's pace.
+  const walls = byRank.map((r) => r.metrics.wallMsPerStep).filter((ms): ms is number => ms !== null);
+  const wallMsPerStep = walls.length === byRank.length && walls.length > 0 ? Math.max(...walls) : null;
   return {
     ok: byRank.every((r) => r.status.state === 'done') && replicasAgree !== false,
     tabs: byRank.length,
@@ -214,7 +215,7 @@ export function formatSummary(s: RunSummary): string {
     `per step              compute ${s.computeMsPerStep.toFixed(1)} ms, communication ${s.commMsPerStep.toFixed(1)} ms, waiting ${s.waitMsPerStep.toFixed(1)} ms, total ${s.stepMsPerStep.toFixed(1)} ms`,
   );
   if (s.wallMsPerStep !== null) {
-    lines.push(`wall clock per step   ${s.wallMsPerStep.toFixed(1)} ms (from the first step to the last: the step and what runs between steps, such as hashing the parameters and evaluations)`);
+    lines.push(`wall clock per step   ${s.wallMsPerStep.toFixed(1)} ms (the same steps, end to end: with what runs between them, such as the replica check and evaluations)`);
   }
   if (s.overlapRatio !== null) {
     const split = splitOf({ step: s.steps, computeMs: s.computeMsPerStep, commMs: s.commMsPerStep, overlapMs: s.overlapMsPerStep, waitMs: s.waitMsPerStep, stepMs: s.stepMsPerStep });

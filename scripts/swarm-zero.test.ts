@@ -11,7 +11,7 @@ function metrics(memory: LabMetrics['memory'], stepBytesSent: number, stage: num
   return {
     metrics: {
       losses: [], lossSteps: [], valLoss: null, accuracy: null, bigramValLoss: null, bytesSent: 0, bytesReceived: 0,
-      computeMsPerStep: 0, commMsPerStep: 0, overlapMsPerStep: 0, waitMsPerStep: 0, stepMsPerStep: 0, samplesPerSec: 0,
+      computeMsPerStep: 0, commMsPerStep: 0, overlapMsPerStep: 0, waitMsPerStep: 0, stepMsPerStep: 0, wallMsPerStep: null, samplesPerSec: 0,
       memory, hashesAgree: true, lastHash: null, sample: null, stepBytesSent,
       zero: stage ? { stage, world: N, elements: P, optimizerFloatsPerParam: 2 } : null,
     },

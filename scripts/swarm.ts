@@ -73,7 +73,6 @@ async function runSwarm(baseUrl: string, tabs: number, config: LabConfig, timeou
     let reports: TabReport[] = [];
     // The host's load is measured from the first finished step (setup and shader compilation excluded).
     let cpuAtFirstStep: CpuSample | null = null;
-    let firstStep: { step: number; at: number } | null = null;
     for (;;) {
       await new Promise((resolve) => setTimeout(resolve, 500));
       reports = (await readTabs(pages)).filter(Boolean);
@@ -81,7 +80,6 @@ async function runSwarm(baseUrl: string, tabs: number, config: LabConfig, timeou
       const minStep = steps.length === tabs ? Math.min(...steps) : 0;
       if (!cpuAtFirstStep && minStep >= 1) {
         cpuAtFirstStep = sampleCpu();
-        firstStep = { step: minStep, at: performance.now() };
       }
       const lossSeries = reports[0]?.metrics.losses ?? [];
       const lastLoss = lossSeries.length ? lossSeries[lossSeries.length - 1].toFixed(4) : '-';
@@ -104,9 +102,7 @@ async function runSwarm(baseUrl: string, tabs: number, config: LabConfig, timeou
     }
     bar.stop();
     const hostCpu = cpuAtFirstStep && hostLoadBetween(cpuAtFirstStep, sampleCpu());
-    const lastStep = Math.min(...reports.map((r) => r.status.step));
-    const steady = firstStep && { steps: lastStep - firstStep.step, ms: performance.now() - firstStep.at };
-    return summariseRun(config, reports, (performance.now() - started) / 1000, hostCpu, steady);
+    return summariseRun(config, reports, (performance.now() - started) / 1000, hostCpu);
   } finally {
     await browser.close();
   }

@@ -39,6 +39,12 @@ export interface LabMetrics {
   overlapMsPerStep: number;
   waitMsPerStep: number;
   stepMsPerStep: number;
+  /**
+   * Wall clock per step over the same steps: from the end of the first of them to the end of the last,
+   * divided by the steps between, so what runs between steps (the replica check, evaluations) counts.
+   * Null before two steps were timed.
+   */
+  wallMsPerStep: number | null;
   samplesPerSec: number;
   /** Bytes of device memory this rank holds, by kind (real allocations). */
   memory: Record<MemoryKind, number> | null;

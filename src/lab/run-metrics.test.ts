@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { StepMetrics } from './events';
-import { RunMetrics } from './run-metrics';
+import { RunMetrics, wallClockPerStep } from './run-metrics';
 
 const step = (rank: number, n: number, computeMs: number): StepMetrics => ({
   type: 'step', rank, step: n, loss: 1 / n, samplesPerSec: 100, computeMs, commMs: 2 * computeMs, overlapMs: computeMs / 2, waitMs: 0, stepMs: 3 * computeMs, bytesSent: 10, bytesReceived: 10, t: n,
@@ -21,6 +21,24 @@ describe('RunMetrics', () => {
     rank = 0; // the ring re-formed without the old rank 0
     metrics.record(step(0, 4, 20));
     expect(metrics.values.lossSteps).toEqual([1, 2, 3, 4]);
+  });
+
+  it('times the wall clock per step from the end of the first averaged step to the end of the last', () => {
+    const metrics = new RunMetrics(() => 0);
+    // Steps are logged every 10: steps 10 and 30 end 2,400 ms apart, evaluations and checks included.
+    metrics.record({ ...step(0, 1, 500), t: 100 });
+    expect(metrics.values.wallMsPerStep).toBeNull();
+    metrics.record({ ...step(0, 10, 10), t: 1000 });
+    expect(metrics.values.wallMsPerStep).toBeNull(); // the first step is left out: one step is no interval
+    metrics.record({ ...step(0, 20, 10), t: 2100 });
+    metrics.record({ ...step(0, 30, 10), t: 3400 });
+    expect(metrics.values.wallMsPerStep).toBe(120);
+  });
+
+  it('has no wall clock per step when the step counter went back (an elastic room redid a step)', () => {
+    expect(wallClockPerStep([{ at: 0, index: 20 }, { at: 500, index: 20 }])).toBeNull();
+    expect(wallClockPerStep([{ at: 0, index: 20 }, { at: 500, index: 10 }])).toBeNull();
+    expect(wallClockPerStep([{ at: 0, index: 10 }, { at: 500, index: 15 }])).toBe(100);
   });
 
   it('keeps the last 200 log lines', () => {
