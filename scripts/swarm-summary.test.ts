@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG } from '../src/lab/config';
 import type { LabMetrics, LabStatus } from '../src/lab/api';
-import { formatSummary, summariseRun } from './swarm-summary';
+import { compareRuns, formatComparison, formatSummary, summariseRun } from './swarm-summary';
 
 function tab(rank: number, overrides: Partial<LabMetrics> = {}): { status: LabStatus; metrics: LabMetrics } {
   return {
@@ -60,6 +60,20 @@ describe('swarm summary', () => {
     // compute 40, comm 60 on both ranks: the busier is 60.
     expect(s.wallOverlapRatio).toBeCloseTo(90 / 60);
     expect(formatSummary(s)).toMatch(/wall clock per step \/ max\(compute, comm\) = 1\.50 \(with what runs between steps\)/);
+  });
+
+  it('sets a compressed run beside its dense twin: accuracy points lost and how many times fewer bytes', () => {
+    const topk = summariseRun({ ...DEFAULT_CONFIG, steps: 10, compression: 'topk' }, [tab(0, { accuracy: 0.9303, bytesSent: 500 }), tab(1, { accuracy: 0.9303, bytesSent: 500 })], 3);
+    const dense = summariseRun({ ...DEFAULT_CONFIG, steps: 10 }, [tab(0, { accuracy: 0.9373, bytesSent: 19_600 }), tab(1, { accuracy: 0.9373, bytesSent: 19_600 })], 3);
+    const text = formatComparison(topk, dense);
+    expect(text).toMatch(/held-out accuracy 93\.03% vs 93\.73% \(-0\.70 points\)/);
+    expect(text).toMatch(/\(39\.2x fewer\)/);
+    const c = compareRuns(topk, dense);
+    expect(c.accuracyPoints).toBeCloseTo(-0.7);
+    expect(c.bytesFewer).toBeCloseTo(39.2);
+    const gptA = summariseRun({ ...DEFAULT_CONFIG, steps: 10 }, [tab(0, { accuracy: null, valLoss: 2.5 })], 3);
+    const gptB = summariseRun({ ...DEFAULT_CONFIG, steps: 10 }, [tab(0, { accuracy: null, valLoss: 2.4 })], 3);
+    expect(formatComparison(gptA, gptB)).toMatch(/validation loss 2\.5000 vs 2\.4000 \(\+0\.1000\)/);
   });
 
     it("prints the host's load, and says when a saturated host leaves compute and communication taking turns", () => {

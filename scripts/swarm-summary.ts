@@ -237,3 +237,45 @@ export function formatSummary(s: RunSummary): string {
   lines.push(`replicas agree        ${s.replicasAgree === null ? 'unknown' : s.replicasAgree ? 'yes (equal parameter hashes every step)' : 'NO'}`);
   return lines.join('\n');
 }
+
+/** What compression cost and saved, against the dense twin (`--compare dense`); in the JSON as `comparison`. */
+export interface Comparison {
+  /** Held-out accuracy points, compressed minus dense (classifiers). */
+  accuracyPoints: number | null;
+  /** Validation loss, compressed minus dense. */
+  valLossDelta: number | null;
+  /** How many times fewer bytes a step the compressed run sent. */
+  bytesFewer: number;
+}
+
+export function compareRuns(compressed: RunSummary, dense: RunSummary): Comparison {
+  const delta = (a: number | null, b: number | null) => (a !== null && b !== null ? a - b : null);
+  const accuracy = delta(compressed.accuracy, dense.accuracy);
+  return {
+    accuracyPoints: accuracy === null ? null : accuracy * 100,
+    valLossDelta: delta(compressed.valLoss, dense.valLoss),
+    bytesFewer: compressed.bytesSentPerStep > 0 ? dense.bytesSentPerStep / compressed.bytesSentPerStep : Infinity,
+  };
+}
+
+/**
+ * A compressed run beside its dense twin: what compression cost in quality and saved on the wire, the
+ * two figures its trade-off is judged by.
+ */
+export function formatComparison(compressed: RunSummary, dense: RunSummary): string {
+  const c = compareRuns(compressed, dense);
+  const quality =
+    c.accuracyPoints !== null
+      ? `held-out accuracy ${(compressed.accuracy! * 100).toFixed(2)}% vs ${(dense.accuracy! * 100).toFixed(2)}% (${signed(c.accuracyPoints)} points)`
+      : c.valLossDelta !== null
+        ? `validation loss ${fmt(compressed.valLoss)} vs ${fmt(dense.valLoss)} (${signed(c.valLossDelta, 4)})`
+        : 'no held-out figure';
+  return [
+    ``,
+    `== ${compressed.compression} vs dense`,
+    `quality               ${quality}`,
+    `bytes per step        ${formatBytes(compressed.bytesSentPerStep)} vs ${formatBytes(dense.bytesSentPerStep)} (${c.bytesFewer.toFixed(1)}x fewer)`,
+  ].join('\n');
+}
+
+const signed = (value: number, digits = 2): string => `${value >= 0 ? '+' : ''}${value.toFixed(digits)}`;

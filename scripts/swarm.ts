@@ -9,7 +9,7 @@ import { configToQuery, DEFAULT_CONFIG, parseConfig, type LabConfig } from '../s
 import type { LabMetrics, LabStatus } from '../src/lab/api';
 import { hostLoadBetween, sampleCpu, type CpuSample } from './host-load';
 import { launchChromium, openTabs, runHeadlessJob, uniqueRoom } from './lab-browser';
-import { summariseRun, formatSummary, type RunSummary } from './swarm-summary';
+import { summariseRun, compareRuns, formatComparison, formatSummary, type RunSummary } from './swarm-summary';
 
 const CONFIG_KEYS = Object.keys(DEFAULT_CONFIG).filter((key) => !['room', 'world', 'autostart'].includes(key));
 
@@ -118,9 +118,10 @@ async function main(): Promise<void> {
       runs.push(await runSwarm(serverUrl, tabs, { ...config, compression: 'none' }, timeoutSec));
     }
     for (const run of runs) console.log(formatSummary(run));
+    if (runs.length === 2) console.log(formatComparison(runs[0], runs[1]));
     const agree = !runs.some((run) => run.replicasAgree === false);
     if (!agree) console.error('FAILED: replicas disagree');
-    return { ok: agree, json: runs.length === 1 ? runs[0] : { runs } };
+    return { ok: agree, json: runs.length === 1 ? runs[0] : { runs, comparison: compareRuns(runs[0], runs[1]) } };
   });
 }
 
