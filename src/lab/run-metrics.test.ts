@@ -36,9 +36,9 @@ describe('RunMetrics', () => {
   });
 
   it('has no wall clock per step when the step counter went back (an elastic room redid a step)', () => {
-    expect(wallClockPerStep([{ at: 0, index: 20 }, { at: 500, index: 20 }])).toBeNull();
-    expect(wallClockPerStep([{ at: 0, index: 20 }, { at: 500, index: 10 }])).toBeNull();
-    expect(wallClockPerStep([{ at: 0, index: 10 }, { at: 500, index: 15 }])).toBe(100);
+    expect(wallClockPerStep([{ endedAt: 0, stepNumber: 20 }, { endedAt: 500, stepNumber: 20 }])).toBeNull();
+    expect(wallClockPerStep([{ endedAt: 0, stepNumber: 20 }, { endedAt: 500, stepNumber: 10 }])).toBeNull();
+    expect(wallClockPerStep([{ endedAt: 0, stepNumber: 10 }, { endedAt: 500, stepNumber: 15 }])).toBe(100);
   });
 
   it('keeps the last 200 log lines', () => {

@@ -13,7 +13,7 @@ export type LogEntry = { t: number; level: 'info' | 'warn' | 'error'; message: s
 export class RunMetrics {
   /** The figures; the session also writes the ones no event carries (hash agreement, re-forms...). */
   readonly values: LabMetrics = emptyMetrics();
-  private readonly timings: { compute: number; comm: number; overlap: number; wait: number; step: number; at: number; index: number }[] = [];
+  private readonly timings: { compute: number; comm: number; overlap: number; wait: number; step: number; endedAt: number; stepNumber: number }[] = [];
   private readonly logs: LogEntry[] = [];
 
   /** `rank`: this tab's current rank (it changes when an elastic ring re-forms). */
@@ -33,7 +33,7 @@ export class RunMetrics {
         if (event.rank !== this.rank()) return;
         this.m.losses.push(event.loss);
         this.m.lossSteps.push(event.step);
-        this.timings.push({ compute: event.computeMs, comm: event.commMs, overlap: event.overlapMs, wait: event.waitMs, step: event.stepMs, at: event.t, index: event.step });
+        this.timings.push({ compute: event.computeMs, comm: event.commMs, overlap: event.overlapMs, wait: event.waitMs, step: event.stepMs, endedAt: event.t, stepNumber: event.step });
         if (this.timings.length > TIMING_WINDOW) this.timings.shift();
         const useful = this.timings.length > 1 ? this.timings.slice(1) : this.timings;
         const avg = (pick: (t: (typeof useful)[number]) => number) => useful.reduce((s, t) => s + pick(t), 0) / useful.length;
@@ -80,12 +80,12 @@ export class RunMetrics {
  * between them (the replica check, evaluations, checkpoints), as the tab's own clock saw it. Null until
  * two steps are known, or when the step counter went back (an elastic room redid a step).
  */
-export function wallClockPerStep(window: readonly { at: number; index: number }[]): number | null {
+export function wallClockPerStep(window: readonly { endedAt: number; stepNumber: number }[]): number | null {
   if (window.length < 2) return null;
   const first = window[0];
   const last = window[window.length - 1];
-  const steps = last.index - first.index;
-  return steps > 0 ? (last.at - first.at) / steps : null;
+  const steps = last.stepNumber - first.stepNumber;
+  return steps > 0 ? (last.endedAt - first.endedAt) / steps : null;
 }
 
 function emptyMetrics(): LabMetrics {
