@@ -9,7 +9,10 @@ export type CollectiveKind =
   | 'broadcast'
   | 'naive-allreduce'
   | 'ps-round'
-  | 'sparse-allgather';
+  | 'sparse-allgather'
+  | 'tree-allreduce'
+  | 'rhd-allreduce'
+  | 'all-to-all';
 
 export type Phase = 'reduce-scatter' | 'all-gather' | 'broadcast' | 'gather' | 'scatter' | 'exchange';
 

@@ -1,0 +1,63 @@
+// Test-only checks shared by the tests of the schedules that live in their own files (tree, recursive
+// halving-doubling, all-to-all): every send matched by exactly one receive, and the executor's events
+// equal to the schedule. They return the problems found (empty: sound) so a test can assert `[]` and
+// see every problem at once.
+import type { Schedule } from './schedules';
+import type { ChunkEvent } from './types';
+
+/**
+ * Every send has exactly one receive on its peer, for the same element count, in the same step (the
+ * executor's barrier steps would still work with a later receive, but these schedules never need one).
+ */
+export function unmatchedMessages(schedules: readonly Schedule[]): string[] {
+  const pending = new Map<string, { length: number; step: number }>();
+  const problems: string[] = [];
+  for (const s of schedules) {
+    for (const step of s.steps) {
+      for (const a of step.sends) {
+        const key = `${s.rank}>${a.to}#${a.msg}`;
+        if (pending.has(key)) problems.push(`${key}: sent twice`);
+        pending.set(key, { length: a.length, step: step.step });
+      }
+    }
+  }
+  for (const s of schedules) {
+    for (const step of s.steps) {
+      for (const a of step.recvs) {
+        const key = `${a.from}>${s.rank}#${a.msg}`;
+        const sent = pending.get(key);
+        if (!sent) problems.push(`${key}: received but never sent`);
+        else if (sent.length !== a.length) problems.push(`${key}: sent ${sent.length} elements, received ${a.length}`);
+        else if (sent.step !== step.step) problems.push(`${key}: sent at step ${sent.step}, received at ${step.step}`);
+        pending.delete(key);
+      }
+    }
+  }
+  for (const key of pending.keys()) problems.push(`${key}: sent but never received`);
+  return problems;
+}
+
+/** The schedule's actions and the executor's events of one rank, as sorted comparable lines. */
+export function eventsVersusSchedule(schedule: Schedule, events: readonly ChunkEvent[], elementBytes = 4): { expected: string[]; got: string[] } {
+  const line = (direction: string, step: number, a: { chunk: number; part: number; offset: number; length: number; phase: string }, peer: number, bytes: number) =>
+    `${direction} s${step} ${a.phase} c${a.chunk} p${a.part} @${a.offset}+${a.length} peer${peer} ${bytes}B`;
+  const expected = schedule.steps.flatMap((s) => [
+    ...s.sends.map((a) => line('send', s.step, a, a.to, a.length * elementBytes)),
+    ...s.recvs.map((a) => line('recv', s.step, a, a.from, a.length * elementBytes)),
+  ]);
+  const got = events
+    .filter((e) => e.rank === schedule.rank && e.collective === schedule.collective)
+    .map((e) => line(e.direction, e.step, e, e.peer, e.bytes));
+  return { expected: expected.sort(), got: got.sort() };
+}
+
+/** Non-integer floats from a seed (a linear congruential generator): sums of these round, so order shows. */
+export function seededFloats(seed: number, length: number): Float32Array {
+  let state = (seed * 2654435761 + 1) % 2147483648;
+  const x = new Float32Array(length);
+  for (let i = 0; i < length; i++) {
+    state = (state * 1103515245 + 12345) % 2147483648;
+    x[i] = (state / 2147483648 - 0.5) * 3.7 * (1 + (i % 7));
+  }
+  return x;
+}
