@@ -5,7 +5,7 @@ import { createMemoryMesh, type MemoryMeshOptions } from '../collective/memory-t
 import type { PipelineEvent } from '../collective/pipeline-executor';
 import type { PipelineScheduleKind } from '../collective/pipeline-schedules';
 import { deriveSeed, Rng } from '../data/random';
-import { viewOf } from '../engine/backend';
+import { type Backend, viewOf } from '../engine/backend';
 import { CpuBackend } from '../engine/cpu-backend';
 import { Gpt } from '../model/gpt';
 import { Mlp } from '../model/mlp';
@@ -58,15 +58,28 @@ export function wholeLayout(spec: StageModelSpec): ParamLayout {
 }
 
 /** One tab: the whole model, `micro` micro-batches of gradient accumulation per step. */
-export async function trainOneTab(spec: StageModelSpec, optimizer: OptimizerConfig, globalRows: number, micro: number, steps: number, seed = 5): Promise<Float32Array> {
-  const backend = new CpuBackend();
+export async function trainOneTab(
+  spec: StageModelSpec,
+  optimizer: OptimizerConfig,
+  globalRows: number,
+  micro: number,
+  steps: number,
+  options: { seed?: number; backend?: () => Backend } = {},
+): Promise<Float32Array> {
+  const seed = options.seed ?? 5;
+  const backend = options.backend?.() ?? new CpuBackend();
   // Room for the whole micro-batch (the size of the activation buffers changes no value).
   const maxRows = Math.max(spec.maxRows, globalRows / micro);
   const model = spec.kind === 'mlp' ? new Mlp(backend, spec.config, maxRows) : new Gpt(backend, spec.config, maxRows);
   model.init(seed);
-  const trainer = new Trainer({ backend, model, optimizer: new Optimizer(backend, model.layout, optimizer), batches: new RandomBatches(spec, globalRows, micro) });
+  const opt = new Optimizer(backend, model.layout, optimizer);
+  const trainer = new Trainer({ backend, model, optimizer: opt, batches: new RandomBatches(spec, globalRows, micro) });
   await trainer.train(steps);
-  return backend.read(viewOf(model.params));
+  const params = await backend.read(viewOf(model.params));
+  trainer.dispose();
+  opt.dispose();
+  model.dispose();
+  return params;
 }
 
 export interface PipelineRun {
@@ -83,9 +96,11 @@ export interface PipelineRunOptions {
   seed?: number;
   mesh?: MemoryMeshOptions;
   computeDelayMs?: (kind: 'forward' | 'backward', micro: number) => number;
+  /** Each stage's backend (default: a CpuBackend each). */
+  backend?: (stage: number) => Backend;
 }
 
-/** P stages, one CPU backend each, over the in-memory transport. */
+/** P stages, one backend each (CPU unless `options.backend`), over the in-memory transport. */
 export async function trainPipeline(
   spec: StageModelSpec,
   optimizer: OptimizerConfig,
@@ -97,19 +112,20 @@ export async function trainPipeline(
 ): Promise<PipelineRun> {
   const transports = createMemoryMesh(stages, options.mesh);
   const parts = transports.map((transport, s) => {
-    const backend = new CpuBackend();
+    const backend = options.backend?.(s) ?? new CpuBackend();
     const stage = new PipelineStage(backend, spec, s, stages);
     stage.init(options.seed ?? 5);
+    const opt = new Optimizer(backend, stage.layout, optimizer);
     const trainer = new PipelineTrainer({
       backend,
       stage,
-      optimizer: new Optimizer(backend, stage.layout, optimizer),
+      optimizer: opt,
       batches: new RandomBatches(spec, globalRows, micro),
       transport,
       schedule,
       computeDelayMs: options.computeDelayMs,
     });
-    return { backend, stage, trainer };
+    return { backend, stage, trainer, opt };
   });
   const events: PipelineEvent[][] = [];
   const losses: number[] = [];
@@ -131,6 +147,11 @@ export async function trainPipeline(
       params.set(values, whole.entries.find((w) => w.name === e.name)!.offset);
     }
   }
+  for (const { stage, opt } of parts) {
+    stage.dispose();
+    opt.dispose();
+  }
+  // The stages' figures (activation sets, peak bytes) stay readable after dispose.
   return { params, events, stages: parts.map((p) => p.stage), losses };
 }
 

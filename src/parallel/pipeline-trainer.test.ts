@@ -51,17 +51,25 @@ describe('pipeline training (CPU backend, in-memory transport)', () => {
 });
 
 describe('the pipeline timeline, measured (artificial 25 ms per forward and backward)', () => {
+  // The stages share this process's one thread and this machine's cores with other work: a pause of the
+  // process stretches whichever ops it falls in, and moves a step's figure either way (by up to a
+  // third, seen at load 26 on 2 cores). The median of five steps keeps a pause or two from deciding it.
   it.each([
     ['gpipe', 4, 4],
     ['1f1b', 4, 4],
     ['gpipe', 4, 8],
     ['1f1b', 4, 8],
-  ] as const)('%s P=%i M=%i: bubble fraction within 20 percent (relative) of (P-1)/(M+P-1), peak activation sets GPipe M, 1F1B min(P - stage, M)', async (schedule, P, M) => {
-    const run = await trainPipeline(TINY_MLP, SGD, schedule, P, 4 * M, M, { steps: 1, computeDelayMs: () => 25 });
-    const timeline = measureTimeline(run.events[0], P);
+    ['gpipe', 4, 16],
+    ['1f1b', 4, 16],
+  ] as const)('%s P=%i M=%i: median bubble fraction of 5 steps within 20 percent (relative) of (P-1)/(M+P-1), peak activation sets GPipe M, 1F1B min(P - stage, M)', async (schedule, P, M) => {
+    const run = await trainPipeline(TINY_MLP, SGD, schedule, P, 4 * M, M, { steps: 5, computeDelayMs: () => 25 });
+    const timelines = run.events.map((events) => measureTimeline(events, P));
+    const bubbles = timelines.map((t) => t.bubbleFraction).sort((a, b) => a - b);
+    const median = bubbles[2];
     const ideal = idealBubbleFraction(P, M);
-    console.log(`${schedule} P=${P} M=${M}: bubble ${timeline.bubbleFraction.toFixed(3)} measured, ${ideal.toFixed(3)} ideal; busy ms ${timeline.stages.map((s) => s.busyMs.toFixed(0)).join('/')}, idle ms ${timeline.stages.map((s) => s.idleMs.toFixed(0)).join('/')}`);
-    expect(Math.abs(timeline.bubbleFraction - ideal) / ideal).toBeLessThan(0.2);
+    const t = timelines.find((x) => x.bubbleFraction === median)!;
+    console.log(`${schedule} P=${P} M=${M}: bubble ${median.toFixed(3)} measured (steps: ${bubbles.map((b) => b.toFixed(3)).join(', ')}), ${ideal.toFixed(3)} ideal; busy ms ${t.stages.map((s) => s.busyMs.toFixed(0)).join('/')}, idle ms ${t.stages.map((s) => s.idleMs.toFixed(0)).join('/')}`);
+    expect(Math.abs(median - ideal) / ideal).toBeLessThan(0.2);
     for (const stage of run.stages) expect(stage.activationSets).toBe(expectedPeakInFlight(schedule, P, stage.stage, M));
   });
 
