@@ -4,9 +4,14 @@
 // fraction beside (P-1)/(M+P-1), busy and idle time per stage, peak activation bytes per stage from
 // real allocations beside (sets in flight x bytes per set), bytes on the wire per step beside
 // 2·M·(activation bytes summed over the P-1 boundaries), and the parity of the trained parameters with
-// one tab on the same global batch.
+// one tab on the same global batch, for P stages and for two such pipelines side by side (DP2 x PP).
 //
-//   npx tsx scripts/pipeline-sim.ts --stages 4 --micro 8 [--model mlp|gpt] [--delay-ms 20] [--steps 3]
+// All stages run in this one process: their artificial delays overlap as tabs would, their CPU work
+// does not (one thread). The delay must dominate the CPU work for the figure to mean a pipeline of
+// tabs; the bubble is the median over --timed-steps steps (default 5), since a pause of this process
+// stretches whatever ops it falls in.
+//
+//   npx tsx scripts/pipeline-sim.ts --stages 4 --micro 8 [--model mlp|gpt] [--delay-ms 20] [--steps 3] [--timed-steps 5]
 import { idealBubbleFraction, expectedPeakInFlight, formatTimeline, PIPELINE_SCHEDULES, pipelineSchedules } from '../src/collective/pipeline-schedules';
 import { measureTimeline } from '../src/collective/pipeline-timeline';
 import { splitUnits, unitsOf, type StageModelSpec } from '../src/model/pipeline-stage';
@@ -27,6 +32,7 @@ const P = integer('stages', 4, 1);
 const M = integer('micro', 8, 1);
 const delayMs = integer('delay-ms', 20, 0);
 const steps = integer('steps', 3, 1);
+const timedSteps = integer('timed-steps', 5, 1);
 const modelName = option('model', 'mlp');
 if (modelName !== 'mlp' && modelName !== 'gpt') throw new RangeError(`--model must be mlp or gpt, got ${modelName}`);
 const ROWS_PER_MICRO = 4;
@@ -52,12 +58,15 @@ for (const kind of PIPELINE_SCHEDULES) console.log(formatTimeline(pipelineSchedu
 const oneTab = await trainOneTab(spec, ADAMW, globalRows, 1, steps);
 const wire = 2 * M * boundaryBytes().reduce((a, b) => a + b, 0);
 const perSet = (await trainPipeline(spec, ADAMW, 'gpipe', P, ROWS_PER_MICRO, 1, { steps: 1 })).stages.map((s) => s.peakActivationBytes);
-console.log(`measured: ${delayMs} ms added to every forward and backward; AdamW; parity after ${steps} steps against one tab on the same global batch of ${globalRows}`);
-const rows: string[][] = [['schedule', 'bubble', 'ideal', 'busy ms/stage', 'idle ms/stage', 'peak act. bytes/stage', 'formula', 'wire bytes/step', 'formula', 'parity']];
+console.log(`measured: ${delayMs} ms added to every forward and backward (bubble: median of ${timedSteps} steps); AdamW; parity (max |difference| / max |parameter|) after ${steps} steps against one tab on the same global batch of ${globalRows}`);
+const rows: string[][] = [['schedule', 'bubble', 'ideal', 'busy ms/stage', 'idle ms/stage', 'peak act. bytes/stage', 'formula', 'wire bytes/step', 'formula', 'parity', 'parity DP2']];
 for (const kind of PIPELINE_SCHEDULES) {
-  const timed = await trainPipeline(spec, ADAMW, kind, P, globalRows, M, { steps: 1, computeDelayMs: () => delayMs });
-  const t = measureTimeline(timed.events[0], P);
+  const timed = await trainPipeline(spec, ADAMW, kind, P, globalRows, M, { steps: timedSteps, computeDelayMs: () => delayMs });
+  const timelines = timed.events.map((events) => measureTimeline(events, P)).sort((a, b) => a.bubbleFraction - b.bubbleFraction);
+  const t = timelines[Math.floor(timelines.length / 2)];
   const trained = await trainPipeline(spec, ADAMW, kind, P, globalRows, M, { steps });
+  const dp = await trainPipeline(spec, ADAMW, kind, P, globalRows, M, { steps, replicas: 2 });
+  if (dp.replicaHashes.some((hashes) => new Set(hashes).size !== 1)) throw new Error('DP2: the replicas of a stage differ');
   const sent = t.stages.reduce((sum, s) => sum + s.bytesSent, 0);
   rows.push([
     kind,
@@ -70,6 +79,7 @@ for (const kind of PIPELINE_SCHEDULES) {
     String(sent),
     String(wire),
     maxRelativeDifference(trained.params, oneTab).toExponential(2),
+    maxRelativeDifference(dp.params, oneTab).toExponential(2),
   ]);
 }
 const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));

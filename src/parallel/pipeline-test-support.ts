@@ -1,6 +1,7 @@
 // P pipeline stages in one process (a CPU backend each, the in-memory transport) and the one-tab
 // reference they are compared against, on seeded random batches of a tiny MLP and GPT: for the unit
 // tests and for scripts/pipeline-sim.ts, never for the product.
+import { GroupTransport } from '../collective/group-transport';
 import { createMemoryMesh, type MemoryMeshOptions } from '../collective/memory-transport';
 import type { PipelineEvent } from '../collective/pipeline-executor';
 import type { PipelineScheduleKind } from '../collective/pipeline-schedules';
@@ -13,7 +14,7 @@ import type { Batch } from '../model/model';
 import { PipelineStage, type StageModelSpec } from '../model/pipeline-stage';
 import { mlpLayout } from '../model/mlp';
 import { gptLayout } from '../model/gpt';
-import type { ParamLayout } from '../model/layout';
+import { paramsHash, type ParamLayout } from '../model/layout';
 import type { BatchSource } from '../train/batches';
 import { Optimizer, type OptimizerConfig } from '../train/optimizer';
 import { Trainer } from '../train/trainer';
@@ -33,10 +34,17 @@ export class RandomBatches implements BatchSource {
   readonly rowsPerStep: number;
   private readonly rows: number;
 
-  constructor(private readonly spec: StageModelSpec, globalRows: number, readonly microBatches: number, private readonly seed = 11) {
-    if (globalRows % microBatches !== 0) throw new RangeError(`${globalRows} rows do not split into ${microBatches} micro-batches`);
-    this.rowsPerStep = globalRows;
-    this.rows = globalRows / microBatches;
+  constructor(
+    private readonly spec: StageModelSpec,
+    private readonly globalRows: number,
+    readonly microBatches: number,
+    /** Data parallelism: this replica takes share `index` of `count` of every micro-batch. */
+    private readonly replica = { index: 0, count: 1 },
+    private readonly seed = 11,
+  ) {
+    if (globalRows % (microBatches * replica.count) !== 0) throw new RangeError(`${globalRows} rows do not split into ${microBatches} micro-batches x ${replica.count} replicas`);
+    this.rowsPerStep = globalRows / replica.count;
+    this.rows = globalRows / microBatches / replica.count;
   }
 
   next(step: number, micro: number): Batch {
@@ -45,11 +53,12 @@ export class RandomBatches implements BatchSource {
       this.spec.kind === 'mlp'
         ? [this.spec.config.sizes[0], 1, 0, this.spec.config.sizes[this.spec.config.sizes.length - 1]]
         : [this.spec.config.blockSize, this.spec.config.blockSize, this.spec.config.vocabSize, this.spec.config.vocabSize];
-    const all = this.rowsPerStep;
+    const all = this.globalRows;
     const inputs = this.spec.kind === 'mlp' ? Float32Array.from({ length: all * inPerRow }, () => rng.normal()) : Uint32Array.from({ length: all * inPerRow }, () => rng.int(inRange));
     const targets = Uint32Array.from({ length: all * outPerRow }, () => rng.int(classes));
     const r = this.rows;
-    return { inputs: inputs.subarray(micro * r * inPerRow, (micro + 1) * r * inPerRow), targets: targets.subarray(micro * r * outPerRow, (micro + 1) * r * outPerRow), rows: r };
+    const first = (micro * this.replica.count + this.replica.index) * r;
+    return { inputs: inputs.subarray(first * inPerRow, (first + r) * inPerRow), targets: targets.subarray(first * outPerRow, (first + r) * outPerRow), rows: r };
   }
 }
 
@@ -83,12 +92,15 @@ export async function trainOneTab(
 }
 
 export interface PipelineRun {
-  /** The stages' parameters put together in the whole model's layout. */
+  /** The stages' parameters (of the first pipeline) put together in the whole model's layout. */
   params: Float32Array;
-  /** Every stage's events, step by step. */
+  /** Every stage's events (of the first pipeline), step by step. */
   events: PipelineEvent[][];
   stages: PipelineStage[];
+  /** Mean loss of each step over the replicas' last stages. */
   losses: number[];
+  /** Per stage, the parameter hash of each replica at the end (all equal when DP keeps them in step). */
+  replicaHashes: string[][];
 }
 
 export interface PipelineRunOptions {
@@ -98,9 +110,15 @@ export interface PipelineRunOptions {
   computeDelayMs?: (kind: 'forward' | 'backward', micro: number) => number;
   /** Each stage's backend (default: a CpuBackend each). */
   backend?: (stage: number) => Backend;
+  /** DP x PP: this many pipelines, each on its share of every micro-batch (default 1). */
+  replicas?: number;
 }
 
-/** P stages, one backend each (CPU unless `options.backend`), over the in-memory transport. */
+/**
+ * P stages, one backend each (CPU unless `options.backend`), over the in-memory transport; with
+ * `replicas` D, D pipelines (room rank = replica * P + stage), each stage's replicas averaging their
+ * gradients over a GroupTransport.
+ */
 export async function trainPipeline(
   spec: StageModelSpec,
   optimizer: OptimizerConfig,
@@ -110,35 +128,45 @@ export async function trainPipeline(
   micro: number,
   options: PipelineRunOptions = {},
 ): Promise<PipelineRun> {
-  const transports = createMemoryMesh(stages, options.mesh);
-  const parts = transports.map((transport, s) => {
+  const D = options.replicas ?? 1;
+  const P = stages;
+  const room = createMemoryMesh(D * P, options.mesh);
+  const parts = room.map((transport) => {
+    const [replica, s] = [Math.floor(transport.rank / P), transport.rank % P];
     const backend = options.backend?.(s) ?? new CpuBackend();
-    const stage = new PipelineStage(backend, spec, s, stages);
+    const stage = new PipelineStage(backend, spec, s, P);
     stage.init(options.seed ?? 5);
     const opt = new Optimizer(backend, stage.layout, optimizer);
+    const group = Array.from({ length: D }, (_, d) => d * P + s);
     const trainer = new PipelineTrainer({
       backend,
       stage,
       optimizer: opt,
-      batches: new RandomBatches(spec, globalRows, micro),
+      batches: new RandomBatches(spec, globalRows, micro, { index: replica, count: D }),
       transport,
+      rankOfStage: (st) => replica * P + st,
       schedule,
       computeDelayMs: options.computeDelayMs,
+      ...(D > 1 ? { dataParallel: { transport: new GroupTransport(transport, group) } } : {}),
     });
-    return { backend, stage, trainer, opt };
+    return { backend, stage, trainer, opt, replica };
   });
   const events: PipelineEvent[][] = [];
   const losses: number[] = [];
   for (let step = 0; step < (options.steps ?? 3); step++) {
     const reports = await Promise.all(parts.map((p) => p.trainer.trainStep()));
-    events.push(reports.flatMap((r) => r.events));
-    losses.push(reports[stages - 1].loss ?? NaN);
+    events.push(reports.slice(0, P).flatMap((r) => r.events));
+    const lastStages = reports.filter((_, r) => r % P === P - 1);
+    losses.push(lastStages.reduce((sum, r) => sum + (r.loss ?? NaN), 0) / D);
   }
   const whole = wholeLayout(spec);
   const params = new Float32Array(whole.totalLength);
   const placed = new Map<string, Float32Array>();
-  for (const { backend, stage } of parts) {
+  const replicaHashes: string[][] = Array.from({ length: P }, () => []);
+  for (const { backend, stage, replica } of parts) {
     const own = await backend.read(viewOf(stage.model.params));
+    replicaHashes[stage.stage].push(paramsHash(own));
+    if (replica > 0) continue;
     for (const e of stage.layout.entries) {
       const values = own.subarray(e.offset, e.offset + e.length);
       const earlier = placed.get(e.name);
@@ -152,7 +180,7 @@ export async function trainPipeline(
     opt.dispose();
   }
   // The stages' figures (activation sets, peak bytes) stay readable after dispose.
-  return { params, events, stages: parts.map((p) => p.stage), losses };
+  return { params, events, stages: parts.slice(0, P).map((p) => p.stage), losses, replicaHashes };
 }
 
 /** max |a - b| / max |b|: the largest difference relative to the largest parameter. */

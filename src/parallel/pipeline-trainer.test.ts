@@ -50,6 +50,22 @@ describe('pipeline training (CPU backend, in-memory transport)', () => {
   }
 });
 
+describe('DP x PP (4 tabs: 2 pipelines of 2 stages, each stage averaged over its 2 replicas)', () => {
+  for (const [modelName, spec] of MODELS) {
+    it(`${modelName} + adamw, 1F1B, M = 2: ends where one tab ends (relative 1e-6), the replicas of each stage bitwise equal`, async () => {
+      const oneBatch = await trainOneTab(spec, ADAMW, GLOBAL_ROWS, 1, STEPS);
+      const run = await trainPipeline(spec, ADAMW, '1f1b', 2, GLOBAL_ROWS, 2, { steps: STEPS, replicas: 2 });
+      const difference = maxRelativeDifference(run.params, oneBatch);
+      console.log(`${modelName} adamw DP2 x PP2 M=2: max relative difference ${difference.toExponential(2)} vs one tab`);
+      expect(difference).toBeLessThan(TOLERANCE);
+      for (const hashes of run.replicaHashes) {
+        expect(hashes).toHaveLength(2);
+        expect(new Set(hashes).size).toBe(1);
+      }
+    });
+  }
+});
+
 describe('the pipeline timeline, measured (artificial 25 ms per forward and backward)', () => {
   // The stages share this process's one thread and this machine's cores with other work: a pause of the
   // process stretches whichever ops it falls in, and moves a step's figure either way (by up to a

@@ -6,9 +6,13 @@
 // by 1 / (predictions * M), so P stages x M micro-batches compute the gradient one model computes with M
 // micro-batches of gradient accumulation.
 //
+// DP x PP: with `dataParallel`, the tabs holding one stage in several pipelines average that stage's
+// gradients before the update, so every replica of a stage stays bitwise equal.
+//
 // Not here yet (the lab wiring): global-norm clipping (it needs the squared norm summed over stages),
-// data parallelism within a stage, learning-rate schedules, evaluation and checkpoints.
+// the all-reduce overlapped with the backward, learning-rate schedules, evaluation and checkpoints.
 import { pipelineTag, type PipelineEvent, type PipelineListener, runStageSchedule, type StageCompute } from '../collective/pipeline-executor';
+import { runAllReduce } from '../collective/collectives';
 import { stageSchedule, type PipelineScheduleKind } from '../collective/pipeline-schedules';
 import type { Transport } from '../collective/types';
 import { type Backend, viewOf } from '../engine/backend';
@@ -34,6 +38,13 @@ export interface PipelineTrainerOptions {
    * on a fast CPU). Default: none.
    */
   computeDelayMs?: (kind: 'forward' | 'backward', micro: number) => number;
+  /**
+   * DP x PP: the group of tabs holding this same stage in the other pipelines (a GroupTransport), each
+   * training on its own share of every micro-batch (`batches`). The stage's gradients are averaged over
+   * the group with a ring all-reduce (collective number `collective`, default the pipeline's + 2)
+   * after the schedule. Absent: one pipeline.
+   */
+  dataParallel?: { transport: Transport; collective?: number };
   onEvent?: PipelineListener;
 }
 
@@ -98,11 +109,24 @@ export class PipelineTrainer {
       rankOfStage: this.o.rankOfStage,
       onEvent: this.o.onEvent,
     });
+    // Averaged within the stage's group first, then the tied copies summed: the two ends then add the
+    // same two vectors (in one order) whatever the group's ring did, so their copies stay equal.
+    await this.averageOverReplicas(step, this.o.dataParallel?.collective ?? collective + 2);
     await this.sumTiedGradients(step, collective + 1);
     optimizer.update(model.params, model.grads, step + 1);
     await b.flush();
     this.completed++;
     return { step, events, ...(lossCount > 0 ? { loss: lossSum / lossCount } : {}) };
+  }
+
+  private async averageOverReplicas(step: number, collective: number): Promise<void> {
+    const group = this.o.dataParallel?.transport;
+    if (!group || group.world === 1) return;
+    const { backend: b, stage } = this.o;
+    const grads = viewOf(stage.model.grads);
+    const data = await b.read(grads);
+    await runAllReduce(group, data, { round: step, collective, average: true });
+    b.write(grads, data);
   }
 
   /**
