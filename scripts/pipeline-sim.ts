@@ -13,7 +13,7 @@
 //
 //   npx tsx scripts/pipeline-sim.ts --stages 4 --micro 8 [--model mlp|gpt] [--delay-ms 20] [--steps 3] [--timed-steps 5]
 import { idealBubbleFraction, expectedPeakInFlight, formatTimeline, PIPELINE_SCHEDULES, pipelineSchedules } from '../src/collective/pipeline-schedules';
-import { measureTimeline } from '../src/collective/pipeline-timeline';
+import { formatEventTimeline, measureTimeline } from '../src/collective/pipeline-timeline';
 import { splitUnits, unitsOf, type StageModelSpec } from '../src/model/pipeline-stage';
 import { ADAMW, maxRelativeDifference, TINY_GPT, TINY_MLP, trainOneTab, trainPipeline } from '../src/parallel/pipeline-test-support';
 
@@ -59,11 +59,14 @@ const oneTab = await trainOneTab(spec, ADAMW, globalRows, 1, steps);
 const wire = 2 * M * boundaryBytes().reduce((a, b) => a + b, 0);
 const perSet = (await trainPipeline(spec, ADAMW, 'gpipe', P, ROWS_PER_MICRO, 1, { steps: 1 })).stages.map((s) => s.peakActivationBytes);
 console.log(`measured: ${delayMs} ms added to every forward and backward (bubble: median of ${timedSteps} steps); AdamW; parity (max |difference| / max |parameter|) after ${steps} steps against one tab on the same global batch of ${globalRows}`);
+const drawings: string[] = [];
 const rows: string[][] = [['schedule', 'bubble', 'ideal', 'busy ms/stage', 'idle ms/stage', 'peak act. bytes/stage', 'formula', 'wire bytes/step', 'formula', 'parity', 'parity DP2']];
 for (const kind of PIPELINE_SCHEDULES) {
   const timed = await trainPipeline(spec, ADAMW, kind, P, globalRows, M, { steps: timedSteps, computeDelayMs: () => delayMs });
   const timelines = timed.events.map((events) => measureTimeline(events, P)).sort((a, b) => a.bubbleFraction - b.bubbleFraction);
   const t = timelines[Math.floor(timelines.length / 2)];
+  const medianStep = timed.events.find((events) => measureTimeline(events, P).bubbleFraction === t.bubbleFraction) ?? timed.events[0];
+  drawings.push(`${kind} P=${P} M=${M}, the median step as it ran, ${formatEventTimeline(medianStep, P, Math.min(80, 2 * (M + P - 1)))}`);
   const trained = await trainPipeline(spec, ADAMW, kind, P, globalRows, M, { steps });
   const dp = await trainPipeline(spec, ADAMW, kind, P, globalRows, M, { steps, replicas: 2 });
   if (dp.replicaHashes.some((hashes) => new Set(hashes).size !== 1)) throw new Error('DP2: the replicas of a stage differ');
@@ -84,3 +87,4 @@ for (const kind of PIPELINE_SCHEDULES) {
 }
 const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
 for (const r of rows) console.log(r.map((cell, c) => cell.padEnd(widths[c])).join('  '));
+console.log('\n' + drawings.join('\n\n'));

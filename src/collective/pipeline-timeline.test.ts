@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { PipelineEvent } from './pipeline-executor';
-import { measureTimeline } from './pipeline-timeline';
+import { formatEventTimeline, measureTimeline } from './pipeline-timeline';
 
 const event = (stage: number, kind: PipelineEvent['kind'], tStart: number, tEnd: number, bytes?: number): PipelineEvent => ({
   type: 'pipeline',
@@ -41,5 +41,24 @@ describe('measureTimeline', () => {
     expect(() => measureTimeline([], 2)).toThrow(/no pipeline events/);
     expect(() => measureTimeline([event(2, 'forward', 0, 1)], 2)).toThrow(/event of stage 2 in a 2-stage pipeline/);
     expect(() => measureTimeline([event(0, 'forward', 0, 1)], 0)).toThrow(/stages must be an integer >= 1/);
+  });
+
+  it('draws the events as a stage x time diagram, idle where a stage computed under half a column', () => {
+    const micro = (e: PipelineEvent, m: number): PipelineEvent => ({ ...e, micro: m });
+    const events = [
+      event(0, 'forward', 0, 10),
+      micro(event(0, 'forward', 10, 20), 1),
+      event(1, 'recv-activation', 0, 10, 4),
+      event(1, 'forward', 10, 20),
+      event(1, 'backward', 20, 30),
+      event(0, 'backward', 30, 34),
+      micro(event(0, 'backward', 34, 40), 1),
+    ];
+    expect(formatEventTimeline(events, 2, 4).split('\n')).toEqual([
+      'measured: 40 ms, 10.0 ms a column, bubble 37.5%',
+      'stage 0 | F0 F1 .  B1',
+      'stage 1 | .  F0 B0 . ',
+    ]);
+    expect(() => formatEventTimeline(events, 2, 0)).toThrow(/columns must be an integer >= 1/);
   });
 });

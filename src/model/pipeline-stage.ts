@@ -50,6 +50,8 @@ export class PipelineStage {
   private sets = 0;
   private activationBytesPeak = 0;
   private readonly makeInstance: (storage: StorageFactory) => StagedModel;
+  /** The primary's storage, lent to every further activation set (whose dispose leaves it alone). */
+  private readonly sharedStorage: StorageFactory;
 
   constructor(
     private readonly backend: Backend,
@@ -70,8 +72,6 @@ export class PipelineStage {
     this.noteAllocation();
     this.idle.push(this.primary);
   }
-
-  private readonly sharedStorage: StorageFactory;
 
   get layout(): ParamLayout {
     return this.primary.layout;
