@@ -1,20 +1,31 @@
 // A tiny GPT-2 character model (nanoGPT's model.py, llm.c's gpt2_forward/gpt2_backward): token +
 // position embeddings, pre-LayerNorm blocks (attention, then a GELU MLP, each added to the residual
 // stream), a final LayerNorm and a head tied to the token embedding.
-import type { Backend, DeviceBuffer } from '../engine/backend';
+//
+// Built with a `part` (blocks [from, to)), it is one stage of a pipeline (forwardStage/backwardStage):
+// the first stage also holds the embedding, the last the final LayerNorm, the head and the loss. A
+// stage after the first reads the residual stream h{from-1}.resid3 from the previous stage and hands
+// back its gradient; a stage before the last sends h{to-1}.resid3 and starts its backward from its
+// gradient. The tied head needs wte on the last stage too: there it is a copy (group 'head') that starts
+// from the same values; its gradient and the first stage's must be summed before each update
+// (`tiedTensors`), as Megatron-LM does for its embedding group, so that both copies stay equal.
+import type { Backend, DeviceBuffer, View } from '../engine/backend';
 import { deriveSeed, Rng } from '../data/random';
 import { buildLayout, entry, type FlatRange, groupRange, type ParamLayout, type TensorSpec } from './layout';
 import { checkBatch } from './mlp';
-import { initialParams } from './init';
+import { initialParams, initialParamsOfPart } from './init';
 import {
   ActivationArena,
   type Batch,
   type ForwardResult,
   fullStorage,
   type GradHooks,
+  type ModelPart,
   type PassSegment,
   recordAll,
-  type SegmentedModel,
+  resolvePart,
+  type StagedModel,
+  type StageForward,
   type StorageFactory,
   type TensorStorage,
 } from './model';
@@ -29,7 +40,12 @@ export interface GptConfig {
 
 const INIT_STD = 0.02;
 
-export function gptLayout(config: GptConfig): ParamLayout {
+/**
+ * The layout of the whole GPT, or of blocks [part.from, part.to) (a pipeline stage): the embedding when
+ * the part starts at block 0, the final norm when it ends at the last block, and there also the head's
+ * copy of wte (group 'head') unless the part holds the embedding itself.
+ */
+export function gptLayout(config: GptConfig, part?: ModelPart): ParamLayout {
   const { vocabSize: V, blockSize: T, nLayer: L, nHead, nEmbd: C } = config;
   for (const [name, v] of Object.entries(config)) {
     if (!Number.isInteger(v) || v <= 0) throw new RangeError(`GPT ${name} must be a positive integer, got ${v}`);
@@ -40,11 +56,11 @@ export function gptLayout(config: GptConfig): ParamLayout {
   // GPT-2: projections into the residual stream are scaled down by 1/sqrt(2 * nLayer) so that the
   // stream's variance does not grow with depth.
   const residualStd = INIT_STD / Math.sqrt(2 * L);
-  const specs: TensorSpec[] = [
-    { name: 'wte', shape: [V, C], group: 'embed', decay: true, init: normal(INIT_STD) },
-    { name: 'wpe', shape: [T, C], group: 'embed', decay: true, init: normal(INIT_STD / 2) },
-  ];
-  for (let l = 0; l < L; l++) {
+  const { from, to } = resolvePart(part, L, 'GPT blocks');
+  const wte: TensorSpec = { name: 'wte', shape: [V, C], group: 'embed', decay: true, init: normal(INIT_STD) };
+  const specs: TensorSpec[] = [];
+  if (from === 0) specs.push(wte, { name: 'wpe', shape: [T, C], group: 'embed', decay: true, init: normal(INIT_STD / 2) });
+  for (let l = from; l < to; l++) {
     const g = `h${l}`;
     specs.push(
       { name: `${g}.ln1.g`, shape: [C], group: g, decay: false, init: constant(1) },
@@ -61,10 +77,13 @@ export function gptLayout(config: GptConfig): ParamLayout {
       { name: `${g}.fcproj.b`, shape: [C], group: g, decay: false, init: constant(0) },
     );
   }
-  specs.push(
-    { name: 'lnf.g', shape: [C], group: 'lnf', decay: false, init: constant(1) },
-    { name: 'lnf.b', shape: [C], group: 'lnf', decay: false, init: constant(0) },
-  );
+  if (to === L) {
+    specs.push(
+      { name: 'lnf.g', shape: [C], group: 'lnf', decay: false, init: constant(1) },
+      { name: 'lnf.b', shape: [C], group: 'lnf', decay: false, init: constant(0) },
+    );
+    if (from > 0) specs.push({ ...wte, group: 'head' });
+  }
   return buildLayout(specs);
 }
 
@@ -81,9 +100,11 @@ export function tensorSpan(layout: ParamLayout, first: string, last: string): Fl
   return { offset: from.offset, length: to.offset + to.length - from.offset };
 }
 
-export class Gpt implements SegmentedModel {
+export class Gpt implements StagedModel {
   readonly kind = 'gpt' as const;
   readonly layout: ParamLayout;
+  /** The blocks this instance holds: all of them unless it is a pipeline stage. */
+  readonly part: ModelPart;
   readonly params: DeviceBuffer;
   readonly grads: DeviceBuffer;
   private readonly f: ActivationArena;
@@ -100,18 +121,23 @@ export class Gpt implements SegmentedModel {
     readonly maxRows: number,
     /** Where parameters and gradients live: full buffers unless ZeRO shards them. */
     storage: StorageFactory = fullStorage(backend),
+    /** Blocks [from, to) only: a pipeline stage. Default: the whole model. */
+    part?: ModelPart,
   ) {
     if (!Number.isInteger(maxRows) || maxRows <= 0) throw new RangeError(`maxRows must be a positive integer, got ${maxRows}`);
-    this.layout = gptLayout(config);
+    this.layout = gptLayout(config, part);
+    this.part = resolvePart(part, config.nLayer, 'GPT blocks');
     this.storage = storage(this.layout, 'gpt');
     this.params = this.storage.params;
     this.grads = this.storage.grads;
-    const { blockSize: T, nLayer: L, nHead: NH, nEmbd: C, vocabSize: V } = config;
+    const { blockSize: T, nHead: NH, nEmbd: C, vocabSize: V } = config;
+    const { from, to } = this.part;
     const BT = maxRows * T;
-    // Activations saved for backward, per layer (llm.c's ActivationTensors).
+    // Activations saved for backward, per layer (llm.c's ActivationTensors). A later stage's input is
+    // the residual stream out of the block before its first.
     this.f = new ActivationArena(backend, 'gpt.acts');
-    this.f.reserve('encoded', BT * C);
-    for (let l = 0; l < L; l++) {
+    this.f.reserve(from === 0 ? 'encoded' : `h${from - 1}.resid3`, BT * C);
+    for (let l = from; l < to; l++) {
       for (const [name, size] of [
         ['ln1', BT * C], ['ln1.mean', BT], ['ln1.rstd', BT], ['qkv', BT * 3 * C], ['atty', BT * C],
         ['att', maxRows * NH * T * T], ['attproj', BT * C], ['resid2', BT * C], ['ln2', BT * C],
@@ -121,24 +147,81 @@ export class Gpt implements SegmentedModel {
         this.f.reserve(`h${l}.${name}`, size);
       }
     }
-    this.f.reserve('lnf', BT * C);
-    this.f.reserve('lnf.mean', BT);
-    this.f.reserve('lnf.rstd', BT);
-    this.f.reserve('logits', BT * V);
-    this.f.reserve('probs', BT * V);
-    this.f.reserve('losses', BT);
+    if (this.isLastStage) {
+      this.f.reserve('lnf', BT * C);
+      this.f.reserve('lnf.mean', BT);
+      this.f.reserve('lnf.rstd', BT);
+      this.f.reserve('logits', BT * V);
+      this.f.reserve('probs', BT * V);
+      this.f.reserve('losses', BT);
+      this.f.reserve('d.logits', BT * V);
+    }
     // Gradients of activations: reused by every layer, since each is consumed before the next layer.
     for (const [name, size] of [
-      ['d.logits', BT * V], ['d.res', BT * C], ['d.tmp', BT * C], ['d.ln', BT * C], ['d.atty', BT * C],
+      ['d.res', BT * C], ['d.tmp', BT * C], ['d.ln', BT * C], ['d.atty', BT * C],
       ['d.qkv', BT * 3 * C], ['d.fch', BT * 4 * C], ['d.fch.gelu', BT * 4 * C],
     ] as const) {
       this.f.reserve(name, size);
     }
     this.f.allocate();
     this.u = new ActivationArena(backend, 'gpt.tokens', 'u32');
-    this.u.reserve('tokens', BT);
-    this.u.reserve('targets', BT);
+    if (this.isFirstStage) this.u.reserve('tokens', BT);
+    if (this.isLastStage) this.u.reserve('targets', BT);
     this.u.allocate();
+  }
+
+  get units(): number {
+    return this.config.nLayer;
+  }
+
+  get isFirstStage(): boolean {
+    return this.part.from === 0;
+  }
+
+  get isLastStage(): boolean {
+    return this.part.to === this.config.nLayer;
+  }
+
+  /**
+   * Tensors this stage holds a copy of that another stage holds too: wte on the first and the last
+   * stage of a split model. Their gradients must be summed across the two before each update.
+   */
+  get tiedTensors(): readonly string[] {
+    return this.isFirstStage !== this.isLastStage ? ['wte'] : [];
+  }
+
+  inputLength(batch: Batch): number {
+    return this.isFirstStage ? 0 : this.residualLength(batch);
+  }
+
+  outputLength(batch: Batch): number {
+    return this.isLastStage ? 0 : this.residualLength(batch);
+  }
+
+  private residualLength(batch: Batch): number {
+    return batch.rows * (batch.seqLen ?? this.config.blockSize) * this.config.nEmbd;
+  }
+
+  /** Blocks from..to of one micro-batch: the loss on the last stage, the residual stream elsewhere. */
+  forwardStage(batch: Batch, gradScale: number, input?: Float32Array): StageForward {
+    const { result, segments } = this.stageSegments(batch, gradScale, input);
+    recordAll(segments);
+    if (result) return { result };
+    return { output: this.f.view(`h${this.part.to - 1}.resid3`, this.B * this.T * this.config.nEmbd) };
+  }
+
+  /** From the gradient of the residual stream this stage sent on (or the loss) to that of its input. */
+  backwardStage(outputGrad?: Float32Array, hooks?: GradHooks): View | undefined {
+    if (this.B === 0) throw new Error('backward before forward');
+    const length = this.B * this.T * this.config.nEmbd;
+    if (this.isLastStage) {
+      if (outputGrad) throw new Error('the last stage starts its backward from the loss: it takes no output gradient');
+    } else {
+      if (!outputGrad || outputGrad.length !== length) throw new RangeError(`output gradient of ${outputGrad?.length ?? 0} elements, need ${length} (${this.B} x ${this.T} x ${this.config.nEmbd})`);
+      this.backend.write(this.f.view('d.res', length), outputGrad);
+    }
+    this.backward(hooks);
+    return this.isFirstStage ? undefined : this.f.view('d.res', length);
   }
 
   get maxLossRows(): number {
@@ -150,7 +233,8 @@ export class Gpt implements SegmentedModel {
   }
 
   init(seed: number): void {
-    this.storage.writeParams(initialParams(this.layout, seed));
+    const whole = this.isFirstStage && this.isLastStage;
+    this.storage.writeParams(whole ? initialParams(this.layout, seed) : initialParamsOfPart(this.layout, gptLayout(this.config), seed));
   }
 
   forward(batch: Batch, gradScale: number): ForwardResult {
@@ -168,25 +252,46 @@ export class Gpt implements SegmentedModel {
    * the embedding's wte again), so ZeRO-3 gathers at most two layer groups at a time.
    */
   forwardSegments(batch: Batch, gradScale: number): { result: ForwardResult; segments: PassSegment[] } {
+    if (!this.isFirstStage || !this.isLastStage) {
+      throw new Error(`forward runs the whole model; a pipeline stage (blocks ${this.part.from}..${this.part.to - 1}) runs forwardStage`);
+    }
+    const { result, segments } = this.stageSegments(batch, gradScale, undefined);
+    if (!result) throw new Error('the whole model computes its loss');
+    return { result, segments };
+  }
+
+  /**
+   * The forward segments of this model's part: the embedding (first stage; the others write their
+   * input activation), one per block, the final norm with the head and the loss (last stage).
+   */
+  private stageSegments(batch: Batch, gradScale: number, input: Float32Array | undefined): { result?: ForwardResult; segments: PassSegment[] } {
     const { blockSize, nLayer: L, nHead: NH, nEmbd: C, vocabSize: V } = this.config;
+    const { from, to } = this.part;
+    const first = this.isFirstStage;
     const T = batch.seqLen ?? blockSize;
     if (!Number.isInteger(T) || T <= 0 || T > blockSize) throw new RangeError(`seqLen ${T} outside 1..${blockSize}`);
-    const B = checkBatch(batch, this.maxRows, T, T);
-    if (!(batch.inputs instanceof Uint32Array)) throw new TypeError('GPT inputs must be token ids in a Uint32Array');
+    const B = checkBatch(batch, this.maxRows, first ? T : 0, T);
+    const BT = B * T;
+    if (first) {
+      if (input) throw new Error('the first stage reads its input from the batch: it takes no input activation');
+      if (!(batch.inputs instanceof Uint32Array)) throw new TypeError('GPT inputs must be token ids in a Uint32Array');
+    } else if (!input || input.length !== BT * C) {
+      throw new RangeError(`input activation of ${input?.length ?? 0} elements, need ${BT * C} (${B} x ${T} x ${C})`);
+    }
     this.B = B;
     this.T = T;
-    const BT = B * T;
     const b = this.backend;
     const a = (name: string, length: number) => this.f.view(name, length);
     const p = (name: string) => this.storage.param(name);
-    const tokens = this.u.view('tokens', BT);
-    const targets = this.u.view('targets', BT);
-    b.write(tokens, batch.inputs.subarray(0, BT));
-    b.write(targets, batch.targets.subarray(0, BT));
-    const result: ForwardResult = { losses: a('losses', BT), probs: a('probs', BT * V), lossRows: BT, classes: V };
+    const tokens = first ? this.u.view('tokens', BT) : undefined;
+    const targets = this.isLastStage ? this.u.view('targets', BT) : undefined;
+    if (tokens) b.write(tokens, (batch.inputs as Uint32Array).subarray(0, BT));
+    if (targets) b.write(targets, batch.targets.subarray(0, BT));
+    if (input) b.write(a(`h${from - 1}.resid3`, BT * C), input);
+    const result: ForwardResult | undefined = targets ? { losses: a('losses', BT), probs: a('probs', BT * V), lossRows: BT, classes: V } : undefined;
     const segments: PassSegment[] = [];
 
-    segments.push({ groups: ['embed'], record: () => b.embedding(a('encoded', BT * C), tokens, p('wte'), p('wpe'), B, T, C) });
+    if (tokens) segments.push({ groups: ['embed'], record: () => b.embedding(a('encoded', BT * C), tokens, p('wte'), p('wpe'), B, T, C) });
     const block = (l: number) => {
       const residual = l > 0 ? a(`h${l - 1}.resid3`, BT * C) : a('encoded', BT * C);
       const h = (name: string, length: number) => a(`h${l}.${name}`, length);
@@ -212,18 +317,25 @@ export class Gpt implements SegmentedModel {
       b.biasAdd(fcproj, fcproj, w('fcproj.b'), BT, C);
       b.add(h('resid3', BT * C), h('resid2', BT * C), fcproj);
     };
-    for (let l = 0; l < L; l++) segments.push({ groups: [`h${l}`], record: () => block(l) });
-    segments.push({
-      groups: ['lnf', 'embed'],
-      record: () => {
-        const residual = L > 0 ? a(`h${L - 1}.resid3`, BT * C) : a('encoded', BT * C);
-        b.layerNorm(a('lnf', BT * C), a('lnf.mean', BT), a('lnf.rstd', BT), residual, p('lnf.g'), p('lnf.b'), BT, C);
-        // Tied head: logits = lnf @ wte^T (wte is stored [V, C]).
-        b.matmul(a('logits', BT * V), a('lnf', BT * C), p('wte'), BT, C, V, { transB: true });
-        b.softmaxCrossEntropy(result.losses, result.probs, a('d.logits', BT * V), a('logits', BT * V), targets, BT, V, gradScale);
-      },
-    });
+    for (let l = from; l < to; l++) segments.push({ groups: [`h${l}`], record: () => block(l) });
+    if (result && targets) {
+      segments.push({
+        groups: this.headGroups,
+        record: () => {
+          const residual = L > 0 ? a(`h${L - 1}.resid3`, BT * C) : a('encoded', BT * C);
+          b.layerNorm(a('lnf', BT * C), a('lnf.mean', BT), a('lnf.rstd', BT), residual, p('lnf.g'), p('lnf.b'), BT, C);
+          // Tied head: logits = lnf @ wte^T (wte is stored [V, C]).
+          b.matmul(a('logits', BT * V), a('lnf', BT * C), p('wte'), BT, C, V, { transB: true });
+          b.softmaxCrossEntropy(result.losses, result.probs, a('d.logits', BT * V), a('logits', BT * V), targets, BT, V, gradScale);
+        },
+      });
+    }
     return { result, segments };
+  }
+
+  /** Groups the head reads: the final norm and wte, the embedding's or (a later last stage) the head's copy. */
+  private get headGroups(): string[] {
+    return ['lnf', this.isFirstStage ? 'embed' : 'head'];
   }
 
   /**
@@ -249,20 +361,25 @@ export class Gpt implements SegmentedModel {
     const dres = a('d.res', BT * C);
     const dtmp = a('d.tmp', BT * C);
     const dln = a('d.ln', BT * C);
-    const dlogits = a('d.logits', BT * V);
+    const { from, to } = this.part;
 
     const segments: PassSegment[] = [];
-    segments.push({
-      groups: ['lnf', 'embed'],
-      record: () => {
-        // head (tied): dlnf = dlogits @ wte; dwte += dlogits^T @ lnf (final only after the embedding's backward)
-        b.matmul(dln, dlogits, p('wte'), BT, V, C);
-        b.matmul(g('wte'), dlogits, a('lnf', BT * C), V, BT, C, { transA: true, accumulate: true });
-        const lastResidual = L > 0 ? a(`h${L - 1}.resid3`, BT * C) : a('encoded', BT * C);
-        b.layerNormBackward(dres, g('lnf.g'), g('lnf.b'), dln, lastResidual, a('lnf.mean', BT), a('lnf.rstd', BT), p('lnf.g'), BT, C);
-        ready('lnf');
-      },
-    });
+    if (this.isLastStage) {
+      const dlogits = a('d.logits', BT * V);
+      segments.push({
+        groups: this.headGroups,
+        record: () => {
+          // head (tied): dlnf = dlogits @ wte; dwte += dlogits^T @ lnf (final only after the embedding's
+          // backward, or here on a later last stage, whose copy the pipeline sums with the first's)
+          b.matmul(dln, dlogits, p('wte'), BT, V, C);
+          b.matmul(g('wte'), dlogits, a('lnf', BT * C), V, BT, C, { transA: true, accumulate: true });
+          if (!this.isFirstStage) ready('head');
+          const lastResidual = L > 0 ? a(`h${L - 1}.resid3`, BT * C) : a('encoded', BT * C);
+          b.layerNormBackward(dres, g('lnf.g'), g('lnf.b'), dln, lastResidual, a('lnf.mean', BT), a('lnf.rstd', BT), p('lnf.g'), BT, C);
+          ready('lnf');
+        },
+      });
+    }
 
     const block = (l: number) => {
       const group = `h${l}`;
@@ -301,14 +418,16 @@ export class Gpt implements SegmentedModel {
       done('ln1.g', 'ln1.b');
       b.addInPlace(dres, dtmp); // dres now holds d(residual) = d(resid3 of the layer below)
     };
-    for (let l = L - 1; l >= 0; l--) segments.push({ groups: [`h${l}`], record: () => block(l) });
-    segments.push({
-      groups: ['embed'],
-      record: () => {
-        b.embeddingBackward(g('wte'), g('wpe'), dres, this.u.view('tokens', BT), B, T, C, V);
-        ready('embed');
-      },
-    });
+    for (let l = to - 1; l >= from; l--) segments.push({ groups: [`h${l}`], record: () => block(l) });
+    if (this.isFirstStage) {
+      segments.push({
+        groups: ['embed'],
+        record: () => {
+          b.embeddingBackward(g('wte'), g('wpe'), dres, this.u.view('tokens', BT), B, T, C, V);
+          ready('embed');
+        },
+      });
+    }
     return segments;
   }
 

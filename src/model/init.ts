@@ -18,6 +18,22 @@ export function initialParams(layout: ParamLayout, seed: number): Float32Array {
   return out;
 }
 
+/**
+ * The initial values of a part of a model (a pipeline stage): each tensor of `part` gets the values the
+ * tensor of the same name has in the whole model's layout, so that P stages start where one model
+ * starts, bit for bit.
+ */
+export function initialParamsOfPart(part: ParamLayout, whole: ParamLayout, seed: number): Float32Array {
+  const full = initialParams(whole, seed);
+  const out = new Float32Array(part.totalLength);
+  for (const e of part.entries) {
+    const source = whole.entries.find((w) => w.name === e.name);
+    if (!source || source.length !== e.length) throw new Error(`tensor "${e.name}" of the part is not a tensor of the whole model`);
+    out.set(full.subarray(source.offset, source.offset + source.length), e.offset);
+  }
+  return out;
+}
+
 /** He/Kaiming normal for a layer feeding a ReLU: std = sqrt(2 / fanIn). */
 export function heStd(fanIn: number): number {
   return Math.sqrt(2 / fanIn);

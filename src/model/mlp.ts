@@ -12,19 +12,28 @@
 // The forward uses the same blocks: the first layer's output is the sum of one matmul per row block of
 // its weights (recorded last rows first, in that fixed order), so a data-parallel trainer can start the
 // next step's forward on each block as soon as that block's update has landed (startForward).
+//
+// Built with a `part` (layers [from, to)), it is one stage of a pipeline (forwardStage/backwardStage):
+// it holds only those layers' parameters; a stage after the first reads its input activation a{from}
+// from the previous stage and hands back that activation's gradient da{from}; a stage before the last
+// sends a{to} = relu(z{to}) and starts its backward from da{to}, the next stage's input gradient. The
+// layer code is the same either way.
 import { viewOf, VIEW_ALIGNMENT, type Backend, type DeviceBuffer, type View } from '../engine/backend';
 import { heStd } from './init';
 import { buildLayout, entry, groupRange, type FlatRange, type ParamLayout, type TensorSpec } from './layout';
-import { initialParams } from './init';
+import { initialParams, initialParamsOfPart } from './init';
 import {
   ActivationArena,
   type Batch,
   type ForwardResult,
   fullStorage,
   type GradHooks,
+  type ModelPart,
   type PassSegment,
   recordAll,
-  type SegmentedModel,
+  resolvePart,
+  type StagedModel,
+  type StageForward,
   type StartedForward,
   type StorageFactory,
   type TensorStorage,
@@ -35,13 +44,15 @@ export interface MlpConfig {
   sizes: number[];
 }
 
-export function mlpLayout(config: MlpConfig): ParamLayout {
+/** The layout of the whole MLP, or of its layers [part.from, part.to) (a pipeline stage). */
+export function mlpLayout(config: MlpConfig, part?: ModelPart): ParamLayout {
   const { sizes } = config;
   if (sizes.length < 2 || sizes.some((s) => !Number.isInteger(s) || s <= 0)) {
     throw new RangeError(`MLP sizes must be >= 2 positive integers, got [${sizes.join(', ')}]`);
   }
+  const { from, to } = resolvePart(part, sizes.length - 1, 'MLP layers');
   const specs: TensorSpec[] = [];
-  for (let l = 0; l < sizes.length - 1; l++) {
+  for (let l = from; l < to; l++) {
     const group = `fc${l}`;
     specs.push({ name: `${group}.w`, shape: [sizes[l], sizes[l + 1]], group, decay: true, init: { kind: 'normal', std: heStd(sizes[l]) } });
     specs.push({ name: `${group}.b`, shape: [sizes[l + 1]], group, decay: false, init: { kind: 'constant', value: 0 } });
@@ -49,9 +60,11 @@ export function mlpLayout(config: MlpConfig): ParamLayout {
   return buildLayout(specs);
 }
 
-export class Mlp implements SegmentedModel {
+export class Mlp implements StagedModel {
   readonly kind = 'mlp' as const;
   readonly layout: ParamLayout;
+  /** The layers this instance holds: all of them unless it is a pipeline stage. */
+  readonly part: ModelPart;
   readonly params: DeviceBuffer;
   readonly grads: DeviceBuffer;
   private readonly acts: ArenaSet;
@@ -75,16 +88,19 @@ export class Mlp implements SegmentedModel {
     readonly maxRows: number,
     /** Where parameters and gradients live: full buffers unless ZeRO shards them. */
     storage: StorageFactory = fullStorage(backend),
+    /** Layers [from, to) only: a pipeline stage. Default: the whole model. */
+    part?: ModelPart,
   ) {
     if (!Number.isInteger(maxRows) || maxRows <= 0) throw new RangeError(`maxRows must be a positive integer, got ${maxRows}`);
-    this.layout = mlpLayout(config);
+    this.layout = mlpLayout(config, part);
+    this.part = resolvePart(part, config.sizes.length - 1, 'MLP layers');
     this.storage = storage(this.layout, 'mlp');
     this.params = this.storage.params;
     this.grads = this.storage.grads;
-    this.firstBlocks = firstLayerBlocks(config.sizes[0], config.sizes[1]);
+    this.firstBlocks = this.isFirstStage ? firstLayerBlocks(config.sizes[0], config.sizes[1]) : [];
     this.firstBlockOrder = this.firstBlocks.map((_, k) => this.firstBlocks.length - 1 - k);
-    this.inputsT = new Float32Array(maxRows * config.sizes[0]);
-    this.acts = new ArenaSet(backend, config.sizes, maxRows, this.firstBlocks);
+    this.inputsT = new Float32Array(this.isFirstStage ? maxRows * config.sizes[0] : 0);
+    this.acts = new ArenaSet(backend, config.sizes, maxRows, this.firstBlocks, this.part);
   }
 
   get maxLossRows(): number {
@@ -99,8 +115,65 @@ export class Mlp implements SegmentedModel {
     return this.config.sizes.length - 1;
   }
 
+  get units(): number {
+    return this.layers;
+  }
+
+  get isFirstStage(): boolean {
+    return this.part.from === 0;
+  }
+
+  get isLastStage(): boolean {
+    return this.part.to === this.layers;
+  }
+
   init(seed: number): void {
-    this.storage.writeParams(initialParams(this.layout, seed));
+    const whole = this.isFirstStage && this.isLastStage;
+    this.storage.writeParams(whole ? initialParams(this.layout, seed) : initialParamsOfPart(this.layout, mlpLayout(this.config), seed));
+  }
+
+  /** No tensor of an MLP is used by two layers. */
+  get tiedTensors(): readonly string[] {
+    return [];
+  }
+
+  inputLength(batch: Batch): number {
+    return this.isFirstStage ? 0 : batch.rows * this.config.sizes[this.part.from];
+  }
+
+  outputLength(batch: Batch): number {
+    return this.isLastStage ? 0 : batch.rows * this.config.sizes[this.part.to];
+  }
+
+  /** Layers from..to of one micro-batch: the loss on the last stage, the activation a{to} elsewhere. */
+  forwardStage(batch: Batch, gradScale: number, input?: Float32Array): StageForward {
+    const B = this.upload(batch, input);
+    const result = this.isLastStage ? this.resultFor(B) : undefined;
+    for (let l = this.part.from; l < this.part.to; l++) this.recordLayer(l, B, result, gradScale);
+    if (result) return { result };
+    const { sizes } = this.config;
+    return { output: this.acts.f.view(`a${this.part.to}`, B * sizes[this.part.to]) };
+  }
+
+  /** From da{to} (the next stage's input gradient) or the loss, down to da{from} (undefined on stage 0). */
+  backwardStage(outputGrad?: Float32Array, hooks?: GradHooks): View | undefined {
+    if (this.rows === 0) throw new Error('backward before forward');
+    const { sizes } = this.config;
+    const B = this.rows;
+    if (this.isLastStage) {
+      if (outputGrad) throw new Error('the last stage starts its backward from the loss: it takes no output gradient');
+    } else {
+      const length = B * sizes[this.part.to];
+      if (!outputGrad || outputGrad.length !== length) throw new RangeError(`output gradient of ${outputGrad?.length ?? 0} elements, need ${length} (${B} rows x ${sizes[this.part.to]})`);
+      this.backend.write(this.acts.f.view(`da${this.part.to}`, length), outputGrad);
+    }
+    this.backward(hooks);
+    return this.isFirstStage ? undefined : this.acts.f.view(`da${this.part.from}`, B * sizes[this.part.from]);
+  }
+
+  /** The whole-model entry points (forward, startForward, forwardSegments) on a stage would run half a model. */
+  private requireWhole(what: string): void {
+    if (!this.isFirstStage || !this.isLastStage) throw new Error(`${what} runs the whole model; a pipeline stage (layers ${this.part.from}..${this.part.to - 1}) runs forwardStage`);
   }
 
   forward(batch: Batch, gradScale: number): ForwardResult {
@@ -112,6 +185,7 @@ export class Mlp implements SegmentedModel {
    * once by finish, always in the same order, so an early start changes no bit of the result.
    */
   startForward(batch: Batch): StartedForward {
+    this.requireWhole('startForward');
     const B = this.upload(batch);
     const generation = this.forwards;
     const result = this.resultFor(B);
@@ -152,6 +226,7 @@ export class Mlp implements SegmentedModel {
 
   /** One segment per layer (the loss rides with the last), so ZeRO-3 can gather one layer at a time. */
   forwardSegments(batch: Batch, gradScale: number): { result: ForwardResult; segments: PassSegment[] } {
+    this.requireWhole('forwardSegments');
     const B = this.upload(batch);
     const result = this.resultFor(B);
     const segments: PassSegment[] = [];
@@ -159,18 +234,30 @@ export class Mlp implements SegmentedModel {
     return { result, segments };
   }
 
-  /** Writes the batch (the inputs transposed, in the first layer's row blocks) and starts a new forward. */
-  private upload(batch: Batch): number {
+  /**
+   * Writes the batch (the inputs transposed, in the first layer's row blocks) and starts a new forward.
+   * A later pipeline stage writes its input activation a{from} instead, and only the last the targets.
+   */
+  private upload(batch: Batch, input?: Float32Array): number {
     const { sizes } = this.config;
-    const B = checkBatch(batch, this.maxRows, sizes[0], 1);
-    if (!(batch.inputs instanceof Float32Array)) throw new TypeError('MLP inputs must be a Float32Array');
+    const { from } = this.part;
+    const B = checkBatch(batch, this.maxRows, this.isFirstStage ? sizes[0] : 0, 1);
     const b = this.backend;
     const f = this.acts.f;
+    if (this.isFirstStage) {
+      if (input) throw new Error('the first stage reads its input from the batch: it takes no input activation');
+      if (!(batch.inputs instanceof Float32Array)) throw new TypeError('MLP inputs must be a Float32Array');
+    } else if (!input || input.length !== B * sizes[from]) {
+      throw new RangeError(`input activation of ${input?.length ?? 0} elements, need ${B * sizes[from]} (${B} rows x ${sizes[from]})`);
+    }
     this.rows = B;
     this.forwards++;
-    const inputsT = transposeInto(this.inputsT, batch.inputs, B, sizes[0]);
-    this.firstBlocks.forEach(({ offset: row, length: rows }, k) => b.write(f.view(`a0T.${k}`, rows * B), inputsT.subarray(row * B, (row + rows) * B)));
-    b.write(this.acts.u.view('targets', B), batch.targets.subarray(0, B));
+    if (input) b.write(f.view(`a${from}`, B * sizes[from]), input);
+    else {
+      const inputsT = transposeInto(this.inputsT, batch.inputs as Float32Array, B, sizes[0]);
+      this.firstBlocks.forEach(({ offset: row, length: rows }, k) => b.write(f.view(`a0T.${k}`, rows * B), inputsT.subarray(row * B, (row + rows) * B)));
+    }
+    if (this.isLastStage) b.write(this.acts.u.view('targets', B), batch.targets.subarray(0, B));
     return B;
   }
 
@@ -195,8 +282,11 @@ export class Mlp implements SegmentedModel {
     });
   }
 
-  /** Layer l's forward (from the first-layer block `fromBlock` on, for layer 0), then its ReLU or the loss. */
-  private recordLayer(l: number, B: number, result: ForwardResult, gradScale: number, fromBlock = 0): void {
+  /**
+   * Layer l's forward (from the first-layer block `fromBlock` on, for layer 0), then its ReLU or the
+   * loss (`result` is there whenever l is the last layer: only the last stage holds it).
+   */
+  private recordLayer(l: number, B: number, result: ForwardResult | undefined, gradScale: number, fromBlock = 0): void {
     const { sizes } = this.config;
     const [nIn, nOut] = [sizes[l], sizes[l + 1]];
     const f = this.acts.f;
@@ -205,7 +295,8 @@ export class Mlp implements SegmentedModel {
     else this.backend.matmul(z, f.view(`a${l}`, B * nIn), this.w(l), B, nIn, nOut);
     this.backend.biasAdd(z, z, this.bias(l), B, nOut);
     if (l < this.layers - 1) this.backend.relu(f.view(`a${l + 1}`, B * nOut), z);
-    else this.recordLoss(result, B, gradScale);
+    else if (result) this.recordLoss(result, B, gradScale);
+    else throw new Error('the last layer needs the forward result to record the loss into');
   }
 
   private recordLoss(result: ForwardResult, B: number, gradScale: number): void {
@@ -237,7 +328,10 @@ export class Mlp implements SegmentedModel {
   backwardSegments(hooks?: GradHooks): PassSegment[] {
     if (this.rows === 0) throw new Error('backward before forward');
     const segments: PassSegment[] = [];
-    for (let l = this.layers - 1; l >= 0; l--) {
+    const { from, to } = this.part;
+    // A stage before the last starts from da{to}: dz{to} = relu'(z{to}) * da{to}.
+    if (to < this.layers) segments.push({ groups: [], gradGroups: [], record: () => this.reluBackward(to) });
+    for (let l = to - 1; l >= from; l--) {
       const group = `fc${l}`;
       if (l > 0) segments.push({ groups: [group], gradGroups: [], record: () => this.backwardInput(l) });
       segments.push({ groups: [], gradGroups: [group], record: () => this.backwardParams(l, hooks) });
@@ -245,7 +339,10 @@ export class Mlp implements SegmentedModel {
     return segments;
   }
 
-  /** dz{l} = relu'(z{l}) * (dz{l+1} @ W{l}^T). */
+  /**
+   * dz{l} = relu'(z{l}) * (dz{l+1} @ W{l}^T). A stage's first layer stops at da{l}: z{l} and the ReLU
+   * belong to the previous stage, which gets da{l} as its output gradient.
+   */
   private backwardInput(l: number): void {
     const { sizes } = this.config;
     const B = this.rows;
@@ -253,7 +350,14 @@ export class Mlp implements SegmentedModel {
     const [nIn, nOut] = [sizes[l], sizes[l + 1]];
     const da = f.view(`da${l}`, B * nIn);
     this.backend.matmul(da, f.view(`dz${l + 1}`, B * nOut), this.w(l), B, nOut, nIn, { transB: true });
-    this.backend.reluBackward(f.view(`dz${l}`, B * nIn), f.view(`z${l}`, B * nIn), da);
+    if (l > this.part.from) this.reluBackward(l);
+  }
+
+  /** dz{l} = relu'(z{l}) * da{l}. */
+  private reluBackward(l: number): void {
+    const n = this.rows * this.config.sizes[l];
+    const f = this.acts.f;
+    this.backend.reluBackward(f.view(`dz${l}`, n), f.view(`z${l}`, n), f.view(`da${l}`, n));
   }
 
   /** dW{l} += a{l}^T @ dz{l+1}; db{l} += sum over rows of dz{l+1}. */
@@ -323,12 +427,18 @@ class ArenaSet {
   readonly f: ActivationArena;
   readonly u: ActivationArena;
 
-  constructor(backend: Backend, sizes: number[], maxRows: number, firstBlocks: FlatRange[]) {
+  /** Slots of layers [part.from, part.to): a stage after the first holds its input a{from} and da{from}. */
+  constructor(backend: Backend, sizes: number[], maxRows: number, firstBlocks: FlatRange[], part: ModelPart) {
     this.f = new ActivationArena(backend, 'mlp.acts');
     this.u = new ActivationArena(backend, 'mlp.targets', 'u32');
     const L = sizes.length - 1;
+    const { from, to } = part;
     firstBlocks.forEach((block, k) => this.f.reserve(`a0T.${k}`, block.length * maxRows));
-    for (let l = 1; l <= L; l++) {
+    if (from > 0) {
+      this.f.reserve(`a${from}`, maxRows * sizes[from]);
+      this.f.reserve(`da${from}`, maxRows * sizes[from]);
+    }
+    for (let l = from + 1; l <= to; l++) {
       this.f.reserve(`z${l}`, maxRows * sizes[l]);
       this.f.reserve(`dz${l}`, maxRows * sizes[l]);
       if (l < L) {
@@ -336,9 +446,11 @@ class ArenaSet {
         this.f.reserve(`da${l}`, maxRows * sizes[l]);
       }
     }
-    this.f.reserve('losses', maxRows);
-    this.f.reserve('probs', maxRows * sizes[L]);
-    this.u.reserve('targets', maxRows);
+    if (to === L) {
+      this.f.reserve('losses', maxRows);
+      this.f.reserve('probs', maxRows * sizes[L]);
+      this.u.reserve('targets', maxRows);
+    }
     this.f.allocate();
     this.u.allocate();
   }

@@ -66,6 +66,68 @@ export interface Model {
 }
 
 /**
+ * A contiguous part of a model, in its units (MLP layers, GPT blocks): [from, to). A pipeline stage
+ * holds one part; the whole model is the part [0, units), and a model built without a part is exactly
+ * the model built with the whole part (same layout, same bits).
+ */
+export interface ModelPart {
+  from: number;
+  to: number;
+}
+
+/** `part` checked against a model of `units` units; the whole model when absent. */
+export function resolvePart(part: ModelPart | undefined, units: number, what: string): ModelPart {
+  if (!part) return { from: 0, to: units };
+  const { from, to } = part;
+  if (!Number.isInteger(from) || !Number.isInteger(to) || from < 0 || to > units || from >= to) {
+    throw new RangeError(`a model part must be a non-empty range of ${what} within [0, ${units}], got [${from}, ${to})`);
+  }
+  return { from, to };
+}
+
+/** What a pipeline stage's forward gives: the loss (the last stage) or the activation it sends on. */
+export interface StageForward {
+  /** The last stage: losses and probabilities, as Model.forward gives them. */
+  result?: ForwardResult;
+  /** Every other stage: the output activation for the next stage, [rows, ...] flat. */
+  output?: View;
+}
+
+/**
+ * A model that can be one stage of a pipeline (both of ours, built with a `part`). Each instance holds
+ * one micro-batch's activations; instances of one stage share its parameters and gradients through
+ * one TensorStorage (src/model/pipeline-stage.ts keeps as many as there are micro-batches in flight).
+ */
+export interface StagedModel extends SegmentedModel {
+  readonly part: ModelPart;
+  /** Units (MLP layers, GPT blocks) of the whole model. */
+  readonly units: number;
+  readonly isFirstStage: boolean;
+  readonly isLastStage: boolean;
+  /**
+   * Tensors this stage holds a copy of that another stage holds too (a GPT's tied wte on its first and
+   * last stage): their gradients must be summed across those stages before each update.
+   */
+  readonly tiedTensors: readonly string[];
+  /** Elements of the activation this stage receives for `batch` (0 for the first stage). */
+  inputLength(batch: Batch): number;
+  /** Elements of the activation this stage sends on for `batch` (0 for the last stage). */
+  outputLength(batch: Batch): number;
+  /**
+   * Records the stage's forward of one micro-batch. The first stage reads `batch.inputs`; the others
+   * read `input` (the previous stage's output). Every stage reads the batch's shape; the last its
+   * targets, and only the last computes the loss (its gradient scaled by `gradScale`).
+   */
+  forwardStage(batch: Batch, gradScale: number, input?: Float32Array): StageForward;
+  /**
+   * Records the backward of the last forwardStage from `outputGrad` (the next stage's input gradient;
+   * absent on the last stage, which starts from its loss). Parameter gradients are ACCUMULATED.
+   * Returns the gradient of this stage's input activation (undefined on the first stage).
+   */
+  backwardStage(outputGrad?: Float32Array, hooks?: GradHooks): View | undefined;
+}
+
+/**
  * A forward pass begun (the batch is uploaded) whose first layer is recorded in blocks, so that the
  * next step's forward can start on the blocks whose parameters are already updated while the rest are
  * still being averaged (train/forward-prefetch.ts). The blocks are recorded in one fixed order, whoever

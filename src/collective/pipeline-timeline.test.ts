@@ -1,0 +1,64 @@
+import { describe, expect, it } from 'vitest';
+import type { PipelineEvent } from './pipeline-executor';
+import { formatEventTimeline, measureTimeline } from './pipeline-timeline';
+
+const event = (stage: number, kind: PipelineEvent['kind'], tStart: number, tEnd: number, bytes?: number): PipelineEvent => ({
+  type: 'pipeline',
+  kind,
+  stage,
+  micro: 0,
+  round: 0,
+  tStart,
+  tEnd,
+  ...(bytes !== undefined ? { bytes, peer: stage + 1 } : {}),
+});
+
+describe('measureTimeline', () => {
+  it('counts computes as busy, everything else in the span as idle, and sums the bytes sent', () => {
+    // Two stages over [10, 50]: stage 0 computes 10..20 and 40..50, stage 1 computes 22..38 and waits before.
+    const t = measureTimeline(
+      [
+        event(0, 'forward', 10, 20),
+        event(0, 'send-activation', 20, 21, 400),
+        event(1, 'recv-activation', 10, 22, 400),
+        event(1, 'forward', 22, 30),
+        event(1, 'backward', 30, 38),
+        event(1, 'send-grad', 38, 39, 400),
+        event(0, 'recv-grad', 21, 40, 400),
+        event(0, 'backward', 40, 50),
+      ],
+      2,
+    );
+    expect(t.spanMs).toBe(40);
+    expect(t.stages).toEqual([
+      { stage: 0, busyMs: 20, idleMs: 20, bytesSent: 400 },
+      { stage: 1, busyMs: 16, idleMs: 24, bytesSent: 400 },
+    ]);
+    expect(t.bubbleFraction).toBeCloseTo(1 - 36 / 80, 12);
+  });
+
+  it('refuses no events and events of a stage outside the pipeline', () => {
+    expect(() => measureTimeline([], 2)).toThrow(/no pipeline events/);
+    expect(() => measureTimeline([event(2, 'forward', 0, 1)], 2)).toThrow(/event of stage 2 in a 2-stage pipeline/);
+    expect(() => measureTimeline([event(0, 'forward', 0, 1)], 0)).toThrow(/stages must be an integer >= 1/);
+  });
+
+  it('draws the events as a stage x time diagram, idle where a stage computed under half a column', () => {
+    const micro = (e: PipelineEvent, m: number): PipelineEvent => ({ ...e, micro: m });
+    const events = [
+      event(0, 'forward', 0, 10),
+      micro(event(0, 'forward', 10, 20), 1),
+      event(1, 'recv-activation', 0, 10, 4),
+      event(1, 'forward', 10, 20),
+      event(1, 'backward', 20, 30),
+      event(0, 'backward', 30, 34),
+      micro(event(0, 'backward', 34, 40), 1),
+    ];
+    expect(formatEventTimeline(events, 2, 4).split('\n')).toEqual([
+      'measured: 40 ms, 10.0 ms a column, bubble 37.5%',
+      'stage 0 | F0 F1 .  B1',
+      'stage 1 | .  F0 B0 . ',
+    ]);
+    expect(() => formatEventTimeline(events, 2, 0)).toThrow(/columns must be an integer >= 1/);
+  });
+});

@@ -1,0 +1,157 @@
+// One tab's part of a pipeline-parallel optimizer step: zero the stage's gradients, run the stage's
+// schedule (GPipe or 1F1B) over the transport with the stage's model as the compute, sum the tied
+// embedding's gradient with the other end of the pipeline (GPT), then update the stage's parameters with
+// its own optimizer state. Every stage draws micro-batch m of step s from the same batch source as one
+// tab would (the first stage reads its inputs, the last its targets), and the loss gradient is scaled
+// by 1 / (predictions * M), so P stages x M micro-batches compute the gradient one model computes with M
+// micro-batches of gradient accumulation.
+//
+// DP x PP: with `dataParallel`, the tabs holding one stage in several pipelines average that stage's
+// gradients before the update, so every replica of a stage stays bitwise equal.
+//
+// Not here yet (the lab wiring): global-norm clipping (it needs the squared norm summed over stages),
+// the all-reduce overlapped with the backward, learning-rate schedules, evaluation and checkpoints.
+import { pipelineTag, type PipelineEvent, type PipelineListener, runStageSchedule, type StageCompute } from '../collective/pipeline-executor';
+import { runAllReduce } from '../collective/collectives';
+import { stageSchedule, type PipelineScheduleKind } from '../collective/pipeline-schedules';
+import type { Transport } from '../collective/types';
+import { type Backend, viewOf } from '../engine/backend';
+import { entry } from '../model/layout';
+import type { PipelineStage } from '../model/pipeline-stage';
+import type { BatchSource } from '../train/batches';
+import type { Optimizer } from '../train/optimizer';
+
+export interface PipelineTrainerOptions {
+  backend: Backend;
+  stage: PipelineStage;
+  optimizer: Optimizer;
+  /** The whole pipeline's batches (world 1): micro-batch m of step s is the same on every stage. */
+  batches: BatchSource;
+  transport: Transport;
+  schedule: PipelineScheduleKind;
+  /** Transport rank of each stage. Default: rank = stage. */
+  rankOfStage?: (stage: number) => number;
+  /** Collective numbers this pipeline's messages use (the schedule's, and the next for the tied sum). Default 0. */
+  collective?: number;
+  /**
+   * Wraps each forward and backward (tests: an artificial delay per op, so the timeline has a shape
+   * on a fast CPU). Default: none.
+   */
+  computeDelayMs?: (kind: 'forward' | 'backward', micro: number) => number;
+  /**
+   * DP x PP: the group of tabs holding this same stage in the other pipelines (a GroupTransport), each
+   * training on its own share of every micro-batch (`batches`). The stage's gradients are averaged over
+   * the group with a ring all-reduce (collective number `collective`, default the pipeline's + 2)
+   * after the schedule. Absent: one pipeline.
+   */
+  dataParallel?: { transport: Transport; collective?: number };
+  onEvent?: PipelineListener;
+}
+
+export interface PipelineStepReport {
+  step: number;
+  /** The last stage: mean loss of the step's global batch. */
+  loss?: number;
+  events: PipelineEvent[];
+}
+
+export class PipelineTrainer {
+  private completed = 0;
+
+  constructor(private readonly o: PipelineTrainerOptions) {
+    if (o.batches.microBatches < 1) throw new RangeError('a pipeline needs at least one micro-batch');
+    if (o.optimizer.stateRange.length !== o.stage.layout.totalLength) throw new Error("the stage's optimizer must hold the state of the stage's whole layout");
+  }
+
+  get step(): number {
+    return this.completed;
+  }
+
+  async trainStep(): Promise<PipelineStepReport> {
+    const { backend: b, stage, batches, optimizer } = this.o;
+    const step = this.completed;
+    const M = batches.microBatches;
+    const weight = batches.shareWeight ?? 1;
+    const model = stage.model;
+    b.fill(viewOf(model.grads), 0);
+    let lossSum = 0;
+    let lossCount = 0;
+    const delay = async (kind: 'forward' | 'backward', micro: number) => {
+      const ms = this.o.computeDelayMs?.(kind, micro) ?? 0;
+      if (ms > 0) await new Promise((resolve) => setTimeout(resolve, ms));
+    };
+    const compute: StageCompute = {
+      forward: async (micro, input) => {
+        const batch = batches.next(step, micro);
+        const rows = model.lossRowsOf(batch);
+        const out = stage.forward(micro, batch, weight / (rows * M), input);
+        await delay('forward', micro);
+        if (out.output) return b.read(out.output);
+        const losses = await b.read(viewOf(out.result!.losses.buf, out.result!.losses.offset, rows));
+        for (const v of losses) lossSum += v;
+        lossCount += rows;
+        return undefined;
+      },
+      backward: async (micro, outputGrad) => {
+        const inputGrad = stage.backward(micro, outputGrad);
+        await delay('backward', micro);
+        // Read (or, on the first stage, wait for the device) before the activation set is reused.
+        const grad = inputGrad ? await b.read(inputGrad) : (await b.flush(), undefined);
+        stage.release(micro);
+        return grad;
+      },
+    };
+    const collective = this.o.collective ?? 0;
+    const events = await runStageSchedule(stageSchedule(this.o.schedule, stage.stages, stage.stage, M), compute, {
+      transport: this.o.transport,
+      round: step,
+      collective,
+      rankOfStage: this.o.rankOfStage,
+      onEvent: this.o.onEvent,
+    });
+    // Averaged within the stage's group first, then the tied copies summed: the two ends then add the
+    // same two vectors (in one order) whatever the group's ring did, so their copies stay equal.
+    await this.averageOverReplicas(step, this.o.dataParallel?.collective ?? collective + 2);
+    await this.sumTiedGradients(step, collective + 1);
+    optimizer.update(model.params, model.grads, step + 1);
+    await b.flush();
+    this.completed++;
+    return { step, events, ...(lossCount > 0 ? { loss: lossSum / lossCount } : {}) };
+  }
+
+  private async averageOverReplicas(step: number, collective: number): Promise<void> {
+    const group = this.o.dataParallel?.transport;
+    if (!group || group.world === 1) return;
+    const { backend: b, stage } = this.o;
+    const grads = viewOf(stage.model.grads);
+    const data = await b.read(grads);
+    await runAllReduce(group, data, { round: step, collective, average: true });
+    b.write(grads, data);
+  }
+
+  /**
+   * The GPT's wte lives on the first stage (embedding) and the last (head): each sends its gradient to
+   * the other and both add the two in one order (first + last), so both copies get the same bits and,
+   * updated from the same state, stay equal.
+   */
+  private async sumTiedGradients(step: number, collective: number): Promise<void> {
+    const { backend: b, stage, transport } = this.o;
+    const tied = stage.model.tiedTensors;
+    if (tied.length === 0) return;
+    const rankOf = this.o.rankOfStage ?? ((s: number) => s);
+    const peer = rankOf(stage.isFirst ? stage.stages - 1 : 0);
+    for (const [i, name] of tied.entries()) {
+      const e = entry(stage.layout, name);
+      const view = viewOf(stage.model.grads, e.offset, e.length);
+      const own = await b.read(view);
+      const tag = pipelineTag(step, collective, i, 'grad');
+      const [, payload] = await Promise.all([transport.send(peer, tag, new Uint8Array(own.buffer, own.byteOffset, own.byteLength)), transport.recv(peer, tag)]);
+      if (payload.byteLength !== own.byteLength) throw new RangeError(`tied ${name}: got ${payload.byteLength} bytes from the other end, hold ${own.byteLength}`);
+      const other = new Float32Array(payload.slice().buffer);
+      const [first, last] = stage.isFirst ? [own, other] : [other, own];
+      const sum = new Float32Array(own.length);
+      for (let k = 0; k < sum.length; k++) sum[k] = first[k] + last[k];
+      b.write(view, sum);
+    }
+  }
+}
