@@ -1,0 +1,41 @@
+import { createHmac } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { iceConfigFromEnv, iceServersFor, turnCredential, validateIceConfig } from './ice';
+
+describe('TURN credentials in coturn REST-API form', () => {
+  it('are expiry:name and base64(HMAC-SHA1(secret, username)), as computed independently', () => {
+    const { username, credential } = turnCredential('s3cret', 'peer-x', 1_800_000_000);
+    expect(username).toBe('1800000000:peer-x');
+    // the reference value, from node:crypto directly (what coturn's use-auth-secret computes)
+    expect(credential).toBe(createHmac('sha1', 's3cret').update('1800000000:peer-x').digest('base64'));
+    expect(Buffer.from(credential, 'base64')).toHaveLength(20);
+  });
+
+  it('expire ttlSeconds after now and carry no secret in any URL', () => {
+    const config = validateIceConfig({ stunUrls: ['stun:lab.local:3478'], turnUrls: ['turn:lab.local:3478?transport=udp'], turnSecret: 'S', ttlSeconds: 3600 });
+    const servers = iceServersFor(config, 'peer-y', 1_700_000_000_500);
+    expect(servers).toEqual([
+      { urls: ['stun:lab.local:3478'] },
+      { urls: ['turn:lab.local:3478?transport=udp'], username: '1700003600:peer-y', credential: createHmac('sha1', 'S').update('1700003600:peer-y').digest('base64') },
+    ]);
+    expect(JSON.stringify(servers)).not.toContain('"S"');
+  });
+
+  it('refuses unusable configurations with a clear message', () => {
+    const base = { stunUrls: [], turnUrls: [], ttlSeconds: 3600 };
+    expect(() => validateIceConfig({ ...base, turnUrls: ['turn:x'] })).toThrow(/shared secret/);
+    expect(() => validateIceConfig({ ...base, stunUrls: ['http://x'] })).toThrow(/STUN URL/);
+    expect(() => validateIceConfig({ ...base, turnUrls: ['turn:x?secret=S'], turnSecret: 'S' })).toThrow(/carries a secret/);
+    expect(() => validateIceConfig({ ...base, ttlSeconds: 5 })).toThrow(/lifetime/);
+    expect(iceServersFor(validateIceConfig(base), 'p')).toEqual([]);
+  });
+
+  it('reads LAB_STUN_URLS, LAB_TURN_URLS, LAB_TURN_SECRET and LAB_TURN_TTL_SECONDS', () => {
+    expect(iceConfigFromEnv({ LAB_STUN_URLS: 'stun:a, stun:b', LAB_TURN_URLS: 'turns:t:5349', LAB_TURN_SECRET: 'k', LAB_TURN_TTL_SECONDS: '600' })).toEqual({
+      stunUrls: ['stun:a', 'stun:b'],
+      turnUrls: ['turns:t:5349'],
+      turnSecret: 'k',
+      ttlSeconds: 600,
+    });
+  });
+});
