@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { iceConfigFromEnv, iceServersFor, turnCredential, validateIceConfig } from './ice';
+import { applyIceFlag, iceConfigFromEnv, iceServersFor, turnCredential, validateIceConfig } from './ice';
 
 describe('TURN credentials in coturn REST-API form', () => {
   it('are expiry:name and base64(HMAC-SHA1(secret, username)), as computed independently', () => {
@@ -37,5 +37,19 @@ describe('TURN credentials in coturn REST-API form', () => {
       turnSecret: 'k',
       ttlSeconds: 600,
     });
+  });
+});
+
+describe('ICE flags', () => {
+  it('apply --stun, --turn, --turn-secret and --turn-ttl, and leave other flags alone', () => {
+    const config = iceConfigFromEnv({});
+    expect(applyIceFlag(config, '--stun', 'stun:a:3478')).toBe(true);
+    expect(applyIceFlag(config, '--turn', 'turn:a:3478,turns:a:5349')).toBe(true);
+    expect(applyIceFlag(config, '--turn-secret', 'k')).toBe(true);
+    expect(applyIceFlag(config, '--turn-ttl', '900')).toBe(true);
+    expect(applyIceFlag(config, '--port', '1')).toBe(false);
+    expect(validateIceConfig(config)).toEqual({ stunUrls: ['stun:a:3478'], turnUrls: ['turn:a:3478', 'turns:a:5349'], turnSecret: 'k', ttlSeconds: 900 });
+    applyIceFlag(config, '--turn-ttl', 'soon');
+    expect(() => validateIceConfig(config)).toThrow(/lifetime/);
   });
 });

@@ -73,3 +73,21 @@ export function iceConfigFromEnv(env: Record<string, string | undefined> = proce
     ttlSeconds: env.LAB_TURN_TTL_SECONDS ? Number(env.LAB_TURN_TTL_SECONDS) : DEFAULT_TURN_TTL_SECONDS,
   };
 }
+
+/**
+ * Applies one command-line ICE flag to `config`: `--stun URL[,URL]`, `--turn URL[,URL]`,
+ * `--turn-secret S`, `--turn-ttl SECONDS`. Returns false when `flag` is not one of them (for CLIs that
+ * share these flags: server/main.ts, scripts/start.ts). Check the result with validateIceConfig.
+ */
+export const ICE_FLAGS: readonly string[] = ['--stun', '--turn', '--turn-secret', '--turn-ttl'];
+
+export function applyIceFlag(config: IceConfig, flag: string, value: string): boolean {
+  if (flag === '--stun') config.stunUrls = splitList(value);
+  else if (flag === '--turn') config.turnUrls = splitList(value);
+  else if (flag === '--turn-secret') config.turnSecret = value;
+  else if (flag === '--turn-ttl') config.ttlSeconds = Number(value);
+  else return false;
+  return true;
+}
+
+export const ICE_FLAGS_USAGE = '[--stun URL[,URL]] [--turn URL[,URL]] [--turn-secret S] [--turn-ttl SECONDS]';

@@ -5,7 +5,7 @@
 // ICE settings also come from LAB_STUN_URLS, LAB_TURN_URLS, LAB_TURN_SECRET, LAB_TURN_TTL_SECONDS
 // (flags win). Prefer LAB_TURN_SECRET to --turn-secret: a flag is visible to every local user in `ps`.
 // Without --allow-origin, the pages allowed are the Vite dev server's (`npm run dev`) on this machine.
-import { iceConfigFromEnv, type IceConfig } from './ice';
+import { ICE_FLAGS, ICE_FLAGS_USAGE, applyIceFlag, iceConfigFromEnv, validateIceConfig, type IceConfig } from './ice';
 import { DEFAULT_PORT, DEFAULT_SIGNALLING_LIMITS, startSignallingServer } from './server';
 
 export const DEV_ORIGINS = ['http://localhost:5173', 'http://127.0.0.1:5173'];
@@ -20,7 +20,7 @@ interface Cli {
 }
 
 const USAGE = `usage: tsx server/main.ts [--port ${DEFAULT_PORT}] [--host 0.0.0.0] [--allow-origin URL[,URL]]
-  [--stun URL[,URL]] [--turn URL[,URL]] [--turn-secret S] [--turn-ttl SECONDS]
+  ${ICE_FLAGS_USAGE}
   [--max-connections-per-address N] [--max-peers-per-room N]`;
 
 function parseArgs(argv: string[]): Cli {
@@ -48,10 +48,7 @@ function parseArgs(argv: string[]): Cli {
     if (arg === '--port') cli.port = int(arg, value(), 0, 65535);
     else if (arg === '--host') cli.host = value();
     else if (arg === '--allow-origin') cli.allowOrigins.push(...list(value()));
-    else if (arg === '--stun') cli.ice.stunUrls = list(value());
-    else if (arg === '--turn') cli.ice.turnUrls = list(value());
-    else if (arg === '--turn-secret') cli.ice.turnSecret = value();
-    else if (arg === '--turn-ttl') cli.ice.ttlSeconds = int(arg, value(), 60, 7 * 86400);
+    else if (ICE_FLAGS.includes(arg)) applyIceFlag(cli.ice, arg, value());
     else if (arg === '--max-connections-per-address') cli.maxConnectionsPerAddress = int(arg, value(), 1, 100_000);
     else if (arg === '--max-peers-per-room') cli.maxPeersPerRoom = int(arg, value(), 2, 1024);
     else if (arg === '--help' || arg === '-h') {
@@ -60,6 +57,7 @@ function parseArgs(argv: string[]): Cli {
     } else throw new Error(`unknown argument ${arg} (try --help)`);
   }
   if (cli.allowOrigins.length === 0) cli.allowOrigins = DEV_ORIGINS;
+  validateIceConfig(cli.ice);
   return cli;
 }
 

@@ -9,6 +9,7 @@ import type { RoomRegistry } from './rooms';
 
 export { createSignalling, DEFAULT_SIGNALLING_LIMITS, CLOSE } from './signalling';
 export type { Signalling, SignallingLimits, SignallingOptions } from './signalling';
+export { ICE_FLAGS, ICE_FLAGS_USAGE, applyIceFlag, iceConfigFromEnv, validateIceConfig } from './ice';
 export type { IceConfig } from './ice';
 
 export interface SignallingServerOptions extends Omit<SignallingOptions, 'paths'> {
