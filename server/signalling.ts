@@ -150,9 +150,11 @@ export function createSignalling(opts: SignallingOptions): Signalling {
     c.dropping = true;
     log(`closing connection ${conn} (${c.address}): ${reason}`);
     if (code === CLOSE.slowReader) return c.socket.terminate(); // its queue is the problem: add no close frame
+    // Send the reason, stop reading (whatever else it sends stays in its own TCP buffers, not in this
+    // process), and cut the connection shortly after, whether or not it completes the close handshake.
     c.socket.close(code, reason.slice(0, 120));
-    // a peer that ignores the close handshake is cut off
-    setTimeout(() => c.socket.terminate(), 2000).unref();
+    c.socket.pause();
+    setTimeout(() => c.socket.terminate(), 1000).unref();
   };
 
   const deliver = (outgoing: Outgoing[]) => {
