@@ -12,7 +12,7 @@ describe('TURN credentials in coturn REST-API form', () => {
   });
 
   it('expire ttlSeconds after now and carry no secret in any URL', () => {
-    const config = validateIceConfig({ stunUrls: ['stun:lab.local:3478'], turnUrls: ['turn:lab.local:3478?transport=udp'], turnSecret: 'S', ttlSeconds: 3600 });
+    const config = validateIceConfig({ stun: ['stun:lab.local:3478'], turn: ['turn:lab.local:3478?transport=udp'], turnSecret: 'S', ttlSeconds: 3600 });
     const servers = iceServersFor(config, 'peer-y', 1_700_000_000_500);
     expect(servers).toEqual([
       { urls: ['stun:lab.local:3478'] },
@@ -22,18 +22,18 @@ describe('TURN credentials in coturn REST-API form', () => {
   });
 
   it('refuses unusable configurations with a clear message', () => {
-    const base = { stunUrls: [], turnUrls: [], ttlSeconds: 3600 };
-    expect(() => validateIceConfig({ ...base, turnUrls: ['turn:x'] })).toThrow(/shared secret/);
-    expect(() => validateIceConfig({ ...base, stunUrls: ['http://x'] })).toThrow(/STUN URL/);
-    expect(() => validateIceConfig({ ...base, turnUrls: ['turn:x?secret=S'], turnSecret: 'S' })).toThrow(/carries a secret/);
+    const base = { stun: [], turn: [], ttlSeconds: 3600 };
+    expect(() => validateIceConfig({ ...base, turn: ['turn:x'] })).toThrow(/shared secret/);
+    expect(() => validateIceConfig({ ...base, stun: ['http://x'] })).toThrow(/STUN URL/);
+    expect(() => validateIceConfig({ ...base, turn: ['turn:x?secret=S'], turnSecret: 'S' })).toThrow(/carries a secret/);
     expect(() => validateIceConfig({ ...base, ttlSeconds: 5 })).toThrow(/lifetime/);
     expect(iceServersFor(validateIceConfig(base), 'p')).toEqual([]);
   });
 
   it('reads LAB_STUN_URLS, LAB_TURN_URLS, LAB_TURN_SECRET and LAB_TURN_TTL_SECONDS', () => {
     expect(iceConfigFromEnv({ LAB_STUN_URLS: 'stun:a, stun:b', LAB_TURN_URLS: 'turns:t:5349', LAB_TURN_SECRET: 'k', LAB_TURN_TTL_SECONDS: '600' })).toEqual({
-      stunUrls: ['stun:a', 'stun:b'],
-      turnUrls: ['turns:t:5349'],
+      stun: ['stun:a', 'stun:b'],
+      turn: ['turns:t:5349'],
       turnSecret: 'k',
       ttlSeconds: 600,
     });
@@ -48,7 +48,7 @@ describe('ICE flags', () => {
     expect(applyIceFlag(config, '--turn-secret', 'k')).toBe(true);
     expect(applyIceFlag(config, '--turn-ttl', '900')).toBe(true);
     expect(applyIceFlag(config, '--port', '1')).toBe(false);
-    expect(validateIceConfig(config)).toEqual({ stunUrls: ['stun:a:3478'], turnUrls: ['turn:a:3478', 'turns:a:5349'], turnSecret: 'k', ttlSeconds: 900 });
+    expect(validateIceConfig(config)).toEqual({ stun: ['stun:a:3478'], turn: ['turn:a:3478', 'turns:a:5349'], turnSecret: 'k', ttlSeconds: 900 });
     applyIceFlag(config, '--turn-ttl', 'soon');
     expect(() => validateIceConfig(config)).toThrow(/lifetime/);
   });

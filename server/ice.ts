@@ -8,9 +8,9 @@ import { createHmac } from 'node:crypto';
 import type { IceServer } from '../src/peer/signal-protocol';
 
 export interface IceConfig {
-  stunUrls: string[];
-  turnUrls: string[];
-  /** coturn's static-auth-secret; required when turnUrls is not empty. */
+  stun: string[];
+  turn: string[];
+  /** coturn's static-auth-secret; required when turn is not empty. */
   turnSecret?: string;
   /** Lifetime of a TURN credential. */
   ttlSeconds: number;
@@ -23,7 +23,7 @@ export interface IceConfig {
  */
 export const DEFAULT_TURN_TTL_SECONDS = 8 * 3600;
 
-export const NO_ICE: IceConfig = { stunUrls: [], turnUrls: [], ttlSeconds: DEFAULT_TURN_TTL_SECONDS };
+export const NO_ICE: IceConfig = { stun: [], turn: [], ttlSeconds: DEFAULT_TURN_TTL_SECONDS };
 
 export function turnCredential(secret: string, name: string, expiryUnixSeconds: number): { username: string; credential: string } {
   const username = `${expiryUnixSeconds}:${name}`;
@@ -39,9 +39,9 @@ function checkUrls(urls: string[], schemes: RegExp, what: string): void {
 
 /** Checks a configuration; throws with a clear message on anything unusable. */
 export function validateIceConfig(config: IceConfig): IceConfig {
-  checkUrls(config.stunUrls, /^(stun|stuns):/, 'STUN');
-  checkUrls(config.turnUrls, /^(turn|turns):/, 'TURN');
-  if (config.turnUrls.length > 0 && !config.turnSecret) throw new Error('TURN URLs need a shared secret (--turn-secret or LAB_TURN_SECRET), the one coturn has as static-auth-secret');
+  checkUrls(config.stun, /^(stun|stuns):/, 'STUN');
+  checkUrls(config.turn, /^(turn|turns):/, 'TURN');
+  if (config.turn.length > 0 && !config.turnSecret) throw new Error('TURN URLs need a shared secret (--turn-secret or LAB_TURN_SECRET), the one coturn has as static-auth-secret');
   if (!Number.isInteger(config.ttlSeconds) || config.ttlSeconds < 60 || config.ttlSeconds > 7 * 86400) {
     throw new Error('the TURN credential lifetime must be 60 s to 7 days');
   }
@@ -51,10 +51,10 @@ export function validateIceConfig(config: IceConfig): IceConfig {
 /** The ICE servers for one client (`name` goes into the TURN username, e.g. its peer id). */
 export function iceServersFor(config: IceConfig, name: string, nowMs: number = Date.now()): IceServer[] {
   const servers: IceServer[] = [];
-  if (config.stunUrls.length > 0) servers.push({ urls: config.stunUrls });
-  if (config.turnUrls.length > 0 && config.turnSecret) {
+  if (config.stun.length > 0) servers.push({ urls: config.stun });
+  if (config.turn.length > 0 && config.turnSecret) {
     const expiry = Math.floor(nowMs / 1000) + config.ttlSeconds;
-    servers.push({ urls: config.turnUrls, ...turnCredential(config.turnSecret, name, expiry) });
+    servers.push({ urls: config.turn, ...turnCredential(config.turnSecret, name, expiry) });
   }
   return servers;
 }
@@ -67,8 +67,8 @@ const splitList = (text: string | undefined) => (text ?? '').split(',').map((s) 
  */
 export function iceConfigFromEnv(env: Record<string, string | undefined> = process.env): IceConfig {
   return {
-    stunUrls: splitList(env.LAB_STUN_URLS),
-    turnUrls: splitList(env.LAB_TURN_URLS),
+    stun: splitList(env.LAB_STUN_URLS),
+    turn: splitList(env.LAB_TURN_URLS),
     turnSecret: env.LAB_TURN_SECRET || undefined,
     ttlSeconds: env.LAB_TURN_TTL_SECONDS ? Number(env.LAB_TURN_TTL_SECONDS) : DEFAULT_TURN_TTL_SECONDS,
   };
@@ -82,8 +82,8 @@ export function iceConfigFromEnv(env: Record<string, string | undefined> = proce
 export const ICE_FLAGS: readonly string[] = ['--stun', '--turn', '--turn-secret', '--turn-ttl'];
 
 export function applyIceFlag(config: IceConfig, flag: string, value: string): boolean {
-  if (flag === '--stun') config.stunUrls = splitList(value);
-  else if (flag === '--turn') config.turnUrls = splitList(value);
+  if (flag === '--stun') config.stun = splitList(value);
+  else if (flag === '--turn') config.turn = splitList(value);
   else if (flag === '--turn-secret') config.turnSecret = value;
   else if (flag === '--turn-ttl') config.ttlSeconds = Number(value);
   else return false;

@@ -66,14 +66,14 @@ async function main(): Promise<void> {
   const server = await startSignallingServer({
     port: cli.port,
     host: cli.host,
-    allowedOrigins: cli.allowOrigins,
+    allowOrigins: cli.allowOrigins,
     ice: cli.ice,
     limits: { maxPeersPerRoom: cli.maxPeersPerRoom, perAddress: { maxConnections: cli.maxConnectionsPerAddress } },
     log: (line) => console.log(`[signal] ${line}`),
   });
   console.log(`signalling server on ws://${cli.host}:${server.port} (health: http://127.0.0.1:${server.port}/health)`);
   console.log(`  pages allowed from: ${server.allowedOrigins().join(', ')}`);
-  if (cli.ice.turnUrls.length > 0) console.log(`  TURN: ${cli.ice.turnUrls.join(', ')} (credentials valid ${cli.ice.ttlSeconds} s)`);
+  if (cli.ice.turn.length > 0) console.log(`  TURN: ${cli.ice.turn.join(', ')} (credentials valid ${cli.ice.ttlSeconds} s)`);
   const stop = () => void server.close().then(() => process.exit(0));
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);

@@ -15,7 +15,7 @@ beforeAll(async () => {
   server = await startSignallingServer({
     port: 0,
     host: '127.0.0.1',
-    allowedOrigins: [PAGE],
+    allowOrigins: [PAGE],
     limits: { maxMessageBytes: 4096, messageBurst: 20, messagesPerSecond: 1, refusalBurst: 5 },
   });
   url = `ws://127.0.0.1:${server.port}`;
@@ -155,8 +155,8 @@ describe('signalling attached to a page server (one origin, one port)', () => {
     await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
     origin = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
     signalling = createSignalling({
-      allowedOrigins: [origin],
-      ice: { stunUrls: ['stun:127.0.0.1:3478'], turnUrls: ['turn:127.0.0.1:3478'], turnSecret: 'S', ttlSeconds: 3600 },
+      allowOrigins: [origin],
+      ice: { stun: ['stun:127.0.0.1:3478'], turn: ['turn:127.0.0.1:3478'], turnSecret: 'S', ttlSeconds: 3600 },
     });
   });
   afterAll(async () => {
@@ -196,5 +196,7 @@ describe('signalling attached to a page server (one origin, one port)', () => {
     expect(await get({ host: `evil.example:${port}` })).toBe(403);
     expect(await get({ host: `127.0.0.1:${port}`, origin: 'https://evil.example' })).toBe(403);
     expect(await get({ host: `127.0.0.1:${port}` })).toBe(200);
+    const cors = await fetch(`${origin}/signal/ice`, { headers: { origin } });
+    expect(cors.headers.get('access-control-allow-origin')).toBe(origin);
   });
 });

@@ -68,7 +68,7 @@ export const DEFAULT_SIGNALLING_LIMITS: SignallingLimits = {
 
 export interface SignallingOptions {
   /** Browser origins allowed to open a WebSocket, exactly (e.g. 'https://192.168.1.20:5173'). */
-  allowedOrigins: string[];
+  allowOrigins: string[];
   /** URL paths that take WebSocket upgrades (default ['/signal']). */
   paths?: string[];
   limits?: Partial<Omit<SignallingLimits, 'perAddress'>> & { perAddress?: Partial<AddressLimitOptions> };
@@ -131,7 +131,7 @@ export function createSignalling(opts: SignallingOptions): Signalling {
     perAddress: { ...DEFAULT_SIGNALLING_LIMITS.perAddress, ...opts.limits?.perAddress },
   };
   const log = opts.log ?? (() => {});
-  const origins = new OriginPolicy(opts.allowedOrigins);
+  const origins = new OriginPolicy(opts.allowOrigins);
   const ice = validateIceConfig(opts.ice ?? NO_ICE);
   const paths = new Set(opts.paths ?? ['/signal']);
   const addresses = new AddressLimits(limits.perAddress);
@@ -338,7 +338,10 @@ export function createSignalling(opts: SignallingOptions): Signalling {
         return true;
       }
       const body = JSON.stringify({ iceServers: iceServersFor(ice, 'lab'), ttlSeconds: ice.ttlSeconds });
-      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(body);
+      const headers: Record<string, string> = { 'content-type': 'application/json', 'cache-control': 'no-store', vary: 'origin' };
+      // A page of an allowed origin fetching the standalone server (another port: cross-origin) may read it.
+      if (req.headers.origin) headers['access-control-allow-origin'] = req.headers.origin;
+      res.writeHead(200, headers).end(body);
       return true;
     },
 

@@ -309,7 +309,7 @@ export class Mesh {
     const peer = new SimplePeer({
       initiator,
       trickle: true,
-      config: { iceServers: this.opts.iceServers ?? this.opts.signalling.iceServers ?? [] },
+      config: { iceServers: this.opts.iceServers ?? [] },
       channelConfig: { ordered: true },
     });
     const now = performance.now();

@@ -81,8 +81,8 @@ describe('WebSocketSignalling', () => {
     server = await startSignallingServer({
       port: 0,
       host: '127.0.0.1',
-      allowedOrigins: [PAGE],
-      ice: { stunUrls: ['stun:127.0.0.1:3478'], turnUrls: [], ttlSeconds: 3600 },
+      allowOrigins: [PAGE],
+      ice: { stun: ['stun:127.0.0.1:3478'], turn: [], ttlSeconds: 3600 },
     });
     url = `ws://127.0.0.1:${server.port}/signal`;
   });
