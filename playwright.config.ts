@@ -29,7 +29,7 @@ export default defineConfig({
       timeout: 120_000,
     },
     {
-      command: `npx tsx server/main.ts --port ${SIGNAL_PORT}`,
+      command: `npx tsx server/main.ts --port ${SIGNAL_PORT} --allow-origin http://127.0.0.1:${APP_PORT}`,
       url: `http://127.0.0.1:${SIGNAL_PORT}/health`,
       reuseExistingServer: !process.env.CI,
       timeout: 60_000,

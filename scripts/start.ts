@@ -8,7 +8,7 @@ async function main(): Promise<void> {
   const signalling = await startSignallingServer({
     port: Number(process.env.LAB_SIGNAL_PORT ?? DEFAULT_PORT),
     host: '0.0.0.0',
-    allowOrigins: [],
+    allowOrigins: ['http://localhost:5173', 'http://127.0.0.1:5173'],
     log: (line) => console.log(`[signal] ${line}`),
   });
   const vite = await createServer({ configFile: 'vite.config.ts' });

@@ -1,9 +1,13 @@
 // Pure room logic of the signalling server: who is in which room, and which messages go where.
-// No sockets here (server.ts owns those), so every rule is unit-tested with plain values.
+// No sockets here (signalling.ts owns those), so every rule is unit-tested with plain values.
 //
-// Rules: a connection joins exactly one room under one peer id; signals are relayed only between
-// members of the same room; a room is forgotten as soon as it empties; rooms and members are bounded.
-import type { ClientMessage, ServerMessage, SignalData } from '../src/peer/signal-protocol';
+// Rules: a connection joins at most one room at a time, under a peer id the server assigns (see
+// peer-ids.ts: ids sort in join order and cannot be chosen, so no client can squat an id, take over a
+// departed member's id, or make itself rank 0 or the elastic room's coordinator); signals are relayed
+// only between members of the same room, stamped with the sender's real id; a room is forgotten as
+// soon as it empties; rooms and members are bounded.
+import type { ClientMessage, IceServer, ServerMessage, SignalData } from '../src/peer/signal-protocol';
+import { peerIdSource } from './peer-ids';
 
 export type ConnId = number;
 
@@ -19,6 +23,14 @@ export interface Outgoing {
   message: ServerMessage;
 }
 
+export interface RoomRegistryOptions {
+  limits?: RoomLimits;
+  /** Where fresh peer ids come from (tests pass a predictable one). */
+  newPeerId?: () => string;
+  /** ICE servers handed to a member in its welcome (time-limited TURN credentials named after it). */
+  iceServersFor?: (peerId: string) => IceServer[];
+}
+
 interface Member {
   conn: ConnId;
   peerId: string;
@@ -28,8 +40,15 @@ export class RoomRegistry {
   /** room -> members in join order (Map keeps insertion order). */
   private rooms = new Map<string, Map<string, Member>>();
   private byConn = new Map<ConnId, { room: string; peerId: string }>();
+  private readonly limits: RoomLimits;
+  private readonly newPeerId: () => string;
+  private readonly iceServersFor: (peerId: string) => IceServer[];
 
-  constructor(private readonly limits: RoomLimits = DEFAULT_ROOM_LIMITS) {}
+  constructor(opts: RoomRegistryOptions = {}) {
+    this.limits = opts.limits ?? DEFAULT_ROOM_LIMITS;
+    this.newPeerId = opts.newPeerId ?? peerIdSource();
+    this.iceServersFor = opts.iceServersFor ?? (() => []);
+  }
 
   roomCount(): number {
     return this.rooms.size;
@@ -44,10 +63,14 @@ export class RoomRegistry {
     return this.byConn.get(conn)?.room;
   }
 
+  peerIdOf(conn: ConnId): string | undefined {
+    return this.byConn.get(conn)?.peerId;
+  }
+
   handle(conn: ConnId, msg: ClientMessage): Outgoing[] {
     switch (msg.type) {
       case 'join':
-        return this.join(conn, msg.room, msg.peerId);
+        return this.join(conn, msg.room);
       case 'signal':
         return this.relay(conn, msg.to, msg.data);
       case 'leave':
@@ -55,7 +78,7 @@ export class RoomRegistry {
     }
   }
 
-  join(conn: ConnId, room: string, peerId: string): Outgoing[] {
+  join(conn: ConnId, room: string): Outgoing[] {
     const refuse = (reason: string): Outgoing[] => [{ to: conn, message: { type: 'error', reason } }];
     if (this.byConn.has(conn)) return refuse('already in a room: leave first');
     let members = this.rooms.get(room);
@@ -63,16 +86,23 @@ export class RoomRegistry {
     if (members && members.size >= this.limits.maxPeersPerRoom) {
       return refuse(`room full: at most ${this.limits.maxPeersPerRoom} peers`);
     }
-    if (members?.has(peerId)) return refuse('peer id already taken in this room');
     if (!members) {
       members = new Map();
       this.rooms.set(room, members);
     }
+    const peerId = this.newPeerId();
     const others = [...members.values()];
     members.set(peerId, { conn, peerId });
     this.byConn.set(conn, { room, peerId });
+    const welcome: ServerMessage = {
+      type: 'welcome',
+      room,
+      peerId,
+      members: others.map((m) => m.peerId),
+      iceServers: this.iceServersFor(peerId),
+    };
     return [
-      { to: conn, message: { type: 'welcome', room, peerId, members: others.map((m) => m.peerId) } },
+      { to: conn, message: welcome },
       ...others.map((m): Outgoing => ({ to: m.conn, message: { type: 'peer-joined', peerId } })),
     ];
   }
@@ -102,8 +132,8 @@ export class RoomRegistry {
 }
 
 /**
- * Token bucket per connection: `capacity` messages at once, refilled at `perSecond`. Time is passed
- * in (milliseconds) so that tests need no clock.
+ * Token bucket: `capacity` units at once, refilled at `perSecond`. Time is passed in (milliseconds) so
+ * that tests need no clock.
  */
 export class RateLimiter {
   private tokens: number;
@@ -118,36 +148,22 @@ export class RateLimiter {
     this.last = now;
   }
 
-  take(now: number): boolean {
-    this.tokens = Math.min(this.capacity, this.tokens + ((now - this.last) / 1000) * this.perSecond);
-    this.last = now;
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
+  /** Takes `amount` units if the bucket holds them; false (and nothing taken) otherwise. */
+  take(now: number, amount = 1): boolean {
+    this.refill(now);
+    if (this.tokens < amount) return false;
+    this.tokens -= amount;
     return true;
   }
-}
 
-const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
+  /** Whether the bucket is full again (its owner can be forgotten without giving anything away). */
+  isFull(now: number): boolean {
+    this.refill(now);
+    return this.tokens >= this.capacity;
+  }
 
-/**
- * Whether a browser page at `origin` may use this server. Allowed: pages served from localhost, from
- * the host name the client used to reach this server (a LAN address), and any origin in `allowList`
- * ('*' allows all). A missing Origin means a non-browser client (which could forge one anyway): allowed.
- */
-export function isOriginAllowed(origin: string | undefined, allowList: string[], requestHost: string | undefined): boolean {
-  if (origin === undefined) return true;
-  if (allowList.includes('*') || allowList.includes(origin)) return true;
-  let url: URL;
-  try {
-    url = new URL(origin);
-  } catch {
-    return false;
+  private refill(now: number): void {
+    this.tokens = Math.min(this.capacity, this.tokens + (Math.max(0, now - this.last) / 1000) * this.perSecond);
+    this.last = Math.max(this.last, now);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return false;
-  if (LOCAL_HOSTS.has(url.hostname)) return true;
-  if (requestHost) {
-    const hostname = requestHost.replace(/:\d+$/, '');
-    if (hostname === url.hostname) return true;
-  }
-  return false;
 }

@@ -1,107 +1,50 @@
-// The signalling server (Node only): HTTP for `GET /health`, WebSocket for rooms. Tabs use it to find
-// each other across browsers and machines; it relays WebRTC offers/answers/candidates and nothing else
-// (training data flows peer to peer). Every message is validated; sizes, rates, rooms and origins are
-// bounded (see rooms.ts for the rules).
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+// The standalone signalling server (Node only): an HTTP server that carries the signalling service
+// (signalling.ts) on '/' and '/signal', plus `GET /health` for process supervisors and tests. The same
+// service attaches to the page's own HTTP(S) server under `npm start` (one origin, one port), through
+// `createSignalling`, re-exported here.
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { WebSocketServer, type WebSocket } from 'ws';
-import { isParseError, parseClientMessage, type ServerMessage } from '../src/peer/signal-protocol';
-import { DEFAULT_ROOM_LIMITS, RateLimiter, RoomRegistry, isOriginAllowed, type ConnId, type RoomLimits } from './rooms';
+import { createSignalling, type SignallingOptions } from './signalling';
+import type { RoomRegistry } from './rooms';
 
-export interface SignallingServerOptions {
+export { createSignalling, DEFAULT_SIGNALLING_LIMITS, CLOSE } from './signalling';
+export type { Signalling, SignallingLimits, SignallingOptions } from './signalling';
+export { ICE_FLAGS, ICE_FLAGS_USAGE, applyIceFlag, iceConfigFromEnv, validateIceConfig } from './ice';
+export type { IceConfig } from './ice';
+
+export interface SignallingServerOptions extends Omit<SignallingOptions, 'paths'> {
   port: number;
   host?: string;
-  /** Extra allowed origins ('*' for any); localhost and the server's own host are always allowed. */
-  allowOrigins?: string[];
-  limits?: RoomLimits;
-  /** Largest WebSocket message accepted, bytes (ws closes the socket with 1009 beyond it). */
-  maxPayload?: number;
-  /** Rate limit per connection: burst size and sustained messages per second. */
-  rateBurst?: number;
-  ratePerSecond?: number;
-  /** Interval of WebSocket pings; a socket that missed one is terminated (its peer leaves). */
-  pingIntervalMs?: number;
-  log?: (line: string) => void;
 }
 
 export interface RunningServer {
   port: number;
   registry: RoomRegistry;
+  allowedOrigins(): string[];
   close(): Promise<void>;
 }
 
 export const DEFAULT_PORT = 8787;
-export const DEFAULT_MAX_PAYLOAD = 64 * 1024;
+
+/** Slow or silent HTTP clients are cut off after this long (headers and whole request). */
+const REQUEST_TIMEOUT_MS = 10_000;
 
 export function startSignallingServer(opts: SignallingServerOptions): Promise<RunningServer> {
-  const log = opts.log ?? (() => {});
-  const registry = new RoomRegistry(opts.limits ?? DEFAULT_ROOM_LIMITS);
-  const sockets = new Map<ConnId, WebSocket>();
-  const alive = new Map<ConnId, boolean>();
-  let nextConn = 1;
-
+  const signalling = createSignalling({ ...opts, paths: ['/', '/signal'] });
   const http: Server = createServer((req, res) => {
+    if (signalling.handleRequest(req, res)) return;
     if (req.method === 'GET' && req.url === '/health') {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
       return;
     }
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
   });
-
-  const wss = new WebSocketServer({
-    server: http,
-    maxPayload: opts.maxPayload ?? DEFAULT_MAX_PAYLOAD,
-    verifyClient: (
-      info: { origin: string; req: IncomingMessage },
-      done: (ok: boolean, code?: number, message?: string) => void,
-    ) => {
-      const origin = info.req.headers.origin;
-      if (isOriginAllowed(origin, opts.allowOrigins ?? [], info.req.headers.host)) return done(true);
-      log(`refused origin ${origin}`);
-      done(false, 403, 'origin not allowed');
-    },
+  http.headersTimeout = REQUEST_TIMEOUT_MS;
+  http.requestTimeout = REQUEST_TIMEOUT_MS;
+  http.on('upgrade', (req, socket, head) => {
+    if (!signalling.handleUpgrade(req, socket, head)) socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
   });
-
-  const deliver = (outgoing: { to: ConnId; message: ServerMessage }[]) => {
-    for (const { to, message } of outgoing) {
-      const socket = sockets.get(to);
-      if (socket && socket.readyState === socket.OPEN) socket.send(JSON.stringify(message));
-    }
-  };
-
-  wss.on('connection', (socket) => {
-    const conn = nextConn++;
-    sockets.set(conn, socket);
-    alive.set(conn, true);
-    const limiter = new RateLimiter(opts.rateBurst ?? 200, opts.ratePerSecond ?? 50, performance.now());
-    socket.on('pong', () => alive.set(conn, true));
-    socket.on('message', (data, isBinary) => {
-      const refuse = (reason: string) => deliver([{ to: conn, message: { type: 'error', reason } }]);
-      if (!limiter.take(performance.now())) return refuse('rate limit exceeded: message dropped');
-      if (isBinary) return refuse('binary messages are not part of the protocol');
-      const msg = parseClientMessage(data.toString());
-      if (isParseError(msg)) return refuse(msg.error);
-      deliver(registry.handle(conn, msg));
-    });
-    socket.on('close', () => {
-      sockets.delete(conn);
-      alive.delete(conn);
-      deliver(registry.leave(conn));
-    });
-    socket.on('error', (err) => log(`socket ${conn}: ${err.message}`));
-  });
-
-  // Browsers that vanish (crash, network drop) leave half-open sockets: ping, and drop the silent.
-  const pinger = setInterval(() => {
-    for (const [conn, socket] of sockets) {
-      if (!alive.get(conn)) {
-        socket.terminate();
-        continue;
-      }
-      alive.set(conn, false);
-      socket.ping();
-    }
-  }, opts.pingIntervalMs ?? 30_000);
+  http.on('clientError', (_err, socket) => socket.destroy());
 
   return new Promise((resolve, reject) => {
     http.once('error', reject);
@@ -109,13 +52,13 @@ export function startSignallingServer(opts: SignallingServerOptions): Promise<Ru
       const port = (http.address() as AddressInfo).port;
       resolve({
         port,
-        registry,
-        close: () =>
-          new Promise<void>((done) => {
-            clearInterval(pinger);
-            for (const socket of sockets.values()) socket.terminate();
-            wss.close(() => http.close(() => done()));
-          }),
+        registry: signalling.registry,
+        allowedOrigins: () => signalling.allowedOrigins(),
+        close: async () => {
+          await signalling.close();
+          http.closeAllConnections();
+          await new Promise<void>((done) => http.close(() => done()));
+        },
       });
     });
   });

@@ -11,10 +11,9 @@
 //   training room would be counted as a member of the next training run's ring.
 import type { Transport } from '../collective/types';
 import { DataChannelTransport } from '../peer/datachannel-transport';
-import { newPeerId } from '../peer/membership';
 import { Mesh } from '../peer/mesh';
 import { normalizeRoomName } from '../peer/room-code';
-import { createSignalling } from '../peer/signalling';
+import { openSignalling } from '../peer/signalling';
 import { ClassroomLesson, LessonAborted } from './classroom-lesson';
 import { meshClassroomChannel, type ClassroomChannel, type ClassroomMessage, type StartMessage } from './classroom-protocol';
 import type { LabConfig } from './config';
@@ -225,7 +224,7 @@ export async function joinStandbyVenue(room: string, signal: string | undefined,
     if (event.type === 'refused' || event.type === 'log') bus.publish(event);
   });
   const name = standbyRoomName(room);
-  const mesh = new Mesh({ signalling: createSignalling(name, newPeerId(), signal), bus: quiet });
+  const mesh = new Mesh({ signalling: await openSignalling(name, signal), bus: quiet });
   await mesh.start();
   return {
     room,

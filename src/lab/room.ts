@@ -6,10 +6,10 @@
 // can reach every other: they form once, when `world` tabs are present, and a lost tab ends the run.
 import { createRoomAuth } from '../peer/auth';
 import { DataChannelTransport, type MessageCheck } from '../peer/datachannel-transport';
-import { FULL_MESH_MAX, newPeerId } from '../peer/membership';
+import { FULL_MESH_MAX } from '../peer/membership';
 import { Mesh } from '../peer/mesh';
 import { normalizeRoomName } from '../peer/room-code';
-import { createSignalling } from '../peer/signalling';
+import { openSignalling } from '../peer/signalling';
 import type { LabConfig } from './config';
 import { ElasticRoom, type Formation } from './elastic-room';
 import type { EventBus } from './events';
@@ -41,11 +41,10 @@ const ROOM_TIMEOUT_MS = 120_000;
 
 export async function joinRoom(config: LabConfig, bus: EventBus, options: JoinOptions = {}): Promise<JoinedRoom> {
   const room = normalizeRoomName(config.room);
-  const peerId = newPeerId();
   // With a secret, only tabs that hold it become members; every signal and frame is authenticated.
   const auth = config.secret ? await createRoomAuth(config.secret, room) : undefined;
   const mesh = new Mesh({
-    signalling: createSignalling(room, peerId, config.signal || undefined),
+    signalling: await openSignalling(room, config.signal || undefined),
     bus,
     auth,
     maxRefusedPerPeer: config.maxrefused,

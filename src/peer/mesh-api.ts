@@ -7,9 +7,8 @@ import { createRoomAuth } from './auth';
 import { DataChannelTransport } from './datachannel-transport';
 import { hostileFrames, type HostileKind } from './hostile-frames';
 import { Mesh, type LinkStats } from './mesh';
-import { newPeerId } from './membership';
 import { normalizeRoomName } from './room-code';
-import { createSignalling } from './signalling';
+import { openSignalling } from './signalling';
 
 export interface MeshJoinOptions {
   /** ws:// URL of the signalling server; absent: BroadcastChannel (tabs of one browser). */
@@ -114,10 +113,9 @@ class MeshSession implements MeshApi {
     const name = normalizeRoomName(room);
     const expect = opts.expect ?? 2;
     if (!Number.isInteger(expect) || expect < 1) throw new RangeError(`expect must be a positive integer, got ${expect}`);
-    const peerId = newPeerId();
     const auth = opts.secret ? await createRoomAuth(opts.secret, name) : undefined;
     const mesh = new Mesh({
-      signalling: createSignalling(name, peerId, opts.signal),
+      signalling: await openSignalling(name, opts.signal),
       iceServers: opts.iceServers,
       bus: this.bus,
       auth,
@@ -130,7 +128,7 @@ class MeshSession implements MeshApi {
     this.transport = new DataChannelTransport(mesh, { members: this.members, deadlineMs: opts.deadlineMs });
     this.round = 0;
     this.streamRound = 0;
-    return { peerId, rank: this.transport.rank, world: this.transport.world, members: [...this.members] };
+    return { peerId: mesh.peerId, rank: this.transport.rank, world: this.transport.world, members: [...this.members] };
   }
 
   async allReduce(values: Float32Array | number[], opts: { algorithm?: 'ring' | 'naive' } = {}): Promise<Float32Array> {

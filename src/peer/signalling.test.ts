@@ -23,19 +23,19 @@ function recorder() {
   return { log, handlers };
 }
 
-async function exerciseRoom(make: (peerId: string) => Signalling) {
-  const a = make('peer-aaaa');
-  const b = make('peer-bbbb');
+async function exerciseRoom(make: (peerId: string) => Signalling | Promise<Signalling>) {
+  const a = await make('peer-aaaa');
+  const b = await make('peer-bbbb');
   const ra = recorder();
   const rb = recorder();
   await a.join(ra.handlers);
   await b.join(rb.handlers);
-  await expect.poll(() => ra.log).toContain('joined peer-bbbb');
-  await expect.poll(() => rb.log).toContain('joined peer-aaaa');
-  b.signal('peer-aaaa', { type: 'offer', sdp: 'v=0' });
-  await expect.poll(() => ra.log).toContain('signal peer-bbbb {"type":"offer","sdp":"v=0"}');
+  await expect.poll(() => ra.log).toContain(`joined ${b.peerId}`);
+  await expect.poll(() => rb.log).toContain(`joined ${a.peerId}`);
+  b.signal(a.peerId, { type: 'offer', sdp: 'v=0' });
+  await expect.poll(() => ra.log).toContain(`signal ${b.peerId} {"type":"offer","sdp":"v=0"}`);
   b.leave();
-  await expect.poll(() => ra.log).toContain('left peer-bbbb');
+  await expect.poll(() => ra.log).toContain(`left ${b.peerId}`);
   a.leave();
 }
 
@@ -74,31 +74,56 @@ describe('BroadcastChannelSignalling', () => {
 });
 
 describe('WebSocketSignalling', () => {
+  const PAGE = 'http://127.0.0.1:5173';
   let server: RunningServer;
   let url: string;
   beforeAll(async () => {
-    server = await startSignallingServer({ port: 0, host: '127.0.0.1' });
-    url = `ws://127.0.0.1:${server.port}`;
+    server = await startSignallingServer({
+      port: 0,
+      host: '127.0.0.1',
+      allowOrigins: [PAGE],
+      ice: { stun: ['stun:127.0.0.1:3478'], turn: [], ttlSeconds: 3600 },
+    });
+    url = `ws://127.0.0.1:${server.port}/signal`;
   });
   afterAll(() => server.close());
-  const factory = (u: string) => new WebSocket(u) as unknown as WebSocketLike;
+  const factory = (u: string) => new WebSocket(u, { origin: PAGE }) as unknown as WebSocketLike;
 
   it('introduces peers through the server, relays signals and announces leaving', async () => {
-    await exerciseRoom((id) => new WebSocketSignalling(url, 'WSROOM', id, factory));
+    await exerciseRoom(() => WebSocketSignalling.connect(url, 'WSROOM', { factory }));
     await expect.poll(() => server.registry.roomCount()).toBe(0);
   });
 
-  it('rejects the join with the server reason when the id is taken', async () => {
-    const a = new WebSocketSignalling(url, 'DUP', 'peer-same', factory);
-    await a.join(recorder().handlers);
-    const b = new WebSocketSignalling(url, 'DUP', 'peer-same', factory);
-    await expect(b.join(recorder().handlers)).rejects.toThrow(/already taken/);
+  it('takes its peer id and ICE servers from the server; newcomers sort after earlier members', async () => {
+    const a = await WebSocketSignalling.connect(url, 'IDS', { factory });
+    const b = await WebSocketSignalling.connect(url, 'IDS', { factory });
+    expect(server.registry.members('IDS')).toEqual([a.peerId, b.peerId]);
+    expect(b.peerId > a.peerId).toBe(true);
+    expect(a.iceServers).toEqual([{ urls: ['stun:127.0.0.1:3478'] }]);
     a.leave();
     b.leave();
   });
 
-  it('rejects the join when no server answers', async () => {
-    const s = new WebSocketSignalling('ws://127.0.0.1:9', 'ROOM', 'peer-xxxx', factory, 2000);
-    await expect(s.join(recorder().handlers)).rejects.toThrow(/cannot reach|closed|did not answer/);
+  it('replays what arrived between the welcome and join(handlers), in order', async () => {
+    const a = await WebSocketSignalling.connect(url, 'LATE', { factory });
+    const b = await WebSocketSignalling.connect(url, 'LATE', { factory });
+    await b.join(recorder().handlers);
+    b.signal(a.peerId, { n: 1 });
+    b.signal(a.peerId, { n: 2 });
+    await new Promise((r) => setTimeout(r, 200));
+    const ra = recorder();
+    await a.join(ra.handlers);
+    expect(ra.log).toEqual([`joined ${b.peerId}`, `signal ${b.peerId} {"n":1}`, `signal ${b.peerId} {"n":2}`]);
+    a.leave();
+    b.leave();
+  });
+
+  it('rejects the connection with a clear reason when the page origin is not allowed', async () => {
+    const foreign = (u: string) => new WebSocket(u, { origin: 'http://127.0.0.1:9999' }) as unknown as WebSocketLike;
+    await expect(WebSocketSignalling.connect(url, 'ROOM', { factory: foreign })).rejects.toThrow(/refused this page's origin|closed/);
+  });
+
+  it('rejects the connection when no server answers', async () => {
+    await expect(WebSocketSignalling.connect('ws://127.0.0.1:9', 'ROOM', { factory, timeoutMs: 2000 })).rejects.toThrow(/cannot reach|closed|did not answer/);
   });
 });

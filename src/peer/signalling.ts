@@ -1,11 +1,13 @@
 // How tabs of a room find each other and exchange WebRTC offers, answers and ICE candidates.
 // Two implementations of one interface:
 // - BroadcastChannelSignalling (default): tabs of one browser profile, no server at all.
-// - WebSocketSignalling: through server/ (npm run server), for browsers on different machines.
+// - WebSocketSignalling: through server/ (npm run server), for browsers on different machines; the
+//   server assigns the peer id, so it is connected (and joined) before a Mesh is built around it.
 // Signalling only introduces peers; all training traffic then flows over WebRTC data channels.
-import { PEER_ID_PATTERN, isParseError, parseServerMessage, type SignalData } from './signal-protocol';
+import { newPeerId } from './membership';
+import { PEER_ID_PATTERN, isParseError, parseServerMessage, type IceServer, type SignalData } from './signal-protocol';
 
-export type { SignalData } from './signal-protocol';
+export type { IceServer, SignalData } from './signal-protocol';
 
 export interface SignallingHandlers {
   /**
@@ -31,6 +33,8 @@ export interface Signalling {
   signal(to: string, data: SignalData): void;
   /** Leaves the room (idempotent). Other members get peerLeft. */
   leave(): void;
+  /** ICE servers this signalling handed out (the WebSocket server's welcome); none for BroadcastChannel. */
+  readonly iceServers?: IceServer[];
 }
 
 // --- BroadcastChannel ------------------------------------------------------------------------------
@@ -149,67 +153,97 @@ export interface WebSocketLike {
 
 export type WebSocketFactory = (url: string) => WebSocketLike;
 
-const OPEN = 1;
+export interface WebSocketSignallingOptions {
+  factory?: WebSocketFactory;
+  /** How long to wait for the server's welcome. */
+  timeoutMs?: number;
+}
 
+const OPEN = 1;
+const defaultFactory: WebSocketFactory = (u) => new WebSocket(u) as unknown as WebSocketLike;
+
+/** What happened between the welcome and `join(handlers)`, replayed to the handlers in order. */
+type Pending = { kind: 'joined' | 'left'; peerId: string } | { kind: 'signal'; from: string; data: SignalData } | { kind: 'problem'; reason: string };
+
+/**
+ * A room through the signalling server (server/). The server assigns this tab's peer id when it
+ * joins, so the connection is made first, by `WebSocketSignalling.connect` (the id must be known before
+ * a Mesh is built around it); `join(handlers)` then hands over the members named in the welcome and
+ * everything that arrived since. The welcome also carries the ICE servers to use (STUN, and TURN with
+ * time-limited credentials), exposed as `iceServers`.
+ */
 export class WebSocketSignalling implements Signalling {
   readonly kind = 'websocket' as const;
-  private socket: WebSocketLike | null = null;
+  private handlers: SignallingHandlers | null = null;
+  private pending: Pending[] = [];
+  private joined = false;
 
-  constructor(
+  private constructor(
     readonly url: string,
     readonly room: string,
     readonly peerId: string,
-    private readonly factory: WebSocketFactory = (u) => new WebSocket(u) as unknown as WebSocketLike,
-    private readonly timeoutMs = 10_000,
+    readonly iceServers: IceServer[],
+    private socket: WebSocketLike | null,
+    private readonly members: string[],
   ) {}
 
-  join(handlers: SignallingHandlers): Promise<void> {
-    if (this.socket) return Promise.reject(new Error('already joined'));
+  /** Opens the connection and joins `room`; resolves once the server has welcomed this tab. */
+  static connect(url: string, room: string, opts: WebSocketSignallingOptions = {}): Promise<WebSocketSignalling> {
+    const timeoutMs = opts.timeoutMs ?? 10_000;
     return new Promise((resolve, reject) => {
-      let welcomed = false;
+      let self: WebSocketSignalling | null = null;
+      const socket = (opts.factory ?? defaultFactory)(url);
       const fail = (reason: string) => {
-        if (welcomed) handlers.problem?.(reason);
-        else reject(new Error(reason));
-      };
-      const timer = setTimeout(() => {
-        fail(`signalling server ${this.url} did not answer within ${this.timeoutMs} ms`);
-        this.leave();
-      }, this.timeoutMs);
-      const socket = this.factory(this.url);
-      this.socket = socket;
-      socket.onopen = () => socket.send(JSON.stringify({ type: 'join', room: this.room, peerId: this.peerId }));
-      socket.onerror = () => fail(`cannot reach signalling server ${this.url}`);
-      socket.onclose = (ev) => {
+        if (self) return self.problem(reason);
         clearTimeout(timer);
-        if (this.socket === socket) this.socket = null;
+        socket.onclose = null;
+        socket.onmessage = null;
+        socket.close();
+        reject(new Error(reason));
+      };
+      const timer = setTimeout(() => fail(`signalling server ${url} did not answer within ${timeoutMs} ms`), timeoutMs);
+      socket.onopen = () => socket.send(JSON.stringify({ type: 'join', room }));
+      socket.onerror = () =>
+        fail(`cannot reach signalling server ${url} (not running, unreachable, or it refused this page's origin: see its --allow-origin)`);
+      socket.onclose = (ev) => {
+        if (self) self.socket = null;
         fail(`signalling connection closed (${ev.code}${ev.reason ? ` ${ev.reason}` : ''})`);
       };
       socket.onmessage = (ev) => {
         if (typeof ev.data !== 'string') return fail('signalling server sent binary data');
         const msg = parseServerMessage(ev.data);
         if (isParseError(msg)) return fail(`bad message from signalling server: ${msg.error}`);
+        if (!self) {
+          if (msg.type === 'error') return fail(`signalling server: ${msg.reason}`);
+          if (msg.type !== 'welcome') return; // nothing is addressed to a tab before its welcome
+          clearTimeout(timer);
+          self = new WebSocketSignalling(url, room, msg.peerId, msg.iceServers, socket, msg.members);
+          return resolve(self);
+        }
         switch (msg.type) {
-          case 'welcome':
-            welcomed = true;
-            clearTimeout(timer);
-            for (const member of msg.members) handlers.peerJoined(member);
-            resolve();
-            break;
           case 'peer-joined':
-            handlers.peerJoined(msg.peerId);
-            break;
+            return self.deliver({ kind: 'joined', peerId: msg.peerId });
           case 'peer-left':
-            handlers.peerLeft(msg.peerId);
-            break;
+            return self.deliver({ kind: 'left', peerId: msg.peerId });
           case 'signal':
-            handlers.signal(msg.from, msg.data);
-            break;
+            return self.deliver({ kind: 'signal', from: msg.from, data: msg.data });
           case 'error':
-            fail(`signalling server: ${msg.reason}`);
-            break;
+            return self.problem(`signalling server: ${msg.reason}`);
+          case 'welcome':
+            return self.problem('signalling server sent a second welcome');
         }
       };
     });
+  }
+
+  join(handlers: SignallingHandlers): Promise<void> {
+    if (this.joined) return Promise.reject(new Error('already joined'));
+    if (!this.socket) return Promise.reject(new Error('the signalling connection is closed'));
+    this.joined = true;
+    this.handlers = handlers;
+    for (const member of this.members) handlers.peerJoined(member);
+    for (const event of this.pending.splice(0)) this.deliver(event);
+    return Promise.resolve();
   }
 
   signal(to: string, data: SignalData): void {
@@ -220,13 +254,40 @@ export class WebSocketSignalling implements Signalling {
     const socket = this.socket;
     if (!socket) return;
     this.socket = null;
+    this.handlers = null;
     socket.onclose = null;
+    socket.onmessage = null;
     if (socket.readyState === OPEN) socket.send(JSON.stringify({ type: 'leave' }));
     socket.close(1000, 'leave');
   }
+
+  private problem(reason: string): void {
+    this.deliver({ kind: 'problem', reason });
+  }
+
+  private deliver(event: Pending): void {
+    const h = this.handlers;
+    if (!h) {
+      if (this.socket && this.pending.length < 1000) this.pending.push(event);
+      return;
+    }
+    switch (event.kind) {
+      case 'joined':
+        return h.peerJoined(event.peerId);
+      case 'left':
+        return h.peerLeft(event.peerId);
+      case 'signal':
+        return h.signal(event.from, event.data);
+      case 'problem':
+        return h.problem?.(event.reason);
+    }
+  }
 }
 
-/** The signalling a page should use: the WebSocket server when a URL is given, else BroadcastChannel. */
-export function createSignalling(room: string, peerId: string, signalUrl?: string): Signalling {
-  return signalUrl ? new WebSocketSignalling(signalUrl, room, peerId) : new BroadcastChannelSignalling(room, peerId);
+/**
+ * The signalling a page should use: the WebSocket server when a URL is given (connected and joined,
+ * with the peer id the server assigned), else BroadcastChannel (with a fresh id of this tab's own).
+ */
+export async function openSignalling(room: string, signalUrl?: string, opts: WebSocketSignallingOptions = {}): Promise<Signalling> {
+  return signalUrl ? WebSocketSignalling.connect(signalUrl, room, opts) : new BroadcastChannelSignalling(room, newPeerId());
 }
