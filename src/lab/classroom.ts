@@ -18,7 +18,7 @@ import { createSignalling } from '../peer/signalling';
 import { ClassroomLesson, LessonAborted } from './classroom-lesson';
 import { meshClassroomChannel, type ClassroomChannel, type ClassroomMessage, type StartMessage } from './classroom-protocol';
 import type { LabConfig } from './config';
-import { EventBus, type LabEvent } from './events';
+import { EventBus, type LabEvent } from '../shared/events';
 import type { JoinedRoom } from './room';
 
 /** A mesh a lesson can run over. */

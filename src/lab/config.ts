@@ -1,12 +1,11 @@
 // The lab's run configuration and its URL form: the automation contract for scripts and users' own
 // Playwright tests (README "Scripting the lab"). The same keys are the swarm CLI's flags.
+import type { Compression, ParallelMode, ZeroStage } from '../parallel/parallel-types';
 import { shareOf } from '../train/sampler';
 
 export type ModelKind = 'mlp' | 'gpt';
 export type DatasetKind = 'mnist' | 'spirals' | 'circles' | 'xor' | 'gaussians' | 'sotu' | 'text';
-export type ParallelMode = 'ring' | 'ps';
-export type ZeroStage = 0 | 1 | 2 | 3;
-export type Compression = 'none' | 'fp16' | 'topk' | 'randk';
+export type { Compression, ParallelMode, ZeroStage };
 export type BackendChoice = 'auto' | 'webgpu' | 'cpu';
 
 export interface LabConfig {

@@ -1,9 +1,9 @@
 // The run a tab trains: the measured defaults of src/train/defaults.ts with the URL's overrides.
-import { defaults, type CharLmRecipe, type ClassifierRecipe } from '../train/defaults';
+import { defaults, type CharLmRecipe, type ClassifierRecipe, type Recipe } from '../train/defaults';
 import { shareOf } from '../train/sampler';
 import { ConfigError, type LabConfig, parseHidden } from './config';
 
-export type Recipe = { kind: 'classifier'; recipe: ClassifierRecipe } | { kind: 'charlm'; recipe: CharLmRecipe };
+export type { Recipe };
 
 function overrides<R extends ClassifierRecipe | CharLmRecipe>(base: R, config: LabConfig): R {
   const recipe: R = { ...base, optimizer: { ...base.optimizer } };

@@ -12,7 +12,7 @@ import { normalizeRoomName } from '../peer/room-code';
 import { createSignalling } from '../peer/signalling';
 import type { LabConfig } from './config';
 import { ElasticRoom, type Formation } from './elastic-room';
-import type { EventBus } from './events';
+import type { EventBus } from '../shared/events';
 
 export interface JoinedRoom {
   mesh: Mesh;

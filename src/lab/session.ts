@@ -18,8 +18,8 @@ import type { LabMetrics, LabStatus } from './api';
 import { chooseBackend } from './backend-choice';
 import type { LabConfig } from './config';
 import { loadDataset, type LoadedData } from './datasets';
-import type { EventBus, LabEvent, RunState } from './events';
-import { recipeFor, type Recipe } from './recipe';
+import type { EventBus, LabEvent, RunState } from '../shared/events';
+import { bucketFor, recipeFor, type Recipe } from './recipe';
 import { joinRoom, type JoinedRoom } from './room';
 import { exchangeState } from './state-transfer';
 import { backUpServerState, backUpSlice, captureSlice, rebuildZeroState, restoreSlice, sliceShapeOf } from './zero-state-transfer';
@@ -213,6 +213,8 @@ export class LabSession {
     const parallel = transport
       ? createParallelHooks({
           config: this.config,
+          recipe: recipe.recipe,
+          bucketElements: bucketFor(this.config),
           backend,
           transport,
           model: () => built().model,

@@ -2,56 +2,17 @@
 // data parallelism over the ring (dense, fp16 on the wire, Top-K / Random-K with error feedback), the
 // parameter server (synchronous, or asynchronous with bounded staleness) and ZeRO. The session calls
 // this once per run; everything mode-specific lives behind it.
-import type { Transport } from '../collective/types';
-import type { Backend } from '../engine/backend';
-import type { LabConfig } from '../lab/config';
-import type { LabEvent } from '../lab/events';
-import type { Model } from '../model/model';
 import type { WireFormat } from '../collective/executor';
-import { bucketFor, recipeFor } from '../lab/recipe';
-import { learningRateAt, type Optimizer } from '../train/optimizer';
-import type { TrainerExtras } from '../train/recipes';
+import { lrScheduleOf } from '../train/defaults';
+import { learningRateAt } from '../train/optimizer';
 import { AsyncParameterServer } from './async-parameter-server';
 import { DataParallelSync } from './data-parallel';
 import { PARAMETER_SERVER_RANK, psOptimizerStateRange, SyncParameterServer } from './parameter-server';
+import type { ParallelContext, ParallelHooks } from './parallel-types';
 import { optimizerFor, SparseGradientSync } from './sparse-sync';
 import { createZeroHooks } from './zero/zero-hooks';
 
-export type ParallelHooks = Pick<
-  TrainerExtras,
-  | 'gradHooks'
-  | 'gradSync'
-  | 'eagerUpdates'
-  | 'afterUpdate'
-  | 'localUpdate'
-  | 'optimizerStateRange'
-  | 'optimizerConfig'
-  | 'layerwise'
-  | 'modelStorage'
-  | 'optimizerBackend'
-> & {
-  /**
-   * ZeRO-3: the full parameter vector on the host, gathered from every rank's shard (a collective:
-   * every rank calls it at the same point). Absent: the model's params buffer is the full vector.
-   */
-  gatherParams?: (round: number) => Promise<Float32Array>;
-  /**
-   * false: replicas legitimately differ between steps (asynchronous parameter server), so the session
-   * checks their agreement at the end only (an exchange per step would also be a barrier per step).
-   */
-  replicasEqualEveryStep?: boolean;
-};
-
-export interface ParallelContext {
-  config: LabConfig;
-  backend: Backend;
-  transport: Transport;
-  /** The run's model and optimizer, available once the run is built (hooks are called later). */
-  model: () => Model;
-  optimizer: () => Optimizer;
-  microBatches: number;
-  publish: (event: LabEvent) => void;
-}
+export type { ParallelContext, ParallelHooks } from './parallel-types';
 
 export function createParallelHooks(ctx: ParallelContext): ParallelHooks {
   if (ctx.config.zero > 0) return createZeroHooks(ctx);
@@ -87,7 +48,7 @@ function denseRingHooks(ctx: ParallelContext, wire: WireFormat): ParallelHooks {
         backend: ctx.backend,
         transport: ctx.transport,
         model: ctx.model(),
-        bucketElements: bucketFor(ctx.config),
+        bucketElements: ctx.bucketElements,
         microBatches: ctx.microBatches,
         wire,
         onChunk: ctx.publish,
@@ -141,8 +102,8 @@ function syncParameterServerHooks(ctx: ParallelContext): ParallelHooks {
 
 /** Exported with its server, so that tests can read the server's release log. */
 export function asyncParameterServerHooks(ctx: ParallelContext): ParallelHooks & { server: () => AsyncParameterServer } {
-  const { recipe } = recipeFor(ctx.config, ctx.transport.world);
-  const schedule = { lr: recipe.optimizer.lr, warmupSteps: recipe.warmupSteps, totalSteps: recipe.steps, minFraction: recipe.minLrFraction };
+  const { recipe } = ctx;
+  const schedule = lrScheduleOf(recipe);
   const ps = lazy(
     () =>
       new AsyncParameterServer({

@@ -2,7 +2,7 @@
 // room, waits for the expected members, and runs the real ring all-reduce (src/collective) over the
 // real data-channel transport. Results are plain data so that page.evaluate returns them unchanged.
 import { runAllReduce } from '../collective/collectives';
-import { EventBus, type PeerInfo } from '../lab/events';
+import { EventBus, type PeerInfo } from '../shared/events';
 import { createRoomAuth } from './auth';
 import { DataChannelTransport } from './datachannel-transport';
 import { hostileFrames, type HostileKind } from './hostile-frames';

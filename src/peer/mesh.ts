@@ -7,7 +7,7 @@
 //   so that the others learn within milliseconds.
 import SimplePeer from 'simple-peer/simplepeer.min.js';
 import type { Instance as PeerInstance, SignalData as SimplePeerSignal } from 'simple-peer';
-import type { EventBus, PeerInfo, PeersReport } from '../lab/events';
+import type { EventBus, PeerInfo, PeersReport } from '../shared/events';
 import { MAC_BYTES, type RoomAuth } from './auth';
 import { NO_RANK, decodeFrame, encodeFrame, isFrameError, roomHash, type Frame } from './frame';
 import { FULL_MESH_MAX, isInitiator, rankOrder, wantedPeers } from './membership';

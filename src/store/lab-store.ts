@@ -5,7 +5,7 @@ import { useEffect, useRef, useState } from 'react';
 import { createStore, type StoreApi } from 'zustand/vanilla';
 import { useStore } from 'zustand';
 import { DEFAULT_CONFIG, type LabConfig } from '../lab/config';
-import type { EventBus } from '../lab/events';
+import type { EventBus } from '../shared/events';
 import { initialLabData, type LabState } from './lab-state';
 import { reduceLabEvent } from './reduce';
 

@@ -12,7 +12,7 @@
 // Slices arrive from other tabs, so they are decoded like any untrusted frame: magic, version, sizes,
 // CRC-32 and finite values are checked before anything is kept.
 import type { FlatRange } from '../../model/layout';
-import { crc32 } from '../../peer/crc32';
+import { crc32 } from '../../shared/crc32';
 
 /** One rank's part of a run's state at the end of a step. */
 export interface ZeroSlice {
