@@ -32,9 +32,9 @@ import { captureCheckpoint, loadCheckpoint, mapTextToVocab, restoreCheckpoint, t
 import { textWindowCount } from '../data/batch';
 import { finiteModelDataCheck } from '../peer/payload-checks';
 import type { Mesh } from '../peer/mesh';
-import { GRADIENT_COLLECTIVE_BASE } from '../parallel/data-parallel';
 import type { CharLmRecipe } from '../train/defaults';
 import { checkpointKey, defaultCheckpointStore, type CheckpointStore } from './checkpoint-store';
+import { FIRST_FLOAT_ID } from '../collective/collective-ids';
 
 export interface SessionEnv {
   bus: EventBus;
@@ -166,7 +166,7 @@ export class LabSession {
       this.room = await joinRoom(this.config, this.env.bus, {
         onMesh: (mesh) => (this.mesh = mesh),
         // Gradients and parameters with NaN/Infinity are refused on arrival, before any sum takes them in.
-        messageCheck: finiteModelDataCheck(this.config.compression, GRADIENT_COLLECTIVE_BASE),
+        messageCheck: finiteModelDataCheck(this.config.compression, FIRST_FLOAT_ID),
         admits: () => notElasticBecause(this.config) ?? (this.state === 'done' || this.state === 'error' ? `this run is ${this.state}` : true),
       });
       this.rank = this.room.transport.rank;

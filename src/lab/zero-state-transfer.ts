@@ -29,13 +29,13 @@ import {
   type ZeroBackups,
   type ZeroSlice,
 } from '../parallel/zero/zero-backup';
+import { COLLECTIVE_IDS } from '../collective/collective-ids';
 
-/** Collective ids (below 16: byte messages, not float vectors checked as gradients). */
-export const ZERO_BACKUP_COLLECTIVE = 3;
-export const ZERO_INVENTORY_COLLECTIVE = 4;
-export const ZERO_PLAN_COLLECTIVE = 5;
-export const ZERO_PIECE_COLLECTIVE = 6;
-export const ZERO_STATE_COLLECTIVE = 7;
+const ZERO_BACKUP_COLLECTIVE = COLLECTIVE_IDS.zeroBackup.first;
+const ZERO_INVENTORY_COLLECTIVE = COLLECTIVE_IDS.zeroInventory.first;
+const ZERO_PLAN_COLLECTIVE = COLLECTIVE_IDS.zeroPlan.first;
+const ZERO_PIECE_COLLECTIVE = COLLECTIVE_IDS.zeroPiece.first;
+const ZERO_STATE_COLLECTIVE = COLLECTIVE_IDS.zeroState.first;
 
 /** The shape every slice of this run must have (slices of another model or optimizer are refused). */
 export interface SliceShape {

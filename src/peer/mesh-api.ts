@@ -10,6 +10,7 @@ import { Mesh, type LinkStats } from './mesh';
 import { newPeerId } from './membership';
 import { normalizeRoomName } from './room-code';
 import { createSignalling } from './signalling';
+import { COLLECTIVE_IDS } from '../collective/collective-ids';
 
 export interface MeshJoinOptions {
   /** ws:// URL of the signalling server; absent: BroadcastChannel (tabs of one browser). */
@@ -82,8 +83,8 @@ export interface MeshApi {
   fuzz(opts: { count: number; seed?: number; to?: string; ranks?: number[] }): Promise<FuzzResult>;
 }
 
-const ALLREDUCE_COLLECTIVE = 0;
-const STREAM_COLLECTIVE = 1;
+const ALLREDUCE_COLLECTIVE = COLLECTIVE_IDS.meshProbeAllReduce.first;
+const STREAM_COLLECTIVE = COLLECTIVE_IDS.meshProbeStream.first;
 /** The collectives' message size (chunking.ts): 256 KiB less room for a header. */
 const STREAM_MESSAGE_BYTES = 256 * 1024 - 1024;
 
