@@ -11,10 +11,8 @@
 //   training room would be counted as a member of the next training run's ring.
 import type { Transport } from '../collective/types';
 import { DataChannelTransport } from '../peer/datachannel-transport';
-import { newPeerId } from '../peer/membership';
-import { Mesh } from '../peer/mesh';
+import { openMesh } from '../peer/open-mesh';
 import { normalizeRoomName } from '../peer/room-code';
-import { createSignalling } from '../peer/signalling';
 import { ClassroomLesson, LessonAborted } from './classroom-lesson';
 import { meshClassroomChannel, type ClassroomChannel, type ClassroomMessage, type StartMessage } from './classroom-protocol';
 import type { LabConfig } from './config';
@@ -225,8 +223,7 @@ export async function joinStandbyVenue(room: string, signal: string | undefined,
     if (event.type === 'refused' || event.type === 'log') bus.publish(event);
   });
   const name = standbyRoomName(room);
-  const mesh = new Mesh({ signalling: createSignalling(name, newPeerId(), signal), bus: quiet });
-  await mesh.start();
+  const mesh = await openMesh({ room: name, signal, bus: quiet });
   return {
     room,
     channel: meshClassroomChannel(mesh),

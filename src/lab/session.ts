@@ -11,7 +11,6 @@ import { OverlappedExchange, ReplicasDisagree } from './overlapped-exchange';
 import { charLmRun, classifierRun, type Run } from '../train/recipes';
 import type { Gpt } from '../model/gpt';
 import type { Mlp } from '../model/mlp';
-import { decodeTokens } from '../data/text';
 import type { ClassificationData } from '../data/types';
 import type { ClassifierRecipe } from '../train/defaults';
 import type { LabMetrics, LabStatus } from './api';
@@ -299,7 +298,8 @@ export class LabSession {
     // Checkpoints are taken of a step the replica check has passed (and ZeRO-3 has gathered).
     await this.betweenSteps();
     if (last || this.step % recipe.evalEvery === 0) await run.trainer.evaluate(run.evalBatches);
-    if ('sampleEvery' in recipe && (last || this.step % recipe.sampleEvery === 0) && this.rank === 0 && !this.gatherParams) await this.sampleText(run as Run<Gpt>, recipe.sampleLength, recipe.temperature);
+    // The run's own sampler (train/recipes.ts charLmRun): one way to sample, the one its tests check.
+    if ('sampleEvery' in recipe && (last || this.step % recipe.sampleEvery === 0) && this.rank === 0 && !this.gatherParams) await run.trainer.sample();
   }
 
   // --- elastic membership ---------------------------------------------------------------------------
@@ -518,13 +518,6 @@ export class LabSession {
       return null;
     }
     return { ckpt: loadCheckpoint(bytes), mode: 'resume', source: `browser storage, ${key}` };
-  }
-
-  private async sampleText(run: Run<Gpt>, length: number, temperature: number): Promise<void> {
-    const vocab = this.loadedVocab;
-    if (!vocab) return;
-    const tokens = await run.model.sample(Uint32Array.of(0), length, { temperature, seed: this.config.seed + this.step });
-    this.env.bus.publish({ type: 'sample', step: this.step, text: decodeTokens(tokens, vocab) });
   }
 
   private loadedVocab: string[] | null = null;
