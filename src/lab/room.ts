@@ -1,7 +1,7 @@
 // Joins the config's room: signalling (BroadcastChannel, or the WebSocket server when `signal` is set),
 // the WebRTC mesh, and the ring's transport over the members in rank order.
 //
-// Rooms of up to FULL_MESH_MAX tabs are elastic (elastic-room.ts): the first ring forms by roster, and
+// Rooms of up to FULL_MESH_MAX tabs are elastic (elastic/elastic-room.ts): the first ring forms by roster, and
 // later rings re-form around tabs that join or leave. Larger rooms link ring neighbours only, so no tab
 // can reach every other: they form once, when `world` tabs are present, and a lost tab ends the run.
 import { DataChannelTransport, type MessageCheck } from '../peer/datachannel-transport';
@@ -9,7 +9,7 @@ import { FULL_MESH_MAX } from '../peer/membership';
 import type { Mesh } from '../peer/mesh';
 import { openMesh } from '../peer/open-mesh';
 import type { LabConfig } from './config';
-import { ElasticRoom, type Formation } from './elastic-room';
+import { ElasticRoom, type Formation } from './elastic/elastic-room';
 import type { EventBus } from '../shared/events';
 
 export interface JoinedRoom {

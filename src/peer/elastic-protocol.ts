@@ -1,4 +1,4 @@
-// The messages an elastic room uses to re-form its ring (src/lab/elastic-room.ts decides what to do
+// The messages an elastic room uses to re-form its ring (src/lab/elastic/elastic-room.ts decides what to do
 // with them). They travel as the mesh's control frames (frame.ts type 'control') with a JSON payload,
 // and everything in them is checked before use: a peer that sends nonsense is refused, never obeyed.
 //

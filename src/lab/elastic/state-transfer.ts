@@ -4,7 +4,7 @@
 // differs; the others keep their own, which is bitwise the same.
 import type { Formation } from './elastic-room';
 import { needsState } from './roster';
-import { COLLECTIVE_IDS } from '../collective/collective-ids';
+import { COLLECTIVE_IDS } from '../../collective/collective-ids';
 
 
 /**
