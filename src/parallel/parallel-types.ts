@@ -68,3 +68,31 @@ export interface ParallelContext {
   microBatches: number;
   publish: (event: LabEvent) => void;
 }
+
+/**
+ * Where the optimizer state lives between steps: on every tab ('replicated'), sharded across the ring
+ * (ZeRO), or on the parameter server's tab alone. In an elastic room, state that is not replicated is
+ * backed up on a second tab after every step and rebuilt from the backups when the ring re-forms.
+ */
+export type StatePlacement = 'replicated' | 'sharded' | 'server';
+
+/** The trainer hooks a strategy installs (src/train/trainer.ts TrainerOptions has each one's contract). */
+export type TrainerHooks = Omit<ParallelHooks, 'gatherParams' | 'replicasEqualEveryStep'>;
+
+/**
+ * How a room's ranks keep one model: a value the run loop (src/lab/session.ts) holds without knowing
+ * which one it is. The trainer calls its hooks before the forward (modelStorage, layerwise.forward),
+ * per layer (layerwise, gradHooks), after the backward (gradSync) and at the step boundary
+ * (afterUpdate); the loop reads the rest: whether replicas are checked every step, how to see the full
+ * parameters, where the state lives (what elastic rooms back up) and whether the ring may re-form.
+ */
+export interface Strategy {
+  /** Shown in logs: 'solo', 'ring', 'ring fp16', 'ring topk', 'ps', 'ps async', 'zero-1'... */
+  readonly name: string;
+  readonly hooks: TrainerHooks;
+  /** false: replicas differ between steps by design (asynchronous PS); they are checked at the end. */
+  readonly replicasEqualEveryStep: boolean;
+  /** ZeRO-3: gathers the full parameter vector (a collective: every rank calls it at the same point). */
+  readonly gatherParams: ((round: number) => Promise<Float32Array>) | null;
+  readonly statePlacement: StatePlacement;
+}

@@ -8,11 +8,46 @@ import { learningRateAt } from '../train/optimizer';
 import { AsyncParameterServer } from './async-parameter-server';
 import { DataParallelSync } from './data-parallel';
 import { PARAMETER_SERVER_RANK, psOptimizerStateRange, SyncParameterServer } from './parameter-server';
-import type { ParallelContext, ParallelHooks } from './parallel-types';
+import type { ParallelConfig, ParallelContext, ParallelHooks, StatePlacement, Strategy } from './parallel-types';
 import { optimizerFor, SparseGradientSync } from './sparse-sync';
 import { createZeroHooks } from './zero/zero-hooks';
 
-export type { ParallelContext, ParallelHooks } from './parallel-types';
+export type { ParallelContext, ParallelHooks, Strategy } from './parallel-types';
+
+/** The strategy of a tab training alone: no hooks, nothing to check or back up. */
+export const SOLO_STRATEGY: Strategy = { name: 'solo', hooks: {}, replicasEqualEveryStep: true, gatherParams: null, statePlacement: 'replicated' };
+
+/** The strategy the config picks, as a value the run loop holds (parallel-types.ts Strategy). */
+export function strategyFor(ctx: ParallelContext): Strategy {
+  const { replicasEqualEveryStep, gatherParams, ...hooks } = createParallelHooks(ctx);
+  return {
+    name: strategyName(ctx.config),
+    hooks,
+    replicasEqualEveryStep: replicasEqualEveryStep ?? true,
+    gatherParams: gatherParams ?? null,
+    statePlacement: statePlacementOf(ctx.config),
+  };
+}
+
+/** Where the config's strategy keeps the optimizer state (what an elastic room must back up). */
+export function statePlacementOf(config: ParallelConfig): StatePlacement {
+  if (config.zero > 0) return 'sharded';
+  // The asynchronous server is not elastic (notElasticBecause), so its state is never backed up.
+  if (config.mode === 'ps' && config.staleness === 0) return 'server';
+  return 'replicated';
+}
+
+/** Why the config's strategy cannot re-form its ring around a lost or new tab, or null when it can. */
+export function notElasticBecause(config: ParallelConfig): string | null {
+  if (config.mode === 'ps' && config.staleness > 0) return 'the asynchronous parameter server (staleness > 0) lets replicas differ between steps and is not elastic';
+  return null;
+}
+
+function strategyName(config: ParallelConfig): string {
+  if (config.zero > 0) return `zero-${config.zero}${config.offload ? ' offload' : ''}`;
+  if (config.mode === 'ps') return config.staleness > 0 ? `ps async (staleness ${config.staleness})` : 'ps';
+  return config.compression === 'none' ? 'ring' : `ring ${config.compression}`;
+}
 
 export function createParallelHooks(ctx: ParallelContext): ParallelHooks {
   if (ctx.config.zero > 0) return createZeroHooks(ctx);
