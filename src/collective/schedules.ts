@@ -1,3 +1,4 @@
+// Over 400 lines because every collective's schedule sits beside the others it shares its chunking and step placement with.
 // Collectives as data. Each function below is PURE: given (world, rank, length, options) it lists,
 // step by step, what this rank sends, to whom, what it receives, from whom, and whether the received
 // data is added ('sum') or written ('copy'). The executor runs these lists over a Transport, the

@@ -1,3 +1,4 @@
+// Over 400 lines because the run loop keeps the state it owns (rank, world, run, step) and its re-forms together; each part it calls is its own module.
 // One tab's training session: the run loop. It prepares the run (backend, data, room, starting state),
 // then repeats, in order, until the last step: re-form the ring if the room changed (elastic/), train
 // one step through the strategy (a value: parallel-types.ts Strategy, built by build-run.ts), check

@@ -1,3 +1,4 @@
+// Over 400 lines because one mesh owns its links, heartbeats, signalling, refusals and exclusions, which share its peer table.
 // A room's WebRTC mesh: one simple-peer connection (one ordered data channel) per linked pair.
 // - Who links to whom: membership.ts (every pair up to 8 members, ring neighbours above).
 // - Every message on a channel is a frame (frame.ts) and is validated here; data and control frames
