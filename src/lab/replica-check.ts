@@ -1,4 +1,4 @@
-// The run loop's replica check (DESIGN.md principle 4): after a step, hash this tab's parameters and,
+// The run loop's replica check (docs/architecture.md principle 4): after a step, hash this tab's parameters and,
 // in a room, all-gather the hashes and stop the run on any disagreement. The all-gather may be left on
 // the wire while the next step computes (overlapped-exchange.ts) and is settled after it.
 import type { Strategy } from '../parallel/parallel-types';

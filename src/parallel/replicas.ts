@@ -1,4 +1,4 @@
-// Replicas are provably equal (DESIGN.md principle 4): after every step each rank hashes its full
+// Replicas are provably equal (docs/architecture.md principle 4): after every step each rank hashes its full
 // parameter vector and the hashes are all-gathered, byte for byte, so every rank knows whether all
 // agree and who differs.
 import { runFixedAllGather } from '../collective/collectives';

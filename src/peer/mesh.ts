@@ -4,8 +4,8 @@
 // - Every message on a channel is a frame (frame.ts) and is validated here; data and control frames
 //   go to listeners (the transport), heartbeats are answered here and give the RTT.
 // - Dead peers are found by heartbeat silence, never by waiting for the channel's close: a closed tab
-//   does not close the remote channel (ENVIRONMENT.md). And this tab closes its peers on `pagehide`,
-//   so that the others learn within milliseconds.
+//   does not close the remote channel (docs/architecture.md, facts about browsers). And this tab
+//   closes its peers on `pagehide`, so that the others learn within milliseconds.
 import SimplePeer from 'simple-peer/simplepeer.min.js';
 import type { Instance as PeerInstance, SignalData as SimplePeerSignal } from 'simple-peer';
 import type { EventBus, PeerInfo, PeersReport } from '../shared/events';
