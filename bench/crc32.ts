@@ -1,6 +1,6 @@
 // CRC-32 speed: slicing-by-8 (what frames use) against the bytewise loop, in MB/s (1e6 B/s), on a
 // frame-sized buffer (npx tsx bench/crc32.ts). Node's V8 here; the browser's V8 is the same engine.
-import { crc32, crc32Bytewise } from '../src/peer/crc32';
+import { crc32, crc32Bytewise } from '../src/shared/crc32';
 
 const bytes = new Uint8Array(262_104).map((_, i) => (i * 7919) & 0xff);
 

@@ -2,7 +2,7 @@
 // scripts, draw the dashboard, and start training at once when autostart=1.
 import { createRoot } from 'react-dom/client';
 import { ConfigError, DEFAULT_CONFIG, parseConfig, type LabConfig } from './lab/config';
-import { EventBus } from './lab/events';
+import { EventBus } from './shared/events';
 import { LabControllerImpl } from './lab/lab-controller';
 import { installMeshApi } from './peer/mesh-api';
 import { connectBus, createLabStore } from './store/lab-store';

@@ -32,8 +32,8 @@ interface Waiter {
 
 const tagKey = (from: number, tag: MessageTag): string => `${from}|${tag.round}|${tag.collective}|${tag.chunk}`;
 
-/** Shared state of one mesh: who is alive and when each directed link is next free. */
-class Mesh {
+/** Shared state of one in-memory mesh: who is alive and when each directed link is next free. */
+class MemoryLinks {
   readonly alive: boolean[];
   readonly endpoints: MemoryTransport[] = [];
   /** performance.now() at which link from -> to finishes serialising what it was given. */
@@ -62,7 +62,7 @@ export class MemoryTransport implements Transport {
   private readonly waitersByPeer = new Map<number, Set<string>>();
   private closedReason: string | null = null;
 
-  constructor(private readonly mesh: Mesh, readonly rank: number) {}
+  constructor(private readonly mesh: MemoryLinks, readonly rank: number) {}
 
   get world(): number {
     return this.mesh.world;
@@ -169,7 +169,7 @@ export class MemoryTransport implements Transport {
 /** Creates `world` connected in-memory transports; transport i has rank i. */
 export function createMemoryMesh(world: number, options: MemoryMeshOptions = {}): MemoryTransport[] {
   if (!Number.isSafeInteger(world) || world < 1) throw new RangeError(`world must be an integer >= 1, got ${world}`);
-  const mesh = new Mesh(world, {
+  const mesh = new MemoryLinks(world, {
     ...options,
     latencyMs: options.latencyMs ?? 0,
     bytesPerSec: options.bytesPerSec ?? Infinity,

@@ -1,3 +1,4 @@
+// Over 400 lines because every collective's schedule sits beside the others it shares its chunking and step placement with.
 // Collectives as data. Each function below is PURE: given (world, rank, length, options) it lists,
 // step by step, what this rank sends, to whom, what it receives, from whom, and whether the received
 // data is added ('sum') or written ('copy'). The executor runs these lists over a Transport, the
@@ -102,7 +103,8 @@ interface Planned {
   recv?: RecvAction;
 }
 
-interface Frame {
+/** What every rank of one collective shares: the chunking, the phases and the step count they imply. */
+interface ScheduleShape {
   collective: CollectiveKind;
   world: number;
   rank: number;
@@ -116,13 +118,13 @@ interface Frame {
 }
 
 /** Places planned actions at schedule steps; every rank of a collective gets the same number of steps. */
-function assemble(frame: Frame, planned: Planned[], reducedAt: (placeStep: (logical: number, part: number) => number) => ReducedRange[]): Schedule {
-  const place = (logical: number, part: number): number => (frame.pipeline ? logical + part : logical);
-  const logicalCount = frame.phases.length;
-  const stepCount = logicalCount === 0 ? 0 : place(logicalCount - 1, Math.max(frame.maxParts, 1) - 1) + 1;
+function assemble(shape: ScheduleShape, planned: Planned[], reducedAt: (placeStep: (logical: number, part: number) => number) => ReducedRange[]): Schedule {
+  const place = (logical: number, part: number): number => (shape.pipeline ? logical + part : logical);
+  const logicalCount = shape.phases.length;
+  const stepCount = logicalCount === 0 ? 0 : place(logicalCount - 1, Math.max(shape.maxParts, 1) - 1) + 1;
   const steps: ScheduleStep[] = [];
   for (let t = 0; t < stepCount; t++) {
-    steps.push({ step: t, phase: frame.phases[Math.min(t, logicalCount - 1)], sends: [], recvs: [] });
+    steps.push({ step: t, phase: shape.phases[Math.min(t, logicalCount - 1)], sends: [], recvs: [] });
   }
   for (const action of planned) {
     const step = steps[place(action.logical, action.part)];
@@ -130,11 +132,11 @@ function assemble(frame: Frame, planned: Planned[], reducedAt: (placeStep: (logi
     if (action.recv) step.recvs.push(action.recv);
   }
   return {
-    collective: frame.collective,
-    world: frame.world,
-    rank: frame.rank,
-    length: frame.length,
-    chunks: frame.chunks,
+    collective: shape.collective,
+    world: shape.world,
+    rank: shape.rank,
+    length: shape.length,
+    chunks: shape.chunks,
     steps,
     reduced: reducedAt(place),
   };
@@ -200,8 +202,8 @@ function ring(
     });
   }
   const reducesHere = firstLogical === 0;
-  const frame: Frame = { collective, world, rank, length, chunks, phases, maxParts, pipeline: opts.pipeline ?? true };
-  return assemble(frame, planned, (place) => {
+  const shape: ScheduleShape = { collective, world, rank, length, chunks, phases, maxParts, pipeline: opts.pipeline ?? true };
+  return assemble(shape, planned, (place) => {
     if (!reducesHere) return [];
     // Part p of the owned chunk gets its last addend at logical step N-2 (none at all when N = 1).
     return parts[rank].map((range, part) => ({ ...range, afterStep: world === 1 ? -1 : place(reduceSteps - 1, part) }));
@@ -259,8 +261,8 @@ function chainBroadcast(collective: CollectiveKind, root: number, world: number,
     }
   });
   const phases: Phase[] = new Array(world - 1).fill('broadcast');
-  const frame: Frame = { collective, world, rank, length, chunks, phases, maxParts: parts.length, pipeline: opts.pipeline ?? true };
-  return assemble(frame, planned, () => []);
+  const shape: ScheduleShape = { collective, world, rank, length, chunks, phases, maxParts: parts.length, pipeline: opts.pipeline ?? true };
+  return assemble(shape, planned, () => []);
 }
 
 function starBroadcast(collective: CollectiveKind, phase: Phase, root: number, world: number, rank: number, length: number, opts: ScheduleOptions): Schedule {
@@ -276,8 +278,8 @@ function starBroadcast(collective: CollectiveKind, phase: Phase, root: number, w
     }
   });
   const phases: Phase[] = world > 1 ? [phase] : [];
-  const frame: Frame = { collective, world, rank, length, chunks, phases, maxParts: parts.length, pipeline: false };
-  return assemble(frame, planned, () => []);
+  const shape: ScheduleShape = { collective, world, rank, length, chunks, phases, maxParts: parts.length, pipeline: false };
+  return assemble(shape, planned, () => []);
 }
 
 /**
@@ -298,8 +300,8 @@ export function naiveAllReduce(world: number, rank: number, length: number, opts
     });
   }
   const phases: Phase[] = world > 1 ? ['exchange', 'exchange'] : [];
-  const frame: Frame = { collective: 'naive-allreduce', world, rank, length, chunks, phases, maxParts: 1, pipeline: false };
-  return assemble(frame, planned, () => [{ offset: 0, length, afterStep: world > 1 ? 1 : -1 }]);
+  const shape: ScheduleShape = { collective: 'naive-allreduce', world, rank, length, chunks, phases, maxParts: 1, pipeline: false };
+  return assemble(shape, planned, () => [{ offset: 0, length, afterStep: world > 1 ? 1 : -1 }]);
 }
 
 export interface ParameterServerSchedules {
@@ -330,8 +332,8 @@ export function parameterServerRound(server: number, world: number, rank: number
     }
   });
   const phases: Phase[] = world > 1 ? ['gather'] : [];
-  const frame: Frame = { collective: 'ps-round', world, rank, length, chunks, phases, maxParts: 1, pipeline: false };
-  const gather = assemble(frame, planned, () => (rank === server ? [{ offset: 0, length, afterStep: world > 1 ? 0 : -1 }] : []));
+  const shape: ScheduleShape = { collective: 'ps-round', world, rank, length, chunks, phases, maxParts: 1, pipeline: false };
+  const gather = assemble(shape, planned, () => (rank === server ? [{ offset: 0, length, afterStep: world > 1 ? 0 : -1 }] : []));
   return { gather, broadcast: starBroadcast('ps-round', 'broadcast', server, world, rank, length, opts) };
 }
 

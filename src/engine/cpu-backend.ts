@@ -1,3 +1,4 @@
+// Over 400 lines because it is one CPU twin per Backend op, in the order of the Backend interface, each a short loop.
 // The CPU reference of every kernel: plain loops over Float32Arrays, written to be obviously right
 // rather than fast. It is each WGSL kernel's twin in the tests and the fallback where there is no
 // WebGPU. Math runs in JavaScript doubles and rounds to float32 when stored, like the GPU's f32 storage.

@@ -4,7 +4,7 @@
 import type { BackendInfo, MemoryKind } from '../engine/backend';
 import type { StoredCheckpointInfo } from './checkpoint-store';
 import type { LabConfig } from './config';
-import type { RunState } from './events';
+import type { RunState } from '../shared/events';
 
 export interface LabStatus {
   rank: number;

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { loadCheckpoint } from '../train/checkpoint';
 import { checkpointKey, type CheckpointStore, type StoredCheckpointInfo } from './checkpoint-store';
 import { DEFAULT_CONFIG, type LabConfig } from './config';
-import { EventBus, type LogLine } from './events';
+import { EventBus, type LogLine } from '../shared/events';
 import { LabSession } from './session';
 
 /** Keeps every save (not just the newest) so the test can resume from an earlier one. */

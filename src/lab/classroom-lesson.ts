@@ -9,7 +9,7 @@ import type { RecvAction } from '../collective/schedules';
 import { ringAllReduce } from '../collective/schedules';
 import type { ChunkEvent, MessageTag, Phase, Transport } from '../collective/types';
 import { CLASSROOM_COLLECTIVE, type ClassroomChannel, type StateMessage } from './classroom-protocol';
-import type { ClassroomRankState, ClassroomSnapshotEvent } from './events';
+import type { ClassroomRankState, ClassroomSnapshotEvent } from '../shared/events';
 
 /** Numbers per chunk: enough to see a chunk is a slice of the vector, few enough to read aloud. */
 export const VALUES_PER_CHUNK = 2;

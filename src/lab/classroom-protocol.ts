@@ -10,13 +10,13 @@
 import { NO_RANK, encodeFrame, type Frame } from '../peer/frame';
 import type { MeshLinks } from '../peer/datachannel-transport';
 import { decodeJsonMessage, encodeJsonMessage, isDecodeError, isObject, type Decoded } from '../peer/json-message';
+import { COLLECTIVE_IDS } from '../collective/collective-ids';
 
 /**
- * Collective id of lesson all-reduces and of classroom control frames. Training uses 1 (parameter
- * hashes) and 16 + bucket (gradients), with round = training step; lessons use this id with round =
- * the lesson number, so their message tags can never meet training's.
+ * Collective id of lesson all-reduces and of classroom control frames: an id of its own
+ * (src/collective/collective-ids.ts), so a lesson's tags never meet a run's on the same mesh.
  */
-export const CLASSROOM_COLLECTIVE = 0x00c1a55;
+export const CLASSROOM_COLLECTIVE = COLLECTIVE_IDS.classroomLesson.first;
 
 /** Bounds that keep a hostile or confused peer from making a tab allocate much. */
 const MAX_MEMBERS = 64;

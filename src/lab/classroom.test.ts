@@ -4,7 +4,7 @@ import type { Transport } from '../collective/types';
 import { Classroom, type ClassroomVenue } from './classroom';
 import { lessonVector } from './classroom-lesson';
 import { decodeClassroomMessage, encodeClassroomMessage, isMessageError, type ClassroomChannel, type ClassroomMessage } from './classroom-protocol';
-import { EventBus, type ClassroomSnapshotEvent, type LabEvent } from './events';
+import { EventBus, type ClassroomSnapshotEvent, type LabEvent } from '../shared/events';
 
 /**
  * N tabs in one process: classroom messages go through the real encoder and decoder, each directed

@@ -11,13 +11,12 @@
 //   training room would be counted as a member of the next training run's ring.
 import type { Transport } from '../collective/types';
 import { DataChannelTransport } from '../peer/datachannel-transport';
-import { Mesh } from '../peer/mesh';
+import { openMesh } from '../peer/open-mesh';
 import { normalizeRoomName } from '../peer/room-code';
-import { openSignalling } from '../peer/signalling';
 import { ClassroomLesson, LessonAborted } from './classroom-lesson';
 import { meshClassroomChannel, type ClassroomChannel, type ClassroomMessage, type StartMessage } from './classroom-protocol';
 import type { LabConfig } from './config';
-import { EventBus, type LabEvent } from './events';
+import { EventBus, type LabEvent } from '../shared/events';
 import type { JoinedRoom } from './room';
 
 /** A mesh a lesson can run over. */
@@ -224,8 +223,7 @@ export async function joinStandbyVenue(room: string, signal: string | undefined,
     if (event.type === 'refused' || event.type === 'log') bus.publish(event);
   });
   const name = standbyRoomName(room);
-  const mesh = new Mesh({ signalling: await openSignalling(name, signal), bus: quiet });
-  await mesh.start();
+  const mesh = await openMesh({ room: name, signal, bus: quiet });
   return {
     room,
     channel: meshClassroomChannel(mesh),

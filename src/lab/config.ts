@@ -1,12 +1,11 @@
 // The lab's run configuration and its URL form: the automation contract for scripts and users' own
 // Playwright tests (README "Scripting the lab"). The same keys are the swarm CLI's flags.
+import type { Compression, ParallelMode, ZeroStage } from '../parallel/parallel-types';
 import { shareOf } from '../train/sampler';
 
 export type ModelKind = 'mlp' | 'gpt';
 export type DatasetKind = 'mnist' | 'spirals' | 'circles' | 'xor' | 'gaussians' | 'sotu' | 'text';
-export type ParallelMode = 'ring' | 'ps';
-export type ZeroStage = 0 | 1 | 2 | 3;
-export type Compression = 'none' | 'fp16' | 'topk' | 'randk';
+export type { Compression, ParallelMode, ZeroStage };
 export type BackendChoice = 'auto' | 'webgpu' | 'cpu';
 
 export interface LabConfig {
@@ -272,13 +271,20 @@ export function validateConfig(config: LabConfig): void {
   if (config.mode === 'ps' && config.zero !== 0) throw new ConfigError('ZeRO shards across a ring: use mode=ring');
   if (config.offload && config.zero === 0) throw new ConfigError('offload moves the ZeRO optimizer shard to the CPU: set zero to 1, 2 or 3');
   if (config.zero !== 0 && config.compression !== 'none') throw new ConfigError('ZeRO moves full-precision shards: use compression=none');
-  if (config.world > 0 && config.batch > 0) {
-    // Tabs' shares may differ by one sample (sampler.ts); each must still split into accum micro-batches.
-    for (let rank = 0; rank < config.world; rank++) {
-      const { start, end } = shareOf(config.batch, config.world, rank);
-      if (end === start || (end - start) % config.accum !== 0) {
-        throw new ConfigError(`batch (${config.batch}) does not split into world (${config.world}) x accum (${config.accum}) equal micro-batches: tab ${rank} would get ${end - start} sample(s)`);
-      }
+  if (config.world > 0 && config.batch > 0) checkBatchSplit(config.batch, config.world, config.accum);
+}
+
+/**
+ * Refuses a global batch that does not split into `world` tabs x `microBatches` equal micro-batches.
+ * Tabs' shares may differ by one sample (sampler.ts), but each must split into equal micro-batches.
+ */
+export function checkBatchSplit(globalBatch: number, world: number, microBatches: number): void {
+  for (let rank = 0; rank < world; rank++) {
+    const { start, end } = shareOf(globalBatch, world, rank);
+    if (end === start || (end - start) % microBatches !== 0) {
+      throw new ConfigError(
+        `the global batch (${globalBatch}) does not split into ${world} tab(s) x ${microBatches} equal micro-batch(es): tab ${rank} would get ${end - start} sample(s)`,
+      );
     }
   }
 }

@@ -1,11 +1,11 @@
 // The glue between the dashboard / `window.lab` and the training session: one session at a time, started
 // from a config, its events on the shared bus.
 import { generateRoomCode, normalizeRoomName } from '../peer/room-code';
-import type { CheckpointFile, LabController } from '../ui/controller';
+import type { CheckpointFile, LabController } from './controller';
 import type { LabApi, LabMetrics, LabStatus } from './api';
 import { LabClassroom } from './classroom';
 import { DEFAULT_CONFIG, validateConfig, type LabConfig } from './config';
-import type { EventBus } from './events';
+import type { EventBus } from '../shared/events';
 import { LabSession, type SessionEnv, type StagedCheckpoint } from './session';
 import { base64ToBytes, bytesToBase64, CheckpointError, loadCheckpoint, type RestoreMode } from '../train/checkpoint';
 import type { CheckpointSummary, LoadCheckpointOptions } from './api';

@@ -1,9 +1,8 @@
 // The run a tab trains: the measured defaults of src/train/defaults.ts with the URL's overrides.
-import { defaults, type CharLmRecipe, type ClassifierRecipe } from '../train/defaults';
-import { shareOf } from '../train/sampler';
-import { ConfigError, type LabConfig, parseHidden } from './config';
+import { defaults, type CharLmRecipe, type ClassifierRecipe, type Recipe } from '../train/defaults';
+import { checkBatchSplit, type LabConfig, parseHidden } from './config';
 
-export type Recipe = { kind: 'classifier'; recipe: ClassifierRecipe } | { kind: 'charlm'; recipe: CharLmRecipe };
+export type { Recipe };
 
 function overrides<R extends ClassifierRecipe | CharLmRecipe>(base: R, config: LabConfig): R {
   const recipe: R = { ...base, optimizer: { ...base.optimizer } };
@@ -27,16 +26,7 @@ export function recipeFor(config: LabConfig, world: number): Recipe {
     config.model === 'gpt'
       ? { kind: 'charlm', recipe: overrides(defaults.sotu, config) }
       : { kind: 'classifier', recipe: withHidden(overrides(config.dataset === 'mnist' ? defaults.mnist : defaults.synthetic, config), config.hidden) };
-  const { globalBatch, microBatches } = recipe.recipe;
-  // Shares may differ by one sample between tabs (sampler.ts), but each must split into equal micro-batches.
-  for (let rank = 0; rank < world; rank++) {
-    const { start, end } = shareOf(globalBatch, world, rank);
-    if (end - start === 0 || (end - start) % microBatches !== 0) {
-      throw new ConfigError(
-        `the global batch (${globalBatch}) does not split into ${world} tab(s) x ${microBatches} equal micro-batch(es): tab ${rank} would get ${end - start} sample(s)`,
-      );
-    }
-  }
+  checkBatchSplit(recipe.recipe.globalBatch, world, recipe.recipe.microBatches);
   return recipe;
 }
 

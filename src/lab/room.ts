@@ -1,18 +1,16 @@
 // Joins the config's room: signalling (BroadcastChannel, or the WebSocket server when `signal` is set),
 // the WebRTC mesh, and the ring's transport over the members in rank order.
 //
-// Rooms of up to FULL_MESH_MAX tabs are elastic (elastic-room.ts): the first ring forms by roster, and
+// Rooms of up to FULL_MESH_MAX tabs are elastic (elastic/elastic-room.ts): the first ring forms by roster, and
 // later rings re-form around tabs that join or leave. Larger rooms link ring neighbours only, so no tab
 // can reach every other: they form once, when `world` tabs are present, and a lost tab ends the run.
-import { createRoomAuth } from '../peer/auth';
 import { DataChannelTransport, type MessageCheck } from '../peer/datachannel-transport';
 import { FULL_MESH_MAX } from '../peer/membership';
-import { Mesh } from '../peer/mesh';
-import { normalizeRoomName } from '../peer/room-code';
-import { openSignalling } from '../peer/signalling';
+import type { Mesh } from '../peer/mesh';
+import { openMesh } from '../peer/open-mesh';
 import type { LabConfig } from './config';
-import { ElasticRoom, type Formation } from './elastic-room';
-import type { EventBus } from './events';
+import { ElasticRoom, type Formation } from './elastic/elastic-room';
+import type { EventBus } from '../shared/events';
 
 export interface JoinedRoom {
   mesh: Mesh;
@@ -40,18 +38,16 @@ export interface JoinOptions {
 const ROOM_TIMEOUT_MS = 120_000;
 
 export async function joinRoom(config: LabConfig, bus: EventBus, options: JoinOptions = {}): Promise<JoinedRoom> {
-  const room = normalizeRoomName(config.room);
   // With a secret, only tabs that hold it become members; every signal and frame is authenticated.
-  const auth = config.secret ? await createRoomAuth(config.secret, room) : undefined;
-  const mesh = new Mesh({
-    signalling: await openSignalling(room, config.signal || undefined),
+  const mesh = await openMesh({
+    room: config.room,
+    signal: config.signal,
+    secret: config.secret,
     bus,
-    auth,
     maxRefusedPerPeer: config.maxrefused,
     deadAfterMs: config.peertimeout,
+    onMesh: options.onMesh,
   });
-  options.onMesh?.(mesh);
-  await mesh.start();
   const world = Math.max(config.world, 1);
   try {
     if (world > FULL_MESH_MAX) return await fixedRoom(mesh, world, options.messageCheck);

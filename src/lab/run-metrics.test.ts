@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { StepMetrics } from './events';
+import type { StepMetrics } from '../shared/events';
 import { RunMetrics, wallClockPerStep } from './run-metrics';
 
 const step = (rank: number, n: number, computeMs: number): StepMetrics => ({

@@ -2,7 +2,7 @@
 // publishes on the bus (its own rank's steps and evaluations, every chunk it moved, its log lines), so
 // that the numbers a script reads are the ones the dashboard draws.
 import type { LabMetrics } from './api';
-import type { LabEvent } from './events';
+import type { LabEvent } from '../shared/events';
 
 /** Steps averaged for the per-step times (the first, with its pipeline compilation, is left out). */
 const TIMING_WINDOW = 50;

@@ -2,7 +2,7 @@
 // backward pass runs), so their durations are not stacked as they are: the step splits into compute
 // only, both at once, communication only, waiting on slower peers, and the rest. These parts add up to
 // the step, and the "both" part is the overlap the data-parallel trainer exists to create.
-import type { StepMetrics } from './events';
+import type { StepMetrics } from '../shared/events';
 
 export interface StepSplit {
   step: number;

@@ -22,7 +22,7 @@ import { viewOf, type Backend, type DeviceBuffer } from '../engine/backend';
 import type { Model } from '../model/model';
 import { GradClipper, type Optimizer } from '../train/optimizer';
 import type { GradSyncContext, GradSyncResult } from '../train/trainer';
-import { GRADIENT_COLLECTIVE_BASE } from './data-parallel';
+import { COLLECTIVE_IDS } from '../collective/collective-ids';
 
 export interface AsyncParameterServerOptions {
   backend: Backend;
@@ -50,9 +50,9 @@ export interface Release {
   slowest: number;
 }
 
-const GRAD_COLLECTIVE = GRADIENT_COLLECTIVE_BASE + 8;
-const PARAMS_COLLECTIVE = GRADIENT_COLLECTIVE_BASE + 9;
-const FINAL_COLLECTIVE = GRADIENT_COLLECTIVE_BASE + 10;
+const GRAD_COLLECTIVE = COLLECTIVE_IDS.asyncPsGradients.first;
+const PARAMS_COLLECTIVE = COLLECTIVE_IDS.asyncPsParams.first;
+const FINAL_COLLECTIVE = COLLECTIVE_IDS.asyncPsFinal.first;
 const HEADER_BYTES = 4;
 
 /** [u32 round | float32 vector]: the server round the parameters are from, or a gradient was computed on. */

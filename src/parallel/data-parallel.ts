@@ -16,6 +16,7 @@ import { coveredBy, type FlatRange } from '../model/layout';
 import type { GradHooks, Model } from '../model/model';
 import { unionMs, type Interval } from '../train/intervals';
 import type { GradSyncContext, GradSyncResult } from '../train/trainer';
+import { COLLECTIVE_IDS } from '../collective/collective-ids';
 
 export interface DataParallelOptions {
   backend: Backend;
@@ -38,9 +39,6 @@ export interface DataParallelOptions {
  * step time there (the cores are saturated), step / max(compute, comm) 1.27 -> 1.20.
  */
 export const FIRST_BUCKET_FRACTION = 1 / 4;
-
-/** Collective ids per round: buckets count up from here; other collectives of a round use lower ids. */
-export const GRADIENT_COLLECTIVE_BASE = 16;
 
 interface Bucket {
   range: FlatRange;
@@ -147,7 +145,9 @@ export class DataParallelSync {
     // on the previous hop. (On 2 shared cores the gain was within run-to-run noise: there the links
     // themselves are the bound, as bench/ring.ts shows.)
     const pieces = piecesOf(range.length, bucketElements);
-    const firstCollective = GRADIENT_COLLECTIVE_BASE + this.collectives;
+    const ids = COLLECTIVE_IDS.gradientBuckets;
+    if (this.collectives + pieces.length > ids.count) throw new Error(`a step of more than ${ids.count} gradient buckets: raise bucket= (now ${bucketElements} floats)`);
+    const firstCollective = ids.first + this.collectives;
     const round = this.round;
     this.collectives += pieces.length;
     const done = (async () => {

@@ -6,6 +6,7 @@ import { asyncParameterServerHooks, createParallelHooks } from './strategy';
 import { bytesSentBy, maxDifference, testConfig, trainRoom } from './test-support';
 import { createMemoryMesh } from '../collective/memory-transport';
 import { CpuBackend } from '../engine/cpu-backend';
+import { defaults } from '../train/defaults';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -41,8 +42,9 @@ describe('synchronous parameter server', () => {
 
   it('refuses compression in parameter-server mode', () => {
     const [transport] = createMemoryMesh(1);
-    const ctx = { backend: new CpuBackend(), transport, model: () => { throw new Error('unused'); }, optimizer: () => { throw new Error('unused'); }, microBatches: 1, publish: () => undefined };
-    expect(() => createParallelHooks({ ...ctx, config: testConfig({ mode: 'ps', compression: 'topk' }) })).toThrow(/compression=topk works with mode=ring only/);
+    const config = testConfig({ mode: 'ps', compression: 'topk' });
+    const ctx = { recipe: defaults.synthetic, bucketElements: 1 << 16, backend: new CpuBackend(), transport, model: () => { throw new Error('unused'); }, optimizer: () => { throw new Error('unused'); }, microBatches: 1, publish: () => undefined };
+    expect(() => createParallelHooks({ ...ctx, config })).toThrow(/compression=topk works with mode=ring only/);
   });
 });
 

@@ -13,7 +13,7 @@ import { viewOf, type Backend, VIEW_ALIGNMENT } from '../engine/backend';
 import type { FlatRange } from '../model/layout';
 import type { Model } from '../model/model';
 import type { GradSyncContext, GradSyncResult } from '../train/trainer';
-import { GRADIENT_COLLECTIVE_BASE } from './data-parallel';
+import { COLLECTIVE_IDS } from '../collective/collective-ids';
 
 export interface ParameterServerOptions {
   backend: Backend;
@@ -24,8 +24,8 @@ export interface ParameterServerOptions {
 }
 
 /** Collective ids of one round: gradients in, parameters out. */
-export const PS_GATHER_COLLECTIVE = GRADIENT_COLLECTIVE_BASE;
-export const PS_BROADCAST_COLLECTIVE = GRADIENT_COLLECTIVE_BASE + 1;
+export const PS_GATHER_COLLECTIVE = COLLECTIVE_IDS.psGather.first;
+export const PS_BROADCAST_COLLECTIVE = COLLECTIVE_IDS.psBroadcast.first;
 
 /**
  * Optimizer state a parameter-server rank must hold: all of it on the server. A worker never updates,

@@ -24,7 +24,7 @@ import { viewOf, type Backend } from '../engine/backend';
 import type { Model } from '../model/model';
 import type { OptimizerConfig } from '../train/optimizer';
 import type { GradSyncContext, GradSyncResult } from '../train/trainer';
-import { GRADIENT_COLLECTIVE_BASE } from './data-parallel';
+import { COLLECTIVE_IDS } from '../collective/collective-ids';
 
 export interface SparseSyncOptions {
   backend: Backend;
@@ -75,7 +75,7 @@ export class SparseGradientSync {
     const view = viewOf(model.grads);
     const grads = await backend.read(view);
     const sparse = this.sparsifier.compress(grads);
-    const opts = { round: ctx.step, collective: GRADIENT_COLLECTIVE_BASE, onEvent: onChunk };
+    const opts = { round: ctx.step, collective: COLLECTIVE_IDS.sparseGradients.first, onEvent: onChunk };
     const average = new Float32Array(grads.length);
     let bytesSent: number;
     let bytesReceived: number;

@@ -2,55 +2,51 @@
 // data parallelism over the ring (dense, fp16 on the wire, Top-K / Random-K with error feedback), the
 // parameter server (synchronous, or asynchronous with bounded staleness) and ZeRO. The session calls
 // this once per run; everything mode-specific lives behind it.
-import type { Transport } from '../collective/types';
-import type { Backend } from '../engine/backend';
-import type { LabConfig } from '../lab/config';
-import type { LabEvent } from '../lab/events';
-import type { Model } from '../model/model';
 import type { WireFormat } from '../collective/executor';
-import { bucketFor, recipeFor } from '../lab/recipe';
-import { learningRateAt, type Optimizer } from '../train/optimizer';
-import type { TrainerExtras } from '../train/recipes';
+import { lrScheduleOf } from '../train/defaults';
+import { learningRateAt } from '../train/optimizer';
 import { AsyncParameterServer } from './async-parameter-server';
 import { DataParallelSync } from './data-parallel';
 import { PARAMETER_SERVER_RANK, psOptimizerStateRange, SyncParameterServer } from './parameter-server';
+import type { ParallelConfig, ParallelContext, ParallelHooks, StatePlacement, Strategy } from './parallel-types';
 import { optimizerFor, SparseGradientSync } from './sparse-sync';
 import { createZeroHooks } from './zero/zero-hooks';
 
-export type ParallelHooks = Pick<
-  TrainerExtras,
-  | 'gradHooks'
-  | 'gradSync'
-  | 'eagerUpdates'
-  | 'afterUpdate'
-  | 'localUpdate'
-  | 'optimizerStateRange'
-  | 'optimizerConfig'
-  | 'layerwise'
-  | 'modelStorage'
-  | 'optimizerBackend'
-> & {
-  /**
-   * ZeRO-3: the full parameter vector on the host, gathered from every rank's shard (a collective:
-   * every rank calls it at the same point). Absent: the model's params buffer is the full vector.
-   */
-  gatherParams?: (round: number) => Promise<Float32Array>;
-  /**
-   * false: replicas legitimately differ between steps (asynchronous parameter server), so the session
-   * checks their agreement at the end only (an exchange per step would also be a barrier per step).
-   */
-  replicasEqualEveryStep?: boolean;
-};
+export type { ParallelContext, ParallelHooks, Strategy } from './parallel-types';
 
-export interface ParallelContext {
-  config: LabConfig;
-  backend: Backend;
-  transport: Transport;
-  /** The run's model and optimizer, available once the run is built (hooks are called later). */
-  model: () => Model;
-  optimizer: () => Optimizer;
-  microBatches: number;
-  publish: (event: LabEvent) => void;
+/** The strategy of a tab training alone: no hooks, nothing to check or back up. */
+export const SOLO_STRATEGY: Strategy = { name: 'solo', hooks: {}, replicasEqualEveryStep: true, gatherParams: null, statePlacement: 'replicated' };
+
+/** The strategy the config picks, as a value the run loop holds (parallel-types.ts Strategy). */
+export function strategyFor(ctx: ParallelContext): Strategy {
+  const { replicasEqualEveryStep, gatherParams, ...hooks } = createParallelHooks(ctx);
+  return {
+    name: strategyName(ctx.config),
+    hooks,
+    replicasEqualEveryStep: replicasEqualEveryStep ?? true,
+    gatherParams: gatherParams ?? null,
+    statePlacement: statePlacementOf(ctx.config),
+  };
+}
+
+/** Where the config's strategy keeps the optimizer state (what an elastic room must back up). */
+export function statePlacementOf(config: ParallelConfig): StatePlacement {
+  if (config.zero > 0) return 'sharded';
+  // The asynchronous server is not elastic (notElasticBecause), so its state is never backed up.
+  if (config.mode === 'ps' && config.staleness === 0) return 'server';
+  return 'replicated';
+}
+
+/** Why the config's strategy cannot re-form its ring around a lost or new tab, or null when it can. */
+export function notElasticBecause(config: ParallelConfig): string | null {
+  if (config.mode === 'ps' && config.staleness > 0) return 'the asynchronous parameter server (staleness > 0) lets replicas differ between steps and is not elastic';
+  return null;
+}
+
+function strategyName(config: ParallelConfig): string {
+  if (config.zero > 0) return `zero-${config.zero}${config.offload ? ' offload' : ''}`;
+  if (config.mode === 'ps') return config.staleness > 0 ? `ps async (staleness ${config.staleness})` : 'ps';
+  return config.compression === 'none' ? 'ring' : `ring ${config.compression}`;
 }
 
 export function createParallelHooks(ctx: ParallelContext): ParallelHooks {
@@ -87,7 +83,7 @@ function denseRingHooks(ctx: ParallelContext, wire: WireFormat): ParallelHooks {
         backend: ctx.backend,
         transport: ctx.transport,
         model: ctx.model(),
-        bucketElements: bucketFor(ctx.config),
+        bucketElements: ctx.bucketElements,
         microBatches: ctx.microBatches,
         wire,
         onChunk: ctx.publish,
@@ -141,8 +137,8 @@ function syncParameterServerHooks(ctx: ParallelContext): ParallelHooks {
 
 /** Exported with its server, so that tests can read the server's release log. */
 export function asyncParameterServerHooks(ctx: ParallelContext): ParallelHooks & { server: () => AsyncParameterServer } {
-  const { recipe } = recipeFor(ctx.config, ctx.transport.world);
-  const schedule = { lr: recipe.optimizer.lr, warmupSteps: recipe.warmupSteps, totalSteps: recipe.steps, minFraction: recipe.minLrFraction };
+  const { recipe } = ctx;
+  const schedule = lrScheduleOf(recipe);
   const ps = lazy(
     () =>
       new AsyncParameterServer({

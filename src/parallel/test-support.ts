@@ -6,8 +6,8 @@ import { syntheticData } from '../data/synthetic';
 import { viewOf, type MemoryKind } from '../engine/backend';
 import { CpuBackend } from '../engine/cpu-backend';
 import { DEFAULT_CONFIG, type LabConfig } from '../lab/config';
-import type { LabEvent, StepMetrics } from '../lab/events';
-import { recipeFor } from '../lab/recipe';
+import type { LabEvent, StepMetrics } from '../shared/events';
+import { bucketFor, recipeFor } from '../lab/recipe';
 import { paramsHash } from '../model/layout';
 import type { Mlp } from '../model/mlp';
 import type { ClassifierRecipe } from '../train/defaults';
@@ -61,7 +61,10 @@ export function contextFor(
   publish: (event: LabEvent) => void = () => undefined,
 ): ParallelContext {
   const built = () => run() ?? fail('the run is not built yet');
-  return { config, backend, transport, model: () => built().model, optimizer: () => built().optimizer, microBatches, publish };
+  // The recipe and bucket as the session resolves them for this config and room size.
+  const { recipe } = recipeFor(config, transport.world);
+  const bucketElements = bucketFor(config);
+  return { config, recipe, bucketElements, backend, transport, model: () => built().model, optimizer: () => built().optimizer, microBatches, publish };
 }
 
 function fail(message: string): never {

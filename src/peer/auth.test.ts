@@ -2,7 +2,7 @@
 // BroadcastChannel signalling, where a tab with a wrong secret shares the room with two right ones.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { runAllReduce } from '../collective/collectives';
-import { EventBus, type LabEvent } from '../lab/events';
+import { EventBus, type LabEvent } from '../shared/events';
 import { createRoomAuth, MAC_BYTES, SIGNAL_MAX_AGE_MS } from './auth';
 import { DataChannelTransport } from './datachannel-transport';
 import { FakePeer } from './fake-simple-peer';

@@ -1,4 +1,4 @@
-// The messages an elastic room uses to re-form its ring (src/lab/elastic-room.ts decides what to do
+// The messages an elastic room uses to re-form its ring (src/lab/elastic/elastic-room.ts decides what to do
 // with them). They travel as the mesh's control frames (frame.ts type 'control') with a JSON payload,
 // and everything in them is checked before use: a peer that sends nonsense is refused, never obeyed.
 //
@@ -10,9 +10,10 @@ import { encodeFrame, NO_RANK, type Frame } from './frame';
 import type { MeshLinks } from './datachannel-transport';
 import { FULL_MESH_MAX } from './membership';
 import { decodeJsonMessage, encodeJsonMessage, isDecodeError, isInt, isObject, type Decoded } from './json-message';
+import { COLLECTIVE_IDS } from '../collective/collective-ids';
 
-/** Collective id of elastic control frames (classroom and training data use other ids). */
-export const ELASTIC_COLLECTIVE = 0x0e1a5;
+/** Collective id of elastic control frames (src/collective/collective-ids.ts). */
+export const ELASTIC_COLLECTIVE = COLLECTIVE_IDS.elasticControl.first;
 
 /** What a tab holds: its completed optimizer steps (-1: nothing yet, a new tab) and its parameters' hash. */
 export interface StateCard {

@@ -82,7 +82,7 @@ export class FakePeer {
     this.destroyed = true;
     if (this._channel) this._channel.readyState = 'closed';
     const remote = this.remote;
-    // pc.close() on one side closes the other's channel promptly (ENVIRONMENT.md), unless muted (crashed)
+    // pc.close() on one side closes the other's channel promptly (docs/architecture.md), unless muted (crashed)
     if (remote && !this.muted) setTimeout(() => !remote.destroyed && remote.emit('close'), 0);
   }
 }

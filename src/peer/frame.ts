@@ -10,7 +10,7 @@
 //   8  u32 round (training step)    28 u32 parts (how many pieces the message was split into)
 //  12  u32 collective id            32 u32 payload length
 //  16  u32 chunk id                 36 u32 CRC-32 of header bytes 0..35 followed by the payload
-import { crc32 } from './crc32';
+import { crc32 } from '../shared/crc32';
 
 export const FRAME_MAGIC = 0x4c57;
 export const FRAME_VERSION = 1;

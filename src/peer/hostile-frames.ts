@@ -6,7 +6,7 @@
 // another room, malformed heartbeats, and valid-looking gradient messages full of NaN that claim to
 // come from a training rank.
 import { mulberry32 } from '../collective/codecs';
-import { crc32 } from './crc32';
+import { crc32 } from '../shared/crc32';
 import { encodeFrame, FRAME_HEADER_BYTES, type FrameHeader } from './frame';
 
 export const HOSTILE_KINDS = [

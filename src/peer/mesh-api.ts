@@ -2,13 +2,13 @@
 // room, waits for the expected members, and runs the real ring all-reduce (src/collective) over the
 // real data-channel transport. Results are plain data so that page.evaluate returns them unchanged.
 import { runAllReduce } from '../collective/collectives';
-import { EventBus, type PeerInfo } from '../lab/events';
-import { createRoomAuth } from './auth';
+import { EventBus, type PeerInfo } from '../shared/events';
 import { DataChannelTransport } from './datachannel-transport';
 import { hostileFrames, type HostileKind } from './hostile-frames';
-import { Mesh, type LinkStats } from './mesh';
+import type { LinkStats, Mesh } from './mesh';
+import { openMesh } from './open-mesh';
 import { normalizeRoomName } from './room-code';
-import { openSignalling } from './signalling';
+import { COLLECTIVE_IDS } from '../collective/collective-ids';
 
 export interface MeshJoinOptions {
   /** ws:// URL of the signalling server; absent: BroadcastChannel (tabs of one browser). */
@@ -81,8 +81,8 @@ export interface MeshApi {
   fuzz(opts: { count: number; seed?: number; to?: string; ranks?: number[] }): Promise<FuzzResult>;
 }
 
-const ALLREDUCE_COLLECTIVE = 0;
-const STREAM_COLLECTIVE = 1;
+const ALLREDUCE_COLLECTIVE = COLLECTIVE_IDS.meshProbeAllReduce.first;
+const STREAM_COLLECTIVE = COLLECTIVE_IDS.meshProbeStream.first;
 /** The collectives' message size (chunking.ts): 256 KiB less room for a header. */
 const STREAM_MESSAGE_BYTES = 256 * 1024 - 1024;
 
@@ -93,7 +93,6 @@ class MeshSession implements MeshApi {
   private round = 0;
   private streamRound = 0;
   private refusedReasons: string[] = [];
-  private refusedCount = 0;
   private logLines: string[] = [];
   /** The mesh publishes here; events are kept for status() and passed on to the page's bus. */
   private readonly bus = new EventBus();
@@ -113,22 +112,24 @@ class MeshSession implements MeshApi {
     const name = normalizeRoomName(room);
     const expect = opts.expect ?? 2;
     if (!Number.isInteger(expect) || expect < 1) throw new RangeError(`expect must be a positive integer, got ${expect}`);
-    const auth = opts.secret ? await createRoomAuth(opts.secret, name) : undefined;
-    const mesh = new Mesh({
-      signalling: await openSignalling(name, opts.signal),
+    const mesh = await openMesh({
+      room: name,
+      signal: opts.signal,
+      secret: opts.secret,
       iceServers: opts.iceServers,
       bus: this.bus,
-      auth,
       maxRefusedPerPeer: opts.maxRefused,
+      onMesh: (opened) => {
+        this.mesh = opened;
+        opened.on({ refused: (from, reason) => this.noteRefused(`${from}: ${reason}`) });
+      },
     });
-    this.mesh = mesh;
-    mesh.on({ refused: (from, reason) => this.noteRefused(`${from}: ${reason}`) });
-    await mesh.start();
+    const peerId = mesh.peerId;
     this.members = await mesh.waitForRoom(expect, opts.timeoutMs ?? 60_000);
     this.transport = new DataChannelTransport(mesh, { members: this.members, deadlineMs: opts.deadlineMs });
     this.round = 0;
     this.streamRound = 0;
-    return { peerId: mesh.peerId, rank: this.transport.rank, world: this.transport.world, members: [...this.members] };
+    return { peerId, rank: this.transport.rank, world: this.transport.world, members: [...this.members] };
   }
 
   async allReduce(values: Float32Array | number[], opts: { algorithm?: 'ring' | 'naive' } = {}): Promise<Float32Array> {
@@ -177,7 +178,7 @@ class MeshSession implements MeshApi {
       links: mesh?.linkStats() ?? [],
       bytesSent: this.transport?.bytesSent ?? 0,
       bytesReceived: this.transport?.bytesReceived ?? 0,
-      refusedFrames: this.refusedCount,
+      refusedFrames: mesh?.refusalStats().count ?? 0,
       refusedReasons: this.refusedReasons.slice(-20),
       log: this.logLines.slice(-50),
       excluded: mesh?.excludedPeers() ?? [],
@@ -220,7 +221,6 @@ class MeshSession implements MeshApi {
     this.mesh = null;
     this.members = [];
     this.refusedReasons = [];
-    this.refusedCount = 0;
   }
 
   private requireTransport(): DataChannelTransport {
@@ -229,7 +229,6 @@ class MeshSession implements MeshApi {
   }
 
   private noteRefused(reason: string): void {
-    this.refusedCount++;
     this.refusedReasons.push(reason);
     if (this.refusedReasons.length > 1000) this.refusedReasons.splice(0, 500);
   }

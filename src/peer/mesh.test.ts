@@ -1,7 +1,7 @@
 // mesh.ts's own logic over an in-memory simple-peer (fake-simple-peer.ts) and the real
 // BroadcastChannel signalling (Node 20 has BroadcastChannel). Real WebRTC: e2e/ring.spec.ts.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { EventBus, type LabEvent } from '../lab/events';
+import { EventBus, type LabEvent } from '../shared/events';
 import { runAllReduce } from '../collective/collectives';
 import { DataChannelTransport } from './datachannel-transport';
 import { FakePeer, type FakeChannel } from './fake-simple-peer';

@@ -1,13 +1,14 @@
+// Over 400 lines because one mesh owns its links, heartbeats, signalling, refusals and exclusions, which share its peer table.
 // A room's WebRTC mesh: one simple-peer connection (one ordered data channel) per linked pair.
 // - Who links to whom: membership.ts (every pair up to 8 members, ring neighbours above).
 // - Every message on a channel is a frame (frame.ts) and is validated here; data and control frames
 //   go to listeners (the transport), heartbeats are answered here and give the RTT.
 // - Dead peers are found by heartbeat silence, never by waiting for the channel's close: a closed tab
-//   does not close the remote channel (ENVIRONMENT.md). And this tab closes its peers on `pagehide`,
-//   so that the others learn within milliseconds.
+//   does not close the remote channel (docs/architecture.md, facts about browsers). And this tab
+//   closes its peers on `pagehide`, so that the others learn within milliseconds.
 import SimplePeer from 'simple-peer/simplepeer.min.js';
 import type { Instance as PeerInstance, SignalData as SimplePeerSignal } from 'simple-peer';
-import type { EventBus, PeerInfo, PeersReport } from '../lab/events';
+import type { EventBus, PeerInfo, PeersReport } from '../shared/events';
 import { MAC_BYTES, type RoomAuth } from './auth';
 import { NO_RANK, decodeFrame, encodeFrame, isFrameError, roomHash, type Frame } from './frame';
 import { FULL_MESH_MAX, isInitiator, rankOrder, wantedPeers } from './membership';

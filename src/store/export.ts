@@ -1,6 +1,6 @@
 // Metrics export (the dashboard's CSV and JSON buttons): plain functions of the store's state, so that
 // what is downloaded is exactly what is drawn.
-import type { EvalMetrics, StepMetrics } from '../lab/events';
+import type { EvalMetrics, StepMetrics } from '../shared/events';
 import type { LabData } from './lab-state';
 
 const CSV_COLUMNS = [

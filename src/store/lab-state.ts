@@ -16,7 +16,7 @@ import type {
   SampleText,
   StepMetrics,
   ZeroLayoutReport,
-} from '../lab/events';
+} from '../shared/events';
 import { RingBuffer } from './ring-buffer';
 
 /** Bounds on everything the store keeps: a long run must not grow the tab's memory. */

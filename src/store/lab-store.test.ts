@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ChunkEvent } from '../collective/types';
-import { EventBus, type LabEvent, type StepMetrics } from '../lab/events';
+import { EventBus, type LabEvent, type StepMetrics } from '../shared/events';
 import { LIMITS } from './lab-state';
 import { connectBus, createLabStore } from './lab-store';
 import { metricsToCsv, metricsToJson } from './export';

@@ -1,11 +1,11 @@
-// The dashboard's one store (DESIGN.md principle 6): a zustand vanilla store that reduces LabEvents,
+// The dashboard's one store (docs/architecture.md principle 6): a zustand vanilla store that reduces LabEvents,
 // and the hooks React views use to select from it. Producers publish on the EventBus and move on; the
 // store never makes them wait, and no view re-renders per chunk event.
 import { useEffect, useRef, useState } from 'react';
 import { createStore, type StoreApi } from 'zustand/vanilla';
 import { useStore } from 'zustand';
 import { DEFAULT_CONFIG, type LabConfig } from '../lab/config';
-import type { EventBus } from '../lab/events';
+import type { EventBus } from '../shared/events';
 import { initialLabData, type LabState } from './lab-state';
 import { reduceLabEvent } from './reduce';
 

@@ -1,6 +1,6 @@
 // Turns one LabEvent into the change of the store's state. Ring buffers are appended in place (that is
 // their point); every other slice is replaced, so React's selectors see new values.
-import type { HashReport, LabEvent } from '../lab/events';
+import type { HashReport, LabEvent } from '../shared/events';
 import { LIMITS, type HashRow, type LabData } from './lab-state';
 
 function appendBounded<T>(list: readonly T[], item: T, limit: number): T[] {

@@ -21,7 +21,7 @@ import type { FlatRange, ParamLayout } from '../model/layout';
 import type { MlpConfig } from '../model/mlp';
 import type { Model } from '../model/model';
 import type { TextData } from '../data/types';
-import { crc32 } from '../peer/crc32';
+import { crc32 } from '../shared/crc32';
 import type { Optimizer, OptimizerConfig } from './optimizer';
 import type { Trainer } from './trainer';
 

@@ -3,7 +3,7 @@
 // SwiftShader (~0.4 GFLOP/s) to train in minutes.
 import type { GptConfig } from '../model/gpt';
 import type { MlpConfig } from '../model/mlp';
-import type { OptimizerConfig } from './optimizer';
+import type { LrSchedule, OptimizerConfig } from './optimizer';
 
 export interface ClassifierRecipe {
   model: MlpConfig;
@@ -40,6 +40,17 @@ export interface CharLmRecipe {
   sampleEvery: number;
   sampleLength: number;
   temperature: number;
+}
+
+/** Either kind of recipe: what the strategies and checkpoints read (optimizer, schedule, batch). */
+export type TrainingRecipe = ClassifierRecipe | CharLmRecipe;
+
+/** A run's recipe with its kind: resolved once per run (src/lab/recipe.ts) and passed down. */
+export type Recipe = { kind: 'classifier'; recipe: ClassifierRecipe } | { kind: 'charlm'; recipe: CharLmRecipe };
+
+/** The learning-rate schedule a recipe asks for (warm-up, then cosine down to lr * minLrFraction). */
+export function lrScheduleOf(recipe: TrainingRecipe): LrSchedule {
+  return { lr: recipe.optimizer.lr, warmupSteps: recipe.warmupSteps, totalSteps: recipe.steps, minFraction: recipe.minLrFraction };
 }
 
 export const defaults = {

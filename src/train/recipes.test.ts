@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { CpuBackend } from '../engine/cpu-backend';
 import { syntheticData } from '../data/synthetic';
 import { textDataFromString } from '../data/text';
-import type { LabEvent } from '../lab/events';
+import type { LabEvent } from '../shared/events';
 import { defaults } from './defaults';
 import { charLmRun, classifierRun } from './recipes';
 

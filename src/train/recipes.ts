@@ -9,7 +9,7 @@ import { Mlp } from '../model/mlp';
 import type { FlatRange, ParamLayout } from '../model/layout';
 import type { Batch, StorageFactory } from '../model/model';
 import { ClassificationBatches, classificationEvalBatches, evalRows, TextBatches, textEvalBatches } from './batches';
-import type { CharLmRecipe, ClassifierRecipe } from './defaults';
+import { lrScheduleOf, type CharLmRecipe, type ClassifierRecipe } from './defaults';
 import { learningRateAt, Optimizer, type OptimizerConfig } from './optimizer';
 import { Trainer, type TrainerOptions } from './trainer';
 
@@ -106,7 +106,7 @@ function finish<M extends Mlp | Gpt>(
   const stateRange = typeof optimizerStateRange === 'function' ? optimizerStateRange(model.layout) : optimizerStateRange;
   const optimizerConfigured = optimizerConfig ? optimizerConfig(recipe.optimizer) : recipe.optimizer;
   const optimizer = new Optimizer(optimizerBackend ?? backend, model.layout, optimizerConfigured, stateRange);
-  const schedule = { lr: recipe.optimizer.lr, warmupSteps: recipe.warmupSteps, totalSteps: recipe.steps, minFraction: recipe.minLrFraction };
+  const schedule = lrScheduleOf(recipe);
   const trainer = new Trainer({
     backend,
     model,

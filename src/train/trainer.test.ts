@@ -4,7 +4,7 @@ import { CpuBackend } from '../engine/cpu-backend';
 import { unigramEntropy } from '../data/bigram';
 import { syntheticData } from '../data/synthetic';
 import { textDataFromString } from '../data/text';
-import type { LabEvent, StepMetrics } from '../lab/events';
+import type { LabEvent, StepMetrics } from '../shared/events';
 import { paramsHash } from '../model/layout';
 import { defaults } from './defaults';
 import { charLmRun, classifierRun } from './recipes';

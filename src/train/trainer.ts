@@ -4,7 +4,7 @@
 // all-reduce plugs in here), global-norm clipping, the update. Losses stay on the device and are read
 // back only every `logEvery` steps or when asked.
 import { alignUp, type Backend, type DeviceBuffer, viewOf } from '../engine/backend';
-import type { EvalMetrics, LabEvent, SampleText, StepMetrics } from '../lab/events';
+import type { EvalMetrics, LabEvent, SampleText, StepMetrics } from '../shared/events';
 import { Mlp } from '../model/mlp';
 import type { FlatRange } from '../model/layout';
 import type { Batch, ForwardResult, GradHooks, Model } from '../model/model';

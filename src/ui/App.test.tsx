@@ -2,10 +2,10 @@
 import './jsdom-canvas-stub';
 import { act, cleanup, fireEvent, render, screen } from '@testing-library/react';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { EventBus } from '../lab/events';
+import { EventBus } from '../shared/events';
 import { connectBus, createLabStore } from '../store/lab-store';
 import { App } from './App';
-import type { LabController } from './controller';
+import type { LabController } from '../lab/controller';
 
 afterEach(cleanup);
 

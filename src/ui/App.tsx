@@ -5,7 +5,7 @@ import type { LabStore } from '../store/lab-store';
 import { useLab, useLabFrame } from '../store/lab-store';
 import { metricsToCsv, metricsToJson } from '../store/export';
 import { ClassroomView } from './ClassroomView';
-import type { LabController } from './controller';
+import type { LabController } from '../lab/controller';
 import { Controls } from './Controls';
 import { downloadBlob, downloadText } from './download';
 import { EventLog } from './EventLog';

@@ -2,7 +2,7 @@
 import { act, cleanup, fireEvent, render, screen } from '@testing-library/react';
 import { useState } from 'react';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { ClassroomSnapshot } from '../lab/events';
+import type { ClassroomSnapshot } from '../shared/events';
 import { ClassroomView } from './ClassroomView';
 
 afterEach(cleanup);

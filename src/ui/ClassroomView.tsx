@@ -3,7 +3,7 @@
 // only shows them: which chunk each rank received, the running partial sums, and when every rank holds
 // the same total.
 import { useEffect, useState, type KeyboardEvent } from 'react';
-import type { ClassroomSnapshot } from '../lab/events';
+import type { ClassroomSnapshot } from '../shared/events';
 import { allRanksAgree, expectedTotals, formatValue, sameNumber } from './classroom-math';
 
 export interface ClassroomViewProps {

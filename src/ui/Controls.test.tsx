@@ -3,7 +3,7 @@ import { cleanup, fireEvent, render, screen } from '@testing-library/react';
 import { useState } from 'react';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DEFAULT_CONFIG, type LabConfig } from '../lab/config';
-import type { RunState } from '../lab/events';
+import type { RunState } from '../shared/events';
 import { Controls, type ControlsProps } from './Controls';
 
 afterEach(cleanup);

@@ -12,7 +12,7 @@ import {
   type ParallelMode,
   type ZeroStage,
 } from '../lab/config';
-import type { RunState } from '../lab/events';
+import type { RunState } from '../shared/events';
 
 export interface ControlsProps {
   config: LabConfig;

@@ -1,6 +1,6 @@
 // Frames the wire protocol refused (with their reasons) and the lab's log lines: the evidence that a
 // bad peer was kept out, and what the lab said it was doing.
-import type { FrameRefused, LogLine } from '../lab/events';
+import type { FrameRefused, LogLine } from '../shared/events';
 
 export interface EventLogProps {
   refused: { recent: readonly FrameRefused[]; total: number; byReason: Record<string, number> };

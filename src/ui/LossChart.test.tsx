@@ -2,7 +2,7 @@
 import './jsdom-canvas-stub';
 import { act, cleanup, render, screen } from '@testing-library/react';
 import { afterEach, describe, expect, it } from 'vitest';
-import { EventBus } from '../lab/events';
+import { EventBus } from '../shared/events';
 import { connectBus, createLabStore } from '../store/lab-store';
 import { LossChart } from './LossChart';
 

@@ -1,6 +1,6 @@
 // The room at a glance: every rank, its connection, round-trip time, throughput, GPU backend, and
 // whether its parameter hash agrees with ours.
-import type { PeerInfo, PeersReport } from '../lab/events';
+import type { PeerInfo, PeersReport } from '../shared/events';
 import type { HashRow } from '../store/lab-state';
 import { formatRate } from './ring-geometry';
 

@@ -1,7 +1,7 @@
 // @vitest-environment jsdom
 import { cleanup, render, screen } from '@testing-library/react';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { MembershipChange } from '../lab/events';
+import type { MembershipChange } from '../shared/events';
 import { RingHistory } from './RingHistory';
 
 afterEach(cleanup);

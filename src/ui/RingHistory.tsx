@@ -1,6 +1,6 @@
 // How the elastic ring changed: each re-form with its epoch, the step it resumed at, the tabs that came
 // and went, and why. Newest first; absent until the ring re-formed once.
-import type { MembershipChange } from '../lab/events';
+import type { MembershipChange } from '../shared/events';
 
 export interface RingHistoryProps {
   changes: readonly MembershipChange[];

@@ -2,7 +2,7 @@
 import { act, cleanup, render } from '@testing-library/react';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ChunkEvent } from '../collective/types';
-import { EventBus } from '../lab/events';
+import { EventBus } from '../shared/events';
 import { connectBus, createLabStore } from '../store/lab-store';
 import { nodePositions } from './ring-geometry';
 import { RingView } from './RingView';

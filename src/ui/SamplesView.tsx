@@ -1,5 +1,5 @@
 // Text the GPT generated during training, newest first, so the room can watch it learn to spell.
-import type { SampleText } from '../lab/events';
+import type { SampleText } from '../shared/events';
 
 export function SamplesView({ samples }: { samples: readonly SampleText[] }) {
   const newestFirst = [...samples].reverse();

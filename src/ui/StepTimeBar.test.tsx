@@ -1,7 +1,7 @@
 // @vitest-environment jsdom
 import { act, cleanup, render, screen } from '@testing-library/react';
 import { afterEach, describe, expect, it } from 'vitest';
-import { EventBus } from '../lab/events';
+import { EventBus } from '../shared/events';
 import { connectBus, createLabStore } from '../store/lab-store';
 import { StepTimeBar } from './StepTimeBar';
 import { stepSplits } from '../lab/step-split';

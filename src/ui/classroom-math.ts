@@ -1,6 +1,6 @@
 // What the classroom view derives from the snapshots it is given: the totals every rank should end
 // with, and whether a rank's element already holds its total.
-import type { ClassroomSnapshot } from '../lab/events';
+import type { ClassroomSnapshot } from '../shared/events';
 
 /** Element-wise sum over ranks of the initial vectors: what an all-reduce (sum) must end with. */
 export function expectedTotals(snapshots: readonly ClassroomSnapshot[]): number[] | null {

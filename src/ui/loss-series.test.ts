@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { EvalMetrics, StepMetrics } from '../lab/events';
+import type { EvalMetrics, StepMetrics } from '../shared/events';
 import { buildLossSeries, latestReadout } from './loss-series';
 
 const step = (rank: number, n: number, loss: number): StepMetrics => ({

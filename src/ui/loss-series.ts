@@ -1,6 +1,6 @@
 // The loss chart's data, as uPlot wants it: one shared x (the step) and one y array per series, null
 // where a series has no point. Built from the store's ring buffers; the chart itself stays thin.
-import type { EvalMetrics, StepMetrics } from '../lab/events';
+import type { EvalMetrics, StepMetrics } from '../shared/events';
 
 export interface LossSeries {
   /** Ranks with a train-loss series, ascending; series order is x, rank..., run mean, val loss, accuracy. */

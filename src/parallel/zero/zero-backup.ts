@@ -3,7 +3,7 @@
 // holds a copy. After every completed step each rank snapshots its slice (parameters and optimizer
 // state over its shard, at that step) in host memory and sends a copy to its ring successor: every
 // slice then lives on two tabs. When the ring re-forms, the survivors pool what they hold and rebuild
-// the full state at the newest step that they cover between them (zero-state-transfer.ts).
+// the full state at the newest step that they cover between them (src/lab/elastic/zero-state-transfer.ts).
 //
 // Two generations are kept. A failure during step s+1 or during its backup leaves every slice of step s
 // on two tabs (every rank finished backing up step s before any could start step s+1's collectives), so
@@ -12,7 +12,7 @@
 // Slices arrive from other tabs, so they are decoded like any untrusted frame: magic, version, sizes,
 // CRC-32 and finite values are checked before anything is kept.
 import type { FlatRange } from '../../model/layout';
-import { crc32 } from '../../peer/crc32';
+import { crc32 } from '../../shared/crc32';
 
 /** One rank's part of a run's state at the end of a step. */
 export interface ZeroSlice {

@@ -26,7 +26,6 @@ const recipe: CharLmRecipe = {
   steps,
   evalWindows: 2,
   logEvery: 1,
-  // The ZeRO hooks take the schedule from the lab config (recipeFor): keep the two in step.
   optimizer: { ...defaults.sotu.optimizer, lr: 0.05 },
 };
 
@@ -41,7 +40,7 @@ async function train(zero: ZeroStage, world: number): Promise<{ params: Float32A
       sync = new DataParallelSync({ backend, transport, model: run.model, bucketElements: 1 << 16, microBatches: 1 });
       return { run, backend, full: () => backend.read(viewOf(run!.model.params)) };
     }
-    const { gatherParams, ...hooks } = createZeroHooks({ config, backend, transport, model: () => run!.model, optimizer: () => run!.optimizer, microBatches: 1, publish: () => undefined });
+    const { gatherParams, ...hooks } = createZeroHooks({ config, recipe, bucketElements: 1 << 16, backend, transport, model: () => run!.model, optimizer: () => run!.optimizer, microBatches: 1, publish: () => undefined });
     run = charLmRun(backend, data, { ...recipe, steps }, { world, rank: transport.rank }, hooks);
     return { run, backend, full: () => (gatherParams ? gatherParams(steps) : backend.read(viewOf(run!.model.params))) };
   });

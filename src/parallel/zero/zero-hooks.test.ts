@@ -7,7 +7,7 @@ import { syntheticData } from '../../data/synthetic';
 import { viewOf } from '../../engine/backend';
 import { CpuBackend } from '../../engine/cpu-backend';
 import { DEFAULT_CONFIG, type LabConfig, type ZeroStage } from '../../lab/config';
-import type { LabEvent, ZeroLayoutReport } from '../../lab/events';
+import type { LabEvent, ZeroLayoutReport } from '../../shared/events';
 import { recipeFor } from '../../lab/recipe';
 import { paramsHash } from '../../model/layout';
 import type { ClassifierRecipe } from '../../train/defaults';

@@ -6,11 +6,11 @@
 // reduce-scatter and all-gather, and the dashboard's shard view (the ZeroLayoutReport) all use it.
 import { partitionLayout, type Partition } from '../../collective/partition';
 import { CpuBackend } from '../../engine/cpu-backend';
-import { recipeFor } from '../../lab/recipe';
 import type { ParamLayout } from '../../model/layout';
 import type { Model, SegmentedModel } from '../../model/model';
+import { lrScheduleOf } from '../../train/defaults';
 import { learningRateAt } from '../../train/optimizer';
-import type { ParallelContext, ParallelHooks } from '../strategy';
+import type { ParallelContext, ParallelHooks } from '../parallel-types';
 import { ZeroStorage, type ZeroStageNumber } from './shard-storage';
 import { ZeroSync } from './zero-sync';
 
@@ -27,8 +27,8 @@ export function createZeroHooks(ctx: ParallelContext): ParallelHooks {
   const stage = ctx.config.zero;
   if (stage !== 1 && stage !== 2 && stage !== 3) throw new Error(`ZeRO stage must be 1, 2 or 3, got ${stage}`);
   const { world, rank } = ctx.transport;
-  const { recipe } = recipeFor(ctx.config, world);
-  const schedule = { lr: recipe.optimizer.lr, warmupSteps: recipe.warmupSteps, totalSteps: recipe.steps, minFraction: recipe.minLrFraction };
+  const { recipe } = ctx;
+  const schedule = lrScheduleOf(recipe);
   const offload = ctx.config.offload ? new CpuBackend() : undefined;
   let storage: ZeroStorage | undefined;
   let partition: Partition | undefined;

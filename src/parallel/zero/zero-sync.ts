@@ -24,9 +24,7 @@ import type { Optimizer } from '../../train/optimizer';
 import type { GradSyncResult, LayerwisePasses } from '../../train/trainer';
 import { largestGroup, type ZeroStorage } from './shard-storage';
 import { addWindowed, readWindowed } from './windowed-io';
-
-/** Collective ids of ZeRO's messages within a round: far above the hash exchange and gradient buckets. */
-export const ZERO_COLLECTIVE_BASE = 1 << 20;
+import { COLLECTIVE_IDS } from '../../collective/collective-ids';
 
 /** Chunk boundaries of a sub-range of the flat buffer: chunk r is the part of `range` in rank r's shard. */
 export function boundariesWithin(partition: Partition, range: FlatRange): number[] {
@@ -198,7 +196,7 @@ export class ZeroSync {
   // --- collectives --------------------------------------------------------------------------------
 
   private ids(round: number): { round: number; collective: number } {
-    return { round, collective: ZERO_COLLECTIVE_BASE + this.seq++ };
+    return { round, collective: COLLECTIVE_IDS.zeroCollectives.first + this.seq++ };
   }
 
   private count(stats: RunStats): void {

@@ -7,8 +7,8 @@
 //   tie). A completed step is whole on every rank that completed it (the update runs only after the
 //   all-reduce delivered every chunk), and a step that did not complete left no trace, so adopting the
 //   most advanced state redoes an interrupted step from its start and never applies half of one.
-import type { StateCard } from '../peer/elastic-protocol';
-import { rankOrder } from '../peer/membership';
+import type { StateCard } from '../../peer/elastic-protocol';
+import { rankOrder } from '../../peer/membership';
 
 export function coordinatorOf(view: Iterable<string>): string | undefined {
   return rankOrder(view)[0];

@@ -4,20 +4,21 @@
 // where ONE tab ends on the same global batch: had any optimizer state or step been lost or applied
 // twice, they would not.
 import { describe, expect, it } from 'vitest';
-import { createMemoryMesh, type MemoryTransport } from '../collective/memory-transport';
-import { viewOf } from '../engine/backend';
-import { CpuBackend } from '../engine/cpu-backend';
-import { paramsHash } from '../model/layout';
-import type { Mlp } from '../model/mlp';
-import { createParallelHooks } from '../parallel/strategy';
-import { contextFor, spirals, testConfig, trainRoom } from '../parallel/test-support';
-import { ZeroBackups, type ZeroSlice } from '../parallel/zero/zero-backup';
-import type { ClassifierRecipe } from '../train/defaults';
-import { captureCheckpoint, CheckpointError, loadCheckpoint, restoreCheckpoint } from '../train/checkpoint';
-import { classifierRun, type Run } from '../train/recipes';
-import type { LabConfig } from './config';
-import { recipeFor } from './recipe';
-import { backUpServerState, backUpSlice, captureSlice, rebuildZeroState, restoreSlice, sliceShapeOf, ZERO_PLAN_COLLECTIVE } from './zero-state-transfer';
+import { createMemoryMesh, type MemoryTransport } from '../../collective/memory-transport';
+import { viewOf } from '../../engine/backend';
+import { CpuBackend } from '../../engine/cpu-backend';
+import { paramsHash } from '../../model/layout';
+import type { Mlp } from '../../model/mlp';
+import { createParallelHooks } from '../../parallel/strategy';
+import { contextFor, spirals, testConfig, trainRoom } from '../../parallel/test-support';
+import { ZeroBackups, type ZeroSlice } from '../../parallel/zero/zero-backup';
+import type { ClassifierRecipe } from '../../train/defaults';
+import { captureCheckpoint, CheckpointError, loadCheckpoint, restoreCheckpoint } from '../../train/checkpoint';
+import { classifierRun, type Run } from '../../train/recipes';
+import type { LabConfig } from '../config';
+import { recipeFor } from '../recipe';
+import { backUpServerState, backUpSlice, captureSlice, rebuildZeroState, restoreSlice, sliceShapeOf } from './zero-state-transfer';
+import { COLLECTIVE_IDS } from '../../collective/collective-ids';
 
 const STEPS = 7;
 // Float sums in another order at another world size (3 shares, then 2), through Adam: measured 2.3e-6.
@@ -192,8 +193,8 @@ describe('ZeRO state that cannot be rebuilt', () => {
   it('a malformed plan or piece from a peer is refused with a reason, nothing restored', async () => {
     const config = testConfig({ zero: 2, steps: STEPS });
     for (const [collective, payload, reason] of [
-      [ZERO_PLAN_COLLECTIVE, new TextEncoder().encode('{"plan":{"step":-1,"picks":[]}}'), /the rebuild plan refused: malformed/],
-      [ZERO_PLAN_COLLECTIVE, Uint8Array.of(0xff), /not UTF-8 JSON/],
+      [COLLECTIVE_IDS.zeroPlan.first, new TextEncoder().encode('{"plan":{"step":-1,"picks":[]}}'), /the rebuild plan refused: malformed/],
+      [COLLECTIVE_IDS.zeroPlan.first, Uint8Array.of(0xff), /not UTF-8 JSON/],
     ] as const) {
       const [hostile, tab] = room(config, 2);
       const rebuilt = rebuildZeroState(tab.transport, tab.backups, sliceShapeOf(tab.run));

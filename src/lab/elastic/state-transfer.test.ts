@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FakeNet } from '../peer/fake-mesh';
+import { FakeNet } from '../../peer/fake-mesh';
 import { ElasticRoom } from './elastic-room';
 import { exchangeState } from './state-transfer';
 

@@ -1,9 +1,9 @@
 // Elastic rooms over the in-memory mesh (fake-mesh.ts): real frames, real transports, real rosters.
 // The same protocol over real WebRTC between Chromium tabs is e2e/elastic.spec.ts.
 import { describe, expect, it } from 'vitest';
-import { runAllReduce } from '../collective/collectives';
-import { encodeFrame, roomHash } from '../peer/frame';
-import { FakeNet } from '../peer/fake-mesh';
+import { runAllReduce } from '../../collective/collectives';
+import { encodeFrame, roomHash } from '../../peer/frame';
+import { FakeNet } from '../../peer/fake-mesh';
 import { ElasticRoom, type Formation } from './elastic-room';
 import { needsState } from './roster';
 

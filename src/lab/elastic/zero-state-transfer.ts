@@ -11,12 +11,12 @@
 //      when nothing past the seeded start was ever backed up, that the ring starts again from the seed);
 //   3. members send those parts; rank 0 joins them into the full state and sends it to every member,
 //      which restores its own shard of the NEW partition from it.
-import { viewOf, type Backend } from '../engine/backend';
-import type { Transport } from '../collective/types';
-import { writeFullParams, type CheckpointableRun } from '../train/checkpoint';
-import { decodeJsonMessage, encodeJsonMessage, isDecodeError, isInt, isObject } from '../peer/json-message';
-import { readWindowed } from '../parallel/zero/windowed-io';
-import { PARAMETER_SERVER_RANK } from '../parallel/parameter-server';
+import { viewOf, type Backend } from '../../engine/backend';
+import type { Transport } from '../../collective/types';
+import { writeFullParams, type CheckpointableRun } from '../../train/checkpoint';
+import { decodeJsonMessage, encodeJsonMessage, isDecodeError, isInt, isObject } from '../../peer/json-message';
+import { readWindowed } from '../../parallel/zero/windowed-io';
+import { PARAMETER_SERVER_RANK } from '../../parallel/parameter-server';
 import {
   decodeSlice,
   encodeSlice,
@@ -28,14 +28,14 @@ import {
   type SliceInfo,
   type ZeroBackups,
   type ZeroSlice,
-} from '../parallel/zero/zero-backup';
+} from '../../parallel/zero/zero-backup';
+import { COLLECTIVE_IDS } from '../../collective/collective-ids';
 
-/** Collective ids (below 16: byte messages, not float vectors checked as gradients). */
-export const ZERO_BACKUP_COLLECTIVE = 3;
-export const ZERO_INVENTORY_COLLECTIVE = 4;
-export const ZERO_PLAN_COLLECTIVE = 5;
-export const ZERO_PIECE_COLLECTIVE = 6;
-export const ZERO_STATE_COLLECTIVE = 7;
+const ZERO_BACKUP_COLLECTIVE = COLLECTIVE_IDS.zeroBackup.first;
+const ZERO_INVENTORY_COLLECTIVE = COLLECTIVE_IDS.zeroInventory.first;
+const ZERO_PLAN_COLLECTIVE = COLLECTIVE_IDS.zeroPlan.first;
+const ZERO_PIECE_COLLECTIVE = COLLECTIVE_IDS.zeroPiece.first;
+const ZERO_STATE_COLLECTIVE = COLLECTIVE_IDS.zeroState.first;
 
 /** The shape every slice of this run must have (slices of another model or optimizer are refused). */
 export interface SliceShape {

@@ -4,9 +4,8 @@
 // differs; the others keep their own, which is bitwise the same.
 import type { Formation } from './elastic-room';
 import { needsState } from './roster';
+import { COLLECTIVE_IDS } from '../../collective/collective-ids';
 
-/** Collective id of the state transfer within a round (below 16: not a float vector, not checked as one). */
-export const STATE_COLLECTIVE = 2;
 
 /**
  * Resolves with the state this tab starts the formation's epoch from (null: nobody holds any, a new
@@ -16,7 +15,7 @@ export async function exchangeState(formation: Formation, mine: Uint8Array | nul
   const { source, cards, rank, transport } = formation;
   if (source < 0) return { state: null, received: false };
   const sourceCard = cards[source];
-  const tag = { round: sourceCard.step, collective: STATE_COLLECTIVE, chunk: 0 };
+  const tag = { round: sourceCard.step, collective: COLLECTIVE_IDS.stateTransfer.first, chunk: 0 };
   if (rank === source) {
     if (!mine) throw new Error('this tab is the state source of the ring but holds no state');
     await Promise.all(cards.map((card, r) => (r !== rank && needsState(card, sourceCard) ? transport.send(r, tag, mine) : undefined)));

@@ -4,7 +4,7 @@
 import type { ChunkEvent, Phase } from '../collective/types';
 import type { BackendInfo, MemoryKind } from '../engine/backend';
 
-/** 'reforming': an elastic room lost or gained a tab and is re-forming its ring (elastic-room.ts). */
+/** 'reforming': an elastic room lost or gained a tab and is re-forming its ring (src/lab/elastic/). */
 export type RunState = 'idle' | 'connecting' | 'loading' | 'training' | 'reforming' | 'paused' | 'done' | 'error';
 
 export interface StepMetrics {

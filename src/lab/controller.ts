@@ -1,7 +1,7 @@
 // What the dashboard asks of the lab. The lead's glue implements it with the real trainer and mesh;
 // everything the lab then does comes back as LabEvents on the bus, into the store, onto the screen.
 // The dashboard never learns results from these return values except where noted.
-import type { LabConfig } from '../lab/config';
+import type { LabConfig } from './config';
 
 export interface CheckpointFile {
   filename: string;

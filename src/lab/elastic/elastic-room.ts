@@ -6,10 +6,10 @@
 // it and rebuilds its run for the new rank and world size (session.ts).
 //
 // Needs every pair of tabs linked (rooms up to FULL_MESH_MAX): the coordinator talks to everyone.
-import { DataChannelTransport, type DataChannelTransportOptions, type MeshLinks } from '../peer/datachannel-transport';
-import { meshElasticChannel, type ElasticChannel, type ElasticMessage, type StateCard } from '../peer/elastic-protocol';
-import type { Frame } from '../peer/frame';
-import { FULL_MESH_MAX } from '../peer/membership';
+import { DataChannelTransport, type DataChannelTransportOptions, type MeshLinks } from '../../peer/datachannel-transport';
+import { meshElasticChannel, type ElasticChannel, type ElasticMessage, type StateCard } from '../../peer/elastic-protocol';
+import type { Frame } from '../../peer/frame';
+import { FULL_MESH_MAX } from '../../peer/membership';
 import { chooseSource, coordinatorOf, decideRoster } from './roster';
 
 /** What the elastic room needs of the mesh (mesh.ts; unit tests use fake-mesh.ts). */

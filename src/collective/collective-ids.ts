@@ -1,0 +1,69 @@
+// Every collective id on the wire, in one place. A message's tag is (round, collective, chunk)
+// (types.ts MessageTag); the collective id says which collective of the round a message belongs to,
+// and so what its payload is. A new collective takes its id here, and collective-ids.test.ts checks
+// that no two collectives that can share a mesh can ever use the same id.
+//
+// Scopes: 'room' collectives can run in any run's room; exactly one strategy runs in a room, so the
+// 'strategy:*' scopes may reuse each other's ids but not a room collective's; 'mesh-probe' is the
+// automation API's own mesh (src/peer/mesh-api.ts), which never carries a run.
+//
+// Payloads: 'floats' messages are float vectors (float32, or float16 with compression=fp16) and are
+// checked for NaN/Infinity before a collective takes them in (src/peer/payload-checks.ts
+// finiteModelDataCheck, which checks every id from FIRST_FLOAT_ID up); 'bytes' messages (hashes,
+// JSON, checkpoint slices) sit below FIRST_FLOAT_ID and are not; 'sparse' mixes indices and values
+// (that compression switches the float check off); 'control' ids travel only in control frames
+// (src/peer/frame.ts type 'control'), never as a transport message.
+
+export type CollectivePayload = 'floats' | 'bytes' | 'sparse' | 'control';
+export type CollectiveScope = 'room' | 'strategy:ring' | 'strategy:ps' | 'strategy:async-ps' | 'strategy:sparse' | 'strategy:zero' | 'mesh-probe';
+
+export interface CollectiveIdRange {
+  /** The range's ids are [first, first + count). */
+  first: number;
+  count: number;
+  payload: CollectivePayload;
+  scope: CollectiveScope;
+  /** Who sends it and what it carries. */
+  what: string;
+}
+
+/** Float-vector ids start here: everything below is bytes (see the header). */
+export const FIRST_FLOAT_ID = 16;
+
+/** The wire's ids are unsigned 32-bit (frame.ts). */
+const U32_END = 2 ** 32;
+/** ZeRO numbers its collectives from here, one counter per rank for the whole run. */
+const ZERO_FIRST = 1 << 20;
+/** Gradient buckets of one step: at most this many (collective-ids.test.ts keeps them below the other ids). */
+const MAX_GRADIENT_BUCKETS = 1 << 15;
+
+export const COLLECTIVE_IDS = {
+  meshProbeAllReduce: { first: 0, count: 1, payload: 'floats', scope: 'mesh-probe', what: 'window.lab mesh API: the all-reduce it runs on request' },
+  meshProbeStream: { first: 1, count: 1, payload: 'bytes', scope: 'mesh-probe', what: 'window.lab mesh API: the raw link-speed stream' },
+  hashExchange: { first: 1, count: 1, payload: 'bytes', scope: 'room', what: 'parameter hashes after a step (src/parallel/replicas.ts)' },
+  stateTransfer: { first: 2, count: 1, payload: 'bytes', scope: 'room', what: 'a joining tab\'s starting state (src/lab/elastic/state-transfer.ts)' },
+  zeroBackup: { first: 3, count: 1, payload: 'bytes', scope: 'room', what: 'ZeRO: a shard\'s backup to its neighbour (src/lab/elastic/zero-state-transfer.ts)' },
+  zeroInventory: { first: 4, count: 1, payload: 'bytes', scope: 'room', what: 'ZeRO re-form: which slices a tab holds' },
+  zeroPlan: { first: 5, count: 1, payload: 'bytes', scope: 'room', what: 'ZeRO re-form: rank 0\'s rebuild plan' },
+  zeroPiece: { first: 6, count: 1, payload: 'bytes', scope: 'room', what: 'ZeRO re-form: a slice of the old state, to rank 0' },
+  zeroState: { first: 7, count: 1, payload: 'bytes', scope: 'room', what: 'ZeRO re-form: the rebuilt state, from rank 0' },
+  gradientBuckets: { first: FIRST_FLOAT_ID, count: MAX_GRADIENT_BUCKETS, payload: 'floats', scope: 'strategy:ring', what: 'data parallelism: one id per gradient bucket of a step (src/parallel/data-parallel.ts)' },
+  psGather: { first: FIRST_FLOAT_ID, count: 1, payload: 'floats', scope: 'strategy:ps', what: 'synchronous parameter server: gradients to the server' },
+  psBroadcast: { first: FIRST_FLOAT_ID + 1, count: 1, payload: 'floats', scope: 'strategy:ps', what: 'synchronous parameter server: parameters from the server' },
+  asyncPsGradients: { first: FIRST_FLOAT_ID + 8, count: 1, payload: 'floats', scope: 'strategy:async-ps', what: 'asynchronous parameter server: a worker\'s gradient' },
+  asyncPsParams: { first: FIRST_FLOAT_ID + 9, count: 1, payload: 'floats', scope: 'strategy:async-ps', what: 'asynchronous parameter server: parameters to a worker' },
+  asyncPsFinal: { first: FIRST_FLOAT_ID + 10, count: 1, payload: 'floats', scope: 'strategy:async-ps', what: 'asynchronous parameter server: the final parameters' },
+  sparseGradients: { first: FIRST_FLOAT_ID, count: 1, payload: 'sparse', scope: 'strategy:sparse', what: 'Top-K / Random-K gradients with their indices (src/parallel/sparse-sync.ts)' },
+  elasticControl: { first: 0x0e1a5, count: 1, payload: 'control', scope: 'room', what: 'elastic rooms: ready / roster / abort / closed (src/peer/elastic-protocol.ts)' },
+  classroomLesson: { first: 0x00c1a55, count: 1, payload: 'floats', scope: 'room', what: 'classroom: the lesson\'s all-reduce, and its control frames (src/lab/classroom-protocol.ts)' },
+  zeroCollectives: { first: ZERO_FIRST, count: U32_END - ZERO_FIRST, payload: 'floats', scope: 'strategy:zero', what: 'ZeRO: reduce-scatters and all-gathers, numbered in order (src/parallel/zero/zero-sync.ts)' },
+} as const satisfies Record<string, CollectiveIdRange>;
+
+export type CollectiveName = keyof typeof COLLECTIVE_IDS;
+
+/** Whether two scopes' collectives can be on one mesh at once (then their ids must differ). */
+export function scopesMeet(a: CollectiveScope, b: CollectiveScope): boolean {
+  if (a === b) return true;
+  if (a === 'mesh-probe' || b === 'mesh-probe') return false;
+  return a === 'room' || b === 'room';
+}

@@ -1,0 +1,74 @@
+// Builds a run for this tab's rank and world: the strategy the config picks (a value, parallel-types.ts
+// Strategy) and the model, optimizer, batches and trainer of the recipe (train/recipes.ts), with the
+// strategy's hooks installed. Called at the start and again after every re-form of an elastic ring.
+import type { ClassificationData } from '../data/types';
+import type { Backend } from '../engine/backend';
+import type { Gpt } from '../model/gpt';
+import type { Mlp } from '../model/mlp';
+import type { Transport } from '../collective/types';
+import type { Interval } from '../train/intervals';
+import type { Strategy } from '../parallel/parallel-types';
+import { SOLO_STRATEGY, strategyFor } from '../parallel/strategy';
+import type { LabEvent } from '../shared/events';
+import type { ClassifierRecipe, Recipe } from '../train/defaults';
+import { charLmRun, classifierRun, type Run } from '../train/recipes';
+import type { LabConfig } from './config';
+import type { LoadedData } from './datasets';
+import { bucketFor } from './recipe';
+
+export interface BuiltRun {
+  run: Run<Mlp> | Run<Gpt>;
+  strategy: Strategy;
+}
+
+export interface BuildRunOptions {
+  config: LabConfig;
+  recipe: Recipe;
+  backend: Backend;
+  data: LoadedData;
+  /** The ring's transport; none: this tab trains alone. */
+  transport: Transport | undefined;
+  shard: { world: number; rank: number };
+  publish: (event: LabEvent) => void;
+  /** What else is on the wire during [from, to): the replica check's exchange (trainer.ts alongsideComm). */
+  alongsideComm: (from: number, to: number) => Interval[];
+}
+
+export function buildRun(o: BuildRunOptions): BuiltRun {
+  const { recipe, backend, data, transport, publish } = o;
+  let run: Run<Mlp> | Run<Gpt> | undefined;
+  const built = () => {
+    if (!run) throw new Error('the run is not built yet');
+    return run;
+  };
+  const strategy = transport
+    ? strategyFor({
+        config: o.config,
+        recipe: recipe.recipe,
+        bucketElements: bucketFor(o.config),
+        backend,
+        transport,
+        model: () => built().model,
+        optimizer: () => built().optimizer,
+        microBatches: recipe.recipe.microBatches,
+        publish,
+      })
+    : SOLO_STRATEGY;
+  const extras = { onEvent: publish, alongsideComm: o.alongsideComm, ...strategy.hooks };
+  if (recipe.kind === 'classifier') {
+    if (data.kind !== 'classification') throw new Error('the MLP needs a classification data set');
+    run = classifierRun(backend, data.data, fitToData(recipe.recipe, data.data), o.shard, extras);
+  } else {
+    if (data.kind !== 'text') throw new Error('the GPT needs a text data set');
+    run = charLmRun(backend, data.data, recipe.recipe, o.shard, extras);
+  }
+  return { run, strategy };
+}
+
+/** The MLP's input and output widths follow the data set (XOR and circles have 2 classes, spirals 3). */
+function fitToData(recipe: ClassifierRecipe, data: ClassificationData): ClassifierRecipe {
+  const sizes = [...recipe.model.sizes];
+  sizes[0] = data.train.features;
+  sizes[sizes.length - 1] = data.train.numClasses;
+  return { ...recipe, model: { ...recipe.model, sizes } };
+}

@@ -1,0 +1,98 @@
+// What a parallel strategy is given and what it gives back: the run's parallel settings (a slice of the
+// lab's config, which satisfies it as is), the resolved recipe, and the trainer hooks it returns. Kept
+// apart from strategy.ts so that the strategies (ring, parameter server, ZeRO) and the code that picks
+// one can all import it without importing each other.
+import type { Transport } from '../collective/types';
+import type { Backend } from '../engine/backend';
+import type { Model } from '../model/model';
+import type { LabEvent } from '../shared/events';
+import type { TrainingRecipe } from '../train/defaults';
+import type { Optimizer } from '../train/optimizer';
+import type { TrainerExtras } from '../train/recipes';
+
+export type ParallelMode = 'ring' | 'ps';
+export type ZeroStage = 0 | 1 | 2 | 3;
+export type Compression = 'none' | 'fp16' | 'topk' | 'randk';
+
+/** The settings that pick and tune a strategy (the URL keys of the same names, src/lab/config.ts). */
+export interface ParallelConfig {
+  mode: ParallelMode;
+  zero: ZeroStage;
+  compression: Compression;
+  /** Fraction of gradient entries kept by Top-K / Random-K. */
+  ratio: number;
+  /** Random-K: one seed for the whole room. */
+  seed: number;
+  /** Parameter-server mode: maximum staleness in steps (0: synchronous). */
+  staleness: number;
+  /** ZeRO-Offload: optimizer state and update in CPU memory. */
+  offload: boolean;
+}
+
+export type ParallelHooks = Pick<
+  TrainerExtras,
+  | 'gradHooks'
+  | 'gradSync'
+  | 'eagerUpdates'
+  | 'afterUpdate'
+  | 'localUpdate'
+  | 'optimizerStateRange'
+  | 'optimizerConfig'
+  | 'layerwise'
+  | 'modelStorage'
+  | 'optimizerBackend'
+> & {
+  /**
+   * ZeRO-3: the full parameter vector on the host, gathered from every rank's shard (a collective:
+   * every rank calls it at the same point). Absent: the model's params buffer is the full vector.
+   */
+  gatherParams?: (round: number) => Promise<Float32Array>;
+  /**
+   * false: replicas legitimately differ between steps (asynchronous parameter server), so the session
+   * checks their agreement at the end only (an exchange per step would also be a barrier per step).
+   */
+  replicasEqualEveryStep?: boolean;
+};
+
+export interface ParallelContext {
+  config: ParallelConfig;
+  /** The run's recipe, resolved once by the lab (src/lab/recipe.ts recipeFor). */
+  recipe: TrainingRecipe;
+  /** Gradient all-reduce bucket size in floats (src/lab/recipe.ts bucketFor). */
+  bucketElements: number;
+  backend: Backend;
+  transport: Transport;
+  /** The run's model and optimizer, available once the run is built (hooks are called later). */
+  model: () => Model;
+  optimizer: () => Optimizer;
+  microBatches: number;
+  publish: (event: LabEvent) => void;
+}
+
+/**
+ * Where the optimizer state lives between steps: on every tab ('replicated'), sharded across the ring
+ * (ZeRO), or on the parameter server's tab alone. In an elastic room, state that is not replicated is
+ * backed up on a second tab after every step and rebuilt from the backups when the ring re-forms.
+ */
+export type StatePlacement = 'replicated' | 'sharded' | 'server';
+
+/** The trainer hooks a strategy installs (src/train/trainer.ts TrainerOptions has each one's contract). */
+export type TrainerHooks = Omit<ParallelHooks, 'gatherParams' | 'replicasEqualEveryStep'>;
+
+/**
+ * How a room's ranks keep one model: a value the run loop (src/lab/session.ts) holds without knowing
+ * which one it is. The trainer calls its hooks before the forward (modelStorage, layerwise.forward),
+ * per layer (layerwise, gradHooks), after the backward (gradSync) and at the step boundary
+ * (afterUpdate); the loop reads the rest: whether replicas are checked every step, how to see the full
+ * parameters, where the state lives (what elastic rooms back up) and whether the ring may re-form.
+ */
+export interface Strategy {
+  /** Shown in logs: 'solo', 'ring', 'ring fp16', 'ring topk', 'ps', 'ps async', 'zero-1'... */
+  readonly name: string;
+  readonly hooks: TrainerHooks;
+  /** false: replicas differ between steps by design (asynchronous PS); they are checked at the end. */
+  readonly replicasEqualEveryStep: boolean;
+  /** ZeRO-3: gathers the full parameter vector (a collective: every rank calls it at the same point). */
+  readonly gatherParams: ((round: number) => Promise<Float32Array>) | null;
+  readonly statePlacement: StatePlacement;
+}

@@ -1,0 +1,43 @@
+// The strategy as a value: what the run loop reads of it without knowing which one it is.
+import { describe, expect, it } from 'vitest';
+import { createMemoryMesh } from '../collective/memory-transport';
+import { CpuBackend } from '../engine/cpu-backend';
+import { defaults } from '../train/defaults';
+import type { ParallelConfig } from './parallel-types';
+import { notElasticBecause, SOLO_STRATEGY, statePlacementOf, strategyFor } from './strategy';
+
+const base: ParallelConfig = { mode: 'ring', zero: 0, compression: 'none', ratio: 0.01, seed: 1, staleness: 0, offload: false };
+const unused = (): never => {
+  throw new Error('not built in this test');
+};
+
+function strategyOf(config: Partial<ParallelConfig>) {
+  const [transport] = createMemoryMesh(2);
+  return strategyFor({ config: { ...base, ...config }, recipe: defaults.synthetic, bucketElements: 1 << 16, backend: new CpuBackend(), transport, model: unused, optimizer: unused, microBatches: 1, publish: () => undefined });
+}
+
+describe('strategy values', () => {
+  it('data parallelism: replicated state, replicas checked every step, nothing to gather', () => {
+    const s = strategyOf({});
+    expect([s.name, s.statePlacement, s.replicasEqualEveryStep, s.gatherParams]).toEqual(['ring', 'replicated', true, null]);
+    expect(typeof s.hooks.gradSync).toBe('function');
+  });
+
+  it('ZeRO-3 shards the state and gathers the parameters; ZeRO-1 does not gather', () => {
+    const zero3 = strategyOf({ zero: 3 });
+    expect([zero3.name, zero3.statePlacement, typeof zero3.gatherParams]).toEqual(['zero-3', 'sharded', 'function']);
+    expect(strategyOf({ zero: 1 }).gatherParams).toBeNull();
+  });
+
+  it('the parameter server keeps the state on one tab; asynchronous, replicas differ between steps and the ring cannot re-form', () => {
+    expect(strategyOf({ mode: 'ps' }).statePlacement).toBe('server');
+    const async = strategyOf({ mode: 'ps', staleness: 2 });
+    expect([async.replicasEqualEveryStep, notElasticBecause({ ...base, mode: 'ps', staleness: 2 }) !== null]).toEqual([false, true]);
+    expect(statePlacementOf({ ...base, mode: 'ps', staleness: 2 })).toBe('replicated');
+    expect(notElasticBecause(base)).toBeNull();
+  });
+
+  it('a tab alone has no hooks', () => {
+    expect(SOLO_STRATEGY.hooks).toEqual({});
+  });
+});
