@@ -357,11 +357,16 @@ describe('WebGpuBackend: buffers, batching and bad input', () => {
     expect(Array.from(out)).toEqual([50, ...new Array(9).fill(60)]);
   });
 
-  it('rejects a misaligned view and overlapping operands with clear errors', () => {
+  it('rejects a misaligned view, overlapping operands and a read-only input beside a written one with clear errors', () => {
     const b = blocked;
     const buf = b.alloc(4 * PAD, 'acts', 'activations');
     expect(() => b.relu(viewOf(buf, 3, 10), viewOf(buf, PAD, 10))).toThrow(/starts at element 3, not a multiple of VIEW_ALIGNMENT/);
     expect(() => b.relu(viewOf(buf, 0, 2 * PAD), viewOf(buf, PAD, 2 * PAD))).toThrow(/overlap in acts/);
+    // A read-only input (the gradients) in the buffer of a read_write binding, even in disjoint ranges.
+    const [p, g, m, v] = [0, 1, 2, 3].map((i) => viewOf(buf, i * PAD, PAD));
+    const adam = { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, step: 1 };
+    expect(() => b.adamw(p, g, m, v, adam)).toThrow(/adamw: grads \(bound read-only\) and params \(bound read_write\) are both views of acts/);
     b.free(buf);
+    expect(deviceProblems).toEqual([]);
   });
 });
