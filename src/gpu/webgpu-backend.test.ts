@@ -2,8 +2,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { type Backend, type DeviceBuffer, VIEW_ALIGNMENT, type View, viewOf } from '../engine/backend';
 import { CpuBackend } from '../engine/cpu-backend';
 import { randomUniform } from '../engine/gradcheck';
+import { isSwiftShader } from './device';
 import { deviceProblems, testDevice } from './test-device';
-import { WebGpuBackend } from './webgpu-backend';
+import { WebGpuBackend, chooseMatmulVariant } from './webgpu-backend';
 
 let blocked: WebGpuBackend;
 let tiled: WebGpuBackend;
@@ -113,10 +114,16 @@ describe('WebGpuBackend vs CpuBackend: matmul (atol 1e-4, rtol 1e-4)', () => {
     expect(deviceProblems).toEqual([]);
   }, 120_000);
 
-  it('picks the blocked kernel on SwiftShader by default', async () => {
-    const auto = await WebGpuBackend.fromContext(await testDevice());
-    expect(auto.info.adapter).toMatch(/swiftshader/i);
-    expect(auto.matmulVariant).toBe('blocked');
+  it('picks the matmul variant from the adapter by default (blocked on SwiftShader, tiled on a GPU), on any adapter', async () => {
+    const ctx = await testDevice();
+    const auto = await WebGpuBackend.fromContext(ctx);
+    expect(auto.matmulVariant).toBe(isSwiftShader(ctx.adapter) ? 'blocked' : 'tiled');
+    // The backend's description says which adapter it is, SwiftShader included.
+    expect(/swiftshader/i.test(auto.info.adapter)).toBe(isSwiftShader(ctx.adapter));
+    // The rule itself, for the adapter this test is not running on as well.
+    const swiftShader = { vendor: 'google', architecture: 'swiftshader', device: '', description: '' };
+    const gpu = { vendor: 'nvidia', architecture: 'hopper', device: '', description: '' };
+    expect([chooseMatmulVariant(swiftShader), chooseMatmulVariant(gpu), chooseMatmulVariant(swiftShader, 'tiled')]).toEqual(['blocked', 'tiled', 'tiled']);
   });
 });
 
