@@ -1,8 +1,9 @@
 // The table of compute kernels: for each, its WGSL file and entry point, its uniform struct (field
 // names and types in WGSL order, uniforms.ts) and its storage bindings by role, each with its binding
 // number and access ('read' or 'read_write', as the WGSL declares it: kernel-layouts.test.ts parses the
-// shaders and checks every entry here against them). Every pipeline and bind-group layout is built
-// once, when a backend is created (never in a step loop).
+// shaders and checks every entry here against them; docs/wgsl-kernels.md says which inputs are
+// read_write although only read, and why). Every pipeline and bind-group layout is built once, when a
+// backend is created (never in a step loop).
 import attentionWgsl from '../../shaders/attention.wgsl?raw';
 import attentionBackwardScoresWgsl from '../../shaders/attention_backward_scores.wgsl?raw';
 import biasWgsl from '../../shaders/bias.wgsl?raw';
@@ -71,7 +72,7 @@ function kernel<const U extends UniformStruct, R extends string>(
   return { file, entry, uniform, storage };
 }
 
-// --- uniform structs, one per WGSL struct ---------------------------------------------------------
+// --- uniform structs (one object serves the WGSL structs with the same fields) --------------------
 
 const count = { n: 'u32' } as const; // AddParams, ReluParams, GeluParams, CopyParams, SumParams
 const scaleParams = { n: 'u32', factor: 'f32' } as const;

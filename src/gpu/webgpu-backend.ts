@@ -2,6 +2,7 @@
 // creation, ops recorded into one compute pass and submitted at flush/read/write or when a batch
 // grows large. Repeating a step allocates nothing: bind groups and their uniform slots are cached per
 // (kernel, bound views), staging buffers for reads are pooled.
+// Over 400 lines: one short method per Backend op (checks, then one dispatch) beside the recording core.
 import {
   type AdamWHyper,
   type Backend,
