@@ -2,13 +2,16 @@
 // Forward, one invocation per (b, h, t): scores against k[0..t], stable softmax into att[b, h, t, :]
 // (zeros above the diagonal), then out[b, t, h] = sum_t2 att * v[t2].
 // Backward in two deterministic passes (no atomics):
-//  1. backward_scores, per (b, h, t): dscore[t2] = att[t2] * (datt[t2] - sum_j att[j] datt[j]) * scale
-//     with datt[t2] = dout[t] . v[t2], into a scratch buffer shaped like att.
-//  2. backward_qkv, per (b, h, t): dq[t] = sum_{t2<=t} dscore[t, t2] k[t2],
+//  1. attention_backward_scores.wgsl, per (b, h, t): dscore[t2] = att[t2] * (datt[t2] - sum_j att[j]
+//     datt[j]) * scale with datt[t2] = dout[t] . v[t2], into a scratch buffer shaped like att.
+//  2. backward_qkv (here), per (b, h, t): dq[t] = sum_{t2<=t} dscore[t, t2] k[t2],
 //     dk[t] = sum_{t3>=t} dscore[t3, t] q[t3], dv[t] = sum_{t3>=t} att[t3, t] dout[t3].
 //     Each invocation writes only its own row of dqkv: every element is written once (overwrite).
+// qkv, att and d_out are only read by backward_qkv (qkv by the forward too), but declared read_write:
+// the models keep them in the activation arena beside out and d_qkv, and WebGPU refuses a dispatch
+// that binds one buffer both read-only and writable. d_scores is the backend's own scratch buffer.
 
-struct Params {
+struct AttentionParams {
   B: u32,
   T: u32,
   C: u32,
@@ -16,15 +19,13 @@ struct Params {
   scale: f32, // 1 / sqrt(hs)
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
-// forward:          out, att, qkv
-// backward_scores:  dscore, dout, qkv, att
-// backward_qkv:     dqkv, dout, qkv, att, dscore
-@group(0) @binding(1) var<storage, read_write> b1: array<f32>;
-@group(0) @binding(2) var<storage, read_write> b2: array<f32>;
-@group(0) @binding(3) var<storage, read_write> b3: array<f32>;
-@group(0) @binding(4) var<storage, read_write> b4: array<f32>;
-@group(0) @binding(5) var<storage, read_write> b5: array<f32>;
+@group(0) @binding(0) var<uniform> p: AttentionParams;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;   // forward
+@group(0) @binding(1) var<storage, read_write> d_qkv: array<f32>; // backward_qkv
+@group(0) @binding(2) var<storage, read_write> att: array<f32>;   // written by the forward
+@group(0) @binding(3) var<storage, read_write> qkv: array<f32>;
+@group(0) @binding(4) var<storage, read_write> d_out: array<f32>; // backward_qkv
+@group(0) @binding(5) var<storage, read> d_scores: array<f32>;    // backward_qkv
 
 struct Row {
   b: u32,
@@ -61,46 +62,26 @@ fn attention_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wor
   for (var t2 = 0u; t2 <= r.t; t2++) {
     let k = qkv_at(r.b, t2, 1u, r.h);
     var dot = 0.0;
-    for (var i = 0u; i < hs; i++) { dot += b3[q + i] * b3[k + i]; }
+    for (var i = 0u; i < hs; i++) { dot += qkv[q + i] * qkv[k + i]; }
     let s = dot * p.scale;
-    b2[row + t2] = s;
+    att[row + t2] = s;
     max_s = max(max_s, s);
   }
   var sum = 0.0;
   for (var t2 = 0u; t2 <= r.t; t2++) {
-    let e = exp(b2[row + t2] - max_s);
-    b2[row + t2] = e;
+    let e = exp(att[row + t2] - max_s);
+    att[row + t2] = e;
     sum += e;
   }
   let inv = 1.0 / sum;
   for (var t2 = 0u; t2 < p.T; t2++) {
-    b2[row + t2] = select(0.0, b2[row + t2] * inv, t2 <= r.t);
+    att[row + t2] = select(0.0, att[row + t2] * inv, t2 <= r.t);
   }
   let o = (r.b * p.T + r.t) * p.C + r.h * hs;
   for (var i = 0u; i < hs; i++) {
     var acc = 0.0;
-    for (var t2 = 0u; t2 <= r.t; t2++) { acc += b2[row + t2] * b3[qkv_at(r.b, t2, 2u, r.h) + i]; }
-    b1[o + i] = acc;
-  }
-}
-
-@compute @workgroup_size(64)
-fn attention_backward_scores(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let r = row_of(gid, nwg);
-  if (!r.valid) { return; }
-  let hs = p.C / p.n_head;
-  let row = att_row(r);
-  let dout = (r.b * p.T + r.t) * p.C + r.h * hs;
-  var weighted = 0.0;
-  for (var t2 = 0u; t2 <= r.t; t2++) {
-    let v = qkv_at(r.b, t2, 2u, r.h);
-    var datt = 0.0;
-    for (var i = 0u; i < hs; i++) { datt += b2[dout + i] * b3[v + i]; }
-    b1[row + t2] = datt;
-    weighted += b4[row + t2] * datt;
-  }
-  for (var t2 = 0u; t2 < p.T; t2++) {
-    b1[row + t2] = select(0.0, b4[row + t2] * (b1[row + t2] - weighted) * p.scale, t2 <= r.t);
+    for (var t2 = 0u; t2 <= r.t; t2++) { acc += att[row + t2] * qkv[qkv_at(r.b, t2, 2u, r.h) + i]; }
+    out[o + i] = acc;
   }
 }
 
@@ -109,24 +90,24 @@ fn attention_backward_qkv(@builtin(global_invocation_id) gid: vec3u, @builtin(nu
   let r = row_of(gid, nwg);
   if (!r.valid) { return; }
   let hs = p.C / p.n_head;
-  let bh_rows = (r.b * p.n_head + r.h) * p.T; // first row of this (b, h) in att / dscore
+  let bh_rows = (r.b * p.n_head + r.h) * p.T; // first row of this (b, h) in att / d_scores
   let dq = qkv_at(r.b, r.t, 0u, r.h);
   let dk = qkv_at(r.b, r.t, 1u, r.h);
   let dv = qkv_at(r.b, r.t, 2u, r.h);
   for (var i = 0u; i < hs; i++) {
     var gq = 0.0;
     for (var t2 = 0u; t2 <= r.t; t2++) {
-      gq += b5[(bh_rows + r.t) * p.T + t2] * b3[qkv_at(r.b, t2, 1u, r.h) + i];
+      gq += d_scores[(bh_rows + r.t) * p.T + t2] * qkv[qkv_at(r.b, t2, 1u, r.h) + i];
     }
     var gk = 0.0;
     var gv = 0.0;
     for (var t3 = r.t; t3 < p.T; t3++) {
       let cell = (bh_rows + t3) * p.T + r.t;
-      gk += b5[cell] * b3[qkv_at(r.b, t3, 0u, r.h) + i];
-      gv += b4[cell] * b2[(r.b * p.T + t3) * p.C + r.h * hs + i];
+      gk += d_scores[cell] * qkv[qkv_at(r.b, t3, 0u, r.h) + i];
+      gv += att[cell] * d_out[(r.b * p.T + t3) * p.C + r.h * hs + i];
     }
-    b1[dq + i] = gq;
-    b1[dk + i] = gk;
-    b1[dv + i] = gv;
+    d_qkv[dq + i] = gq;
+    d_qkv[dk + i] = gk;
+    d_qkv[dv + i] = gv;
   }
 }

@@ -8,17 +8,19 @@
 //    matmul_blocked_<t>4 loads vec4s instead: 1.8x on 1024^3 there, the same bits.
 //  - matmul_tiled: 64x64 output tile per 16x16 workgroup, staged through workgroup memory 16 columns
 //    of K at a time; each invocation still computes 4x4. What real GPUs want.
-// Every storage binding is read_write: WebGPU forbids read-only and writable bindings of one buffer
-// in the same dispatch, and our tensors are views into a few large buffers.
+// `a` and `b` are only read, but declared read_write: the models multiply views of their activation
+// arena into another view of it (forward, input gradients), or two views of it into the gradient
+// buffer (weight gradients), and WebGPU refuses a dispatch that binds one buffer both read-only and
+// writable.
 
-struct Params {
+struct MatmulParams {
   M: u32,
   K: u32,
   N: u32,
-  accumulate: u32,
+  accumulate: u32, // 0: out = a @ b; 1: out += a @ b
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: MatmulParams;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<storage, read_write> a: array<f32>;
 @group(0) @binding(3) var<storage, read_write> b: array<f32>;
@@ -115,18 +117,18 @@ fn tiled(wg: vec3u, lid: vec3u, ta: bool, tb: bool) {
 
 // The same two operands seen as vec4s, for the matmul_blocked_*4 entry points alone: WGSL lets two
 // variables share a binding as long as no entry point uses both.
-@group(0) @binding(2) var<storage, read_write> a4: array<vec4f>;
-@group(0) @binding(3) var<storage, read_write> b4: array<vec4f>;
+@group(0) @binding(2) var<storage, read_write> a_vec4: array<vec4f>;
+@group(0) @binding(3) var<storage, read_write> b_vec4: array<vec4f>;
 
 // blocked() with vec4 loads where memory lays four of a block's values side by side: 8 vector loads
 // per 4 k instead of 32 scalar ones, each of which SwiftShader bounds-checks. The fmas run in the same
 // k order, so the results are the same bits. (One generic body for all transpositions, with the loads
 // behind helpers and a 4-k inner loop, ran 3x slower on SwiftShader than these unrolled ones.)
 
-// One output row of a block over four k, in k order: acc += a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3,
-// where a holds the row's four k and b0..b3 the block's four columns at each of them.
-fn fma4(acc: ptr<function, vec4f>, a: vec4f, b0: vec4f, b1: vec4f, b2: vec4f, b3: vec4f) {
-  *acc = fma(vec4f(a.w), b3, fma(vec4f(a.z), b2, fma(vec4f(a.y), b1, fma(vec4f(a.x), b0, *acc))));
+// One output row of a block over four k, in k order: acc += ak.x * b0 + ak.y * b1 + ak.z * b2 + ak.w * b3,
+// where ak holds the row's four k of `a` and b0..b3 the block's four columns at each of them.
+fn fma4(acc: ptr<function, vec4f>, ak: vec4f, b0: vec4f, b1: vec4f, b2: vec4f, b3: vec4f) {
+  *acc = fma(vec4f(ak.w), b3, fma(vec4f(ak.z), b2, fma(vec4f(ak.y), b1, fma(vec4f(ak.x), b0, *acc))));
 }
 
 // NN, K and N multiples of 4: a row's four k and a k's four columns are each one vec4.
@@ -145,14 +147,14 @@ fn fma4(acc: ptr<function, vec4f>, a: vec4f, b0: vec4f, b1: vec4f, b2: vec4f, b3
   var acc3 = vec4f(0.0);
   for (var k4 = 0u; k4 < k4s; k4++) {
     let kb = k4 * 4u * n4s + c4;
-    let b0 = b4[kb];
-    let b1 = b4[kb + n4s];
-    let b2 = b4[kb + 2u * n4s];
-    let b3 = b4[kb + 3u * n4s];
-    fma4(&acc0, a4[r.x + k4], b0, b1, b2, b3);
-    fma4(&acc1, a4[r.y + k4], b0, b1, b2, b3);
-    fma4(&acc2, a4[r.z + k4], b0, b1, b2, b3);
-    fma4(&acc3, a4[r.w + k4], b0, b1, b2, b3);
+    let b0 = b_vec4[kb];
+    let b1 = b_vec4[kb + n4s];
+    let b2 = b_vec4[kb + 2u * n4s];
+    let b3 = b_vec4[kb + 3u * n4s];
+    fma4(&acc0, a_vec4[r.x + k4], b0, b1, b2, b3);
+    fma4(&acc1, a_vec4[r.y + k4], b0, b1, b2, b3);
+    fma4(&acc2, a_vec4[r.z + k4], b0, b1, b2, b3);
+    fma4(&acc3, a_vec4[r.w + k4], b0, b1, b2, b3);
   }
   store_block(row0, col0, array<vec4f, 4>(acc0, acc1, acc2, acc3));
 }
@@ -172,8 +174,8 @@ fn fma4(acc: ptr<function, vec4f>, a: vec4f, b0: vec4f, b1: vec4f, b2: vec4f, b3
   var acc2 = vec4f(0.0);
   var acc3 = vec4f(0.0);
   for (var k = 0u; k < p.K; k++) {
-    let av = a4[k * m4s + i4];
-    let bv = b4[k * n4s + j4];
+    let av = a_vec4[k * m4s + i4];
+    let bv = b_vec4[k * n4s + j4];
     acc0 = fma(vec4f(av.x), bv, acc0);
     acc1 = fma(vec4f(av.y), bv, acc1);
     acc2 = fma(vec4f(av.z), bv, acc2);
@@ -196,18 +198,18 @@ fn fma4(acc: ptr<function, vec4f>, a: vec4f, b0: vec4f, b1: vec4f, b2: vec4f, b3
   var acc2 = vec4f(0.0);
   var acc3 = vec4f(0.0);
   for (var k4 = 0u; k4 < k4s; k4++) {
-    let c0 = b4[c.x + k4];
-    let c1 = b4[c.y + k4];
-    let c2 = b4[c.z + k4];
-    let c3 = b4[c.w + k4];
+    let c0 = b_vec4[c.x + k4];
+    let c1 = b_vec4[c.y + k4];
+    let c2 = b_vec4[c.z + k4];
+    let c3 = b_vec4[c.w + k4];
     let b0 = vec4f(c0.x, c1.x, c2.x, c3.x);
     let b1 = vec4f(c0.y, c1.y, c2.y, c3.y);
     let b2 = vec4f(c0.z, c1.z, c2.z, c3.z);
     let b3 = vec4f(c0.w, c1.w, c2.w, c3.w);
-    fma4(&acc0, a4[r.x + k4], b0, b1, b2, b3);
-    fma4(&acc1, a4[r.y + k4], b0, b1, b2, b3);
-    fma4(&acc2, a4[r.z + k4], b0, b1, b2, b3);
-    fma4(&acc3, a4[r.w + k4], b0, b1, b2, b3);
+    fma4(&acc0, a_vec4[r.x + k4], b0, b1, b2, b3);
+    fma4(&acc1, a_vec4[r.y + k4], b0, b1, b2, b3);
+    fma4(&acc2, a_vec4[r.z + k4], b0, b1, b2, b3);
+    fma4(&acc3, a_vec4[r.w + k4], b0, b1, b2, b3);
   }
   store_block(row0, col0, array<vec4f, 4>(acc0, acc1, acc2, acc3));
 }

@@ -1,26 +1,37 @@
-// The table of compute kernels: which WGSL file, which entry point, which storage bindings, which
-// pipeline constants. Every pipeline is built once, when a backend is created (never in a step loop).
+// The table of compute kernels: for each, its WGSL file and entry point, its uniform struct (field
+// names and types in WGSL order, uniforms.ts) and its storage bindings by role, each with its binding
+// number and access ('read' or 'read_write', as the WGSL declares it: kernel-layouts.test.ts parses the
+// shaders and checks every entry here against them; docs/wgsl-kernels.md says which inputs are
+// read_write although only read, and why). Every pipeline and bind-group layout is built once, when a
+// backend is created (never in a step loop).
 import attentionWgsl from '../../shaders/attention.wgsl?raw';
+import attentionBackwardScoresWgsl from '../../shaders/attention_backward_scores.wgsl?raw';
 import biasWgsl from '../../shaders/bias.wgsl?raw';
+import clipWgsl from '../../shaders/clip.wgsl?raw';
 import embeddingWgsl from '../../shaders/embedding.wgsl?raw';
 import fillWgsl from '../../shaders/fill.wgsl?raw';
 import geluWgsl from '../../shaders/gelu.wgsl?raw';
 import layernormWgsl from '../../shaders/layernorm.wgsl?raw';
+import layernormBackwardParamsWgsl from '../../shaders/layernorm_backward_params.wgsl?raw';
 import matmulWgsl from '../../shaders/matmul.wgsl?raw';
 import optimizerWgsl from '../../shaders/optimizer.wgsl?raw';
 import reduceWgsl from '../../shaders/reduce.wgsl?raw';
 import reluWgsl from '../../shaders/relu.wgsl?raw';
 import residualWgsl from '../../shaders/residual.wgsl?raw';
 import softmaxCrossEntropyWgsl from '../../shaders/softmax_cross_entropy.wgsl?raw';
+import type { UniformStruct, UniformValues } from './uniforms';
 
 /** Every WGSL file, by name (shaders/<name>.wgsl). */
 export const SHADERS = {
   attention: attentionWgsl,
+  attention_backward_scores: attentionBackwardScoresWgsl,
   bias: biasWgsl,
+  clip: clipWgsl,
   embedding: embeddingWgsl,
   fill: fillWgsl,
   gelu: geluWgsl,
   layernorm: layernormWgsl,
+  layernorm_backward_params: layernormBackwardParamsWgsl,
   matmul: matmulWgsl,
   optimizer: optimizerWgsl,
   reduce: reduceWgsl,
@@ -28,84 +39,174 @@ export const SHADERS = {
   residual: residualWgsl,
   softmax_cross_entropy: softmaxCrossEntropyWgsl,
 };
-type ShaderFile = keyof typeof SHADERS;
+export type ShaderFile = keyof typeof SHADERS;
 
-export interface KernelSpec {
-  file: ShaderFile;
-  entry: string;
-  /** Binding numbers of the storage buffers, in the order the op passes its views (binding 0 is the uniform). */
-  storage: number[];
-  constants?: Record<string, number>;
+/**
+ * A storage binding: its number, whether the kernel only reads it, and (when it differs from the
+ * role's name in snake_case) the WGSL variable's name.
+ */
+export interface StorageBinding {
+  readonly binding: number;
+  readonly access: 'read' | 'read_write';
+  readonly wgslVar?: string;
 }
 
-const seq = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
-const k = (file: ShaderFile, entry: string, storage: number | number[], constants?: Record<string, number>): KernelSpec => ({
-  file,
-  entry,
-  storage: typeof storage === 'number' ? seq(storage) : storage,
-  constants,
-});
+export interface KernelSpec<U extends UniformStruct = UniformStruct, R extends string = string> {
+  readonly file: ShaderFile;
+  readonly entry: string;
+  /** The struct at binding 0. */
+  readonly uniform: U;
+  /** Storage bindings by role: the op binds a view to each role. */
+  readonly storage: Readonly<Record<R, StorageBinding>>;
+}
+
+const read = (binding: number, wgslVar?: string): StorageBinding => ({ binding, access: 'read', wgslVar });
+const readWrite = (binding: number, wgslVar?: string): StorageBinding => ({ binding, access: 'read_write', wgslVar });
+
+function kernel<const U extends UniformStruct, R extends string>(
+  file: ShaderFile,
+  entry: string,
+  uniform: U,
+  storage: Record<R, StorageBinding>,
+): KernelSpec<U, R> {
+  return { file, entry, uniform, storage };
+}
+
+// --- uniform structs (one object serves the WGSL structs with the same fields) --------------------
+
+const count = { n: 'u32' } as const; // AddParams, ReluParams, GeluParams, CopyParams, SumParams
+const scaleParams = { n: 'u32', factor: 'f32' } as const;
+const fillParams = { n: 'u32', valueBits: 'u32' } as const;
+const rowsCols = { rows: 'u32', cols: 'u32' } as const; // BiasParams, LayerNormParams
+const softmaxCrossEntropyParams = { rows: 'u32', cols: 'u32', gradScale: 'f32' } as const;
+const embeddingParams = { B: 'u32', T: 'u32', C: 'u32', vocab: 'u32' } as const;
+const attentionParams = { B: 'u32', T: 'u32', C: 'u32', nHead: 'u32', scale: 'f32' } as const;
+const partialSumParams = { n: 'u32', stride: 'u32' } as const;
+const clipParams = { n: 'u32', maxNorm: 'f32' } as const;
+const sgdParams = { n: 'u32', lr: 'f32', momentum: 'f32', weightDecay: 'f32' } as const;
+const adamWParams = {
+  n: 'u32',
+  lr: 'f32',
+  beta1: 'f32',
+  beta2: 'f32',
+  eps: 'f32',
+  weightDecay: 'f32',
+  correction1: 'f32',
+  correction2: 'f32',
+} as const;
+const matmulParams = { M: 'u32', K: 'u32', N: 'u32', accumulate: 'u32' } as const;
 
 export type MatmulVariant = 'blocked' | 'tiled';
 export type Transposes = 'nn' | 'nt' | 'tn' | 'tt';
 
 type MatmulKernelName = `matmul_${MatmulVariant}_${Transposes}` | 'matmul_blocked_nn4' | 'matmul_blocked_nt4' | 'matmul_blocked_tn4';
+type MatmulKernel = KernelSpec<typeof matmulParams, 'out' | 'a' | 'b'>;
 
-function matmulKernels(): Record<MatmulKernelName, KernelSpec> {
-  const out = {} as Record<MatmulKernelName, KernelSpec>;
+function matmulKernels(): Record<MatmulKernelName, MatmulKernel> {
+  const out = {} as Record<MatmulKernelName, MatmulKernel>;
   for (const variant of ['blocked', 'tiled'] as const) {
     for (const t of ['nn', 'nt', 'tn', 'tt'] as const) {
-      out[`matmul_${variant}_${t}`] = k('matmul', `matmul_${variant}_${t}`, 3);
+      out[`matmul_${variant}_${t}`] = kernel('matmul', `matmul_${variant}_${t}`, matmulParams, { out: readWrite(1), a: readWrite(2), b: readWrite(3) });
     }
   }
-  for (const t of ['nn', 'nt', 'tn'] as const) out[`matmul_blocked_${t}4`] = k('matmul', `matmul_blocked_${t}4`, 3);
+  for (const t of ['nn', 'nt', 'tn'] as const) {
+    out[`matmul_blocked_${t}4`] = kernel('matmul', `matmul_blocked_${t}4`, matmulParams, {
+      out: readWrite(1),
+      a: readWrite(2, 'a_vec4'),
+      b: readWrite(3, 'b_vec4'),
+    });
+  }
   return out;
 }
 
 export const KERNELS = {
   ...matmulKernels(),
-  add: k('residual', 'add', 3),
-  add_in_place: k('residual', 'add_in_place', 2),
-  scale: k('residual', 'scale', 1),
-  fill: k('fill', 'fill', 1),
-  copy: k('fill', 'copy', 2),
-  bias_add: k('bias', 'bias_add', 3),
-  bias_add_in_place: k('bias', 'bias_add_in_place', [1, 3]),
-  bias_backward: k('bias', 'bias_backward', 2),
-  relu: k('relu', 'relu', 2),
-  relu_in_place: k('relu', 'relu_in_place', 1),
-  relu_backward: k('relu', 'relu_backward', 3),
-  relu_backward_in_place: k('relu', 'relu_backward_in_place', 2),
-  gelu: k('gelu', 'gelu', 2),
-  gelu_in_place: k('gelu', 'gelu_in_place', 1),
-  gelu_backward: k('gelu', 'gelu_backward', 3),
-  gelu_backward_in_place: k('gelu', 'gelu_backward_in_place', 2),
-  softmax_cross_entropy: k('softmax_cross_entropy', 'softmax_cross_entropy', 5),
-  layernorm_forward: k('layernorm', 'layernorm_forward', 6),
-  layernorm_backward_dx: k('layernorm', 'layernorm_backward_dx', 6),
-  layernorm_backward_params: k('layernorm', 'layernorm_backward_params', 6),
-  embedding_forward: k('embedding', 'embedding_forward', 4),
-  embedding_backward_wte: k('embedding', 'embedding_backward_wte', 3),
-  embedding_backward_wpe: k('embedding', 'embedding_backward_wpe', [1, 3]),
-  attention_forward: k('attention', 'attention_forward', 3),
-  attention_backward_scores: k('attention', 'attention_backward_scores', 4),
-  attention_backward_qkv: k('attention', 'attention_backward_qkv', 5),
-  sum_squares: k('reduce', 'sum_squares', 2),
-  sum_squares_partials: k('reduce', 'sum_squares_partials', 2),
-  sum_partials: k('reduce', 'sum_partials', 2),
-  clip_by_norm: k('optimizer', 'clip_by_norm', 2),
-  sgd: k('optimizer', 'sgd', 3),
-  adamw: k('optimizer', 'adamw', 4),
+  add: kernel('residual', 'add', count, { out: readWrite(1), a: readWrite(2), b: readWrite(3) }),
+  add_in_place: kernel('residual', 'add_in_place', count, { out: readWrite(1), a: readWrite(2) }),
+  scale: kernel('residual', 'scale', scaleParams, { x: readWrite(1) }),
+  fill: kernel('fill', 'fill', fillParams, { out: readWrite(1) }),
+  copy: kernel('fill', 'copy', count, { out: readWrite(1), src: readWrite(2) }),
+  bias_add: kernel('bias', 'bias_add', rowsCols, { out: readWrite(1), x: readWrite(2), bias: read(3) }),
+  bias_add_in_place: kernel('bias', 'bias_add_in_place', rowsCols, { out: readWrite(1), bias: read(3) }),
+  bias_backward: kernel('bias', 'bias_backward', rowsCols, { dBias: readWrite(1), dOut: read(2) }),
+  relu: kernel('relu', 'relu', count, { out: readWrite(1), x: readWrite(2) }),
+  relu_in_place: kernel('relu', 'relu_in_place', count, { out: readWrite(1) }),
+  relu_backward: kernel('relu', 'relu_backward', count, { dx: readWrite(1), x: readWrite(2), dy: readWrite(3) }),
+  relu_backward_in_place: kernel('relu', 'relu_backward_in_place', count, { dx: readWrite(1), x: readWrite(2) }),
+  gelu: kernel('gelu', 'gelu', count, { out: readWrite(1), x: readWrite(2) }),
+  gelu_in_place: kernel('gelu', 'gelu_in_place', count, { out: readWrite(1) }),
+  gelu_backward: kernel('gelu', 'gelu_backward', count, { dx: readWrite(1), x: readWrite(2), dy: readWrite(3) }),
+  gelu_backward_in_place: kernel('gelu', 'gelu_backward_in_place', count, { dx: readWrite(1), x: readWrite(2) }),
+  softmax_cross_entropy: kernel('softmax_cross_entropy', 'softmax_cross_entropy', softmaxCrossEntropyParams, {
+    losses: readWrite(1),
+    probs: readWrite(2),
+    dLogits: readWrite(3),
+    logits: readWrite(4),
+    targets: read(5),
+  }),
+  layernorm_forward: kernel('layernorm', 'layernorm_forward', rowsCols, {
+    out: readWrite(1),
+    mean: readWrite(2),
+    rstd: readWrite(3),
+    x: readWrite(4),
+    gamma: read(5),
+    beta: read(6),
+  }),
+  layernorm_backward_dx: kernel('layernorm', 'layernorm_backward_dx', rowsCols, {
+    dx: readWrite(1),
+    mean: readWrite(2),
+    rstd: readWrite(3),
+    x: readWrite(4),
+    gamma: read(5),
+    dy: readWrite(6),
+  }),
+  layernorm_backward_params: kernel('layernorm_backward_params', 'layernorm_backward_params', rowsCols, {
+    dGamma: readWrite(1),
+    dBeta: readWrite(2),
+    dy: read(3),
+    x: read(4),
+    mean: read(5),
+    rstd: read(6),
+  }),
+  embedding_forward: kernel('embedding', 'embedding_forward', embeddingParams, { out: readWrite(1), tokens: read(2), wte: read(3), wpe: read(4) }),
+  embedding_backward_wte: kernel('embedding', 'embedding_backward_wte', embeddingParams, { dWte: readWrite(1), tokens: read(2), dOut: read(5) }),
+  embedding_backward_wpe: kernel('embedding', 'embedding_backward_wpe', embeddingParams, { dWpe: readWrite(1), dOut: read(5) }),
+  attention_forward: kernel('attention', 'attention_forward', attentionParams, { out: readWrite(1), att: readWrite(2), qkv: readWrite(3) }),
+  attention_backward_scores: kernel('attention_backward_scores', 'attention_backward_scores', attentionParams, {
+    dScores: readWrite(1),
+    dOut: read(2),
+    qkv: read(3),
+    att: read(4),
+  }),
+  attention_backward_qkv: kernel('attention', 'attention_backward_qkv', attentionParams, {
+    dQkv: readWrite(1),
+    att: readWrite(2),
+    qkv: readWrite(3),
+    dOut: readWrite(4),
+    dScores: read(5),
+  }),
+  sum_squares: kernel('reduce', 'sum_squares', count, { total: readWrite(1), x: read(2) }),
+  sum_squares_partials: kernel('reduce', 'sum_squares_partials', partialSumParams, { partials: readWrite(1), x: read(2) }),
+  sum_partials: kernel('reduce', 'sum_partials', count, { total: readWrite(1), x: read(2) }),
+  clip_by_norm: kernel('clip', 'clip_by_norm', clipParams, { grads: readWrite(1), sumSq: read(2) }),
+  sgd: kernel('optimizer', 'sgd', sgdParams, { params: readWrite(1), grads: read(2), momentum: readWrite(3) }),
+  adamw: kernel('optimizer', 'adamw', adamWParams, { params: readWrite(1), grads: read(2), m: readWrite(3), v: readWrite(4) }),
 } satisfies Record<string, KernelSpec>;
 
 export type KernelName = keyof typeof KERNELS;
+/** The named uniform values a dispatch of `N` passes. */
+export type UniformsOf<N extends KernelName> = UniformValues<(typeof KERNELS)[N]['uniform']>;
+/** The views a dispatch of `N` binds, by role. */
+export type ViewsOf<N extends KernelName, V> = Record<keyof (typeof KERNELS)[N]['storage'], V>;
 
 export interface Kernel {
   pipeline: GPUComputePipeline;
   layout: GPUBindGroupLayout;
   /** Held only to keep the wrapper alive as long as the pipeline (see buildKernels). */
   pipelineLayout: GPUPipelineLayout;
-  storage: number[];
+  spec: KernelSpec;
+  /** The storage roles with their bindings, in the spec's order (the order views are checked and cached in). */
+  roles: [role: string, binding: StorageBinding][];
 }
 
 /**
@@ -126,20 +227,25 @@ function compileModules(device: GPUDevice): Record<ShaderFile, GPUShaderModule> 
 
 function buildKernel(device: GPUDevice, modules: Record<ShaderFile, GPUShaderModule>, name: KernelName): Kernel {
   const spec: KernelSpec = KERNELS[name];
+  const roles = Object.entries<StorageBinding>(spec.storage);
   const layout = device.createBindGroupLayout({
     label: name,
     entries: [
       { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } },
-      ...spec.storage.map((binding) => ({ binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' as const } })),
+      ...roles.map(([, { binding, access }]) => ({
+        binding,
+        visibility: GPUShaderStage.COMPUTE,
+        buffer: { type: access === 'read' ? ('read-only-storage' as const) : ('storage' as const) },
+      })),
     ],
   });
   const pipelineLayout = device.createPipelineLayout({ bindGroupLayouts: [layout] });
   const pipeline = device.createComputePipeline({
     label: name,
     layout: pipelineLayout,
-    compute: { module: modules[spec.file], entryPoint: spec.entry, constants: spec.constants },
+    compute: { module: modules[spec.file], entryPoint: spec.entry },
   });
-  return { pipeline, layout, pipelineLayout, storage: spec.storage };
+  return { pipeline, layout, pipelineLayout, spec, roles };
 }
 
 /** Builds (or reuses) the pipelines of `names` on `device`. */

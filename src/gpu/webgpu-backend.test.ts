@@ -2,8 +2,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { type Backend, type DeviceBuffer, VIEW_ALIGNMENT, type View, viewOf } from '../engine/backend';
 import { CpuBackend } from '../engine/cpu-backend';
 import { randomUniform } from '../engine/gradcheck';
+import { isSwiftShader } from './device';
 import { deviceProblems, testDevice } from './test-device';
-import { WebGpuBackend } from './webgpu-backend';
+import { WebGpuBackend, chooseMatmulVariant } from './webgpu-backend';
 
 let blocked: WebGpuBackend;
 let tiled: WebGpuBackend;
@@ -113,10 +114,16 @@ describe('WebGpuBackend vs CpuBackend: matmul (atol 1e-4, rtol 1e-4)', () => {
     expect(deviceProblems).toEqual([]);
   }, 120_000);
 
-  it('picks the blocked kernel on SwiftShader by default', async () => {
-    const auto = await WebGpuBackend.fromContext(await testDevice());
-    expect(auto.info.adapter).toMatch(/swiftshader/i);
-    expect(auto.matmulVariant).toBe('blocked');
+  it('picks the matmul variant from the adapter by default (blocked on SwiftShader, tiled on a GPU), on any adapter', async () => {
+    const ctx = await testDevice();
+    const auto = await WebGpuBackend.fromContext(ctx);
+    expect(auto.matmulVariant).toBe(isSwiftShader(ctx.adapter) ? 'blocked' : 'tiled');
+    // The backend's description says which adapter it is, SwiftShader included.
+    expect(/swiftshader/i.test(auto.info.adapter)).toBe(isSwiftShader(ctx.adapter));
+    // The rule itself, for the adapter this test is not running on as well.
+    const swiftShader = { vendor: 'google', architecture: 'swiftshader', device: '', description: '' };
+    const gpu = { vendor: 'nvidia', architecture: 'hopper', device: '', description: '' };
+    expect([chooseMatmulVariant(swiftShader), chooseMatmulVariant(gpu), chooseMatmulVariant(swiftShader, 'tiled')]).toEqual(['blocked', 'tiled', 'tiled']);
   });
 });
 
@@ -357,11 +364,16 @@ describe('WebGpuBackend: buffers, batching and bad input', () => {
     expect(Array.from(out)).toEqual([50, ...new Array(9).fill(60)]);
   });
 
-  it('rejects a misaligned view and overlapping operands with clear errors', () => {
+  it('rejects a misaligned view, overlapping operands and a read-only input beside a written one with clear errors', () => {
     const b = blocked;
     const buf = b.alloc(4 * PAD, 'acts', 'activations');
     expect(() => b.relu(viewOf(buf, 3, 10), viewOf(buf, PAD, 10))).toThrow(/starts at element 3, not a multiple of VIEW_ALIGNMENT/);
     expect(() => b.relu(viewOf(buf, 0, 2 * PAD), viewOf(buf, PAD, 2 * PAD))).toThrow(/overlap in acts/);
+    // A read-only input (the gradients) in the buffer of a read_write binding, even in disjoint ranges.
+    const [p, g, m, v] = [0, 1, 2, 3].map((i) => viewOf(buf, i * PAD, PAD));
+    const adam = { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, step: 1 };
+    expect(() => b.adamw(p, g, m, v, adam)).toThrow(/adamw: grads \(bound read-only\) and params \(bound read_write\) are both views of acts/);
     b.free(buf);
+    expect(deviceProblems).toEqual([]);
   });
 });

@@ -2,6 +2,7 @@
 // creation, ops recorded into one compute pass and submitted at flush/read/write or when a batch
 // grows large. Repeating a step allocates nothing: bind groups and their uniform slots are cached per
 // (kernel, bound views), staging buffers for reads are pooled.
+// Over 400 lines: one short method per Backend op (checks, then one dispatch) beside the recording core.
 import {
   type AdamWHyper,
   type Backend,
@@ -18,8 +19,9 @@ import {
 import { emptyMemory } from '../engine/cpu-backend';
 import { checkAttention, checkMatmul, needDType, needLength, needPositive, needSameLength } from '../engine/op-checks';
 import { type AcquireOptions, type AdapterDescription, type GpuContext, acquireDevice, isSwiftShader } from './device';
-import { type Kernel, type KernelName, type MatmulVariant, buildKernels, kernelsFor } from './kernels';
+import { type Kernel, type KernelName, type MatmulVariant, type UniformsOf, type ViewsOf, buildKernels, kernelsFor } from './kernels';
 import { UniformArena, type UniformSlot } from './uniform-arena';
+import { packUniforms } from './uniforms';
 
 export interface WebGpuBackendOptions extends AcquireOptions {
   /** Force a matmul kernel; by default 'blocked' on SwiftShader (a CPU), 'tiled' on real GPUs. */
@@ -41,12 +43,6 @@ interface CachedBinding {
   /** The uniform words last written to the slot, and the batch that last used them. */
   words: Uint32Array<ArrayBuffer> | undefined;
   batch: number;
-}
-
-/** Uniform values: u32 fields first, then f32 fields, as every WGSL Params struct in shaders/ lists them. */
-interface Uniforms {
-  u?: number[];
-  f?: number[];
 }
 
 const WORKGROUPS_PER_DIM = 65535;
@@ -183,13 +179,13 @@ export class WebGpuBackend implements Backend {
 
   fill(dst: View, value: number): void {
     const bits = dst.buf.dtype === 'u32' ? value >>> 0 : new Uint32Array(new Float32Array([value]).buffer)[0];
-    this.run('fill', { u: [dst.length, bits] }, [dst], this.grid(dst.length, 256));
+    this.run('fill', { n: dst.length, valueBits: bits }, { out: dst }, this.grid(dst.length, 256));
   }
 
   copy(dst: View, src: View): void {
     needSameLength('copy', { dst, src });
     if (dst.buf.id === src.buf.id) {
-      this.run('copy', { u: [dst.length] }, [dst, src], this.grid(dst.length, 256));
+      this.run('copy', { n: dst.length }, { out: dst, src }, this.grid(dst.length, 256));
       return;
     }
     // Between buffers a plain copy command needs no alignment: record it between passes.
@@ -221,18 +217,18 @@ export class WebGpuBackend implements Backend {
     const n = needSameLength('add', { out, a, b });
     const [outIsA, outIsB] = [sameRange(out, a), sameRange(out, b)];
     if (outIsA && outIsB) this.scale(out, 2);
-    else if (outIsA) this.run('add_in_place', { u: [n] }, [out, b], this.grid(n, 256));
-    else if (outIsB) this.run('add_in_place', { u: [n] }, [out, a], this.grid(n, 256));
-    else this.run('add', { u: [n] }, [out, a, b], this.grid(n, 256));
+    else if (outIsA) this.run('add_in_place', { n }, { out, a: b }, this.grid(n, 256));
+    else if (outIsB) this.run('add_in_place', { n }, { out, a }, this.grid(n, 256));
+    else this.run('add', { n }, { out, a, b }, this.grid(n, 256));
   }
 
   addInPlace(out: View, a: View): void {
     const n = needSameLength('addInPlace', { out, a });
-    this.run('add_in_place', { u: [n] }, [out, a], this.grid(n, 256));
+    this.run('add_in_place', { n }, { out, a }, this.grid(n, 256));
   }
 
   scale(x: View, s: number): void {
-    this.run('scale', { u: [x.length], f: [s] }, [x], this.grid(x.length, 256));
+    this.run('scale', { n: x.length, factor: s }, { x }, this.grid(x.length, 256));
   }
 
   // --- linear -----------------------------------------------------------------------------------
@@ -245,11 +241,12 @@ export class WebGpuBackend implements Backend {
     if (groups[0] > WORKGROUPS_PER_DIM || groups[1] > WORKGROUPS_PER_DIM) {
       throw new RangeError(`matmul: ${M}x${N} needs more than ${WORKGROUPS_PER_DIM} workgroups in a dimension`);
     }
-    this.run(this.vec4Matmul(opts, M, K, N) ?? `matmul_${this.matmulVariant}_${t}`, { u: [M, K, N, opts.accumulate ? 1 : 0] }, [
-      viewOf(out.buf, out.offset, M * N),
-      viewOf(a.buf, a.offset, M * K),
-      viewOf(b.buf, b.offset, K * N),
-    ], groups);
+    this.run(
+      this.vec4Matmul(opts, M, K, N) ?? `matmul_${this.matmulVariant}_${t}`,
+      { M, K, N, accumulate: opts.accumulate ? 1 : 0 },
+      { out: viewOf(out.buf, out.offset, M * N), a: viewOf(a.buf, a.offset, M * K), b: viewOf(b.buf, b.offset, K * N) },
+      groups,
+    );
   }
 
   /**
@@ -272,15 +269,15 @@ export class WebGpuBackend implements Backend {
     needLength('biasAdd', 'bias', bias, cols);
     const n = rows * cols;
     const [o, xs, b] = [prefix(out, n), prefix(x, n), prefix(bias, cols)];
-    if (sameRange(o, xs)) this.run('bias_add_in_place', { u: [rows, cols] }, [o, b], this.grid(n, 256));
-    else this.run('bias_add', { u: [rows, cols] }, [o, xs, b], this.grid(n, 256));
+    if (sameRange(o, xs)) this.run('bias_add_in_place', { rows, cols }, { out: o, bias: b }, this.grid(n, 256));
+    else this.run('bias_add', { rows, cols }, { out: o, x: xs, bias: b }, this.grid(n, 256));
   }
 
   biasBackward(dBias: View, dOut: View, rows: number, cols: number): void {
     needPositive('biasBackward', { rows, cols });
     needLength('biasBackward', 'dBias', dBias, cols);
     needLength('biasBackward', 'dOut', dOut, rows * cols);
-    this.run('bias_backward', { u: [rows, cols] }, [prefix(dBias, cols), prefix(dOut, rows * cols)], this.grid(cols, 64));
+    this.run('bias_backward', { rows, cols }, { dBias: prefix(dBias, cols), dOut: prefix(dOut, rows * cols) }, this.grid(cols, 64));
   }
 
   // --- activations ------------------------------------------------------------------------------
@@ -322,8 +319,8 @@ export class WebGpuBackend implements Backend {
     needLength(op, 'targets', targets, rows);
     this.run(
       'softmax_cross_entropy',
-      { u: [rows, cols], f: [gradScale] },
-      [prefix(losses, rows), prefix(probs, n), prefix(dLogits, n), prefix(logits, n), prefix(targets, rows)],
+      { rows, cols, gradScale },
+      { losses: prefix(losses, rows), probs: prefix(probs, n), dLogits: prefix(dLogits, n), logits: prefix(logits, n), targets: prefix(targets, rows) },
       this.grid(rows, 64),
     );
   }
@@ -339,8 +336,8 @@ export class WebGpuBackend implements Backend {
     for (const [name, v] of Object.entries({ gamma, beta })) needLength(op, name, v, cols);
     this.run(
       'layernorm_forward',
-      { u: [rows, cols] },
-      [prefix(out, n), prefix(mean, rows), prefix(rstd, rows), prefix(x, n), prefix(gamma, cols), prefix(beta, cols)],
+      { rows, cols },
+      { out: prefix(out, n), mean: prefix(mean, rows), rstd: prefix(rstd, rows), x: prefix(x, n), gamma: prefix(gamma, cols), beta: prefix(beta, cols) },
       this.grid(rows, 64),
     );
   }
@@ -363,9 +360,9 @@ export class WebGpuBackend implements Backend {
     for (const [name, v] of Object.entries({ dx, dy, x })) needLength(op, name, v, n);
     for (const [name, v] of Object.entries({ mean, rstd })) needLength(op, name, v, rows);
     for (const [name, v] of Object.entries({ dGamma, dBeta, gamma })) needLength(op, name, v, cols);
-    const [dyN, xN, meanN, rstdN] = [prefix(dy, n), prefix(x, n), prefix(mean, rows), prefix(rstd, rows)];
-    this.run('layernorm_backward_params', { u: [rows, cols] }, [prefix(dGamma, cols), prefix(dBeta, cols), dyN, xN, meanN, rstdN], this.grid(cols, 64));
-    this.run('layernorm_backward_dx', { u: [rows, cols] }, [prefix(dx, n), dyN, xN, meanN, rstdN, prefix(gamma, cols)], this.grid(rows, 64));
+    const saved = { dy: prefix(dy, n), x: prefix(x, n), mean: prefix(mean, rows), rstd: prefix(rstd, rows) };
+    this.run('layernorm_backward_params', { rows, cols }, { dGamma: prefix(dGamma, cols), dBeta: prefix(dBeta, cols), ...saved }, this.grid(cols, 64));
+    this.run('layernorm_backward_dx', { rows, cols }, { dx: prefix(dx, n), gamma: prefix(gamma, cols), ...saved }, this.grid(rows, 64));
   }
 
   // --- GPT pieces -------------------------------------------------------------------------------
@@ -379,7 +376,12 @@ export class WebGpuBackend implements Backend {
     needLength(op, 'wpe', wpe, T * C);
     const vocab = Math.floor(wte.length / C);
     needPositive(op, { vocab });
-    this.run('embedding_forward', { u: [B, T, C, vocab] }, [prefix(out, B * T * C), prefix(tokens, B * T), prefix(wte, vocab * C), prefix(wpe, T * C)], this.grid(B * T * C, 256));
+    this.run(
+      'embedding_forward',
+      { B, T, C, vocab },
+      { out: prefix(out, B * T * C), tokens: prefix(tokens, B * T), wte: prefix(wte, vocab * C), wpe: prefix(wpe, T * C) },
+      this.grid(B * T * C, 256),
+    );
   }
 
   embeddingBackward(dWte: View, dWpe: View, dOut: View, tokens: View, B: number, T: number, C: number, vocab: number): void {
@@ -391,17 +393,17 @@ export class WebGpuBackend implements Backend {
     needLength(op, 'dOut', dOut, B * T * C);
     needLength(op, 'tokens', tokens, B * T);
     const [tok, dy] = [prefix(tokens, B * T), prefix(dOut, B * T * C)];
-    const u = [B, T, C, vocab];
-    this.run('embedding_backward_wte', { u }, [prefix(dWte, vocab * C), tok, dy], this.grid(vocab * C, 256));
-    this.run('embedding_backward_wpe', { u }, [prefix(dWpe, T * C), dy], this.grid(T * C, 256));
+    const shape = { B, T, C, vocab };
+    this.run('embedding_backward_wte', shape, { dWte: prefix(dWte, vocab * C), tokens: tok, dOut: dy }, this.grid(vocab * C, 256));
+    this.run('embedding_backward_wpe', shape, { dWpe: prefix(dWpe, T * C), dOut: dy }, this.grid(T * C, 256));
   }
 
   attention(out: View, att: View, qkv: View, B: number, T: number, C: number, nHead: number): void {
     checkAttention(qkv, att, out, B, T, C, nHead, 'attention');
     this.run(
       'attention_forward',
-      { u: [B, T, C, nHead], f: [1 / Math.sqrt(C / nHead)] },
-      [prefix(out, B * T * C), prefix(att, B * nHead * T * T), prefix(qkv, B * T * 3 * C)],
+      { B, T, C, nHead, scale: 1 / Math.sqrt(C / nHead) },
+      { out: prefix(out, B * T * C), att: prefix(att, B * nHead * T * T), qkv: prefix(qkv, B * T * 3 * C) },
       this.grid(B * nHead * T, 64),
     );
   }
@@ -412,11 +414,11 @@ export class WebGpuBackend implements Backend {
     needLength(op, 'dQkv', dQkv, B * T * 3 * C);
     const attLength = B * nHead * T * T;
     const scores = viewOf(this.scratch(attLength), 0, attLength);
-    const u = { u: [B, T, C, nHead], f: [1 / Math.sqrt(C / nHead)] };
-    const [dy, x, a] = [prefix(dOut, B * T * C), prefix(qkv, B * T * 3 * C), prefix(att, attLength)];
+    const shape = { B, T, C, nHead, scale: 1 / Math.sqrt(C / nHead) };
+    const saved = { dOut: prefix(dOut, B * T * C), qkv: prefix(qkv, B * T * 3 * C), att: prefix(att, attLength) };
     const grid = this.grid(B * nHead * T, 64);
-    this.run('attention_backward_scores', u, [scores, dy, x, a], grid);
-    this.run('attention_backward_qkv', u, [prefix(dQkv, B * T * 3 * C), dy, x, a, scores], grid);
+    this.run('attention_backward_scores', shape, { dScores: scores, ...saved }, grid);
+    this.run('attention_backward_qkv', shape, { dQkv: prefix(dQkv, B * T * 3 * C), dScores: scores, ...saved }, grid);
   }
 
   // --- optimisers and clipping ------------------------------------------------------------------
@@ -425,43 +427,44 @@ export class WebGpuBackend implements Backend {
     needLength('sumSquares', 'partial', partial, 1);
     // Small inputs: one workgroup is already fast, and a second dispatch would cost more than it saves.
     if (x.length <= 4 * SUM_SQUARES_PARTIALS) {
-      this.run('sum_squares', { u: [x.length, 0] }, [prefix(partial, 1), x], [1, 1]);
+      this.run('sum_squares', { n: x.length }, { total: prefix(partial, 1), x }, [1, 1]);
       return;
     }
     const partials = viewOf(this.reducePartials(), 0, SUM_SQUARES_PARTIALS);
-    this.run('sum_squares_partials', { u: [x.length, SUM_SQUARES_PARTIALS] }, [partials, x], [SUM_SQUARES_PARTIALS / 256, 1]);
-    this.run('sum_partials', { u: [SUM_SQUARES_PARTIALS, 0] }, [prefix(partial, 1), partials], [1, 1]);
+    this.run('sum_squares_partials', { n: x.length, stride: SUM_SQUARES_PARTIALS }, { partials, x }, [SUM_SQUARES_PARTIALS / 256, 1]);
+    this.run('sum_partials', { n: SUM_SQUARES_PARTIALS }, { total: prefix(partial, 1), x: partials }, [1, 1]);
   }
 
   clipByNorm(g: View, sumSq: View, maxNorm: number): void {
     needLength('clipByNorm', 'sumSq', sumSq, 1);
-    this.run('clip_by_norm', { u: [g.length], f: [0, 0, 0, 0, 0, 0, 0, maxNorm] }, [g, prefix(sumSq, 1)], this.grid(g.length, 256));
+    this.run('clip_by_norm', { n: g.length, maxNorm }, { grads: g, sumSq: prefix(sumSq, 1) }, this.grid(g.length, 256));
   }
 
   sgd(params: View, grads: View, momentum: View, h: SgdHyper): void {
     const n = needSameLength('sgd', { params, grads, momentum });
-    this.run('sgd', { u: [n], f: [h.lr, h.momentum, 0, 0, h.weightDecay] }, [params, grads, momentum], this.grid(n, 256));
+    this.run('sgd', { n, lr: h.lr, momentum: h.momentum, weightDecay: h.weightDecay }, { params, grads, momentum }, this.grid(n, 256));
   }
 
   adamw(params: View, grads: View, m: View, v: View, h: AdamWHyper): void {
     const n = needSameLength('adamw', { params, grads, m, v });
     if (!(h.step >= 1)) throw new RangeError(`adamw: step is 1-based, got ${h.step}`);
-    const f = [h.lr, h.beta1, h.beta2, h.eps, h.weightDecay, 1 - h.beta1 ** h.step, 1 - h.beta2 ** h.step];
-    this.run('adamw', { u: [n], f }, [params, grads, m, v], this.grid(n, 256));
+    const { lr, beta1, beta2, eps, weightDecay, step } = h;
+    const uniforms = { n, lr, beta1, beta2, eps, weightDecay, correction1: 1 - beta1 ** step, correction2: 1 - beta2 ** step };
+    this.run('adamw', uniforms, { params, grads, m, v }, this.grid(n, 256));
   }
 
   // --- internals --------------------------------------------------------------------------------
 
   private unary(name: 'relu' | 'gelu', out: View, x: View): void {
     const n = needSameLength(name, { out, x });
-    if (sameRange(out, x)) this.run(`${name}_in_place`, { u: [n] }, [out], this.grid(n, 256));
-    else this.run(name, { u: [n] }, [out, x], this.grid(n, 256));
+    if (sameRange(out, x)) this.run(`${name}_in_place`, { n }, { out }, this.grid(n, 256));
+    else this.run(name, { n }, { out, x }, this.grid(n, 256));
   }
 
   private unaryBackward(name: 'relu' | 'gelu', dx: View, x: View, dy: View): void {
     const n = needSameLength(`${name}Backward`, { dx, x, dy });
-    if (sameRange(dx, dy)) this.run(`${name}_backward_in_place`, { u: [n] }, [dx, x], this.grid(n, 256));
-    else this.run(`${name}_backward`, { u: [n] }, [dx, x, dy], this.grid(n, 256));
+    if (sameRange(dx, dy)) this.run(`${name}_backward_in_place`, { n }, { dx, x }, this.grid(n, 256));
+    else this.run(`${name}_backward`, { n }, { dx, x, dy }, this.grid(n, 256));
   }
 
   /** Workgroup counts for `n` invocations of `size`, folded into 2-D past the per-dimension limit. */
@@ -474,19 +477,25 @@ export class WebGpuBackend implements Backend {
     return [x, y];
   }
 
-  /** Records one dispatch of `name` over `views` (bound in order to the kernel's storage bindings). */
-  private run(name: KernelName, uniforms: Uniforms, views: View[], groups: [number, number]): void {
+  /**
+   * Records one dispatch of `name`: `uniforms` by field name (packed in the WGSL struct's order), one
+   * view per storage role (bound to the role's binding number).
+   */
+  private run<N extends KernelName>(name: N, uniforms: UniformsOf<N>, views: ViewsOf<N, View>, groups: [number, number]): void {
     const kernel = this.kernels[name];
     if (!kernel) throw new Error(`kernel ${name} was not built for this backend`);
-    const bufs = views.map((v) => this.checkBinding(name, v));
-    checkDisjoint(name, views);
-    const key = `${name}|${views.map((v) => `${v.buf.id}:${v.offset}:${v.length}`).join(',')}`;
+    const roles = kernel.roles;
+    const bound = roles.map(([role]) => (views as Record<string, View>)[role]);
+    const bufs = bound.map((v) => this.checkBinding(name, v));
+    checkDisjoint(name, roles, bound);
+    checkReadOnly(name, roles, bound);
+    const key = `${name}|${bound.map((v) => `${v.buf.id}:${v.offset}:${v.length}`).join(',')}`;
     let entry = this.cache.get(key);
     if (!entry) {
       const slot = this.uniforms.take();
       entry = {
         slot,
-        bufIds: views.map((v) => v.buf.id),
+        bufIds: bound.map((v) => v.buf.id),
         words: undefined,
         batch: -1,
         bindGroup: this.device.createBindGroup({
@@ -494,8 +503,8 @@ export class WebGpuBackend implements Backend {
           layout: kernel.layout,
           entries: [
             { binding: 0, resource: { buffer: slot.buffer, offset: slot.offset, size: slot.size } },
-            ...views.map((v, i) => ({
-              binding: kernel.storage[i],
+            ...bound.map((v, i) => ({
+              binding: roles[i][1].binding,
               resource: { buffer: bufs[i].gpu, offset: v.offset * 4, size: v.length * 4 },
             })),
           ],
@@ -503,7 +512,7 @@ export class WebGpuBackend implements Backend {
       };
       this.cache.set(key, entry);
     }
-    const words = packUniforms(uniforms);
+    const words = packUniforms(kernel.spec.uniform, uniforms);
     if (!entry.words || !sameWords(entry.words, words)) {
       // A queue write lands before the pending pass runs: if that pass already used this slot with
       // other values, submit it first so that it keeps seeing them.
@@ -582,13 +591,6 @@ export class WebGpuBackend implements Backend {
   }
 }
 
-function packUniforms({ u = [], f = [] }: Uniforms): Uint32Array<ArrayBuffer> {
-  const words = new Uint32Array(u.length + f.length);
-  words.set(u.map((x) => x >>> 0));
-  new Float32Array(words.buffer, u.length * 4).set(f);
-  return words;
-}
-
 function sameWords(a: Uint32Array, b: Uint32Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
@@ -604,20 +606,41 @@ function prefix(v: View, n: number): View {
   return n === v.length ? v : viewOf(v.buf, v.offset, n);
 }
 
+type Roles = Kernel['roles'];
+
 /**
- * WebGPU refuses overlapping ranges of one buffer in a dispatch when a binding is writable (all of
- * ours are, see shaders/): say so clearly rather than as a validation error at submit time.
+ * WebGPU refuses overlapping ranges of one buffer in a dispatch when a binding is writable: say so
+ * clearly rather than as a validation error at submit time.
  */
-function checkDisjoint(op: string, views: View[]): void {
+function checkDisjoint(op: string, roles: Roles, views: View[]): void {
   for (let i = 0; i < views.length; i++) {
     for (let j = i + 1; j < views.length; j++) {
       const [a, b] = [views[i], views[j]];
       if (a.buf.id === b.buf.id && a.offset < b.offset + b.length && b.offset < a.offset + a.length) {
         throw new RangeError(
-          `${op}: operands ${i} and ${j} overlap in ${a.buf.label} ([${a.offset}, ${a.offset + a.length}) and ` +
+          `${op}: ${roles[i][0]} and ${roles[j][0]} overlap in ${a.buf.label} ([${a.offset}, ${a.offset + a.length}) and ` +
             `[${b.offset}, ${b.offset + b.length})); only the aliasing that the Backend contract allows is supported`,
         );
       }
     }
   }
+}
+
+/**
+ * WebGPU also refuses a buffer bound read-only and read_write in one dispatch, even in disjoint ranges.
+ * The kernels bind read-only only inputs that no caller keeps in the buffer of a read_write binding
+ * (shaders/ says why each read_write input is one): a new caller that does gets this error rather
+ * than a validation error at submit.
+ */
+function checkReadOnly(op: string, roles: Roles, views: View[]): void {
+  roles.forEach(([role, { access }], i) => {
+    if (access !== 'read') return;
+    const j = roles.findIndex(([, other], k) => other.access === 'read_write' && views[k].buf.id === views[i].buf.id);
+    if (j >= 0) {
+      throw new RangeError(
+        `${op}: ${role} (bound read-only) and ${roles[j][0]} (bound read_write) are both views of ${views[i].buf.label}; WebGPU ` +
+          'refuses one buffer bound read-only and read_write in the same dispatch: give this input a buffer of its own',
+      );
+    }
+  });
 }
