@@ -1,0 +1,100 @@
+// The lab's own server parts, as a Vite plugin (vite.config.ts), so `npm run dev`, `npm start` and the
+// e2e server all have them on the page's own origin and port:
+// - the signalling server at /signal (WebSocket upgrade) with GET /signal/health and GET /signal/ice
+//   (one origin: one certificate covers page and socket, and an https page never meets mixed content);
+// - a <meta name="lab-server"> in the page saying where the signalling is, whether the page should use
+//   it by itself (`discover`, on under `npm start`), and which origin room links should carry (the LAN
+//   address the teacher picked). src/lab/lab-server.ts reads it.
+// Extra servers that share Vite's middlewares (start.ts's HTTPS LAN server) call `attach` for upgrades.
+import type { Server as HttpServer } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
+import type { Plugin, ViteDevServer } from 'vite';
+import type { IceConfig } from './ice-config';
+import { DEFAULT_ICE_TTL_SECONDS } from './ice-config';
+import { createSignalling, SIGNAL_PATH, type Signalling } from './signal-adapter';
+
+export interface LabServerOptions {
+  /** Pages use the same-origin signalling without `signal=` (npm start). Off: BroadcastChannel unless signal= is given. */
+  discover: boolean;
+  /** The origin room links carry, e.g. "https://192.168.1.20:5443"; null: the page's own. */
+  shareOrigin: string | null;
+  /**
+   * Page origins allowed to open /signal, asked on first use (start.ts knows its ports only once it
+   * listens); null: this server's own loopback origins.
+   */
+  allowOrigins: (() => string[]) | null;
+  ice: IceConfig;
+  log?: (line: string) => void;
+}
+
+/** What the page reads from <meta name="lab-server"> (src/lab/lab-server.ts parses it). */
+export interface LabServerMeta {
+  signalPath: string;
+  discover: boolean;
+  shareOrigin: string | null;
+}
+
+export const LAB_SERVER_META = 'lab-server';
+
+export interface LabServerPlugin extends Plugin {
+  /** Routes /signal upgrades of another server sharing Vite's middlewares (e.g. the HTTPS LAN server). */
+  attach(server: HttpServer | HttpsServer): void;
+  /** The origin room links carry from now on (known once the LAN server listens). */
+  setShareOrigin(origin: string | null): void;
+  close(): Promise<void>;
+}
+
+export const NO_ICE: IceConfig = { stun: [], turn: [], ttlSeconds: DEFAULT_ICE_TTL_SECONDS };
+
+function loopbackOrigins(server: HttpServer | null): string[] {
+  const address = server?.address();
+  if (!address || typeof address === 'string') return [];
+  const scheme = 'cert' in (server as object) ? 'https' : 'http';
+  return ['127.0.0.1', 'localhost', '[::1]'].map((host) => `${scheme}://${host}:${address.port}`);
+}
+
+export function labServerPlugin(options: LabServerOptions): LabServerPlugin {
+  let signalling: Signalling | null = null;
+  let vite: ViteDevServer | null = null;
+  // Created on first use: the origins of `npx vite --port N` are known only once it listens.
+  const ensure = (): Signalling => {
+    signalling ??= createSignalling({
+      allowOrigins: options.allowOrigins ? options.allowOrigins() : loopbackOrigins((vite?.httpServer as HttpServer | null) ?? null),
+      ice: options.ice,
+      log: options.log,
+    });
+    return signalling;
+  };
+  const onUpgrade = (req: Parameters<Signalling['handleUpgrade']>[0], socket: Parameters<Signalling['handleUpgrade']>[1], head: Buffer) => {
+    if ((req.url ?? '').split('?')[0] === SIGNAL_PATH) ensure().handleUpgrade(req, socket, head);
+  };
+  const meta: LabServerMeta = { signalPath: SIGNAL_PATH, discover: options.discover, shareOrigin: options.shareOrigin };
+  const plugin: LabServerPlugin = {
+    name: 'lab-server',
+    apply: 'serve',
+    configureServer(server) {
+      vite = server;
+      server.httpServer?.on('upgrade', onUpgrade);
+      server.httpServer?.on('close', () => void plugin.close());
+      server.middlewares.use((req, res, next) => {
+        if ((req.url ?? '').startsWith(`${SIGNAL_PATH}/`) && ensure().handleRequest(req, res)) return;
+        next();
+      });
+    },
+    transformIndexHtml() {
+      return [{ tag: 'meta', attrs: { name: LAB_SERVER_META, content: JSON.stringify(meta) }, injectTo: 'head' }];
+    },
+    setShareOrigin(origin) {
+      meta.shareOrigin = origin;
+    },
+    attach(server) {
+      server.on('upgrade', onUpgrade);
+    },
+    async close() {
+      const current = signalling;
+      signalling = null;
+      await current?.close();
+    },
+  };
+  return plugin;
+}
