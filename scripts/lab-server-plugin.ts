@@ -9,6 +9,7 @@
 import type { Server as HttpServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { Plugin, ViteDevServer } from 'vite';
+import { LAB_SERVER_META, type LabServerInfo } from '../src/lab/lab-server';
 import type { IceConfig } from './ice-config';
 import { DEFAULT_ICE_TTL_SECONDS } from './ice-config';
 import { createSignalling, SIGNAL_PATH, type Signalling } from './signal-adapter';
@@ -27,14 +28,6 @@ export interface LabServerOptions {
   log?: (line: string) => void;
 }
 
-/** What the page reads from <meta name="lab-server"> (src/lab/lab-server.ts parses it). */
-export interface LabServerMeta {
-  signalPath: string;
-  discover: boolean;
-  shareOrigin: string | null;
-}
-
-export const LAB_SERVER_META = 'lab-server';
 
 export interface LabServerPlugin extends Plugin {
   /** Routes /signal upgrades of another server sharing Vite's middlewares (e.g. the HTTPS LAN server). */
@@ -68,7 +61,7 @@ export function labServerPlugin(options: LabServerOptions): LabServerPlugin {
   const onUpgrade = (req: Parameters<Signalling['handleUpgrade']>[0], socket: Parameters<Signalling['handleUpgrade']>[1], head: Buffer) => {
     if ((req.url ?? '').split('?')[0] === SIGNAL_PATH) ensure().handleUpgrade(req, socket, head);
   };
-  const meta: LabServerMeta = { signalPath: SIGNAL_PATH, discover: options.discover, shareOrigin: options.shareOrigin };
+  const meta: LabServerInfo = { signalPath: SIGNAL_PATH, discover: options.discover, shareOrigin: options.shareOrigin };
   const plugin: LabServerPlugin = {
     name: 'lab-server',
     apply: 'serve',

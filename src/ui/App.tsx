@@ -15,11 +15,15 @@ import { RingHistory } from './RingHistory';
 import type { Topology } from './ring-geometry';
 import { RingView } from './RingView';
 import { RoomPanel } from './RoomPanel';
+import { readLabServerInfo, roomLink } from '../lab/lab-server';
 import { SamplesView } from './SamplesView';
 import { StepTimeBar } from './StepTimeBar';
 import { usePrefersReducedMotion } from './use-reduced-motion';
 import { ZeroLayoutView } from './ZeroLayoutView';
 import './styles.css';
+
+/** The lab's own server, when it served this page (read once: the tag does not change). */
+const labServer = typeof document === 'undefined' ? null : readLabServerInfo(document);
 
 export interface AppProps {
   store: LabStore;
@@ -92,6 +96,7 @@ export function App({ store, controller }: AppProps) {
             room={selfRoom ?? (config.room || null)}
             onCreate={() => perform('Create room', () => controller.createRoom())}
             onJoin={(code) => perform('Join room', () => controller.joinRoom(code))}
+            linkFor={(code, startOnOpen) => roomLink({ room: code, config, info: labServer, location, startOnOpen })}
           />
           <Controls
             config={config}
