@@ -9,7 +9,7 @@
 import type { Server as HttpServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { Plugin, ViteDevServer } from 'vite';
-import { LAB_SERVER_META, type LabServerInfo } from '../src/lab/lab-server';
+import type { LabServerInfo } from '../src/lab/lab-server';
 import type { IceConfig } from './ice-config';
 import { DEFAULT_ICE_TTL_SECONDS } from './ice-config';
 import { createSignalling, SIGNAL_PATH, type Signalling } from './signal-adapter';
@@ -36,6 +36,9 @@ export interface LabServerPlugin extends Plugin {
   setShareOrigin(origin: string | null): void;
   close(): Promise<void>;
 }
+
+/** The tag's name; src/lab/lab-server.ts reads the same (a type-only import keeps the page's modules out of Vite's config bundle). */
+const LAB_SERVER_META = 'lab-server';
 
 export const NO_ICE: IceConfig = { stun: [], turn: [], ttlSeconds: DEFAULT_ICE_TTL_SECONDS };
 
@@ -81,7 +84,13 @@ export function labServerPlugin(options: LabServerOptions): LabServerPlugin {
       meta.shareOrigin = origin;
     },
     attach(server) {
-      server.on('upgrade', onUpgrade);
+      // Nothing else listens for upgrades there: refuse the rest at once (Vite's client tries its hot
+      // reload socket on every origin, and a browser queues a page's later sockets to a host behind
+      // one still connecting, so a left-open upgrade would stall the signalling socket).
+      server.on('upgrade', (req, socket, head) => {
+        if ((req.url ?? '').split('?')[0] === SIGNAL_PATH) ensure().handleUpgrade(req, socket, head);
+        else socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+      });
     },
     async close() {
       const current = signalling;
