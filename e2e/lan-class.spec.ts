@@ -11,7 +11,7 @@ import { CHROMIUM_ARGS, requireChromium } from '../scripts/chromium';
 import { NamespaceLab, namespacesUnavailable, type Machine } from './netns';
 import { finishTraining, maxRelativeDifference, openTrainingTabs } from './training';
 
-const RUN = { model: 'mlp', dataset: 'spirals', steps: 6, batch: 64, seed: 3 };
+const RUN = { model: 'mlp', dataset: 'spirals', steps: 20, batch: 64, seed: 3 };
 // As e2e/data-parallel.spec.ts: float32 sums in another order differ by ~1e-8.
 const TOLERANCE = 1e-6;
 const SUBNET = '10.77.0';
@@ -113,6 +113,11 @@ test('two students on their own machines join by the HTTPS room link alone, trai
       }),
     );
     expect(firstStepMs.every((ms) => ms > 0)).toBe(true);
+
+    // Each student's peers table names the link's path: direct on this LAN (no STUN/TURN configured).
+    for (const page of pages) await expect(page.locator('[data-testid^="path-"]')).toHaveText('host', { timeout: 30_000 });
+    await pages[0].setViewportSize({ width: 390, height: 844 });
+    await pages[0].screenshot({ path: 'e2e-artifacts/screenshots/lan-class-student-390.png', fullPage: true });
 
     for (const page of pages) {
       expect(await page.evaluate(() => window.isSecureContext && 'gpu' in navigator)).toBe(true);

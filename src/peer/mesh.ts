@@ -9,6 +9,7 @@ import SimplePeer from 'simple-peer/simplepeer.min.js';
 import type { Instance as PeerInstance, SignalData as SimplePeerSignal } from 'simple-peer';
 import type { EventBus, PeerInfo, PeersReport } from '../lab/events';
 import { MAC_BYTES, type RoomAuth } from './auth';
+import { iceServersFor, selectedPath, type IceServers, type LinkPath } from './ice';
 import { NO_RANK, decodeFrame, encodeFrame, isFrameError, roomHash, type Frame } from './frame';
 import { FULL_MESH_MAX, isInitiator, rankOrder, wantedPeers } from './membership';
 import type { SignalData, Signalling } from './signalling';
@@ -19,7 +20,10 @@ export const DEFAULT_MAX_MESSAGE_SIZE = 262144;
 
 export interface MeshOptions {
   signalling: Signalling;
-  /** STUN/TURN servers. Default none: enough on one machine or a LAN (host candidates). */
+  /**
+   * STUN/TURN servers. Default: those the signalling server hands out (ice.ts; a WebSocket server's
+   * GET <path>/ice), else none: enough on one machine or a LAN (host candidates).
+   */
   iceServers?: RTCIceServer[];
   fullMeshMax?: number;
   heartbeatMs?: number;
@@ -66,6 +70,8 @@ export interface LinkStats {
   /** Bytes per second over the last heartbeat interval, each direction. */
   sendRate: number;
   recvRate: number;
+  /** The candidate types the link's selected pair uses (host, srflx/prflx through a NAT, relay through TURN). */
+  path?: LinkPath;
 }
 
 interface Link {
@@ -81,6 +87,7 @@ interface Link {
   sendRate: number;
   recvRate: number;
   rateMark: { t: number; sent: number; received: number };
+  path?: LinkPath;
   /** With a room secret: frames are sealed and opened asynchronously, in order, one after another. */
   sendChain: Promise<void>;
   recvChain: Promise<void>;
@@ -92,6 +99,8 @@ const LINK_RETRY_MS = 500;
 const REFUSAL_EVENTS_PER_SECOND = 20;
 const PING = 0;
 const PONG = 1;
+/** Heartbeats between two readings of each link's path (getStats is not free). */
+const PATH_EVERY_TICKS = 5;
 
 /** simple-peer keeps the RTCPeerConnection and RTCDataChannel in underscore fields; we need both. */
 interface PeerInternals {
@@ -118,6 +127,8 @@ export class Mesh {
   private readonly excluded = new Map<string, string>();
   /** With a room secret: each sender's signals are opened in arrival order. */
   private readonly signalChains = new Map<string, Promise<void>>();
+  private ice: IceServers = { servers: [], refreshAfter: Infinity };
+  private ticks = 0;
 
   constructor(private readonly opts: MeshOptions) {
     this.peerId = opts.signalling.peerId;
@@ -128,6 +139,9 @@ export class Mesh {
 
   /** Joins the room through signalling and starts heartbeats. */
   async start(): Promise<void> {
+    this.ice = this.opts.iceServers
+      ? { servers: this.opts.iceServers, refreshAfter: Infinity }
+      : await iceServersFor(this.opts.signalling, (message) => this.log('warn', message));
     await this.opts.signalling.join({
       peerJoined: (id) => (this.opts.auth ? this.probe(id) : this.memberJoined(id)),
       peerLeft: (id) => this.drop(id, 'left the room', true),
@@ -247,6 +261,7 @@ export class Mesh {
       bytesReceived: l.bytesReceived,
       sendRate: l.sendRate,
       recvRate: l.recvRate,
+      path: l.path,
     }));
   }
 
@@ -273,6 +288,7 @@ export class Mesh {
             state: link?.state ?? 'disconnected',
             rttMs: link?.rttMs,
             throughputBytesPerSec: link ? link.sendRate + link.recvRate : undefined,
+            path: link?.state === 'connected' ? link.path : undefined,
           };
         }),
     };
@@ -309,7 +325,7 @@ export class Mesh {
     const peer = new SimplePeer({
       initiator,
       trickle: true,
-      config: { iceServers: this.opts.iceServers ?? [] },
+      config: { iceServers: this.iceServersNow() },
       channelConfig: { ordered: true },
     });
     const now = performance.now();
@@ -340,6 +356,7 @@ export class Mesh {
       this.log('info', `link to ${peerId} open`);
       for (const l of this.listeners) l.peerOpen?.(peerId);
       this.publishPeers();
+      void this.readPath(link);
     });
     peer.on('data', (data: Uint8Array) => {
       if (current()) this.onData(link, data);
@@ -497,8 +514,37 @@ export class Mesh {
     }
   }
 
+  /** The ICE servers for a new link; TURN credentials past half their life are fetched again for later links. */
+  private iceServersNow(): RTCIceServer[] {
+    if (performance.now() > this.ice.refreshAfter) {
+      const current = this.ice;
+      this.ice = { ...current, refreshAfter: Infinity };
+      void iceServersFor(this.opts.signalling, (message) => this.log('warn', message)).then((fresh) => {
+        this.ice = fresh.servers.length > 0 ? fresh : { ...current, refreshAfter: performance.now() + 60_000 };
+      });
+    }
+    return this.ice.servers;
+  }
+
+  /** Reads which path the link's selected candidate pair takes (shown in the peers table). */
+  private async readPath(link: Link): Promise<void> {
+    const pc = (link.peer as unknown as PeerInternals)._pc;
+    if (!pc) return;
+    try {
+      const path = await selectedPath(pc);
+      if (this.links.get(link.peerId) === link && path && path !== link.path) {
+        link.path = path;
+        this.log('info', `link to ${link.peerId} goes ${path === 'host' ? 'direct (host)' : path === 'relay' ? 'through the TURN relay' : `through a NAT (${path})`}`);
+        this.publishPeers();
+      }
+    } catch {
+      // a closing connection has no stats: the next reading, if any, tells
+    }
+  }
+
   private tick(): void {
     const now = performance.now();
+    const readPaths = ++this.ticks % PATH_EVERY_TICKS === 0;
     const deadAfter = this.opts.deadAfterMs ?? 10_000;
     const connectTimeout = this.opts.connectTimeoutMs ?? 30_000;
     for (const link of [...this.links.values()]) {
@@ -508,6 +554,7 @@ export class Mesh {
           continue;
         }
         this.sendHeartbeat(link.peerId, PING, now);
+        if (readPaths) void this.readPath(link);
         const dt = (now - link.rateMark.t) / 1000;
         if (dt > 0) {
           link.sendRate = (link.bytesSent - link.rateMark.sent) / dt;
