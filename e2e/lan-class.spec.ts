@@ -6,53 +6,16 @@
 // opens the link and nothing else. The students' tabs must be secure contexts with WebGPU
 // (SwiftShader), find each other through the same-origin signalling, train together, and end
 // bitwise equal to each other and where one tab ends on the same global batch.
-import { chromium, expect, test, type Browser, type Page } from '@playwright/test';
-import { CHROMIUM_ARGS, requireChromium } from '../scripts/chromium';
-import { NamespaceLab, namespacesUnavailable, type Machine } from './netns';
+import { expect, test, type Browser, type Page } from '@playwright/test';
+import { launchIn, startLabServer } from './class-network';
+import { NamespaceLab, namespacesUnavailable } from './netns';
+import { HTTP_PORT, HTTPS_PORT } from './class-network';
 import { finishTraining, maxRelativeDifference, openTrainingTabs } from './training';
 
 const RUN = { model: 'mlp', dataset: 'spirals', steps: 20, batch: 64, seed: 3 };
 // As e2e/data-parallel.spec.ts: float32 sums in another order differ by ~1e-8.
 const TOLERANCE = 1e-6;
 const SUBNET = '10.77.0';
-const HTTP_PORT = 5173;
-const HTTPS_PORT = 5443;
-
-/** Starts the lab server in the teacher's namespace; resolves with its SPKI fingerprint once it listens. */
-function startLabServer(lab: NamespaceLab, teacher: Machine, certDir: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let spki: string | undefined;
-    const output: string[] = [];
-    const timer = setTimeout(() => reject(new Error(`the lab server did not start within 120 s:\n${output.join('\n')}`)), 120_000);
-    const child = lab.spawn(
-      teacher,
-      ['npx', 'tsx', 'scripts/start.ts', '--port', String(HTTP_PORT), '--https-port', String(HTTPS_PORT), '--lan-address', teacher.address, '--cert-dir', certDir],
-      (line) => {
-        output.push(line);
-        const found = /SPKI SHA-256 \(base64\): (\S+)/.exec(line);
-        if (found) spki = found[1];
-        if (line.includes('Ctrl-C stops')) {
-          clearTimeout(timer);
-          if (spki) resolve(spki);
-          else reject(new Error(`the lab server printed no SPKI fingerprint:\n${output.join('\n')}`));
-        }
-      },
-      { ...process.env, LAB_NO_HMR: '1' },
-    );
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`the lab server exited (${code}):\n${output.join('\n')}`));
-    });
-  });
-}
-
-function launchIn(lab: NamespaceLab, machine: Machine, spki: string): Promise<Browser> {
-  return chromium.launch({
-    executablePath: lab.wrapper(machine, requireChromium()),
-    args: [...CHROMIUM_ARGS, `--ignore-certificate-errors-spki-list=${spki}`],
-    headless: true,
-  });
-}
 
 test('two students on their own machines join by the HTTPS room link alone, train on WebGPU and end equal to one tab', async ({ browser }) => {
   const unavailable = namespacesUnavailable();
@@ -67,7 +30,7 @@ test('two students on their own machines join by the HTTPS room link alone, trai
   {
     const teacher = lab.addMachine('t', 1);
     const students = [lab.addMachine('s1', 2), lab.addMachine('s2', 3)];
-    const spki = await startLabServer(lab, teacher, `${lab.scratchDir}/cert`);
+    const { spki } = await startLabServer(lab, teacher, { certDir: `${lab.scratchDir}/cert` });
 
     // The teacher, on the teacher's machine: its own tab over plain http on loopback.
     const teacherBrowser = await launchIn(lab, teacher, spki);

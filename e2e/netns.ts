@@ -72,6 +72,28 @@ export class NamespaceLab {
     return machine;
   }
 
+  /**
+   * A namespace behind `router` on a network of its own (`subnet`.2, router side `subnet`.1), with its
+   * default route through the router. A new namespace does not forward packets, so machines behind the
+   * same router reach the router's addresses but never each other: only a relay on the router joins them.
+   */
+  addMachineBehind(router: Machine, name: string, subnet: string): Machine {
+    const netns = `${this.prefix}${name}`;
+    const routerPort = `r${this.machines.length}`;
+    ip('netns', 'add', netns);
+    ip('link', 'add', routerPort, 'netns', router.netns, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', netns);
+    ip('-n', router.netns, 'addr', 'add', `${subnet}.1/24`, 'dev', routerPort);
+    ip('-n', router.netns, 'link', 'set', routerPort, 'up');
+    const address = `${subnet}.2`;
+    ip('-n', netns, 'addr', 'add', `${address}/24`, 'dev', 'eth0');
+    ip('-n', netns, 'link', 'set', 'eth0', 'up');
+    ip('-n', netns, 'link', 'set', 'lo', 'up');
+    ip('-n', netns, 'route', 'add', 'default', 'via', `${subnet}.1`);
+    const machine = { name, netns, address };
+    this.machines.push(machine);
+    return machine;
+  }
+
   /** Starts a command inside a machine; its output goes to `onLine` line by line. Killed by remove(). */
   spawn(machine: Machine, command: string[], onLine: (line: string) => void, env: NodeJS.ProcessEnv = process.env): ChildProcess {
     const child = spawn('ip', ['netns', 'exec', machine.netns, ...command], { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -87,6 +109,18 @@ export class NamespaceLab {
       });
     }
     return child;
+  }
+
+  /** Stops a process started by spawn() (its whole process group) and waits for it to exit. */
+  async stop(child: ChildProcess): Promise<void> {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((done) => child.once('exit', () => done()));
+    try {
+      if (child.pid) process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      return;
+    }
+    await exited;
   }
 
   /** An executable that runs `binary` inside the machine: Playwright's `executablePath` for a browser there. */

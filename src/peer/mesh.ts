@@ -128,6 +128,7 @@ export class Mesh {
   /** With a room secret: each sender's signals are opened in arrival order. */
   private readonly signalChains = new Map<string, Promise<void>>();
   private ice: IceServers = { servers: [], refreshAfter: Infinity };
+  private readonly iceProblems = new Set<string>();
   private ticks = 0;
 
   constructor(private readonly opts: MeshOptions) {
@@ -346,6 +347,7 @@ export class Mesh {
     };
     this.links.set(peerId, link);
     const current = () => this.links.get(peerId) === link;
+    (peer as unknown as PeerInternals)._pc?.addEventListener('icecandidateerror', (event) => this.iceServerProblem(event as RTCPeerConnectionIceErrorEvent));
     peer.on('signal', (data: SimplePeerSignal) => {
       if (current()) this.sendSignal(peerId, data as unknown as SignalData);
     });
@@ -524,6 +526,22 @@ export class Mesh {
       });
     }
     return this.ice.servers;
+  }
+
+  /**
+   * A STUN/TURN server that refused or did not answer, said once per server and error: a TURN server
+   * refusing the credentials is the usual reason a room behind a firewall never links.
+   */
+  private iceServerProblem(event: RTCPeerConnectionIceErrorEvent): void {
+    const key = `${event.url} ${event.errorCode}`;
+    if (!event.url || this.iceProblems.has(key)) return;
+    this.iceProblems.add(key);
+    this.log(
+      'error',
+      event.errorCode === 401 || event.errorCode === 403
+        ? `TURN server ${event.url} refused the credentials (${event.errorCode} ${event.errorText}): the lab server's LAB_TURN_SECRET must equal the TURN server's static-auth-secret, and the server's and this machine's clocks must agree`
+        : `STUN/TURN server ${event.url} failed (${event.errorCode} ${event.errorText}): links can only go direct`,
+    );
   }
 
   /** Reads which path the link's selected candidate pair takes (shown in the peers table). */
