@@ -347,7 +347,10 @@ export class Mesh {
     };
     this.links.set(peerId, link);
     const current = () => this.links.get(peerId) === link;
-    (peer as unknown as PeerInternals)._pc?.addEventListener('icecandidateerror', (event) => this.iceServerProblem(event as RTCPeerConnectionIceErrorEvent));
+    const pc = (peer as unknown as PeerInternals)._pc;
+    if (typeof pc?.addEventListener === 'function') {
+      pc.addEventListener('icecandidateerror', (event) => this.iceServerProblem(event as RTCPeerConnectionIceErrorEvent));
+    }
     peer.on('signal', (data: SimplePeerSignal) => {
       if (current()) this.sendSignal(peerId, data as unknown as SignalData);
     });
