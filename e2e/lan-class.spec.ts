@@ -79,8 +79,12 @@ test('two students on their own machines join by the HTTPS room link alone, trai
 
     // Each student's peers table names the link's path: direct on this LAN (no STUN/TURN configured).
     for (const page of pages) await expect(page.locator('[data-testid^="path-"]')).toHaveText('host', { timeout: 30_000 });
+    // At phone width the peers table fits its panel (long ids are cut, not spilled).
     await pages[0].setViewportSize({ width: 390, height: 844 });
-    await pages[0].screenshot({ path: 'e2e-artifacts/screenshots/lan-class-student-390.png', fullPage: true });
+    const peersPanel = pages[0].locator('.panel.peers');
+    const overflow = await peersPanel.evaluate((panel) => panel.scrollWidth - panel.clientWidth);
+    await peersPanel.screenshot({ path: 'e2e-artifacts/screenshots/lan-class-peers-390.png' });
+    expect(overflow, 'peers table wider than its panel at 390 px').toBeLessThanOrEqual(0);
 
     for (const page of pages) {
       expect(await page.evaluate(() => window.isSecureContext && 'gpu' in navigator)).toBe(true);

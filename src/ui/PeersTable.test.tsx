@@ -37,7 +37,7 @@ describe('PeersTable', () => {
     expect(screen.getByTestId('hash-1').textContent).toBe('✓ agrees');
     expect(screen.getByRole('heading').textContent).toBe('Peers (room abc, 3 ranks)');
     // The verdict and the link come before the long identifiers, which a narrow panel cuts.
-    expect([...document.querySelectorAll('thead th')].map((th) => th.textContent)).toEqual(['Rank', 'Hash', 'State', 'Path', 'RTT', 'Throughput', 'Peer', 'Backend']);
+    expect([...document.querySelectorAll('thead th')].map((th) => th.textContent)).toEqual(['Rank', 'Hash', 'State', 'Path', 'RTT', 'Rate', 'Peer', 'Backend']);
   });
 
   it('lists a tab that is in the room but not yet in the ring last, as joining, with no hash verdict', () => {

@@ -46,6 +46,17 @@ export function PeersTable({ self, peers, hashes }: PeersTableProps) {
         <p className="muted">Not in a room.</p>
       ) : (
         <table className="peers-table">
+          {/* Widths by what a cell holds; the long identifiers share what is left. */}
+          <colgroup>
+            <col style={{ width: '11%' }} />
+            <col style={{ width: '15%' }} />
+            <col style={{ width: '19%' }} />
+            <col style={{ width: '12%' }} />
+            <col style={{ width: '12%' }} />
+            <col style={{ width: '9%' }} />
+            <col style={{ width: '9%' }} />
+            <col style={{ width: '13%' }} />
+          </colgroup>
           <thead>
             <tr>
               <th scope="col">Rank</th>
@@ -53,7 +64,9 @@ export function PeersTable({ self, peers, hashes }: PeersTableProps) {
               <th scope="col">State</th>
               <th scope="col">Path</th>
               <th scope="col">RTT</th>
-              <th scope="col">Throughput</th>
+              <th scope="col" title="Throughput of the link, both directions">
+                Rate
+              </th>
               <th scope="col">Peer</th>
               <th scope="col">Backend</th>
             </tr>
