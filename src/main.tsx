@@ -4,6 +4,7 @@ import { createRoot } from 'react-dom/client';
 import { ConfigError, DEFAULT_CONFIG, parseConfig, type LabConfig } from './lab/config';
 import { EventBus } from './shared/events';
 import { LabControllerImpl } from './lab/lab-controller';
+import { readLabServerInfo, withDiscoveredSignal } from './lab/lab-server';
 import { installMeshApi } from './peer/mesh-api';
 import { connectBus, createLabStore } from './store/lab-store';
 import { App } from './ui/App';
@@ -17,7 +18,10 @@ function configFromUrl(): { config: LabConfig; problem: string | null } {
   }
 }
 
-const { config, problem } = configFromUrl();
+const fromUrl = configFromUrl();
+const problem = fromUrl.problem;
+// The signalling of the lab's own server when it serves this page and says to use it (lab-server.ts).
+const config = withDiscoveredSignal(fromUrl.config, readLabServerInfo(document), location);
 const bus = new EventBus();
 const store = createLabStore(config);
 connectBus(store, bus);

@@ -10,6 +10,7 @@ import SimplePeer from 'simple-peer/simplepeer.min.js';
 import type { Instance as PeerInstance, SignalData as SimplePeerSignal } from 'simple-peer';
 import type { EventBus, PeerInfo, PeersReport } from '../shared/events';
 import { MAC_BYTES, type RoomAuth } from './auth';
+import { iceServersFor, selectedPath, type IceServers, type LinkPath } from './ice';
 import { NO_RANK, decodeFrame, encodeFrame, isFrameError, roomHash, type Frame } from './frame';
 import { FULL_MESH_MAX, isInitiator, rankOrder, wantedPeers } from './membership';
 import type { SignalData, Signalling } from './signalling';
@@ -20,7 +21,10 @@ export const DEFAULT_MAX_MESSAGE_SIZE = 262144;
 
 export interface MeshOptions {
   signalling: Signalling;
-  /** STUN/TURN servers. Default none: enough on one machine or a LAN (host candidates). */
+  /**
+   * STUN/TURN servers. Default: those the signalling server hands out (ice.ts; a WebSocket server's
+   * GET <path>/ice), else none: enough on one machine or a LAN (host candidates).
+   */
   iceServers?: RTCIceServer[];
   fullMeshMax?: number;
   heartbeatMs?: number;
@@ -67,6 +71,8 @@ export interface LinkStats {
   /** Bytes per second over the last heartbeat interval, each direction. */
   sendRate: number;
   recvRate: number;
+  /** The candidate types the link's selected pair uses (host, srflx/prflx through a NAT, relay through TURN). */
+  path?: LinkPath;
 }
 
 interface Link {
@@ -82,6 +88,7 @@ interface Link {
   sendRate: number;
   recvRate: number;
   rateMark: { t: number; sent: number; received: number };
+  path?: LinkPath;
   /** With a room secret: frames are sealed and opened asynchronously, in order, one after another. */
   sendChain: Promise<void>;
   recvChain: Promise<void>;
@@ -93,6 +100,8 @@ const LINK_RETRY_MS = 500;
 const REFUSAL_EVENTS_PER_SECOND = 20;
 const PING = 0;
 const PONG = 1;
+/** Heartbeats between two readings of each link's path (getStats is not free). */
+const PATH_EVERY_TICKS = 5;
 
 /** simple-peer keeps the RTCPeerConnection and RTCDataChannel in underscore fields; we need both. */
 interface PeerInternals {
@@ -119,6 +128,9 @@ export class Mesh {
   private readonly excluded = new Map<string, string>();
   /** With a room secret: each sender's signals are opened in arrival order. */
   private readonly signalChains = new Map<string, Promise<void>>();
+  private ice: IceServers = { servers: [], refreshAfter: Infinity };
+  private readonly iceProblems = new Set<string>();
+  private ticks = 0;
 
   constructor(private readonly opts: MeshOptions) {
     this.peerId = opts.signalling.peerId;
@@ -129,6 +141,9 @@ export class Mesh {
 
   /** Joins the room through signalling and starts heartbeats. */
   async start(): Promise<void> {
+    this.ice = this.opts.iceServers
+      ? { servers: this.opts.iceServers, refreshAfter: Infinity }
+      : await iceServersFor(this.opts.signalling, (message) => this.log('warn', message));
     await this.opts.signalling.join({
       peerJoined: (id) => (this.opts.auth ? this.probe(id) : this.memberJoined(id)),
       peerLeft: (id) => this.drop(id, 'left the room', true),
@@ -248,6 +263,7 @@ export class Mesh {
       bytesReceived: l.bytesReceived,
       sendRate: l.sendRate,
       recvRate: l.recvRate,
+      path: l.path,
     }));
   }
 
@@ -274,6 +290,7 @@ export class Mesh {
             state: link?.state ?? 'disconnected',
             rttMs: link?.rttMs,
             throughputBytesPerSec: link ? link.sendRate + link.recvRate : undefined,
+            path: link?.state === 'connected' ? link.path : undefined,
           };
         }),
     };
@@ -310,7 +327,7 @@ export class Mesh {
     const peer = new SimplePeer({
       initiator,
       trickle: true,
-      config: { iceServers: this.opts.iceServers ?? [] },
+      config: { iceServers: this.iceServersNow() },
       channelConfig: { ordered: true },
     });
     const now = performance.now();
@@ -331,6 +348,10 @@ export class Mesh {
     };
     this.links.set(peerId, link);
     const current = () => this.links.get(peerId) === link;
+    const pc = (peer as unknown as PeerInternals)._pc;
+    if (typeof pc?.addEventListener === 'function') {
+      pc.addEventListener('icecandidateerror', (event) => this.iceServerProblem(event as RTCPeerConnectionIceErrorEvent));
+    }
     peer.on('signal', (data: SimplePeerSignal) => {
       if (current()) this.sendSignal(peerId, data as unknown as SignalData);
     });
@@ -341,6 +362,7 @@ export class Mesh {
       this.log('info', `link to ${peerId} open`);
       for (const l of this.listeners) l.peerOpen?.(peerId);
       this.publishPeers();
+      void this.readPath(link);
     });
     peer.on('data', (data: Uint8Array) => {
       if (current()) this.onData(link, data);
@@ -498,8 +520,53 @@ export class Mesh {
     }
   }
 
+  /** The ICE servers for a new link; TURN credentials past half their life are fetched again for later links. */
+  private iceServersNow(): RTCIceServer[] {
+    if (performance.now() > this.ice.refreshAfter) {
+      const current = this.ice;
+      this.ice = { ...current, refreshAfter: Infinity };
+      void iceServersFor(this.opts.signalling, (message) => this.log('warn', message)).then((fresh) => {
+        this.ice = fresh.servers.length > 0 ? fresh : { ...current, refreshAfter: performance.now() + 60_000 };
+      });
+    }
+    return this.ice.servers;
+  }
+
+  /**
+   * A STUN/TURN server that refused or did not answer, said once per server and error: a TURN server
+   * refusing the credentials is the usual reason a room behind a firewall never links.
+   */
+  private iceServerProblem(event: RTCPeerConnectionIceErrorEvent): void {
+    const key = `${event.url} ${event.errorCode}`;
+    if (!event.url || this.iceProblems.has(key)) return;
+    this.iceProblems.add(key);
+    this.log(
+      'error',
+      event.errorCode === 401 || event.errorCode === 403
+        ? `TURN server ${event.url} refused the credentials (${event.errorCode} ${event.errorText}): the lab server's LAB_TURN_SECRET must equal the TURN server's static-auth-secret, and the server's and this machine's clocks must agree`
+        : `STUN/TURN server ${event.url} failed (${event.errorCode} ${event.errorText}): links can only go direct`,
+    );
+  }
+
+  /** Reads which path the link's selected candidate pair takes (shown in the peers table). */
+  private async readPath(link: Link): Promise<void> {
+    const pc = (link.peer as unknown as PeerInternals)._pc;
+    if (!pc) return;
+    try {
+      const path = await selectedPath(pc);
+      if (this.links.get(link.peerId) === link && path && path !== link.path) {
+        link.path = path;
+        this.log('info', `link to ${link.peerId} goes ${path === 'host' ? 'direct (host)' : path === 'relay' ? 'through the TURN relay' : `through a NAT (${path})`}`);
+        this.publishPeers();
+      }
+    } catch {
+      // a closing connection has no stats: the next reading, if any, tells
+    }
+  }
+
   private tick(): void {
     const now = performance.now();
+    const readPaths = ++this.ticks % PATH_EVERY_TICKS === 0;
     const deadAfter = this.opts.deadAfterMs ?? 10_000;
     const connectTimeout = this.opts.connectTimeoutMs ?? 30_000;
     for (const link of [...this.links.values()]) {
@@ -509,6 +576,7 @@ export class Mesh {
           continue;
         }
         this.sendHeartbeat(link.peerId, PING, now);
+        if (readPaths) void this.readPath(link);
         const dt = (now - link.rateMark.t) / 1000;
         if (dt > 0) {
           link.sendRate = (link.bytesSent - link.rateMark.sent) / dt;

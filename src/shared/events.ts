@@ -66,6 +66,8 @@ export interface PeerInfo {
   state: 'connecting' | 'connected' | 'disconnected' | 'failed';
   rttMs?: number;
   throughputBytesPerSec?: number;
+  /** The link's ICE path: host (direct), srflx/prflx (through a NAT, found by STUN), relay (through TURN). */
+  path?: 'host' | 'srflx' | 'prflx' | 'relay';
   backend?: BackendInfo;
   hashAgrees?: boolean;
 }

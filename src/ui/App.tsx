@@ -15,11 +15,16 @@ import { RingHistory } from './RingHistory';
 import type { Topology } from './ring-geometry';
 import { RingView } from './RingView';
 import { RoomPanel } from './RoomPanel';
+import { readLabServerInfo, roomLink } from '../lab/lab-server';
+import { normalizeRoomName } from '../peer/room-code';
 import { SamplesView } from './SamplesView';
 import { StepTimeBar } from './StepTimeBar';
 import { usePrefersReducedMotion } from './use-reduced-motion';
 import { ZeroLayoutView } from './ZeroLayoutView';
 import './styles.css';
+
+/** The lab's own server, when it served this page (read once: the tag does not change). */
+const labServer = typeof document === 'undefined' ? null : readLabServerInfo(document);
 
 export interface AppProps {
   store: LabStore;
@@ -90,8 +95,15 @@ export function App({ store, controller }: AppProps) {
         <aside className="side">
           <RoomPanel
             room={selfRoom ?? (config.room || null)}
-            onCreate={() => perform('Create room', () => controller.createRoom())}
-            onJoin={(code) => perform('Join room', () => controller.joinRoom(code))}
+            // The room goes into the store's config too: the panel shows it, and runs started here use it.
+            onCreate={() => perform('Create room', async () => store.getState().setConfig({ room: await controller.createRoom() }))}
+            onJoin={(code) =>
+              perform('Join room', async () => {
+                await controller.joinRoom(code);
+                store.getState().setConfig({ room: normalizeRoomName(code) });
+              })
+            }
+            linkFor={(code, startOnOpen) => roomLink({ room: code, config, info: labServer, location, startOnOpen })}
           />
           <Controls
             config={config}

@@ -11,7 +11,7 @@ describe('PeersTable', () => {
       <PeersTable
         self={{ peerId: 'me', rank: 0, world: 3, room: 'abc' }}
         peers={[
-          { peerId: 'p2', rank: 2, state: 'connected', rttMs: 4.25, throughputBytesPerSec: 2_500_000 },
+          { peerId: 'p2', rank: 2, state: 'connected', rttMs: 4.25, throughputBytesPerSec: 2_500_000, path: 'relay' },
           { peerId: 'p1', rank: 1, state: 'connecting', backend: { kind: 'webgpu', adapter: 'google swiftshader' } },
         ]}
         hashes={[
@@ -26,12 +26,18 @@ describe('PeersTable', () => {
     expect(row2).toContain('4.3 ms');
     expect(row2).toContain('2.5 MB/s');
     expect(document.querySelector('tr[data-rank="1"]')!.textContent).toContain('webgpu: google swiftshader');
+    // Each link's path, explained in its tooltip; none yet for a link still connecting.
+    expect(screen.getByTestId('path-p2').textContent).toBe('relay');
+    expect(screen.getByTestId('path-p2').getAttribute('title')).toMatch(/TURN/);
+    expect(screen.getByTestId('path-p1').textContent).toBe('—');
+    // Long identifiers carry their full text as a tooltip (the panel cuts them to its width).
+    expect(document.querySelector('tr[data-rank="1"] .backend')!.getAttribute('title')).toBe('webgpu: google swiftshader');
     // Rank 2 differed at step 2 (the newest both reported); rank 1 agreed at step 1.
     expect(screen.getByTestId('hash-2').textContent).toBe('✗ differs');
     expect(screen.getByTestId('hash-1').textContent).toBe('✓ agrees');
     expect(screen.getByRole('heading').textContent).toBe('Peers (room abc, 3 ranks)');
-    // The verdict and the link come before the long identifiers, which a narrow panel scrolls off.
-    expect([...document.querySelectorAll('thead th')].map((th) => th.textContent)).toEqual(['Rank', 'Hash', 'State', 'RTT', 'Throughput', 'Peer', 'Backend']);
+    // The verdict and the link come before the long identifiers, which a narrow panel cuts.
+    expect([...document.querySelectorAll('thead th')].map((th) => th.textContent)).toEqual(['Rank', 'Hash', 'State', 'Path', 'RTT', 'Rate', 'Peer', 'Backend']);
   });
 
   it('lists a tab that is in the room but not yet in the ring last, as joining, with no hash verdict', () => {

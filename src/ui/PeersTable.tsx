@@ -1,5 +1,6 @@
-// The room at a glance: every rank, its connection, round-trip time, throughput, GPU backend, and
-// whether its parameter hash agrees with ours.
+// The room at a glance: every rank, its connection and the network path it takes (direct, through a
+// NAT, or relayed by TURN), round-trip time, throughput, GPU backend, and whether its parameter hash
+// agrees with ours. Long identifiers are cut to the panel's width (the full text is their tooltip).
 import type { PeerInfo, PeersReport } from '../shared/events';
 import type { HashRow } from '../store/lab-state';
 import { formatRate } from './ring-geometry';
@@ -21,6 +22,13 @@ function hashVerdict(hashes: readonly HashRow[], selfRank: number, rank: number)
   return undefined;
 }
 
+const PATH_TITLES: Record<NonNullable<PeerInfo['path']>, string> = {
+  host: 'direct: both ends reach each other on the local network',
+  srflx: 'through a NAT, found with STUN',
+  prflx: 'through a NAT, found during the connection checks',
+  relay: 'relayed by the TURN server: works where direct paths are blocked, slower',
+};
+
 function verdictText(v: boolean | undefined): string {
   return v === undefined ? '…' : v ? '✓ agrees' : '✗ differs';
 }
@@ -38,13 +46,27 @@ export function PeersTable({ self, peers, hashes }: PeersTableProps) {
         <p className="muted">Not in a room.</p>
       ) : (
         <table className="peers-table">
+          {/* Widths by what a cell holds; the long identifiers share what is left. */}
+          <colgroup>
+            <col style={{ width: '11%' }} />
+            <col style={{ width: '15%' }} />
+            <col style={{ width: '19%' }} />
+            <col style={{ width: '12%' }} />
+            <col style={{ width: '12%' }} />
+            <col style={{ width: '9%' }} />
+            <col style={{ width: '9%' }} />
+            <col style={{ width: '13%' }} />
+          </colgroup>
           <thead>
             <tr>
               <th scope="col">Rank</th>
               <th scope="col">Hash</th>
               <th scope="col">State</th>
+              <th scope="col">Path</th>
               <th scope="col">RTT</th>
-              <th scope="col">Throughput</th>
+              <th scope="col" title="Throughput of the link, both directions">
+                Rate
+              </th>
               <th scope="col">Peer</th>
               <th scope="col">Backend</th>
             </tr>
@@ -56,7 +78,10 @@ export function PeersTable({ self, peers, hashes }: PeersTableProps) {
               <td>—</td>
               <td>—</td>
               <td>—</td>
-              <td>{self.peerId} (this tab)</td>
+              <td>—</td>
+              <td className="peer-id" title={`${self.peerId} (this tab)`}>
+                {self.peerId} (this tab)
+              </td>
               <td>—</td>
             </tr>
             {sorted.map((p) => {
@@ -68,10 +93,17 @@ export function PeersTable({ self, peers, hashes }: PeersTableProps) {
                     {verdictText(agrees)}
                   </td>
                   <td>{p.state}</td>
+                  <td data-testid={`path-${p.peerId}`} className={`path path-${p.path ?? 'unknown'}`} title={p.path ? PATH_TITLES[p.path] : undefined}>
+                    {p.path ?? '—'}
+                  </td>
                   <td>{p.rttMs === undefined ? '—' : `${p.rttMs.toFixed(1)} ms`}</td>
                   <td>{p.throughputBytesPerSec === undefined ? '—' : formatRate(p.throughputBytesPerSec)}</td>
-                  <td>{p.peerId}</td>
-                  <td>{p.backend ? `${p.backend.kind}: ${p.backend.adapter}` : '—'}</td>
+                  <td className="peer-id" title={p.peerId}>
+                    {p.peerId}
+                  </td>
+                  <td className="backend" title={p.backend ? `${p.backend.kind}: ${p.backend.adapter}` : undefined}>
+                    {p.backend ? `${p.backend.kind}: ${p.backend.adapter}` : '—'}
+                  </td>
                 </tr>
               );
             })}

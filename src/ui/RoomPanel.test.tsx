@@ -17,6 +17,19 @@ describe('RoomPanel', () => {
     expect(svg).toContain('<path');
   });
 
+  it('says when the link would not reach other machines, and lets joining tabs start at once', () => {
+    const linkFor = vi.fn((code: string, start: boolean) => `https://10.0.0.5:5443/?room=${code}&signal=wss%3A%2F%2F10.0.0.5%3A5443%2Fsignal${start ? '&autostart=1' : ''}`);
+    render(<RoomPanel room="class-7" onCreate={() => {}} onJoin={() => {}} linkFor={linkFor} />);
+    expect(screen.getByTestId('room-link').getAttribute('href')).not.toContain('autostart');
+    expect(screen.queryByTestId('room-reach')).toBeNull();
+    fireEvent.click(screen.getByLabelText(/start training at once/));
+    expect(screen.getByTestId('room-link').getAttribute('href')).toContain('&autostart=1');
+    cleanup();
+    // the default link (this page, no signalling server) reaches this machine's browser only
+    render(<RoomPanel room="class-7" onCreate={() => {}} onJoin={() => {}} />);
+    expect(screen.getByTestId('room-reach').textContent).toMatch(/only this machine can open it/);
+  });
+
   it('creates a room, and joins one by code after checking the code', () => {
     const onCreate = vi.fn();
     const onJoin = vi.fn();

@@ -1,24 +1,28 @@
 // Create or join a room; show its code, a link to share and the same link as a QR code, so a class
-// can join from their own machines.
+// can join from their own machines. The link is built by the page (lab-server.ts roomLink: the LAN
+// origin the lab's server names, its signalling, the run settings); this panel says when the link
+// would not reach other machines, and lets the teacher make joining tabs start training at once.
 import QRCode from 'qrcode';
 import { useEffect, useId, useState, type FormEvent } from 'react';
 import { ConfigError, parseConfig } from '../lab/config';
+import { linkReachProblem } from '../lab/lab-server';
 
 export interface RoomPanelProps {
   /** The room this tab is in (or configured for); null or '' when none. */
   room: string | null;
   onCreate(): void;
   onJoin(code: string): void;
-  /** Builds the shareable link; by default this page with ?room=CODE. */
-  linkFor?: (code: string) => string;
+  /** Builds the shareable link; by default this page with ?room=CODE (and autostart=1 when asked). */
+  linkFor?: (code: string, startOnOpen: boolean) => string;
   busy?: boolean;
 }
 
-export function defaultRoomLink(code: string): string {
+export function defaultRoomLink(code: string, startOnOpen = false): string {
   const url = new URL(window.location.href);
   url.search = '';
   url.hash = '';
   url.searchParams.set('room', code);
+  if (startOnOpen) url.searchParams.set('autostart', '1');
   return url.toString();
 }
 
@@ -37,8 +41,10 @@ export function RoomPanel({ room, onCreate, onJoin, linkFor = defaultRoomLink, b
   const [code, setCode] = useState('');
   const [error, setError] = useState<string | null>(null);
   const [qrSvg, setQrSvg] = useState<string | null>(null);
+  const [startOnOpen, setStartOnOpen] = useState(false);
   const inputId = useId();
-  const link = room ? linkFor(room) : null;
+  const link = room ? linkFor(room, startOnOpen) : null;
+  const reachProblem = link ? linkReachProblem(link) : null;
 
   useEffect(() => {
     setQrSvg(null);
@@ -69,11 +75,22 @@ export function RoomPanel({ room, onCreate, onJoin, linkFor = defaultRoomLink, b
             Room code: <strong data-testid="room-code">{room}</strong>
           </p>
           <p className="room-link">
-            <a href={link!}>{link}</a>{' '}
+            <a href={link!} data-testid="room-link">
+              {link}
+            </a>{' '}
             <button type="button" onClick={() => void navigator.clipboard?.writeText(link!)}>
               Copy link
             </button>
           </p>
+          <label className="start-on-open">
+            <input type="checkbox" checked={startOnOpen} onChange={(e) => setStartOnOpen(e.target.checked)} /> Tabs opening the link
+            start training at once
+          </label>
+          {reachProblem && (
+            <p className="muted room-reach" data-testid="room-reach">
+              {reachProblem}
+            </p>
+          )}
           {qrSvg && (
             <img
               className="qr"

@@ -1,0 +1,114 @@
+// A class across machines: three Linux network namespaces stand for the teacher's machine and two
+// students' machines, joined by a bridge (private addresses that exist only inside them). The teacher's
+// machine runs the lab as `npm start` does (HTTPS on the LAN with a certificate generated on first
+// start); the teacher's tab creates a room and its link; each student's machine runs its own Chromium,
+// which trusts that one certificate by its SPKI fingerprint (not by turning certificate checks off),
+// opens the link and nothing else. The students' tabs must be secure contexts with WebGPU
+// (SwiftShader), find each other through the same-origin signalling, train together, and end
+// bitwise equal to each other and where one tab ends on the same global batch.
+import { expect, test, type Browser, type Page } from '@playwright/test';
+import { launchIn, startLabServer } from './class-network';
+import { NamespaceLab, namespacesUnavailable } from './netns';
+import { HTTP_PORT, HTTPS_PORT } from './class-network';
+import { finishTraining, maxRelativeDifference, openTrainingTabs } from './training';
+
+const RUN = { model: 'mlp', dataset: 'spirals', steps: 20, batch: 64, seed: 3 };
+// As e2e/data-parallel.spec.ts: float32 sums in another order differ by ~1e-8.
+const TOLERANCE = 1e-6;
+const SUBNET = '10.77.0';
+
+test('two students on their own machines join by the HTTPS room link alone, train on WebGPU and end equal to one tab', async ({ browser }) => {
+  const unavailable = namespacesUnavailable();
+  // Never a silent pass: where machines cannot be simulated, the test fails and says why.
+  expect(unavailable, 'network namespaces are required for the across-machines tests').toBeNull();
+
+  const solo = await browser.newContext();
+  const [reference] = await finishTraining(await openTrainingTabs(solo, 1, RUN));
+  await solo.close();
+
+  lab = new NamespaceLab(`lc${process.pid % 100000}`, SUBNET);
+  {
+    const teacher = lab.addMachine('t', 1);
+    const students = [lab.addMachine('s1', 2), lab.addMachine('s2', 3)];
+    const { spki } = await startLabServer(lab, teacher, { certDir: `${lab.scratchDir}/cert` });
+
+    // The teacher, on the teacher's machine: its own tab over plain http on loopback.
+    const teacherBrowser = await launchIn(lab, teacher, spki);
+    browsers.push(teacherBrowser);
+    const teacherPage = await teacherBrowser.newPage();
+    const settings = new URLSearchParams(Object.entries({ ...RUN, world: 2 }).map(([key, value]) => [key, String(value)]));
+    await teacherPage.goto(`http://127.0.0.1:${HTTP_PORT}/?${settings}`);
+    await teacherPage.getByRole('button', { name: 'Create room' }).click();
+    await teacherPage.getByLabel(/start training at once/).check();
+    const link = (await teacherPage.getByTestId('room-link').getAttribute('href'))!;
+    console.log(`room link: ${link}`);
+    const url = new URL(link);
+    expect(url.origin).toBe(`https://${teacher.address}:${HTTPS_PORT}`);
+    expect(url.searchParams.get('signal')).toBe(`wss://${teacher.address}:${HTTPS_PORT}/signal`);
+    await expect(teacherPage.getByTestId('room-reach')).toHaveCount(0);
+    await expect(teacherPage.getByAltText(`QR code of the room link ${link}`)).toBeVisible();
+
+    // The students, each on its own machine, open the link and nothing else.
+    const pages: Page[] = [];
+    for (const student of students) {
+      const studentBrowser = await launchIn(lab, student, spki);
+      browsers.push(studentBrowser);
+      const page = await studentBrowser.newPage();
+      page.on('pageerror', (error) => console.error(`[${student.name}] ${error.message}`));
+      pages.push(page);
+    }
+    const firstStepMs = await Promise.all(
+      pages.map(async (page, i) => {
+        const opened = Date.now();
+        await page.goto(link);
+        await page.waitForFunction(
+          () => {
+            const status = window.lab?.status?.();
+            if (status?.state === 'error') throw new Error(status.error ?? 'unknown error');
+            return (status?.step ?? 0) >= 1;
+          },
+          undefined,
+          { timeout: 180_000, polling: 100 },
+        );
+        const ms = Date.now() - opened;
+        console.log(`student ${i + 1} (${students[i].address}): ${ms} ms from opening the link to its first step`);
+        return ms;
+      }),
+    );
+    expect(firstStepMs.every((ms) => ms > 0)).toBe(true);
+
+    // Each student's peers table names the link's path: direct on this LAN (no STUN/TURN configured).
+    for (const page of pages) await expect(page.locator('[data-testid^="path-"]')).toHaveText('host', { timeout: 30_000 });
+    // At phone width the peers table fits its panel (long ids are cut, not spilled).
+    await pages[0].setViewportSize({ width: 390, height: 844 });
+    const peersPanel = pages[0].locator('.panel.peers');
+    const overflow = await peersPanel.evaluate((panel) => panel.scrollWidth - panel.clientWidth);
+    await peersPanel.screenshot({ path: 'e2e-artifacts/screenshots/lan-class-peers-390.png' });
+    expect(overflow, 'peers table wider than its panel at 390 px').toBeLessThanOrEqual(0);
+
+    for (const page of pages) {
+      expect(await page.evaluate(() => window.isSecureContext && 'gpu' in navigator)).toBe(true);
+    }
+    const results = await finishTraining(pages);
+    for (const [i, r] of results.entries()) {
+      expect(r.status.backend?.kind, `student ${i + 1} trains on WebGPU`).toBe('webgpu');
+      expect(r.status.world).toBe(2);
+      expect(r.status.step).toBe(RUN.steps);
+      expect(r.metrics.hashesAgree).toBe(true);
+      expect(r.metrics.bytesSent).toBeGreaterThan(0);
+      expect(r.hash).toBe(results[0].hash);
+    }
+    const difference = maxRelativeDifference(reference.params, results[0].params);
+    console.log(`2 students vs 1 tab: max relative parameter difference ${difference.toExponential(2)}`);
+    expect(difference).toBeLessThan(TOLERANCE);
+  }
+});
+
+// In a hook, not a `finally`: a test that times out never reaches its own finally block.
+let lab: NamespaceLab | null = null;
+const browsers: Browser[] = [];
+test.afterEach(async () => {
+  await Promise.all(browsers.splice(0).map((b) => b.close().catch(() => undefined)));
+  lab?.remove();
+  lab = null;
+});
