@@ -37,7 +37,7 @@ export class PowerSgdSync {
     this.compressor = new PowerSgdCompressor(planForLayout(o.model.layout, o.rank), o.seed);
   }
 
-  /** Bytes one rank would send per step for the dense ring all-reduce of the same gradient, and for this. */
+  /** Which tensors are compressed, and the floats of the two all-reduces per step. */
   get plan(): PowerSgdPlan {
     return this.compressor.plan;
   }
