@@ -1,0 +1,54 @@
+// PowerSGD gradient averaging as a trainer gradSync hook: the gradient is read back once, its matrices
+// are compressed to rank r (collective/powersgd.ts: error feedback, warm-started Q shared by the room),
+// the two small all-reduces run on the ring, and the room's rank-r average is written back for the
+// optimizer. Both all-reduces give every rank the same bits, so replicas stay bitwise equal.
+//
+// Not wired into the lab yet (no `compression=powersgd` key): the tests and scripts/comm-sim.ts build
+// it directly (parallel/comm-room.ts).
+import { PowerSgdCompressor, powerSgdPlan, runPowerSgd, type PowerSgdPlan } from '../collective/powersgd';
+import type { ChunkListener, Transport } from '../collective/types';
+import { viewOf, type Backend } from '../engine/backend';
+import type { ParamLayout } from '../model/layout';
+import type { Model } from '../model/model';
+import type { GradSyncContext, GradSyncResult } from '../train/trainer';
+import { GRADIENT_COLLECTIVE_BASE } from './data-parallel';
+
+export interface PowerSgdSyncOptions {
+  backend: Backend;
+  transport: Transport;
+  model: Model;
+  /** Rank of the approximation (PowerSGD's r): 1, 2 and 4 are the paper's settings. */
+  rank: number;
+  /** Seed of the starting Q: the SAME on every rank of the room. */
+  seed: number;
+  onChunk?: ChunkListener;
+}
+
+/** The PowerSGD plan of a model's layout: every 2-D weight compressed if it gains, biases dense. */
+export function planForLayout(layout: ParamLayout, rank: number): PowerSgdPlan {
+  return powerSgdPlan(layout.entries, layout.totalLength, rank);
+}
+
+export class PowerSgdSync {
+  readonly compressor: PowerSgdCompressor;
+
+  constructor(private readonly o: PowerSgdSyncOptions) {
+    if (o.model.grads.length !== o.model.layout.totalLength) throw new RangeError('PowerSGD needs the full gradient buffer on every rank (not a ZeRO shard)');
+    this.compressor = new PowerSgdCompressor(planForLayout(o.model.layout, o.rank), o.seed);
+  }
+
+  /** Which tensors are compressed, and the floats of the two all-reduces per step. */
+  get plan(): PowerSgdPlan {
+    return this.compressor.plan;
+  }
+
+  /** The trainer's gradSync: this rank's gradient becomes the room's rank-r average. */
+  gradSync = async (ctx: GradSyncContext): Promise<GradSyncResult> => {
+    const { backend, transport, model, onChunk } = this.o;
+    const view = viewOf(model.grads);
+    const grads = await backend.read(view);
+    const stats = await runPowerSgd(transport, this.compressor, grads, { round: ctx.step, collective: GRADIENT_COLLECTIVE_BASE, onEvent: onChunk });
+    backend.write(view, grads);
+    return { bytesSent: stats.bytesSent, bytesReceived: stats.bytesReceived };
+  };
+}
