@@ -16,6 +16,11 @@ import { Optimizer, type OptimizerConfig } from '../train/optimizer';
 import { RandomBatches } from './pipeline-test-support';
 import { type TensorCollectiveEvent, TensorTrainer } from './tensor-trainer';
 
+/** Two column/row pairs and a replicated last layer; every hidden width divides by 4. */
+export const TP_MLP: StageModelSpec = { kind: 'mlp', config: { sizes: [6, 8, 5, 12, 4, 3] }, maxRows: 8 };
+/** Four heads (1 or 2 per rank at T = 4 or 2). */
+export const TP_GPT: StageModelSpec = { kind: 'gpt', config: { vocabSize: 7, blockSize: 5, nLayer: 2, nHead: 4, nEmbd: 8 }, maxRows: 8 };
+
 export function buildTensorModel(backend: Backend, spec: StageModelSpec, maxRows: number, rank: number, ranks: number): TensorParallelModel {
   return spec.kind === 'mlp' ? new TensorMlp(backend, spec.config, maxRows, { rank, ranks }) : new TensorGpt(backend, spec.config, maxRows, { rank, ranks });
 }

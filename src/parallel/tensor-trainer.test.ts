@@ -10,15 +10,11 @@ import { describe, expect, it } from 'vitest';
 import type { StageModelSpec } from '../model/pipeline-stage';
 import type { OptimizerConfig } from '../train/optimizer';
 import { ADAMW, maxRelativeDifference, SGD, trainOneTab } from './pipeline-test-support';
-import { trainTensor } from './tensor-test-support';
+import { TP_GPT, TP_MLP, trainTensor } from './tensor-test-support';
 
 const GLOBAL_ROWS = 8;
 const STEPS = 3;
 
-/** Two column/row pairs and a replicated last layer; every hidden width divides by 4. */
-export const TP_MLP: StageModelSpec = { kind: 'mlp', config: { sizes: [6, 8, 5, 12, 4, 3] }, maxRows: 8 };
-/** Four heads (1 or 2 per rank at T = 4 or 2). */
-export const TP_GPT: StageModelSpec = { kind: 'gpt', config: { vocabSize: 7, blockSize: 5, nLayer: 2, nHead: 4, nEmbd: 8 }, maxRows: 8 };
 
 const MODELS: [string, StageModelSpec][] = [['mlp', TP_MLP], ['gpt', TP_GPT]];
 const OPTIMIZERS: [string, OptimizerConfig, number][] = [['sgd', SGD, 3e-7], ['adamw', ADAMW, 1e-5]];
