@@ -15,7 +15,7 @@
 // the router's partial sums, added over the ranks, equal its gradient to float32 rounding.
 import { runAllToAll } from '../collective/all-to-all-run';
 import type { Transport } from '../collective/types';
-import { type Assignment, combine, type ExpertCache, expertBackward, expertForward, type ExpertParams, type MoeConfig, routeGroup, routerBackward, zeroExpert } from './moe-layer';
+import { type Assignment, combine, type ExpertResult, type ExpertCache, expertBackward, expertForward, type ExpertParams, type MoeConfig, routeGroup, routerBackward, zeroExpert } from './moe-layer';
 
 export interface ExpertParallelStep {
   y: Float32Array;
@@ -35,7 +35,6 @@ export interface ExpertParallelStep {
   dispatchedElements: number;
 }
 
-type Carried = Assignment & { y?: Float32Array; dx?: Float32Array };
 
 /**
  * One forward + backward of the MoE layer on this rank: `x` and `dy` are this rank's tokens [n, C] and
@@ -59,15 +58,15 @@ export async function expertParallelStep(
   if (x.length % C !== 0 || dy.length !== x.length) throw new RangeError(`tokens [n, ${C}] and their gradients of the same shape needed, got ${x.length} and ${dy.length} elements`);
   const n = x.length / C;
   const routing = routeGroup(c, router, x, n);
-  const kept = routing.assignments.map((a, i) => ({ a: a as Carried, i })).filter(({ a }) => a.kept);
+  const kept = routing.assignments.map((a, i) => ({ a: a as Assignment, i })).filter(({ a }) => a.kept);
   /** Kept assignments bound for rank j, expert by expert, in slot order. */
   const outgoing = Array.from({ length: N }, (_, j) => {
-    const list: { a: Carried; i: number }[] = [];
+    const list: { a: Assignment; i: number }[] = [];
     for (let e = j * El; e < (j + 1) * El; e++) list.push(...kept.filter(({ a }) => a.expert === e));
     return list;
   });
   const bytesSent: number[] = [];
-  const rowsOf = (list: { a: Carried }[], values: (a: Carried, k: number) => Float32Array) => {
+  const rowsOf = (list: { a: Assignment }[], values: (a: Assignment, k: number) => Float32Array) => {
     const out = new Float32Array(list.length * C);
     list.forEach(({ a }, k) => out.set(values(a, k), k * C));
     return out;
@@ -122,7 +121,8 @@ export async function expertParallelStep(
   // 4. outputs back, bound to their assignments
   const returned = await runAllToAll(transport, toSources(outputs), { round: opts.round, collective: opts.collective + 1, counts: back });
   bytesSent.push(returned.stats.bytesSent);
-  outgoing.forEach((list, j) => list.forEach(({ a }, k) => (a.y = returned.received[j].subarray(k * C, (k + 1) * C))));
+  const outputOf = new Map<number, Float32Array>();
+  outgoing.forEach((list, j) => list.forEach(({ i }, k) => outputOf.set(i, returned.received[j].subarray(k * C, (k + 1) * C))));
 
   // backward: gated output gradients to the experts, dGate here
   const dGate = new Float64Array(routing.assignments.length);
@@ -135,7 +135,8 @@ export async function expertParallelStep(
   );
   for (const { a, i } of kept) {
     let dg = 0;
-    for (let q = 0; q < C; q++) dg += dy[a.token * C + q] * a.y![q];
+    const out = outputOf.get(i)!;
+    for (let q = 0; q < C; q++) dg += dy[a.token * C + q] * out[q];
     dGate[i] = dg;
   }
   const gradDispatch = await runAllToAll(transport, gradBlocks, { round: opts.round, collective: opts.collective + 2, counts: data });
@@ -155,11 +156,12 @@ export async function expertParallelStep(
   }
   const gradReturn = await runAllToAll(transport, toSources(inputGrads), { round: opts.round, collective: opts.collective + 3, counts: back });
   bytesSent.push(gradReturn.stats.bytesSent);
-  outgoing.forEach((list, j) => list.forEach(({ a }, k) => (a.dx = gradReturn.received[j].subarray(k * C, (k + 1) * C))));
+  const results: (ExpertResult | undefined)[] = new Array(routing.assignments.length);
+  outgoing.forEach((list, j) => list.forEach(({ i }, k) => (results[i] = { y: outputOf.get(i)!, dx: gradReturn.received[j].subarray(k * C, (k + 1) * C) })));
 
   const y = new Float32Array(n * C);
   const dx = new Float32Array(n * C);
-  combine(c, routing, y, dx);
+  combine(c, routing, results, y, dx);
   const routerGrad = new Float32Array(router.length);
   routerBackward(c, router, x, n, routing, dGate, N, routerGrad, dx);
   const dispatchedElements = outgoing.reduce((s, list, j) => s + (j === rank ? 0 : list.length * C), 0);

@@ -260,6 +260,7 @@ export function moeReference(c: MoeConfig, params: MoeParams, xs: readonly Float
   const ys = xs.map((x) => new Float32Array(x.length));
   const dxs = xs.map((x) => new Float32Array(x.length));
   const dGates = routings.map((r) => new Float64Array(r.assignments.length));
+  const results: (ExpertResult | undefined)[][] = routings.map((r) => new Array(r.assignments.length));
   for (let e = 0; e < c.experts; e++) {
     // rows in (group, choice, token) order
     const rows: { g: number; a: number }[] = [];
@@ -278,15 +279,11 @@ export function moeReference(c: MoeConfig, params: MoeParams, xs: readonly Float
       dGates[g][a] = dg;
     });
     const dx = expertBackward(c, params.experts[e], cache, dy, grads.experts[e]);
-    // Stash the expert's outputs and input gradients per assignment; combined below in choice order.
-    rows.forEach(({ g, a }, k) => {
-      const as = routings[g].assignments[a] as Assignment & { y?: Float32Array; dx?: Float32Array };
-      as.y = y.subarray(k * C, (k + 1) * C);
-      as.dx = dx.subarray(k * C, (k + 1) * C);
-    });
+    // Each assignment's expert output and input gradient, combined below in slot order.
+    rows.forEach(({ g, a }, k) => (results[g][a] = { y: y.subarray(k * C, (k + 1) * C), dx: dx.subarray(k * C, (k + 1) * C) }));
   }
   routings.forEach((r, g) => {
-    combine(c, r, ys[g], dxs[g]);
+    combine(c, r, results[g], ys[g], dxs[g]);
     routerBackward(c, params.router, xs[g], xs[g].length / C, r, dGates[g], G, grads.router, dxs[g]);
   });
   return {
@@ -299,15 +296,25 @@ export function moeReference(c: MoeConfig, params: MoeParams, xs: readonly Float
   };
 }
 
-/** Y[t] += gate * expert output, dX[t] += expert input gradient, over kept assignments in slot order. */
-export function combine(c: MoeConfig, r: GroupRouting, y: Float32Array, dx: Float32Array): void {
+/** What an expert gave back for one assignment: its output row and the gradient of its input row. */
+export interface ExpertResult {
+  y: Float32Array;
+  dx: Float32Array;
+}
+
+/**
+ * Y[t] += gate * expert output and dX[t] += expert input gradient over the kept assignments in slot
+ * order; `results[i]` belongs to `r.assignments[i]`.
+ */
+export function combine(c: MoeConfig, r: GroupRouting, results: readonly (ExpertResult | undefined)[], y: Float32Array, dx: Float32Array): void {
   const C = c.width;
-  for (const as of r.assignments as (Assignment & { y?: Float32Array; dx?: Float32Array })[]) {
-    if (!as.kept) continue;
-    if (!as.y || !as.dx) throw new Error(`expert ${as.expert} returned nothing for token ${as.token}`);
-    for (let i = 0; i < C; i++) {
-      y[as.token * C + i] += as.gate * as.y[i];
-      dx[as.token * C + i] += as.dx[i];
+  r.assignments.forEach((as, i) => {
+    if (!as.kept) return;
+    const result = results[i];
+    if (!result) throw new Error(`expert ${as.expert} returned nothing for token ${as.token}`);
+    for (let q = 0; q < C; q++) {
+      y[as.token * C + q] += as.gate * result.y[q];
+      dx[as.token * C + q] += result.dx[q];
     }
-  }
+  });
 }
