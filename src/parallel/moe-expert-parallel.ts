@@ -15,7 +15,32 @@
 // the router's partial sums, added over the ranks, equal its gradient to float32 rounding.
 import { runAllToAll } from '../collective/all-to-all-run';
 import type { Transport } from '../collective/types';
-import { type Assignment, combine, type ExpertResult, type ExpertCache, expertBackward, expertForward, type ExpertParams, type MoeConfig, routeGroup, routerBackward, zeroExpert } from './moe-layer';
+import { type Assignment, combineInputGrads, combineOutputs, type ExpertCache, expertBackward, expertForward, type ExpertParams, type MoeConfig, routeGroup, routerBackward, zeroExpert } from './moe-layer';
+
+export interface ExpertParallelForward {
+  y: Float32Array;
+  /** This group's load-balancing loss (alpha included). */
+  auxLoss: number;
+  dropped: number;
+  /** Kept tokens of this rank's group per expert (one row of the dashboard's heatmap). */
+  tokensPerExpert: number[];
+  /** Elements of token data (header excluded) this rank sent to other ranks in the dispatch. */
+  dispatchedElements: number;
+  /** Bytes this rank sent in the dispatch and the return. */
+  bytesSent: number[];
+  /** From dy (the task loss's gradient w.r.t. y); collective numbers `collective + 2`, `+ 3`. */
+  backward(dy: Float32Array): Promise<ExpertParallelBackward>;
+}
+
+export interface ExpertParallelBackward {
+  dx: Float32Array;
+  /** This rank's partial sum of the router's gradient (its tokens only). */
+  routerGrad: Float32Array;
+  /** Gradients of this rank's experts. */
+  expertGrads: ExpertParams[];
+  /** Bytes this rank sent in the gradient dispatch and return. */
+  bytesSent: number[];
+}
 
 export interface ExpertParallelStep {
   y: Float32Array;
@@ -50,12 +75,27 @@ export async function expertParallelStep(
   dy: Float32Array,
   opts: { round: number; collective: number },
 ): Promise<ExpertParallelStep> {
+  if (dy.length !== x.length) throw new RangeError(`output gradients of ${dy.length} elements for ${x.length} elements of tokens`);
+  const forward = await expertParallelForward(c, transport, router, experts, x, opts);
+  const backward = await forward.backward(dy);
+  return { ...forward, ...backward, bytesSent: [...forward.bytesSent, ...backward.bytesSent] };
+}
+
+/** The forward of the MoE layer on this rank (collective numbers `collective`, `+ 1`); see the file comment. */
+export async function expertParallelForward(
+  c: MoeConfig,
+  transport: Transport,
+  router: Float32Array,
+  experts: readonly ExpertParams[],
+  x: Float32Array,
+  opts: { round: number; collective: number },
+): Promise<ExpertParallelForward> {
   const { world: N, rank } = transport;
   const C = c.width;
   if (c.experts % N !== 0) throw new RangeError(`${c.experts} experts do not spread evenly over ${N} ranks`);
   const El = c.experts / N;
   if (experts.length !== El) throw new RangeError(`rank ${rank} must hold ${El} experts, got ${experts.length}`);
-  if (x.length % C !== 0 || dy.length !== x.length) throw new RangeError(`tokens [n, ${C}] and their gradients of the same shape needed, got ${x.length} and ${dy.length} elements`);
+  if (x.length % C !== 0) throw new RangeError(`tokens [n, ${C}] needed, got ${x.length} elements`);
   const n = x.length / C;
   const routing = routeGroup(c, router, x, n);
   const kept = routing.assignments.map((a, i) => ({ a: a as Assignment, i })).filter(({ a }) => a.kept);
@@ -124,46 +164,49 @@ export async function expertParallelStep(
   const outputOf = new Map<number, Float32Array>();
   outgoing.forEach((list, j) => list.forEach(({ i }, k) => outputOf.set(i, returned.received[j].subarray(k * C, (k + 1) * C))));
 
-  // backward: gated output gradients to the experts, dGate here
-  const dGate = new Float64Array(routing.assignments.length);
-  const gradBlocks = outgoing.map((list) =>
-    rowsOf(list, (a) => {
-      const row = new Float32Array(C);
-      for (let i = 0; i < C; i++) row[i] = a.gate * dy[a.token * C + i];
-      return row;
-    }),
-  );
-  for (const { a, i } of kept) {
-    let dg = 0;
-    const out = outputOf.get(i)!;
-    for (let q = 0; q < C; q++) dg += dy[a.token * C + q] * out[q];
-    dGate[i] = dg;
-  }
-  const gradDispatch = await runAllToAll(transport, gradBlocks, { round: opts.round, collective: opts.collective + 2, counts: data });
-  bytesSent.push(gradDispatch.stats.bytesSent);
-  const expertGrads = experts.map(() => zeroExpert(c));
-  const inputGrads: Float32Array[] = [];
-  for (let k = 0; k < El; k++) {
-    const dyRows = new Float32Array(caches[k].rows * C);
-    let at = 0;
-    gradDispatch.received.forEach((block, src) => {
-      const before = perSource[src].slice(0, k).reduce((s, v) => s + v, 0);
-      const count = perSource[src][k];
-      dyRows.set(block.subarray(before * C, (before + count) * C), at * C);
-      at += count;
-    });
-    inputGrads.push(expertBackward(c, experts[k], caches[k], dyRows, expertGrads[k]));
-  }
-  const gradReturn = await runAllToAll(transport, toSources(inputGrads), { round: opts.round, collective: opts.collective + 3, counts: back });
-  bytesSent.push(gradReturn.stats.bytesSent);
-  const results: (ExpertResult | undefined)[] = new Array(routing.assignments.length);
-  outgoing.forEach((list, j) => list.forEach(({ i }, k) => (results[i] = { y: outputOf.get(i)!, dx: gradReturn.received[j].subarray(k * C, (k + 1) * C) })));
-
   const y = new Float32Array(n * C);
-  const dx = new Float32Array(n * C);
-  combine(c, routing, results, y, dx);
-  const routerGrad = new Float32Array(router.length);
-  routerBackward(c, router, x, n, routing, dGate, N, routerGrad, dx);
+  combineOutputs(c, routing, routing.assignments.map((_, i) => outputOf.get(i)), y);
   const dispatchedElements = outgoing.reduce((s, list, j) => s + (j === rank ? 0 : list.length * C), 0);
-  return { y, dx, routerGrad, expertGrads, auxLoss: routing.auxLoss, dropped: routing.dropped, tokensPerExpert: routing.keptPerExpert, bytesSent, dispatchedElements };
+
+  const backward = async (dy: Float32Array): Promise<ExpertParallelBackward> => {
+    if (dy.length !== x.length) throw new RangeError(`output gradients of ${dy.length} elements for ${x.length} elements of tokens`);
+    // gated output gradients to the experts, dGate here
+    const dGate = new Float64Array(routing.assignments.length);
+    const gradBlocks = outgoing.map((list) =>
+      rowsOf(list, (a) => {
+        const row = new Float32Array(C);
+        for (let i = 0; i < C; i++) row[i] = a.gate * dy[a.token * C + i];
+        return row;
+      }),
+    );
+    for (const { a, i } of kept) {
+      const out = outputOf.get(i)!;
+      let dg = 0;
+      for (let q = 0; q < C; q++) dg += dy[a.token * C + q] * out[q];
+      dGate[i] = dg;
+    }
+    const gradDispatch = await runAllToAll(transport, gradBlocks, { round: opts.round, collective: opts.collective + 2, counts: data });
+    const expertGrads = experts.map(() => zeroExpert(c));
+    const inputGrads: Float32Array[] = [];
+    for (let k = 0; k < El; k++) {
+      const dyRows = new Float32Array(caches[k].rows * C);
+      let at = 0;
+      gradDispatch.received.forEach((block, src) => {
+        const before = perSource[src].slice(0, k).reduce((s, v) => s + v, 0);
+        const count = perSource[src][k];
+        dyRows.set(block.subarray(before * C, (before + count) * C), at * C);
+        at += count;
+      });
+      inputGrads.push(expertBackward(c, experts[k], caches[k], dyRows, expertGrads[k]));
+    }
+    const gradReturn = await runAllToAll(transport, toSources(inputGrads), { round: opts.round, collective: opts.collective + 3, counts: back });
+    const inputGradOf = new Array<Float32Array | undefined>(routing.assignments.length);
+    outgoing.forEach((list, j) => list.forEach(({ i }, k) => (inputGradOf[i] = gradReturn.received[j].subarray(k * C, (k + 1) * C))));
+    const dx = new Float32Array(n * C);
+    combineInputGrads(c, routing, inputGradOf, dx);
+    const routerGrad = new Float32Array(router.length);
+    routerBackward(c, router, x, n, routing, dGate, N, routerGrad, dx);
+    return { dx, routerGrad, expertGrads, bytesSent: [gradDispatch.stats.bytesSent, gradReturn.stats.bytesSent] };
+  };
+  return { y, auxLoss: routing.auxLoss, dropped: routing.dropped, tokensPerExpert: routing.keptPerExpert, dispatchedElements, bytesSent, backward };
 }

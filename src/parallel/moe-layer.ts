@@ -246,75 +246,96 @@ export interface MoeStepResult {
   grads: MoeGradients;
 }
 
-/**
- * One rank holding all E experts: the forward and backward of the groups' tokens (xs[g]: [n_g, C]) with
- * the given output gradients (dys[g]: [n_g, C], the gradient of the task loss w.r.t. Y). The load-
- * balancing loss is added with weight 1 (mean over groups).
- */
-export function moeReference(c: MoeConfig, params: MoeParams, xs: readonly Float32Array[], dys: readonly Float32Array[]): MoeStepResult {
+/** The forward of one rank holding all E experts; `backward` takes the output gradients. */
+export interface MoeForward {
+  /** Per group: [n_g, C]. */
+  y: Float32Array[];
+  /** The load-balancing loss, mean over groups (alpha included). */
+  auxLoss: number;
+  dropped: number;
+  /** tokens[g][e]: tokens of group g kept by expert e (the dashboard's heatmap). */
+  tokens: number[][];
+  /** From dys[g] (the task loss's gradient w.r.t. y[g]); the aux loss is added with weight 1. */
+  backward(dys: readonly Float32Array[]): { dx: Float32Array[]; grads: MoeGradients };
+}
+
+/** One rank holding all E experts: the forward of the groups' tokens (xs[g]: [n_g, C]). */
+export function moeForward(c: MoeConfig, params: MoeParams, xs: readonly Float32Array[]): MoeForward {
   checkMoeConfig(c);
   const C = c.width;
   const G = xs.length;
   const routings = xs.map((x) => routeGroup(c, params.router, x, x.length / C));
-  const grads = zeroMoeGradients(c);
   const ys = xs.map((x) => new Float32Array(x.length));
-  const dxs = xs.map((x) => new Float32Array(x.length));
-  const dGates = routings.map((r) => new Float64Array(r.assignments.length));
-  const results: (ExpertResult | undefined)[][] = routings.map((r) => new Array(r.assignments.length));
-  for (let e = 0; e < c.experts; e++) {
+  const outputs: (Float32Array | undefined)[][] = routings.map((r) => new Array(r.assignments.length));
+  const experts = Array.from({ length: c.experts }, (_, e) => {
     // rows in (group, choice, token) order
     const rows: { g: number; a: number }[] = [];
     routings.forEach((r, g) => r.assignments.forEach((as, a) => as.kept && as.expert === e && rows.push({ g, a })));
     const x = new Float32Array(rows.length * C);
     rows.forEach(({ g, a }, k) => x.set(xs[g].subarray(routings[g].assignments[a].token * C, (routings[g].assignments[a].token + 1) * C), k * C));
     const { y, cache } = expertForward(c, params.experts[e], x, rows.length);
-    const dy = new Float32Array(rows.length * C);
-    rows.forEach(({ g, a }, k) => {
-      const { token, gate } = routings[g].assignments[a];
-      let dg = 0;
-      for (let i = 0; i < C; i++) {
-        dy[k * C + i] = gate * dys[g][token * C + i];
-        dg += dys[g][token * C + i] * y[k * C + i];
-      }
-      dGates[g][a] = dg;
-    });
-    const dx = expertBackward(c, params.experts[e], cache, dy, grads.experts[e]);
-    // Each assignment's expert output and input gradient, combined below in slot order.
-    rows.forEach(({ g, a }, k) => (results[g][a] = { y: y.subarray(k * C, (k + 1) * C), dx: dx.subarray(k * C, (k + 1) * C) }));
-  }
-  routings.forEach((r, g) => {
-    combine(c, r, results[g], ys[g], dxs[g]);
-    routerBackward(c, params.router, xs[g], xs[g].length / C, r, dGates[g], G, grads.router, dxs[g]);
+    rows.forEach(({ g, a }, k) => (outputs[g][a] = y.subarray(k * C, (k + 1) * C)));
+    return { rows, y, cache };
   });
+  routings.forEach((r, g) => combineOutputs(c, r, outputs[g], ys[g]));
   return {
     y: ys,
     auxLoss: routings.reduce((s, r) => s + r.auxLoss, 0) / G,
     dropped: routings.reduce((s, r) => s + r.dropped, 0),
     tokens: routings.map((r) => r.keptPerExpert),
-    dx: dxs,
-    grads,
+    backward: (dys) => {
+      const grads = zeroMoeGradients(c);
+      const dxs = xs.map((x) => new Float32Array(x.length));
+      const dGates = routings.map((r) => new Float64Array(r.assignments.length));
+      const inputGrads: (Float32Array | undefined)[][] = routings.map((r) => new Array(r.assignments.length));
+      experts.forEach(({ rows, y, cache }, e) => {
+        const dy = new Float32Array(rows.length * C);
+        rows.forEach(({ g, a }, k) => {
+          const { token, gate } = routings[g].assignments[a];
+          let dg = 0;
+          for (let i = 0; i < C; i++) {
+            dy[k * C + i] = gate * dys[g][token * C + i];
+            dg += dys[g][token * C + i] * y[k * C + i];
+          }
+          dGates[g][a] = dg;
+        });
+        const dx = expertBackward(c, params.experts[e], cache, dy, grads.experts[e]);
+        rows.forEach(({ g, a }, k) => (inputGrads[g][a] = dx.subarray(k * C, (k + 1) * C)));
+      });
+      routings.forEach((r, g) => {
+        combineInputGrads(c, r, inputGrads[g], dxs[g]);
+        routerBackward(c, params.router, xs[g], xs[g].length / C, r, dGates[g], G, grads.router, dxs[g]);
+      });
+      return { dx: dxs, grads };
+    },
   };
 }
 
-/** What an expert gave back for one assignment: its output row and the gradient of its input row. */
-export interface ExpertResult {
-  y: Float32Array;
-  dx: Float32Array;
+/** moeForward, then its backward from `dys`. */
+export function moeReference(c: MoeConfig, params: MoeParams, xs: readonly Float32Array[], dys: readonly Float32Array[]): MoeStepResult {
+  const forward = moeForward(c, params, xs);
+  const { dx, grads } = forward.backward(dys);
+  return { y: forward.y, auxLoss: forward.auxLoss, dropped: forward.dropped, tokens: forward.tokens, dx, grads };
 }
 
-/**
- * Y[t] += gate * expert output and dX[t] += expert input gradient over the kept assignments in slot
- * order; `results[i]` belongs to `r.assignments[i]`.
- */
-export function combine(c: MoeConfig, r: GroupRouting, results: readonly (ExpertResult | undefined)[], y: Float32Array, dx: Float32Array): void {
+/** Y[t] += gate * expert output over the kept assignments in slot order; `outputs[i]` is assignment i's. */
+export function combineOutputs(c: MoeConfig, r: GroupRouting, outputs: readonly (Float32Array | undefined)[], y: Float32Array): void {
   const C = c.width;
   r.assignments.forEach((as, i) => {
     if (!as.kept) return;
-    const result = results[i];
-    if (!result) throw new Error(`expert ${as.expert} returned nothing for token ${as.token}`);
-    for (let q = 0; q < C; q++) {
-      y[as.token * C + q] += as.gate * result.y[q];
-      dx[as.token * C + q] += result.dx[q];
-    }
+    const out = outputs[i];
+    if (!out) throw new Error(`expert ${as.expert} returned no output for token ${as.token}`);
+    for (let q = 0; q < C; q++) y[as.token * C + q] += as.gate * out[q];
+  });
+}
+
+/** dX[t] += the expert's input gradient over the kept assignments in slot order. */
+export function combineInputGrads(c: MoeConfig, r: GroupRouting, grads: readonly (Float32Array | undefined)[], dx: Float32Array): void {
+  const C = c.width;
+  r.assignments.forEach((as, i) => {
+    if (!as.kept) return;
+    const g = grads[i];
+    if (!g) throw new Error(`expert ${as.expert} returned no input gradient for token ${as.token}`);
+    for (let q = 0; q < C; q++) dx[as.token * C + q] += g[q];
   });
 }
