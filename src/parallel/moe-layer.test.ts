@@ -5,7 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { createMemoryMesh } from '../collective/memory-transport';
 import { Rng } from '../data/random';
 import { expertParallelStep } from './moe-expert-parallel';
-import { initMoeParams, type MoeConfig, type MoeParams, moeReference, routeGroup } from './moe-layer';
+import { initMoeParams, type MoeConfig, type MoeParams, moeForward, moeReference, routeGroup } from './moe-layer';
+import { expertParallelSgdStep } from './moe-trainer';
 
 const BASE: MoeConfig = { width: 4, hidden: 6, experts: 4, topK: 1, capacityFactor: 1.25, auxWeight: 0.01 };
 
@@ -146,4 +147,53 @@ describe('expert parallelism: E = 4 experts on N ranks (all-to-all) vs one rank 
     const [t] = createMemoryMesh(2);
     await expect(expertParallelStep(c, t, params.router, params.experts.slice(0, 1), randomTokens(2, 4, 1), randomTokens(2, 4, 2), { round: 0, collective: 0 })).rejects.toThrow(/do not spread evenly/);
   });
+});
+
+describe('expert-parallel training (SGD, 5 steps on one fixed batch, MSE to random targets)', () => {
+  for (const N of [2, 4]) {
+    it(`E = 4 on N = ${N}: ends where one rank holding all experts ends (relative 1e-6; measured <= 2e-8), the router bitwise equal on every rank, the loss falling`, async () => {
+      const c: MoeConfig = { ...BASE, topK: 2, auxWeight: 0.01 };
+      const lr = 0.1;
+      const steps = 5;
+      const tokensPerRank = 8;
+      const data = (_step: number, g: number) => ({ x: randomTokens(tokensPerRank, c.width, 100 + g), target: randomTokens(tokensPerRank, c.width, 150 + g) });
+      // one rank, all experts, the same groups
+      const reference = initMoeParams(c, 9);
+      const referenceLosses: number[] = [];
+      for (let step = 0; step < steps; step++) {
+        const batches = Array.from({ length: N }, (_, g) => data(step, g));
+        const forward = moeForward(c, reference, batches.map((b) => b.x));
+        const total = N * tokensPerRank;
+        let loss = 0;
+        const dys = forward.y.map((y, g) => y.map((v, i) => {
+          const d = v - batches[g].target[i];
+          loss += (0.5 * d * d) / total;
+          return d / total;
+        }));
+        referenceLosses.push(loss);
+        const { grads } = forward.backward(dys);
+        reference.router.forEach((_, i) => (reference.router[i] -= lr * grads.router[i]));
+        reference.experts.forEach((e, k) => { for (const key of ['w1', 'b1', 'w2', 'b2'] as const) e[key].forEach((_, i) => (e[key][i] -= lr * grads.experts[k][key][i])); });
+      }
+      // N ranks
+      const El = c.experts / N;
+      const start = initMoeParams(c, 9);
+      const mesh = createMemoryMesh(N);
+      const ranks = mesh.map((t) => ({ t, router: start.router.slice(), experts: start.experts.slice(t.rank * El, (t.rank + 1) * El).map((e) => ({ w1: e.w1.slice(), b1: e.b1.slice(), w2: e.w2.slice(), b2: e.b2.slice() })) }));
+      const losses: number[] = [];
+      for (let step = 0; step < steps; step++) {
+        const reports = await Promise.all(ranks.map((r) => expertParallelSgdStep(c, r.t, r.router, r.experts, data(step, r.t.rank).x, data(step, r.t.rank).target, N * tokensPerRank, lr, step)));
+        losses.push(reports.reduce((s, r) => s + r.loss, 0));
+      }
+      const flat = (p: { router: Float32Array; experts: { w1: Float32Array; b1: Float32Array; w2: Float32Array; b2: Float32Array }[] }) =>
+        Float32Array.from([...p.router, ...p.experts.flatMap((e) => [...e.w1, ...e.b1, ...e.w2, ...e.b2])]);
+      const together = flat({ router: ranks[0].router, experts: ranks.flatMap((r) => r.experts) });
+      const difference = Math.max(...together.map((v, i) => Math.abs(v - flat(reference)[i]))) / Math.max(...flat(reference).map(Math.abs));
+      console.log(`EP N=${N}: max relative difference ${difference.toExponential(2)} vs one rank; losses ${losses.map((l) => l.toFixed(4)).join(' ')} (one rank ${referenceLosses.map((l) => l.toFixed(4)).join(' ')})`);
+      expect(difference).toBeLessThan(1e-6);
+      for (const r of ranks) expect(Array.from(r.router)).toEqual(Array.from(ranks[0].router));
+      losses.forEach((l, i) => expect(l).toBeCloseTo(referenceLosses[i], 5));
+      expect(losses[steps - 1]).toBeLessThan(losses[0]);
+    });
+  }
 });
