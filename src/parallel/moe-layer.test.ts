@@ -197,3 +197,17 @@ describe('expert-parallel training (SGD, 5 steps on one fixed batch, MSE to rand
     });
   }
 });
+
+describe('a lost tab in expert parallelism', () => {
+  it('when rank 1 vanishes, rank 0\'s step rejects (the peer is named) and its router and experts stay as they were', async () => {
+    const c: MoeConfig = { ...BASE, topK: 2 };
+    const params = initMoeParams(c, 9);
+    const [t0, t1] = createMemoryMesh(2);
+    const router = params.router.slice();
+    const experts = params.experts.slice(0, 2).map((e) => ({ w1: e.w1.slice(), b1: e.b1.slice(), w2: e.w2.slice(), b2: e.b2.slice() }));
+    t1.kill();
+    await expect(expertParallelSgdStep(c, t0, router, experts, randomTokens(8, 4, 1), randomTokens(8, 4, 2), 16, 0.1, 0)).rejects.toThrow(/rank 1/);
+    expect(Array.from(router)).toEqual(Array.from(params.router));
+    expect(Array.from(experts[0].w1)).toEqual(Array.from(params.experts[0].w1));
+  });
+});

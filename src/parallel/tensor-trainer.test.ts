@@ -9,8 +9,13 @@
 import { describe, expect, it } from 'vitest';
 import type { StageModelSpec } from '../model/pipeline-stage';
 import type { OptimizerConfig } from '../train/optimizer';
-import { ADAMW, maxRelativeDifference, SGD, trainOneTab } from './pipeline-test-support';
-import { TP_GPT, TP_MLP, trainTensor } from './tensor-test-support';
+import { createMemoryMesh } from '../collective/memory-transport';
+import { viewOf } from '../engine/backend';
+import { CpuBackend } from '../engine/cpu-backend';
+import { Optimizer } from '../train/optimizer';
+import { ADAMW, maxRelativeDifference, RandomBatches, SGD, trainOneTab } from './pipeline-test-support';
+import { TensorTrainer } from './tensor-trainer';
+import { buildTensorModel, TP_GPT, TP_MLP, trainTensor } from './tensor-test-support';
 
 const GLOBAL_ROWS = 8;
 const STEPS = 3;
@@ -89,5 +94,21 @@ describe('bytes on the wire per step', () => {
     const events = run.collectives[0];
     // sizes [6, 8, 5, 12, 4, 3]: pairs (0,1) -> 5 wide, (2,3) -> 4 wide; pair 1's input is 5 wide.
     expect(events.map((e) => `${e.pass}:${e.block}:${e.elements}`)).toEqual([`forward:0:${8 * 5}`, `forward:1:${8 * 4}`, `backward:1:${8 * 5}`]);
+  });
+});
+
+describe('a lost tab', () => {
+  it('T = 2: when rank 1 vanishes, rank 0\'s step rejects (the peer is named) and its parameters stay as they were', async () => {
+    const [t0, t1] = createMemoryMesh(2);
+    const backend = new CpuBackend();
+    const model = buildTensorModel(backend, TP_GPT, 8, 0, 2);
+    model.init(5);
+    const optimizer = new Optimizer(backend, model.layout, ADAMW);
+    const trainer = new TensorTrainer({ backend, model, optimizer, batches: new RandomBatches(TP_GPT, 8, 1), transport: t0 });
+    const before = await backend.read(viewOf(model.params));
+    t1.kill();
+    await expect(trainer.trainStep()).rejects.toThrow(/rank 1/);
+    expect(Array.from(await backend.read(viewOf(model.params)))).toEqual(Array.from(before));
+    expect(trainer.step).toBe(0);
   });
 });
