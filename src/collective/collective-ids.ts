@@ -15,7 +15,16 @@
 // (src/peer/frame.ts type 'control'), never as a transport message.
 
 export type CollectivePayload = 'floats' | 'bytes' | 'sparse' | 'control';
-export type CollectiveScope = 'room' | 'strategy:ring' | 'strategy:ps' | 'strategy:async-ps' | 'strategy:sparse' | 'strategy:zero' | 'mesh-probe';
+export type CollectiveScope =
+  | 'room'
+  | 'strategy:ring'
+  | 'strategy:ps'
+  | 'strategy:async-ps'
+  | 'strategy:sparse'
+  | 'strategy:zero'
+  | 'strategy:powersgd'
+  | 'strategy:diloco'
+  | 'mesh-probe';
 
 export interface CollectiveIdRange {
   /** The range's ids are [first, first + count). */
@@ -54,6 +63,9 @@ export const COLLECTIVE_IDS = {
   asyncPsParams: { first: FIRST_FLOAT_ID + 9, count: 1, payload: 'floats', scope: 'strategy:async-ps', what: 'asynchronous parameter server: parameters to a worker' },
   asyncPsFinal: { first: FIRST_FLOAT_ID + 10, count: 1, payload: 'floats', scope: 'strategy:async-ps', what: 'asynchronous parameter server: the final parameters' },
   sparseGradients: { first: FIRST_FLOAT_ID, count: 1, payload: 'sparse', scope: 'strategy:sparse', what: 'Top-K / Random-K gradients with their indices (src/parallel/sparse-sync.ts)' },
+  powerSgdFactors: { first: FIRST_FLOAT_ID, count: 2, payload: 'floats', scope: 'strategy:powersgd', what: 'PowerSGD: the P factors (and uncompressed tensors), then the Q factors (src/collective/powersgd.ts)' },
+  dilocoOuter: { first: FIRST_FLOAT_ID, count: 1, payload: 'floats', scope: 'strategy:diloco', what: 'DiLoCo: the pseudo-gradient of an outer step, float32 or fp16 (src/parallel/diloco.ts)' },
+  dilocoOuterSparse: { first: FIRST_FLOAT_ID + 1, count: 1, payload: 'sparse', scope: 'strategy:diloco', what: 'DiLoCo with Top-K: the pseudo-gradient\'s kept entries with their indices' },
   elasticControl: { first: 0x0e1a5, count: 1, payload: 'control', scope: 'room', what: 'elastic rooms: ready / roster / abort / closed (src/peer/elastic-protocol.ts)' },
   classroomLesson: { first: 0x00c1a55, count: 1, payload: 'floats', scope: 'room', what: 'classroom: the lesson\'s all-reduce, and its control frames (src/lab/classroom-protocol.ts)' },
   zeroCollectives: { first: ZERO_FIRST, count: U32_END - ZERO_FIRST, payload: 'floats', scope: 'strategy:zero', what: 'ZeRO: reduce-scatters and all-gathers, numbered in order (src/parallel/zero/zero-sync.ts)' },

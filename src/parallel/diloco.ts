@@ -25,7 +25,7 @@ import type { ChunkListener, Transport } from '../collective/types';
 import { viewOf, type Backend } from '../engine/backend';
 import type { Model } from '../model/model';
 import type { GradSyncContext, GradSyncResult } from '../train/trainer';
-import { GRADIENT_COLLECTIVE_BASE } from './data-parallel';
+import { COLLECTIVE_IDS } from '../collective/collective-ids';
 
 export interface OuterOptimizer {
   lr: number;
@@ -102,11 +102,11 @@ export class DilocoSync {
     const params = await backend.read(view);
     const delta = new Float32Array(params.length);
     for (let i = 0; i < delta.length; i++) delta[i] = anchor[i] - params[i];
-    const opts = { round: ctx.step, collective: GRADIENT_COLLECTIVE_BASE, onEvent: onChunk };
+    const opts = { round: ctx.step, collective: COLLECTIVE_IDS.dilocoOuter.first, onEvent: onChunk };
     let stats;
     if (this.sparsifier) {
       const sent = this.sparsifier.compress(delta);
-      const gathered = await runSparseAllGather(transport, encodeSparseCompact(sent), opts);
+      const gathered = await runSparseAllGather(transport, encodeSparseCompact(sent), { ...opts, collective: COLLECTIVE_IDS.dilocoOuterSparse.first });
       stats = gathered.stats;
       delta.fill(0);
       for (const payload of gathered.payloads) addSparseInto(delta, decodeSparseCompact(payload, delta.length)); // rank order: same bits everywhere

@@ -11,7 +11,7 @@ import { viewOf, type Backend } from '../engine/backend';
 import type { ParamLayout } from '../model/layout';
 import type { Model } from '../model/model';
 import type { GradSyncContext, GradSyncResult } from '../train/trainer';
-import { GRADIENT_COLLECTIVE_BASE } from './data-parallel';
+import { COLLECTIVE_IDS } from '../collective/collective-ids';
 
 export interface PowerSgdSyncOptions {
   backend: Backend;
@@ -47,7 +47,7 @@ export class PowerSgdSync {
     const { backend, transport, model, onChunk } = this.o;
     const view = viewOf(model.grads);
     const grads = await backend.read(view);
-    const stats = await runPowerSgd(transport, this.compressor, grads, { round: ctx.step, collective: GRADIENT_COLLECTIVE_BASE, onEvent: onChunk });
+    const stats = await runPowerSgd(transport, this.compressor, grads, { round: ctx.step, collective: COLLECTIVE_IDS.powerSgdFactors.first, onEvent: onChunk });
     backend.write(view, grads);
     return { bytesSent: stats.bytesSent, bytesReceived: stats.bytesReceived };
   };
