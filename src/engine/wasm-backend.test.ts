@@ -1,0 +1,104 @@
+// The fast CPU backend against its twin, the reference CPU backend, on awkward shapes: sizes of 1,
+// primes, non-multiples of the kernel's 4x8 tile and 16-byte vectors, K past one 256-deep K block, M past
+// one 64-row M block, in every layout, overwriting and accumulating, with `out` aliasing an input.
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { type Backend, type MatmulOptions, type View, viewOf } from './backend';
+import { CpuBackend } from './cpu-backend';
+import { randomUniform } from './gradcheck';
+import { WASM_ADAPTER, WasmCpuBackend } from './wasm-backend';
+import { wasmSimdSupported } from './wasm-kernels';
+
+const reference = new CpuBackend();
+const fast = await WasmCpuBackend.create();
+
+function upload(backend: Backend, data: Float32Array): View {
+  const v = viewOf(backend.alloc(data.length, 'test', 'workspace'));
+  backend.write(v, data);
+  return v;
+}
+
+/** op(a) @ op(b) on one backend, out starting at `start` (it matters when accumulating). */
+async function matmulOn(backend: Backend, a: Float32Array, b: Float32Array, start: Float32Array, M: number, K: number, N: number, opts: MatmulOptions): Promise<Float32Array> {
+  const out = upload(backend, start);
+  backend.matmul(out, upload(backend, a), upload(backend, b), M, K, N, opts);
+  return backend.read(out);
+}
+
+/** Largest |x - y| over the elements. */
+function maxDiff(x: Float32Array, y: Float32Array): number {
+  expect(x.length).toBe(y.length);
+  let worst = 0;
+  for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i] - y[i]));
+  return worst;
+}
+
+// [M, K, N]: 1s, primes, K = 1, non-multiples of 4/8/16, K past one K block (256), M past one M block (64).
+const SHAPES: [number, number, number][] = [
+  [1, 1, 1], [1, 7, 1], [7, 1, 5], [3, 5, 4], [5, 3, 7], [13, 17, 11], [17, 1, 9], [4, 8, 16],
+  [31, 37, 41], [64, 33, 65], [3, 300, 5], [67, 70, 9], [2, 513, 3], [97, 257, 89],
+];
+const LAYOUTS: [string, MatmulOptions][] = [
+  ['NN', {}], ['NT', { transB: true }], ['TN', { transA: true }], ['TT', { transA: true, transB: true }],
+];
+
+describe('WasmCpuBackend matmul vs the reference: |ours - reference| <= 1e-6 * K per element, inputs in [-1, 1]', () => {
+  let seed = 100;
+  for (const [name, layout] of LAYOUTS) {
+    for (const accumulate of [false, true]) {
+      it(`${name}${accumulate ? ' accumulate' : ''} on ${SHAPES.length} awkward shapes`, async () => {
+        for (const [M, K, N] of SHAPES) {
+          const a = randomUniform(M * K, seed++);
+          const b = randomUniform(K * N, seed++);
+          const start = randomUniform(M * N, seed++);
+          const opts = { ...layout, accumulate };
+          const want = await matmulOn(reference, a, b, start, M, K, N, opts);
+          const got = await matmulOn(fast, a, b, start, M, K, N, opts);
+          expect(maxDiff(got, want), `${name} M=${M} K=${K} N=${N}`).toBeLessThanOrEqual(1e-6 * K);
+        }
+      });
+    }
+  }
+
+  it('out may alias an input: a square matmul written over its own a, like the reference', async () => {
+    const n = 37;
+    const a = randomUniform(n * n, 7);
+    const b = randomUniform(n * n, 8);
+    const results = await Promise.all(
+      [reference, fast].map(async (backend) => {
+        const av = upload(backend, a);
+        backend.matmul(av, av, upload(backend, b), n, n, n, { transB: true });
+        return backend.read(av);
+      }),
+    );
+    expect(maxDiff(results[1], results[0])).toBeLessThanOrEqual(1e-6 * n);
+  });
+
+  it('an all-zero row and column stay exactly zero, a K=1 product is exact', async () => {
+    const [M, K, N] = [5, 1, 6];
+    const a = randomUniform(M * K, 9);
+    const b = randomUniform(K * N, 10);
+    const got = await matmulOn(fast, a, b, new Float32Array(M * N), M, K, N, {});
+    for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) expect(got[i * N + j]).toBe(Math.fround(a[i] * b[j]));
+  });
+
+  it('keeps the reference checks: a wrong length is a clear error and the output is untouched', async () => {
+    const out = upload(fast, new Float32Array([1, 2, 3, 4]));
+    expect(() => fast.matmul(out, upload(fast, new Float32Array(3)), upload(fast, new Float32Array(4)), 2, 2, 2)).toThrow(/matmul/);
+    expect(Array.from(await fast.read(out))).toEqual([1, 2, 3, 4]);
+  });
+
+  it('names itself as the WebAssembly CPU backend', () => {
+    expect(fast.info).toEqual({ kind: 'cpu', adapter: WASM_ADAPTER });
+  });
+});
+
+describe('WasmCpuBackend feature detection', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('this Node has WebAssembly SIMD, and without it create() rejects with the reason', async () => {
+    expect(wasmSimdSupported()).toBe(true);
+    vi.spyOn(WebAssembly, 'validate').mockReturnValue(false);
+    expect(wasmSimdSupported()).toBe(false);
+    await expect(WasmCpuBackend.create()).rejects.toThrow(/no WebAssembly SIMD/);
+  });
+});

@@ -1,0 +1,40 @@
+// The fast CPU backend: the reference CPU backend (cpu-backend.ts) with its hot ops replaced by
+// WebAssembly SIMD kernels (wasm-kernels.ts, built from wasm/kernels.ts). Every op it does not
+// accelerate is the reference's own code, so the two differ only where a kernel is swapped in, and each
+// swapped kernel is tested against the reference on awkward shapes (wasm-backend.test.ts).
+// Results are not bit-identical to the reference: matmul sums in float32 per K block where the
+// reference sums in float64, so an element differs by at most a few float32 roundings per K term.
+import type { BackendInfo, MatmulOptions, View } from './backend';
+import { CpuBackend } from './cpu-backend';
+import { checkMatmul } from './op-checks';
+import { WasmKernels } from './wasm-kernels';
+
+export const WASM_ADAPTER = 'CPU, WebAssembly SIMD (no WebGPU)';
+
+export class WasmCpuBackend extends CpuBackend {
+  override readonly info: BackendInfo = { kind: 'cpu', adapter: WASM_ADAPTER };
+
+  private constructor(private readonly kernels: WasmKernels) {
+    super();
+  }
+
+  /** Rejects (with the reason) where WebAssembly SIMD is missing or the kernels cannot be loaded. */
+  static async create(wasmBytes?: BufferSource): Promise<WasmCpuBackend> {
+    return new WasmCpuBackend(await WasmKernels.load(wasmBytes));
+  }
+
+  override matmul(out: View, a: View, b: View, M: number, K: number, N: number, opts: MatmulOptions = {}): void {
+    checkMatmul(out, a, b, M, K, N);
+    this.kernels.matmul(
+      this.f(out, 'matmul'),
+      this.f(a, 'matmul'),
+      this.f(b, 'matmul'),
+      M,
+      K,
+      N,
+      opts.transA === true,
+      opts.transB === true,
+      opts.accumulate === true,
+    );
+  }
+}

@@ -1,0 +1,108 @@
+// Loads the fast CPU backend's WebAssembly kernels (built from wasm/kernels.ts into
+// src/engine/generated/kernels.wasm by `npm run build:wasm`) and lays out their linear memory for one
+// matmul at a time. Guarantees: it instantiates only where WebAssembly SIMD validates (the answer is a
+// clear error otherwise, so the caller can fall back to the reference backend), and `matmul` reads its
+// inputs before it writes its output, so `out` may alias `a` or `b`.
+
+/** The kernels' exports (see wasm/kernels.ts). Addresses are byte offsets into `memory`. */
+interface KernelExports {
+  readonly memory: WebAssembly.Memory;
+  heapBase(): number;
+  paddedRows(M: number): number;
+  paddedCols(N: number): number;
+  packA(src: number, dst: number, M: number, K: number, trans: number): void;
+  packB(src: number, dst: number, K: number, N: number, trans: number): void;
+  gemmPacked(ap: number, bp: number, cp: number, M: number, K: number, N: number, rowFrom: number, rowTo: number): void;
+  unpad(cp: number, out: number, M: number, N: number, accumulate: number): void;
+}
+
+// i32.const 0; i8x16.splat; i8x16.popcnt: the smallest function that needs SIMD (wasm-feature-detect's).
+const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11]);
+
+export function wasmSimdSupported(): boolean {
+  try {
+    return typeof WebAssembly === 'object' && WebAssembly.validate(SIMD_PROBE);
+  } catch {
+    return false;
+  }
+}
+
+export const KERNELS_URL = new URL('./generated/kernels.wasm', import.meta.url);
+
+/** The kernels' bytes: fetched in a browser, read from disk under Node (tests, tools). */
+export async function fetchKernelBytes(url: URL = KERNELS_URL): Promise<ArrayBuffer | Uint8Array> {
+  if (url.protocol === 'file:') {
+    const fs = 'node:fs/promises';
+    const { readFile } = (await import(/* @vite-ignore */ fs)) as typeof import('node:fs/promises');
+    try {
+      return await readFile(url);
+    } catch (error) {
+      throw new Error(`WASM kernels missing at ${url.pathname}: run \`npm run build:wasm\` (${error instanceof Error ? error.message : error})`);
+    }
+  }
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`WASM kernels: ${url.href} answered ${response.status}`);
+  return response.arrayBuffer();
+}
+
+const ALIGN = 16; // v128 loads are fastest 16-byte aligned
+const PAGE = 65536;
+
+function alignUp(n: number): number {
+  return Math.ceil(n / ALIGN) * ALIGN;
+}
+
+export class WasmKernels {
+  private constructor(private readonly k: KernelExports) {}
+
+  static async load(bytes?: BufferSource): Promise<WasmKernels> {
+    if (!wasmSimdSupported()) throw new Error('this browser has no WebAssembly SIMD');
+    const source = bytes ?? (await fetchKernelBytes());
+    const module = await WebAssembly.compile(source as BufferSource);
+    const instance = await WebAssembly.instantiate(module, {
+      env: {
+        abort: () => {
+          throw new Error('WASM kernel aborted');
+        },
+      },
+    });
+    return new WasmKernels(instance.exports as unknown as KernelExports);
+  }
+
+  /** Bytes of linear memory the kernels hold now (it grows to the largest matmul seen, never shrinks). */
+  memoryBytes(): number {
+    return this.k.memory.buffer.byteLength;
+  }
+
+  /**
+   * out[M,N] (= or +=) op(a)[M,K] @ op(b)[K,N], with a stored [K,M] when transA and b stored [N,K] when
+   * transB. Shapes are the caller's to check (op-checks.ts).
+   */
+  matmul(out: Float32Array, a: Float32Array, b: Float32Array, M: number, K: number, N: number, transA: boolean, transB: boolean, accumulate: boolean): void {
+    const k = this.k;
+    const Mp = k.paddedRows(M);
+    const Np = k.paddedCols(N);
+    const aAt = alignUp(k.heapBase());
+    const bAt = alignUp(aAt + M * K * 4);
+    const apAt = alignUp(bAt + K * N * 4);
+    const bpAt = alignUp(apAt + Mp * K * 4);
+    const cpAt = alignUp(bpAt + Np * K * 4);
+    const outAt = alignUp(cpAt + Mp * Np * 4);
+    this.reserve(outAt + M * N * 4);
+    const mem = k.memory.buffer;
+    new Float32Array(mem, aAt, M * K).set(a);
+    new Float32Array(mem, bAt, K * N).set(b);
+    const result = new Float32Array(mem, outAt, M * N);
+    if (accumulate) result.set(out);
+    k.packA(aAt, apAt, M, K, transA ? 1 : 0);
+    k.packB(bAt, bpAt, K, N, transB ? 1 : 0);
+    k.gemmPacked(apAt, bpAt, cpAt, M, K, N, 0, Mp);
+    k.unpad(cpAt, outAt, M, N, accumulate ? 1 : 0);
+    out.set(result);
+  }
+
+  private reserve(bytes: number): void {
+    const have = this.k.memory.buffer.byteLength;
+    if (bytes > have) this.k.memory.grow(Math.ceil((bytes - have) / PAGE));
+  }
+}

@@ -1,0 +1,172 @@
+// AssemblyScript source of the fast CPU backend's WebAssembly kernels (built by `npm run build:wasm`
+// into src/engine/generated/kernels.wasm; loaded by src/engine/wasm-kernels.ts). Every function works
+// on raw byte addresses in this module's linear memory, which the JavaScript side lays out: nothing here
+// allocates, so the module runs with AssemblyScript's stub runtime and no garbage collector.
+//
+// Matmul is the GotoBLAS shape: op(a) is packed into 4-row panels and op(b) into 8-column panels
+// (zero-padded, so the micro-kernel never tests an edge), a 4x8 micro-kernel keeps its tile of C in
+// eight f32x4 registers over a K block, and K/M blocking keeps one B micro-panel in L1 and an A block
+// in L2. The summation order is per K block in f32, so results differ from the float64 reference in
+// the last bits (the tests bound it).
+
+const MR: i32 = 4; // rows per A panel (micro-kernel height)
+const NR: i32 = 8; // columns per B panel (micro-kernel width: two f32x4)
+const KC: i32 = 256; // K block: a B micro-panel of KC x NR floats is 8 KiB
+const MC: i32 = 64; // M block: an A block of MC x KC floats is 64 KiB
+
+/** First free byte after this module's static data: the JavaScript side lays its buffers out from here. */
+export function heapBase(): usize {
+  return __heap_base;
+}
+
+/** Rows of op(a) rounded up to the panel height. */
+export function paddedRows(M: i32): i32 {
+  return ((M + MR - 1) / MR) * MR;
+}
+
+/** Columns of op(b) rounded up to the panel width. */
+export function paddedCols(N: i32): i32 {
+  return ((N + NR - 1) / NR) * NR;
+}
+
+/** dst[ib][k][r] = op(a)[ib*4 + r][k], zero for rows past M. a is [M,K], or [K,M] when transposed. */
+export function packA(src: usize, dst: usize, M: i32, K: i32, trans: bool): void {
+  const Mp = paddedRows(M);
+  let out = dst;
+  for (let i0 = 0; i0 < Mp; i0 += MR) {
+    for (let k = 0; k < K; k++) {
+      for (let r = 0; r < MR; r++) {
+        const i = i0 + r;
+        let v: f32 = 0;
+        if (i < M) v = trans ? load<f32>(src + ((<usize>k * M + i) << 2)) : load<f32>(src + ((<usize>i * K + k) << 2));
+        store<f32>(out, v);
+        out += 4;
+      }
+    }
+  }
+}
+
+/** dst[jb][k][c] = op(b)[k][jb*8 + c], zero for columns past N. b is [K,N], or [N,K] when transposed. */
+export function packB(src: usize, dst: usize, K: i32, N: i32, trans: bool): void {
+  const Np = paddedCols(N);
+  let out = dst;
+  for (let j0 = 0; j0 < Np; j0 += NR) {
+    const full = j0 + NR <= N;
+    for (let k = 0; k < K; k++) {
+      if (full && !trans) {
+        const from = src + ((<usize>k * N + j0) << 2);
+        v128.store(out, v128.load(from));
+        v128.store(out, v128.load(from, 16), 16);
+      } else {
+        for (let c = 0; c < NR; c++) {
+          const j = j0 + c;
+          let v: f32 = 0;
+          if (j < N) v = trans ? load<f32>(src + ((<usize>j * K + k) << 2)) : load<f32>(src + ((<usize>k * N + j) << 2));
+          store<f32>(out + (c << 2), v);
+        }
+      }
+      out += NR << 2;
+    }
+  }
+}
+
+/**
+ * One 4x8 tile of C (row stride ldc floats) over kl steps: C (= or +=) A panel x B panel.
+ * ap advances 4 floats per k, bp 8 floats per k.
+ */
+// @ts-ignore: decorator
+@inline
+function microKernel(ap: usize, bp: usize, c: usize, ldc: i32, kl: i32, add: bool): void {
+  let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
+  let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
+  let c20 = f32x4.splat(0), c21 = f32x4.splat(0);
+  let c30 = f32x4.splat(0), c31 = f32x4.splat(0);
+  for (let k = 0; k < kl; k++) {
+    const b0 = v128.load(bp);
+    const b1 = v128.load(bp, 16);
+    let a = v128.load32_splat(ap);
+    c00 = f32x4.add(c00, f32x4.mul(a, b0));
+    c01 = f32x4.add(c01, f32x4.mul(a, b1));
+    a = v128.load32_splat(ap, 4);
+    c10 = f32x4.add(c10, f32x4.mul(a, b0));
+    c11 = f32x4.add(c11, f32x4.mul(a, b1));
+    a = v128.load32_splat(ap, 8);
+    c20 = f32x4.add(c20, f32x4.mul(a, b0));
+    c21 = f32x4.add(c21, f32x4.mul(a, b1));
+    a = v128.load32_splat(ap, 12);
+    c30 = f32x4.add(c30, f32x4.mul(a, b0));
+    c31 = f32x4.add(c31, f32x4.mul(a, b1));
+    ap += MR << 2;
+    bp += NR << 2;
+  }
+  const stride = <usize>ldc << 2;
+  let row = c;
+  if (add) {
+    v128.store(row, f32x4.add(v128.load(row), c00));
+    v128.store(row, f32x4.add(v128.load(row, 16), c01), 16);
+    row += stride;
+    v128.store(row, f32x4.add(v128.load(row), c10));
+    v128.store(row, f32x4.add(v128.load(row, 16), c11), 16);
+    row += stride;
+    v128.store(row, f32x4.add(v128.load(row), c20));
+    v128.store(row, f32x4.add(v128.load(row, 16), c21), 16);
+    row += stride;
+    v128.store(row, f32x4.add(v128.load(row), c30));
+    v128.store(row, f32x4.add(v128.load(row, 16), c31), 16);
+  } else {
+    v128.store(row, c00);
+    v128.store(row, c01, 16);
+    row += stride;
+    v128.store(row, c10);
+    v128.store(row, c11, 16);
+    row += stride;
+    v128.store(row, c20);
+    v128.store(row, c21, 16);
+    row += stride;
+    v128.store(row, c30);
+    v128.store(row, c31, 16);
+  }
+}
+
+/**
+ * cp[Mp, Np] = packed A x packed B, where Mp and Np are M and N padded (paddedRows, paddedCols).
+ * Rows [rowFrom, rowTo) of C only (multiples of 4), so that workers can split M between them.
+ */
+export function gemmPacked(ap: usize, bp: usize, cp: usize, M: i32, K: i32, N: i32, rowFrom: i32, rowTo: i32): void {
+  const Np = paddedCols(N);
+  for (let k0 = 0; k0 < K; k0 += KC) {
+    const kl = min(KC, K - k0);
+    for (let i0 = rowFrom; i0 < rowTo; i0 += MC) {
+      const i1 = min(i0 + MC, rowTo);
+      for (let j0 = 0; j0 < Np; j0 += NR) {
+        const bPanel = bp + ((<usize>j0 * K + <usize>k0 * NR) << 2);
+        for (let i = i0; i < i1; i += MR) {
+          const aPanel = ap + ((<usize>i * K + <usize>k0 * MR) << 2);
+          microKernel(aPanel, bPanel, cp + ((<usize>i * Np + j0) << 2), Np, kl, k0 > 0);
+        }
+      }
+    }
+  }
+}
+
+/** out[M,N] (= or +=) the top-left M x N corner of cp[., Np]. */
+export function unpad(cp: usize, out: usize, M: i32, N: i32, accumulate: bool): void {
+  const Np = paddedCols(N);
+  for (let i = 0; i < M; i++) {
+    const from = cp + ((<usize>i * Np) << 2);
+    const to = out + ((<usize>i * N) << 2);
+    if (accumulate) {
+      let j = 0;
+      for (; j + 4 <= N; j += 4) {
+        const at = <usize>j << 2;
+        v128.store(to + at, f32x4.add(v128.load(to + at), v128.load(from + at)));
+      }
+      for (; j < N; j++) {
+        const at = <usize>j << 2;
+        store<f32>(to + at, load<f32>(to + at) + load<f32>(from + at));
+      }
+    } else {
+      memory.copy(to, from, <usize>N << 2);
+    }
+  }
+}
