@@ -34,6 +34,14 @@ export function packA(src: usize, dst: usize, M: i32, K: i32, trans: bool): void
   const Mp = paddedRows(M);
   let out = dst;
   for (let i0 = 0; i0 < Mp; i0 += MR) {
+    if (trans && i0 + MR <= M) {
+      // A full panel of a transposed a: its 4 values at each k are contiguous, one v128 copy.
+      for (let k = 0; k < K; k++) {
+        v128.store(out, v128.load(src + ((<usize>k * M + i0) << 2)));
+        out += MR << 2;
+      }
+      continue;
+    }
     for (let k = 0; k < K; k++) {
       for (let r = 0; r < MR; r++) {
         const i = i0 + r;
