@@ -12,7 +12,7 @@ import { Optimizer } from '../src/train/optimizer';
 import { defaults } from '../src/train/defaults';
 import { seededRandom } from './bench-random';
 
-/** Median milliseconds per iteration of each contender; null where it was not run. */
+/** Best milliseconds per iteration of each contender (see timePair); null where it was not run. */
 export interface CpuBenchRow {
   name: string;
   /** Floating-point operations of one iteration (2MNK per matmul). */
@@ -36,43 +36,78 @@ declare global {
   }
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
-/** Times `iterations` runs of `run` (each awaited to completion), after one warm-up; median ms. */
-async function time(run: () => Promise<void> | void, iterations: number): Promise<number> {
-  await run();
-  const samples: number[] = [];
+/**
+ * Times ours and TensorFlow.js's WASM backend in alternation (one warm-up each, then `iterations`
+ * rounds of one run each), so that both see the same share of a machine shared with other work, and
+ * keeps each one's best round: on a loaded machine the best is the run least slowed by others.
+ */
+async function timePair(ours: () => Promise<void>, theirs: () => Promise<void>, iterations: number): Promise<[number, number]> {
+  await ours();
+  await theirs();
+  let [bestOurs, bestTheirs] = [Infinity, Infinity];
   for (let i = 0; i < iterations; i++) {
-    const t0 = performance.now();
-    await run();
-    samples.push(performance.now() - t0);
+    let t0 = performance.now();
+    await ours();
+    bestOurs = Math.min(bestOurs, performance.now() - t0);
+    t0 = performance.now();
+    await theirs();
+    bestTheirs = Math.min(bestTheirs, performance.now() - t0);
   }
-  return median(samples);
+  return [bestOurs, bestTheirs];
 }
 
-function oursMatmul(ours: Backend, a: Float32Array, b: Float32Array, n: number, iterations: number): Promise<number> {
+/** Best of `iterations` runs after one warm-up, in ms. */
+async function time(run: () => Promise<void>, iterations: number): Promise<number> {
+  const [best] = await timePair(run, async () => {}, iterations);
+  return best;
+}
+
+/** One matmul of ours per call, product read back; `dispose` frees its buffers. */
+function oursMatmul(ours: Backend, a: Float32Array, b: Float32Array, n: number): { run: () => Promise<void>; dispose: () => void } {
   const [bufA, bufB, bufC] = ['a', 'b', 'c'].map((name) => ours.alloc(n * n, `bench.${name}`, 'workspace'));
   ours.write(viewOf(bufA), a);
   ours.write(viewOf(bufB), b);
-  return time(async () => {
-    ours.matmul(viewOf(bufC), viewOf(bufA), viewOf(bufB), n, n, n);
-    await ours.read(viewOf(bufC, 0, 64));
-  }, iterations).finally(() => [bufA, bufB, bufC].forEach((buf) => ours.free(buf)));
+  return {
+    run: async () => {
+      ours.matmul(viewOf(bufC), viewOf(bufA), viewOf(bufB), n, n, n);
+      await ours.read(viewOf(bufC));
+    },
+    dispose: () => [bufA, bufB, bufC].forEach((buf) => ours.free(buf)),
+  };
 }
 
-async function tfjsMatmul(backend: 'wasm' | 'cpu', a: Float32Array, b: Float32Array, n: number, iterations: number): Promise<number> {
-  if (!(await tf.setBackend(backend))) throw new Error(`TensorFlow.js could not start its ${backend} backend`);
+/** One TensorFlow.js matmul per call on its current backend, product read back. */
+function tfjsMatmul(a: Float32Array, b: Float32Array, n: number): { run: () => Promise<void>; dispose: () => void } {
   const ta = tf.tensor2d(a, [n, n]);
   const tb = tf.tensor2d(b, [n, n]);
-  try {
-    return await time(async () => {
+  return {
+    run: async () => {
       const c = tf.matMul(ta, tb);
       await c.data();
       c.dispose();
-    }, iterations);
-  } finally {
-    tf.dispose([ta, tb]);
+    },
+    dispose: () => tf.dispose([ta, tb]),
+  };
+}
+
+async function useBackend(backend: 'wasm' | 'cpu'): Promise<void> {
+  if (!(await tf.setBackend(backend))) throw new Error(`TensorFlow.js could not start its ${backend} backend`);
+}
+
+async function benchMatmul(ours: Backend, n: number, iterations: number, withTfjsCpu: boolean): Promise<CpuBenchRow> {
+  const random = seededRandom(n);
+  const a = Float32Array.from({ length: n * n }, random);
+  const b = Float32Array.from({ length: n * n }, random);
+  await useBackend('wasm');
+  const [mine, theirs] = [oursMatmul(ours, a, b, n), tfjsMatmul(a, b, n)];
+  const [oursMs, tfjsWasmMs] = await timePair(mine.run, theirs.run, iterations).finally(() => (mine.dispose(), theirs.dispose()));
+  let tfjsCpuMs: number | null = null;
+  if (withTfjsCpu) {
+    await useBackend('cpu');
+    const slow = tfjsMatmul(a, b, n);
+    tfjsCpuMs = await time(slow.run, n >= 1024 ? 1 : 3).finally(() => slow.dispose());
   }
+  return { name: `matmul ${n}x${n}x${n}`, flops: 2 * n * n * n, oursMs, tfjsWasmMs, tfjsCpuMs };
 }
 
 async function oursMlpStep(ours: Backend, sizes: number[], batch: number, inputs: Float32Array, labels: Uint32Array, iterations: number): Promise<number> {
@@ -95,7 +130,7 @@ async function oursMlpStep(ours: Backend, sizes: number[], batch: number, inputs
 
 /** The same network in TensorFlow.js: dense layers with ReLU, softmax cross-entropy, Adam. */
 async function tfjsMlpStep(backend: 'wasm' | 'cpu', sizes: number[], batch: number, inputs: Float32Array, labels: Uint32Array, iterations: number): Promise<number> {
-  if (!(await tf.setBackend(backend))) throw new Error(`TensorFlow.js could not start its ${backend} backend`);
+  await useBackend(backend);
   const weights = sizes.slice(1).map((out, i) => ({
     w: tf.variable(tf.randomNormal([sizes[i], out], 0, Math.sqrt(2 / sizes[i]))),
     b: tf.variable(tf.zeros([out])),
@@ -137,19 +172,7 @@ async function main(): Promise<void> {
   const tfjsWasm = `XNNPACK, SIMD ${features.WASM_HAS_SIMD_SUPPORT ? 'on' : 'off'}, threads ${features.WASM_HAS_MULTITHREAD_SUPPORT ? `on (${navigator.hardwareConcurrency})` : 'off'}`;
 
   const rows: CpuBenchRow[] = [];
-  for (const n of quick ? [256] : [256, 512, 1024]) {
-    const random = seededRandom(n);
-    const a = Float32Array.from({ length: n * n }, random);
-    const b = Float32Array.from({ length: n * n }, random);
-    const iterations = n >= 1024 ? 5 : 9;
-    rows.push({
-      name: `matmul ${n}x${n}x${n}`,
-      flops: 2 * n * n * n,
-      oursMs: await oursMatmul(ours, a, b, n, iterations),
-      tfjsWasmMs: await tfjsMatmul('wasm', a, b, n, iterations),
-      tfjsCpuMs: n <= skipTfjsCpuAbove ? await tfjsMatmul('cpu', a, b, n, n >= 1024 ? 1 : 3) : null,
-    });
-  }
+  for (const n of quick ? [256] : [256, 512, 1024]) rows.push(await benchMatmul(ours, n, n >= 1024 ? 7 : 15, n <= skipTfjsCpuAbove));
   // The lab's own MNIST MLP and batch (src/train/defaults.ts).
   const { sizes } = defaults.mnist.model;
   const batch = defaults.mnist.globalBatch;

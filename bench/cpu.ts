@@ -85,6 +85,7 @@ async function main(): Promise<void> {
     console.log(`ours: ${result.ours} (one thread)`);
     console.log(`TensorFlow.js WASM: ${result.tfjsWasm}; page cross-origin isolated: ${result.crossOriginIsolated}; cores: ${result.hardwareConcurrency}`);
     console.log(`load average while measured: ${load.toFixed(1)} (figures on a shared machine are lower bounds)`);
+    console.log('page figures: best run of each; ours and TensorFlow.js WASM alternate run by run, so both see the same load');
     console.log(
       ['benchmark'.padEnd(46), 'ours ms', 'GFLOP/s', 'wasm ms', 'GFLOP/s', 'cpu ms', 'GFLOP/s', 'vs wasm', 'vs cpu', 'numpy GFLOP/s']
         .map((s, i) => (i === 0 ? s : s.padStart(i === 9 ? 14 : 9)))
