@@ -5,13 +5,11 @@
 // that TensorFlow.js may start its WASM threads. Prints a table, then a last line of JSON.
 // `--quick` runs the smallest size only.
 import { spawnSync } from 'node:child_process';
-import { createServer } from 'vite';
 import { viewOf } from '../src/engine/backend';
 import { WasmCpuBackend } from '../src/engine/wasm-backend';
 import { launchChromium } from '../scripts/lab-browser';
 import type { CpuBenchResult } from './cpu-page';
-
-const ISOLATION_HEADERS = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' };
+import { startIsolatedBenchServer } from './isolated-server';
 
 /** numpy's float32 matmul GFLOP/s per size, or the reason there is none. */
 function numpyReference(sizes: number[]): { gflops: Record<number, number>; blas: string } | { missing: string } {
@@ -64,19 +62,12 @@ async function oursPerCpuSecond(n: number, iterations: number): Promise<number> 
 
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
-  const server = await createServer({
-    configFile: 'vite.config.ts',
-    logLevel: 'error',
-    server: { host: '127.0.0.1', port: 0, strictPort: false, hmr: false, headers: ISOLATION_HEADERS },
-  });
-  await server.listen();
-  const address = server.httpServer?.address();
-  if (!address || typeof address === 'string') throw new Error('vite did not report its port');
+  const server = await startIsolatedBenchServer();
   const browser = await launchChromium();
   try {
     const page = await browser.newPage();
     page.on('pageerror', (error) => console.error(`[page] ${error.message}`));
-    await page.goto(`http://127.0.0.1:${address.port}/bench/cpu.html${quick ? '?quick=1' : ''}`);
+    await page.goto(`${server.url}/bench/cpu.html${quick ? '?quick=1' : ''}`);
     await page.waitForFunction(() => window.cpuBenchResult !== undefined, undefined, { timeout: 1_500_000, polling: 1000 });
     const result = (await page.evaluate(() => window.cpuBenchResult)) as CpuBenchResult | { error: string };
     if ('error' in result) throw new Error(result.error);

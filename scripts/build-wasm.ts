@@ -5,7 +5,7 @@
 // nothing is compiled. The build is deterministic (same inputs, same bytes; build-wasm.test.ts checks).
 import asc from 'assemblyscript/asc';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -46,7 +46,11 @@ export async function buildWasm(): Promise<'built' | 'up to date'> {
   if (existsSync(KERNELS_OUTPUT) && existsSync(stampPath) && readFileSync(stampPath, 'utf8') === want) return 'up to date';
   const bytes = await compileKernels();
   mkdirSync(dirname(KERNELS_OUTPUT), { recursive: true });
-  writeFileSync(KERNELS_OUTPUT, bytes);
+  // Written aside and renamed, so that a reader (a test process building at the same time) never sees
+  // half a module; the stamp goes last, so a crash in between only means a rebuild next time.
+  const temporary = `${KERNELS_OUTPUT}.${process.pid}.tmp`;
+  writeFileSync(temporary, bytes);
+  renameSync(temporary, KERNELS_OUTPUT);
   writeFileSync(stampPath, want);
   return 'built';
 }

@@ -7,6 +7,10 @@ import { CpuBackend } from './cpu-backend';
 import { randomUniform } from './gradcheck';
 import { WASM_ADAPTER, WasmCpuBackend } from './wasm-backend';
 import { wasmSimdSupported } from './wasm-kernels';
+import { buildWasm } from '../../scripts/build-wasm';
+
+// The kernels are a build product (npm run build:wasm); build them here too when missing or stale.
+await buildWasm();
 
 const reference = new CpuBackend();
 const fast = await WasmCpuBackend.create();

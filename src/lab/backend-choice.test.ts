@@ -4,6 +4,10 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CpuBackend } from '../engine/cpu-backend';
 import { WASM_ADAPTER, WasmCpuBackend } from '../engine/wasm-backend';
 import { chooseBackend } from './backend-choice';
+import { buildWasm } from '../../scripts/build-wasm';
+
+// The kernels are a build product (npm run build:wasm); build them here too when missing or stale.
+await buildWasm();
 
 const noProblems = () => {};
 
