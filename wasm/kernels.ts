@@ -178,3 +178,70 @@ export function unpad(cp: usize, out: usize, M: i32, N: i32, accumulate: bool): 
     }
   }
 }
+
+/** Sum of x[i] * y[i] over n floats: f32x4 lanes, then a scalar tail. */
+// @ts-ignore: decorator
+@inline
+function dot(x: usize, y: usize, n: i32): f32 {
+  let acc = f32x4.splat(0);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const at = <usize>i << 2;
+    acc = f32x4.add(acc, f32x4.mul(v128.load(x + at), v128.load(y + at)));
+  }
+  let sum = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
+  for (; i < n; i++) sum += load<f32>(x + (<usize>i << 2)) * load<f32>(y + (<usize>i << 2));
+  return sum;
+}
+
+/**
+ * Causal multi-head self-attention forward, the reference's math (src/engine/cpu-backend.ts):
+ * qkv [B, T, 3C] (q, k, v), att [B, nHead, T, T] (softmaxed scores, 0 above the diagonal), out [B, T, C].
+ */
+export function attention(out: usize, att: usize, qkv: usize, B: i32, T: i32, C: i32, nHead: i32): void {
+  const hs = C / nHead;
+  const scale = <f32>(1 / Math.sqrt(<f64>hs));
+  const C3 = 3 * C;
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < nHead; h++) {
+      for (let t = 0; t < T; t++) {
+        const q = qkv + ((<usize>(b * T + t) * C3 + h * hs) << 2);
+        const row = att + ((<usize>((b * nHead + h) * T + t) * T) << 2);
+        let max: f32 = -Infinity;
+        for (let t2 = 0; t2 <= t; t2++) {
+          const k = qkv + ((<usize>(b * T + t2) * C3 + C + h * hs) << 2);
+          const score = dot(q, k, hs) * scale;
+          store<f32>(row + (<usize>t2 << 2), score);
+          if (score > max) max = score;
+        }
+        let sum: f32 = 0;
+        for (let t2 = 0; t2 <= t; t2++) {
+          const e = Mathf.exp(load<f32>(row + (<usize>t2 << 2)) - max);
+          store<f32>(row + (<usize>t2 << 2), e);
+          sum += e;
+        }
+        const inv: f32 = 1 / sum;
+        for (let t2 = 0; t2 < T; t2++) {
+          const at = row + (<usize>t2 << 2);
+          store<f32>(at, t2 <= t ? load<f32>(at) * inv : 0);
+        }
+        const o = out + ((<usize>(b * T + t) * C + h * hs) << 2);
+        memory.fill(o, 0, <usize>hs << 2);
+        for (let t2 = 0; t2 <= t; t2++) {
+          const w = load<f32>(row + (<usize>t2 << 2));
+          const ws = f32x4.splat(w);
+          const v = qkv + ((<usize>(b * T + t2) * C3 + 2 * C + h * hs) << 2);
+          let i = 0;
+          for (; i + 4 <= hs; i += 4) {
+            const at = <usize>i << 2;
+            v128.store(o + at, f32x4.add(v128.load(o + at), f32x4.mul(ws, v128.load(v + at))));
+          }
+          for (; i < hs; i++) {
+            const at = <usize>i << 2;
+            store<f32>(o + at, load<f32>(o + at) + w * load<f32>(v + at));
+          }
+        }
+      }
+    }
+  }
+}

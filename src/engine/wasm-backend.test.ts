@@ -96,6 +96,38 @@ describe('WasmCpuBackend matmul vs the reference: |ours - reference| <= 1e-6 * K
   });
 });
 
+// [B, T, C, nHead]: T = 1, head sizes 1, 3, 4, 5, 8, 14 (below, at and past one f32x4, with tails).
+const ATTENTION_SHAPES: [number, number, number, number][] = [
+  [1, 1, 1, 1], [2, 5, 6, 2], [1, 7, 12, 3], [3, 9, 20, 4], [2, 17, 40, 5], [1, 33, 28, 2],
+];
+
+describe('WasmCpuBackend attention vs the reference: |ours - reference| <= 1e-5 on att and out, qkv in [-2, 2]', () => {
+  it(`on ${ATTENTION_SHAPES.length} awkward shapes, causal entries exactly 0`, async () => {
+    let seed = 500;
+    for (const [B, T, C, nHead] of ATTENTION_SHAPES) {
+      const qkv = randomUniform(B * T * 3 * C, seed++).map((x) => 2 * x);
+      const results = await Promise.all(
+        [reference, fast].map(async (backend) => {
+          const att = upload(backend, randomUniform(B * nHead * T * T, seed)); // stale values must be overwritten
+          const out = upload(backend, randomUniform(B * T * C, seed + 1));
+          backend.attention(out, att, upload(backend, qkv), B, T, C, nHead);
+          return { att: await backend.read(att), out: await backend.read(out) };
+        }),
+      );
+      const shape = `B=${B} T=${T} C=${C} nHead=${nHead}`;
+      expect(maxDiff(results[1].att, results[0].att), `att ${shape}`).toBeLessThanOrEqual(1e-5);
+      expect(maxDiff(results[1].out, results[0].out), `out ${shape}`).toBeLessThanOrEqual(1e-5);
+      const att = results[1].att;
+      for (let row = 0; row < B * nHead * T; row++) for (let t2 = (row % T) + 1; t2 < T; t2++) expect(att[row * T + t2]).toBe(0);
+    }
+  });
+
+  it('keeps the reference checks: C not a multiple of nHead is a clear error', () => {
+    const v = (n: number) => upload(fast, new Float32Array(n));
+    expect(() => fast.attention(v(2 * 6), v(2 * 4 * 4), v(2 * 18), 1, 2, 6, 4)).toThrow(/multiple of nHead/);
+  });
+});
+
 describe('WasmCpuBackend feature detection', () => {
   afterEach(() => vi.restoreAllMocks());
 

@@ -2,11 +2,11 @@
 // WebAssembly SIMD kernels (wasm-kernels.ts, built from wasm/kernels.ts). Every op it does not
 // accelerate is the reference's own code, so the two differ only where a kernel is swapped in, and each
 // swapped kernel is tested against the reference on awkward shapes (wasm-backend.test.ts).
-// Results are not bit-identical to the reference: matmul sums in float32 per K block where the
-// reference sums in float64, so an element differs by at most a few float32 roundings per K term.
+// Results are not bit-identical to the reference: matmul and attention sum in float32 where the
+// reference sums in float64, so an element differs by a few float32 roundings per summed term.
 import type { BackendInfo, MatmulOptions, View } from './backend';
 import { CpuBackend } from './cpu-backend';
-import { checkMatmul } from './op-checks';
+import { checkAttention, checkMatmul } from './op-checks';
 import { WasmKernels } from './wasm-kernels';
 
 export const WASM_ADAPTER = 'CPU, WebAssembly SIMD (no WebGPU)';
@@ -36,5 +36,10 @@ export class WasmCpuBackend extends CpuBackend {
       opts.transB === true,
       opts.accumulate === true,
     );
+  }
+
+  override attention(out: View, att: View, qkv: View, B: number, T: number, C: number, nHead: number): void {
+    checkAttention(qkv, att, out, B, T, C, nHead, 'attention');
+    this.kernels.attention(this.f(out, 'attention'), this.f(att, 'attention'), this.f(qkv, 'attention'), B, T, C, nHead);
   }
 }

@@ -14,6 +14,7 @@ interface KernelExports {
   packB(src: number, dst: number, K: number, N: number, trans: number): void;
   gemmPacked(ap: number, bp: number, cp: number, M: number, K: number, N: number, rowFrom: number, rowTo: number): void;
   unpad(cp: number, out: number, M: number, N: number, accumulate: number): void;
+  attention(out: number, att: number, qkv: number, B: number, T: number, C: number, nHead: number): void;
 }
 
 // i32.const 0; i8x16.splat; i8x16.popcnt: the smallest function that needs SIMD (wasm-feature-detect's).
@@ -99,6 +100,20 @@ export class WasmKernels {
     k.gemmPacked(apAt, bpAt, cpAt, M, K, N, 0, Mp);
     k.unpad(cpAt, outAt, M, N, accumulate ? 1 : 0);
     out.set(result);
+  }
+
+  /** Causal self-attention forward (see Backend.attention); shapes are the caller's to check. */
+  attention(out: Float32Array, att: Float32Array, qkv: Float32Array, B: number, T: number, C: number, nHead: number): void {
+    const k = this.k;
+    const qkvAt = alignUp(k.heapBase());
+    const attAt = alignUp(qkvAt + qkv.length * 4);
+    const outAt = alignUp(attAt + att.length * 4);
+    this.reserve(outAt + out.length * 4);
+    const mem = k.memory.buffer;
+    new Float32Array(mem, qkvAt, qkv.length).set(qkv);
+    k.attention(outAt, attAt, qkvAt, B, T, C, nHead);
+    att.set(new Float32Array(mem, attAt, att.length));
+    out.set(new Float32Array(mem, outAt, out.length));
   }
 
   private reserve(bytes: number): void {
