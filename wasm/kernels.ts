@@ -245,3 +245,56 @@ export function attention(out: usize, att: usize, qkv: usize, B: i32, T: i32, C:
     }
   }
 }
+
+/** y[i] += w * x[i] over n floats. */
+// @ts-ignore: decorator
+@inline
+function axpy(y: usize, w: f32, x: usize, n: i32): void {
+  const ws = f32x4.splat(w);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const at = <usize>i << 2;
+    v128.store(y + at, f32x4.add(v128.load(y + at), f32x4.mul(ws, v128.load(x + at))));
+  }
+  for (; i < n; i++) {
+    const at = <usize>i << 2;
+    store<f32>(y + at, load<f32>(y + at) + w * load<f32>(x + at));
+  }
+}
+
+/**
+ * Attention backward, the reference's math: dQkv [B, T, 3C] is overwritten with d(out)/d(qkv) given
+ * dOut [B, T, C], qkv and the forward's att. `scratch` holds T floats.
+ */
+export function attentionBackward(dQkv: usize, dOut: usize, qkv: usize, att: usize, scratch: usize, B: i32, T: i32, C: i32, nHead: i32): void {
+  const hs = C / nHead;
+  const scale = <f32>(1 / Math.sqrt(<f64>hs));
+  const C3 = 3 * C;
+  memory.fill(dQkv, 0, (<usize>B * T * C3) << 2);
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < nHead; h++) {
+      for (let t = 0; t < T; t++) {
+        const row = att + ((<usize>((b * nHead + h) * T + t) * T) << 2);
+        const dy = dOut + ((<usize>(b * T + t) * C + h * hs) << 2);
+        const qOffset = (<usize>(b * T + t) * C3 + h * hs) << 2;
+        // d(att[t2]) = dOut[t] . v[t2]; dv[t2] += att[t2] * dOut[t].
+        let weighted: f32 = 0;
+        for (let t2 = 0; t2 <= t; t2++) {
+          const vOffset = (<usize>(b * T + t2) * C3 + 2 * C + h * hs) << 2;
+          const a = load<f32>(row + (<usize>t2 << 2));
+          const dAtt = dot(dy, qkv + vOffset, hs);
+          store<f32>(scratch + (<usize>t2 << 2), dAtt);
+          weighted += a * dAtt;
+          axpy(dQkv + vOffset, a, dy, hs);
+        }
+        // Softmax backward: dScore[t2] = att[t2] * (dAtt[t2] - sum_j att[j] dAtt[j]), times the scale.
+        for (let t2 = 0; t2 <= t; t2++) {
+          const dScore = load<f32>(row + (<usize>t2 << 2)) * (load<f32>(scratch + (<usize>t2 << 2)) - weighted) * scale;
+          const kOffset = (<usize>(b * T + t2) * C3 + C + h * hs) << 2;
+          axpy(dQkv + qOffset, dScore, qkv + kOffset, hs);
+          axpy(dQkv + kOffset, dScore, qkv + qOffset, hs);
+        }
+      }
+    }
+  }
+}

@@ -122,6 +122,26 @@ describe('WasmCpuBackend attention vs the reference: |ours - reference| <= 1e-5 
     }
   });
 
+  it(`backward on the same shapes: |ours - reference| <= 1e-4 on dQkv (stale dQkv overwritten)`, async () => {
+    let seed = 700;
+    for (const [B, T, C, nHead] of ATTENTION_SHAPES) {
+      const qkv = randomUniform(B * T * 3 * C, seed++).map((x) => 2 * x);
+      const dOut = randomUniform(B * T * C, seed++);
+      // The forward's att comes from the reference, so both backwards start from the same probabilities.
+      const att = upload(reference, new Float32Array(B * nHead * T * T));
+      reference.attention(upload(reference, new Float32Array(B * T * C)), att, upload(reference, qkv), B, T, C, nHead);
+      const probs = await reference.read(att);
+      const results = await Promise.all(
+        [reference, fast].map(async (backend) => {
+          const dQkv = upload(backend, randomUniform(B * T * 3 * C, seed));
+          backend.attentionBackward(dQkv, upload(backend, dOut), upload(backend, qkv), upload(backend, probs), B, T, C, nHead);
+          return backend.read(dQkv);
+        }),
+      );
+      expect(maxDiff(results[1], results[0]), `dQkv B=${B} T=${T} C=${C} nHead=${nHead}`).toBeLessThanOrEqual(1e-4);
+    }
+  });
+
   it('keeps the reference checks: C not a multiple of nHead is a clear error', () => {
     const v = (n: number) => upload(fast, new Float32Array(n));
     expect(() => fast.attention(v(2 * 6), v(2 * 4 * 4), v(2 * 18), 1, 2, 6, 4)).toThrow(/multiple of nHead/);

@@ -6,7 +6,7 @@
 // reference sums in float64, so an element differs by a few float32 roundings per summed term.
 import type { BackendInfo, MatmulOptions, View } from './backend';
 import { CpuBackend } from './cpu-backend';
-import { checkAttention, checkMatmul } from './op-checks';
+import { checkAttention, checkMatmul, needLength } from './op-checks';
 import { WasmKernels } from './wasm-kernels';
 
 export const WASM_ADAPTER = 'CPU, WebAssembly SIMD (no WebGPU)';
@@ -41,5 +41,12 @@ export class WasmCpuBackend extends CpuBackend {
   override attention(out: View, att: View, qkv: View, B: number, T: number, C: number, nHead: number): void {
     checkAttention(qkv, att, out, B, T, C, nHead, 'attention');
     this.kernels.attention(this.f(out, 'attention'), this.f(att, 'attention'), this.f(qkv, 'attention'), B, T, C, nHead);
+  }
+
+  override attentionBackward(dQkv: View, dOut: View, qkv: View, att: View, B: number, T: number, C: number, nHead: number): void {
+    const op = 'attentionBackward';
+    checkAttention(qkv, att, dOut, B, T, C, nHead, op);
+    needLength(op, 'dQkv', dQkv, B * T * 3 * C);
+    this.kernels.attentionBackward(this.f(dQkv, op), this.f(dOut, op), this.f(qkv, op), this.f(att, op), B, T, C, nHead);
   }
 }

@@ -15,6 +15,7 @@ interface KernelExports {
   gemmPacked(ap: number, bp: number, cp: number, M: number, K: number, N: number, rowFrom: number, rowTo: number): void;
   unpad(cp: number, out: number, M: number, N: number, accumulate: number): void;
   attention(out: number, att: number, qkv: number, B: number, T: number, C: number, nHead: number): void;
+  attentionBackward(dQkv: number, dOut: number, qkv: number, att: number, scratch: number, B: number, T: number, C: number, nHead: number): void;
 }
 
 // i32.const 0; i8x16.splat; i8x16.popcnt: the smallest function that needs SIMD (wasm-feature-detect's).
@@ -114,6 +115,23 @@ export class WasmKernels {
     k.attention(outAt, attAt, qkvAt, B, T, C, nHead);
     att.set(new Float32Array(mem, attAt, att.length));
     out.set(new Float32Array(mem, outAt, out.length));
+  }
+
+  /** Attention backward (see Backend.attentionBackward): dQkv is overwritten. */
+  attentionBackward(dQkv: Float32Array, dOut: Float32Array, qkv: Float32Array, att: Float32Array, B: number, T: number, C: number, nHead: number): void {
+    const k = this.k;
+    const qkvAt = alignUp(k.heapBase());
+    const attAt = alignUp(qkvAt + qkv.length * 4);
+    const dOutAt = alignUp(attAt + att.length * 4);
+    const scratchAt = alignUp(dOutAt + dOut.length * 4);
+    const dQkvAt = alignUp(scratchAt + T * 4);
+    this.reserve(dQkvAt + dQkv.length * 4);
+    const mem = k.memory.buffer;
+    new Float32Array(mem, qkvAt, qkv.length).set(qkv);
+    new Float32Array(mem, attAt, att.length).set(att);
+    new Float32Array(mem, dOutAt, dOut.length).set(dOut);
+    k.attentionBackward(dQkvAt, dOutAt, qkvAt, attAt, scratchAt, B, T, C, nHead);
+    dQkv.set(new Float32Array(mem, dQkvAt, dQkv.length));
   }
 
   private reserve(bytes: number): void {
