@@ -298,3 +298,26 @@ export function attentionBackward(dQkv: usize, dOut: usize, qkv: usize, att: usi
     }
   }
 }
+
+const GELU_SCALE: f32 = <f32>Math.sqrt(2 / Math.PI);
+
+/** GELU, tanh approximation (GPT-2's), over n floats: out may alias x. */
+export function gelu(out: usize, x: usize, n: i32): void {
+  for (let i = 0; i < n; i++) {
+    const at = <usize>i << 2;
+    const v = load<f32>(x + at);
+    store<f32>(out + at, <f32>0.5 * v * (1 + Mathf.tanh(GELU_SCALE * (v + <f32>0.044715 * v * v * v))));
+  }
+}
+
+/** dx = gelu'(x) * dy over n floats: dx may alias dy. */
+export function geluBackward(dx: usize, x: usize, dy: usize, n: i32): void {
+  for (let i = 0; i < n; i++) {
+    const at = <usize>i << 2;
+    const v = load<f32>(x + at);
+    const th = Mathf.tanh(GELU_SCALE * (v + <f32>0.044715 * v * v * v));
+    const sech2: f32 = <f32>1 - th * th;
+    const local = <f32>0.5 * (1 + th) + <f32>0.5 * v * sech2 * GELU_SCALE * (1 + <f32>(3 * 0.044715) * v * v);
+    store<f32>(dx + at, local * load<f32>(dy + at));
+  }
+}

@@ -148,6 +148,29 @@ describe('WasmCpuBackend attention vs the reference: |ours - reference| <= 1e-5 
   });
 });
 
+describe('WasmCpuBackend GELU vs the reference: |ours - reference| <= 1e-6, x in [-6, 6]', () => {
+  it('forward and backward on 1, 7 and 1,031 elements, and in place', async () => {
+    let seed = 900;
+    for (const n of [1, 7, 1031]) {
+      const x = randomUniform(n, seed++).map((v) => 6 * v);
+      const dy = randomUniform(n, seed++);
+      const results = await Promise.all(
+        [reference, fast].map(async (backend) => {
+          const [xv, out, dx] = [upload(backend, x), upload(backend, new Float32Array(n)), upload(backend, dy)];
+          backend.gelu(out, xv);
+          backend.geluBackward(dx, xv, dx); // dx aliases dy, as the model's backward may do
+          const inPlace = upload(backend, x);
+          backend.gelu(inPlace, inPlace);
+          return { out: await backend.read(out), dx: await backend.read(dx), inPlace: await backend.read(inPlace) };
+        }),
+      );
+      expect(maxDiff(results[1].out, results[0].out), `gelu n=${n}`).toBeLessThanOrEqual(1e-6);
+      expect(maxDiff(results[1].dx, results[0].dx), `geluBackward n=${n}`).toBeLessThanOrEqual(1e-6);
+      expect(maxDiff(results[1].inPlace, results[0].out), `gelu in place n=${n}`).toBeLessThanOrEqual(1e-6);
+    }
+  });
+});
+
 describe('WasmCpuBackend feature detection', () => {
   afterEach(() => vi.restoreAllMocks());
 

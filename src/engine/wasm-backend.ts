@@ -3,10 +3,11 @@
 // accelerate is the reference's own code, so the two differ only where a kernel is swapped in, and each
 // swapped kernel is tested against the reference on awkward shapes (wasm-backend.test.ts).
 // Results are not bit-identical to the reference: matmul and attention sum in float32 where the
-// reference sums in float64, so an element differs by a few float32 roundings per summed term.
+// reference sums in float64, so an element differs by a few float32 roundings per summed term; GELU
+// uses float32 tanh where the reference uses float64.
 import type { BackendInfo, MatmulOptions, View } from './backend';
 import { CpuBackend } from './cpu-backend';
-import { checkAttention, checkMatmul, needLength } from './op-checks';
+import { checkAttention, checkMatmul, needLength, needSameLength } from './op-checks';
 import { WasmKernels } from './wasm-kernels';
 
 export const WASM_ADAPTER = 'CPU, WebAssembly SIMD (no WebGPU)';
@@ -36,6 +37,16 @@ export class WasmCpuBackend extends CpuBackend {
       opts.transB === true,
       opts.accumulate === true,
     );
+  }
+
+  override gelu(out: View, x: View): void {
+    needSameLength('gelu', { out, x });
+    this.kernels.gelu(this.f(out, 'gelu'), this.f(x, 'gelu'));
+  }
+
+  override geluBackward(dx: View, x: View, dy: View): void {
+    needSameLength('geluBackward', { dx, x, dy });
+    this.kernels.geluBackward(this.f(dx, 'geluBackward'), this.f(x, 'geluBackward'), this.f(dy, 'geluBackward'));
   }
 
   override attention(out: View, att: View, qkv: View, B: number, T: number, C: number, nHead: number): void {

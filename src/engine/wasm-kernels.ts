@@ -16,6 +16,8 @@ interface KernelExports {
   unpad(cp: number, out: number, M: number, N: number, accumulate: number): void;
   attention(out: number, att: number, qkv: number, B: number, T: number, C: number, nHead: number): void;
   attentionBackward(dQkv: number, dOut: number, qkv: number, att: number, scratch: number, B: number, T: number, C: number, nHead: number): void;
+  gelu(out: number, x: number, n: number): void;
+  geluBackward(dx: number, x: number, dy: number, n: number): void;
 }
 
 // i32.const 0; i8x16.splat; i8x16.popcnt: the smallest function that needs SIMD (wasm-feature-detect's).
@@ -132,6 +134,29 @@ export class WasmKernels {
     new Float32Array(mem, dOutAt, dOut.length).set(dOut);
     k.attentionBackward(dQkvAt, dOutAt, qkvAt, attAt, scratchAt, B, T, C, nHead);
     dQkv.set(new Float32Array(mem, dQkvAt, dQkv.length));
+  }
+
+  /** GELU forward (see Backend.gelu); lengths are the caller's to check. */
+  gelu(out: Float32Array, x: Float32Array): void {
+    const xAt = alignUp(this.k.heapBase());
+    this.reserve(xAt + x.length * 4);
+    const inside = new Float32Array(this.k.memory.buffer, xAt, x.length);
+    inside.set(x);
+    this.k.gelu(xAt, xAt, x.length);
+    out.set(inside);
+  }
+
+  /** GELU backward (see Backend.geluBackward). */
+  geluBackward(dx: Float32Array, x: Float32Array, dy: Float32Array): void {
+    const xAt = alignUp(this.k.heapBase());
+    const dyAt = alignUp(xAt + x.length * 4);
+    this.reserve(dyAt + dy.length * 4);
+    const mem = this.k.memory.buffer;
+    new Float32Array(mem, xAt, x.length).set(x);
+    const grad = new Float32Array(mem, dyAt, dy.length);
+    grad.set(dy);
+    this.k.geluBackward(dyAt, xAt, dyAt, x.length);
+    dx.set(grad);
   }
 
   private reserve(bytes: number): void {
