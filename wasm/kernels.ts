@@ -321,3 +321,83 @@ export function geluBackward(dx: usize, x: usize, dy: usize, n: i32): void {
     store<f32>(dx + at, local * load<f32>(dy + at));
   }
 }
+
+const LAYER_NORM_EPS: f32 = 1e-5;
+
+/** Horizontal sum of an f32x4. */
+// @ts-ignore: decorator
+@inline
+function hsum(v: v128): f32 {
+  return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
+}
+
+/** Layer norm forward, the reference's math: per row out = (x - mean) * rstd * gamma + beta. */
+export function layerNorm(out: usize, mean: usize, rstd: usize, x: usize, gamma: usize, beta: usize, rows: i32, cols: i32): void {
+  const n = <f32>cols;
+  for (let r = 0; r < rows; r++) {
+    const xr = x + ((<usize>r * cols) << 2);
+    const or = out + ((<usize>r * cols) << 2);
+    let acc = f32x4.splat(0);
+    let c = 0;
+    for (; c + 4 <= cols; c += 4) acc = f32x4.add(acc, v128.load(xr + (<usize>c << 2)));
+    let sum = hsum(acc);
+    for (; c < cols; c++) sum += load<f32>(xr + (<usize>c << 2));
+    const m = sum / n;
+    const ms = f32x4.splat(m);
+    acc = f32x4.splat(0);
+    c = 0;
+    for (; c + 4 <= cols; c += 4) {
+      const d = f32x4.sub(v128.load(xr + (<usize>c << 2)), ms);
+      acc = f32x4.add(acc, f32x4.mul(d, d));
+    }
+    let variance = hsum(acc);
+    for (; c < cols; c++) {
+      const d = load<f32>(xr + (<usize>c << 2)) - m;
+      variance += d * d;
+    }
+    const s: f32 = 1 / Mathf.sqrt(variance / n + LAYER_NORM_EPS);
+    const ss = f32x4.splat(s);
+    c = 0;
+    for (; c + 4 <= cols; c += 4) {
+      const at = <usize>c << 2;
+      const norm = f32x4.mul(f32x4.sub(v128.load(xr + at), ms), ss);
+      v128.store(or + at, f32x4.add(f32x4.mul(norm, v128.load(gamma + at)), v128.load(beta + at)));
+    }
+    for (; c < cols; c++) {
+      const at = <usize>c << 2;
+      store<f32>(or + at, (load<f32>(xr + at) - m) * s * load<f32>(gamma + at) + load<f32>(beta + at));
+    }
+    store<f32>(mean + (<usize>r << 2), m);
+    store<f32>(rstd + (<usize>r << 2), s);
+  }
+}
+
+/** Layer norm backward, the reference's math: dx overwritten, dGamma and dBeta accumulated (+=). */
+export function layerNormBackward(dx: usize, dGamma: usize, dBeta: usize, dy: usize, x: usize, mean: usize, rstd: usize, gamma: usize, rows: i32, cols: i32): void {
+  const n = <f32>cols;
+  for (let r = 0; r < rows; r++) {
+    const off = (<usize>r * cols) << 2;
+    const mu = load<f32>(mean + (<usize>r << 2));
+    const rs = load<f32>(rstd + (<usize>r << 2));
+    let meanDnorm: f32 = 0;
+    let meanDnormNorm: f32 = 0;
+    for (let c = 0; c < cols; c++) {
+      const at = <usize>c << 2;
+      const norm = (load<f32>(x + off + at) - mu) * rs;
+      const dnorm = load<f32>(dy + off + at) * load<f32>(gamma + at);
+      meanDnorm += dnorm;
+      meanDnormNorm += dnorm * norm;
+    }
+    meanDnorm /= n;
+    meanDnormNorm /= n;
+    for (let c = 0; c < cols; c++) {
+      const at = <usize>c << 2;
+      const up = load<f32>(dy + off + at);
+      const norm = (load<f32>(x + off + at) - mu) * rs;
+      const dnorm = up * load<f32>(gamma + at);
+      store<f32>(dGamma + at, load<f32>(dGamma + at) + norm * up);
+      store<f32>(dBeta + at, load<f32>(dBeta + at) + up);
+      store<f32>(dx + off + at, rs * (dnorm - meanDnorm - norm * meanDnormNorm));
+    }
+  }
+}

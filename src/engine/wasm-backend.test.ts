@@ -171,6 +171,37 @@ describe('WasmCpuBackend GELU vs the reference: |ours - reference| <= 1e-6, x in
   });
 });
 
+describe('WasmCpuBackend layer norm vs the reference: forward <= 1e-5, backward <= 1e-4, x in [-3, 3]', () => {
+  it('on rows x cols 1x1, 3x7, 5x64, 2x129, 9x33; dGamma and dBeta accumulate onto what was there', async () => {
+    let seed = 1200;
+    for (const [rows, cols] of [[1, 1], [3, 7], [5, 64], [2, 129], [9, 33]]) {
+      const x = randomUniform(rows * cols, seed++).map((v) => 3 * v + 0.5);
+      const gamma = randomUniform(cols, seed++).map((v) => 1 + v);
+      const beta = randomUniform(cols, seed++);
+      const dy = randomUniform(rows * cols, seed++);
+      const startGamma = randomUniform(cols, seed++);
+      const startBeta = randomUniform(cols, seed++);
+      const results = await Promise.all(
+        [reference, fast].map(async (backend) => {
+          const [out, mean, rstd] = [upload(backend, new Float32Array(rows * cols)), upload(backend, new Float32Array(rows)), upload(backend, new Float32Array(rows))];
+          const [xv, g] = [upload(backend, x), upload(backend, gamma)];
+          backend.layerNorm(out, mean, rstd, xv, g, upload(backend, beta), rows, cols);
+          const [dx, dg, db] = [upload(backend, randomUniform(rows * cols, 1)), upload(backend, startGamma), upload(backend, startBeta)];
+          backend.layerNormBackward(dx, dg, db, upload(backend, dy), xv, mean, rstd, g, rows, cols);
+          return Promise.all([out, mean, rstd, dx, dg, db].map((v) => backend.read(v)));
+        }),
+      );
+      const names = ['out', 'mean', 'rstd', 'dx', 'dGamma', 'dBeta'];
+      names.forEach((name, i) => {
+        const tolerance = i < 3 ? 1e-5 : 1e-4;
+        // rstd can be large for a 1-column row (variance 0): compare it relative to its size.
+        const scale = name === 'rstd' ? Math.max(1, ...results[0][i].map(Math.abs)) : 1;
+        expect(maxDiff(results[1][i], results[0][i]) / scale, `${name} rows=${rows} cols=${cols}`).toBeLessThanOrEqual(tolerance);
+      });
+    }
+  });
+});
+
 describe('WasmCpuBackend feature detection', () => {
   afterEach(() => vi.restoreAllMocks());
 

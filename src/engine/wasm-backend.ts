@@ -4,10 +4,10 @@
 // swapped kernel is tested against the reference on awkward shapes (wasm-backend.test.ts).
 // Results are not bit-identical to the reference: matmul and attention sum in float32 where the
 // reference sums in float64, so an element differs by a few float32 roundings per summed term; GELU
-// uses float32 tanh where the reference uses float64.
+// uses float32 tanh where the reference uses float64, layer norm float32 sums.
 import type { BackendInfo, MatmulOptions, View } from './backend';
 import { CpuBackend } from './cpu-backend';
-import { checkAttention, checkMatmul, needLength, needSameLength } from './op-checks';
+import { checkAttention, checkMatmul, needLength, needPositive, needSameLength } from './op-checks';
 import { WasmKernels } from './wasm-kernels';
 
 export const WASM_ADAPTER = 'CPU, WebAssembly SIMD (no WebGPU)';
@@ -47,6 +47,26 @@ export class WasmCpuBackend extends CpuBackend {
   override geluBackward(dx: View, x: View, dy: View): void {
     needSameLength('geluBackward', { dx, x, dy });
     this.kernels.geluBackward(this.f(dx, 'geluBackward'), this.f(x, 'geluBackward'), this.f(dy, 'geluBackward'));
+  }
+
+  override layerNorm(out: View, mean: View, rstd: View, x: View, gamma: View, beta: View, rows: number, cols: number): void {
+    const op = 'layerNorm';
+    needPositive(op, { rows, cols });
+    for (const [name, v] of Object.entries({ out, x })) needLength(op, name, v, rows * cols);
+    for (const [name, v] of Object.entries({ mean, rstd })) needLength(op, name, v, rows);
+    for (const [name, v] of Object.entries({ gamma, beta })) needLength(op, name, v, cols);
+    const [o, m, s, xs, g, b] = [out, mean, rstd, x, gamma, beta].map((v) => this.f(v, op));
+    this.kernels.layerNorm(o, m, s, xs, g, b, rows, cols);
+  }
+
+  override layerNormBackward(dx: View, dGamma: View, dBeta: View, dy: View, x: View, mean: View, rstd: View, gamma: View, rows: number, cols: number): void {
+    const op = 'layerNormBackward';
+    needPositive(op, { rows, cols });
+    for (const [name, v] of Object.entries({ dx, dy, x })) needLength(op, name, v, rows * cols);
+    for (const [name, v] of Object.entries({ mean, rstd })) needLength(op, name, v, rows);
+    for (const [name, v] of Object.entries({ dGamma, dBeta, gamma })) needLength(op, name, v, cols);
+    const [d, dg, db, up, xs, m, s, g] = [dx, dGamma, dBeta, dy, x, mean, rstd, gamma].map((v) => this.f(v, op));
+    this.kernels.layerNormBackward(d, dg, db, up, xs, m, s, g, rows, cols);
   }
 
   override attention(out: View, att: View, qkv: View, B: number, T: number, C: number, nHead: number): void {

@@ -18,6 +18,8 @@ interface KernelExports {
   attentionBackward(dQkv: number, dOut: number, qkv: number, att: number, scratch: number, B: number, T: number, C: number, nHead: number): void;
   gelu(out: number, x: number, n: number): void;
   geluBackward(dx: number, x: number, dy: number, n: number): void;
+  layerNorm(out: number, mean: number, rstd: number, x: number, gamma: number, beta: number, rows: number, cols: number): void;
+  layerNormBackward(dx: number, dGamma: number, dBeta: number, dy: number, x: number, mean: number, rstd: number, gamma: number, rows: number, cols: number): void;
 }
 
 // i32.const 0; i8x16.splat; i8x16.popcnt: the smallest function that needs SIMD (wasm-feature-detect's).
@@ -157,6 +159,37 @@ export class WasmKernels {
     grad.set(dy);
     this.k.geluBackward(dyAt, xAt, dyAt, x.length);
     dx.set(grad);
+  }
+
+  /**
+   * Copies `inputs` into linear memory one after the other, runs `kernel` with their addresses, then
+   * copies each of `outputs` back from the address of the input at the same index (an output is also an
+   * input when the kernel reads it, as accumulated gradients are).
+   */
+  private run(inputs: Float32Array[], outputs: Float32Array[], kernel: (at: number[]) => void): void {
+    const at: number[] = [];
+    let next = alignUp(this.k.heapBase());
+    for (const array of inputs) {
+      at.push(next);
+      next = alignUp(next + array.length * 4);
+    }
+    this.reserve(next);
+    const mem = this.k.memory.buffer;
+    inputs.forEach((array, i) => new Float32Array(mem, at[i], array.length).set(array));
+    kernel(at);
+    outputs.forEach((array, i) => array.set(new Float32Array(mem, at[i], array.length)));
+  }
+
+  /** Layer norm forward (see Backend.layerNorm). */
+  layerNorm(out: Float32Array, mean: Float32Array, rstd: Float32Array, x: Float32Array, gamma: Float32Array, beta: Float32Array, rows: number, cols: number): void {
+    this.run([out, mean, rstd, x, gamma, beta], [out, mean, rstd], ([o, m, s, xs, g, b]) => this.k.layerNorm(o, m, s, xs, g, b, rows, cols));
+  }
+
+  /** Layer norm backward (see Backend.layerNormBackward): dx overwritten, dGamma and dBeta accumulated. */
+  layerNormBackward(dx: Float32Array, dGamma: Float32Array, dBeta: Float32Array, dy: Float32Array, x: Float32Array, mean: Float32Array, rstd: Float32Array, gamma: Float32Array, rows: number, cols: number): void {
+    this.run([dx, dGamma, dBeta, dy, x, mean, rstd, gamma], [dx, dGamma, dBeta], ([d, dg, db, up, xs, m, s, g]) =>
+      this.k.layerNormBackward(d, dg, db, up, xs, m, s, g, rows, cols),
+    );
   }
 
   private reserve(bytes: number): void {
