@@ -1,26 +1,35 @@
-// Runs in the benchmark page: this project's WebGPU kernels and TensorFlow.js's WebGPU backend on the
-// same adapter, in the same page, on the same inputs. Results go to `window.benchResult` for
-// bench/gpu.ts to print. TensorFlow.js is a dev dependency used only here.
+// Runs in the benchmark page: this project's WebGPU kernels against TensorFlow.js's WebGPU, WebGL and
+// WASM backends (the first two on the same adapter), in the same page, on the same inputs, and against
+// the fastest of the three per benchmark. Results go to `window.benchResult` for bench/gpu.ts to print.
+// TensorFlow.js is a dev dependency used only in the benchmarks.
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-webgpu';
+import { setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { viewOf } from '../src/engine/backend';
 import { WebGpuBackend } from '../src/gpu/webgpu-backend';
 import { Mlp } from '../src/model/mlp';
 import { Optimizer } from '../src/train/optimizer';
 import { defaults } from '../src/train/defaults';
 import { seededRandom } from './bench-random';
+import { TFJS_BACKENDS, type TfjsBackend } from './tfjs-backends';
 
 export interface BenchRow {
   name: string;
   /** Median milliseconds per iteration. */
   oursMs: number;
-  tfjsMs: number;
-  /** tfjsMs / oursMs: above 1 means this project is faster. */
+  /** Median milliseconds per iteration of each TensorFlow.js backend that started. */
+  tfjsMs: Partial<Record<TfjsBackend, number>>;
+  /** The fastest TensorFlow.js backend on this benchmark, and its time. */
+  fastest: TfjsBackend;
+  fastestMs: number;
+  /** fastestMs / oursMs: above 1 means this project is faster than every TensorFlow.js backend. */
   speedup: number;
 }
 
 export interface BenchResult {
   adapter: string;
+  /** TensorFlow.js backends that could not start here, with the reason. */
+  tfjsMissing: Partial<Record<TfjsBackend, string>>;
   matmulVariant: string;
   rows: BenchRow[];
 }
@@ -61,16 +70,37 @@ async function benchMatmul(ours: WebGpuBackend, n: number, iterations: number): 
   }, iterations);
   for (const buf of [bufA, bufB, bufC]) ours.free(buf);
 
-  const ta = tf.tensor2d(a, [n, n]);
-  const tb = tf.tensor2d(b, [n, n]);
-  const tfjsMs = await time(async () => {
-    const c = tf.matMul(ta, tb);
-    const head = c.slice([0, 0], [1, 64]);
-    await head.data();
-    tf.dispose([c, head]);
-  }, iterations);
-  tf.dispose([ta, tb]);
-  return { name: `matmul ${n}x${n}x${n}`, oursMs, tfjsMs, speedup: tfjsMs / oursMs };
+  const tfjsMs = await perTfjsBackend(async () => {
+    const ta = tf.tensor2d(a, [n, n]);
+    const tb = tf.tensor2d(b, [n, n]);
+    const ms = await time(async () => {
+      const c = tf.matMul(ta, tb);
+      const head = c.slice([0, 0], [1, 64]);
+      await head.data();
+      tf.dispose([c, head]);
+    }, iterations);
+    tf.dispose([ta, tb]);
+    return ms;
+  });
+  return row(`matmul ${n}x${n}x${n}`, oursMs, tfjsMs);
+}
+
+/** TensorFlow.js backends that started (set by main). */
+const tfjsBackends: TfjsBackend[] = [];
+
+/** Runs `measure` once on every TensorFlow.js backend that started. */
+async function perTfjsBackend(measure: () => Promise<number>): Promise<Partial<Record<TfjsBackend, number>>> {
+  const result: Partial<Record<TfjsBackend, number>> = {};
+  for (const backend of tfjsBackends) {
+    await tf.setBackend(backend);
+    result[backend] = await measure();
+  }
+  return result;
+}
+
+function row(name: string, oursMs: number, tfjsMs: Partial<Record<TfjsBackend, number>>): BenchRow {
+  const [fastest, fastestMs] = (Object.entries(tfjsMs) as [TfjsBackend, number][]).reduce((best, entry) => (entry[1] < best[1] ? entry : best));
+  return { name, oursMs, tfjsMs, fastest, fastestMs, speedup: fastestMs / oursMs };
 }
 
 async function benchMlpStep(ours: WebGpuBackend, sizes: number[], batch: number, iterations: number): Promise<BenchRow> {
@@ -93,42 +123,54 @@ async function benchMlpStep(ours: WebGpuBackend, sizes: number[], batch: number,
   mlp.dispose();
 
   // The same network in TensorFlow.js: dense layers with ReLU, softmax cross-entropy, Adam.
-  const weights = sizes.slice(1).map((out, i) => ({
-    w: tf.variable(tf.randomNormal([sizes[i], out], 0, Math.sqrt(2 / sizes[i]))),
-    b: tf.variable(tf.zeros([out])),
-  }));
-  const x = tf.tensor2d(inputs, [batch, sizes[0]]);
-  const y = tf.oneHot(tf.tensor1d(Int32Array.from(labels), 'int32'), sizes[sizes.length - 1]);
-  const tfOptimizer = tf.train.adam(1e-3);
-  const tfjsMs = await time(async () => {
-    const loss = tfOptimizer.minimize(() => {
-      let h: tf.Tensor2D = x;
-      weights.forEach(({ w, b }, i) => {
-        h = tf.add(tf.matMul(h, w), b);
-        if (i < weights.length - 1) h = tf.relu(h);
-      });
-      return tf.losses.softmaxCrossEntropy(y, h);
-    }, true);
-    const head = weights[0].w.slice([0, 0], [1, Math.min(64, sizes[1])]);
-    await head.data();
-    tf.dispose(loss ? [loss, head] : [head]);
-  }, iterations);
-  tf.dispose([x, y, ...weights.flatMap(({ w, b }) => [w, b])]);
-  return { name: `MLP step ${sizes.join('-')} batch ${batch} (fwd+bwd+AdamW)`, oursMs, tfjsMs, speedup: tfjsMs / oursMs };
+  const tfjsMs = await perTfjsBackend(async () => {
+    const weights = sizes.slice(1).map((out, i) => ({
+      w: tf.variable(tf.randomNormal([sizes[i], out], 0, Math.sqrt(2 / sizes[i]))),
+      b: tf.variable(tf.zeros([out])),
+    }));
+    const x = tf.tensor2d(inputs, [batch, sizes[0]]);
+    const y = tf.oneHot(tf.tensor1d(Int32Array.from(labels), 'int32'), sizes[sizes.length - 1]);
+    const tfOptimizer = tf.train.adam(1e-3);
+    const ms = await time(async () => {
+      const loss = tfOptimizer.minimize(() => {
+        let h: tf.Tensor2D = x;
+        weights.forEach(({ w, b }, i) => {
+          h = tf.add(tf.matMul(h, w), b);
+          if (i < weights.length - 1) h = tf.relu(h);
+        });
+        return tf.losses.softmaxCrossEntropy(y, h);
+      }, true);
+      const head = weights[0].w.slice([0, 0], [1, Math.min(64, sizes[1])]);
+      await head.data();
+      tf.dispose(loss ? [loss, head] : [head]);
+    }, iterations);
+    tfOptimizer.dispose();
+    tf.dispose([x, y, ...weights.flatMap(({ w, b }) => [w, b])]);
+    return ms;
+  });
+  return row(`MLP step ${sizes.join('-')} batch ${batch} (fwd+bwd+AdamW)`, oursMs, tfjsMs);
 }
 
 async function main(): Promise<void> {
   const params = new URLSearchParams(location.search);
   const quick = params.get('quick') === '1';
   const ours = await WebGpuBackend.create(navigator.gpu);
-  if (!(await tf.setBackend('webgpu'))) throw new Error('TensorFlow.js could not start its WebGPU backend');
-  await tf.ready();
+  // WASM's .wasm files load from node_modules (Vite serves it); threads where the page is isolated.
+  setWasmPaths('/node_modules/@tensorflow/tfjs-backend-wasm/dist/');
+  if (crossOriginIsolated) setThreadsCount(navigator.hardwareConcurrency);
+  const tfjsMissing: Partial<Record<TfjsBackend, string>> = {};
+  for (const backend of TFJS_BACKENDS) {
+    const started = await tf.setBackend(backend).catch(() => false);
+    if (started) tfjsBackends.push(backend);
+    else tfjsMissing[backend] = 'did not start in this page';
+  }
+  if (!tfjsBackends.includes('webgpu')) throw new Error('TensorFlow.js could not start its WebGPU backend');
   const rows: BenchRow[] = [];
   const sizes = quick ? [256] : [256, 512, 1024];
   for (const n of sizes) rows.push(await benchMatmul(ours, n, n >= 1024 ? 3 : 5));
   // The lab's own MNIST MLP and batch (src/train/defaults.ts).
   rows.push(await benchMlpStep(ours, defaults.mnist.model.sizes, defaults.mnist.globalBatch, quick ? 3 : 10));
-  window.benchResult = { adapter: ours.info.adapter, matmulVariant: ours.matmulVariant, rows };
+  window.benchResult = { adapter: ours.info.adapter, tfjsMissing, matmulVariant: ours.matmulVariant, rows };
 }
 
 main().catch((error: unknown) => {

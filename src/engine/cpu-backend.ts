@@ -468,11 +468,11 @@ export class CpuBackend implements Backend {
     return own;
   }
 
-  private f(v: View, op: string): Float32Array {
+  protected f(v: View, op: string): Float32Array {
     return this.own(v.buf, op).f32.subarray(v.offset, v.offset + v.length);
   }
 
-  private u(v: View, op: string): Uint32Array {
+  protected u(v: View, op: string): Uint32Array {
     return this.own(v.buf, op).u32.subarray(v.offset, v.offset + v.length);
   }
 }

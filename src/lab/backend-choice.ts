@@ -1,7 +1,10 @@
-// Picks the tab's compute backend: WebGPU when the browser has it, else the CPU reference, marked as
-// such with the reason, so that a browser without WebGPU still trains (slowly) and says why.
+// Picks the tab's compute backend: WebGPU when the browser has it, else the CPU backend, marked as such
+// with the reason, so that a browser without WebGPU still trains and says why. The CPU backend is the
+// WebAssembly SIMD one where the browser validates WASM SIMD, else the reference (its adapter string
+// says which runs).
 import type { Backend } from '../engine/backend';
 import { CpuBackend } from '../engine/cpu-backend';
+import { WasmCpuBackend } from '../engine/wasm-backend';
 import type { DeviceProblem } from '../gpu/device';
 import { WebGpuBackend } from '../gpu/webgpu-backend';
 import type { BackendChoice } from './config';
@@ -17,12 +20,22 @@ export async function chooseBackend(
   gpu: GPU | undefined,
   onProblem: (problem: DeviceProblem) => void,
 ): Promise<ChosenBackend> {
-  if (choice === 'cpu') return { backend: new CpuBackend(), fallbackReason: null };
+  if (choice === 'cpu') return { backend: await cpuBackend(), fallbackReason: null };
   try {
     return { backend: await WebGpuBackend.create(gpu, { onProblem }), fallbackReason: null };
   } catch (error) {
     if (choice === 'webgpu') throw error;
     const reason = error instanceof Error ? error.message : String(error);
-    return { backend: new CpuBackend(), fallbackReason: reason };
+    return { backend: await cpuBackend(), fallbackReason: reason };
+  }
+}
+
+/** The fast CPU backend, or the reference where WebAssembly SIMD (or its kernels) cannot load. */
+async function cpuBackend(): Promise<Backend> {
+  try {
+    return await WasmCpuBackend.create();
+  } catch (error) {
+    console.warn(`fast CPU backend unavailable, using the CPU reference: ${error instanceof Error ? error.message : error}`);
+    return new CpuBackend();
   }
 }

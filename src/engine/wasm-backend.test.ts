@@ -1,0 +1,214 @@
+// The fast CPU backend against its twin, the reference CPU backend, on awkward shapes: sizes of 1,
+// primes, non-multiples of the kernel's 4x8 tile and 16-byte vectors, K past one 256-deep K block, M past
+// one 64-row M block, in every layout, overwriting and accumulating, with `out` aliasing an input.
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { type Backend, type MatmulOptions, type View, viewOf } from './backend';
+import { CpuBackend } from './cpu-backend';
+import { randomUniform } from './gradcheck';
+import { WASM_ADAPTER, WasmCpuBackend } from './wasm-backend';
+import { wasmSimdSupported } from './wasm-kernels';
+import { buildWasm } from '../../scripts/build-wasm';
+
+// The kernels are a build product (npm run build:wasm); build them here too when missing or stale.
+await buildWasm();
+
+const reference = new CpuBackend();
+const fast = await WasmCpuBackend.create();
+
+function upload(backend: Backend, data: Float32Array): View {
+  const v = viewOf(backend.alloc(data.length, 'test', 'workspace'));
+  backend.write(v, data);
+  return v;
+}
+
+/** op(a) @ op(b) on one backend, out starting at `start` (it matters when accumulating). */
+async function matmulOn(backend: Backend, a: Float32Array, b: Float32Array, start: Float32Array, M: number, K: number, N: number, opts: MatmulOptions): Promise<Float32Array> {
+  const out = upload(backend, start);
+  backend.matmul(out, upload(backend, a), upload(backend, b), M, K, N, opts);
+  return backend.read(out);
+}
+
+/** Largest |x - y| over the elements. */
+function maxDiff(x: Float32Array, y: Float32Array): number {
+  expect(x.length).toBe(y.length);
+  let worst = 0;
+  for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i] - y[i]));
+  return worst;
+}
+
+// [M, K, N]: 1s, primes, K = 1, non-multiples of 4/8/16, K past one K block (256), M past one M block (64).
+const SHAPES: [number, number, number][] = [
+  [1, 1, 1], [1, 7, 1], [7, 1, 5], [3, 5, 4], [5, 3, 7], [13, 17, 11], [17, 1, 9], [4, 8, 16],
+  [31, 37, 41], [64, 33, 65], [3, 300, 5], [67, 70, 9], [2, 513, 3], [97, 257, 89],
+];
+const LAYOUTS: [string, MatmulOptions][] = [
+  ['NN', {}], ['NT', { transB: true }], ['TN', { transA: true }], ['TT', { transA: true, transB: true }],
+];
+
+describe('WasmCpuBackend matmul vs the reference: |ours - reference| <= 1e-6 * K per element, inputs in [-1, 1]', () => {
+  let seed = 100;
+  for (const [name, layout] of LAYOUTS) {
+    for (const accumulate of [false, true]) {
+      it(`${name}${accumulate ? ' accumulate' : ''} on ${SHAPES.length} awkward shapes`, async () => {
+        for (const [M, K, N] of SHAPES) {
+          const a = randomUniform(M * K, seed++);
+          const b = randomUniform(K * N, seed++);
+          const start = randomUniform(M * N, seed++);
+          const opts = { ...layout, accumulate };
+          const want = await matmulOn(reference, a, b, start, M, K, N, opts);
+          const got = await matmulOn(fast, a, b, start, M, K, N, opts);
+          expect(maxDiff(got, want), `${name} M=${M} K=${K} N=${N}`).toBeLessThanOrEqual(1e-6 * K);
+        }
+      });
+    }
+  }
+
+  it('out may alias an input: a square matmul written over its own a, like the reference', async () => {
+    const n = 37;
+    const a = randomUniform(n * n, 7);
+    const b = randomUniform(n * n, 8);
+    const results = await Promise.all(
+      [reference, fast].map(async (backend) => {
+        const av = upload(backend, a);
+        backend.matmul(av, av, upload(backend, b), n, n, n, { transB: true });
+        return backend.read(av);
+      }),
+    );
+    expect(maxDiff(results[1], results[0])).toBeLessThanOrEqual(1e-6 * n);
+  });
+
+  it('an all-zero row and column stay exactly zero, a K=1 product is exact', async () => {
+    const [M, K, N] = [5, 1, 6];
+    const a = randomUniform(M * K, 9);
+    const b = randomUniform(K * N, 10);
+    const got = await matmulOn(fast, a, b, new Float32Array(M * N), M, K, N, {});
+    for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) expect(got[i * N + j]).toBe(Math.fround(a[i] * b[j]));
+  });
+
+  it('keeps the reference checks: a wrong length is a clear error and the output is untouched', async () => {
+    const out = upload(fast, new Float32Array([1, 2, 3, 4]));
+    expect(() => fast.matmul(out, upload(fast, new Float32Array(3)), upload(fast, new Float32Array(4)), 2, 2, 2)).toThrow(/matmul/);
+    expect(Array.from(await fast.read(out))).toEqual([1, 2, 3, 4]);
+  });
+
+  it('names itself as the WebAssembly CPU backend', () => {
+    expect(fast.info).toEqual({ kind: 'cpu', adapter: WASM_ADAPTER });
+  });
+});
+
+// [B, T, C, nHead]: T = 1, head sizes 1, 3, 4, 5, 8, 14 (below, at and past one f32x4, with tails).
+const ATTENTION_SHAPES: [number, number, number, number][] = [
+  [1, 1, 1, 1], [2, 5, 6, 2], [1, 7, 12, 3], [3, 9, 20, 4], [2, 17, 40, 5], [1, 33, 28, 2],
+];
+
+describe('WasmCpuBackend attention vs the reference: |ours - reference| <= 1e-5 on att and out, qkv in [-2, 2]', () => {
+  it(`on ${ATTENTION_SHAPES.length} awkward shapes, causal entries exactly 0`, async () => {
+    let seed = 500;
+    for (const [B, T, C, nHead] of ATTENTION_SHAPES) {
+      const qkv = randomUniform(B * T * 3 * C, seed++).map((x) => 2 * x);
+      const results = await Promise.all(
+        [reference, fast].map(async (backend) => {
+          const att = upload(backend, randomUniform(B * nHead * T * T, seed)); // stale values must be overwritten
+          const out = upload(backend, randomUniform(B * T * C, seed + 1));
+          backend.attention(out, att, upload(backend, qkv), B, T, C, nHead);
+          return { att: await backend.read(att), out: await backend.read(out) };
+        }),
+      );
+      const shape = `B=${B} T=${T} C=${C} nHead=${nHead}`;
+      expect(maxDiff(results[1].att, results[0].att), `att ${shape}`).toBeLessThanOrEqual(1e-5);
+      expect(maxDiff(results[1].out, results[0].out), `out ${shape}`).toBeLessThanOrEqual(1e-5);
+      const att = results[1].att;
+      for (let row = 0; row < B * nHead * T; row++) for (let t2 = (row % T) + 1; t2 < T; t2++) expect(att[row * T + t2]).toBe(0);
+    }
+  });
+
+  it(`backward on the same shapes: |ours - reference| <= 1e-4 on dQkv (stale dQkv overwritten)`, async () => {
+    let seed = 700;
+    for (const [B, T, C, nHead] of ATTENTION_SHAPES) {
+      const qkv = randomUniform(B * T * 3 * C, seed++).map((x) => 2 * x);
+      const dOut = randomUniform(B * T * C, seed++);
+      // The forward's att comes from the reference, so both backwards start from the same probabilities.
+      const att = upload(reference, new Float32Array(B * nHead * T * T));
+      reference.attention(upload(reference, new Float32Array(B * T * C)), att, upload(reference, qkv), B, T, C, nHead);
+      const probs = await reference.read(att);
+      const results = await Promise.all(
+        [reference, fast].map(async (backend) => {
+          const dQkv = upload(backend, randomUniform(B * T * 3 * C, seed));
+          backend.attentionBackward(dQkv, upload(backend, dOut), upload(backend, qkv), upload(backend, probs), B, T, C, nHead);
+          return backend.read(dQkv);
+        }),
+      );
+      expect(maxDiff(results[1], results[0]), `dQkv B=${B} T=${T} C=${C} nHead=${nHead}`).toBeLessThanOrEqual(1e-4);
+    }
+  });
+
+  it('keeps the reference checks: C not a multiple of nHead is a clear error', () => {
+    const v = (n: number) => upload(fast, new Float32Array(n));
+    expect(() => fast.attention(v(2 * 6), v(2 * 4 * 4), v(2 * 18), 1, 2, 6, 4)).toThrow(/multiple of nHead/);
+  });
+});
+
+describe('WasmCpuBackend GELU vs the reference: |ours - reference| <= 1e-6, x in [-6, 6]', () => {
+  it('forward and backward on 1, 7 and 1,031 elements, and in place', async () => {
+    let seed = 900;
+    for (const n of [1, 7, 1031]) {
+      const x = randomUniform(n, seed++).map((v) => 6 * v);
+      const dy = randomUniform(n, seed++);
+      const results = await Promise.all(
+        [reference, fast].map(async (backend) => {
+          const [xv, out, dx] = [upload(backend, x), upload(backend, new Float32Array(n)), upload(backend, dy)];
+          backend.gelu(out, xv);
+          backend.geluBackward(dx, xv, dx); // dx aliases dy, as the model's backward may do
+          const inPlace = upload(backend, x);
+          backend.gelu(inPlace, inPlace);
+          return { out: await backend.read(out), dx: await backend.read(dx), inPlace: await backend.read(inPlace) };
+        }),
+      );
+      expect(maxDiff(results[1].out, results[0].out), `gelu n=${n}`).toBeLessThanOrEqual(1e-6);
+      expect(maxDiff(results[1].dx, results[0].dx), `geluBackward n=${n}`).toBeLessThanOrEqual(1e-6);
+      expect(maxDiff(results[1].inPlace, results[0].out), `gelu in place n=${n}`).toBeLessThanOrEqual(1e-6);
+    }
+  });
+});
+
+describe('WasmCpuBackend layer norm vs the reference: forward <= 1e-5, backward <= 1e-4, x in [-3, 3]', () => {
+  it('on rows x cols 1x1, 3x7, 5x64, 2x129, 9x33; dGamma and dBeta accumulate onto what was there', async () => {
+    let seed = 1200;
+    for (const [rows, cols] of [[1, 1], [3, 7], [5, 64], [2, 129], [9, 33]]) {
+      const x = randomUniform(rows * cols, seed++).map((v) => 3 * v + 0.5);
+      const gamma = randomUniform(cols, seed++).map((v) => 1 + v);
+      const beta = randomUniform(cols, seed++);
+      const dy = randomUniform(rows * cols, seed++);
+      const startGamma = randomUniform(cols, seed++);
+      const startBeta = randomUniform(cols, seed++);
+      const results = await Promise.all(
+        [reference, fast].map(async (backend) => {
+          const [out, mean, rstd] = [upload(backend, new Float32Array(rows * cols)), upload(backend, new Float32Array(rows)), upload(backend, new Float32Array(rows))];
+          const [xv, g] = [upload(backend, x), upload(backend, gamma)];
+          backend.layerNorm(out, mean, rstd, xv, g, upload(backend, beta), rows, cols);
+          const [dx, dg, db] = [upload(backend, randomUniform(rows * cols, 1)), upload(backend, startGamma), upload(backend, startBeta)];
+          backend.layerNormBackward(dx, dg, db, upload(backend, dy), xv, mean, rstd, g, rows, cols);
+          return Promise.all([out, mean, rstd, dx, dg, db].map((v) => backend.read(v)));
+        }),
+      );
+      const names = ['out', 'mean', 'rstd', 'dx', 'dGamma', 'dBeta'];
+      names.forEach((name, i) => {
+        const tolerance = i < 3 ? 1e-5 : 1e-4;
+        // rstd can be large for a 1-column row (variance 0): compare it relative to its size.
+        const scale = name === 'rstd' ? Math.max(1, ...results[0][i].map(Math.abs)) : 1;
+        expect(maxDiff(results[1][i], results[0][i]) / scale, `${name} rows=${rows} cols=${cols}`).toBeLessThanOrEqual(tolerance);
+      });
+    }
+  });
+});
+
+describe('WasmCpuBackend feature detection', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('this Node has WebAssembly SIMD, and without it create() rejects with the reason', async () => {
+    expect(wasmSimdSupported()).toBe(true);
+    vi.spyOn(WebAssembly, 'validate').mockReturnValue(false);
+    expect(wasmSimdSupported()).toBe(false);
+    await expect(WasmCpuBackend.create()).rejects.toThrow(/no WebAssembly SIMD/);
+  });
+});

@@ -1,0 +1,83 @@
+// The fast CPU backend: the reference CPU backend (cpu-backend.ts) with its hot ops replaced by
+// WebAssembly SIMD kernels (wasm-kernels.ts, built from wasm/kernels.ts). Every op it does not
+// accelerate is the reference's own code, so the two differ only where a kernel is swapped in, and each
+// swapped kernel is tested against the reference on awkward shapes (wasm-backend.test.ts).
+// Results are not bit-identical to the reference: matmul and attention sum in float32 where the
+// reference sums in float64, so an element differs by a few float32 roundings per summed term; GELU
+// uses float32 tanh where the reference uses float64, layer norm float32 sums.
+import type { BackendInfo, MatmulOptions, View } from './backend';
+import { CpuBackend } from './cpu-backend';
+import { checkAttention, checkMatmul, needLength, needPositive, needSameLength } from './op-checks';
+import { WasmKernels } from './wasm-kernels';
+
+export const WASM_ADAPTER = 'CPU, WebAssembly SIMD (no WebGPU)';
+
+export class WasmCpuBackend extends CpuBackend {
+  override readonly info: BackendInfo = { kind: 'cpu', adapter: WASM_ADAPTER };
+
+  private constructor(private readonly kernels: WasmKernels) {
+    super();
+  }
+
+  /** Rejects (with the reason) where WebAssembly SIMD is missing or the kernels cannot be loaded. */
+  static async create(wasmBytes?: BufferSource): Promise<WasmCpuBackend> {
+    return new WasmCpuBackend(await WasmKernels.load(wasmBytes));
+  }
+
+  override matmul(out: View, a: View, b: View, M: number, K: number, N: number, opts: MatmulOptions = {}): void {
+    checkMatmul(out, a, b, M, K, N);
+    this.kernels.matmul(
+      this.f(out, 'matmul'),
+      this.f(a, 'matmul'),
+      this.f(b, 'matmul'),
+      M,
+      K,
+      N,
+      opts.transA === true,
+      opts.transB === true,
+      opts.accumulate === true,
+    );
+  }
+
+  override gelu(out: View, x: View): void {
+    needSameLength('gelu', { out, x });
+    this.kernels.gelu(this.f(out, 'gelu'), this.f(x, 'gelu'));
+  }
+
+  override geluBackward(dx: View, x: View, dy: View): void {
+    needSameLength('geluBackward', { dx, x, dy });
+    this.kernels.geluBackward(this.f(dx, 'geluBackward'), this.f(x, 'geluBackward'), this.f(dy, 'geluBackward'));
+  }
+
+  override layerNorm(out: View, mean: View, rstd: View, x: View, gamma: View, beta: View, rows: number, cols: number): void {
+    const op = 'layerNorm';
+    needPositive(op, { rows, cols });
+    for (const [name, v] of Object.entries({ out, x })) needLength(op, name, v, rows * cols);
+    for (const [name, v] of Object.entries({ mean, rstd })) needLength(op, name, v, rows);
+    for (const [name, v] of Object.entries({ gamma, beta })) needLength(op, name, v, cols);
+    const [o, m, s, xs, g, b] = [out, mean, rstd, x, gamma, beta].map((v) => this.f(v, op));
+    this.kernels.layerNorm(o, m, s, xs, g, b, rows, cols);
+  }
+
+  override layerNormBackward(dx: View, dGamma: View, dBeta: View, dy: View, x: View, mean: View, rstd: View, gamma: View, rows: number, cols: number): void {
+    const op = 'layerNormBackward';
+    needPositive(op, { rows, cols });
+    for (const [name, v] of Object.entries({ dx, dy, x })) needLength(op, name, v, rows * cols);
+    for (const [name, v] of Object.entries({ mean, rstd })) needLength(op, name, v, rows);
+    for (const [name, v] of Object.entries({ dGamma, dBeta, gamma })) needLength(op, name, v, cols);
+    const [d, dg, db, up, xs, m, s, g] = [dx, dGamma, dBeta, dy, x, mean, rstd, gamma].map((v) => this.f(v, op));
+    this.kernels.layerNormBackward(d, dg, db, up, xs, m, s, g, rows, cols);
+  }
+
+  override attention(out: View, att: View, qkv: View, B: number, T: number, C: number, nHead: number): void {
+    checkAttention(qkv, att, out, B, T, C, nHead, 'attention');
+    this.kernels.attention(this.f(out, 'attention'), this.f(att, 'attention'), this.f(qkv, 'attention'), B, T, C, nHead);
+  }
+
+  override attentionBackward(dQkv: View, dOut: View, qkv: View, att: View, B: number, T: number, C: number, nHead: number): void {
+    const op = 'attentionBackward';
+    checkAttention(qkv, att, dOut, B, T, C, nHead, op);
+    needLength(op, 'dQkv', dQkv, B * T * 3 * C);
+    this.kernels.attentionBackward(this.f(dQkv, op), this.f(dOut, op), this.f(qkv, op), this.f(att, op), B, T, C, nHead);
+  }
+}

@@ -1,0 +1,403 @@
+// AssemblyScript source of the fast CPU backend's WebAssembly kernels (built by `npm run build:wasm`
+// into src/engine/generated/kernels.wasm; loaded by src/engine/wasm-kernels.ts). Every function works
+// on raw byte addresses in this module's linear memory, which the JavaScript side lays out: nothing here
+// allocates, so the module runs with AssemblyScript's stub runtime and no garbage collector.
+//
+// Matmul is the GotoBLAS shape: op(a) is packed into 4-row panels and op(b) into 8-column panels
+// (zero-padded, so the micro-kernel never tests an edge), a 4x8 micro-kernel keeps its tile of C in
+// eight f32x4 registers over a K block, and K/M blocking keeps one B micro-panel in L1 and an A block
+// in L2. The summation order is per K block in f32, so results differ from the float64 reference in
+// the last bits (the tests bound it).
+
+const MR: i32 = 4; // rows per A panel (micro-kernel height)
+const NR: i32 = 8; // columns per B panel (micro-kernel width: two f32x4)
+const KC: i32 = 256; // K block: a B micro-panel of KC x NR floats is 8 KiB
+const MC: i32 = 64; // M block: an A block of MC x KC floats is 64 KiB
+
+/** First free byte after this module's static data: the JavaScript side lays its buffers out from here. */
+export function heapBase(): usize {
+  return __heap_base;
+}
+
+/** Rows of op(a) rounded up to the panel height. */
+export function paddedRows(M: i32): i32 {
+  return ((M + MR - 1) / MR) * MR;
+}
+
+/** Columns of op(b) rounded up to the panel width. */
+export function paddedCols(N: i32): i32 {
+  return ((N + NR - 1) / NR) * NR;
+}
+
+/** dst[ib][k][r] = op(a)[ib*4 + r][k], zero for rows past M. a is [M,K], or [K,M] when transposed. */
+export function packA(src: usize, dst: usize, M: i32, K: i32, trans: bool): void {
+  const Mp = paddedRows(M);
+  let out = dst;
+  for (let i0 = 0; i0 < Mp; i0 += MR) {
+    if (trans && i0 + MR <= M) {
+      // A full panel of a transposed a: its 4 values at each k are contiguous, one v128 copy.
+      for (let k = 0; k < K; k++) {
+        v128.store(out, v128.load(src + ((<usize>k * M + i0) << 2)));
+        out += MR << 2;
+      }
+      continue;
+    }
+    for (let k = 0; k < K; k++) {
+      for (let r = 0; r < MR; r++) {
+        const i = i0 + r;
+        let v: f32 = 0;
+        if (i < M) v = trans ? load<f32>(src + ((<usize>k * M + i) << 2)) : load<f32>(src + ((<usize>i * K + k) << 2));
+        store<f32>(out, v);
+        out += 4;
+      }
+    }
+  }
+}
+
+/** dst[jb][k][c] = op(b)[k][jb*8 + c], zero for columns past N. b is [K,N], or [N,K] when transposed. */
+export function packB(src: usize, dst: usize, K: i32, N: i32, trans: bool): void {
+  const Np = paddedCols(N);
+  let out = dst;
+  for (let j0 = 0; j0 < Np; j0 += NR) {
+    const full = j0 + NR <= N;
+    for (let k = 0; k < K; k++) {
+      if (full && !trans) {
+        const from = src + ((<usize>k * N + j0) << 2);
+        v128.store(out, v128.load(from));
+        v128.store(out, v128.load(from, 16), 16);
+      } else {
+        for (let c = 0; c < NR; c++) {
+          const j = j0 + c;
+          let v: f32 = 0;
+          if (j < N) v = trans ? load<f32>(src + ((<usize>j * K + k) << 2)) : load<f32>(src + ((<usize>k * N + j) << 2));
+          store<f32>(out + (c << 2), v);
+        }
+      }
+      out += NR << 2;
+    }
+  }
+}
+
+/**
+ * One 4x8 tile of C (row stride ldc floats) over kl steps: C (= or +=) A panel x B panel.
+ * ap advances 4 floats per k, bp 8 floats per k.
+ */
+// @ts-ignore: decorator
+@inline
+function microKernel(ap: usize, bp: usize, c: usize, ldc: i32, kl: i32, add: bool): void {
+  let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
+  let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
+  let c20 = f32x4.splat(0), c21 = f32x4.splat(0);
+  let c30 = f32x4.splat(0), c31 = f32x4.splat(0);
+  for (let k = 0; k < kl; k++) {
+    const b0 = v128.load(bp);
+    const b1 = v128.load(bp, 16);
+    let a = v128.load32_splat(ap);
+    c00 = f32x4.add(c00, f32x4.mul(a, b0));
+    c01 = f32x4.add(c01, f32x4.mul(a, b1));
+    a = v128.load32_splat(ap, 4);
+    c10 = f32x4.add(c10, f32x4.mul(a, b0));
+    c11 = f32x4.add(c11, f32x4.mul(a, b1));
+    a = v128.load32_splat(ap, 8);
+    c20 = f32x4.add(c20, f32x4.mul(a, b0));
+    c21 = f32x4.add(c21, f32x4.mul(a, b1));
+    a = v128.load32_splat(ap, 12);
+    c30 = f32x4.add(c30, f32x4.mul(a, b0));
+    c31 = f32x4.add(c31, f32x4.mul(a, b1));
+    ap += MR << 2;
+    bp += NR << 2;
+  }
+  const stride = <usize>ldc << 2;
+  let row = c;
+  if (add) {
+    v128.store(row, f32x4.add(v128.load(row), c00));
+    v128.store(row, f32x4.add(v128.load(row, 16), c01), 16);
+    row += stride;
+    v128.store(row, f32x4.add(v128.load(row), c10));
+    v128.store(row, f32x4.add(v128.load(row, 16), c11), 16);
+    row += stride;
+    v128.store(row, f32x4.add(v128.load(row), c20));
+    v128.store(row, f32x4.add(v128.load(row, 16), c21), 16);
+    row += stride;
+    v128.store(row, f32x4.add(v128.load(row), c30));
+    v128.store(row, f32x4.add(v128.load(row, 16), c31), 16);
+  } else {
+    v128.store(row, c00);
+    v128.store(row, c01, 16);
+    row += stride;
+    v128.store(row, c10);
+    v128.store(row, c11, 16);
+    row += stride;
+    v128.store(row, c20);
+    v128.store(row, c21, 16);
+    row += stride;
+    v128.store(row, c30);
+    v128.store(row, c31, 16);
+  }
+}
+
+/**
+ * cp[Mp, Np] = packed A x packed B, where Mp and Np are M and N padded (paddedRows, paddedCols).
+ * Rows [rowFrom, rowTo) of C only (multiples of 4), so that workers can split M between them.
+ */
+export function gemmPacked(ap: usize, bp: usize, cp: usize, M: i32, K: i32, N: i32, rowFrom: i32, rowTo: i32): void {
+  const Np = paddedCols(N);
+  for (let k0 = 0; k0 < K; k0 += KC) {
+    const kl = min(KC, K - k0);
+    for (let i0 = rowFrom; i0 < rowTo; i0 += MC) {
+      const i1 = min(i0 + MC, rowTo);
+      for (let j0 = 0; j0 < Np; j0 += NR) {
+        const bPanel = bp + ((<usize>j0 * K + <usize>k0 * NR) << 2);
+        for (let i = i0; i < i1; i += MR) {
+          const aPanel = ap + ((<usize>i * K + <usize>k0 * MR) << 2);
+          microKernel(aPanel, bPanel, cp + ((<usize>i * Np + j0) << 2), Np, kl, k0 > 0);
+        }
+      }
+    }
+  }
+}
+
+/** out[M,N] (= or +=) the top-left M x N corner of cp[., Np]. */
+export function unpad(cp: usize, out: usize, M: i32, N: i32, accumulate: bool): void {
+  const Np = paddedCols(N);
+  for (let i = 0; i < M; i++) {
+    const from = cp + ((<usize>i * Np) << 2);
+    const to = out + ((<usize>i * N) << 2);
+    if (accumulate) {
+      let j = 0;
+      for (; j + 4 <= N; j += 4) {
+        const at = <usize>j << 2;
+        v128.store(to + at, f32x4.add(v128.load(to + at), v128.load(from + at)));
+      }
+      for (; j < N; j++) {
+        const at = <usize>j << 2;
+        store<f32>(to + at, load<f32>(to + at) + load<f32>(from + at));
+      }
+    } else {
+      memory.copy(to, from, <usize>N << 2);
+    }
+  }
+}
+
+/** Sum of x[i] * y[i] over n floats: f32x4 lanes, then a scalar tail. */
+// @ts-ignore: decorator
+@inline
+function dot(x: usize, y: usize, n: i32): f32 {
+  let acc = f32x4.splat(0);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const at = <usize>i << 2;
+    acc = f32x4.add(acc, f32x4.mul(v128.load(x + at), v128.load(y + at)));
+  }
+  let sum = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
+  for (; i < n; i++) sum += load<f32>(x + (<usize>i << 2)) * load<f32>(y + (<usize>i << 2));
+  return sum;
+}
+
+/**
+ * Causal multi-head self-attention forward, the reference's math (src/engine/cpu-backend.ts):
+ * qkv [B, T, 3C] (q, k, v), att [B, nHead, T, T] (softmaxed scores, 0 above the diagonal), out [B, T, C].
+ */
+export function attention(out: usize, att: usize, qkv: usize, B: i32, T: i32, C: i32, nHead: i32): void {
+  const hs = C / nHead;
+  const scale = <f32>(1 / Math.sqrt(<f64>hs));
+  const C3 = 3 * C;
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < nHead; h++) {
+      for (let t = 0; t < T; t++) {
+        const q = qkv + ((<usize>(b * T + t) * C3 + h * hs) << 2);
+        const row = att + ((<usize>((b * nHead + h) * T + t) * T) << 2);
+        let max: f32 = -Infinity;
+        for (let t2 = 0; t2 <= t; t2++) {
+          const k = qkv + ((<usize>(b * T + t2) * C3 + C + h * hs) << 2);
+          const score = dot(q, k, hs) * scale;
+          store<f32>(row + (<usize>t2 << 2), score);
+          if (score > max) max = score;
+        }
+        let sum: f32 = 0;
+        for (let t2 = 0; t2 <= t; t2++) {
+          const e = Mathf.exp(load<f32>(row + (<usize>t2 << 2)) - max);
+          store<f32>(row + (<usize>t2 << 2), e);
+          sum += e;
+        }
+        const inv: f32 = 1 / sum;
+        for (let t2 = 0; t2 < T; t2++) {
+          const at = row + (<usize>t2 << 2);
+          store<f32>(at, t2 <= t ? load<f32>(at) * inv : 0);
+        }
+        const o = out + ((<usize>(b * T + t) * C + h * hs) << 2);
+        memory.fill(o, 0, <usize>hs << 2);
+        for (let t2 = 0; t2 <= t; t2++) {
+          const w = load<f32>(row + (<usize>t2 << 2));
+          const ws = f32x4.splat(w);
+          const v = qkv + ((<usize>(b * T + t2) * C3 + 2 * C + h * hs) << 2);
+          let i = 0;
+          for (; i + 4 <= hs; i += 4) {
+            const at = <usize>i << 2;
+            v128.store(o + at, f32x4.add(v128.load(o + at), f32x4.mul(ws, v128.load(v + at))));
+          }
+          for (; i < hs; i++) {
+            const at = <usize>i << 2;
+            store<f32>(o + at, load<f32>(o + at) + w * load<f32>(v + at));
+          }
+        }
+      }
+    }
+  }
+}
+
+/** y[i] += w * x[i] over n floats. */
+// @ts-ignore: decorator
+@inline
+function axpy(y: usize, w: f32, x: usize, n: i32): void {
+  const ws = f32x4.splat(w);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const at = <usize>i << 2;
+    v128.store(y + at, f32x4.add(v128.load(y + at), f32x4.mul(ws, v128.load(x + at))));
+  }
+  for (; i < n; i++) {
+    const at = <usize>i << 2;
+    store<f32>(y + at, load<f32>(y + at) + w * load<f32>(x + at));
+  }
+}
+
+/**
+ * Attention backward, the reference's math: dQkv [B, T, 3C] is overwritten with d(out)/d(qkv) given
+ * dOut [B, T, C], qkv and the forward's att. `scratch` holds T floats.
+ */
+export function attentionBackward(dQkv: usize, dOut: usize, qkv: usize, att: usize, scratch: usize, B: i32, T: i32, C: i32, nHead: i32): void {
+  const hs = C / nHead;
+  const scale = <f32>(1 / Math.sqrt(<f64>hs));
+  const C3 = 3 * C;
+  memory.fill(dQkv, 0, (<usize>B * T * C3) << 2);
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < nHead; h++) {
+      for (let t = 0; t < T; t++) {
+        const row = att + ((<usize>((b * nHead + h) * T + t) * T) << 2);
+        const dy = dOut + ((<usize>(b * T + t) * C + h * hs) << 2);
+        const qOffset = (<usize>(b * T + t) * C3 + h * hs) << 2;
+        // d(att[t2]) = dOut[t] . v[t2]; dv[t2] += att[t2] * dOut[t].
+        let weighted: f32 = 0;
+        for (let t2 = 0; t2 <= t; t2++) {
+          const vOffset = (<usize>(b * T + t2) * C3 + 2 * C + h * hs) << 2;
+          const a = load<f32>(row + (<usize>t2 << 2));
+          const dAtt = dot(dy, qkv + vOffset, hs);
+          store<f32>(scratch + (<usize>t2 << 2), dAtt);
+          weighted += a * dAtt;
+          axpy(dQkv + vOffset, a, dy, hs);
+        }
+        // Softmax backward: dScore[t2] = att[t2] * (dAtt[t2] - sum_j att[j] dAtt[j]), times the scale.
+        for (let t2 = 0; t2 <= t; t2++) {
+          const dScore = load<f32>(row + (<usize>t2 << 2)) * (load<f32>(scratch + (<usize>t2 << 2)) - weighted) * scale;
+          const kOffset = (<usize>(b * T + t2) * C3 + C + h * hs) << 2;
+          axpy(dQkv + qOffset, dScore, qkv + kOffset, hs);
+          axpy(dQkv + kOffset, dScore, qkv + qOffset, hs);
+        }
+      }
+    }
+  }
+}
+
+const GELU_SCALE: f32 = <f32>Math.sqrt(2 / Math.PI);
+
+/** GELU, tanh approximation (GPT-2's), over n floats: out may alias x. */
+export function gelu(out: usize, x: usize, n: i32): void {
+  for (let i = 0; i < n; i++) {
+    const at = <usize>i << 2;
+    const v = load<f32>(x + at);
+    store<f32>(out + at, <f32>0.5 * v * (1 + Mathf.tanh(GELU_SCALE * (v + <f32>0.044715 * v * v * v))));
+  }
+}
+
+/** dx = gelu'(x) * dy over n floats: dx may alias dy. */
+export function geluBackward(dx: usize, x: usize, dy: usize, n: i32): void {
+  for (let i = 0; i < n; i++) {
+    const at = <usize>i << 2;
+    const v = load<f32>(x + at);
+    const th = Mathf.tanh(GELU_SCALE * (v + <f32>0.044715 * v * v * v));
+    const sech2: f32 = <f32>1 - th * th;
+    const local = <f32>0.5 * (1 + th) + <f32>0.5 * v * sech2 * GELU_SCALE * (1 + <f32>(3 * 0.044715) * v * v);
+    store<f32>(dx + at, local * load<f32>(dy + at));
+  }
+}
+
+const LAYER_NORM_EPS: f32 = 1e-5;
+
+/** Horizontal sum of an f32x4. */
+// @ts-ignore: decorator
+@inline
+function hsum(v: v128): f32 {
+  return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
+}
+
+/** Layer norm forward, the reference's math: per row out = (x - mean) * rstd * gamma + beta. */
+export function layerNorm(out: usize, mean: usize, rstd: usize, x: usize, gamma: usize, beta: usize, rows: i32, cols: i32): void {
+  const n = <f32>cols;
+  for (let r = 0; r < rows; r++) {
+    const xr = x + ((<usize>r * cols) << 2);
+    const or = out + ((<usize>r * cols) << 2);
+    let acc = f32x4.splat(0);
+    let c = 0;
+    for (; c + 4 <= cols; c += 4) acc = f32x4.add(acc, v128.load(xr + (<usize>c << 2)));
+    let sum = hsum(acc);
+    for (; c < cols; c++) sum += load<f32>(xr + (<usize>c << 2));
+    const m = sum / n;
+    const ms = f32x4.splat(m);
+    acc = f32x4.splat(0);
+    c = 0;
+    for (; c + 4 <= cols; c += 4) {
+      const d = f32x4.sub(v128.load(xr + (<usize>c << 2)), ms);
+      acc = f32x4.add(acc, f32x4.mul(d, d));
+    }
+    let variance = hsum(acc);
+    for (; c < cols; c++) {
+      const d = load<f32>(xr + (<usize>c << 2)) - m;
+      variance += d * d;
+    }
+    const s: f32 = 1 / Mathf.sqrt(variance / n + LAYER_NORM_EPS);
+    const ss = f32x4.splat(s);
+    c = 0;
+    for (; c + 4 <= cols; c += 4) {
+      const at = <usize>c << 2;
+      const norm = f32x4.mul(f32x4.sub(v128.load(xr + at), ms), ss);
+      v128.store(or + at, f32x4.add(f32x4.mul(norm, v128.load(gamma + at)), v128.load(beta + at)));
+    }
+    for (; c < cols; c++) {
+      const at = <usize>c << 2;
+      store<f32>(or + at, (load<f32>(xr + at) - m) * s * load<f32>(gamma + at) + load<f32>(beta + at));
+    }
+    store<f32>(mean + (<usize>r << 2), m);
+    store<f32>(rstd + (<usize>r << 2), s);
+  }
+}
+
+/** Layer norm backward, the reference's math: dx overwritten, dGamma and dBeta accumulated (+=). */
+export function layerNormBackward(dx: usize, dGamma: usize, dBeta: usize, dy: usize, x: usize, mean: usize, rstd: usize, gamma: usize, rows: i32, cols: i32): void {
+  const n = <f32>cols;
+  for (let r = 0; r < rows; r++) {
+    const off = (<usize>r * cols) << 2;
+    const mu = load<f32>(mean + (<usize>r << 2));
+    const rs = load<f32>(rstd + (<usize>r << 2));
+    let meanDnorm: f32 = 0;
+    let meanDnormNorm: f32 = 0;
+    for (let c = 0; c < cols; c++) {
+      const at = <usize>c << 2;
+      const norm = (load<f32>(x + off + at) - mu) * rs;
+      const dnorm = load<f32>(dy + off + at) * load<f32>(gamma + at);
+      meanDnorm += dnorm;
+      meanDnormNorm += dnorm * norm;
+    }
+    meanDnorm /= n;
+    meanDnormNorm /= n;
+    for (let c = 0; c < cols; c++) {
+      const at = <usize>c << 2;
+      const up = load<f32>(dy + off + at);
+      const norm = (load<f32>(x + off + at) - mu) * rs;
+      const dnorm = up * load<f32>(gamma + at);
+      store<f32>(dGamma + at, load<f32>(dGamma + at) + norm * up);
+      store<f32>(dBeta + at, load<f32>(dBeta + at) + up);
+      store<f32>(dx + off + at, rs * (dnorm - meanDnorm - norm * meanDnormNorm));
+    }
+  }
+}
