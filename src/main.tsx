@@ -41,7 +41,7 @@ if (!navigator.gpu) {
   bus.publish({
     type: 'log',
     level: 'warn',
-    message: 'This browser has no WebGPU: the lab trains on the CPU reference backend (slower), marked as such.',
+    message: 'This browser has no WebGPU: the lab trains on its CPU backend (WebAssembly SIMD where the browser has it), marked as such.',
     t: performance.now(),
   });
 }

@@ -212,7 +212,7 @@ export class LabSession {
       this.fail(new Error(problem.kind === 'lost' ? `GPU device lost (${problem.reason}): ${problem.message}` : `GPU error: ${problem.message}`)),
     );
     this.backend = backend;
-    if (fallbackReason) this.log('warn', `no WebGPU, training on the CPU reference backend: ${fallbackReason}`);
+    if (fallbackReason) this.log('warn', `no WebGPU, training on the CPU backend (${backend.info.adapter}): ${fallbackReason}`);
     let data = await loadDataset(this.config, this.env.dataBase ?? '/data/', this.env.userText);
     if (this.config.room) {
       this.setState('connecting');
