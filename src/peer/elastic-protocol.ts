@@ -10,6 +10,7 @@ import { encodeFrame, NO_RANK, type Frame } from './frame';
 import type { MeshLinks } from './datachannel-transport';
 import { FULL_MESH_MAX } from './membership';
 import { decodeJsonMessage, encodeJsonMessage, isDecodeError, isInt, isObject, type Decoded } from './json-message';
+import { PEER_ID_PATTERN } from './signal-protocol';
 import { COLLECTIVE_IDS } from '../collective/collective-ids';
 
 /** Collective id of elastic control frames (src/collective/collective-ids.ts). */
@@ -29,7 +30,6 @@ export type ElasticMessage =
 
 const MAX_EPOCH = 0xffff;
 const MAX_REASON = 300;
-const PEER_ID = /^[0-9a-z-]{1,64}$/;
 const HASH = /^([0-9a-f]{16})?$/;
 
 export function encodeElasticMessage(message: ElasticMessage): Uint8Array {
@@ -53,7 +53,8 @@ function checkMessage(m: unknown): string | null {
       if (!isInt(m.epoch, 1, MAX_EPOCH)) return 'bad epoch';
       const members = m.members;
       if (!Array.isArray(members) || members.length < 1 || members.length > FULL_MESH_MAX) return 'bad member list';
-      if (!members.every((id) => typeof id === 'string' && PEER_ID.test(id))) return 'bad member id';
+      // Any id signalling can hand out (signal-protocol.ts): the server's ids are base64url, upper case and '_' included.
+      if (!members.every((id) => typeof id === 'string' && PEER_ID_PATTERN.test(id))) return 'bad member id';
       if (new Set(members).size !== members.length || members.some((id, i) => i > 0 && members[i - 1] >= id)) return 'members not in rank order';
       if (!Array.isArray(m.cards) || m.cards.length !== members.length) return 'one state card per member expected';
       for (const card of m.cards) {

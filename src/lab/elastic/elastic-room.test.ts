@@ -26,80 +26,90 @@ async function allReduceOnes(formations: Formation[]): Promise<number[][]> {
 
 describe('ElasticRoom', () => {
   it('forms a new room once the expected tabs are ready: one epoch, one rank order, nobody holds state', async () => {
-    const net = new FakeNet(['t-c', 't-a', 't-b']);
+    const net = new FakeNet(['tab-c', 'tab-a', 'tab-b']);
     const byId = rooms(net);
     const formations = await Promise.all([...byId.values()].map((room) => room.form(fresh, 3)));
     for (const f of formations) {
-      expect(f).toMatchObject({ epoch: 1, members: ['t-a', 't-b', 't-c'], world: 3, source: -1 });
+      expect(f).toMatchObject({ epoch: 1, members: ['tab-a', 'tab-b', 'tab-c'], world: 3, source: -1 });
     }
     expect(formations.map((f) => f.rank).sort()).toEqual([0, 1, 2]);
     expect(await allReduceOnes(formations)).toEqual(Array(3).fill(Array(5).fill(6)));
   });
 
+  it('forms a room of ids as the signalling server assigns them (base64url: upper case, - and _)', async () => {
+    // server/peer-ids.ts: base36 join time, '-', 12 base64url characters. The coordinator's roster names
+    // every member, so a member that refused such ids would wait for a roster that never comes.
+    const ids = ['0mxc31axs-OlTGohQDvbXS', '0mxc31aok-hS9A2O2JyQK0', '0mxc31b2f-_x-Z9Q_aB7cD'];
+    const byId = rooms(new FakeNet(ids));
+    const formations = await Promise.all([...byId.values()].map((room) => room.form(fresh, 3)));
+    for (const f of formations) expect(f).toMatchObject({ epoch: 1, members: [ids[1], ids[0], ids[2]], world: 3 });
+    expect(await allReduceOnes(formations)).toEqual(Array(3).fill(Array(5).fill(6)));
+  });
+
   it('re-forms without a tab that died: survivors agree on the next epoch and on the most advanced state', async () => {
-    const net = new FakeNet(['t-a', 't-b', 't-c', 't-d']);
+    const net = new FakeNet(['tab-a', 'tab-b', 'tab-c', 'tab-d']);
     const byId = rooms(net);
     await Promise.all([...byId.values()].map((room) => room.form(fresh, 4)));
-    net.kill('t-a'); // the coordinator itself
-    for (const id of ['t-b', 't-c', 't-d']) expect(byId.get(id)!.reformWanted()).toMatch(/rank 0 \(t-a\) is gone/);
-    // t-c completed step 8 before the ring broke; the others were still in it (at 7)
-    const cards = { 't-b': card(7), 't-c': card(8, 'cd'.repeat(8)), 't-d': card(7) };
+    net.kill('tab-a'); // the coordinator itself
+    for (const id of ['tab-b', 'tab-c', 'tab-d']) expect(byId.get(id)!.reformWanted()).toMatch(/rank 0 \(tab-a\) is gone/);
+    // tab-c completed step 8 before the ring broke; the others were still in it (at 7)
+    const cards = { 'tab-b': card(7), 'tab-c': card(8, 'cd'.repeat(8)), 'tab-d': card(7) };
     const formations = await Promise.all(Object.entries(cards).map(([id, c]) => byId.get(id)!.form(c)));
     for (const f of formations) {
-      expect(f).toMatchObject({ epoch: 2, members: ['t-b', 't-c', 't-d'], world: 3, source: 1, left: ['t-a'], joined: [] });
+      expect(f).toMatchObject({ epoch: 2, members: ['tab-b', 'tab-c', 'tab-d'], world: 3, source: 1, left: ['tab-a'], joined: [] });
     }
     expect(formations[0].cards.map((c) => needsState(c, formations[0].cards[1]))).toEqual([true, false, true]);
     expect(await allReduceOnes(formations)).toEqual(Array(3).fill(Array(5).fill(6)));
   });
 
   it('admits a new tab at a step boundary: rank 0 asks, everyone re-forms, the newcomer needs the state', async () => {
-    const net = new FakeNet(['t-a', 't-b']);
+    const net = new FakeNet(['tab-a', 'tab-b']);
     const byId = rooms(net);
     await Promise.all([...byId.values()].map((room) => room.form(fresh, 2)));
-    const newcomer = new ElasticRoom(net.add('t-z'), { graceMs: 100, formTimeoutMs: 3000 });
+    const newcomer = new ElasticRoom(net.add('tab-z'), { graceMs: 100, formTimeoutMs: 3000 });
     const joining = newcomer.form(fresh);
     await new Promise((r) => setTimeout(r, 20));
-    expect(byId.get('t-a')!.reformWanted()).toMatch(/t-z asks to join/);
-    expect(byId.get('t-b')!.reformWanted()).toBeNull(); // only rank 0 decides, at its own boundary
-    byId.get('t-a')!.abort('a tab asks to join');
+    expect(byId.get('tab-a')!.reformWanted()).toMatch(/tab tab-z asks to join/);
+    expect(byId.get('tab-b')!.reformWanted()).toBeNull(); // only rank 0 decides, at its own boundary
+    byId.get('tab-a')!.abort('a tab asks to join');
     await new Promise((r) => setTimeout(r, 20));
-    expect(byId.get('t-b')!.reformWanted()).toMatch(/asks to join/);
-    const formations = await Promise.all([byId.get('t-a')!.form(card(3)), byId.get('t-b')!.form(card(3)), joining]);
-    for (const f of formations) expect(f).toMatchObject({ epoch: 2, members: ['t-a', 't-b', 't-z'], source: 0 });
-    expect(formations[2].joined).toEqual(['t-a', 't-b']);
-    expect(formations[0].joined).toEqual(['t-z']);
+    expect(byId.get('tab-b')!.reformWanted()).toMatch(/asks to join/);
+    const formations = await Promise.all([byId.get('tab-a')!.form(card(3)), byId.get('tab-b')!.form(card(3)), joining]);
+    for (const f of formations) expect(f).toMatchObject({ epoch: 2, members: ['tab-a', 'tab-b', 'tab-z'], source: 0 });
+    expect(formations[2].joined).toEqual(['tab-a', 'tab-b']);
+    expect(formations[0].joined).toEqual(['tab-z']);
     expect(formations[0].cards.map((c) => needsState(c, formations[0].cards[0]))).toEqual([false, false, true]);
     expect(await allReduceOnes(formations)).toEqual(Array(3).fill(Array(5).fill(6)));
   });
 
   it('turns a newcomer away with the reason when the run is not elastic', async () => {
-    const net = new FakeNet(['t-a', 't-b']);
+    const net = new FakeNet(['tab-a', 'tab-b']);
     const byId = rooms(net, () => 'mode=ps is not elastic');
     await Promise.all([...byId.values()].map((room) => room.form(fresh, 2)));
-    const newcomer = new ElasticRoom(net.add('t-z'), { graceMs: 100, formTimeoutMs: 3000 });
+    const newcomer = new ElasticRoom(net.add('tab-z'), { graceMs: 100, formTimeoutMs: 3000 });
     await expect(newcomer.form(fresh)).rejects.toThrow(/turned this tab away: mode=ps is not elastic/);
-    expect(byId.get('t-a')!.reformWanted()).toBeNull();
+    expect(byId.get('tab-a')!.reformWanted()).toBeNull();
   });
 
   it('keeps data frames of the coming epoch that arrive before its roster, and drops stale ones', async () => {
-    const net = new FakeNet(['t-a', 't-b']);
+    const net = new FakeNet(['tab-a', 'tab-b']);
     const byId = rooms(net);
     await Promise.all([...byId.values()].map((room) => room.form(fresh, 2)));
     const header = { type: 'data' as const, roomHash: roomHash('TEST'), round: 4, collective: 2, chunk: 0, sender: 0, part: 0, parts: 1 };
-    const b = net.node('t-b');
-    b.receive('t-a', encodeFrame({ ...header, epoch: 2 }, new Uint8Array([42])));
-    b.receive('t-a', encodeFrame({ ...header, epoch: 1, chunk: 1 }, new Uint8Array([1]))); // the live ring's own
-    byId.get('t-a')!.abort('test');
+    const b = net.node('tab-b');
+    b.receive('tab-a', encodeFrame({ ...header, epoch: 2 }, new Uint8Array([42])));
+    b.receive('tab-a', encodeFrame({ ...header, epoch: 1, chunk: 1 }, new Uint8Array([1]))); // the live ring's own
+    byId.get('tab-a')!.abort('test');
     await new Promise((r) => setTimeout(r, 10));
-    const [, fb] = await Promise.all([byId.get('t-a')!.form(card(1)), byId.get('t-b')!.form(card(1))]);
+    const [, fb] = await Promise.all([byId.get('tab-a')!.form(card(1)), byId.get('tab-b')!.form(card(1))]);
     expect(fb.epoch).toBe(2);
     expect(Array.from(await fb.transport.recv(0, { round: 4, collective: 2, chunk: 0 }))).toEqual([42]);
     expect(b.refused).toEqual([]);
   });
 
   it('gives up with a clear error when no ring forms in time', async () => {
-    const net = new FakeNet(['t-a']);
-    const room = new ElasticRoom(net.node('t-a'), { graceMs: 50, formTimeoutMs: 300 });
+    const net = new FakeNet(['tab-a']);
+    const room = new ElasticRoom(net.node('tab-a'), { graceMs: 50, formTimeoutMs: 300 });
     await expect(room.form(fresh, 2)).rejects.toThrow(/no ring formed within 300 ms \(reachable: 1, ready: 1\)/);
   });
 });

@@ -7,7 +7,7 @@ const h = (c: string) => c.repeat(16);
 
 describe('exchangeState', () => {
   it('sends the source state to exactly the members whose card differs; the others keep their own', async () => {
-    const net = new FakeNet(['t-a', 't-b', 't-c']);
+    const net = new FakeNet(['tab-a', 'tab-b', 'tab-c']);
     const rooms = net.nodes.map((n) => new ElasticRoom(n, { graceMs: 50, formTimeoutMs: 3000 }));
     const cards = [{ step: 9, hash: h('a') }, { step: 9, hash: h('a') }, { step: -1, hash: '' }];
     const formations = await Promise.all(rooms.map((room, i) => room.form(cards[i], 3)));
@@ -23,7 +23,7 @@ describe('exchangeState', () => {
   });
 
   it('returns no state in a new room', async () => {
-    const net = new FakeNet(['t-a', 't-b']);
+    const net = new FakeNet(['tab-a', 'tab-b']);
     const rooms = net.nodes.map((n) => new ElasticRoom(n, { graceMs: 50, formTimeoutMs: 3000 }));
     const formations = await Promise.all(rooms.map((room) => room.form({ step: -1, hash: '' }, 2)));
     for (const f of formations) expect(await exchangeState(f, null)).toEqual({ state: null, received: false });
