@@ -61,6 +61,8 @@ export interface LabMetrics {
    * after re-forms (also counted in bytesSent), the floats of slices held in host memory, backups made.
    */
   zeroBackups?: { bytesSent: number; floatsHeld: number; steps: number };
+  /** ZeRO-3: bytes the replica check's own layer-by-layer verification passes sent (also counted in bytesSent). */
+  replicaCheck?: { bytesSent: number };
   /** ZeRO runs: the stage, the room size and the flat vector's (padded) length the partition shards. */
   zero?: { stage: number; world: number; elements: number; optimizerFloatsPerParam: number } | null;
   lastHash: string | null;
