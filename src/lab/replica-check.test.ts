@@ -63,6 +63,7 @@ function watchBackend(backend: CpuBackend, watch: LargeAllocations, rank: number
 
 interface Tab {
   run: Run<Mlp>;
+  strategy: Strategy;
   check: ReplicaCheck;
   metrics: LabMetrics;
 }
@@ -88,7 +89,7 @@ function buildRoom(watch: LargeAllocations, transports: Transport[]): Tab[] {
       // The session under ZeRO-3 holds no whole vector to read during training.
       params: () => Promise.reject(new Error('ZeRO-3: no tab holds the whole parameter vector during training')),
     });
-    return { run, check, metrics };
+    return { run, strategy, check, metrics };
   });
 }
 
@@ -118,6 +119,9 @@ describe('the replica check under ZeRO-3', () => {
     vi.unstubAllGlobals();
     // The verification pass after the last step moved the layers once: about P floats received per rank.
     expect(tabs[0].metrics.replicaCheck?.bytesSent).toBeGreaterThan(0);
+    // Host memory as the strategy reports it: its largest host array is one layer group, not the vector.
+    const largestGroup = Math.max(...tabs[0].run.model.layout.groups.map((g) => g.range.length));
+    for (const t of tabs) expect(t.strategy.hostBytes?.().staging).toBe(4 * largestGroup);
     expect(watch.seen).toEqual([]);
     const hashes = tabs.map((t) => t.metrics.lastHash);
     expect(hashes[0]).toMatch(/^[0-9a-f]{16}$/);

@@ -140,7 +140,18 @@ export class LabSession {
   }
 
   metrics(): LabMetrics {
-    return { ...structuredClone(this.m), gpuBuffers: this.backend?.bufferCount() ?? 0 };
+    return { ...structuredClone(this.m), gpuBuffers: this.backend?.bufferCount() ?? 0, hostMemory: this.hostMemory() };
+  }
+
+  /** Host memory this rank holds for the run, by kind (LabMetrics.hostMemory). */
+  private hostMemory(): NonNullable<LabMetrics['hostMemory']> {
+    const strategy = this.strategy?.hostBytes?.() ?? {};
+    return {
+      backups: 4 * this.backups.backups.floats(),
+      staging: strategy.staging ?? 0,
+      offload: strategy.offload ?? 0,
+      wholeModel: this.finalParams?.byteLength ?? 0,
+    };
   }
 
   logLines(): LogEntry[] {

@@ -55,6 +55,8 @@ export type ParallelHooks = Pick<
   replicaDigest?: (round: number, afterStep: boolean) => Promise<string>;
   /** Bytes the replica check's own collectives moved since the last call (ZeRO-3's verification passes). */
   replicaCheckTraffic?: () => { bytesSent: number; bytesReceived: number };
+  /** Host memory the strategy holds, in bytes by kind (ZeRO: staging arrays, offloaded optimizer). */
+  hostBytes?: () => Record<string, number>;
   /**
    * false: replicas legitimately differ between steps (asynchronous parameter server), so the session
    * checks their agreement at the end only (an exchange per step would also be a barrier per step).
@@ -85,7 +87,7 @@ export interface ParallelContext {
 export type StatePlacement = 'replicated' | 'sharded' | 'server';
 
 /** The trainer hooks a strategy installs (src/train/trainer.ts TrainerOptions has each one's contract). */
-export type TrainerHooks = Omit<ParallelHooks, 'gatherParams' | 'replicasEqualEveryStep' | 'replicaDigest' | 'replicaCheckTraffic'>;
+export type TrainerHooks = Omit<ParallelHooks, 'gatherParams' | 'replicasEqualEveryStep' | 'replicaDigest' | 'replicaCheckTraffic' | 'hostBytes'>;
 
 /**
  * How a room's ranks keep one model: a value the run loop (src/lab/session.ts) holds without knowing
@@ -106,5 +108,7 @@ export interface Strategy {
   readonly replicaDigest: ((round: number, afterStep: boolean) => Promise<string>) | null;
   /** Bytes the replica check's own collectives moved since the last call, or null (none but the hash exchange). */
   readonly replicaCheckTraffic: (() => { bytesSent: number; bytesReceived: number }) | null;
+  /** Host memory the strategy holds, in bytes by kind, or null (none). */
+  readonly hostBytes: (() => Record<string, number>) | null;
   readonly statePlacement: StatePlacement;
 }

@@ -68,6 +68,7 @@ export function createZeroHooks(ctx: ParallelContext): ParallelHooks {
     optimizerStateRange: (layout) => zeroPartition(layout, world).shards[rank],
     gradSync: (c) => zero().gradSync(c),
     afterUpdate: (c) => zero().afterUpdate(c),
+    hostBytes: () => (sync ? sync.hostBytes() : { staging: 0, offload: 0 }),
   };
   if (offload) hooks.optimizerBackend = offload;
   if (stage === 1) hooks.gradHooks = (step, micro) => zero().gradHooks(step, micro);

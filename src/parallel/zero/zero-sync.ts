@@ -93,6 +93,8 @@ export class ZeroSync {
   private readonly rank: number;
   /** Stage 3: the hash of each layer group as the last training forward gathered it, and that step. */
   private forwardHashes: { round: number; groups: Map<string, string> } | null = null;
+  /** The largest host array this rank's collectives allocated at once during training (floats). */
+  private hostPeakFloats = 0;
   /** Bytes the replica check's own gathers put on the wire (verification passes), since last taken. */
   private checkTraffic: Traffic = { bytesSent: 0, bytesReceived: 0 };
 
@@ -138,6 +140,7 @@ export class ZeroSync {
     if (this.stage === 3) return this.takeTraffic();
     const { backend, storage, partition } = this.o;
     const full = new Float32Array(partition.total);
+    this.noteHost(partition.total);
     full.set(await readWindowed(backend, storage.paramShardView()), storage.shard.offset);
     const stats = await runAllGather(this.o.transport, full, { ...this.ids(ctx.step), boundaries: shardBoundaries(partition), onEvent: this.o.onChunk });
     this.count(stats);
@@ -186,6 +189,20 @@ export class ZeroSync {
       this.account = 'step';
     }
     return combineHashes(hashes);
+  }
+
+  /**
+   * Host memory this rank holds for ZeRO, in bytes by kind: `staging`, the largest host array its
+   * collectives allocated at once (stage 3: one layer group; stages 1-2: the whole vector the
+   * parameters are all-gathered into); `offload`, the optimizer's host buffers (ZeRO-Offload).
+   */
+  hostBytes(): { staging: number; offload: number } {
+    const offload = this.o.offload ? Object.values(this.o.offload.memory()).reduce((a, b) => a + b, 0) : 0;
+    return { staging: 4 * this.hostPeakFloats, offload };
+  }
+
+  private noteHost(floats: number): void {
+    if (this.account === 'step') this.hostPeakFloats = Math.max(this.hostPeakFloats, floats);
   }
 
   /** Bytes the replica check's verification passes sent and received since the last call. */
@@ -285,6 +302,7 @@ export class ZeroSync {
   private async gatherToHost(range: FlatRange, ids: { round: number; collective: number }): Promise<Float32Array> {
     const { backend, storage, partition } = this.o;
     const data = new Float32Array(range.length);
+    this.noteHost(range.length);
     const mine = ownedWithin(partition, range, this.rank);
     if (mine.length > 0) {
       const shardOffset = range.offset + mine.offset - storage.shard.offset;
@@ -310,6 +328,7 @@ export class ZeroSync {
     const ids = this.ids(round); // taken before any await: every rank numbers collectives alike
     // The windows are read one after another (one staging buffer); the slot is lent again only after.
     const data = await readWindowed(backend, viewOf(this.slotOf(group), 0, range.length));
+    this.noteHost(range.length);
     storage.gradHolding.release(group);
     const reduced = runReduceScatter(this.o.transport, data, { ...ids, average: true, boundaries: boundariesWithin(partition, range), onEvent: this.o.onChunk });
     reduced.catch(() => undefined); // awaited (and its error raised) below, in launch order
