@@ -68,7 +68,7 @@ export interface ZeroFigures {
   wireTheory: number;
   /** Host memory per rank (mean), by kind (LabMetrics.hostMemory); null when the tabs did not report it. */
   host: { backups: number; staging: number; offload: number; wholeModel: number } | null;
-  /** Elastic rooms: each rank keeps its own slice and its predecessor's, parameters and optimizer state. */
+  /** Elastic rooms: each rank keeps its own slice and its predecessor's, of two steps (zero-backup.ts): 4 slices. */
   backupsTheory: number;
   /** Bytes one rank sent for the replica check's own collectives (ZeRO-3 verification passes), per run. */
   wireCheckPerRun: number | null;
@@ -111,7 +111,7 @@ export function zeroFigures(config: LabConfig, byRank: { metrics: LabMetrics }[]
     wirePerStep: wire.length === byRank.length ? mean(wire) : null,
     wireTheory: zeroWireTheory(config.zero, elements, world),
     host,
-    backupsTheory: backups.length > 0 ? 2 * slice : 0,
+    backupsTheory: backups.length > 0 ? 4 * slice : 0,
     wireCheckPerRun: config.zero === 3 ? mean(checks) : null,
     wireCheckTheory: (2 * 4 * elements * (world - 1)) / world,
     wirePerBackup: backups.length === byRank.length ? mean(backups.map((b) => b.bytesSent / b.steps)) : null,
@@ -156,7 +156,7 @@ export function formatZero(z: ZeroFigures): string[] {
   if (z.host) {
     const h = z.host;
     lines.push(
-      `host per rank         backups ${formatBytes(h.backups)}${z.backupsTheory ? ` vs 2 slices = ${formatBytes(z.backupsTheory)} (${percent(h.backups, z.backupsTheory)})` : ''}, ` +
+      `host per rank         backups ${formatBytes(h.backups)}${z.backupsTheory ? ` vs 4 slices (own and predecessor's, 2 steps) = ${formatBytes(z.backupsTheory)} (${percent(h.backups, z.backupsTheory)})` : ''}, ` +
         `staging ${formatBytes(h.staging)} (${z.stage === 3 ? 'one layer group at a time' : `the whole vector, 4P = ${formatBytes(4 * z.elements)}`}), offload ${formatBytes(h.offload)}`,
       `                      whole model ${formatBytes(h.wholeModel)} (ZeRO-3: gathered once the run has ended, for params() and checkpoints; never while training)`,
       `device + host         ${formatBytes(z.held.total + h.backups + h.staging + h.offload)} per rank while training (params+grads+optimizer, backups, staging, offload)`,

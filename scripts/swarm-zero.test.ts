@@ -38,13 +38,13 @@ describe('ZeRO figures of the swarm summary', () => {
     const slice = 3 * 4 * P / N;
     const ranks = Array.from({ length: N }, () => {
       const r = metrics(held, 3 * 4 * P * (N - 1) / N, 3);
-      r.metrics.hostMemory = { backups: 2 * slice, staging: 4 * 1024, offload: 0, wholeModel: 0 };
+      r.metrics.hostMemory = { backups: 4 * slice, staging: 4 * 1024, offload: 0, wholeModel: 0 };
       r.metrics.zeroBackups = { bytesSent: 11 * slice, floatsHeld: 2 * slice / 4, steps: 11 };
       r.metrics.replicaCheck = { bytesSent: 2 * 4 * P * (N - 1) / N };
       return r;
     });
     const z = zeroFigures({ ...DEFAULT_CONFIG, zero: 3 }, ranks)!;
-    expect([z.host?.backups, z.backupsTheory, z.wirePerBackup, z.wireBackupTheory]).toEqual([2 * slice, 2 * slice, slice, slice]);
+    expect([z.host?.backups, z.backupsTheory, z.wirePerBackup, z.wireBackupTheory]).toEqual([4 * slice, 4 * slice, slice, slice]);
     expect(z.wireCheckPerRun).toBe(z.wireCheckTheory);
     const text = formatZero(z).join('\n');
     expect(text).toMatch(/replica check +24\.00 KiB per run vs 2 verification passes .*\(\+0\.0%\)/);
