@@ -66,6 +66,17 @@ export interface ZeroFigures {
   /** Bytes one rank sent in one optimizer step (mean over ranks) and the ring formula's figure. */
   wirePerStep: number | null;
   wireTheory: number;
+  /** Host memory per rank (mean), by kind (LabMetrics.hostMemory); null when the tabs did not report it. */
+  host: { backups: number; staging: number; offload: number; wholeModel: number } | null;
+  /** Elastic rooms: each rank keeps its own slice and its predecessor's, of two steps (zero-backup.ts): 4 slices. */
+  backupsTheory: number;
+  /** Bytes one rank sent for the replica check's own collectives (ZeRO-3 verification passes), per run. */
+  wireCheckPerRun: number | null;
+  /** Two verification passes per run (start and end), each an all-gather of the whole vector. */
+  wireCheckTheory: number;
+  /** Bytes one rank sent per backup (mean over ranks and backups), and its slice's formula. */
+  wirePerBackup: number | null;
+  wireBackupTheory: number;
 }
 
 /** ZeRO figures from the tabs' memory reports and step metrics; null without what they need. */
@@ -81,6 +92,11 @@ export function zeroFigures(config: LabConfig, byRank: { metrics: LabMetrics }[]
   const held = { params: avg((m) => m.params), grads: avg((m) => m.grads), optimizer: avg((m) => m.optimizer), total: 0 };
   held.total = held.params + held.grads + held.optimizer;
   const wire = byRank.map((r) => r.metrics.stepBytesSent).filter((b): b is number => typeof b === 'number');
+  const hosts = byRank.map((r) => r.metrics.hostMemory).filter((h): h is NonNullable<typeof h> => !!h);
+  const host = hosts.length === byRank.length ? { backups: mean(hosts.map((h) => h.backups)), staging: mean(hosts.map((h) => h.staging)), offload: mean(hosts.map((h) => h.offload)), wholeModel: mean(hosts.map((h) => h.wholeModel)) } : null;
+  const slice = 4 * (elements / world) * (1 + (layout?.optimizerFloatsPerParam ?? 2)); // a shard's parameters and optimizer state
+  const backups = byRank.map((r) => r.metrics.zeroBackups).filter((b): b is NonNullable<typeof b> => !!b && b.steps > 0);
+  const checks = byRank.map((r) => r.metrics.replicaCheck?.bytesSent ?? 0);
   return {
     stage: config.zero,
     world,
@@ -94,6 +110,12 @@ export function zeroFigures(config: LabConfig, byRank: { metrics: LabMetrics }[]
     budgetBytes: config.budget > 0 ? config.budget * MiB : null,
     wirePerStep: wire.length === byRank.length ? mean(wire) : null,
     wireTheory: zeroWireTheory(config.zero, elements, world),
+    host,
+    backupsTheory: backups.length > 0 ? 4 * slice : 0,
+    wireCheckPerRun: config.zero === 3 ? mean(checks) : null,
+    wireCheckTheory: (2 * 4 * elements * (world - 1)) / world,
+    wirePerBackup: backups.length === byRank.length ? mean(backups.map((b) => b.bytesSent / b.steps)) : null,
+    wireBackupTheory: slice,
   };
 }
 
@@ -125,6 +147,21 @@ export function formatZero(z: ZeroFigures): string[] {
       ? `wire per rank/step    unknown (no step metrics)`
       : `wire per rank/step    ${formatBytes(z.wirePerStep)} vs ${what} = ${formatBytes(z.wireTheory)} (${percent(z.wirePerStep, z.wireTheory)})`,
   );
+  if (z.wireCheckPerRun !== null) {
+    lines.push(`  replica check       ${formatBytes(z.wireCheckPerRun)} per run vs 2 verification passes (start, end) of (N-1)/N x 4P = ${formatBytes(z.wireCheckTheory)} (${percent(z.wireCheckPerRun, z.wireCheckTheory)}); between steps it hashes what the step gathered: 0 bytes`);
+  }
+  if (z.wirePerBackup !== null) {
+    lines.push(`  backups             ${formatBytes(z.wirePerBackup)} per step vs a slice, 4P/N x (1 + optimizer floats) = ${formatBytes(z.wireBackupTheory)} (${percent(z.wirePerBackup, z.wireBackupTheory)})`);
+  }
+  if (z.host) {
+    const h = z.host;
+    lines.push(
+      `host per rank         backups ${formatBytes(h.backups)}${z.backupsTheory ? ` vs 4 slices (own and predecessor's, 2 steps) = ${formatBytes(z.backupsTheory)} (${percent(h.backups, z.backupsTheory)})` : ''}, ` +
+        `staging ${formatBytes(h.staging)} (${z.stage === 3 ? 'one layer group at a time' : `the whole vector, 4P = ${formatBytes(4 * z.elements)}`}), offload ${formatBytes(h.offload)}`,
+      `                      whole model ${formatBytes(h.wholeModel)} (ZeRO-3: gathered once the run has ended, for params() and checkpoints; never while training)`,
+      `device + host         ${formatBytes(z.held.total + h.backups + h.staging + h.offload)} per rank while training (params+grads+optimizer, backups, staging, offload)`,
+    );
+  }
   return lines;
 }
 

@@ -33,6 +33,25 @@ describe('ZeRO figures of the swarm summary', () => {
     expect(text).toMatch(/1\.5x a 2P-sized all-reduce/);
   });
 
+  it('stage 3 in an elastic room: host memory by kind, and the wire split into the stage, the replica check and backups, each beside its formula', () => {
+    const held = { params: 4 * P / N, grads: 4 * P / N, optimizer: 8 * P / N, activations: 0, workspace: 0, data: 0 };
+    const slice = 3 * 4 * P / N;
+    const ranks = Array.from({ length: N }, () => {
+      const r = metrics(held, 3 * 4 * P * (N - 1) / N, 3);
+      r.metrics.hostMemory = { backups: 4 * slice, staging: 4 * 1024, offload: 0, wholeModel: 0 };
+      r.metrics.zeroBackups = { bytesSent: 11 * slice, floatsHeld: 2 * slice / 4, steps: 11 };
+      r.metrics.replicaCheck = { bytesSent: 2 * 4 * P * (N - 1) / N };
+      return r;
+    });
+    const z = zeroFigures({ ...DEFAULT_CONFIG, zero: 3 }, ranks)!;
+    expect([z.host?.backups, z.backupsTheory, z.wirePerBackup, z.wireBackupTheory]).toEqual([4 * slice, 4 * slice, slice, slice]);
+    expect(z.wireCheckPerRun).toBe(z.wireCheckTheory);
+    const text = formatZero(z).join('\n');
+    expect(text).toMatch(/replica check +24\.00 KiB per run vs 2 verification passes .*\(\+0\.0%\)/);
+    expect(text).toMatch(/backups +12\.00 KiB per step vs a slice.*\(\+0\.0%\)/);
+    expect(text).toMatch(/host per rank +backups 48\.00 KiB vs 4 slices \(own and predecessor's, 2 steps\) = 48\.00 KiB \(\+0\.0%\), staging 4\.00 KiB \(one layer group at a time\)/);
+  });
+
   it('prints the largest rank\'s total against the budget when one is set', () => {
     const small = { params: 4 * P / N, grads: 4 * P / N, optimizer: 8 * P / N, activations: 1024, workspace: 2048, data: 0 };
     const large = { ...small, workspace: 4096 };

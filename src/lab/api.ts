@@ -48,6 +48,13 @@ export interface LabMetrics {
   samplesPerSec: number;
   /** Bytes of device memory this rank holds, by kind (real allocations). */
   memory: Record<MemoryKind, number> | null;
+  /**
+   * Bytes of host memory this rank holds for the run beside the device's, by kind: `backups` (elastic
+   * rooms: backed-up slices, its own and its ring predecessor's), `staging` (the largest host array
+   * the strategy's collectives allocated at once), `offload` (ZeRO-Offload's optimizer), `wholeModel`
+   * (ZeRO-3: the vector gathered when the run ended). Absent kinds are 0.
+   */
+  hostMemory?: Record<'backups' | 'staging' | 'offload' | 'wholeModel', number>;
   /** Did every rank report the same parameter hash at every step so far? null before the first step. */
   hashesAgree: boolean | null;
   /** Bytes this rank sent in the last logged optimizer step (the trainer's sync and gather hooks). */
@@ -61,6 +68,8 @@ export interface LabMetrics {
    * after re-forms (also counted in bytesSent), the floats of slices held in host memory, backups made.
    */
   zeroBackups?: { bytesSent: number; floatsHeld: number; steps: number };
+  /** ZeRO-3: bytes the replica check's own layer-by-layer verification passes sent (also counted in bytesSent). */
+  replicaCheck?: { bytesSent: number };
   /** ZeRO runs: the stage, the room size and the flat vector's (padded) length the partition shards. */
   zero?: { stage: number; world: number; elements: number; optimizerFloatsPerParam: number } | null;
   lastHash: string | null;

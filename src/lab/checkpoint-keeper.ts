@@ -34,8 +34,13 @@ export interface CheckpointKeeperDeps {
   recipe: () => TrainingRecipe;
   position: () => { world: number; rank: number; step: number; steps: number; stepsPerEpoch: number };
   vocab: () => string[] | null;
-  /** ZeRO-3: the full parameter vector the last replica check gathered (undefined: the run holds it). */
+  /** ZeRO-3: the whole parameter vector gathered when the run ended (undefined: the run holds it, or training). */
   fullParams: () => Float32Array | undefined;
+  /**
+   * ZeRO-3 during training: a collective that gathers the whole vector (every rank must call it at the
+   * same step, so only autosaves use it), or null when the run holds the vector or it was gathered.
+   */
+  gatherWhole: () => (() => Promise<Float32Array>) | null;
   training: () => boolean;
   /** Waits for the replica check still on the wire, so that a checkpoint is of a checked step. */
   settleReplicaCheck: () => Promise<void>;
@@ -44,6 +49,8 @@ export interface CheckpointKeeperDeps {
 
 export class CheckpointKeeper {
   private waiters: { resolve: (bytes: Uint8Array) => void; reject: (error: unknown) => void }[] = [];
+  /** ZeRO-3: the whole vector gathered for this autosave, dropped once it is taken. */
+  private whole: Float32Array | undefined;
 
   constructor(private readonly deps: CheckpointKeeperDeps) {}
 
@@ -78,7 +85,7 @@ export class CheckpointKeeper {
       lab: { ...config, secret: undefined, resume: undefined },
       vocab: this.deps.vocab() ?? undefined,
       dataset: config.dataset,
-      fullParams: this.deps.fullParams(),
+      fullParams: this.whole ?? this.deps.fullParams(),
     });
   }
 
@@ -87,10 +94,27 @@ export class CheckpointKeeper {
     const { step, steps } = this.deps.position();
     const every = this.deps.config.autosave;
     const autosave = this.deps.store !== null && every > 0 && (step % every === 0 || step === steps);
+    // ZeRO-3: a checkpoint needs the whole vector, gathered by every rank at once: asked-for checkpoints
+    // wait for an autosave step or the end of the run (the last step's autosave comes then too).
+    const gather = this.deps.gatherWhole();
+    if (gather && (!autosave || step === steps)) return;
     // Checkpoints are of steps whose replica check has passed.
     if (autosave || this.waiters.length > 0) await this.deps.settleReplicaCheck();
+    this.whole = gather ? await gather() : undefined;
+    try {
+      await this.serveWaiting();
+      if (autosave) await this.autosave();
+    } finally {
+      this.whole = undefined;
+    }
+  }
+
+  /** The end of the run: takes the checkpoints still asked for, and (ZeRO-3) the last step's autosave. */
+  async afterRun(): Promise<void> {
     await this.serveWaiting();
-    if (autosave) await this.autosave();
+    const { step, steps } = this.deps.position();
+    const every = this.deps.config.autosave;
+    if (this.deps.gatherWhole() === null && this.deps.fullParams() && this.deps.store !== null && every > 0 && step === steps) await this.autosave();
   }
 
   /** Takes the checkpoints asked for since the last step (also when the run ends). */

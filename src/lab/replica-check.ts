@@ -1,6 +1,11 @@
 // The run loop's replica check (docs/architecture.md principle 4): after a step, hash this tab's parameters and,
 // in a room, all-gather the hashes and stop the run on any disagreement. The all-gather may be left on
 // the wire while the next step computes (overlapped-exchange.ts) and is settled after it.
+// ZeRO-3 replicas are not copies: no tab holds the whole vector, and none is gathered for the check.
+// Its hash is the strategy's replicaDigest: the layer groups' hashes as this tab gathered them, in
+// layout order (after a step: the layers the step's forward gathered; at the start, after a re-form and
+// after the last step: a layer-by-layer verification pass). Equal digests: every rank saw the same
+// parameters.
 import type { Strategy } from '../parallel/parallel-types';
 import { exchangeHashes } from '../parallel/replicas';
 import { paramsHash } from '../model/layout';
@@ -16,14 +21,11 @@ export interface ReplicaCheckDeps {
   room: () => JoinedRoom | null;
   rank: () => number;
   strategy: () => Strategy;
-  /** This tab's full parameter vector (ZeRO-3: the one the last check gathered). */
+  /** This tab's full parameter vector (not read when the strategy has a replicaDigest). */
   params: () => Promise<Float32Array>;
 }
 
-export class ReplicaCheck {
-  /** ZeRO-3: the full parameter vector the last check gathered from every rank's shard. */
-  gathered: Float32Array | null = null;
-  /** The last step's hash exchange, while it runs alongside the next step. */
+export class ReplicaCheck {  /** The last step's hash exchange, while it runs alongside the next step. */
   private readonly exchange = new OverlappedExchange();
 
   constructor(private readonly deps: ReplicaCheckDeps) {}
@@ -33,13 +35,15 @@ export class ReplicaCheck {
    * `alongsideNextStep` the all-gather is left on the wire while the next step computes, and settled
    * after it (overlapped-exchange.ts). The parameters are read and hashed here, between the steps:
    * done during the next step, that read and hash delayed its first bucket by ~30 ms (4 tabs, 2 cores).
+   * `afterStep`: the check follows a step this tab just took (ZeRO-3 hashes what that step gathered).
    */
-  async check(step: number, options: { alongsideNextStep?: boolean } = {}): Promise<void> {
+  async check(step: number, options: { alongsideNextStep?: boolean; afterStep?: boolean } = {}): Promise<void> {
     const { bus, metrics: m } = this.deps;
-    // ZeRO-3: every rank gathers the shards (a collective) and hashes the full vector it assembled.
-    const gather = this.deps.strategy().gatherParams;
-    if (gather) this.gathered = await gather(step);
-    const hash = paramsHash(await this.deps.params());
+    const digest = this.deps.strategy().replicaDigest;
+    const hash = digest ? await digest(step, options.afterStep ?? false) : paramsHash(await this.deps.params());
+    const own = this.deps.strategy().replicaCheckTraffic?.();
+    // Its chunks already count in bytesSent (run-metrics.ts); here they are also counted on their own.
+    if (own) (m.replicaCheck ??= { bytesSent: 0 }).bytesSent += own.bytesSent;
     m.lastHash = hash;
     const room = this.deps.room();
     if (!room) {

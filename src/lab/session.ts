@@ -76,6 +76,8 @@ export class LabSession {
   private paused = false;
   private resumeWaiters: (() => void)[] = [];
   private steadyMemoryPublished = false;
+  /** ZeRO-3: the whole parameter vector, gathered once when the run has ended (never during training). */
+  private finalParams: Float32Array | null = null;
   private readonly recorder = new RunMetrics(() => this.rank);
   private readonly m: LabMetrics = this.recorder.values;
 
@@ -115,7 +117,8 @@ export class LabSession {
       recipe: () => this.requireRecipe().recipe,
       position: () => ({ world: this.world, rank: this.rank, step: this.step, steps: this.steps, stepsPerEpoch: this.stepsPerEpoch }),
       vocab: () => this.loadedVocab,
-      fullParams: () => (this.strategy?.gatherParams ? (this.replicas.gathered ?? undefined) : undefined),
+      fullParams: () => this.finalParams ?? undefined,
+      gatherWhole: () => this.gatherWhole(),
       training: () => this.state === 'training',
       settleReplicaCheck: () => this.replicas.settle(),
       warn: (message) => this.log('warn', message),
@@ -137,7 +140,18 @@ export class LabSession {
   }
 
   metrics(): LabMetrics {
-    return { ...structuredClone(this.m), gpuBuffers: this.backend?.bufferCount() ?? 0 };
+    return { ...structuredClone(this.m), gpuBuffers: this.backend?.bufferCount() ?? 0, hostMemory: this.hostMemory() };
+  }
+
+  /** Host memory this rank holds for the run, by kind (LabMetrics.hostMemory). */
+  private hostMemory(): NonNullable<LabMetrics['hostMemory']> {
+    const strategy = this.strategy?.hostBytes?.() ?? {};
+    return {
+      backups: 4 * this.backups.backups.floats(),
+      staging: strategy.staging ?? 0,
+      offload: strategy.offload ?? 0,
+      wholeModel: this.finalParams?.byteLength ?? 0,
+    };
   }
 
   logLines(): LogEntry[] {
@@ -160,10 +174,10 @@ export class LabSession {
 
   async params(): Promise<Float32Array> {
     const run = this.requireRun();
-    // ZeRO-3: no rank holds the full vector; the last replica check gathered it (every rank at once).
+    // ZeRO-3: no rank holds the full vector while training; it is gathered (every rank at once) when the run ends.
     if (this.strategy?.gatherParams) {
-      if (!this.replicas.gathered) throw new Error('ZeRO-3: the parameters have not been gathered yet');
-      return this.replicas.gathered.slice();
+      if (!this.finalParams) throw new Error('ZeRO-3: no tab holds the whole parameter vector while training; it is gathered when the run ends');
+      return this.finalParams.slice();
     }
     return this.requireBackend().read(viewOf(run.model.params));
   }
@@ -312,7 +326,17 @@ export class LabSession {
       }
     }
     this.publishMemory();
-    await this.checkpoints.serveWaiting();
+    // ZeRO-3: the finished run's whole vector, gathered once by every rank, for params() and checkpoints.
+    const gather = this.requireStrategy().gatherParams;
+    if (gather) this.finalParams = await gather(this.step);
+    await this.checkpoints.afterRun();
+  }
+
+  /** ZeRO-3 during training: a collective that gathers the whole vector (autosaves only: every rank takes them at the same step). */
+  private gatherWhole(): (() => Promise<Float32Array>) | null {
+    const gather = this.strategy?.gatherParams;
+    if (!gather || this.finalParams) return null;
+    return () => gather(this.step);
   }
 
   /** One step and what follows it, in order: replica check, state backup, checkpoints, evaluation, sample. */
@@ -327,7 +351,7 @@ export class LabSession {
     if (!this.steadyMemoryPublished) this.publishSteadyMemory();
     const last = this.step === this.steps;
     // The last step's check is waited for: a finished run's replicas are known to agree.
-    if (this.requireStrategy().replicasEqualEveryStep || last) await this.replicas.check(this.step, { alongsideNextStep: !last && !this.paused });
+    if (this.requireStrategy().replicasEqualEveryStep || last) await this.replicas.check(this.step, { alongsideNextStep: !last && !this.paused, afterStep: !last });
     await this.backups.backUp();
     // Checkpoints are taken of a step the replica check has passed (and ZeRO-3 has gathered).
     await this.checkpoints.betweenSteps();

@@ -48,6 +48,16 @@ export type ParallelHooks = Pick<
    */
   gatherParams?: (round: number) => Promise<Float32Array>;
   /**
+   * ZeRO-3: the replica check's hash, computed without the whole vector (zero-sync.ts replicaDigest):
+   * `afterStep`, that of the layers the step just taken gathered; otherwise a layer-by-layer
+   * verification pass (a collective every rank joins). Absent: hash the model's params buffer.
+   */
+  replicaDigest?: (round: number, afterStep: boolean) => Promise<string>;
+  /** Bytes the replica check's own collectives moved since the last call (ZeRO-3's verification passes). */
+  replicaCheckTraffic?: () => { bytesSent: number; bytesReceived: number };
+  /** Host memory the strategy holds, in bytes by kind (ZeRO: staging arrays, offloaded optimizer). */
+  hostBytes?: () => Record<string, number>;
+  /**
    * false: replicas legitimately differ between steps (asynchronous parameter server), so the session
    * checks their agreement at the end only (an exchange per step would also be a barrier per step).
    */
@@ -77,7 +87,7 @@ export interface ParallelContext {
 export type StatePlacement = 'replicated' | 'sharded' | 'server';
 
 /** The trainer hooks a strategy installs (src/train/trainer.ts TrainerOptions has each one's contract). */
-export type TrainerHooks = Omit<ParallelHooks, 'gatherParams' | 'replicasEqualEveryStep'>;
+export type TrainerHooks = Omit<ParallelHooks, 'gatherParams' | 'replicasEqualEveryStep' | 'replicaDigest' | 'replicaCheckTraffic' | 'hostBytes'>;
 
 /**
  * How a room's ranks keep one model: a value the run loop (src/lab/session.ts) holds without knowing
@@ -94,5 +104,11 @@ export interface Strategy {
   readonly replicasEqualEveryStep: boolean;
   /** ZeRO-3: gathers the full parameter vector (a collective: every rank calls it at the same point). */
   readonly gatherParams: ((round: number) => Promise<Float32Array>) | null;
+  /** ZeRO-3: the replica check's hash without the whole vector (ParallelHooks.replicaDigest), or null. */
+  readonly replicaDigest: ((round: number, afterStep: boolean) => Promise<string>) | null;
+  /** Bytes the replica check's own collectives moved since the last call, or null (none but the hash exchange). */
+  readonly replicaCheckTraffic: (() => { bytesSent: number; bytesReceived: number }) | null;
+  /** Host memory the strategy holds, in bytes by kind, or null (none). */
+  readonly hostBytes: (() => Record<string, number>) | null;
   readonly statePlacement: StatePlacement;
 }

@@ -27,6 +27,9 @@ describe('strategy values', () => {
     const zero3 = strategyOf({ zero: 3 });
     expect([zero3.name, zero3.statePlacement, typeof zero3.gatherParams]).toEqual(['zero-3', 'sharded', 'function']);
     expect(strategyOf({ zero: 1 }).gatherParams).toBeNull();
+    // Stage 3's replica check hashes what it gathers layer by layer; every other strategy hashes its params buffer.
+    expect(typeof zero3.replicaDigest).toBe('function');
+    expect(strategyOf({ zero: 1 }).replicaDigest).toBeNull();
   });
 
   it('the parameter server keeps the state on one tab; asynchronous, replicas differ between steps and the ring cannot re-form', () => {

@@ -15,16 +15,19 @@ import { createZeroHooks } from './zero/zero-hooks';
 export type { ParallelContext, ParallelHooks, Strategy } from './parallel-types';
 
 /** The strategy of a tab training alone: no hooks, nothing to check or back up. */
-export const SOLO_STRATEGY: Strategy = { name: 'solo', hooks: {}, replicasEqualEveryStep: true, gatherParams: null, statePlacement: 'replicated' };
+export const SOLO_STRATEGY: Strategy = { name: 'solo', hooks: {}, replicasEqualEveryStep: true, gatherParams: null, replicaDigest: null, replicaCheckTraffic: null, hostBytes: null, statePlacement: 'replicated' };
 
 /** The strategy the config picks, as a value the run loop holds (parallel-types.ts Strategy). */
 export function strategyFor(ctx: ParallelContext): Strategy {
-  const { replicasEqualEveryStep, gatherParams, ...hooks } = createParallelHooks(ctx);
+  const { replicasEqualEveryStep, gatherParams, replicaDigest, replicaCheckTraffic, hostBytes, ...hooks } = createParallelHooks(ctx);
   return {
     name: strategyName(ctx.config),
     hooks,
     replicasEqualEveryStep: replicasEqualEveryStep ?? true,
     gatherParams: gatherParams ?? null,
+    replicaDigest: replicaDigest ?? null,
+    replicaCheckTraffic: replicaCheckTraffic ?? null,
+    hostBytes: hostBytes ?? null,
     statePlacement: statePlacementOf(ctx.config),
   };
 }

@@ -68,10 +68,15 @@ export function createZeroHooks(ctx: ParallelContext): ParallelHooks {
     optimizerStateRange: (layout) => zeroPartition(layout, world).shards[rank],
     gradSync: (c) => zero().gradSync(c),
     afterUpdate: (c) => zero().afterUpdate(c),
+    hostBytes: () => (sync ? sync.hostBytes() : { staging: 0, offload: 0 }),
   };
   if (offload) hooks.optimizerBackend = offload;
   if (stage === 1) hooks.gradHooks = (step, micro) => zero().gradHooks(step, micro);
   else hooks.layerwise = { forward: (b, s, step) => zero().passes.forward(b, s, step), backward: (step, micro, h) => zero().passes.backward(step, micro, h) };
-  if (stage === 3) hooks.gatherParams = (round) => zero().fullParams(round);
+  if (stage === 3) {
+    hooks.gatherParams = (round) => zero().fullParams(round);
+    hooks.replicaDigest = (round, afterStep) => zero().replicaDigest(round, afterStep);
+    hooks.replicaCheckTraffic = () => zero().takeCheckTraffic();
+  }
   return hooks;
 }

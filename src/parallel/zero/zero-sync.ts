@@ -7,6 +7,9 @@
 // - parameters: stages 1-2 all-gather the updated shards after the update; stage 3 keeps only the
 //   shard and all-gathers each layer group just before its forward and again before the backward
 //   segments that read it (the MLP's first layer passes no gradient on, so its backward reads none).
+// Replica check (stage 3): every rank hashes each layer as the training forward gathers it (the bytes
+// are there for a moment anyway) and combines the hashes in layout order: equal digests on every rank
+// mean every rank computed with the same parameters, and no rank ever holds the whole vector for it.
 // Memory: one slot pool of largest-layer size (shard-storage.ts), a small staging buffer for reduced
 // gradients, and device reads in fixed windows (windowed-io.ts), so that ZeRO's own transfers do not
 // leave layer-sized staging buffers behind on WebGPU.
@@ -25,6 +28,7 @@ import type { GradSyncResult, LayerwisePasses } from '../../train/trainer';
 import { largestGroup, type ZeroStorage } from './shard-storage';
 import { addWindowed, readWindowed } from './windowed-io';
 import { COLLECTIVE_IDS } from '../../collective/collective-ids';
+import { paramsHash } from '../../model/layout';
 
 /** Chunk boundaries of a sub-range of the flat buffer: chunk r is the part of `range` in rank r's shard. */
 export function boundariesWithin(partition: Partition, range: FlatRange): number[] {
@@ -64,6 +68,11 @@ export interface ZeroSyncOptions {
   onChunk?: ChunkListener;
 }
 
+/** One hash of many (layer groups' hashes in layout order), 16 hex digits like paramsHash. */
+function combineHashes(parts: readonly string[]): string {
+  return paramsHash(new TextEncoder().encode(parts.join(';')));
+}
+
 interface Traffic {
   bytesSent: number;
   bytesReceived: number;
@@ -72,7 +81,8 @@ interface Traffic {
 export class ZeroSync {
   private seq = 0;
   private traffic: Traffic = { bytesSent: 0, bytesReceived: 0 };
-  private counting = true;
+  /** Where the bytes of the collectives now running are counted: the step's, the replica check's, or nowhere. */
+  private account: 'step' | 'check' | 'none' = 'step';
   /** Reduce-scatters in flight; their results are added to the shard in launch order. */
   private accumulated: Promise<void> = Promise.resolve();
   private inFlight: Promise<unknown>[] = [];
@@ -81,6 +91,12 @@ export class ZeroSync {
   private readonly host: { params: DeviceBuffer; grads: DeviceBuffer } | null;
   private readonly stage: 1 | 2 | 3;
   private readonly rank: number;
+  /** Stage 3: the hash of each layer group as the last training forward gathered it, and that step. */
+  private forwardHashes: { round: number; groups: Map<string, string> } | null = null;
+  /** The largest host array this rank's collectives allocated at once during training (floats). */
+  private hostPeakFloats = 0;
+  /** Bytes the replica check's own gathers put on the wire (verification passes), since last taken. */
+  private checkTraffic: Traffic = { bytesSent: 0, bytesReceived: 0 };
 
   constructor(private readonly o: ZeroSyncOptions) {
     this.stage = o.storage.stage;
@@ -124,6 +140,7 @@ export class ZeroSync {
     if (this.stage === 3) return this.takeTraffic();
     const { backend, storage, partition } = this.o;
     const full = new Float32Array(partition.total);
+    this.noteHost(partition.total);
     full.set(await readWindowed(backend, storage.paramShardView()), storage.shard.offset);
     const stats = await runAllGather(this.o.transport, full, { ...this.ids(ctx.step), boundaries: shardBoundaries(partition), onEvent: this.o.onChunk });
     this.count(stats);
@@ -137,13 +154,62 @@ export class ZeroSync {
     if (this.stage < 3) return readWindowed(backend, viewOf(storage.params));
     const full = new Float32Array(partition.total);
     full.set(await readWindowed(backend, storage.paramShardView()), storage.shard.offset);
-    this.counting = false;
+    this.account = 'none';
     try {
       await runAllGather(this.o.transport, full, { ...this.ids(round), boundaries: shardBoundaries(partition), onEvent: this.o.onChunk });
     } finally {
-      this.counting = true;
+      this.account = 'step';
     }
     return full;
+  }
+
+  /**
+   * Stage 3: a digest of the whole parameter vector that every rank computes without holding it: the
+   * hashes of the layer groups, as gathered, combined in layout order. `afterStep`: the digest of the
+   * parameters the step just taken gathered for its forward (no collective). Otherwise a verification
+   * pass gathers each group, one at a time, into a layer-sized host array, hashes it and drops it (a
+   * collective every rank joins: the start of a run, after a re-form, after the last step).
+   */
+  async replicaDigest(round: number, afterStep: boolean): Promise<string> {
+    const groups = this.o.model.layout.groups;
+    if (afterStep) {
+      const seen = this.forwardHashes;
+      if (!seen || seen.groups.size !== groups.length) throw new Error(`ZeRO-3: the last training forward did not gather every layer group (round ${seen?.round ?? 'none'})`);
+      return combineHashes(groups.map((g) => `${g.name}:${seen.groups.get(g.name)}`));
+    }
+    const hashes: string[] = [];
+    this.account = 'check';
+    try {
+      for (const group of groups) {
+        const ids = this.ids(round); // taken before any await: every rank numbers collectives alike
+        const data = await this.gatherToHost(group.range, ids);
+        hashes.push(`${group.name}:${paramsHash(data)}`);
+      }
+    } finally {
+      this.account = 'step';
+    }
+    return combineHashes(hashes);
+  }
+
+  /**
+   * Host memory this rank holds for ZeRO, in bytes by kind: `staging`, the largest host array its
+   * collectives allocated at once (stage 3: one layer group; stages 1-2: the whole vector the
+   * parameters are all-gathered into); `offload`, the optimizer's host buffers (ZeRO-Offload).
+   */
+  hostBytes(): { staging: number; offload: number } {
+    const offload = this.o.offload ? Object.values(this.o.offload.memory()).reduce((a, b) => a + b, 0) : 0;
+    return { staging: 4 * this.hostPeakFloats, offload };
+  }
+
+  private noteHost(floats: number): void {
+    if (this.account === 'step') this.hostPeakFloats = Math.max(this.hostPeakFloats, floats);
+  }
+
+  /** Bytes the replica check's verification passes sent and received since the last call. */
+  takeCheckTraffic(): Traffic {
+    const t = this.checkTraffic;
+    this.checkTraffic = { bytesSent: 0, bytesReceived: 0 };
+    return t;
   }
 
   dispose(): void {
@@ -161,17 +227,24 @@ export class ZeroSync {
     const { model } = this.o;
     if (this.stage < 3) return model.forward(batch, gradScale);
     // Evaluation forwards (gradScale 0) gather too, but their bytes are not the training step's.
-    this.counting = gradScale !== 0;
+    this.account = gradScale !== 0 ? 'step' : 'none';
+    // A training forward's gathers are hashed for the replica check, once per step (micro-batches
+    // gather the same parameters again).
+    let record: Map<string, string> | null = null;
+    if (gradScale !== 0 && this.forwardHashes?.round !== step) {
+      this.forwardHashes = { round: step, groups: new Map() };
+      record = this.forwardHashes.groups;
+    }
     try {
       const { result, segments } = model.forwardSegments(batch, gradScale);
       for (const segment of segments) {
-        await this.gather(segment.groups, step);
+        await this.gather(segment.groups, step, record);
         segment.record();
         this.releaseParams(segment.groups);
       }
       return result;
     } finally {
-      this.counting = true;
+      this.account = 'step';
     }
   }
 
@@ -200,9 +273,10 @@ export class ZeroSync {
   }
 
   private count(stats: RunStats): void {
-    if (!this.counting) return;
-    this.traffic.bytesSent += stats.bytesSent;
-    this.traffic.bytesReceived += stats.bytesReceived;
+    const into = this.account === 'step' ? this.traffic : this.account === 'check' ? this.checkTraffic : null;
+    if (!into) return;
+    into.bytesSent += stats.bytesSent;
+    into.bytesReceived += stats.bytesReceived;
   }
 
   private takeTraffic(): Traffic {
@@ -212,21 +286,31 @@ export class ZeroSync {
   }
 
   /** Stage 3: all-gather each group's parameters from the shards into a slot. */
-  private async gather(groups: readonly string[], round: number): Promise<void> {
-    const { backend, storage, partition, layout } = { ...this.o, layout: this.o.model.layout };
+  private async gather(groups: readonly string[], round: number, record: Map<string, string> | null = null): Promise<void> {
+    const { backend, storage, layout } = { ...this.o, layout: this.o.model.layout };
     for (const group of groups) {
       const range = layout.groups.find((g) => g.name === group)!.range;
       const ids = this.ids(round); // taken before any await: every rank numbers collectives alike
       const slot = storage.paramHolding.acquire(group);
-      const data = new Float32Array(range.length);
-      const mine = ownedWithin(partition, range, this.rank);
-      if (mine.length > 0) {
-        const shardOffset = range.offset + mine.offset - storage.shard.offset;
-        data.set(await readWindowed(backend, viewOf(storage.params, shardOffset, mine.length)), mine.offset);
-      }
-      this.count(await runAllGather(this.o.transport, data, { ...ids, boundaries: boundariesWithin(partition, range), onEvent: this.o.onChunk }));
+      const data = await this.gatherToHost(range, ids);
+      if (record && !record.has(group)) record.set(group, paramsHash(data));
       backend.write(viewOf(slot, 0, range.length), data);
     }
+  }
+
+  /** Stage 3: one layer group's parameters, all-gathered from the shards into a layer-sized host array. */
+  private async gatherToHost(range: FlatRange, ids: { round: number; collective: number }): Promise<Float32Array> {
+    const { backend, storage, partition } = this.o;
+    const data = new Float32Array(range.length);
+    this.noteHost(range.length);
+    const mine = ownedWithin(partition, range, this.rank);
+    if (mine.length > 0) {
+      const shardOffset = range.offset + mine.offset - storage.shard.offset;
+      data.set(await readWindowed(backend, viewOf(storage.params, shardOffset, mine.length)), mine.offset);
+    }
+    const stats = await runAllGather(this.o.transport, data, { ...ids, boundaries: boundariesWithin(partition, range), onEvent: this.o.onChunk });
+    this.count(stats);
+    return data;
   }
 
   private releaseParams(groups: readonly string[]): void {
@@ -244,6 +328,7 @@ export class ZeroSync {
     const ids = this.ids(round); // taken before any await: every rank numbers collectives alike
     // The windows are read one after another (one staging buffer); the slot is lent again only after.
     const data = await readWindowed(backend, viewOf(this.slotOf(group), 0, range.length));
+    this.noteHost(range.length);
     storage.gradHolding.release(group);
     const reduced = runReduceScatter(this.o.transport, data, { ...ids, average: true, boundaries: boundariesWithin(partition, range), onEvent: this.o.onChunk });
     reduced.catch(() => undefined); // awaited (and its error raised) below, in launch order
