@@ -45,6 +45,8 @@ export interface RoomOptions<H extends ParallelHooks> {
   /** How the hooks are made: the real strategy unless a test needs a handle on their insides. */
   makeHooks?: (ctx: ParallelContext) => H;
   mesh?: MemoryMeshOptions;
+  /** Wraps each rank's transport (to watch or alter what it sends). */
+  wrapTransport?: (transport: Transport) => Transport;
   /** Ranks step independently (asynchronous PS) instead of in lockstep with a hash check per step. */
   independent?: boolean;
   /** Changes to the recipe the config selects (e.g. another optimizer). */
@@ -75,7 +77,7 @@ export async function trainRoom<H extends ParallelHooks = ParallelHooks>(world: 
   const makeHooks = options.makeHooks ?? (createParallelHooks as (ctx: ParallelContext) => H);
   const recipe = recipeFor(config, world);
   if (recipe.kind !== 'classifier') throw new Error('test rooms train the MLP');
-  const transports = createMemoryMesh(world, options.mesh);
+  const transports = createMemoryMesh(world, options.mesh).map((t) => options.wrapTransport?.(t) ?? t);
   const ranks = transports.map((transport): RoomRank<H> => {
     const backend = new CpuBackend();
     const chunks: ChunkEvent[] = [];
