@@ -7,7 +7,7 @@
 //    one train; and what the MAC costs on the wire.
 import { expect, test, type Page } from '@playwright/test';
 import { APP_URL, openMeshTab, openMeshTabs, uniqueRoom } from './fixtures';
-import { finishTraining } from './training';
+import { expectBackend, finishTraining } from './training';
 
 interface HostileLab {
   status(): { step: number; state: string; error: string | null; room: string };
@@ -37,6 +37,7 @@ test('10,000 hostile frames to two training tabs: all refused, replicas agree, l
   const trainers = [await context.newPage(), await context.newPage()];
   await Promise.all(trainers.map((page, i) => openTab(page, settings, `trainer ${i}`)));
   await Promise.all(trainers.map((page) => page.waitForFunction(() => (window as unknown as { lab: HostileLab }).lab.status().step >= 3, undefined, { timeout: 90_000 })));
+  for (const page of trainers) await expectBackend(page, 'webgpu');
 
   const hostile = await openMeshTab(context, 'hostile');
   await hostile.evaluate((room) => (window as unknown as { lab: HostileLab }).lab.mesh.join(room, { expect: 3, timeoutMs: 60_000 }), room);
@@ -120,6 +121,12 @@ test('room secret: a wrong-secret tab never joins; the right-secret tabs train t
   expect(results[0].hash).toBe(results[1].hash);
   expect(results.every((r) => r.metrics.hashesAgree)).toBe(true);
   expect(results.every((r) => r.metrics.bytesReceived > 0)).toBe(true);
+  // With a room secret every frame carries a 16-byte MAC after its 40-byte header, counted on the wire.
+  for (const r of results) {
+    const wire = r.metrics.wire!;
+    expect(wire.wireBytes).toBe(wire.payloadBytes + (40 + 16) * wire.frames);
+    expect(wire.payloadBytes).toBeGreaterThanOrEqual(r.metrics.bytesSent);
+  }
 
   const seen = await intruder.evaluate(() => {
     const l = (window as unknown as { lab: HostileLab }).lab;

@@ -99,7 +99,7 @@ export class LabSession {
   }
 
   metrics(): LabMetrics {
-    return { ...structuredClone(this.m), gpuBuffers: this.backend?.bufferCount() ?? 0 };
+    return { ...structuredClone(this.m), gpuBuffers: this.backend?.bufferCount() ?? 0, wire: this.room ? { ...this.room.wire } : null };
   }
 
   logLines(): LogEntry[] {
