@@ -141,7 +141,7 @@ test('room secret: a wrong-secret tab never joins; the right-secret tabs train t
   }
 });
 
-test('room secret: what the per-frame MAC costs on the data channel (printed)', async ({ context }) => {
+test('room secret: 16 MB streams each way complete with and without the per-frame MAC (speeds printed, not compared)', async ({ context }) => {
   test.setTimeout(120_000);
   const bytes = 16 * 1024 * 1024;
   const speed = async (secret?: string) => {
@@ -156,5 +156,5 @@ test('room secret: what the per-frame MAC costs on the data channel (printed)', 
   const open = await speed();
   const authed = await speed('s3cret');
   console.log(`ring stream, 2 tabs, 16 MB each way: open room ${open.toFixed(1)} MB/s, with room secret ${authed.toFixed(1)} MB/s (ratio ${(authed / open).toFixed(2)})`);
-  expect(authed).toBeGreaterThan(0);
+  // ringStream resolves once every message of the stream arrived; speeds vary too much on shared machines to compare.
 });
