@@ -70,3 +70,58 @@ describe('room auth primitives', () => {
     expect(opened).toEqual(big);
   });
 });
+
+const open: Mesh[] = [];
+afterEach(() => {
+  for (const m of open.splice(0)) m.close();
+  FakePeer.created = [];
+});
+
+let counter = 0;
+async function meshes(secrets: string[], maxRefusedPerPeer?: number) {
+  const room = `AUTH-${counter++}`;
+  return Promise.all(
+    secrets.map(async (secret, i) => {
+      const bus = new EventBus();
+      const events: LabEvent[] = [];
+      bus.subscribe((e) => events.push(e));
+      const signalling = new BroadcastChannelSignalling(room, `peer-${i}${'x'.repeat(3)}`, 100);
+      const mesh = new Mesh({ signalling, bus, auth: await createRoomAuth(secret, room), heartbeatMs: 50, maxRefusedPerPeer });
+      open.push(mesh);
+      await mesh.start();
+      return { mesh, events };
+    }),
+  );
+}
+
+describe('a mesh with a room secret', () => {
+  it('right-secret tabs link and all-reduce; a wrong-secret tab never becomes a member', async () => {
+    const [a, b, intruder] = await meshes(['s3cret', 's3cret', 'wrong'], 0);
+    const lists = await Promise.all([a.mesh.waitForRoom(2, 5000), b.mesh.waitForRoom(2, 5000)]);
+    expect(lists[0]).toEqual([a.mesh.peerId, b.mesh.peerId]);
+    // presence refreshes keep coming (every 100 ms): give the intruder time to try
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(a.mesh.memberList()).not.toContain(intruder.mesh.peerId);
+    expect(intruder.mesh.memberList()).toEqual([intruder.mesh.peerId]);
+    expect(intruder.mesh.linkStats()).toEqual([]);
+    const refusedAtA = a.events.filter((e) => e.type === 'refused' && e.from === intruder.mesh.peerId);
+    expect(refusedAtA.length).toBeGreaterThan(0);
+    expect(refusedAtA[0]).toMatchObject({ reason: expect.stringMatching(/bad room MAC/) });
+
+    const transports = lists.map((members) => members).map((members, r) => new DataChannelTransport([a.mesh, b.mesh][r], { members }));
+    const vectors = transports.map((t) => Float32Array.from({ length: 300_000 }, (_, i) => (i % 5) + t.rank));
+    await Promise.all(transports.map((t, r) => runAllReduce(t, vectors[r], { round: 0, collective: 0 })));
+    for (const v of vectors) expect(v[7]).toBe(2 * (7 % 5) + 1);
+    expect(transports[0].refusedFrames).toBe(0);
+  });
+
+  it('excludes a peer after too many refusals and ignores it from then on', async () => {
+    const [a, , intruder] = await meshes(['s3cret', 's3cret', 'wrong'], 3);
+    await expect.poll(() => a.mesh.excludedPeers().map((x) => x.peerId), { timeout: 5000 }).toContain(intruder.mesh.peerId);
+    const log = a.events.find((e) => e.type === 'log' && /excluded peer/.test(e.message));
+    expect(log).toMatchObject({ level: 'error', message: expect.stringMatching(/4 refused frames or signals \(last: .*MAC/) });
+    const refusals = a.events.filter((e) => e.type === 'refused').length;
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(a.events.filter((e) => e.type === 'refused').length).toBe(refusals);
+  });
+});
