@@ -9,8 +9,9 @@ import { finishTraining, mlpInitialParams, openTrainingTabs, relativeError } fro
 const RUN = { model: 'mlp', dataset: 'mnist', steps: 4, batch: 48, seed: 3 };
 const START = mlpInitialParams([784, 256, 10], RUN.seed);
 // Relative to the distance trained: the server sums the workers' gradients in rank order, a different
-// order from one tab's batch sum. The test prints the measured value.
-const TOLERANCE = 1e-5;
+// order from one tab's batch sum. Measured on SwiftShader (printed): 1.9e-6 with AdamW; 3e-5 is ~15x.
+// A 1% error in the averaged gradient gives ~1e-2 under SGD.
+const TOLERANCE = 3e-5;
 
 test(`synchronous parameter server: 3 tabs end where one tab ends within ${TOLERANCE.toExponential()} of the distance trained; replicas bitwise equal; workers hold no optimizer state`, async ({ browser }) => {
   const solo = await browser.newContext();
