@@ -101,6 +101,12 @@ export interface LabApi {
   loadCheckpoint(data: string | number[], opts?: LoadCheckpointOptions): Promise<CheckpointSummary>;
   /** Frames and signals this tab refused since the page loaded: the count and the reasons (numbers blanked). */
   refused(): { count: number; reasons: Record<string, number> };
+  /**
+   * TEST SUPPORT (e2e/hostile.spec.ts), not for scripts: this tab, a member of the room's ring, sends
+   * `count` frames that each break one rule (src/peer/hostile-frames.ts memberFrames) to every other
+   * member. Resolves with the refusals each of them must count, by kind.
+   */
+  fuzzAsMember(opts: { count: number; seed?: number }): Promise<{ sent: number; refusals: Record<string, number>; ms: number }>;
   /** Checkpoints this browser stores (autosave), newest save per run key. */
   storedCheckpoints(): Promise<StoredCheckpointInfo[]>;
   /** The run's recent log lines (what the dashboard's event log shows), oldest first; at most 200. */

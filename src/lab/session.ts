@@ -31,6 +31,7 @@ import type { Formation } from './elastic-room';
 import { captureCheckpoint, loadCheckpoint, mapTextToVocab, restoreCheckpoint, type Checkpoint, type RestoreMode } from '../train/checkpoint';
 import { textWindowCount } from '../data/batch';
 import { finiteModelDataCheck } from '../peer/payload-checks';
+import { sendMemberFrames, type MemberFuzzResult } from '../peer/hostile-frames';
 import type { Mesh } from '../peer/mesh';
 import { GRADIENT_COLLECTIVE_BASE } from '../parallel/data-parallel';
 import type { CharLmRecipe } from '../train/defaults';
@@ -437,6 +438,14 @@ export class LabSession {
   // --- checkpoints ----------------------------------------------------------------------------------
 
   private mesh: Mesh | null = null;
+
+  /** TEST SUPPORT (e2e/hostile.spec.ts): this ring member sends rule-breaking frames (peer/hostile-frames.ts). */
+  fuzzAsMember(opts: { count: number; seed?: number }): Promise<MemberFuzzResult> {
+    const room = this.room;
+    if (!room) return Promise.reject(new Error('fuzzAsMember needs a room'));
+    const { rank, world, epoch } = room.transport;
+    return sendMemberFrames(room.mesh, { rank, world, epoch, members: room.members }, this.config.compression, opts);
+  }
 
   /** Frames and signals this tab's mesh refused (0 without a room). */
   refusalStats(): { count: number; reasons: Record<string, number> } {

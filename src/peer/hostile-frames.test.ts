@@ -39,7 +39,7 @@ describe('memberFrames: a ring member breaking one rule per frame', () => {
   // Real transports over the in-memory mesh, with the run's payload check: every frame meant to be
   // refused is refused with its kind's reason, the rest are taken without harm, and an all-reduce that
   // runs through the flood gives the same bits as one without it.
-  it.each(['none', 'fp16', 'topk', 'randk'])('%s room: each kind refused with its own reason; the room's concurrent collective is bitwise unchanged', async (compression) => {
+  it.each(['none', 'fp16', 'topk', 'randk'])('%s room: each kind refused with its own reason; a concurrent collective of the room is bitwise unchanged', async (compression) => {
     const members = ['peer-0', 'peer-1', 'peer-2'];
     const net = new FakeNet(members);
     const transports = members.map((id) => new DataChannelTransport(net.node(id), { members, checkMessage: finiteModelDataCheck(compression, 16) }));

@@ -278,3 +278,41 @@ function nonFinitePayload(compression: string, int: (n: number) => number): Uint
       throw new RangeError(`no hostile payload for compression "${compression}"`);
   }
 }
+
+export interface MemberFuzzResult {
+  /** Frames put on the wire to each other member. */
+  sent: number;
+  /** Per kind: the frames each other member must refuse. */
+  refusals: Partial<Record<MemberKind, number>>;
+  ms: number;
+}
+
+/**
+ * TEST SUPPORT (window.lab.fuzzAsMember, e2e/hostile.spec.ts): sends memberFrames as this ring member
+ * to every other member, through the mesh (sealed with the room secret when there is one), under the
+ * same backpressure as honest traffic.
+ */
+export async function sendMemberFrames(
+  mesh: { roomHash: number; peerId: string; sendRaw(peerId: string, bytes: Uint8Array): void | Promise<void>; channel(peerId: string): { bufferedAmount: number } | undefined },
+  ring: { rank: number; world: number; epoch: number; members: string[] },
+  compression: string,
+  opts: { count: number; seed?: number },
+): Promise<MemberFuzzResult> {
+  const t0 = performance.now();
+  const targets = ring.members.filter((id) => id !== mesh.peerId);
+  const refusals: Partial<Record<MemberKind, number>> = {};
+  let sent = 0;
+  const frames = memberFrames(opts.seed ?? 1, opts.count, { roomHash: mesh.roomHash, rank: ring.rank, epoch: ring.epoch, world: ring.world, compression });
+  for (const frame of frames) {
+    for (const to of targets) {
+      for (let waited = 0; (mesh.channel(to)?.bufferedAmount ?? 0) > 1 << 20; waited++) {
+        if (waited > 2000) throw new Error(`channel to ${to} stalled`);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      await mesh.sendRaw(to, frame.bytes);
+    }
+    sent++;
+    if (frame.refused) refusals[frame.kind] = (refusals[frame.kind] ?? 0) + 1;
+  }
+  return { sent, refusals, ms: performance.now() - t0 };
+}
