@@ -1,7 +1,11 @@
 // Helpers of the training e2e tests: open tabs on a lab URL (one room), wait for the runs to finish,
-// read what `window.lab` reports.
+// read what `window.lab` reports, and check that each tab ran on the backend the test is about
+// (WebGPU unless it says otherwise: `backend` defaults to auto, which would fall back to the CPU
+// silently and let a spec about WebGPU pass without it).
 import { expect, type BrowserContext, type Page } from '@playwright/test';
 import type { LabMetrics, LabStatus } from '../src/lab/api';
+import { initialParams } from '../src/model/init';
+import { mlpLayout } from '../src/model/mlp';
 import { APP_URL, uniqueRoom } from './fixtures';
 
 export interface TabResult {
@@ -25,8 +29,17 @@ export async function openTrainingTabs(context: BrowserContext, tabs: number, se
   return pages;
 }
 
-/** Waits until every tab is done (fails at once with the tab's error), then reads each one. */
-export async function finishTraining(pages: Page[], timeoutMs = 180_000): Promise<TabResult[]> {
+/** Fails unless the tab computes on `kind` (window.lab.status().backend). */
+export async function expectBackend(page: Page, kind: 'webgpu' | 'cpu' = 'webgpu'): Promise<void> {
+  const backend = await page.evaluate(() => window.lab.status().backend);
+  expect(backend?.kind, `the tab ran on ${JSON.stringify(backend)}, not ${kind}`).toBe(kind);
+}
+
+/**
+ * Waits until every tab is done (fails at once with the tab's error), checks that each ran on
+ * `backend`, then reads each one.
+ */
+export async function finishTraining(pages: Page[], timeoutMs = 180_000, backend: 'webgpu' | 'cpu' = 'webgpu'): Promise<TabResult[]> {
   await Promise.all(
     pages.map((page) =>
       page.waitForFunction(
@@ -50,7 +63,30 @@ export async function finishTraining(pages: Page[], timeoutMs = 180_000): Promis
       })),
     ),
   );
+  for (const r of results) expect(r.status.backend?.kind, `tab ${r.status.rank} ran on ${JSON.stringify(r.status.backend)}`).toBe(backend);
   return results.sort((a, b) => a.status.rank - b.status.rank);
+}
+
+/**
+ * ||candidate - reference|| / ||reference - start||: how far two runs end apart, relative to how far
+ * training moved the reference from its initial parameters (src/parallel/test-support.ts relativeError).
+ */
+export function relativeError(candidate: ArrayLike<number>, reference: ArrayLike<number>, start: ArrayLike<number>): number {
+  expect(candidate.length).toBe(reference.length);
+  expect(start.length).toBe(reference.length);
+  let off = 0;
+  let moved = 0;
+  for (let i = 0; i < reference.length; i++) {
+    off += (candidate[i] - reference[i]) ** 2;
+    moved += (reference[i] - start[i]) ** 2;
+  }
+  expect(moved).toBeGreaterThan(0);
+  return Math.sqrt(off / moved);
+}
+
+/** The MLP's parameters before its first step (what every tab's model.init(seed) writes). */
+export function mlpInitialParams(sizes: number[], seed: number): Float32Array {
+  return initialParams(mlpLayout({ sizes }), seed);
 }
 
 /** Largest |a - b| relative to max(1, |a|), over two parameter vectors of equal length. */

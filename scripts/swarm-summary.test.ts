@@ -1,3 +1,5 @@
+// The swarm summary's arithmetic and wording over hand-made tab reports (no tab ran here: the numbers
+// are inputs, not measurements).
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG } from '../src/lab/config';
 import type { LabMetrics, LabStatus } from '../src/lab/api';
@@ -30,7 +32,7 @@ function tab(rank: number, overrides: Partial<LabMetrics> = {}): { status: LabSt
   };
 }
 
-describe('swarm summary', () => {
+describe('swarm summary (hand-made tab reports)', () => {
   it('adds bytes over ranks, averages times, and relates the step to the busier of compute and comm', () => {
     const s = summariseRun({ ...DEFAULT_CONFIG, steps: 10 }, [tab(1, { commMsPerStep: 80, stepMsPerStep: 85 }), tab(0)], 3);
     expect(s.tabs).toBe(2);
@@ -84,6 +86,17 @@ describe('swarm summary', () => {
     expect(idle).toMatch(/host CPU\s+40% busy over 16 core\(s\)/);
     expect(idle).not.toMatch(/saturated/);
     expect(formatSummary(summariseRun({ ...DEFAULT_CONFIG, steps: 10 }, [tab(0), tab(1)], 3))).not.toMatch(/host CPU/);
+  });
+
+  it('sums the transports\' wire counts beside the schedule\'s payload bytes, and says when a rank has none', () => {
+    const wire = (payloadBytes: number, frames: number) => ({ payloadBytes, frames, wireBytes: payloadBytes + 56 * frames });
+    const s = summariseRun({ ...DEFAULT_CONFIG, steps: 10 }, [tab(0, { wire: wire(1100, 10) }), tab(1, { wire: wire(1200, 12) })], 3);
+    expect(s.wire).toEqual({ payloadBytes: 2300, frames: 22, wireBytes: 2300 + 56 * 22 });
+    expect(formatSummary(s)).toMatch(/bytes sent \(all\)\s+1\.95 KiB \(200 B per step\) of model data, as the schedules count it/);
+    expect(formatSummary(s)).toMatch(/on the wire \(all\)\s+3\.45 KiB in 22 frames: 2\.25 KiB of payload \(model data, hash exchanges, backups\) \+ 1\.20 KiB of frame headers and MACs/);
+    const solo = summariseRun({ ...DEFAULT_CONFIG, steps: 10 }, [tab(0, { wire: null })], 3);
+    expect(solo.wire).toBeNull();
+    expect(formatSummary(solo)).toMatch(/on the wire \(all\)\s+unknown/);
   });
 
   it('reports disagreement when any rank saw a different hash', () => {

@@ -24,6 +24,12 @@ export interface RunSummary {
   /** Bytes sent by all ranks together, for the whole run and per step. */
   bytesSent: number;
   bytesSentPerStep: number;
+  /**
+   * What all ranks' transports put on the data channels (metrics().wire summed): payload bytes (model
+   * data plus hash exchanges and backups), frames, and wire bytes with every header and MAC. Null when
+   * a rank did not report it (a solo run).
+   */
+  wire: { payloadBytes: number; frames: number; wireBytes: number } | null;
   computeMsPerStep: number;
   commMsPerStep: number;
   /** Of compute and communication, the time both ran at once. */
@@ -180,6 +186,14 @@ export function summariseRun(
   const commMs = mean(byRank.map((r) => r.metrics.commMsPerStep));
   const stepMs = mean(byRank.map((r) => r.metrics.stepMsPerStep));
   const bytesSent = byRank.reduce((sum, r) => sum + r.metrics.bytesSent, 0);
+  const wires = byRank.map((r) => r.metrics.wire);
+  const wire = wires.length > 0 && wires.every((w) => w)
+    ? {
+        payloadBytes: wires.reduce((sum, w) => sum + w!.payloadBytes, 0),
+        frames: wires.reduce((sum, w) => sum + w!.frames, 0),
+        wireBytes: wires.reduce((sum, w) => sum + w!.wireBytes, 0),
+      }
+    : null;
   const steps = lead?.status.step ?? 0;
   const agreement = byRank.map((r) => r.metrics.hashesAgree);
   const hashes = new Set(byRank.map((r) => r.metrics.lastHash));
@@ -208,6 +222,7 @@ export function summariseRun(
     bigramValLoss: lead?.metrics.bigramValLoss ?? null,
     bytesSent,
     bytesSentPerStep: steps ? bytesSent / steps : 0,
+    wire,
     computeMsPerStep: computeMs,
     commMsPerStep: commMs,
     overlapMsPerStep: mean(byRank.map((r) => r.metrics.overlapMsPerStep)),
@@ -248,7 +263,10 @@ export function formatSummary(s: RunSummary): string {
   if (s.valLoss !== null) lines.push(`validation loss       ${fmt(s.valLoss)} nats${s.bigramValLoss !== null ? '/char' : ''}`);
   if (s.bigramValLoss !== null) lines.push(`bigram baseline       ${fmt(s.bigramValLoss)} nats/char (same validation split)`);
   lines.push(
-    `bytes sent (all)      ${formatBytes(s.bytesSent)} (${formatBytes(s.bytesSentPerStep)} per step)`,
+    `bytes sent (all)      ${formatBytes(s.bytesSent)} (${formatBytes(s.bytesSentPerStep)} per step) of model data, as the schedules count it`,
+    s.wire
+      ? `on the wire (all)     ${formatBytes(s.wire.wireBytes)} in ${s.wire.frames} frames: ${formatBytes(s.wire.payloadBytes)} of payload (model data, hash exchanges, backups) + ${formatBytes(s.wire.wireBytes - s.wire.payloadBytes)} of frame headers and MACs`
+      : `on the wire (all)     unknown (no transport counts: a solo run)`,
     `per step              compute ${s.computeMsPerStep.toFixed(1)} ms, communication ${s.commMsPerStep.toFixed(1)} ms, waiting ${s.waitMsPerStep.toFixed(1)} ms, total ${s.stepMsPerStep.toFixed(1)} ms`,
   );
   if (s.wallMsPerStep !== null) {

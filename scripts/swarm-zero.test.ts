@@ -1,4 +1,6 @@
-// The swarm summary's ZeRO lines: bytes held and sent per rank against the formulas.
+// The swarm summary's ZeRO lines: bytes held and sent per rank against the formulas. The inputs here
+// are built from those formulas (no tab ran): these tests check the summary's arithmetic and wording;
+// the real allocations and bytes are measured by src/parallel/zero/*.test.ts and e2e/zero.spec.ts.
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG } from '../src/lab/config';
 import type { LabMetrics } from '../src/lab/api';
@@ -18,8 +20,8 @@ function metrics(memory: LabMetrics['memory'], stepBytesSent: number, stage: num
   };
 }
 
-describe('ZeRO figures of the swarm summary', () => {
-  it('stage 3: 16P/N held, 1.5x the all-reduce bytes sent, activations and workspace apart', () => {
+describe('ZeRO figures of the swarm summary (formula-built inputs)', () => {
+  it('stage 3, fed exactly the formulas\' bytes: prints them as +0.0% of 16P/N held and 1.5x a 2P-sized all-reduce, activations and workspace apart', () => {
     const held = { params: 4 * P / N, grads: 4 * P / N, optimizer: 8 * P / N, activations: 777, workspace: 999, data: 0 };
     const wire = 3 * 4 * P * (N - 1) / N;
     const z = zeroFigures({ ...DEFAULT_CONFIG, zero: 3 }, Array.from({ length: N }, () => metrics(held, wire, 3)))!;
@@ -52,7 +54,7 @@ describe('ZeRO figures of the swarm summary', () => {
     expect(text).toMatch(/host per rank +backups 48\.00 KiB vs 4 slices \(own and predecessor's, 2 steps\) = 48\.00 KiB \(\+0\.0%\), staging 4\.00 KiB \(one layer group at a time\)/);
   });
 
-  it('prints the largest rank\'s total against the budget when one is set', () => {
+  it('prints the largest rank\'s total against the budget when one is set (formula-built ranks)', () => {
     const small = { params: 4 * P / N, grads: 4 * P / N, optimizer: 8 * P / N, activations: 1024, workspace: 2048, data: 0 };
     const large = { ...small, workspace: 4096 };
     const ranks = [metrics(small, 0, 3), metrics(large, 0, 3)];

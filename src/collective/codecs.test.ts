@@ -222,3 +222,29 @@ describe('Sparsifier (error feedback, momentum correction)', () => {
     expect(() => sparsifier.compress(new Float32Array(3))).toThrow(/3 elements/);
   });
 });
+
+// Written to kill mutants that survived `npm run mutate` (docs/testing.md).
+describe('sparse codecs and the sparsifier, at their edges', () => {
+  it('a gap of exactly 128 takes two varint bytes: sizes and round trip agree', () => {
+    const indices = Uint32Array.of(128, 256, 384, 512);
+    // 4 count + 4 x 4 values + 4 gaps x 2 bytes = 28 (a one-byte count would say 24).
+    expect(compactSparseBytes(indices)).toBe(28);
+    const encoded = encodeSparseCompact({ indices, values: Float32Array.of(1, 2, 3, 4) });
+    expect(encoded.length).toBe(28);
+    expect(Array.from(decodeSparseCompact(encoded, 600).indices)).toEqual([128, 256, 384, 512]);
+  });
+
+  it('Random-K draws from its seed, not by magnitude: one seed, one draw on every rank; another seed, another draw', () => {
+    const grad = Float32Array.from({ length: 1000 }, (_, i) => (i === 7 ? 100 : 0.001 * (i % 13)));
+    const draw = (seed: number) => new Sparsifier(1000, { kind: 'randomk', ratio: 0.01, seed }).compress(grad).indices;
+    expect(Array.from(draw(5))).toEqual(Array.from(draw(5)));
+    expect(Array.from(draw(5))).not.toEqual(Array.from(draw(6)));
+    // Top-K would always take the huge entry 7 first; ten seeds of Random-K do not all take it.
+    const tookLargest = Array.from({ length: 10 }, (_, s) => Array.from(draw(s + 1)).includes(7));
+    expect(tookLargest.filter(Boolean).length).toBeLessThan(10);
+  });
+
+  it('refuses a momentum outside [0, 1)', () => {
+    for (const momentum of [-0.1, 1, Number.NaN]) expect(() => new Sparsifier(10, { kind: 'topk', ratio: 0.5, momentum })).toThrow(/momentum must be in \[0, 1\)/);
+  });
+});

@@ -29,9 +29,19 @@ export interface LabMetrics {
   accuracy: number | null;
   /** Text models: validation nats/char of a bigram model fitted on the same split. */
   bigramValLoss: number | null;
-  /** Bytes this rank put on / took off the wire for model data since the run started. */
+  /**
+   * Payload bytes of model data this rank sent / received since the run started, as the collectives'
+   * schedules count them (elements x bytes per element). The data channels carry more: see `wire`.
+   */
   bytesSent: number;
   bytesReceived: number;
+  /**
+   * What this tab's ring transports really put on the data channels (all epochs): message payloads
+   * (model data plus the replica checks' hash exchange and ZeRO backups), frames, and wire bytes with
+   * every frame's 40-byte header and, with a room secret, its 16-byte MAC:
+   * wireBytes = payloadBytes + frames x (40 + MAC). Null for a solo run.
+   */
+  wire?: { payloadBytes: number; frames: number; wireBytes: number } | null;
   /** Mean over completed steps (the first step, which warms caches, excluded when there are more). */
   computeMsPerStep: number;
   commMsPerStep: number;
@@ -100,6 +110,12 @@ export interface LabApi {
   loadCheckpoint(data: string | number[], opts?: LoadCheckpointOptions): Promise<CheckpointSummary>;
   /** Frames and signals this tab refused since the page loaded: the count and the reasons (numbers blanked). */
   refused(): { count: number; reasons: Record<string, number> };
+  /**
+   * TEST SUPPORT (e2e/hostile.spec.ts), not for scripts: this tab, a member of the room's ring, sends
+   * `count` frames that each break one rule (src/peer/hostile-frames.ts memberFrames) to every other
+   * member. Resolves with the refusals each of them must count, by kind.
+   */
+  fuzzAsMember(opts: { count: number; seed?: number }): Promise<{ sent: number; refusals: Record<string, number>; ms: number }>;
   /** Checkpoints this browser stores (autosave), newest save per run key. */
   storedCheckpoints(): Promise<StoredCheckpointInfo[]>;
   /** The run's recent log lines (what the dashboard's event log shows), oldest first; at most 200. */

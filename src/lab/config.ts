@@ -7,6 +7,7 @@ export type ModelKind = 'mlp' | 'gpt';
 export type DatasetKind = 'mnist' | 'spirals' | 'circles' | 'xor' | 'gaussians' | 'sotu' | 'text';
 export type { Compression, ParallelMode, ZeroStage };
 export type BackendChoice = 'auto' | 'webgpu' | 'cpu';
+export type OptimizerChoice = 'adamw' | 'sgd';
 
 export interface LabConfig {
   /** Room code; empty means a solo run with no mesh. */
@@ -26,6 +27,12 @@ export interface LabConfig {
   steps: number;
   seed: number;
   lr: number;
+  /**
+   * adamw: the recipe's measured optimizer. sgd: SGD with momentum 0.9 at the same learning rate (lr
+   * overrides it), for runs whose result must move in proportion to the gradient (parity tests: AdamW
+   * normalises a scaled gradient away).
+   */
+  optimizer: OptimizerChoice;
   /** Wait for this many tabs in the room before the first step (0: start with whoever is there). */
   world: number;
   autostart: boolean;
@@ -79,6 +86,7 @@ export const DEFAULT_CONFIG: LabConfig = {
   steps: 0,
   seed: 1,
   lr: 0,
+  optimizer: 'adamw',
   world: 0,
   autostart: false,
   backend: 'auto',
@@ -102,6 +110,7 @@ const CHOICES = {
   mode: ['ring', 'ps'],
   compression: ['none', 'fp16', 'topk', 'randk'],
   backend: ['auto', 'webgpu', 'cpu'],
+  optimizer: ['adamw', 'sgd'],
 } as const satisfies Partial<Record<keyof LabConfig, readonly string[]>>;
 
 export class ConfigError extends Error {
@@ -180,6 +189,9 @@ function applyEntry(config: LabConfig, key: string, raw: string): void {
       return;
     case 'lr':
       config.lr = parseNumber('lr', raw, 0, 10);
+      return;
+    case 'optimizer':
+      config.optimizer = parseChoice('optimizer', raw);
       return;
     case 'world':
     case 'tabs':

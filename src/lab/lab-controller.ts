@@ -156,6 +156,7 @@ export class LabControllerImpl implements LabController {
       },
       // Counted by the room's mesh itself (the bus hears of a flood only in summary).
       refused: () => this.session?.refusalStats() ?? { count: 0, reasons: {} },
+      fuzzAsMember: (opts) => need().fuzzAsMember(opts),
       log: () => this.session?.logLines() ?? [],
       storedCheckpoints: async () => (await (this.env.checkpoints === undefined ? defaultCheckpointStore() : this.env.checkpoints)?.list()) ?? [],
     };

@@ -4,7 +4,7 @@
 // Rooms of up to FULL_MESH_MAX tabs are elastic (elastic/elastic-room.ts): the first ring forms by roster, and
 // later rings re-form around tabs that join or leave. Larger rooms link ring neighbours only, so no tab
 // can reach every other: they form once, when `world` tabs are present, and a lost tab ends the run.
-import { DataChannelTransport, type MessageCheck } from '../peer/datachannel-transport';
+import { DataChannelTransport, newWireCounter, type MessageCheck, type WireCounter } from '../peer/datachannel-transport';
 import { FULL_MESH_MAX } from '../peer/membership';
 import type { Mesh } from '../peer/mesh';
 import { openMesh } from '../peer/open-mesh';
@@ -22,6 +22,8 @@ export interface JoinedRoom {
   elastic: ElasticRoom | null;
   /** The first ring this tab joined (elastic rooms): which rank holds the state to start from. */
   formation: Formation | null;
+  /** What every transport of this room sent (all ring epochs): payloads, frames, wire bytes. */
+  wire: WireCounter;
   leave(): void;
 }
 
@@ -50,10 +52,11 @@ export async function joinRoom(config: LabConfig, bus: EventBus, options: JoinOp
   });
   const world = Math.max(config.world, 1);
   try {
-    if (world > FULL_MESH_MAX) return await fixedRoom(mesh, world, options.messageCheck);
+    const wire = newWireCounter();
+    if (world > FULL_MESH_MAX) return await fixedRoom(mesh, world, options.messageCheck, wire);
     const elastic = new ElasticRoom(mesh, {
       formTimeoutMs: ROOM_TIMEOUT_MS,
-      transport: { checkMessage: options.messageCheck },
+      transport: { checkMessage: options.messageCheck, wire },
       admits: options.admits,
     });
     mesh.ringMembers = () => elastic.members;
@@ -68,6 +71,7 @@ export async function joinRoom(config: LabConfig, bus: EventBus, options: JoinOp
       },
       elastic,
       formation,
+      wire,
       leave() {
         elastic.close();
         mesh.close();
@@ -80,9 +84,9 @@ export async function joinRoom(config: LabConfig, bus: EventBus, options: JoinOp
 }
 
 /** A room past the full-mesh size: one ring, formed once every expected tab is linked. */
-async function fixedRoom(mesh: Mesh, world: number, messageCheck: MessageCheck | undefined): Promise<JoinedRoom> {
+async function fixedRoom(mesh: Mesh, world: number, messageCheck: MessageCheck | undefined, wire: WireCounter): Promise<JoinedRoom> {
   const members = await mesh.waitForRoom(world, ROOM_TIMEOUT_MS);
-  const transport = new DataChannelTransport(mesh, { members, checkMessage: messageCheck });
+  const transport = new DataChannelTransport(mesh, { members, checkMessage: messageCheck, wire });
   mesh.ringMembers = () => members;
   return {
     mesh,
@@ -90,6 +94,7 @@ async function fixedRoom(mesh: Mesh, world: number, messageCheck: MessageCheck |
     members,
     elastic: null,
     formation: null,
+    wire,
     leave() {
       transport.close('left the room');
       mesh.close();

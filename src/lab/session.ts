@@ -15,6 +15,7 @@ import { FIRST_FLOAT_ID } from '../collective/collective-ids';
 import type { Strategy } from '../parallel/parallel-types';
 import { notElasticBecause, statePlacementOf } from '../parallel/strategy';
 import { finiteModelDataCheck } from '../peer/payload-checks';
+import { sendMemberFrames, type MemberFuzzResult } from '../peer/hostile-frames';
 import type { Mesh } from '../peer/mesh';
 import type { EventBus, RunState } from '../shared/events';
 import { loadCheckpoint, mapTextToVocab, restoreCheckpoint } from '../train/checkpoint';
@@ -140,7 +141,7 @@ export class LabSession {
   }
 
   metrics(): LabMetrics {
-    return { ...structuredClone(this.m), gpuBuffers: this.backend?.bufferCount() ?? 0, hostMemory: this.hostMemory() };
+    return { ...structuredClone(this.m), gpuBuffers: this.backend?.bufferCount() ?? 0, hostMemory: this.hostMemory(), wire: this.room ? { ...this.room.wire } : null };
   }
 
   /** Host memory this rank holds for the run, by kind (LabMetrics.hostMemory). */
@@ -434,6 +435,14 @@ export class LabSession {
     const from = rebuilt ? 'rebuilt by rank 0 from the backed-up optimizer state' : `received from rank ${formation.source}`;
     this.log('info', `ring epoch ${formation.epoch}: rank ${this.rank} of ${this.world} from step ${this.step}` + (received ? ` (state ${from})` : ''));
     this.publishMemory();
+  }
+
+  /** TEST SUPPORT (e2e/hostile.spec.ts): this ring member sends rule-breaking frames (peer/hostile-frames.ts). */
+  fuzzAsMember(opts: { count: number; seed?: number }): Promise<MemberFuzzResult> {
+    const room = this.room;
+    if (!room) return Promise.reject(new Error('fuzzAsMember needs a room'));
+    const { rank, world, epoch } = room.transport;
+    return sendMemberFrames(room.mesh, { rank, world, epoch, members: room.members }, this.config.compression, opts);
   }
 
   // --- events and metrics ---------------------------------------------------------------------------

@@ -29,6 +29,11 @@ export interface DataParallelOptions {
   /** 'f16': gradients travel as fp16 inside the ring (half the bytes; every rank still ends bit-equal). */
   wire?: WireFormat;
   onChunk?: ChunkListener;
+  /**
+   * TEST ONLY (production never sets it): multiplies every averaged gradient by this factor, a
+   * deliberate bug that the parity tests must catch (data-parallel.test.ts, "the tolerance catches").
+   */
+  testOnlyGradientScale?: number;
 }
 
 /**
@@ -158,6 +163,8 @@ export class DataParallelSync {
         pieces.map(async (piece, i) => {
           const part = data.subarray(piece.offset, piece.offset + piece.length);
           const s = await runAllReduce(transport, part, { round: step, collective: firstCollective + i, average: true, wire, onEvent: onChunk });
+          const scale = this.o.testOnlyGradientScale;
+          if (scale !== undefined) for (let k = 0; k < part.length; k++) part[k] *= scale;
           backend.write(viewOf(model.grads, range.offset + piece.offset, piece.length), part);
           this.averaged({ offset: range.offset + piece.offset, length: piece.length }, round);
           return s;

@@ -3,28 +3,36 @@
 // by at most the staleness bound, and all end with the server's final parameters).
 import { describe, expect, it } from 'vitest';
 import { asyncParameterServerHooks, createParallelHooks } from './strategy';
-import { bytesSentBy, maxDifference, testConfig, trainRoom } from './test-support';
+import { bytesSentBy, maxDifference, relativeError, testConfig, trainRoom } from './test-support';
 import { createMemoryMesh } from '../collective/memory-transport';
 import { CpuBackend } from '../engine/cpu-backend';
 import { defaults } from '../train/defaults';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+// The server sums the workers' gradients in rank order, one rank its whole batch: measured 1.1-1.9e-7
+// of the distance trained (printed). 1e-5 is ~50x that; a 1% error in the average gives ~1e-2 under SGD.
+const TOLERANCE = 1e-5;
 
 describe('synchronous parameter server', () => {
-  it.each([2, 4])('%i ranks equal one rank on the same global batch; replicas bitwise equal every step', async (world) => {
-    const config = testConfig({ mode: 'ps' });
+  it.each([
+    [2, 'adamw'],
+    [4, 'adamw'],
+    [2, 'sgd'],
+    [4, 'sgd'],
+  ] as const)(`%i ranks (%s) equal one rank on the same global batch within ${TOLERANCE.toExponential()} of the distance trained; replicas bitwise equal every step`, async (world, optimizer) => {
+    const config = testConfig({ mode: 'ps', optimizer });
     const single = await trainRoom(1, config);
     const room = await trainRoom(world, config);
     for (const hashes of room.hashesPerStep) expect(new Set(hashes).size).toBe(1);
-    expect(maxDifference(single.params[0], room.params[0])).toBeLessThan(1e-5);
-    // ...and training moved the parameters far more than that tolerance
-    const oneStep = await trainRoom(1, testConfig({ mode: 'ps', steps: 1 }));
-    expect(maxDifference(oneStep.params[0], single.params[0])).toBeGreaterThan(1e-3);
+    const error = relativeError(room.params[0], single.params[0], single.initial);
+    console.log(`ps ${optimizer} ${world} ranks vs 1: relative error ${error.toExponential(2)}`);
+    expect(error).toBeLessThan(TOLERANCE);
 
-    // Only the server holds optimizer state (AdamW: 2 floats per parameter); workers a 64-float stub.
+    // Only the server holds optimizer state (AdamW: 2 floats per parameter, SGD 1); workers a 64-float stub.
+    const floats = optimizer === 'adamw' ? 2 : 1;
     const paramBytes = room.ranks[0].run.model.params.length * 4;
-    expect(room.memory[0].optimizer).toBe(2 * paramBytes);
-    for (const memory of room.memory.slice(1)) expect(memory.optimizer).toBe(2 * 64 * 4);
+    expect(room.memory[0].optimizer).toBe(floats * paramBytes);
+    for (const memory of room.memory.slice(1)) expect(memory.optimizer).toBe(floats * 64 * 4);
   });
 
   it('moves whole vectors through the server: (N-1) in and (N-1) out per step, all as ps-round events', async () => {

@@ -34,6 +34,8 @@ export interface RoomResult<H extends ParallelHooks = ParallelHooks> {
   ranks: RoomRank<H>[];
   /** Final parameters per rank. */
   params: Float32Array[];
+  /** Rank 0's parameters before the first step. */
+  initial: Float32Array;
   /** Parameter hash of every rank after every step (lockstep runs only). */
   hashesPerStep: string[][];
   memory: Record<MemoryKind, number>[];
@@ -43,6 +45,8 @@ export interface RoomOptions<H extends ParallelHooks> {
   /** How the hooks are made: the real strategy unless a test needs a handle on their insides. */
   makeHooks?: (ctx: ParallelContext) => H;
   mesh?: MemoryMeshOptions;
+  /** Wraps each rank's transport (to watch or alter what it sends). */
+  wrapTransport?: (transport: Transport) => Transport;
   /** Ranks step independently (asynchronous PS) instead of in lockstep with a hash check per step. */
   independent?: boolean;
   /** Changes to the recipe the config selects (e.g. another optimizer). */
@@ -76,7 +80,7 @@ export async function trainRoom<H extends ParallelHooks = ParallelHooks>(world: 
   const makeHooks = options.makeHooks ?? (createParallelHooks as (ctx: ParallelContext) => H);
   const recipe = recipeFor(config, world);
   if (recipe.kind !== 'classifier') throw new Error('test rooms train the MLP');
-  const transports = createMemoryMesh(world, options.mesh);
+  const transports = createMemoryMesh(world, options.mesh).map((t) => options.wrapTransport?.(t) ?? t);
   const ranks = transports.map((transport): RoomRank<H> => {
     const backend = new CpuBackend();
     const chunks: ChunkEvent[] = [];
@@ -102,6 +106,7 @@ export async function trainRoom<H extends ParallelHooks = ParallelHooks>(world: 
   const total = recipe.recipe.steps;
   const readParams = () => Promise.all(ranks.map(({ backend, run }) => backend.read(viewOf(run.model.params))));
   const hashesPerStep: string[][] = [];
+  const initial = (await readParams())[0];
   if (options.independent) {
     await Promise.all(
       ranks.map(async ({ rank, run }) => {
@@ -122,7 +127,25 @@ export async function trainRoom<H extends ParallelHooks = ParallelHooks>(world: 
   }
   // StepMetrics are published after a loss read-back: let those settle.
   await Promise.all(ranks.map(({ run }) => run.trainer.lastLoss()));
-  return { ranks, params: await readParams(), hashesPerStep, memory: ranks.map(({ backend }) => backend.memory()) };
+  return { ranks, params: await readParams(), initial, hashesPerStep, memory: ranks.map(({ backend }) => backend.memory()) };
+}
+
+/**
+ * How far `candidate` ends from `reference`, relative to how far training moved `reference` from
+ * `start`: ||candidate - reference|| / ||reference - start|| (Euclidean norms over the whole vectors,
+ * summed in float64). 1e-2 means the runs' total updates differ by 1%: under SGD, an averaged gradient
+ * scaled by 1.01 shows as about that, while float rounding (sums in another order) stays near 1e-7.
+ */
+export function relativeError(candidate: Float32Array, reference: Float32Array, start: Float32Array): number {
+  if (candidate.length !== reference.length || start.length !== reference.length) throw new RangeError('relativeError: vectors of different lengths');
+  let off = 0;
+  let moved = 0;
+  for (let i = 0; i < reference.length; i++) {
+    off += (candidate[i] - reference[i]) ** 2;
+    moved += (reference[i] - start[i]) ** 2;
+  }
+  if (moved === 0) throw new RangeError('relativeError: the reference never moved from the start');
+  return Math.sqrt(off / moved);
 }
 
 export function maxDifference(a: Float32Array, b: Float32Array): number {

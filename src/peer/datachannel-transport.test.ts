@@ -6,6 +6,7 @@ import { runAllReduce } from '../collective/collectives';
 import { DataChannelTransport } from './datachannel-transport';
 import { FRAME_HEADER_BYTES, decodeFrame, encodeFrame, isFrameError, roomHash } from './frame';
 import { FakeNet } from './fake-mesh';
+import { MAC_BYTES } from './auth';
 
 const ids = ['peer-0', 'peer-1', 'peer-2', 'peer-3'];
 const tag = (chunk: number) => ({ round: 1, collective: 0, chunk });
@@ -161,6 +162,35 @@ describe('DataChannelTransport', () => {
     const expected = Float32Array.from({ length: n }, (_, i) => vectors.reduce((s, v) => s + v[i], 0));
     await Promise.all(ts.map((t, r) => runAllReduce(t, vectors[r], { round: 3, collective: 0, maxMessageElements: 1000 })));
     for (const v of vectors) expect(Array.from(v)).toEqual(Array.from(expected));
+  });
+
+  // The executor counts payload bytes from the schedule (elements x bytes per element); the transport
+  // counts what it put on the channel. They must reconcile exactly: nothing sent uncounted, no
+  // bookkeeping figure that the wire does not carry.
+  it.each([
+    ['f32', 0],
+    ['f32', MAC_BYTES],
+    ['f16', 0],
+    ['f16', MAC_BYTES],
+  ] as const)('wire bytes = schedule payload + frames x (header + MAC), exactly (%s, MAC %i bytes)', async (wire, mac) => {
+    const maxMessage = 1024; // small: the larger messages split into several frames
+    const net = new FakeNet(ids.slice(0, 3), 0, maxMessage, mac);
+    const ts = transports(net);
+    const n = 5000;
+    const stats = await Promise.all(ts.map((t, r) => runAllReduce(t, Float32Array.from({ length: n }, (_, i) => (i % 7) + r), { round: 1, collective: 16, wire })));
+    let frames = 0;
+    ts.forEach((t, r) => {
+      expect(t.wire.payloadBytes).toBe(stats[r].bytesSent);
+      expect(t.wire.wireBytes).toBe(t.wire.payloadBytes + t.wire.frames * (FRAME_HEADER_BYTES + mac));
+      frames += t.wire.frames;
+    });
+    // Every frame that went on a link is counted by some transport; some messages were split.
+    expect(ts.reduce((sum, t) => sum + t.wire.wireBytes, 0)).toBe(net.wireBytes);
+    const messages = stats.reduce((sum, s) => sum + s.messagesSent, 0);
+    expect(frames).toBeGreaterThan(messages);
+    // A ring all-reduce sends 2(N-1)/N of the vector per rank: 4 bytes an element, 2 with fp16.
+    const elementBytes = wire === 'f16' ? 2 : 4;
+    expect(stats.reduce((sum, s) => sum + s.bytesSent, 0)).toBe(2 * (3 - 1) * n * elementBytes);
   });
 });
 

@@ -29,6 +29,24 @@ export interface MeshLinks {
   /** With a room secret the mesh seals frames asynchronously and returns a promise. */
   sendRaw(peerId: string, bytes: Uint8Array): void | Promise<void>;
   refuse(peerId: string, reason: string): void;
+  /** Bytes sendRaw adds to every frame on the wire (a room secret's MAC); absent or 0: none. */
+  readonly sealBytes?: number;
+}
+
+/**
+ * What transports put on the data channels, counted as it goes out: message payloads, frames, and
+ * the bytes on the wire (every frame's header and MAC included), so that
+ * wireBytes = payloadBytes + frames x (FRAME_HEADER_BYTES + sealBytes), exactly. One counter may be
+ * shared by the transports of successive ring epochs (lab/room.ts).
+ */
+export interface WireCounter {
+  payloadBytes: number;
+  frames: number;
+  wireBytes: number;
+}
+
+export function newWireCounter(): WireCounter {
+  return { payloadBytes: 0, frames: 0, wireBytes: 0 };
 }
 
 export interface DataChannelTransportOptions {
@@ -55,6 +73,8 @@ export interface DataChannelTransportOptions {
   epoch?: number;
   /** true: frames of epoch + 1 are someone else's business (elastic rooms). false: refused. */
   nextEpochExpected?: boolean;
+  /** Where this transport counts what it sends (default: a counter of its own, `wire`). */
+  wire?: WireCounter;
 }
 
 /** Returns why a complete message must be refused, or undefined to deliver it. */
@@ -100,6 +120,8 @@ export class DataChannelTransport implements Transport {
   /** Frames of an earlier membership epoch, dropped unread (in flight when the ring re-formed). */
   staleFrames = 0;
   readonly epoch: number;
+  /** What this transport sent: payloads, frames, bytes on the wire (headers and MACs included). */
+  readonly wire: WireCounter;
 
   private readonly members: string[];
   private readonly rankOf = new Map<string, number>();
@@ -123,6 +145,7 @@ export class DataChannelTransport implements Transport {
     this.members = [...opts.members];
     this.members.forEach((id, rank) => this.rankOf.set(id, rank));
     this.checkMessage = opts.checkMessage;
+    this.wire = opts.wire ?? newWireCounter();
     this.epoch = opts.epoch ?? 0;
     this.rank = this.members.indexOf(mesh.peerId);
     this.world = this.members.length;
@@ -151,6 +174,9 @@ export class DataChannelTransport implements Transport {
         throw new TransportError(`send to rank ${to} failed: ${err instanceof Error ? err.message : String(err)}`);
       }
       this.bytesSent += frame.length;
+      this.wire.payloadBytes += piece.length;
+      this.wire.frames++;
+      this.wire.wireBytes += frame.length + (this.mesh.sealBytes ?? 0);
     }
   }
 

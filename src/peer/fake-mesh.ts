@@ -16,10 +16,14 @@ export class FakeChannel extends EventTarget implements ChannelLike {
 export class FakeNet {
   readonly nodes: FakeMesh[] = [];
   tamper: (bytes: Uint8Array, from: string, to: string) => Uint8Array | null = (b) => b;
+  /** Bytes put on every link, as a real mesh would count them (frame plus sealBytes). */
+  wireBytes = 0;
   constructor(
     ids: string[],
     readonly delayMs = 0,
     readonly maxMessage = 262144,
+    /** Bytes each frame grows by on the wire (a room MAC), as Mesh.sealBytes. */
+    readonly sealBytes = 0,
   ) {
     for (const id of ids) this.nodes.push(new FakeMesh(id, this));
   }
@@ -65,7 +69,10 @@ export class FakeMesh implements MeshLinks {
     return ch;
   }
   maxMessageSize() {
-    return this.net.maxMessage;
+    return this.net.maxMessage - this.net.sealBytes;
+  }
+  get sealBytes() {
+    return this.net.sealBytes;
   }
   memberList(): string[] {
     return this.net.nodes.filter((n) => !n.dead).map((n) => n.peerId).sort();
@@ -79,6 +86,7 @@ export class FakeMesh implements MeshLinks {
   sendRaw(peerId: string, bytes: Uint8Array) {
     if (bytes.length > this.net.maxMessage) throw new Error('message too big');
     if (this.dead || this.net.node(peerId).dead) return;
+    this.net.wireBytes += bytes.length + this.net.sealBytes;
     const ch = this.channel(peerId);
     ch.bufferedAmount += bytes.length;
     ch.maxBuffered = Math.max(ch.maxBuffered, ch.bufferedAmount);

@@ -181,6 +181,11 @@ export class Mesh {
     return (link.peer as unknown as PeerInternals)._channel ?? undefined;
   }
 
+  /** Bytes sendRaw adds to every frame on the wire: the room MAC with a secret, else none. */
+  get sealBytes(): number {
+    return this.opts.auth ? MAC_BYTES : 0;
+  }
+
   /**
    * Largest frame the link accepts, capped at 256 KiB so one message never hogs a channel (less the
    * MAC that a room secret appends).

@@ -20,16 +20,43 @@ export function firstNonFiniteF16(bytes: Uint8Array): number {
 }
 
 /**
- * The check for a run's model-data messages (collective ids from `firstCollective` on, which carry
- * gradients and parameters): float32 without compression, float16 with fp16. Sparse codecs (top-k,
- * random-k) mix indices and values, so they are not checked here. Undefined: nothing to check.
+ * Why a Top-K message (src/parallel/sparse-sync.ts) must be refused, or undefined. Its messages are
+ * either one 32-bit word (a payload size, or an empty payload: no floats) or one rank's compact payload
+ * (codecs.ts encodeSparseCompact: u32 count | count float32 values | varint index gaps). Only the
+ * values are floats: the gap bytes may look like a NaN (0xff 0xff 0xff 0x7f is a valid gap) and are
+ * validated by decodeSparseCompact instead.
  */
-export function finiteModelDataCheck(compression: string, firstCollective: number): MessageCheck | undefined {
-  const dtype = compression === 'none' ? 'f32' : compression === 'fp16' ? 'f16' : null;
-  if (!dtype) return undefined;
-  return (tag: MessageTag, payload: Uint8Array) => {
-    if (tag.collective < firstCollective) return undefined;
-    const at = dtype === 'f32' ? firstNonFiniteF32(payload) : firstNonFiniteF16(payload);
-    return at < 0 ? undefined : `non-finite ${dtype === 'f32' ? 'float32' : 'float16'} at element ${at} (a gradient that blew up, or a hostile peer)`;
-  };
+export function topKPayloadProblem(bytes: Uint8Array): string | undefined {
+  if (bytes.length <= 4) return undefined;
+  const count = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(0, true);
+  // Each entry needs 4 value bytes and at least one gap byte (as decodeSparseCompact requires).
+  if (4 + 5 * count > bytes.length) return `malformed Top-K payload: ${count} entries claimed in ${bytes.length} bytes`;
+  const at = firstNonFiniteF32(bytes.subarray(4, 4 + 4 * count));
+  return at < 0 ? undefined : `non-finite float32 Top-K value at entry ${at} (a gradient that blew up, or a hostile peer)`;
+}
+
+/**
+ * The check for a run's model-data messages (collective ids from `firstCollective` on, which carry
+ * gradients and parameters), in the run's codec: float32 without compression and with Random-K (its
+ * all-reduce moves the k chosen values as float32), float16 with fp16, and the values of each compact
+ * payload with Top-K. Every codec is checked: a non-finite gradient is never summed into a replica.
+ */
+export function finiteModelDataCheck(compression: string, firstCollective: number): MessageCheck {
+  const check = checkFor(compression);
+  return (tag: MessageTag, payload: Uint8Array) => (tag.collective < firstCollective ? undefined : check(payload));
+}
+
+function checkFor(compression: string): (payload: Uint8Array) => string | undefined {
+  const nonFinite = (dtype: string, at: number) => (at < 0 ? undefined : `non-finite ${dtype} at element ${at} (a gradient that blew up, or a hostile peer)`);
+  switch (compression) {
+    case 'none':
+    case 'randk':
+      return (payload) => nonFinite('float32', firstNonFiniteF32(payload));
+    case 'fp16':
+      return (payload) => nonFinite('float16', firstNonFiniteF16(payload));
+    case 'topk':
+      return topKPayloadProblem;
+    default:
+      throw new RangeError(`no payload check for compression "${compression}"`);
+  }
 }

@@ -16,6 +16,7 @@ import type { ParamLayout } from '../../model/layout';
 import { DataParallelSync } from '../data-parallel';
 import { predictBytes, slotsHeld, totalBytes } from './budget';
 import { createZeroHooks } from './zero-hooks';
+import { relativeError } from '../test-support';
 
 const data = textDataFromString('the quick brown fox jumps over the lazy dog. '.repeat(40));
 const steps = 3;
@@ -29,19 +30,26 @@ const recipe: CharLmRecipe = {
   optimizer: { ...defaults.sotu.optimizer, lr: 0.05 },
 };
 
-async function train(zero: ZeroStage, world: number): Promise<{ params: Float32Array[]; memory: Record<MemoryKind, number>; layout: ParamLayout }> {
-  const config: LabConfig = { ...DEFAULT_CONFIG, model: 'gpt', dataset: 'text', zero, steps, batch: 4, seed: recipe.seed, lr: 0.05 };
+// The sharded sums differ from the bucketed all-reduce in order only: measured (printed) 1.5e-6 of the
+// distance trained with AdamW (its first steps divide tiny gradients by their own size), 2.0e-7 with
+// SGD. 3e-5 is 20x the worse; a 1% error in the averaged gradient gives ~1e-2 under SGD.
+const TOLERANCE = 3e-5;
+const SGD_RECIPE: CharLmRecipe = { ...recipe, optimizer: { kind: 'sgd', lr: 0.05, momentum: 0.9, weightDecay: recipe.optimizer.weightDecay } };
+
+async function train(zero: ZeroStage, world: number, optimizer: 'adamw' | 'sgd' = 'adamw'): Promise<{ params: Float32Array[]; memory: Record<MemoryKind, number>; layout: ParamLayout }> {
+  const config: LabConfig = { ...DEFAULT_CONFIG, model: 'gpt', dataset: 'text', zero, steps, batch: 4, seed: recipe.seed, lr: 0.05, optimizer };
+  const chosen = optimizer === 'sgd' ? SGD_RECIPE : recipe;
   const ranks = createMemoryMesh(world).map((transport) => {
     const backend = new CpuBackend();
     let run: Run<Gpt> | undefined;
     if (zero === 0) {
       let sync: DataParallelSync | undefined;
-      run = charLmRun(backend, data, recipe, { world, rank: transport.rank }, { gradHooks: (s, m) => sync!.hooks(s, m), gradSync: (c) => sync!.gradSync(c) });
+      run = charLmRun(backend, data, chosen, { world, rank: transport.rank }, { gradHooks: (s, m) => sync!.hooks(s, m), gradSync: (c) => sync!.gradSync(c) });
       sync = new DataParallelSync({ backend, transport, model: run.model, bucketElements: 1 << 16, microBatches: 1 });
       return { run, backend, full: () => backend.read(viewOf(run!.model.params)) };
     }
-    const { gatherParams, ...hooks } = createZeroHooks({ config, recipe, bucketElements: 1 << 16, backend, transport, model: () => run!.model, optimizer: () => run!.optimizer, microBatches: 1, publish: () => undefined });
-    run = charLmRun(backend, data, { ...recipe, steps }, { world, rank: transport.rank }, hooks);
+    const { gatherParams, ...hooks } = createZeroHooks({ config, recipe: chosen, bucketElements: 1 << 16, backend, transport, model: () => run!.model, optimizer: () => run!.optimizer, microBatches: 1, publish: () => undefined });
+    run = charLmRun(backend, data, { ...chosen, steps }, { world, rank: transport.rank }, hooks);
     return { run, backend, full: () => (gatherParams ? gatherParams(steps) : backend.read(viewOf(run!.model.params))) };
   });
   for (let s = 0; s < steps; s++) await Promise.all(ranks.map(({ run }) => run.trainer.trainStep()));
@@ -50,19 +58,15 @@ async function train(zero: ZeroStage, world: number): Promise<{ params: Float32A
 }
 
 describe('ZeRO-3 on the tiny GPT', () => {
-  it('2 ranks follow plain data parallelism and gather equal parameters', async () => {
-    const [plainRun, shardedRun] = [await train(0, 2), await train(3, 2)];
+  it.each(['adamw', 'sgd'] as const)(`2 ranks (%s) follow plain data parallelism within ${TOLERANCE.toExponential()} of the distance trained and gather equal parameters`, async (optimizer) => {
+    const [plainRun, shardedRun] = [await train(0, 2, optimizer), await train(3, 2, optimizer)];
     const [plain, sharded] = [plainRun.params, shardedRun.params];
     expect(sharded[0]).toEqual(sharded[1]);
     const initial = initialParams(gptLayout({ ...recipe.model, vocabSize: data.vocab.length }), recipe.seed);
-    let worst = 0;
-    let moved = 0;
-    for (let i = 0; i < plain[0].length; i++) {
-      worst = Math.max(worst, Math.abs(plain[0][i] - sharded[0][i]));
-      moved = Math.max(moved, Math.abs(plain[0][i] - initial[i]));
-    }
-    expect(worst).toBeLessThan(1e-5);
-    expect(moved).toBeGreaterThan(1e-3);
+    const error = relativeError(sharded[0], plain[0], initial);
+    console.log(`zero-3 gpt ${optimizer}: relative error ${error.toExponential(2)}`);
+    expect(error).toBeLessThan(TOLERANCE);
+    if (optimizer === 'sgd') return; // the budget below counts AdamW's two state floats per parameter
     // Around the tied head the weights and gradients of two groups are resident at once: four slots,
     // as the budget predicts from the plain run (within the clip scalar and a block of shard padding).
     const predicted = predictBytes(shardedRun.layout, 2, 3, plainRun.memory, 0, { residentGroups: 2 });

@@ -15,7 +15,12 @@ import { classifierRun, type Run } from '../../train/recipes';
 import type { Mlp } from '../../model/mlp';
 import { DataParallelSync } from '../data-parallel';
 import { createZeroHooks, zeroPartition } from './zero-hooks';
-import { contextFor } from '../test-support';
+import { contextFor, relativeError } from '../test-support';
+
+// ZeRO sums in another order than the bucketed all-reduce (reduce-scatter, then the clip norm as a sum
+// of per-shard sums): measured 0-7.3e-9 of the distance trained, 2.4e-7 with 2 micro-batches
+// (printed). 1e-5 is ~40x the worst.
+const TOLERANCE = 1e-5;
 
 const data = syntheticData({ kind: 'spirals', seed: 5 });
 
@@ -31,6 +36,8 @@ interface Trained {
   events: LabEvent[];
   runs: Run<Mlp>[];
   bytesPerStep: number[];
+  /** Parameters before the first step. */
+  initial: Float32Array;
 }
 
 async function train(config: LabConfig, world: number): Promise<Trained> {
@@ -61,6 +68,7 @@ async function train(config: LabConfig, world: number): Promise<Trained> {
   });
   const full = (step: number) =>
     Promise.all(ranks.map(({ backend, run, gather }) => (gather ? gather(step) : backend.read(viewOf(run.model.params)))));
+  const initial = await ranks[0].backend.read(viewOf(ranks[0].run.model.params));
   const hashes: string[][] = [];
   for (let step = 0; step < recipe.steps; step++) {
     await Promise.all(ranks.map(({ run }) => run.trainer.trainStep()));
@@ -75,36 +83,35 @@ async function train(config: LabConfig, world: number): Promise<Trained> {
     events,
     runs: ranks.map((r) => r.run),
     bytesPerStep,
+    initial,
   };
 }
 
-function maxDifference(a: Float32Array, b: Float32Array): number {
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
-  return worst;
-}
+describe.each(['adamw', 'sgd'] as const)('ZeRO over the ring, %s', (optimizer) => {
+  const world = 3;
+  let plain: Trained;
+  const at = (zero: ZeroStage, extra: Partial<LabConfig> = {}) => configFor(zero, { optimizer, ...extra });
+
+  it.each([
+    ['stage 1', at(1)],
+    ['stage 2', at(2)],
+    ['stage 3', at(3)],
+    ['stage 2 with offload', at(2, { offload: true })],
+    ['stage 3 with offload', at(3, { offload: true })],
+    ['stage 3 with 2 micro-batches', at(3, { accum: 2 })],
+  ])(`%s follows plain data parallelism within ${TOLERANCE.toExponential()} of the distance trained; gathered replicas are bitwise equal every step`, async (name, config) => {
+    plain ??= await train(at(0), world);
+    const reference = config.accum > 1 ? await train(at(0, { accum: config.accum }), world) : plain;
+    const zero = await train(config, world);
+    for (const hashes of zero.hashes) expect(new Set(hashes).size).toBe(1);
+    const error = relativeError(zero.params[0], reference.params[0], reference.initial);
+    console.log(`zero ${optimizer} ${name}: relative error ${error.toExponential(2)}`);
+    expect(error).toBeLessThan(TOLERANCE);
+  });
+});
 
 describe('ZeRO over the ring', () => {
   const world = 3;
-  let plain: Trained;
-
-  it.each([
-    ['stage 1', configFor(1)],
-    ['stage 2', configFor(2)],
-    ['stage 3', configFor(3)],
-    ['stage 2 with offload', configFor(2, { offload: true })],
-    ['stage 3 with offload', configFor(3, { offload: true })],
-    ['stage 3 with 2 micro-batches', configFor(3, { accum: 2 })],
-  ])('%s follows plain data parallelism; gathered replicas are bitwise equal every step', async (_name, config) => {
-    plain ??= await train(configFor(0), world);
-    const reference = config.accum > 1 ? await train(configFor(0, { accum: config.accum }), world) : plain;
-    const zero = await train(config, world);
-    for (const hashes of zero.hashes) expect(new Set(hashes).size).toBe(1);
-    expect(maxDifference(reference.params[0], zero.params[0])).toBeLessThan(1e-5);
-    // ...and training moved the parameters far more than that tolerance
-    const start = await train({ ...configFor(0), steps: 1 }, world);
-    expect(maxDifference(start.params[0], plain.params[0])).toBeGreaterThan(1e-3);
-  });
 
   it.each([1, 2, 3] as const)('stage %i holds exactly its shard of what it shards, by real allocations', async (stage) => {
     const zero = await train(configFor(stage), world);
