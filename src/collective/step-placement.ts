@@ -6,7 +6,7 @@
 // every rank gets the same number of steps.
 
 import type { Range } from './chunking';
-import type { RecvAction, ReducedRange, Schedule, SendAction } from './schedules';
+import type { RecvAction, ReducedRange, Schedule, SendAction } from './schedule-types';
 import type { CollectiveKind, Phase } from './types';
 
 /** An action before it is placed at a schedule step. */
