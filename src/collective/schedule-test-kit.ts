@@ -1,23 +1,31 @@
-// Test-only checks shared by the tests of the schedules that live in their own files (tree, recursive
+// Test-only checks shared by the tests of every schedule (ring and star in schedules.ts, tree, recursive
 // halving-doubling, all-to-all): every send matched by exactly one receive, and the executor's events
 // equal to the schedule. They return the problems found (empty: sound) so a test can assert `[]` and
 // see every problem at once.
 import type { Schedule } from './schedules';
 import type { ChunkEvent } from './types';
 
+/** What counts as a match beyond "same sender, receiver, message number and element count". */
+export interface MatchRules {
+  /** The receive may come in a later step than its send (the executor's barriers allow it). Default false. */
+  laterReceive?: boolean;
+  /** The receive lands at the offset it was sent from (schedules that move a range to the same place). Default false. */
+  sameOffset?: boolean;
+}
+
 /**
- * Every send has exactly one receive on its peer, for the same element count, in the same step (the
- * executor's barrier steps would still work with a later receive, but these schedules never need one).
+ * Every send has exactly one receive on its peer, for the same element count, in the same step (unless
+ * `rules.laterReceive`: then the same or a later step) and, with `rules.sameOffset`, at the same offset.
  */
-export function unmatchedMessages(schedules: readonly Schedule[]): string[] {
-  const pending = new Map<string, { length: number; step: number }>();
+export function unmatchedMessages(schedules: readonly Schedule[], rules: MatchRules = {}): string[] {
+  const pending = new Map<string, { offset: number; length: number; step: number }>();
   const problems: string[] = [];
   for (const s of schedules) {
     for (const step of s.steps) {
       for (const a of step.sends) {
         const key = `${s.rank}>${a.to}#${a.msg}`;
         if (pending.has(key)) problems.push(`${key}: sent twice`);
-        pending.set(key, { length: a.length, step: step.step });
+        pending.set(key, { offset: a.offset, length: a.length, step: step.step });
       }
     }
   }
@@ -28,7 +36,8 @@ export function unmatchedMessages(schedules: readonly Schedule[]): string[] {
         const sent = pending.get(key);
         if (!sent) problems.push(`${key}: received but never sent`);
         else if (sent.length !== a.length) problems.push(`${key}: sent ${sent.length} elements, received ${a.length}`);
-        else if (sent.step !== step.step) problems.push(`${key}: sent at step ${sent.step}, received at ${step.step}`);
+        else if (rules.sameOffset && sent.offset !== a.offset) problems.push(`${key}: sent from offset ${sent.offset}, received at ${a.offset}`);
+        else if (rules.laterReceive ? sent.step > step.step : sent.step !== step.step) problems.push(`${key}: sent at step ${sent.step}, received at ${step.step}`);
         pending.delete(key);
       }
     }
