@@ -1,7 +1,9 @@
 // Test-only checks shared by the tests of every schedule (ring and star in schedules.ts, tree, recursive
-// halving-doubling, all-to-all): every send matched by exactly one receive, and the executor's events
-// equal to the schedule. They return the problems found (empty: sound) so a test can assert `[]` and
+// halving-doubling, all-to-all): every send matched by exactly one receive, the executor's events
+// equal to the schedule, and one run of a schedule per rank over the in-memory mesh. They return the problems found (empty: sound) so a test can assert `[]` and
 // see every problem at once.
+import { type RunOptions, runSchedule } from './executor';
+import { type MemoryMeshOptions, createMemoryMesh } from './memory-transport';
 import type { Schedule } from './schedules';
 import type { ChunkEvent } from './types';
 
@@ -69,4 +71,33 @@ export function seededFloats(seed: number, length: number): Float32Array {
     x[i] = (state / 2147483648 - 0.5) * 3.7 * (1 + (i % 7));
   }
   return x;
+}
+
+/** What one run over the in-memory mesh left behind. */
+export interface MeshRun {
+  /** Each rank's vector after its schedule ran on it in place. */
+  data: Float32Array[];
+  /** Every rank's events, in the order the executor emitted them. */
+  events: ChunkEvent[];
+  /** Messages each rank's transport received but nobody took (0 when every send was consumed). */
+  pendingMessages: number[];
+}
+
+/**
+ * Runs `scheduleOf(rank)` on every rank of a fresh in-memory mesh, each over its own `dataOf(rank)`, all
+ * concurrently as real ranks would; `run` sets the message tag (default round 0, collective 0) and averaging.
+ */
+export async function runOnMemoryMesh(
+  world: number,
+  scheduleOf: (rank: number) => Schedule,
+  dataOf: (rank: number) => Float32Array,
+  run: Partial<Omit<RunOptions, 'onEvent'>> = {},
+  mesh: MemoryMeshOptions = {},
+): Promise<MeshRun> {
+  const transports = createMemoryMesh(world, mesh);
+  const data = transports.map((t) => dataOf(t.rank));
+  const events: ChunkEvent[] = [];
+  const options: RunOptions = { round: 0, collective: 0, ...run, onEvent: (e) => events.push(e) };
+  await Promise.all(transports.map((t, r) => runSchedule(t, scheduleOf(r), data[r], options)));
+  return { data, events, pendingMessages: transports.map((t) => t.pendingMessages) };
 }
