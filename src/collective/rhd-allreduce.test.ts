@@ -4,7 +4,7 @@ import { runSchedule } from './executor';
 import { createMemoryMesh } from './memory-transport';
 import { rhdAllReduce, rhdCore, rhdCoreRank } from './rhd-allreduce';
 import { type ScheduleOptions, checkSchedule } from './schedules';
-import { eventsVersusSchedule, runOnMemoryMesh, seededFloats, unmatchedMessages } from './schedule-test-kit';
+import { expectEventsEqualSchedules, expectExactSumOnMesh, runOnMemoryMesh, seededFloats, unmatchedMessages } from './schedule-test-kit';
 import { exactSum, firstBitDifference, integerInput, simulate } from './test-support';
 
 const WORLDS = Array.from({ length: 16 }, (_, i) => i + 1);
@@ -91,22 +91,13 @@ describe('recursive halving-doubling all-reduce through the executor and the in-
   it('sums exactly for world 1..16 and awkward lengths, nothing left undelivered', async () => {
     for (const world of WORLDS) {
       for (const length of [0, 1, Math.max(world - 1, 0), 101]) {
-        const { data, pendingMessages } = await runOnMemoryMesh(world, (r) => rhdAllReduce(world, r, length, { maxMessageElements: 11 }), (r) => integerInput(r, length));
-        const want = exactSum(world, length);
-        for (const x of data) expect(firstBitDifference(x, want)).toBe(-1);
-        for (const pending of pendingMessages) expect(pending).toBe(0);
+        await expectExactSumOnMesh(world, length, (r) => rhdAllReduce(world, r, length, { maxMessageElements: 11 }));
       }
     }
   });
 
   it('emits exactly the scheduled sends and receives (events == schedule)', async () => {
-    const world = 6;
-    const schedules = Array.from({ length: world }, (_, r) => rhdAllReduce(world, r, 70, { maxMessageElements: 9 }));
-    const { events } = await runOnMemoryMesh(world, (r) => schedules[r], (r) => integerInput(r, 70), { round: 2, collective: 1 });
-    for (const s of schedules) {
-      const { expected, got } = eventsVersusSchedule(s, events);
-      expect(got).toEqual(expected);
-    }
+    await expectEventsEqualSchedules(6, 70, (r) => rhdAllReduce(6, r, 70, { maxMessageElements: 9 }));
   });
 
   it('gives every rank the same bits, those of the fixed butterfly order, whatever the arrival order (non-integer data)', async () => {

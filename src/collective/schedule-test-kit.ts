@@ -1,10 +1,13 @@
 // Test-only checks shared by the tests of every schedule (ring and star in schedules.ts, tree, recursive
 // halving-doubling, all-to-all): every send matched by exactly one receive, the executor's events
-// equal to the schedule, and one run of a schedule per rank over the in-memory mesh. They return the problems found (empty: sound) so a test can assert `[]` and
-// see every problem at once.
+// equal to the schedule, and one run of a schedule per rank over the in-memory mesh. The checks of a
+// schedule alone return the problems found (empty: sound) so a test can assert `[]` and see every
+// problem at once; the checks of a run over the mesh assert with vitest's `expect`, rank by rank.
+import { expect } from 'vitest';
 import { type RunOptions, runSchedule } from './executor';
 import { type MemoryMeshOptions, createMemoryMesh } from './memory-transport';
 import type { Schedule } from './schedules';
+import { exactSum, firstBitDifference, integerInput } from './test-support';
 import type { ChunkEvent } from './types';
 
 /** What counts as a match beyond "same sender, receiver, message number and element count". */
@@ -100,4 +103,25 @@ export async function runOnMemoryMesh(
   const options: RunOptions = { round: 0, collective: 0, ...run, onEvent: (e) => events.push(e) };
   await Promise.all(transports.map((t, r) => runSchedule(t, scheduleOf(r), data[r], options)));
   return { data, events, pendingMessages: transports.map((t) => t.pendingMessages) };
+}
+
+/**
+ * The all-reduce `scheduleOf` builds, run on integer inputs over the in-memory mesh: every rank must end
+ * with the exact sum, bit for bit, and no transport may hold a message nobody took.
+ */
+export async function expectExactSumOnMesh(world: number, length: number, scheduleOf: (rank: number) => Schedule): Promise<void> {
+  const { data, pendingMessages } = await runOnMemoryMesh(world, scheduleOf, (r) => integerInput(r, length));
+  const want = exactSum(world, length);
+  for (const x of data) expect(firstBitDifference(x, want)).toBe(-1);
+  for (const pending of pendingMessages) expect(pending).toBe(0);
+}
+
+/** The executor's events of one run over the mesh (round 2, collective 1) must equal each rank's schedule. */
+export async function expectEventsEqualSchedules(world: number, length: number, scheduleOf: (rank: number) => Schedule): Promise<void> {
+  const schedules = Array.from({ length: world }, (_, r) => scheduleOf(r));
+  const { events } = await runOnMemoryMesh(world, (r) => schedules[r], (r) => integerInput(r, length), { round: 2, collective: 1 });
+  for (const s of schedules) {
+    const { expected, got } = eventsVersusSchedule(s, events);
+    expect(got).toEqual(expected);
+  }
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type ScheduleOptions, checkSchedule } from './schedules';
-import { eventsVersusSchedule, runOnMemoryMesh, seededFloats, unmatchedMessages } from './schedule-test-kit';
+import { expectEventsEqualSchedules, expectExactSumOnMesh, runOnMemoryMesh, seededFloats, unmatchedMessages } from './schedule-test-kit';
 import { exactSum, firstBitDifference, integerInput, simulate } from './test-support';
 import { treeAllReduce, treeLevels, treeParent } from './tree-allreduce';
 
@@ -64,22 +64,13 @@ describe('binomial-tree all-reduce through the executor and the in-memory transp
   it('sums exactly for world 1..16 and awkward lengths, nothing left undelivered', async () => {
     for (const world of WORLDS) {
       for (const length of [0, 1, Math.max(world - 1, 0), 101]) {
-        const { data, pendingMessages } = await runOnMemoryMesh(world, (r) => treeAllReduce(world, r, length, { maxMessageElements: 37 }), (r) => integerInput(r, length));
-        const want = exactSum(world, length);
-        for (const x of data) expect(firstBitDifference(x, want)).toBe(-1);
-        for (const pending of pendingMessages) expect(pending).toBe(0);
+        await expectExactSumOnMesh(world, length, (r) => treeAllReduce(world, r, length, { maxMessageElements: 37 }));
       }
     }
   });
 
   it('emits exactly the scheduled sends and receives (events == schedule)', async () => {
-    const world = 6;
-    const schedules = Array.from({ length: world }, (_, r) => treeAllReduce(world, r, 70, { maxMessageElements: 16 }));
-    const { events } = await runOnMemoryMesh(world, (r) => schedules[r], (r) => integerInput(r, 70), { round: 2, collective: 1 });
-    for (const s of schedules) {
-      const { expected, got } = eventsVersusSchedule(s, events);
-      expect(got).toEqual(expected);
-    }
+    await expectEventsEqualSchedules(6, 70, (r) => treeAllReduce(6, r, 70, { maxMessageElements: 16 }));
   });
 
   it('gives every rank the same bits, those of the fixed binomial order, whatever the arrival order (non-integer data)', async () => {
