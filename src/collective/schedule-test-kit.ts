@@ -6,8 +6,8 @@
 import { expect } from 'vitest';
 import { type RunOptions, runSchedule } from './executor';
 import { type MemoryMeshOptions, createMemoryMesh } from './memory-transport';
-import type { Schedule } from './schedules';
-import { exactSum, firstBitDifference, integerInput } from './test-support';
+import { type Schedule, checkSchedule } from './schedules';
+import { exactSum, firstBitDifference, integerInput, simulate } from './test-support';
 import type { ChunkEvent } from './types';
 
 /** What counts as a match beyond "same sender, receiver, message number and element count". */
@@ -124,4 +124,18 @@ export async function expectEventsEqualSchedules(world: number, length: number, 
     const { expected, got } = eventsVersusSchedule(s, events);
     expect(got).toEqual(expected);
   }
+}
+
+/**
+ * One all-reduce's schedules of every rank, checked without running them: each is well formed, every
+ * send is received in its step, every rank has the same step count, and simulating them on integer
+ * inputs gives every rank the exact sum, bit for bit.
+ */
+export function expectSoundExactAllReduce(schedules: readonly Schedule[], length: number): void {
+  for (const s of schedules) expect(checkSchedule(s)).toEqual([]);
+  expect(unmatchedMessages(schedules)).toEqual([]);
+  expect(new Set(schedules.map((s) => s.steps.length)).size).toBe(1);
+  const out = simulate([...schedules], schedules.map((_, r) => integerInput(r, length)));
+  const want = exactSum(schedules.length, length);
+  for (const x of out) expect(firstBitDifference(x, want)).toBe(-1);
 }
