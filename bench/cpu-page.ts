@@ -4,13 +4,11 @@
 // Results go to `window.cpuBenchResult` for bench/cpu.ts to print. TensorFlow.js is a dev dependency
 // used only in the benchmarks.
 import * as tf from '@tensorflow/tfjs';
-import { setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { type Backend, viewOf } from '../src/engine/backend';
 import { WasmCpuBackend } from '../src/engine/wasm-backend';
-import { Mlp } from '../src/model/mlp';
-import { Optimizer } from '../src/train/optimizer';
 import { defaults } from '../src/train/defaults';
 import { seededRandom } from './bench-random';
+import { configureTfjsWasm, mlpStepInputs, oursMlpStep, tfjsMlpStep } from './mlp-step';
 
 /** Best milliseconds per iteration of each contender (see timePair); null where it was not run. */
 export interface CpuBenchRow {
@@ -110,62 +108,12 @@ async function benchMatmul(ours: Backend, n: number, iterations: number, withTfj
   return { name: `matmul ${n}x${n}x${n}`, flops: 2 * n * n * n, oursMs, tfjsWasmMs, tfjsCpuMs };
 }
 
-async function oursMlpStep(ours: Backend, sizes: number[], batch: number, inputs: Float32Array, labels: Uint32Array, iterations: number): Promise<number> {
-  const mlp = new Mlp(ours, { sizes }, batch);
-  mlp.init(1);
-  const optimizer = new Optimizer(ours, mlp.layout, { kind: 'adamw', lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 });
-  let step = 0;
-  try {
-    return await time(async () => {
-      ours.fill(viewOf(mlp.grads), 0);
-      mlp.forward({ inputs, targets: labels, rows: batch }, 1 / batch);
-      mlp.backward();
-      optimizer.update(mlp.params, mlp.grads, ++step);
-      await ours.read(viewOf(mlp.params, 0, 64));
-    }, iterations);
-  } finally {
-    mlp.dispose();
-  }
-}
-
-/** The same network in TensorFlow.js: dense layers with ReLU, softmax cross-entropy, Adam. */
-async function tfjsMlpStep(backend: 'wasm' | 'cpu', sizes: number[], batch: number, inputs: Float32Array, labels: Uint32Array, iterations: number): Promise<number> {
-  await useBackend(backend);
-  const weights = sizes.slice(1).map((out, i) => ({
-    w: tf.variable(tf.randomNormal([sizes[i], out], 0, Math.sqrt(2 / sizes[i]))),
-    b: tf.variable(tf.zeros([out])),
-  }));
-  const x = tf.tensor2d(inputs, [batch, sizes[0]]);
-  const y = tf.oneHot(tf.tensor1d(Int32Array.from(labels), 'int32'), sizes[sizes.length - 1]);
-  const optimizer = tf.train.adam(1e-3);
-  try {
-    return await time(async () => {
-      const loss = optimizer.minimize(() => {
-        let h: tf.Tensor2D = x;
-        weights.forEach(({ w, b }, i) => {
-          h = tf.add(tf.matMul(h, w), b);
-          if (i < weights.length - 1) h = tf.relu(h);
-        });
-        return tf.losses.softmaxCrossEntropy(y, h);
-      }, true);
-      const head = weights[0].w.slice([0, 0], [1, Math.min(64, sizes[1])]);
-      await head.data();
-      tf.dispose(loss ? [loss, head] : [head]);
-    }, iterations);
-  } finally {
-    optimizer.dispose();
-    tf.dispose([x, y, ...weights.flatMap(({ w, b }) => [w, b])]);
-  }
-}
-
 async function main(): Promise<void> {
   const params = new URLSearchParams(location.search);
   const quick = params.get('quick') === '1';
   const skipTfjsCpuAbove = Number(params.get('tfjsCpuMax') ?? 1024);
   const ours = await WasmCpuBackend.create();
-  // Vite serves node_modules, so the backend's .wasm files (plain, SIMD, threaded SIMD) load from there.
-  setWasmPaths('/node_modules/@tensorflow/tfjs-backend-wasm/dist/');
-  if (crossOriginIsolated) setThreadsCount(navigator.hardwareConcurrency);
+  configureTfjsWasm();
   if (!(await tf.setBackend('wasm'))) throw new Error('TensorFlow.js could not start its WASM backend');
   await tf.ready();
   const features = tf.env().features;
@@ -174,20 +122,17 @@ async function main(): Promise<void> {
   const rows: CpuBenchRow[] = [];
   for (const n of quick ? [256] : [256, 512, 1024]) rows.push(await benchMatmul(ours, n, n >= 1024 ? 7 : 15, n <= skipTfjsCpuAbove));
   // The lab's own MNIST MLP and batch (src/train/defaults.ts).
-  const { sizes } = defaults.mnist.model;
-  const batch = defaults.mnist.globalBatch;
-  const random = seededRandom(7);
-  const inputs = Float32Array.from({ length: batch * sizes[0] }, random);
-  const labels = Uint32Array.from({ length: batch }, (_, i) => i % sizes[sizes.length - 1]);
+  const step = mlpStepInputs(defaults.mnist.model.sizes, defaults.mnist.globalBatch);
+  const { sizes, batch } = step;
   const layerFlops = sizes.slice(1).reduce((sum, out, i) => sum + sizes[i] * out, 0) * batch;
   const steps = quick ? 3 : 15;
   rows.push({
     name: `MLP step ${sizes.join('-')} batch ${batch} (fwd+bwd+AdamW)`,
     // Forward 2 flops per weight and sample, backward 4 (dX and dW): the matmuls only.
     flops: 6 * layerFlops,
-    oursMs: await oursMlpStep(ours, sizes, batch, inputs, labels, steps),
-    tfjsWasmMs: await tfjsMlpStep('wasm', sizes, batch, inputs, labels, steps),
-    tfjsCpuMs: await tfjsMlpStep('cpu', sizes, batch, inputs, labels, quick ? 2 : 5),
+    oursMs: await oursMlpStep(ours, step, steps, time),
+    tfjsWasmMs: await useBackend('wasm').then(() => tfjsMlpStep(step, steps, time)),
+    tfjsCpuMs: await useBackend('cpu').then(() => tfjsMlpStep(step, quick ? 2 : 5, time)),
   });
   window.cpuBenchResult = { ours: ours.info.adapter, tfjsWasm, crossOriginIsolated, hardwareConcurrency: navigator.hardwareConcurrency, rows };
 }

@@ -7,9 +7,8 @@
 import { spawnSync } from 'node:child_process';
 import { viewOf } from '../src/engine/backend';
 import { WasmCpuBackend } from '../src/engine/wasm-backend';
-import { launchChromium } from '../scripts/lab-browser';
 import type { CpuBenchResult } from './cpu-page';
-import { startIsolatedBenchServer } from './isolated-server';
+import { runBenchMain, runBenchPage } from './page-runner';
 
 /** numpy's float32 matmul GFLOP/s per size, or the reason there is none. */
 function numpyReference(sizes: number[]): { gflops: Record<number, number>; blas: string } | { missing: string } {
@@ -62,15 +61,7 @@ async function oursPerCpuSecond(n: number, iterations: number): Promise<number> 
 
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
-  const server = await startIsolatedBenchServer();
-  const browser = await launchChromium();
-  try {
-    const page = await browser.newPage();
-    page.on('pageerror', (error) => console.error(`[page] ${error.message}`));
-    await page.goto(`${server.url}/bench/cpu.html${quick ? '?quick=1' : ''}`);
-    await page.waitForFunction(() => window.cpuBenchResult !== undefined, undefined, { timeout: 1_500_000, polling: 1000 });
-    const result = (await page.evaluate(() => window.cpuBenchResult)) as CpuBenchResult | { error: string };
-    if ('error' in result) throw new Error(result.error);
+  await runBenchPage<CpuBenchResult>('cpu.html', 'cpuBenchResult', quick, async (result) => {
     const native = numpyReference(result.rows.flatMap((row) => (/^matmul (\d+)x/.exec(row.name) ? [Number(RegExp.$1)] : [])));
     const load = (await import('node:os')).loadavg()[0];
     console.log(`ours: ${result.ours} (one thread)`);
@@ -113,14 +104,7 @@ async function main(): Promise<void> {
     }
     console.log('numpy' in native || 'blas' in native ? `native reference: ${(native as { blas: string }).blas}` : `native reference skipped: ${(native as { missing: string }).missing}`);
     console.log(JSON.stringify({ ok: true, ours: result.ours, tfjsWasm: result.tfjsWasm, loadAverage: load, native: 'blas' in native ? native.blas : null, rows: table }));
-  } finally {
-    await browser.close();
-    await server.close();
-  }
+  });
 }
 
-main().catch((error: unknown) => {
-  console.error(`bench:cpu failed: ${error instanceof Error ? error.message : error}`);
-  console.log(JSON.stringify({ ok: false, error: String(error) }));
-  process.exit(1);
-});
+runBenchMain('bench:cpu', main);

@@ -4,13 +4,11 @@
 // TensorFlow.js is a dev dependency used only in the benchmarks.
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-webgpu';
-import { setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { viewOf } from '../src/engine/backend';
 import { WebGpuBackend } from '../src/gpu/webgpu-backend';
-import { Mlp } from '../src/model/mlp';
-import { Optimizer } from '../src/train/optimizer';
 import { defaults } from '../src/train/defaults';
 import { seededRandom } from './bench-random';
+import { configureTfjsWasm, mlpStepInputs, oursMlpStep, tfjsMlpStep } from './mlp-step';
 import { TFJS_BACKENDS, type TfjsBackend } from './tfjs-backends';
 
 export interface BenchRow {
@@ -104,50 +102,9 @@ function row(name: string, oursMs: number, tfjsMs: Partial<Record<TfjsBackend, n
 }
 
 async function benchMlpStep(ours: WebGpuBackend, sizes: number[], batch: number, iterations: number): Promise<BenchRow> {
-  const random = seededRandom(7);
-  const inputs = Float32Array.from({ length: batch * sizes[0] }, random);
-  const labels = Uint32Array.from({ length: batch }, (_, i) => i % sizes[sizes.length - 1]);
-  const adam = { kind: 'adamw' as const, lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 };
-
-  const mlp = new Mlp(ours, { sizes }, batch);
-  mlp.init(1);
-  const optimizer = new Optimizer(ours, mlp.layout, adam);
-  let step = 0;
-  const oursMs = await time(async () => {
-    ours.fill(viewOf(mlp.grads), 0);
-    mlp.forward({ inputs, targets: labels, rows: batch }, 1 / batch);
-    mlp.backward();
-    optimizer.update(mlp.params, mlp.grads, ++step);
-    await ours.read(viewOf(mlp.params, 0, 64));
-  }, iterations);
-  mlp.dispose();
-
-  // The same network in TensorFlow.js: dense layers with ReLU, softmax cross-entropy, Adam.
-  const tfjsMs = await perTfjsBackend(async () => {
-    const weights = sizes.slice(1).map((out, i) => ({
-      w: tf.variable(tf.randomNormal([sizes[i], out], 0, Math.sqrt(2 / sizes[i]))),
-      b: tf.variable(tf.zeros([out])),
-    }));
-    const x = tf.tensor2d(inputs, [batch, sizes[0]]);
-    const y = tf.oneHot(tf.tensor1d(Int32Array.from(labels), 'int32'), sizes[sizes.length - 1]);
-    const tfOptimizer = tf.train.adam(1e-3);
-    const ms = await time(async () => {
-      const loss = tfOptimizer.minimize(() => {
-        let h: tf.Tensor2D = x;
-        weights.forEach(({ w, b }, i) => {
-          h = tf.add(tf.matMul(h, w), b);
-          if (i < weights.length - 1) h = tf.relu(h);
-        });
-        return tf.losses.softmaxCrossEntropy(y, h);
-      }, true);
-      const head = weights[0].w.slice([0, 0], [1, Math.min(64, sizes[1])]);
-      await head.data();
-      tf.dispose(loss ? [loss, head] : [head]);
-    }, iterations);
-    tfOptimizer.dispose();
-    tf.dispose([x, y, ...weights.flatMap(({ w, b }) => [w, b])]);
-    return ms;
-  });
+  const step = mlpStepInputs(sizes, batch);
+  const oursMs = await oursMlpStep(ours, step, iterations, time);
+  const tfjsMs = await perTfjsBackend(() => tfjsMlpStep(step, iterations, time));
   return row(`MLP step ${sizes.join('-')} batch ${batch} (fwd+bwd+AdamW)`, oursMs, tfjsMs);
 }
 
@@ -155,9 +112,7 @@ async function main(): Promise<void> {
   const params = new URLSearchParams(location.search);
   const quick = params.get('quick') === '1';
   const ours = await WebGpuBackend.create(navigator.gpu);
-  // WASM's .wasm files load from node_modules (Vite serves it); threads where the page is isolated.
-  setWasmPaths('/node_modules/@tensorflow/tfjs-backend-wasm/dist/');
-  if (crossOriginIsolated) setThreadsCount(navigator.hardwareConcurrency);
+  configureTfjsWasm();
   const tfjsMissing: Partial<Record<TfjsBackend, string>> = {};
   for (const backend of TFJS_BACKENDS) {
     const started = await tf.setBackend(backend).catch(() => false);

@@ -4,22 +4,12 @@
 // that the WASM backend runs its threads. Prints a table, then a last line of JSON. `--quick` runs the
 // smallest sizes only.
 import { loadavg } from 'node:os';
-import { launchChromium } from '../scripts/lab-browser';
 import type { BenchResult } from './gpu-page';
-import { startIsolatedBenchServer } from './isolated-server';
+import { runBenchMain, runBenchPage } from './page-runner';
 import { TFJS_BACKENDS } from './tfjs-backends';
 
 async function main(): Promise<void> {
-  const quick = process.argv.includes('--quick');
-  const server = await startIsolatedBenchServer();
-  const browser = await launchChromium();
-  try {
-    const page = await browser.newPage();
-    page.on('pageerror', (error) => console.error(`[page] ${error.message}`));
-    await page.goto(`${server.url}/bench/gpu.html${quick ? '?quick=1' : ''}`);
-    await page.waitForFunction(() => window.benchResult !== undefined, undefined, { timeout: 1_500_000, polling: 1000 });
-    const result = (await page.evaluate(() => window.benchResult)) as BenchResult | { error: string };
-    if ('error' in result) throw new Error(result.error);
+  await runBenchPage<BenchResult>('gpu.html', 'benchResult', process.argv.includes('--quick'), async (result) => {
     console.log(`adapter: ${result.adapter} (matmul variant: ${result.matmulVariant})`);
     for (const [backend, why] of Object.entries(result.tfjsMissing)) console.log(`TensorFlow.js ${backend}: ${why}`);
     console.log(`load average: ${loadavg()[0].toFixed(1)} (on a shared machine every figure is a lower bound)`);
@@ -30,14 +20,7 @@ async function main(): Promise<void> {
       console.log([row.name.padEnd(52), row.oursMs.toFixed(2).padStart(10), ...tfjs, row.fastest.padStart(8), `${row.speedup.toFixed(2)}x`.padStart(11)].join(' '));
     }
     console.log(JSON.stringify({ ok: true, ...result }));
-  } finally {
-    await browser.close();
-    await server.close();
-  }
+  });
 }
 
-main().catch((error: unknown) => {
-  console.error(`bench:gpu failed: ${error instanceof Error ? error.message : error}`);
-  console.log(JSON.stringify({ ok: false, error: String(error) }));
-  process.exit(1);
-});
+runBenchMain('bench:gpu', main);

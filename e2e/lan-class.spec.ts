@@ -6,16 +6,17 @@
 // opens the link and nothing else. The students' tabs must be secure contexts with WebGPU
 // (SwiftShader), find each other through the same-origin signalling, train together, and end
 // bitwise equal to each other and where one tab ends on the same global batch.
-import { expect, test, type Browser, type Page } from '@playwright/test';
-import { launchIn, startLabServer } from './class-network';
-import { NamespaceLab, namespacesUnavailable } from './netns';
-import { HTTP_PORT, HTTPS_PORT } from './class-network';
+import { expect, test, type Page } from '@playwright/test';
+import { HTTP_PORT, HTTPS_PORT, startLabServer } from './class-network';
+import { lanMachinesPerTest } from './lan-machines';
+import { namespacesUnavailable } from './netns';
 import { finishTraining, maxRelativeDifference, openTrainingTabs } from './training';
 
 const RUN = { model: 'mlp', dataset: 'spirals', steps: 20, batch: 64, seed: 3 };
 // As e2e/data-parallel.spec.ts: float32 sums in another order differ by ~1e-8.
 const TOLERANCE = 1e-6;
 const SUBNET = '10.77.0';
+const machines = lanMachinesPerTest();
 
 test('two students on their own machines join by the HTTPS room link alone, train on WebGPU and end equal to one tab', async ({ browser }) => {
   const unavailable = namespacesUnavailable();
@@ -26,16 +27,14 @@ test('two students on their own machines join by the HTTPS room link alone, trai
   const [reference] = await finishTraining(await openTrainingTabs(solo, 1, RUN));
   await solo.close();
 
-  lab = new NamespaceLab(`lc${process.pid % 100000}`, SUBNET);
+  const lab = machines.start(`lc${process.pid % 100000}`, SUBNET);
   {
     const teacher = lab.addMachine('t', 1);
     const students = [lab.addMachine('s1', 2), lab.addMachine('s2', 3)];
     const { spki } = await startLabServer(lab, teacher, { certDir: `${lab.scratchDir}/cert` });
 
     // The teacher, on the teacher's machine: its own tab over plain http on loopback.
-    const teacherBrowser = await launchIn(lab, teacher, spki);
-    browsers.push(teacherBrowser);
-    const teacherPage = await teacherBrowser.newPage();
+    const teacherPage = await (await machines.browserIn(teacher, spki)).newPage();
     const settings = new URLSearchParams(Object.entries({ ...RUN, world: 2 }).map(([key, value]) => [key, String(value)]));
     await teacherPage.goto(`http://127.0.0.1:${HTTP_PORT}/?${settings}`);
     await teacherPage.getByRole('button', { name: 'Create room' }).click();
@@ -50,13 +49,7 @@ test('two students on their own machines join by the HTTPS room link alone, trai
 
     // The students, each on its own machine, open the link and nothing else.
     const pages: Page[] = [];
-    for (const student of students) {
-      const studentBrowser = await launchIn(lab, student, spki);
-      browsers.push(studentBrowser);
-      const page = await studentBrowser.newPage();
-      page.on('pageerror', (error) => console.error(`[${student.name}] ${error.message}`));
-      pages.push(page);
-    }
+    for (const student of students) pages.push(await machines.pageIn(student, spki));
     const firstStepMs = await Promise.all(
       pages.map(async (page, i) => {
         const opened = Date.now();
@@ -102,13 +95,4 @@ test('two students on their own machines join by the HTTPS room link alone, trai
     console.log(`2 students vs 1 tab: max relative parameter difference ${difference.toExponential(2)}`);
     expect(difference).toBeLessThan(TOLERANCE);
   }
-});
-
-// In a hook, not a `finally`: a test that times out never reaches its own finally block.
-let lab: NamespaceLab | null = null;
-const browsers: Browser[] = [];
-test.afterEach(async () => {
-  await Promise.all(browsers.splice(0).map((b) => b.close().catch(() => undefined)));
-  lab?.remove();
-  lab = null;
 });

@@ -4,16 +4,18 @@
 // secret) and the lab server, which hands pages time-limited TURN credentials. With a wrong secret the
 // students' pages must say that the TURN server refused the credentials; with the right one the room
 // trains through the relay (the peers table says `relay`) and ends equal to one tab.
-import { expect, test, type Browser, type Page } from '@playwright/test';
+import { expect, test, type Page } from '@playwright/test';
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { launchIn, startLabServer, tcpProbe, HTTPS_PORT } from './class-network';
+import { startLabServer, tcpProbe, HTTPS_PORT } from './class-network';
 import { uniqueRoom } from './fixtures';
-import { NamespaceLab, namespacesUnavailable, type Machine } from './netns';
+import { lanMachinesPerTest } from './lan-machines';
+import { type Machine, type NamespaceLab, namespacesUnavailable } from './netns';
 import { finishTraining, maxRelativeDifference, openTrainingTabs } from './training';
 
 const RUN = { model: 'mlp', dataset: 'spirals', steps: 20, batch: 64, seed: 3 };
 const TOLERANCE = 1e-6;
 const TURN_SECRET = 'lab-e2e-turn-secret';
+const machines = lanMachinesPerTest();
 
 function turnserverMissing(): string | null {
   try {
@@ -48,10 +50,7 @@ function startTurn(lab: NamespaceLab, teacher: Machine): Promise<ChildProcess> {
 async function openInEach(students: Machine[], spki: string, link: string): Promise<Page[]> {
   const pages: Page[] = [];
   for (const student of students) {
-    const studentBrowser = await launchIn(lab!, student, spki);
-    browsers.push(studentBrowser);
-    const page = await studentBrowser.newPage();
-    page.on('pageerror', (error) => console.error(`[${student.name}] ${error.message}`));
+    const page = await machines.pageIn(student, spki);
     await page.goto(link);
     pages.push(page);
   }
@@ -67,7 +66,7 @@ test('students who cannot reach each other train through the TURN relay; a wrong
   const [reference] = await finishTraining(await openTrainingTabs(solo, 1, RUN));
   await solo.close();
 
-  lab = new NamespaceLab(`lt${process.pid % 100000}`, '10.79.0');
+  const lab = machines.start(`lt${process.pid % 100000}`, '10.79.0');
   const teacher = lab.addMachine('t', 1);
   const students = [lab.addMachineBehind(teacher, 's1', '10.79.1'), lab.addMachineBehind(teacher, 's2', '10.79.2')];
   await startTurn(lab, teacher);
@@ -84,7 +83,7 @@ test('students who cannot reach each other train through the TURN relay; a wrong
   expect(tcpProbe(students[1], students[0].address, 9)).toBe('unreachable');
   const refused = await openInEach(students, wrong.spki, linkFor(uniqueRoom('turn-bad')));
   await expect(refused[0].getByText(/TURN server turn:10\.79\.0\.1:3478\?transport=udp refused the credentials \(401/).first()).toBeVisible({ timeout: 60_000 });
-  await Promise.all(browsers.splice(0).map((b) => b.close()));
+  await machines.closeBrowsers();
   await lab.stop(wrong.server);
 
   // The right secret: the relay is the only path, and the room trains through it.
@@ -102,13 +101,4 @@ test('students who cannot reach each other train through the TURN relay; a wrong
   const difference = maxRelativeDifference(reference.params, results[0].params);
   console.log(`2 students through TURN vs 1 tab: max relative parameter difference ${difference.toExponential(2)}`);
   expect(difference).toBeLessThan(TOLERANCE);
-});
-
-// In a hook, not a `finally`: a test that times out never reaches its own finally block.
-let lab: NamespaceLab | null = null;
-const browsers: Browser[] = [];
-test.afterEach(async () => {
-  await Promise.all(browsers.splice(0).map((b) => b.close().catch(() => undefined)));
-  lab?.remove();
-  lab = null;
 });

@@ -17,17 +17,8 @@ import { MNIST_FILE, parseMnist } from '../src/data/mnist';
 import { denseStrategy, dilocoStrategy, powerSgdStrategy, trainCommRoom, type Strategy } from '../src/parallel/comm-room';
 import { defaults, type ClassifierRecipe } from '../src/train/defaults';
 import { FastCpuBackend } from './fast-cpu-backend';
+import { integer, option } from './cli-options';
 
-function option(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1] : fallback;
-}
-
-function integer(name: string, fallback: number, min: number): number {
-  const value = Number(option(name, String(fallback)));
-  if (!Number.isInteger(value) || value < min) throw new RangeError(`--${name} must be an integer >= ${min}, got ${option(name, '')}`);
-  return value;
-}
 
 const steps = integer('steps', 300, 50);
 if (steps % 50 !== 0) throw new RangeError(`--steps must be a multiple of 50 (DiLoCo H=50 must end on an outer step), got ${steps}`);

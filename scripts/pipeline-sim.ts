@@ -16,17 +16,8 @@ import { idealBubbleFraction, expectedPeakInFlight, formatTimeline, PIPELINE_SCH
 import { formatEventTimeline, measureTimeline } from '../src/collective/pipeline-timeline';
 import { splitUnits, unitsOf, type StageModelSpec } from '../src/model/pipeline-stage';
 import { ADAMW, maxRelativeDifference, TINY_GPT, TINY_MLP, trainOneTab, trainPipeline } from '../src/parallel/pipeline-test-support';
+import { integer, option } from './cli-options';
 
-function option(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1] : fallback;
-}
-
-function integer(name: string, fallback: number, min: number): number {
-  const value = Number(option(name, String(fallback)));
-  if (!Number.isInteger(value) || value < min) throw new RangeError(`--${name} must be an integer >= ${min}, got ${option(name, '')}`);
-  return value;
-}
 
 const P = integer('stages', 4, 1);
 const M = integer('micro', 8, 1);

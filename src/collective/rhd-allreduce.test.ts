@@ -3,10 +3,9 @@ import { splitEven } from './chunking';
 import { runSchedule } from './executor';
 import { createMemoryMesh } from './memory-transport';
 import { rhdAllReduce, rhdCore, rhdCoreRank } from './rhd-allreduce';
-import { type ScheduleOptions, checkSchedule } from './schedules';
-import { eventsVersusSchedule, seededFloats, unmatchedMessages } from './schedule-test-kit';
-import { exactSum, firstBitDifference, integerInput, simulate } from './test-support';
-import type { ChunkEvent } from './types';
+import type { ScheduleOptions } from './schedules';
+import { expectEventsEqualSchedules, expectExactSumOnMesh, expectSoundExactAllReduce, runOnMemoryMesh, seededFloats } from './schedule-test-kit';
+import { exactSum, firstBitDifference, integerInput } from './test-support';
 
 const WORLDS = Array.from({ length: 16 }, (_, i) => i + 1);
 const lengthsFor = (world: number): number[] => [...new Set([0, 1, 2, Math.max(world - 1, 0), world, 13, 97])];
@@ -40,13 +39,7 @@ describe('recursive halving-doubling all-reduce schedule', () => {
     for (const world of WORLDS) {
       for (const length of lengthsFor(world)) {
         for (const opts of OPTION_SETS) {
-          const schedules = allRanks(world, length, opts);
-          for (const s of schedules) expect(checkSchedule(s)).toEqual([]);
-          expect(unmatchedMessages(schedules)).toEqual([]);
-          expect(new Set(schedules.map((s) => s.steps.length)).size).toBe(1);
-          const out = simulate(schedules, schedules.map((_, r) => integerInput(r, length)));
-          const want = exactSum(world, length);
-          for (const x of out) expect(firstBitDifference(x, want)).toBe(-1);
+          expectSoundExactAllReduce(allRanks(world, length, opts), length);
         }
       }
     }
@@ -92,36 +85,20 @@ describe('recursive halving-doubling all-reduce through the executor and the in-
   it('sums exactly for world 1..16 and awkward lengths, nothing left undelivered', async () => {
     for (const world of WORLDS) {
       for (const length of [0, 1, Math.max(world - 1, 0), 101]) {
-        const mesh = createMemoryMesh(world);
-        const data = mesh.map((t) => integerInput(t.rank, length));
-        await Promise.all(mesh.map((t, r) => runSchedule(t, rhdAllReduce(world, r, length, { maxMessageElements: 11 }), data[r], { round: 0, collective: 0 })));
-        const want = exactSum(world, length);
-        for (const x of data) expect(firstBitDifference(x, want)).toBe(-1);
-        for (const t of mesh) expect(t.pendingMessages).toBe(0);
+        await expectExactSumOnMesh(world, length, (r) => rhdAllReduce(world, r, length, { maxMessageElements: 11 }));
       }
     }
   });
 
   it('emits exactly the scheduled sends and receives (events == schedule)', async () => {
-    const world = 6;
-    const mesh = createMemoryMesh(world);
-    const events: ChunkEvent[] = [];
-    const data = mesh.map((t) => integerInput(t.rank, 70));
-    const schedules = mesh.map((t) => rhdAllReduce(world, t.rank, 70, { maxMessageElements: 9 }));
-    await Promise.all(mesh.map((t, r) => runSchedule(t, schedules[r], data[r], { round: 2, collective: 1, onEvent: (e) => events.push(e) })));
-    for (const s of schedules) {
-      const { expected, got } = eventsVersusSchedule(s, events);
-      expect(got).toEqual(expected);
-    }
+    await expectEventsEqualSchedules(6, 70, (r) => rhdAllReduce(6, r, 70, { maxMessageElements: 9 }));
   });
 
   it('gives every rank the same bits, those of the fixed butterfly order, whatever the arrival order (non-integer data)', async () => {
     for (const world of [2, 3, 6, 8, 13]) {
       const length = 301;
-      const mesh = createMemoryMesh(world, { linkLatencyMs: (from, to) => (from * 7 + to * 3) % 5 });
-      const data = mesh.map((t) => seededFloats(t.rank + 1, length));
-      const want = butterflyReference(mesh.map((t) => seededFloats(t.rank + 1, length)));
-      await Promise.all(mesh.map((t, r) => runSchedule(t, rhdAllReduce(world, r, length, { maxMessageElements: 40 }), data[r], { round: 0, collective: 0 })));
+      const want = butterflyReference(Array.from({ length: world }, (_, r) => seededFloats(r + 1, length)));
+      const { data } = await runOnMemoryMesh(world, (r) => rhdAllReduce(world, r, length, { maxMessageElements: 40 }), (r) => seededFloats(r + 1, length), {}, { linkLatencyMs: (from, to) => (from * 7 + to * 3) % 5 });
       for (const x of data) expect(firstBitDifference(x, want)).toBe(-1);
     }
   });

@@ -12,6 +12,7 @@ import {
   ringReduceScatter,
   sparseAllGather,
 } from './schedules';
+import { unmatchedMessages } from './schedule-test-kit';
 import { exactSum, firstBitDifference, integerInput, simulate } from './test-support';
 
 const WORLDS = Array.from({ length: 16 }, (_, i) => i + 1);
@@ -27,27 +28,7 @@ function allRanks<T>(world: number, build: (rank: number) => T): T[] {
  * with `sameStep` false, in the same or a later one).
  */
 function expectMatched(schedules: Schedule[], sameStep = true): void {
-  const pending = new Map<string, { range: string; step: number }>();
-  for (const s of schedules) {
-    for (const step of s.steps) {
-      for (const a of step.sends) pending.set(`${s.rank}>${a.to}#${a.msg}`, { range: `${a.offset}:${a.length}`, step: step.step });
-    }
-  }
-  const problems: string[] = [];
-  for (const s of schedules) {
-    for (const step of s.steps) {
-      for (const a of step.recvs) {
-        const key = `${a.from}>${s.rank}#${a.msg}`;
-        const sent = pending.get(key);
-        if (!sent) problems.push(`${key}: received but never sent`);
-        else if (sent.range !== `${a.offset}:${a.length}`) problems.push(`${key}: sent ${sent.range}, received ${a.offset}:${a.length}`);
-        else if (sameStep ? sent.step !== step.step : sent.step > step.step) problems.push(`${key}: sent at step ${sent.step}, received at ${step.step}`);
-        pending.delete(key);
-      }
-    }
-  }
-  for (const key of pending.keys()) problems.push(`${key}: sent but never received`);
-  expect(problems).toEqual([]);
+  expect(unmatchedMessages(schedules, { sameOffset: true, laterReceive: !sameStep })).toEqual([]);
 }
 
 describe('ring all-reduce schedule', () => {

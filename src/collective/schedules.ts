@@ -1,4 +1,3 @@
-// Over 400 lines because every collective's schedule sits beside the others it shares its chunking and step placement with.
 // Collectives as data. Each function below is PURE: given (world, rank, length, options) it lists,
 // step by step, what this rank sends, to whom, what it receives, from whom, and whether the received
 // data is added ('sum') or written ('copy'). The executor runs these lists over a Transport, the
@@ -16,66 +15,11 @@
 // a pipelined chain broadcast). With `pipeline: false` all parts of a logical step share one step.
 
 import { DEFAULT_MAX_MESSAGE_ELEMENTS, type Range, chunksFromBoundaries, splitEven, splitParts } from './chunking';
+import type { RecvAction, ReduceOp, ReducedRange, Schedule, SendAction } from './schedule-types';
+import { type Placement, type PlannedAction, checkLength, checkWorldAndRank, placeActions, placeStep } from './step-placement';
 import type { CollectiveKind, Phase } from './types';
 
-export type ReduceOp = 'sum' | 'copy';
-
-/** One outgoing message: elements [offset, offset + length) of the vector, to rank `to`. */
-export interface SendAction {
-  phase: Phase;
-  chunk: number;
-  part: number;
-  offset: number;
-  length: number;
-  to: number;
-  /** Message number within the collective; unique per (sender, receiver) pair. Becomes MessageTag.chunk. */
-  msg: number;
-}
-
-/** One incoming message: lands on elements [offset, offset + length), added or copied. */
-export interface RecvAction {
-  phase: Phase;
-  chunk: number;
-  part: number;
-  offset: number;
-  length: number;
-  from: number;
-  msg: number;
-  op: ReduceOp;
-}
-
-/**
- * One barrier step. `sends`/`recvs` are lists, not single actions, because a step can move several
- * parts (pipelining) or talk to several peers (naive all-reduce, parameter server, star broadcast).
- */
-export interface ScheduleStep {
-  step: number;
-  /** The phase this step belongs to; while a pipeline drains across a phase change, the newer phase. */
-  phase: Phase;
-  sends: SendAction[];
-  recvs: RecvAction[];
-}
-
-/** A range of this rank's vector that holds the complete reduction once `afterStep` is done (-1: from the start). */
-export interface ReducedRange extends Range {
-  afterStep: number;
-}
-
-export interface Schedule {
-  collective: CollectiveKind;
-  world: number;
-  rank: number;
-  /** Elements in the vector. */
-  length: number;
-  /** The logical chunks (one per rank for ring collectives, one chunk for whole-vector ones). */
-  chunks: Range[];
-  steps: ScheduleStep[];
-  /**
-   * Where the reduction is complete on this rank, and when: the executor averages exactly these
-   * ranges (once each) right after their step, before anyone copies them on.
-   */
-  reduced: ReducedRange[];
-}
+export type { ReduceOp, RecvAction, ReducedRange, Schedule, ScheduleStep, SendAction } from './schedule-types';
 
 export interface ScheduleOptions {
   /** Largest message in elements (default: what fits in a 256 KiB WebRTC message with a header). */
@@ -86,64 +30,15 @@ export interface ScheduleOptions {
   pipeline?: boolean;
 }
 
-function checkWorldRank(world: number, rank: number): void {
-  if (!Number.isSafeInteger(world) || world < 1) throw new RangeError(`world must be an integer >= 1, got ${world}`);
-  if (!Number.isSafeInteger(rank) || rank < 0 || rank >= world) {
-    throw new RangeError(`rank must be an integer in [0, ${world}), got ${rank}`);
-  }
-}
-
 const mod = (a: number, n: number): number => ((a % n) + n) % n;
 
-/** An action before it is placed at a schedule step: its logical step and part decide the placement. */
-interface Planned {
-  logical: number;
-  part: number;
-  send?: SendAction;
-  recv?: RecvAction;
-}
-
-/** What every rank of one collective shares: the chunking, the phases and the step count they imply. */
-interface ScheduleShape {
-  collective: CollectiveKind;
-  world: number;
-  rank: number;
-  length: number;
-  chunks: Range[];
-  /** Phase of each logical step. */
-  phases: Phase[];
-  /** Most parts any chunk has, over all ranks: every rank computes the same step count. */
-  maxParts: number;
-  pipeline: boolean;
-}
-
-/** Places planned actions at schedule steps; every rank of a collective gets the same number of steps. */
-function assemble(shape: ScheduleShape, planned: Planned[], reducedAt: (placeStep: (logical: number, part: number) => number) => ReducedRange[]): Schedule {
-  const place = (logical: number, part: number): number => (shape.pipeline ? logical + part : logical);
-  const logicalCount = shape.phases.length;
-  const stepCount = logicalCount === 0 ? 0 : place(logicalCount - 1, Math.max(shape.maxParts, 1) - 1) + 1;
-  const steps: ScheduleStep[] = [];
-  for (let t = 0; t < stepCount; t++) {
-    steps.push({ step: t, phase: shape.phases[Math.min(t, logicalCount - 1)], sends: [], recvs: [] });
-  }
-  for (const action of planned) {
-    const step = steps[place(action.logical, action.part)];
-    if (action.send) step.sends.push(action.send);
-    if (action.recv) step.recvs.push(action.recv);
-  }
-  return {
-    collective: shape.collective,
-    world: shape.world,
-    rank: shape.rank,
-    length: shape.length,
-    chunks: shape.chunks,
-    steps,
-    reduced: reducedAt(place),
-  };
+/** Places planned actions at schedule steps (step-placement.ts); `reducedAt` learns where each (logical step, part) landed. */
+function assemble(shape: Placement, planned: PlannedAction[], reducedAt: (placeStep: (logical: number, part: number) => number) => ReducedRange[]): Schedule {
+  return placeActions(shape, planned, reducedAt((logical, part) => placeStep(shape, logical, part)));
 }
 
 function resolveChunks(world: number, length: number, opts: ScheduleOptions): Range[] {
-  if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`length must be an integer >= 0, got ${length}`);
+  checkLength(length);
   if (opts.boundaries) {
     if (opts.boundaries.length !== world + 1) {
       throw new RangeError(`boundaries need world + 1 = ${world + 1} entries, got ${opts.boundaries.length}`);
@@ -176,7 +71,7 @@ function ring(
   firstLogical: number,
   lastLogical: number,
 ): Schedule {
-  checkWorldRank(world, rank);
+  checkWorldAndRank(world, rank);
   const chunks = resolveChunks(world, length, opts);
   const parts = partsOf(chunks, opts.maxMessageElements ?? DEFAULT_MAX_MESSAGE_ELEMENTS);
   const maxParts = maxPartCount(parts);
@@ -184,7 +79,7 @@ function ring(
   const next = mod(rank + 1, world);
   const prev = mod(rank - 1, world);
   const phases: Phase[] = [];
-  const planned: Planned[] = [];
+  const planned: PlannedAction[] = [];
   for (let s = firstLogical; s < lastLogical; s++) {
     const phase: Phase = s < reduceSteps ? 'reduce-scatter' : 'all-gather';
     const logical = s - firstLogical;
@@ -202,7 +97,7 @@ function ring(
     });
   }
   const reducesHere = firstLogical === 0;
-  const shape: ScheduleShape = { collective, world, rank, length, chunks, phases, maxParts, pipeline: opts.pipeline ?? true };
+  const shape: Placement = { collective, world, rank, length, chunks, phases, maxParts, pipeline: opts.pipeline ?? true };
   return assemble(shape, planned, (place) => {
     if (!reducesHere) return [];
     // Part p of the owned chunk gets its last addend at logical step N-2 (none at all when N = 1).
@@ -232,15 +127,15 @@ export interface BroadcastOptions extends ScheduleOptions {
 
 /** Broadcast the root's vector to every rank. */
 export function broadcast(root: number, world: number, rank: number, length: number, opts: BroadcastOptions = {}): Schedule {
-  checkWorldRank(world, rank);
-  checkWorldRank(world, root);
+  checkWorldAndRank(world, rank);
+  checkWorldAndRank(world, root);
   return (opts.topology ?? 'chain') === 'chain'
     ? chainBroadcast('broadcast', root, world, rank, length, opts)
     : starBroadcast('broadcast', 'broadcast', root, world, rank, length, opts);
 }
 
 function wholeVector(length: number, maxElements: number | undefined): { chunks: Range[]; parts: Range[] } {
-  if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`length must be an integer >= 0, got ${length}`);
+  checkLength(length);
   const chunk = { offset: 0, length };
   return { chunks: [chunk], parts: splitParts(chunk, maxElements ?? DEFAULT_MAX_MESSAGE_ELEMENTS) };
 }
@@ -249,7 +144,7 @@ function wholeVector(length: number, maxElements: number | undefined): { chunks:
 function chainBroadcast(collective: CollectiveKind, root: number, world: number, rank: number, length: number, opts: ScheduleOptions): Schedule {
   const { chunks, parts } = wholeVector(length, opts.maxMessageElements);
   const distance = mod(rank - root, world);
-  const planned: Planned[] = [];
+  const planned: PlannedAction[] = [];
   parts.forEach((range, part) => {
     if (distance > 0) {
       const recv: RecvAction = { phase: 'broadcast', chunk: 0, part, ...range, from: mod(rank - 1, world), msg: part, op: 'copy' };
@@ -261,13 +156,13 @@ function chainBroadcast(collective: CollectiveKind, root: number, world: number,
     }
   });
   const phases: Phase[] = new Array(world - 1).fill('broadcast');
-  const shape: ScheduleShape = { collective, world, rank, length, chunks, phases, maxParts: parts.length, pipeline: opts.pipeline ?? true };
+  const shape: Placement = { collective, world, rank, length, chunks, phases, maxParts: parts.length, pipeline: opts.pipeline ?? true };
   return assemble(shape, planned, () => []);
 }
 
 function starBroadcast(collective: CollectiveKind, phase: Phase, root: number, world: number, rank: number, length: number, opts: ScheduleOptions): Schedule {
   const { chunks, parts } = wholeVector(length, opts.maxMessageElements);
-  const planned: Planned[] = [];
+  const planned: PlannedAction[] = [];
   parts.forEach((range, part) => {
     if (rank === root) {
       for (let peer = 0; peer < world; peer++) {
@@ -278,7 +173,7 @@ function starBroadcast(collective: CollectiveKind, phase: Phase, root: number, w
     }
   });
   const phases: Phase[] = world > 1 ? [phase] : [];
-  const shape: ScheduleShape = { collective, world, rank, length, chunks, phases, maxParts: parts.length, pipeline: false };
+  const shape: Placement = { collective, world, rank, length, chunks, phases, maxParts: parts.length, pipeline: false };
   return assemble(shape, planned, () => []);
 }
 
@@ -289,9 +184,9 @@ function starBroadcast(collective: CollectiveKind, phase: Phase, root: number, w
  * vector in its own rank's place, so every rank computes bit-identical sums.
  */
 export function naiveAllReduce(world: number, rank: number, length: number, opts: ScheduleOptions = {}): Schedule {
-  checkWorldRank(world, rank);
+  checkWorldAndRank(world, rank);
   const { chunks, parts } = wholeVector(length, opts.maxMessageElements);
-  const planned: Planned[] = [];
+  const planned: PlannedAction[] = [];
   for (let peer = 0; peer < world; peer++) {
     if (peer === rank) continue;
     parts.forEach((range, part) => {
@@ -300,7 +195,7 @@ export function naiveAllReduce(world: number, rank: number, length: number, opts
     });
   }
   const phases: Phase[] = world > 1 ? ['exchange', 'exchange'] : [];
-  const shape: ScheduleShape = { collective: 'naive-allreduce', world, rank, length, chunks, phases, maxParts: 1, pipeline: false };
+  const shape: Placement = { collective: 'naive-allreduce', world, rank, length, chunks, phases, maxParts: 1, pipeline: false };
   return assemble(shape, planned, () => [{ offset: 0, length, afterStep: world > 1 ? 1 : -1 }]);
 }
 
@@ -317,10 +212,10 @@ export interface ParameterServerSchedules {
  * updates, then broadcasts the parameters. Two schedules because they run on two different vectors.
  */
 export function parameterServerRound(server: number, world: number, rank: number, length: number, opts: ScheduleOptions = {}): ParameterServerSchedules {
-  checkWorldRank(world, rank);
-  checkWorldRank(world, server);
+  checkWorldAndRank(world, rank);
+  checkWorldAndRank(world, server);
   const { chunks, parts } = wholeVector(length, opts.maxMessageElements);
-  const planned: Planned[] = [];
+  const planned: PlannedAction[] = [];
   parts.forEach((range, part) => {
     if (rank === server) {
       for (let peer = 0; peer < world; peer++) {
@@ -332,7 +227,7 @@ export function parameterServerRound(server: number, world: number, rank: number
     }
   });
   const phases: Phase[] = world > 1 ? ['gather'] : [];
-  const shape: ScheduleShape = { collective: 'ps-round', world, rank, length, chunks, phases, maxParts: 1, pipeline: false };
+  const shape: Placement = { collective: 'ps-round', world, rank, length, chunks, phases, maxParts: 1, pipeline: false };
   const gather = assemble(shape, planned, () => (rank === server ? [{ offset: 0, length, afterStep: world > 1 ? 0 : -1 }] : []));
   return { gather, broadcast: starBroadcast('ps-round', 'broadcast', server, world, rank, length, opts) };
 }
@@ -345,7 +240,7 @@ export function parameterServerRound(server: number, world: number, rank: number
  * The sizes themselves are learned first with a ring all-gather of one word per rank (see the executor).
  */
 export function sparseAllGather(world: number, rank: number, words: readonly number[], opts: ScheduleOptions = {}): Schedule {
-  checkWorldRank(world, rank);
+  checkWorldAndRank(world, rank);
   if (words.length !== world) throw new RangeError(`need one payload size per rank (${world}), got ${words.length}`);
   const boundaries = [0];
   for (const count of words) {

@@ -1,12 +1,12 @@
 // Turns a list of planned actions (each tagged with its logical step and part) into the barrier steps
-// of a Schedule, for the schedules that live in their own files (tree-allreduce.ts, rhd-allreduce.ts,
-// all-to-all.ts). The placement rule is the ring's (schedules.ts): with `pipeline` part p of logical
+// of a Schedule, for every collective: the ring and star ones in schedules.ts and those in their own
+// files (tree-allreduce.ts, rhd-allreduce.ts, all-to-all.ts). With `pipeline` part p of logical
 // step s runs at schedule step s + p (a wavefront), without it every part of a logical step shares
 // step s. Every rank of a collective computes the same logical steps and the same part count, so
 // every rank gets the same number of steps.
 
 import type { Range } from './chunking';
-import type { RecvAction, ReducedRange, Schedule, SendAction } from './schedules';
+import type { RecvAction, ReducedRange, Schedule, SendAction } from './schedule-types';
 import type { CollectiveKind, Phase } from './types';
 
 /** An action before it is placed at a schedule step. */

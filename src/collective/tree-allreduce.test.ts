@@ -1,11 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { runSchedule } from './executor';
-import { createMemoryMesh } from './memory-transport';
-import { type ScheduleOptions, checkSchedule } from './schedules';
-import { eventsVersusSchedule, seededFloats, unmatchedMessages } from './schedule-test-kit';
-import { exactSum, firstBitDifference, integerInput, simulate } from './test-support';
+import type { ScheduleOptions } from './schedules';
+import { expectEventsEqualSchedules, expectExactSumOnMesh, expectSoundExactAllReduce, runOnMemoryMesh, seededFloats } from './schedule-test-kit';
+import { exactSum, firstBitDifference, integerInput } from './test-support';
 import { treeAllReduce, treeLevels, treeParent } from './tree-allreduce';
-import type { ChunkEvent } from './types';
 
 const WORLDS = Array.from({ length: 16 }, (_, i) => i + 1);
 const lengthsFor = (world: number): number[] => [...new Set([0, 1, 2, Math.max(world - 1, 0), world, 13, 97])];
@@ -29,13 +26,7 @@ describe('binomial-tree all-reduce schedule', () => {
     for (const world of WORLDS) {
       for (const length of lengthsFor(world)) {
         for (const opts of OPTION_SETS) {
-          const schedules = allRanks(world, length, opts);
-          for (const s of schedules) expect(checkSchedule(s)).toEqual([]);
-          expect(unmatchedMessages(schedules)).toEqual([]);
-          expect(new Set(schedules.map((s) => s.steps.length)).size).toBe(1);
-          const out = simulate(schedules, schedules.map((_, r) => integerInput(r, length)));
-          const want = exactSum(world, length);
-          for (const x of out) expect(firstBitDifference(x, want)).toBe(-1);
+          expectSoundExactAllReduce(allRanks(world, length, opts), length);
         }
       }
     }
@@ -67,45 +58,27 @@ describe('binomial-tree all-reduce through the executor and the in-memory transp
   it('sums exactly for world 1..16 and awkward lengths, nothing left undelivered', async () => {
     for (const world of WORLDS) {
       for (const length of [0, 1, Math.max(world - 1, 0), 101]) {
-        const mesh = createMemoryMesh(world);
-        const data = mesh.map((t) => integerInput(t.rank, length));
-        await Promise.all(mesh.map((t, r) => runSchedule(t, treeAllReduce(world, r, length, { maxMessageElements: 37 }), data[r], { round: 0, collective: 0 })));
-        const want = exactSum(world, length);
-        for (const x of data) expect(firstBitDifference(x, want)).toBe(-1);
-        for (const t of mesh) expect(t.pendingMessages).toBe(0);
+        await expectExactSumOnMesh(world, length, (r) => treeAllReduce(world, r, length, { maxMessageElements: 37 }));
       }
     }
   });
 
   it('emits exactly the scheduled sends and receives (events == schedule)', async () => {
-    const world = 6;
-    const mesh = createMemoryMesh(world);
-    const events: ChunkEvent[] = [];
-    const data = mesh.map((t) => integerInput(t.rank, 70));
-    const schedules = mesh.map((t) => treeAllReduce(world, t.rank, 70, { maxMessageElements: 16 }));
-    await Promise.all(mesh.map((t, r) => runSchedule(t, schedules[r], data[r], { round: 2, collective: 1, onEvent: (e) => events.push(e) })));
-    for (const s of schedules) {
-      const { expected, got } = eventsVersusSchedule(s, events);
-      expect(got).toEqual(expected);
-    }
+    await expectEventsEqualSchedules(6, 70, (r) => treeAllReduce(6, r, 70, { maxMessageElements: 16 }));
   });
 
   it('gives every rank the same bits, those of the fixed binomial order, whatever the arrival order (non-integer data)', async () => {
     for (const world of [3, 5, 8, 11]) {
       const length = 257;
-      const mesh = createMemoryMesh(world, { linkLatencyMs: (from, to) => (from * 7 + to * 3) % 5 });
-      const data = mesh.map((t) => seededFloats(t.rank + 1, length));
-      const want = binomialReference(mesh.map((t) => seededFloats(t.rank + 1, length)));
-      await Promise.all(mesh.map((t, r) => runSchedule(t, treeAllReduce(world, r, length, { maxMessageElements: 40 }), data[r], { round: 0, collective: 0 })));
+      const want = binomialReference(Array.from({ length: world }, (_, r) => seededFloats(r + 1, length)));
+      const { data } = await runOnMemoryMesh(world, (r) => treeAllReduce(world, r, length, { maxMessageElements: 40 }), (r) => seededFloats(r + 1, length), {}, { linkLatencyMs: (from, to) => (from * 7 + to * 3) % 5 });
       for (const x of data) expect(firstBitDifference(x, want)).toBe(-1);
     }
   });
 
   it('averages once, at the root, before the broadcast', async () => {
     const world = 5;
-    const mesh = createMemoryMesh(world);
-    const data = mesh.map((t) => integerInput(t.rank, 30).map((v) => v * world));
-    await Promise.all(mesh.map((t, r) => runSchedule(t, treeAllReduce(world, r, 30, { maxMessageElements: 7 }), data[r], { round: 0, collective: 0, average: true })));
+    const { data } = await runOnMemoryMesh(world, (r) => treeAllReduce(world, r, 30, { maxMessageElements: 7 }), (r) => integerInput(r, 30).map((v) => v * world), { average: true });
     for (const x of data) expect(Array.from(x)).toEqual(Array.from(exactSum(world, 30)));
   });
 });
