@@ -9,7 +9,7 @@ import { COLLECTIVE_IDS } from '../collective/collective-ids';
 import type { Transport } from '../collective/types';
 import { CpuBackend } from '../engine/cpu-backend';
 import type { Mlp } from '../model/mlp';
-import { contextFor, spirals, testConfig } from '../parallel/test-support';
+import { contextFor, spirals, testConfig } from './parallel-test-support';
 import { strategyFor, type Strategy } from '../parallel/strategy';
 import { EventBus } from '../shared/events';
 import { classifierRun, type Run } from '../train/recipes';

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { compactSparseBytes, kForRatio } from '../collective/codecs';
 import { viewOf } from '../engine/backend';
 import { sparseHooks, type ParallelContext } from './strategy';
-import { bytesSentBy, maxDifference, testConfig, trainRoom } from './test-support';
+import { bytesSentBy, maxDifference, testConfig, trainRoom } from '../lab/parallel-test-support';
 
 describe('fp16 on the wire', () => {
   it.each([2, 4])('%i ranks: replicas bitwise equal every step, half the bytes of float32, close to it', async (world) => {

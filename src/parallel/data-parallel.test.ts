@@ -10,7 +10,7 @@ import { defaults, type ClassifierRecipe } from '../train/defaults';
 import { classifierRun, type Run } from '../train/recipes';
 import type { Mlp } from '../model/mlp';
 import { DataParallelSync, FIRST_BUCKET_FRACTION, MAX_PIECES, piecesOf } from './data-parallel';
-import { relativeError, testConfig, trainRoom } from './test-support';
+import { relativeError, testConfig, trainRoom } from '../lab/parallel-test-support';
 
 const data = syntheticData({ kind: 'spirals', seed: 5 });
 const adamw: ClassifierRecipe = { ...defaults.synthetic, globalBatch: 24, steps: 8, microBatches: 1 };

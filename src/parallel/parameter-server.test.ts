@@ -3,7 +3,7 @@
 // by at most the staleness bound, and all end with the server's final parameters).
 import { describe, expect, it } from 'vitest';
 import { asyncParameterServerHooks, createParallelHooks } from './strategy';
-import { bytesSentBy, maxDifference, relativeError, testConfig, trainRoom } from './test-support';
+import { bytesSentBy, maxDifference, relativeError, testConfig, trainRoom } from '../lab/parallel-test-support';
 import { createMemoryMesh } from '../collective/memory-transport';
 import { CpuBackend } from '../engine/cpu-backend';
 import { defaults } from '../train/defaults';

@@ -5,7 +5,7 @@ import { encodeFp16, encodeSparseCompact } from '../collective/codecs';
 import type { MessageTag, Transport } from '../collective/types';
 import type { Compression } from '../lab/config';
 import { FIRST_FLOAT_ID } from '../collective/collective-ids';
-import { testConfig, trainRoom } from '../parallel/test-support';
+import { testConfig, trainRoom } from '../lab/parallel-test-support';
 import { firstNonFiniteF16, firstNonFiniteF32, finiteModelDataCheck, topKPayloadProblem } from './payload-checks';
 
 const bytesOf = (a: Float32Array | Uint16Array | Uint8Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);

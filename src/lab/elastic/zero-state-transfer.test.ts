@@ -10,7 +10,7 @@ import { CpuBackend } from '../../engine/cpu-backend';
 import { paramsHash } from '../../model/layout';
 import type { Mlp } from '../../model/mlp';
 import { createParallelHooks } from '../../parallel/strategy';
-import { contextFor, spirals, testConfig, trainRoom } from '../../parallel/test-support';
+import { contextFor, spirals, testConfig, trainRoom } from '../parallel-test-support';
 import { ZeroBackups, type ZeroSlice } from '../../parallel/zero/zero-backup';
 import type { ClassifierRecipe } from '../../train/defaults';
 import { captureCheckpoint, CheckpointError, loadCheckpoint, restoreCheckpoint } from '../../train/checkpoint';

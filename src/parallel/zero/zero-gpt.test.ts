@@ -16,7 +16,7 @@ import type { ParamLayout } from '../../model/layout';
 import { DataParallelSync } from '../data-parallel';
 import { predictBytes, slotsHeld, totalBytes } from './budget';
 import { createZeroHooks } from './zero-hooks';
-import { relativeError } from '../test-support';
+import { relativeError } from '../../lab/parallel-test-support';
 
 const data = textDataFromString('the quick brown fox jumps over the lazy dog. '.repeat(40));
 const steps = 3;

@@ -15,7 +15,7 @@ import { classifierRun, type Run } from '../../train/recipes';
 import type { Mlp } from '../../model/mlp';
 import { DataParallelSync } from '../data-parallel';
 import { createZeroHooks, zeroPartition } from './zero-hooks';
-import { contextFor, relativeError } from '../test-support';
+import { contextFor, relativeError } from '../../lab/parallel-test-support';
 
 // ZeRO sums in another order than the bucketed all-reduce (reduce-scatter, then the clip norm as a sum
 // of per-shard sums): measured 0-7.3e-9 of the distance trained, 2.4e-7 with 2 micro-batches

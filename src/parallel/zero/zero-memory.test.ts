@@ -5,7 +5,7 @@
 //   npx vitest run --project unit src/parallel/zero/zero-memory.test.ts
 import { describe, expect, it } from 'vitest';
 import type { MemoryKind } from '../../engine/backend';
-import { testConfig, trainRoom, type RoomResult } from '../test-support';
+import { testConfig, trainRoom, type RoomResult } from '../../lab/parallel-test-support';
 import { predictBytes, totalBytes } from './budget';
 import { largestGroup } from './shard-storage';
 import { STAGING_FLOATS } from './zero-sync';

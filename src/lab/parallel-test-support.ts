@@ -1,18 +1,19 @@
-// Test-only: a room of N ranks in one process (CPU backend, in-memory transport) trained through the
-// real strategy (createParallelHooks) with a lab config, the way the session wires it.
+// Test-only (imported by tests alone): a room of N ranks in one process (CPU backend, in-memory transport)
+// trained through the real strategy (createParallelHooks) with a lab config, the way the session wires it.
+// It lives in lab/ because it builds runs from a LabConfig; parallel/ must not import lab/.
 import { createMemoryMesh, type MemoryMeshOptions } from '../collective/memory-transport';
 import type { ChunkEvent, Transport } from '../collective/types';
 import { syntheticData } from '../data/synthetic';
 import { viewOf, type MemoryKind } from '../engine/backend';
 import { CpuBackend } from '../engine/cpu-backend';
-import { DEFAULT_CONFIG, type LabConfig } from '../lab/config';
+import { DEFAULT_CONFIG, type LabConfig } from './config';
 import type { LabEvent, StepMetrics } from '../shared/events';
-import { bucketFor, recipeFor } from '../lab/recipe';
+import { bucketFor, recipeFor } from './recipe';
 import { paramsHash } from '../model/layout';
 import type { Mlp } from '../model/mlp';
 import type { ClassifierRecipe } from '../train/defaults';
 import { classifierRun, type Run } from '../train/recipes';
-import { createParallelHooks, type ParallelContext, type ParallelHooks } from './strategy';
+import { createParallelHooks, type ParallelContext, type ParallelHooks } from '../parallel/strategy';
 
 export const spirals = syntheticData({ kind: 'spirals', seed: 5 });
 
