@@ -10,12 +10,13 @@ import { finishTraining, maxRelativeDifference, openTrainingTabs, type TabResult
 
 const RUN = { model: 'mlp', dataset: 'mnist', steps: 24, batch: 64, seed: 5 };
 // Float32 sums in another order, amplified by Adam over 24 steps. Measured against one tab at 24 steps:
-// static 4 tabs 3.1e-7, static 3 tabs (shares 21/21/22, weighted) 5.6e-6, this elastic run 5.1e-6.
-// A step lost or applied twice moves the parameters by far more (checked below).
-const TOLERANCE = 2e-5;
-// The parameter server sums the workers' gradients at one tab in rank order, a third order again:
-// measured 1.1e-5 with its server closed at step 6.
-const PS_TOLERANCE = 5e-5;
+// static 4 tabs 3.1e-7, static 3 tabs (shares 21/21/22, weighted) 5.6e-6; the elastic runs depend on
+// the step the newcomer's re-form lands on (more steps at 3 tabs, more difference): 1.97e-5 to 2.55e-5
+// measured (ZeRO-3: 1.4-2.1e-5; the parameter server: 1.1-2.4e-5). A step lost or applied twice moves
+// the parameters by 1.9e-3 (checked below: at least 10x the tolerance), so 1e-4 keeps 4x headroom over
+// the noise and still catches it.
+const TOLERANCE = 1e-4;
+const PS_TOLERANCE = 1e-4;
 
 const status = (page: Page) => page.evaluate(() => window.lab.status());
 
