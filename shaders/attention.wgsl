@@ -11,14 +11,6 @@
 // the models keep them in the activation arena beside out and d_qkv, and WebGPU refuses a dispatch
 // that binds one buffer both read-only and writable. d_scores is the backend's own scratch buffer.
 
-struct AttentionParams {
-  B: u32,
-  T: u32,
-  C: u32,
-  n_head: u32,
-  scale: f32, // 1 / sqrt(hs)
-}
-
 @group(0) @binding(0) var<uniform> p: AttentionParams;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;   // forward
 @group(0) @binding(1) var<storage, read_write> d_qkv: array<f32>; // backward_qkv
@@ -26,30 +18,6 @@ struct AttentionParams {
 @group(0) @binding(3) var<storage, read_write> qkv: array<f32>;
 @group(0) @binding(4) var<storage, read_write> d_out: array<f32>; // backward_qkv
 @group(0) @binding(5) var<storage, read> d_scores: array<f32>;    // backward_qkv
-
-struct Row {
-  b: u32,
-  h: u32,
-  t: u32,
-  valid: bool,
-}
-
-fn row_of(gid: vec3u, nwg: vec3u) -> Row {
-  let i = gid.y * nwg.x * 64u + gid.x;
-  let t = i % p.T;
-  let bh = i / p.T;
-  return Row(bh / p.n_head, bh % p.n_head, t, i < p.B * p.n_head * p.T);
-}
-
-// Offset of element 0 of head h of part (0 q, 1 k, 2 v) of token (b, t) in qkv.
-fn qkv_at(b: u32, t: u32, part: u32, h: u32) -> u32 {
-  let hs = p.C / p.n_head;
-  return (b * p.T + t) * 3u * p.C + part * p.C + h * hs;
-}
-
-fn att_row(r: Row) -> u32 {
-  return ((r.b * p.n_head + r.h) * p.T + r.t) * p.T;
-}
 
 @compute @workgroup_size(64)
 fn attention_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {

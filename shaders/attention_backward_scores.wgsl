@@ -2,45 +2,14 @@
 // sum_j att[j] datt[j]) * scale with datt[t2] = dout[t] . v[t2], into d_scores, a scratch buffer shaped
 // like att that attention_backward_qkv then reads. A file of its own because it binds qkv, att and
 // d_out read-only (its output is the backend's scratch buffer, apart from the activations), while
-// attention.wgsl must declare them read_write. The helpers repeat attention.wgsl's (WGSL has no imports).
-
-struct AttentionParams {
-  B: u32,
-  T: u32,
-  C: u32,
-  n_head: u32,
-  scale: f32, // 1 / sqrt(hs)
-}
+// attention.wgsl must declare them read_write. Its helpers (row_of, qkv_at, att_row) and the uniform
+// struct are attention_common.wgsl's, as attention.wgsl's are.
 
 @group(0) @binding(0) var<uniform> p: AttentionParams;
 @group(0) @binding(1) var<storage, read_write> d_scores: array<f32>;
 @group(0) @binding(2) var<storage, read> d_out: array<f32>;
 @group(0) @binding(3) var<storage, read> qkv: array<f32>;
 @group(0) @binding(4) var<storage, read> att: array<f32>;
-
-struct Row {
-  b: u32,
-  h: u32,
-  t: u32,
-  valid: bool,
-}
-
-fn row_of(gid: vec3u, nwg: vec3u) -> Row {
-  let i = gid.y * nwg.x * 64u + gid.x;
-  let t = i % p.T;
-  let bh = i / p.T;
-  return Row(bh / p.n_head, bh % p.n_head, t, i < p.B * p.n_head * p.T);
-}
-
-// Offset of element 0 of head h of part (0 q, 1 k, 2 v) of token (b, t) in qkv.
-fn qkv_at(b: u32, t: u32, part: u32, h: u32) -> u32 {
-  let hs = p.C / p.n_head;
-  return (b * p.T + t) * 3u * p.C + part * p.C + h * hs;
-}
-
-fn att_row(r: Row) -> u32 {
-  return ((r.b * p.n_head + r.h) * p.T + r.t) * p.T;
-}
 
 @compute @workgroup_size(64)
 fn attention_backward_scores(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {

@@ -6,6 +6,7 @@
 // backend is created (never in a step loop).
 import attentionWgsl from '../../shaders/attention.wgsl?raw';
 import attentionBackwardScoresWgsl from '../../shaders/attention_backward_scores.wgsl?raw';
+import attentionCommonWgsl from '../../shaders/attention_common.wgsl?raw';
 import biasWgsl from '../../shaders/bias.wgsl?raw';
 import clipWgsl from '../../shaders/clip.wgsl?raw';
 import embeddingWgsl from '../../shaders/embedding.wgsl?raw';
@@ -21,10 +22,13 @@ import residualWgsl from '../../shaders/residual.wgsl?raw';
 import softmaxCrossEntropyWgsl from '../../shaders/softmax_cross_entropy.wgsl?raw';
 import type { UniformStruct, UniformValues } from './uniforms';
 
-/** Every WGSL file, by name (shaders/<name>.wgsl). */
+/**
+ * Every WGSL module, by name (shaders/<name>.wgsl). The two attention modules start with
+ * attention_common.wgsl's struct and helpers (WGSL has no imports; a module is one text).
+ */
 export const SHADERS = {
-  attention: attentionWgsl,
-  attention_backward_scores: attentionBackwardScoresWgsl,
+  attention: `${attentionCommonWgsl}\n${attentionWgsl}`,
+  attention_backward_scores: `${attentionCommonWgsl}\n${attentionBackwardScoresWgsl}`,
   bias: biasWgsl,
   clip: clipWgsl,
   embedding: embeddingWgsl,
