@@ -59,6 +59,8 @@ describe('lab config from the URL', () => {
     expect(() => fromQuery('room=r&pipeline=2&accum=2')).toThrow(/set micro, not accum/);
     expect(() => fromQuery('room=r&world=4&pipeline=2&micro=4&batch=12')).toThrow(/\(12\) does not split into 2 pipeline\(s\) x 4 equal micro-batches/);
     expect(fromQuery('room=r&world=4&pipeline=2&micro=4&batch=16').batch).toBe(16);
+    expect(fromQuery('model=gpt&layers=4').layers).toBe(4);
+    expect(() => fromQuery('layers=4')).toThrow(/layers sets the GPT's blocks/);
   });
 
   it('round-trips through the query string, writing only what differs from the defaults', () => {

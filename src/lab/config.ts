@@ -79,6 +79,8 @@ export interface LabConfig {
   schedule: PipelineScheduleKind;
   /** Micro-batches per step that travel through the pipeline (0: twice the number of stages). */
   micro: number;
+  /** The GPT's transformer blocks (0: the recipe's); a pipeline needs at least one per stage. */
+  layers: number;
 }
 
 export const MODEL_DEFAULT_DATASET: Record<ModelKind, DatasetKind> = { mlp: 'mnist', gpt: 'sotu' };
@@ -115,6 +117,7 @@ export const DEFAULT_CONFIG: LabConfig = {
   pipeline: 1,
   schedule: '1f1b',
   micro: 0,
+  layers: 0,
 };
 
 const CHOICES = {
@@ -263,6 +266,9 @@ function applyEntry(config: LabConfig, key: string, raw: string): void {
     case 'micro':
       config.micro = parseInteger('micro', raw, 0, 1024);
       return;
+    case 'layers':
+      config.layers = parseInteger('layers', raw, 0, 64);
+      return;
     default:
       throw new ConfigError(`unknown setting "${key}"`);
   }
@@ -303,6 +309,7 @@ export function validateConfig(config: LabConfig): void {
   if (config.model === 'gpt' && !textSet) throw new ConfigError('the GPT trains on text: dataset sotu or text');
   if (config.model === 'mlp' && textSet) throw new ConfigError('the MLP trains on mnist or a 2-D set, not text');
   if (config.hidden !== '' && config.model !== 'mlp') throw new ConfigError('hidden sets the MLP\'s widths: use model=mlp');
+  if (config.layers !== 0 && config.model !== 'gpt') throw new ConfigError('layers sets the GPT\'s blocks: use model=gpt (the MLP\'s layers are set by hidden)');
   if (config.mode === 'ps' && config.zero !== 0) throw new ConfigError('ZeRO shards across a ring: use mode=ring');
   if (config.offload && config.zero === 0) throw new ConfigError('offload moves the ZeRO optimizer shard to the CPU: set zero to 1, 2 or 3');
   if (config.zero !== 0 && config.compression !== 'none') throw new ConfigError('ZeRO moves full-precision shards: use compression=none');

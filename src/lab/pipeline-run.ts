@@ -181,7 +181,9 @@ class PipelineRun implements PartitionedRun {
     const classifier = stage.spec.kind === 'mlp';
     for (const [i, batch] of this.evalBatches.entries()) {
       const tag = { round: this.step, collective: EVAL_ACTIVATIONS, chunk: i };
-      const input = stage.isFirst ? undefined : new Float32Array((await transport.recv(rankOf(s - 1), tag)).slice().buffer);
+      // A copy into a buffer of its own: the payload may be a view into a larger frame, and the data
+      // channels' Buffer polyfill's slice() is a view too.
+      const input = stage.isFirst ? undefined : new Float32Array(new Uint8Array(await transport.recv(rankOf(s - 1), tag)).buffer);
       try {
         const out = stage.forward(0, batch, 0, input);
         if (out.output) {

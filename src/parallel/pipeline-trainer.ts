@@ -193,7 +193,8 @@ export class PipelineTrainer {
       const tag = pipelineTag(step, collective, i, 'grad');
       const [, payload] = await Promise.all([transport.send(peer, tag, new Uint8Array(own.buffer, own.byteOffset, own.byteLength)), transport.recv(peer, tag)]);
       if (payload.byteLength !== own.byteLength) throw new RangeError(`tied ${name}: got ${payload.byteLength} bytes from the other end, hold ${own.byteLength}`);
-      const other = new Float32Array(payload.slice().buffer);
+      // A copy of its own: the payload may view a larger frame (and a Buffer's slice() is a view too).
+      const other = new Float32Array(new Uint8Array(payload).buffer);
       const [first, last] = stage.isFirst ? [own, other] : [other, own];
       const sum = new Float32Array(own.length);
       for (let k = 0; k < sum.length; k++) sum[k] = first[k] + last[k];
