@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULT_CONFIG, configToQuery, parseConfig } from './config';
+import { ConfigError, DEFAULT_CONFIG, configToQuery, parseConfig, pipelineNeedsRoom } from './config';
 
 const fromQuery = (query: string) => parseConfig(new URLSearchParams(query).entries());
 
@@ -51,7 +51,8 @@ describe('lab config from the URL', () => {
   it('reads the pipeline keys and refuses a pipeline that cannot be laid out on the room', () => {
     expect(fromQuery('room=r&world=4&pipeline=2&schedule=gpipe&micro=8')).toMatchObject({ pipeline: 2, schedule: 'gpipe', micro: 8 });
     expect(fromQuery('').schedule).toBe('1f1b');
-    expect(() => fromQuery('pipeline=2')).toThrow(/pipeline=2 splits the model across 2 tabs: it needs a room/);
+    expect(pipelineNeedsRoom(fromQuery('pipeline=2'))).toMatch(/pipeline=2 splits the model across 2 tabs: it needs a room/);
+    expect(pipelineNeedsRoom(fromQuery('room=r&pipeline=2'))).toBeNull();
     expect(() => fromQuery('room=r&world=3&pipeline=2')).toThrow(/needs a room whose size it divides .* got world=3/);
     expect(() => fromQuery('room=r&pipeline=2&schedule=interleaved')).toThrow(/schedule must be one of gpipe, 1f1b/);
     expect(() => fromQuery('room=r&micro=4')).toThrow(/micro sets the micro-batches of a pipeline/);

@@ -318,15 +318,23 @@ export function validateConfig(config: LabConfig): void {
   if (config.world > 0 && config.batch > 0 && config.pipeline === 1) checkBatchSplit(config.batch, config.world, config.accum);
 }
 
+/** Why the config cannot start as it is (a pipeline without a room), or null. */
+export function pipelineNeedsRoom(config: Pick<LabConfig, 'pipeline' | 'room'>): string | null {
+  return config.pipeline > 1 && config.room === '' ? `pipeline=${config.pipeline} splits the model across ${config.pipeline} tabs: it needs a room (room=...)` : null;
+}
+
 /** The pipeline's micro-batches per step (micro=0: twice the stages, so that the bubble is at most a third). */
 export function pipelineMicroBatches(config: Pick<LabConfig, 'pipeline' | 'micro'>): number {
   return config.micro > 0 ? config.micro : 2 * config.pipeline;
 }
 
-/** pipeline=P: a room whose size P divides, and none of the settings that assume whole replicas. */
+/**
+ * pipeline=P: a room whose size P divides, and none of the settings that assume whole replicas. That
+ * there is a room at all is checked when the run starts (pipelineNeedsRoom): a dashboard or the swarm
+ * sets the room after the rest of the config.
+ */
 function checkPipeline(config: LabConfig): void {
   const P = config.pipeline;
-  if (config.room === '') throw new ConfigError(`pipeline=${P} splits the model across ${P} tabs: it needs a room (room=...)`);
   if (config.world > 0 && config.world % P !== 0) {
     throw new ConfigError(`pipeline=${P} needs a room whose size it divides (tabs = pipelines x ${P} stages), got world=${config.world}`);
   }

@@ -21,7 +21,7 @@ import type { LabMetrics, LabStatus } from './api';
 import { chooseBackend } from './backend-choice';
 import { checkpointKey, defaultCheckpointStore, type CheckpointStore } from './checkpoint-store';
 import type { StagedCheckpoint } from './checkpoint-keeper';
-import type { LabConfig } from './config';
+import { pipelineNeedsRoom, type LabConfig } from './config';
 import { loadDataset } from './datasets';
 import { isLostPeer } from './elastic/failures';
 import { ReplicasDisagree } from './overlapped-exchange';
@@ -152,6 +152,8 @@ export class PartitionedSession {
 
   private async prepare(): Promise<void> {
     this.setState('loading');
+    const roomless = pipelineNeedsRoom(this.config);
+    if (roomless) throw new Error(roomless);
     const { backend, fallbackReason } = await chooseBackend(this.config.backend, this.env.gpu, (problem) =>
       this.fail(new Error(problem.kind === 'lost' ? `GPU device lost (${problem.reason}): ${problem.message}` : `GPU error: ${problem.message}`)),
     );
