@@ -30,6 +30,9 @@ import { joinRoom, type JoinedRoom } from './room';
 import { RunMetrics, type LogEntry } from './run-metrics';
 import type { SessionEnv } from './session';
 
+/** Round of the starting-step agreement: the largest u32, never a training step's. */
+const START_STEP_ROUND = 0xffff_ffff;
+
 export class PartitionedSession {
   private state: RunState = 'idle';
   private error: string | null = null;
@@ -176,6 +179,7 @@ export class PartitionedSession {
     this.steps = run.recipe.steps;
     this.log('info', `${run.description} (rank ${this.rank} of ${this.world})`);
     await this.restoreStart(run);
+    await this.agreeOnStartStep(run);
     this.publishMemory();
     await this.checkReplicas(run);
   }
@@ -189,6 +193,16 @@ export class PartitionedSession {
     if (!bytes) return;
     for (const warning of run.restore(bytes, this.world)) this.log('warn', `checkpoint: ${warning}`);
     this.log('info', `resumed ${run.part} from a checkpoint of step ${loadCheckpoint(bytes).header.step} (${this.staged ? 'the file given' : 'autosave'})`);
+  }
+
+  /** Every tab must start from the same step (a resumed part whose autosave is older than the others' cannot). */
+  private async agreeOnStartStep(run: PartitionedRun): Promise<void> {
+    const own = run.step.toString(16).padStart(16, '0');
+    const { hashes } = await this.whileRoomWhole(() => exchangeHashes(this.room!.transport, START_STEP_ROUND, own));
+    const steps = hashes.map((h) => parseInt(h, 16));
+    if (steps.some((s) => s !== run.step)) {
+      throw new Error(`the tabs start from different steps (${steps.map((s, r) => `rank ${r}: ${s}`).join(', ')}): some part's autosave is missing or older; start again without resume=1`);
+    }
   }
 
   private async train(): Promise<void> {
