@@ -18,7 +18,7 @@ import type { Mesh } from '../peer/mesh';
 import type { RunState } from '../shared/events';
 import { loadCheckpoint } from '../train/checkpoint';
 import type { LabMetrics, LabStatus } from './api';
-import { chooseBackend } from './backend-choice';
+import { openRunBackend } from './backend-choice';
 import { checkpointKey, defaultCheckpointStore, type CheckpointStore } from './checkpoint-store';
 import type { StagedCheckpoint } from './checkpoint-keeper';
 import { pipelineNeedsRoom, type LabConfig } from './config';
@@ -157,11 +157,7 @@ export class PartitionedSession {
     this.setState('loading');
     const roomless = pipelineNeedsRoom(this.config);
     if (roomless) throw new Error(roomless);
-    const { backend, fallbackReason } = await chooseBackend(this.config.backend, this.env.gpu, (problem) =>
-      this.fail(new Error(problem.kind === 'lost' ? `GPU device lost (${problem.reason}): ${problem.message}` : `GPU error: ${problem.message}`)),
-    );
-    this.backend = backend;
-    if (fallbackReason) this.log('warn', `no WebGPU, training on the CPU backend (${backend.info.adapter}): ${fallbackReason}`);
+    const backend = (this.backend = await openRunBackend(this.config.backend, this.env.gpu, (error) => this.fail(error), (message) => this.log('warn', message)));
     const data = await loadDataset(this.config, this.env.dataBase ?? '/data/', this.env.userText);
     if (data.kind === 'text') this.vocab = data.data.vocab;
     this.setState('connecting');
