@@ -88,7 +88,8 @@ export interface ZeroFigures {
 /** ZeRO figures from the tabs' memory reports and step metrics; null without what they need. */
 export function zeroFigures(config: LabConfig, byRank: { metrics: LabMetrics }[]): ZeroFigures | null {
   const memories = byRank.map((r) => r.metrics.memory).filter((m): m is NonNullable<typeof m> => m !== null);
-  if (byRank.length < 2 || memories.length !== byRank.length) return null;
+  // A pipeline's tabs hold different stages: its figures are the pipeline report's (swarm-pipeline.ts).
+  if (byRank.length < 2 || memories.length !== byRank.length || config.pipeline > 1) return null;
   const layout = byRank[0].metrics.zero;
   // Plain data parallelism holds the whole vector: P is its parameter bytes / 4.
   const elements = layout?.elements ?? (config.zero === 0 ? memories[0].params / 4 : null);
@@ -196,8 +197,11 @@ export function summariseRun(
     : null;
   const steps = lead?.status.step ?? 0;
   const agreement = byRank.map((r) => r.metrics.hashesAgree);
-  const hashes = new Set(byRank.map((r) => r.metrics.lastHash));
-  const replicasAgree = agreement.some((a) => a === null) ? null : agreement.every(Boolean) && hashes.size === 1;
+  // A pipeline's tabs hold different stages: hashes are equal within each stage's group of replicas.
+  const groupOf = (r: { metrics: LabMetrics }) => (r.metrics.partition ? r.metrics.partition.stage : 0);
+  const hashesByGroup = new Map<number, Set<string | null>>();
+  for (const r of byRank) hashesByGroup.set(groupOf(r), (hashesByGroup.get(groupOf(r)) ?? new Set()).add(r.metrics.lastHash));
+  const replicasAgree = agreement.some((a) => a === null) ? null : agreement.every(Boolean) && [...hashesByGroup.values()].every((h) => h.size === 1);
   const busiest = Math.max(computeMs, commMs);
   // Each tab's own clock, over the steps its per-step times average (run-metrics.ts): the slowest rank
   // sets the room's pace.

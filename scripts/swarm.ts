@@ -10,6 +10,9 @@ import type { LabMetrics, LabStatus } from '../src/lab/api';
 import { hostLoadBetween, sampleCpu, type CpuSample } from './host-load';
 import { launchChromium, openTabs, runHeadlessJob, uniqueRoom } from './lab-browser';
 import { summariseRun, compareRuns, formatComparison, formatSummary, type RunSummary } from './swarm-summary';
+import { formatPipelineReport, pipelineReport, type PipelineReport, type PipelineTab } from './swarm-pipeline';
+import { pipelineMicroBatches } from '../src/lab/config';
+import type { PipelineFigures } from '../src/lab/partitioned-run';
 
 const CONFIG_KEYS = Object.keys(DEFAULT_CONFIG).filter((key) => !['room', 'world', 'autostart'].includes(key));
 
@@ -49,7 +52,8 @@ async function readTabs(pages: Page[]): Promise<TabReport[]> {
   );
 }
 
-async function runSwarm(baseUrl: string, tabs: number, config: LabConfig, timeoutSec: number): Promise<RunSummary> {
+/** `collect`: reads what it needs from the finished tabs before the browser closes. */
+async function runSwarm(baseUrl: string, tabs: number, config: LabConfig, timeoutSec: number, collect?: (pages: Page[]) => Promise<void>): Promise<RunSummary> {
   const browser = await launchChromium();
   try {
     const context = await browser.newContext();
@@ -101,6 +105,7 @@ async function runSwarm(baseUrl: string, tabs: number, config: LabConfig, timeou
       }
     }
     bar.stop();
+    await collect?.(pages);
     const hostCpu = cpuAtFirstStep && hostLoadBetween(cpuAtFirstStep, sampleCpu());
     return summariseRun(config, reports, (performance.now() - started) / 1000, hostCpu);
   } finally {
@@ -112,16 +117,33 @@ async function main(): Promise<void> {
   const { tabs, timeoutSec, config, compareDense } = parseCli(process.argv.slice(2));
   await runHeadlessJob('swarm', async (serverUrl) => {
     const runs: RunSummary[] = [];
-    runs.push(await runSwarm(serverUrl, tabs, config, timeoutSec));
+    let pipelineTabs: PipelineTab[] = [];
+    const readPipeline = async (pages: Page[]) => {
+      pipelineTabs = await Promise.all(pages.map((page) => page.evaluate(async () => ({ figures: window.lab.metrics().partition as PipelineFigures, params: await window.lab.params() }))));
+    };
+    runs.push(await runSwarm(serverUrl, tabs, config, timeoutSec, config.pipeline > 1 ? readPipeline : undefined));
+    let pipeline: PipelineReport | null = null;
+    if (config.pipeline > 1) {
+      // The reference: one tab on the same global batch, in the same M micro-batches (gradient accumulation).
+      console.log('\nreference: one tab, the same global batch in the same micro-batches');
+      const solo: LabConfig = { ...config, room: '', pipeline: 1, micro: 0, accum: pipelineMicroBatches(config) };
+      let reference: number[] = [];
+      await runSwarm(serverUrl, 1, solo, timeoutSec, async ([page]) => {
+        reference = await page.evaluate(() => window.lab.params());
+      });
+      pipeline = pipelineReport(pipelineTabs, reference);
+    }
     if (compareDense && config.compression !== 'none') {
       console.log(`\nbaseline: the same run without compression`);
       runs.push(await runSwarm(serverUrl, tabs, { ...config, compression: 'none' }, timeoutSec));
     }
     for (const run of runs) console.log(formatSummary(run));
     if (runs.length === 2) console.log(formatComparison(runs[0], runs[1]));
+    if (pipeline) console.log('\n' + formatPipelineReport(pipeline));
     const agree = !runs.some((run) => run.replicasAgree === false);
     if (!agree) console.error('FAILED: replicas disagree');
-    return { ok: agree, json: runs.length === 1 ? runs[0] : { runs, comparison: compareRuns(runs[0], runs[1]) } };
+    const json = runs.length === 1 ? runs[0] : { runs, comparison: compareRuns(runs[0], runs[1]) };
+    return { ok: agree, json: pipeline ? { run: json, pipeline } : json };
   });
 }
 

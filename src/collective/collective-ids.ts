@@ -24,6 +24,7 @@ export type CollectiveScope =
   | 'strategy:zero'
   | 'strategy:powersgd'
   | 'strategy:diloco'
+  | 'strategy:pipeline'
   | 'mesh-probe';
 
 export interface CollectiveIdRange {
@@ -66,6 +67,13 @@ export const COLLECTIVE_IDS = {
   powerSgdFactors: { first: FIRST_FLOAT_ID, count: 2, payload: 'floats', scope: 'strategy:powersgd', what: 'PowerSGD: the P factors (and uncompressed tensors), then the Q factors (src/collective/powersgd.ts)' },
   dilocoOuter: { first: FIRST_FLOAT_ID, count: 1, payload: 'floats', scope: 'strategy:diloco', what: 'DiLoCo: the pseudo-gradient of an outer step, float32 or fp16 (src/parallel/diloco.ts)' },
   dilocoOuterSparse: { first: FIRST_FLOAT_ID + 1, count: 1, payload: 'sparse', scope: 'strategy:diloco', what: 'DiLoCo with Top-K: the pseudo-gradient\'s kept entries with their indices' },
+  pipeline: {
+    first: FIRST_FLOAT_ID,
+    count: 6,
+    payload: 'floats',
+    scope: 'strategy:pipeline',
+    what: "pipeline parallelism (src/parallel/pipeline-trainer.ts, src/lab/pipeline-run.ts): +0 activations forward and their gradients back, +1 the tied embedding's gradient, +2 a stage group's gradient all-reduce, +3 the squared gradient norm for clipping, +4 evaluation activations, +5 the losses every tab shows",
+  },
   elasticControl: { first: 0x0e1a5, count: 1, payload: 'control', scope: 'room', what: 'elastic rooms: ready / roster / abort / closed (src/peer/elastic-protocol.ts)' },
   classroomLesson: { first: 0x00c1a55, count: 1, payload: 'floats', scope: 'room', what: 'classroom: the lesson\'s all-reduce, and its control frames (src/lab/classroom-protocol.ts)' },
   zeroCollectives: { first: ZERO_FIRST, count: U32_END - ZERO_FIRST, payload: 'floats', scope: 'strategy:zero', what: 'ZeRO: reduce-scatters and all-gathers, numbered in order (src/parallel/zero/zero-sync.ts)' },

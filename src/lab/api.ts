@@ -4,6 +4,7 @@
 import type { BackendInfo, MemoryKind } from '../engine/backend';
 import type { StoredCheckpointInfo } from './checkpoint-store';
 import type { LabConfig } from './config';
+import type { PartitionFigures } from './partitioned-run';
 import type { RunState } from '../shared/events';
 
 export interface LabStatus {
@@ -80,6 +81,8 @@ export interface LabMetrics {
   zeroBackups?: { bytesSent: number; floatsHeld: number; steps: number };
   /** ZeRO-3: bytes the replica check's own layer-by-layer verification passes sent (also counted in bytesSent). */
   replicaCheck?: { bytesSent: number };
+  /** A partitioned run (pipeline=P): this tab's part and what it measured (src/lab/partitioned-run.ts). */
+  partition?: PartitionFigures;
   /** ZeRO runs: the stage, the room size and the flat vector's (padded) length the partition shards. */
   zero?: { stage: number; world: number; elements: number; optimizerFloatsPerParam: number } | null;
   lastHash: string | null;

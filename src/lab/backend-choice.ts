@@ -39,3 +39,20 @@ async function cpuBackend(): Promise<Backend> {
     return new CpuBackend();
   }
 }
+
+/**
+ * The run loops' start (session.ts, partitioned-session.ts): the config's backend, a device problem
+ * turned into the run's failure, and the fallback to the CPU said in the log.
+ */
+export async function openRunBackend(
+  choice: BackendChoice,
+  gpu: GPU | undefined,
+  fail: (error: Error) => void,
+  warn: (message: string) => void,
+): Promise<Backend> {
+  const { backend, fallbackReason } = await chooseBackend(choice, gpu, (problem) =>
+    fail(new Error(problem.kind === 'lost' ? `GPU device lost (${problem.reason}): ${problem.message}` : `GPU error: ${problem.message}`)),
+  );
+  if (fallbackReason) warn(`no WebGPU, training on the CPU backend (${backend.info.adapter}): ${fallbackReason}`);
+  return backend;
+}

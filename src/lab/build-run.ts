@@ -66,7 +66,7 @@ export function buildRun(o: BuildRunOptions): BuiltRun {
 }
 
 /** The MLP's input and output widths follow the data set (XOR and circles have 2 classes, spirals 3). */
-function fitToData(recipe: ClassifierRecipe, data: ClassificationData): ClassifierRecipe {
+export function fitToData(recipe: ClassifierRecipe, data: ClassificationData): ClassifierRecipe {
   const sizes = [...recipe.model.sizes];
   sizes[0] = data.train.features;
   sizes[sizes.length - 1] = data.train.numClasses;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULT_CONFIG, configToQuery, parseConfig } from './config';
+import { ConfigError, DEFAULT_CONFIG, configToQuery, parseConfig, pipelineNeedsRoom } from './config';
 
 const fromQuery = (query: string) => parseConfig(new URLSearchParams(query).entries());
 
@@ -46,6 +46,22 @@ describe('lab config from the URL', () => {
     expect(() => fromQuery('mode=ps&zero=2')).toThrow(/ring/);
     expect(() => fromQuery('world=3&batch=64&accum=2')).toThrow(/tab 0 would get 21 sample/);
     expect(fromQuery('world=3&batch=64').batch).toBe(64); // shares 21, 21, 22
+  });
+
+  it('reads the pipeline keys and refuses a pipeline that cannot be laid out on the room', () => {
+    expect(fromQuery('room=r&world=4&pipeline=2&schedule=gpipe&micro=8')).toMatchObject({ pipeline: 2, schedule: 'gpipe', micro: 8 });
+    expect(fromQuery('').schedule).toBe('1f1b');
+    expect(pipelineNeedsRoom(fromQuery('pipeline=2'))).toMatch(/pipeline=2 splits the model across 2 tabs: it needs a room/);
+    expect(pipelineNeedsRoom(fromQuery('room=r&pipeline=2'))).toBeNull();
+    expect(() => fromQuery('room=r&world=3&pipeline=2')).toThrow(/needs a room whose size it divides .* got world=3/);
+    expect(() => fromQuery('room=r&pipeline=2&schedule=interleaved')).toThrow(/schedule must be one of gpipe, 1f1b/);
+    expect(() => fromQuery('room=r&micro=4')).toThrow(/micro sets the micro-batches of a pipeline/);
+    expect(() => fromQuery('room=r&pipeline=2&zero=1')).toThrow(/ZeRO/);
+    expect(() => fromQuery('room=r&pipeline=2&accum=2')).toThrow(/set micro, not accum/);
+    expect(() => fromQuery('room=r&world=4&pipeline=2&micro=4&batch=12')).toThrow(/\(12\) does not split into 2 pipeline\(s\) x 4 equal micro-batches/);
+    expect(fromQuery('room=r&world=4&pipeline=2&micro=4&batch=16').batch).toBe(16);
+    expect(fromQuery('model=gpt&layers=4').layers).toBe(4);
+    expect(() => fromQuery('layers=4')).toThrow(/layers sets the GPT's blocks/);
   });
 
   it('round-trips through the query string, writing only what differs from the defaults', () => {

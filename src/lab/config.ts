@@ -1,5 +1,6 @@
 // The lab's run configuration and its URL form: the automation contract for scripts and users' own
 // Playwright tests (README "Scripting the lab"). The same keys are the swarm CLI's flags.
+import { PIPELINE_SCHEDULES, type PipelineScheduleKind } from '../collective/pipeline-schedules';
 import type { Compression, ParallelMode, ZeroStage } from '../parallel/parallel-types';
 import { shareOf } from '../train/sampler';
 
@@ -69,6 +70,17 @@ export interface LabConfig {
    * four animated dashboards cost a fifth of the training speed (the swarm turns them off).
    */
   dashboard: boolean;
+  /**
+   * Pipeline parallelism: the model split into this many stages, one per tab (1: none). A room of N tabs
+   * runs N / pipeline pipelines side by side (data parallelism across them); see pipeline-run.ts.
+   */
+  pipeline: number;
+  /** The pipeline's schedule: all forwards then all backwards (gpipe), or one forward one backward (1f1b). */
+  schedule: PipelineScheduleKind;
+  /** Micro-batches per step that travel through the pipeline (0: twice the number of stages). */
+  micro: number;
+  /** The GPT's transformer blocks (0: the recipe's); a pipeline needs at least one per stage. */
+  layers: number;
 }
 
 export const MODEL_DEFAULT_DATASET: Record<ModelKind, DatasetKind> = { mlp: 'mnist', gpt: 'sotu' };
@@ -102,6 +114,10 @@ export const DEFAULT_CONFIG: LabConfig = {
   maxrefused: 200,
   peertimeout: 10_000,
   dashboard: true,
+  pipeline: 1,
+  schedule: '1f1b',
+  micro: 0,
+  layers: 0,
 };
 
 const CHOICES = {
@@ -111,6 +127,7 @@ const CHOICES = {
   compression: ['none', 'fp16', 'topk', 'randk'],
   backend: ['auto', 'webgpu', 'cpu'],
   optimizer: ['adamw', 'sgd'],
+  schedule: PIPELINE_SCHEDULES,
 } as const satisfies Partial<Record<keyof LabConfig, readonly string[]>>;
 
 export class ConfigError extends Error {
@@ -240,6 +257,18 @@ function applyEntry(config: LabConfig, key: string, raw: string): void {
     case 'dashboard':
       config.dashboard = parseBoolean('dashboard', raw);
       return;
+    case 'pipeline':
+      config.pipeline = parseInteger('pipeline', raw, 1, 64);
+      return;
+    case 'schedule':
+      config.schedule = parseChoice('schedule', raw);
+      return;
+    case 'micro':
+      config.micro = parseInteger('micro', raw, 0, 1024);
+      return;
+    case 'layers':
+      config.layers = parseInteger('layers', raw, 0, 64);
+      return;
     default:
       throw new ConfigError(`unknown setting "${key}"`);
   }
@@ -280,10 +309,46 @@ export function validateConfig(config: LabConfig): void {
   if (config.model === 'gpt' && !textSet) throw new ConfigError('the GPT trains on text: dataset sotu or text');
   if (config.model === 'mlp' && textSet) throw new ConfigError('the MLP trains on mnist or a 2-D set, not text');
   if (config.hidden !== '' && config.model !== 'mlp') throw new ConfigError('hidden sets the MLP\'s widths: use model=mlp');
+  if (config.layers !== 0 && config.model !== 'gpt') throw new ConfigError('layers sets the GPT\'s blocks: use model=gpt (the MLP\'s layers are set by hidden)');
   if (config.mode === 'ps' && config.zero !== 0) throw new ConfigError('ZeRO shards across a ring: use mode=ring');
   if (config.offload && config.zero === 0) throw new ConfigError('offload moves the ZeRO optimizer shard to the CPU: set zero to 1, 2 or 3');
   if (config.zero !== 0 && config.compression !== 'none') throw new ConfigError('ZeRO moves full-precision shards: use compression=none');
-  if (config.world > 0 && config.batch > 0) checkBatchSplit(config.batch, config.world, config.accum);
+  if (config.pipeline > 1) checkPipeline(config);
+  else if (config.micro !== 0) throw new ConfigError('micro sets the micro-batches of a pipeline (pipeline=2 or more); without one, accum sets them');
+  if (config.world > 0 && config.batch > 0 && config.pipeline === 1) checkBatchSplit(config.batch, config.world, config.accum);
+}
+
+/** Why the config cannot start as it is (a pipeline without a room), or null. */
+export function pipelineNeedsRoom(config: Pick<LabConfig, 'pipeline' | 'room'>): string | null {
+  return config.pipeline > 1 && config.room === '' ? `pipeline=${config.pipeline} splits the model across ${config.pipeline} tabs: it needs a room (room=...)` : null;
+}
+
+/** The pipeline's micro-batches per step (micro=0: twice the stages, so that the bubble is at most a third). */
+export function pipelineMicroBatches(config: Pick<LabConfig, 'pipeline' | 'micro'>): number {
+  return config.micro > 0 ? config.micro : 2 * config.pipeline;
+}
+
+/**
+ * pipeline=P: a room whose size P divides, and none of the settings that assume whole replicas. That
+ * there is a room at all is checked when the run starts (pipelineNeedsRoom): a dashboard or the swarm
+ * sets the room after the rest of the config.
+ */
+function checkPipeline(config: LabConfig): void {
+  const P = config.pipeline;
+  if (config.world > 0 && config.world % P !== 0) {
+    throw new ConfigError(`pipeline=${P} needs a room whose size it divides (tabs = pipelines x ${P} stages), got world=${config.world}`);
+  }
+  if (config.mode !== 'ring') throw new ConfigError('pipeline stages average their gradients over a ring: use mode=ring');
+  if (config.zero !== 0) throw new ConfigError('pipeline and ZeRO do not combine here: each stage already holds only its own parameters and optimizer state');
+  if (config.compression !== 'none') throw new ConfigError('pipeline sends activations and gradients in full precision: use compression=none');
+  if (config.accum !== 1) throw new ConfigError('a pipeline accumulates over its micro-batches: set micro, not accum');
+  if (config.world > 0 && config.batch > 0) {
+    const pipelines = config.world / P;
+    const M = pipelineMicroBatches(config);
+    if (config.batch % (pipelines * M) !== 0) {
+      throw new ConfigError(`the global batch (${config.batch}) does not split into ${pipelines} pipeline(s) x ${M} equal micro-batches`);
+    }
+  }
 }
 
 /**

@@ -6,13 +6,14 @@ import type { LabApi, LabMetrics, LabStatus } from './api';
 import { LabClassroom } from './classroom';
 import { DEFAULT_CONFIG, validateConfig, type LabConfig } from './config';
 import type { EventBus } from '../shared/events';
-import { LabSession, type SessionEnv, type StagedCheckpoint } from './session';
+import type { SessionEnv, StagedCheckpoint } from './session';
+import { createSession, type TrainingSession } from './sessions';
 import { base64ToBytes, bytesToBase64, CheckpointError, loadCheckpoint, type RestoreMode } from '../train/checkpoint';
 import type { CheckpointSummary, LoadCheckpointOptions } from './api';
 import { defaultCheckpointStore } from './checkpoint-store';
 
 export class LabControllerImpl implements LabController {
-  private session: LabSession | null = null;
+  private session: TrainingSession | null = null;
   private config: LabConfig;
 
   constructor(
@@ -45,7 +46,7 @@ export class LabControllerImpl implements LabController {
     return this.env.bus;
   }
 
-  current(): LabSession | null {
+  current(): TrainingSession | null {
     return this.session;
   }
 
@@ -53,7 +54,7 @@ export class LabControllerImpl implements LabController {
     validateConfig(config);
     this.reset();
     this.config = { ...config };
-    const session = new LabSession(this.config, this.env, checkpoint);
+    const session = createSession(this.config, this.env, checkpoint);
     this.session = session;
     // The run goes on in the background; its progress and failure arrive as events.
     void session.start();

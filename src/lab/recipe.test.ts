@@ -29,6 +29,15 @@ describe('hidden widths setting', () => {
   });
 });
 
+describe('GPT blocks setting', () => {
+  it('sets the GPT\'s blocks (layers=4) and leaves the recipe\'s otherwise', () => {
+    const four = recipeFor(parse('model=gpt&layers=4'), 1);
+    expect(four.kind === 'charlm' && four.recipe.model.nLayer).toBe(4);
+    const plain = recipeFor(parse('model=gpt'), 1);
+    expect(plain.kind === 'charlm' && plain.recipe.model.nLayer).toBe(2);
+  });
+});
+
 describe('bucket: the model default', () => {
   it("0 picks the measured default per model; any other value is the URL's", () => {
     expect(bucketFor({ ...DEFAULT_CONFIG, model: 'gpt', dataset: 'sotu' })).toBe(8192);

@@ -22,10 +22,15 @@ function withHidden(recipe: ClassifierRecipe, hidden: string): ClassifierRecipe 
   return { ...recipe, model: { ...recipe.model, sizes: [sizes[0], ...parseHidden(hidden), sizes[sizes.length - 1]] } };
 }
 
+/** The GPT's blocks from the URL (0: the recipe's). */
+function withLayers(recipe: CharLmRecipe, layers: number): CharLmRecipe {
+  return layers === 0 ? recipe : { ...recipe, model: { ...recipe.model, nLayer: layers } };
+}
+
 export function recipeFor(config: LabConfig, world: number): Recipe {
   const recipe: Recipe =
     config.model === 'gpt'
-      ? { kind: 'charlm', recipe: overrides(defaults.sotu, config) }
+      ? { kind: 'charlm', recipe: withLayers(overrides(defaults.sotu, config), config.layers) }
       : { kind: 'classifier', recipe: withHidden(overrides(config.dataset === 'mnist' ? defaults.mnist : defaults.synthetic, config), config.hidden) };
   checkBatchSplit(recipe.recipe.globalBatch, world, recipe.recipe.microBatches);
   return recipe;

@@ -22,7 +22,7 @@ import { loadCheckpoint, mapTextToVocab, restoreCheckpoint } from '../train/chec
 import type { CharLmRecipe, Recipe } from '../train/defaults';
 import type { Run } from '../train/recipes';
 import type { LabMetrics, LabStatus } from './api';
-import { chooseBackend } from './backend-choice';
+import { openRunBackend } from './backend-choice';
 import { buildRun } from './build-run';
 import { CheckpointKeeper, type StagedCheckpoint } from './checkpoint-keeper';
 import { defaultCheckpointStore, type CheckpointStore } from './checkpoint-store';
@@ -223,11 +223,7 @@ export class LabSession {
 
   private async prepare(): Promise<void> {
     this.setState('loading');
-    const { backend, fallbackReason } = await chooseBackend(this.config.backend, this.env.gpu, (problem) =>
-      this.fail(new Error(problem.kind === 'lost' ? `GPU device lost (${problem.reason}): ${problem.message}` : `GPU error: ${problem.message}`)),
-    );
-    this.backend = backend;
-    if (fallbackReason) this.log('warn', `no WebGPU, training on the CPU backend (${backend.info.adapter}): ${fallbackReason}`);
+    const backend = (this.backend = await openRunBackend(this.config.backend, this.env.gpu, (error) => this.fail(error), (message) => this.log('warn', message)));
     let data = await loadDataset(this.config, this.env.dataBase ?? '/data/', this.env.userText);
     if (this.config.room) {
       this.setState('connecting');

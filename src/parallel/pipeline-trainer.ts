@@ -9,8 +9,12 @@
 // DP x PP: with `dataParallel`, the tabs holding one stage in several pipelines average that stage's
 // gradients before the update, so every replica of a stage stays bitwise equal.
 //
-// Not here yet (the lab wiring): global-norm clipping (it needs the squared norm summed over stages),
-// the all-reduce overlapped with the backward, learning-rate schedules, evaluation and checkpoints.
+// Global-norm clipping (`clipNorm`) sums the stages' squared norms over the pipeline (the tied copy
+// counted once, on the first stage) in stage order, so every stage scales by the same factor, and one
+// tab's clip of the whole gradient is matched to float tolerance. The learning rate follows
+// `learningRate` (the recipe's schedule) like the one-tab trainer's.
+//
+// Not here: the DP all-reduce overlapped with the backward (it runs after the schedule).
 import { pipelineTag, type PipelineEvent, type PipelineListener, runStageSchedule, type StageCompute } from '../collective/pipeline-executor';
 import { runAllReduce } from '../collective/collectives';
 import { stageSchedule, type PipelineScheduleKind } from '../collective/pipeline-schedules';
@@ -45,6 +49,15 @@ export interface PipelineTrainerOptions {
    * after the schedule. Absent: one pipeline.
    */
   dataParallel?: { transport: Transport; collective?: number };
+  /** The learning rate of 0-based step `step` (the recipe's schedule). Default: the optimizer's own. */
+  learningRate?: (step: number) => number;
+  /**
+   * Clip the whole model's gradient to this L2 norm (0 or absent: no clipping). Needs `pipelineGroup`
+   * when there is more than one stage: the squared norms are summed over it (collective + 3).
+   */
+  clipNorm?: number;
+  /** This pipeline's own stages as a transport (a GroupTransport; rank = stage). */
+  pipelineGroup?: Transport;
   onEvent?: PipelineListener;
 }
 
@@ -65,6 +78,12 @@ export class PipelineTrainer {
 
   get step(): number {
     return this.completed;
+  }
+
+  /** A resumed run continues from its checkpoint's step (src/train/checkpoint.ts restoreCheckpoint). */
+  set step(value: number) {
+    if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`step must be an integer >= 0, got ${value}`);
+    this.completed = value;
   }
 
   async trainStep(): Promise<PipelineStepReport> {
@@ -113,10 +132,37 @@ export class PipelineTrainer {
     // same two vectors (in one order) whatever the group's ring did, so their copies stay equal.
     await this.averageOverReplicas(step, this.o.dataParallel?.collective ?? collective + 2);
     await this.sumTiedGradients(step, collective + 1);
-    optimizer.update(model.params, model.grads, step + 1);
+    if (this.o.clipNorm) await this.clip(step, this.o.clipNorm, collective + 3);
+    optimizer.update(model.params, model.grads, step + 1, this.o.learningRate?.(step) ?? optimizer.config.lr);
     await b.flush();
     this.completed++;
     return { step, events, ...(lossCount > 0 ? { loss: lossSum / lossCount } : {}) };
+  }
+
+  /** Scales the stage's gradient by the factor one tab's clip of the whole gradient would use. */
+  private async clip(step: number, maxNorm: number, collective: number): Promise<void> {
+    const { backend: b, stage } = this.o;
+    const grads = await b.read(viewOf(stage.model.grads));
+    // The tied copies hold the same summed gradient: the whole model has it once (the first stage's).
+    const skip = stage.isFirst ? [] : stage.model.tiedTensors.map((name) => entry(stage.layout, name));
+    let own = 0;
+    for (let i = 0; i < grads.length; i++) own += grads[i] * grads[i];
+    for (const e of skip) for (let i = e.offset; i < e.offset + e.length; i++) own -= grads[i] * grads[i];
+    const perStage = new Float32Array(stage.stages);
+    perStage[stage.stage] = own;
+    const group = this.o.pipelineGroup;
+    if (stage.stages > 1) {
+      if (!group) throw new Error('clipping a pipeline needs its stages as a transport (pipelineGroup)');
+      await runAllReduce(group, perStage, { round: step, collective });
+    }
+    let sumSq = 0;
+    for (const v of perStage) sumSq += v;
+    const norm = Math.sqrt(sumSq);
+    if (norm > maxNorm) {
+      const scale = maxNorm / norm;
+      for (let i = 0; i < grads.length; i++) grads[i] *= scale;
+      b.write(viewOf(stage.model.grads), grads);
+    }
   }
 
   private async averageOverReplicas(step: number, collective: number): Promise<void> {
@@ -147,7 +193,8 @@ export class PipelineTrainer {
       const tag = pipelineTag(step, collective, i, 'grad');
       const [, payload] = await Promise.all([transport.send(peer, tag, new Uint8Array(own.buffer, own.byteOffset, own.byteLength)), transport.recv(peer, tag)]);
       if (payload.byteLength !== own.byteLength) throw new RangeError(`tied ${name}: got ${payload.byteLength} bytes from the other end, hold ${own.byteLength}`);
-      const other = new Float32Array(payload.slice().buffer);
+      // A copy of its own: the payload may view a larger frame (and a Buffer's slice() is a view too).
+      const other = new Float32Array(new Uint8Array(payload).buffer);
       const [first, last] = stage.isFirst ? [own, other] : [other, own];
       const sum = new Float32Array(own.length);
       for (let k = 0; k < sum.length; k++) sum[k] = first[k] + last[k];

@@ -1,6 +1,7 @@
 // Everything the trainer and the mesh tell the rest of the tab. One zustand store reduces these
 // (src/store), React views select from it, the automation API (`window.lab`) reads it. Producers never
 // wait on consumers: they publish and move on.
+import type { PipelineEvent } from '../collective/pipeline-executor';
 import type { ChunkEvent, Phase } from '../collective/types';
 import type { BackendInfo, MemoryKind } from '../engine/backend';
 
@@ -155,6 +156,18 @@ export interface MembershipChange {
   receivedState: boolean;
 }
 
+/**
+ * One op of a pipeline stage's schedule as it ran in this tab (src/collective/pipeline-executor.ts's
+ * PipelineEvent: type 'pipeline', kind, stage, micro, peer?, bytes?, round, tStart, tEnd; plus the tab's
+ * rank). tStart and tEnd are on this tab's clock (performance.now);
+ * clockOffsetMs is this tab's performance.timeOrigin, so tStart + clockOffsetMs is epoch milliseconds and
+ * several tabs' events draw on one time axis (to the precision the tabs' wall clocks agree).
+ */
+export interface PipelineLabEvent extends PipelineEvent {
+  rank: number;
+  clockOffsetMs?: number;
+}
+
 export type LabEvent =
   | ChunkEvent
   | MembershipChange
@@ -168,7 +181,8 @@ export type LabEvent =
   | FrameRefused
   | LogLine
   | ZeroLayoutReport
-  | ClassroomSnapshotEvent;
+  | ClassroomSnapshotEvent
+  | PipelineLabEvent;
 
 export type LabEventListener = (event: LabEvent) => void;
 

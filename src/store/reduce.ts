@@ -99,6 +99,9 @@ export function reduceLabEvent(state: LabData, event: LabEvent): Partial<LabData
         },
       };
     }
+    case 'pipeline':
+      // Not kept yet: the store's pipeline timeline slice is built with the dashboard's timeline view.
+      return null;
     default: {
       // Compile-time exhaustiveness; at run time an unknown event (a newer peer) is ignored, because
       // the bus is synchronous and a throw here would land in the producer's step loop.

@@ -201,7 +201,8 @@ function checkHeader(raw: unknown): CheckpointHeader {
 export interface CheckpointableRun {
   model: Model & { readonly config: MlpConfig | GptConfig };
   optimizer: Optimizer;
-  trainer: Trainer;
+  /** Only its step is read and written (a pipeline stage's trainer has one too). */
+  trainer: Pick<Trainer, 'step'>;
 }
 
 export interface CheckpointMeta {

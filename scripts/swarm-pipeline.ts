@@ -1,0 +1,129 @@
+// The swarm's pipeline figures (`npm run swarm -- --tabs 4 --pipeline 4 --micro 8 --schedule 1f1b`): from
+// what every tab measured (window.lab.metrics().partition, src/lab/partitioned-run.ts PipelineFigures),
+// per stage of pipeline 0: busy and idle time and the bubble from the real timeline (the tabs' ops on
+// one clock, epoch milliseconds), beside (P-1)/(M+P-1); peak activation bytes from real allocations
+// beside the schedule's micro-batches in flight x one micro-batch's bytes; bytes sent per step beside
+// M x the boundary activations; and, given one tab's parameters on the same global batch, the parity.
+import type { PipelineEvent } from '../src/collective/pipeline-executor';
+import { idealBubbleFraction } from '../src/collective/pipeline-schedules';
+import { measureTimeline } from '../src/collective/pipeline-timeline';
+import type { PipelineFigures } from '../src/lab/partitioned-run';
+
+export interface PipelineTab {
+  figures: PipelineFigures;
+  /** The tab's part of the parameters. */
+  params: number[];
+}
+
+export interface StageRow {
+  stage: number;
+  busyMs: number;
+  idleMs: number;
+  bubble: number;
+  peakActivationBytes: number;
+  expectedPeakActivationBytes: number;
+  wireBytesPerStep: number;
+  wireFormulaBytesPerStep: number;
+}
+
+export interface PipelineReport {
+  schedule: string;
+  stages: number;
+  pipelines: number;
+  micro: number;
+  /** Steps whose timelines were measured (the first, with shader compilation, left out when there are more). */
+  stepsMeasured: number;
+  /** Median over those steps of the whole pipeline's bubble fraction. */
+  bubble: number;
+  idealBubble: number;
+  rows: StageRow[];
+  /** max |pipeline - one tab| / max |one tab| over the whole model, when a reference ran. */
+  parity?: number;
+}
+
+function median(values: number[]): number {
+  const sorted = values.slice().sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+export function pipelineReport(tabs: PipelineTab[], reference?: number[]): PipelineReport {
+  const first = tabs.map((t) => t.figures).filter((f) => f.pipeline === 0).sort((a, b) => a.stage - b.stage);
+  if (first.length === 0) throw new Error('no tab reported pipeline figures');
+  const { stages: P, micro: M, schedule, pipelines } = first[0];
+  if (first.length !== P) throw new Error(`pipeline 0 reported ${first.length} of its ${P} stages`);
+  // Rounds every stage kept, the first left out (it compiles shaders) when there are more.
+  const rounds = first.map((f) => new Set(f.steps.map((s) => s.round))).reduce((a, b) => new Set([...a].filter((r) => b.has(r))));
+  const sortedRounds = [...rounds].sort((a, b) => a - b);
+  const measured = sortedRounds.length > 1 ? sortedRounds.slice(1) : sortedRounds;
+  const timelines = measured.map((round) => {
+    const events: PipelineEvent[] = first.flatMap((f) => f.steps.find((s) => s.round === round)!.ops.map((op) => ({ type: 'pipeline' as const, round, ...op })));
+    return measureTimeline(events, P);
+  });
+  const wirePerStep = first.map((f) => {
+    const sent = measured.map((round) => f.steps.find((s) => s.round === round)!.ops.filter((o) => o.kind.startsWith('send')).reduce((sum, o) => sum + (o.bytes ?? 0), 0));
+    return median(sent);
+  });
+  const rows: StageRow[] = first.map((f, s) => ({
+    stage: s,
+    busyMs: median(timelines.map((t) => t.stages[s].busyMs)),
+    idleMs: median(timelines.map((t) => t.stages[s].idleMs)),
+    bubble: median(timelines.map((t) => t.stages[s].idleMs / t.spanMs)),
+    peakActivationBytes: f.peakActivationBytes,
+    expectedPeakActivationBytes: f.expectedPeakActivationBytes,
+    wireBytesPerStep: wirePerStep[s],
+    wireFormulaBytesPerStep: f.wireFormulaBytesPerStep,
+  }));
+  let parity: number | undefined;
+  if (reference) {
+    let diff = 0;
+    let scale = 0;
+    for (const tab of tabs.filter((t) => t.figures.pipeline === 0)) {
+      for (const p of tab.figures.placement) {
+        for (let i = 0; i < p.length; i++) {
+          const ref = reference[p.wholeOffset + i];
+          diff = Math.max(diff, Math.abs(tab.params[p.partOffset + i] - ref));
+          scale = Math.max(scale, Math.abs(ref));
+        }
+      }
+    }
+    parity = scale > 0 ? diff / scale : diff;
+  }
+  return {
+    schedule,
+    stages: P,
+    pipelines,
+    micro: M,
+    stepsMeasured: measured.length,
+    bubble: median(timelines.map((t) => t.bubbleFraction)),
+    idealBubble: idealBubbleFraction(P, M),
+    rows,
+    ...(parity !== undefined ? { parity } : {}),
+  };
+}
+
+export function formatPipelineReport(r: PipelineReport): string {
+  const header = `pipeline ${r.schedule}, P=${r.stages} stages x ${r.pipelines} pipeline(s), M=${r.micro} micro-batches; medians over ${r.stepsMeasured} step(s) of pipeline 0's real timeline`;
+  const table: string[][] = [['stage', 'busy ms', 'idle ms', 'bubble', '(P-1)/(M+P-1)', 'peak act. bytes', 'formula', 'sent bytes/step', 'formula']];
+  for (const row of r.rows) {
+    table.push([
+      String(row.stage),
+      row.busyMs.toFixed(1),
+      row.idleMs.toFixed(1),
+      row.bubble.toFixed(3),
+      r.idealBubble.toFixed(3),
+      String(row.peakActivationBytes),
+      String(row.expectedPeakActivationBytes),
+      String(row.wireBytesPerStep),
+      String(row.wireFormulaBytesPerStep),
+    ]);
+  }
+  const widths = table[0].map((_, c) => Math.max(...table.map((row) => row[c].length)));
+  const lines = table.map((row) => row.map((cell, c) => cell.padEnd(widths[c])).join('  '));
+  const wire = r.rows.reduce((s, row) => s + row.wireBytesPerStep, 0);
+  const wireFormula = r.rows.reduce((s, row) => s + row.wireFormulaBytesPerStep, 0);
+  const footer = [
+    `whole pipeline: bubble ${r.bubble.toFixed(3)} vs (P-1)/(M+P-1) = ${r.idealBubble.toFixed(3)}; wire ${wire} bytes/step vs 2·M·(boundary activation bytes) = ${wireFormula}`,
+    ...(r.parity !== undefined ? [`parity vs one tab on the same global batch: max |difference| / max |parameter| = ${r.parity.toExponential(2)}`] : []),
+  ];
+  return [header, ...lines, ...footer].join('\n');
+}

@@ -1,0 +1,139 @@
+import { describe, expect, it } from 'vitest';
+import { createMemoryMesh } from '../collective/memory-transport';
+import { viewOf } from '../engine/backend';
+import { CpuBackend } from '../engine/cpu-backend';
+import { textDataFromString } from '../data/text';
+import { paramsHash } from '../model/layout';
+import type { LabEvent } from '../shared/events';
+import { buildRun } from './build-run';
+import { ConfigError, type LabConfig } from './config';
+import type { LoadedData } from './datasets';
+import type { PipelineFigures } from './partitioned-run';
+import { relativeError, spirals, testConfig } from './parallel-test-support';
+import { PIPELINE_RUN_KIND, pipelinePlace } from './pipeline-run';
+import { recipeFor } from './recipe';
+
+// P stages x D pipelines end where one tab ends with M micro-batches of gradient accumulation on the
+// same global batch: sums in another order only (the clip's norm summed over stages, the DP average).
+// Measured: 0 with one pipeline (each layer runs the one tab's own ops, in its order), 2.2e-7 of the
+// distance trained for DP2 x PP2 (the average over pipelines), 5.2e-7 for the GPT (its clip norm summed
+// over stages); 1e-5, as the data-parallel tests use.
+const TOLERANCE = 1e-5;
+const classification: LoadedData = { kind: 'classification', data: spirals };
+const text: LoadedData = { kind: 'text', data: textDataFromString('the quick brown fox jumps over the lazy dog. '.repeat(40)) };
+
+async function oneTab(config: LabConfig, data: LoadedData, micro: number): Promise<{ start: Float32Array; end: Float32Array }> {
+  const solo = { ...config, room: '', pipeline: 1, micro: 0, accum: micro, world: 0 };
+  const backend = new CpuBackend();
+  const { run } = buildRun({ config: solo, recipe: recipeFor(solo, 1), backend, data, transport: undefined, shard: { world: 1, rank: 0 }, publish: () => undefined, alongsideComm: () => [] });
+  const start = await backend.read(viewOf(run.model.params));
+  await run.trainer.train(config.steps);
+  const end = await backend.read(viewOf(run.model.params));
+  run.dispose();
+  return { start, end };
+}
+
+async function pipelineRoom(config: LabConfig, data: LoadedData, wholeLength?: number) {
+  const world = config.world;
+  const events: LabEvent[] = [];
+  const runs = createMemoryMesh(world).map((transport) =>
+    PIPELINE_RUN_KIND.build({ config, backend: new CpuBackend(), data, transport, publish: (e) => events.push(e) }),
+  );
+  const hashes: string[][] = [];
+  const losses: number[][] = [];
+  for (let step = 0; step < config.steps; step++) {
+    const results = await Promise.all(runs.map((r) => r.trainStep()));
+    losses.push(results.map((r) => r.loss));
+    hashes.push(await Promise.all(runs.map(async (r) => paramsHash(await r.partParams()))));
+  }
+  const evals = await Promise.all(runs.map((r) => r.evaluate()));
+  // Pipeline 0's stages put together in the whole model's layout.
+  const figures = runs.map((r) => r.figures() as PipelineFigures);
+  // The whole layout may end in alignment padding the parts do not hold: the reference's length.
+  const whole = new Float32Array(wholeLength ?? Math.max(...figures.flatMap((f) => f.placement.map((p) => p.wholeOffset + p.length))));
+  for (const [rank, run] of runs.entries()) {
+    if (figures[rank].pipeline !== 0) continue;
+    const part = await run.partParams();
+    for (const p of figures[rank].placement) whole.set(part.subarray(p.partOffset, p.partOffset + p.length), p.wholeOffset);
+  }
+  for (const run of runs) run.dispose();
+  return { whole, hashes, losses, evals, events, figures, groups: runs.map((r) => r.replicaGroup) };
+}
+
+describe('pipeline run (the lab wiring of pipeline parallelism)', () => {
+  it('places rank r at stage r % P of pipeline floor(r / P), and refuses a room P does not divide', () => {
+    expect([0, 1, 2, 3].map((r) => pipelinePlace(r, 2))).toEqual([
+      { stage: 0, pipeline: 0 },
+      { stage: 1, pipeline: 0 },
+      { stage: 0, pipeline: 1 },
+      { stage: 1, pipeline: 1 },
+    ]);
+    expect(PIPELINE_RUN_KIND.refuses(testConfig({ room: 'r', pipeline: 2 }), 3)).toMatch(/room whose size it divides .* 3 tabs/);
+    expect(PIPELINE_RUN_KIND.refuses(testConfig({ room: 'r', pipeline: 2 }), 4)).toBeNull();
+  });
+
+  it('refuses a global batch that does not split into pipelines x micro-batches', () => {
+    const config = testConfig({ room: 'r', world: 4, pipeline: 2, micro: 5, batch: 24 });
+    const [transport] = createMemoryMesh(4);
+    expect(() => PIPELINE_RUN_KIND.build({ config, backend: new CpuBackend(), data: classification, transport, publish: () => undefined })).toThrow(ConfigError);
+  });
+
+  it.each([
+    ['MLP, 2 stages, gpipe, AdamW', { pipeline: 2, world: 2, schedule: 'gpipe', micro: 4 }],
+    ['MLP, 4 stages, 1f1b, SGD', { pipeline: 4, world: 4, schedule: '1f1b', micro: 4, hidden: '12,10,8', optimizer: 'sgd' }],
+    ['MLP, DP2 x PP2, 1f1b, AdamW', { pipeline: 2, world: 4, schedule: '1f1b', micro: 3 }],
+  ] as const)(`%s: ends within ${TOLERANCE.toExponential()} of the distance trained of one tab; each stage's replicas hash-equal every step`, async (_, overrides) => {
+    const config = testConfig({ room: 'r', steps: 4, ...overrides });
+    const reference = await oneTab(config, classification, config.micro);
+    const room = await pipelineRoom(config, classification, reference.end.length);
+    const error = relativeError(room.whole, reference.end, reference.start);
+    console.log(`${_}: ${error.toExponential(2)} of the distance trained`);
+    expect(error).toBeLessThan(TOLERANCE);
+    for (const stepHashes of room.hashes) {
+      for (const group of room.groups) expect(new Set(group.map((r) => stepHashes[r])).size).toBe(1);
+    }
+    // Every tab shows the room's loss and validation loss, the same figure everywhere.
+    for (const stepLosses of room.losses) expect(new Set(stepLosses).size).toBe(1);
+    expect(new Set(room.evals.map((e) => e.valLoss)).size).toBe(1);
+    expect(room.evals[0].accuracy).toBeGreaterThanOrEqual(0);
+  });
+
+  it(`GPT, 2 stages, 1f1b: ends within ${TOLERANCE.toExponential()} of one tab (the tied embedding summed, the norm clipped over both stages)`, async () => {
+    const config: LabConfig = { ...testConfig({ room: 'r', model: 'gpt', dataset: 'text', batch: 4, steps: 3, pipeline: 2, world: 2, micro: 2, lr: 0.01 }) };
+    const reference = await oneTab(config, text, 2);
+    const room = await pipelineRoom(config, text, reference.end.length);
+    const error = relativeError(room.whole, reference.end, reference.start);
+    console.log(`GPT 2 stages: ${error.toExponential(2)} of the distance trained`);
+    expect(error).toBeLessThan(TOLERANCE);
+  }, 240_000);
+
+  it('a stage resumes from its own checkpoint to the bits of an uninterrupted run, and refuses another stage\'s', async () => {
+    const config = testConfig({ room: 'r', steps: 4, pipeline: 2, world: 2, micro: 2 });
+    const build = () => createMemoryMesh(2).map((transport) => PIPELINE_RUN_KIND.build({ config, backend: new CpuBackend(), data: classification, transport, publish: () => undefined }));
+    const straight = build();
+    for (let step = 0; step < 4; step++) await Promise.all(straight.map((r) => r.trainStep()));
+    const interrupted = build();
+    for (let step = 0; step < 2; step++) await Promise.all(interrupted.map((r) => r.trainStep()));
+    const files = await Promise.all(interrupted.map((r, rank) => r.checkpoint({ world: 2, rank, vocab: null })));
+    const resumed = build();
+    expect(() => resumed[1].restore(files[0], 2)).toThrow(/this checkpoint holds the part .*"stage":0.*; this tab is .*"stage":1/);
+    resumed.forEach((r, rank) => r.restore(files[rank], 2));
+    expect(resumed.map((r) => r.step)).toEqual([2, 2]);
+    for (let step = 2; step < 4; step++) await Promise.all(resumed.map((r) => r.trainStep()));
+    for (const [rank, run] of resumed.entries()) expect(paramsHash(await run.partParams())).toBe(paramsHash(await straight[rank].partParams()));
+  });
+
+  it("publishes each op as a 'pipeline' event with the tab's rank and its clock's epoch offset, and measures its figures", async () => {
+    const config = testConfig({ room: 'r', steps: 1, pipeline: 2, world: 2, schedule: 'gpipe', micro: 4 });
+    const room = await pipelineRoom(config, classification);
+    const ops = room.events.filter((e) => e.type === 'pipeline');
+    expect(ops.filter((e) => e.rank === 1 && e.kind === 'forward')).toHaveLength(4);
+    expect(ops.every((e) => e.clockOffsetMs === performance.timeOrigin && e.rank === e.stage)).toBe(true);
+    const [first] = room.figures;
+    // GPipe holds all 4 micro-batches' activations on stage 0: 4 sets, measured from real allocations.
+    expect(first.peakActivationBytes).toBe(4 * first.activationBytesPerSet);
+    expect(first.expectedPeakActivationBytes).toBe(first.peakActivationBytes);
+    const sent = first.steps[0].ops.filter((o) => o.kind === 'send-activation').reduce((s, o) => s + (o.bytes ?? 0), 0);
+    expect(sent).toBe(first.wireFormulaBytesPerStep);
+  });
+});
