@@ -2,6 +2,7 @@
 // their point); every other slice is replaced, so React's selectors see new values.
 import type { HashReport, LabEvent } from '../shared/events';
 import { LIMITS, type HashRow, type LabData } from './lab-state';
+import { reducePipelineEvent } from './pipeline-slice';
 
 function appendBounded<T>(list: readonly T[], item: T, limit: number): T[] {
   const next = list.length >= limit ? list.slice(list.length - limit + 1) : list.slice();
@@ -100,8 +101,7 @@ export function reduceLabEvent(state: LabData, event: LabEvent): Partial<LabData
       };
     }
     case 'pipeline':
-      // Not kept yet: the store's pipeline timeline slice is built with the dashboard's timeline view.
-      return null;
+      return { pipeline: reducePipelineEvent(state.pipeline, event, LIMITS.pipelineSteps) };
     default: {
       // Compile-time exhaustiveness; at run time an unknown event (a newer peer) is ignored, because
       // the bus is synchronous and a throw here would land in the producer's step loop.

@@ -11,6 +11,7 @@ import { downloadBlob, downloadText } from './download';
 import { EventLog } from './EventLog';
 import { LossChart } from './LossChart';
 import { PeersTable } from './PeersTable';
+import { PipelineTimelinePanel } from './PipelineTimeline';
 import { RingHistory } from './RingHistory';
 import type { Topology } from './ring-geometry';
 import { RingView } from './RingView';
@@ -54,6 +55,7 @@ export function App({ store, controller }: AppProps) {
   const lastCollective = useLab(store, (s) => s.chunks.last()?.collective ?? null);
   // A tab that is not training still draws a lesson's ring: as many ranks as the lesson has.
   const lessonWorld = useLab(store, (s) => s.classroom.snapshots[0]?.perRank.length ?? 0);
+  const pipelineRun = useLab(store, (s) => s.pipeline.steps.length > 0);
 
   /** Runs a controller action; a failure is shown, never swallowed. */
   const perform = (label: string, action: () => unknown) => {
@@ -144,6 +146,7 @@ export function App({ store, controller }: AppProps) {
           <RingView store={store} topology={topology} reducedMotion={motionOff} world={selfWorld ?? (lessonWorld || undefined)} />
           <LossChart store={store} />
           <StepTimeBar store={store} />
+          {pipelineRun && <PipelineTimelinePanel store={store} />}
           <ZeroLayoutPanel store={store} />
           {lessonWorld === 0 && <ClassroomPanel store={store} controller={controller} onError={setActionError} />}
           {(config.model === 'gpt' || samples.length > 0) && <SamplesView samples={samples} />}
