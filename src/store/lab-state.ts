@@ -18,6 +18,7 @@ import type {
   ZeroLayoutReport,
 } from '../shared/events';
 import { EMPTY_PIPELINE, type PipelineSlice } from './pipeline-slice';
+import { NO_PIPELINE_LESSON, type PipelineLessonSlice } from './pipeline-lesson-slice';
 import { RingBuffer } from './ring-buffer';
 
 /** Bounds on everything the store keeps: a long run must not grow the tab's memory. */
@@ -83,6 +84,8 @@ export interface LabData {
   classroom: ClassroomSlice;
   /** Pipeline runs: each step's op events, for the timeline (pipeline-slice.ts). */
   pipeline: PipelineSlice;
+  /** A classroom pipeline lesson's reports (pipeline-lesson-slice.ts). */
+  pipelineLesson: PipelineLessonSlice;
 }
 
 export interface LabActions {
@@ -118,5 +121,6 @@ export function initialLabData(config: LabConfig = DEFAULT_CONFIG): LabData {
     ring: [],
     classroom: { runId: null, chunks: [], snapshots: [], index: 0, steps: null, teaching: false },
     pipeline: EMPTY_PIPELINE,
+    pipelineLesson: NO_PIPELINE_LESSON,
   };
 }

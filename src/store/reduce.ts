@@ -3,6 +3,7 @@
 import type { HashReport, LabEvent } from '../shared/events';
 import { LIMITS, type HashRow, type LabData } from './lab-state';
 import { reducePipelineEvent } from './pipeline-slice';
+import { reducePipelineLesson } from './pipeline-lesson-slice';
 
 function appendBounded<T>(list: readonly T[], item: T, limit: number): T[] {
   const next = list.length >= limit ? list.slice(list.length - limit + 1) : list.slice();
@@ -102,6 +103,8 @@ export function reduceLabEvent(state: LabData, event: LabEvent): Partial<LabData
     }
     case 'pipeline':
       return { pipeline: reducePipelineEvent(state.pipeline, event, LIMITS.pipelineSteps) };
+    case 'pipeline-lesson':
+      return { pipelineLesson: reducePipelineLesson(state.pipelineLesson, event) };
     default: {
       // Compile-time exhaustiveness; at run time an unknown event (a newer peer) is ignored, because
       // the bus is synchronous and a throw here would land in the producer's step loop.
