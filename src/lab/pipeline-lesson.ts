@@ -31,7 +31,7 @@ export interface StageSetup {
 
 /** Stage `stage`'s numbers in lesson `lesson`: digits from -1 to 2 for weights, 1 to 3 for inputs, 0 to 2 for targets. */
 export function stageSetup(lesson: number, stage: number, stages: number, micro: number): StageSetup {
-  const digit = (i: number, mod: number) => (((lesson * 7 + stage * 5 + i * 3) % mod) + mod) % mod;
+  const digit = (i: number, mod: number) => (((lesson * 7 + stage * 5 + i * 5) % mod) + mod) % mod;
   const D = LESSON_WIDTH;
   const setup: StageSetup = { weights: Array.from({ length: D * D }, (_, i) => digit(i, 4) - 1) };
   if (stage === 0) setup.inputs = Array.from({ length: micro }, (_, m) => Array.from({ length: D }, (_, i) => digit(10 + m * D + i, 3) + 1));
