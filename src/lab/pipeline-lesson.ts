@@ -13,12 +13,11 @@ import type { Transport, MessageTag } from '../collective/types';
 import { runStageSchedule, type StageCompute } from '../collective/pipeline-executor';
 import { pipelineSchedules, simulate, type PipelineOp, type PipelineScheduleKind, type StageSchedule } from '../collective/pipeline-schedules';
 import { CLASSROOM_COLLECTIVE, type ClassroomChannel, type LessonTensor, type OpMessage } from './classroom-protocol';
-import { LessonAborted } from './classroom-lesson';
+import { LessonSteps } from './lesson-steps';
 import type { PipelineLessonEvent, PipelineLessonReport } from '../shared/events';
 
 /** Width of every activation: two numbers, enough to see a matrix act, few enough to read aloud. */
 export const LESSON_WIDTH = 2;
-const DEFAULT_STEP_TIMEOUT_MS = 30_000;
 
 export interface StageSetup {
   /** W_s, row-major D x D. */
@@ -125,13 +124,9 @@ export class PipelineLesson {
   private readonly stepOfOp: number[];
   /** Stage that runs each lesson step (index k - 1). */
   private readonly ownerOfStep: number[];
-  private released = 0;
-  private releaseWaiters: { step: number; wake: () => void; fail: (e: Error) => void }[] = [];
   /** step -> rank -> report (step 0: every stage's setup; k >= 1: the owner's op). */
   private readonly reports = new Map<number, Map<number, PipelineLessonReport>>();
-  private readonly completeWaiters = new Map<number, (() => void)[]>();
-  private abortedWith: Error | null = null;
-  private inFlight: Promise<void> | null = null;
+  private readonly gate: LessonSteps;
 
   constructor(private readonly setup: PipelineLessonSetup) {
     const { members, channel, transport } = setup;
@@ -151,6 +146,17 @@ export class PipelineLesson {
       if (o.stage === this.rank) this.stepOfOp[o.index] = k + 1;
     });
     this.runId = `${setup.lesson}:pipeline`;
+    this.gate = new LessonSteps({
+      lesson: setup.lesson,
+      steps: this.steps,
+      teaching: this.teaching,
+      members,
+      channel,
+      stepTimeoutMs: setup.stepTimeoutMs,
+      // Step 0 is every stage's setup; an op is reported by the one stage that ran it.
+      isComplete: (step) => (this.reports.get(step)?.size ?? 0) >= (step === 0 ? this.stages : 1),
+      missing: (step) => (step === 0 ? 'not every stage reported its setup' : `stage ${this.ownerOfStep[step - 1]} did not report its op`),
+    });
   }
 
   get lesson(): number {
@@ -211,7 +217,7 @@ export class PipelineLesson {
       collective: CLASSROOM_COLLECTIVE,
       beforeOp: (_op, index) => {
         current = index;
-        return this.releasedUpTo(this.stepOfOp[index]);
+        return this.gate.releasedUpTo(this.stepOfOp[index]);
       },
       // The executor runs the list strictly in order: the event is that of the op last let through.
       onEvent: (e) => {
@@ -228,30 +234,11 @@ export class PipelineLesson {
 
   /** Teacher only: lets the next op run; resolves once its stage has reported it. */
   next(): Promise<void> {
-    if (!this.teaching) return Promise.reject(new Error("only the teacher's tab (the one that loaded the lesson) steps it"));
-    if (this.abortedWith) return Promise.reject(this.abortedWith);
-    if (this.inFlight) return this.inFlight;
-    if (this.released >= this.steps) return Promise.resolve();
-    const step = this.released + 1;
-    this.inFlight = (async () => {
-      await this.whenComplete(step - 1);
-      for (const member of this.setup.members) {
-        if (member !== this.setup.channel.selfId) this.setup.channel.send(member, { kind: 'release', lesson: this.setup.lesson, step });
-      }
-      this.release(step);
-      await this.whenComplete(step);
-    })().finally(() => {
-      this.inFlight = null;
-    });
-    return this.inFlight;
+    return this.gate.next();
   }
 
   release(step: number): void {
-    if (step <= this.released) return;
-    this.released = Math.min(step, this.steps);
-    const ready = this.releaseWaiters.filter((w) => w.step <= this.released);
-    this.releaseWaiters = this.releaseWaiters.filter((w) => w.step > this.released);
-    for (const w of ready) w.wake();
+    this.gate.release(step);
   }
 
   /** Another stage's report. Returns a reason when it cannot be used. */
@@ -269,20 +256,10 @@ export class PipelineLesson {
   }
 
   abort(reason: string): void {
-    if (this.abortedWith) return;
-    this.abortedWith = new LessonAborted(reason);
-    for (const w of this.releaseWaiters.splice(0)) w.fail(this.abortedWith);
-    for (const waiters of this.completeWaiters.values()) for (const wake of waiters) wake();
-    this.completeWaiters.clear();
+    this.gate.abort(reason);
   }
 
   // --- internals -----------------------------------------------------------------------------------
-
-  private releasedUpTo(step: number): Promise<void> {
-    if (this.abortedWith) return Promise.reject(this.abortedWith);
-    if (step <= this.released) return Promise.resolve();
-    return new Promise((wake, fail) => this.releaseWaiters.push({ step, wake, fail }));
-  }
 
   private report(report: PipelineLessonReport): void {
     const message: OpMessage = { kind: 'op', lesson: this.setup.lesson, ...report };
@@ -298,7 +275,7 @@ export class PipelineLesson {
   }
 
   private record(report: PipelineLessonReport): void {
-    if (this.abortedWith) return;
+    if (this.gate.aborted) return;
     let byRank = this.reports.get(report.step);
     if (!byRank) this.reports.set(report.step, (byRank = new Map()));
     if (byRank.has(report.rank)) return;
@@ -314,27 +291,6 @@ export class PipelineLesson {
       teaching: this.teaching,
       report,
     });
-    if (!this.isComplete(report.step)) return;
-    for (const wake of this.completeWaiters.get(report.step) ?? []) wake();
-    this.completeWaiters.delete(report.step);
-  }
-
-  private isComplete(step: number): boolean {
-    return (this.reports.get(step)?.size ?? 0) >= (step === 0 ? this.stages : 1);
-  }
-
-  private whenComplete(step: number): Promise<void> {
-    if (this.isComplete(step)) return Promise.resolve();
-    const timeoutMs = this.setup.stepTimeoutMs ?? DEFAULT_STEP_TIMEOUT_MS;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`classroom step ${step}: its stage did not report within ${timeoutMs} ms`)), timeoutMs);
-      const waiters = this.completeWaiters.get(step) ?? [];
-      waiters.push(() => {
-        clearTimeout(timer);
-        if (this.abortedWith) reject(this.abortedWith);
-        else resolve();
-      });
-      this.completeWaiters.set(step, waiters);
-    });
+    this.gate.reported(report.step);
   }
 }
