@@ -68,9 +68,9 @@ function storeFed(events: readonly PipelineLabEvent[]) {
   return store;
 }
 
-function View({ store }: { store: ReturnType<typeof createLabStore> }) {
+function View({ store, plan }: { store: ReturnType<typeof createLabStore>; plan?: { stages: number; micro: number } }) {
   const { steps, selected } = store.getState().pipeline;
-  return <PipelineTimelineView steps={steps} selected={selected} onSelect={(i) => store.getState().setPipelineStep(i)} />;
+  return <PipelineTimelineView steps={steps} plan={plan} selected={selected} onSelect={(i) => store.getState().setPipelineStep(i)} />;
 }
 
 const blocksOf = (svgName: RegExp) =>
@@ -140,13 +140,29 @@ describe('PipelineTimelineView', () => {
     const { published } = await recordStep('1f1b', 2, 3, 0);
     const own = published.filter((e) => e.rank === 1).slice(0, 4);
     const store = storeFed(own);
-    render(<View store={store} />);
+    // The run's settings say what a whole step is: these 4 ops alone would look like a step of 1 micro-batch.
+    render(<View store={store} plan={{ stages: 2, micro: 3 }} />);
     const blocks = blocksOf(/Measured timeline/);
     expect(new Set(blocks.map((b) => b.row))).toEqual(new Set([0]));
     expect(blocks.length).toBe(own.filter((e) => e.kind === 'forward' || e.kind === 'backward').length);
     expect(screen.getByTestId('pipeline-step').textContent).toMatch(/in progress/);
     expect(screen.queryByRole('img', { name: /Ideal/ })).toBeNull();
     expect(screen.getByText('stage 1 · r1')).toBeTruthy();
+  });
+
+  it("a tab whose own stage's step is complete but has no other stage's events says so, and claims no bubble", async () => {
+    const { published } = await recordStep('1f1b', 3, 4, 0);
+    const own = published.filter((e) => e.rank === 0);
+    const store = storeFed(own);
+    render(<View store={store} plan={{ stages: 3, micro: 4 }} />);
+    expect(screen.getByTestId('pipeline-step').textContent).toBe("step 0 (1 of 3 stages: the others' events have not reached this tab)");
+    const text = screen.getByTestId('pipeline-bubble').textContent!;
+    expect(text).toMatch(/^1f1b · 3 stages × 4 micro-batches/);
+    expect(text).toMatch(/idle over the rows shown/);
+    expect(text).not.toMatch(/measured bubble|P-1/);
+    expect(blocksOf(/Measured timeline/)).toHaveLength(8);
+    // The schedule's ideal is known from this stage's own ops and the run's stage count.
+    expect(blocksOf(/Ideal 1f1b timeline/)).toHaveLength(3 * 4 * 2);
   });
 
   it("replays recorded steps with the slider; the same op delivered twice (own, then gathered) counts once", async () => {

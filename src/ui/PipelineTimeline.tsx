@@ -5,9 +5,10 @@
 // events of one step (pipeline-timeline-model.ts); a slider replays the recorded steps, "Live" follows
 // the newest as its events arrive (a tab draws its own stage's row live, the other stages' when their
 // events reach it).
+import { useMemo } from 'react';
 import { useLab, useLabFrame, type LabStore } from '../store/lab-store';
 import type { PipelineStepRecord } from '../store/pipeline-slice';
-import { idealStep, measureStep, type IdealStep, type MeasuredStep, type TimelineBlock } from './pipeline-timeline-model';
+import { idealStep, measureStep, type IdealStep, type MeasuredStep, type PipelinePlan, type TimelineBlock } from './pipeline-timeline-model';
 
 const WIDTH = 600;
 const ROW_HEIGHT = 22;
@@ -80,21 +81,24 @@ function Lanes({
 
 export interface PipelineTimelineViewProps {
   steps: readonly PipelineStepRecord[];
+  /** The run's stages and micro-batches when known (its settings); otherwise inferred from the events. */
+  plan?: PipelinePlan;
   /** Index into `steps`, or null: the newest. */
   selected: number | null;
   onSelect(index: number | null): void;
 }
 
-export function PipelineTimelineView({ steps, selected, onSelect }: PipelineTimelineViewProps) {
+export function PipelineTimelineView({ steps, plan, selected, onSelect }: PipelineTimelineViewProps) {
   const last = steps.length - 1;
   const index = selected === null ? last : Math.min(selected, last);
   const record = steps[index];
-  const measured: MeasuredStep | null = record ? measureStep(record.round, record.events) : null;
-  // The ideal needs the schedule: this step's, or (while it is still arriving) the last complete step's.
-  let reference: MeasuredStep | null = measured?.complete ? measured : null;
+  const measured: MeasuredStep | null = record ? measureStep(record.round, record.events, plan) : null;
+  // The ideal needs the schedule: this step's (recognised from its rows), or (while it is still
+  // arriving) the last recognised step's.
+  let reference: MeasuredStep | null = measured?.schedule ? measured : null;
   for (let i = index - 1; i >= 0 && !reference; i--) {
-    const m = measureStep(steps[i].round, steps[i].events);
-    if (m?.complete) reference = m;
+    const m = measureStep(steps[i].round, steps[i].events, plan);
+    if (m?.schedule) reference = m;
   }
   const ideal: IdealStep | null = reference?.schedule ? idealStep(reference.schedule, reference.stages, reference.micro) : null;
 
@@ -120,7 +124,11 @@ export function PipelineTimelineView({ steps, selected, onSelect }: PipelineTime
             </label>
             <span className="readout" data-testid="pipeline-step">
               step {measured.round}
-              {measured.complete ? '' : ' (in progress: the events that reached this tab so far)'}
+              {measured.complete
+                ? ''
+                : measured.rowsComplete
+                  ? ` (${measured.rows.length} of ${measured.stages} stages: the others' events have not reached this tab)`
+                  : ' (in progress: the events that reached this tab so far)'}
             </span>
             <button type="button" aria-pressed={selected === null} onClick={() => onSelect(selected === null ? index : null)}>
               Live
@@ -128,8 +136,10 @@ export function PipelineTimelineView({ steps, selected, onSelect }: PipelineTime
           </div>
           <p className="readout" data-testid="pipeline-bubble">
             {measured.schedule ?? 'schedule not recognised yet'} · {measured.stages} stages × {measured.micro} micro-batches · span{' '}
-            {measured.spanMs.toFixed(1)} ms · measured bubble {percent(measured.bubbleFraction)}
-            {measured.complete && ` vs (P-1)/(M+P-1) = ${percent(ideal?.formula ?? 0)}`}
+            {measured.spanMs.toFixed(1)} ms ·{' '}
+            {measured.complete
+              ? `measured bubble ${percent(measured.bubbleFraction)} vs (P-1)/(M+P-1) = ${percent(ideal?.formula ?? 0)}`
+              : `idle over the rows shown ${percent(measured.bubbleFraction)} (the bubble needs every stage's events)`}
           </p>
           <Lanes
             label={`Measured timeline of step ${measured.round}`}
@@ -192,5 +202,14 @@ export function PipelineTimelineView({ steps, selected, onSelect }: PipelineTime
 export function PipelineTimelinePanel({ store }: { store: LabStore }) {
   const pipeline = useLabFrame(store, (s) => s.pipeline);
   const setPipelineStep = useLab(store, (s) => s.setPipelineStep);
-  return <PipelineTimelineView steps={pipeline.steps} selected={pipeline.selected} onSelect={setPipelineStep} />;
+  // The run's `pipeline=P` and `micro=M` settings, where the config has them (read loosely: the keys
+  // belong to the pipeline run's settings; micro=0 means twice the stages there).
+  const stages = useLab(store, (s) => positive((s.config as { pipeline?: unknown }).pipeline));
+  const micro = useLab(store, (s) => positive((s.config as { micro?: unknown }).micro));
+  const plan = useMemo(() => (stages > 1 ? { stages, micro: micro || 2 * stages } : undefined), [stages, micro]);
+  return <PipelineTimelineView steps={pipeline.steps} plan={plan} selected={pipeline.selected} onSelect={setPipelineStep} />;
+}
+
+function positive(x: unknown): number {
+  return typeof x === 'number' && Number.isInteger(x) && x > 0 ? x : 0;
 }

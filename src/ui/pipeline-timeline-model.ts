@@ -45,14 +45,16 @@ export interface MeasuredStep {
   blocks: TimelineBlock[];
   /** measureTimeline's bubble over the rows present. */
   bubbleFraction: number;
-  /** Stages: the highest stage seen + 1. */
+  /** Stages: the plan's, or the highest stage seen + 1. */
   stages: number;
-  /** Micro-batches: the highest micro-batch seen + 1. */
+  /** Micro-batches: the plan's, or the highest micro-batch seen + 1. */
   micro: number;
   /** The schedule every row's ops match, or null when they match none (or the step is partial). */
   schedule: PipelineScheduleKind | null;
   /** Every stage 0..stages-1 has a row and every row has all of its schedule's ops. */
   complete: boolean;
+  /** Every row present has all of its schedule's ops (some stages may have no row here). */
+  rowsComplete: boolean;
 }
 
 export interface IdealStep {
@@ -77,10 +79,20 @@ function recognise(ops: readonly PipelineLabEvent[], stages: number, stage: numb
   });
 }
 
-export function measureStep(round: number, events: readonly PipelineLabEvent[]): MeasuredStep | null {
+/** The run's shape when the caller knows it (from the run's settings). */
+export interface PipelinePlan {
+  stages: number;
+  micro: number;
+}
+
+/**
+ * Without `plan`, the stages and micro-batches are the highest seen + 1: they undercount while only
+ * part of a step is here (the first micro-batches' ops of a stage can look like a whole step of fewer).
+ */
+export function measureStep(round: number, events: readonly PipelineLabEvent[], plan?: PipelinePlan): MeasuredStep | null {
   if (events.length === 0) return null;
-  const stages = Math.max(...events.map((e) => e.stage)) + 1;
-  const micro = Math.max(...events.map((e) => e.micro)) + 1;
+  const stages = Math.max(plan?.stages ?? 0, ...events.map((e) => e.stage + 1));
+  const micro = Math.max(plan?.micro ?? 0, ...events.map((e) => e.micro + 1));
   const ranks = [...new Set(events.map((e) => e.rank))];
   const stageOf = new Map(ranks.map((rank) => [rank, events.find((e) => e.rank === rank)!.stage]));
   ranks.sort((a, b) => stageOf.get(a)! - stageOf.get(b)! || a - b);
@@ -116,7 +128,7 @@ export function measureStep(round: number, events: readonly PipelineLabEvent[]):
   const blocks: TimelineBlock[] = onOneClock.flatMap((e) =>
     isCompute(e.kind) ? [{ row: e.stage, kind: e.kind, micro: e.micro, start: e.tStart, end: e.tEnd }] : [],
   );
-  return { round, spanMs: measured.spanMs, rows, blocks, bubbleFraction: measured.bubbleFraction, stages, micro, schedule, complete };
+  return { round, spanMs: measured.spanMs, rows, blocks, bubbleFraction: measured.bubbleFraction, stages, micro, schedule, complete, rowsComplete: schedule !== null };
 }
 
 /** The schedule's ideal timeline (unit forward and backward, free communication). */
