@@ -6,7 +6,7 @@
 // Every op emits one event with its start and end on this stage's clock: computes (busy time), sends
 // (how long the hand-over took) and receives (how long the stage waited: idle time). The bubble and the
 // per-stage busy and idle times are measured from these (pipeline-timeline.ts), never assumed.
-import type { PipelineOpKind, StageSchedule } from './pipeline-schedules';
+import type { PipelineOp, PipelineOpKind, StageSchedule } from './pipeline-schedules';
 import type { MessageTag, Transport } from './types';
 
 /** A stage's computation, as the executor needs it. Arrays handed in are the executor's to forget. */
@@ -52,6 +52,8 @@ export interface StageRunOptions {
   onEvent?: PipelineListener;
   /** The clock events are stamped with (default performance.now). */
   now?: () => number;
+  /** Awaited before op `index` of the list starts (the classroom holds each op until it is released). */
+  beforeOp?: (op: PipelineOp, index: number) => Promise<void>;
 }
 
 /** Message number of micro-batch `micro`'s activation (even) or activation gradient (odd). */
@@ -91,7 +93,8 @@ export async function runStageSchedule(schedule: StageSchedule, compute: StageCo
     map.delete(micro);
     return value;
   };
-  for (const op of schedule.ops) {
+  for (const [index, op] of schedule.ops.entries()) {
+    await options.beforeOp?.(op, index);
     const tStart = now();
     let bytes: number | undefined;
     const peer = op.peer;

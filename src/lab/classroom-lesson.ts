@@ -10,11 +10,12 @@ import { ringAllReduce } from '../collective/schedules';
 import type { ChunkEvent, MessageTag, Phase, Transport } from '../collective/types';
 import { CLASSROOM_COLLECTIVE, type ClassroomChannel, type StateMessage } from './classroom-protocol';
 import type { ClassroomRankState, ClassroomSnapshotEvent } from '../shared/events';
+import { LessonAborted, LessonSteps } from './lesson-steps';
+
+export { LessonAborted };
 
 /** Numbers per chunk: enough to see a chunk is a slice of the vector, few enough to read aloud. */
 export const VALUES_PER_CHUNK = 2;
-/** How long the teacher waits for every rank to report a step before calling it stuck. */
-const DEFAULT_STEP_TIMEOUT_MS = 30_000;
 
 export interface LessonSetup {
   lesson: number;
@@ -41,13 +42,6 @@ export function lessonVector(lesson: number, rank: number, world: number): Float
     values[i] = digit * scale;
   }
   return values;
-}
-
-export class LessonAborted extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'LessonAborted';
-  }
 }
 
 /** Remembers what each receive delivered, so a snapshot can show the chunk exactly as it arrived. */
@@ -84,13 +78,9 @@ export class ClassroomLesson {
   private readonly chunks: { start: number; end: number }[];
   private readonly phases: Phase[];
   private readonly length: number;
-  private released = 0;
-  private releaseWaiters: { step: number; wake: () => void; fail: (e: Error) => void }[] = [];
   /** step -> rank -> what that rank reported. */
   private readonly reports = new Map<number, Map<number, ClassroomRankState>>();
-  private readonly completeWaiters = new Map<number, (() => void)[]>();
-  private abortedWith: Error | null = null;
-  private inFlight: Promise<void> | null = null;
+  private readonly gate: LessonSteps;
 
   constructor(private readonly setup: LessonSetup) {
     const { members, channel, transport } = setup;
@@ -107,6 +97,16 @@ export class ClassroomLesson {
     this.phases = schedule.steps.map((s) => s.phase);
     this.chunks = schedule.chunks.map((c) => ({ start: c.offset, end: c.offset + c.length }));
     this.runId = `${setup.lesson}:${CLASSROOM_COLLECTIVE}`;
+    this.gate = new LessonSteps({
+      lesson: setup.lesson,
+      steps: this.steps,
+      teaching: this.teaching,
+      members,
+      channel,
+      stepTimeoutMs: setup.stepTimeoutMs,
+      isComplete: (step) => (this.reports.get(step)?.size ?? 0) >= this.world,
+      missing: (step) => `rank ${members.map((_, r) => r).filter((r) => !this.reports.get(step)?.has(r)).join(', ')} did not report`,
+    });
   }
 
   get lesson(): number {
@@ -127,7 +127,7 @@ export class ClassroomLesson {
       // Called before step `info.step`: the vector now holds the state after `info.step` steps.
       this.report(info.step, data, previous, transport);
       previous = info.recvs;
-      await this.released_(info.step + 1);
+      await this.gate.releasedUpTo(info.step + 1);
     };
     await runAllReduce(transport, data, {
       round: this.setup.lesson,
@@ -140,32 +140,12 @@ export class ClassroomLesson {
 
   /** Teacher only: lets every rank run one more step; resolves when all of them have reported it. */
   next(): Promise<void> {
-    if (!this.teaching) return Promise.reject(new Error("only the teacher's tab (the one that loaded the lesson) steps it"));
-    if (this.abortedWith) return Promise.reject(this.abortedWith);
-    if (this.inFlight) return this.inFlight;
-    if (this.released >= this.steps) return Promise.resolve();
-    const step = this.released + 1;
-    this.inFlight = (async () => {
-      // Everyone must have reported the step before: that also means every rank has its transport up.
-      await this.whenComplete(step - 1);
-      for (const member of this.setup.members) {
-        if (member !== this.setup.channel.selfId) this.setup.channel.send(member, { kind: 'release', lesson: this.setup.lesson, step });
-      }
-      this.release(step);
-      await this.whenComplete(step);
-    })().finally(() => {
-      this.inFlight = null;
-    });
-    return this.inFlight;
+    return this.gate.next();
   }
 
   /** The teacher's release arrived (or, in the teacher's tab, was made). */
   release(step: number): void {
-    if (step <= this.released) return;
-    this.released = Math.min(step, this.steps);
-    const ready = this.releaseWaiters.filter((w) => w.step <= this.released);
-    this.releaseWaiters = this.releaseWaiters.filter((w) => w.step > this.released);
-    for (const w of ready) w.wake();
+    this.gate.release(step);
   }
 
   /** Another rank's report. Returns a reason when it cannot be used. */
@@ -181,20 +161,10 @@ export class ClassroomLesson {
 
   /** Stops this rank's lesson: a waiting step rejects and nothing more is shown. */
   abort(reason: string): void {
-    if (this.abortedWith) return;
-    this.abortedWith = new LessonAborted(reason);
-    for (const w of this.releaseWaiters.splice(0)) w.fail(this.abortedWith);
-    for (const waiters of this.completeWaiters.values()) for (const wake of waiters) wake();
-    this.completeWaiters.clear();
+    this.gate.abort(reason);
   }
 
   // --- internals -----------------------------------------------------------------------------------
-
-  private released_(step: number): Promise<void> {
-    if (this.abortedWith) return Promise.reject(this.abortedWith);
-    if (step <= this.released) return Promise.resolve();
-    return new Promise((wake, fail) => this.releaseWaiters.push({ step, wake, fail }));
-  }
 
   /** This rank's own state after `step` steps: recorded here and sent to every other member. */
   private report(step: number, data: Float32Array, recvs: readonly RecvAction[], transport: RecordingTransport): void {
@@ -218,7 +188,7 @@ export class ClassroomLesson {
   }
 
   private record(step: number, state: ClassroomRankState): void {
-    if (this.abortedWith) return;
+    if (this.gate.aborted) return;
     let byRank = this.reports.get(step);
     if (!byRank) this.reports.set(step, (byRank = new Map()));
     if (byRank.has(state.rank)) return; // a rank reports each step once; a repeat changes nothing
@@ -233,29 +203,6 @@ export class ClassroomLesson {
       steps: this.steps,
       snapshot: { step, phase: step === 0 ? 'initial' : this.phases[step - 1], perRank },
     });
-    for (const wake of this.completeWaiters.get(step) ?? []) wake();
-    this.completeWaiters.delete(step);
-  }
-
-  private isComplete(step: number): boolean {
-    return (this.reports.get(step)?.size ?? 0) >= this.world;
-  }
-
-  private whenComplete(step: number): Promise<void> {
-    if (this.isComplete(step)) return Promise.resolve();
-    const timeoutMs = this.setup.stepTimeoutMs ?? DEFAULT_STEP_TIMEOUT_MS;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const missing = this.setup.members.map((_, r) => r).filter((r) => !this.reports.get(step)?.has(r));
-        reject(new Error(`classroom step ${step}: rank ${missing.join(', ')} did not report within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const waiters = this.completeWaiters.get(step) ?? [];
-      waiters.push(() => {
-        clearTimeout(timer);
-        if (this.abortedWith) reject(this.abortedWith);
-        else resolve();
-      });
-      this.completeWaiters.set(step, waiters);
-    });
+    this.gate.reported(step);
   }
 }

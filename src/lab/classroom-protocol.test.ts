@@ -18,6 +18,9 @@ describe('classroom messages', () => {
       { kind: 'start', lesson: 7, teacher: 'a', members: ['a', 'b'] },
       { kind: 'release', lesson: 7, step: 3 },
       { kind: 'state', lesson: 7, step: 1, rank: 1, values: [1, 20.5], received: { chunk: 0, from: 0, values: [1] } },
+      { kind: 'start', lesson: 7, teacher: 'a', members: ['a', 'b'], topic: 'pipeline', pipeline: { schedule: '1f1b', micro: 2 } },
+      { kind: 'op', lesson: 7, step: 0, rank: 1, tensors: [{ name: 'W', values: [1, -1, 0, 2] }] },
+      { kind: 'op', lesson: 7, step: 4, rank: 0, op: { kind: 'send-activation', micro: 1, peer: 1 }, tensors: [{ name: 'activation', values: [3, 4] }] },
     ];
     for (const m of messages) expect(decodeClassroomMessage(encodeClassroomMessage(m))).toEqual(m);
   });
@@ -31,6 +34,13 @@ describe('classroom messages', () => {
       [{ kind: 'state', lesson: 7, step: 1, rank: 0, values: [1, null] }, /finite numbers/],
       [{ kind: 'state', lesson: 7, step: 1, rank: 0, values: [1], received: { chunk: 'x' } }, /received/],
       [{ kind: 'teach', lesson: 7 }, /unknown kind/],
+      [{ kind: 'start', lesson: 7, teacher: 'a', members: ['a'], topic: 'pipeline', pipeline: { schedule: 'zigzag', micro: 2 } }, /bad pipeline schedule/],
+      [{ kind: 'start', lesson: 7, teacher: 'a', members: ['a'], topic: 'pipeline', pipeline: { schedule: 'gpipe', micro: 99 } }, /bad micro-batch count/],
+      [{ kind: 'start', lesson: 7, teacher: 'a', members: ['a'], topic: 'tensor' }, /unknown lesson topic/],
+      [{ kind: 'op', lesson: 7, step: 2, rank: 0, tensors: [] }, /without its op/],
+      [{ kind: 'op', lesson: 7, step: 2, rank: 0, op: { kind: 'jump', micro: 0 }, tensors: [] }, /bad op/],
+      [{ kind: 'op', lesson: 7, step: 2, rank: 0, op: { kind: 'forward', micro: 0 }, tensors: [{ name: '', values: [] }] }, /bad tensor name/],
+      [{ kind: 'op', lesson: 7, step: 2, rank: 0, op: { kind: 'forward', micro: 0 }, tensors: [{ name: 'y', values: ['1'] }] }, /finite numbers/],
       [[1, 2], /not an object/],
     ];
     for (const [message, reason] of cases) {

@@ -5,12 +5,15 @@
 //   release the teacher lets every rank run schedule steps up to `step`
 //   state   a rank reports the vector it really holds after `step` steps (and what it just received),
 //           so that every tab can show every rank's real numbers
+//   op      (pipeline lessons, pipeline-lesson.ts) a stage reports the op it just ran as lesson step
+//           `step` and the tensors it really computed, sent or received; step 0 is its setup
 // Everything that arrives is validated here: a malformed message is refused with a reason, never
 // trusted and never thrown.
 import { NO_RANK, encodeFrame, type Frame } from '../peer/frame';
 import type { MeshLinks } from '../peer/datachannel-transport';
 import { decodeJsonMessage, encodeJsonMessage, isDecodeError, isObject, type Decoded } from '../peer/json-message';
 import { COLLECTIVE_IDS } from '../collective/collective-ids';
+import { PIPELINE_SCHEDULES, type PipelineOpKind, type PipelineScheduleKind } from '../collective/pipeline-schedules';
 
 /**
  * Collective id of lesson all-reduces and of classroom control frames: an id of its own
@@ -23,14 +26,43 @@ const MAX_MEMBERS = 64;
 const MAX_VALUES = 1024;
 const MAX_STEP = 4096;
 const MAX_PEER_ID = 128;
+const MAX_TENSORS = 8;
+const MAX_NAME = 40;
+const OP_KINDS: readonly PipelineOpKind[] = ['forward', 'backward', 'send-activation', 'recv-activation', 'send-grad', 'recv-grad'];
 
 export interface StartMessage {
   kind: 'start';
   lesson: number;
   /** The peer id of the tab that leads the lesson (its Next releases the steps). */
   teacher: string;
-  /** Peer ids in rank order: the lesson's ring. */
+  /** Peer ids in rank order: the lesson's ring (or the pipeline's stages). */
   members: string[];
+  /** What the lesson runs: a ring all-reduce (the default) or a pipeline schedule. */
+  topic?: LessonTopic;
+  /** Pipeline lessons: the schedule and its micro-batches. */
+  pipeline?: { schedule: PipelineScheduleKind; micro: number };
+}
+
+export type LessonTopic = 'ring' | 'pipeline';
+
+/** Most micro-batches a pipeline lesson steps through (each is several clicks on every stage). */
+export const MAX_LESSON_MICRO = 8;
+
+/** One named tensor of a pipeline lesson report, as the stage held it. */
+export interface LessonTensor {
+  name: string;
+  values: number[];
+}
+
+export interface OpMessage {
+  kind: 'op';
+  lesson: number;
+  /** Lesson step: 0 is the stage's setup, k >= 1 the k-th op of the whole pipeline. */
+  step: number;
+  /** The stage (= rank) reporting. */
+  rank: number;
+  op?: { kind: PipelineOpKind; micro: number; peer?: number };
+  tensors: LessonTensor[];
 }
 
 export interface ReleaseMessage {
@@ -49,7 +81,7 @@ export interface StateMessage {
   received?: { chunk: number; from: number; values: number[] };
 }
 
-export type ClassroomMessage = StartMessage | ReleaseMessage | StateMessage;
+export type ClassroomMessage = StartMessage | ReleaseMessage | StateMessage | OpMessage;
 
 export function encodeClassroomMessage(message: ClassroomMessage): Uint8Array {
   return encodeJsonMessage(message);
@@ -77,7 +109,25 @@ function checkMessage(m: unknown): string | null {
       if (!members.every((id) => typeof id === 'string' && id.length > 0 && id.length <= MAX_PEER_ID)) return 'bad member id';
       if (new Set(members).size !== members.length) return 'a member is listed twice';
       if (!members.includes(m.teacher)) return 'the teacher is not a member';
-      return null;
+      if (m.topic === undefined || m.topic === 'ring') return m.pipeline === undefined ? null : 'pipeline settings in a ring lesson';
+      if (m.topic !== 'pipeline') return `unknown lesson topic ${JSON.stringify(m.topic)}`;
+      const p = m.pipeline;
+      if (!isObject(p) || !PIPELINE_SCHEDULES.includes(p.schedule as PipelineScheduleKind)) return 'bad pipeline schedule';
+      return isCount(p.micro, MAX_LESSON_MICRO) && (p.micro as number) >= 1 ? null : `bad micro-batch count ${String(p.micro)}`;
+    }
+    case 'op': {
+      if (!isCount(m.step, MAX_STEP)) return `bad step ${String(m.step)}`;
+      if (!isCount(m.rank, MAX_MEMBERS - 1)) return `bad rank ${String(m.rank)}`;
+      const tensors = m.tensors;
+      if (!Array.isArray(tensors) || tensors.length > MAX_TENSORS) return 'bad tensor list';
+      for (const t of tensors) {
+        if (!isObject(t) || typeof t.name !== 'string' || t.name.length === 0 || t.name.length > MAX_NAME) return 'bad tensor name';
+        if (!isNumbers(t.values)) return 'tensor values are not a list of finite numbers';
+      }
+      if (m.op === undefined) return m.step === 0 ? null : 'an op report without its op';
+      const op = m.op;
+      if (!isObject(op) || !OP_KINDS.includes(op.kind as PipelineOpKind) || !isCount(op.micro, MAX_LESSON_MICRO - 1)) return 'bad op';
+      return op.peer === undefined || isCount(op.peer, MAX_MEMBERS - 1) ? null : 'bad op peer';
     }
     case 'release':
       return isCount(m.step, MAX_STEP) && (m.step as number) >= 1 ? null : `bad step ${String(m.step)}`;

@@ -1,6 +1,6 @@
 // Classroom mode for the whole room: the teacher's tab loads a lesson, every tab of the room runs it
-// (classroom-lesson.ts: one gated ring all-reduce over the real transport), and only the teacher's
-// Next releases each step, everywhere.
+// (classroom-lesson.ts: one gated ring all-reduce over the real transport; pipeline-lesson.ts: a
+// pipeline schedule, one op at a time), and only the teacher's Next releases each step, everywhere.
 //
 // Where a lesson runs (a "venue"):
 // - during a training run, over the run's own mesh and transport (the lesson's tags use their own
@@ -14,7 +14,8 @@ import { DataChannelTransport } from '../peer/datachannel-transport';
 import { openMesh } from '../peer/open-mesh';
 import { normalizeRoomName } from '../peer/room-code';
 import { ClassroomLesson, LessonAborted } from './classroom-lesson';
-import { meshClassroomChannel, type ClassroomChannel, type ClassroomMessage, type StartMessage } from './classroom-protocol';
+import { meshClassroomChannel, type ClassroomChannel, type ClassroomMessage, type LessonTopic, type StartMessage } from './classroom-protocol';
+import { PipelineLesson } from './pipeline-lesson';
 import type { LabConfig } from './config';
 import { EventBus, type LabEvent } from '../shared/events';
 import type { JoinedRoom } from './room';
@@ -31,8 +32,11 @@ export interface ClassroomVenue {
 /** Early messages kept for lessons this tab has not heard the start of yet (their links race). */
 const MAX_EARLY_MESSAGES = 256;
 
+/** Micro-batches and schedule of a pipeline lesson: two micro-batches show the overlap and stay short. */
+export const PIPELINE_LESSON = { schedule: 'gpipe', micro: 2 } as const;
+
 interface Running {
-  lesson: ClassroomLesson;
+  lesson: ClassroomLesson | PipelineLesson;
   venue: ClassroomVenue;
   done(): void;
 }
@@ -63,11 +67,12 @@ export class Classroom {
   }
 
   /** Starts a lesson that this tab teaches, among the members of `venue`. */
-  async load(venue: ClassroomVenue): Promise<void> {
+  async load(venue: ClassroomVenue, topic: LessonTopic = 'ring'): Promise<void> {
     this.attach(venue);
     const members = await venue.members();
     if (members.length < 2) throw new Error('a lesson needs at least two tabs in the room: open the room link in another tab');
     const start: StartMessage = { kind: 'start', lesson: newLessonNumber(), teacher: venue.channel.selfId, members };
+    if (topic === 'pipeline') Object.assign(start, { topic, pipeline: { ...PIPELINE_LESSON } });
     for (const member of members) {
       if (member !== venue.channel.selfId) venue.channel.send(member, start);
     }
@@ -81,7 +86,7 @@ export class Classroom {
   }
 
   /** The lesson running on this tab, if any (tests, status). */
-  current(): ClassroomLesson | null {
+  current(): ClassroomLesson | PipelineLesson | null {
     return this.running?.lesson ?? null;
   }
 
@@ -110,29 +115,30 @@ export class Classroom {
     if (message.kind === 'release') {
       if (from !== lesson.teacher) return venue.channel.refuse(from, `classroom: ${from} released a step but does not teach the lesson`);
       lesson.release(message.step);
-    } else if (message.kind === 'state') {
-      const problem = lesson.receiveState(from, message);
+    } else if (message.kind === 'state' || message.kind === 'op') {
+      const problem =
+        message.kind === 'state' && lesson instanceof ClassroomLesson
+          ? lesson.receiveState(from, message)
+          : message.kind === 'op' && lesson instanceof PipelineLesson
+            ? lesson.receiveOp(from, message)
+            : `classroom: a ${message.kind} report does not belong to lesson ${lesson.lesson}`;
       if (problem) venue.channel.refuse(from, problem);
     }
   }
 
   private begin(venue: ClassroomVenue, start: StartMessage): void {
     this.stop(`lesson ${start.lesson} replaced it`);
-    let lesson: ClassroomLesson;
+    let lesson: ClassroomLesson | PipelineLesson;
     let done: () => void;
     try {
       const link = venue.transport(start.members);
       done = link.done;
       try {
-        lesson = new ClassroomLesson({
-          lesson: start.lesson,
-          members: start.members,
-          teacher: start.teacher,
-          channel: venue.channel,
-          transport: link.transport,
-          publishSnapshot: this.publish,
-          publishChunk: this.publish,
-        });
+        const common = { lesson: start.lesson, members: start.members, teacher: start.teacher, channel: venue.channel, transport: link.transport };
+        lesson =
+          start.topic === 'pipeline' && start.pipeline
+            ? new PipelineLesson({ ...common, ...start.pipeline, publish: this.publish })
+            : new ClassroomLesson({ ...common, publishSnapshot: this.publish, publishChunk: this.publish });
       } catch (error) {
         link.done();
         throw error;
@@ -281,10 +287,10 @@ export class LabClassroom {
     if (room && !autostart) void this.joinStandby().catch((error: unknown) => this.log(`classroom: cannot join the room: ${describe(error)}`));
   }
 
-  load = async (): Promise<void> => {
+  load = async (topic: LessonTopic = 'ring'): Promise<void> => {
     this.followTraining();
     const venue = this.training?.venue ?? (await this.joinStandby());
-    await this.classroom.load(venue);
+    await this.classroom.load(venue, topic);
   };
 
   next = (): Promise<void> => this.classroom.next();

@@ -168,6 +168,33 @@ export interface PipelineLabEvent extends PipelineEvent {
   clockOffsetMs?: number;
 }
 
+/** One report of a classroom pipeline lesson (src/lab/pipeline-lesson.ts): a stage's setup or an op it ran. */
+export interface PipelineLessonReport {
+  /** 0: the stage's setup (weights, and its inputs or targets); k >= 1: the k-th op of the pipeline. */
+  step: number;
+  /** The stage (= rank) that reported it. */
+  rank: number;
+  op?: { kind: PipelineOpKind; micro: number; peer?: number };
+  /** The tensors that stage really held, computed, sent or received, by name. */
+  tensors: { name: string; values: number[] }[];
+}
+
+/** A classroom pipeline lesson's report, published on every tab once it is known there. */
+export interface PipelineLessonEvent {
+  type: 'pipeline-lesson';
+  runId: string;
+  schedule: 'gpipe' | '1f1b';
+  stages: number;
+  micro: number;
+  /** Ops of the whole lesson (its last step). */
+  steps: number;
+  /** This tab's stage. */
+  stage: number;
+  /** True in the tab that loaded the lesson: its Next releases the ops. */
+  teaching: boolean;
+  report: PipelineLessonReport;
+}
+
 export type LabEvent =
   | ChunkEvent
   | MembershipChange
@@ -182,7 +209,8 @@ export type LabEvent =
   | LogLine
   | ZeroLayoutReport
   | ClassroomSnapshotEvent
-  | PipelineLabEvent;
+  | PipelineLabEvent
+  | PipelineLessonEvent;
 
 export type LabEventListener = (event: LabEvent) => void;
 

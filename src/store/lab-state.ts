@@ -17,6 +17,8 @@ import type {
   StepMetrics,
   ZeroLayoutReport,
 } from '../shared/events';
+import { EMPTY_PIPELINE, type PipelineSlice } from './pipeline-slice';
+import { NO_PIPELINE_LESSON, type PipelineLessonSlice } from './pipeline-lesson-slice';
 import { RingBuffer } from './ring-buffer';
 
 /** Bounds on everything the store keeps: a long run must not grow the tab's memory. */
@@ -29,6 +31,8 @@ export const LIMITS = {
   samples: 20,
   logs: 300,
   ring: 50,
+  /** Pipeline steps whose op events are kept for the timeline's replay. */
+  pipelineSteps: 64,
   /** Distinct refusal reasons counted one by one; the rest are counted under 'other reasons'. */
   refusalReasons: 64,
 } as const;
@@ -78,12 +82,18 @@ export interface LabData {
   /** The last re-forms of an elastic room's ring (newest last). */
   ring: MembershipChange[];
   classroom: ClassroomSlice;
+  /** Pipeline runs: each step's op events, for the timeline (pipeline-slice.ts). */
+  pipeline: PipelineSlice;
+  /** A classroom pipeline lesson's reports (pipeline-lesson-slice.ts). */
+  pipelineLesson: PipelineLessonSlice;
 }
 
 export interface LabActions {
   setConfig(patch: Partial<LabConfig>): void;
   /** Shows snapshot `index` of the loaded lesson (clamped to what exists). */
   setClassroomIndex(index: number): void;
+  /** Shows recorded pipeline step `index`, or null to follow the newest. */
+  setPipelineStep(index: number | null): void;
   /** Forgets the metrics of the previous run (before a new one, or on reset). */
   clearRun(): void;
 }
@@ -110,5 +120,7 @@ export function initialLabData(config: LabConfig = DEFAULT_CONFIG): LabData {
     zeroLayout: null,
     ring: [],
     classroom: { runId: null, chunks: [], snapshots: [], index: 0, steps: null, teaching: false },
+    pipeline: EMPTY_PIPELINE,
+    pipelineLesson: NO_PIPELINE_LESSON,
   };
 }

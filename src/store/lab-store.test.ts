@@ -205,3 +205,20 @@ describe('metrics export', () => {
     expect(parsed.config.model).toBe('mlp');
   });
 });
+
+describe('one lesson at a time', () => {
+  it('a pipeline lesson replacing a ring lesson takes the ring lesson\'s Next away, and the other way round', () => {
+    const { store, bus } = setup();
+    const ring = (runId: string) => bus.publish({ type: 'classroom', runId, chunks: [], teaching: true, snapshot: { step: 0, phase: 'initial', perRank: [] } });
+    const pipe = (runId: string) =>
+      bus.publish({ type: 'pipeline-lesson', runId, schedule: 'gpipe', stages: 2, micro: 2, steps: 16, stage: 0, teaching: true, report: { step: 0, rank: 0, tensors: [] } });
+    ring('1:x');
+    expect(store.getState().classroom.teaching).toBe(true);
+    pipe('2:pipeline');
+    expect(store.getState().classroom.teaching).toBe(false);
+    expect(store.getState().pipelineLesson.teaching).toBe(true);
+    ring('3:x');
+    expect(store.getState().pipelineLesson.teaching).toBe(false);
+    expect(store.getState().classroom.teaching).toBe(true);
+  });
+});

@@ -7,6 +7,7 @@ import { useStore } from 'zustand';
 import { DEFAULT_CONFIG, type LabConfig } from '../lab/config';
 import type { EventBus } from '../shared/events';
 import { initialLabData, type LabState } from './lab-state';
+import { EMPTY_PIPELINE } from './pipeline-slice';
 import { reduceLabEvent } from './reduce';
 
 export type LabStore = StoreApi<LabState>;
@@ -20,6 +21,12 @@ export function createLabStore(config: LabConfig = DEFAULT_CONFIG): LabStore {
       const last = Math.max(0, lesson.snapshots.length - 1);
       set({ classroom: { ...lesson, index: Math.min(Math.max(0, Math.trunc(index)), last) } });
     },
+    setPipelineStep: (index) => {
+      const pipeline = get().pipeline;
+      const last = pipeline.steps.length - 1;
+      const selected = index === null || last < 0 ? null : Math.min(Math.max(0, Math.trunc(index)), last);
+      set({ pipeline: { ...pipeline, selected } });
+    },
     clearRun: () => {
       const { steps, evals, chunks, metricsTick, chunkTick } = get();
       steps.clear();
@@ -32,6 +39,7 @@ export function createLabStore(config: LabConfig = DEFAULT_CONFIG): LabStore {
         hashMismatches: 0,
         refused: { recent: [], total: 0, byReason: {} },
         samples: [],
+        pipeline: EMPTY_PIPELINE,
         run: { state: 'idle', error: null },
       });
     },

@@ -2,6 +2,8 @@
 // their point); every other slice is replaced, so React's selectors see new values.
 import type { HashReport, LabEvent } from '../shared/events';
 import { LIMITS, type HashRow, type LabData } from './lab-state';
+import { reducePipelineEvent } from './pipeline-slice';
+import { reducePipelineLesson } from './pipeline-lesson-slice';
 
 function appendBounded<T>(list: readonly T[], item: T, limit: number): T[] {
   const next = list.length >= limit ? list.slice(list.length - limit + 1) : list.slice();
@@ -88,7 +90,10 @@ export function reduceLabEvent(state: LabData, event: LabEvent): Partial<LabData
       snapshots.sort((a, b) => a.step - b.step);
       // A viewer on the newest step follows the lesson forward; one who stepped back stays there.
       const atNewest = sameLesson && lesson.index >= lesson.snapshots.length - 1;
+      // A new ring lesson replaces a pipeline lesson: that one can no longer be stepped from here.
+      const replaced = !sameLesson && state.pipelineLesson.teaching ? { pipelineLesson: { ...state.pipelineLesson, teaching: false } } : {};
       return {
+        ...replaced,
         classroom: {
           runId: event.runId,
           chunks: event.chunks,
@@ -100,8 +105,13 @@ export function reduceLabEvent(state: LabData, event: LabEvent): Partial<LabData
       };
     }
     case 'pipeline':
-      // Not kept yet: the store's pipeline timeline slice is built with the dashboard's timeline view.
-      return null;
+      return { pipeline: reducePipelineEvent(state.pipeline, event, LIMITS.pipelineSteps) };
+    case 'pipeline-lesson': {
+      const pipelineLesson = reducePipelineLesson(state.pipelineLesson, event);
+      // A tab runs one lesson at a time: the ring lesson it replaced can no longer be stepped from here.
+      if (event.runId === state.pipelineLesson.runId || !state.classroom.teaching) return { pipelineLesson };
+      return { pipelineLesson, classroom: { ...state.classroom, teaching: false } };
+    }
     default: {
       // Compile-time exhaustiveness; at run time an unknown event (a newer peer) is ignored, because
       // the bus is synchronous and a throw here would land in the producer's step loop.

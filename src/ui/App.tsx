@@ -11,6 +11,8 @@ import { downloadBlob, downloadText } from './download';
 import { EventLog } from './EventLog';
 import { LossChart } from './LossChart';
 import { PeersTable } from './PeersTable';
+import { PipelineLessonView } from './PipelineLessonView';
+import { PipelineTimelinePanel } from './PipelineTimeline';
 import { RingHistory } from './RingHistory';
 import type { Topology } from './ring-geometry';
 import { RingView } from './RingView';
@@ -54,6 +56,8 @@ export function App({ store, controller }: AppProps) {
   const lastCollective = useLab(store, (s) => s.chunks.last()?.collective ?? null);
   // A tab that is not training still draws a lesson's ring: as many ranks as the lesson has.
   const lessonWorld = useLab(store, (s) => s.classroom.snapshots[0]?.perRank.length ?? 0);
+  const pipelineRun = useLab(store, (s) => s.pipeline.steps.length > 0);
+  const pipelineLesson = useLab(store, (s) => s.pipelineLesson.runId !== null);
 
   /** Runs a controller action; a failure is shown, never swallowed. */
   const perform = (label: string, action: () => unknown) => {
@@ -141,11 +145,14 @@ export function App({ store, controller }: AppProps) {
         <main className="main">
           {/* During a lesson the classroom is what the room looks at: it goes first. */}
           {lessonWorld > 0 && <ClassroomPanel store={store} controller={controller} onError={setActionError} />}
+          {pipelineLesson && <PipelineLessonPanel store={store} controller={controller} onError={setActionError} />}
           <RingView store={store} topology={topology} reducedMotion={motionOff} world={selfWorld ?? (lessonWorld || undefined)} />
           <LossChart store={store} />
           <StepTimeBar store={store} />
+          {pipelineRun && <PipelineTimelinePanel store={store} />}
           <ZeroLayoutPanel store={store} />
           {lessonWorld === 0 && <ClassroomPanel store={store} controller={controller} onError={setActionError} />}
+          {!pipelineLesson && <PipelineLessonPanel store={store} controller={controller} onError={setActionError} />}
           {(config.model === 'gpt' || samples.length > 0) && <SamplesView samples={samples} />}
           <EventLog refused={refused} logs={logs} />
         </main>
@@ -218,6 +225,18 @@ function ClassroomPanel({
       onIndexChange={(i) => store.getState().setClassroomIndex(i)}
       onLoad={() => controller.classroom.load().catch(fail('Classroom'))}
       onAdvance={lesson.runId !== null && lesson.teaching ? () => void controller.classroom.next().catch(fail('Classroom step')) : undefined}
+    />
+  );
+}
+
+function PipelineLessonPanel({ store, controller, onError }: { store: LabStore; controller: LabController; onError(message: string): void }) {
+  const lesson = useLab(store, (s) => s.pipelineLesson);
+  const fail = (what: string) => (e: unknown) => onError(`${what} failed: ${errorText(e)}`);
+  return (
+    <PipelineLessonView
+      lesson={lesson}
+      onLoad={() => controller.classroom.load('pipeline').catch(fail('Pipeline lesson'))}
+      onNext={lesson.teaching ? () => void controller.classroom.next().catch(fail('Pipeline lesson step')) : undefined}
     />
   );
 }

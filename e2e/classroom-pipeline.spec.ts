@@ -1,0 +1,120 @@
+// The classroom steps a pipeline schedule over the real mesh: two tabs of one room (no training) are the
+// two stages of a two-layer linear model; the teacher's tab loads the pipeline lesson and releases one
+// op of GPipe (2 micro-batches) per click, through the UI only. After every click both tabs show the op
+// just run, and the tab that ran it shows it as its own, with the numbers it computed, sent or
+// received: checked against the model computed here by hand from the setup the tabs show. At the end
+// each stage's ops, in the order they ran, are its GPipe list. Then the page at phone width.
+import { expect, test, type Locator, type Page } from '@playwright/test';
+import { mkdirSync } from 'node:fs';
+import { APP_URL, uniqueRoom } from './fixtures';
+
+const SHOTS = 'e2e-artifacts/screenshots';
+
+type Tensors = Record<string, number[]>;
+
+async function tensorsIn(locator: Locator): Promise<Tensors> {
+  const pairs = await locator
+    .locator('.lesson-tensor')
+    .evaluateAll((spans) => spans.map((s) => [s.getAttribute('data-name')!, JSON.parse(s.getAttribute('data-values')!) as number[]] as const));
+  return Object.fromEntries(pairs);
+}
+
+const setupOf = (page: Page, stage: number) => tensorsIn(page.locator(`.pipeline-lesson-setup tr[data-stage="${stage}"]`));
+
+/** y = W x with W row-major 2 x 2; transposed: W^T x. */
+const mv = (w: number[], x: number[], transpose = false) => [0, 1].map((i) => [0, 1].reduce((s, j) => s + (transpose ? w[j * 2 + i] : w[i * 2 + j]) * x[j], 0));
+const outer = (g: number[], x: number[]) => [g[0] * x[0], g[0] * x[1], g[1] * x[0], g[1] * x[1]];
+const add = (a: number[], b: number[]) => a.map((v, i) => v + b[i]);
+
+/** GPipe, 2 stages, 2 micro-batches, written out (forward all, then backward all; messages around them). */
+const GPIPE_OPS = [
+  ['forward 0', 'send-activation 0', 'forward 1', 'send-activation 1', 'recv-grad 0', 'backward 0', 'recv-grad 1', 'backward 1'],
+  ['recv-activation 0', 'forward 0', 'recv-activation 1', 'forward 1', 'backward 0', 'send-grad 0', 'backward 1', 'send-grad 1'],
+];
+
+test('the teacher steps a 2-stage GPipe one op at a time; each tab shows the op it ran with the numbers it computed', async ({ browser }) => {
+  mkdirSync(SHOTS, { recursive: true });
+  const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+  const room = uniqueRoom('pipe-class');
+  const pages: Page[] = [];
+  for (let i = 0; i < 2; i++) {
+    const page = await context.newPage();
+    page.on('pageerror', (error) => console.error(`[tab ${i}] ${error.message}`));
+    await page.goto(`${APP_URL}?room=${room}&world=2`);
+    pages.push(page);
+  }
+  const lessonOf = (page: Page) => page.getByRole('region', { name: /Pipeline lesson/ });
+  const [teacher, student] = pages;
+  await lessonOf(teacher).getByRole('button', { name: 'Load pipeline lesson' }).click();
+  for (const page of pages) {
+    await expect(page.getByTestId('pipeline-lesson-step')).toHaveText(/^Op 0 of 16/);
+    await expect(page.locator('.pipeline-lesson-setup tr')).toHaveCount(2);
+  }
+  await expect(teacher.getByTestId('pipeline-lesson-role')).toHaveAttribute('data-role', 'teacher');
+  await expect(student.getByTestId('pipeline-lesson-role')).toHaveAttribute('data-role', 'student');
+  await expect(lessonOf(student).getByRole('button', { name: 'Next op' })).toBeDisabled();
+  // Which tab is which stage: the role line says.
+  const stageOf = async (page: Page) => Number(/stage (\d) of 2/.exec((await page.getByTestId('pipeline-lesson-role').textContent()) ?? '')![1]);
+  const stages = [await stageOf(teacher), await stageOf(student)];
+  expect(stages.slice().sort()).toEqual([0, 1]);
+  const tabOfStage = (s: number) => pages[stages.indexOf(s)];
+
+  // The model by hand, from the setup the tabs show (both tabs show the same).
+  const [s0, s1] = [await setupOf(student, 0), await setupOf(student, 1)];
+  expect(await setupOf(teacher, 0)).toEqual(s0);
+  expect(await setupOf(teacher, 1)).toEqual(s1);
+  const hand = [0, 1].map((m) => {
+    const h = mv(s0.W, s0[`x${m}`]);
+    const y = mv(s1.W, h);
+    const g = y.map((v, i) => v - s1[`target${m}`][i]);
+    return { x: s0[`x${m}`], h, y, g, loss: 0.5 * (g[0] ** 2 + g[1] ** 2), gh: mv(s1.W, g, true) };
+  });
+  const weightGrad = [
+    [0, 0, 0, 0],
+    [0, 0, 0, 0],
+  ];
+  const ran: string[][] = [[], []];
+
+  for (let step = 1; step <= 16; step++) {
+    await lessonOf(teacher).getByRole('button', { name: 'Next op' }).click();
+    for (const page of pages) await expect(page.getByTestId('pipeline-lesson-step')).toHaveAttribute('data-step', String(step));
+    const latest = await student.locator(`.pipeline-lesson-ops li[data-step="${step}"]`);
+    const stage = Number(await latest.getAttribute('data-stage'));
+    const owner = tabOfStage(stage);
+    const own = owner.getByTestId('pipeline-lesson-own');
+    await expect(own).toHaveAttribute('data-step', String(step));
+    const kind = (await own.getAttribute('data-kind'))!;
+    const m = Number(await own.getAttribute('data-micro'));
+    ran[stage].push(`${kind} ${m}`);
+    const shown = await tensorsIn(own);
+    // Both tabs list the same numbers for the op.
+    expect(await tensorsIn(latest)).toEqual(shown);
+    expect(await tensorsIn(tabOfStage(1 - stage).locator(`.pipeline-lesson-ops li[data-step="${step}"]`))).toEqual(shown);
+    const e = hand[m];
+    if (kind === 'backward') weightGrad[stage] = add(weightGrad[stage], stage === 1 ? outer(e.g, e.h) : outer(e.gh, e.x));
+    const expected: Record<string, Tensors> = {
+      '0 forward': { input: e.x, output: e.h },
+      '0 send-activation': { activation: e.h },
+      '1 recv-activation': { activation: e.h },
+      '1 forward': { input: e.h, output: e.y, loss: [e.loss] },
+      '1 backward': { 'output grad': e.g, 'input grad': e.gh, 'W grad (sum)': weightGrad[1] },
+      '1 send-grad': { gradient: e.gh },
+      '0 recv-grad': { gradient: e.gh },
+      '0 backward': { 'output grad': e.gh, 'W grad (sum)': weightGrad[0] },
+    };
+    expect(shown, `op ${step}: stage ${stage} ${kind} of micro-batch ${m}`).toEqual(expected[`${stage} ${kind}`]);
+    if (step === 6) await student.screenshot({ path: `${SHOTS}/classroom-pipeline-student.png`, fullPage: true });
+  }
+  expect(ran).toEqual(GPIPE_OPS);
+  await expect(teacher.getByTestId('pipeline-lesson-step')).toHaveText(/The pipeline step is complete/);
+  await expect(lessonOf(teacher).getByRole('button', { name: 'Next op' })).toBeDisabled();
+
+  // Phone width: the lesson (and the page) fit 390 px.
+  await student.setViewportSize({ width: 390, height: 844 });
+  const panel = lessonOf(student);
+  await panel.scrollIntoViewIfNeeded();
+  await student.screenshot({ path: `${SHOTS}/classroom-pipeline-390.png` });
+  expect(await panel.evaluate((el) => el.scrollWidth - el.clientWidth), 'lesson panel wider than itself at 390 px').toBeLessThanOrEqual(0);
+  expect(await student.evaluate(() => document.documentElement.scrollWidth), 'page wider than 390 px').toBeLessThanOrEqual(390);
+  await context.close();
+});

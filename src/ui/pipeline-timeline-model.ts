@@ -1,0 +1,141 @@
+// What the dashboard's pipeline timeline draws, computed from one recorded step's real events
+// (src/store/pipeline-slice.ts) and, beside it, the ideal timeline of the same schedule
+// (src/collective/pipeline-schedules.ts simulate). Pure, so the view only lays out what this returns.
+//
+// One clock: each tab stamps its events on its own performance.now(); tStart + clockOffsetMs (the tab's
+// performance.timeOrigin, events.ts) is epoch milliseconds, the one axis all tabs' events are drawn
+// on. An event without clockOffsetMs is taken to be on this tab's clock (offset 0): a tab's own events
+// and events from tabs of one process agree. Tabs on different machines agree only as far as their wall
+// clocks do; the view says so.
+//
+// Nothing is drawn that did not happen: a block is a forward or backward event's [tStart, tEnd]; a row's
+// idle time is the step's span less its compute; the measured bubble is measureTimeline's
+// (pipeline-timeline.ts) over the rows present. The schedule is recognised, not assumed: a stage's
+// recorded ops must equal GPipe's or 1F1B's list for that stage (in order) for the ideal to be drawn.
+import type { PipelineEvent } from '../collective/pipeline-executor';
+import { idealBubbleFraction, pipelineSchedules, PIPELINE_SCHEDULES, simulate, type PipelineScheduleKind } from '../collective/pipeline-schedules';
+import { measureTimeline } from '../collective/pipeline-timeline';
+import type { PipelineLabEvent } from '../shared/events';
+
+export interface TimelineBlock {
+  /** Row index (see TimelineRow). */
+  row: number;
+  kind: 'forward' | 'backward';
+  micro: number;
+  /** From the start of the span: milliseconds (measured) or schedule time units (ideal). */
+  start: number;
+  end: number;
+}
+
+export interface TimelineRow {
+  rank: number;
+  stage: number;
+  busyMs: number;
+  idleMs: number;
+  /** Ops this row has reported for the step so far. */
+  ops: number;
+  /** Ops its stage's schedule has, once the schedule is recognised. */
+  expectedOps: number | null;
+}
+
+export interface MeasuredStep {
+  round: number;
+  spanMs: number;
+  rows: TimelineRow[];
+  blocks: TimelineBlock[];
+  /** measureTimeline's bubble over the rows present. */
+  bubbleFraction: number;
+  /** Stages: the plan's, or the highest stage seen + 1. */
+  stages: number;
+  /** Micro-batches: the plan's, or the highest micro-batch seen + 1. */
+  micro: number;
+  /** The schedule every row's ops match, or null when they match none (or the step is partial). */
+  schedule: PipelineScheduleKind | null;
+  /** Every stage 0..stages-1 has a row and every row has all of its schedule's ops. */
+  complete: boolean;
+  /** Every row present has all of its schedule's ops (some stages may have no row here). */
+  rowsComplete: boolean;
+}
+
+export interface IdealStep {
+  schedule: PipelineScheduleKind;
+  stages: number;
+  micro: number;
+  makespan: number;
+  blocks: TimelineBlock[];
+  bubbleFraction: number;
+  /** (P-1)/(M+P-1). */
+  formula: number;
+}
+
+const isCompute = (kind: string): kind is 'forward' | 'backward' => kind === 'forward' || kind === 'backward';
+const epoch = (t: number, e: PipelineLabEvent): number => t + (e.clockOffsetMs ?? 0);
+
+/** The schedule whose op list for `stage` equals `ops` (kind and micro-batch, in order), if one does. */
+function recognise(ops: readonly PipelineLabEvent[], stages: number, stage: number, micro: number): PipelineScheduleKind[] {
+  return PIPELINE_SCHEDULES.filter((kind) => {
+    const expected = pipelineSchedules(kind, stages, micro)[stage].ops;
+    return expected.length === ops.length && expected.every((op, i) => op.kind === ops[i].kind && op.micro === ops[i].micro);
+  });
+}
+
+/** The run's shape when the caller knows it (from the run's settings). */
+export interface PipelinePlan {
+  stages: number;
+  micro: number;
+}
+
+/**
+ * Without `plan`, the stages and micro-batches are the highest seen + 1: they undercount while only
+ * part of a step is here (the first micro-batches' ops of a stage can look like a whole step of fewer).
+ */
+export function measureStep(round: number, events: readonly PipelineLabEvent[], plan?: PipelinePlan): MeasuredStep | null {
+  if (events.length === 0) return null;
+  const stages = Math.max(plan?.stages ?? 0, ...events.map((e) => e.stage + 1));
+  const micro = Math.max(plan?.micro ?? 0, ...events.map((e) => e.micro + 1));
+  const ranks = [...new Set(events.map((e) => e.rank))];
+  const stageOf = new Map(ranks.map((rank) => [rank, events.find((e) => e.rank === rank)!.stage]));
+  ranks.sort((a, b) => stageOf.get(a)! - stageOf.get(b)! || a - b);
+  const rowOf = new Map(ranks.map((rank, row) => [rank, row]));
+  const start = Math.min(...events.map((e) => epoch(e.tStart, e)));
+  // In each row's op order (the executor runs a stage's list strictly in order).
+  const byRow = ranks.map((rank) => events.filter((e) => e.rank === rank).sort((a, b) => epoch(a.tStart, a) - epoch(b.tStart, b)));
+  // Rows as stages of one timeline on one clock: measureTimeline then gives busy, idle and the bubble.
+  const onOneClock: PipelineEvent[] = events.map((e) => ({
+    type: 'pipeline',
+    kind: e.kind,
+    stage: rowOf.get(e.rank)!,
+    micro: e.micro,
+    round: e.round,
+    tStart: epoch(e.tStart, e) - start,
+    tEnd: epoch(e.tEnd, e) - start,
+  }));
+  const measured = measureTimeline(onOneClock, ranks.length);
+  const candidates = byRow.map((ops, row) => recognise(ops, stages, stageOf.get(ranks[row])!, micro));
+  const common = PIPELINE_SCHEDULES.filter((kind) => candidates.every((c) => c.includes(kind)));
+  // For some shapes both lists coincide (M = 1, or P = 1): GPipe names them then.
+  const schedule = common[0] ?? null;
+  const stagesPresent = new Set(stageOf.values());
+  const complete = schedule !== null && Array.from({ length: stages }, (_, s) => stagesPresent.has(s)).every(Boolean);
+  const rows: TimelineRow[] = ranks.map((rank, row) => ({
+    rank,
+    stage: stageOf.get(rank)!,
+    busyMs: measured.stages[row].busyMs,
+    idleMs: measured.stages[row].idleMs,
+    ops: byRow[row].length,
+    expectedOps: schedule ? pipelineSchedules(schedule, stages, micro)[stageOf.get(rank)!].ops.length : null,
+  }));
+  const blocks: TimelineBlock[] = onOneClock.flatMap((e) =>
+    isCompute(e.kind) ? [{ row: e.stage, kind: e.kind, micro: e.micro, start: e.tStart, end: e.tEnd }] : [],
+  );
+  return { round, spanMs: measured.spanMs, rows, blocks, bubbleFraction: measured.bubbleFraction, stages, micro, schedule, complete, rowsComplete: schedule !== null };
+}
+
+/** The schedule's ideal timeline (unit forward and backward, free communication). */
+export function idealStep(schedule: PipelineScheduleKind, stages: number, micro: number): IdealStep {
+  const run = simulate(pipelineSchedules(schedule, stages, micro));
+  const blocks = run.timeline.flatMap((ops, row) =>
+    ops.flatMap((op) => (isCompute(op.kind) ? [{ row, kind: op.kind, micro: op.micro, start: op.start, end: op.end }] : [])),
+  );
+  return { schedule, stages, micro, makespan: run.makespan, blocks, bubbleFraction: run.bubbleFraction, formula: idealBubbleFraction(stages, micro) };
+}
