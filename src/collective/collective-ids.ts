@@ -74,6 +74,13 @@ export const COLLECTIVE_IDS = {
     scope: 'strategy:pipeline',
     what: "pipeline parallelism (src/parallel/pipeline-trainer.ts, src/lab/pipeline-run.ts): +0 activations forward and their gradients back, +1 the tied embedding's gradient, +2 a stage group's gradient all-reduce, +3 the squared gradient norm for clipping, +4 evaluation activations, +5 the losses every tab shows",
   },
+  pipelineTimeline: {
+    first: 12,
+    count: 1,
+    payload: 'bytes',
+    scope: 'strategy:pipeline',
+    what: "pipeline parallelism: every tab's op events of a step, all-gathered so each dashboard draws the whole pipeline (src/parallel/timeline-gather.ts)",
+  },
   elasticControl: { first: 0x0e1a5, count: 1, payload: 'control', scope: 'room', what: 'elastic rooms: ready / roster / abort / closed (src/peer/elastic-protocol.ts)' },
   classroomLesson: { first: 0x00c1a55, count: 1, payload: 'floats', scope: 'room', what: 'classroom: the lesson\'s all-reduce, and its control frames (src/lab/classroom-protocol.ts)' },
   zeroCollectives: { first: ZERO_FIRST, count: U32_END - ZERO_FIRST, payload: 'floats', scope: 'strategy:zero', what: 'ZeRO: reduce-scatters and all-gathers, numbered in order (src/parallel/zero/zero-sync.ts)' },

@@ -35,9 +35,10 @@ async function oneTab(config: LabConfig, data: LoadedData, micro: number): Promi
 
 async function pipelineRoom(config: LabConfig, data: LoadedData, wholeLength?: number) {
   const world = config.world;
-  const events: LabEvent[] = [];
-  const runs = createMemoryMesh(world).map((transport) =>
-    PIPELINE_RUN_KIND.build({ config, backend: new CpuBackend(), data, transport, publish: (e) => events.push(e) }),
+  // Each tab's own bus: what its dashboard sees.
+  const buses: LabEvent[][] = Array.from({ length: world }, () => []);
+  const runs = createMemoryMesh(world).map((transport, rank) =>
+    PIPELINE_RUN_KIND.build({ config, backend: new CpuBackend(), data, transport, publish: (e) => buses[rank].push(e) }),
   );
   const hashes: string[][] = [];
   const losses: number[][] = [];
@@ -57,7 +58,7 @@ async function pipelineRoom(config: LabConfig, data: LoadedData, wholeLength?: n
     for (const p of figures[rank].placement) whole.set(part.subarray(p.partOffset, p.partOffset + p.length), p.wholeOffset);
   }
   for (const run of runs) run.dispose();
-  return { whole, hashes, losses, evals, events, figures, groups: runs.map((r) => r.replicaGroup) };
+  return { whole, hashes, losses, evals, buses, figures, groups: runs.map((r) => r.replicaGroup) };
 }
 
 describe('pipeline run (the lab wiring of pipeline parallelism)', () => {
@@ -123,12 +124,14 @@ describe('pipeline run (the lab wiring of pipeline parallelism)', () => {
     for (const [rank, run] of resumed.entries()) expect(paramsHash(await run.partParams())).toBe(paramsHash(await straight[rank].partParams()));
   });
 
-  it("publishes each op as a 'pipeline' event with the tab's rank and its clock's epoch offset, and measures its figures", async () => {
+  it("publishes each op as a 'pipeline' event with the tab's rank and its clock's epoch offset, every stage's on every tab once, and measures its figures", async () => {
     const config = testConfig({ room: 'r', steps: 1, pipeline: 2, world: 2, schedule: 'gpipe', micro: 4 });
     const room = await pipelineRoom(config, classification);
-    const ops = room.events.filter((e) => e.type === 'pipeline');
-    expect(ops.filter((e) => e.rank === 1 && e.kind === 'forward')).toHaveLength(4);
-    expect(ops.every((e) => e.clockOffsetMs === performance.timeOrigin && e.rank === e.stage)).toBe(true);
+    for (const bus of room.buses) {
+      const ops = bus.filter((e) => e.type === 'pipeline');
+      for (const rank of [0, 1]) expect(ops.filter((e) => e.rank === rank && e.kind === 'forward')).toHaveLength(4);
+      expect(ops.every((e) => e.clockOffsetMs === performance.timeOrigin && e.rank === e.stage)).toBe(true);
+    }
     const [first] = room.figures;
     // GPipe holds all 4 micro-batches' activations on stage 0: 4 sets, measured from real allocations.
     expect(first.peakActivationBytes).toBe(4 * first.activationBytesPerSet);

@@ -24,6 +24,7 @@ import { Mlp, mlpLayout } from '../model/mlp';
 import type { Batch } from '../model/model';
 import { PipelineStage, splitUnits, type StageModelSpec } from '../model/pipeline-stage';
 import { PipelineTrainer } from '../parallel/pipeline-trainer';
+import { gatherStepEvents } from '../parallel/timeline-gather';
 import { ClassificationBatches, classificationEvalBatches, TextBatches, textEvalBatches, type BatchSource } from '../train/batches';
 import { captureCheckpoint, CheckpointError, loadCheckpoint, restoreCheckpoint } from '../train/checkpoint';
 import { lrScheduleOf, type TrainingRecipe } from '../train/defaults';
@@ -163,6 +164,7 @@ class PipelineRun implements PartitionedRun {
       else waitMs += ms;
     }
     const [loss] = await this.shareFromLastStages(2 * report.step, [report.loss]);
+    await this.shareTimeline(report.step, report.events);
     return { loss, computeMs, commMs, waitMs };
   }
 
@@ -272,6 +274,16 @@ class PipelineRun implements PartitionedRun {
   dispose(): void {
     this.optimizer.dispose();
     this.stage.dispose();
+  }
+
+  /**
+   * Every tab's dashboard draws every stage's row (src/ui/PipelineTimeline.tsx): the step's op events,
+   * as each tab published them, are all-gathered once after the step (a few kB) and the others' published here.
+   */
+  private async shareTimeline(round: number, events: readonly PipelineEvent[]): Promise<void> {
+    const clockOffsetMs = performance.timeOrigin;
+    const own = events.map((e) => ({ ...e, rank: this.rank, clockOffsetMs }));
+    for (const e of await gatherStepEvents(this.transport, round, COLLECTIVE_IDS.pipelineTimeline.first, own)) if (e.rank !== this.rank) this.context.publish(e);
   }
 
   private onPipelineEvent(event: PipelineEvent): void {

@@ -2,6 +2,7 @@
 // (src/store), React views select from it, the automation API (`window.lab`) reads it. Producers never
 // wait on consumers: they publish and move on.
 import type { PipelineEvent } from '../collective/pipeline-executor';
+import type { PipelineOpKind } from '../collective/pipeline-schedules';
 import type { ChunkEvent, Phase } from '../collective/types';
 import type { BackendInfo, MemoryKind } from '../engine/backend';
 

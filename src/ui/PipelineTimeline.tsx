@@ -6,6 +6,7 @@
 // the newest as its events arrive (a tab draws its own stage's row live, the other stages' when their
 // events reach it).
 import { useMemo } from 'react';
+import { pipelineMicroBatches } from '../lab/config';
 import { useLab, useLabFrame, type LabStore } from '../store/lab-store';
 import type { PipelineStepRecord } from '../store/pipeline-slice';
 import { idealStep, measureStep, type IdealStep, type MeasuredStep, type PipelinePlan, type TimelineBlock } from './pipeline-timeline-model';
@@ -202,14 +203,9 @@ export function PipelineTimelineView({ steps, plan, selected, onSelect }: Pipeli
 export function PipelineTimelinePanel({ store }: { store: LabStore }) {
   const pipeline = useLabFrame(store, (s) => s.pipeline);
   const setPipelineStep = useLab(store, (s) => s.setPipelineStep);
-  // The run's `pipeline=P` and `micro=M` settings, where the config has them (read loosely: the keys
-  // belong to the pipeline run's settings; micro=0 means twice the stages there).
-  const stages = useLab(store, (s) => positive((s.config as { pipeline?: unknown }).pipeline));
-  const micro = useLab(store, (s) => positive((s.config as { micro?: unknown }).micro));
-  const plan = useMemo(() => (stages > 1 ? { stages, micro: micro || 2 * stages } : undefined), [stages, micro]);
+  // The run's `pipeline=P` and `micro=M` settings (micro=0: the lab's default, pipelineMicroBatches).
+  const stages = useLab(store, (s) => s.config.pipeline);
+  const micro = useLab(store, (s) => pipelineMicroBatches(s.config));
+  const plan = useMemo(() => (stages > 1 ? { stages, micro } : undefined), [stages, micro]);
   return <PipelineTimelineView steps={pipeline.steps} plan={plan} selected={pipeline.selected} onSelect={setPipelineStep} />;
-}
-
-function positive(x: unknown): number {
-  return typeof x === 'number' && Number.isInteger(x) && x > 0 ? x : 0;
 }
