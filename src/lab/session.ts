@@ -14,11 +14,13 @@ import type { Mlp } from '../model/mlp';
 import { FIRST_FLOAT_ID } from '../collective/collective-ids';
 import type { Strategy } from '../parallel/parallel-types';
 import { notElasticBecause, statePlacementOf } from '../parallel/strategy';
+import { zeroPartition } from '../parallel/zero/zero-hooks';
 import { finiteModelDataCheck } from '../peer/payload-checks';
 import { sendMemberFrames, type MemberFuzzResult } from '../peer/hostile-frames';
 import type { Mesh } from '../peer/mesh';
 import type { EventBus, RunState } from '../shared/events';
-import { loadCheckpoint, mapTextToVocab, restoreCheckpoint } from '../train/checkpoint';
+import { loadCheckpoint, mapTextToVocab, restoreCheckpoint, type CheckpointPart } from '../train/checkpoint';
+import type { ByteSink } from '../train/checkpoint-parts';
 import type { CharLmRecipe, Recipe } from '../train/defaults';
 import type { Run } from '../train/recipes';
 import type { LabMetrics, LabStatus } from './api';
@@ -119,7 +121,8 @@ export class LabSession {
       position: () => ({ world: this.world, rank: this.rank, step: this.step, steps: this.steps, stepsPerEpoch: this.stepsPerEpoch }),
       vocab: () => this.loadedVocab,
       fullParams: () => this.finalParams ?? undefined,
-      gatherWhole: () => this.gatherWhole(),
+      part: () => this.heldPart(),
+      gatherInPieces: () => this.strategy?.gatherInPieces ?? null,
       training: () => this.state === 'training',
       settleReplicaCheck: () => this.replicas.settle(),
       warn: (message) => this.log('warn', message),
@@ -192,6 +195,15 @@ export class LabSession {
     return this.checkpoints.checkpoint();
   }
 
+  /**
+   * The whole model in the one-tab checkpoint format, streamed to `sink` a piece at a time, once the run
+   * has ended (ZeRO-3: every tab of the room exports, each gathering layer by layer; none holds it all).
+   */
+  async exportModel(sink: ByteSink): Promise<void> {
+    if (this.state !== 'done') throw new Error(`the model is exported once the run is done (state ${this.state})`);
+    await this.checkpoints.exportModel(sink);
+  }
+
   /** The key this run autosaves under and resumes from (see checkpoint-store.ts). */
   checkpointKey(): string {
     return this.checkpoints.key();
@@ -258,7 +270,7 @@ export class LabSession {
     if (joining) {
       await this.adoptRoomState(joining, null, 'joined a running room');
     } else if (start) {
-      const warnings = restoreCheckpoint(backend, run, start.ckpt, start.mode, { recipe: recipe.recipe, world: this.world });
+      const warnings = restoreCheckpoint(backend, run, this.checkpoints.fitted(start), start.mode, { recipe: recipe.recipe, world: this.world });
       for (const warning of warnings) this.log('warn', `checkpoint: ${warning}`);
       this.step = run.trainer.step;
       this.log('info', `${start.mode === 'resume' ? 'resumed' : 'fine-tuning'} from a checkpoint of step ${start.ckpt.header.step} (${start.source})`);
@@ -333,11 +345,11 @@ export class LabSession {
     await this.checkpoints.afterRun();
   }
 
-  /** ZeRO-3 during training: a collective that gathers the whole vector (autosaves only: every rank takes them at the same step). */
-  private gatherWhole(): (() => Promise<Float32Array>) | null {
-    const gather = this.strategy?.gatherParams;
-    if (!gather || this.finalParams) return null;
-    return () => gather(this.step);
+  /** ZeRO-3: the shard of the parameters this rank holds, as a checkpoint part (null: it holds them all). */
+  private heldPart(): CheckpointPart | null {
+    const run = this.requireRun();
+    if (run.model.params.length === run.model.layout.totalLength) return null;
+    return { kind: 'zero-3 shard', ranges: zeroPartition(run.model.layout, this.world).shards.map((s) => ({ ...s })), index: this.rank };
   }
 
   /** One step and what follows it, in order: replica check, state backup, checkpoints, evaluation, sample. */
@@ -354,7 +366,7 @@ export class LabSession {
     // The last step's check is waited for: a finished run's replicas are known to agree.
     if (this.requireStrategy().replicasEqualEveryStep || last) await this.replicas.check(this.step, { alongsideNextStep: !last && !this.paused, afterStep: !last });
     await this.backups.backUp();
-    // Checkpoints are taken of a step the replica check has passed (and ZeRO-3 has gathered).
+    // Checkpoints are taken of a step the replica check has passed (ZeRO-3: each rank its own part).
     await this.checkpoints.betweenSteps();
     if (last || this.step % recipe.evalEvery === 0) await run.trainer.evaluate(run.evalBatches);
     // The run's own sampler (train/recipes.ts charLmRun): one way to sample, the one its tests check.

@@ -13,7 +13,7 @@
 //      which restores its own shard of the NEW partition from it.
 import { viewOf, type Backend } from '../../engine/backend';
 import type { Transport } from '../../collective/types';
-import { writeFullParams, type CheckpointableRun } from '../../train/checkpoint';
+import { writeHeldParams, type CheckpointableRun } from '../../train/checkpoint';
 import { decodeJsonMessage, encodeJsonMessage, isDecodeError, isInt, isObject } from '../../peer/json-message';
 import { readWindowed } from '../../parallel/zero/windowed-io';
 import { PARAMETER_SERVER_RANK } from '../../parallel/parameter-server';
@@ -65,7 +65,7 @@ export function restoreSlice(backend: Backend, run: CheckpointableRun, full: Zer
   if (full.range.offset !== 0 || full.range.length !== total) throw new SliceError('restoring needs the full state');
   const range = run.optimizer.stateRange;
   const part = (a: Float32Array) => a.subarray(range.offset, range.offset + range.length);
-  writeFullParams(backend, run, full.params);
+  writeHeldParams(backend, run, full.params);
   for (const { name, buf } of run.optimizer.stateBuffers()) run.optimizer.backend.write(viewOf(buf), part(full.state.get(name)!));
   run.trainer.step = full.step;
 }
