@@ -110,6 +110,7 @@ export class LabSession {
       placement: () => statePlacementOf(config),
       run: () => this.requireRun(),
       backend: () => this.requireBackend(),
+      every: () => config.backupevery,
     });
     this.checkpoints = new CheckpointKeeper({
       config,
@@ -365,7 +366,7 @@ export class LabSession {
     const last = this.step === this.steps;
     // The last step's check is waited for: a finished run's replicas are known to agree.
     if (this.requireStrategy().replicasEqualEveryStep || last) await this.replicas.check(this.step, { alongsideNextStep: !last && !this.paused, afterStep: !last });
-    await this.backups.backUp();
+    await this.backups.afterStep(this.step);
     // Checkpoints are taken of a step the replica check has passed (ZeRO-3: each rank its own part).
     await this.checkpoints.betweenSteps();
     if (last || this.step % recipe.evalEvery === 0) await run.trainer.evaluate(run.evalBatches);
