@@ -35,7 +35,7 @@ import { reformableFailure } from './elastic/failures';
 import { StateBackups } from './elastic/state-backups';
 import { exchangeState } from './elastic/state-transfer';
 import { rebuildZeroState, restoreSlice, sliceShapeOf } from './elastic/zero-state-transfer';
-import { checkBudgetAfterFirstStep, checkBudgetBeforeTraining } from './memory-budget';
+import { checkBudgetAfterFirstStep, checkBudgetBeforeTraining, wholeVectorFits } from './memory-budget';
 import { ReplicasDisagree } from './overlapped-exchange';
 import { recipeFor } from './recipe';
 import { ReplicaCheck } from './replica-check';
@@ -181,7 +181,7 @@ export class LabSession {
     const run = this.requireRun();
     // ZeRO-3: no rank holds the full vector while training; it is gathered (every rank at once) when the run ends.
     if (this.strategy?.gatherParams) {
-      if (!this.finalParams) throw new Error('ZeRO-3: no tab holds the whole parameter vector while training; it is gathered when the run ends');
+      if (!this.finalParams) throw new Error('ZeRO-3: no tab holds the whole parameter vector while training; it is gathered when the run ends if the memory budget allows (else export it: lab.exportModel)');
       return this.finalParams.slice();
     }
     return this.requireBackend().read(viewOf(run.model.params));
@@ -278,7 +278,7 @@ export class LabSession {
     }
     if (data.kind === 'text') this.m.bigramValLoss = bigramNll(fitBigram(data.data.train, data.data.vocab.length), data.data.val);
     this.publishMemory();
-    checkBudgetBeforeTraining(this.config, this.requireRun(), backend, this.world);
+    checkBudgetBeforeTraining(this.config, this.requireRun(), backend, this.world, !!this.room?.elastic);
     // In an elastic room the first check is train()'s first iteration, where a tab lost during it re-forms the ring.
     if (!this.room?.elastic) await this.replicas.check(this.step);
   }
@@ -342,7 +342,8 @@ export class LabSession {
     this.publishMemory();
     // ZeRO-3: the finished run's whole vector, gathered once by every rank, for params() and checkpoints.
     const gather = this.requireStrategy().gatherParams;
-    if (gather) this.finalParams = await gather(this.step);
+    if (gather && wholeVectorFits(this.config, this.requireRun(), this.world, !!this.room?.elastic)) this.finalParams = await gather(this.step);
+    else if (gather) this.log('info', 'the whole parameter vector is not gathered: it would take this tab past its memory budget (export the model, streamed: lab.exportModel)');
     await this.checkpoints.afterRun();
   }
 
@@ -464,7 +465,7 @@ export class LabSession {
   private publishSteadyMemory(): void {
     this.steadyMemoryPublished = true;
     this.publishMemory();
-    checkBudgetAfterFirstStep(this.config, this.requireBackend());
+    checkBudgetAfterFirstStep(this.config, this.requireBackend(), Object.values(this.hostMemory()).reduce((a, b) => a + b, 0));
   }
 
   private publishMemory(): void {
