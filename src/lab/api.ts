@@ -67,6 +67,8 @@ export interface LabMetrics {
   hostMemory?: Record<'backups' | 'staging' | 'offload' | 'wholeModel', number>;
   /** Did every rank report the same parameter hash at every step so far? null before the first step. */
   hashesAgree: boolean | null;
+  /** Hash exchanges in which every rank of the room agreed (a room's replica checks passed). */
+  hashChecks?: number;
   /** Bytes this rank sent in the last logged optimizer step (the trainer's sync and gather hooks). */
   stepBytesSent?: number | null;
   /** Live GPU (or CPU-backend) buffers this tab holds right now: a long run must not grow it. */

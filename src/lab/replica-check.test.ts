@@ -205,6 +205,7 @@ describe('the replica check under ZeRO-3', () => {
     expect(hashes[0]).toMatch(/^[0-9a-f]{16}$/);
     expect(new Set(hashes).size).toBe(1);
     for (const t of tabs) expect(t.metrics.hashesAgree).toBe(true);
+    for (const t of tabs) expect(t.metrics.hashChecks).toBe(6);
   });
 
   it.each([
