@@ -372,7 +372,9 @@ export class LabSession {
     await this.checkpoints.betweenSteps();
     if (last || this.step % recipe.evalEvery === 0) await run.trainer.evaluate(run.evalBatches);
     // The run's own sampler (train/recipes.ts charLmRun): one way to sample, the one its tests check.
-    if ('sampleEvery' in recipe && (last || this.step % recipe.sampleEvery === 0) && this.rank === 0 && !this.requireStrategy().gatherParams) await run.trainer.sample();
+    // Rank 0 samples; under ZeRO-3 every rank does, each forward gathering the layers as in training.
+    const everyRankSamples = !!this.requireStrategy().gatherParams;
+    if ('sampleEvery' in recipe && (last || this.step % recipe.sampleEvery === 0) && (this.rank === 0 || everyRankSamples)) await run.trainer.sample();
   }
 
   // --- elastic membership ---------------------------------------------------------------------------
