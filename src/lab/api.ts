@@ -101,7 +101,9 @@ export interface LabApi {
   resume(): void;
   /**
    * This tab's checkpoint file (src/train/checkpoint.ts), base64-encoded so that page.evaluate returns
-   * it as a plain string. Taken between two steps.
+   * it as a plain string. Taken between two steps. A ZeRO-3 tab that has no whole vector (training, or a
+   * budget that kept it from gathering one) saves its part: its shard and optimizer slice, with the
+   * partition recorded (load a room's parts together: loadCheckpoint([...])).
    */
   checkpoint(): Promise<string>;
   /**
