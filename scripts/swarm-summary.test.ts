@@ -58,7 +58,7 @@ describe('swarm summary (hand-made tab reports)', () => {
     expect(summariseRun({ ...DEFAULT_CONFIG, steps: 10 }, [tab(0), tab(1, { wallMsPerStep: 80 })], 3).wallMsPerStep).toBeNull();
     const s = summariseRun({ ...DEFAULT_CONFIG, steps: 10 }, [tab(0, { wallMsPerStep: 90 }), tab(1, { wallMsPerStep: 80 })], 3);
     expect(s.wallMsPerStep).toBe(90);
-    expect(formatSummary(s)).toMatch(/wall clock per step\s+90\.0 ms \(the same steps, end to end: with what runs between them/);
+    expect(formatSummary(s)).toMatch(new RegExp(`wall clock per step\\s+90\\.0 ms = ${(90 / s.stepMsPerStep).toFixed(2)}x the step \\(the same steps, end to end: with what runs between them`));
     // compute 40, comm 60 on both ranks: the busier is 60.
     expect(s.wallOverlapRatio).toBeCloseTo(90 / 60);
     expect(formatSummary(s)).toMatch(/wall clock per step \/ max\(compute, comm\) = 1\.50 \(with what runs between steps\)/);

@@ -83,6 +83,8 @@ export interface ZeroFigures {
   /** Bytes one rank sent per backup (mean over ranks and backups), and its slice's formula. */
   wirePerBackup: number | null;
   wireBackupTheory: number;
+  /** Steps between backups (config backupevery). */
+  backupEvery: number;
 }
 
 /** ZeRO figures from the tabs' memory reports and step metrics; null without what they need. */
@@ -123,6 +125,7 @@ export function zeroFigures(config: LabConfig, byRank: { metrics: LabMetrics }[]
     wireCheckTheory: (2 * 4 * elements * (world - 1)) / world,
     wirePerBackup: backups.length === byRank.length ? mean(backups.map((b) => b.bytesSent / b.steps)) : null,
     wireBackupTheory: slice,
+    backupEvery: config.backupevery,
   };
 }
 
@@ -158,7 +161,7 @@ export function formatZero(z: ZeroFigures): string[] {
     lines.push(`  replica check       ${formatBytes(z.wireCheckPerRun)} per run vs 2 verification passes (start, end) of (N-1)/N x 4P = ${formatBytes(z.wireCheckTheory)} (${percent(z.wireCheckPerRun, z.wireCheckTheory)}); between steps it hashes what the step gathered: 0 bytes`);
   }
   if (z.wirePerBackup !== null) {
-    lines.push(`  backups             ${formatBytes(z.wirePerBackup)} per step vs a slice, 4P/N x (1 + optimizer floats) = ${formatBytes(z.wireBackupTheory)} (${percent(z.wirePerBackup, z.wireBackupTheory)})`);
+    lines.push(`  backups             ${formatBytes(z.wirePerBackup)} per backup (every ${z.backupEvery} steps) vs a slice, 4P/N x (1 + optimizer floats) = ${formatBytes(z.wireBackupTheory)} (${percent(z.wirePerBackup, z.wireBackupTheory)})`);
   }
   if (z.host) {
     const h = z.host;
@@ -274,7 +277,7 @@ export function formatSummary(s: RunSummary): string {
     `per step              compute ${s.computeMsPerStep.toFixed(1)} ms, communication ${s.commMsPerStep.toFixed(1)} ms, waiting ${s.waitMsPerStep.toFixed(1)} ms, total ${s.stepMsPerStep.toFixed(1)} ms`,
   );
   if (s.wallMsPerStep !== null) {
-    lines.push(`wall clock per step   ${s.wallMsPerStep.toFixed(1)} ms (the same steps, end to end: with what runs between them, such as the replica check and evaluations)`);
+    lines.push(`wall clock per step   ${s.wallMsPerStep.toFixed(1)} ms = ${(s.wallMsPerStep / s.stepMsPerStep).toFixed(2)}x the step (the same steps, end to end: with what runs between them, such as the replica check, backups and evaluations)`);
   }
   if (s.overlapRatio !== null) {
     const split = splitOf({ step: s.steps, computeMs: s.computeMsPerStep, commMs: s.commMsPerStep, overlapMs: s.overlapMsPerStep, waitMs: s.waitMsPerStep, stepMs: s.stepMsPerStep });

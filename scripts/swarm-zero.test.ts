@@ -50,7 +50,7 @@ describe('ZeRO figures of the swarm summary (formula-built inputs)', () => {
     expect(z.wireCheckPerRun).toBe(z.wireCheckTheory);
     const text = formatZero(z).join('\n');
     expect(text).toMatch(/replica check +24\.00 KiB per run vs 2 verification passes .*\(\+0\.0%\)/);
-    expect(text).toMatch(/backups +12\.00 KiB per step vs a slice.*\(\+0\.0%\)/);
+    expect(text).toMatch(/backups +12\.00 KiB per backup \(every 10 steps\) vs a slice.*\(\+0\.0%\)/);
     expect(text).toMatch(/host per rank +backups 48\.00 KiB vs 4 slices \(own and predecessor's, 2 steps\) = 48\.00 KiB \(\+0\.0%\), staging 4\.00 KiB \(one layer group at a time\)/);
   });
 

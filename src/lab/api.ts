@@ -68,6 +68,8 @@ export interface LabMetrics {
   hostMemory?: Record<'backups' | 'staging' | 'offload' | 'wholeModel', number>;
   /** Did every rank report the same parameter hash at every step so far? null before the first step. */
   hashesAgree: boolean | null;
+  /** Hash exchanges in which every rank of the room agreed (a room's replica checks passed). */
+  hashChecks?: number;
   /** Bytes this rank sent in the last logged optimizer step (the trainer's sync and gather hooks). */
   stepBytesSent?: number | null;
   /** Live GPU (or CPU-backend) buffers this tab holds right now: a long run must not grow it. */
@@ -102,15 +104,24 @@ export interface LabApi {
   resume(): void;
   /**
    * This tab's checkpoint file (src/train/checkpoint.ts), base64-encoded so that page.evaluate returns
-   * it as a plain string. Taken between two steps.
+   * it as a plain string. Taken between two steps. A ZeRO-3 tab that has no whole vector (training, or a
+   * budget that kept it from gathering one) saves its part: its shard and optimizer slice, with the
+   * partition recorded (load a room's parts together: loadCheckpoint([...])).
    */
   checkpoint(): Promise<string>;
   /**
-   * Verifies a checkpoint (base64 string or byte values) and restarts the run from it with the current
+   * Verifies a checkpoint (base64 string, byte values, or a list of base64 parts of one checkpoint,
+   * e.g. a ZeRO-3 room's shards, re-cut for this tab's rank and world) and restarts the run from it with the current
    * settings; a bad file rejects with the reason and the current run goes on. mode 'resume' (default):
    * parameters, optimizer state and step; 'finetune': parameters only, from step 0 (e.g. other data).
    */
-  loadCheckpoint(data: string | number[], opts?: LoadCheckpointOptions): Promise<CheckpointSummary>;
+  loadCheckpoint(data: string | number[] | string[], opts?: LoadCheckpointOptions): Promise<CheckpointSummary>;
+  /**
+   * Once the run is done: the whole model (parameters and optimizer state) in the one-tab checkpoint
+   * format, streamed a piece at a time to `to` (default 'none': only counted and checksummed; 'download',
+   * 'picker'). Under ZeRO-3 every tab of the room must call it: they gather it together, layer by layer.
+   */
+  exportModel(opts?: { to?: 'picker' | 'download' | 'none' }): Promise<{ filename: string; bytes: number; crc32: string; target: string }>;
   /** Frames and signals this tab refused since the page loaded: the count and the reasons (numbers blanked). */
   refused(): { count: number; reasons: Record<string, number> };
   /**

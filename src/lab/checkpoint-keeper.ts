@@ -2,10 +2,15 @@
 // checkpoints asked for during training (taken between two steps, never while a step writes the
 // parameters), and autosaves every `autosave` steps and at the end. Checkpoints are of steps whose
 // replica check has passed.
-import type { Backend } from '../engine/backend';
+// A run that holds a part of the parameters (ZeRO-3: its shard) saves that part and its optimizer
+// slice, never the whole vector, with the partition recorded (train/checkpoint.ts `part`); a file
+// handed in as several parts is re-cut to the range this rank holds (combineCheckpointParts). The
+// whole model leaves a sharded run only through exportModel, streamed a piece at a time.
+import { viewOf, type Backend } from '../engine/backend';
 import type { Gpt } from '../model/gpt';
 import type { Mlp } from '../model/mlp';
-import { captureCheckpoint, loadCheckpoint, type Checkpoint, type RestoreMode } from '../train/checkpoint';
+import { captureCheckpoint, checkpointHeaderOf, heldRange, loadCheckpoint, type Checkpoint, type CheckpointHeader, type CheckpointMeta, type CheckpointPart, type RestoreMode } from '../train/checkpoint';
+import { CheckpointStreamWriter, combineCheckpointParts, type ByteSink } from '../train/checkpoint-parts';
 import type { TrainingRecipe } from '../train/defaults';
 import type { Run } from '../train/recipes';
 import { checkpointKey, type CheckpointStore } from './checkpoint-store';
@@ -13,12 +18,16 @@ import type { LabConfig } from './config';
 
 /** A checkpoint file handed to the session to start from (window.lab.loadCheckpoint, the dashboard). */
 export interface StagedCheckpoint {
-  bytes: Uint8Array;
+  /** One file, or the parts of one checkpoint (every part overlapping this rank's range is needed). */
+  bytes: Uint8Array | Uint8Array[];
   mode: RestoreMode;
 }
 
 export interface StartingCheckpoint {
+  /** The first part: its header says what the file is. */
   ckpt: Checkpoint;
+  /** Every part given (one for a whole file). */
+  parts: Checkpoint[];
   mode: RestoreMode;
   source: string;
 }
@@ -36,11 +45,13 @@ export interface CheckpointKeeperDeps {
   vocab: () => string[] | null;
   /** ZeRO-3: the whole parameter vector gathered when the run ended (undefined: the run holds it, or training). */
   fullParams: () => Float32Array | undefined;
+  /** The part of the parameters this run holds (ZeRO-3: its shard), or null when it holds them all. */
+  part: () => CheckpointPart | null;
   /**
-   * ZeRO-3 during training: a collective that gathers the whole vector (every rank must call it at the
-   * same step, so only autosaves use it), or null when the run holds the vector or it was gathered.
+   * ZeRO-3: the collective that gathers the whole parameters and optimizer state a piece at a time
+   * (Strategy.gatherInPieces; every rank joins), or null when the run holds them.
    */
-  gatherWhole: () => (() => Promise<Float32Array>) | null;
+  gatherInPieces: () => ((round: number, each: (floats: Float32Array) => Promise<void>) => Promise<void>) | null;
   training: () => boolean;
   /** Waits for the replica check still on the wire, so that a checkpoint is of a checked step. */
   settleReplicaCheck: () => Promise<void>;
@@ -49,8 +60,6 @@ export interface CheckpointKeeperDeps {
 
 export class CheckpointKeeper {
   private waiters: { resolve: (bytes: Uint8Array) => void; reject: (error: unknown) => void }[] = [];
-  /** ZeRO-3: the whole vector gathered for this autosave, dropped once it is taken. */
-  private whole: Float32Array | undefined;
 
   constructor(private readonly deps: CheckpointKeeperDeps) {}
 
@@ -75,9 +84,13 @@ export class CheckpointKeeper {
   }
 
   capture(): Promise<Uint8Array> {
+    return captureCheckpoint(this.deps.backend(), this.deps.run(), { ...this.meta(), fullParams: this.deps.fullParams(), part: this.deps.part() ?? undefined });
+  }
+
+  private meta(): CheckpointMeta {
     const { config } = this.deps;
     const { world, rank, stepsPerEpoch } = this.deps.position();
-    return captureCheckpoint(this.deps.backend(), this.deps.run(), {
+    return {
       recipe: this.deps.recipe(),
       world,
       rank,
@@ -85,8 +98,32 @@ export class CheckpointKeeper {
       lab: { ...config, secret: undefined, resume: undefined },
       vocab: this.deps.vocab() ?? undefined,
       dataset: config.dataset,
-      fullParams: this.whole ?? this.deps.fullParams(),
-    });
+    };
+  }
+
+  /**
+   * Writes the whole model (parameters and optimizer state) to `sink` in the one-tab checkpoint format,
+   * so that it loads anywhere. A run holding a part gathers the rest a piece at a time (a collective:
+   * every rank of the room exports at the same point) and never holds the whole vector; a run holding
+   * it all reads it. Returns the header written.
+   */
+  async exportModel(sink: ByteSink, createdAt?: string): Promise<CheckpointHeader> {
+    const run = this.deps.run();
+    const total = run.model.layout.totalLength;
+    // Every rank writes the same file: the whole model, as rank 0 of the run's world.
+    const base = checkpointHeaderOf(run, { ...this.meta(), rank: 0, createdAt }, { stateRange: { offset: 0, length: total } });
+    const header: CheckpointHeader = { ...base, sections: ['params', ...base.optimizer.buffers].map((name) => ({ name, length: total })) };
+    const writer = new CheckpointStreamWriter(header, sink);
+    const gather = this.deps.gatherInPieces();
+    if (gather) {
+      await gather(this.deps.position().step, (floats) => writer.write(floats));
+    } else {
+      if (run.optimizer.stateRange.length !== total) throw new Error('this run holds a slice of the optimizer state and cannot gather the rest: export it from a run that holds all of it');
+      await writer.write(await this.deps.backend().read(viewOf(run.model.params)));
+      for (const { buf } of run.optimizer.stateBuffers()) await writer.write(await run.optimizer.backend.read(viewOf(buf)));
+    }
+    await writer.close();
+    return header;
   }
 
   /** Between two steps: serves the checkpoints asked for, and autosaves when one is due. */
@@ -94,27 +131,16 @@ export class CheckpointKeeper {
     const { step, steps } = this.deps.position();
     const every = this.deps.config.autosave;
     const autosave = this.deps.store !== null && every > 0 && (step % every === 0 || step === steps);
-    // ZeRO-3: a checkpoint needs the whole vector, gathered by every rank at once: asked-for checkpoints
-    // wait for an autosave step or the end of the run (the last step's autosave comes then too).
-    const gather = this.deps.gatherWhole();
-    if (gather && (!autosave || step === steps)) return;
+    if (!autosave && this.waiters.length === 0) return;
     // Checkpoints are of steps whose replica check has passed.
-    if (autosave || this.waiters.length > 0) await this.deps.settleReplicaCheck();
-    this.whole = gather ? await gather() : undefined;
-    try {
-      await this.serveWaiting();
-      if (autosave) await this.autosave();
-    } finally {
-      this.whole = undefined;
-    }
+    await this.deps.settleReplicaCheck();
+    await this.serveWaiting();
+    if (autosave) await this.autosave();
   }
 
-  /** The end of the run: takes the checkpoints still asked for, and (ZeRO-3) the last step's autosave. */
+  /** The end of the run: takes the checkpoints still asked for. */
   async afterRun(): Promise<void> {
     await this.serveWaiting();
-    const { step, steps } = this.deps.position();
-    const every = this.deps.config.autosave;
-    if (this.deps.gatherWhole() === null && this.deps.fullParams() && this.deps.store !== null && every > 0 && step === steps) await this.autosave();
   }
 
   /** Takes the checkpoints asked for since the last step (also when the run ends). */
@@ -142,7 +168,12 @@ export class CheckpointKeeper {
   /** The file to start from: one handed in, else (resume=1) this run's newest autosave. Verified here. */
   async starting(): Promise<StartingCheckpoint | null> {
     const { staged, config, store } = this.deps;
-    if (staged) return { ckpt: loadCheckpoint(staged.bytes), mode: staged.mode, source: 'a loaded file' };
+    if (staged) {
+      const files = Array.isArray(staged.bytes) ? staged.bytes : [staged.bytes];
+      if (files.length === 0) throw new Error('no checkpoint file given');
+      const parts = files.map((bytes) => loadCheckpoint(bytes));
+      return { ckpt: parts[0], parts, mode: staged.mode, source: parts.length > 1 ? `${parts.length} loaded parts` : 'a loaded file' };
+    }
     if (!config.resume) return null;
     const key = this.key();
     const bytes = store ? await store.get(key) : null;
@@ -150,6 +181,12 @@ export class CheckpointKeeper {
       this.deps.warn(`resume=1 but no checkpoint is stored under ${key}: starting from step 0`);
       return null;
     }
-    return { ckpt: loadCheckpoint(bytes), mode: 'resume', source: `browser storage, ${key}` };
+    const ckpt = loadCheckpoint(bytes);
+    return { ckpt, parts: [ckpt], mode: 'resume', source: `browser storage, ${key}` };
+  }
+
+  /** The starting checkpoint cut to what the built run holds: one file as it is, parts re-cut to the run's range. */
+  fitted(start: StartingCheckpoint): Checkpoint {
+    return start.parts.length === 1 ? start.ckpt : combineCheckpointParts(start.parts, heldRange(this.deps.run()));
   }
 }

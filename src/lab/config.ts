@@ -65,6 +65,12 @@ export interface LabConfig {
   /** A linked tab silent for this many ms is dropped (and an elastic ring re-forms without it). */
   peertimeout: number;
   /**
+   * Elastic rooms whose state lives on some tabs only (ZeRO, the parameter server): back the state up
+   * on a second tab every this many steps; a lost tab sends the ring back to the last backup, and the
+   * steps since are trained again (the same steps: every draw derives from seed and step).
+   */
+  backupevery: number;
+  /**
    * false: draw no dashboard, only a line saying so (window.lab works as ever). For headless workers:
    * a real browser stops drawing hidden tabs, headless Chromium draws every tab, and on a small machine
    * four animated dashboards cost a fifth of the training speed (the swarm turns them off).
@@ -113,6 +119,7 @@ export const DEFAULT_CONFIG: LabConfig = {
   secret: '',
   maxrefused: 200,
   peertimeout: 10_000,
+  backupevery: 10,
   dashboard: true,
   pipeline: 1,
   schedule: '1f1b',
@@ -249,6 +256,9 @@ function applyEntry(config: LabConfig, key: string, raw: string): void {
       return;
     case 'maxrefused':
       config.maxrefused = parseInteger('maxrefused', raw, 0, 1 << 30);
+      return;
+    case 'backupevery':
+      config.backupevery = parseInteger('backupevery', raw, 1, 1_000_000);
       return;
     case 'peertimeout':
       // Background tabs run timers at most once a second, so anything below 3 s drops live tabs.

@@ -8,6 +8,7 @@ import { DEFAULT_CONFIG, validateConfig, type LabConfig } from './config';
 import type { EventBus } from '../shared/events';
 import type { SessionEnv, StagedCheckpoint } from './session';
 import { createSession, type TrainingSession } from './sessions';
+import { openExportSink, type ExportResult, type ExportTarget } from './model-export';
 import { base64ToBytes, bytesToBase64, CheckpointError, loadCheckpoint, type RestoreMode } from '../train/checkpoint';
 import type { CheckpointSummary, LoadCheckpointOptions } from './api';
 import { defaultCheckpointStore } from './checkpoint-store';
@@ -101,10 +102,28 @@ export class LabControllerImpl implements LabController {
    * does not verify throws CheckpointError and the current run goes on untouched. In a room, give the
    * same file to every tab: the hash exchange before the first step proves they all loaded it.
    */
-  async loadCheckpoint(bytes: Uint8Array, mode: RestoreMode = 'resume'): Promise<CheckpointSummary> {
-    const { header } = loadCheckpoint(bytes);
+  async loadCheckpoint(bytes: Uint8Array | Uint8Array[], mode: RestoreMode = 'resume'): Promise<CheckpointSummary> {
+    // Parts of one checkpoint (a ZeRO-3 room's shards): each verified here, re-cut for this rank by the session.
+    const files = Array.isArray(bytes) ? bytes : [bytes];
+    if (files.length === 0) throw new CheckpointError('no checkpoint file given');
+    const { header } = loadCheckpoint(files[0]);
+    for (const file of files.slice(1)) loadCheckpoint(file);
     await this.start(this.config, { bytes, mode });
-    return { step: header.step, model: header.model.kind, dataset: header.dataset ?? null, world: header.world, mode, bytes: bytes.length };
+    const size = files.reduce((n, f) => n + f.length, 0);
+    return { step: header.step, model: header.model.kind, dataset: header.dataset ?? null, world: header.world, mode, bytes: size };
+  }
+
+  /**
+   * The whole model in the one-tab checkpoint format, streamed to a file once the run is done
+   * (model-export.ts). Under ZeRO-3 every tab of the room must export: each gathers it layer by layer.
+   */
+  async exportModel(target: ExportTarget = 'picker'): Promise<ExportResult> {
+    const session = this.session;
+    if (!session) throw new Error('no run to export: start one first');
+    const { model, dataset } = this.config;
+    const { sink, finish } = await openExportSink(`lab-${model}-${dataset}-step${session.status().step}-model.ckpt`, target);
+    await session.exportModel(sink);
+    return finish();
   }
 
   /**
@@ -149,12 +168,14 @@ export class LabControllerImpl implements LabController {
       pause: () => this.pause(),
       resume: () => this.resume(),
       checkpoint: async () => bytesToBase64(await need().checkpoint()),
-      loadCheckpoint: (data: string | number[], opts: LoadCheckpointOptions = {}) => {
+      loadCheckpoint: (data: string | number[] | string[], opts: LoadCheckpointOptions = {}) => {
         const mode = opts.mode ?? 'resume';
         if (mode !== 'resume' && mode !== 'finetune') return Promise.reject(new CheckpointError(`mode must be resume or finetune, got ${String(mode)}`));
-        const bytes = typeof data === 'string' ? base64ToBytes(data) : Uint8Array.from(data);
+        const parts = Array.isArray(data) && data.every((d) => typeof d === 'string');
+        const bytes = typeof data === 'string' ? base64ToBytes(data) : parts ? (data as string[]).map(base64ToBytes) : Uint8Array.from(data as number[]);
         return this.loadCheckpoint(bytes, mode);
       },
+      exportModel: (opts: { to?: ExportTarget } = {}) => this.exportModel(opts.to ?? 'none'),
       // Counted by the room's mesh itself (the bus hears of a flood only in summary).
       refused: () => this.session?.refusalStats() ?? { count: 0, reasons: {} },
       fuzzAsMember: (opts) => need().fuzzAsMember(opts),

@@ -127,6 +127,11 @@ export class PartitionedSession {
     return this.mesh?.refusalStats() ?? { count: 0, reasons: {} };
   }
 
+  /** A partitioned run has no whole model on any tab to stream: each tab's part is its checkpoint. */
+  exportModel(): Promise<never> {
+    return Promise.reject(new Error(`lab.exportModel streams a whole-model run; a ${this.kind.name} run's model is its parts: take lab.checkpoint() on every tab`));
+  }
+
   fuzzAsMember(): Promise<never> {
     return Promise.reject(new Error('fuzzAsMember is for replicated runs (session.ts)'));
   }
@@ -185,7 +190,10 @@ export class PartitionedSession {
     if (this.staged && this.staged.mode !== 'resume') throw new Error(`a ${this.kind.name} run resumes its parts; fine-tuning from a file needs a run without ${this.kind.name}`);
     const stored = !this.staged && this.config.resume && this.store ? await this.store.get(this.checkpointKey()) : null;
     if (!this.staged && this.config.resume && !stored) this.log('warn', `resume=1: no autosave of ${run.part} under ${this.checkpointKey()}; starting from the seeded initialisation`);
-    const bytes = this.staged?.bytes ?? stored;
+    const given = this.staged?.bytes;
+    // A tab resumes its own part from its own file (the files of a sharded ZeRO run come as several parts).
+    if (Array.isArray(given) && given.length !== 1) throw new Error(`a ${this.kind.name} tab resumes from its own part's checkpoint: one file, got ${given.length}`);
+    const bytes = (Array.isArray(given) ? given[0] : given) ?? stored;
     if (!bytes) return;
     for (const warning of run.restore(bytes, this.world)) this.log('warn', `checkpoint: ${warning}`);
     this.log('info', `resumed ${run.part} from a checkpoint of step ${loadCheckpoint(bytes).header.step} (${this.staged ? 'the file given' : 'autosave'})`);

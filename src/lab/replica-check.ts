@@ -61,6 +61,7 @@ export class ReplicaCheck {  /** The last step's hash exchange, while it runs al
         throw new ReplicasDisagree(`replicas disagree after step ${step}: ranks ${result.outliers.join(', ')} differ from rank 0`);
       }
       m.hashesAgree = m.hashesAgree ?? true;
+      m.hashChecks = (m.hashChecks ?? 0) + 1;
     };
     if (options.alongsideNextStep) this.exchange.start(exchange);
     else await exchange();

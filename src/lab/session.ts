@@ -14,11 +14,13 @@ import type { Mlp } from '../model/mlp';
 import { FIRST_FLOAT_ID } from '../collective/collective-ids';
 import type { Strategy } from '../parallel/parallel-types';
 import { notElasticBecause, statePlacementOf } from '../parallel/strategy';
+import { zeroPartition } from '../parallel/zero/zero-hooks';
 import { finiteModelDataCheck } from '../peer/payload-checks';
 import { sendMemberFrames, type MemberFuzzResult } from '../peer/hostile-frames';
 import type { Mesh } from '../peer/mesh';
 import type { EventBus, RunState } from '../shared/events';
-import { loadCheckpoint, mapTextToVocab, restoreCheckpoint } from '../train/checkpoint';
+import { loadCheckpoint, mapTextToVocab, restoreCheckpoint, type CheckpointPart } from '../train/checkpoint';
+import type { ByteSink } from '../train/checkpoint-parts';
 import type { CharLmRecipe, Recipe } from '../train/defaults';
 import type { Run } from '../train/recipes';
 import type { LabMetrics, LabStatus } from './api';
@@ -33,7 +35,7 @@ import { reformableFailure } from './elastic/failures';
 import { StateBackups } from './elastic/state-backups';
 import { exchangeState } from './elastic/state-transfer';
 import { rebuildZeroState, restoreSlice, sliceShapeOf } from './elastic/zero-state-transfer';
-import { checkBudgetAfterFirstStep, checkBudgetBeforeTraining } from './memory-budget';
+import { checkBudgetAfterFirstStep, checkBudgetBeforeTraining, wholeVectorFits } from './memory-budget';
 import { ReplicasDisagree } from './overlapped-exchange';
 import { recipeFor } from './recipe';
 import { ReplicaCheck } from './replica-check';
@@ -108,6 +110,7 @@ export class LabSession {
       placement: () => statePlacementOf(config),
       run: () => this.requireRun(),
       backend: () => this.requireBackend(),
+      every: () => config.backupevery,
     });
     this.checkpoints = new CheckpointKeeper({
       config,
@@ -119,7 +122,8 @@ export class LabSession {
       position: () => ({ world: this.world, rank: this.rank, step: this.step, steps: this.steps, stepsPerEpoch: this.stepsPerEpoch }),
       vocab: () => this.loadedVocab,
       fullParams: () => this.finalParams ?? undefined,
-      gatherWhole: () => this.gatherWhole(),
+      part: () => this.heldPart(),
+      gatherInPieces: () => this.strategy?.gatherInPieces ?? null,
       training: () => this.state === 'training',
       settleReplicaCheck: () => this.replicas.settle(),
       warn: (message) => this.log('warn', message),
@@ -177,7 +181,7 @@ export class LabSession {
     const run = this.requireRun();
     // ZeRO-3: no rank holds the full vector while training; it is gathered (every rank at once) when the run ends.
     if (this.strategy?.gatherParams) {
-      if (!this.finalParams) throw new Error('ZeRO-3: no tab holds the whole parameter vector while training; it is gathered when the run ends');
+      if (!this.finalParams) throw new Error('ZeRO-3: no tab holds the whole parameter vector while training; it is gathered when the run ends if the memory budget allows (else export it: lab.exportModel)');
       return this.finalParams.slice();
     }
     return this.requireBackend().read(viewOf(run.model.params));
@@ -190,6 +194,15 @@ export class LabSession {
   /** This tab's checkpoint; during training it is taken between two steps (checkpoint-keeper.ts). */
   checkpoint(): Promise<Uint8Array> {
     return this.checkpoints.checkpoint();
+  }
+
+  /**
+   * The whole model in the one-tab checkpoint format, streamed to `sink` a piece at a time, once the run
+   * has ended (ZeRO-3: every tab of the room exports, each gathering layer by layer; none holds it all).
+   */
+  async exportModel(sink: ByteSink): Promise<void> {
+    if (this.state !== 'done') throw new Error(`the model is exported once the run is done (state ${this.state})`);
+    await this.checkpoints.exportModel(sink);
   }
 
   /** The key this run autosaves under and resumes from (see checkpoint-store.ts). */
@@ -254,14 +267,14 @@ export class LabSession {
     if (joining) {
       await this.adoptRoomState(joining, null, 'joined a running room');
     } else if (start) {
-      const warnings = restoreCheckpoint(backend, run, start.ckpt, start.mode, { recipe: recipe.recipe, world: this.world });
+      const warnings = restoreCheckpoint(backend, run, this.checkpoints.fitted(start), start.mode, { recipe: recipe.recipe, world: this.world });
       for (const warning of warnings) this.log('warn', `checkpoint: ${warning}`);
       this.step = run.trainer.step;
       this.log('info', `${start.mode === 'resume' ? 'resumed' : 'fine-tuning'} from a checkpoint of step ${start.ckpt.header.step} (${start.source})`);
     }
     if (data.kind === 'text') this.m.bigramValLoss = bigramNll(fitBigram(data.data.train, data.data.vocab.length), data.data.val);
     this.publishMemory();
-    checkBudgetBeforeTraining(this.config, this.requireRun(), backend, this.world);
+    checkBudgetBeforeTraining(this.config, this.requireRun(), backend, this.world, !!this.room?.elastic);
     // In an elastic room the first check is train()'s first iteration, where a tab lost during it re-forms the ring.
     if (!this.room?.elastic) await this.replicas.check(this.step);
   }
@@ -325,15 +338,16 @@ export class LabSession {
     this.publishMemory();
     // ZeRO-3: the finished run's whole vector, gathered once by every rank, for params() and checkpoints.
     const gather = this.requireStrategy().gatherParams;
-    if (gather) this.finalParams = await gather(this.step);
+    if (gather && wholeVectorFits(this.config, this.requireRun(), this.world, !!this.room?.elastic)) this.finalParams = await gather(this.step);
+    else if (gather) this.log('info', 'the whole parameter vector is not gathered: it would take this tab past its memory budget (export the model, streamed: lab.exportModel)');
     await this.checkpoints.afterRun();
   }
 
-  /** ZeRO-3 during training: a collective that gathers the whole vector (autosaves only: every rank takes them at the same step). */
-  private gatherWhole(): (() => Promise<Float32Array>) | null {
-    const gather = this.strategy?.gatherParams;
-    if (!gather || this.finalParams) return null;
-    return () => gather(this.step);
+  /** ZeRO-3: the shard of the parameters this rank holds, as a checkpoint part (null: it holds them all). */
+  private heldPart(): CheckpointPart | null {
+    const run = this.requireRun();
+    if (run.model.params.length === run.model.layout.totalLength) return null;
+    return { kind: 'zero-3 shard', ranges: zeroPartition(run.model.layout, this.world).shards.map((s) => ({ ...s })), index: this.rank };
   }
 
   /** One step and what follows it, in order: replica check, state backup, checkpoints, evaluation, sample. */
@@ -349,12 +363,14 @@ export class LabSession {
     const last = this.step === this.steps;
     // The last step's check is waited for: a finished run's replicas are known to agree.
     if (this.requireStrategy().replicasEqualEveryStep || last) await this.replicas.check(this.step, { alongsideNextStep: !last && !this.paused, afterStep: !last });
-    await this.backups.backUp();
-    // Checkpoints are taken of a step the replica check has passed (and ZeRO-3 has gathered).
+    await this.backups.afterStep(this.step);
+    // Checkpoints are taken of a step the replica check has passed (ZeRO-3: each rank its own part).
     await this.checkpoints.betweenSteps();
     if (last || this.step % recipe.evalEvery === 0) await run.trainer.evaluate(run.evalBatches);
     // The run's own sampler (train/recipes.ts charLmRun): one way to sample, the one its tests check.
-    if ('sampleEvery' in recipe && (last || this.step % recipe.sampleEvery === 0) && this.rank === 0 && !this.requireStrategy().gatherParams) await run.trainer.sample();
+    // Rank 0 samples; under ZeRO-3 every rank does, each forward gathering the layers as in training.
+    const everyRankSamples = !!this.requireStrategy().gatherParams;
+    if ('sampleEvery' in recipe && (last || this.step % recipe.sampleEvery === 0) && (this.rank === 0 || everyRankSamples)) await run.trainer.sample();
   }
 
   // --- elastic membership ---------------------------------------------------------------------------
@@ -447,7 +463,7 @@ export class LabSession {
   private publishSteadyMemory(): void {
     this.steadyMemoryPublished = true;
     this.publishMemory();
-    checkBudgetAfterFirstStep(this.config, this.requireBackend());
+    checkBudgetAfterFirstStep(this.config, this.requireBackend(), Object.values(this.hostMemory()).reduce((a, b) => a + b, 0));
   }
 
   private publishMemory(): void {

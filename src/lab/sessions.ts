@@ -12,7 +12,10 @@ import { LabSession, type SessionEnv } from './session';
 export type TrainingSession = Pick<
   LabSession,
   'status' | 'metrics' | 'logLines' | 'pause' | 'resume' | 'params' | 'paramsHash' | 'checkpoint' | 'checkpointKey' | 'refusalStats' | 'joinedRoom' | 'start' | 'dispose'
-> & { fuzzAsMember: LabSession['fuzzAsMember'] | PartitionedSession['fuzzAsMember'] };
+> & {
+  fuzzAsMember: LabSession['fuzzAsMember'] | PartitionedSession['fuzzAsMember'];
+  exportModel: LabSession['exportModel'] | PartitionedSession['exportModel'];
+};
 
 /** The partitioned kind the config asks for, or null (the model is whole on every tab). */
 export function partitionedKindOf(config: LabConfig): PartitionedRunKind | null {

@@ -435,8 +435,20 @@ export class Gpt implements StagedModel {
    * Continues `prompt` by `length` characters, one forward pass per character over the last blockSize
    * tokens (B = 1). `temperature` divides the logits; the draw is seeded, so a sample is reproducible.
    */
-  async sample(prompt: Uint32Array, length: number, options: { temperature?: number; seed?: number } = {}): Promise<Uint32Array> {
-    const { temperature = 1, seed = 0 } = options;
+  async sample(
+    prompt: Uint32Array,
+    length: number,
+    options: {
+      temperature?: number;
+      seed?: number;
+      /**
+       * The forward pass to sample with (default this model's own): under ZeRO-3 the room's layer-by-layer
+       * one, which gathers each layer group (every rank samples alike, so every rank joins each gather).
+       */
+      forward?: (batch: Batch) => Promise<ForwardResult> | ForwardResult;
+    } = {},
+  ): Promise<Uint32Array> {
+    const { temperature = 1, seed = 0, forward = (batch: Batch) => this.forward(batch, 0) } = options;
     if (!(temperature > 0)) throw new RangeError(`temperature must be > 0, got ${temperature}`);
     if (prompt.length === 0) throw new Error('sampling needs a prompt of at least one token');
     const V = this.config.vocabSize;
@@ -449,7 +461,7 @@ export class Gpt implements StagedModel {
     for (let n = prompt.length; n < out.length; n++) {
       const start = Math.max(0, n - this.config.blockSize);
       const context = out.subarray(start, n);
-      const result = this.forward({ inputs: context, targets, rows: 1, seqLen: context.length }, 0);
+      const result = await forward({ inputs: context, targets, rows: 1, seqLen: context.length });
       const probs = await this.backend.read(result.probs);
       // softmax(logits / temperature) = p^(1/temperature), renormalised.
       const last = (context.length - 1) * V;

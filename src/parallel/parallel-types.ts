@@ -48,6 +48,11 @@ export type ParallelHooks = Pick<
    */
   gatherParams?: (round: number) => Promise<Float32Array>;
   /**
+   * ZeRO-3: the parameters and then each optimizer state buffer, whole, in flat order, gathered a
+   * piece (at most a layer group) at a time and handed to `each` (a collective every rank joins).
+   */
+  gatherInPieces?: (round: number, each: (floats: Float32Array) => Promise<void>) => Promise<void>;
+  /**
    * ZeRO-3: the replica check's hash, computed without the whole vector (zero-sync.ts replicaDigest):
    * `afterStep`, that of the layers the step just taken gathered; otherwise a layer-by-layer
    * verification pass (a collective every rank joins). Absent: hash the model's params buffer.
@@ -87,7 +92,7 @@ export interface ParallelContext {
 export type StatePlacement = 'replicated' | 'sharded' | 'server';
 
 /** The trainer hooks a strategy installs (src/train/trainer.ts TrainerOptions has each one's contract). */
-export type TrainerHooks = Omit<ParallelHooks, 'gatherParams' | 'replicasEqualEveryStep' | 'replicaDigest' | 'replicaCheckTraffic' | 'hostBytes'>;
+export type TrainerHooks = Omit<ParallelHooks, 'gatherParams' | 'gatherInPieces' | 'replicasEqualEveryStep' | 'replicaDigest' | 'replicaCheckTraffic' | 'hostBytes'>;
 
 /**
  * How a room's ranks keep one model: a value the run loop (src/lab/session.ts) holds without knowing
@@ -104,6 +109,8 @@ export interface Strategy {
   readonly replicasEqualEveryStep: boolean;
   /** ZeRO-3: gathers the full parameter vector (a collective: every rank calls it at the same point). */
   readonly gatherParams: ((round: number) => Promise<Float32Array>) | null;
+  /** ZeRO-3: the whole parameters and optimizer state a piece at a time (ParallelHooks.gatherInPieces); absent elsewhere. */
+  readonly gatherInPieces?: (round: number, each: (floats: Float32Array) => Promise<void>) => Promise<void>;
   /** ZeRO-3: the replica check's hash without the whole vector (ParallelHooks.replicaDigest), or null. */
   readonly replicaDigest: ((round: number, afterStep: boolean) => Promise<string>) | null;
   /** Bytes the replica check's own collectives moved since the last call, or null (none but the hash exchange). */

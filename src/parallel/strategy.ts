@@ -19,12 +19,13 @@ export const SOLO_STRATEGY: Strategy = { name: 'solo', hooks: {}, replicasEqualE
 
 /** The strategy the config picks, as a value the run loop holds (parallel-types.ts Strategy). */
 export function strategyFor(ctx: ParallelContext): Strategy {
-  const { replicasEqualEveryStep, gatherParams, replicaDigest, replicaCheckTraffic, hostBytes, ...hooks } = createParallelHooks(ctx);
+  const { replicasEqualEveryStep, gatherParams, gatherInPieces, replicaDigest, replicaCheckTraffic, hostBytes, ...hooks } = createParallelHooks(ctx);
   return {
     name: strategyName(ctx.config),
     hooks,
     replicasEqualEveryStep: replicasEqualEveryStep ?? true,
     gatherParams: gatherParams ?? null,
+    ...(gatherInPieces ? { gatherInPieces } : {}),
     replicaDigest: replicaDigest ?? null,
     replicaCheckTraffic: replicaCheckTraffic ?? null,
     hostBytes: hostBytes ?? null,

@@ -8,6 +8,12 @@
 //   16+H         the sections the header lists, in order, each `length` float32s
 //   end-4 u32    CRC-32 of every byte before it
 //
+// A file may hold a PART of the model (header.part): a ZeRO-3 rank's shard, a pipeline stage. Its
+// params section then holds only the part's flat range, the optimizer state covers stateRange as
+// always, and `part.ranges` records the whole partition (every part's range), so that parts saved by a
+// room of one size can be re-cut for a room of another (checkpoint-parts.ts combineCheckpointParts).
+// A file without `part` is the one-tab format: the whole vector.
+//
 // Everything a run draws at random derives from (seed, step): the sampler shuffles epoch e with
 // Rng(deriveSeed(seed, e)), text samples are seeded by seed + step, and there is no dropout. So the
 // step and the seed ARE the RNG state, and resuming at step s with the same seed and world continues
@@ -38,8 +44,20 @@ export class CheckpointError extends Error {
 
 export type ModelSpec = { kind: 'mlp'; config: MlpConfig } | { kind: 'gpt'; config: GptConfig };
 
+/** Which part of the model a file holds (see the file comment). */
+export interface CheckpointPart {
+  /** What cut the model, shown in messages: 'zero-3 shard', 'pipeline stage', 're-cut'. */
+  kind: string;
+  /** Every part's flat range, in the partition's order: the partition itself. */
+  ranges: FlatRange[];
+  /** This file's part: its params section holds ranges[index]. */
+  index: number;
+}
+
 export interface CheckpointHeader {
   format: 'webgpu-lab-checkpoint';
+  /** Absent: the whole parameter vector. Present: the params section holds part.ranges[part.index]. */
+  part?: CheckpointPart;
   model: ModelSpec;
   /** Tensor names and shapes in layout order, and the padded flat length: what the floats mean. */
   layout: { totalLength: number; tensors: { name: string; shape: number[] }[] };
@@ -83,28 +101,42 @@ export interface Checkpoint {
 /** Serialises a checkpoint. `header.sections` is filled in here from params and state. */
 export function saveCheckpoint(header: Omit<CheckpointHeader, 'sections'>, params: Float32Array, state: Map<string, Float32Array>): Uint8Array {
   const sections = [{ name: 'params', data: params }, ...[...state].map(([name, data]) => ({ name, data }))];
-  const full: CheckpointHeader = { ...header, sections: sections.map((s) => ({ name: s.name, length: s.data.length })) };
-  let json = new TextEncoder().encode(JSON.stringify(full));
-  const padded = Math.ceil(json.length / 4) * 4;
-  if (padded !== json.length) {
-    const p = new Uint8Array(padded).fill(0x20);
-    p.set(json);
-    json = p;
-  }
+  const prefix = checkpointPrefix({ ...header, sections: sections.map((s) => ({ name: s.name, length: s.data.length })) });
   const floats = sections.reduce((n, s) => n + s.data.length, 0);
-  const out = new Uint8Array(PREFIX_BYTES + json.length + floats * 4 + TRAILER_BYTES);
-  const view = new DataView(out.buffer);
-  for (let i = 0; i < 8; i++) out[i] = CHECKPOINT_MAGIC.charCodeAt(i);
-  view.setUint32(8, CHECKPOINT_VERSION, true);
-  view.setUint32(12, json.length, true);
-  out.set(json, PREFIX_BYTES);
-  let at = PREFIX_BYTES + json.length;
+  const out = new Uint8Array(prefix.length + floats * 4 + TRAILER_BYTES);
+  out.set(prefix);
+  let at = prefix.length;
   for (const s of sections) {
     out.set(new Uint8Array(s.data.buffer, s.data.byteOffset, s.data.byteLength), at);
     at += s.data.byteLength;
   }
-  view.setUint32(at, crc32(out.subarray(0, at)), true);
+  new DataView(out.buffer).setUint32(at, crc32(out.subarray(0, at)), true);
   return out;
+}
+
+/** The bytes before the float sections: magic, version, header length and the header (padded). */
+export function checkpointPrefix(header: CheckpointHeader): Uint8Array {
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const padded = Math.ceil(json.length / 4) * 4;
+  const out = new Uint8Array(PREFIX_BYTES + padded).fill(0x20);
+  const view = new DataView(out.buffer);
+  for (let i = 0; i < 8; i++) out[i] = CHECKPOINT_MAGIC.charCodeAt(i);
+  view.setUint32(8, CHECKPOINT_VERSION, true);
+  view.setUint32(12, padded, true);
+  out.set(json, PREFIX_BYTES);
+  return out;
+}
+
+/** The CRC-32 trailer of a file whose bytes before it checksum to `crc`. */
+export function checkpointTrailer(crc: number): Uint8Array {
+  const out = new Uint8Array(TRAILER_BYTES);
+  new DataView(out.buffer).setUint32(0, crc, true);
+  return out;
+}
+
+/** The flat range a checkpoint's params section holds: its part's, or the whole vector. */
+export function paramsRangeOf(header: CheckpointHeader): FlatRange {
+  return header.part ? header.part.ranges[header.part.index] : { offset: 0, length: header.layout.totalLength };
 }
 
 /** Parses and verifies a checkpoint file. Throws CheckpointError with the reason for anything invalid. */
@@ -187,7 +219,21 @@ function checkHeader(raw: unknown): CheckpointHeader {
     int(sec.length, `section ${String(sec.name)} length`);
   }
   const lengthOf = (name: string) => (sections as { name: string; length: number }[]).find((s) => s.name === name)?.length;
-  if (lengthOf('params') !== totalLength) bad(`the params section must hold layout.totalLength (${totalLength}) floats`);
+  let held = totalLength;
+  if (h.part !== undefined) {
+    const part = obj(h.part, 'part');
+    if (typeof part.kind !== 'string') bad('part.kind must be a string');
+    if (!Array.isArray(part.ranges) || part.ranges.length === 0) bad('part.ranges must be a non-empty list');
+    const ranges = (part.ranges as unknown[]).map((r, i) => {
+      const range = obj(r, `part.ranges[${i}]`);
+      const offset = int(range.offset, `part.ranges[${i}].offset`);
+      const length = int(range.length, `part.ranges[${i}].length`);
+      if (offset + length > totalLength) bad(`part.ranges[${i}] lies outside the parameters`);
+      return length;
+    });
+    held = ranges[int(part.index, 'part.index')] ?? bad(`part.index ${String(part.index)} is not one of the ${ranges.length} parts`);
+  }
+  if (lengthOf('params') !== held) bad(`the params section must hold ${h.part ? 'its part\'s' : 'layout.totalLength'} (${held}) floats`);
   for (const b of optimizer.buffers as string[]) {
     if (lengthOf(b) !== rangeLength) bad(`optimizer buffer ${b} must hold stateRange.length (${rangeLength}) floats`);
   }
@@ -216,6 +262,10 @@ export interface CheckpointMeta {
   dataset?: string;
   /** The full parameter vector, when the run holds only a shard of it (ZeRO-3: the last gathered one). */
   fullParams?: Float32Array;
+  /** The run holds a part of the vector and saves just that (ZeRO-3 while training): which part. */
+  part?: CheckpointPart;
+  /** The header's time stamp (default now). */
+  createdAt?: string;
 }
 
 export function modelSpecOf(model: CheckpointableRun['model']): ModelSpec {
@@ -226,20 +276,20 @@ function layoutSummary(layout: ParamLayout): CheckpointHeader['layout'] {
   return { totalLength: layout.totalLength, tensors: layout.entries.map((e) => ({ name: e.name, shape: [...e.shape] })) };
 }
 
-/** Reads the run's parameters and optimizer state back from the device and serialises them. */
-export async function captureCheckpoint(backend: Backend, run: CheckpointableRun, meta: CheckpointMeta): Promise<Uint8Array> {
+/**
+ * The header of a checkpoint of this run (sections left to saveCheckpoint, or given by a streamed
+ * export): the params section covers `part`'s range (absent: the whole vector), the optimizer state
+ * `stateRange`.
+ */
+export function checkpointHeaderOf(run: CheckpointableRun, meta: CheckpointMeta, cover: { part?: CheckpointPart; stateRange: FlatRange }): Omit<CheckpointHeader, 'sections'> {
   const step = run.trainer.step;
-  const total = run.model.layout.totalLength;
-  if (run.model.params.length !== total && meta.fullParams?.length !== total) throw new CheckpointError('this run holds a shard of the parameters: a checkpoint needs the full vector (gathered) as well');
-  const params = meta.fullParams ?? (await backend.read(viewOf(run.model.params)));
-  const state = new Map<string, Float32Array>();
-  for (const { name, buf } of run.optimizer.stateBuffers()) state.set(name, await run.optimizer.backend.read(viewOf(buf)));
   const perEpoch = meta.stepsPerEpoch ?? 0;
-  const header: Omit<CheckpointHeader, 'sections'> = {
+  return {
     format: 'webgpu-lab-checkpoint',
+    ...(cover.part ? { part: structuredClone(cover.part) } : {}),
     model: modelSpecOf(run.model),
     layout: layoutSummary(run.model.layout),
-    optimizer: { config: { ...run.optimizer.config }, stateRange: { ...run.optimizer.stateRange }, buffers: [...state.keys()] },
+    optimizer: { config: { ...run.optimizer.config }, stateRange: { ...cover.stateRange }, buffers: run.optimizer.stateBuffers().map((s) => s.name) },
     step,
     world: meta.world,
     rank: meta.rank,
@@ -255,8 +305,22 @@ export async function captureCheckpoint(backend: Backend, run: CheckpointableRun
     ...(meta.lab ? { lab: { ...meta.lab } } : {}),
     ...(meta.vocab ? { vocab: [...meta.vocab] } : {}),
     ...(meta.dataset ? { dataset: meta.dataset } : {}),
-    createdAt: new Date().toISOString(),
+    createdAt: meta.createdAt ?? new Date().toISOString(),
   };
+}
+
+/** Reads the run's parameters and optimizer state back from the device and serialises them. */
+export async function captureCheckpoint(backend: Backend, run: CheckpointableRun, meta: CheckpointMeta): Promise<Uint8Array> {
+  const total = run.model.layout.totalLength;
+  const whole = run.model.params.length === total || meta.fullParams?.length === total;
+  const part = whole ? undefined : meta.part;
+  if (!whole && part?.ranges[part.index]?.length !== run.model.params.length) {
+    throw new CheckpointError('this run holds a part of the parameters: a checkpoint needs the full vector (gathered) or the description of its part');
+  }
+  const params = meta.fullParams ?? (await backend.read(viewOf(run.model.params)));
+  const state = new Map<string, Float32Array>();
+  for (const { name, buf } of run.optimizer.stateBuffers()) state.set(name, await run.optimizer.backend.read(viewOf(buf)));
+  const header = checkpointHeaderOf(run, meta, { part, stateRange: run.optimizer.stateRange });
   return saveCheckpoint(header, params, state);
 }
 
@@ -280,6 +344,13 @@ export function incompatibilities(ckpt: Checkpoint, run: CheckpointableRun, mode
   } else if (JSON.stringify(h.layout) !== JSON.stringify(layoutSummary(run.model.layout))) {
     problems.push('parameter layouts differ (a different version of the model code?)');
   }
+  const needParams = heldRange(run);
+  const haveParams = paramsRangeOf(h);
+  if (!within(needParams, haveParams)) {
+    problems.push(
+      `the checkpoint holds the parameters [${haveParams.offset}, ${haveParams.offset + haveParams.length}) (${h.part?.kind ?? 'part'} ${(h.part?.index ?? 0) + 1} of ${h.part?.ranges.length ?? 1}), this rank needs [${needParams.offset}, ${needParams.offset + needParams.length}): load it together with the other parts`,
+    );
+  }
   if (mode === 'resume') {
     const names = run.optimizer.stateBuffers().map((s) => s.name);
     if (h.optimizer.config.kind !== run.optimizer.config.kind || JSON.stringify(h.optimizer.buffers) !== JSON.stringify(names)) {
@@ -287,7 +358,7 @@ export function incompatibilities(ckpt: Checkpoint, run: CheckpointableRun, mode
     }
     const need = run.optimizer.stateRange;
     const have = h.optimizer.stateRange;
-    if (need.offset < have.offset || need.offset + need.length > have.offset + have.length) {
+    if (!within(need, have)) {
       problems.push(
         `the checkpoint holds optimizer state for [${have.offset}, ${have.offset + have.length}), this rank needs [${need.offset}, ${need.offset + need.length}) (a ZeRO shard of another rank?)`,
       );
@@ -312,7 +383,7 @@ export function restoreCheckpoint(backend: Backend, run: CheckpointableRun, ckpt
       warnings.push(`batch or seed differ from the saved run (batch ${h.sampler.globalBatch} -> ${meta.recipe.globalBatch}, seed ${h.seed} -> ${meta.recipe.seed}): a different trajectory`);
     }
   }
-  writeFullParams(backend, run, ckpt.params);
+  writeHeldParams(backend, run, ckpt.params, paramsRangeOf(h));
   const stateBackend = run.optimizer.backend;
   if (mode === 'resume') {
     const shift = run.optimizer.stateRange.offset - h.optimizer.stateRange.offset;
@@ -329,13 +400,25 @@ export function restoreCheckpoint(backend: Backend, run: CheckpointableRun, ckpt
 }
 
 /**
- * Writes a full parameter vector into a run: all of it, or (ZeRO-3, which holds only its shard of the
- * parameters: the optimizer's state range) the part the run holds.
+ * Writes parameters covering the flat range `from` (the whole vector, or a checkpoint's part) into a
+ * run: all of the vector, or (ZeRO-3, which holds only its shard: the optimizer's state range) the part
+ * the run holds.
  */
-export function writeFullParams(backend: Backend, run: CheckpointableRun, full: Float32Array): void {
-  const shard = run.optimizer.stateRange;
-  const held = run.model.params.length === full.length ? full : full.subarray(shard.offset, shard.offset + shard.length);
-  backend.write(viewOf(run.model.params), held);
+export function writeHeldParams(backend: Backend, run: CheckpointableRun, params: Float32Array, from: FlatRange = { offset: 0, length: params.length }): void {
+  const need = heldRange(run);
+  if (!within(need, from)) throw new CheckpointError(`parameters [${from.offset}, ${from.offset + from.length}) do not cover the run's [${need.offset}, ${need.offset + need.length})`);
+  const at = need.offset - from.offset;
+  backend.write(viewOf(run.model.params), params.subarray(at, at + need.length));
+}
+
+/** The flat range of the parameters a run holds: all of them, or (ZeRO-3) its shard. */
+export function heldRange(run: CheckpointableRun): FlatRange {
+  const total = run.model.layout.totalLength;
+  return run.model.params.length === total ? { offset: 0, length: total } : { ...run.optimizer.stateRange };
+}
+
+function within(inner: FlatRange, outer: FlatRange): boolean {
+  return inner.offset >= outer.offset && inner.offset + inner.length <= outer.offset + outer.length;
 }
 
 // --- fine-tuning text models --------------------------------------------------------------------------

@@ -84,10 +84,13 @@ export function charLmRun(
   model.init(recipe.seed);
   const evalBatches = textEvalBatches(data.val, config.blockSize, evalRows(recipe.globalBatch, shard.world, recipe.microBatches), recipe.evalWindows);
   // Samples start from the first character of the validation text and are seeded by the step, so
-  // every replica (and a rerun) writes the same sample at the same step.
+  // every replica (and a rerun) writes the same sample at the same step. With layer-by-layer passes
+  // (ZeRO-3: no rank holds every layer) it samples through them, and every rank of the room must sample.
   const prompt = (data.val.length > 0 ? data.val : data.train).subarray(0, 1);
+  const layerwise = extras.layerwise;
   const sampler = async (step: number) => {
-    const tokens = await model.sample(prompt, recipe.sampleLength, { temperature: recipe.temperature, seed: recipe.seed + step });
+    const forward = layerwise ? (batch: Batch) => layerwise.forward(batch, 0, step) : undefined;
+    const tokens = await model.sample(prompt, recipe.sampleLength, { temperature: recipe.temperature, seed: recipe.seed + step, forward });
     return decodeTokens(prompt, data.vocab) + decodeTokens(tokens, data.vocab);
   };
   return finish(backend, model, recipe, batches, evalBatches, shard, { sampler, ...extras });

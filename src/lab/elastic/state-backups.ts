@@ -1,7 +1,9 @@
 // Backups of state that lives on some tabs only, in an elastic room: ZeRO's optimizer-state shards and
 // the synchronous parameter server's state (parallel-types.ts StatePlacement). After every completed,
-// hash-checked step each tab keeps its slice and swaps copies with its ring neighbour
-// (zero-state-transfer.ts), so that a re-formed ring can rebuild the whole state without any one tab.
+// hash-checked step each `backupevery`-th step each tab keeps its slice and swaps copies with its ring
+// neighbour (zero-state-transfer.ts), so that a re-formed ring can rebuild the whole state without any
+// one tab. A ring that loses a tab goes back to the newest step backed up everywhere and trains the
+// steps since again: every draw derives from seed and step, so they come out the same.
 import type { Backend } from '../../engine/backend';
 import type { Gpt } from '../../model/gpt';
 import type { Mlp } from '../../model/mlp';
@@ -19,6 +21,8 @@ export interface StateBackupsDeps {
   placement: () => StatePlacement;
   run: () => Run<Mlp> | Run<Gpt>;
   backend: () => Backend;
+  /** Back up every this many steps (config backupevery). */
+  every: () => number;
 }
 
 export class StateBackups {
@@ -34,7 +38,12 @@ export class StateBackups {
     return this.deps.placement() !== 'replicated' && !!this.deps.room()?.elastic;
   }
 
-  /** After a completed (and hash-checked) step: keep this rank's slice and swap copies with the ring. */
+  /** After a completed (and hash-checked) step: backs up when the step is a multiple of `every`. */
+  async afterStep(step: number): Promise<void> {
+    if (step % this.deps.every() === 0) await this.backUp();
+  }
+
+  /** Now (the starting state, a rebuilt one, a backup due): keep this rank's slice and swap copies with the ring. */
   async backUp(): Promise<void> {
     if (!this.active()) return;
     const run = this.deps.run();

@@ -11,7 +11,7 @@ import { paramsHash } from '../../model/layout';
 import type { Mlp } from '../../model/mlp';
 import { createParallelHooks } from '../../parallel/strategy';
 import { contextFor, spirals, testConfig, trainRoom } from '../parallel-test-support';
-import { ZeroBackups, type ZeroSlice } from '../../parallel/zero/zero-backup';
+import { decodeSlice, encodeSlice, ZeroBackups, type ZeroSlice } from '../../parallel/zero/zero-backup';
 import type { ClassifierRecipe } from '../../train/defaults';
 import { captureCheckpoint, CheckpointError, loadCheckpoint, restoreCheckpoint } from '../../train/checkpoint';
 import { classifierRun, type Run } from '../../train/recipes';
@@ -257,5 +257,45 @@ describe.each([
     await trainSteps(resumed, 4);
     const after = await fullParams(resumed, 4);
     expect(after.map(paramsHash)).toEqual(unbroken.map(paramsHash));
+  });
+});
+
+describe('ZeRO-3 backups compared with their owners, and taken every K steps', () => {
+  const config = testConfig({ zero: 3, steps: STEPS });
+
+  it('a copy that differs from its owner\'s slice (though its CRC is sound) stops the backup naming the step and both ranks', async () => {
+    const tabs = room(config, 3);
+    await backUp(tabs);
+    await trainSteps(tabs, 1);
+    await Promise.all(tabs.map((t) => t.run.trainer.trainStep()));
+    // Rank 2 keeps a copy of rank 1's step-2 slice with one float changed, re-encoded (valid CRC).
+    const recv = tabs[2].transport.recv.bind(tabs[2].transport);
+    tabs[2].transport.recv = async (from, tag) => {
+      const bytes = await recv(from, tag);
+      if (tag.collective !== COLLECTIVE_IDS.zeroBackup.first || tag.chunk !== 0) return bytes;
+      const slice = decodeSlice(bytes, sliceShapeOf(tabs[2].run));
+      slice.params[0] += 1;
+      return encodeSlice(slice);
+    };
+    const outcomes = await Promise.allSettled(tabs.map(async (t) => backUpSlice(t.transport, t.backups, await captureSlice(t.backend, t.run), sliceShapeOf(t.run))));
+    expect(outcomes.map((o) => (o.status === 'rejected' ? String(o.reason) : 'ok'))).toEqual([
+      'ok',
+      expect.stringMatching(/ReplicasDisagree: backup differs from its owner after step 2: rank 2's copy of rank 1's shard hashes [0-9a-f]{16}, rank 1 holds [0-9a-f]{48}/),
+      'ok',
+    ]);
+  });
+
+  it('backed up every 3 steps, a rank lost during step 5 sends the ring back to step 3; redone, it ends where one tab ends', async () => {
+    const reference = await trainRoom(1, { ...config, zero: 0 });
+    const tabs = room(config, 3);
+    await backUp(tabs);
+    for (let step = 1; step <= 4; step++) {
+      await Promise.all(tabs.map((t) => t.run.trainer.trainStep()));
+      if (step % 3 === 0) await backUp(tabs);
+    }
+    const failed = Promise.allSettled([tabs[0], tabs[2]].map((t) => t.run.trainer.trainStep()));
+    tabs[1].transport.kill();
+    expect((await failed).map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    await survivorsEndAsOneTab(config, [tabs[0], tabs[2]], 3, reference.params[0]);
   });
 });

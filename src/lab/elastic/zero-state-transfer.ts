@@ -3,6 +3,9 @@
 // parallel/zero/zero-backup.ts for why two generations of slices on two tabs each lose nothing). The
 // synchronous parameter server uses the same rebuild: its state is one slice (all of it) held by rank 0,
 // copied to rank 1 after every step.
+// Each backup is compared by hash with its owner: the successor hashes the copy it decoded and sends
+// the hash back; the owner compares it with the hash of the slice it captured, and a difference stops
+// the run naming the step and both ranks (a CRC only proves the bytes were not damaged on the wire).
 //
 // The rebuild runs on the new ring, coordinated by its rank 0:
 //   1. every member sends rank 0 the list of slices it holds (step and range of each);
@@ -13,7 +16,7 @@
 //      which restores its own shard of the NEW partition from it.
 import { viewOf, type Backend } from '../../engine/backend';
 import type { Transport } from '../../collective/types';
-import { writeFullParams, type CheckpointableRun } from '../../train/checkpoint';
+import { writeHeldParams, type CheckpointableRun } from '../../train/checkpoint';
 import { decodeJsonMessage, encodeJsonMessage, isDecodeError, isInt, isObject } from '../../peer/json-message';
 import { readWindowed } from '../../parallel/zero/windowed-io';
 import { PARAMETER_SERVER_RANK } from '../../parallel/parameter-server';
@@ -30,6 +33,8 @@ import {
   type ZeroSlice,
 } from '../../parallel/zero/zero-backup';
 import { COLLECTIVE_IDS } from '../../collective/collective-ids';
+import { paramsHash } from '../../model/layout';
+import { ReplicasDisagree } from '../overlapped-exchange';
 
 const ZERO_BACKUP_COLLECTIVE = COLLECTIVE_IDS.zeroBackup.first;
 const ZERO_INVENTORY_COLLECTIVE = COLLECTIVE_IDS.zeroInventory.first;
@@ -65,7 +70,7 @@ export function restoreSlice(backend: Backend, run: CheckpointableRun, full: Zer
   if (full.range.offset !== 0 || full.range.length !== total) throw new SliceError('restoring needs the full state');
   const range = run.optimizer.stateRange;
   const part = (a: Float32Array) => a.subarray(range.offset, range.offset + range.length);
-  writeFullParams(backend, run, full.params);
+  writeHeldParams(backend, run, full.params);
   for (const { name, buf } of run.optimizer.stateBuffers()) run.optimizer.backend.write(viewOf(buf), part(full.state.get(name)!));
   run.trainer.step = full.step;
 }
@@ -79,12 +84,24 @@ export async function backUpSlice(transport: Transport, backups: ZeroBackups, mi
   const { rank, world } = transport;
   if (world < 2) return 0;
   const bytes = encodeSlice(mine);
+  const [successor, predecessor] = [(rank + 1) % world, (rank + world - 1) % world];
   const tag = { round: mine.step, collective: ZERO_BACKUP_COLLECTIVE, chunk: 0 };
-  const [, received] = await Promise.all([transport.send((rank + 1) % world, tag, bytes), transport.recv((rank + world - 1) % world, tag)]);
+  const [, received] = await Promise.all([transport.send(successor, tag, bytes), transport.recv(predecessor, tag)]);
   const theirs = decodeSlice(received, shape);
-  if (theirs.step !== mine.step) throw new SliceError(`ZeRO slice refused: rank ${(rank + world - 1) % world} backed up step ${theirs.step} during step ${mine.step}`);
+  if (theirs.step !== mine.step) throw new SliceError(`ZeRO slice refused: rank ${predecessor} backed up step ${theirs.step} during step ${mine.step}`);
   backups.add(theirs, false);
+  // The copy kept, hashed here, against the slice its owner captured, hashed there.
+  const echo = { ...tag, chunk: 1 };
+  const [, copyHash] = await Promise.all([transport.send(predecessor, echo, new TextEncoder().encode(sliceHash(theirs))), transport.recv(successor, echo)]);
+  const own = sliceHash(mine);
+  const theirsSaid = new TextDecoder().decode(copyHash);
+  if (theirsSaid !== own) throw new ReplicasDisagree(`backup differs from its owner after step ${mine.step}: rank ${successor}'s copy of rank ${rank}'s shard hashes ${theirsSaid.slice(0, 16)}, rank ${rank} holds ${own}`);
   return bytes.length;
+}
+
+/** FNV-1a over a slice's floats (parameters, then each state buffer in order). */
+export function sliceHash(slice: ZeroSlice): string {
+  return [slice.params, ...slice.state.values()].map((a) => paramsHash(a)).join('');
 }
 
 /**

@@ -1,5 +1,5 @@
-// The per-tab memory budget (config `budget`, MiB): a run whose tab would hold more device memory than
-// that is refused with the figures, and a plain data-parallel run that does not fit is told whether
+// The per-tab memory budget (config `budget`, MiB), applied to device memory and to host memory each:
+// a run whose tab would hold more of either than that is refused with the figures, and a plain data-parallel run that does not fit is told whether
 // ZeRO-3 would. Predictions use the same partition as the run; the check after the first step uses the
 // backend's real allocations.
 import type { MemoryKind } from '../../engine/backend';
@@ -63,16 +63,31 @@ export function predictBytes(
   return rest + sharded(stage) + lent(stage) + (stage === 0 ? eagerSnapshot : 0);
 }
 
+/**
+ * Host bytes a tab holds under `stage` while training: the largest host array ZeRO's collectives use
+ * (stage 3: one layer group; stages 1-2: the whole vector the parameters are all-gathered into) and, in
+ * an elastic room, the backups (zero-backup.ts: its own and its predecessor's slice, two generations:
+ * 4 slices of the largest shard's parameters and optimizer state).
+ */
+export function predictHostBytes(layout: ParamLayout, world: number, stage: number, opts: { optimizerFloats?: number; elastic?: boolean } = {}): number {
+  const { optimizerFloats = 2, elastic = false } = opts;
+  if (stage === 0) return 0;
+  const shard = Math.max(...zeroPartition(layout, world).shards.map((s) => s.length));
+  const staging = stage >= 3 ? largestGroup(layout) : layout.totalLength;
+  const backups = elastic && world > 1 ? 4 * shard * (1 + optimizerFloats) : 0;
+  return 4 * (staging + backups);
+}
+
 /** null when `bytes` fits under `budgetMiB`; otherwise the reason to refuse, with figures and advice. */
-export function budgetRefusal(budgetMiB: number, bytes: number, stage: number, stage3Bytes: number | null): string | null {
+export function budgetRefusal(budgetMiB: number, bytes: number, stage: number, stage3Bytes: number | null, memory: 'device' | 'host' = 'device'): string | null {
   if (!(budgetMiB > 0) || bytes <= budgetMiB * MiB) return null;
   const need = (bytes / MiB).toFixed(2);
-  const mode = stage === 0 ? 'plain data parallelism' : `ZeRO-${stage}`;
+  const mode = (stage === 0 ? 'plain data parallelism' : `ZeRO-${stage}`) + (memory === 'host' ? ' holds in host memory' : ' holds');
   let advice = '';
   if (stage < 3 && stage3Bytes !== null) {
     advice = stage3Bytes <= budgetMiB * MiB
       ? `; ZeRO-3 would hold about ${(stage3Bytes / MiB).toFixed(2)} MiB: set zero=3`
       : `; even ZeRO-3 would hold about ${(stage3Bytes / MiB).toFixed(2)} MiB: add tabs or shrink the model`;
   }
-  return `memory budget exceeded: ${mode} holds ${need} MiB per tab, the budget is ${budgetMiB} MiB${advice}`;
+  return `memory budget exceeded: ${mode} ${need} MiB per tab, the budget is ${budgetMiB} MiB${advice}`;
 }

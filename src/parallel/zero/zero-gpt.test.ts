@@ -1,6 +1,7 @@
 // The tiny GPT under ZeRO-3: its tied head needs the embedding group again at the end of the forward
 // and the start of the backward, so two layer groups are resident at once; training must still follow
-// plain data parallelism.
+// plain data parallelism. Text samples under ZeRO-3 are the room's: every rank samples, each forward
+// gathering the layers, and writes what one tab writes with the same parameters and seed.
 import { describe, expect, it } from 'vitest';
 import { createMemoryMesh } from '../../collective/memory-transport';
 import { textDataFromString } from '../../data/text';
@@ -36,7 +37,7 @@ const recipe: CharLmRecipe = {
 const TOLERANCE = 3e-5;
 const SGD_RECIPE: CharLmRecipe = { ...recipe, optimizer: { kind: 'sgd', lr: 0.05, momentum: 0.9, weightDecay: recipe.optimizer.weightDecay } };
 
-async function train(zero: ZeroStage, world: number, optimizer: 'adamw' | 'sgd' = 'adamw'): Promise<{ params: Float32Array[]; memory: Record<MemoryKind, number>; layout: ParamLayout }> {
+async function train(zero: ZeroStage, world: number, optimizer: 'adamw' | 'sgd' = 'adamw'): Promise<{ params: Float32Array[]; memory: Record<MemoryKind, number>; layout: ParamLayout; runs: Run<Gpt>[] }> {
   const config: LabConfig = { ...DEFAULT_CONFIG, model: 'gpt', dataset: 'text', zero, steps, batch: 4, seed: recipe.seed, lr: 0.05, optimizer };
   const chosen = optimizer === 'sgd' ? SGD_RECIPE : recipe;
   const ranks = createMemoryMesh(world).map((transport) => {
@@ -54,10 +55,25 @@ async function train(zero: ZeroStage, world: number, optimizer: 'adamw' | 'sgd' 
   });
   for (let s = 0; s < steps; s++) await Promise.all(ranks.map(({ run }) => run.trainer.trainStep()));
   const params = await Promise.all(ranks.map(({ full }) => full()));
-  return { params, memory: ranks[0].backend.memory(), layout: ranks[0].run.model.layout };
+  return { params, memory: ranks[0].backend.memory(), layout: ranks[0].run.model.layout, runs: ranks.map((r) => r.run) };
 }
 
 describe('ZeRO-3 on the tiny GPT', () => {
+  it('text samples: every rank of a 2-rank room samples through the layer-by-layer gathers and writes what one tab writes with the same parameters and seed', async () => {
+    const room = await train(3, 2);
+    const texts = await Promise.all(room.runs.map((run) => run.trainer.sample()));
+    const backend = new CpuBackend();
+    const oneTab = charLmRun(backend, data, recipe);
+    backend.write(viewOf(oneTab.model.params), room.params[0]);
+    oneTab.trainer.step = steps;
+    const reference = await oneTab.trainer.sample();
+    expect(reference).toHaveLength(1 + recipe.sampleLength);
+    expect(texts).toEqual([reference, reference]);
+    // The seed is the step's: at another step the one-tab sampler writes another text.
+    oneTab.trainer.step = steps + 1;
+    expect(await oneTab.trainer.sample()).not.toBe(reference);
+  });
+
   it.each(['adamw', 'sgd'] as const)(`2 ranks (%s) follow plain data parallelism within ${TOLERANCE.toExponential()} of the distance trained and gather equal parameters`, async (optimizer) => {
     const [plainRun, shardedRun] = [await train(0, 2, optimizer), await train(3, 2, optimizer)];
     const [plain, sharded] = [plainRun.params, shardedRun.params];

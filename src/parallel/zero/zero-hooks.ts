@@ -75,6 +75,7 @@ export function createZeroHooks(ctx: ParallelContext): ParallelHooks {
   else hooks.layerwise = { forward: (b, s, step) => zero().passes.forward(b, s, step), backward: (step, micro, h) => zero().passes.backward(step, micro, h) };
   if (stage === 3) {
     hooks.gatherParams = (round) => zero().fullParams(round);
+    hooks.gatherInPieces = (round, each) => zero().gatherInPieces(round, each);
     hooks.replicaDigest = (round, afterStep) => zero().replicaDigest(round, afterStep);
     hooks.replicaCheckTraffic = () => zero().takeCheckTraffic();
   }

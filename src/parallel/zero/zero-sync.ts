@@ -164,6 +164,29 @@ export class ZeroSync {
   }
 
   /**
+   * Stage 3: the whole parameter vector and then each optimizer state buffer, in flat order, all-gathered
+   * a piece at a time (at most the largest layer group) and handed to `each`, which is awaited before the
+   * next piece is gathered: the streamed export of a model no rank holds whole. A collective every rank
+   * joins; its bytes count as neither the step's nor the replica check's.
+   */
+  async gatherInPieces(round: number, each: (floats: Float32Array) => Promise<void>): Promise<void> {
+    const { backend, storage, partition, optimizer } = this.o;
+    const piece = largestGroup(this.o.model.layout);
+    const sources = [{ backend, buf: storage.params }, ...optimizer.stateBuffers().map(({ buf }) => ({ backend: optimizer.backend, buf }))];
+    this.account = 'none';
+    try {
+      for (const source of sources) {
+        for (let at = 0; at < partition.total; at += piece) {
+          const ids = this.ids(round); // taken before any await: every rank numbers collectives alike
+          await each(await this.gatherToHost({ offset: at, length: Math.min(piece, partition.total - at) }, ids, source));
+        }
+      }
+    } finally {
+      this.account = 'step';
+    }
+  }
+
+  /**
    * Stage 3: a digest of the whole parameter vector that every rank computes without holding it: the
    * hashes of the layer groups, as gathered, combined in layout order. `afterStep`: the digest of the
    * parameters the step just taken gathered for its forward (no collective). Otherwise a verification
@@ -298,15 +321,22 @@ export class ZeroSync {
     }
   }
 
-  /** Stage 3: one layer group's parameters, all-gathered from the shards into a layer-sized host array. */
-  private async gatherToHost(range: FlatRange, ids: { round: number; collective: number }): Promise<Float32Array> {
-    const { backend, storage, partition } = this.o;
+  /**
+   * Stage 3: one layer group's parameters (or, with `source`, another buffer sharded like them: the
+   * optimizer state), all-gathered from the shards into a layer-sized host array.
+   */
+  private async gatherToHost(
+    range: FlatRange,
+    ids: { round: number; collective: number },
+    source: { backend: Backend; buf: DeviceBuffer } = { backend: this.o.backend, buf: this.o.storage.params },
+  ): Promise<Float32Array> {
+    const { storage, partition } = this.o;
     const data = new Float32Array(range.length);
     this.noteHost(range.length);
     const mine = ownedWithin(partition, range, this.rank);
     if (mine.length > 0) {
       const shardOffset = range.offset + mine.offset - storage.shard.offset;
-      data.set(await readWindowed(backend, viewOf(storage.params, shardOffset, mine.length)), mine.offset);
+      data.set(await readWindowed(source.backend, viewOf(source.buf, shardOffset, mine.length)), mine.offset);
     }
     const stats = await runAllGather(this.o.transport, data, { ...ids, boundaries: boundariesWithin(partition, range), onEvent: this.o.onChunk });
     this.count(stats);
