@@ -17,6 +17,8 @@ import { GradClipper, type Optimizer } from './optimizer';
 export interface GradSyncContext {
   /** 0-based optimizer step being taken. */
   step: number;
+  /** Milliseconds from the step's start until its forward and backward passes were done on the device. */
+  computeMs?: number;
   grads: DeviceBuffer;
   model: Model;
   /**
@@ -185,8 +187,8 @@ export class Trainer {
     const { backend: b, model, batches, optimizer } = this.o;
     const step = this.step;
     const k = batches.microBatches;
-    // An uneven share of the global batch (elastic rooms) weighs its gradient by its size (sampler.ts).
-    const weight = batches.shareWeight ?? 1;
+    // An uneven share of the global batch (elastic rooms, unequal tabs) weighs its gradient by its size (sampler.ts).
+    const weight = batches.shareWeightAt?.(step) ?? batches.shareWeight ?? 1;
     const t0 = performance.now();
     b.fill(viewOf(model.grads), 0);
     const prefetched = this.takePrefetched(step);
@@ -220,7 +222,7 @@ export class Trainer {
     });
     let sync: GradSyncResult;
     try {
-      sync = (await this.o.gradSync?.({ step, grads: model.grads, model, applyUpdate })) ?? {};
+      sync = (await this.o.gradSync?.({ step, computeMs: t1 - t0, grads: model.grads, model, applyUpdate })) ?? {};
     } catch (error) {
       // A step is never half applied: put back what was updated before the sync failed.
       const restored = (await eager?.rollback()) ?? 0;
