@@ -3,7 +3,8 @@
 // the same averaged gradient, and the CPU backends update in float32 exactly as the WGSL kernels do
 // (src/engine/f32-update.ts), so the replicas are bitwise equal after every step (each tab checks the
 // room's parameter hashes after each step and stops on any difference), and the room ends where one
-// WebGPU tab ends on the same global batch.
+// WebGPU tab ends on the same global batch. The room re-splits the global batch by each tab's measured
+// speed every 2 steps (shares=auto, rebalance=2), which moves the time per step, never the math.
 import { expect, test } from '@playwright/test';
 import { finishTraining, mlpInitialParams, openTrainingTabs, relativeError } from './training';
 
@@ -13,7 +14,7 @@ const START = mlpInitialParams([784, 256, 10], RUN.seed);
 // tab's float32 matmul sums in another order than WGSL, well inside it (the test prints the figure).
 const TOLERANCE = 1e-5;
 
-test(`2 WebGPU tabs + 1 CPU tab: replicas bitwise equal every step, and end where one tab ends within ${TOLERANCE.toExponential()} of the distance trained`, async ({ browser }) => {
+test(`2 WebGPU tabs + 1 CPU tab with shares by speed: replicas bitwise equal every step, and end where one tab ends within ${TOLERANCE.toExponential()} of the distance trained`, async ({ browser }) => {
   test.setTimeout(300_000);
   const solo = await browser.newContext();
   const [reference] = await finishTraining(await openTrainingTabs(solo, 1, RUN));
@@ -21,15 +22,27 @@ test(`2 WebGPU tabs + 1 CPU tab: replicas bitwise equal every step, and end wher
 
   const context = await browser.newContext();
   const backends = ['webgpu', 'webgpu', 'cpu'] as const;
-  const pages = await openTrainingTabs(context, 3, RUN, backends.map((backend) => ({ backend })));
+  const pages = await openTrainingTabs(context, 3, { ...RUN, shares: 'auto', rebalance: 2 }, backends.map((backend) => ({ backend })));
   const results = await finishTraining(pages, 240_000, [...backends]);
+  // The dashboard shows each tab's share and speed once the room has re-balanced.
+  const panel = pages[0].getByRole('region', { name: 'Shares by speed' });
+  await expect(panel).toBeVisible();
+  await expect(panel.getByTestId('share')).toHaveCount(3);
   await context.close();
   expect(results.map((r) => r.status.backend?.kind).sort()).toEqual(['cpu', 'webgpu', 'webgpu']);
   for (const r of results) {
     expect(r.status.step).toBe(RUN.steps);
     expect(r.metrics.hashesAgree).toBe(true);
     expect(r.hash).toBe(results[0].hash);
+    // Agreed after every second step (0-based 1, 3 and 5), each split in force two steps later (steps
+    // 3-4 and 5 trained on the first two): every tab holds the same split.
+    expect(r.metrics.shares?.fromStep).toBe(7);
+    expect(r.metrics.shares?.counts).toEqual(results[0].metrics.shares?.counts);
   }
+  const counts = results[0].metrics.shares!.counts;
+  console.log(`shares by speed: [${counts.join(', ')}] from [${results[0].metrics.shares!.samplesPerSec.map(Math.round).join(', ')}] samples/s`);
+  expect(counts.reduce((a, b) => a + b, 0)).toBe(RUN.batch);
+  for (const c of counts) expect(c).toBeGreaterThanOrEqual(1);
   const error = relativeError(results[0].params, reference.params, START);
   console.log(`mixed room (2 WebGPU + 1 CPU) vs 1 WebGPU tab: relative error ${error.toExponential(2)} of the distance trained`);
   expect(error).toBeLessThan(TOLERANCE);

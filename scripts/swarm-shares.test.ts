@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { formatSharesFigure, sharesFigure } from './swarm-shares';
 import type { RunSummary } from './swarm-summary';
 
-const run = (wallMsPerStep: number, extra: Partial<RunSummary> = {}) => ({ wallMsPerStep, stepMsPerStep: wallMsPerStep, accuracy: 0.9, replicasAgree: true, shares: null, ...extra }) as RunSummary;
+const run = (wallMsPerStep: number, extra: Partial<RunSummary> = {}) => ({ wallMsPerStep, stepMsPerStep: wallMsPerStep, commMsPerStep: 40, accuracy: 0.9, replicasAgree: true, shares: null, ...extra }) as RunSummary;
 
 describe('sharesFigure', () => {
   it('ideal = 1 / sum over tabs of 1 / solo ms per step; ratios against it and against equal shares', () => {

@@ -14,6 +14,8 @@ export interface SharesFigure {
   idealMs: number;
   equalMs: number;
   autoMs: number;
+  /** shares=auto's communication per step: the ring's all-reduce time, which no split of the batch removes. */
+  autoCommMs: number;
   /** shares=auto's last agreed split, samples per rank, and the speeds it came from. */
   autoShares: RunSummary['shares'];
   equalVsIdeal: number;
@@ -37,6 +39,7 @@ export function sharesFigure(backends: string[], solo: Record<string, RunSummary
     idealMs,
     equalMs,
     autoMs,
+    autoCommMs: auto.commMsPerStep,
     autoShares: auto.shares,
     equalVsIdeal: equalMs / idealMs,
     autoVsIdeal: autoMs / idealMs,
@@ -58,6 +61,7 @@ export function formatSharesFigure(f: SharesFigure): string {
   lines.push(`  ideal                ${f.idealMs.toFixed(1)} ms/step (1 / sum of 1 / solo ms per step)`);
   lines.push(`  shares=equal         ${f.equalMs.toFixed(1)} ms/step, ${f.equalVsIdeal.toFixed(2)}x the ideal, accuracy ${pct(f.accuracy.equal)}`);
   lines.push(`  shares=auto          ${f.autoMs.toFixed(1)} ms/step, ${f.autoVsIdeal.toFixed(2)}x the ideal, ${f.autoVsEqual.toFixed(2)}x equal's time, accuracy ${pct(f.accuracy.auto)}`);
+  lines.push(`  communication        ${f.autoCommMs.toFixed(1)} ms/step in the shares=auto room (the ideal leaves it out)`);
   if (f.autoShares) {
     const speeds = f.autoShares.samplesPerSec.map((s) => s.toFixed(0)).join(', ');
     lines.push(`  last agreed shares   [${f.autoShares.counts.join(', ')}] samples from step ${f.autoShares.fromStep}, from speeds [${speeds}] samples/s`);

@@ -17,7 +17,10 @@ import { GradClipper, type Optimizer } from './optimizer';
 export interface GradSyncContext {
   /** 0-based optimizer step being taken. */
   step: number;
-  /** Milliseconds from the step's start until its forward and backward passes were done on the device. */
+  /**
+   * Milliseconds this rank computed the step's forward and backward passes (until the device finished
+   * them), those blocks of its forward that ran during the previous step's sync included.
+   */
   computeMs?: number;
   grads: DeviceBuffer;
   model: Model;
@@ -222,7 +225,10 @@ export class Trainer {
     });
     let sync: GradSyncResult;
     try {
-      sync = (await this.o.gradSync?.({ step, computeMs: t1 - t0, grads: model.grads, model, applyUpdate })) ?? {};
+      // This step's passes: from its start until the device finished them, plus the blocks of its
+      // forward that ran early, during the previous step's sync.
+      const computeMs = unionMs([[t0, t1], ...(prefetched?.busyWithin(0, t1) ?? [])]);
+      sync = (await this.o.gradSync?.({ step, computeMs, grads: model.grads, model, applyUpdate })) ?? {};
     } catch (error) {
       // A step is never half applied: put back what was updated before the sync failed.
       const restored = (await eager?.rollback()) ?? 0;
