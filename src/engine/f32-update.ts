@@ -17,12 +17,15 @@ export const SUM_SQUARES_PARTIALS = 4096;
 /** Invocations per workgroup of the reduction kernels. */
 const WORKGROUP = 256;
 
+/** AdamW's uniforms as the WGSL kernel sees them: every hyperparameter rounded to float32. */
+export function adamwUniformsF32(h: AdamWHyper): { lr: number; beta1: number; beta2: number; eps: number; wd: number; c1: number; c2: number } {
+  // The host computes the corrections in float64 and the uniform buffer stores them as float32.
+  return { lr: fr(h.lr), beta1: fr(h.beta1), beta2: fr(h.beta2), eps: fr(h.eps), wd: fr(h.weightDecay), c1: fr(1 - h.beta1 ** h.step), c2: fr(1 - h.beta2 ** h.step) };
+}
+
 /** optimizer.wgsl `adamw`: decoupled AdamW with bias correction, in place on p, m and v. */
 export function adamwF32(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, h: AdamWHyper): void {
-  const [lr, beta1, beta2, eps, wd] = [fr(h.lr), fr(h.beta1), fr(h.beta2), fr(h.eps), fr(h.weightDecay)];
-  // The host computes the corrections in float64 and the uniform buffer stores them as float32.
-  const c1 = fr(1 - h.beta1 ** h.step);
-  const c2 = fr(1 - h.beta2 ** h.step);
+  const { lr, beta1, beta2, eps, wd, c1, c2 } = adamwUniformsF32(h);
   const oneMinusBeta1 = fr(1 - beta1);
   const oneMinusBeta2 = fr(1 - beta2);
   for (let i = 0; i < p.length; i++) {
