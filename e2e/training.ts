@@ -8,6 +8,8 @@ import { initialParams } from '../src/model/init';
 import { mlpLayout } from '../src/model/mlp';
 import { APP_URL, uniqueRoom } from './fixtures';
 
+type BackendKind = 'webgpu' | 'cpu';
+
 export interface TabResult {
   status: LabStatus;
   metrics: LabMetrics;
@@ -15,12 +17,21 @@ export interface TabResult {
   hash: string;
 }
 
-/** Opens `tabs` tabs that train together (a room when tabs > 1) with the given URL settings. */
-export async function openTrainingTabs(context: BrowserContext, tabs: number, settings: Record<string, string | number>): Promise<Page[]> {
-  const query = new URLSearchParams({ autostart: '1', world: String(tabs), room: tabs > 1 ? uniqueRoom('train') : '' });
-  for (const [key, value] of Object.entries(settings)) query.set(key, String(value));
+/**
+ * Opens `tabs` tabs that train together (a room when tabs > 1) with the given URL settings, and tab i
+ * with `perTab[i]` on top (a room of unequal tabs: `backend=cpu` on one of them).
+ */
+export async function openTrainingTabs(
+  context: BrowserContext,
+  tabs: number,
+  settings: Record<string, string | number>,
+  perTab: Record<string, string | number>[] = [],
+): Promise<Page[]> {
+  const room = tabs > 1 ? uniqueRoom('train') : '';
   const pages: Page[] = [];
   for (let i = 0; i < tabs; i++) {
+    const query = new URLSearchParams({ autostart: '1', world: String(tabs), room });
+    for (const [key, value] of Object.entries({ ...settings, ...perTab[i] })) query.set(key, String(value));
     const page = await context.newPage();
     page.on('pageerror', (error) => console.error(`[tab ${i}] ${error.message}`));
     await page.goto(`${APP_URL}?${query}`);
@@ -37,9 +48,9 @@ export async function expectBackend(page: Page, kind: 'webgpu' | 'cpu' = 'webgpu
 
 /**
  * Waits until every tab is done (fails at once with the tab's error), checks that each ran on
- * `backend`, then reads each one.
+ * `backend` (page i on backend[i] when it is a list), then reads each one.
  */
-export async function finishTraining(pages: Page[], timeoutMs = 180_000, backend: 'webgpu' | 'cpu' = 'webgpu'): Promise<TabResult[]> {
+export async function finishTraining(pages: Page[], timeoutMs = 180_000, backend: BackendKind | BackendKind[] = 'webgpu'): Promise<TabResult[]> {
   await Promise.all(
     pages.map((page) =>
       page.waitForFunction(
@@ -63,7 +74,10 @@ export async function finishTraining(pages: Page[], timeoutMs = 180_000, backend
       })),
     ),
   );
-  for (const r of results) expect(r.status.backend?.kind, `tab ${r.status.rank} ran on ${JSON.stringify(r.status.backend)}`).toBe(backend);
+  results.forEach((r, i) => {
+    const want = typeof backend === 'string' ? backend : backend[i];
+    expect(r.status.backend?.kind, `tab ${r.status.rank} ran on ${JSON.stringify(r.status.backend)}`).toBe(want);
+  });
   return results.sort((a, b) => a.status.rank - b.status.rank);
 }
 

@@ -28,11 +28,18 @@ export async function launchChromium(): Promise<Browser> {
 
 /** Opens `count` tabs of one context (so BroadcastChannel joins them) at the same URL. */
 export async function openTabs(context: BrowserContext, url: string, count: number): Promise<Page[]> {
+  return openTabsAt(context, Array.from({ length: count }, () => url));
+}
+
+/** Opens one tab of one context per URL, in order (tabs of one room with settings of their own). */
+export async function openTabsAt(context: BrowserContext, urls: string[]): Promise<Page[]> {
   const pages: Page[] = [];
-  for (let i = 0; i < count; i++) {
+  for (const [i, url] of urls.entries()) {
     const page = await context.newPage();
     page.on('pageerror', (error) => console.error(`[tab ${i}] ${error.message}`));
-    await page.goto(url);
+    // The earlier tabs of a room load their data and compile while later ones open: on a loaded
+    // machine a page's load event can take longer than Playwright's default 30 s.
+    await page.goto(url, { timeout: 120_000 });
     pages.push(page);
   }
   return pages;

@@ -52,6 +52,10 @@ export interface RunSummary {
   memoryPerRank: (Record<string, number> | null)[];
   /** Bytes held and sent per rank against the ZeRO formulas (multi-tab runs with a known layout). */
   zeroFigures: ZeroFigures | null;
+  /** shares=auto: the room's last agreed samples per rank and the speeds behind them (null: even shares). */
+  shares: { fromStep: number; counts: number[]; samplesPerSec: number[] } | null;
+  /** Each rank's backend (adapter string), in rank order. */
+  backends: string[];
 }
 
 export interface ZeroFigures {
@@ -243,6 +247,8 @@ export function summariseRun(
     replicasAgree,
     memoryPerRank: byRank.map((r) => r.metrics.memory),
     zeroFigures: zeroFigures(config, byRank),
+    shares: lead?.metrics.shares ?? null,
+    backends: byRank.map((r) => r.status.backend?.adapter ?? 'unknown'),
   };
 }
 

@@ -1,24 +1,27 @@
 // The lab's headless main job: `npm run swarm -- --tabs 4 --model mlp --dataset mnist --steps 300`.
 // Serves the lab, opens N headless Chromium tabs in one room, trains, shows a progress bar, prints a
 // summary and then one last line of JSON; exits non-zero when a tab fails, replicas disagree, or the run
-// times out. Every flag but --tabs, --timeout and --compare is a lab URL setting (src/lab/config.ts).
+// times out. Every flag but --tabs, --timeout, --backends and --compare is a lab URL setting
+// (src/lab/config.ts). --backends webgpu,webgpu,cpu gives each tab its own backend; with --compare
+// shares it prints the room-of-unequal-tabs figure (swarm-shares.ts).
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
 import type { Page } from '@playwright/test';
 import { configToQuery, DEFAULT_CONFIG, parseConfig, type LabConfig } from '../src/lab/config';
 import type { LabMetrics, LabStatus } from '../src/lab/api';
 import { hostLoadBetween, sampleCpu, type CpuSample } from './host-load';
-import { launchChromium, openTabs, runHeadlessJob, uniqueRoom } from './lab-browser';
+import { launchChromium, openTabsAt, runHeadlessJob, uniqueRoom } from './lab-browser';
 import { summariseRun, compareRuns, formatComparison, formatSummary, type RunSummary } from './swarm-summary';
 import { formatPipelineReport, pipelineReport, type PipelineReport, type PipelineTab } from './swarm-pipeline';
 import { pipelineMicroBatches } from '../src/lab/config';
 import type { PipelineFigures } from '../src/lab/partitioned-run';
+import { formatSharesFigure, sharesFigure } from './swarm-shares';
 
 const CONFIG_KEYS = Object.keys(DEFAULT_CONFIG).filter((key) => !['room', 'world', 'autostart'].includes(key));
 
 function parseCli(argv: string[]) {
   const options: Record<string, { type: 'string' }> = {};
-  for (const key of [...CONFIG_KEYS, 'tabs', 'timeout', 'compare']) options[key] = { type: 'string' };
+  for (const key of [...CONFIG_KEYS, 'tabs', 'timeout', 'compare', 'backends']) options[key] = { type: 'string' };
   const { values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
   const tabs = Number(values.tabs ?? '1');
   if (!Number.isInteger(tabs) || tabs < 1 || tabs > 16) throw new Error('--tabs must be an integer from 1 to 16');
@@ -31,10 +34,15 @@ function parseCli(argv: string[]) {
   // drawing the tabs in the background (four of them cost a fifth of the speed on two cores).
   const config = parseConfig([['dashboard', '0'], ...entries, ['world', String(tabs)], ['autostart', '1']]);
   const compare = values.compare as string | undefined;
-  if (compare !== undefined && compare !== 'none' && compare !== 'dense') {
-    throw new Error('--compare takes "dense": a second run without compression, for side-by-side figures');
+  if (compare !== undefined && compare !== 'none' && compare !== 'dense' && compare !== 'shares') {
+    throw new Error('--compare takes "dense" (a second run without compression) or "shares" (solo runs, shares=equal and shares=auto)');
   }
-  return { tabs, timeoutSec, config, compareDense: compare === 'dense' };
+  const backends = values.backends === undefined ? undefined : String(values.backends).split(',');
+  if (backends && (backends.length !== tabs || backends.some((b) => !['auto', 'webgpu', 'cpu'].includes(b)))) {
+    throw new Error(`--backends takes one of auto, webgpu, cpu per tab, comma-separated (${tabs} of them), got "${values.backends}"`);
+  }
+  if (compare === 'shares' && tabs < 2) throw new Error('--compare shares needs a room: --tabs 2 or more');
+  return { tabs, timeoutSec, config, backends, compareDense: compare === 'dense', compareShares: compare === 'shares' };
 }
 
 interface TabReport {
@@ -52,8 +60,17 @@ async function readTabs(pages: Page[]): Promise<TabReport[]> {
   );
 }
 
-/** `collect`: reads what it needs from the finished tabs before the browser closes. */
-async function runSwarm(baseUrl: string, tabs: number, config: LabConfig, timeoutSec: number, collect?: (pages: Page[]) => Promise<void>): Promise<RunSummary> {
+/**
+ * `backends`: each tab's own backend (else the config's). `collect`: reads what it needs from the
+ * finished tabs before the browser closes.
+ */
+async function runSwarm(
+  baseUrl: string,
+  tabs: number,
+  config: LabConfig,
+  timeoutSec: number,
+  { backends, collect }: { backends?: string[]; collect?: (pages: Page[]) => Promise<void> } = {},
+): Promise<RunSummary> {
   const browser = await launchChromium();
   try {
     const context = await browser.newContext();
@@ -61,7 +78,12 @@ async function runSwarm(baseUrl: string, tabs: number, config: LabConfig, timeou
     // Every setting the flags changed reaches the tabs through the same URL contract users have.
     const query = new URLSearchParams(configToQuery({ ...config, room: tabs > 1 ? room : '', world: tabs }));
     query.set('autostart', '1');
-    const pages = await openTabs(context, `${baseUrl}/?${query}`, tabs);
+    const urls = Array.from({ length: tabs }, (_, i) => {
+      const own = new URLSearchParams(query);
+      if (backends) own.set('backend', backends[i]);
+      return `${baseUrl}/?${own}`;
+    });
+    const pages = await openTabsAt(context, urls);
     const bar = new cliProgress.SingleBar(
       {
         format: 'step {value}/{total} |{bar}| loss {loss} | {speed} steps/s | {state}',
@@ -114,22 +136,40 @@ async function runSwarm(baseUrl: string, tabs: number, config: LabConfig, timeou
 }
 
 async function main(): Promise<void> {
-  const { tabs, timeoutSec, config, compareDense } = parseCli(process.argv.slice(2));
+  const { tabs, timeoutSec, config, backends, compareDense, compareShares } = parseCli(process.argv.slice(2));
   await runHeadlessJob('swarm', async (serverUrl) => {
+    if (compareShares) {
+      const kinds = backends ?? Array.from({ length: tabs }, () => config.backend);
+      const solo: Record<string, RunSummary> = {};
+      for (const backend of new Set(kinds)) {
+        console.log(`\nsolo: one ${backend} tab on the same global batch`);
+        solo[backend] = await runSwarm(serverUrl, 1, { ...config, backend: backend as LabConfig['backend'] }, timeoutSec);
+      }
+      console.log('\nthe room, shares=equal');
+      const equal = await runSwarm(serverUrl, tabs, { ...config, shares: 'equal' }, timeoutSec, { backends: kinds });
+      console.log('\nthe room, shares=auto');
+      const auto = await runSwarm(serverUrl, tabs, { ...config, shares: 'auto' }, timeoutSec, { backends: kinds });
+      for (const run of [...Object.values(solo), equal, auto]) console.log(formatSummary(run));
+      const figure = sharesFigure(kinds, solo, equal, auto);
+      console.log(`\n${formatSharesFigure(figure)}`);
+      return { ok: figure.replicasAgree, json: { solo, equal, auto, figure } };
+    }
     const runs: RunSummary[] = [];
     let pipelineTabs: PipelineTab[] = [];
     const readPipeline = async (pages: Page[]) => {
       pipelineTabs = await Promise.all(pages.map((page) => page.evaluate(async () => ({ figures: window.lab.metrics().partition as PipelineFigures, params: await window.lab.params() }))));
     };
-    runs.push(await runSwarm(serverUrl, tabs, config, timeoutSec, config.pipeline > 1 ? readPipeline : undefined));
+    runs.push(await runSwarm(serverUrl, tabs, config, timeoutSec, { backends, ...(config.pipeline > 1 ? { collect: readPipeline } : {}) }));
     let pipeline: PipelineReport | null = null;
     if (config.pipeline > 1) {
       // The reference: one tab on the same global batch, in the same M micro-batches (gradient accumulation).
       console.log('\nreference: one tab, the same global batch in the same micro-batches');
       const solo: LabConfig = { ...config, room: '', pipeline: 1, micro: 0, accum: pipelineMicroBatches(config) };
       let reference: number[] = [];
-      await runSwarm(serverUrl, 1, solo, timeoutSec, async ([page]) => {
-        reference = await page.evaluate(() => window.lab.params());
+      await runSwarm(serverUrl, 1, solo, timeoutSec, {
+        collect: async ([page]) => {
+          reference = await page.evaluate(() => window.lab.params());
+        },
       });
       pipeline = pipelineReport(pipelineTabs, reference);
     }

@@ -401,3 +401,49 @@ export function layerNormBackward(dx: usize, dGamma: usize, dBeta: usize, dy: us
     }
   }
 }
+
+/**
+ * Decoupled AdamW with bias correction, in place on p, m and v over n floats: shaders/optimizer.wgsl's
+ * `adamw` operation for operation in float32 (f32x4 lanes, then a scalar tail). Every f32 and f32x4
+ * add, sub, mul, div and sqrt is correctly rounded and nothing is fused, so the bits equal the WGSL
+ * kernel's and src/engine/f32-update.ts's. The hyperparameters arrive as float32 already (the uniforms).
+ */
+export function adamw(p: usize, g: usize, m: usize, v: usize, n: i32, lr: f32, beta1: f32, beta2: f32, eps: f32, wd: f32, c1: f32, c2: f32): void {
+  const oneMinusBeta1: f32 = <f32>1 - beta1;
+  const oneMinusBeta2: f32 = <f32>1 - beta2;
+  const vb1 = f32x4.splat(beta1);
+  const vb2 = f32x4.splat(beta2);
+  const vo1 = f32x4.splat(oneMinusBeta1);
+  const vo2 = f32x4.splat(oneMinusBeta2);
+  const vc1 = f32x4.splat(c1);
+  const vc2 = f32x4.splat(c2);
+  const veps = f32x4.splat(eps);
+  const vwd = f32x4.splat(wd);
+  const vlr = f32x4.splat(lr);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const at = <usize>i << 2;
+    const gi = v128.load(g + at);
+    const mNew = f32x4.add(f32x4.mul(vb1, v128.load(m + at)), f32x4.mul(vo1, gi));
+    const vNew = f32x4.add(f32x4.mul(vb2, v128.load(v + at)), f32x4.mul(f32x4.mul(vo2, gi), gi));
+    v128.store(m + at, mNew);
+    v128.store(v + at, vNew);
+    const mHat = f32x4.div(mNew, vc1);
+    const vHat = f32x4.div(vNew, vc2);
+    const pi = v128.load(p + at);
+    const step = f32x4.add(f32x4.div(mHat, f32x4.add(f32x4.sqrt(vHat), veps)), f32x4.mul(vwd, pi));
+    v128.store(p + at, f32x4.sub(pi, f32x4.mul(vlr, step)));
+  }
+  for (; i < n; i++) {
+    const at = <usize>i << 2;
+    const gi = load<f32>(g + at);
+    const mNew: f32 = beta1 * load<f32>(m + at) + oneMinusBeta1 * gi;
+    const vNew: f32 = beta2 * load<f32>(v + at) + oneMinusBeta2 * gi * gi;
+    store<f32>(m + at, mNew);
+    store<f32>(v + at, vNew);
+    const mHat: f32 = mNew / c1;
+    const vHat: f32 = vNew / c2;
+    const pi = load<f32>(p + at);
+    store<f32>(p + at, pi - lr * (mHat / (Mathf.sqrt(vHat) + eps) + wd * pi));
+  }
+}

@@ -57,6 +57,7 @@ export const COLLECTIVE_IDS = {
   zeroPlan: { first: 5, count: 1, payload: 'bytes', scope: 'room', what: 'ZeRO re-form: rank 0\'s rebuild plan' },
   zeroPiece: { first: 6, count: 1, payload: 'bytes', scope: 'room', what: 'ZeRO re-form: a slice of the old state, to rank 0' },
   zeroState: { first: 7, count: 1, payload: 'bytes', scope: 'room', what: 'ZeRO re-form: the rebuilt state, from rank 0' },
+  shareSpeeds: { first: 8, count: 1, payload: 'bytes', scope: 'strategy:ring', what: 'data parallelism: each tab\'s measured samples/s, every K steps (src/parallel/share-balancer.ts)' },
   gradientBuckets: { first: FIRST_FLOAT_ID, count: MAX_GRADIENT_BUCKETS, payload: 'floats', scope: 'strategy:ring', what: 'data parallelism: one id per gradient bucket of a step (src/parallel/data-parallel.ts)' },
   psGather: { first: FIRST_FLOAT_ID, count: 1, payload: 'floats', scope: 'strategy:ps', what: 'synchronous parameter server: gradients to the server' },
   psBroadcast: { first: FIRST_FLOAT_ID + 1, count: 1, payload: 'floats', scope: 'strategy:ps', what: 'synchronous parameter server: parameters from the server' },

@@ -1,7 +1,8 @@
 // Over 400 lines because it is one CPU twin per Backend op, in the order of the Backend interface, each a short loop.
 // The CPU reference of every kernel: plain loops over Float32Arrays, written to be obviously right
 // rather than fast. It is each WGSL kernel's twin in the tests and the fallback where there is no
-// WebGPU. Math runs in JavaScript doubles and rounds to float32 when stored, like the GPU's f32 storage.
+// WebGPU. Math runs in JavaScript doubles and rounds to float32 when stored, like the GPU's f32 storage,
+// except the optimizer update and the gradient clip, which are float32 throughout (f32-update.ts).
 import {
   type AdamWHyper,
   type Backend,
@@ -13,6 +14,7 @@ import {
   type SgdHyper,
   type View,
 } from './backend';
+import { adamwF32, clipByNormF32, sgdF32, sumSquaresF32 } from './f32-update';
 import { checkAttention, checkMatmul, needDType, needLength, needPositive, needSameLength } from './op-checks';
 
 export const LAYER_NORM_EPS = 1e-5;
@@ -419,43 +421,27 @@ export class CpuBackend implements Backend {
 
   // --- optimisers and clipping ------------------------------------------------------------------
 
+  // The update and the clip compute in float32 in the WGSL kernels' order (f32-update.ts): after an
+  // all-reduce, a CPU tab and a WebGPU tab of one room must update their replicas to the same bits.
   sumSquares(partial: View, x: View): void {
     needLength('sumSquares', 'partial', partial, 1);
-    const xs = this.f(x, 'sumSquares');
-    let sum = 0;
-    for (let i = 0; i < xs.length; i++) sum += xs[i] * xs[i];
-    this.f(partial, 'sumSquares')[0] = sum;
+    this.f(partial, 'sumSquares')[0] = sumSquaresF32(this.f(x, 'sumSquares'));
   }
 
   clipByNorm(g: View, sumSq: View, maxNorm: number): void {
     needLength('clipByNorm', 'sumSq', sumSq, 1);
-    const norm = Math.sqrt(this.f(sumSq, 'clipByNorm')[0]);
-    if (norm > maxNorm) this.scale(g, maxNorm / norm);
+    clipByNormF32(this.f(g, 'clipByNorm'), this.f(sumSq, 'clipByNorm')[0], maxNorm);
   }
 
   sgd(params: View, grads: View, momentum: View, h: SgdHyper): void {
-    const n = needSameLength('sgd', { params, grads, momentum });
-    const [p, g, buf] = [this.f(params, 'sgd'), this.f(grads, 'sgd'), this.f(momentum, 'sgd')];
-    for (let i = 0; i < n; i++) {
-      buf[i] = h.momentum * buf[i] + (g[i] + h.weightDecay * p[i]);
-      p[i] -= h.lr * buf[i];
-    }
+    needSameLength('sgd', { params, grads, momentum });
+    sgdF32(this.f(params, 'sgd'), this.f(grads, 'sgd'), this.f(momentum, 'sgd'), h);
   }
 
   adamw(params: View, grads: View, m: View, v: View, h: AdamWHyper): void {
-    const n = needSameLength('adamw', { params, grads, m, v });
+    needSameLength('adamw', { params, grads, m, v });
     if (!(h.step >= 1)) throw new RangeError(`adamw: step is 1-based, got ${h.step}`);
-    const [p, g, ms, vs] = [this.f(params, 'adamw'), this.f(grads, 'adamw'), this.f(m, 'adamw'), this.f(v, 'adamw')];
-    const c1 = 1 - h.beta1 ** h.step;
-    const c2 = 1 - h.beta2 ** h.step;
-    for (let i = 0; i < n; i++) {
-      ms[i] = h.beta1 * ms[i] + (1 - h.beta1) * g[i];
-      vs[i] = h.beta2 * vs[i] + (1 - h.beta2) * g[i] * g[i];
-      const mHat = ms[i] / c1;
-      const vHat = vs[i] / c2;
-      // Decoupled weight decay: shrinks the weight directly, not through the gradient.
-      p[i] -= h.lr * (mHat / (Math.sqrt(vHat) + h.eps) + h.weightDecay * p[i]);
-    }
+    adamwF32(this.f(params, 'adamw'), this.f(grads, 'adamw'), this.f(m, 'adamw'), this.f(v, 'adamw'), h);
   }
 
   // --- internals --------------------------------------------------------------------------------

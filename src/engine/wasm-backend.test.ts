@@ -171,6 +171,25 @@ describe('WasmCpuBackend GELU vs the reference: |ours - reference| <= 1e-6, x in
   });
 });
 
+describe('WasmCpuBackend AdamW vs the reference: the same float32 bits (exact)', () => {
+  it('five steps on 1, 3, 4, 7, 1,031 and 100,003 elements (SIMD lanes and the scalar tail), gradients from 1e-5 to 1', async () => {
+    let seed = 1200;
+    for (const n of [1, 3, 4, 7, 1031, 100_003]) {
+      const p0 = randomUniform(n, seed++);
+      const grads = [1, 2, 3, 4, 5].map(() => randomUniform(n, seed++).map((x, i) => x * 10 ** ((i % 6) - 5)));
+      const results = await Promise.all(
+        [reference, fast].map(async (backend) => {
+          const [p, m, v] = [upload(backend, p0), upload(backend, new Float32Array(n)), upload(backend, new Float32Array(n))];
+          grads.forEach((g, i) => backend.adamw(p, upload(backend, g), m, v, { lr: 2e-3 / (i + 1), beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-4, step: i + 1 }));
+          return Promise.all([p, m, v].map((view) => backend.read(view)));
+        }),
+      );
+      const bits = (a: Float32Array) => new Uint32Array(a.buffer, a.byteOffset, a.length);
+      results[0].forEach((want, k) => expect(bits(results[1][k]), `n=${n}, output ${k}`).toEqual(bits(want)));
+    }
+  });
+});
+
 describe('WasmCpuBackend layer norm vs the reference: forward <= 1e-5, backward <= 1e-4, x in [-3, 3]', () => {
   it('on rows x cols 1x1, 3x7, 5x64, 2x129, 9x33; dGamma and dBeta accumulate onto what was there', async () => {
     let seed = 1200;

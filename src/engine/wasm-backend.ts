@@ -4,8 +4,10 @@
 // swapped kernel is tested against the reference on awkward shapes (wasm-backend.test.ts).
 // Results are not bit-identical to the reference: matmul and attention sum in float32 where the
 // reference sums in float64, so an element differs by a few float32 roundings per summed term; GELU
-// uses float32 tanh where the reference uses float64, layer norm float32 sums.
-import type { BackendInfo, MatmulOptions, View } from './backend';
+// uses float32 tanh where the reference uses float64, layer norm float32 sums. AdamW is bit-identical
+// to the reference (both float32 in the WGSL kernel's order).
+import type { AdamWHyper, BackendInfo, MatmulOptions, View } from './backend';
+import { adamwUniformsF32 } from './f32-update';
 import { CpuBackend } from './cpu-backend';
 import { checkAttention, checkMatmul, needLength, needPositive, needSameLength } from './op-checks';
 import { WasmKernels } from './wasm-kernels';
@@ -37,6 +39,14 @@ export class WasmCpuBackend extends CpuBackend {
       opts.transB === true,
       opts.accumulate === true,
     );
+  }
+
+  // The same float32 bits as the reference's and the WGSL kernel's (f32-update.ts): rooms that mix
+  // backends keep bitwise-equal replicas.
+  override adamw(params: View, grads: View, m: View, v: View, h: AdamWHyper): void {
+    needSameLength('adamw', { params, grads, m, v });
+    if (!(h.step >= 1)) throw new RangeError(`adamw: step is 1-based, got ${h.step}`);
+    this.kernels.adamw(this.f(params, 'adamw'), this.f(grads, 'adamw'), this.f(m, 'adamw'), this.f(v, 'adamw'), adamwUniformsF32(h));
   }
 
   override gelu(out: View, x: View): void {

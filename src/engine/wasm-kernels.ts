@@ -20,6 +20,7 @@ interface KernelExports {
   geluBackward(dx: number, x: number, dy: number, n: number): void;
   layerNorm(out: number, mean: number, rstd: number, x: number, gamma: number, beta: number, rows: number, cols: number): void;
   layerNormBackward(dx: number, dGamma: number, dBeta: number, dy: number, x: number, mean: number, rstd: number, gamma: number, rows: number, cols: number): void;
+  adamw(p: number, g: number, m: number, v: number, n: number, lr: number, beta1: number, beta2: number, eps: number, wd: number, c1: number, c2: number): void;
 }
 
 // i32.const 0; i8x16.splat; i8x16.popcnt: the smallest function that needs SIMD (wasm-feature-detect's).
@@ -190,6 +191,11 @@ export class WasmKernels {
     this.run([dx, dGamma, dBeta, dy, x, mean, rstd, gamma], [dx, dGamma, dBeta], ([d, dg, db, up, xs, m, s, g]) =>
       this.k.layerNormBackward(d, dg, db, up, xs, m, s, g, rows, cols),
     );
+  }
+
+  /** AdamW in place on p, m and v (see f32-update.ts adamwF32); `u` holds the float32 uniforms. */
+  adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, u: { lr: number; beta1: number; beta2: number; eps: number; wd: number; c1: number; c2: number }): void {
+    this.run([p, m, v, g], [p, m, v], ([pa, ma, va, ga]) => this.k.adamw(pa, ga, ma, va, p.length, u.lr, u.beta1, u.beta2, u.eps, u.wd, u.c1, u.c2));
   }
 
   private reserve(bytes: number): void {

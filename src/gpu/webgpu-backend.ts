@@ -18,6 +18,7 @@ import {
 } from '../engine/backend';
 import { emptyMemory } from '../engine/cpu-backend';
 import { checkAttention, checkMatmul, needDType, needLength, needPositive, needSameLength } from '../engine/op-checks';
+import { SUM_SQUARES_PARTIALS } from '../engine/f32-update';
 import { type AcquireOptions, type AdapterDescription, type GpuContext, acquireDevice, isSwiftShader } from './device';
 import { type Kernel, type KernelName, type MatmulVariant, type UniformsOf, type ViewsOf, buildKernels, kernelsFor } from './kernels';
 import { UniformArena, type UniformSlot } from './uniform-arena';
@@ -46,9 +47,6 @@ interface CachedBinding {
 }
 
 const WORKGROUPS_PER_DIM = 65535;
-
-/** sumSquares' first level: this many invocations (16 workgroups), each summing a strided slice. */
-export const SUM_SQUARES_PARTIALS = 4096;
 
 export function chooseMatmulVariant(adapter: AdapterDescription, override?: MatmulVariant): MatmulVariant {
   return override ?? (isSwiftShader(adapter) ? 'blocked' : 'tiled');

@@ -87,6 +87,8 @@ export interface LabMetrics {
   partition?: PartitionFigures;
   /** ZeRO runs: the stage, the room size and the flat vector's (padded) length the partition shards. */
   zero?: { stage: number; world: number; elements: number; optimizerFloatsPerParam: number } | null;
+  /** shares=auto: the room's last agreed samples per rank (from `fromStep`) and the speeds behind them. */
+  shares?: { fromStep: number; counts: number[]; samplesPerSec: number[] } | null;
   lastHash: string | null;
   sample: string | null;
 }

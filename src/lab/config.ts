@@ -1,12 +1,12 @@
 // The lab's run configuration and its URL form: the automation contract for scripts and users' own
 // Playwright tests (README "Scripting the lab"). The same keys are the swarm CLI's flags.
 import { PIPELINE_SCHEDULES, type PipelineScheduleKind } from '../collective/pipeline-schedules';
-import type { Compression, ParallelMode, ZeroStage } from '../parallel/parallel-types';
+import type { Compression, ParallelMode, ShareMode, ZeroStage } from '../parallel/parallel-types';
 import { shareOf } from '../train/sampler';
 
 export type ModelKind = 'mlp' | 'gpt';
 export type DatasetKind = 'mnist' | 'spirals' | 'circles' | 'xor' | 'gaussians' | 'sotu' | 'text';
-export type { Compression, ParallelMode, ZeroStage };
+export type { Compression, ParallelMode, ShareMode, ZeroStage };
 export type BackendChoice = 'auto' | 'webgpu' | 'cpu';
 export type OptimizerChoice = 'adamw' | 'sgd';
 
@@ -20,6 +20,10 @@ export interface LabConfig {
   compression: Compression;
   /** Fraction of gradient entries kept by Top-K / Random-K. */
   ratio: number;
+  /** Dense ring: each tab's share of the global batch by its measured speed (auto) or even (equal). */
+  shares: ShareMode;
+  /** shares=auto: re-balance the shares after every this many steps. */
+  rebalance: number;
   /** Micro-batches per optimizer step (gradient accumulation). */
   accum: number;
   /** Samples per optimizer step over the whole room (all ranks, all micro-batches); 0: the model's default. */
@@ -99,6 +103,8 @@ export const DEFAULT_CONFIG: LabConfig = {
   zero: 0,
   compression: 'none',
   ratio: 0.01,
+  shares: 'auto',
+  rebalance: 10,
   accum: 1,
   batch: 0,
   steps: 0,
@@ -132,6 +138,7 @@ const CHOICES = {
   dataset: ['mnist', 'spirals', 'circles', 'xor', 'gaussians', 'sotu', 'text'],
   mode: ['ring', 'ps'],
   compression: ['none', 'fp16', 'topk', 'randk'],
+  shares: ['auto', 'equal'],
   backend: ['auto', 'webgpu', 'cpu'],
   optimizer: ['adamw', 'sgd'],
   schedule: PIPELINE_SCHEDULES,
@@ -199,6 +206,12 @@ function applyEntry(config: LabConfig, key: string, raw: string): void {
     case 'ratio':
       config.ratio = parseNumber('ratio', raw, 1e-6, 1);
       return;
+    case 'shares':
+      config.shares = parseChoice('shares', raw);
+      break;
+    case 'rebalance':
+      config.rebalance = parseInteger('rebalance', raw, 1, 1_000_000);
+      break;
     case 'accum':
       config.accum = parseInteger('accum', raw, 1, 1024);
       return;

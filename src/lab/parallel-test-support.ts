@@ -17,9 +17,13 @@ import { createParallelHooks, type ParallelContext, type ParallelHooks } from '.
 
 export const spirals = syntheticData({ kind: 'spirals', seed: 5 });
 
-/** A short spirals run: the synthetic recipe with a small global batch. */
+/**
+ * A short spirals run: the synthetic recipe with a small global batch, even shares unless a test is
+ * about shares by speed (shares=auto also sizes each model for the largest share, which the memory
+ * tests would count).
+ */
 export function testConfig(overrides: Partial<LabConfig> = {}): LabConfig {
-  return { ...DEFAULT_CONFIG, model: 'mlp', dataset: 'spirals', batch: 24, steps: 8, seed: 3, ...overrides };
+  return { ...DEFAULT_CONFIG, model: 'mlp', dataset: 'spirals', batch: 24, steps: 8, seed: 3, shares: 'equal', ...overrides };
 }
 
 export interface RoomRank<H extends ParallelHooks = ParallelHooks> {

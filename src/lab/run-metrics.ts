@@ -66,6 +66,13 @@ export class RunMetrics {
       case 'memory':
         if (event.rank === this.rank()) this.m.memory = { ...event.bytes };
         return;
+      case 'shares':
+        this.m.shares = { fromStep: event.fromStep, counts: [...event.counts], samplesPerSec: [...event.samplesPerSec] };
+        return;
+      case 'membership':
+        // A re-formed ring starts from even shares again.
+        this.m.shares = null;
+        return;
       case 'zero-layout':
         this.m.zero = { stage: event.stage, world: event.partition.length, elements: event.total, optimizerFloatsPerParam: event.optimizerFloatsPerParam };
         return;
@@ -108,6 +115,7 @@ function emptyMetrics(): LabMetrics {
     hashesAgree: null,
     stepBytesSent: null,
     zero: null,
+    shares: null,
     elastic: { reforms: 0, joins: 0, departures: 0 },
     lastHash: null,
     sample: null,

@@ -8,6 +8,9 @@
 // were on the host and its averages not yet back (the union of those intervals, which the trainer also
 // gets, to measure how much of it the computation hid). The gradSync hook's own duration is only the
 // part the backward pass did not hide, so stepMs / max(computeMs, commMs) measures the overlap.
+//
+// In a room of unequal tabs a ShareBalancer (share-balancer.ts) re-splits the global batch by speed
+// after the sync of every K-th step; the sampler and the gradient weights follow (train/batch-shares.ts).
 import { runAllReduce } from '../collective/collectives';
 import type { WireFormat } from '../collective/executor';
 import type { ChunkListener, Transport } from '../collective/types';
@@ -17,6 +20,7 @@ import type { GradHooks, Model } from '../model/model';
 import { unionMs, type Interval } from '../train/intervals';
 import type { GradSyncContext, GradSyncResult } from '../train/trainer';
 import { COLLECTIVE_IDS } from '../collective/collective-ids';
+import type { ShareBalancer } from './share-balancer';
 
 export interface DataParallelOptions {
   backend: Backend;
@@ -29,6 +33,8 @@ export interface DataParallelOptions {
   /** 'f16': gradients travel as fp16 inside the ring (half the bytes; every rank still ends bit-equal). */
   wire?: WireFormat;
   onChunk?: ChunkListener;
+  /** A room of unequal tabs: shares of the global batch by measured speed (share-balancer.ts). */
+  balancer?: ShareBalancer;
   /**
    * TEST ONLY (production never sets it): multiplies every averaged gradient by this factor, a
    * deliberate bug that the parity tests must catch (data-parallel.test.ts, "the tolerance catches").
@@ -110,6 +116,7 @@ export class DataParallelSync {
     const missed = this.o.model.layout.entries.find((e) => !coveredBy(this.announced, e));
     if (missed) throw new Error(`the backward pass never announced the gradient of ${missed.name}`);
     this.buckets = [];
+    await this.o.balancer?.afterStep(ctx.step, ctx.computeMs ?? 0);
     const commIntervals = results.map((r): Interval => [r.onHost, r.finished]);
     return {
       bytesSent: results.reduce((sum, r) => sum + r.bytesSent, 0),

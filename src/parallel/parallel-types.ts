@@ -13,6 +13,8 @@ import type { TrainerExtras } from '../train/recipes';
 export type ParallelMode = 'ring' | 'ps';
 export type ZeroStage = 0 | 1 | 2 | 3;
 export type Compression = 'none' | 'fp16' | 'topk' | 'randk';
+/** How a dense ring splits the global batch: by each tab's measured speed, or evenly. */
+export type ShareMode = 'auto' | 'equal';
 
 /** The settings that pick and tune a strategy (the URL keys of the same names, src/lab/config.ts). */
 export interface ParallelConfig {
@@ -27,6 +29,10 @@ export interface ParallelConfig {
   staleness: number;
   /** ZeRO-Offload: optimizer state and update in CPU memory. */
   offload: boolean;
+  /** Dense ring: shares of the global batch by speed (auto) or even (equal); other strategies: even. */
+  shares: ShareMode;
+  /** shares=auto: steps between re-balancings. */
+  rebalance: number;
 }
 
 export type ParallelHooks = Pick<
@@ -41,6 +47,7 @@ export type ParallelHooks = Pick<
   | 'layerwise'
   | 'modelStorage'
   | 'optimizerBackend'
+  | 'batchShares'
 > & {
   /**
    * ZeRO-3: the full parameter vector on the host, gathered from every rank's shard (a collective:

@@ -1,12 +1,15 @@
 // Picks how a room's ranks keep their replicas in step, from the run's config: the trainer hooks for
 // data parallelism over the ring (dense, fp16 on the wire, Top-K / Random-K with error feedback), the
-// parameter server (synchronous, or asynchronous with bounded staleness) and ZeRO. The session calls
+// parameter server (synchronous, or asynchronous with bounded staleness) and ZeRO; on the dense ring,
+// shares of the global batch by each tab's speed (shares=auto). The session calls
 // this once per run; everything mode-specific lives behind it.
 import type { WireFormat } from '../collective/executor';
 import { lrScheduleOf } from '../train/defaults';
 import { learningRateAt } from '../train/optimizer';
 import { AsyncParameterServer } from './async-parameter-server';
+import { BatchShares } from '../train/batch-shares';
 import { DataParallelSync } from './data-parallel';
+import { ShareBalancer, type SharesAgreed } from './share-balancer';
 import { PARAMETER_SERVER_RANK, psOptimizerStateRange, SyncParameterServer } from './parameter-server';
 import type { ParallelConfig, ParallelContext, ParallelHooks, StatePlacement, Strategy } from './parallel-types';
 import { optimizerFor, SparseGradientSync } from './sparse-sync';
@@ -80,7 +83,20 @@ function lazy<T>(build: () => T): () => T {
   return () => (value ??= build());
 }
 
+/**
+ * shares=auto: the room's split of the global batch and the balancer that re-splits it by speed
+ * (share-balancer.ts); the split starts even, and a re-formed ring builds a new one (even again).
+ */
+function speedShares(ctx: ParallelContext): { batchShares: BatchShares; balancer: ShareBalancer } | undefined {
+  const { config, recipe, transport } = ctx;
+  if (config.shares !== 'auto' || transport.world < 2) return undefined;
+  const batchShares = new BatchShares(recipe.globalBatch, transport.world, ctx.microBatches);
+  const onAgreed = (agreed: SharesAgreed) => ctx.publish({ type: 'shares', ...agreed, rank: transport.rank, t: performance.now() });
+  return { batchShares, balancer: new ShareBalancer({ transport, shares: batchShares, every: config.rebalance, onAgreed }) };
+}
+
 function denseRingHooks(ctx: ParallelContext, wire: WireFormat): ParallelHooks {
+  const shares = speedShares(ctx);
   const sync = lazy(
     () =>
       new DataParallelSync({
@@ -91,12 +107,14 @@ function denseRingHooks(ctx: ParallelContext, wire: WireFormat): ParallelHooks {
         microBatches: ctx.microBatches,
         wire,
         onChunk: ctx.publish,
+        balancer: shares?.balancer,
       }),
   );
   return {
     gradHooks: (step, micro) => sync().hooks(step, micro),
     gradSync: (c) => sync().gradSync(c),
     eagerUpdates: true,
+    batchShares: shares?.batchShares,
   };
 }
 

@@ -112,6 +112,20 @@ export interface ZeroLayoutReport {
   optimizerFloatsPerParam: number;
 }
 
+/**
+ * A room of unequal tabs agreed on new shares of the global batch (src/parallel/share-balancer.ts):
+ * samples per rank from `fromStep` on, and the speeds they were computed from.
+ */
+export interface SharesReport {
+  type: 'shares';
+  /** The rank that published it (every rank publishes the same counts). */
+  rank: number;
+  fromStep: number;
+  counts: number[];
+  samplesPerSec: number[];
+  t: number;
+}
+
 /** One rank's vector in classroom mode after a schedule step, and the chunk it just received. */
 export interface ClassroomRankState {
   rank: number;
@@ -209,6 +223,7 @@ export type LabEvent =
   | FrameRefused
   | LogLine
   | ZeroLayoutReport
+  | SharesReport
   | ClassroomSnapshotEvent
   | PipelineLabEvent
   | PipelineLessonEvent;

@@ -5,6 +5,7 @@ import type { ChunkEvent } from '../collective/types';
 import type { MemoryKind } from '../engine/backend';
 import { DEFAULT_CONFIG, type LabConfig } from '../lab/config';
 import type {
+  SharesReport,
   ClassroomSnapshot,
   EvalMetrics,
   FrameRefused,
@@ -79,6 +80,8 @@ export interface LabData {
   samples: SampleText[];
   logs: LogLine[];
   zeroLayout: ZeroLayoutReport | null;
+  /** The room's last agreed shares of the global batch by speed (shares=auto); null: even shares. */
+  shares: SharesReport | null;
   /** The last re-forms of an elastic room's ring (newest last). */
   ring: MembershipChange[];
   classroom: ClassroomSlice;
@@ -118,6 +121,7 @@ export function initialLabData(config: LabConfig = DEFAULT_CONFIG): LabData {
     samples: [],
     logs: [],
     zeroLayout: null,
+    shares: null,
     ring: [],
     classroom: { runId: null, chunks: [], snapshots: [], index: 0, steps: null, teaching: false },
     pipeline: EMPTY_PIPELINE,

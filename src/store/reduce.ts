@@ -78,7 +78,10 @@ export function reduceLabEvent(state: LabData, event: LabEvent): Partial<LabData
     case 'zero-layout':
       return { zeroLayout: event };
     case 'membership':
-      return { ring: appendBounded(state.ring, event, LIMITS.ring) };
+      // A re-formed ring starts from even shares again (src/parallel/strategy.ts speedShares).
+      return { ring: appendBounded(state.ring, event, LIMITS.ring), shares: null };
+    case 'shares':
+      return { shares: event };
     case 'classroom': {
       const lesson = state.classroom;
       const sameLesson = lesson.runId === event.runId;

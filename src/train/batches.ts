@@ -3,6 +3,7 @@
 import { gatherClassification, gatherTextWindows, textWindowCount } from '../data/batch';
 import type { ClassificationSet } from '../data/types';
 import type { Batch } from '../model/model';
+import type { BatchShares } from './batch-shares';
 import { DistributedSampler } from './sampler';
 
 export interface BatchSource {
@@ -14,6 +15,8 @@ export interface BatchSource {
    * its loss gradients by it so that the ring's average stays the global batch's mean. Default 1.
    */
   readonly shareWeight?: number;
+  /** The weight at `step` when shares change during the run (batch-shares.ts); shareWeight otherwise. */
+  shareWeightAt?(step: number): number;
   /** Micro-batch `micro` of `step` on this rank. The returned arrays are reused by the next call. */
   next(step: number, micro: number): Batch;
 }
@@ -24,6 +27,11 @@ export interface ShardOptions {
   world: number;
   rank: number;
   seed: number;
+  /**
+   * The room's split of each step's global batch when it may change during the run (a room of
+   * unequal tabs): the batch arrays, and the model's rows, are then sized for the largest share.
+   */
+  shares?: BatchShares;
 }
 
 /**
@@ -33,6 +41,11 @@ export interface ShardOptions {
  */
 export function evalRows(globalBatch: number, world: number, microBatches: number): number {
   return Math.max(1, Math.floor(Math.floor(globalBatch / world) / microBatches));
+}
+
+/** Rows of the largest micro-batch this rank can be given: its step-0 share, or any share the table allows. */
+function capacityRows(options: ShardOptions, microRows: number): number {
+  return options.shares ? Math.max(microRows, Math.floor(options.shares.maxCount / options.microBatches)) : microRows;
 }
 
 function microSize(perRank: number, microBatches: number): number {
@@ -48,7 +61,10 @@ export class ClassificationBatches implements BatchSource {
   readonly rowsPerStep: number;
   readonly shareWeight: number;
   readonly microBatches: number;
+  /** Rows per micro-batch at step 0. */
   readonly microRows: number;
+  /** The most rows a micro-batch can have (the model is built for this many). */
+  readonly maxMicroRows: number;
   private readonly inputs: Float32Array;
   private readonly targets: Uint32Array;
 
@@ -63,16 +79,23 @@ export class ClassificationBatches implements BatchSource {
     this.shareWeight = this.sampler.shareWeight;
     this.microBatches = options.microBatches;
     this.microRows = microSize(this.rowsPerStep, options.microBatches);
-    this.inputs = new Float32Array(this.microRows * set.features);
-    this.targets = new Uint32Array(this.microRows);
+    this.maxMicroRows = capacityRows(options, this.microRows);
+    this.inputs = new Float32Array(this.maxMicroRows * set.features);
+    this.targets = new Uint32Array(this.maxMicroRows);
+  }
+
+  shareWeightAt(step: number): number {
+    return this.sampler.weightAt(step);
   }
 
   next(step: number, micro: number): Batch {
     const all = this.sampler.indices(step);
-    const indices = all.subarray(micro * this.microRows, (micro + 1) * this.microRows);
+    const rows = microSize(all.length, this.microBatches);
+    const indices = all.subarray(micro * rows, (micro + 1) * rows);
     const augment = this.maxShift > 0 ? { maxShift: this.maxShift, seed: this.sampler.options.seed, epoch: this.sampler.epochOf(step) } : undefined;
-    gatherClassification(this.set, indices, this.inputs, this.targets, augment);
-    return { inputs: this.inputs, targets: this.targets, rows: this.microRows };
+    const [inputs, targets] = [this.inputs.subarray(0, rows * this.set.features), this.targets.subarray(0, rows)];
+    gatherClassification(this.set, indices, inputs, targets, augment);
+    return { inputs, targets, rows };
   }
 }
 
@@ -81,7 +104,10 @@ export class TextBatches implements BatchSource {
   readonly rowsPerStep: number;
   readonly shareWeight: number;
   readonly microBatches: number;
+  /** Rows per micro-batch at step 0. */
   readonly microRows: number;
+  /** The most rows a micro-batch can have (the model is built for this many). */
+  readonly maxMicroRows: number;
   private readonly tokens: Uint32Array;
   private readonly targets: Uint32Array;
   private readonly starts: Uint32Array;
@@ -98,16 +124,24 @@ export class TextBatches implements BatchSource {
     this.shareWeight = this.sampler.shareWeight;
     this.microBatches = options.microBatches;
     this.microRows = microSize(this.rowsPerStep, options.microBatches);
-    this.tokens = new Uint32Array(this.microRows * seqLen);
-    this.targets = new Uint32Array(this.microRows * seqLen);
-    this.starts = new Uint32Array(this.microRows);
+    this.maxMicroRows = capacityRows(options, this.microRows);
+    this.tokens = new Uint32Array(this.maxMicroRows * seqLen);
+    this.targets = new Uint32Array(this.maxMicroRows * seqLen);
+    this.starts = new Uint32Array(this.maxMicroRows);
+  }
+
+  shareWeightAt(step: number): number {
+    return this.sampler.weightAt(step);
   }
 
   next(step: number, micro: number): Batch {
     const all = this.sampler.indices(step);
-    for (let r = 0; r < this.microRows; r++) this.starts[r] = all[micro * this.microRows + r] * this.seqLen;
-    gatherTextWindows(this.corpus, this.starts, this.seqLen, this.tokens, this.targets);
-    return { inputs: this.tokens, targets: this.targets, rows: this.microRows, seqLen: this.seqLen };
+    const rows = microSize(all.length, this.microBatches);
+    const starts = this.starts.subarray(0, rows);
+    for (let r = 0; r < rows; r++) starts[r] = all[micro * rows + r] * this.seqLen;
+    const [tokens, targets] = [this.tokens.subarray(0, rows * this.seqLen), this.targets.subarray(0, rows * this.seqLen)];
+    gatherTextWindows(this.corpus, starts, this.seqLen, tokens, targets);
+    return { inputs: tokens, targets, rows, seqLen: this.seqLen };
   }
 }
 

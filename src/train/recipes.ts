@@ -8,6 +8,7 @@ import { Gpt } from '../model/gpt';
 import { Mlp } from '../model/mlp';
 import type { FlatRange, ParamLayout } from '../model/layout';
 import type { Batch, StorageFactory } from '../model/model';
+import type { BatchShares } from './batch-shares';
 import { ClassificationBatches, classificationEvalBatches, evalRows, TextBatches, textEvalBatches } from './batches';
 import { lrScheduleOf, type CharLmRecipe, type ClassifierRecipe } from './defaults';
 import { learningRateAt, Optimizer, type OptimizerConfig } from './optimizer';
@@ -34,6 +35,8 @@ export type TrainerExtras = Pick<
   modelStorage?: StorageFactory;
   /** Rewrites the recipe's optimizer (DGC momentum correction: the sparsifier owns the momentum). */
   optimizerConfig?: (base: OptimizerConfig) => OptimizerConfig;
+  /** The room's split of each step's global batch, when a balancer may change it (batch-shares.ts). */
+  batchShares?: BatchShares;
 };
 
 export interface Run<M> {
@@ -57,10 +60,10 @@ export function classifierRun(
   }
   const batches = new ClassificationBatches(
     data.train,
-    { globalBatch: recipe.globalBatch, microBatches: recipe.microBatches, seed: recipe.seed, ...shard },
+    { globalBatch: recipe.globalBatch, microBatches: recipe.microBatches, seed: recipe.seed, ...shard, shares: extras.batchShares },
     recipe.maxShift,
   );
-  const model = new Mlp(backend, recipe.model, batches.microRows, extras.modelStorage);
+  const model = new Mlp(backend, recipe.model, batches.maxMicroRows, extras.modelStorage);
   model.init(recipe.seed);
   const rows = evalRows(recipe.globalBatch, shard.world, recipe.microBatches);
   return finish(backend, model, recipe, batches, classificationEvalBatches(data.test, rows), shard, extras);
@@ -79,8 +82,9 @@ export function charLmRun(
     microBatches: recipe.microBatches,
     seed: recipe.seed,
     ...shard,
+    shares: extras.batchShares,
   });
-  const model = new Gpt(backend, config, batches.microRows, extras.modelStorage);
+  const model = new Gpt(backend, config, batches.maxMicroRows, extras.modelStorage);
   model.init(recipe.seed);
   const evalBatches = textEvalBatches(data.val, config.blockSize, evalRows(recipe.globalBatch, shard.world, recipe.microBatches), recipe.evalWindows);
   // Samples start from the first character of the validation text and are seeded by the step, so
@@ -105,7 +109,7 @@ function finish<M extends Mlp | Gpt>(
   shard: Shard,
   extras: TrainerExtras,
 ): Run<M> {
-  const { optimizerStateRange, optimizerConfig, optimizerBackend, modelStorage: _storage, ...trainerExtras } = extras;
+  const { optimizerStateRange, optimizerConfig, optimizerBackend, modelStorage: _storage, batchShares: _shares, ...trainerExtras } = extras;
   const stateRange = typeof optimizerStateRange === 'function' ? optimizerStateRange(model.layout) : optimizerStateRange;
   const optimizerConfigured = optimizerConfig ? optimizerConfig(recipe.optimizer) : recipe.optimizer;
   const optimizer = new Optimizer(optimizerBackend ?? backend, model.layout, optimizerConfigured, stateRange);

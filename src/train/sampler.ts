@@ -5,8 +5,11 @@
 //
 // When the room's size does not divide the global batch (an elastic room that lost a tab), the shares
 // differ by at most one sample, and each rank's gradient carries the weight share * world / global batch,
-// so the ring's average is still the gradient of the global batch's mean loss.
+// so the ring's average is still the gradient of the global batch's mean loss. Shares of unequal sizes
+// that change from step to step (a room of unequal tabs, src/parallel/share-balancer.ts) come from a
+// BatchShares table (batch-shares.ts) the room agrees on; without one, the shares stay even.
 import { deriveSeed, Rng } from '../data/random';
+import { BatchShares, evenShareOf } from './batch-shares';
 
 export interface SamplerOptions {
   /** Samples in the data set. */
@@ -16,18 +19,19 @@ export interface SamplerOptions {
   world: number;
   rank: number;
   seed: number;
+  /** The room's split of each step's global batch; absent: even shares at every step. */
+  shares?: BatchShares;
 }
 
-/** The half-open range of a step's global batch that `rank` takes: contiguous, disjoint, covering. */
-export function shareOf(globalBatch: number, world: number, rank: number): { start: number; end: number } {
-  return { start: Math.floor((rank * globalBatch) / world), end: Math.floor(((rank + 1) * globalBatch) / world) };
-}
+/** The half-open range of a step's global batch that `rank` takes when the shares are even. */
+export const shareOf = evenShareOf;
 
 export class DistributedSampler {
+  /** Samples per step on this rank at step 0 (at every step unless the shares are re-balanced). */
   readonly perRank: number;
-  /** This rank's share relative to an even one (1 when the world divides the global batch). */
+  /** This rank's share at step 0 relative to an even one (1 when the world divides the global batch). */
   readonly shareWeight: number;
-  private readonly share: { start: number; end: number };
+  readonly shares: BatchShares;
   readonly stepsPerEpoch: number;
   private cachedEpoch = -1;
   private permutation: Uint32Array;
@@ -40,9 +44,12 @@ export class DistributedSampler {
     if (!Number.isInteger(rank) || rank < 0 || rank >= world) throw new RangeError(`rank ${rank} outside 0..${world - 1}`);
     if (globalBatch < world) throw new RangeError(`global batch ${globalBatch} is smaller than the room (${world} ranks): a rank would get no sample`);
     if (globalBatch > size) throw new RangeError(`global batch ${globalBatch} is larger than the data set (${size})`);
-    this.share = shareOf(globalBatch, world, rank);
-    this.perRank = this.share.end - this.share.start;
-    this.shareWeight = (this.perRank * world) / globalBatch;
+    if (options.shares && (options.shares.globalBatch !== globalBatch || options.shares.world !== world)) {
+      throw new RangeError(`shares of a batch of ${options.shares.globalBatch} over ${options.shares.world} ranks given to a sampler of ${globalBatch} over ${world}`);
+    }
+    this.shares = options.shares ?? new BatchShares(globalBatch, world);
+    this.perRank = this.rowsAt(0);
+    this.shareWeight = this.weightAt(0);
     // The tail that does not fill a whole global batch is dropped; it is a different tail each epoch.
     this.stepsPerEpoch = Math.floor(size / globalBatch);
     this.permutation = new Uint32Array(size);
@@ -65,9 +72,20 @@ export class DistributedSampler {
     return this.permutation.subarray(start, start + this.options.globalBatch);
   }
 
+  /** This rank's samples at `step`. */
+  rowsAt(step: number): number {
+    return this.shares.countsAt(step)[this.options.rank];
+  }
+
+  /** This rank's gradient weight at `step` (batch-shares.ts weightOf). */
+  weightAt(step: number): number {
+    return this.shares.weightOf(this.options.rank, step);
+  }
+
   /** This rank's disjoint share of the global batch of `step`. */
   indices(step: number): Uint32Array {
     const global = this.globalIndices(step);
-    return global.subarray(this.share.start, this.share.end);
+    const { start, end } = this.shares.rangeOf(this.options.rank, step);
+    return global.subarray(start, end);
   }
 }

@@ -17,6 +17,11 @@ import { GradClipper, type Optimizer } from './optimizer';
 export interface GradSyncContext {
   /** 0-based optimizer step being taken. */
   step: number;
+  /**
+   * Milliseconds this rank computed the step's forward and backward passes (until the device finished
+   * them), those blocks of its forward that ran during the previous step's sync included.
+   */
+  computeMs?: number;
   grads: DeviceBuffer;
   model: Model;
   /**
@@ -185,8 +190,8 @@ export class Trainer {
     const { backend: b, model, batches, optimizer } = this.o;
     const step = this.step;
     const k = batches.microBatches;
-    // An uneven share of the global batch (elastic rooms) weighs its gradient by its size (sampler.ts).
-    const weight = batches.shareWeight ?? 1;
+    // An uneven share of the global batch (elastic rooms, unequal tabs) weighs its gradient by its size (sampler.ts).
+    const weight = batches.shareWeightAt?.(step) ?? batches.shareWeight ?? 1;
     const t0 = performance.now();
     b.fill(viewOf(model.grads), 0);
     const prefetched = this.takePrefetched(step);
@@ -220,7 +225,10 @@ export class Trainer {
     });
     let sync: GradSyncResult;
     try {
-      sync = (await this.o.gradSync?.({ step, grads: model.grads, model, applyUpdate })) ?? {};
+      // This step's passes: from its start until the device finished them, plus the blocks of its
+      // forward that ran early, during the previous step's sync.
+      const computeMs = unionMs([[t0, t1], ...(prefetched?.busyWithin(0, t1) ?? [])]);
+      sync = (await this.o.gradSync?.({ step, computeMs, grads: model.grads, model, applyUpdate })) ?? {};
     } catch (error) {
       // A step is never half applied: put back what was updated before the sync failed.
       const restored = (await eager?.rollback()) ?? 0;

@@ -23,6 +23,7 @@ import { SamplesView } from './SamplesView';
 import { StepTimeBar } from './StepTimeBar';
 import { usePrefersReducedMotion } from './use-reduced-motion';
 import { ZeroLayoutView } from './ZeroLayoutView';
+import { SharesView } from './SharesView';
 import './styles.css';
 
 /** The lab's own server, when it served this page (read once: the tag does not change). */
@@ -140,6 +141,7 @@ export function App({ store, controller }: AppProps) {
             }
           />
           <PeersPanel store={store} />
+          <SharesPanel store={store} />
           <RingHistory changes={ring} />
         </aside>
         <main className="main">
@@ -172,6 +174,13 @@ function PeersPanel({ store }: { store: LabStore }) {
   const peers = useLab(store, (s) => s.peers);
   const hashes = useLabFrame(store, (s) => s.hashes);
   return <PeersTable self={self} peers={peers} hashes={hashes} />;
+}
+
+/** Each tab's share of the global batch and its speed, once a room of unequal tabs re-balanced. */
+function SharesPanel({ store }: { store: LabStore }) {
+  const shares = useLab(store, (s) => s.shares);
+  const selfRank = useLab(store, (s) => s.self?.rank);
+  return <SharesView shares={shares} selfRank={selfRank} />;
 }
 
 /** The layout the trainer reported; before a run, the configured stage on that layout, marked planned. */

@@ -1,0 +1,49 @@
+// A room of unequal tabs: two WebGPU tabs and one `backend=cpu` tab (WebAssembly) train MNIST together.
+// The forward and backward passes differ between backends, but after the all-reduce every rank applies
+// the same averaged gradient, and the CPU backends update in float32 exactly as the WGSL kernels do
+// (src/engine/f32-update.ts), so the replicas are bitwise equal after every step (each tab checks the
+// room's parameter hashes after each step and stops on any difference), and the room ends where one
+// WebGPU tab ends on the same global batch. The room re-splits the global batch by each tab's measured
+// speed every 2 steps (shares=auto, rebalance=2), which moves the time per step, never the math.
+import { expect, test } from '@playwright/test';
+import { finishTraining, mlpInitialParams, openTrainingTabs, relativeError } from './training';
+
+const RUN = { model: 'mlp', dataset: 'mnist', steps: 6, batch: 64, seed: 3 };
+const START = mlpInitialParams([784, 256, 10], RUN.seed);
+// Relative to the distance trained, as e2e/data-parallel.spec.ts (same run, same tolerance): the CPU
+// tab's float32 matmul sums in another order than WGSL, well inside it (the test prints the figure).
+const TOLERANCE = 1e-5;
+
+test(`2 WebGPU tabs + 1 CPU tab with shares by speed: replicas bitwise equal every step, and end where one tab ends within ${TOLERANCE.toExponential()} of the distance trained`, async ({ browser }) => {
+  test.setTimeout(300_000);
+  const solo = await browser.newContext();
+  const [reference] = await finishTraining(await openTrainingTabs(solo, 1, RUN));
+  await solo.close();
+
+  const context = await browser.newContext();
+  const backends = ['webgpu', 'webgpu', 'cpu'] as const;
+  const pages = await openTrainingTabs(context, 3, { ...RUN, shares: 'auto', rebalance: 2 }, backends.map((backend) => ({ backend })));
+  const results = await finishTraining(pages, 240_000, [...backends]);
+  // The dashboard shows each tab's share and speed once the room has re-balanced.
+  const panel = pages[0].getByRole('region', { name: 'Shares by speed' });
+  await expect(panel).toBeVisible();
+  await expect(panel.getByTestId('share')).toHaveCount(3);
+  await context.close();
+  expect(results.map((r) => r.status.backend?.kind).sort()).toEqual(['cpu', 'webgpu', 'webgpu']);
+  for (const r of results) {
+    expect(r.status.step).toBe(RUN.steps);
+    expect(r.metrics.hashesAgree).toBe(true);
+    expect(r.hash).toBe(results[0].hash);
+    // Agreed after every second step (0-based 1, 3 and 5), each split in force two steps later (steps
+    // 3-4 and 5 trained on the first two): every tab holds the same split.
+    expect(r.metrics.shares?.fromStep).toBe(7);
+    expect(r.metrics.shares?.counts).toEqual(results[0].metrics.shares?.counts);
+  }
+  const counts = results[0].metrics.shares!.counts;
+  console.log(`shares by speed: [${counts.join(', ')}] from [${results[0].metrics.shares!.samplesPerSec.map(Math.round).join(', ')}] samples/s`);
+  expect(counts.reduce((a, b) => a + b, 0)).toBe(RUN.batch);
+  for (const c of counts) expect(c).toBeGreaterThanOrEqual(1);
+  const error = relativeError(results[0].params, reference.params, START);
+  console.log(`mixed room (2 WebGPU + 1 CPU) vs 1 WebGPU tab: relative error ${error.toExponential(2)} of the distance trained`);
+  expect(error).toBeLessThan(TOLERANCE);
+});

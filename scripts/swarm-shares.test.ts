@@ -1,0 +1,26 @@
+import { describe, expect, it } from 'vitest';
+import { formatSharesFigure, sharesFigure } from './swarm-shares';
+import type { RunSummary } from './swarm-summary';
+
+const run = (wallMsPerStep: number, extra: Partial<RunSummary> = {}) => ({ wallMsPerStep, stepMsPerStep: wallMsPerStep, commMsPerStep: 40, accuracy: 0.9, replicasAgree: true, shares: null, ...extra }) as RunSummary;
+
+describe('sharesFigure', () => {
+  it('ideal = 1 / sum over tabs of 1 / solo ms per step; ratios against it and against equal shares', () => {
+    // Two tabs at 300 ms and one at 100 ms do 1/300 + 1/300 + 1/100 = 1/60 of a global batch per ms.
+    const shares = { fromStep: 92, counts: [12, 12, 104], samplesPerSec: [400, 410, 3500] };
+    const f = sharesFigure(['webgpu', 'webgpu', 'cpu'], { webgpu: run(300), cpu: run(100) }, run(330), run(72, { shares }));
+    expect(f.idealMs).toBeCloseTo(60, 10);
+    expect(f.equalVsIdeal).toBeCloseTo(5.5, 10);
+    expect(f.autoVsIdeal).toBeCloseTo(1.2, 10);
+    expect(f.autoVsEqual).toBeCloseTo(72 / 330, 10);
+    expect(f.replicasAgree).toBe(true);
+    const text = formatSharesFigure(f);
+    expect(text).toContain('ideal                60.0 ms/step');
+    expect(text).toContain('[12, 12, 104] samples from step 92');
+  });
+
+  it('fails without a solo time for a backend in the room, and reports a room whose replicas disagreed', () => {
+    expect(() => sharesFigure(['webgpu', 'cpu'], { webgpu: run(300) }, run(1), run(1))).toThrow(/no solo time for backend cpu/);
+    expect(sharesFigure(['cpu', 'cpu'], { cpu: run(100) }, run(60), run(55, { replicasAgree: false })).replicasAgree).toBe(false);
+  });
+});

@@ -1,0 +1,71 @@
+// The figure of a room of unequal tabs (`npm run swarm -- --tabs 3 --backends webgpu,webgpu,cpu
+// --compare shares`): the room's time per step with shares by speed (shares=auto) and with even shares
+// (shares=equal), against the ideal, where every tab works all the time at its solo speed: the global
+// batch over the sum of the tabs' solo throughputs, i.e. 1 / sum(1 / solo ms per step). Solo runs train
+// the same global batch alone on each backend, in the same swarm run, so that every figure sees the same
+// machine. Room times are the slowest tab's wall clock per step (swarm-summary.ts wallMsPerStep).
+import type { RunSummary } from './swarm-summary';
+
+export interface SharesFigure {
+  /** Each tab's backend choice, in the order the tabs were opened. */
+  backends: string[];
+  /** Solo wall ms per step by backend choice. */
+  soloMs: Record<string, number>;
+  idealMs: number;
+  equalMs: number;
+  autoMs: number;
+  /** shares=auto's communication per step: the ring's all-reduce time, which no split of the batch removes. */
+  autoCommMs: number;
+  /** shares=auto's last agreed split, samples per rank, and the speeds it came from. */
+  autoShares: RunSummary['shares'];
+  equalVsIdeal: number;
+  autoVsIdeal: number;
+  autoVsEqual: number;
+  replicasAgree: boolean;
+  accuracy: { solo: Record<string, number | null>; equal: number | null; auto: number | null };
+}
+
+const wallOf = (run: RunSummary): number => run.wallMsPerStep ?? run.stepMsPerStep;
+
+export function sharesFigure(backends: string[], solo: Record<string, RunSummary>, equal: RunSummary, auto: RunSummary): SharesFigure {
+  const soloMs = Object.fromEntries(Object.entries(solo).map(([backend, run]) => [backend, wallOf(run)]));
+  const missing = backends.find((b) => !(soloMs[b] > 0));
+  if (missing !== undefined) throw new Error(`no solo time for backend ${missing}`);
+  const idealMs = 1 / backends.reduce((sum, b) => sum + 1 / soloMs[b], 0);
+  const [equalMs, autoMs] = [wallOf(equal), wallOf(auto)];
+  return {
+    backends,
+    soloMs,
+    idealMs,
+    equalMs,
+    autoMs,
+    autoCommMs: auto.commMsPerStep,
+    autoShares: auto.shares,
+    equalVsIdeal: equalMs / idealMs,
+    autoVsIdeal: autoMs / idealMs,
+    autoVsEqual: autoMs / equalMs,
+    replicasAgree: equal.replicasAgree !== false && auto.replicasAgree !== false,
+    accuracy: {
+      solo: Object.fromEntries(Object.entries(solo).map(([backend, run]) => [backend, run.accuracy])),
+      equal: equal.accuracy,
+      auto: auto.accuracy,
+    },
+  };
+}
+
+const pct = (x: number | null): string => (x === null ? '-' : `${(100 * x).toFixed(2)}%`);
+
+export function formatSharesFigure(f: SharesFigure): string {
+  const lines = [`room of unequal tabs: ${f.backends.join(' + ')}`];
+  for (const [backend, ms] of Object.entries(f.soloMs)) lines.push(`  solo ${backend.padEnd(8)} ${ms.toFixed(1)} ms/step, accuracy ${pct(f.accuracy.solo[backend])}`);
+  lines.push(`  ideal                ${f.idealMs.toFixed(1)} ms/step (1 / sum of 1 / solo ms per step)`);
+  lines.push(`  shares=equal         ${f.equalMs.toFixed(1)} ms/step, ${f.equalVsIdeal.toFixed(2)}x the ideal, accuracy ${pct(f.accuracy.equal)}`);
+  lines.push(`  shares=auto          ${f.autoMs.toFixed(1)} ms/step, ${f.autoVsIdeal.toFixed(2)}x the ideal, ${f.autoVsEqual.toFixed(2)}x equal's time, accuracy ${pct(f.accuracy.auto)}`);
+  lines.push(`  communication        ${f.autoCommMs.toFixed(1)} ms/step in the shares=auto room (the ideal leaves it out)`);
+  if (f.autoShares) {
+    const speeds = f.autoShares.samplesPerSec.map((s) => s.toFixed(0)).join(', ');
+    lines.push(`  last agreed shares   [${f.autoShares.counts.join(', ')}] samples from step ${f.autoShares.fromStep}, from speeds [${speeds}] samples/s`);
+  }
+  lines.push(`  replicas             ${f.replicasAgree ? 'bitwise equal every step in both rooms' : 'DISAGREE'}`);
+  return lines.join('\n');
+}

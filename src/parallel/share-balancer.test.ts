@@ -1,0 +1,92 @@
+// A room of unequal tabs (simulated: each rank reports a compute time proportional to its samples at its
+// own cost per sample) re-splits the global batch by speed through the real strategy (shares=auto), and
+// still ends where one tab ends on the same global batch, with replicas bitwise equal after every step.
+import { describe, expect, it } from 'vitest';
+import type { SharesReport } from '../shared/events';
+import { relativeError, testConfig, trainRoom } from '../lab/parallel-test-support';
+import type { LabConfig } from '../lab/config';
+import { createParallelHooks, type ParallelContext } from './strategy';
+
+// As src/parallel/data-parallel.test.ts: float rounding alone measures ~1e-7 of the distance trained.
+const TOLERANCE = 1e-5;
+const TOL = TOLERANCE.toExponential();
+const SGD = { optimizer: { kind: 'sgd', lr: 0.05, momentum: 0.9, weightDecay: 0 } } as const;
+
+/** Trains `world` ranks whose compute takes `costs[rank]` ms per sample; records the agreed shares. */
+async function unequalRoom(config: LabConfig, costs: number[], recipe = {}) {
+  const agreed: SharesReport[] = [];
+  const room = await trainRoom(costs.length, config, {
+    recipe,
+    makeHooks: (ctx: ParallelContext) => {
+      const hooks = createParallelHooks({
+        ...ctx,
+        publish: (event) => {
+          if (event.type === 'shares' && ctx.transport.rank === 0) agreed.push(event);
+          ctx.publish(event);
+        },
+      });
+      const shares = hooks.batchShares;
+      const rank = ctx.transport.rank;
+      return {
+        ...hooks,
+        gradSync: (c) => hooks.gradSync!({ ...c, computeMs: (shares?.countsAt(c.step)[rank] ?? 0) * costs[rank] }),
+      };
+    },
+  });
+  return { room, agreed };
+}
+
+describe('shares of the global batch by speed (shares=auto)', () => {
+  for (const [name, recipe] of [['AdamW', {}], ['SGD', SGD]] as const) {
+    it(`${name}: 3 ranks at costs 1:1:3 per sample get 10, 10 and 4 of 24 samples, end where one rank ends within ${TOL} of the distance trained, replicas bitwise equal every step`, async () => {
+      const config = testConfig({ shares: 'auto', rebalance: 2, steps: 10 });
+      const single = await trainRoom(1, config, { recipe });
+      const { room, agreed } = await unequalRoom(config, [1, 1, 3], recipe);
+      for (const hashes of room.hashesPerStep) expect(new Set(hashes).size).toBe(1);
+      // Agreed after steps 1, 3, 5, 7, 9 (0-based), each in force two steps later.
+      expect(agreed.map((a) => a.fromStep)).toEqual([3, 5, 7, 9, 11]);
+      // Speeds 1:1:1/3 -> 21 spare samples split 9:9:3, plus one each.
+      for (const a of agreed) expect(a.counts).toEqual([10, 10, 4]);
+      expect(agreed[0].samplesPerSec.map((s) => Math.round(s))).toEqual([1000, 1000, 333]);
+      const error = relativeError(room.params[0], single.params[0], single.initial);
+      console.log(`${name} unequal shares vs 1 rank: relative error ${error.toExponential(2)}`);
+      expect(error).toBeLessThan(TOLERANCE);
+    });
+  }
+
+  it(`accum=2: shares are whole micro-batches (costs 1:2 -> 16 and 8 of 24), one rank's end within ${TOL}`, async () => {
+    const config = testConfig({ shares: 'auto', rebalance: 3, steps: 8, accum: 2 });
+    const single = await trainRoom(1, config);
+    const { room, agreed } = await unequalRoom(config, [1, 2]);
+    for (const hashes of room.hashesPerStep) expect(new Set(hashes).size).toBe(1);
+    expect(agreed.map((a) => a.counts)).toEqual([[16, 8], [16, 8]]);
+    expect(relativeError(room.params[0], single.params[0], single.initial)).toBeLessThan(TOLERANCE);
+  });
+
+  it('shares=equal never re-splits: every step cuts the even shares', async () => {
+    const { room, agreed } = await unequalRoom(testConfig({ shares: 'equal', rebalance: 2 }), [1, 3]);
+    expect(agreed).toEqual([]);
+    expect(room.ranks.every((r) => r.hooks.batchShares === undefined)).toBe(true);
+  });
+
+  it(`the parity tolerance catches a share whose gradient weight is wrong (weights forced to 1 fail ${TOL})`, async () => {
+    const config = testConfig({ shares: 'auto', rebalance: 2, steps: 10 });
+    const single = await trainRoom(1, config, { recipe: SGD });
+    const agreed: SharesReport[] = [];
+    const room = await trainRoom(3, config, {
+      recipe: SGD,
+      makeHooks: (ctx: ParallelContext) => {
+        const hooks = createParallelHooks({ ...ctx, publish: (e) => e.type === 'shares' && agreed.push(e) });
+        const shares = hooks.batchShares!;
+        // The deliberate bug: every rank's gradient weighted as if the shares were even.
+        shares.weightOf = () => 1;
+        const rank = ctx.transport.rank;
+        return { ...hooks, gradSync: (c) => hooks.gradSync!({ ...c, computeMs: shares.countsAt(c.step)[rank] * [1, 1, 3][rank] }) };
+      },
+    });
+    expect(agreed.length).toBeGreaterThan(0);
+    const error = relativeError(room.params[0], single.params[0], single.initial);
+    console.log(`SGD with unweighted unequal shares: relative error ${error.toExponential(2)}`);
+    expect(error).toBeGreaterThan(100 * TOLERANCE);
+  });
+});

@@ -1,0 +1,106 @@
+// How a room splits each step's global batch among its ranks: integer sample counts, one per rank,
+// summing to the global batch, each a whole number of micro-batches. The split is a function of the
+// step: it starts even (sampler.ts shareOf) and a balancer (src/parallel/share-balancer.ts) may set new
+// counts from a later step on. Every rank holds the same table (the balancer derives it from values the
+// whole room exchanged), so every rank cuts the same global batch the same way at every step: the
+// shares are disjoint and cover it, whatever their sizes.
+//
+// A rank's gradient is of the mean loss over its own share; weighted by share * world / global batch
+// (weightOf), the ring's average of the N gradients is exactly the gradient of the global batch's mean.
+
+/** The half-open range of a step's global batch that `rank` takes when the shares are even. */
+export function evenShareOf(globalBatch: number, world: number, rank: number): { start: number; end: number } {
+  return { start: Math.floor((rank * globalBatch) / world), end: Math.floor(((rank + 1) * globalBatch) / world) };
+}
+
+/** The even split's counts (they differ by at most one sample when the world does not divide the batch). */
+export function evenCounts(globalBatch: number, world: number): number[] {
+  return Array.from({ length: world }, (_, rank) => {
+    const { start, end } = evenShareOf(globalBatch, world, rank);
+    return end - start;
+  });
+}
+
+export class BatchShares {
+  /** (from step, counts) in increasing step order; the first entry is the even split from step 0. */
+  private readonly table: { from: number; counts: readonly number[] }[];
+
+  constructor(
+    readonly globalBatch: number,
+    readonly world: number,
+    /** Every count is a multiple of this (the micro-batches per step: each splits into equal micro-batches). */
+    readonly quantum = 1,
+  ) {
+    if (!Number.isInteger(quantum) || quantum < 1) throw new RangeError(`share quantum must be a positive integer, got ${quantum}`);
+    this.table = [{ from: 0, counts: evenCounts(globalBatch, world) }];
+  }
+
+  /** The most samples one rank can ever be given: every other rank keeps at least one quantum. */
+  get maxCount(): number {
+    return this.globalBatch - (this.world - 1) * this.quantum;
+  }
+
+  /** The counts in force at `step`. */
+  countsAt(step: number): readonly number[] {
+    let counts = this.table[0].counts;
+    for (const entry of this.table) if (entry.from <= step) counts = entry.counts;
+    return counts;
+  }
+
+  /** `rank`'s half-open range of the global batch of `step`: ranks in order, contiguous, covering it. */
+  rangeOf(rank: number, step: number): { start: number; end: number } {
+    const counts = this.countsAt(step);
+    let start = 0;
+    for (let r = 0; r < rank; r++) start += counts[r];
+    return { start, end: start + counts[rank] };
+  }
+
+  /** `rank`'s gradient weight at `step`: its share relative to an even one (1 when all are even). */
+  weightOf(rank: number, step: number): number {
+    return (this.countsAt(step)[rank] * this.world) / this.globalBatch;
+  }
+
+  /**
+   * From `step` on, split by `counts`. Throws on counts that do not fit (a wrong length, a sum other
+   * than the global batch, a count that is not a positive multiple of the quantum), or on a step before
+   * one already set: a step's split never changes once a rank may have cut it.
+   */
+  set(step: number, counts: readonly number[]): void {
+    if (counts.length !== this.world) throw new RangeError(`shares for ${counts.length} ranks, the room has ${this.world}`);
+    const sum = counts.reduce((a, b) => a + b, 0);
+    if (sum !== this.globalBatch) throw new RangeError(`shares [${counts.join(', ')}] sum to ${sum}, not the global batch ${this.globalBatch}`);
+    const bad = counts.find((c) => !Number.isInteger(c) || c < this.quantum || c % this.quantum !== 0);
+    if (bad !== undefined) throw new RangeError(`share ${bad} is not a positive multiple of ${this.quantum} samples (the micro-batches per step)`);
+    const last = this.table[this.table.length - 1];
+    if (!Number.isInteger(step) || step <= last.from) throw new RangeError(`shares set from step ${step}, but step ${last.from} already has its own`);
+    this.table.push({ from: step, counts: [...counts] });
+    // Only the entry in force and later ones are ever read again: keep the table short on long runs.
+    if (this.table.length > 3) this.table.splice(1, this.table.length - 3);
+  }
+}
+
+/**
+ * Counts proportional to `speeds` (samples per ms, one per rank), in whole quanta summing to the global
+ * batch, each at least one quantum: largest remainders, ties to the lower rank. Deterministic, so every
+ * rank given the same speeds computes the same counts.
+ */
+export function proportionalCounts(speeds: readonly number[], globalBatch: number, quantum = 1): number[] {
+  const world = speeds.length;
+  const units = globalBatch / quantum;
+  if (!Number.isInteger(units)) throw new RangeError(`global batch ${globalBatch} is not a whole number of ${quantum}-sample quanta`);
+  if (units < world) throw new RangeError(`global batch ${globalBatch} cannot give ${world} ranks ${quantum} samples each`);
+  if (speeds.some((s) => !(s > 0) || !Number.isFinite(s))) throw new RangeError(`speeds must be positive and finite, got [${speeds.join(', ')}]`);
+  const total = speeds.reduce((a, b) => a + b, 0);
+  // One quantum each first; the rest in proportion to speed.
+  const spare = units - world;
+  const ideal = speeds.map((s) => (spare * s) / total);
+  const given = ideal.map(Math.floor);
+  let left = spare - given.reduce((a, b) => a + b, 0);
+  const order = ideal.map((x, rank) => ({ rank, remainder: x - Math.floor(x) })).sort((a, b) => b.remainder - a.remainder || a.rank - b.rank);
+  for (const { rank } of order) {
+    if (left === 0) break;
+    given[rank]++;
+    left--;
+  }
+  return given.map((g) => (g + 1) * quantum);
+}
