@@ -6,7 +6,7 @@
 // The dense MLP is C -> 4C -> C; each expert is C -> 4C/topk -> C, so a token's active MLP parameters
 // are the dense block's (plus the router's C x E).
 // Options: --steps N --experts E --topk 1|2 --capacity X --aux X --batch N --embd N --layers N --block N
-//          --eval-every N --windows N.
+//          --eval-every N --windows N --only dense|moe (one of the two; the runs are deterministic).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Backend } from '../src/engine/backend';
@@ -89,11 +89,15 @@ async function train(name: string, r: CharLmRecipe) {
 }
 
 console.log(`SOTU ${data.train.length} train / ${data.val.length} val chars; ${steps} steps, batch ${recipe.globalBatch}, ${JSON.stringify(model)}`);
-const dense = await train('dense', recipe);
-const moe = await train(`moe E=${experts} top-${topk} capacity ${capacityFactor}`, moeRecipe);
+const only = option('only', 'both');
+if (!['both', 'dense', 'moe'].includes(only)) throw new RangeError(`--only must be dense or moe, got ${only}`);
+const dense = only === 'moe' ? undefined : await train('dense', recipe);
+const moe = only === 'dense' ? undefined : await train(`moe E=${experts} top-${topk} capacity ${capacityFactor}`, moeRecipe);
 console.log('\n| model | parameters | active | val loss (nats/char) |');
 console.log('| --- | --- | --- | --- |');
-console.log(`| dense | ${dense.params} | ${dense.active} | ${dense.loss.toFixed(4)} |`);
-console.log(`| MoE E=${experts} top-${topk} cf ${capacityFactor} | ${moe.params} | ${moe.active} | ${moe.loss.toFixed(4)} |`);
-const gap = moe.loss - dense.loss;
-console.log(`MoE ${gap < 0 ? 'below' : 'above'} dense by ${Math.abs(gap).toFixed(4)} nats/char (${((100 * gap) / dense.loss).toFixed(2)}%)`);
+if (dense) console.log(`| dense | ${dense.params} | ${dense.active} | ${dense.loss.toFixed(4)} |`);
+if (moe) console.log(`| MoE E=${experts} top-${topk} cf ${capacityFactor} | ${moe.params} | ${moe.active} | ${moe.loss.toFixed(4)} |`);
+if (dense && moe) {
+  const gap = moe.loss - dense.loss;
+  console.log(`MoE ${gap < 0 ? 'below' : 'above'} dense by ${Math.abs(gap).toFixed(4)} nats/char (${((100 * gap) / dense.loss).toFixed(2)}%)`);
+}

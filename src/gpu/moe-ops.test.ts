@@ -2,11 +2,14 @@
 // on the same inputs, and their backward against finite differences on WebGPU itself. Router logits
 // have clear margins (moe-test-support's ladder), so both backends make the same integer routing
 // (choices, slots, drops), which is compared exactly; floats within 1e-5 absolute + 1e-4 relative.
+// Last, the MoE GPT's whole forward and backward on WebGPU against the CPU reference's.
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { Backend, MoeShape, View } from '../engine/backend';
+import { type Backend, type MoeShape, type View, viewOf } from '../engine/backend';
+import { Rng } from '../data/random';
 import { CpuBackend } from '../engine/cpu-backend';
 import { randomUniform } from '../engine/gradcheck';
 import { ladderLogits, moeChainMismatches, readU32, routingViews, upload } from '../engine/moe-test-support';
+import { Gpt } from '../model/gpt';
 import { deviceProblems, testDevice } from './test-device';
 import { WebGpuBackend } from './webgpu-backend';
 
@@ -65,4 +68,30 @@ describe('MoE kernels on WebGPU', () => {
       expect(dropped).toBeGreaterThan(0);
     });
   }
+});
+
+describe('the MoE GPT on WebGPU', () => {
+  it('one forward and backward (top-2, tokens dropped) routes like the CPU reference and gives its loss and gradients (1e-4 of the largest gradient)', async () => {
+    const config = { vocabSize: 7, blockSize: 5, nLayer: 2, nHead: 2, nEmbd: 8, moe: { experts: 4, topk: 2 as const, capacityFactor: 0.75, auxWeight: 0.1 } };
+    const rng = new Rng(4);
+    const batch = { inputs: Uint32Array.from({ length: 20 }, () => rng.int(7)), targets: Uint32Array.from({ length: 20 }, () => rng.int(7)), rows: 4 };
+    const results = [];
+    for (const b of [new CpuBackend(), gpu] as Backend[]) {
+      const model = new Gpt(b, config, 4);
+      model.init(3);
+      b.fill(viewOf(model.grads), 0);
+      const r = model.forward(batch, 1 / 20);
+      model.backward();
+      results.push({ losses: await b.read(r.losses), grads: await b.read(viewOf(model.grads)), stats: await model.moeStats() });
+      model.dispose();
+    }
+    const [cpu, web] = results;
+    expect(web.stats.map((s) => [s.tokensPerExpert, s.dropped])).toEqual(cpu.stats.map((s) => [s.tokensPerExpert, s.dropped]));
+    expect(cpu.stats.every((s) => s.dropped > 0)).toBe(true);
+    cpu.losses.forEach((l, i) => expect(Math.abs(web.losses[i] - l)).toBeLessThan(1e-5));
+    const scale = Math.max(...cpu.grads.map(Math.abs));
+    const worst = Math.max(...cpu.grads.map((g, i) => Math.abs(web.grads[i] - g)));
+    expect(worst / scale).toBeLessThan(1e-4);
+    expect(deviceProblems).toEqual([]);
+  });
 });
