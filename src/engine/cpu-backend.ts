@@ -16,7 +16,9 @@ import {
   type View,
 } from './backend';
 import {
+  checkMoeCombineBackward,
   checkMoeRoute,
+  checkMoeRouteBackward,
   checkMoeRows,
   moeCombineBackwardReference,
   moeCombineReference,
@@ -466,24 +468,14 @@ export class CpuBackend implements Backend {
 
   moeCombineBackward(dExpertOut: View, dGates: View, dy: View, expertOut: View, slot: View, slotToken: View, gates: View, shape: MoeShape, C: number): void {
     const op = 'moeCombineBackward';
-    checkMoeRows(op, shape, C, {
-      dExpertOut: [dExpertOut, 'slots', 'f32'],
-      dGates: [dGates, 'assignments', 'f32'],
-      dy: [dy, 'tokens', 'f32'],
-      expertOut: [expertOut, 'slots', 'f32'],
-      slot: [slot, 'assignments', 'u32'],
-      slotToken: [slotToken, 'slots', 'u32'],
-      gates: [gates, 'assignments', 'f32'],
-    });
+    checkMoeCombineBackward(op, { dExpertOut, dGates, dy, expertOut, slot, slotToken, gates }, shape, C);
     const f = (v: View) => this.f(v, op);
     moeCombineBackwardReference(f(dExpertOut), f(dGates), f(dy), f(expertOut), this.u(slot, op), this.u(slotToken, op), f(gates), shape, C);
   }
 
   moeRouteBackward(dLogits: View, dGates: View, probs: View, choice: View, fractions: View, shape: MoeShape, auxWeight: number, auxScale: number): void {
     const op = 'moeRouteBackward';
-    checkMoeRows(op, shape, 1, { dGates: [dGates, 'assignments', 'f32'], choice: [choice, 'assignments', 'u32'] });
-    for (const [name, v] of Object.entries({ dLogits, probs })) needLength(op, name, v, shape.tokens * shape.experts);
-    needLength(op, 'fractions', fractions, shape.groups * shape.experts);
+    checkMoeRouteBackward(op, { dLogits, dGates, probs, choice, fractions }, shape);
     const f = (v: View) => this.f(v, op);
     moeRouteBackwardReference(f(dLogits), f(dGates), f(probs), this.u(choice, op), f(fractions), shape, auxWeight, auxScale);
   }

@@ -233,3 +233,22 @@ export function checkMoeRows(op: string, s: MoeShape, C: number, views: Record<s
     needDType(op, name, v, dtype);
   }
 }
+
+export function checkMoeCombineBackward(op: string, v: Record<'dExpertOut' | 'dGates' | 'dy' | 'expertOut' | 'slot' | 'slotToken' | 'gates', View>, s: MoeShape, C: number): void {
+  checkMoeRows(op, s, C, {
+    dExpertOut: [v.dExpertOut, 'slots', 'f32'],
+    dGates: [v.dGates, 'assignments', 'f32'],
+    dy: [v.dy, 'tokens', 'f32'],
+    expertOut: [v.expertOut, 'slots', 'f32'],
+    slot: [v.slot, 'assignments', 'u32'],
+    slotToken: [v.slotToken, 'slots', 'u32'],
+    gates: [v.gates, 'assignments', 'f32'],
+  });
+}
+
+export function checkMoeRouteBackward(op: string, v: Record<'dLogits' | 'dGates' | 'probs' | 'choice' | 'fractions', View>, s: MoeShape): void {
+  checkMoeRows(op, s, 1, { dGates: [v.dGates, 'assignments', 'f32'], choice: [v.choice, 'assignments', 'u32'] });
+  needLength(op, 'dLogits', v.dLogits, s.tokens * s.experts);
+  needLength(op, 'probs', v.probs, s.tokens * s.experts);
+  needLength(op, 'fractions', v.fractions, s.groups * s.experts);
+}

@@ -5,11 +5,11 @@
 // Last, the MoE GPT's whole forward and backward on WebGPU against the CPU reference's.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type Backend, type MoeShape, type View, viewOf } from '../engine/backend';
-import { Rng } from '../data/random';
 import { CpuBackend } from '../engine/cpu-backend';
 import { randomUniform } from '../engine/gradcheck';
 import { ladderLogits, moeChainMismatches, readU32, routingViews, upload } from '../engine/moe-test-support';
 import { Gpt } from '../model/gpt';
+import { randomTokens } from '../model/gpt-test-support';
 import { deviceProblems, testDevice } from './test-device';
 import { WebGpuBackend } from './webgpu-backend';
 
@@ -73,8 +73,7 @@ describe('MoE kernels on WebGPU', () => {
 describe('the MoE GPT on WebGPU', () => {
   it('one forward and backward (top-2, tokens dropped) routes like the CPU reference and gives its loss and gradients (1e-4 of the largest gradient)', async () => {
     const config = { vocabSize: 7, blockSize: 5, nLayer: 2, nHead: 2, nEmbd: 8, moe: { experts: 4, topk: 2 as const, capacityFactor: 0.75, auxWeight: 0.1 } };
-    const rng = new Rng(4);
-    const batch = { inputs: Uint32Array.from({ length: 20 }, () => rng.int(7)), targets: Uint32Array.from({ length: 20 }, () => rng.int(7)), rows: 4 };
+    const batch = randomTokens(4, 5, 7, 4);
     const results = [];
     for (const b of [new CpuBackend(), gpu] as Backend[]) {
       const model = new Gpt(b, config, 4);

@@ -19,7 +19,7 @@ import {
   viewOf,
 } from '../engine/backend';
 import { emptyMemory } from '../engine/cpu-backend';
-import { checkMoeRoute, checkMoeRows } from '../engine/moe-reference';
+import { checkMoeCombineBackward, checkMoeRoute, checkMoeRouteBackward, checkMoeRows } from '../engine/moe-reference';
 import { checkAttention, checkMatmul, needDType, needLength, needPositive, needSameLength } from '../engine/op-checks';
 import { type AcquireOptions, type AdapterDescription, type GpuContext, acquireDevice, isSwiftShader } from './device';
 import { type Kernel, type KernelName, type MatmulVariant, type UniformsOf, type ViewsOf, buildKernels, kernelsFor } from './kernels';
@@ -463,15 +463,7 @@ export class WebGpuBackend implements Backend {
   }
 
   moeCombineBackward(dExpertOut: View, dGates: View, dy: View, expertOut: View, slot: View, slotToken: View, gates: View, shape: MoeShape, C: number): void {
-    checkMoeRows('moeCombineBackward', shape, C, {
-      dExpertOut: [dExpertOut, 'slots', 'f32'],
-      dGates: [dGates, 'assignments', 'f32'],
-      dy: [dy, 'tokens', 'f32'],
-      expertOut: [expertOut, 'slots', 'f32'],
-      slot: [slot, 'assignments', 'u32'],
-      slotToken: [slotToken, 'slots', 'u32'],
-      gates: [gates, 'assignments', 'f32'],
-    });
+    checkMoeCombineBackward('moeCombineBackward', { dExpertOut, dGates, dy, expertOut, slot, slotToken, gates }, shape, C);
     const rows = shape.experts * shape.slotsPerExpert;
     const assignments = shape.tokens * shape.topk;
     const u = moeUniforms(shape, C);
@@ -482,11 +474,8 @@ export class WebGpuBackend implements Backend {
   }
 
   moeRouteBackward(dLogits: View, dGates: View, probs: View, choice: View, fractions: View, shape: MoeShape, auxWeight: number, auxScale: number): void {
-    const op = 'moeRouteBackward';
-    checkMoeRows(op, shape, 1, { dGates: [dGates, 'assignments', 'f32'], choice: [choice, 'assignments', 'u32'] });
+    checkMoeRouteBackward('moeRouteBackward', { dLogits, dGates, probs, choice, fractions }, shape);
     const { tokens: n, experts: E, topk: k, groups: G } = shape;
-    for (const [name, v] of Object.entries({ dLogits, probs })) needLength(op, name, v, n * E);
-    needLength(op, 'fractions', fractions, G * E);
     const views = {
       dLogits: prefix(dLogits, n * E),
       dGates: prefix(dGates, n * k),

@@ -1,21 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { viewOf } from '../engine/backend';
 import { CpuBackend } from '../engine/cpu-backend';
-import { Rng } from '../data/random';
 import { Gpt, gptLayout, type GptConfig } from './gpt';
 import type { FlatRange } from './layout';
+import { randomTokens } from './gpt-test-support';
 import { checkModelGradients } from './model-gradcheck';
 
 const dense: GptConfig = { vocabSize: 7, blockSize: 5, nLayer: 2, nHead: 2, nEmbd: 8 };
 
-function randomTokens(B: number, T: number, V: number, seed: number) {
-  const rng = new Rng(seed);
-  return {
-    inputs: Uint32Array.from({ length: B * T }, () => rng.int(V)),
-    targets: Uint32Array.from({ length: B * T }, () => rng.int(V)),
-    rows: B,
-  };
-}
 
 describe('Gpt with a mixture-of-experts MLP', () => {
   for (const topk of [1, 2] as const) {

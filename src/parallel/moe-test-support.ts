@@ -94,14 +94,3 @@ export async function trainExpertParallel(c: MoeTrainingCase, expertRanks: numbe
     reports,
   };
 }
-
-/** max |a - b| / max |b|. */
-export function relativeDifference(a: Float32Array, b: Float32Array): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < b.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return diff / scale;
-}
