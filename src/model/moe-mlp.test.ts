@@ -5,6 +5,7 @@ import { WasmCpuBackend } from '../engine/wasm-backend';
 import { Gpt, gptLayout, type GptConfig } from './gpt';
 import type { FlatRange } from './layout';
 import { randomTokens } from './gpt-test-support';
+import { TensorGpt } from './tensor-gpt';
 import { checkModelGradients } from './model-gradcheck';
 
 const dense: GptConfig = { vocabSize: 7, blockSize: 5, nLayer: 2, nHead: 2, nEmbd: 8 };
@@ -67,12 +68,13 @@ describe('Gpt with a mixture-of-experts MLP', () => {
     for (let i = 1; i < seen.length; i++) expect(seen[i].offset + seen[i].length).toBeLessThanOrEqual(seen[i - 1].offset);
   });
 
-  it('refuses a bad MoE config and a pipeline split with a clear error', () => {
+  it('refuses a bad MoE config, a pipeline split and a tensor split with a clear error', () => {
     const moe = { experts: 4, topk: 1 as const, capacityFactor: 1 };
     expect(() => gptLayout({ ...dense, moe: { ...moe, experts: 1 } })).toThrow(/experts must be an integer >= 2/);
     expect(() => gptLayout({ ...dense, moe: { ...moe, topk: 3 as 1 } })).toThrow(/topk must be 1 or 2/);
     expect(() => gptLayout({ ...dense, moe: { ...moe, capacityFactor: 0 } })).toThrow(/capacity factor/);
     expect(() => gptLayout({ ...dense, moe }, { from: 0, to: 1 })).toThrow(/not split into pipeline stages/);
+    expect(() => new TensorGpt(new CpuBackend(), { ...dense, moe }, 2, { rank: 0, ranks: 2 })).toThrow(/not tensor-split/);
   });
 
   it('runs on the WebAssembly backend with the reference routing and gradients (1e-5 of the largest; measured 1.7e-7 at C = 64)', async () => {
