@@ -6,7 +6,10 @@
 // and a GPT of width 64; expert parallelism (E = 4 experts on N = 2 and 4 ranks, top-1 and top-2): parity
 // with one rank holding every expert, dropped tokens, the tokens each rank sent each expert, the
 // load-balancing loss, and the bytes of the four all-to-alls beside the volume the router's real
-// assignment implies; and, with --lesson R, the two-layer textbook example op by op on R ranks.
+// assignment implies; expert-parallel training (E = 4 on 2 and 4 ranks, EP2 x DP2, DP4) against one
+// rank holding every expert, with the bytes of the router's and the expert replicas' all-reduces and the
+// parameter bytes per rank beside their formulas; the MoE GPT on Backend ops (one step's routing and
+// its parameter bytes vs formula); and, with --lesson R, the two-layer textbook example op by op on R ranks.
 //
 //   npx tsx scripts/tensor-sim.ts [--steps 3] [--rows 8] [--lesson 2]
 import { CpuBackend } from '../src/engine/cpu-backend';
@@ -123,5 +126,71 @@ console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
       const formula = s0.dispatchedElements * 4 + (N - 1) * El * 4 + (N - 1) * N * 4;
       console.log(`| ${N} | ${topK} | ${exact ? 'bitwise' : 'DIFFERS'} | ${routerDiff.toExponential(2)} | ${reference.dropped} | ${JSON.stringify(reference.tokens)} | ${reference.auxLoss.toFixed(5)} | ${s0.bytesSent.join(' / ')} | ${formula} / - / ${s0.dispatchedElements * 4} / - |`);
     }
+  }
+}
+
+console.log('\n## Expert-parallel training: E = 4 (width 4, hidden 6), top-2, SGD, 5 steps, 8 tokens per rank, vs one rank holding all experts');
+console.log('| room | parity (max rel. diff) | router hash equal | expert replicas equal | losses = one rank (1e-6) | all-to-all bytes (rank 0, step 1) | router all-reduce bytes | formula 2(W-1)/W·C·E·4 | expert replica bytes | formula 2(D-1)/D·(E/N)·P_e·4 | parameter bytes per rank | formula (C·E + (E/N)·P_e)·4 |');
+console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+{
+  const { flattenMoe, trainExpertParallel, trainMoeReference } = await import('../src/parallel/moe-test-support');
+  const config = { width: 4, hidden: 6, experts: 4, topK: 2 as const, capacityFactor: 1.25, auxWeight: 0.01 };
+  const perExpert = 2 * config.width * config.hidden + config.hidden + config.width;
+  const routerSize = config.width * config.experts;
+  for (const [W, N] of [[2, 2], [4, 4], [4, 2], [4, 1]] as const) {
+    const c = { config, seed: 9, steps: 5, world: W, tokensPerRank: 8, lr: 0.1 };
+    const reference = trainMoeReference(c);
+    const run = await trainExpertParallel(c, N);
+    const D = W / N;
+    const diff = maxRelativeDifference(flattenMoe(run.params), flattenMoe(reference.params));
+    const routerEqual = new Set(run.hashes.map((h) => h.router)).size === 1;
+    const replicasEqual = Array.from({ length: N }, (_, r) => new Set(run.hashes.filter((h) => h.expertRank === r).map((h) => h.experts)).size === 1).every(Boolean);
+    const r0 = run.reports[0];
+    const name = D === 1 ? `EP${N}` : N === 1 ? `DP${D}` : `EP${N} x DP${D}`;
+    const paramBytes = 4 * (run.params.router.length + (config.experts / N) * perExpert);
+    console.log(
+      `| ${name} | ${diff.toExponential(2)} | ${routerEqual} | ${replicasEqual} | ${run.losses.every((l, i) => Math.abs(l - reference.losses[i]) <= 1e-6)} | ${r0.bytes.allToAll.join(' / ')} | ` +
+        `${r0.bytes.router} | ${(2 * (W - 1) * routerSize * 4) / W} | ${r0.bytes.expertReplicas} | ${(2 * (D - 1) * (config.experts / N) * perExpert * 4) / D} | ` +
+        `${paramBytes} | ${4 * (routerSize + (config.experts / N) * perExpert)} |`,
+    );
+  }
+}
+
+console.log('\n## The MoE GPT on Backend ops (CPU reference): V 7, S 5, L 2, NH 4, C 8, E = 4, expert hidden 32, batch 8, one forward');
+console.log('| top-k | capacity factor | tokens kept per expert [block][expert] | dropped [block] | aux loss [block] |');
+console.log('| --- | --- | --- | --- | --- |');
+{
+  const { Gpt, gptLayout } = await import('../src/model/gpt');
+  const { Rng } = await import('../src/data/random');
+  const dense = { vocabSize: 7, blockSize: 5, nLayer: 2, nHead: 4, nEmbd: 8 };
+  const rng = new Rng(3);
+  const batch = { inputs: Uint32Array.from({ length: 40 }, () => rng.int(7)), targets: Uint32Array.from({ length: 40 }, () => rng.int(7)), rows: 8 };
+  for (const [topk, capacityFactor] of [[1, 1.25], [2, 1.25], [1, 0.5]] as const) {
+    const backend = new CpuBackend();
+    const gpt = new Gpt(backend, { ...dense, moe: { experts: 4, topk, capacityFactor } }, 8);
+    gpt.init(1);
+    gpt.forward(batch, 0);
+    const stats = await gpt.moeStats();
+    console.log(`| ${topk} | ${capacityFactor} | ${JSON.stringify(stats.map((s) => s.tokensPerExpert))} | ${JSON.stringify(stats.map((s) => s.dropped))} | ${stats.map((s) => s.aux.toFixed(5)).join(', ')} |`);
+  }
+  // Bytes on a GPT of width 64, where the layout's 64-float alignment padding is small.
+  const wide = { vocabSize: 65, blockSize: 32, nLayer: 2, nHead: 4, nEmbd: 64 };
+  const Cw = wide.nEmbd;
+  console.log('\n| GPT V=65 S=32 L=2 NH=4 C=64 (real allocations) | parameter bytes | formula | AdamW bytes | formula | off by |');
+  console.log('| --- | --- | --- | --- | --- | --- |');
+  for (const [name, moe, extra] of [
+    ['dense', undefined, 0],
+    ['E=4 experts of 4C', { experts: 4, topk: 1 as const, capacityFactor: 1.25 }, wide.nLayer * (Cw * 4 + 3 * (8 * Cw * Cw + 5 * Cw))],
+    ['E=8 experts of 2C', { experts: 8, topk: 2 as const, capacityFactor: 1.25, hidden: 2 * Cw }, wide.nLayer * (Cw * 8 + 8 * (4 * Cw * Cw + 3 * Cw) - (8 * Cw * Cw + 5 * Cw))],
+  ] as const) {
+    const backend = new CpuBackend();
+    const model = new Gpt(backend, { ...wide, moe }, 1);
+    const opt = new Optimizer(backend, model.layout, ADAMW);
+    const { params, optimizer } = backend.memory();
+    const formula = gptLayout(wide).paramCount + extra;
+    const off = Math.max(Math.abs(params / (4 * formula) - 1), Math.abs(optimizer / (8 * formula) - 1));
+    console.log(`| ${name} | ${params} | ${4 * formula} | ${optimizer} | ${8 * formula} | ${(100 * off).toFixed(2)}% |`);
+    opt.dispose();
+    model.dispose();
   }
 }

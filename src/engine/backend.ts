@@ -74,6 +74,37 @@ export interface BackendInfo {
   adapter: string;
 }
 
+/** A mixture-of-experts routing's sizes (src/engine/moe-reference.ts says what each op computes). */
+export interface MoeShape {
+  tokens: number;
+  experts: number;
+  topk: number;
+  /** Capacity groups: the tokens are `groups` equal consecutive runs, each with its own capacity. */
+  groups: number;
+  /** Slots per expert per group. */
+  capacity: number;
+  /** The stride between experts in the slot buffer (>= groups * capacity; the rest stay empty). */
+  slotsPerExpert: number;
+}
+
+/** The views `moeRoute` writes. */
+export interface MoeRouting {
+  /** [tokens, experts] router probabilities. */
+  probs: View;
+  /** u32 [tokens, topk]: the expert of each assignment (also for dropped ones). */
+  choice: View;
+  /** u32 [tokens, topk]: the slot row of each assignment, or MOE_NONE when it was dropped. */
+  slot: View;
+  /** [tokens, topk] gate values (also for dropped assignments; they contribute nothing). */
+  gates: View;
+  /** u32 [experts * slotsPerExpert]: the assignment (token * topk + choice) in each slot, or MOE_NONE. */
+  slotToken: View;
+  /** [groups, experts]: f, the fraction of each group's tokens whose first choice is each expert. */
+  fractions: View;
+  /** The auxiliary loss goes to element `auxIndex` of this view (one element per MoE layer). */
+  aux: View;
+}
+
 export interface Backend {
   readonly info: BackendInfo;
 
@@ -168,6 +199,20 @@ export interface Backend {
   attention(out: View, att: View, qkv: View, B: number, T: number, C: number, nHead: number): void;
   /** dQkv = d(out)/d(qkv) (overwritten). */
   attentionBackward(dQkv: View, dOut: View, qkv: View, att: View, B: number, T: number, C: number, nHead: number): void;
+
+  // --- mixture of experts (shapes and semantics: src/engine/moe-reference.ts) ----------------------
+  /** Router softmax, top-k choice, gates, capacity slots, first-choice fractions and the aux loss. */
+  moeRoute(r: MoeRouting, logits: View, shape: MoeShape, auxWeight: number, auxIndex: number): void;
+  /** out[slot, :] = x[its token, :], zero for an empty slot. */
+  moeDispatch(out: View, x: View, slotToken: View, shape: MoeShape, C: number): void;
+  /** dx[t, :] = sum of dOut over t's kept slots (overwrites). */
+  moeDispatchBackward(dx: View, dOut: View, slot: View, shape: MoeShape, C: number): void;
+  /** y[t, :] = sum over t's kept assignments of gate * expertOut[slot, :]. */
+  moeCombine(y: View, expertOut: View, slot: View, gates: View, shape: MoeShape, C: number): void;
+  /** dExpertOut (per slot) and dGates (per assignment), both overwritten. */
+  moeCombineBackward(dExpertOut: View, dGates: View, dy: View, expertOut: View, slot: View, slotToken: View, gates: View, shape: MoeShape, C: number): void;
+  /** dLogits (overwritten) through the gates and the load-balancing loss (scaled by auxScale). */
+  moeRouteBackward(dLogits: View, dGates: View, probs: View, choice: View, fractions: View, shape: MoeShape, auxWeight: number, auxScale: number): void;
 
   // --- optimisers and clipping (all on flat ranges, so that ZeRO can update one slice) -------------
   /** partial[0] = sum(x^2). `partial` is a 1-element view. */

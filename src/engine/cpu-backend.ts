@@ -11,10 +11,24 @@ import {
   type DeviceBuffer,
   type MatmulOptions,
   type MemoryKind,
+  type MoeRouting,
+  type MoeShape,
   type SgdHyper,
   type View,
 } from './backend';
 import { adamwF32, clipByNormF32, sgdF32, sumSquaresF32 } from './f32-update';
+import {
+  checkMoeCombineBackward,
+  checkMoeRoute,
+  checkMoeRouteBackward,
+  checkMoeRows,
+  moeCombineBackwardReference,
+  moeCombineReference,
+  moeDispatchBackwardReference,
+  moeDispatchReference,
+  moeRouteBackwardReference,
+  moeRouteReference,
+} from './moe-reference';
 import { checkAttention, checkMatmul, needDType, needLength, needPositive, needSameLength } from './op-checks';
 
 export const LAYER_NORM_EPS = 1e-5;
@@ -417,6 +431,55 @@ export class CpuBackend implements Backend {
       }
     }
     for (let i = 0; i < grad.length; i++) dx[i] = grad[i];
+  }
+
+  // --- mixture of experts (the loops are in moe-reference.ts) ------------------------------------
+
+  moeRoute(r: MoeRouting, logits: View, shape: MoeShape, auxWeight: number, auxIndex: number): void {
+    const op = 'moeRoute';
+    checkMoeRoute(op, r, logits, shape, auxIndex);
+    const arrays = {
+      probs: this.f(r.probs, op),
+      choice: this.u(r.choice, op),
+      slot: this.u(r.slot, op),
+      gates: this.f(r.gates, op),
+      slotToken: this.u(r.slotToken, op),
+      fractions: this.f(r.fractions, op),
+      aux: this.f(r.aux, op),
+    };
+    moeRouteReference(arrays, this.f(logits, op), shape, auxWeight, auxIndex);
+  }
+
+  moeDispatch(out: View, x: View, slotToken: View, shape: MoeShape, C: number): void {
+    const op = 'moeDispatch';
+    checkMoeRows(op, shape, C, { out: [out, 'slots', 'f32'], x: [x, 'tokens', 'f32'], slotToken: [slotToken, 'slots', 'u32'] });
+    moeDispatchReference(this.f(out, op), this.f(x, op), this.u(slotToken, op), shape, C);
+  }
+
+  moeDispatchBackward(dx: View, dOut: View, slot: View, shape: MoeShape, C: number): void {
+    const op = 'moeDispatchBackward';
+    checkMoeRows(op, shape, C, { dx: [dx, 'tokens', 'f32'], dOut: [dOut, 'slots', 'f32'], slot: [slot, 'assignments', 'u32'] });
+    moeDispatchBackwardReference(this.f(dx, op), this.f(dOut, op), this.u(slot, op), shape, C);
+  }
+
+  moeCombine(y: View, expertOut: View, slot: View, gates: View, shape: MoeShape, C: number): void {
+    const op = 'moeCombine';
+    checkMoeRows(op, shape, C, { y: [y, 'tokens', 'f32'], expertOut: [expertOut, 'slots', 'f32'], slot: [slot, 'assignments', 'u32'], gates: [gates, 'assignments', 'f32'] });
+    moeCombineReference(this.f(y, op), this.f(expertOut, op), this.u(slot, op), this.f(gates, op), shape, C);
+  }
+
+  moeCombineBackward(dExpertOut: View, dGates: View, dy: View, expertOut: View, slot: View, slotToken: View, gates: View, shape: MoeShape, C: number): void {
+    const op = 'moeCombineBackward';
+    checkMoeCombineBackward(op, { dExpertOut, dGates, dy, expertOut, slot, slotToken, gates }, shape, C);
+    const f = (v: View) => this.f(v, op);
+    moeCombineBackwardReference(f(dExpertOut), f(dGates), f(dy), f(expertOut), this.u(slot, op), this.u(slotToken, op), f(gates), shape, C);
+  }
+
+  moeRouteBackward(dLogits: View, dGates: View, probs: View, choice: View, fractions: View, shape: MoeShape, auxWeight: number, auxScale: number): void {
+    const op = 'moeRouteBackward';
+    checkMoeRouteBackward(op, { dLogits, dGates, probs, choice, fractions }, shape);
+    const f = (v: View) => this.f(v, op);
+    moeRouteBackwardReference(f(dLogits), f(dGates), f(probs), this.u(choice, op), f(fractions), shape, auxWeight, auxScale);
   }
 
   // --- optimisers and clipping ------------------------------------------------------------------

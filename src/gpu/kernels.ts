@@ -15,6 +15,7 @@ import geluWgsl from '../../shaders/gelu.wgsl?raw';
 import layernormWgsl from '../../shaders/layernorm.wgsl?raw';
 import layernormBackwardParamsWgsl from '../../shaders/layernorm_backward_params.wgsl?raw';
 import matmulWgsl from '../../shaders/matmul.wgsl?raw';
+import moeWgsl from '../../shaders/moe.wgsl?raw';
 import optimizerWgsl from '../../shaders/optimizer.wgsl?raw';
 import reduceWgsl from '../../shaders/reduce.wgsl?raw';
 import reluWgsl from '../../shaders/relu.wgsl?raw';
@@ -37,6 +38,7 @@ export const SHADERS = {
   layernorm: layernormWgsl,
   layernorm_backward_params: layernormBackwardParamsWgsl,
   matmul: matmulWgsl,
+  moe: moeWgsl,
   optimizer: optimizerWgsl,
   reduce: reduceWgsl,
   relu: reluWgsl,
@@ -98,6 +100,28 @@ const adamWParams = {
   correction1: 'f32',
   correction2: 'f32',
 } as const;
+const moeParams = {
+  tokens: 'u32',
+  experts: 'u32',
+  topk: 'u32',
+  groups: 'u32',
+  capacity: 'u32',
+  slotsPerExpert: 'u32',
+  channels: 'u32',
+  auxIndex: 'u32',
+  auxWeight: 'f32',
+  auxScale: 'f32',
+} as const;
+// shaders/moe.wgsl's bindings, one number per variable across the file.
+const moeBinding = {
+  logits: 1, probs: 2, choice: 3, gates: 4, slot: 5, slotToken: 6, fractions: 7, aux: 8, out: 9, x: 10,
+  dx: 11, dOut: 12, y: 13, expertOut: 14, dExpertOut: 15, dy: 16, dGates: 17, dLogits: 18,
+} as const;
+type MoeRole = keyof typeof moeBinding;
+function moeKernel<R extends MoeRole>(entry: string, roles: readonly R[]): KernelSpec<typeof moeParams, R> {
+  const storage = Object.fromEntries(roles.map((r) => [r, readWrite(moeBinding[r])])) as Record<R, StorageBinding>;
+  return kernel('moe', entry, moeParams, storage);
+}
 const matmulParams = { M: 'u32', K: 'u32', N: 'u32', accumulate: 'u32' } as const;
 
 export type MatmulVariant = 'blocked' | 'tiled';
@@ -189,6 +213,15 @@ export const KERNELS = {
     dOut: readWrite(4),
     dScores: read(5),
   }),
+  moe_route_tokens: moeKernel('moe_route_tokens', ['logits', 'probs', 'choice', 'gates']),
+  moe_route_slots: moeKernel('moe_route_slots', ['choice', 'slot', 'slotToken', 'fractions']),
+  moe_route_aux: moeKernel('moe_route_aux', ['probs', 'fractions', 'aux']),
+  moe_dispatch: moeKernel('moe_dispatch', ['out', 'x', 'slotToken']),
+  moe_dispatch_backward: moeKernel('moe_dispatch_backward', ['dx', 'dOut', 'slot']),
+  moe_combine: moeKernel('moe_combine', ['y', 'expertOut', 'slot', 'gates']),
+  moe_combine_backward_rows: moeKernel('moe_combine_backward_rows', ['dExpertOut', 'dy', 'slotToken', 'gates']),
+  moe_combine_backward_gates: moeKernel('moe_combine_backward_gates', ['dGates', 'dy', 'expertOut', 'slot']),
+  moe_route_backward: moeKernel('moe_route_backward', ['dLogits', 'dGates', 'probs', 'choice', 'fractions']),
   sum_squares: kernel('reduce', 'sum_squares', count, { total: readWrite(1), x: read(2) }),
   sum_squares_partials: kernel('reduce', 'sum_squares_partials', partialSumParams, { partials: readWrite(1), x: read(2) }),
   sum_partials: kernel('reduce', 'sum_partials', count, { total: readWrite(1), x: read(2) }),

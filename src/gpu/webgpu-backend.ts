@@ -11,12 +11,15 @@ import {
   type DeviceBuffer,
   type MatmulOptions,
   type MemoryKind,
+  type MoeRouting,
+  type MoeShape,
   type SgdHyper,
   type View,
   VIEW_ALIGNMENT,
   viewOf,
 } from '../engine/backend';
 import { emptyMemory } from '../engine/cpu-backend';
+import { checkMoeCombineBackward, checkMoeRoute, checkMoeRouteBackward, checkMoeRows } from '../engine/moe-reference';
 import { checkAttention, checkMatmul, needDType, needLength, needPositive, needSameLength } from '../engine/op-checks';
 import { SUM_SQUARES_PARTIALS } from '../engine/f32-update';
 import { type AcquireOptions, type AdapterDescription, type GpuContext, acquireDevice, isSwiftShader } from './device';
@@ -419,6 +422,68 @@ export class WebGpuBackend implements Backend {
     this.run('attention_backward_qkv', shape, { dQkv: prefix(dQkv, B * T * 3 * C), dScores: scores, ...saved }, grid);
   }
 
+  // --- mixture of experts (semantics and CPU twins: src/engine/moe-reference.ts) --------------------
+
+  moeRoute(r: MoeRouting, logits: View, shape: MoeShape, auxWeight: number, auxIndex: number): void {
+    checkMoeRoute('moeRoute', r, logits, shape, auxIndex);
+    const u = moeUniforms(shape, 0, auxWeight, 0, auxIndex);
+    const { tokens: n, experts: E, topk: k, groups: G } = shape;
+    const [probs, fractions] = [prefix(r.probs, n * E), prefix(r.fractions, G * E)];
+    const [choice, slot, slotToken] = [prefix(r.choice, n * k), prefix(r.slot, n * k), prefix(r.slotToken, E * shape.slotsPerExpert)];
+    this.run('moe_route_tokens', u, { logits: prefix(logits, n * E), probs, choice, gates: prefix(r.gates, n * k) }, this.grid(n, 64));
+    this.run('moe_route_slots', u, { choice, slot, slotToken, fractions }, this.grid(G * E, 64));
+    this.run('moe_route_aux', u, { probs, fractions, aux: prefix(r.aux, auxIndex + 1) }, [1, 1]);
+  }
+
+  moeDispatch(out: View, x: View, slotToken: View, shape: MoeShape, C: number): void {
+    checkMoeRows('moeDispatch', shape, C, { out: [out, 'slots', 'f32'], x: [x, 'tokens', 'f32'], slotToken: [slotToken, 'slots', 'u32'] });
+    const rows = shape.experts * shape.slotsPerExpert;
+    const views = { out: prefix(out, rows * C), x: prefix(x, shape.tokens * C), slotToken: prefix(slotToken, rows) };
+    this.run('moe_dispatch', moeUniforms(shape, C), views, this.grid(rows * C, 64));
+  }
+
+  moeDispatchBackward(dx: View, dOut: View, slot: View, shape: MoeShape, C: number): void {
+    checkMoeRows('moeDispatchBackward', shape, C, { dx: [dx, 'tokens', 'f32'], dOut: [dOut, 'slots', 'f32'], slot: [slot, 'assignments', 'u32'] });
+    const views = { dx: prefix(dx, shape.tokens * C), dOut: prefix(dOut, shape.experts * shape.slotsPerExpert * C), slot: prefix(slot, shape.tokens * shape.topk) };
+    this.run('moe_dispatch_backward', moeUniforms(shape, C), views, this.grid(shape.tokens * C, 64));
+  }
+
+  moeCombine(y: View, expertOut: View, slot: View, gates: View, shape: MoeShape, C: number): void {
+    checkMoeRows('moeCombine', shape, C, { y: [y, 'tokens', 'f32'], expertOut: [expertOut, 'slots', 'f32'], slot: [slot, 'assignments', 'u32'], gates: [gates, 'assignments', 'f32'] });
+    const assignments = shape.tokens * shape.topk;
+    const views = {
+      y: prefix(y, shape.tokens * C),
+      expertOut: prefix(expertOut, shape.experts * shape.slotsPerExpert * C),
+      slot: prefix(slot, assignments),
+      gates: prefix(gates, assignments),
+    };
+    this.run('moe_combine', moeUniforms(shape, C), views, this.grid(shape.tokens * C, 64));
+  }
+
+  moeCombineBackward(dExpertOut: View, dGates: View, dy: View, expertOut: View, slot: View, slotToken: View, gates: View, shape: MoeShape, C: number): void {
+    checkMoeCombineBackward('moeCombineBackward', { dExpertOut, dGates, dy, expertOut, slot, slotToken, gates }, shape, C);
+    const rows = shape.experts * shape.slotsPerExpert;
+    const assignments = shape.tokens * shape.topk;
+    const u = moeUniforms(shape, C);
+    const [g, d] = [prefix(gates, assignments), prefix(dy, shape.tokens * C)];
+    this.run('moe_combine_backward_rows', u, { dExpertOut: prefix(dExpertOut, rows * C), dy: d, slotToken: prefix(slotToken, rows), gates: g }, this.grid(rows * C, 64));
+    const views = { dGates: prefix(dGates, assignments), dy: d, expertOut: prefix(expertOut, rows * C), slot: prefix(slot, assignments) };
+    this.run('moe_combine_backward_gates', u, views, this.grid(assignments, 64));
+  }
+
+  moeRouteBackward(dLogits: View, dGates: View, probs: View, choice: View, fractions: View, shape: MoeShape, auxWeight: number, auxScale: number): void {
+    checkMoeRouteBackward('moeRouteBackward', { dLogits, dGates, probs, choice, fractions }, shape);
+    const { tokens: n, experts: E, topk: k, groups: G } = shape;
+    const views = {
+      dLogits: prefix(dLogits, n * E),
+      dGates: prefix(dGates, n * k),
+      probs: prefix(probs, n * E),
+      choice: prefix(choice, n * k),
+      fractions: prefix(fractions, G * E),
+    };
+    this.run('moe_route_backward', moeUniforms(shape, 0, auxWeight, auxScale), views, this.grid(n, 64));
+  }
+
   // --- optimisers and clipping ------------------------------------------------------------------
 
   sumSquares(partial: View, x: View): void {
@@ -600,6 +665,11 @@ function sameRange(a: View, b: View): boolean {
 }
 
 /** The first `n` elements of a view: bindings cover exactly what the kernel touches. */
+function moeUniforms(s: MoeShape, channels: number, auxWeight = 0, auxScale = 0, auxIndex = 0) {
+  const { tokens, experts, topk, groups, capacity, slotsPerExpert } = s;
+  return { tokens, experts, topk, groups, capacity, slotsPerExpert, channels, auxIndex, auxWeight, auxScale };
+}
+
 function prefix(v: View, n: number): View {
   return n === v.length ? v : viewOf(v.buf, v.offset, n);
 }

@@ -1,21 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { viewOf } from '../engine/backend';
 import { CpuBackend } from '../engine/cpu-backend';
-import { Rng } from '../data/random';
 import { Gpt, gptLayout, type GptConfig, tensorSpan } from './gpt';
 import { entry, type FlatRange, paramsHash } from './layout';
+import { randomTokens } from './gpt-test-support';
 import { checkModelGradients } from './model-gradcheck';
 
 const tiny: GptConfig = { vocabSize: 7, blockSize: 5, nLayer: 2, nHead: 2, nEmbd: 8 };
 
-function randomTokens(B: number, T: number, V: number, seed: number) {
-  const rng = new Rng(seed);
-  return {
-    inputs: Uint32Array.from({ length: B * T }, () => rng.int(V)),
-    targets: Uint32Array.from({ length: B * T }, () => rng.int(V)),
-    rows: B,
-  };
-}
 
 describe('Gpt', () => {
   it('passes a whole-model finite-difference gradient check (float32, eps 1e-2, atol 1e-4, rtol 5e-2)', async () => {

@@ -9,10 +9,15 @@
 // gradient. The tied head needs wte on the last stage too: there it is a copy (group 'head') that starts
 // from the same values; its gradient and the first stage's must be summed before each update
 // (`tiedTensors`), as Megatron-LM does for its embedding group, so that both copies stay equal.
+//
+// With `moe` in the config, the MLP of every block is a mixture of experts (src/model/moe-mlp.ts): a
+// router and E expert MLPs in place of fc / fcproj, and each block's load-balancing loss added to every
+// row's loss (so the reported loss is cross-entropy + the aux losses). Whole models only, no stages.
 import type { Backend, DeviceBuffer, View } from '../engine/backend';
 import { deriveSeed, Rng } from '../data/random';
 import { buildLayout, entry, type FlatRange, groupRange, type ParamLayout, type TensorSpec } from './layout';
 import { checkBatch } from './mlp';
+import { checkMoeConfig, type GptMoeConfig, moeBlockSpecs, MoeMlp } from './moe-mlp';
 import { initialParams, initialParamsOfPart } from './init';
 import {
   ActivationArena,
@@ -36,6 +41,8 @@ export interface GptConfig {
   nLayer: number;
   nHead: number;
   nEmbd: number;
+  /** Every block's MLP becomes a mixture of experts. Absent: the dense GPT. */
+  moe?: GptMoeConfig;
 }
 
 const INIT_STD = 0.02;
@@ -46,17 +53,19 @@ const INIT_STD = 0.02;
  * copy of wte (group 'head') unless the part holds the embedding itself.
  */
 export function gptLayout(config: GptConfig, part?: ModelPart): ParamLayout {
-  const { vocabSize: V, blockSize: T, nLayer: L, nHead, nEmbd: C } = config;
-  for (const [name, v] of Object.entries(config)) {
+  const { vocabSize: V, blockSize: T, nLayer: L, nHead, nEmbd: C, moe } = config;
+  for (const [name, v] of Object.entries({ vocabSize: V, blockSize: T, nLayer: L, nHead, nEmbd: C })) {
     if (!Number.isInteger(v) || v <= 0) throw new RangeError(`GPT ${name} must be a positive integer, got ${v}`);
   }
   if (C % nHead !== 0) throw new RangeError(`GPT nEmbd (${C}) must be a multiple of nHead (${nHead})`);
+  if (moe) checkMoeConfig(moe, C);
   const normal = (std: number) => ({ kind: 'normal', std }) as const;
   const constant = (value: number) => ({ kind: 'constant', value }) as const;
   // GPT-2: projections into the residual stream are scaled down by 1/sqrt(2 * nLayer) so that the
   // stream's variance does not grow with depth.
   const residualStd = INIT_STD / Math.sqrt(2 * L);
   const { from, to } = resolvePart(part, L, 'GPT blocks');
+  if (moe && (from !== 0 || to !== L)) throw new Error('a mixture-of-experts GPT is not split into pipeline stages');
   const wte: TensorSpec = { name: 'wte', shape: [V, C], group: 'embed', decay: true, init: normal(INIT_STD) };
   const specs: TensorSpec[] = [];
   if (from === 0) specs.push(wte, { name: 'wpe', shape: [T, C], group: 'embed', decay: true, init: normal(INIT_STD / 2) });
@@ -71,6 +80,12 @@ export function gptLayout(config: GptConfig, part?: ModelPart): ParamLayout {
       { name: `${g}.proj.b`, shape: [C], group: g, decay: false, init: constant(0) },
       { name: `${g}.ln2.g`, shape: [C], group: g, decay: false, init: constant(1) },
       { name: `${g}.ln2.b`, shape: [C], group: g, decay: false, init: constant(0) },
+    );
+    if (moe) {
+      specs.push(...moeBlockSpecs(g, C, moe, INIT_STD, residualStd));
+      continue;
+    }
+    specs.push(
       { name: `${g}.fc.w`, shape: [C, 4 * C], group: g, decay: true, init: normal(INIT_STD) },
       { name: `${g}.fc.b`, shape: [4 * C], group: g, decay: false, init: constant(0) },
       { name: `${g}.fcproj.w`, shape: [4 * C, C], group: g, decay: true, init: normal(residualStd) },
@@ -110,9 +125,13 @@ export class Gpt implements StagedModel {
   private readonly f: ActivationArena;
   private readonly u: ActivationArena;
   private readonly storage: TensorStorage;
+  /** The blocks' mixture-of-experts MLP, when the config has `moe`. */
+  private readonly moe: MoeMlp | undefined;
   /** Shape of the last forward. */
   private B = 0;
   private T = 0;
+  /** The last forward's gradScale: the aux losses' gradient scale is gradScale x rows. */
+  private gradScale = 0;
 
   constructor(
     private readonly backend: Backend,
@@ -133,6 +152,8 @@ export class Gpt implements StagedModel {
     const { blockSize: T, nHead: NH, nEmbd: C, vocabSize: V } = config;
     const { from, to } = this.part;
     const BT = maxRows * T;
+    this.moe = config.moe ? new MoeMlp(config.moe, C, BT) : undefined;
+    this.u = new ActivationArena(backend, 'gpt.tokens', 'u32');
     // Activations saved for backward, per layer (llm.c's ActivationTensors). A later stage's input is
     // the residual stream out of the block before its first.
     this.f = new ActivationArena(backend, 'gpt.acts');
@@ -141,11 +162,17 @@ export class Gpt implements StagedModel {
       for (const [name, size] of [
         ['ln1', BT * C], ['ln1.mean', BT], ['ln1.rstd', BT], ['qkv', BT * 3 * C], ['atty', BT * C],
         ['att', maxRows * NH * T * T], ['attproj', BT * C], ['resid2', BT * C], ['ln2', BT * C],
-        ['ln2.mean', BT], ['ln2.rstd', BT], ['fch', BT * 4 * C], ['fch.gelu', BT * 4 * C], ['fcproj', BT * C],
-        ['resid3', BT * C],
+        ['ln2.mean', BT], ['ln2.rstd', BT], ...(this.moe ? [] : [['fch', BT * 4 * C], ['fch.gelu', BT * 4 * C]] as const),
+        ['fcproj', BT * C], ['resid3', BT * C],
       ] as const) {
         this.f.reserve(`h${l}.${name}`, size);
       }
+      this.moe?.reserveBlock(this.f, this.u, `h${l}`);
+    }
+    if (this.moe) {
+      this.moe.reserveShared(this.f);
+      this.f.reserve('moe.aux', config.nLayer);
+      this.f.reserve('moe.ones', BT * config.nLayer);
     }
     if (this.isLastStage) {
       this.f.reserve('lnf', BT * C);
@@ -159,12 +186,13 @@ export class Gpt implements StagedModel {
     // Gradients of activations: reused by every layer, since each is consumed before the next layer.
     for (const [name, size] of [
       ['d.res', BT * C], ['d.tmp', BT * C], ['d.ln', BT * C], ['d.atty', BT * C],
-      ['d.qkv', BT * 3 * C], ['d.fch', BT * 4 * C], ['d.fch.gelu', BT * 4 * C],
+      ['d.qkv', BT * 3 * C], ...(this.moe ? [] : [['d.fch', BT * 4 * C], ['d.fch.gelu', BT * 4 * C]] as const),
     ] as const) {
       this.f.reserve(name, size);
     }
     this.f.allocate();
-    this.u = new ActivationArena(backend, 'gpt.tokens', 'u32');
+    // The aux losses reach every row's loss as losses += ones[rows, L] @ aux[L].
+    if (this.moe) backend.fill(this.f.view('moe.ones', BT * config.nLayer), 1);
     if (this.isFirstStage) this.u.reserve('tokens', BT);
     if (this.isLastStage) this.u.reserve('targets', BT);
     this.u.allocate();
@@ -280,6 +308,7 @@ export class Gpt implements StagedModel {
     }
     this.B = B;
     this.T = T;
+    this.gradScale = gradScale;
     const b = this.backend;
     const a = (name: string, length: number) => this.f.view(name, length);
     const p = (name: string) => this.storage.param(name);
@@ -308,6 +337,11 @@ export class Gpt implements StagedModel {
       b.add(h('resid2', BT * C), residual, attproj);
       // MLP sub-block
       b.layerNorm(h('ln2', BT * C), h('ln2.mean', BT), h('ln2.rstd', BT), h('resid2', BT * C), w('ln2.g'), w('ln2.b'), BT, C);
+      if (this.moe) {
+        this.moe.forward(b, this.moeIo(), `h${l}`, h('ln2', BT * C), h('fcproj', BT * C), BT, a('moe.aux', L), l);
+        b.add(h('resid3', BT * C), h('resid2', BT * C), h('fcproj', BT * C));
+        return;
+      }
       const fch = h('fch', BT * 4 * C);
       b.matmul(fch, h('ln2', BT * C), w('fc.w'), BT, C, 4 * C);
       b.biasAdd(fch, fch, w('fc.b'), BT, 4 * C);
@@ -327,6 +361,7 @@ export class Gpt implements StagedModel {
           // Tied head: logits = lnf @ wte^T (wte is stored [V, C]).
           b.matmul(a('logits', BT * V), a('lnf', BT * C), p('wte'), BT, C, V, { transB: true });
           b.softmaxCrossEntropy(result.losses, result.probs, a('d.logits', BT * V), a('logits', BT * V), targets, BT, V, gradScale);
+          if (this.moe) b.matmul(result.losses, a('moe.ones', BT * L), a('moe.aux', L), BT, L, 1, { accumulate: true });
         },
       });
     }
@@ -389,17 +424,27 @@ export class Gpt implements StagedModel {
       const done = (first: string, last: string) => readyTensors(group, `${group}.${first}`, `${group}.${last}`);
       const residual = l > 0 ? a(`h${l - 1}.resid3`, BT * C) : a('encoded', BT * C);
       // dres holds d(resid3); resid3 = resid2 + fcproj, so d(fcproj) = dres.
-      const dfchGelu = a('d.fch.gelu', BT * 4 * C);
-      const dfch = a('d.fch', BT * 4 * C);
-      b.matmul(dw('fcproj.w'), h('fch.gelu', BT * 4 * C), dres, 4 * C, BT, C, { transA: true, accumulate: true });
-      b.biasBackward(dw('fcproj.b'), dres, BT, C);
-      done('fcproj.w', 'fcproj.b');
-      b.matmul(dfchGelu, dres, w('fcproj.w'), BT, C, 4 * C, { transB: true });
-      b.geluBackward(dfch, h('fch', BT * 4 * C), dfchGelu);
-      b.matmul(dw('fc.w'), h('ln2', BT * C), dfch, C, BT, 4 * C, { transA: true, accumulate: true });
-      b.biasBackward(dw('fc.b'), dfch, BT, 4 * C);
-      done('fc.w', 'fc.b');
-      b.matmul(dln, dfch, w('fc.w'), BT, 4 * C, C, { transB: true });
+      if (this.moe) {
+        // An expert's four tensors (or the router alone) are one run of the layout.
+        const span = (first: string, last: string): FlatRange => {
+          const [from, to] = [entry(this.layout, first), entry(this.layout, last)];
+          return { offset: from.offset, length: to.offset + to.length - from.offset };
+        };
+        const io = { ...this.moeIo(), done: (first: string, last: string) => hooks?.onGradReady(span(first, last), group) };
+        this.moe.backward(b, io, group, h('ln2', BT * C), dres, dln, BT, this.gradScale * BT);
+      } else {
+        const dfchGelu = a('d.fch.gelu', BT * 4 * C);
+        const dfch = a('d.fch', BT * 4 * C);
+        b.matmul(dw('fcproj.w'), h('fch.gelu', BT * 4 * C), dres, 4 * C, BT, C, { transA: true, accumulate: true });
+        b.biasBackward(dw('fcproj.b'), dres, BT, C);
+        done('fcproj.w', 'fcproj.b');
+        b.matmul(dfchGelu, dres, w('fcproj.w'), BT, C, 4 * C, { transB: true });
+        b.geluBackward(dfch, h('fch', BT * 4 * C), dfchGelu);
+        b.matmul(dw('fc.w'), h('ln2', BT * C), dfch, C, BT, 4 * C, { transA: true, accumulate: true });
+        b.biasBackward(dw('fc.b'), dfch, BT, 4 * C);
+        done('fc.w', 'fc.b');
+        b.matmul(dln, dfch, w('fc.w'), BT, 4 * C, C, { transB: true });
+      }
       b.layerNormBackward(dtmp, dw('ln2.g'), dw('ln2.b'), dln, h('resid2', BT * C), h('ln2.mean', BT), h('ln2.rstd', BT), w('ln2.g'), BT, C);
       done('ln2.g', 'ln2.b');
       b.addInPlace(dres, dtmp); // dres now holds d(resid2); resid2 = residual + attproj
@@ -429,6 +474,31 @@ export class Gpt implements StagedModel {
       });
     }
     return segments;
+  }
+
+  /** The MoE blocks' views: this model's arenas and parameter storage. */
+  private moeIo() {
+    return {
+      f: (name: string, length: number) => this.f.view(name, length),
+      u: (name: string, length: number) => this.u.view(name, length),
+      param: (name: string) => this.storage.param(name),
+      grad: (name: string) => this.storage.grad(name),
+      done: () => undefined,
+    };
+  }
+
+  /**
+   * The last forward's routing, per MoE block: tokens kept per expert, assignments dropped, and the
+   * load-balancing loss. Empty for a dense GPT.
+   */
+  async moeStats(): Promise<{ tokensPerExpert: number[]; dropped: number; aux: number }[]> {
+    if (!this.moe || this.B === 0) return [];
+    const L = this.config.nLayer;
+    const BT = this.B * this.T;
+    const aux = await this.backend.read(this.f.view('moe.aux', L));
+    const out = [];
+    for (let l = 0; l < L; l++) out.push({ ...(await this.moe.routingStats(this.backend, this.moeIo(), `h${l}`, BT)), aux: aux[l] });
+    return out;
   }
 
   /**

@@ -57,6 +57,7 @@ export class TensorGpt implements TensorParallelModel {
     readonly tensor: TensorRank,
   ) {
     if (!Number.isInteger(maxRows) || maxRows <= 0) throw new RangeError(`maxRows must be a positive integer, got ${maxRows}`);
+    if (config.moe) throw new Error('tensor parallelism splits the dense MLP: a mixture-of-experts GPT is not tensor-split');
     const { blockSize: T, nHead: NH, nEmbd: C, vocabSize: V, nLayer: L } = config;
     const R = tensor.ranks;
     if (!Number.isInteger(R) || R < 1 || !Number.isInteger(tensor.rank) || tensor.rank < 0 || tensor.rank >= R) throw new RangeError(`rank ${tensor.rank} of ${R} tensor-parallel ranks`);

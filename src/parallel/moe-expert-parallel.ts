@@ -88,7 +88,11 @@ export async function expertParallelForward(
   router: Float32Array,
   experts: readonly ExpertParams[],
   x: Float32Array,
-  opts: { round: number; collective: number },
+  /**
+   * `groups`: the capacity groups the load-balancing loss is averaged over, one per rank that routes
+   * tokens: the room's ranks under EP x DP. Default: this expert-parallel group's ranks.
+   */
+  opts: { round: number; collective: number; groups?: number },
 ): Promise<ExpertParallelForward> {
   const { world: N, rank } = transport;
   const C = c.width;
@@ -205,7 +209,7 @@ export async function expertParallelForward(
     const dx = new Float32Array(n * C);
     combineInputGrads(c, routing, inputGradOf, dx);
     const routerGrad = new Float32Array(router.length);
-    routerBackward(c, router, x, n, routing, dGate, N, routerGrad, dx);
+    routerBackward(c, router, x, n, routing, dGate, opts.groups ?? N, routerGrad, dx);
     return { dx, routerGrad, expertGrads, bytesSent: [gradDispatch.stats.bytesSent, gradReturn.stats.bytesSent] };
   };
   return { y, auxLoss: routing.auxLoss, dropped: routing.dropped, tokensPerExpert: routing.keptPerExpert, dispatchedElements, bytesSent, backward };
