@@ -45,6 +45,14 @@ export interface LabConfig {
   bucket: number;
   /** ZeRO-Offload: this rank's optimizer state and update live in CPU memory (needs zero >= 1). */
   offload: boolean;
+  /** compression=powersgd: rank r of each compressed gradient matrix (1, 2 and 4 are the paper's). */
+  rank: number;
+  /** mode=diloco: inner steps between outer steps (H). */
+  inner: number;
+  /** mode=diloco: outer learning rate (DiLoCo's 0.7). */
+  outerlr: number;
+  /** mode=diloco: outer Nesterov momentum (DiLoCo's 0.9; 0: plain outer SGD). */
+  outermomentum: number;
   /** Per-tab device memory budget in MiB (0: none): a run that would hold more is refused. */
   budget: number;
   /** MLP hidden widths, comma-separated ("1024,1024,1024"); empty: the data set's default widths. */
@@ -94,6 +102,10 @@ export const DEFAULT_CONFIG: LabConfig = {
   staleness: 0,
   bucket: 0,
   offload: false,
+  rank: 2,
+  inner: 50,
+  outerlr: 0.7,
+  outermomentum: 0.9,
   budget: 0,
   hidden: '',
   resume: false,
@@ -107,8 +119,8 @@ export const DEFAULT_CONFIG: LabConfig = {
 const CHOICES = {
   model: ['mlp', 'gpt'],
   dataset: ['mnist', 'spirals', 'circles', 'xor', 'gaussians', 'sotu', 'text'],
-  mode: ['ring', 'ps'],
-  compression: ['none', 'fp16', 'topk', 'randk'],
+  mode: ['ring', 'ps', 'diloco'],
+  compression: ['none', 'fp16', 'topk', 'randk', 'powersgd'],
   backend: ['auto', 'webgpu', 'cpu'],
   optimizer: ['adamw', 'sgd'],
 } as const satisfies Partial<Record<keyof LabConfig, readonly string[]>>;
@@ -210,6 +222,18 @@ function applyEntry(config: LabConfig, key: string, raw: string): void {
     case 'offload':
       config.offload = parseBoolean('offload', raw);
       return;
+    case 'rank':
+      config.rank = parseInteger('rank', raw, 1, 64);
+      return;
+    case 'inner':
+      config.inner = parseInteger('inner', raw, 1, 100_000);
+      return;
+    case 'outerlr':
+      config.outerlr = parseNumber('outerlr', raw, 1e-6, 10);
+      return;
+    case 'outermomentum':
+      config.outermomentum = parseNumber('outermomentum', raw, 0, 0.999);
+      return;
     case 'budget':
       config.budget = parseNumber('budget', raw, 0, 1 << 20);
       return;
@@ -283,7 +307,21 @@ export function validateConfig(config: LabConfig): void {
   if (config.mode === 'ps' && config.zero !== 0) throw new ConfigError('ZeRO shards across a ring: use mode=ring');
   if (config.offload && config.zero === 0) throw new ConfigError('offload moves the ZeRO optimizer shard to the CPU: set zero to 1, 2 or 3');
   if (config.zero !== 0 && config.compression !== 'none') throw new ConfigError('ZeRO moves full-precision shards: use compression=none');
+  validateCommunicationEfficient(config);
   if (config.world > 0 && config.batch > 0) checkBatchSplit(config.batch, config.world, config.accum);
+}
+
+/** PowerSGD and DiLoCo: the modes they combine with, and their keys only where they mean something. */
+function validateCommunicationEfficient(config: LabConfig): void {
+  if (config.mode === 'diloco') {
+    if (config.zero !== 0) throw new ConfigError('DiLoCo keeps whole replicas that drift apart between outer steps: use zero=0');
+    if (!['none', 'fp16', 'topk'].includes(config.compression)) throw new ConfigError(`mode=diloco compresses its outer exchange with fp16 or topk only, got compression=${config.compression}`);
+  } else {
+    const setting = (['inner', 'outerlr', 'outermomentum'] as const).find((key) => config[key] !== DEFAULT_CONFIG[key]);
+    if (setting) throw new ConfigError(`${setting} tunes DiLoCo: use mode=diloco`);
+  }
+  if (config.compression === 'powersgd' && config.mode !== 'ring') throw new ConfigError('PowerSGD compresses the ring\'s gradient all-reduce: use mode=ring');
+  if (config.compression !== 'powersgd' && config.rank !== DEFAULT_CONFIG.rank) throw new ConfigError('rank sets PowerSGD\'s rank: use compression=powersgd');
 }
 
 /**

@@ -351,8 +351,10 @@ export class LabSession {
     // ZeRO lends its layer slots during the first step: memory after it is the steady state.
     if (!this.steadyMemoryPublished) this.publishSteadyMemory();
     const last = this.step === this.steps;
-    // The last step's check is waited for: a finished run's replicas are known to agree.
-    if (this.requireStrategy().replicasEqualEveryStep || last) await this.replicas.check(this.step, { alongsideNextStep: !last && !this.paused, afterStep: !last });
+    // The last step's check is waited for: a finished run's replicas are known to agree. DiLoCo's
+    // replicas differ during inner steps: they are checked after each outer step.
+    const strategy = this.requireStrategy();
+    if (strategy.replicasEqualEveryStep || strategy.replicasEqualAfter?.(this.step) || last) await this.replicas.check(this.step, { alongsideNextStep: !last && !this.paused, afterStep: !last });
     await this.backups.backUp();
     // Checkpoints are taken of a step the replica check has passed (and ZeRO-3 has gathered).
     await this.checkpoints.betweenSteps();

@@ -10,9 +10,9 @@ import type { TrainingRecipe } from '../train/defaults';
 import type { Optimizer } from '../train/optimizer';
 import type { TrainerExtras } from '../train/recipes';
 
-export type ParallelMode = 'ring' | 'ps';
+export type ParallelMode = 'ring' | 'ps' | 'diloco';
 export type ZeroStage = 0 | 1 | 2 | 3;
-export type Compression = 'none' | 'fp16' | 'topk' | 'randk';
+export type Compression = 'none' | 'fp16' | 'topk' | 'randk' | 'powersgd';
 
 /** The settings that pick and tune a strategy (the URL keys of the same names, src/lab/config.ts). */
 export interface ParallelConfig {
@@ -27,6 +27,13 @@ export interface ParallelConfig {
   staleness: number;
   /** ZeRO-Offload: optimizer state and update in CPU memory. */
   offload: boolean;
+  /** compression=powersgd: the rank r of each compressed gradient matrix. */
+  rank: number;
+  /** mode=diloco: inner (local) steps between outer steps (H). */
+  inner: number;
+  /** mode=diloco: the outer optimizer's learning rate and Nesterov momentum (0: plain outer SGD). */
+  outerlr: number;
+  outermomentum: number;
 }
 
 export type ParallelHooks = Pick<
@@ -62,6 +69,11 @@ export type ParallelHooks = Pick<
    * checks their agreement at the end only (an exchange per step would also be a barrier per step).
    */
   replicasEqualEveryStep?: boolean;
+  /**
+   * With replicasEqualEveryStep false: the completed-step counts after which replicas are equal again
+   * (DiLoCo: after each outer step), so the session checks them there. Absent: at the end only.
+   */
+  replicasEqualAfter?: (completedSteps: number) => boolean;
 };
 
 export interface ParallelContext {
@@ -87,7 +99,7 @@ export interface ParallelContext {
 export type StatePlacement = 'replicated' | 'sharded' | 'server';
 
 /** The trainer hooks a strategy installs (src/train/trainer.ts TrainerOptions has each one's contract). */
-export type TrainerHooks = Omit<ParallelHooks, 'gatherParams' | 'replicasEqualEveryStep' | 'replicaDigest' | 'replicaCheckTraffic' | 'hostBytes'>;
+export type TrainerHooks = Omit<ParallelHooks, 'gatherParams' | 'replicasEqualEveryStep' | 'replicasEqualAfter' | 'replicaDigest' | 'replicaCheckTraffic' | 'hostBytes'>;
 
 /**
  * How a room's ranks keep one model: a value the run loop (src/lab/session.ts) holds without knowing
@@ -100,8 +112,13 @@ export interface Strategy {
   /** Shown in logs: 'solo', 'ring', 'ring fp16', 'ring topk', 'ps', 'ps async', 'zero-1'... */
   readonly name: string;
   readonly hooks: TrainerHooks;
-  /** false: replicas differ between steps by design (asynchronous PS); they are checked at the end. */
+  /** false: replicas differ between steps by design (asynchronous PS, DiLoCo's inner steps). */
   readonly replicasEqualEveryStep: boolean;
+  /**
+   * When replicasEqualEveryStep is false: whether replicas are equal after this many completed steps
+   * (DiLoCo: after every outer step); the session checks them there and at the end. null: at the end only.
+   */
+  readonly replicasEqualAfter: ((completedSteps: number) => boolean) | null;
   /** ZeRO-3: gathers the full parameter vector (a collective: every rank calls it at the same point). */
   readonly gatherParams: ((round: number) => Promise<Float32Array>) | null;
   /** ZeRO-3: the replica check's hash without the whole vector (ParallelHooks.replicaDigest), or null. */
