@@ -56,6 +56,8 @@ export const COLLECTIVE_IDS = {
   zeroPlan: { first: 5, count: 1, payload: 'bytes', scope: 'room', what: 'ZeRO re-form: rank 0\'s rebuild plan' },
   zeroPiece: { first: 6, count: 1, payload: 'bytes', scope: 'room', what: 'ZeRO re-form: a slice of the old state, to rank 0' },
   zeroState: { first: 7, count: 1, payload: 'bytes', scope: 'room', what: 'ZeRO re-form: the rebuilt state, from rank 0' },
+  linkProbe: { first: 8, count: 1, payload: 'bytes', scope: 'room', what: 'collective=auto: the ping-pong that measures a ring link when the ring forms (src/parallel/collective-choice.ts)' },
+  linkFit: { first: 9, count: 1, payload: 'bytes', scope: 'room', what: 'collective=auto: each rank\'s alpha-beta fit, all-gathered so that every rank picks alike' },
   gradientBuckets: { first: FIRST_FLOAT_ID, count: MAX_GRADIENT_BUCKETS, payload: 'floats', scope: 'strategy:ring', what: 'data parallelism: one id per gradient bucket of a step (src/parallel/data-parallel.ts)' },
   psGather: { first: FIRST_FLOAT_ID, count: 1, payload: 'floats', scope: 'strategy:ps', what: 'synchronous parameter server: gradients to the server' },
   psBroadcast: { first: FIRST_FLOAT_ID + 1, count: 1, payload: 'floats', scope: 'strategy:ps', what: 'synchronous parameter server: parameters from the server' },

@@ -65,6 +65,17 @@ describe('mode=diloco in a room', () => {
   });
 });
 
+describe('collective= in a room', () => {
+  it.each(['tree', 'rhd', 'naive', 'auto'] as const)('3 ranks, collective=%s: replicas bitwise equal after every step; ends where the ring ends within 1e-5 of the distance trained', async (collective) => {
+    const sgd = { optimizer: 'sgd' as const, lr: 0.05, bucket: 256 };
+    const ring = await trainRoom(3, testConfig(sgd));
+    const chosen = await trainRoom(3, testConfig({ ...sgd, collective }), { mesh: { latencyMs: 1 } });
+    for (const hashes of chosen.hashesPerStep) expect(new Set(hashes).size).toBe(1);
+    expect(relativeError(chosen.params[0], ring.params[0], ring.initial)).toBeLessThan(1e-5);
+    if (collective !== 'auto') expect(chosen.ranks[0].chunks.some((c) => c.collective === `${collective}-allreduce`)).toBe(true);
+  });
+});
+
 describe('the URL keys', () => {
   const parse = (query: string) => parseConfig(new URLSearchParams(query));
 
@@ -83,5 +94,8 @@ describe('the URL keys', () => {
     expect(() => parse('compression=powersgd&zero=2')).toThrow(/compression=none/);
     expect(() => parse('mode=diloco&outermomentum=1')).toThrow(/outermomentum must be a number from 0 to 0.999/);
     expect(() => parse('mode=diloco&inner=0')).toThrow(/inner must be an integer from 1/);
+    expect(() => parse('collective=tree&compression=topk')).toThrow(/collective=tree picks the dense gradient all-reduce's algorithm/);
+    expect(() => parse('collective=star')).toThrow(/collective must be one of auto, ring, tree, rhd, naive/);
+    expect(parse('collective=auto&compression=fp16')).toMatchObject({ collective: 'auto' });
   });
 });

@@ -1,6 +1,6 @@
 // The lab's run configuration and its URL form: the automation contract for scripts and users' own
 // Playwright tests (README "Scripting the lab"). The same keys are the swarm CLI's flags.
-import type { Compression, ParallelMode, ZeroStage } from '../parallel/parallel-types';
+import type { CollectiveChoice, Compression, ParallelMode, ZeroStage } from '../parallel/parallel-types';
 import { shareOf } from '../train/sampler';
 
 export type ModelKind = 'mlp' | 'gpt';
@@ -53,6 +53,11 @@ export interface LabConfig {
   outerlr: number;
   /** mode=diloco: outer Nesterov momentum (DiLoCo's 0.9; 0: plain outer SGD). */
   outermomentum: number;
+  /**
+   * The gradient all-reduce's algorithm, per bucket: ring, tree, rhd (recursive halving-doubling),
+   * naive, or auto (measured links, the fastest predicted; src/parallel/collective-choice.ts).
+   */
+  collective: CollectiveChoice;
   /** Per-tab device memory budget in MiB (0: none): a run that would hold more is refused. */
   budget: number;
   /** MLP hidden widths, comma-separated ("1024,1024,1024"); empty: the data set's default widths. */
@@ -106,6 +111,7 @@ export const DEFAULT_CONFIG: LabConfig = {
   inner: 50,
   outerlr: 0.7,
   outermomentum: 0.9,
+  collective: 'ring',
   budget: 0,
   hidden: '',
   resume: false,
@@ -123,6 +129,7 @@ const CHOICES = {
   compression: ['none', 'fp16', 'topk', 'randk', 'powersgd'],
   backend: ['auto', 'webgpu', 'cpu'],
   optimizer: ['adamw', 'sgd'],
+  collective: ['auto', 'ring', 'tree', 'rhd', 'naive'],
 } as const satisfies Partial<Record<keyof LabConfig, readonly string[]>>;
 
 export class ConfigError extends Error {
@@ -231,6 +238,9 @@ function applyEntry(config: LabConfig, key: string, raw: string): void {
     case 'outerlr':
       config.outerlr = parseNumber('outerlr', raw, 1e-6, 10);
       return;
+    case 'collective':
+      config.collective = parseChoice('collective', raw);
+      return;
     case 'outermomentum':
       config.outermomentum = parseNumber('outermomentum', raw, 0, 0.999);
       return;
@@ -321,6 +331,9 @@ function validateCommunicationEfficient(config: LabConfig): void {
     if (setting) throw new ConfigError(`${setting} tunes DiLoCo: use mode=diloco`);
   }
   if (config.compression === 'powersgd' && config.mode !== 'ring') throw new ConfigError('PowerSGD compresses the ring\'s gradient all-reduce: use mode=ring');
+  if (config.collective !== 'ring' && (config.mode !== 'ring' || config.zero !== 0 || !['none', 'fp16'].includes(config.compression))) {
+    throw new ConfigError(`collective=${config.collective} picks the dense gradient all-reduce's algorithm: use mode=ring, zero=0 and compression none or fp16`);
+  }
   if (config.compression !== 'powersgd' && config.rank !== DEFAULT_CONFIG.rank) throw new ConfigError('rank sets PowerSGD\'s rank: use compression=powersgd');
 }
 

@@ -9,6 +9,9 @@ import type { LabEvent } from '../shared/events';
 import type { TrainingRecipe } from '../train/defaults';
 import type { Optimizer } from '../train/optimizer';
 import type { TrainerExtras } from '../train/recipes';
+import type { CollectiveChoice } from './collective-choice';
+
+export type { CollectiveChoice };
 
 export type ParallelMode = 'ring' | 'ps' | 'diloco';
 export type ZeroStage = 0 | 1 | 2 | 3;
@@ -34,6 +37,8 @@ export interface ParallelConfig {
   /** mode=diloco: the outer optimizer's learning rate and Nesterov momentum (0: plain outer SGD). */
   outerlr: number;
   outermomentum: number;
+  /** The gradient all-reduce's algorithm per bucket; auto: picked by the measured link (collective-choice.ts). */
+  collective: CollectiveChoice;
 }
 
 export type ParallelHooks = Pick<

@@ -6,7 +6,7 @@ import { defaults } from '../train/defaults';
 import type { ParallelConfig } from './parallel-types';
 import { notElasticBecause, SOLO_STRATEGY, statePlacementOf, strategyFor } from './strategy';
 
-const base: ParallelConfig = { mode: 'ring', zero: 0, compression: 'none', ratio: 0.01, seed: 1, staleness: 0, offload: false, rank: 2, inner: 50, outerlr: 0.7, outermomentum: 0.9 };
+const base: ParallelConfig = { mode: 'ring', zero: 0, compression: 'none', ratio: 0.01, seed: 1, staleness: 0, offload: false, rank: 2, inner: 50, outerlr: 0.7, outermomentum: 0.9, collective: 'ring' };
 const unused = (): never => {
   throw new Error('not built in this test');
 };

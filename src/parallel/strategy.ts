@@ -6,6 +6,7 @@ import type { WireFormat } from '../collective/executor';
 import { lrScheduleOf } from '../train/defaults';
 import { learningRateAt } from '../train/optimizer';
 import { AsyncParameterServer } from './async-parameter-server';
+import { CollectivePicker, linkFitLog } from './collective-choice';
 import { DataParallelSync } from './data-parallel';
 import { DilocoSync, type OuterCodec } from './diloco';
 import { PARAMETER_SERVER_RANK, psOptimizerStateRange, SyncParameterServer } from './parameter-server';
@@ -92,10 +93,15 @@ function lazy<T>(build: () => T): () => T {
   return () => (value ??= build());
 }
 
+/** Steps between the room's refits of the link fit (collective=auto). */
+const REFIT_EVERY = 10;
+
 function denseRingHooks(ctx: ParallelContext, wire: WireFormat): ParallelHooks {
+  const picker = new CollectivePicker({ choice: ctx.config.collective, transport: ctx.transport, refitEvery: REFIT_EVERY, onFit: (report) => ctx.publish(linkFitLog(report)) });
   const sync = lazy(
     () =>
       new DataParallelSync({
+        picker,
         backend: ctx.backend,
         transport: ctx.transport,
         model: ctx.model(),
