@@ -62,3 +62,24 @@ test('DiLoCo H=1, outer SGD lr 1, 2 tabs: ends where plain data parallelism ends
 function ulp(x: number): number {
   return x === 0 ? 2 ** -149 : 2 ** (Math.floor(Math.log2(Math.abs(x))) - 23);
 }
+
+test('link shaping (latency=40, bandwidth=2) and collective=auto, 2 tabs: the ring\'s ping-pong measures the shaped links (alpha >= 40 ms, at most 2 MB/s) and training agrees every step', async ({ browser }) => {
+  test.setTimeout(240_000);
+  const context = await browser.newContext();
+  const pages = await openTrainingTabs(context, 2, { ...RUN, hidden: 32, steps: 3, latency: 40, bandwidth: 2, collective: 'auto' });
+  const results = await finishTraining(pages);
+  const logs = await Promise.all(pages.map((page) => page.evaluate(() => window.lab.log().map((l) => l.message))));
+  await context.close();
+  for (const r of results) expect(r.metrics.hashesAgree).toBe(true);
+  expect(results[1].hash).toBe(results[0].hash);
+  for (const lines of logs) {
+    const probed = lines.find((line) => line.startsWith('collective=auto, links probed'));
+    console.log(probed);
+    const [, alphaMs, mbps] = /alpha ([\d.]+) ms, beta ([\d.]+) MB\/s/.exec(probed ?? '') ?? [];
+    // Each direction waits 40 ms after serialising at 2 MB/s, then crosses the real (loopback) channel.
+    expect(Number(alphaMs)).toBeGreaterThanOrEqual(39);
+    expect(Number(alphaMs)).toBeLessThan(200);
+    expect(Number(mbps)).toBeLessThanOrEqual(2.05);
+    expect(Number(mbps)).toBeGreaterThan(0.5);
+  }
+});

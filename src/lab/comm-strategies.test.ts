@@ -97,5 +97,7 @@ describe('the URL keys', () => {
     expect(() => parse('collective=tree&compression=topk')).toThrow(/collective=tree picks the dense gradient all-reduce's algorithm/);
     expect(() => parse('collective=star')).toThrow(/collective must be one of auto, ring, tree, rhd, naive/);
     expect(parse('collective=auto&compression=fp16')).toMatchObject({ collective: 'auto' });
+    expect(parse('latency=20&bandwidth=5')).toMatchObject({ latency: 20, bandwidth: 5 });
+    expect(() => parse('latency=-1')).toThrow(/latency must be a number from 0 to 10000/);
   });
 });

@@ -58,6 +58,10 @@ export interface LabConfig {
    * naive, or auto (measured links, the fastest predicted; src/parallel/collective-choice.ts).
    */
   collective: CollectiveChoice;
+  /** Link shaping for teaching: one-way delay added to every frame this tab sends, in ms (0: none). */
+  latency: number;
+  /** Link shaping for teaching: this tab's send rate per link in MB/s (0: unlimited). */
+  bandwidth: number;
   /** Per-tab device memory budget in MiB (0: none): a run that would hold more is refused. */
   budget: number;
   /** MLP hidden widths, comma-separated ("1024,1024,1024"); empty: the data set's default widths. */
@@ -112,6 +116,8 @@ export const DEFAULT_CONFIG: LabConfig = {
   outerlr: 0.7,
   outermomentum: 0.9,
   collective: 'ring',
+  latency: 0,
+  bandwidth: 0,
   budget: 0,
   hidden: '',
   resume: false,
@@ -237,6 +243,12 @@ function applyEntry(config: LabConfig, key: string, raw: string): void {
       return;
     case 'outerlr':
       config.outerlr = parseNumber('outerlr', raw, 1e-6, 10);
+      return;
+    case 'latency':
+      config.latency = parseNumber('latency', raw, 0, 10_000);
+      return;
+    case 'bandwidth':
+      config.bandwidth = parseNumber('bandwidth', raw, 0, 100_000);
       return;
     case 'collective':
       config.collective = parseChoice('collective', raw);

@@ -17,6 +17,7 @@ import { notElasticBecause, statePlacementOf } from '../parallel/strategy';
 import { finiteModelDataCheck } from '../peer/payload-checks';
 import { sendMemberFrames, type MemberFuzzResult } from '../peer/hostile-frames';
 import type { Mesh } from '../peer/mesh';
+import { linkShapeOf } from '../peer/link-shaper';
 import type { EventBus, RunState } from '../shared/events';
 import { loadCheckpoint, mapTextToVocab, restoreCheckpoint } from '../train/checkpoint';
 import type { CharLmRecipe, Recipe } from '../train/defaults';
@@ -232,7 +233,11 @@ export class LabSession {
     if (this.config.room) {
       this.setState('connecting');
       this.room = await joinRoom(this.config, this.env.bus, {
-        onMesh: (mesh) => (this.mesh = mesh),
+        onMesh: (mesh) => {
+          this.mesh = mesh;
+          // Link shaping for teaching: this tab's frames leave late and slow (peer/link-shaper.ts).
+          mesh.shapeLinks(linkShapeOf(this.config.latency, this.config.bandwidth));
+        },
         // Gradients and parameters with NaN/Infinity are refused on arrival, before any sum takes them in.
         messageCheck: finiteModelDataCheck(this.config.compression, FIRST_FLOAT_ID),
         admits: () => notElasticBecause(this.config) ?? (this.state === 'done' || this.state === 'error' ? `this run is ${this.state}` : true),
