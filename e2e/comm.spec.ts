@@ -22,7 +22,7 @@ async function train(browser: import('@playwright/test').Browser, tabs: number, 
   return results;
 }
 
-test('PowerSGD rank 2, 2 tabs: replicas bitwise equal after every step; under 1/20 of the dense ring\'s bytes', async ({ browser }) => {
+test('PowerSGD rank 2, 2 tabs: replicas bitwise equal after every step; under 1/20 of the dense ring\'s bytes; the room\'s mean loss on both tabs', async ({ browser }) => {
   test.setTimeout(240_000);
   const results = await train(browser, 2, { compression: 'powersgd', rank: 2 });
   // Every step's hash exchange agreed (hashesAgree) and the runs end equal: now the bytes.
@@ -31,6 +31,15 @@ test('PowerSGD rank 2, 2 tabs: replicas bitwise equal after every step; under 1/
     console.log(`PowerSGD rank 2, tab ${r.status.rank}: ${r.metrics.bytesSent} bytes in ${RUN.steps} steps (dense: ${denseBytesPerTab})`);
     expect(r.metrics.bytesSent).toBeGreaterThan(0);
     expect(r.metrics.bytesSent * 20).toBeLessThan(denseBytesPerTab);
+  }
+  // The room's mean training loss rode with the hashes: the same on both tabs, the mean of their own losses.
+  const [room0, room1] = results.map((r) => r.metrics.roomLosses ?? []);
+  expect(room0.map((r) => r.step)).toContain(RUN.steps);
+  expect(room1).toEqual(room0);
+  for (const { step, loss, ranks } of room0) {
+    const own = results.map((r) => r.metrics.losses[r.metrics.lossSteps.indexOf(step)]);
+    expect(ranks).toBe(2);
+    if (own.every((l) => l !== undefined)) expect(loss).toBe((own[0] + own[1]) / 2);
   }
 });
 

@@ -359,7 +359,11 @@ export class LabSession {
     // The last step's check is waited for: a finished run's replicas are known to agree. DiLoCo's
     // replicas differ during inner steps: they are checked after each outer step.
     const strategy = this.requireStrategy();
-    if (strategy.replicasEqualEveryStep || strategy.replicasEqualAfter?.(this.step) || last) await this.replicas.check(this.step, { alongsideNextStep: !last && !this.paused, afterStep: !last });
+    if (strategy.replicasEqualEveryStep || strategy.replicasEqualAfter?.(this.step) || last) {
+      // On logged steps the loss is read back anyway (the step event): it rides with the hashes.
+      const loss = this.room && (last || this.step % recipe.logEvery === 0 || this.step === 1) ? await run.trainer.lastLoss() : undefined;
+      await this.replicas.check(this.step, { alongsideNextStep: !last && !this.paused, afterStep: !last, loss });
+    }
     await this.backups.backUp();
     // Checkpoints are taken of a step the replica check has passed (and ZeRO-3 has gathered).
     await this.checkpoints.betweenSteps();

@@ -41,6 +41,18 @@ export interface EvalMetrics {
   t: number;
 }
 
+/**
+ * The room's mean training loss of a step: every tab's own loss, carried by the replica check's hash
+ * exchange (no round trip of its own) and averaged in rank order, so every tab shows the same number.
+ */
+export interface RoomLoss {
+  type: 'room-loss';
+  step: number;
+  loss: number;
+  /** Tabs whose loss went into the mean. */
+  ranks: number;
+}
+
 export interface HashReport {
   type: 'hash';
   step: number;
@@ -168,7 +180,8 @@ export type LabEvent =
   | FrameRefused
   | LogLine
   | ZeroLayoutReport
-  | ClassroomSnapshotEvent;
+  | ClassroomSnapshotEvent
+  | RoomLoss;
 
 export type LabEventListener = (event: LabEvent) => void;
 

@@ -21,8 +21,9 @@ export function createLabStore(config: LabConfig = DEFAULT_CONFIG): LabStore {
       set({ classroom: { ...lesson, index: Math.min(Math.max(0, Math.trunc(index)), last) } });
     },
     clearRun: () => {
-      const { steps, evals, chunks, metricsTick, chunkTick } = get();
+      const { steps, evals, roomLosses, chunks, metricsTick, chunkTick } = get();
       steps.clear();
+      roomLosses.clear();
       evals.clear();
       chunks.clear();
       set({
