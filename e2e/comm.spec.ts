@@ -92,3 +92,17 @@ test('link shaping (latency=40, bandwidth=2) and collective=auto, 2 tabs: the ri
     expect(Number(mbps)).toBeGreaterThan(0.5);
   }
 });
+
+test('slow=300&slowrank=1, 2 tabs: the room runs at the straggler\'s pace (>= 300 ms per step on both tabs), rank 0 waits for it in its all-reduce', async ({ browser }) => {
+  test.setTimeout(240_000);
+  const context = await browser.newContext();
+  // Step events come every 10 steps (the recipe's logEvery): 21 steps give the window steps 10 to 20.
+  const results = await finishTraining(await openTrainingTabs(context, 2, { ...RUN, hidden: 32, steps: 21, slow: 300, slowrank: 1 }));
+  await context.close();
+  for (const r of results) {
+    console.log(`slow=300 on rank 1: rank ${r.status.rank} wall ${r.metrics.wallMsPerStep?.toFixed(0)} ms/step, comm ${r.metrics.commMsPerStep.toFixed(0)} ms/step`);
+    expect(r.metrics.wallMsPerStep).toBeGreaterThanOrEqual(300);
+  }
+  // Rank 0 reaches the all-reduce 300 ms early each step and waits there for rank 1.
+  expect(results[0].metrics.commMsPerStep).toBeGreaterThan(results[1].metrics.commMsPerStep + 150);
+});

@@ -4,7 +4,7 @@
 // the strategy says (every H-th step and the last) and different after the others. Parity: DiLoCo with
 // H = 1 and outer SGD at lr 1 ends where the dense ring ends.
 import { describe, expect, it } from 'vitest';
-import { powerSgdHooks, strategyFor } from '../parallel/strategy';
+import { powerSgdHooks, sparseHooks, strategyFor } from '../parallel/strategy';
 import { parseConfig } from './config';
 import { contextFor, relativeError, testConfig, trainRoom } from './parallel-test-support';
 import { CpuBackend } from '../engine/cpu-backend';
@@ -52,7 +52,7 @@ describe('mode=diloco in a room', () => {
 
   it.each([2, 4])('%i ranks, H = 1, outer SGD lr 1 (outermomentum=0), inner SGD with momentum 0.9: ends where the dense ring ends within 1e-5 of the distance trained', async (world) => {
     // Momentum is linear, so the mean of each rank's momentum update is the update of the mean gradient.
-    const sgd = { optimizer: 'sgd' as const, lr: 0.05 };
+    const sgd = { optimizer: 'momentum' as const, lr: 0.05 };
     const noClip = { recipe: { clipNorm: 0 } };
     const dense = await trainRoom(world, testConfig(sgd), noClip);
     const diloco = await trainRoom(world, testConfig({ ...sgd, mode: 'diloco', inner: 1, outerlr: 1, outermomentum: 0 }), noClip);
@@ -73,6 +73,21 @@ describe('collective= in a room', () => {
     for (const hashes of chosen.hashesPerStep) expect(new Set(hashes).size).toBe(1);
     expect(relativeError(chosen.params[0], ring.params[0], ring.initial)).toBeLessThan(1e-5);
     if (collective !== 'auto') expect(chosen.ranks[0].chunks.some((c) => c.collective === `${collective}-allreduce`)).toBe(true);
+  });
+});
+
+describe('Top-K compression error', () => {
+  it('||g - topk(g)||^2/||g||^2 lies in (0, (d-k)/d] at 10%, and is 0 when every entry is kept', async () => {
+    const errors = async (ratio: number) => {
+      const room = await trainRoom(2, testConfig({ compression: 'topk', ratio }), { makeHooks: (ctx) => sparseHooks(ctx, 'topk') });
+      return room.ranks.map((r) => r.hooks.sync().lastStep!);
+    };
+    for (const step of await errors(0.1)) {
+      expect(step.errorBound).toBeCloseTo(1 - step.k / (step.k / 0.1), 2);
+      expect(step.compressionError).toBeGreaterThan(0);
+      expect(step.compressionError).toBeLessThanOrEqual(step.errorBound);
+    }
+    for (const step of await errors(1)) expect([step.compressionError, step.errorBound]).toEqual([0, 0]);
   });
 });
 
@@ -99,5 +114,8 @@ describe('the URL keys', () => {
     expect(parse('collective=auto&compression=fp16')).toMatchObject({ collective: 'auto' });
     expect(parse('latency=20&bandwidth=5')).toMatchObject({ latency: 20, bandwidth: 5 });
     expect(() => parse('latency=-1')).toThrow(/latency must be a number from 0 to 10000/);
+    expect(parse('slow=200&slowrank=1')).toMatchObject({ slow: 200, slowrank: 1 });
+    expect(parse('slow=200')).toMatchObject({ slow: 200, slowrank: -1 });
+    expect(parse('optimizer=momentum')).toMatchObject({ optimizer: 'momentum' });
   });
 });

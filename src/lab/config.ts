@@ -7,7 +7,7 @@ export type ModelKind = 'mlp' | 'gpt';
 export type DatasetKind = 'mnist' | 'spirals' | 'circles' | 'xor' | 'gaussians' | 'sotu' | 'text';
 export type { Compression, ParallelMode, ZeroStage };
 export type BackendChoice = 'auto' | 'webgpu' | 'cpu';
-export type OptimizerChoice = 'adamw' | 'sgd';
+export type OptimizerChoice = 'adamw' | 'sgd' | 'momentum';
 
 export interface LabConfig {
   /** Room code; empty means a solo run with no mesh. */
@@ -28,9 +28,10 @@ export interface LabConfig {
   seed: number;
   lr: number;
   /**
-   * adamw: the recipe's measured optimizer. sgd: SGD with momentum 0.9 at the same learning rate (lr
-   * overrides it), for runs whose result must move in proportion to the gradient (parity tests: AdamW
-   * normalises a scaled gradient away).
+   * adamw: the recipe's measured optimizer. sgd: plain SGD, momentum: SGD with momentum 0.9 (DGC's
+   * momentum correction with compression=topk), both at the recipe's learning rate (lr overrides it),
+   * for runs whose result must move in proportion to the gradient (parity tests: AdamW normalises a
+   * scaled gradient away).
    */
   optimizer: OptimizerChoice;
   /** Wait for this many tabs in the room before the first step (0: start with whoever is there). */
@@ -62,6 +63,10 @@ export interface LabConfig {
   latency: number;
   /** Link shaping for teaching: this tab's send rate per link in MB/s (0: unlimited). */
   bandwidth: number;
+  /** A straggler for teaching: this many ms of extra compute before each step (0: none)... */
+  slow: number;
+  /** ...on the tab of this rank only (-1: on every tab whose URL has `slow`). */
+  slowrank: number;
   /** Per-tab device memory budget in MiB (0: none): a run that would hold more is refused. */
   budget: number;
   /** MLP hidden widths, comma-separated ("1024,1024,1024"); empty: the data set's default widths. */
@@ -118,6 +123,8 @@ export const DEFAULT_CONFIG: LabConfig = {
   collective: 'ring',
   latency: 0,
   bandwidth: 0,
+  slow: 0,
+  slowrank: -1,
   budget: 0,
   hidden: '',
   resume: false,
@@ -134,7 +141,7 @@ const CHOICES = {
   mode: ['ring', 'ps', 'diloco'],
   compression: ['none', 'fp16', 'topk', 'randk', 'powersgd'],
   backend: ['auto', 'webgpu', 'cpu'],
-  optimizer: ['adamw', 'sgd'],
+  optimizer: ['adamw', 'sgd', 'momentum'],
   collective: ['auto', 'ring', 'tree', 'rhd', 'naive'],
 } as const satisfies Partial<Record<keyof LabConfig, readonly string[]>>;
 
@@ -249,6 +256,12 @@ function applyEntry(config: LabConfig, key: string, raw: string): void {
       return;
     case 'bandwidth':
       config.bandwidth = parseNumber('bandwidth', raw, 0, 100_000);
+      return;
+    case 'slow':
+      config.slow = parseInteger('slow', raw, 0, 60_000);
+      return;
+    case 'slowrank':
+      config.slowrank = parseInteger('slowrank', raw, -1, 63);
       return;
     case 'collective':
       config.collective = parseChoice('collective', raw);

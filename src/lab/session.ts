@@ -349,6 +349,7 @@ export class LabSession {
   private async trainOneStep(): Promise<void> {
     const run = this.requireRun();
     const recipe = this.requireRecipe().recipe;
+    await this.straggle();
     await run.trainer.trainStep();
     // The last step's hash exchange ran alongside this step.
     await this.replicas.settle();
@@ -370,6 +371,12 @@ export class LabSession {
     if (last || this.step % recipe.evalEvery === 0) await run.trainer.evaluate(run.evalBatches);
     // The run's own sampler (train/recipes.ts charLmRun): one way to sample, the one its tests check.
     if ('sampleEvery' in recipe && (last || this.step % recipe.sampleEvery === 0) && this.rank === 0 && !this.requireStrategy().gatherParams) await run.trainer.sample();
+  }
+
+  /** `slow=ms` (on rank `slowrank`, or on this tab): extra compute time before the step, a straggler for teaching. */
+  private async straggle(): Promise<void> {
+    const { slow, slowrank } = this.config;
+    if (slow > 0 && (slowrank < 0 || slowrank === this.rank)) await new Promise((resolve) => setTimeout(resolve, slow));
   }
 
   // --- elastic membership ---------------------------------------------------------------------------

@@ -118,6 +118,9 @@ function denseRingHooks(ctx: ParallelContext, wire: WireFormat): ParallelHooks {
   };
 }
 
+/** Steps between two log lines of the sparsifier's compression error. */
+const COMPRESSION_LOG_EVERY = 10;
+
 /** Exported with its sync object, so that tests can read what each step put on the wire. */
 export function sparseHooks(ctx: ParallelContext, kind: 'topk' | 'randomk'): ParallelHooks & { sync: () => SparseGradientSync } {
   let momentum = 0;
@@ -142,7 +145,16 @@ export function sparseHooks(ctx: ParallelContext, kind: 'topk' | 'randomk'): Par
       return chosen.optimizer;
     },
     sync,
-    gradSync: (c) => sync().gradSync(c),
+    gradSync: async (c) => {
+      const result = await sync().gradSync(c);
+      const report = sync().lastStep;
+      // What the compression leaves out, beside Top-K's bound, every COMPRESSION_LOG_EVERY steps.
+      if (report && (c.step + 1) % COMPRESSION_LOG_EVERY === 0) {
+        const message = `${kind} step ${c.step + 1}: ||g - ${kind}(g)||^2/||g||^2 = ${report.compressionError.toFixed(4)}${kind === 'topk' ? ` (bound (d-k)/d = ${report.errorBound.toFixed(4)})` : ''}`;
+        ctx.publish({ type: 'log', level: 'info', message, t: performance.now() });
+      }
+      return result;
+    },
   };
 }
 
