@@ -25,6 +25,8 @@ export interface LabMetrics {
   losses: number[];
   /** ...at these steps (1-based). */
   lossSteps: number[];
+  /** The room's mean training loss at these steps (every tab's loss, carried by the hash exchange); empty alone. */
+  roomLosses?: { step: number; loss: number; ranks: number }[];
   valLoss: number | null;
   /** Held-out accuracy in [0, 1] for classifiers. */
   accuracy: number | null;

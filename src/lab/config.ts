@@ -1,14 +1,14 @@
 // The lab's run configuration and its URL form: the automation contract for scripts and users' own
 // Playwright tests (README "Scripting the lab"). The same keys are the swarm CLI's flags.
 import { PIPELINE_SCHEDULES, type PipelineScheduleKind } from '../collective/pipeline-schedules';
-import type { Compression, ParallelMode, ShareMode, ZeroStage } from '../parallel/parallel-types';
+import type { CollectiveChoice, Compression, ParallelMode, ShareMode, ZeroStage } from '../parallel/parallel-types';
 import { shareOf } from '../train/sampler';
 
 export type ModelKind = 'mlp' | 'gpt';
 export type DatasetKind = 'mnist' | 'spirals' | 'circles' | 'xor' | 'gaussians' | 'sotu' | 'text';
 export type { Compression, ParallelMode, ShareMode, ZeroStage };
 export type BackendChoice = 'auto' | 'webgpu' | 'cpu';
-export type OptimizerChoice = 'adamw' | 'sgd';
+export type OptimizerChoice = 'adamw' | 'sgd' | 'momentum';
 
 export interface LabConfig {
   /** Room code; empty means a solo run with no mesh. */
@@ -33,9 +33,10 @@ export interface LabConfig {
   seed: number;
   lr: number;
   /**
-   * adamw: the recipe's measured optimizer. sgd: SGD with momentum 0.9 at the same learning rate (lr
-   * overrides it), for runs whose result must move in proportion to the gradient (parity tests: AdamW
-   * normalises a scaled gradient away).
+   * adamw: the recipe's measured optimizer. sgd: plain SGD, momentum: SGD with momentum 0.9 (DGC's
+   * momentum correction with compression=topk), both at the recipe's learning rate (lr overrides it),
+   * for runs whose result must move in proportion to the gradient (parity tests: AdamW normalises a
+   * scaled gradient away).
    */
   optimizer: OptimizerChoice;
   /** Wait for this many tabs in the room before the first step (0: start with whoever is there). */
@@ -50,6 +51,27 @@ export interface LabConfig {
   bucket: number;
   /** ZeRO-Offload: this rank's optimizer state and update live in CPU memory (needs zero >= 1). */
   offload: boolean;
+  /** compression=powersgd: rank r of each compressed gradient matrix (1, 2 and 4 are the paper's). */
+  rank: number;
+  /** mode=diloco: inner steps between outer steps (H). */
+  inner: number;
+  /** mode=diloco: outer learning rate (DiLoCo's 0.7). */
+  outerlr: number;
+  /** mode=diloco: outer Nesterov momentum (DiLoCo's 0.9; 0: plain outer SGD). */
+  outermomentum: number;
+  /**
+   * The gradient all-reduce's algorithm, per bucket: ring, tree, rhd (recursive halving-doubling),
+   * naive, or auto (measured links, the fastest predicted; src/parallel/collective-choice.ts).
+   */
+  collective: CollectiveChoice;
+  /** Link shaping for teaching: one-way delay added to every frame this tab sends, in ms (0: none). */
+  latency: number;
+  /** Link shaping for teaching: this tab's send rate per link in MB/s (0: unlimited). */
+  bandwidth: number;
+  /** A straggler for teaching: this many ms of extra compute before each step (0: none)... */
+  slow: number;
+  /** ...on the tab of this rank only (-1: on every tab whose URL has `slow`). */
+  slowrank: number;
   /** Per-tab device memory budget in MiB (0: none): a run that would hold more is refused. */
   budget: number;
   /** MLP hidden widths, comma-separated ("1024,1024,1024"); empty: the data set's default widths. */
@@ -118,6 +140,15 @@ export const DEFAULT_CONFIG: LabConfig = {
   staleness: 0,
   bucket: 0,
   offload: false,
+  rank: 2,
+  inner: 50,
+  outerlr: 0.7,
+  outermomentum: 0.9,
+  collective: 'ring',
+  latency: 0,
+  bandwidth: 0,
+  slow: 0,
+  slowrank: -1,
   budget: 0,
   hidden: '',
   resume: false,
@@ -136,11 +167,12 @@ export const DEFAULT_CONFIG: LabConfig = {
 const CHOICES = {
   model: ['mlp', 'gpt'],
   dataset: ['mnist', 'spirals', 'circles', 'xor', 'gaussians', 'sotu', 'text'],
-  mode: ['ring', 'ps'],
-  compression: ['none', 'fp16', 'topk', 'randk'],
+  mode: ['ring', 'ps', 'diloco'],
+  compression: ['none', 'fp16', 'topk', 'randk', 'powersgd'],
   shares: ['auto', 'equal'],
   backend: ['auto', 'webgpu', 'cpu'],
-  optimizer: ['adamw', 'sgd'],
+  optimizer: ['adamw', 'sgd', 'momentum'],
+  collective: ['auto', 'ring', 'tree', 'rhd', 'naive'],
   schedule: PIPELINE_SCHEDULES,
 } as const satisfies Partial<Record<keyof LabConfig, readonly string[]>>;
 
@@ -247,6 +279,33 @@ function applyEntry(config: LabConfig, key: string, raw: string): void {
     case 'offload':
       config.offload = parseBoolean('offload', raw);
       return;
+    case 'rank':
+      config.rank = parseInteger('rank', raw, 1, 64);
+      return;
+    case 'inner':
+      config.inner = parseInteger('inner', raw, 1, 100_000);
+      return;
+    case 'outerlr':
+      config.outerlr = parseNumber('outerlr', raw, 1e-6, 10);
+      return;
+    case 'latency':
+      config.latency = parseNumber('latency', raw, 0, 10_000);
+      return;
+    case 'bandwidth':
+      config.bandwidth = parseNumber('bandwidth', raw, 0, 100_000);
+      return;
+    case 'slow':
+      config.slow = parseInteger('slow', raw, 0, 60_000);
+      return;
+    case 'slowrank':
+      config.slowrank = parseInteger('slowrank', raw, -1, 63);
+      return;
+    case 'collective':
+      config.collective = parseChoice('collective', raw);
+      return;
+    case 'outermomentum':
+      config.outermomentum = parseNumber('outermomentum', raw, 0, 0.999);
+      return;
     case 'budget':
       config.budget = parseNumber('budget', raw, 0, 1 << 20);
       return;
@@ -336,6 +395,7 @@ export function validateConfig(config: LabConfig): void {
   if (config.mode === 'ps' && config.zero !== 0) throw new ConfigError('ZeRO shards across a ring: use mode=ring');
   if (config.offload && config.zero === 0) throw new ConfigError('offload moves the ZeRO optimizer shard to the CPU: set zero to 1, 2 or 3');
   if (config.zero !== 0 && config.compression !== 'none') throw new ConfigError('ZeRO moves full-precision shards: use compression=none');
+  validateCommunicationEfficient(config);
   if (config.pipeline > 1) checkPipeline(config);
   else if (config.micro !== 0) throw new ConfigError('micro sets the micro-batches of a pipeline (pipeline=2 or more); without one, accum sets them');
   if (config.world > 0 && config.batch > 0 && config.pipeline === 1) checkBatchSplit(config.batch, config.world, config.accum);
@@ -372,6 +432,22 @@ function checkPipeline(config: LabConfig): void {
       throw new ConfigError(`the global batch (${config.batch}) does not split into ${pipelines} pipeline(s) x ${M} equal micro-batches`);
     }
   }
+}
+
+/** PowerSGD and DiLoCo: the modes they combine with, and their keys only where they mean something. */
+function validateCommunicationEfficient(config: LabConfig): void {
+  if (config.mode === 'diloco') {
+    if (config.zero !== 0) throw new ConfigError('DiLoCo keeps whole replicas that drift apart between outer steps: use zero=0');
+    if (!['none', 'fp16', 'topk'].includes(config.compression)) throw new ConfigError(`mode=diloco compresses its outer exchange with fp16 or topk only, got compression=${config.compression}`);
+  } else {
+    const setting = (['inner', 'outerlr', 'outermomentum'] as const).find((key) => config[key] !== DEFAULT_CONFIG[key]);
+    if (setting) throw new ConfigError(`${setting} tunes DiLoCo: use mode=diloco`);
+  }
+  if (config.compression === 'powersgd' && config.mode !== 'ring') throw new ConfigError('PowerSGD compresses the ring\'s gradient all-reduce: use mode=ring');
+  if (config.collective !== 'ring' && (config.mode !== 'ring' || config.zero !== 0 || !['none', 'fp16'].includes(config.compression))) {
+    throw new ConfigError(`collective=${config.collective} picks the dense gradient all-reduce's algorithm: use mode=ring, zero=0 and compression none or fp16`);
+  }
+  if (config.compression !== 'powersgd' && config.rank !== DEFAULT_CONFIG.rank) throw new ConfigError('rank sets PowerSGD\'s rank: use compression=powersgd');
 }
 
 /**

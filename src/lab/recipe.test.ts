@@ -51,9 +51,10 @@ describe('optimizer setting', () => {
   it('sgd: SGD with momentum 0.9 at the recipe\'s learning rate (or lr), same weight decay; adamw by default; anything else refused', () => {
     const adamw = recipeFor(parse('dataset=mnist'), 1).recipe.optimizer;
     expect(adamw.kind).toBe('adamw');
-    expect(recipeFor(parse('optimizer=sgd'), 1).recipe.optimizer).toEqual({ kind: 'sgd', lr: adamw.lr, momentum: 0.9, weightDecay: adamw.weightDecay });
+    expect(recipeFor(parse('optimizer=sgd'), 1).recipe.optimizer).toEqual({ kind: 'sgd', lr: adamw.lr, momentum: 0, weightDecay: adamw.weightDecay });
+    expect(recipeFor(parse('optimizer=momentum'), 1).recipe.optimizer).toEqual({ kind: 'sgd', lr: adamw.lr, momentum: 0.9, weightDecay: adamw.weightDecay });
     expect(recipeFor(parse('optimizer=sgd&lr=0.05&model=gpt'), 1).recipe.optimizer).toMatchObject({ kind: 'sgd', lr: 0.05 });
     expect(configToQuery(parse('optimizer=sgd'))).toBe('optimizer=sgd');
-    expect(() => parse('optimizer=lion')).toThrow(/optimizer must be one of adamw, sgd/);
+    expect(() => parse('optimizer=lion')).toThrow(/optimizer must be one of adamw, sgd, momentum/);
   });
 });

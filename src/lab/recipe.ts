@@ -9,7 +9,7 @@ function overrides<R extends ClassifierRecipe | CharLmRecipe>(base: R, config: L
   if (config.batch > 0) recipe.globalBatch = config.batch;
   if (config.steps > 0) recipe.steps = config.steps;
   if (config.lr > 0) recipe.optimizer.lr = config.lr;
-  if (config.optimizer === 'sgd') recipe.optimizer = { kind: 'sgd', lr: recipe.optimizer.lr, momentum: 0.9, weightDecay: recipe.optimizer.weightDecay };
+  if (config.optimizer !== 'adamw') recipe.optimizer = { kind: 'sgd', lr: recipe.optimizer.lr, momentum: config.optimizer === 'momentum' ? 0.9 : 0, weightDecay: recipe.optimizer.weightDecay };
   recipe.microBatches = config.accum;
   recipe.seed = config.seed;
   return recipe;

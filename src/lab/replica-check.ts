@@ -36,8 +36,10 @@ export class ReplicaCheck {  /** The last step's hash exchange, while it runs al
    * after it (overlapped-exchange.ts). The parameters are read and hashed here, between the steps:
    * done during the next step, that read and hash delayed its first bucket by ~30 ms (4 tabs, 2 cores).
    * `afterStep`: the check follows a step this tab just took (ZeRO-3 hashes what that step gathered).
+   * `loss`: this tab's training loss of the step; it rides with the hash, and the room's mean is
+   * published (a 'room-loss' event) once the exchange has landed.
    */
-  async check(step: number, options: { alongsideNextStep?: boolean; afterStep?: boolean } = {}): Promise<void> {
+  async check(step: number, options: { alongsideNextStep?: boolean; afterStep?: boolean; loss?: number } = {}): Promise<void> {
     const { bus, metrics: m } = this.deps;
     const digest = this.deps.strategy().replicaDigest;
     const hash = digest ? await digest(step, options.afterStep ?? false) : paramsHash(await this.deps.params());
@@ -53,7 +55,10 @@ export class ReplicaCheck {  /** The last step's hash exchange, while it runs al
     }
     const exchange = async (onWire?: () => void) => {
       onWire?.();
-      const result = await exchangeHashes(room.transport, step, hash);
+      const result = await exchangeHashes(room.transport, step, hash, undefined, options.loss);
+      const losses = result.values.filter(Number.isFinite);
+      // Summed in rank order from the same gathered bits: every tab publishes the same mean.
+      if (options.loss !== undefined && losses.length > 0) bus.publish({ type: 'room-loss', step, loss: losses.reduce((a, b) => a + b, 0) / losses.length, ranks: losses.length });
       // Every rank's hash, as gathered: the dashboard shows agreement (or who differs) for the room.
       result.hashes.forEach((h, rank) => bus.publish({ type: 'hash', step, rank, hash: h }));
       if (!result.agree) {

@@ -56,6 +56,9 @@ export class RunMetrics {
         this.m.valLoss = event.valLoss;
         this.m.accuracy = event.accuracy ?? null;
         return;
+      case 'room-loss':
+        (this.m.roomLosses ??= []).push({ step: event.step, loss: event.loss, ranks: event.ranks });
+        return;
       case 'sample':
         this.m.sample = event.text;
         return;
@@ -99,6 +102,7 @@ function emptyMetrics(): LabMetrics {
   return {
     losses: [],
     lossSteps: [],
+    roomLosses: [],
     valLoss: null,
     accuracy: null,
     bigramValLoss: null,

@@ -18,6 +18,7 @@ import { zeroPartition } from '../parallel/zero/zero-hooks';
 import { finiteModelDataCheck } from '../peer/payload-checks';
 import { sendMemberFrames, type MemberFuzzResult } from '../peer/hostile-frames';
 import type { Mesh } from '../peer/mesh';
+import { linkShapeOf } from '../peer/link-shaper';
 import type { EventBus, RunState } from '../shared/events';
 import { loadCheckpoint, mapTextToVocab, restoreCheckpoint, type CheckpointPart } from '../train/checkpoint';
 import type { ByteSink } from '../train/checkpoint-parts';
@@ -241,7 +242,11 @@ export class LabSession {
     if (this.config.room) {
       this.setState('connecting');
       this.room = await joinRoom(this.config, this.env.bus, {
-        onMesh: (mesh) => (this.mesh = mesh),
+        onMesh: (mesh) => {
+          this.mesh = mesh;
+          // Link shaping for teaching: this tab's frames leave late and slow (peer/link-shaper.ts).
+          mesh.shapeLinks(linkShapeOf(this.config.latency, this.config.bandwidth));
+        },
         // Gradients and parameters with NaN/Infinity are refused on arrival, before any sum takes them in.
         messageCheck: finiteModelDataCheck(this.config.compression, FIRST_FLOAT_ID),
         admits: () => notElasticBecause(this.config) ?? (this.state === 'done' || this.state === 'error' ? `this run is ${this.state}` : true),
@@ -354,6 +359,7 @@ export class LabSession {
   private async trainOneStep(): Promise<void> {
     const run = this.requireRun();
     const recipe = this.requireRecipe().recipe;
+    await this.straggle();
     await run.trainer.trainStep();
     // The last step's hash exchange ran alongside this step.
     await this.replicas.settle();
@@ -361,8 +367,14 @@ export class LabSession {
     // ZeRO lends its layer slots during the first step: memory after it is the steady state.
     if (!this.steadyMemoryPublished) this.publishSteadyMemory();
     const last = this.step === this.steps;
-    // The last step's check is waited for: a finished run's replicas are known to agree.
-    if (this.requireStrategy().replicasEqualEveryStep || last) await this.replicas.check(this.step, { alongsideNextStep: !last && !this.paused, afterStep: !last });
+    // The last step's check is waited for: a finished run's replicas are known to agree. DiLoCo's
+    // replicas differ during inner steps: they are checked after each outer step.
+    const strategy = this.requireStrategy();
+    if (strategy.replicasEqualEveryStep || strategy.replicasEqualAfter?.(this.step) || last) {
+      // On logged steps the loss is read back anyway (the step event): it rides with the hashes.
+      const loss = this.room && (last || this.step % recipe.logEvery === 0 || this.step === 1) ? await run.trainer.lastLoss() : undefined;
+      await this.replicas.check(this.step, { alongsideNextStep: !last && !this.paused, afterStep: !last, loss });
+    }
     await this.backups.afterStep(this.step);
     // Checkpoints are taken of a step the replica check has passed (ZeRO-3: each rank its own part).
     await this.checkpoints.betweenSteps();
@@ -371,6 +383,12 @@ export class LabSession {
     // Rank 0 samples; under ZeRO-3 every rank does, each forward gathering the layers as in training.
     const everyRankSamples = !!this.requireStrategy().gatherParams;
     if ('sampleEvery' in recipe && (last || this.step % recipe.sampleEvery === 0) && (this.rank === 0 || everyRankSamples)) await run.trainer.sample();
+  }
+
+  /** `slow=ms` (on rank `slowrank`, or on this tab): extra compute time before the step, a straggler for teaching. */
+  private async straggle(): Promise<void> {
+    const { slow, slowrank } = this.config;
+    if (slow > 0 && (slowrank < 0 || slowrank === this.rank)) await new Promise((resolve) => setTimeout(resolve, slow));
   }
 
   // --- elastic membership ---------------------------------------------------------------------------

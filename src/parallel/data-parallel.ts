@@ -1,7 +1,7 @@
 // Data-parallel gradient averaging with communication overlapped on computation. The model's backward
 // pass announces each layer's gradient range as soon as it is final (reverse layer order); ranges are
 // packed into buckets of about `bucketElements`, and each full bucket is read back from the device and
-// ring-all-reduced while the GPU still computes the layers below it. The trainer's gradSync hook then
+// all-reduced (the ring, or the algorithm collective-choice.ts picks for its size) while the GPU still computes the layers below it. The trainer's gradSync hook then
 // only waits for the buckets in flight and writes the averages back.
 //
 // Communication time is reported as busy time: the time during which at least one bucket's gradients
@@ -11,8 +11,8 @@
 //
 // In a room of unequal tabs a ShareBalancer (share-balancer.ts) re-splits the global batch by speed
 // after the sync of every K-th step; the sampler and the gradient weights follow (train/batch-shares.ts).
-import { runAllReduce } from '../collective/collectives';
-import type { WireFormat } from '../collective/executor';
+import { runAllReduceBy } from '../collective/allreduce-algorithms';
+import { wireElementBytes, type WireFormat } from '../collective/executor';
 import type { ChunkListener, Transport } from '../collective/types';
 import { viewOf, type Backend } from '../engine/backend';
 import { coveredBy, type FlatRange } from '../model/layout';
@@ -20,6 +20,7 @@ import type { GradHooks, Model } from '../model/model';
 import { unionMs, type Interval } from '../train/intervals';
 import type { GradSyncContext, GradSyncResult } from '../train/trainer';
 import { COLLECTIVE_IDS } from '../collective/collective-ids';
+import type { CollectivePicker } from './collective-choice';
 import type { ShareBalancer } from './share-balancer';
 
 export interface DataParallelOptions {
@@ -35,6 +36,8 @@ export interface DataParallelOptions {
   onChunk?: ChunkListener;
   /** A room of unequal tabs: shares of the global batch by measured speed (share-balancer.ts). */
   balancer?: ShareBalancer;
+  /** Picks each bucket's all-reduce algorithm (collective-choice.ts); absent: the ring. */
+  picker?: CollectivePicker;
   /**
    * TEST ONLY (production never sets it): multiplies every averaged gradient by this factor, a
    * deliberate bug that the parity tests must catch (data-parallel.test.ts, "the tolerance catches").
@@ -116,6 +119,7 @@ export class DataParallelSync {
     const missed = this.o.model.layout.entries.find((e) => !coveredBy(this.announced, e));
     if (missed) throw new Error(`the backward pass never announced the gradient of ${missed.name}`);
     this.buckets = [];
+    this.o.picker?.endStep(ctx.step);
     await this.o.balancer?.afterStep(ctx.step, ctx.computeMs ?? 0);
     const commIntervals = results.map((r): Interval => [r.onHost, r.finished]);
     return {
@@ -162,14 +166,20 @@ export class DataParallelSync {
     const firstCollective = ids.first + this.collectives;
     const round = this.round;
     this.collectives += pieces.length;
+    const { picker } = this.o;
     const done = (async () => {
       const t0 = performance.now();
       const data = await backend.read(view);
       const onHost = performance.now();
+      await picker?.beforeBucket(step);
+      const elementBytes = wireElementBytes(wire);
+      const algorithm = picker?.pick(Math.max(...pieces.map((p) => p.length)) * elementBytes) ?? 'ring';
+      const tComm = performance.now();
       const stats = await Promise.all(
         pieces.map(async (piece, i) => {
           const part = data.subarray(piece.offset, piece.offset + piece.length);
-          const s = await runAllReduce(transport, part, { round: step, collective: firstCollective + i, average: true, wire, onEvent: onChunk });
+          const algorithm = picker?.pick(piece.length * elementBytes) ?? 'ring';
+          const s = await runAllReduceBy(algorithm, transport, part, { round: step, collective: firstCollective + i, average: true, wire, onEvent: onChunk });
           const scale = this.o.testOnlyGradientScale;
           if (scale !== undefined) for (let k = 0; k < part.length; k++) part[k] *= scale;
           backend.write(viewOf(model.grads, range.offset + piece.offset, piece.length), part);
@@ -177,6 +187,8 @@ export class DataParallelSync {
           return s;
         }),
       );
+      // The bucket's pieces run at once: one sample of the whole span (the largest piece's algorithm).
+      picker?.record(algorithm, range.length * elementBytes, (performance.now() - tComm) / 1000);
       return {
         bytesSent: stats.reduce((sum, x) => sum + x.bytesSent, 0),
         bytesReceived: stats.reduce((sum, x) => sum + x.bytesReceived, 0),

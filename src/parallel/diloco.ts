@@ -17,8 +17,8 @@
 // every outer step.
 //
 // It plugs into the trainer as an afterUpdate hook (the outer step runs after the inner update of every
-// H-th step); the anchor is read in gradSync at the first step, before that step's update. Not wired
-// into the lab yet (no `mode=diloco` key): tests and scripts/comm-sim.ts build it (parallel/comm-room.ts).
+// H-th step); the anchor is read in gradSync at the first step, before that step's update. The lab
+// builds it for `mode=diloco&inner=H` (strategy.ts); tests and scripts/comm-sim.ts also build it directly.
 import { runAllReduce, runSparseAllGather } from '../collective/collectives';
 import { addSparseInto, decodeSparseCompact, encodeSparseCompact, Sparsifier } from '../collective/codecs';
 import type { ChunkListener, Transport } from '../collective/types';
@@ -45,6 +45,11 @@ export interface DilocoOptions {
   model: Model;
   /** Inner steps between outer steps (H). */
   innerSteps: number;
+  /**
+   * The run's step count: its last step ends with an outer step too (when H does not divide it), so a
+   * run always ends with one model on every rank. Absent: outer steps every H-th step only.
+   */
+  totalSteps?: number;
   outer?: OuterOptimizer;
   codec?: OuterCodec;
   onChunk?: ChunkListener;
@@ -92,9 +97,14 @@ export class DilocoSync {
     return {};
   };
 
-  /** The trainer's afterUpdate: every H-th step, the outer exchange and step. */
+  /** Whether the outer exchange and step follow the update of `completedSteps` (1-based). */
+  isOuterStep(completedSteps: number): boolean {
+    return completedSteps % this.o.innerSteps === 0 || completedSteps === this.o.totalSteps;
+  }
+
+  /** The trainer's afterUpdate: every H-th step (and the run's last), the outer exchange and step. */
   afterUpdate = async (ctx: GradSyncContext): Promise<GradSyncResult> => {
-    if ((ctx.step + 1) % this.o.innerSteps !== 0) return {};
+    if (!this.isOuterStep(ctx.step + 1)) return {};
     const { backend, transport, model, onChunk, codec } = this.o;
     const anchor = this.anchor;
     if (!anchor) throw new Error('DiLoCo: no anchor (gradSync was not called before the first update)');

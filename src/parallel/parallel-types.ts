@@ -9,10 +9,13 @@ import type { LabEvent } from '../shared/events';
 import type { TrainingRecipe } from '../train/defaults';
 import type { Optimizer } from '../train/optimizer';
 import type { TrainerExtras } from '../train/recipes';
+import type { CollectiveChoice } from './collective-choice';
 
-export type ParallelMode = 'ring' | 'ps';
+export type { CollectiveChoice };
+
+export type ParallelMode = 'ring' | 'ps' | 'diloco';
 export type ZeroStage = 0 | 1 | 2 | 3;
-export type Compression = 'none' | 'fp16' | 'topk' | 'randk';
+export type Compression = 'none' | 'fp16' | 'topk' | 'randk' | 'powersgd';
 /** How a dense ring splits the global batch: by each tab's measured speed, or evenly. */
 export type ShareMode = 'auto' | 'equal';
 
@@ -33,6 +36,15 @@ export interface ParallelConfig {
   shares: ShareMode;
   /** shares=auto: steps between re-balancings. */
   rebalance: number;
+  /** compression=powersgd: the rank r of each compressed gradient matrix. */
+  rank: number;
+  /** mode=diloco: inner (local) steps between outer steps (H). */
+  inner: number;
+  /** mode=diloco: the outer optimizer's learning rate and Nesterov momentum (0: plain outer SGD). */
+  outerlr: number;
+  outermomentum: number;
+  /** The gradient all-reduce's algorithm per bucket; auto: picked by the measured link (collective-choice.ts). */
+  collective: CollectiveChoice;
 }
 
 export type ParallelHooks = Pick<
@@ -74,6 +86,11 @@ export type ParallelHooks = Pick<
    * checks their agreement at the end only (an exchange per step would also be a barrier per step).
    */
   replicasEqualEveryStep?: boolean;
+  /**
+   * With replicasEqualEveryStep false: the completed-step counts after which replicas are equal again
+   * (DiLoCo: after each outer step), so the session checks them there. Absent: at the end only.
+   */
+  replicasEqualAfter?: (completedSteps: number) => boolean;
 };
 
 export interface ParallelContext {
@@ -99,7 +116,7 @@ export interface ParallelContext {
 export type StatePlacement = 'replicated' | 'sharded' | 'server';
 
 /** The trainer hooks a strategy installs (src/train/trainer.ts TrainerOptions has each one's contract). */
-export type TrainerHooks = Omit<ParallelHooks, 'gatherParams' | 'gatherInPieces' | 'replicasEqualEveryStep' | 'replicaDigest' | 'replicaCheckTraffic' | 'hostBytes'>;
+export type TrainerHooks = Omit<ParallelHooks, 'gatherParams' | 'gatherInPieces' | 'replicasEqualEveryStep' | 'replicasEqualAfter' | 'replicaDigest' | 'replicaCheckTraffic' | 'hostBytes'>;
 
 /**
  * How a room's ranks keep one model: a value the run loop (src/lab/session.ts) holds without knowing
@@ -112,8 +129,13 @@ export interface Strategy {
   /** Shown in logs: 'solo', 'ring', 'ring fp16', 'ring topk', 'ps', 'ps async', 'zero-1'... */
   readonly name: string;
   readonly hooks: TrainerHooks;
-  /** false: replicas differ between steps by design (asynchronous PS); they are checked at the end. */
+  /** false: replicas differ between steps by design (asynchronous PS, DiLoCo's inner steps). */
   readonly replicasEqualEveryStep: boolean;
+  /**
+   * When replicasEqualEveryStep is false: whether replicas are equal after this many completed steps
+   * (DiLoCo: after every outer step); the session checks them there and at the end. null: at the end only.
+   */
+  readonly replicasEqualAfter: ((completedSteps: number) => boolean) | null;
   /** ZeRO-3: gathers the full parameter vector (a collective: every rank calls it at the same point). */
   readonly gatherParams: ((round: number) => Promise<Float32Array>) | null;
   /** ZeRO-3: the whole parameters and optimizer state a piece at a time (ParallelHooks.gatherInPieces); absent elsewhere. */

@@ -2,9 +2,8 @@
 // are compressed to rank r (collective/powersgd.ts: error feedback, warm-started Q shared by the room),
 // the two small all-reduces run on the ring, and the room's rank-r average is written back for the
 // optimizer. Both all-reduces give every rank the same bits, so replicas stay bitwise equal.
-//
-// Not wired into the lab yet (no `compression=powersgd` key): the tests and scripts/comm-sim.ts build
-// it directly (parallel/comm-room.ts).
+// The lab builds it for `compression=powersgd&rank=r` (strategy.ts); tests and scripts/comm-sim.ts
+// also build it directly (parallel/comm-room.ts).
 import { PowerSgdCompressor, powerSgdPlan, runPowerSgd, type PowerSgdPlan } from '../collective/powersgd';
 import type { ChunkListener, Transport } from '../collective/types';
 import { viewOf, type Backend } from '../engine/backend';

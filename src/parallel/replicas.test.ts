@@ -16,13 +16,19 @@ describe('exchangeHashes', () => {
     expect(same.every((r) => r.agree && r.outliers.length === 0)).toBe(true);
   });
 
-  it('takes one ring all-gather: N-1 messages per rank, 16 bytes each', async () => {
+  it('carries one float64 per rank with the hash (a step\'s loss): every rank gets every value, NaN where none was sent', async () => {
+    const mesh = createMemoryMesh(3);
+    const results = await Promise.all(mesh.map((t) => exchangeHashes(t, 2, '0123456789abcdef', undefined, t.rank === 1 ? undefined : 0.25 + t.rank)));
+    for (const result of results) expect(result.values).toEqual([0.25, Number.NaN, 2.25]);
+  });
+
+  it('takes one ring all-gather: N-1 messages per rank, 24 bytes each (the hash and a float64)', async () => {
     const mesh = createMemoryMesh(5);
     const sent: number[] = [];
     await Promise.all(
       mesh.map((t) => exchangeHashes(t, 1, '00000000000000aa', (e) => e.direction === 'send' && t.rank === 0 && sent.push(e.bytes))),
     );
-    expect(sent).toEqual([16, 16, 16, 16]);
+    expect(sent).toEqual([24, 24, 24, 24]);
   });
 
   it('refuses a hash that is not 16 hex digits before sending anything', async () => {

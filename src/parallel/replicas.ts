@@ -10,16 +10,26 @@ const decoder = new TextDecoder();
 
 export interface HashAgreement {
   hashes: string[];
+  /** Each rank's `value` as sent with its hash (NaN where a rank sent none). */
+  values: number[];
   agree: boolean;
   /** Ranks whose hash differs from rank 0's. */
   outliers: number[];
 }
 
-export async function exchangeHashes(transport: Transport, round: number, hash: string, onEvent?: ChunkListener): Promise<HashAgreement> {
+/**
+ * `value` rides along with the hash (the session's training loss of the step, for the room's mean):
+ * 8 more bytes in the same messages, no round trip of its own. Every rank sends one (NaN: none).
+ */
+export async function exchangeHashes(transport: Transport, round: number, hash: string, onEvent?: ChunkListener, value = Number.NaN): Promise<HashAgreement> {
   if (!/^[0-9a-f]{16}$/.test(hash)) throw new Error(`a parameter hash is 16 hex digits, got "${hash}"`);
-  // Every hash has the same 16 bytes: one ring all-gather (N-1 hops) between every two steps.
-  const { payloads } = await runFixedAllGather(transport, encoder.encode(hash), { round, collective: COLLECTIVE_IDS.hashExchange.first, onEvent });
-  const hashes = payloads.map((bytes) => decoder.decode(bytes));
+  // Every payload has the same 24 bytes (hash, then a float64): one ring all-gather (N-1 hops) between every two steps.
+  const payload = new Uint8Array(24);
+  payload.set(encoder.encode(hash));
+  new DataView(payload.buffer).setFloat64(16, value, true);
+  const { payloads } = await runFixedAllGather(transport, payload, { round, collective: COLLECTIVE_IDS.hashExchange.first, onEvent });
+  const hashes = payloads.map((bytes) => decoder.decode(bytes.subarray(0, 16)));
+  const values = payloads.map((bytes) => new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getFloat64(16, true));
   const outliers = hashes.flatMap((h, rank) => (h === hashes[0] ? [] : [rank]));
-  return { hashes, agree: outliers.length === 0, outliers };
+  return { hashes, values, agree: outliers.length === 0, outliers };
 }

@@ -47,6 +47,13 @@ export interface SparseStepReport {
   sent: SparseVector;
   /** Index list of every rank (Top-K) or the shared one (Random-K). */
   indices: Uint32Array[];
+  /**
+   * ||a - sparse(a)||^2 / ||a||^2 of the vector compressed (a: the gradient plus the residual carried
+   * in), and its bound for Top-K, (d - k) / d: Top-K keeps the k largest entries, so it leaves at most
+   * that fraction of the energy (a uniform vector reaches it). 0 when a was zero.
+   */
+  compressionError: number;
+  errorBound: number;
   /** Compact payload bytes per rank (Top-K); 0 for Random-K, which sends values only. */
   payloadBytes: number[];
 }
@@ -59,6 +66,16 @@ export interface SparseStepReport {
 export function optimizerFor(base: OptimizerConfig): { optimizer: OptimizerConfig; momentum: number } {
   if (base.kind === 'sgd' && base.momentum > 0) return { optimizer: { ...base, momentum: 0 }, momentum: base.momentum };
   return { optimizer: base, momentum: 0 };
+}
+
+/** ||rest||^2 / (||kept||^2 + ||rest||^2), in float64: what a compression left out, of everything it was given. */
+function relativeError(kept: Float32Array, rest: Float32Array): number {
+  let keptEnergy = 0;
+  let restEnergy = 0;
+  for (const v of kept) keptEnergy += v * v;
+  for (const v of rest) restEnergy += v * v;
+  const total = keptEnergy + restEnergy;
+  return total > 0 ? restEnergy / total : 0;
 }
 
 export class SparseGradientSync {
@@ -75,6 +92,8 @@ export class SparseGradientSync {
     const view = viewOf(model.grads);
     const grads = await backend.read(view);
     const sparse = this.sparsifier.compress(grads);
+    const compressionError = relativeError(sparse.values, this.sparsifier.residual);
+    const errorBound = (grads.length - sparse.indices.length) / grads.length;
     const opts = { round: ctx.step, collective: COLLECTIVE_IDS.sparseGradients.first, onEvent: onChunk };
     const average = new Float32Array(grads.length);
     let bytesSent: number;
@@ -84,14 +103,14 @@ export class SparseGradientSync {
       const stats = await runAllReduce(transport, values, { ...opts, average: true });
       sparse.indices.forEach((index, i) => (average[index] = values[i]));
       ({ bytesSent, bytesReceived } = stats);
-      this.lastStep = { k: sparse.indices.length, sent: sparse, indices: [sparse.indices], payloadBytes: [] };
+      this.lastStep = { k: sparse.indices.length, sent: sparse, indices: [sparse.indices], payloadBytes: [], compressionError, errorBound };
     } else {
       const { payloads, stats } = await runSparseAllGather(transport, encodeSparseCompact(sparse), opts);
       const decoded = payloads.map((payload) => decodeSparseCompact(payload, grads.length));
       for (const contribution of decoded) addSparseInto(average, contribution); // rank order: identical bits everywhere
       for (let i = 0; i < average.length; i++) average[i] /= transport.world;
       ({ bytesSent, bytesReceived } = stats);
-      this.lastStep = { k: sparse.indices.length, sent: sparse, indices: decoded.map((d) => d.indices), payloadBytes: decoded.map((d) => compactSparseBytes(d.indices)) };
+      this.lastStep = { k: sparse.indices.length, sent: sparse, indices: decoded.map((d) => d.indices), payloadBytes: decoded.map((d) => compactSparseBytes(d.indices)), compressionError, errorBound };
     }
     backend.write(view, average);
     return { bytesSent, bytesReceived };

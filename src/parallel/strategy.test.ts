@@ -6,7 +6,22 @@ import { defaults } from '../train/defaults';
 import type { ParallelConfig } from './parallel-types';
 import { notElasticBecause, SOLO_STRATEGY, statePlacementOf, strategyFor } from './strategy';
 
-const base: ParallelConfig = { mode: 'ring', zero: 0, compression: 'none', ratio: 0.01, seed: 1, staleness: 0, offload: false, shares: 'auto', rebalance: 10 };
+const base: ParallelConfig = {
+  mode: 'ring',
+  zero: 0,
+  compression: 'none',
+  ratio: 0.01,
+  seed: 1,
+  staleness: 0,
+  offload: false,
+  shares: 'auto',
+  rebalance: 10,
+  rank: 2,
+  inner: 50,
+  outerlr: 0.7,
+  outermomentum: 0.9,
+  collective: 'ring',
+};
 const unused = (): never => {
   throw new Error('not built in this test');
 };
@@ -38,6 +53,17 @@ describe('strategy values', () => {
     expect([async.replicasEqualEveryStep, notElasticBecause({ ...base, mode: 'ps', staleness: 2 }) !== null]).toEqual([false, true]);
     expect(statePlacementOf({ ...base, mode: 'ps', staleness: 2 })).toBe('replicated');
     expect(notElasticBecause(base)).toBeNull();
+  });
+
+  it('PowerSGD and DiLoCo: named with their settings, replicated state, elastic; DiLoCo checks replicas after outer steps only', () => {
+    const powerSgd = strategyOf({ compression: 'powersgd', rank: 4 });
+    expect([powerSgd.name, powerSgd.statePlacement, powerSgd.replicasEqualEveryStep, powerSgd.hooks.gradHooks]).toEqual(['ring powersgd r=4', 'replicated', true, undefined]);
+    const diloco = strategyOf({ mode: 'diloco', inner: 10, compression: 'fp16' });
+    expect([diloco.name, diloco.statePlacement, diloco.replicasEqualEveryStep, typeof diloco.replicasEqualAfter]).toEqual(['diloco H=10 fp16', 'replicated', false, 'function']);
+    expect(typeof diloco.hooks.afterUpdate).toBe('function');
+    expect(notElasticBecause({ ...base, mode: 'diloco' })).toBeNull();
+    expect(notElasticBecause({ ...base, compression: 'powersgd' })).toBeNull();
+    expect(() => strategyOf({ mode: 'diloco', compression: 'randk' })).toThrow(/fp16 or topk/);
   });
 
   it('a tab alone has no hooks', () => {

@@ -1,32 +1,36 @@
 // Picks how a room's ranks keep their replicas in step, from the run's config: the trainer hooks for
-// data parallelism over the ring (dense, fp16 on the wire, Top-K / Random-K with error feedback), the
-// parameter server (synchronous, or asynchronous with bounded staleness) and ZeRO; on the dense ring,
-// shares of the global batch by each tab's speed (shares=auto). The session calls
-// this once per run; everything mode-specific lives behind it.
+// data parallelism over the ring (dense, fp16 on the wire, Top-K / Random-K with error feedback,
+// PowerSGD), the parameter server (synchronous, or asynchronous with bounded staleness), DiLoCo / local
+// SGD and ZeRO; on the dense ring, shares of the global batch by each tab's speed (shares=auto). The
+// session calls this once per run; everything mode-specific lives behind it.
 import type { WireFormat } from '../collective/executor';
 import { lrScheduleOf } from '../train/defaults';
 import { learningRateAt } from '../train/optimizer';
 import { AsyncParameterServer } from './async-parameter-server';
 import { BatchShares } from '../train/batch-shares';
+import { CollectivePicker, linkFitLog } from './collective-choice';
 import { DataParallelSync } from './data-parallel';
+import { DilocoSync, type OuterCodec } from './diloco';
 import { ShareBalancer, type SharesAgreed } from './share-balancer';
 import { PARAMETER_SERVER_RANK, psOptimizerStateRange, SyncParameterServer } from './parameter-server';
 import type { ParallelConfig, ParallelContext, ParallelHooks, StatePlacement, Strategy } from './parallel-types';
+import { PowerSgdSync } from './powersgd-sync';
 import { optimizerFor, SparseGradientSync } from './sparse-sync';
 import { createZeroHooks } from './zero/zero-hooks';
 
 export type { ParallelContext, ParallelHooks, Strategy } from './parallel-types';
 
 /** The strategy of a tab training alone: no hooks, nothing to check or back up. */
-export const SOLO_STRATEGY: Strategy = { name: 'solo', hooks: {}, replicasEqualEveryStep: true, gatherParams: null, replicaDigest: null, replicaCheckTraffic: null, hostBytes: null, statePlacement: 'replicated' };
+export const SOLO_STRATEGY: Strategy = { name: 'solo', hooks: {}, replicasEqualEveryStep: true, replicasEqualAfter: null, gatherParams: null, replicaDigest: null, replicaCheckTraffic: null, hostBytes: null, statePlacement: 'replicated' };
 
 /** The strategy the config picks, as a value the run loop holds (parallel-types.ts Strategy). */
 export function strategyFor(ctx: ParallelContext): Strategy {
-  const { replicasEqualEveryStep, gatherParams, gatherInPieces, replicaDigest, replicaCheckTraffic, hostBytes, ...hooks } = createParallelHooks(ctx);
+  const { replicasEqualEveryStep, replicasEqualAfter, gatherParams, gatherInPieces, replicaDigest, replicaCheckTraffic, hostBytes, ...hooks } = createParallelHooks(ctx);
   return {
     name: strategyName(ctx.config),
     hooks,
     replicasEqualEveryStep: replicasEqualEveryStep ?? true,
+    replicasEqualAfter: replicasEqualAfter ?? null,
     gatherParams: gatherParams ?? null,
     ...(gatherInPieces ? { gatherInPieces } : {}),
     replicaDigest: replicaDigest ?? null,
@@ -53,6 +57,8 @@ export function notElasticBecause(config: ParallelConfig): string | null {
 function strategyName(config: ParallelConfig): string {
   if (config.zero > 0) return `zero-${config.zero}${config.offload ? ' offload' : ''}`;
   if (config.mode === 'ps') return config.staleness > 0 ? `ps async (staleness ${config.staleness})` : 'ps';
+  if (config.mode === 'diloco') return `diloco H=${config.inner}${config.compression === 'none' ? '' : ` ${config.compression}`}`;
+  if (config.compression === 'powersgd') return `ring powersgd r=${config.rank}`;
   return config.compression === 'none' ? 'ring' : `ring ${config.compression}`;
 }
 
@@ -68,6 +74,14 @@ function createRingHooks(ctx: ParallelContext): ParallelHooks {
     if (config.compression !== 'none') throw new Error(`mode=ps sends whole vectors: compression=${config.compression} works with mode=ring only`);
     if (config.staleness === 0) return syncParameterServerHooks(ctx);
     const { server: _, ...hooks } = asyncParameterServerHooks(ctx);
+    return hooks;
+  }
+  if (config.mode === 'diloco') {
+    const { sync: _, ...hooks } = dilocoHooks(ctx);
+    return hooks;
+  }
+  if (config.compression === 'powersgd') {
+    const { sync: _, ...hooks } = powerSgdHooks(ctx);
     return hooks;
   }
   if (config.compression === 'topk' || config.compression === 'randk') {
@@ -95,11 +109,16 @@ function speedShares(ctx: ParallelContext): { batchShares: BatchShares; balancer
   return { batchShares, balancer: new ShareBalancer({ transport, shares: batchShares, every: config.rebalance, onAgreed }) };
 }
 
+/** Steps between the room's refits of the link fit (collective=auto). */
+const REFIT_EVERY = 10;
+
 function denseRingHooks(ctx: ParallelContext, wire: WireFormat): ParallelHooks {
   const shares = speedShares(ctx);
+  const picker = new CollectivePicker({ choice: ctx.config.collective, transport: ctx.transport, refitEvery: REFIT_EVERY, onFit: (report) => ctx.publish(linkFitLog(report)) });
   const sync = lazy(
     () =>
       new DataParallelSync({
+        picker,
         backend: ctx.backend,
         transport: ctx.transport,
         model: ctx.model(),
@@ -117,6 +136,9 @@ function denseRingHooks(ctx: ParallelContext, wire: WireFormat): ParallelHooks {
     batchShares: shares?.batchShares,
   };
 }
+
+/** Steps between two log lines of the sparsifier's compression error. */
+const COMPRESSION_LOG_EVERY = 10;
 
 /** Exported with its sync object, so that tests can read what each step put on the wire. */
 export function sparseHooks(ctx: ParallelContext, kind: 'topk' | 'randomk'): ParallelHooks & { sync: () => SparseGradientSync } {
@@ -142,7 +164,54 @@ export function sparseHooks(ctx: ParallelContext, kind: 'topk' | 'randomk'): Par
       return chosen.optimizer;
     },
     sync,
+    gradSync: async (c) => {
+      const result = await sync().gradSync(c);
+      const report = sync().lastStep;
+      // What the compression leaves out, beside Top-K's bound, every COMPRESSION_LOG_EVERY steps.
+      if (report && (c.step + 1) % COMPRESSION_LOG_EVERY === 0) {
+        const message = `${kind} step ${c.step + 1}: ||g - ${kind}(g)||^2/||g||^2 = ${report.compressionError.toFixed(4)}${kind === 'topk' ? ` (bound (d-k)/d = ${report.errorBound.toFixed(4)})` : ''}`;
+        ctx.publish({ type: 'log', level: 'info', message, t: performance.now() });
+      }
+      return result;
+    },
+  };
+}
+
+/**
+ * PowerSGD of rank r (powersgd-sync.ts): the whole gradient is compressed after the backward pass, so no
+ * per-bucket hooks and no eager updates. Q starts from the room's seed, the same on every rank.
+ * Exported with its sync object, so that tests can read the plan and the compressor's state.
+ */
+export function powerSgdHooks(ctx: ParallelContext): ParallelHooks & { sync: () => PowerSgdSync } {
+  const sync = lazy(() => new PowerSgdSync({ backend: ctx.backend, transport: ctx.transport, model: ctx.model(), rank: ctx.config.rank, seed: ctx.config.seed, onChunk: ctx.publish }));
+  return { sync, gradSync: (c) => sync().gradSync(c) };
+}
+
+/** DiLoCo's outer exchange codec from the run's compression (config.ts allows none, fp16 and topk with it). */
+function outerCodecOf(config: ParallelConfig): OuterCodec {
+  if (config.compression === 'none') return { kind: 'none' };
+  if (config.compression === 'fp16') return { kind: 'fp16' };
+  if (config.compression === 'topk') return { kind: 'topk', ratio: config.ratio };
+  throw new Error(`mode=diloco compresses its outer exchange with fp16 or topk, not compression=${config.compression}`);
+}
+
+/**
+ * DiLoCo / local SGD (diloco.ts): each rank's own optimizer takes H inner steps on its shard, then the
+ * room averages the pseudo-gradient and every rank applies the same outer Nesterov step. Replicas are
+ * equal after every outer step (every H-th step and the run's last) and differ in between, so the
+ * session checks them there. Exported with its sync object for tests.
+ */
+export function dilocoHooks(ctx: ParallelContext): ParallelHooks & { sync: () => DilocoSync } {
+  const { config } = ctx;
+  const outer = { lr: config.outerlr, momentum: config.outermomentum, nesterov: config.outermomentum > 0 };
+  const codec = outerCodecOf(config);
+  const sync = lazy(() => new DilocoSync({ backend: ctx.backend, transport: ctx.transport, model: ctx.model(), innerSteps: config.inner, totalSteps: ctx.recipe.steps, outer, codec, onChunk: ctx.publish }));
+  return {
+    sync,
+    replicasEqualEveryStep: config.inner === 1,
+    replicasEqualAfter: (completed) => sync().isOuterStep(completed),
     gradSync: (c) => sync().gradSync(c),
+    afterUpdate: (c) => sync().afterUpdate(c),
   };
 }
 

@@ -269,6 +269,7 @@ function nonFinitePayload(compression: string, int: (n: number) => number): Uint
   switch (compression) {
     case 'none':
     case 'randk':
+    case 'powersgd':
       return new Uint8Array(values.buffer);
     case 'fp16':
       return new Uint8Array(encodeFp16(values).buffer);

@@ -15,6 +15,7 @@ import { NO_RANK, decodeFrame, encodeFrame, isFrameError, roomHash, type Frame }
 import { FULL_MESH_MAX, isInitiator, rankOrder, wantedPeers } from './membership';
 import type { SignalData, Signalling } from './signalling';
 import { everyMs } from './wake-timer';
+import { LinkShaper, type LinkShape } from './link-shaper';
 
 /** Chromium's `sctp.maxMessageSize`; one byte more and send() throws. */
 export const DEFAULT_MAX_MESSAGE_SIZE = 262144;
@@ -131,6 +132,7 @@ export class Mesh {
   private ice: IceServers = { servers: [], refreshAfter: Infinity };
   private readonly iceProblems = new Set<string>();
   private ticks = 0;
+  private shaper: LinkShaper | null = null;
 
   constructor(private readonly opts: MeshOptions) {
     this.peerId = opts.signalling.peerId;
@@ -203,6 +205,23 @@ export class Mesh {
    * frame is on the channel (and rejects instead of throwing).
    */
   sendRaw(peerId: string, bytes: Uint8Array): void | Promise<void> {
+    const shaper = this.shaper;
+    if (!shaper) return this.sendNow(peerId, bytes);
+    if (this.channel(peerId)?.readyState !== 'open') throw new Error(`no open channel to ${peerId}`);
+    return shaper.send(peerId, bytes.length, () => this.sendNow(peerId, bytes));
+  }
+
+  /**
+   * Link shaping for teaching (link-shaper.ts): every frame this tab sends from now on is delayed and
+   * rate-limited per link; null: the links as they are.
+   */
+  shapeLinks(shape: LinkShape | null): void {
+    if (!shape) this.shaper = null;
+    else if (this.shaper) this.shaper.set(shape);
+    else this.shaper = new LinkShaper(shape);
+  }
+
+  private sendNow(peerId: string, bytes: Uint8Array): void | Promise<void> {
     const channel = this.channel(peerId);
     const link = this.links.get(peerId);
     if (!channel || !link || channel.readyState !== 'open') throw new Error(`no open channel to ${peerId}`);

@@ -37,9 +37,9 @@ export function topKPayloadProblem(bytes: Uint8Array): string | undefined {
 
 /**
  * The check for a run's model-data messages (collective ids from `firstCollective` on, which carry
- * gradients and parameters), in the run's codec: float32 without compression and with Random-K (its
- * all-reduce moves the k chosen values as float32), float16 with fp16, and the values of each compact
- * payload with Top-K. Every codec is checked: a non-finite gradient is never summed into a replica.
+ * gradients and parameters), in the run's codec: float32 without compression, with Random-K (its
+ * all-reduce moves the k chosen values as float32) and with PowerSGD (float32 factors), float16 with
+ * fp16, and the values of each compact payload with Top-K. Every codec is checked: a non-finite gradient is never summed into a replica.
  */
 export function finiteModelDataCheck(compression: string, firstCollective: number): MessageCheck {
   const check = checkFor(compression);
@@ -51,6 +51,7 @@ function checkFor(compression: string): (payload: Uint8Array) => string | undefi
   switch (compression) {
     case 'none':
     case 'randk':
+    case 'powersgd':
       return (payload) => nonFinite('float32', firstNonFiniteF32(payload));
     case 'fp16':
       return (payload) => nonFinite('float16', firstNonFiniteF16(payload));

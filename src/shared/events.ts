@@ -43,6 +43,18 @@ export interface EvalMetrics {
   t: number;
 }
 
+/**
+ * The room's mean training loss of a step: every tab's own loss, carried by the replica check's hash
+ * exchange (no round trip of its own) and averaged in rank order, so every tab shows the same number.
+ */
+export interface RoomLoss {
+  type: 'room-loss';
+  step: number;
+  loss: number;
+  /** Tabs whose loss went into the mean. */
+  ranks: number;
+}
+
 export interface HashReport {
   type: 'hash';
   step: number;
@@ -226,7 +238,8 @@ export type LabEvent =
   | SharesReport
   | ClassroomSnapshotEvent
   | PipelineLabEvent
-  | PipelineLessonEvent;
+  | PipelineLessonEvent
+  | RoomLoss;
 
 export type LabEventListener = (event: LabEvent) => void;
 

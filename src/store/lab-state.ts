@@ -13,6 +13,7 @@ import type {
   MembershipChange,
   PeerInfo,
   PeersReport,
+  RoomLoss,
   RunState,
   SampleText,
   StepMetrics,
@@ -68,6 +69,8 @@ export interface LabData {
   /** High-frequency series: mutated in place, watched through `metricsTick` / `chunkTick`. */
   steps: RingBuffer<StepMetrics>;
   evals: RingBuffer<EvalMetrics>;
+  /** The room's mean training loss per logged step (the loss chart's train curve where it exists). */
+  roomLosses: RingBuffer<RoomLoss>;
   chunks: RingBuffer<ChunkEvent>;
   metricsTick: number;
   chunkTick: number;
@@ -111,6 +114,7 @@ export function initialLabData(config: LabConfig = DEFAULT_CONFIG): LabData {
     config,
     steps: new RingBuffer<StepMetrics>(LIMITS.steps),
     evals: new RingBuffer<EvalMetrics>(LIMITS.evals),
+    roomLosses: new RingBuffer<RoomLoss>(LIMITS.steps),
     chunks: new RingBuffer<ChunkEvent>(LIMITS.chunks),
     metricsTick: 0,
     chunkTick: 0,

@@ -28,8 +28,9 @@ export function createLabStore(config: LabConfig = DEFAULT_CONFIG): LabStore {
       set({ pipeline: { ...pipeline, selected } });
     },
     clearRun: () => {
-      const { steps, evals, chunks, metricsTick, chunkTick } = get();
+      const { steps, evals, roomLosses, chunks, metricsTick, chunkTick } = get();
       steps.clear();
+      roomLosses.clear();
       evals.clear();
       chunks.clear();
       set({

@@ -53,6 +53,9 @@ export function reduceLabEvent(state: LabData, event: LabEvent): Partial<LabData
     case 'eval':
       state.evals.push(event);
       return { metricsTick: state.metricsTick + 1 };
+    case 'room-loss':
+      state.roomLosses.push(event);
+      return { metricsTick: state.metricsTick + 1 };
     case 'hash':
       return reduceHash(state, event);
     case 'sample':

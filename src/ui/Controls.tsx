@@ -49,6 +49,7 @@ const COMPRESSIONS: { value: Compression; label: string }[] = [
   { value: 'fp16', label: 'fp16' },
   { value: 'topk', label: 'Top-K + error feedback' },
   { value: 'randk', label: 'Random-K' },
+  { value: 'powersgd', label: 'PowerSGD (rank r)' },
 ];
 
 function validationError(config: LabConfig): string | null {
@@ -122,6 +123,7 @@ export function Controls(props: ControlsProps) {
             <select id={id} value={config.mode} onChange={(e) => onChange({ mode: e.target.value as ParallelMode })}>
               <option value="ring">Ring all-reduce</option>
               <option value="ps">Parameter server</option>
+              <option value="diloco">DiLoCo / local SGD</option>
             </select>
           )}
         </Field>

@@ -44,6 +44,6 @@ describe('LossChart', () => {
       `step 300, train loss ${(0.01 + 0.5).toFixed(4)}, val loss 0.5000, accuracy 90.0%`,
     );
     const legend = [...container.querySelectorAll('.u-legend .u-series .u-label')].map((e) => e.textContent);
-    expect(legend).toEqual(['step', 'rank 0', 'rank 1', 'train (mean)', 'val loss', 'accuracy']);
+    expect(legend).toEqual(['step', 'rank 0', 'rank 1', 'train (room mean)', 'val loss', 'accuracy']);
   });
 });

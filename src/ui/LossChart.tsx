@@ -37,7 +37,7 @@ function chartOptions(ranks: readonly number[], width: number): uPlot.Options {
         width: 1,
         spanGaps: true,
       })),
-      { label: 'train (mean)', stroke: '#e8e8e8', width: 2.5, spanGaps: true },
+      { label: 'train (room mean)', stroke: '#e8e8e8', width: 2.5, spanGaps: true },
       { label: 'val loss', stroke: '#e15759', width: 2.5, dash: [8, 4], spanGaps: true, points: { show: true } },
       { label: 'accuracy', scale: 'acc', stroke: '#9be564', width: 2, spanGaps: true, points: { show: true } },
     ],
@@ -59,8 +59,8 @@ export function LossChart({ store }: { store: LabStore }) {
 
     const draw = () => {
       frame = 0;
-      const { steps, evals } = store.getState();
-      const series: LossSeries = buildLossSeries(steps.toArray(), evals.toArray());
+      const { steps, evals, roomLosses } = store.getState();
+      const series: LossSeries = buildLossSeries(steps.toArray(), evals.toArray(), roomLosses.toArray());
       const key = series.ranks.join(',');
       if (!plot || key !== ranksKey) {
         // A rank joined or left: the series list changed, so the chart is rebuilt (rare).

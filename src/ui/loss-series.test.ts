@@ -20,6 +20,14 @@ const step = (rank: number, n: number, loss: number): StepMetrics => ({
 const evalAt = (n: number, valLoss: number, accuracy?: number): EvalMetrics => ({ type: 'eval', rank: 0, step: n, valLoss, accuracy, t: n });
 
 describe('buildLossSeries', () => {
+  it("the train curve is the room's mean where the hash exchange brought one, this tab's own loss elsewhere", () => {
+    const s = buildLossSeries([step(0, 1, 2), step(0, 2, 1)], [], [{ type: 'room-loss', step: 1, loss: 2.5, ranks: 4 }]);
+    const [xs, own, run] = s.data;
+    expect(xs).toEqual([1, 2]);
+    expect(own).toEqual([2, 1]);
+    expect(run).toEqual([2.5, 1]);
+  });
+
   it('aligns per-rank losses, their mean and evals on one step axis', () => {
     const s = buildLossSeries(
       [step(1, 1, 4), step(0, 1, 2), step(0, 2, 1), step(1, 3, 3)],

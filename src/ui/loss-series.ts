@@ -1,9 +1,12 @@
 // The loss chart's data, as uPlot wants it: one shared x (the step) and one y array per series, null
 // where a series has no point. Built from the store's ring buffers; the chart itself stays thin.
-import type { EvalMetrics, StepMetrics } from '../shared/events';
+import type { EvalMetrics, RoomLoss, StepMetrics } from '../shared/events';
 
 export interface LossSeries {
-  /** Ranks with a train-loss series, ascending; series order is x, rank..., run mean, val loss, accuracy. */
+  /**
+   * Ranks with a train-loss series, ascending; series order is x, rank..., run mean, val loss, accuracy.
+   * The run mean is the room's mean (RoomLoss) at the steps it exists, else the mean of the ranks shown.
+   */
   ranks: number[];
   data: [number[], ...(number | null)[][]];
 }
@@ -33,15 +36,16 @@ function groupByStep<T extends { step: number }>(items: readonly T[]): Map<numbe
   return out;
 }
 
-export function buildLossSeries(steps: readonly StepMetrics[], evals: readonly EvalMetrics[]): LossSeries {
+export function buildLossSeries(steps: readonly StepMetrics[], evals: readonly EvalMetrics[], roomLosses: readonly RoomLoss[] = []): LossSeries {
   const stepsByStep = groupByStep(steps);
+  const roomByStep = new Map(roomLosses.map((r) => [r.step, r.loss]));
   const evalsByStep = groupByStep(evals);
   const xs = [...new Set([...stepsByStep.keys(), ...evalsByStep.keys()])].sort((a, b) => a - b);
   const ranks = [...new Set(steps.map((s) => s.rank))].sort((a, b) => a - b);
   const perRank = ranks.map((rank) =>
     xs.map((x) => stepsByStep.get(x)?.find((s) => s.rank === rank)?.loss ?? null),
   );
-  const run = xs.map((x) => meanAt(stepsByStep, x, (s) => s.loss));
+  const run = xs.map((x) => roomByStep.get(x) ?? meanAt(stepsByStep, x, (s) => s.loss));
   const val = xs.map((x) => meanAt(evalsByStep, x, (e) => e.valLoss));
   const acc = xs.map((x) => meanAt(evalsByStep, x, (e) => e.accuracy));
   return { ranks, data: [xs, ...perRank, run, val, acc] };
