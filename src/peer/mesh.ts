@@ -1,6 +1,7 @@
 // Over 400 lines because one mesh owns its links, heartbeats, signalling, refusals and exclusions, which share its peer table.
 // A room's WebRTC mesh: one simple-peer connection (one ordered data channel) per linked pair.
-// - Who links to whom: membership.ts (every pair up to 8 members, ring neighbours above).
+// - Who links to whom: membership.ts (every pair up to 8 members, hubs and near neighbours above), plus
+//   what a ring epoch asks for (require).
 // - Every message on a channel is a frame (frame.ts) and is validated here; data and control frames
 //   go to listeners (the transport), heartbeats are answered here and give the RTT.
 // - Dead peers are found by heartbeat silence, never by waiting for the channel's close: a closed tab
@@ -115,6 +116,8 @@ export class Mesh {
   readonly roomHash: number;
   private readonly members = new Set<string>();
   private readonly links = new Map<string, Link>();
+  /** Links asked for by ring epochs (require). */
+  private readonly required = new Set<string>();
   private readonly listeners = new Set<MeshListener>();
   private stopHeartbeat: (() => void) | undefined;
   private closed = false;
@@ -167,7 +170,18 @@ export class Mesh {
 
   /** Peers this tab should be linked to right now. */
   wanted(): string[] {
-    return wantedPeers(this.peerId, this.members, this.opts.fullMeshMax ?? FULL_MESH_MAX);
+    const wanted = new Set(wantedPeers(this.peerId, this.members, this.opts.fullMeshMax ?? FULL_MESH_MAX));
+    for (const id of this.required) if (this.members.has(id)) wanted.add(id);
+    return [...wanted];
+  }
+
+  /**
+   * Links a ring epoch needs besides the topology's (membership.ts ringLinks); the mesh opens them and
+   * keeps them while both tabs stay in the room. The other end asks for the same link from the same roster.
+   */
+  require(peerIds: readonly string[]): void {
+    for (const id of peerIds) if (id !== this.peerId) this.required.add(id);
+    this.reconcile();
   }
 
   isOpen(peerId: string): boolean {
@@ -458,6 +472,7 @@ export class Mesh {
     if (link) this.destroyLink(link);
     if (!lost) return;
     const wasMember = this.members.delete(peerId);
+    this.required.delete(peerId);
     this.signalChains.delete(peerId);
     if (!link && !wasMember) return;
     this.log('warn', `peer ${peerId}: ${reason}`);
