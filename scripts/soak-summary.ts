@@ -239,6 +239,11 @@ export function formatSoak(s: SoakSummary): string {
     `failures survived     ${s.failuresSurvived} of ${s.kills}: ${s.closes} closed, ${s.crashes} crashed${witness ? ` (the witness counted ${witness.departures} departures, ${witness.reforms} re-forms)` : ''}`,
   );
   if (s.recoveryMeanSec !== null) lines.push(`recovery              mean ${s.recoveryMeanSec.toFixed(1)} s, max ${s.recoveryMaxSec!.toFixed(1)} s (event to the room training at its new size)`);
+  const departures = s.events.filter((e) => e.kind !== 'add' && e.recoveredMs !== null).map((e) => e.recoveredMs! / 1000);
+  if (departures.length) {
+    const max = Math.max(...departures);
+    lines.push(`after a departure     mean ${(departures.reduce((a, b) => a + b, 0) / departures.length).toFixed(1)} s, max ${max.toFixed(1)} s (goal: under 10 s${max < 10 ? ', met' : ', NOT met'})`);
+  }
   const reasons = Object.entries(s.refusedReasons).map(([reason, n]) => `${n} x ${reason}`);
   lines.push(`frames refused        ${s.framesRefused}${reasons.length ? ` (${reasons.join('; ')})` : ''}`);
   lines.push(

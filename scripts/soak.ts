@@ -15,7 +15,8 @@ import { recipeFor } from '../src/lab/recipe';
 import { configToQuery, DEFAULT_CONFIG, parseConfig, type LabConfig } from '../src/lab/config';
 import type { LabMetrics, LabStatus } from '../src/lab/api';
 import { launchChromium, runHeadlessJob, uniqueRoom } from './lab-browser';
-import { planSoak, validatePlanOptions, type PlannedEvent, type SoakPlanOptions } from './soak-plan';
+import { planSoak, ROOM_MAX_TABS, validatePlanOptions, type PlannedEvent, type SoakPlanOptions } from './soak-plan';
+import { loadavg } from 'node:os';
 import {
   formatSoak,
   summariseSoak,
@@ -61,7 +62,7 @@ function parseCli(argv: string[]): SoakOptions {
     return value;
   };
   const tabs = number('tabs', 4);
-  if (!Number.isInteger(tabs) || tabs < 1 || tabs > 8) throw new Error(`--tabs must be an integer from 1 to 8 (an elastic room's size), got ${tabs}`);
+  if (!Number.isInteger(tabs) || tabs < 1 || tabs > ROOM_MAX_TABS) throw new Error(`--tabs must be an integer from 1 to ${ROOM_MAX_TABS} (an elastic room's size), got ${tabs}`);
   const entries: [string, string][] = CONFIG_KEYS.filter((key) => values[key] !== undefined).map((key) => [key, String(values[key])]);
   // peertimeout stays the lab's (10 s) unless given: at 4 s, a tab starved of CPU on a loaded 2-core
   // machine went silent for 4.6 s and was dropped though alive. A crash is found after peertimeout.
@@ -81,7 +82,7 @@ function parseCli(argv: string[]): SoakOptions {
     steps: config.steps,
     tabs,
     minTabs: number('min-tabs', Math.min(2, tabs)),
-    maxTabs: number('max-tabs', Math.min(8, tabs + 1)),
+    maxTabs: number('max-tabs', Math.min(ROOM_MAX_TABS, tabs + 1)),
     killEvery,
     seed: config.seed,
     warmupSteps,
@@ -400,6 +401,8 @@ async function main(): Promise<void> {
   await runHeadlessJob('soak', async (serverUrl) => {
     const summary = await runSoak(serverUrl, options);
     console.log(formatSoak(summary));
+    // The machine may be shared: the recovery times are what this run saw under this load.
+    console.log(`load average          ${loadavg().map((l) => l.toFixed(2)).join(' ')} (1, 5, 15 min) at the end`);
     return { ok: summary.ok, json: summary };
   });
 }
