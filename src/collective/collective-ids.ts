@@ -67,6 +67,7 @@ export const COLLECTIVE_IDS = {
   dilocoOuter: { first: FIRST_FLOAT_ID, count: 1, payload: 'floats', scope: 'strategy:diloco', what: 'DiLoCo: the pseudo-gradient of an outer step, float32 or fp16 (src/parallel/diloco.ts)' },
   dilocoOuterSparse: { first: FIRST_FLOAT_ID + 1, count: 1, payload: 'sparse', scope: 'strategy:diloco', what: 'DiLoCo with Top-K: the pseudo-gradient\'s kept entries with their indices' },
   elasticControl: { first: 0x0e1a5, count: 1, payload: 'control', scope: 'room', what: 'elastic rooms: ready / roster / abort / closed (src/peer/elastic-protocol.ts)' },
+  presence: { first: 0x0e1a6, count: 1, payload: 'control', scope: 'room', what: 'presence cards: name, backend, step, step time (src/peer/presence.ts)' },
   classroomLesson: { first: 0x00c1a55, count: 1, payload: 'floats', scope: 'room', what: 'classroom: the lesson\'s all-reduce, and its control frames (src/lab/classroom-protocol.ts)' },
   zeroCollectives: { first: ZERO_FIRST, count: U32_END - ZERO_FIRST, payload: 'floats', scope: 'strategy:zero', what: 'ZeRO: reduce-scatters and all-gathers, numbered in order (src/parallel/zero/zero-sync.ts)' },
 } as const satisfies Record<string, CollectiveIdRange>;

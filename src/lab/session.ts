@@ -16,6 +16,7 @@ import type { Strategy } from '../parallel/parallel-types';
 import { notElasticBecause, statePlacementOf } from '../parallel/strategy';
 import { finiteModelDataCheck } from '../peer/payload-checks';
 import { sendMemberFrames, type MemberFuzzResult } from '../peer/hostile-frames';
+import { attachPresence, type PresenceBoard, type PresenceCard } from '../peer/presence';
 import type { Mesh } from '../peer/mesh';
 import type { EventBus, RunState } from '../shared/events';
 import { loadCheckpoint, mapTextToVocab, restoreCheckpoint } from '../train/checkpoint';
@@ -66,6 +67,8 @@ export class LabSession {
   private steps = 0;
   private stepsPerEpoch = 0;
   private backend: Backend | null = null;
+  /** Who this tab is, told to the room's other tabs (name, backend, step, step time). */
+  private presence: PresenceBoard | null = null;
   private data: LoadedData | null = null;
   private loadedVocab: string[] | null = null;
   /** The run's recipe, resolved once per ring (a re-form changes the world size). */
@@ -215,8 +218,14 @@ export class LabSession {
   }
 
   dispose(): void {
+    this.presence?.close();
     this.room?.leave();
     this.run?.dispose();
+  }
+
+  private presenceCard(): PresenceCard {
+    const info = this.backend?.info;
+    return { name: this.config.name, backend: info?.kind ?? '', adapter: (info?.adapter ?? '').slice(0, 120), step: this.step, msPerStep: this.m.wallMsPerStep ?? 0 };
   }
 
   // --- the run loop ---------------------------------------------------------------------------------
@@ -239,6 +248,8 @@ export class LabSession {
       });
       this.rank = this.room.transport.rank;
       this.world = this.room.transport.world;
+      this.log('info', `ring epoch ${this.room.elastic?.epoch ?? 1} formed: rank ${this.rank} of ${this.world}`);
+      this.presence = attachPresence(this.room.mesh, () => this.presenceCard(), (level, message) => this.log(level, message));
     }
     this.data = data;
     // A tab that joins a running room starts from the room's state, not from its own file or seed.

@@ -292,13 +292,16 @@ export class Mesh {
    */
   ringMembers: (() => readonly string[]) | null = null;
 
+  /** What a presence board (presence.ts) knows of a peer, or of this tab (its own id): merged into the peers report. */
+  presenceOf: ((peerId: string) => Pick<PeerInfo, 'name' | 'step' | 'msPerStep' | 'backend'> | undefined) | null = null;
+
   peersReport(): PeersReport {
     const order = this.memberList();
     const ring = this.ringMembers?.() ?? [];
     const ranks = ring.length > 0 ? ring : order;
     return {
       type: 'peers',
-      self: { peerId: this.peerId, rank: ranks.indexOf(this.peerId), world: ranks.length, room: this.room },
+      self: { peerId: this.peerId, rank: ranks.indexOf(this.peerId), world: ranks.length, room: this.room, ...this.selfPresence() },
       peers: order
         .filter((id) => id !== this.peerId)
         .map((id) => {
@@ -310,9 +313,15 @@ export class Mesh {
             rttMs: link?.rttMs,
             throughputBytesPerSec: link ? link.sendRate + link.recvRate : undefined,
             path: link?.state === 'connected' ? link.path : undefined,
+            ...this.presenceOf?.(id),
           };
         }),
     };
+  }
+
+  private selfPresence(): { name?: string; step?: number; msPerStep?: number } {
+    const own = this.presenceOf?.(this.peerId);
+    return own ? { name: own.name, step: own.step, msPerStep: own.msPerStep } : {};
   }
 
   /** Leaves the room and closes every link (idempotent). Remote tabs see their channels close at once. */
