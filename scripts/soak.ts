@@ -94,6 +94,26 @@ function parseCli(argv: string[]): SoakOptions {
   return { config, plan, timeoutSec: number('timeout', 7200), recoverTimeoutSec: number('recover-timeout', 180), stallSec: number('stall', 180) };
 }
 
+/**
+ * Milliseconds from `since` (Date.now()) to the last of `pages` logging a new ring ("ring epoch E ..."),
+ * by each tab's own clock; null when a tab has logged none since.
+ */
+async function lastRingStart(pages: Page[], since: number): Promise<number | null> {
+  const times = await Promise.all(
+    pages.map((page) =>
+      page
+        .evaluate(() => {
+          const lines = window.lab.log().filter((l) => /^ring epoch \d+\b/.test(l.message));
+          const last = lines[lines.length - 1];
+          return last ? performance.timeOrigin + last.t : null;
+        })
+        .catch(() => null),
+    ),
+  );
+  if (times.some((t) => t === null || t < since)) return null;
+  return Math.max(...(times as number[])) - since;
+}
+
 // --- tabs -------------------------------------------------------------------------------------------
 
 interface Tab {
@@ -309,6 +329,7 @@ async function runSoak(baseUrl: string, options: SoakOptions) {
 
     for (const event of events) {
       await waitUntil(`the room reaching step ${event.atStep}`, stall, () => witnessStep() >= event.atStep);
+      const eventWall = Date.now();
       records.push(await carryOut(tabs, event, witnessStep()));
       const record = records[records.length - 1];
       const stepAtEvent = record.step;
@@ -318,6 +339,7 @@ async function runSoak(baseUrl: string, options: SoakOptions) {
         settled(last, tabs.live) && witnessStep() > stepAtEvent,
       );
       record.recoveredMs = performance.now() - eventAt;
+      record.ringMs = await lastRingStart(tabs.live.map((t) => t.page), eventWall);
       record.witnessBuffers = last.get(tabs.witness)?.metrics.gpuBuffers ?? null;
     }
     await waitUntil(`every tab finishing ${config.steps} steps`, stall, () =>
