@@ -9,26 +9,31 @@ import type { Machine, NamespaceLab } from './netns';
 export const HTTP_PORT = 5173;
 export const HTTPS_PORT = 5443;
 
-/** Starts the lab server in the teacher's namespace; resolves with its SPKI fingerprint once it listens. */
+/**
+ * Starts the lab server in the teacher's namespace; resolves with its SPKI fingerprint once it listens,
+ * and its output so far and from then on (for a failing test to show). It gets its own Vite dependency
+ * cache: sharing node_modules/.vite with the suite's dev server let two servers re-optimise dependencies
+ * under each other.
+ */
 export function startLabServer(
   lab: NamespaceLab,
   teacher: Machine,
   opts: { certDir: string; extraArgs?: string[]; env?: NodeJS.ProcessEnv },
-): Promise<{ spki: string; server: ChildProcess }> {
+): Promise<{ spki: string; server: ChildProcess; output: string[] }> {
   return new Promise((resolve, reject) => {
     let spki: string | undefined;
     const output: string[] = [];
     const timer = setTimeout(() => reject(new Error(`the lab server did not start within 120 s:\n${output.join('\n')}`)), 120_000);
     const child = lab.spawn(
       teacher,
-      ['npx', 'tsx', 'scripts/start.ts', '--port', String(HTTP_PORT), '--https-port', String(HTTPS_PORT), '--lan-address', teacher.address, '--cert-dir', opts.certDir, ...(opts.extraArgs ?? [])],
+      ['npx', 'tsx', 'scripts/start.ts', '--port', String(HTTP_PORT), '--https-port', String(HTTPS_PORT), '--lan-address', teacher.address, '--cert-dir', opts.certDir, '--cache-dir', `${opts.certDir}-vite-cache`, ...(opts.extraArgs ?? [])],
       (line) => {
         output.push(line);
         const found = /SPKI SHA-256 \(base64\): (\S+)/.exec(line);
         if (found) spki = found[1];
         if (line.includes('Ctrl-C stops')) {
           clearTimeout(timer);
-          if (spki) resolve({ spki, server: child });
+          if (spki) resolve({ spki, server: child, output });
           else reject(new Error(`the lab server printed no SPKI fingerprint:\n${output.join('\n')}`));
         }
       },

@@ -6,6 +6,7 @@
 // [minTabs, maxTabs], and the plan ends with as many tabs as it started with, so that the witness's GPU
 // buffer count at the end is compared with one taken at the same room size.
 import { mulberry32 } from '../src/collective/codecs';
+import { ELASTIC_MAX_MEMBERS } from '../src/peer/membership';
 
 /** close: page.close() (the tab says goodbye on pagehide); crash: the renderer dies, found by heartbeat. */
 export type KillKind = 'close' | 'crash';
@@ -37,8 +38,8 @@ export interface SoakPlanOptions {
   crashShare: number;
 }
 
-/** The most tabs an elastic room takes (src/peer/membership.ts FULL_MESH_MAX). */
-export const ROOM_MAX_TABS = 8;
+/** The most tabs an elastic room takes (src/peer/membership.ts). */
+export const ROOM_MAX_TABS = ELASTIC_MAX_MEMBERS;
 
 export function validatePlanOptions(o: SoakPlanOptions): void {
   const integer = (name: string, value: number, min: number) => {

@@ -61,6 +61,15 @@ function input(overrides: Partial<SoakInput> = {}): SoakInput {
 }
 
 describe('soak summary', () => {
+  it('prints recovery after departures against the 10 s goal, and the ring times the tabs logged, closes and crashes apart', () => {
+    const events = [{ ...event('close', 1, 12_000), ringMs: 400 }, event('add', 4, 6000), { ...event('crash', 2, 9000), ringMs: 8200 }, event('add', 5, 4000)];
+    const text = formatSoak(summariseSoak(input({ events })));
+    expect(text).toMatch(/after a departure\s+mean 10\.5 s, max 12\.0 s as polled \(goal: under 10 s, NOT met; a crash is only noticed after peertimeout 4000 ms\)/);
+    expect(text).toContain('  closed tabs: ring re-formed mean 0.4 s, max 0.4 s after the event');
+    expect(text).toContain('  crashed tabs: ring re-formed mean 8.2 s, max 8.2 s after the event');
+    expect(text).toContain('training again at 4 tabs after 12.0 s (the tabs started the new ring after 0.4 s)');
+  });
+
   it('passes a run that came through every event, and counts what it survived', () => {
     const s = summariseSoak(input());
     expect(s.failures).toEqual([]);

@@ -33,6 +33,11 @@ export interface SoakEventRecord {
   recoveredMs: number | null;
   /** The witness's live GPU buffers once the room had recovered: a leak per re-form shows as a staircase. */
   witnessBuffers: number | null;
+  /**
+   * From the event to the last tab starting the new ring, by the tabs' own logs (absent: not read).
+   * recoveredMs also counts how fast this script polls every tab, which on a loaded machine is seconds.
+   */
+  ringMs?: number | null;
 }
 
 export interface SoakSettings {
@@ -228,6 +233,7 @@ export function formatSoak(s: SoakSummary): string {
         e.recoveredMs === null
           ? 'NOT RECOVERED'
           : `training again at ${e.tabsAfter} tabs after ${(e.recoveredMs / 1000).toFixed(1)} s` +
+            (e.ringMs == null ? '' : ` (the tabs started the new ring after ${(e.ringMs / 1000).toFixed(1)} s)`) +
             (e.witnessBuffers === null ? '' : `; witness buffers ${e.witnessBuffers}`);
       lines.push(`  step ${String(e.step).padStart(5)}  ${describeEvent(e).padEnd(18)} -> ${outcome}`);
     }
@@ -239,6 +245,17 @@ export function formatSoak(s: SoakSummary): string {
     `failures survived     ${s.failuresSurvived} of ${s.kills}: ${s.closes} closed, ${s.crashes} crashed${witness ? ` (the witness counted ${witness.departures} departures, ${witness.reforms} re-forms)` : ''}`,
   );
   if (s.recoveryMeanSec !== null) lines.push(`recovery              mean ${s.recoveryMeanSec.toFixed(1)} s, max ${s.recoveryMaxSec!.toFixed(1)} s (event to the room training at its new size)`);
+  const departures = s.events.filter((e) => e.kind !== 'add' && e.recoveredMs !== null);
+  const stat = (xs: number[]) => `mean ${(xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(1)} s, max ${Math.max(...xs).toFixed(1)} s`;
+  if (departures.length) {
+    const polled = departures.map((e) => e.recoveredMs! / 1000);
+    const max = Math.max(...polled);
+    lines.push(`after a departure     ${stat(polled)} as polled (goal: under 10 s${max < 10 ? ', met' : ', NOT met'}; a crash is only noticed after peertimeout ${set.peertimeout} ms)`);
+    for (const kind of ['close', 'crash'] as const) {
+      const inTabs = departures.filter((e) => e.kind === kind && e.ringMs != null).map((e) => e.ringMs! / 1000);
+      if (inTabs.length) lines.push(`  ${kind === 'close' ? 'closed' : 'crashed'} tabs: ring re-formed ${stat(inTabs)} after the event, by the tabs' own logs`);
+    }
+  }
   const reasons = Object.entries(s.refusedReasons).map(([reason, n]) => `${n} x ${reason}`);
   lines.push(`frames refused        ${s.framesRefused}${reasons.length ? ` (${reasons.join('; ')})` : ''}`);
   lines.push(

@@ -15,7 +15,8 @@ import { recipeFor } from '../src/lab/recipe';
 import { configToQuery, DEFAULT_CONFIG, parseConfig, type LabConfig } from '../src/lab/config';
 import type { LabMetrics, LabStatus } from '../src/lab/api';
 import { launchChromium, runHeadlessJob, uniqueRoom } from './lab-browser';
-import { planSoak, validatePlanOptions, type PlannedEvent, type SoakPlanOptions } from './soak-plan';
+import { planSoak, ROOM_MAX_TABS, validatePlanOptions, type PlannedEvent, type SoakPlanOptions } from './soak-plan';
+import { loadavg } from 'node:os';
 import {
   formatSoak,
   summariseSoak,
@@ -61,7 +62,7 @@ function parseCli(argv: string[]): SoakOptions {
     return value;
   };
   const tabs = number('tabs', 4);
-  if (!Number.isInteger(tabs) || tabs < 1 || tabs > 8) throw new Error(`--tabs must be an integer from 1 to 8 (an elastic room's size), got ${tabs}`);
+  if (!Number.isInteger(tabs) || tabs < 1 || tabs > ROOM_MAX_TABS) throw new Error(`--tabs must be an integer from 1 to ${ROOM_MAX_TABS} (an elastic room's size), got ${tabs}`);
   const entries: [string, string][] = CONFIG_KEYS.filter((key) => values[key] !== undefined).map((key) => [key, String(values[key])]);
   // peertimeout stays the lab's (10 s) unless given: at 4 s, a tab starved of CPU on a loaded 2-core
   // machine went silent for 4.6 s and was dropped though alive. A crash is found after peertimeout.
@@ -81,7 +82,7 @@ function parseCli(argv: string[]): SoakOptions {
     steps: config.steps,
     tabs,
     minTabs: number('min-tabs', Math.min(2, tabs)),
-    maxTabs: number('max-tabs', Math.min(8, tabs + 1)),
+    maxTabs: number('max-tabs', Math.min(ROOM_MAX_TABS, tabs + 1)),
     killEvery,
     seed: config.seed,
     warmupSteps,
@@ -91,6 +92,26 @@ function parseCli(argv: string[]): SoakOptions {
   };
   validatePlanOptions(plan);
   return { config, plan, timeoutSec: number('timeout', 7200), recoverTimeoutSec: number('recover-timeout', 180), stallSec: number('stall', 180) };
+}
+
+/**
+ * Milliseconds from `since` (Date.now()) to the last of `pages` logging a new ring ("ring epoch E ..."),
+ * by each tab's own clock; null when a tab has logged none since.
+ */
+async function lastRingStart(pages: Page[], since: number): Promise<number | null> {
+  const times = await Promise.all(
+    pages.map((page) =>
+      page
+        .evaluate(() => {
+          const lines = window.lab.log().filter((l) => /^ring epoch \d+\b/.test(l.message));
+          const last = lines[lines.length - 1];
+          return last ? performance.timeOrigin + last.t : null;
+        })
+        .catch(() => null),
+    ),
+  );
+  if (times.some((t) => t === null || t < since)) return null;
+  return Math.max(...(times as number[])) - since;
 }
 
 // --- tabs -------------------------------------------------------------------------------------------
@@ -308,6 +329,7 @@ async function runSoak(baseUrl: string, options: SoakOptions) {
 
     for (const event of events) {
       await waitUntil(`the room reaching step ${event.atStep}`, stall, () => witnessStep() >= event.atStep);
+      const eventWall = Date.now();
       records.push(await carryOut(tabs, event, witnessStep()));
       const record = records[records.length - 1];
       const stepAtEvent = record.step;
@@ -317,6 +339,7 @@ async function runSoak(baseUrl: string, options: SoakOptions) {
         settled(last, tabs.live) && witnessStep() > stepAtEvent,
       );
       record.recoveredMs = performance.now() - eventAt;
+      record.ringMs = await lastRingStart(tabs.live.map((t) => t.page), eventWall);
       record.witnessBuffers = last.get(tabs.witness)?.metrics.gpuBuffers ?? null;
     }
     await waitUntil(`every tab finishing ${config.steps} steps`, stall, () =>
@@ -400,6 +423,8 @@ async function main(): Promise<void> {
   await runHeadlessJob('soak', async (serverUrl) => {
     const summary = await runSoak(serverUrl, options);
     console.log(formatSoak(summary));
+    // The machine may be shared: the recovery times are what this run saw under this load.
+    console.log(`load average          ${loadavg().map((l) => l.toFixed(2)).join(' ')} (1, 5, 15 min) at the end`);
     return { ok: summary.ok, json: summary };
   });
 }

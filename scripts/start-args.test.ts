@@ -8,12 +8,13 @@ describe('npm start flags', () => {
 
   it('reads flags and environment; the TURN secret only from the environment', () => {
     const opts = parseStartArgs(
-      ['--https-port', '8443', '--lan-address', '10.0.0.5', '--stun', 'stun:10.0.0.5:3478', '--allow-origin', 'https://a.example,https://b.example'],
+      ['--https-port', '8443', '--lan-address', '10.0.0.5', '--cache-dir', '/tmp/lab-vite', '--stun', 'stun:10.0.0.5:3478', '--allow-origin', 'https://a.example,https://b.example'],
       { LAB_TURN_URLS: 'turn:10.0.0.5:3478?transport=udp', LAB_TURN_SECRET: 's3cret' },
     );
     expect(opts).toMatchObject({
       httpsPort: 8443,
       lanAddress: '10.0.0.5',
+      cacheDir: '/tmp/lab-vite',
       allowOrigins: ['https://a.example', 'https://b.example'],
       ice: { stun: ['stun:10.0.0.5:3478'], turn: ['turn:10.0.0.5:3478?transport=udp'], turnSecret: 's3cret' },
     });

@@ -15,6 +15,12 @@ export interface StartOptions {
   certFile?: string;
   keyFile?: string;
   certDir: string;
+  /**
+   * Vite's dependency cache (default: Vite's own, node_modules/.vite). A second lab server on the same
+   * checkout (the e2e suite's namespace lab beside its dev server) needs its own: two servers
+   * re-optimising dependencies in one cache can leave a page importing a bundle the other just replaced.
+   */
+  cacheDir?: string;
   /** Extra page origins allowed to open the signalling socket. */
   allowOrigins: string[];
   ice: IceConfig;
@@ -27,6 +33,7 @@ export const START_USAGE = `usage: npm start -- [options]
   --lan-address A     address (or host name) put in room links and QR codes (default: first private IPv4)
   --cert F --key F    your own certificate and key (PEM), e.g. from mkcert; default: a self-signed one in ${DEFAULT_CERT_DIR}/
   --cert-dir D        where the self-signed certificate is kept (default ${DEFAULT_CERT_DIR})
+  --cache-dir D       Vite's dependency cache (default node_modules/.vite; give each server on one checkout its own)
   --allow-origin URL  another page origin allowed to use the signalling (repeatable, comma-separated)
   --stun URL          STUN server handed to pages (repeatable; env LAB_STUN_URLS, comma-separated)
   --turn URL          TURN server handed to pages (repeatable; env LAB_TURN_URLS); needs env LAB_TURN_SECRET
@@ -66,6 +73,7 @@ export function parseStartArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
       case '--cert': out.certFile = value(); break;
       case '--key': out.keyFile = value(); break;
       case '--cert-dir': out.certDir = value(); break;
+      case '--cache-dir': out.cacheDir = value(); break;
       case '--allow-origin': out.allowOrigins.push(...list(value())); break;
       case '--stun': out.ice.stun.push(...list(value())); break;
       case '--turn': out.ice.turn.push(...list(value())); break;

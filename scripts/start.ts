@@ -61,6 +61,7 @@ async function main(): Promise<void> {
   const vite = await createServer({
     ...base,
     configFile: false,
+    ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}),
     // A served page must never reload itself mid-run (hot reload is for `npm run dev`).
     server: { ...base.server, port: opts.port, strictPort: true, hmr: false, allowedHosts: lanHosts },
   });

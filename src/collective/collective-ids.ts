@@ -85,6 +85,7 @@ export const COLLECTIVE_IDS = {
     what: "pipeline parallelism: every tab's op events of a step, all-gathered so each dashboard draws the whole pipeline (src/parallel/timeline-gather.ts)",
   },
   elasticControl: { first: 0x0e1a5, count: 1, payload: 'control', scope: 'room', what: 'elastic rooms: ready / roster / abort / closed (src/peer/elastic-protocol.ts)' },
+  presence: { first: 0x0e1a6, count: 1, payload: 'control', scope: 'room', what: 'presence cards: name, backend, step, step time (src/peer/presence.ts)' },
   classroomLesson: { first: 0x00c1a55, count: 1, payload: 'floats', scope: 'room', what: 'classroom: the lesson\'s all-reduce, and its control frames (src/lab/classroom-protocol.ts)' },
   zeroCollectives: { first: ZERO_FIRST, count: U32_END - ZERO_FIRST, payload: 'floats', scope: 'strategy:zero', what: 'ZeRO: reduce-scatters and all-gathers, numbered in order (src/parallel/zero/zero-sync.ts)' },
 } as const satisfies Record<string, CollectiveIdRange>;

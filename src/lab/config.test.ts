@@ -28,6 +28,13 @@ describe('lab config from the URL', () => {
     expect(() => fromQuery('dashboard=off')).toThrow(/dashboard must be 1 or 0/);
   });
 
+  it('reads the name a student types, tidied, and refuses one that could not be shown as typed', () => {
+    expect(fromQuery('name=%20Ada%20%20Lovelace%20').name).toBe('Ada Lovelace');
+    expect(fromQuery('').name).toBe('');
+    expect(() => fromQuery(`name=${'x'.repeat(33)}`)).toThrow(/name: a name has at most 32 characters/);
+    expect(() => fromQuery('name=%3Cscript%3E')).toThrow(/name: a name starts with a letter or digit/);
+  });
+
   it('follows the model with its default data set', () => {
     expect(fromQuery('model=gpt').dataset).toBe('sotu');
     expect(fromQuery('model=gpt&dataset=text').dataset).toBe('text');

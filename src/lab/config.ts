@@ -1,6 +1,7 @@
 // The lab's run configuration and its URL form: the automation contract for scripts and users' own
 // Playwright tests (README "Scripting the lab"). The same keys are the swarm CLI's flags.
 import { PIPELINE_SCHEDULES, type PipelineScheduleKind } from '../collective/pipeline-schedules';
+import { nameProblem } from '../peer/presence';
 import type { CollectiveChoice, Compression, ParallelMode, ShareMode, ZeroStage } from '../parallel/parallel-types';
 import { shareOf } from '../train/sampler';
 
@@ -86,6 +87,8 @@ export interface LabConfig {
    * by the app itself.
    */
   secret: string;
+  /** The name a student typed on joining: shown in the room's peers tables (src/peer/presence.ts). */
+  name: string;
   /** A peer with more refused frames than this is excluded from the room (0: never). */
   maxrefused: number;
   /** A linked tab silent for this many ms is dropped (and an elastic ring re-forms without it). */
@@ -154,6 +157,7 @@ export const DEFAULT_CONFIG: LabConfig = {
   resume: false,
   autosave: 100,
   secret: '',
+  name: '',
   maxrefused: 200,
   peertimeout: 10_000,
   backupevery: 10,
@@ -326,6 +330,13 @@ function applyEntry(config: LabConfig, key: string, raw: string): void {
       if (raw.length > 256) throw new ConfigError('secret must be at most 256 characters');
       config.secret = raw;
       return;
+    case 'name': {
+      const name = raw.trim().replace(/\s+/g, ' ');
+      const problem = nameProblem(name);
+      if (problem) throw new ConfigError(`name: ${problem}`);
+      config.name = name;
+      return;
+    }
     case 'maxrefused':
       config.maxrefused = parseInteger('maxrefused', raw, 0, 1 << 30);
       return;
@@ -395,6 +406,8 @@ export function validateConfig(config: LabConfig): void {
   if (config.mode === 'ps' && config.zero !== 0) throw new ConfigError('ZeRO shards across a ring: use mode=ring');
   if (config.offload && config.zero === 0) throw new ConfigError('offload moves the ZeRO optimizer shard to the CPU: set zero to 1, 2 or 3');
   if (config.zero !== 0 && config.compression !== 'none') throw new ConfigError('ZeRO moves full-precision shards: use compression=none');
+  const badName = nameProblem(config.name);
+  if (badName) throw new ConfigError(`name: ${badName}`);
   validateCommunicationEfficient(config);
   if (config.pipeline > 1) checkPipeline(config);
   else if (config.micro !== 0) throw new ConfigError('micro sets the micro-batches of a pipeline (pipeline=2 or more); without one, accum sets them');

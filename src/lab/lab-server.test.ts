@@ -24,17 +24,18 @@ describe('the page and the server that served it', () => {
     expect(withDiscoveredSignal(DEFAULT_CONFIG, null, teacherPage).signal).toBe('');
   });
 
-  it("links the teacher's room on the LAN origin with its signalling and run settings, never the secret", () => {
-    const config = withDiscoveredSignal(parseConfig([['model', 'mlp'], ['dataset', 'spirals'], ['steps', '6'], ['world', '2'], ['secret', 'hush']]), served, teacherPage);
+  it("links the teacher's room on the LAN origin with its signalling and run settings, never the secret nor the teacher's name", () => {
+    const config = withDiscoveredSignal(parseConfig([['model', 'mlp'], ['dataset', 'spirals'], ['steps', '6'], ['world', '2'], ['secret', 'hush'], ['name', 'Ms Teacher']]), served, teacherPage);
     const link = roomLink({ room: 'K7QX2M', config, info: served, location: teacherPage, startOnOpen: true });
     const url = new URL(link);
     expect(url.origin).toBe('https://10.7.0.1:5443');
     expect(Object.fromEntries(url.searchParams)).toEqual({ room: 'K7QX2M', dataset: 'spirals', steps: '6', world: '2', autostart: '1', signal: 'wss://10.7.0.1:5443/signal' });
     expect(link).not.toContain('hush');
+    expect(link).not.toContain('Teacher');
     expect(linkReachProblem(link)).toBeNull();
     // what a student's tab opened on that link reads back: the same run, in the same room
     const student = withDiscoveredSignal(parseConfig(url.searchParams.entries()), served, studentPage);
-    expect({ ...student, secret: 'hush', autostart: false }).toEqual({ ...config, room: 'K7QX2M', signal: 'wss://10.7.0.1:5443/signal' });
+    expect({ ...student, secret: 'hush', name: 'Ms Teacher', autostart: false }).toEqual({ ...config, room: 'K7QX2M', signal: 'wss://10.7.0.1:5443/signal' });
   });
 
   it('says why a link would not reach other machines', () => {

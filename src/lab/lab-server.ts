@@ -64,8 +64,8 @@ export interface RoomLinkRequest {
 /**
  * The link a student opens to join: on the origin other machines reach (the server's share origin, else
  * this page's), with the room, the signalling server (this server's own, seen from that origin) and the
- * run settings, so that the joining tab trains the same model. Never the room secret: it is told, not
- * shown on a projector.
+ * run settings, so that the joining tab trains the same model. Never the room secret (it is told, not
+ * shown on a projector) nor the teacher's own name (each student types theirs).
  */
 export function roomLink({ room, config, info, location, startOnOpen }: RoomLinkRequest): string {
   const origin = info?.shareOrigin ?? location.origin;
@@ -73,7 +73,7 @@ export function roomLink({ room, config, info, location, startOnOpen }: RoomLink
   if (info && signal === sameOriginSignal(location, info.signalPath)) {
     signal = sameOriginSignal(new URL(origin), info.signalPath);
   }
-  const query = configToQuery({ ...config, room, signal, secret: '', autostart: startOnOpen });
+  const query = configToQuery({ ...config, room, signal, secret: '', name: '', autostart: startOnOpen });
   return `${origin}${location.pathname}?${query}`;
 }
 

@@ -1,11 +1,11 @@
 // Joins the config's room: signalling (BroadcastChannel, or the WebSocket server when `signal` is set),
 // the WebRTC mesh, and the ring's transport over the members in rank order.
 //
-// Rooms of up to FULL_MESH_MAX tabs are elastic (elastic/elastic-room.ts): the first ring forms by roster, and
-// later rings re-form around tabs that join or leave. Larger rooms link ring neighbours only, so no tab
-// can reach every other: they form once, when `world` tabs are present, and a lost tab ends the run.
+// Rooms of up to ELASTIC_MAX_MEMBERS (32) tabs are elastic (elastic/elastic-room.ts): the first ring forms by
+// roster, and later rings re-form around tabs that join or leave. Larger rooms link ring neighbours only:
+// they form once, when `world` tabs are present, and a lost tab ends the run.
 import { DataChannelTransport, newWireCounter, type MessageCheck, type WireCounter } from '../peer/datachannel-transport';
-import { FULL_MESH_MAX } from '../peer/membership';
+import { ELASTIC_MAX_MEMBERS } from '../peer/membership';
 import type { Mesh } from '../peer/mesh';
 import { openMesh } from '../peer/open-mesh';
 import type { LabConfig } from './config';
@@ -18,7 +18,7 @@ export interface JoinedRoom {
   readonly transport: DataChannelTransport;
   /** The current ring's members in rank order. */
   readonly members: string[];
-  /** Set in rooms of up to FULL_MESH_MAX tabs. */
+  /** Set in rooms of up to ELASTIC_MAX_MEMBERS tabs. */
   elastic: ElasticRoom | null;
   /** The first ring this tab joined (elastic rooms): which rank holds the state to start from. */
   formation: Formation | null;
@@ -53,7 +53,7 @@ export async function joinRoom(config: LabConfig, bus: EventBus, options: JoinOp
   const world = Math.max(config.world, 1);
   try {
     const wire = newWireCounter();
-    if (world > FULL_MESH_MAX) return await fixedRoom(mesh, world, options.messageCheck, wire);
+    if (world > ELASTIC_MAX_MEMBERS) return await fixedRoom(mesh, world, options.messageCheck, wire);
     const elastic = new ElasticRoom(mesh, {
       formTimeoutMs: ROOM_TIMEOUT_MS,
       transport: { checkMessage: options.messageCheck, wire },

@@ -50,4 +50,10 @@ describe('RunMetrics', () => {
     lines[0].message = 'changed';
     expect(metrics.logLines()[0].message).toBe('line 50');
   });
+
+  it('puts refused frames and signals in the log, as warnings naming the peer and the reason', () => {
+    const metrics = new RunMetrics(() => 0);
+    metrics.record({ type: 'refused', from: 'peer-7', reason: 'frame for another room', t: 5 });
+    expect(metrics.logLines()).toEqual([{ t: 5, level: 'warn', message: 'refused from peer-7: frame for another room' }]);
+  });
 });

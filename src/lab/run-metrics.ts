@@ -63,8 +63,12 @@ export class RunMetrics {
         this.m.sample = event.text;
         return;
       case 'log':
-        this.logs.push({ t: event.t, level: event.level, message: event.message });
-        if (this.logs.length > LOG_LINES) this.logs.shift();
+        this.logLine({ t: event.t, level: event.level, message: event.message });
+        return;
+      case 'refused':
+        // In the log too, not only as an event: a refusal nobody reads hides a bug (the mesh already
+        // rate-limits them per peer, and the log keeps its last LOG_LINES).
+        this.logLine({ t: event.t, level: 'warn', message: `refused from ${event.from}: ${event.reason}` });
         return;
       case 'memory':
         if (event.rank === this.rank()) this.m.memory = { ...event.bytes };
@@ -82,6 +86,11 @@ export class RunMetrics {
       default:
         return;
     }
+  }
+
+  private logLine(line: LogEntry): void {
+    this.logs.push(line);
+    if (this.logs.length > LOG_LINES) this.logs.shift();
   }
 }
 

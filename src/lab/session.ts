@@ -17,6 +17,7 @@ import { notElasticBecause, statePlacementOf } from '../parallel/strategy';
 import { zeroPartition } from '../parallel/zero/zero-hooks';
 import { finiteModelDataCheck } from '../peer/payload-checks';
 import { sendMemberFrames, type MemberFuzzResult } from '../peer/hostile-frames';
+import { attachPresence, type PresenceBoard, type PresenceCard } from '../peer/presence';
 import type { Mesh } from '../peer/mesh';
 import { linkShapeOf } from '../peer/link-shaper';
 import type { EventBus, RunState } from '../shared/events';
@@ -69,6 +70,8 @@ export class LabSession {
   private steps = 0;
   private stepsPerEpoch = 0;
   private backend: Backend | null = null;
+  /** Who this tab is, told to the room's other tabs (name, backend, step, step time). */
+  private presence: PresenceBoard | null = null;
   private data: LoadedData | null = null;
   private loadedVocab: string[] | null = null;
   /** The run's recipe, resolved once per ring (a re-form changes the world size). */
@@ -229,8 +232,14 @@ export class LabSession {
   }
 
   dispose(): void {
+    this.presence?.close();
     this.room?.leave();
     this.run?.dispose();
+  }
+
+  private presenceCard(): PresenceCard {
+    const info = this.backend?.info;
+    return { name: this.config.name, backend: info?.kind ?? '', adapter: (info?.adapter ?? '').slice(0, 120), step: this.step, msPerStep: this.m.wallMsPerStep ?? 0 };
   }
 
   // --- the run loop ---------------------------------------------------------------------------------
@@ -253,6 +262,8 @@ export class LabSession {
       });
       this.rank = this.room.transport.rank;
       this.world = this.room.transport.world;
+      this.log('info', `ring epoch ${this.room.elastic?.epoch ?? 1} formed: rank ${this.rank} of ${this.world}`);
+      this.presence = attachPresence(this.room.mesh, () => this.presenceCard(), (level, message) => this.log(level, message));
     }
     this.data = data;
     // A tab that joins a running room starts from the room's state, not from its own file or seed.

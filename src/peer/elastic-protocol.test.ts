@@ -29,7 +29,7 @@ describe('elastic messages', () => {
       [{ kind: 'roster', epoch: 0, members: ['tab-a'], cards: [{ step: -1, hash: '' }], source: -1 }, /bad epoch/],
       [{ kind: 'roster', epoch: 2, members: ['tab-b', 'tab-a'], cards: [{ step: -1, hash: '' }, { step: -1, hash: '' }], source: -1 }, /rank order/],
       [{ kind: 'roster', epoch: 2, members: ['tab-a', 'tab-a'], cards: [{ step: -1, hash: '' }, { step: -1, hash: '' }], source: -1 }, /rank order/],
-      [{ kind: 'roster', epoch: 2, members: Array.from({ length: 9 }, (_, i) => `tab-${i}`), cards: [], source: -1 }, /member list/],
+      [{ kind: 'roster', epoch: 2, members: Array.from({ length: 33 }, (_, i) => `tab-${String(i).padStart(2, '0')}`), cards: [], source: -1 }, /member list/],
       [{ kind: 'roster', epoch: 2, members: ['tab-a'], cards: [], source: -1 }, /one state card per member/],
       [{ kind: 'roster', epoch: 2, members: ['tab-a'], cards: [{ step: -1, hash: '' }], source: 1 }, /source rank/],
       [{ kind: 'roster', epoch: 2, members: ['A B'], cards: [{ step: -1, hash: '' }], source: -1 }, /member id/],

@@ -8,7 +8,7 @@
 //   closed  "This room does not take new tabs now", with the reason (a run that is not elastic).
 import { encodeFrame, NO_RANK, type Frame } from './frame';
 import type { MeshLinks } from './datachannel-transport';
-import { FULL_MESH_MAX } from './membership';
+import { ELASTIC_MAX_MEMBERS } from './membership';
 import { decodeJsonMessage, encodeJsonMessage, isDecodeError, isInt, isObject, type Decoded } from './json-message';
 import { PEER_ID_PATTERN } from './signal-protocol';
 import { COLLECTIVE_IDS } from '../collective/collective-ids';
@@ -52,7 +52,7 @@ function checkMessage(m: unknown): string | null {
     case 'roster': {
       if (!isInt(m.epoch, 1, MAX_EPOCH)) return 'bad epoch';
       const members = m.members;
-      if (!Array.isArray(members) || members.length < 1 || members.length > FULL_MESH_MAX) return 'bad member list';
+      if (!Array.isArray(members) || members.length < 1 || members.length > ELASTIC_MAX_MEMBERS) return 'bad member list';
       // Any id signalling can hand out (signal-protocol.ts): the server's ids are base64url, upper case and '_' included.
       if (!members.every((id) => typeof id === 'string' && PEER_ID_PATTERN.test(id))) return 'bad member id';
       if (new Set(members).size !== members.length || members.some((id, i) => i > 0 && members[i - 1] >= id)) return 'members not in rank order';

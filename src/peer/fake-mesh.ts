@@ -4,6 +4,7 @@
 import type { ChannelLike, MeshLinks } from './datachannel-transport';
 import { decodeFrame, isFrameError, roomHash } from './frame';
 import type { MeshListener } from './mesh';
+import { isInitiator, wantedPeers } from './membership';
 
 export class FakeChannel extends EventTarget implements ChannelLike {
   readyState: RTCDataChannelState = 'open';
@@ -18,6 +19,11 @@ export class FakeNet {
   tamper: (bytes: Uint8Array, from: string, to: string) => Uint8Array | null = (b) => b;
   /** Bytes put on every link, as a real mesh would count them (frame plus sealBytes). */
   wireBytes = 0;
+  /**
+   * Rooms larger than this link as mesh.ts does (membership.ts wantedPeers plus what was required,
+   * opened by the lower id): a pair without a link is not open and send throws. Default: every pair.
+   */
+  fullMeshMax = Infinity;
   constructor(
     ids: string[],
     readonly delayMs = 0,
@@ -37,15 +43,26 @@ export class FakeNet {
     for (const other of this.nodes) {
       if (other === node || other.dead) continue;
       other.emit((l) => l.members?.(other.memberList()));
-      other.emit((l) => l.peerOpen?.(id));
+      if (this.linked(other.peerId, id)) other.emit((l) => l.peerOpen?.(id));
     }
     return node;
   }
-  /** A tab dies: it hears and sends nothing more, and every other tab loses it. */
-  kill(id: string): void {
+  /** Whether two live tabs hold a link: the one that initiates (lower id) wants it. */
+  linked(a: string, b: string): boolean {
+    if (a === b) return false;
+    const [low, high] = isInitiator(a, b) ? [a, b] : [b, a];
+    const node = this.node(low);
+    return !node.dead && !this.node(high).dead && node.wanted().includes(high);
+  }
+  /**
+   * A tab dies: it hears and sends nothing more, and every other tab loses it (as signalling tells them).
+   * `crash`: only the tabs linked to it notice (by heartbeat silence); the rest learn it from them.
+   */
+  kill(id: string, how: 'leave' | 'crash' = 'leave'): void {
     const node = this.node(id);
+    const linked = new Set(this.nodes.filter((n) => this.linked(n.peerId, id)).map((n) => n.peerId));
     node.dead = true;
-    for (const other of this.nodes) if (!other.dead) other.lose(id);
+    for (const other of this.nodes) if (!other.dead && (how === 'leave' || linked.has(other.peerId))) other.lose(id);
   }
 }
 
@@ -54,6 +71,7 @@ export class FakeMesh implements MeshLinks {
   readonly listeners = new Set<MeshListener>();
   readonly channels = new Map<string, FakeChannel>();
   readonly refused: string[] = [];
+  readonly required = new Set<string>();
   dead = false;
   constructor(
     readonly peerId: string,
@@ -78,7 +96,25 @@ export class FakeMesh implements MeshLinks {
     return this.net.nodes.filter((n) => !n.dead).map((n) => n.peerId).sort();
   }
   isOpen(peerId: string): boolean {
-    return peerId !== this.peerId && !this.dead && this.net.nodes.some((n) => n.peerId === peerId && !n.dead);
+    return peerId !== this.peerId && !this.dead && this.net.nodes.some((n) => n.peerId === peerId && !n.dead) && this.net.linked(this.peerId, peerId);
+  }
+  wanted(): string[] {
+    const members = this.memberList();
+    const wanted = new Set(wantedPeers(this.peerId, members, this.net.fullMeshMax));
+    for (const id of this.required) if (members.includes(id)) wanted.add(id);
+    return [...wanted];
+  }
+  /** As Mesh.require: a link that opens by it is announced to both ends on the next tick. */
+  require(peerIds: readonly string[]): void {
+    const before = new Set(peerIds.filter((id) => this.isOpen(id)));
+    for (const id of peerIds) if (id !== this.peerId) this.required.add(id);
+    setTimeout(() => {
+      for (const id of peerIds) {
+        if (before.has(id) || !this.isOpen(id)) continue;
+        this.emit((l) => l.peerOpen?.(id));
+        this.net.node(id).emit((l) => l.peerOpen?.(this.peerId));
+      }
+    }, 0);
   }
   emit(call: (listener: MeshListener) => void): void {
     for (const l of [...this.listeners]) call(l);
@@ -86,6 +122,7 @@ export class FakeMesh implements MeshLinks {
   sendRaw(peerId: string, bytes: Uint8Array) {
     if (bytes.length > this.net.maxMessage) throw new Error('message too big');
     if (this.dead || this.net.node(peerId).dead) return;
+    if (!this.net.linked(this.peerId, peerId)) throw new Error(`no link from ${this.peerId} to ${peerId}`);
     this.net.wireBytes += bytes.length + this.net.sealBytes;
     const ch = this.channel(peerId);
     ch.bufferedAmount += bytes.length;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isInitiator, newPeerId, rankOf, rankOrder, wantedPeers } from './membership';
+import { isInitiator, newPeerId, rankOf, rankOrder, ringLinks, wantedPeers } from './membership';
 
 describe('ranks', () => {
   it('follows join time, whatever order the ids were seen in', () => {
@@ -33,20 +33,32 @@ describe('topology', () => {
     expect(wantedPeers('peer-03', members)).toEqual(members.filter((m) => m !== 'peer-03'));
   });
 
-  it('connects ring neighbours in large rooms, and every link is wanted by both ends', () => {
+  it('links hubs to everyone and others to their neighbours at distance 1 and 2 in large rooms; every link is wanted by both ends', () => {
     const members = ids(16);
-    expect(wantedPeers('peer-00', members).sort()).toEqual(['peer-01', 'peer-15']);
-    expect(wantedPeers('peer-07', members).sort()).toEqual(['peer-06', 'peer-08']);
+    expect(wantedPeers('peer-00', members)).toHaveLength(15);
+    expect(wantedPeers('peer-01', members)).toHaveLength(15);
+    expect(wantedPeers('peer-07', members).sort()).toEqual(['peer-00', 'peer-01', 'peer-05', 'peer-06', 'peer-08', 'peer-09']);
+    expect(wantedPeers('peer-15', members).sort()).toEqual(['peer-00', 'peer-01', 'peer-13', 'peer-14']);
     for (const a of members) for (const b of wantedPeers(a, members)) expect(wantedPeers(b, members)).toContain(a);
-    // the ring is closed: following successors from rank 0 visits all 16
-    const seen = new Set<string>();
-    let at = 'peer-00';
-    for (let i = 0; i < 16; i++) {
-      seen.add(at);
-      at = members[(members.indexOf(at) + 1) % 16];
-      expect(wantedPeers(members[(members.indexOf(at) + 15) % 16], members)).toContain(at);
+    // about 4N links, not N(N-1)/2
+    const links = members.reduce((sum, a) => sum + wantedPeers(a, members).length, 0) / 2;
+    expect(links).toBeLessThanOrEqual(4 * 16);
+    // any one tab may leave: the ring over the others is still linked pair by pair
+    for (const gone of members) {
+      const rest = members.filter((m) => m !== gone);
+      rest.forEach((a, i) => expect(wantedPeers(a, members)).toContain(rest[(i + 1) % rest.length]));
     }
-    expect(seen.size).toBe(16);
+  });
+
+  it('asks, for a ring epoch, for its ring neighbours, rank 0 and the state source to each receiver', () => {
+    const ring = ids(10);
+    expect(ringLinks('peer-05', ring, -1, []).sort()).toEqual(['peer-00', 'peer-04', 'peer-06']);
+    expect(ringLinks('peer-00', ring, -1, [])).toHaveLength(9);
+    // peer-04 holds the most advanced state; peer-07 and peer-09 must receive it
+    expect(ringLinks('peer-04', ring, 4, [7, 9]).sort()).toEqual(['peer-00', 'peer-03', 'peer-05', 'peer-07', 'peer-09']);
+    expect(ringLinks('peer-07', ring, 4, [7, 9]).sort()).toEqual(['peer-00', 'peer-04', 'peer-06', 'peer-08']);
+    for (const a of ring) for (const b of ringLinks(a, ring, 4, [7, 9])) expect(ringLinks(b, ring, 4, [7, 9])).toContain(a);
+    expect(ringLinks('stranger', ring, -1, [])).toEqual([]);
   });
 
   it('lets exactly one side of a pair initiate', () => {

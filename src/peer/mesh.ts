@@ -1,6 +1,7 @@
 // Over 400 lines because one mesh owns its links, heartbeats, signalling, refusals and exclusions, which share its peer table.
 // A room's WebRTC mesh: one simple-peer connection (one ordered data channel) per linked pair.
-// - Who links to whom: membership.ts (every pair up to 8 members, ring neighbours above).
+// - Who links to whom: membership.ts (every pair up to 8 members, hubs and near neighbours above), plus
+//   what a ring epoch asks for (require).
 // - Every message on a channel is a frame (frame.ts) and is validated here; data and control frames
 //   go to listeners (the transport), heartbeats are answered here and give the RTT.
 // - Dead peers are found by heartbeat silence, never by waiting for the channel's close: a closed tab
@@ -116,6 +117,8 @@ export class Mesh {
   readonly roomHash: number;
   private readonly members = new Set<string>();
   private readonly links = new Map<string, Link>();
+  /** Links asked for by ring epochs (require). */
+  private readonly required = new Set<string>();
   private readonly listeners = new Set<MeshListener>();
   private stopHeartbeat: (() => void) | undefined;
   private closed = false;
@@ -169,7 +172,18 @@ export class Mesh {
 
   /** Peers this tab should be linked to right now. */
   wanted(): string[] {
-    return wantedPeers(this.peerId, this.members, this.opts.fullMeshMax ?? FULL_MESH_MAX);
+    const wanted = new Set(wantedPeers(this.peerId, this.members, this.opts.fullMeshMax ?? FULL_MESH_MAX));
+    for (const id of this.required) if (this.members.has(id)) wanted.add(id);
+    return [...wanted];
+  }
+
+  /**
+   * Links a ring epoch needs besides the topology's (membership.ts ringLinks); the mesh opens them and
+   * keeps them while both tabs stay in the room. The other end asks for the same link from the same roster.
+   */
+  require(peerIds: readonly string[]): void {
+    for (const id of peerIds) if (id !== this.peerId) this.required.add(id);
+    this.reconcile();
   }
 
   isOpen(peerId: string): boolean {
@@ -297,13 +311,16 @@ export class Mesh {
    */
   ringMembers: (() => readonly string[]) | null = null;
 
+  /** What a presence board (presence.ts) knows of a peer, or of this tab (its own id): merged into the peers report. */
+  presenceOf: ((peerId: string) => Pick<PeerInfo, 'name' | 'step' | 'msPerStep' | 'backend'> | undefined) | null = null;
+
   peersReport(): PeersReport {
     const order = this.memberList();
     const ring = this.ringMembers?.() ?? [];
     const ranks = ring.length > 0 ? ring : order;
     return {
       type: 'peers',
-      self: { peerId: this.peerId, rank: ranks.indexOf(this.peerId), world: ranks.length, room: this.room },
+      self: { peerId: this.peerId, rank: ranks.indexOf(this.peerId), world: ranks.length, room: this.room, ...this.selfPresence() },
       peers: order
         .filter((id) => id !== this.peerId)
         .map((id) => {
@@ -315,9 +332,15 @@ export class Mesh {
             rttMs: link?.rttMs,
             throughputBytesPerSec: link ? link.sendRate + link.recvRate : undefined,
             path: link?.state === 'connected' ? link.path : undefined,
+            ...this.presenceOf?.(id),
           };
         }),
     };
+  }
+
+  private selfPresence(): { name?: string; step?: number; msPerStep?: number } {
+    const own = this.presenceOf?.(this.peerId);
+    return own ? { name: own.name, step: own.step, msPerStep: own.msPerStep } : {};
   }
 
   /** Leaves the room and closes every link (idempotent). Remote tabs see their channels close at once. */
@@ -477,6 +500,7 @@ export class Mesh {
     if (link) this.destroyLink(link);
     if (!lost) return;
     const wasMember = this.members.delete(peerId);
+    this.required.delete(peerId);
     this.signalChains.delete(peerId);
     if (!link && !wasMember) return;
     this.log('warn', `peer ${peerId}: ${reason}`);

@@ -5,6 +5,7 @@ import WebSocket from 'ws';
 import { startSignallingServer, type RunningServer } from '../../server/server';
 import {
   BroadcastChannelSignalling,
+  unreachableServerReason,
   WebSocketSignalling,
   type Signalling,
   type SignallingHandlers,
@@ -121,6 +122,23 @@ describe('WebSocketSignalling', () => {
   it('rejects the connection with a clear reason when the page origin is not allowed', async () => {
     const foreign = (u: string) => new WebSocket(u, { origin: 'http://127.0.0.1:9999' }) as unknown as WebSocketLike;
     await expect(WebSocketSignalling.connect(url, 'ROOM', { factory: foreign })).rejects.toThrow(/refused this page's origin|closed/);
+  });
+
+  it('tells a tab turned away from a full room what happened and what to do', async () => {
+    const small = await startSignallingServer({ port: 0, host: '127.0.0.1', allowOrigins: [PAGE], limits: { maxPeersPerRoom: 2 } });
+    const at = `ws://127.0.0.1:${small.port}/signal`;
+    const members = [await WebSocketSignalling.connect(at, 'FULL', { factory }), await WebSocketSignalling.connect(at, 'FULL', { factory })];
+    await expect(WebSocketSignalling.connect(at, 'FULL', { factory })).rejects.toThrow(
+      /^signalling server: room full: at most 2 peers\. This tab did not join \(the room's tabs go on without it\): ask for another room$/,
+    );
+    expect(small.registry.members('FULL')).toEqual(members.map((m) => m.peerId));
+    for (const m of members) m.leave();
+    await small.close();
+  });
+
+  it('names a changed certificate as a cause only over wss://, where a browser cannot tell it from a dead server', () => {
+    expect(unreachableServerReason('wss://10.0.0.5:5443/signal')).toMatch(/certificate changed since this page was opened: reload the page and accept the new certificate/);
+    expect(unreachableServerReason('ws://127.0.0.1:9/signal')).not.toMatch(/certificate/);
   });
 
   it('rejects the connection when no server answers', async () => {

@@ -203,8 +203,7 @@ export class WebSocketSignalling implements Signalling {
       };
       const timer = setTimeout(() => fail(`signalling server ${url} did not answer within ${timeoutMs} ms`), timeoutMs);
       socket.onopen = () => socket.send(JSON.stringify({ type: 'join', room }));
-      socket.onerror = () =>
-        fail(`cannot reach signalling server ${url} (not running, unreachable, or it refused this page's origin: see its --allow-origin)`);
+      socket.onerror = () => fail(unreachableServerReason(url));
       socket.onclose = (ev) => {
         if (self) self.socket = null;
         fail(`signalling connection closed (${ev.code}${ev.reason ? ` ${ev.reason}` : ''})`);
@@ -214,7 +213,7 @@ export class WebSocketSignalling implements Signalling {
         const msg = parseServerMessage(ev.data);
         if (isParseError(msg)) return fail(`bad message from signalling server: ${msg.error}`);
         if (!self) {
-          if (msg.type === 'error') return fail(`signalling server: ${msg.reason}`);
+          if (msg.type === 'error') return fail(joinRefusedReason(msg.reason));
           if (msg.type !== 'welcome') return; // nothing is addressed to a tab before its welcome
           clearTimeout(timer);
           self = new WebSocketSignalling(url, room, msg.peerId, msg.iceServers, socket, msg.members);
@@ -290,4 +289,21 @@ export class WebSocketSignalling implements Signalling {
  */
 export async function openSignalling(room: string, signalUrl?: string, opts: WebSocketSignallingOptions = {}): Promise<Signalling> {
   return signalUrl ? WebSocketSignalling.connect(signalUrl, room, opts) : new BroadcastChannelSignalling(room, newPeerId());
+}
+
+/**
+ * Why a socket to the signalling server failed, as far as a page can tell: a browser reports a refused
+ * connection, a refused origin and a certificate it does not trust alike. Over wss:// the last is what a
+ * student meets when the teacher's server made a new certificate since the page was opened.
+ */
+export function unreachableServerReason(url: string): string {
+  const causes = "not running, unreachable, or it refused this page's origin: see its --allow-origin";
+  if (!url.startsWith('wss:')) return `cannot reach signalling server ${url} (${causes})`;
+  return `cannot reach signalling server ${url} (${causes}; or its certificate changed since this page was opened: reload the page and accept the new certificate)`;
+}
+
+/** The server's reason for refusing a join, told so that a student knows what to do. */
+export function joinRefusedReason(reason: string): string {
+  if (reason.startsWith('room full')) return `signalling server: ${reason}. This tab did not join (the room's tabs go on without it): ask for another room`;
+  return `signalling server: ${reason}`;
 }

@@ -84,11 +84,15 @@ export interface PeerInfo {
   path?: 'host' | 'srflx' | 'prflx' | 'relay';
   backend?: BackendInfo;
   hashAgrees?: boolean;
+  /** From the peer's presence card (src/peer/presence.ts): the name shown for it, its step and step time. */
+  name?: string;
+  step?: number;
+  msPerStep?: number;
 }
 
 export interface PeersReport {
   type: 'peers';
-  self: { peerId: string; rank: number; world: number; room: string };
+  self: { peerId: string; rank: number; world: number; room: string; name?: string; step?: number; msPerStep?: number };
   peers: PeerInfo[];
 }
 

@@ -89,6 +89,19 @@ export function Controls(props: ControlsProps) {
       <h2 id="controls-title">Run</h2>
       <fieldset disabled={locked} className="settings">
         <legend className="muted">{locked ? 'Settings (locked while a run is live)' : 'Settings'}</legend>
+        <Field label="Your name">
+          {(id) => (
+            <input
+              id={id}
+              type="text"
+              maxLength={32}
+              autoComplete="nickname"
+              placeholder="shown to the room"
+              value={config.name}
+              onChange={(e) => onChange({ name: e.target.value })}
+            />
+          )}
+        </Field>
         <Field label="Model">
           {(id) => (
             <select

@@ -37,7 +37,45 @@ describe('PeersTable', () => {
     expect(screen.getByTestId('hash-1').textContent).toBe('✓ agrees');
     expect(screen.getByRole('heading').textContent).toBe('Peers (room abc, 3 ranks)');
     // The verdict and the link come before the long identifiers, which a narrow panel cuts.
-    expect([...document.querySelectorAll('thead th')].map((th) => th.textContent)).toEqual(['Rank', 'Hash', 'State', 'Path', 'RTT', 'Rate', 'Peer', 'Backend']);
+    expect([...document.querySelectorAll('thead th')].map((th) => th.textContent)).toEqual(['Rank', 'Name', 'Hash', 'State', 'Path', 'RTT', 'Rate', 'Step', 'Peer', 'Backend']);
+  });
+
+  it("shows each tab's name and backend, and marks a tab whose step takes over 1.5x the median as lagging", () => {
+    render(
+      <PeersTable
+        self={{ peerId: 'me', rank: 0, world: 4, room: 'abc', name: 'Teacher', msPerStep: 100 }}
+        peers={[
+          { peerId: 'p1', rank: 1, state: 'connected', name: 'Ada', msPerStep: 110, backend: { kind: 'webgpu', adapter: 'swiftshader' } },
+          { peerId: 'p2', rank: 2, state: 'connected', name: 'Bo (2)', msPerStep: 151, backend: { kind: 'cpu', adapter: 'CPU reference (no WebGPU)' } },
+          { peerId: 'p3', rank: 3, state: 'connected', msPerStep: 149 },
+        ]}
+        hashes={[]}
+      />,
+    );
+    expect(screen.getByTestId('name-p1').textContent).toBe('Ada');
+    expect(screen.getByTestId('name-p2').textContent).toBe('Bo (2)');
+    expect(screen.getByTestId('name-p3').textContent).toBe('—');
+    expect(document.querySelector('tr.self .name')!.textContent).toBe('Teacher');
+    expect(screen.getByTestId('backend-p2').className).toContain('backend-cpu');
+    // the median of 100, 110, 149 and 151 is 129.5 ms: lagging starts above 194 ms, so nobody lags
+    expect(document.querySelectorAll('.lagging')).toHaveLength(0);
+  });
+
+  it('marks the slow tab, and only it, as lagging', () => {
+    render(
+      <PeersTable
+        self={{ peerId: 'me', rank: 0, world: 3, room: 'abc', msPerStep: 100 }}
+        peers={[
+          { peerId: 'p1', rank: 1, state: 'connected', msPerStep: 100 },
+          { peerId: 'p2', rank: 2, state: 'connected', msPerStep: 151 },
+        ]}
+        hashes={[]}
+      />,
+    );
+    const lagging = [...document.querySelectorAll('.lagging')];
+    expect(lagging).toHaveLength(1);
+    expect(lagging[0].textContent).toBe('151 ms slow');
+    expect(lagging[0].closest('tr')!.getAttribute('data-rank')).toBe('2');
   });
 
   it('lists a tab that is in the room but not yet in the ring last, as joining, with no hash verdict', () => {

@@ -112,4 +112,75 @@ describe('ElasticRoom', () => {
     const room = new ElasticRoom(net.node('tab-a'), { graceMs: 50, formTimeoutMs: 300 });
     await expect(room.form(fresh, 2)).rejects.toThrow(/no ring formed within 300 ms \(reachable: 1, ready: 1\)/);
   });
+
+  describe('in a room past the full-mesh size (not every pair linked)', () => {
+    const ids = (n: number, from = 0) => Array.from({ length: n }, (_, i) => `tab-${String(i + from).padStart(2, '0')}`);
+    const sparse = (n: number) => {
+      const net = new FakeNet(ids(n));
+      net.fullMeshMax = 4;
+      return net;
+    };
+    const unlinkedPairs = (net: FakeNet) => {
+      const live = net.nodes.filter((n) => !n.dead).map((n) => n.peerId);
+      return live.flatMap((a) => live.filter((b) => a < b && !net.linked(a, b))).length;
+    };
+
+    it('forms one ring of 12 over about 4N links, re-forms after the coordinator and a middle tab die, and admits a newcomer', async () => {
+      const net = sparse(12);
+      const byId = rooms(net);
+      const first = await Promise.all([...byId.values()].map((room) => room.form(fresh, 12)));
+      for (const f of first) expect(f).toMatchObject({ epoch: 1, members: ids(12), world: 12, source: -1 });
+      expect(unlinkedPairs(net)).toBeGreaterThan(20); // of 66 pairs: the room is not a full mesh
+      expect(await allReduceOnes(first)).toEqual(Array(12).fill(Array(5).fill(78)));
+
+      // tab-06 crashes: only the tabs linked to it notice, the others learn it from the abort flood.
+      expect(net.linked('tab-06', 'tab-10')).toBe(false);
+      net.kill('tab-06', 'crash');
+      await new Promise((r) => setTimeout(r, 20));
+      expect(byId.get('tab-10')!.reformWanted()).toMatch(/re-form|gone/);
+      net.kill('tab-00'); // and the coordinator (a hub) leaves
+      const survivors = ids(12).filter((id) => id !== 'tab-00' && id !== 'tab-06');
+      for (const id of survivors) expect(byId.get(id)!.reformWanted()).not.toBeNull();
+      const second = await Promise.all(survivors.map((id) => byId.get(id)!.form(card(5))));
+      for (const f of second) expect(f).toMatchObject({ epoch: 2, members: survivors, world: 10, left: ['tab-00', 'tab-06'] });
+      expect(await allReduceOnes(second)).toEqual(Array(10).fill(Array(5).fill(55)));
+
+      // A newcomer asks rank 0 (tab-01, now the lowest id and a hub); it needs the state from the source.
+      const newcomer = new ElasticRoom(net.add('tab-20'), { graceMs: 100, formTimeoutMs: 3000 });
+      const joining = newcomer.form(fresh);
+      await new Promise((r) => setTimeout(r, 20));
+      expect(byId.get('tab-01')!.reformWanted()).toMatch(/tab tab-20 asks to join/);
+      byId.get('tab-01')!.abort('a tab asks to join');
+      await new Promise((r) => setTimeout(r, 20));
+      for (const id of survivors) expect(byId.get(id)!.reformWanted()).toMatch(/asks to join/);
+      const third = await Promise.all([...survivors.map((id) => byId.get(id)!.form(card(6))), joining]);
+      for (const f of third) expect(f).toMatchObject({ epoch: 3, members: [...survivors, 'tab-20'], world: 11, source: 0 });
+      // The epoch's links are open: the newcomer reaches its ring neighbours and the source.
+      for (const id of [survivors[0], survivors[9]]) expect(net.linked('tab-20', id)).toBe(true);
+      expect(await allReduceOnes(third)).toEqual(Array(11).fill(Array(5).fill(66)));
+    });
+
+    it('takes 32 tabs and turns the 33rd away with the reason', async () => {
+      const net = sparse(32);
+      const byId = rooms(net);
+      const formations = await Promise.all([...byId.values()].map((room) => room.form(fresh, 32)));
+      expect(formations[31]).toMatchObject({ epoch: 1, world: 32, rank: 31 });
+      const late = new ElasticRoom(net.add('tab-40'), { graceMs: 100, formTimeoutMs: 3000 });
+      await expect(late.form(fresh)).rejects.toThrow(/turned this tab away: the room is full \(32 training tabs\)/);
+    });
+  });
+
+  it('stops waiting for a coordinator whose links never open: the next oldest coordinates', async () => {
+    // tab-a is in the member list (signalling knows it) but no link to it ever opens.
+    const net = new FakeNet(['tab-a', 'tab-b', 'tab-c']);
+    net.node('tab-a').dead = true; // hears and sends nothing, yet stays listed: isOpen is false for everyone
+    const listed = (node: ReturnType<FakeNet['node']>) => Object.assign(node, { memberList: () => ['tab-a', 'tab-b', 'tab-c'] });
+    const options = { graceMs: 50, unreachableMs: 300, formTimeoutMs: 3000 };
+    const b = new ElasticRoom(listed(net.node('tab-b')), options);
+    const c = new ElasticRoom(listed(net.node('tab-c')), options);
+    const started = performance.now();
+    const [fb, fc] = await Promise.all([b.form(fresh, 2), c.form(fresh, 2)]);
+    for (const f of [fb, fc]) expect(f).toMatchObject({ epoch: 1, members: ['tab-b', 'tab-c'], world: 2 });
+    expect(performance.now() - started).toBeGreaterThanOrEqual(300);
+  });
 });

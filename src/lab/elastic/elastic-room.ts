@@ -5,18 +5,26 @@
 // coordinator (roster.ts) announces the next roster. The session then moves the state to whoever lacks
 // it and rebuilds its run for the new rank and world size (session.ts).
 //
-// Needs every pair of tabs linked (rooms up to FULL_MESH_MAX): the coordinator talks to everyone.
+// Rooms up to ELASTIC_MAX_MEMBERS (32) tabs, where not every pair is linked (membership.ts): the
+// coordinator is the lowest id, a hub linked to every tab, so readies reach it and its roster reaches
+// everyone; an abort is passed on by every tab that hears it, so it floods the ring's links; an epoch
+// asks the mesh for the links it needs (ringLinks) and starts once they are open. docs/elastic-rooms.md
+// says what is guaranteed and what is not.
 import { DataChannelTransport, type DataChannelTransportOptions, type MeshLinks } from '../../peer/datachannel-transport';
 import { meshElasticChannel, type ElasticChannel, type ElasticMessage, type StateCard } from '../../peer/elastic-protocol';
 import type { Frame } from '../../peer/frame';
-import { FULL_MESH_MAX } from '../../peer/membership';
-import { chooseSource, coordinatorOf, decideRoster } from './roster';
+import { ELASTIC_MAX_MEMBERS, FULL_MESH_MAX, ringLinks } from '../../peer/membership';
+import { chooseSource, coordinatorOf, decideRoster, needsState } from './roster';
 
 /** What the elastic room needs of the mesh (mesh.ts; unit tests use fake-mesh.ts). */
 export interface ElasticMesh extends MeshLinks {
   /** Room members in rank order, self included. */
   memberList(): string[];
   isOpen(peerId: string): boolean;
+  /** Peers the mesh links this tab to by its topology (and what was required). */
+  wanted(): string[];
+  /** Asks the mesh for links an epoch needs (both ends ask). */
+  require(peerIds: readonly string[]): void;
 }
 
 export interface Formation {
@@ -37,6 +45,13 @@ export interface Formation {
 export interface ElasticRoomOptions {
   /** How long the coordinator waits for reachable tabs that have not said ready (default 5 s). */
   graceMs?: number;
+  /**
+   * A member this tab should be linked to whose link has not been open for this long stops counting as
+   * a coordinator candidate (default 20 s): a tab whose links never open cannot hold up every re-form.
+   */
+  unreachableMs?: number;
+  /** Rings up to this size wait for a link to every member before starting (the mesh's full-mesh size). */
+  fullMeshMax?: number;
   /** form() rejects when no roster comes within this (default 120 s). */
   formTimeoutMs?: number;
   /** Data frames of a coming epoch kept at most (bytes) until its transport exists (default 64 MiB). */
@@ -68,6 +83,8 @@ export class ElasticRoom {
   private forming: Forming | null = null;
   private reason: string | null = null;
   private readonly readies = new Map<string, { left: number; card: StateCard }>();
+  /** Wanted members without an open link, and since when (performance.now()). */
+  private readonly unreachableSince = new Map<string, number>();
   private readonly pending: { peerId: string; frame: Frame }[] = [];
   private pendingBytes = 0;
   private readonly channel: ElasticChannel;
@@ -177,9 +194,14 @@ export class ElasticRoom {
     // The coordinator is the oldest tab of the room, as signalling lists it (not only those this tab
     // reaches yet: two tabs must never both think they coordinate). A reachable tab that stays silent
     // past the grace period (it is not training, or it is stuck) stops counting.
-    const candidates = this.mesh.memberList().filter((id) => id === self || ready.has(id) || !(graceOver && this.mesh.isOpen(id)));
+    // A member this tab should reach but has not for unreachableMs (its links never open) stops counting
+    // too; one it is not meant to link to (a room past the full-mesh size) counts: it may be the hub.
+    const unreachable = this.unreachable();
+    const candidates = this.mesh
+      .memberList()
+      .filter((id) => id === self || ready.has(id) || (!(graceOver && this.mesh.isOpen(id)) && !unreachable.has(id)));
     if (coordinatorOf(candidates) !== self) return; // the coordinator announces; we wait for its roster
-    const members = decideRoster({ view, ready, minMembers: forming.minMembers, maxMembers: FULL_MESH_MAX, graceOver });
+    const members = decideRoster({ view, ready, minMembers: forming.minMembers, maxMembers: ELASTIC_MAX_MEMBERS, graceOver });
     if (!members) return;
     const cardOf = (id: string) => (id === this.mesh.peerId ? forming.card : this.readies.get(id)!.card);
     const left = members.map((id) => (id === this.mesh.peerId ? this.epoch : this.readies.get(id)!.left));
@@ -193,6 +215,16 @@ export class ElasticRoom {
     const roster = { kind: 'roster' as const, epoch, members, cards, source: chooseSource(cards) };
     for (const id of members) if (id !== this.mesh.peerId) this.channel.send(id, roster);
     this.adopt(roster);
+  }
+
+  /** Wanted members whose link has stayed closed for unreachableMs. */
+  private unreachable(): Set<string> {
+    const now = performance.now();
+    const wanted = new Set(this.mesh.wanted());
+    for (const id of this.unreachableSince.keys()) if (!wanted.has(id) || this.mesh.isOpen(id)) this.unreachableSince.delete(id);
+    for (const id of wanted) if (!this.mesh.isOpen(id) && !this.unreachableSince.has(id)) this.unreachableSince.set(id, now);
+    const limit = this.opts.unreachableMs ?? 20_000;
+    return new Set([...this.unreachableSince].filter(([, since]) => now - since > limit).map(([id]) => id));
   }
 
   private adopt(roster: Extract<ElasticMessage, { kind: 'roster' }>): void {
@@ -230,9 +262,16 @@ export class ElasticRoom {
     }
     // Tabs that said ready too late for this roster ask again: the next boundary re-forms with them.
     for (const id of this.readies.keys()) this.onReady(id, this.readies.get(id)!);
-    // The coordinator saw every member reachable from its side; this tab's own links may still be opening.
+    // The coordinator saw every member reachable from its side; this tab's own links may still be
+    // opening. A small ring waits for all of them (any collective may talk to any rank); a large one for
+    // what its ring needs, which the mesh is asked to open.
     const formation = this.current;
-    this.linksOpen(formation.members, this.opts.formTimeoutMs ?? 120_000).then(
+    const self = this.mesh.peerId;
+    const receivers = roster.source < 0 ? [] : roster.cards.flatMap((card, r) => (needsState(card, roster.cards[roster.source]) ? [r] : []));
+    const needed = ringLinks(self, roster.members, roster.source, receivers);
+    this.mesh.require(needed);
+    const waitFor = roster.members.length <= (this.opts.fullMeshMax ?? FULL_MESH_MAX) ? roster.members : needed;
+    this.linksOpen(waitFor, this.opts.formTimeoutMs ?? 120_000).then(
       () => forming.resolve(formation),
       (error: Error) => forming.reject(error),
     );
@@ -296,11 +335,8 @@ export class ElasticRoom {
         return;
       }
       case 'abort':
-        if (message.epoch === this.epoch && this.live) {
-          this.reason ??= message.reason;
-          this.live = false;
-          this.current?.transport.close(`the ring is re-forming: ${message.reason}`);
-        }
+        // Passed on to this tab's own links: in a large room not every member hears the first abort.
+        if (message.epoch === this.epoch && this.live) this.abort(message.reason);
         return;
       case 'closed':
         if (this.forming) {
@@ -327,8 +363,8 @@ export class ElasticRoom {
       this.readies.delete(from);
       return;
     }
-    if (this.current.members.length >= FULL_MESH_MAX) {
-      this.channel.send(from, { kind: 'closed', reason: `the room is full (${FULL_MESH_MAX} training tabs)` });
+    if (this.current.members.length >= ELASTIC_MAX_MEMBERS) {
+      this.channel.send(from, { kind: 'closed', reason: `the room is full (${ELASTIC_MAX_MEMBERS} training tabs)` });
       this.readies.delete(from);
       return;
     }
