@@ -11,7 +11,7 @@
 // the schedule (lessonOrder): each op is released only when what it receives has been sent.
 import type { Transport, MessageTag } from '../collective/types';
 import { runStageSchedule, type StageCompute } from '../collective/pipeline-executor';
-import { pipelineSchedules, simulate, type PipelineOp, type PipelineScheduleKind, type StageSchedule } from '../collective/pipeline-schedules';
+import { pipelineSchedules, simulate, type PipelineOp, type PipelineOpKind, type PipelineScheduleKind, type StageSchedule } from '../collective/pipeline-schedules';
 import { CLASSROOM_COLLECTIVE, type ClassroomChannel, type LessonTensor, type OpMessage } from './classroom-protocol';
 import { LessonSteps } from './lesson-steps';
 import type { PipelineLessonEvent, PipelineLessonReport } from '../shared/events';
@@ -245,13 +245,16 @@ export class PipelineLesson {
   receiveOp(from: string, message: OpMessage): string | null {
     if (this.setup.members[message.rank] !== from) return `classroom: peer ${from} reported as stage ${message.rank}`;
     if (message.step > this.steps) return `classroom: step ${message.step} is past the lesson's ${this.steps}`;
+    let expectedOp: PipelineOpKind | undefined;
     if (message.step > 0) {
       if (this.ownerOfStep[message.step - 1] !== message.rank) return `classroom: step ${message.step} is stage ${this.ownerOfStep[message.step - 1]}'s op, not stage ${message.rank}'s`;
       const index = this.ownerOfStep.slice(0, message.step - 1).filter((stage) => stage === message.rank).length;
       const expected = this.schedules[message.rank].ops[index];
       if (!expected || !message.op || expected.kind !== message.op.kind || expected.micro !== message.op.micro) return `classroom: step ${message.step} reports another op than the schedule's`;
+      expectedOp = expected.kind;
     }
-    this.record({ step: message.step, rank: message.rank, ...(message.op ? { op: message.op } : {}), tensors: message.tensors });
+    const op = message.op && expectedOp ? { op: { ...message.op, kind: expectedOp } } : {};
+    this.record({ step: message.step, rank: message.rank, ...op, tensors: message.tensors });
     return null;
   }
 

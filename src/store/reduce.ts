@@ -4,6 +4,7 @@ import type { HashReport, LabEvent } from '../shared/events';
 import { LIMITS, type HashRow, type LabData } from './lab-state';
 import { reducePipelineEvent } from './pipeline-slice';
 import { reducePipelineLesson } from './pipeline-lesson-slice';
+import { reduceTensorLesson } from './tensor-lesson-slice';
 
 function appendBounded<T>(list: readonly T[], item: T, limit: number): T[] {
   const next = list.length >= limit ? list.slice(list.length - limit + 1) : list.slice();
@@ -115,6 +116,8 @@ export function reduceLabEvent(state: LabData, event: LabEvent): Partial<LabData
       if (event.runId === state.pipelineLesson.runId || !state.classroom.teaching) return { pipelineLesson };
       return { pipelineLesson, classroom: { ...state.classroom, teaching: false } };
     }
+    case 'tensor-lesson':
+      return { tensorLesson: reduceTensorLesson(state.tensorLesson, event) };
     default: {
       // Compile-time exhaustiveness; at run time an unknown event (a newer peer) is ignored, because
       // the bus is synchronous and a throw here would land in the producer's step loop.
