@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { twoLayerLesson, type Matrix } from '../parallel/tensor-lesson';
+import { integerLessonValues, twoLayerLesson, type Matrix } from '../parallel/tensor-lesson';
 import type { TensorLessonEvent } from '../shared/events';
 import { decodeClassroomMessage, encodeClassroomMessage, isMessageError, type OpMessage, type StartMessage } from './classroom-protocol';
 import { room, sleep, until } from './classroom-test-support';
@@ -19,6 +19,22 @@ describe('tensor lesson plan', () => {
     for (let r = 0; r < R; r++) expect(plan.filter((s) => s.owner === r).map((s) => s.kind)).toEqual(['layer1', 'layer2', 'layer2-grad', 'layer1-grad']);
     expect(plan.filter((s) => s.owner === 'all').map((s) => s.kind)).toEqual(['all-reduce-output', 'all-reduce-input-grad', 'check']);
     expect(plan.findIndex((s) => s.kind === 'all-reduce-output')).toBe(2 * R);
+  });
+});
+
+describe('tensor lesson numbers', () => {
+  it.each([1, 2, 3, 4])('%i ranks, 50 seeds: integers in their ranges; every value of the float64 lesson (the loss: times 2) is an integer below 2^24; relu is on and off', (R) => {
+    for (let seed = 1; seed <= 50; seed++) {
+      const values = integerLessonValues(tensorLessonShape(R), seed);
+      const within = (m: Matrix, low: number, high: number) => m.data.every((v) => Number.isInteger(v) && v >= low && v <= high);
+      expect(within(values.X, -2, 2) && within(values.W1, -1, 1) && within(values.b1, -1, 1) && within(values.W2, -1, 1) && within(values.b2, 0, 1) && within(values.target, 0, 2)).toBe(true);
+      const lesson = twoLayerLesson(tensorLessonShape(R), values);
+      expect(lesson.ok).toBe(true);
+      // The loss is half a sum of squares: a multiple of 1/2, also exact in float32.
+      for (const op of lesson.ops) for (const byName of op.ranks) for (const [name, m] of Object.entries(byName)) expect(m.data.every((v) => Number.isInteger(name === 'loss' ? 2 * v : v) && Math.abs(v) < 2 ** 24), `${name} at op ${op.step}`).toBe(true);
+      const Z = lesson.ops.filter((o) => o.ranks[0].Z_r).flatMap((o) => o.ranks.flatMap((byName) => byName.Z_r.data));
+      expect(Z.some((z) => z > 0) && Z.some((z) => z <= 0)).toBe(true);
+    }
   });
 });
 

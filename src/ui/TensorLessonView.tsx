@@ -113,9 +113,9 @@ export function TensorLessonView({ lesson, onLoad, onNext }: TensorLessonViewPro
           </table>
           <ol className="pipeline-lesson-ops tensor-lesson-ops">
             {ops.map((r) => (
-              <li key={`${r.step}:${r.rank}`} data-step={r.step} data-rank={r.rank} data-kind={r.op?.kind} className={r.step === latestStep ? 'latest' : undefined}>
+              <li key={`${r.step}:${r.rank}`} value={r.step} data-step={r.step} data-rank={r.rank} data-kind={r.op?.kind} className={r.step === latestStep ? 'latest' : undefined}>
                 <span className="lesson-op">
-                  {r.step}. rank {r.rank}, {r.op?.kind}:
+                  rank {r.rank}, {r.op?.kind}:
                 </span>{' '}
                 <Tensors report={r} />
               </li>
