@@ -94,8 +94,8 @@ export function reduceLabEvent(state: LabData, event: LabEvent): Partial<LabData
       snapshots.sort((a, b) => a.step - b.step);
       // A viewer on the newest step follows the lesson forward; one who stepped back stays there.
       const atNewest = sameLesson && lesson.index >= lesson.snapshots.length - 1;
-      // A new ring lesson replaces a pipeline lesson: that one can no longer be stepped from here.
-      const replaced = !sameLesson && state.pipelineLesson.teaching ? { pipelineLesson: { ...state.pipelineLesson, teaching: false } } : {};
+      // A new ring lesson replaces a pipeline or tensor lesson: that one can no longer be stepped from here.
+      const replaced = !sameLesson ? { pipelineLesson: { ...state.pipelineLesson, teaching: false }, tensorLesson: { ...state.tensorLesson, teaching: false } } : {};
       return {
         ...replaced,
         classroom: {
@@ -113,11 +113,15 @@ export function reduceLabEvent(state: LabData, event: LabEvent): Partial<LabData
     case 'pipeline-lesson': {
       const pipelineLesson = reducePipelineLesson(state.pipelineLesson, event);
       // A tab runs one lesson at a time: the ring lesson it replaced can no longer be stepped from here.
-      if (event.runId === state.pipelineLesson.runId || !state.classroom.teaching) return { pipelineLesson };
-      return { pipelineLesson, classroom: { ...state.classroom, teaching: false } };
+      if (event.runId === state.pipelineLesson.runId) return { pipelineLesson };
+      return { pipelineLesson, classroom: { ...state.classroom, teaching: false }, tensorLesson: { ...state.tensorLesson, teaching: false } };
     }
-    case 'tensor-lesson':
-      return { tensorLesson: reduceTensorLesson(state.tensorLesson, event) };
+    case 'tensor-lesson': {
+      const tensorLesson = reduceTensorLesson(state.tensorLesson, event);
+      if (event.runId === state.tensorLesson.runId) return { tensorLesson };
+      // A tab runs one lesson at a time: the lesson this one replaced can no longer be stepped from here.
+      return { tensorLesson, classroom: { ...state.classroom, teaching: false }, pipelineLesson: { ...state.pipelineLesson, teaching: false } };
+    }
     default: {
       // Compile-time exhaustiveness; at run time an unknown event (a newer peer) is ignored, because
       // the bus is synchronous and a throw here would land in the producer's step loop.
