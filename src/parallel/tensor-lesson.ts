@@ -1,9 +1,11 @@
 // The textbook example of tensor parallelism as data: a two-layer MLP Y = relu(X W1 + b1) W2 + b2 split
 // across R ranks the Megatron way (W1 and b1 by columns, W2 by rows, b2 replicated), forward and
-// backward, one op at a time, with every rank's real numbers. A classroom lesson steps through the list;
-// nothing here runs a collective or touches a device: the all-reduces are computed in place (the sum of
-// the ranks' partial matrices, which every rank then holds), with the bytes a ring all-reduce of them
-// sends per rank. The loss is half the squared error to a target, so the backward starts from
+// backward, one op at a time, with every rank's real numbers. The classroom lesson
+// (src/lab/tensor-class-lesson.ts) runs the same example on real tabs with these helpers and
+// integerLessonValues, and its tests check every tab's report against this list. Nothing here runs
+// a collective or touches a device: the all-reduces are computed in place (the sum of the ranks'
+// partial matrices, which every rank then holds), with the bytes a ring all-reduce of them sends per
+// rank. The loss is half the squared error to a target, so the backward starts from
 // dY = Y - target. The last ops check every result against the unsplit layer's: the output, the loss,
 // each rank's gradient shards put back together, and the input gradient.
 //
