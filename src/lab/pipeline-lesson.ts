@@ -13,7 +13,7 @@ import type { Transport, MessageTag } from '../collective/types';
 import { runStageSchedule, type StageCompute } from '../collective/pipeline-executor';
 import { pipelineSchedules, simulate, type PipelineOp, type PipelineOpKind, type PipelineScheduleKind, type StageSchedule } from '../collective/pipeline-schedules';
 import { CLASSROOM_COLLECTIVE, type ClassroomChannel, type LessonTensor, type OpMessage } from './classroom-protocol';
-import { LessonSteps } from './lesson-steps';
+import { LessonSteps, lessonRank, sendToOthers } from './lesson-steps';
 import type { PipelineLessonEvent, PipelineLessonReport } from '../shared/events';
 
 /** Width of every activation: two numbers, enough to see a matrix act, few enough to read aloud. */
@@ -130,12 +130,8 @@ export class PipelineLesson {
 
   constructor(private readonly setup: PipelineLessonSetup) {
     const { members, channel, transport } = setup;
-    this.rank = members.indexOf(channel.selfId);
+    this.rank = lessonRank(members, channel, transport);
     this.stages = members.length;
-    if (this.rank < 0) throw new Error('this tab is not a member of the lesson');
-    if (transport.rank !== this.rank || transport.world !== this.stages) {
-      throw new Error(`the transport is rank ${transport.rank}/${transport.world}, the lesson has this tab at ${this.rank}/${this.stages}`);
-    }
     this.teaching = setup.teacher === channel.selfId;
     this.schedules = pipelineSchedules(setup.schedule, this.stages, setup.micro);
     const order = lessonOrder(this.schedules);
@@ -266,14 +262,7 @@ export class PipelineLesson {
 
   private report(report: PipelineLessonReport): void {
     const message: OpMessage = { kind: 'op', lesson: this.setup.lesson, ...report };
-    for (const member of this.setup.members) {
-      if (member === this.setup.channel.selfId) continue;
-      try {
-        this.setup.channel.send(member, message);
-      } catch (error) {
-        this.setup.channel.refuse(member, `classroom: could not send step ${report.step}: ${error instanceof Error ? error.message : String(error)}`);
-      }
-    }
+    sendToOthers(this.setup.members, this.setup.channel, message);
     this.record(report);
   }
 

@@ -28,7 +28,7 @@ import {
 } from '../parallel/tensor-lesson';
 import type { TensorLessonEvent, TensorLessonOpKind, TensorLessonReport } from '../shared/events';
 import { CLASSROOM_COLLECTIVE, type ClassroomChannel, type LessonTensor, type OpMessage } from './classroom-protocol';
-import { LessonSteps } from './lesson-steps';
+import { LessonSteps, lessonRank, sendToOthers } from './lesson-steps';
 
 /** The lesson's layer for `ranks` tabs: 2 rows of 3 inputs, 2 hidden units per rank, 2 outputs. */
 export function tensorLessonShape(ranks: number): LessonShape {
@@ -84,12 +84,8 @@ export class TensorLesson {
 
   constructor(private readonly setup: TensorLessonSetup) {
     const { members, channel, transport } = setup;
-    this.rank = members.indexOf(channel.selfId);
+    this.rank = lessonRank(members, channel, transport);
     this.ranks = members.length;
-    if (this.rank < 0) throw new Error('this tab is not a member of the lesson');
-    if (transport.rank !== this.rank || transport.world !== this.ranks) {
-      throw new Error(`the transport is rank ${transport.rank}/${transport.world}, the lesson has this tab at ${this.rank}/${this.ranks}`);
-    }
     this.teaching = setup.teacher === channel.selfId;
     this.plan = tensorLessonPlan(this.ranks);
     this.steps = this.plan.length;
@@ -236,14 +232,7 @@ export class TensorLesson {
 
   private report(step: number, tensors: LessonTensor[], kind?: TensorLessonOpKind): void {
     const message: OpMessage = { kind: 'op', lesson: this.setup.lesson, step, rank: this.rank, ...(kind ? { op: { kind, micro: 0 } } : {}), tensors };
-    for (const member of this.setup.members) {
-      if (member === this.setup.channel.selfId) continue;
-      try {
-        this.setup.channel.send(member, message);
-      } catch (error) {
-        this.setup.channel.refuse(member, `classroom: could not send step ${step}: ${error instanceof Error ? error.message : String(error)}`);
-      }
-    }
+    sendToOthers(this.setup.members, this.setup.channel, message);
     this.record({ step, rank: this.rank, ...(kind ? { op: { kind } } : {}), tensors });
   }
 
