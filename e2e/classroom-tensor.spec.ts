@@ -130,7 +130,7 @@ test('the teacher steps the two-layer tensor-parallel MLP one op at a time; ever
   await student.setViewportSize({ width: 390, height: 844 });
   const panel = lessonOf(student);
   await panel.scrollIntoViewIfNeeded();
-  await student.screenshot({ path: `${SHOTS}/classroom-tensor-390.png` });
+  await panel.screenshot({ path: `${SHOTS}/classroom-tensor-390.png` });
   expect(await panel.evaluate((el) => el.scrollWidth - el.clientWidth), 'lesson panel wider than itself at 390 px').toBeLessThanOrEqual(0);
   expect(await student.evaluate(() => document.documentElement.scrollWidth), 'page wider than 390 px').toBeLessThanOrEqual(390);
   await context.close();

@@ -27,7 +27,7 @@ describe('TensorLessonView', () => {
   it("shows the op just run (both ranks' reports of an all-reduce), this tab's own last op, the shards as matrices, and the ops so far", async () => {
     const lesson = await studentAfter(5, 2 + 4 + 2);
     render(<TensorLessonView lesson={lesson} />);
-    expect(screen.getByTestId('tensor-lesson-step').textContent).toMatch(/^Op 5 of 11: all 2 ranks g: every rank all-reduces the partial outputs/);
+    expect(screen.getByTestId('tensor-lesson-step').textContent).toMatch(/^Op 5 of 11: all 2 ranks all-reduce the partial outputs over the mesh \(Megatron's g\)/);
     const own = screen.getByTestId('tensor-lesson-own');
     expect(own.getAttribute('data-step')).toBe('5');
     expect(own.getAttribute('data-kind')).toBe('all-reduce-output');

@@ -17,11 +17,11 @@ export interface TensorLessonViewProps {
 const OP_TEXT: Record<string, string> = {
   layer1: "computes its columns of the first layer: Z_r = X W1_r + b1_r, then relu (no communication)",
   layer2: 'computes its partial output P_r = A_r W2_r over its own hidden units',
-  'all-reduce-output': "g: every rank all-reduces the partial outputs over the mesh and adds b2 once",
+  'all-reduce-output': "all-reduce the partial outputs over the mesh (Megatron's g), then add b2 once",
   'layer2-grad': 'computes the gradient of its rows of W2 (dY is on every rank)',
   'layer1-grad': 'computes the gradient of its columns of W1 and b1, and its partial input gradient',
-  'all-reduce-input-grad': 'f: every rank all-reduces the partial input gradients over the mesh',
-  check: 'every rank computes the unsplit layer and compares',
+  'all-reduce-input-grad': "all-reduce the partial input gradients over the mesh (Megatron's f)",
+  check: 'compute the unsplit layer from the whole matrices and compare',
 };
 
 export function describeTensorOp(report: TensorLessonReport, ranks: number): string {
