@@ -251,9 +251,9 @@ export type LabEvent =
   | ZeroLayoutReport
   | SharesReport
   | ClassroomSnapshotEvent
+  | TensorLessonEvent
   | PipelineLabEvent
-  | PipelineLessonEvent
-  | TensorLessonEvent;
+  | PipelineLessonEvent;
 
 export type LabEventListener = (event: LabEvent) => void;
 
