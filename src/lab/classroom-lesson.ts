@@ -10,7 +10,7 @@ import { ringAllReduce } from '../collective/schedules';
 import type { ChunkEvent, MessageTag, Phase, Transport } from '../collective/types';
 import { CLASSROOM_COLLECTIVE, type ClassroomChannel, type StateMessage } from './classroom-protocol';
 import type { ClassroomRankState, ClassroomSnapshotEvent } from '../shared/events';
-import { LessonAborted, LessonSteps } from './lesson-steps';
+import { LessonAborted, LessonSteps, lessonRank, sendToOthers } from './lesson-steps';
 
 export { LessonAborted };
 
@@ -84,12 +84,8 @@ export class ClassroomLesson {
 
   constructor(private readonly setup: LessonSetup) {
     const { members, channel, transport } = setup;
-    this.rank = members.indexOf(channel.selfId);
+    this.rank = lessonRank(members, channel, transport);
     this.world = members.length;
-    if (this.rank < 0) throw new Error('this tab is not a member of the lesson');
-    if (transport.rank !== this.rank || transport.world !== this.world) {
-      throw new Error(`the transport is rank ${transport.rank}/${transport.world}, the lesson has this tab at ${this.rank}/${this.world}`);
-    }
     this.teaching = setup.teacher === channel.selfId;
     this.length = VALUES_PER_CHUNK * this.world;
     const schedule = ringAllReduce(this.world, this.rank, this.length);
@@ -175,15 +171,7 @@ export class ClassroomLesson {
       if (arrived) state.received = { chunk: first.chunk, from: first.from, values: Array.from(arrived) };
     }
     const message: StateMessage = { kind: 'state', lesson: this.setup.lesson, step, ...state };
-    for (const member of this.setup.members) {
-      if (member === this.setup.channel.selfId) continue;
-      try {
-        this.setup.channel.send(member, message);
-      } catch (error) {
-        // That rank cannot see this one's numbers; its own lesson fails at the next step's transfer.
-        this.setup.channel.refuse(member, `classroom: could not send step ${step}: ${error instanceof Error ? error.message : String(error)}`);
-      }
-    }
+    sendToOthers(this.setup.members, this.setup.channel, message);
     this.record(step, state);
   }
 

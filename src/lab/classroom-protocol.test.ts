@@ -36,7 +36,7 @@ describe('classroom messages', () => {
       [{ kind: 'teach', lesson: 7 }, /unknown kind/],
       [{ kind: 'start', lesson: 7, teacher: 'a', members: ['a'], topic: 'pipeline', pipeline: { schedule: 'zigzag', micro: 2 } }, /bad pipeline schedule/],
       [{ kind: 'start', lesson: 7, teacher: 'a', members: ['a'], topic: 'pipeline', pipeline: { schedule: 'gpipe', micro: 99 } }, /bad micro-batch count/],
-      [{ kind: 'start', lesson: 7, teacher: 'a', members: ['a'], topic: 'tensor' }, /unknown lesson topic/],
+      [{ kind: 'start', lesson: 7, teacher: 'a', members: ['a'], topic: 'expert' }, /unknown lesson topic/],
       [{ kind: 'op', lesson: 7, step: 2, rank: 0, tensors: [] }, /without its op/],
       [{ kind: 'op', lesson: 7, step: 2, rank: 0, op: { kind: 'jump', micro: 0 }, tensors: [] }, /bad op/],
       [{ kind: 'op', lesson: 7, step: 2, rank: 0, op: { kind: 'forward', micro: 0 }, tensors: [{ name: '', values: [] }] }, /bad tensor name/],

@@ -7,6 +7,7 @@
 //           so that every tab can show every rank's real numbers
 //   op      (pipeline lessons, pipeline-lesson.ts) a stage reports the op it just ran as lesson step
 //           `step` and the tensors it really computed, sent or received; step 0 is its setup
+//           (tensor lessons, tensor-class-lesson.ts, the same with their own op kinds)
 // Everything that arrives is validated here: a malformed message is refused with a reason, never
 // trusted and never thrown.
 import { NO_RANK, encodeFrame, type Frame } from '../peer/frame';
@@ -14,6 +15,7 @@ import type { MeshLinks } from '../peer/datachannel-transport';
 import { decodeJsonMessage, encodeJsonMessage, isDecodeError, isObject, type Decoded } from '../peer/json-message';
 import { COLLECTIVE_IDS } from '../collective/collective-ids';
 import { PIPELINE_SCHEDULES, type PipelineOpKind, type PipelineScheduleKind } from '../collective/pipeline-schedules';
+import { TENSOR_LESSON_OPS, type TensorLessonOpKind } from '../shared/events';
 
 /**
  * Collective id of lesson all-reduces and of classroom control frames: an id of its own
@@ -28,7 +30,10 @@ const MAX_STEP = 4096;
 const MAX_PEER_ID = 128;
 const MAX_TENSORS = 8;
 const MAX_NAME = 40;
-const OP_KINDS: readonly PipelineOpKind[] = ['forward', 'backward', 'send-activation', 'recv-activation', 'send-grad', 'recv-grad'];
+const OP_KINDS: readonly LessonOpKind[] = ['forward', 'backward', 'send-activation', 'recv-activation', 'send-grad', 'recv-grad', ...TENSOR_LESSON_OPS];
+
+/** What an op report may name: a pipeline op, or a tensor lesson's op (micro-batch 0). */
+export type LessonOpKind = PipelineOpKind | TensorLessonOpKind;
 
 export interface StartMessage {
   kind: 'start';
@@ -43,7 +48,7 @@ export interface StartMessage {
   pipeline?: { schedule: PipelineScheduleKind; micro: number };
 }
 
-export type LessonTopic = 'ring' | 'pipeline';
+export type LessonTopic = 'ring' | 'pipeline' | 'tensor';
 
 /** Most micro-batches a pipeline lesson steps through (each is several clicks on every stage). */
 export const MAX_LESSON_MICRO = 8;
@@ -52,6 +57,8 @@ export const MAX_LESSON_MICRO = 8;
 export interface LessonTensor {
   name: string;
   values: number[];
+  /** A matrix's row length (values are row-major); absent for a vector. */
+  cols?: number;
 }
 
 export interface OpMessage {
@@ -61,7 +68,7 @@ export interface OpMessage {
   step: number;
   /** The stage (= rank) reporting. */
   rank: number;
-  op?: { kind: PipelineOpKind; micro: number; peer?: number };
+  op?: { kind: LessonOpKind; micro: number; peer?: number };
   tensors: LessonTensor[];
 }
 
@@ -110,6 +117,7 @@ function checkMessage(m: unknown): string | null {
       if (new Set(members).size !== members.length) return 'a member is listed twice';
       if (!members.includes(m.teacher)) return 'the teacher is not a member';
       if (m.topic === undefined || m.topic === 'ring') return m.pipeline === undefined ? null : 'pipeline settings in a ring lesson';
+      if (m.topic === 'tensor') return m.pipeline === undefined ? null : 'pipeline settings in a tensor lesson';
       if (m.topic !== 'pipeline') return `unknown lesson topic ${JSON.stringify(m.topic)}`;
       const p = m.pipeline;
       if (!isObject(p) || !PIPELINE_SCHEDULES.includes(p.schedule as PipelineScheduleKind)) return 'bad pipeline schedule';
@@ -123,10 +131,11 @@ function checkMessage(m: unknown): string | null {
       for (const t of tensors) {
         if (!isObject(t) || typeof t.name !== 'string' || t.name.length === 0 || t.name.length > MAX_NAME) return 'bad tensor name';
         if (!isNumbers(t.values)) return 'tensor values are not a list of finite numbers';
+        if (t.cols !== undefined && (!isCount(t.cols, MAX_VALUES) || t.cols === 0 || (t.values as number[]).length % (t.cols as number) !== 0)) return 'bad tensor row length';
       }
       if (m.op === undefined) return m.step === 0 ? null : 'an op report without its op';
       const op = m.op;
-      if (!isObject(op) || !OP_KINDS.includes(op.kind as PipelineOpKind) || !isCount(op.micro, MAX_LESSON_MICRO - 1)) return 'bad op';
+      if (!isObject(op) || !OP_KINDS.includes(op.kind as LessonOpKind) || !isCount(op.micro, MAX_LESSON_MICRO - 1)) return 'bad op';
       return op.peer === undefined || isCount(op.peer, MAX_MEMBERS - 1) ? null : 'bad op peer';
     }
     case 'release':

@@ -1,6 +1,6 @@
 // Classroom mode for the whole room: the teacher's tab loads a lesson, every tab of the room runs it
 // (classroom-lesson.ts: one gated ring all-reduce over the real transport; pipeline-lesson.ts: a
-// pipeline schedule, one op at a time), and only the teacher's Next releases each step, everywhere.
+// pipeline schedule, one op at a time; tensor-class-lesson.ts: a tensor-parallel two-layer MLP), and only the teacher's Next releases each step, everywhere.
 //
 // Where a lesson runs (a "venue"):
 // - during a training run, over the run's own mesh and transport (the lesson's tags use their own
@@ -16,6 +16,7 @@ import { normalizeRoomName } from '../peer/room-code';
 import { ClassroomLesson, LessonAborted } from './classroom-lesson';
 import { meshClassroomChannel, type ClassroomChannel, type ClassroomMessage, type LessonTopic, type StartMessage } from './classroom-protocol';
 import { PipelineLesson } from './pipeline-lesson';
+import { TensorLesson } from './tensor-class-lesson';
 import type { LabConfig } from './config';
 import { EventBus, type LabEvent } from '../shared/events';
 import type { JoinedRoom } from './room';
@@ -35,8 +36,10 @@ const MAX_EARLY_MESSAGES = 256;
 /** Micro-batches and schedule of a pipeline lesson: two micro-batches show the overlap and stay short. */
 export const PIPELINE_LESSON = { schedule: 'gpipe', micro: 2 } as const;
 
+type AnyLesson = ClassroomLesson | PipelineLesson | TensorLesson;
+
 interface Running {
-  lesson: ClassroomLesson | PipelineLesson;
+  lesson: AnyLesson;
   venue: ClassroomVenue;
   done(): void;
 }
@@ -73,6 +76,7 @@ export class Classroom {
     if (members.length < 2) throw new Error('a lesson needs at least two tabs in the room: open the room link in another tab');
     const start: StartMessage = { kind: 'start', lesson: newLessonNumber(), teacher: venue.channel.selfId, members };
     if (topic === 'pipeline') Object.assign(start, { topic, pipeline: { ...PIPELINE_LESSON } });
+    if (topic === 'tensor') start.topic = topic;
     for (const member of members) {
       if (member !== venue.channel.selfId) venue.channel.send(member, start);
     }
@@ -86,7 +90,7 @@ export class Classroom {
   }
 
   /** The lesson running on this tab, if any (tests, status). */
-  current(): ClassroomLesson | PipelineLesson | null {
+  current(): AnyLesson | null {
     return this.running?.lesson ?? null;
   }
 
@@ -119,7 +123,7 @@ export class Classroom {
       const problem =
         message.kind === 'state' && lesson instanceof ClassroomLesson
           ? lesson.receiveState(from, message)
-          : message.kind === 'op' && lesson instanceof PipelineLesson
+          : message.kind === 'op' && (lesson instanceof PipelineLesson || lesson instanceof TensorLesson)
             ? lesson.receiveOp(from, message)
             : `classroom: a ${message.kind} report does not belong to lesson ${lesson.lesson}`;
       if (problem) venue.channel.refuse(from, problem);
@@ -128,7 +132,7 @@ export class Classroom {
 
   private begin(venue: ClassroomVenue, start: StartMessage): void {
     this.stop(`lesson ${start.lesson} replaced it`);
-    let lesson: ClassroomLesson | PipelineLesson;
+    let lesson: AnyLesson;
     let done: () => void;
     try {
       const link = venue.transport(start.members);
@@ -138,7 +142,9 @@ export class Classroom {
         lesson =
           start.topic === 'pipeline' && start.pipeline
             ? new PipelineLesson({ ...common, ...start.pipeline, publish: this.publish })
-            : new ClassroomLesson({ ...common, publishSnapshot: this.publish, publishChunk: this.publish });
+            : start.topic === 'tensor'
+              ? new TensorLesson({ ...common, publish: this.publish })
+              : new ClassroomLesson({ ...common, publishSnapshot: this.publish, publishChunk: this.publish });
       } catch (error) {
         link.done();
         throw error;

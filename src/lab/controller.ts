@@ -25,9 +25,9 @@ export interface LabController {
     /**
      * Runs one all-reduce on a small vector over the real mesh, gated: publishes the initial snapshot
      * (ClassroomSnapshotEvent, step 0) and waits for `next`. Topic 'pipeline': a pipeline schedule over
-     * the room's tabs as stages, one op per `next` (PipelineLessonEvent).
+     * the room's tabs as stages, one op per `next` (PipelineLessonEvent); 'tensor', the two-layer MLP split across the tabs (TensorLessonEvent).
      */
-    load(topic?: 'ring' | 'pipeline'): Promise<void>;
+    load(topic?: 'ring' | 'pipeline' | 'tensor'): Promise<void>;
     /** Releases the gate for one more schedule step, which publishes its snapshot when done. */
     next(): Promise<void>;
     // No prev(): the mesh cannot un-send a chunk. Going back shows snapshots already recorded, which

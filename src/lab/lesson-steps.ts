@@ -1,8 +1,10 @@
 // The step gate every classroom lesson shares (classroom-lesson.ts, pipeline-lesson.ts): the teacher's
 // Next releases lesson step k on every tab once step k-1 is complete, and resolves when step k is;
 // each rank waits at its gate until its next step is released; an abort fails every waiter. What makes
-// a step complete (every rank reported it, or the one rank that ran it) is the lesson's to say.
-import type { ClassroomChannel } from './classroom-protocol';
+// a step complete (every rank reported it, or the one rank that ran it) is the lesson's to say. Also the
+// two chores every lesson shares: finding its rank, and sending its reports to the other tabs.
+import type { Transport } from '../collective/types';
+import type { ClassroomChannel, ClassroomMessage } from './classroom-protocol';
 
 /** How long the teacher waits for a step's reports before calling it stuck. */
 const DEFAULT_STEP_TIMEOUT_MS = 30_000;
@@ -106,5 +108,31 @@ export class LessonSteps {
       });
       this.completeWaiters.set(step, waiters);
     });
+  }
+}
+
+/** This tab's rank among `members`; throws when it is not a member or the transport disagrees. */
+export function lessonRank(members: readonly string[], channel: ClassroomChannel, transport: Transport): number {
+  const rank = members.indexOf(channel.selfId);
+  if (rank < 0) throw new Error('this tab is not a member of the lesson');
+  if (transport.rank !== rank || transport.world !== members.length) {
+    throw new Error(`the transport is rank ${transport.rank}/${transport.world}, the lesson has this tab at ${rank}/${members.length}`);
+  }
+  return rank;
+}
+
+/**
+ * Sends a report of lesson step `step` to every member but this tab. A link that fails is refused with
+ * the reason, not thrown: that rank cannot see this one's numbers, and its own lesson fails at the next
+ * transfer or times out at the gate.
+ */
+export function sendToOthers(members: readonly string[], channel: ClassroomChannel, message: ClassroomMessage & { step: number }): void {
+  for (const member of members) {
+    if (member === channel.selfId) continue;
+    try {
+      channel.send(member, message);
+    } catch (error) {
+      channel.refuse(member, `classroom: could not send step ${message.step}: ${error instanceof Error ? error.message : String(error)}`);
+    }
   }
 }

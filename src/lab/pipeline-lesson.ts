@@ -11,9 +11,9 @@
 // the schedule (lessonOrder): each op is released only when what it receives has been sent.
 import type { Transport, MessageTag } from '../collective/types';
 import { runStageSchedule, type StageCompute } from '../collective/pipeline-executor';
-import { pipelineSchedules, simulate, type PipelineOp, type PipelineScheduleKind, type StageSchedule } from '../collective/pipeline-schedules';
+import { pipelineSchedules, simulate, type PipelineOp, type PipelineOpKind, type PipelineScheduleKind, type StageSchedule } from '../collective/pipeline-schedules';
 import { CLASSROOM_COLLECTIVE, type ClassroomChannel, type LessonTensor, type OpMessage } from './classroom-protocol';
-import { LessonSteps } from './lesson-steps';
+import { LessonSteps, lessonRank, sendToOthers } from './lesson-steps';
 import type { PipelineLessonEvent, PipelineLessonReport } from '../shared/events';
 
 /** Width of every activation: two numbers, enough to see a matrix act, few enough to read aloud. */
@@ -130,12 +130,8 @@ export class PipelineLesson {
 
   constructor(private readonly setup: PipelineLessonSetup) {
     const { members, channel, transport } = setup;
-    this.rank = members.indexOf(channel.selfId);
+    this.rank = lessonRank(members, channel, transport);
     this.stages = members.length;
-    if (this.rank < 0) throw new Error('this tab is not a member of the lesson');
-    if (transport.rank !== this.rank || transport.world !== this.stages) {
-      throw new Error(`the transport is rank ${transport.rank}/${transport.world}, the lesson has this tab at ${this.rank}/${this.stages}`);
-    }
     this.teaching = setup.teacher === channel.selfId;
     this.schedules = pipelineSchedules(setup.schedule, this.stages, setup.micro);
     const order = lessonOrder(this.schedules);
@@ -245,13 +241,16 @@ export class PipelineLesson {
   receiveOp(from: string, message: OpMessage): string | null {
     if (this.setup.members[message.rank] !== from) return `classroom: peer ${from} reported as stage ${message.rank}`;
     if (message.step > this.steps) return `classroom: step ${message.step} is past the lesson's ${this.steps}`;
+    let expectedOp: PipelineOpKind | undefined;
     if (message.step > 0) {
       if (this.ownerOfStep[message.step - 1] !== message.rank) return `classroom: step ${message.step} is stage ${this.ownerOfStep[message.step - 1]}'s op, not stage ${message.rank}'s`;
       const index = this.ownerOfStep.slice(0, message.step - 1).filter((stage) => stage === message.rank).length;
       const expected = this.schedules[message.rank].ops[index];
       if (!expected || !message.op || expected.kind !== message.op.kind || expected.micro !== message.op.micro) return `classroom: step ${message.step} reports another op than the schedule's`;
+      expectedOp = expected.kind;
     }
-    this.record({ step: message.step, rank: message.rank, ...(message.op ? { op: message.op } : {}), tensors: message.tensors });
+    const op = message.op && expectedOp ? { op: { ...message.op, kind: expectedOp } } : {};
+    this.record({ step: message.step, rank: message.rank, ...op, tensors: message.tensors });
     return null;
   }
 
@@ -263,14 +262,7 @@ export class PipelineLesson {
 
   private report(report: PipelineLessonReport): void {
     const message: OpMessage = { kind: 'op', lesson: this.setup.lesson, ...report };
-    for (const member of this.setup.members) {
-      if (member === this.setup.channel.selfId) continue;
-      try {
-        this.setup.channel.send(member, message);
-      } catch (error) {
-        this.setup.channel.refuse(member, `classroom: could not send step ${report.step}: ${error instanceof Error ? error.message : String(error)}`);
-      }
-    }
+    sendToOthers(this.setup.members, this.setup.channel, message);
     this.record(report);
   }
 

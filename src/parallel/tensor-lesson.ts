@@ -1,9 +1,11 @@
 // The textbook example of tensor parallelism as data: a two-layer MLP Y = relu(X W1 + b1) W2 + b2 split
 // across R ranks the Megatron way (W1 and b1 by columns, W2 by rows, b2 replicated), forward and
-// backward, one op at a time, with every rank's real numbers. A classroom lesson steps through the list;
-// nothing here runs a collective or touches a device: the all-reduces are computed in place (the sum of
-// the ranks' partial matrices, which every rank then holds), with the bytes a ring all-reduce of them
-// sends per rank. The loss is half the squared error to a target, so the backward starts from
+// backward, one op at a time, with every rank's real numbers. The classroom lesson
+// (src/lab/tensor-class-lesson.ts) runs the same example on real tabs with these helpers and
+// integerLessonValues, and its tests check every tab's report against this list. Nothing here runs
+// a collective or touches a device: the all-reduces are computed in place (the sum of the ranks'
+// partial matrices, which every rank then holds), with the bytes a ring all-reduce of them sends per
+// rank. The loss is half the squared error to a target, so the backward starts from
 // dY = Y - target. The last ops check every result against the unsplit layer's: the output, the loss,
 // each rank's gradient shards put back together, and the input gradient.
 //
@@ -75,7 +77,7 @@ export function matrix(rows: number, cols: number, fill: (r: number, c: number) 
 
 const at = (m: Matrix, r: number, c: number) => m.data[r * m.cols + c];
 
-function matmul(a: Matrix, b: Matrix): Matrix {
+export function matmul(a: Matrix, b: Matrix): Matrix {
   if (a.cols !== b.rows) throw new RangeError(`cannot multiply ${a.rows}x${a.cols} by ${b.rows}x${b.cols}`);
   return matrix(a.rows, b.cols, (r, c) => {
     let s = 0;
@@ -84,17 +86,17 @@ function matmul(a: Matrix, b: Matrix): Matrix {
   });
 }
 
-const transpose = (m: Matrix): Matrix => matrix(m.cols, m.rows, (r, c) => at(m, c, r));
-const addRow = (m: Matrix, row: Matrix): Matrix => matrix(m.rows, m.cols, (r, c) => at(m, r, c) + row.data[c]);
-const map2 = (a: Matrix, b: Matrix, f: (x: number, y: number) => number): Matrix => matrix(a.rows, a.cols, (r, c) => f(at(a, r, c), at(b, r, c)));
-const relu = (m: Matrix): Matrix => matrix(m.rows, m.cols, (r, c) => Math.max(0, at(m, r, c)));
-const sumRows = (m: Matrix): Matrix => matrix(1, m.cols, (_, c) => {
+export const transpose = (m: Matrix): Matrix => matrix(m.cols, m.rows, (r, c) => at(m, c, r));
+export const addRow = (m: Matrix, row: Matrix): Matrix => matrix(m.rows, m.cols, (r, c) => at(m, r, c) + row.data[c]);
+export const map2 = (a: Matrix, b: Matrix, f: (x: number, y: number) => number): Matrix => matrix(a.rows, a.cols, (r, c) => f(at(a, r, c), at(b, r, c)));
+export const relu = (m: Matrix): Matrix => matrix(m.rows, m.cols, (r, c) => Math.max(0, at(m, r, c)));
+export const sumRows = (m: Matrix): Matrix => matrix(1, m.cols, (_, c) => {
   let s = 0;
   for (let r = 0; r < m.rows; r++) s += at(m, r, c);
   return s;
 });
-const columns = (m: Matrix, from: number, count: number): Matrix => matrix(m.rows, count, (r, c) => at(m, r, from + c));
-const rowsOf = (m: Matrix, from: number, count: number): Matrix => matrix(count, m.cols, (r, c) => at(m, from + r, c));
+export const columns = (m: Matrix, from: number, count: number): Matrix => matrix(m.rows, count, (r, c) => at(m, r, from + c));
+export const rowsOf = (m: Matrix, from: number, count: number): Matrix => matrix(count, m.cols, (r, c) => at(m, from + r, c));
 const concatColumns = (parts: Matrix[]): Matrix => {
   const cols = parts.reduce((s, p) => s + p.cols, 0);
   return matrix(parts[0].rows, cols, (r, c) => {
@@ -107,8 +109,8 @@ const concatColumns = (parts: Matrix[]): Matrix => {
   });
 };
 const concatRows = (parts: Matrix[]): Matrix => ({ rows: parts.reduce((s, p) => s + p.rows, 0), cols: parts[0].cols, data: parts.flatMap((p) => p.data) });
-const sumAll = (parts: Matrix[]): Matrix => parts.slice(1).reduce((s, p) => map2(s, p, (x, y) => x + y), parts[0]);
-const maxAbsDifference = (a: Matrix, b: Matrix): number => {
+export const sumAll = (parts: Matrix[]): Matrix => parts.slice(1).reduce((s, p) => map2(s, p, (x, y) => x + y), parts[0]);
+export const maxAbsDifference = (a: Matrix, b: Matrix): number => {
   if (a.rows !== b.rows || a.cols !== b.cols) return Infinity;
   return a.data.reduce((m, v, i) => Math.max(m, Math.abs(v - b.data[i])), 0);
 };
@@ -124,6 +126,29 @@ export function lessonValues(shape: LessonShape, seed = 2): LessonValues {
   const random = (rows: number, cols: number, scale: number) => matrix(rows, cols, () => round(scale * rng.normal()));
   const { batch: B, input: D, hidden: H, output: O } = shape;
   return { X: random(B, D, 1), W1: random(D, H, 0.5), b1: random(1, H, 0.1), W2: random(H, O, 0.5), b2: random(1, O, 0.1), target: random(B, O, 1) };
+}
+
+/**
+ * Small integers for a lesson of `shape` (X from -2 to 2, W1, b1 and W2 from -1 to 1, b2 from 0 to 1,
+ * the target from 0 to 2), seeded: every product and sum of the lesson is then an integer that
+ * float32 holds exactly, so tabs computing in float32 show the very numbers this module computes and a
+ * student can check them by hand. W1's first column is kept positive on X's first row and its last
+ * column negative, so relu shows both halves (on the first and last rank at least).
+ */
+export function integerLessonValues(shape: LessonShape, seed: number): LessonValues {
+  const rng = new Rng(seed);
+  const { batch: B, input: D, hidden: H, output: O } = shape;
+  const ints = (rows: number, cols: number, low: number, high: number) => matrix(rows, cols, () => low + Math.floor(rng.uniform() * (high - low + 1)));
+  const X = ints(B, D, -2, 2);
+  const W1 = ints(D, H, -1, 1);
+  const b1 = ints(1, H, -1, 1);
+  // Make hidden unit 0 on and unit H-1 off for the first input row (sign of X's first row dotted with the column).
+  const row0 = X.data.slice(0, D);
+  for (const [col, sign] of [[0, 1], [H - 1, -1]] as const) {
+    for (let d = 0; d < D; d++) W1.data[d * H + col] = row0[d] === 0 ? 0 : sign * Math.sign(row0[d]);
+    b1.data[col] = row0.every((v) => v === 0) ? sign : 0;
+  }
+  return { X, W1, b1, W2: ints(H, O, -1, 1), b2: ints(1, O, 0, 1), target: ints(B, O, 0, 2) };
 }
 
 /**

@@ -226,6 +226,32 @@ export interface PipelineLessonEvent {
   report: PipelineLessonReport;
 }
 
+/** The ops of a classroom tensor-parallel lesson (src/lab/tensor-class-lesson.ts), in lesson order. */
+export const TENSOR_LESSON_OPS = ['layer1', 'layer2', 'all-reduce-output', 'layer2-grad', 'layer1-grad', 'all-reduce-input-grad', 'check'] as const;
+export type TensorLessonOpKind = (typeof TENSOR_LESSON_OPS)[number];
+
+/** One report of a classroom tensor-parallel lesson: a rank's shards (step 0) or an op it ran. */
+export interface TensorLessonReport {
+  step: number;
+  rank: number;
+  op?: { kind: TensorLessonOpKind };
+  /** Matrices the rank really held or computed: row-major values, `cols` per row. */
+  tensors: { name: string; values: number[]; cols?: number }[];
+}
+
+/** A classroom tensor-parallel lesson's report, published on every tab once it is known there. */
+export interface TensorLessonEvent {
+  type: 'tensor-lesson';
+  runId: string;
+  ranks: number;
+  /** The last step. */
+  steps: number;
+  /** This tab's rank. */
+  rank: number;
+  teaching: boolean;
+  report: TensorLessonReport;
+}
+
 export type LabEvent =
   | ChunkEvent
   | MembershipChange
@@ -241,6 +267,7 @@ export type LabEvent =
   | ZeroLayoutReport
   | SharesReport
   | ClassroomSnapshotEvent
+  | TensorLessonEvent
   | PipelineLabEvent
   | PipelineLessonEvent
   | RoomLoss;

@@ -21,6 +21,7 @@ import type {
 } from '../shared/events';
 import { EMPTY_PIPELINE, type PipelineSlice } from './pipeline-slice';
 import { NO_PIPELINE_LESSON, type PipelineLessonSlice } from './pipeline-lesson-slice';
+import { NO_TENSOR_LESSON, type TensorLessonSlice } from './tensor-lesson-slice';
 import { RingBuffer } from './ring-buffer';
 
 /** Bounds on everything the store keeps: a long run must not grow the tab's memory. */
@@ -92,6 +93,8 @@ export interface LabData {
   pipeline: PipelineSlice;
   /** A classroom pipeline lesson's reports (pipeline-lesson-slice.ts). */
   pipelineLesson: PipelineLessonSlice;
+  /** A classroom tensor-parallel lesson's reports (tensor-lesson-slice.ts). */
+  tensorLesson: TensorLessonSlice;
 }
 
 export interface LabActions {
@@ -130,5 +133,6 @@ export function initialLabData(config: LabConfig = DEFAULT_CONFIG): LabData {
     classroom: { runId: null, chunks: [], snapshots: [], index: 0, steps: null, teaching: false },
     pipeline: EMPTY_PIPELINE,
     pipelineLesson: NO_PIPELINE_LESSON,
+    tensorLesson: NO_TENSOR_LESSON,
   };
 }

@@ -221,4 +221,22 @@ describe('one lesson at a time', () => {
     expect(store.getState().pipelineLesson.teaching).toBe(false);
     expect(store.getState().classroom.teaching).toBe(true);
   });
+
+  it('a tensor lesson takes the Next of the ring and pipeline lessons away, and either of them takes the tensor lesson\'s', () => {
+    const { store, bus } = setup();
+    const tensor = (runId: string) => bus.publish({ type: 'tensor-lesson', runId, ranks: 2, steps: 11, rank: 0, teaching: true, report: { step: 0, rank: 0, tensors: [] } });
+    bus.publish({ type: 'pipeline-lesson', runId: '1:pipeline', schedule: 'gpipe', stages: 2, micro: 2, steps: 16, stage: 0, teaching: true, report: { step: 0, rank: 0, tensors: [] } });
+    tensor('2:tensor');
+    expect(store.getState().pipelineLesson.teaching).toBe(false);
+    expect(store.getState().tensorLesson.teaching).toBe(true);
+    // A second report of the same lesson keeps it.
+    tensor('2:tensor');
+    expect(store.getState().tensorLesson.teaching).toBe(true);
+    bus.publish({ type: 'classroom', runId: '3:x', chunks: [], teaching: true, snapshot: { step: 0, phase: 'initial', perRank: [] } });
+    expect(store.getState().tensorLesson.teaching).toBe(false);
+    tensor('4:tensor');
+    expect(store.getState().classroom.teaching).toBe(false);
+    bus.publish({ type: 'pipeline-lesson', runId: '5:pipeline', schedule: 'gpipe', stages: 2, micro: 2, steps: 16, stage: 0, teaching: true, report: { step: 0, rank: 0, tensors: [] } });
+    expect(store.getState().tensorLesson.teaching).toBe(false);
+  });
 });

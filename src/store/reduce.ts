@@ -4,6 +4,7 @@ import type { HashReport, LabEvent } from '../shared/events';
 import { LIMITS, type HashRow, type LabData } from './lab-state';
 import { reducePipelineEvent } from './pipeline-slice';
 import { reducePipelineLesson } from './pipeline-lesson-slice';
+import { reduceTensorLesson } from './tensor-lesson-slice';
 
 function appendBounded<T>(list: readonly T[], item: T, limit: number): T[] {
   const next = list.length >= limit ? list.slice(list.length - limit + 1) : list.slice();
@@ -96,8 +97,8 @@ export function reduceLabEvent(state: LabData, event: LabEvent): Partial<LabData
       snapshots.sort((a, b) => a.step - b.step);
       // A viewer on the newest step follows the lesson forward; one who stepped back stays there.
       const atNewest = sameLesson && lesson.index >= lesson.snapshots.length - 1;
-      // A new ring lesson replaces a pipeline lesson: that one can no longer be stepped from here.
-      const replaced = !sameLesson && state.pipelineLesson.teaching ? { pipelineLesson: { ...state.pipelineLesson, teaching: false } } : {};
+      // A new ring lesson replaces a pipeline or tensor lesson: that one can no longer be stepped from here.
+      const replaced = !sameLesson ? { pipelineLesson: { ...state.pipelineLesson, teaching: false }, tensorLesson: { ...state.tensorLesson, teaching: false } } : {};
       return {
         ...replaced,
         classroom: {
@@ -115,8 +116,14 @@ export function reduceLabEvent(state: LabData, event: LabEvent): Partial<LabData
     case 'pipeline-lesson': {
       const pipelineLesson = reducePipelineLesson(state.pipelineLesson, event);
       // A tab runs one lesson at a time: the ring lesson it replaced can no longer be stepped from here.
-      if (event.runId === state.pipelineLesson.runId || !state.classroom.teaching) return { pipelineLesson };
-      return { pipelineLesson, classroom: { ...state.classroom, teaching: false } };
+      if (event.runId === state.pipelineLesson.runId) return { pipelineLesson };
+      return { pipelineLesson, classroom: { ...state.classroom, teaching: false }, tensorLesson: { ...state.tensorLesson, teaching: false } };
+    }
+    case 'tensor-lesson': {
+      const tensorLesson = reduceTensorLesson(state.tensorLesson, event);
+      if (event.runId === state.tensorLesson.runId) return { tensorLesson };
+      // A tab runs one lesson at a time: the lesson this one replaced can no longer be stepped from here.
+      return { tensorLesson, classroom: { ...state.classroom, teaching: false }, pipelineLesson: { ...state.pipelineLesson, teaching: false } };
     }
     default: {
       // Compile-time exhaustiveness; at run time an unknown event (a newer peer) is ignored, because

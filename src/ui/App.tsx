@@ -12,6 +12,7 @@ import { EventLog } from './EventLog';
 import { LossChart } from './LossChart';
 import { PeersTable } from './PeersTable';
 import { PipelineLessonView } from './PipelineLessonView';
+import { TensorLessonView } from './TensorLessonView';
 import { PipelineTimelinePanel } from './PipelineTimeline';
 import { RingHistory } from './RingHistory';
 import type { Topology } from './ring-geometry';
@@ -59,6 +60,7 @@ export function App({ store, controller }: AppProps) {
   const lessonWorld = useLab(store, (s) => s.classroom.snapshots[0]?.perRank.length ?? 0);
   const pipelineRun = useLab(store, (s) => s.pipeline.steps.length > 0);
   const pipelineLesson = useLab(store, (s) => s.pipelineLesson.runId !== null);
+  const tensorLesson = useLab(store, (s) => s.tensorLesson.runId !== null);
 
   /** Runs a controller action; a failure is shown, never swallowed. */
   const perform = (label: string, action: () => unknown) => {
@@ -148,6 +150,7 @@ export function App({ store, controller }: AppProps) {
           {/* During a lesson the classroom is what the room looks at: it goes first. */}
           {lessonWorld > 0 && <ClassroomPanel store={store} controller={controller} onError={setActionError} />}
           {pipelineLesson && <PipelineLessonPanel store={store} controller={controller} onError={setActionError} />}
+          {tensorLesson && <TensorLessonPanel store={store} controller={controller} onError={setActionError} />}
           <RingView store={store} topology={topology} reducedMotion={motionOff} world={selfWorld ?? (lessonWorld || undefined)} />
           <LossChart store={store} />
           <StepTimeBar store={store} />
@@ -155,6 +158,7 @@ export function App({ store, controller }: AppProps) {
           <ZeroLayoutPanel store={store} />
           {lessonWorld === 0 && <ClassroomPanel store={store} controller={controller} onError={setActionError} />}
           {!pipelineLesson && <PipelineLessonPanel store={store} controller={controller} onError={setActionError} />}
+          {!tensorLesson && <TensorLessonPanel store={store} controller={controller} onError={setActionError} />}
           {(config.model === 'gpt' || samples.length > 0) && <SamplesView samples={samples} />}
           <EventLog refused={refused} logs={logs} />
         </main>
@@ -246,6 +250,18 @@ function PipelineLessonPanel({ store, controller, onError }: { store: LabStore; 
       lesson={lesson}
       onLoad={() => controller.classroom.load('pipeline').catch(fail('Pipeline lesson'))}
       onNext={lesson.teaching ? () => void controller.classroom.next().catch(fail('Pipeline lesson step')) : undefined}
+    />
+  );
+}
+
+function TensorLessonPanel({ store, controller, onError }: { store: LabStore; controller: LabController; onError(message: string): void }) {
+  const lesson = useLab(store, (s) => s.tensorLesson);
+  const fail = (what: string) => (e: unknown) => onError(`${what} failed: ${errorText(e)}`);
+  return (
+    <TensorLessonView
+      lesson={lesson}
+      onLoad={() => controller.classroom.load('tensor').catch(fail('Tensor lesson'))}
+      onNext={lesson.teaching ? () => void controller.classroom.next().catch(fail('Tensor lesson step')) : undefined}
     />
   );
 }
