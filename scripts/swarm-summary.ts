@@ -204,8 +204,11 @@ export function summariseRun(
     : null;
   const steps = lead?.status.step ?? 0;
   const agreement = byRank.map((r) => r.metrics.hashesAgree);
-  // A pipeline's tabs hold different stages: hashes are equal within each stage's group of replicas.
-  const groupOf = (r: { metrics: LabMetrics }) => (r.metrics.partition ? r.metrics.partition.stage : 0);
+  // A pipeline's (a tensor group's) tabs hold different stages (shards): hashes are equal within each part's group of replicas.
+  const groupOf = (r: { metrics: LabMetrics }) => {
+    const p = r.metrics.partition;
+    return !p ? 0 : p.kind === 'pipeline' ? p.stage : p.tensorRank;
+  };
   const hashesByGroup = new Map<number, Set<string | null>>();
   for (const r of byRank) hashesByGroup.set(groupOf(r), (hashesByGroup.get(groupOf(r)) ?? new Set()).add(r.metrics.lastHash));
   const replicasAgree = agreement.some((a) => a === null) ? null : agreement.every(Boolean) && [...hashesByGroup.values()].every((h) => h.size === 1);

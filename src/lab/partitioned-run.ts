@@ -75,6 +75,8 @@ export interface PartitionedRun {
 export interface PartitionedRunKind {
   /** 'pipeline' */
   readonly name: string;
+  /** The tabs one copy of the model is split across (the room's size when none is given, part of the autosave key). */
+  groupSize(config: LabConfig): number;
   /** Why this room cannot run the kind (checked once the room has formed), or null. */
   refuses(config: LabConfig, world: number): string | null;
   build(context: PartitionedBuildContext): PartitionedRun;
@@ -113,5 +115,31 @@ export interface PipelineFigures {
   steps: { round: number; ops: TimedOp[] }[];
 }
 
-/** Each kind's figures (tensor and expert parallelism add theirs to the union). */
-export type PartitionFigures = PipelineFigures;
+/** A tensor shard's own figures (tensor-run.ts): measured bytes beside their formulas. */
+export interface TensorFigures {
+  kind: 'tensor';
+  model: 'mlp' | 'gpt';
+  tensor: number;
+  groups: number;
+  tensorRank: number;
+  group: number;
+  micro: number;
+  rowsPerMicro: number;
+  /** Device bytes of this tab's parameters (real allocation) and the formula: (replicated + split / T) x 4. */
+  paramBytes: number;
+  paramFormulaBytes: number;
+  /** Device bytes of this tab's optimizer state (real allocation) and the formula: the parameter formula x states per parameter. */
+  optimizerBytes: number;
+  optimizerFormulaBytes: number;
+  /** The last step's tensor all-reduces. */
+  collectivesPerStep: { forward: number; backward: number };
+  /** Bytes this tab sent for them, and the formula: a ring's 2(T-1)/T of each all-reduced activation (GPT: 2 of B·S·C per block per pass). */
+  wireBytesPerStep: number;
+  wireFormulaBytesPerStep: number;
+  /** Bytes sent averaging the shard over its replicas, and the ring's 2(D-1)/D of the shard. */
+  dataParallelBytesPerStep: number;
+  dataParallelFormulaBytesPerStep: number;
+}
+
+/** Each kind's figures (expert parallelism adds its own to the union). */
+export type PartitionFigures = PipelineFigures | TensorFigures;

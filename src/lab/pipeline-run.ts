@@ -48,6 +48,7 @@ export function pipelinePlace(rank: number, stages: number): { stage: number; pi
 
 export const PIPELINE_RUN_KIND: PartitionedRunKind = {
   name: 'pipeline',
+  groupSize: (config) => config.pipeline,
   refuses(config: LabConfig, world: number): string | null {
     const P = config.pipeline;
     if (world % P !== 0) return `pipeline=${P} needs a room whose size it divides (tabs = pipelines x ${P} stages); this room has ${world} tabs`;
