@@ -106,6 +106,9 @@ class TensorRun implements PartitionedRun {
       this.evalBatches = textEvalBatches(data.data.val, model.blockSize, batches.maxMicroRows, resolved.recipe.evalWindows);
     }
     this.rows = batches.maxMicroRows;
+    // The step's all-reduces take one id each (at most 4 per GPT block and 2 per MLP layer pair, per micro-batch).
+    const perMicro = this.model instanceof TensorGpt ? 4 * this.model.config.nLayer : (this.model as TensorMlp).config.sizes.length;
+    if (M * perMicro > COLLECTIVE_IDS.tensorActivations.count) throw new Error(`a step of ${M} micro-batches needs more than ${COLLECTIVE_IDS.tensorActivations.count} tensor all-reduces: use fewer micro-batches or layers`);
     this.model.init(this.recipe.seed);
     this.optimizer = new Optimizer(backend, this.model.layout, this.recipe.optimizer);
     const after = backend.memory();
@@ -160,10 +163,13 @@ class TensorRun implements PartitionedRun {
   async evaluate(): Promise<PartitionedEvalResult> {
     const { backend: b, model } = this;
     const group = this.tensorGroup;
-    let next = COLLECTIVE_IDS.tensorEvalActivations.first;
+    // One id per all-reduce of the whole evaluation: the data channels refuse a tag they have seen.
+    const { first, count } = COLLECTIVE_IDS.tensorEvalActivations;
+    let next = first;
     const round = this.step;
     const sum: TensorAllReduce = async (view) => {
       if (group.world === 1) return;
+      if (next >= first + count) throw new Error(`the evaluation needs more than ${count} tensor all-reduces: use fewer evaluation batches`);
       const values = await b.read(view);
       await runAllReduce(group, values, { round, collective: next++ });
       b.write(view, values);
@@ -173,7 +179,6 @@ class TensorRun implements PartitionedRun {
     let correct = 0;
     const classifier = model.kind === 'mlp';
     for (const batch of this.evalBatches) {
-      next = COLLECTIVE_IDS.tensorEvalActivations.first;
       const r = await model.forward(batch, 0, sum);
       const [losses, probs] = await Promise.all([b.read(viewOf(r.losses.buf, r.losses.offset, r.lossRows)), classifier ? b.read(r.probs) : undefined]);
       for (let k = 0; k < r.lossRows; k++) lossSum += losses[k];
