@@ -13,6 +13,8 @@ import type { Transport } from '../collective/types';
 import type { LabEvent } from '../shared/events';
 import type { PipelineOpKind, PipelineScheduleKind } from '../collective/pipeline-schedules';
 import type { TrainingRecipe } from '../train/defaults';
+import type { GptConfig } from '../model/gpt';
+import type { MlpConfig } from '../model/mlp';
 import type { LabConfig } from './config';
 import type { LoadedData } from './datasets';
 
@@ -118,7 +120,8 @@ export interface PipelineFigures {
 /** A tensor shard's own figures (tensor-run.ts): measured bytes beside their formulas. */
 export interface TensorFigures {
   kind: 'tensor';
-  model: 'mlp' | 'gpt';
+  /** The whole model's shape (its layout and split plan put the shards together: tensor-split.ts gatherShards). */
+  model: { kind: 'mlp'; config: MlpConfig } | { kind: 'gpt'; config: GptConfig };
   tensor: number;
   groups: number;
   tensorRank: number;

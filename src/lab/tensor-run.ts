@@ -232,7 +232,7 @@ class TensorRun implements PartitionedRun {
     const sites = this.last.collectives;
     return {
       kind: 'tensor',
-      model: model.kind,
+      model: model instanceof TensorGpt ? { kind: 'gpt', config: structuredClone(model.config) } : { kind: 'mlp', config: structuredClone((model as TensorMlp).config) },
       tensor: T,
       groups: D,
       tensorRank: this.place.tensorRank,
