@@ -25,12 +25,13 @@ import { TensorMlp } from '../model/tensor-mlp';
 import { shardParamCount } from '../model/tensor-split';
 import { type TensorCollectiveEvent, TensorTrainer } from '../parallel/tensor-trainer';
 import { ClassificationBatches, classificationEvalBatches, TextBatches, textEvalBatches, type BatchSource } from '../train/batches';
-import { captureCheckpoint, CheckpointError, loadCheckpoint, restoreCheckpoint, type CheckpointableRun } from '../train/checkpoint';
+import type { CheckpointableRun } from '../train/checkpoint';
 import { lrScheduleOf, type TrainingRecipe } from '../train/defaults';
 import { learningRateAt, Optimizer } from '../train/optimizer';
 import { fitToData } from './build-run';
 import type { LabConfig } from './config';
 import type { PartitionedBuildContext, PartitionedEvalResult, PartitionedRun, PartitionedRunKind, PartitionedStepResult, TensorFigures } from './partitioned-run';
+import { capturePart, restorePart } from './part-checkpoint';
 import { recipeFor } from './recipe';
 
 const IDS = COLLECTIVE_IDS.tensor.first;
@@ -204,24 +205,11 @@ class TensorRun implements PartitionedRun {
   }
 
   checkpoint(meta: { world: number; rank: number; vocab: string[] | null }): Promise<Uint8Array> {
-    const { config } = this.context;
-    return captureCheckpoint(this.backend, this.checkpointable(), {
-      recipe: this.recipe,
-      world: meta.world,
-      rank: meta.rank,
-      lab: { ...config, secret: undefined, resume: undefined, partition: this.partition() },
-      ...(meta.vocab ? { vocab: meta.vocab } : {}),
-      dataset: config.dataset,
-    });
+    return capturePart(this.backend, this.checkpointable(), { config: this.context.config, recipe: this.recipe, partition: this.partition() }, meta);
   }
 
   restore(bytes: Uint8Array, world: number): string[] {
-    const ckpt = loadCheckpoint(bytes);
-    const saved = JSON.stringify(ckpt.header.lab?.partition ?? null);
-    if (saved !== JSON.stringify(this.partition())) {
-      throw new CheckpointError(`this checkpoint holds the part ${saved === 'null' ? 'of a run without tensor parallelism' : saved}; this tab is ${JSON.stringify(this.partition())}`);
-    }
-    return restoreCheckpoint(this.backend, this.checkpointable(), ckpt, 'resume', { recipe: this.recipe, world });
+    return restorePart(this.backend, this.checkpointable(), bytes, { recipe: this.recipe, partition: this.partition(), world });
   }
 
   figures(): TensorFigures {
