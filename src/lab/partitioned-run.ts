@@ -1,12 +1,12 @@
 // The seam between the run loop of model-parallel runs (partitioned-session.ts) and the kinds of such
-// runs (pipeline-run.ts; tensor and expert parallelism go the same way). A partitioned run is one in
+// runs (pipeline-run.ts, tensor-run.ts; expert parallelism goes the same way). A partitioned run is one in
 // which a tab holds a part of the model that no other pipeline, tensor or expert group holds: its run
 // is built for its rank and world, trains one step as a collective of the whole room, hashes its part
 // for a replica check within the group of tabs that hold the same part, evaluates (a collective too),
 // and checkpoints its own part only, with the partition recorded in the file.
 //
 // A kind plugs in by implementing PartitionedRunKind and naming itself in partitionedKindOf
-// (partitioned-kinds.ts). The loop owns everything else: backend, data, room, the step loop, the
+// (sessions.ts). The loop owns everything else: backend, data, room, the step loop, the
 // replica check and its events, autosave and resume, the stop with a clear message when a tab is lost.
 import type { Backend } from '../engine/backend';
 import type { Transport } from '../collective/types';

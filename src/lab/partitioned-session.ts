@@ -1,5 +1,5 @@
-// One tab's training session when the model is partitioned across the room's tabs (a pipeline today;
-// tensor and expert parallelism through the same seam, partitioned-run.ts): the run loop of such runs.
+// One tab's training session when the model is partitioned across the room's tabs (a pipeline or tensor
+// parallelism today; expert parallelism through the same seam, partitioned-run.ts): the run loop of such runs.
 // It prepares the run (backend, data, room, this tab's part, the part's autosave when resuming), then
 // repeats, in order, until the last step: train one step (a collective of the whole room), check that
 // the tabs holding the same part hold the same bits (a hash all-gather, compared within each group),
