@@ -94,8 +94,8 @@ export interface ZeroFigures {
 /** ZeRO figures from the tabs' memory reports and step metrics; null without what they need. */
 export function zeroFigures(config: LabConfig, byRank: { metrics: LabMetrics }[]): ZeroFigures | null {
   const memories = byRank.map((r) => r.metrics.memory).filter((m): m is NonNullable<typeof m> => m !== null);
-  // A pipeline's tabs hold different stages: its figures are the pipeline report's (swarm-pipeline.ts).
-  if (byRank.length < 2 || memories.length !== byRank.length || config.pipeline > 1) return null;
+  // A pipeline's (a tensor group's) tabs hold different parts: their figures are the pipeline (tensor) report's (swarm-pipeline.ts, swarm-tensor.ts).
+  if (byRank.length < 2 || memories.length !== byRank.length || config.pipeline > 1 || config.tensor > 1) return null;
   const layout = byRank[0].metrics.zero;
   // Plain data parallelism holds the whole vector: P is its parameter bytes / 4.
   const elements = layout?.elements ?? (config.zero === 0 ? memories[0].params / 4 : null);
@@ -204,8 +204,11 @@ export function summariseRun(
     : null;
   const steps = lead?.status.step ?? 0;
   const agreement = byRank.map((r) => r.metrics.hashesAgree);
-  // A pipeline's tabs hold different stages: hashes are equal within each stage's group of replicas.
-  const groupOf = (r: { metrics: LabMetrics }) => (r.metrics.partition ? r.metrics.partition.stage : 0);
+  // A pipeline's (a tensor group's) tabs hold different stages (shards): hashes are equal within each part's group of replicas.
+  const groupOf = (r: { metrics: LabMetrics }) => {
+    const p = r.metrics.partition;
+    return !p ? 0 : p.kind === 'pipeline' ? p.stage : p.tensorRank;
+  };
   const hashesByGroup = new Map<number, Set<string | null>>();
   for (const r of byRank) hashesByGroup.set(groupOf(r), (hashesByGroup.get(groupOf(r)) ?? new Set()).add(r.metrics.lastHash));
   const replicasAgree = agreement.some((a) => a === null) ? null : agreement.every(Boolean) && [...hashesByGroup.values()].every((h) => h.size === 1);

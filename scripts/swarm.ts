@@ -16,6 +16,8 @@ import { formatPipelineReport, pipelineReport, type PipelineReport, type Pipelin
 import { pipelineMicroBatches } from '../src/lab/config';
 import type { PipelineFigures } from '../src/lab/partitioned-run';
 import { formatSharesFigure, sharesFigure } from './swarm-shares';
+import { formatTensorReport, tensorReport, type TensorReport, type TensorTab } from './swarm-tensor';
+import type { TensorFigures } from '../src/lab/partitioned-run';
 
 const CONFIG_KEYS = Object.keys(DEFAULT_CONFIG).filter((key) => !['room', 'world', 'autostart'].includes(key));
 
@@ -159,7 +161,12 @@ async function main(): Promise<void> {
     const readPipeline = async (pages: Page[]) => {
       pipelineTabs = await Promise.all(pages.map((page) => page.evaluate(async () => ({ figures: window.lab.metrics().partition as PipelineFigures, params: await window.lab.params() }))));
     };
-    runs.push(await runSwarm(serverUrl, tabs, config, timeoutSec, { backends, ...(config.pipeline > 1 ? { collect: readPipeline } : {}) }));
+    let tensorTabs: TensorTab[] = [];
+    const readTensor = async (pages: Page[]) => {
+      tensorTabs = await Promise.all(pages.map((page) => page.evaluate(async () => ({ figures: window.lab.metrics().partition as TensorFigures, params: await window.lab.params() }))));
+    };
+    const collect = config.pipeline > 1 ? readPipeline : config.tensor > 1 ? readTensor : undefined;
+    runs.push(await runSwarm(serverUrl, tabs, config, timeoutSec, { backends, ...(collect ? { collect } : {}) }));
     let pipeline: PipelineReport | null = null;
     if (config.pipeline > 1) {
       // The reference: one tab on the same global batch, in the same M micro-batches (gradient accumulation).
@@ -173,6 +180,17 @@ async function main(): Promise<void> {
       });
       pipeline = pipelineReport(pipelineTabs, reference);
     }
+    let tensor: TensorReport | null = null;
+    if (config.tensor > 1) {
+      console.log('\nreference: one tab, the same global batch in the same micro-batches');
+      let reference: number[] = [];
+      await runSwarm(serverUrl, 1, { ...config, room: '', tensor: 1 }, timeoutSec, {
+        collect: async ([page]) => {
+          reference = await page.evaluate(() => window.lab.params());
+        },
+      });
+      tensor = tensorReport(tensorTabs, reference);
+    }
     if (compareDense && config.compression !== 'none') {
       console.log(`\nbaseline: the same run without compression`);
       runs.push(await runSwarm(serverUrl, tabs, { ...config, compression: 'none' }, timeoutSec));
@@ -180,10 +198,11 @@ async function main(): Promise<void> {
     for (const run of runs) console.log(formatSummary(run));
     if (runs.length === 2) console.log(formatComparison(runs[0], runs[1]));
     if (pipeline) console.log('\n' + formatPipelineReport(pipeline));
+    if (tensor) console.log('\n' + formatTensorReport(tensor));
     const agree = !runs.some((run) => run.replicasAgree === false);
     if (!agree) console.error('FAILED: replicas disagree');
     const json = runs.length === 1 ? runs[0] : { runs, comparison: compareRuns(runs[0], runs[1]) };
-    return { ok: agree, json: pipeline ? { run: json, pipeline } : json };
+    return { ok: agree, json: pipeline ? { run: json, pipeline } : tensor ? { run: json, tensor } : json };
   });
 }
 

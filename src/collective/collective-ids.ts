@@ -25,6 +25,7 @@ export type CollectiveScope =
   | 'strategy:powersgd'
   | 'strategy:diloco'
   | 'strategy:pipeline'
+  | 'strategy:tensor'
   | 'mesh-probe';
 
 export interface CollectiveIdRange {
@@ -44,6 +45,9 @@ export const FIRST_FLOAT_ID = 16;
 const U32_END = 2 ** 32;
 /** ZeRO numbers its collectives from here, one counter per rank for the whole run. */
 const ZERO_FIRST = 1 << 20;
+/** A tensor-parallel step's activation all-reduces (4 per GPT block per micro-batch) number from here; below the room's elastic id. */
+const TENSOR_ACTIVATIONS_FIRST = FIRST_FLOAT_ID + 16;
+const TENSOR_ACTIVATIONS_PER_STEP = 1 << 14;
 /** Gradient buckets of one step: at most this many (collective-ids.test.ts keeps them below the other ids). */
 const MAX_GRADIENT_BUCKETS = 1 << 15;
 
@@ -83,6 +87,27 @@ export const COLLECTIVE_IDS = {
     payload: 'bytes',
     scope: 'strategy:pipeline',
     what: "pipeline parallelism: every tab's op events of a step, all-gathered so each dashboard draws the whole pipeline (src/parallel/timeline-gather.ts)",
+  },
+  tensor: {
+    first: FIRST_FLOAT_ID,
+    count: 3,
+    payload: 'floats',
+    scope: 'strategy:tensor',
+    what: "tensor parallelism (src/parallel/tensor-trainer.ts, src/lab/tensor-run.ts): +0 a shard's gradient averaged over its data-parallel replicas, +1 the squared gradient norm for clipping, +2 the losses every tab shows",
+  },
+  tensorActivations: {
+    first: TENSOR_ACTIVATIONS_FIRST,
+    count: TENSOR_ACTIVATIONS_PER_STEP,
+    payload: 'floats',
+    scope: 'strategy:tensor',
+    what: "tensor parallelism: a step's all-reduces of a block's partial output (forward) and its input's partial gradient (backward), numbered in order",
+  },
+  tensorEvalActivations: {
+    first: TENSOR_ACTIVATIONS_FIRST + TENSOR_ACTIVATIONS_PER_STEP,
+    count: TENSOR_ACTIVATIONS_PER_STEP,
+    payload: 'floats',
+    scope: 'strategy:tensor',
+    what: 'tensor parallelism: the evaluation forward passes\' all-reduces, numbered in order',
   },
   elasticControl: { first: 0x0e1a5, count: 1, payload: 'control', scope: 'room', what: 'elastic rooms: ready / roster / abort / closed (src/peer/elastic-protocol.ts)' },
   presence: { first: 0x0e1a6, count: 1, payload: 'control', scope: 'room', what: 'presence cards: name, backend, step, step time (src/peer/presence.ts)' },

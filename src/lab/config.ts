@@ -116,6 +116,11 @@ export interface LabConfig {
   micro: number;
   /** The GPT's transformer blocks (0: the recipe's); a pipeline needs at least one per stage. */
   layers: number;
+  /**
+   * Tensor parallelism: every split layer cut across this many tabs (1: none). A room of N tabs runs
+   * N / tensor tensor groups side by side (data parallelism across them); see tensor-run.ts.
+   */
+  tensor: number;
 }
 
 export const MODEL_DEFAULT_DATASET: Record<ModelKind, DatasetKind> = { mlp: 'mnist', gpt: 'sotu' };
@@ -166,6 +171,7 @@ export const DEFAULT_CONFIG: LabConfig = {
   schedule: '1f1b',
   micro: 0,
   layers: 0,
+  tensor: 1,
 };
 
 const CHOICES = {
@@ -353,6 +359,9 @@ function applyEntry(config: LabConfig, key: string, raw: string): void {
     case 'pipeline':
       config.pipeline = parseInteger('pipeline', raw, 1, 64);
       return;
+    case 'tensor':
+      config.tensor = parseInteger('tensor', raw, 1, 64);
+      return;
     case 'schedule':
       config.schedule = parseChoice('schedule', raw);
       return;
@@ -411,7 +420,8 @@ export function validateConfig(config: LabConfig): void {
   validateCommunicationEfficient(config);
   if (config.pipeline > 1) checkPipeline(config);
   else if (config.micro !== 0) throw new ConfigError('micro sets the micro-batches of a pipeline (pipeline=2 or more); without one, accum sets them');
-  if (config.world > 0 && config.batch > 0 && config.pipeline === 1) checkBatchSplit(config.batch, config.world, config.accum);
+  if (config.tensor > 1) checkTensor(config);
+  if (config.world > 0 && config.batch > 0 && config.pipeline === 1 && config.tensor === 1) checkBatchSplit(config.batch, config.world, config.accum);
 }
 
 /** Why the config cannot start as it is (a pipeline without a room), or null. */
@@ -461,6 +471,23 @@ function validateCommunicationEfficient(config: LabConfig): void {
     throw new ConfigError(`collective=${config.collective} picks the dense gradient all-reduce's algorithm: use mode=ring, zero=0 and compression none or fp16`);
   }
   if (config.compression !== 'powersgd' && config.rank !== DEFAULT_CONFIG.rank) throw new ConfigError('rank sets PowerSGD\'s rank: use compression=powersgd');
+}
+
+/**
+ * tensor=T: a room whose size T divides, without a pipeline or the settings that assume whole replicas.
+ * Each tensor group of T tabs takes one data-parallel share of the global batch, with `accum`
+ * micro-batches; that there is a room is checked when the run starts, as for a pipeline.
+ */
+function checkTensor(config: LabConfig): void {
+  const T = config.tensor;
+  if (config.world > 0 && config.world % T !== 0) {
+    throw new ConfigError(`tensor=${T} needs a room whose size it divides (tabs = tensor groups x ${T}), got world=${config.world}`);
+  }
+  if (config.pipeline > 1) throw new ConfigError('tensor and pipeline parallelism do not combine here: set one of tensor or pipeline');
+  if (config.mode !== 'ring') throw new ConfigError('tensor groups average their gradients over a ring: use mode=ring');
+  if (config.zero !== 0) throw new ConfigError('tensor parallelism and ZeRO do not combine here: each tab already holds only its shard and its optimizer state');
+  if (config.compression !== 'none') throw new ConfigError('tensor parallelism all-reduces activations and gradients in full precision: use compression=none');
+  if (config.world > 0 && config.batch > 0) checkBatchSplit(config.batch, config.world / T, config.accum);
 }
 
 /**

@@ -1,18 +1,20 @@
 // The seam between the run loop of model-parallel runs (partitioned-session.ts) and the kinds of such
-// runs (pipeline-run.ts; tensor and expert parallelism go the same way). A partitioned run is one in
+// runs (pipeline-run.ts, tensor-run.ts; expert parallelism goes the same way). A partitioned run is one in
 // which a tab holds a part of the model that no other pipeline, tensor or expert group holds: its run
 // is built for its rank and world, trains one step as a collective of the whole room, hashes its part
 // for a replica check within the group of tabs that hold the same part, evaluates (a collective too),
 // and checkpoints its own part only, with the partition recorded in the file.
 //
 // A kind plugs in by implementing PartitionedRunKind and naming itself in partitionedKindOf
-// (partitioned-kinds.ts). The loop owns everything else: backend, data, room, the step loop, the
+// (sessions.ts). The loop owns everything else: backend, data, room, the step loop, the
 // replica check and its events, autosave and resume, the stop with a clear message when a tab is lost.
 import type { Backend } from '../engine/backend';
 import type { Transport } from '../collective/types';
 import type { LabEvent } from '../shared/events';
 import type { PipelineOpKind, PipelineScheduleKind } from '../collective/pipeline-schedules';
 import type { TrainingRecipe } from '../train/defaults';
+import type { GptConfig } from '../model/gpt';
+import type { MlpConfig } from '../model/mlp';
 import type { LabConfig } from './config';
 import type { LoadedData } from './datasets';
 
@@ -75,6 +77,8 @@ export interface PartitionedRun {
 export interface PartitionedRunKind {
   /** 'pipeline' */
   readonly name: string;
+  /** The tabs one copy of the model is split across (the room's size when none is given, part of the autosave key). */
+  groupSize(config: LabConfig): number;
   /** Why this room cannot run the kind (checked once the room has formed), or null. */
   refuses(config: LabConfig, world: number): string | null;
   build(context: PartitionedBuildContext): PartitionedRun;
@@ -113,5 +117,32 @@ export interface PipelineFigures {
   steps: { round: number; ops: TimedOp[] }[];
 }
 
-/** Each kind's figures (tensor and expert parallelism add theirs to the union). */
-export type PartitionFigures = PipelineFigures;
+/** A tensor shard's own figures (tensor-run.ts): measured bytes beside their formulas. */
+export interface TensorFigures {
+  kind: 'tensor';
+  /** The whole model's shape (its layout and split plan put the shards together: tensor-split.ts gatherShards). */
+  model: { kind: 'mlp'; config: MlpConfig } | { kind: 'gpt'; config: GptConfig };
+  tensor: number;
+  groups: number;
+  tensorRank: number;
+  group: number;
+  micro: number;
+  rowsPerMicro: number;
+  /** Device bytes of this tab's parameters (real allocation) and the formula: (replicated + split / T) x 4. */
+  paramBytes: number;
+  paramFormulaBytes: number;
+  /** Device bytes of this tab's optimizer state (real allocation) and the formula: the parameter formula x states per parameter. */
+  optimizerBytes: number;
+  optimizerFormulaBytes: number;
+  /** The last step's tensor all-reduces. */
+  collectivesPerStep: { forward: number; backward: number };
+  /** Bytes this tab sent for them, and the formula: a ring's 2(T-1)/T of each all-reduced activation (GPT: 2 of B·S·C per block per pass). */
+  wireBytesPerStep: number;
+  wireFormulaBytesPerStep: number;
+  /** Bytes sent averaging the shard over its replicas, and the ring's 2(D-1)/D of the shard. */
+  dataParallelBytesPerStep: number;
+  dataParallelFormulaBytesPerStep: number;
+}
+
+/** Each kind's figures (expert parallelism adds its own to the union). */
+export type PartitionFigures = PipelineFigures | TensorFigures;

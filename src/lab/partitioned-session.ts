@@ -1,5 +1,5 @@
-// One tab's training session when the model is partitioned across the room's tabs (a pipeline today;
-// tensor and expert parallelism through the same seam, partitioned-run.ts): the run loop of such runs.
+// One tab's training session when the model is partitioned across the room's tabs (a pipeline or tensor
+// parallelism today; expert parallelism through the same seam, partitioned-run.ts): the run loop of such runs.
 // It prepares the run (backend, data, room, this tab's part, the part's autosave when resuming), then
 // repeats, in order, until the last step: train one step (a collective of the whole room), check that
 // the tabs holding the same part hold the same bits (a hash all-gather, compared within each group),
@@ -21,7 +21,7 @@ import type { LabMetrics, LabStatus } from './api';
 import { openRunBackend } from './backend-choice';
 import { checkpointKey, defaultCheckpointStore, type CheckpointStore } from './checkpoint-store';
 import type { StagedCheckpoint } from './checkpoint-keeper';
-import { pipelineNeedsRoom, type LabConfig } from './config';
+import type { LabConfig } from './config';
 import { loadDataset } from './datasets';
 import { isLostPeer } from './elastic/failures';
 import { ReplicasDisagree } from './overlapped-exchange';
@@ -120,7 +120,7 @@ export class PartitionedSession {
 
   /** The key this tab's part autosaves under: the rank's key and the kind, so another split never loads it. */
   checkpointKey(): string {
-    return `${checkpointKey(this.config, this.world, this.rank)}/${this.kind.name}${this.config.pipeline}`;
+    return `${checkpointKey(this.config, this.world, this.rank)}/${this.kind.name}${this.kind.groupSize(this.config)}`;
   }
 
   refusalStats(): { count: number; reasons: Record<string, number> } {
@@ -160,14 +160,14 @@ export class PartitionedSession {
 
   private async prepare(): Promise<void> {
     this.setState('loading');
-    const roomless = pipelineNeedsRoom(this.config);
-    if (roomless) throw new Error(roomless);
+    const size = this.kind.groupSize(this.config);
+    if (this.config.room === '') throw new Error(`${this.kind.name}=${size} splits the model across ${size} tabs: it needs a room (room=...)`);
     const backend = (this.backend = await openRunBackend(this.config.backend, this.env.gpu, (error) => this.fail(error), (message) => this.log('warn', message)));
     const data = await loadDataset(this.config, this.env.dataBase ?? '/data/', this.env.userText);
     if (data.kind === 'text') this.vocab = data.data.vocab;
     this.setState('connecting');
     // The room forms once, with every part present (world 0: one pipeline's worth of tabs).
-    const room = (this.room = await joinRoom({ ...this.config, world: this.config.world || this.config.pipeline }, this.env.bus, {
+    const room = (this.room = await joinRoom({ ...this.config, world: this.config.world || this.kind.groupSize(this.config) }, this.env.bus, {
       onMesh: (mesh) => (this.mesh = mesh),
       messageCheck: finiteModelDataCheck(this.config.compression, FIRST_FLOAT_ID),
       admits: () => `a ${this.kind.name}-parallel room is not elastic: its tabs hold parts of the model no other tab has`,

@@ -10,6 +10,7 @@ import { ConfigError, type LabConfig } from './config';
 import type { LoadedData } from './datasets';
 import type { PipelineFigures } from './partitioned-run';
 import { relativeError, spirals, testConfig } from './parallel-test-support';
+import { expectPartsResumeExactly } from './partitioned-test-support';
 import { PIPELINE_RUN_KIND, pipelinePlace } from './pipeline-run';
 import { recipeFor } from './recipe';
 
@@ -110,18 +111,7 @@ describe('pipeline run (the lab wiring of pipeline parallelism)', () => {
 
   it('a stage resumes from its own checkpoint to the bits of an uninterrupted run, and refuses another stage\'s', async () => {
     const config = testConfig({ room: 'r', steps: 4, pipeline: 2, world: 2, micro: 2 });
-    const build = () => createMemoryMesh(2).map((transport) => PIPELINE_RUN_KIND.build({ config, backend: new CpuBackend(), data: classification, transport, publish: () => undefined }));
-    const straight = build();
-    for (let step = 0; step < 4; step++) await Promise.all(straight.map((r) => r.trainStep()));
-    const interrupted = build();
-    for (let step = 0; step < 2; step++) await Promise.all(interrupted.map((r) => r.trainStep()));
-    const files = await Promise.all(interrupted.map((r, rank) => r.checkpoint({ world: 2, rank, vocab: null })));
-    const resumed = build();
-    expect(() => resumed[1].restore(files[0], 2)).toThrow(/this checkpoint holds the part .*"stage":0.*; this tab is .*"stage":1/);
-    resumed.forEach((r, rank) => r.restore(files[rank], 2));
-    expect(resumed.map((r) => r.step)).toEqual([2, 2]);
-    for (let step = 2; step < 4; step++) await Promise.all(resumed.map((r) => r.trainStep()));
-    for (const [rank, run] of resumed.entries()) expect(paramsHash(await run.partParams())).toBe(paramsHash(await straight[rank].partParams()));
+    await expectPartsResumeExactly(PIPELINE_RUN_KIND, config, classification, /this checkpoint holds the part .*"stage":0.*; this tab is .*"stage":1/);
   });
 
   it("publishes each op as a 'pipeline' event with the tab's rank and its clock's epoch offset, every stage's on every tab once, and measures its figures", async () => {

@@ -26,12 +26,12 @@ import { PipelineStage, splitUnits, type StageModelSpec } from '../model/pipelin
 import { PipelineTrainer } from '../parallel/pipeline-trainer';
 import { gatherStepEvents } from '../parallel/timeline-gather';
 import { ClassificationBatches, classificationEvalBatches, TextBatches, textEvalBatches, type BatchSource } from '../train/batches';
-import { captureCheckpoint, CheckpointError, loadCheckpoint, restoreCheckpoint } from '../train/checkpoint';
 import { lrScheduleOf, type TrainingRecipe } from '../train/defaults';
 import { learningRateAt, Optimizer } from '../train/optimizer';
 import { fitToData } from './build-run';
 import { type LabConfig, pipelineMicroBatches } from './config';
 import type { PartitionedBuildContext, PartitionedEvalResult, PartitionedRun, PartitionedRunKind, PartitionedStepResult, PipelineFigures, TimedOp } from './partitioned-run';
+import { capturePart, restorePart } from './part-checkpoint';
 import { recipeFor } from './recipe';
 
 const IDS = COLLECTIVE_IDS.pipeline.first;
@@ -48,6 +48,7 @@ export function pipelinePlace(rank: number, stages: number): { stage: number; pi
 
 export const PIPELINE_RUN_KIND: PartitionedRunKind = {
   name: 'pipeline',
+  groupSize: (config) => config.pipeline,
   refuses(config: LabConfig, world: number): string | null {
     const P = config.pipeline;
     if (world % P !== 0) return `pipeline=${P} needs a room whose size it divides (tabs = pipelines x ${P} stages); this room has ${world} tabs`;
@@ -230,24 +231,11 @@ class PipelineRun implements PartitionedRun {
   }
 
   checkpoint(meta: { world: number; rank: number; vocab: string[] | null }): Promise<Uint8Array> {
-    const { config } = this.context;
-    return captureCheckpoint(this.backend, this.checkpointable(), {
-      recipe: this.recipe,
-      world: meta.world,
-      rank: meta.rank,
-      lab: { ...config, secret: undefined, resume: undefined, partition: this.partition() },
-      ...(meta.vocab ? { vocab: meta.vocab } : {}),
-      dataset: config.dataset,
-    });
+    return capturePart(this.backend, this.checkpointable(), { config: this.context.config, recipe: this.recipe, partition: this.partition() }, meta);
   }
 
   restore(bytes: Uint8Array, world: number): string[] {
-    const ckpt = loadCheckpoint(bytes);
-    const saved = JSON.stringify(ckpt.header.lab?.partition ?? null);
-    if (saved !== JSON.stringify(this.partition())) {
-      throw new CheckpointError(`this checkpoint holds the part ${saved === 'null' ? 'of a run without a pipeline' : saved}; this tab is ${JSON.stringify(this.partition())}`);
-    }
-    return restoreCheckpoint(this.backend, this.checkpointable(), ckpt, 'resume', { recipe: this.recipe, world });
+    return restorePart(this.backend, this.checkpointable(), bytes, { recipe: this.recipe, partition: this.partition(), world });
   }
 
   figures(): PipelineFigures {

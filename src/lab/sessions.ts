@@ -8,6 +8,7 @@ import { PartitionedSession } from './partitioned-session';
 import type { PartitionedRunKind } from './partitioned-run';
 import { PIPELINE_RUN_KIND } from './pipeline-run';
 import { LabSession, type SessionEnv } from './session';
+import { TENSOR_RUN_KIND } from './tensor-run';
 
 export type TrainingSession = Pick<
   LabSession,
@@ -20,6 +21,7 @@ export type TrainingSession = Pick<
 /** The partitioned kind the config asks for, or null (the model is whole on every tab). */
 export function partitionedKindOf(config: LabConfig): PartitionedRunKind | null {
   if (config.pipeline > 1) return PIPELINE_RUN_KIND;
+  if (config.tensor > 1) return TENSOR_RUN_KIND;
   return null;
 }
 

@@ -9,8 +9,10 @@
 // shard's gradients before the update (each group training on its own share of every micro-batch), so
 // every replica of a shard stays bitwise equal.
 //
-// Not here yet (the lab wiring): global-norm clipping (the squared norm of the split tensors summed over
-// the group, the replicated ones counted once), learning-rate schedules, evaluation and checkpoints.
+// Global-norm clipping (`clipNorm`) sums the squared norm of the split tensors over the tensor group
+// and counts the replicated ones once (tensor rank 0's), after the data-parallel average, so every
+// rank scales by the factor one tab's clip of the whole gradient would use; the learning rate follows
+// `learningRate` (the recipe's schedule) like the one-tab trainer's.
 import { runAllReduce } from '../collective/collectives';
 import type { Transport } from '../collective/types';
 import { type Backend, viewOf } from '../engine/backend';
@@ -40,6 +42,11 @@ export interface TensorTrainerOptions {
   /** TP x DP: the tabs holding this same shard in the other tensor groups. Default collective 1_000_000. */
   dataParallel?: { transport: Transport; collective?: number };
   onCollective?: (event: TensorCollectiveEvent) => void;
+  /** The learning rate of step `step` (0-based); absent: the optimizer's own. */
+  learningRate?: (step: number) => number;
+  /** Clip the whole model's gradient to this L2 norm (0 or absent: no clipping), on collective `clipCollective` (default 1_000_001). */
+  clipNorm?: number;
+  clipCollective?: number;
 }
 
 export interface TensorStepReport {
@@ -65,6 +72,10 @@ export class TensorTrainer {
 
   get step(): number {
     return this.completed;
+  }
+  /** A resumed run continues from its checkpoint's step. */
+  set step(value: number) {
+    this.completed = value;
   }
 
   async trainStep(): Promise<TensorStepReport> {
@@ -96,10 +107,34 @@ export class TensorTrainer {
       await model.backward(sum);
     }
     const dataParallelBytesSent = await this.averageOverReplicas(step);
-    optimizer.update(model.params, model.grads, step + 1);
+    if (this.o.clipNorm) await this.clip(step, this.o.clipNorm);
+    optimizer.update(model.params, model.grads, step + 1, this.o.learningRate?.(step) ?? optimizer.config.lr);
     await b.flush();
     this.completed++;
     return { step, loss: lossSum / lossCount, collectives, tensorBytesSent: collectives.reduce((s, e) => s + e.bytesSent, 0), dataParallelBytesSent };
+  }
+
+  /** Scales the shard's gradient by the factor one tab's clip of the whole gradient would use. */
+  private async clip(step: number, maxNorm: number): Promise<void> {
+    const { backend: b, model, transport } = this.o;
+    const grads = await b.read(viewOf(model.grads));
+    let own = 0;
+    for (const e of model.layout.entries) {
+      // A replicated tensor has the same gradient on every rank: the whole model holds it once.
+      if (!model.plan.has(e.name) && model.tensor.rank !== 0) continue;
+      for (let i = e.offset; i < e.offset + e.length; i++) own += grads[i] * grads[i];
+    }
+    const perRank = new Float32Array(transport.world);
+    perRank[transport.rank] = own;
+    if (transport.world > 1) await runAllReduce(transport, perRank, { round: step, collective: this.o.clipCollective ?? 1_000_001 });
+    let sumSq = 0;
+    for (const v of perRank) sumSq += v;
+    const norm = Math.sqrt(sumSq);
+    if (norm > maxNorm) {
+      const scale = maxNorm / norm;
+      for (let i = 0; i < grads.length; i++) grads[i] *= scale;
+      b.write(viewOf(model.grads), grads);
+    }
   }
 
   private async averageOverReplicas(step: number): Promise<number> {
