@@ -52,7 +52,7 @@ test('three training tabs: every view shows the live run', async ({ browser }) =
     const ranks = await peers.locator('tbody tr').evaluateAll((rows) => rows.map((r) => Number((r as HTMLElement).dataset.rank)).sort());
     expect(ranks).toEqual([0, 1, 2]);
     for (const row of await peers.locator('tbody tr:not(.self)').all()) {
-      await expect(row.locator('td').nth(1)).toHaveText('connected');
+      await expect(row.locator('[data-testid^="state-"]')).toHaveText('connected');
       await expect(row.locator('[data-testid^="hash-"]')).toHaveText('✓ agrees');
     }
   }

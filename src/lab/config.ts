@@ -133,7 +133,7 @@ export const DEFAULT_CONFIG: LabConfig = {
   zero: 0,
   compression: 'none',
   ratio: 0.01,
-  shares: 'auto',
+  shares: 'equal',
   rebalance: 10,
   accum: 1,
   batch: 0,

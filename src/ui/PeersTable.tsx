@@ -129,7 +129,7 @@ export function PeersTable({ self, peers, hashes }: PeersTableProps) {
                   <td className={agrees === false ? 'bad' : agrees ? 'good' : ''} data-testid={`hash-${p.rank}`}>
                     {verdictText(agrees)}
                   </td>
-                  <td>{p.state}</td>
+                  <td data-testid={`state-${p.rank}`}>{p.state}</td>
                   <td data-testid={`path-${p.peerId}`} className={`path path-${p.path ?? 'unknown'}`} title={p.path ? PATH_TITLES[p.path] : undefined}>
                     {p.path ?? '—'}
                   </td>
