@@ -55,6 +55,10 @@ test('three training tabs: every view shows the live run', async ({ browser }) =
       await expect(row.locator('[data-testid^="state-"]')).toHaveText('connected');
       await expect(row.locator('[data-testid^="hash-"]')).toHaveText('✓ agrees');
     }
+    // The ZeRO panel in plain data parallelism: stage 0, every rank holding everything (what ZeRO's stages shard).
+    const zeroPanel = tab.getByRole('region', { name: /ZeRO stage 0 shard layout/ });
+    await expect(zeroPanel.locator('tbody tr[data-rank]')).toHaveCount(WORLD * 3);
+    await expect(zeroPanel.getByText('optimizer state: full replica')).toHaveCount(WORLD);
   }
 
   // Loss chart: a point per logged step, and a readout with numbers.

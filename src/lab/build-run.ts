@@ -9,7 +9,10 @@ import type { Transport } from '../collective/types';
 import type { Interval } from '../train/intervals';
 import type { Strategy } from '../parallel/parallel-types';
 import { SOLO_STRATEGY, strategyFor } from '../parallel/strategy';
-import type { LabEvent } from '../shared/events';
+import type { LabEvent, ZeroLayoutReport } from '../shared/events';
+import type { ParamLayout } from '../model/layout';
+import type { OptimizerConfig } from '../train/optimizer';
+import { optimizerFloatsPerParam, zeroPartition } from '../parallel/zero/zero-hooks';
 import type { ClassifierRecipe, Recipe } from '../train/defaults';
 import { charLmRun, classifierRun, type Run } from '../train/recipes';
 import type { LabConfig } from './config';
@@ -62,7 +65,22 @@ export function buildRun(o: BuildRunOptions): BuiltRun {
     if (data.kind !== 'text') throw new Error('the GPT needs a text data set');
     run = charLmRun(backend, data.data, recipe.recipe, o.shard, extras);
   }
+  // Plain data parallelism (and its compressed forms): every rank holds everything. The ZeRO panel
+  // draws that as stage 0, the picture its stages are compared with (ZeRO publishes its own layout).
+  if (transport && o.config.zero === 0 && strategy.statePlacement === 'replicated') publish(replicatedLayout(run.model.layout, transport.world, recipe.recipe.optimizer));
   return { run, strategy };
+}
+
+/** Stage 0: the slices each rank would own under ZeRO, every one of them holding the whole state. */
+export function replicatedLayout(layout: ParamLayout, world: number, optimizer: OptimizerConfig): ZeroLayoutReport {
+  const partition = zeroPartition(layout, world);
+  return {
+    type: 'zero-layout',
+    stage: 0,
+    total: partition.total,
+    partition: partition.shards.map((s, rank) => ({ rank, start: s.offset, end: s.offset + s.length })),
+    optimizerFloatsPerParam: optimizerFloatsPerParam(optimizer),
+  };
 }
 
 /** The MLP's input and output widths follow the data set (XOR and circles have 2 classes, spirals 3). */

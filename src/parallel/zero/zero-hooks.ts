@@ -9,10 +9,15 @@ import { CpuBackend } from '../../engine/cpu-backend';
 import type { ParamLayout } from '../../model/layout';
 import type { Model, SegmentedModel } from '../../model/model';
 import { lrScheduleOf } from '../../train/defaults';
-import { learningRateAt } from '../../train/optimizer';
+import { learningRateAt, type OptimizerConfig } from '../../train/optimizer';
 import type { ParallelContext, ParallelHooks } from '../parallel-types';
 import { ZeroStorage, type ZeroStageNumber } from './shard-storage';
 import { ZeroSync } from './zero-sync';
+
+/** Floats of optimizer state per parameter: AdamW's two moments, momentum's velocity, or none. */
+export function optimizerFloatsPerParam(optimizer: OptimizerConfig): number {
+  return optimizer.kind === 'adamw' ? 2 : optimizer.momentum > 0 ? 1 : 0;
+}
 
 export function zeroPartition(layout: ParamLayout, world: number): Partition {
   return partitionLayout(layout.entries, layout.totalLength, world);
@@ -61,7 +66,7 @@ export function createZeroHooks(ctx: ParallelContext): ParallelHooks {
         stage,
         total: partition.total,
         partition: partition.shards.map((s, r) => ({ rank: r, start: s.offset, end: s.offset + s.length })),
-        optimizerFloatsPerParam: recipe.optimizer.kind === 'adamw' ? 2 : recipe.optimizer.momentum > 0 ? 1 : 0,
+        optimizerFloatsPerParam: optimizerFloatsPerParam(recipe.optimizer),
       });
       return storage;
     },
