@@ -115,8 +115,12 @@ export class RoomRegistry {
     return [{ to: target.conn, message: { type: 'signal', from: self.peerId, data } }];
   }
 
-  /** Removes the connection (explicit leave or socket closed); forgets the room when it empties. */
-  leave(conn: ConnId): Outgoing[] {
+  /**
+   * Removes the connection; forgets the room when it empties. `disconnected`: its socket closed without
+   * a leave (the tab closed or crashed, or lost the network), which the others are told, so that they
+   * drop it at once rather than after their heartbeat deadline.
+   */
+  leave(conn: ConnId, disconnected = false): Outgoing[] {
     const self = this.byConn.get(conn);
     if (!self) return [];
     this.byConn.delete(conn);
@@ -127,7 +131,8 @@ export class RoomRegistry {
       this.rooms.delete(self.room);
       return [];
     }
-    return [...members.values()].map((m) => ({ to: m.conn, message: { type: 'peer-left', peerId: self.peerId } }));
+    const message: ServerMessage = disconnected ? { type: 'peer-left', peerId: self.peerId, reason: 'disconnected' } : { type: 'peer-left', peerId: self.peerId };
+    return [...members.values()].map((m) => ({ to: m.conn, message }));
   }
 }
 

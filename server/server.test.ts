@@ -91,7 +91,7 @@ describe('standalone signalling server', () => {
     expect(server.registry.members('ROOM1')).toEqual([a.peerId, b.peerId]);
 
     b.client.socket.close();
-    expect(await a.client.next()).toEqual({ type: 'peer-left', peerId: b.peerId });
+    expect(await a.client.next()).toEqual({ type: 'peer-left', peerId: b.peerId, reason: 'disconnected' });
     a.client.send({ type: 'leave' });
     await expect.poll(() => server.registry.roomCount()).toBe(0);
     a.client.socket.close();
@@ -115,7 +115,7 @@ describe('standalone signalling server', () => {
     await a.client.next(); // peer-joined
     b.client.send({ type: 'signal', to: a.peerId, data: { blob: 'x'.repeat(8000) } });
     expect(await b.client.closed).toBe(1009);
-    expect(await a.client.next()).toEqual({ type: 'peer-left', peerId: b.peerId });
+    expect(await a.client.next()).toEqual({ type: 'peer-left', peerId: b.peerId, reason: 'disconnected' });
     a.client.socket.close();
   });
 

@@ -175,10 +175,10 @@ export function createSignalling(opts: SignallingOptions): Signalling {
     c.joinTimer = setTimeout(() => drop(conn, CLOSE.noJoin, `no room joined within ${limits.joinTimeoutMs} ms`), limits.joinTimeoutMs);
   };
 
-  const leaveRoom = (conn: ConnId, c: Connection) => {
+  const leaveRoom = (conn: ConnId, c: Connection, disconnected: boolean) => {
     const room = registry.roomOf(conn);
     if (room === undefined) return;
-    deliver(registry.leave(conn));
+    deliver(registry.leave(conn, disconnected));
     addresses.left(c.address, room);
   };
 
@@ -210,7 +210,7 @@ export function createSignalling(opts: SignallingOptions): Signalling {
         return refuse(error?.type === 'error' ? error.reason : 'join refused');
       }
       case 'leave':
-        leaveRoom(conn, c);
+        leaveRoom(conn, c, false);
         return armJoinTimer(conn, c);
       case 'signal': {
         const out = registry.relay(conn, msg.to, msg.data);
@@ -249,7 +249,8 @@ export function createSignalling(opts: SignallingOptions): Signalling {
     socket.on('close', () => {
       clearTimeout(c.joinTimer);
       try {
-        leaveRoom(conn, c);
+        // A tab that closes says leave first; a crashed one cannot, and the browser closes its socket at once.
+        leaveRoom(conn, c, true);
       } finally {
         connections.delete(conn);
       }

@@ -4,9 +4,12 @@
 //   what a ring epoch asks for (require).
 // - Every message on a channel is a frame (frame.ts) and is validated here; data and control frames
 //   go to listeners (the transport), heartbeats are answered here and give the RTT.
-// - Dead peers are found by heartbeat silence, never by waiting for the channel's close: a closed tab
-//   does not close the remote channel (docs/architecture.md, facts about browsers). And this tab
-//   closes its peers on `pagehide`, so that the others learn within milliseconds.
+// - A member that is gone is announced by signalling at once: a goodbye (this tab says one on
+//   `pagehide`), or proof that its tab closed or crashed (the server saw its socket close; in a
+//   BroadcastChannel room the browser freed its Web Lock: tab-locks.ts). A member that falls silent
+//   without such proof (frozen, starved, or its network gone) is dropped by heartbeat silence, the
+//   backstop, never by waiting for the channel's close: a closed tab does not close the remote channel
+//   (docs/architecture.md, facts about browsers), and a failed link is retried, not taken as a departure.
 import SimplePeer from 'simple-peer/simplepeer.min.js';
 import type { Instance as PeerInstance, SignalData as SimplePeerSignal } from 'simple-peer';
 import type { EventBus, PeerInfo, PeersReport } from '../shared/events';
@@ -151,7 +154,7 @@ export class Mesh {
       : await iceServersFor(this.opts.signalling, (message) => this.log('warn', message));
     await this.opts.signalling.join({
       peerJoined: (id) => (this.opts.auth ? this.probe(id) : this.memberJoined(id)),
-      peerLeft: (id) => this.drop(id, 'left the room', true),
+      peerLeft: (id, reason) => this.drop(id, reason ?? 'left the room', true),
       signal: (from, data) => this.onSignal(from, data),
       problem: (reason) => this.log('warn', reason),
     });

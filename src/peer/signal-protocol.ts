@@ -41,7 +41,11 @@ export type ServerMessage =
    */
   | { type: 'welcome'; room: string; peerId: string; members: string[]; iceServers: IceServer[] }
   | { type: 'peer-joined'; peerId: string }
-  | { type: 'peer-left'; peerId: string }
+  /**
+   * A member left: by its `leave`, or (`reason: 'disconnected'`) because its socket closed without one:
+   * its tab closed or crashed (the browser closes a dead tab's sockets at once) or lost the network.
+   */
+  | { type: 'peer-left'; peerId: string; reason?: 'disconnected' }
   | { type: 'signal'; from: string; data: SignalData }
   | { type: 'error'; reason: string };
 
@@ -167,9 +171,11 @@ export function parseServerMessage(raw: string): Parsed<ServerMessage> {
       return { type: 'welcome', room: msg.room, peerId: msg.peerId, members: msg.members as string[], iceServers };
     }
     case 'peer-joined':
-    case 'peer-left':
       if (!id(msg.peerId)) return { error: `malformed ${msg.type}` };
       return { type: msg.type, peerId: msg.peerId };
+    case 'peer-left':
+      if (!id(msg.peerId) || (msg.reason !== undefined && msg.reason !== 'disconnected')) return { error: `malformed ${msg.type}` };
+      return msg.reason ? { type: 'peer-left', peerId: msg.peerId, reason: msg.reason } : { type: 'peer-left', peerId: msg.peerId };
     case 'signal': {
       if (!id(msg.from)) return { error: 'malformed signal' };
       const bad = checkSignalData(msg.data);

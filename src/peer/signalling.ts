@@ -1,11 +1,13 @@
 // How tabs of a room find each other and exchange WebRTC offers, answers and ICE candidates.
 // Two implementations of one interface:
-// - BroadcastChannelSignalling (default): tabs of one browser profile, no server at all.
+// - BroadcastChannelSignalling (default): tabs of one browser profile, no server at all; a member that
+//   closed or crashed is announced at once through the browser's Web Locks (tab-locks.ts).
 // - WebSocketSignalling: through server/ (npm run server), for browsers on different machines; the
 //   server assigns the peer id, so it is connected (and joined) before a Mesh is built around it.
 // Signalling only introduces peers; all training traffic then flows over WebRTC data channels.
 import { newPeerId } from './membership';
 import { PEER_ID_PATTERN, isParseError, parseServerMessage, type IceServer, type SignalData } from './signal-protocol';
+import { browserTabLocks, memberLockName, type TabLocks } from './tab-locks';
 
 export type { IceServer, SignalData } from './signal-protocol';
 
@@ -15,8 +17,12 @@ export interface SignallingHandlers {
    * called again for a known member: handlers must be idempotent.
    */
   peerJoined(peerId: string): void;
-  /** A member left the room (said goodbye, or the server saw its socket close). */
-  peerLeft(peerId: string): void;
+  /**
+   * A member left the room: it said goodbye, or its tab is gone (the server saw its socket close, or the
+   * browser released its lock). `reason` says which, for the log. Never a guess: a member that is only
+   * slow or silent is not announced here (the mesh's heartbeat deadline covers those).
+   */
+  peerLeft(peerId: string, reason?: string): void;
   /** Signal data that `from` addressed to us. */
   signal(from: string, data: SignalData): void;
   /** Something went wrong that the user should see (server refused a message, connection lost). */
@@ -65,37 +71,64 @@ function parseBroadcast(x: unknown): BroadcastMessage | undefined {
   }
 }
 
+/** Why a server room's member is dropped when the server saw its socket close without a leave. */
+export const SOCKET_CLOSED_REASON = 'its connection to the signalling server closed (its tab closed or crashed, or lost the network)';
+/** Why a BroadcastChannel member is dropped when its lock comes free without a goodbye. */
+export const TAB_GONE_REASON = 'its tab is gone, closed or crashed (the browser released its lock)';
+
 /**
  * Tabs of one browser profile meet on a BroadcastChannel named after the room. A newcomer says
  * `hello`; everyone answers `here` to it, so both sides learn of each other without a server. Every
  * tab repeats its `hello` every `presenceMs`, so a tab that a peer dropped as silent (a tab frozen on
  * a loaded machine) is re-announced once it runs again; a closed tab says `bye` and then nothing.
+ *
+ * A crashed tab says no `bye`; so each tab holds its member lock (tab-locks.ts) from before its first
+ * `hello` until it leaves, and watches the lock of every member it knows: the browser frees a gone
+ * tab's lock at once, and the member is announced as left. Without Web Locks (`locks` null) only
+ * `bye` announces a departure, and a crash is found by the mesh's heartbeat deadline.
  */
 export class BroadcastChannelSignalling implements Signalling {
   readonly kind = 'broadcast' as const;
   private channel: BroadcastChannel | null = null;
-  private known = new Set<string>();
+  /** Known members, each with the function that stops watching its lock. */
+  private known = new Map<string, () => void>();
   private presence: ReturnType<typeof setInterval> | undefined;
+  private releaseLock: (() => void) | null = null;
 
   constructor(
     readonly room: string,
     readonly peerId: string,
     /** Presence refresh interval; 0 turns it off. */
     private readonly presenceMs = 3000,
+    /** The browser's Web Locks; null: departures are known only from `bye` (and the heartbeat). */
+    private readonly locks: TabLocks | null = browserTabLocks(),
   ) {}
 
-  join(handlers: SignallingHandlers): Promise<void> {
-    if (this.channel) return Promise.reject(new Error('already joined'));
+  async join(handlers: SignallingHandlers): Promise<void> {
+    if (this.channel) throw new Error('already joined');
     const channel = new BroadcastChannel(`webgpu-lab-room:${this.room}`);
     this.channel = channel;
+    const forget = (peerId: string, reason?: string) => {
+      const stopWatching = this.known.get(peerId);
+      if (!stopWatching) return;
+      stopWatching();
+      this.known.delete(peerId);
+      handlers.peerLeft(peerId, reason);
+    };
     const meet = (peerId: string) => {
       if (peerId === this.peerId) return;
-      this.known.add(peerId);
+      if (!this.known.has(peerId)) {
+        const stopWatching = this.locks?.watch(memberLockName(this.room, peerId), () => forget(peerId, TAB_GONE_REASON)) ?? (() => {});
+        this.known.set(peerId, stopWatching);
+      }
       handlers.peerJoined(peerId);
     };
+    // The lock is held before this tab answers or greets anyone: a watcher granted it knows the tab is gone.
+    if (this.locks) await this.holdLock(channel);
+    if (this.channel !== channel) return; // left while taking the lock
     channel.onmessage = (event: MessageEvent) => {
       const msg = parseBroadcast(event.data);
-      if (!msg || msg.from === this.peerId) return;
+      if (!msg || msg.from === this.peerId || this.channel !== channel) return;
       switch (msg.kind) {
         case 'hello':
           // answer newcomers only; a known member's hello is a presence refresh
@@ -106,7 +139,7 @@ export class BroadcastChannelSignalling implements Signalling {
           if (msg.to === this.peerId) meet(msg.from);
           break;
         case 'bye':
-          if (this.known.delete(msg.from)) handlers.peerLeft(msg.from);
+          forget(msg.from);
           break;
         case 'signal':
           if (msg.to !== this.peerId) return;
@@ -117,7 +150,6 @@ export class BroadcastChannelSignalling implements Signalling {
     };
     this.post({ kind: 'hello', from: this.peerId });
     if (this.presenceMs > 0) this.presence = setInterval(() => this.post({ kind: 'hello', from: this.peerId }), this.presenceMs);
-    return Promise.resolve();
   }
 
   signal(to: string, data: SignalData): void {
@@ -130,7 +162,24 @@ export class BroadcastChannelSignalling implements Signalling {
     this.post({ kind: 'bye', from: this.peerId });
     this.channel.close();
     this.channel = null;
+    for (const stopWatching of this.known.values()) stopWatching();
     this.known.clear();
+    this.releaseLock?.();
+    this.releaseLock = null;
+  }
+
+  /**
+   * Takes this tab's member lock. Should another page steal it, the peers watching it drop this tab:
+   * it takes the lock back and says hello, so that they admit it again.
+   */
+  private async holdLock(channel: BroadcastChannel): Promise<void> {
+    const release = await this.locks!.hold(memberLockName(this.room, this.peerId), () => {
+      if (this.channel !== channel) return;
+      this.releaseLock = null;
+      void this.holdLock(channel).then(() => this.post({ kind: 'hello', from: this.peerId }));
+    });
+    if (this.channel === channel) this.releaseLock = release;
+    else release();
   }
 
   private post(msg: BroadcastMessage): void {
@@ -163,7 +212,7 @@ const OPEN = 1;
 const defaultFactory: WebSocketFactory = (u) => new WebSocket(u) as unknown as WebSocketLike;
 
 /** What happened between the welcome and `join(handlers)`, replayed to the handlers in order. */
-type Pending = { kind: 'joined' | 'left'; peerId: string } | { kind: 'signal'; from: string; data: SignalData } | { kind: 'problem'; reason: string };
+type Pending = { kind: 'joined'; peerId: string } | { kind: 'left'; peerId: string; reason?: string } | { kind: 'signal'; from: string; data: SignalData } | { kind: 'problem'; reason: string };
 
 /**
  * A room through the signalling server (server/). The server assigns this tab's peer id when it
@@ -223,7 +272,7 @@ export class WebSocketSignalling implements Signalling {
           case 'peer-joined':
             return self.deliver({ kind: 'joined', peerId: msg.peerId });
           case 'peer-left':
-            return self.deliver({ kind: 'left', peerId: msg.peerId });
+            return self.deliver({ kind: 'left', peerId: msg.peerId, reason: msg.reason === 'disconnected' ? SOCKET_CLOSED_REASON : undefined });
           case 'signal':
             return self.deliver({ kind: 'signal', from: msg.from, data: msg.data });
           case 'error':
@@ -274,7 +323,7 @@ export class WebSocketSignalling implements Signalling {
       case 'joined':
         return h.peerJoined(event.peerId);
       case 'left':
-        return h.peerLeft(event.peerId);
+        return h.peerLeft(event.peerId, event.reason);
       case 'signal':
         return h.signal(event.from, event.data);
       case 'problem':
