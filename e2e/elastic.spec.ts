@@ -3,54 +3,17 @@
 // trains along. Checked against math, not only "it kept going": the global batch stays the same whatever
 // the number of tabs (shares one sample apart, weighted), so the room must end where one tab ends
 // alone on the same global batch, and every replica must hash equal after every step.
-import { expect, test, type Browser, type BrowserContext, type Page } from '@playwright/test';
+import { expect, test, type BrowserContext, type Page } from '@playwright/test';
 import type { LabMetrics, LabStatus } from '../src/lab/api';
+import { ELASTIC_RUN, ELASTIC_TOLERANCE, oneTabReference, waitForStep } from './elastic-fixtures';
 import { APP_URL } from './fixtures';
 import { finishTraining, maxRelativeDifference, openTrainingTabs, type TabResult } from './training';
 
-const RUN = { model: 'mlp', dataset: 'mnist', steps: 24, batch: 64, seed: 5 };
-// Float32 sums in another order, amplified by Adam over 24 steps. Measured against one tab at 24 steps:
-// static 4 tabs 3.1e-7, static 3 tabs (shares 21/21/22, weighted) 5.6e-6; the elastic runs depend on
-// the step the newcomer's re-form lands on (more steps at 3 tabs, more difference): 1.97e-5 to 2.55e-5
-// measured (ZeRO-3: 1.4-2.1e-5; the parameter server: 1.1-2.4e-5). A step lost or applied twice moves
-// the parameters by 1.9e-3 (checked below: at least 10x the tolerance), so 1e-4 keeps 4x headroom over
-// the noise and still catches it.
-const TOLERANCE = 1e-4;
-const PS_TOLERANCE = 1e-4;
+const RUN = ELASTIC_RUN;
+const TOLERANCE = ELASTIC_TOLERANCE;
+const PS_TOLERANCE = ELASTIC_TOLERANCE;
 
 const status = (page: Page) => page.evaluate(() => window.lab.status());
-
-async function waitForStep(pages: Page[], atLeast: number, world?: number): Promise<void> {
-  await Promise.all(
-    pages.map((page) =>
-      page.waitForFunction(
-        ([step, world]) => {
-          const s = window.lab?.status?.();
-          if (s?.state === 'error') throw new Error(s.error ?? 'error');
-          return s !== undefined && s.step >= step && (world === undefined || s.world === world);
-        },
-        [atLeast, world] as const,
-        { timeout: 120_000, polling: 100 },
-      ),
-    ),
-  );
-}
-
-/** Reads (once) what one tab alone reaches on the same global batch, and checks that one step less is far from it. */
-let soloReference: Promise<number[]> | null = null;
-function oneTabReference(browser: Browser): Promise<number[]> {
-  soloReference ??= (async () => {
-    const solo = await browser.newContext();
-    const [reference] = await finishTraining(await openTrainingTabs(solo, 1, RUN));
-    const [oneStepShort] = await finishTraining(await openTrainingTabs(solo, 1, { ...RUN, steps: RUN.steps - 1 }));
-    await solo.close();
-    const oneStep = maxRelativeDifference(reference.params, oneStepShort.params);
-    console.log(`one tab: ${RUN.steps} steps vs ${RUN.steps - 1}: max relative parameter difference ${oneStep.toExponential(2)}`);
-    expect(oneStep).toBeGreaterThan(10 * PS_TOLERANCE);
-    return reference.params;
-  })();
-  return soloReference;
-}
 
 /**
  * 4 tabs train; rank `victimRank` is closed mid-run and the other 3 must be training in a new ring within

@@ -8,7 +8,10 @@
 import { mulberry32 } from '../src/collective/codecs';
 import { ELASTIC_MAX_MEMBERS } from '../src/peer/membership';
 
-/** close: page.close() (the tab says goodbye on pagehide); crash: the renderer dies, found by heartbeat. */
+/**
+ * close: page.close() (the tab says goodbye on pagehide); crash: the renderer dies without a word (its
+ * peers learn from the browser freeing its lock, or from the server seeing its socket close).
+ */
 export type KillKind = 'close' | 'crash';
 export type SoakEventKind = KillKind | 'add';
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { LabMetrics, LabStatus } from '../src/lab/api';
-import { formatSoak, heapGrowthBound, summariseSoak, type SoakEventRecord, type SoakInput } from './soak-summary';
+import { SOCKET_CLOSED_REASON, TAB_GONE_REASON } from '../src/peer/signalling';
+import { departureSignal, formatSoak, heapGrowthBound, summariseSoak, type SoakEventRecord, type SoakInput } from './soak-summary';
 
 const MiB = 1 << 20;
 
@@ -62,12 +63,26 @@ function input(overrides: Partial<SoakInput> = {}): SoakInput {
 
 describe('soak summary', () => {
   it('prints recovery after departures against the 10 s goal, and the ring times the tabs logged, closes and crashes apart', () => {
-    const events = [{ ...event('close', 1, 12_000), ringMs: 400 }, event('add', 4, 6000), { ...event('crash', 2, 9000), ringMs: 8200 }, event('add', 5, 4000)];
-    const text = formatSoak(summariseSoak(input({ events })));
-    expect(text).toMatch(/after a departure\s+mean 10\.5 s, max 12\.0 s as polled \(goal: under 10 s, NOT met; a crash is only noticed after peertimeout 4000 ms\)/);
-    expect(text).toContain('  closed tabs: ring re-formed mean 0.4 s, max 0.4 s after the event');
-    expect(text).toContain('  crashed tabs: ring re-formed mean 8.2 s, max 8.2 s after the event');
-    expect(text).toContain('training again at 4 tabs after 12.0 s (the tabs started the new ring after 0.4 s)');
+    const events: SoakEventRecord[] = [
+      { ...event('close', 1, 12_000), ringMs: 400, detected: { ms: 100, by: 'goodbye' } },
+      event('add', 4, 6000),
+      { ...event('crash', 2, 9000), ringMs: 11_200, detected: { ms: 10_300, by: 'heartbeat' } },
+      { ...event('crash', 3, 3000), ringMs: 800, detected: { ms: 200, by: 'its lock' } },
+      event('add', 5, 4000),
+    ];
+    const text = formatSoak(summariseSoak(input({ events, plannedEvents: 5 })));
+    expect(text).toMatch(/after a departure\s+mean 8\.0 s, max 12\.0 s as polled \(goal: under 10 s, NOT met; polling every tab adds seconds on a loaded machine\)/);
+    expect(text).toContain("  closed tabs: ring re-formed mean 0.4 s, max 0.4 s after the event, by the tabs' own logs (goal: under 10 s, met); the witness dropped the tab mean 0.1 s, max 0.1 s after the event (1 x goodbye; peertimeout 4000 ms)");
+    expect(text).toContain("  crashed tabs: ring re-formed mean 6.0 s, max 11.2 s after the event, by the tabs' own logs (goal: under 10 s, NOT met); the witness dropped the tab mean 5.3 s, max 10.3 s after the event (1 x heartbeat, 1 x its lock; peertimeout 4000 ms)");
+    expect(text).toContain('training again at 4 tabs after 12.0 s (the tabs started the new ring after 0.4 s); the witness dropped it after 0.1 s (goodbye)');
+  });
+
+  it('names what told a tab that a member was gone, from the reason the mesh logs', () => {
+    expect(departureSignal(`[mesh R] peer 0abc-1234: ${TAB_GONE_REASON}`)).toBe('its lock');
+    expect(departureSignal(`[mesh R] peer 0abc-1234: ${SOCKET_CLOSED_REASON}`)).toBe('its socket');
+    expect(departureSignal('[mesh R] peer 0abc-1234: silent for 10012 ms')).toBe('heartbeat');
+    expect(departureSignal('[mesh R] peer 0abc-1234: left the room')).toBe('goodbye');
+    expect(departureSignal('[mesh R] peer 0abc-1234: excluded: 201 refused frames')).toBe('other');
   });
 
   it('passes a run that came through every event, and counts what it survived', () => {

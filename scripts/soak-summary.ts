@@ -3,6 +3,7 @@
 // the figures, so a reader sees what "no growth" meant.
 import type { LabMetrics, LabStatus } from '../src/lab/api';
 import type { SoakEventKind } from './soak-plan';
+import { SOCKET_CLOSED_REASON, TAB_GONE_REASON } from '../src/peer/signalling';
 
 const MiB = 1 << 20;
 
@@ -38,6 +39,22 @@ export interface SoakEventRecord {
    * recoveredMs also counts how fast this script polls every tab, which on a loaded machine is seconds.
    */
   ringMs?: number | null;
+  /** Kills: from the event to the witness dropping the tab, by its own log, and what told it (absent: not read). */
+  detected?: { ms: number; by: DepartureSignal } | null;
+}
+
+/**
+ * What told a tab that a member was gone (src/peer/mesh.ts logs "peer <id>: <reason>"): its goodbye, the
+ * browser freeing its lock, the server seeing its socket close, or heartbeat silence past peertimeout.
+ */
+export type DepartureSignal = 'goodbye' | 'its lock' | 'its socket' | 'heartbeat' | 'other';
+
+export function departureSignal(reason: string): DepartureSignal {
+  if (reason.endsWith(TAB_GONE_REASON)) return 'its lock';
+  if (reason.endsWith(SOCKET_CLOSED_REASON)) return 'its socket';
+  if (/silent for \d+ ms$/.test(reason)) return 'heartbeat';
+  if (reason.endsWith('left the room')) return 'goodbye';
+  return 'other';
 }
 
 export interface SoakSettings {
@@ -53,6 +70,8 @@ export interface SoakSettings {
   /** ZeRO stage (0: none) and mode (ring or ps); absent in older summaries. */
   zero?: number;
   mode?: string;
+  /** How the tabs found each other: 'broadcast' (one BroadcastChannel) or 'server' (WebSocket); absent in older summaries. */
+  signalling?: string;
 }
 
 export interface TabFailure {
@@ -224,7 +243,7 @@ export function formatSoak(s: SoakSummary): string {
   const set = s.settings;
   const lines = [
     ``,
-    `== soak: ${set.tabs} tabs (${set.minTabs}-${set.maxTabs} while it runs) | ${set.model} on ${set.dataset} | ${set.mode ?? 'ring'}${set.zero ? `, ZeRO-${set.zero}` : ''} | seed ${set.seed} | an event every ~${set.killEvery} steps | peertimeout ${set.peertimeout} ms | ${s.backend}`,
+    `== soak: ${set.tabs} tabs (${set.minTabs}-${set.maxTabs} while it runs) | ${set.model} on ${set.dataset} | ${set.mode ?? 'ring'}${set.zero ? `, ZeRO-${set.zero}` : ''} | seed ${set.seed} | an event every ~${set.killEvery} steps | peertimeout ${set.peertimeout} ms${set.signalling ? ` | ${set.signalling === 'server' ? 'signalling server' : 'BroadcastChannel'}` : ''} | ${s.backend}`,
   ];
   if (s.events.length) {
     lines.push('events');
@@ -234,6 +253,7 @@ export function formatSoak(s: SoakSummary): string {
           ? 'NOT RECOVERED'
           : `training again at ${e.tabsAfter} tabs after ${(e.recoveredMs / 1000).toFixed(1)} s` +
             (e.ringMs == null ? '' : ` (the tabs started the new ring after ${(e.ringMs / 1000).toFixed(1)} s)`) +
+            (e.detected ? `; the witness dropped it after ${(e.detected.ms / 1000).toFixed(1)} s (${e.detected.by})` : '') +
             (e.witnessBuffers === null ? '' : `; witness buffers ${e.witnessBuffers}`);
       lines.push(`  step ${String(e.step).padStart(5)}  ${describeEvent(e).padEnd(18)} -> ${outcome}`);
     }
@@ -246,14 +266,19 @@ export function formatSoak(s: SoakSummary): string {
   );
   if (s.recoveryMeanSec !== null) lines.push(`recovery              mean ${s.recoveryMeanSec.toFixed(1)} s, max ${s.recoveryMaxSec!.toFixed(1)} s (event to the room training at its new size)`);
   const departures = s.events.filter((e) => e.kind !== 'add' && e.recoveredMs !== null);
+  const goal = (xs: number[]) => (Math.max(...xs) < 10 ? ', met' : ', NOT met');
   const stat = (xs: number[]) => `mean ${(xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(1)} s, max ${Math.max(...xs).toFixed(1)} s`;
   if (departures.length) {
     const polled = departures.map((e) => e.recoveredMs! / 1000);
     const max = Math.max(...polled);
-    lines.push(`after a departure     ${stat(polled)} as polled (goal: under 10 s${max < 10 ? ', met' : ', NOT met'}; a crash is only noticed after peertimeout ${set.peertimeout} ms)`);
+    lines.push(`after a departure     ${stat(polled)} as polled (goal: under 10 s${goal(polled)}; polling every tab adds seconds on a loaded machine)`);
     for (const kind of ['close', 'crash'] as const) {
-      const inTabs = departures.filter((e) => e.kind === kind && e.ringMs != null).map((e) => e.ringMs! / 1000);
-      if (inTabs.length) lines.push(`  ${kind === 'close' ? 'closed' : 'crashed'} tabs: ring re-formed ${stat(inTabs)} after the event, by the tabs' own logs`);
+      const ofKind = departures.filter((e) => e.kind === kind);
+      const inTabs = ofKind.filter((e) => e.ringMs != null).map((e) => e.ringMs! / 1000);
+      const seen = ofKind.filter((e) => e.detected).map((e) => e.detected!);
+      const signals = [...new Set(seen.map((d) => d.by))].map((by) => `${seen.filter((d) => d.by === by).length} x ${by}`).join(', ');
+      const dropped = seen.length ? `; the witness dropped the tab ${stat(seen.map((d) => d.ms / 1000))} after the event (${signals}; peertimeout ${set.peertimeout} ms)` : '';
+      if (inTabs.length) lines.push(`  ${kind === 'close' ? 'closed' : 'crashed'} tabs: ring re-formed ${stat(inTabs)} after the event, by the tabs' own logs (goal: under 10 s${goal(inTabs)})${dropped}`);
     }
   }
   const reasons = Object.entries(s.refusedReasons).map(([reason, n]) => `${n} x ${reason}`);

@@ -18,6 +18,7 @@ import { launchChromium, runHeadlessJob, uniqueRoom } from './lab-browser';
 import { planSoak, ROOM_MAX_TABS, validatePlanOptions, type PlannedEvent, type SoakPlanOptions } from './soak-plan';
 import { loadavg } from 'node:os';
 import {
+  departureSignal,
   formatSoak,
   summariseSoak,
   type SoakEventRecord,
@@ -27,7 +28,9 @@ import {
   type WitnessMeasurement,
 } from './soak-summary';
 
-const SOAK_FLAGS = ['tabs', 'timeout', 'kill-every', 'min-tabs', 'max-tabs', 'crash-share', 'recover-timeout', 'stall', 'warmup'] as const;
+const SOAK_FLAGS = ['tabs', 'timeout', 'kill-every', 'min-tabs', 'max-tabs', 'crash-share', 'recover-timeout', 'stall', 'warmup', 'signalling'] as const;
+/** How the soak's tabs find each other: one BroadcastChannel (the default), or the lab server's /signal. */
+type SoakSignalling = 'broadcast' | 'server';
 const CONFIG_KEYS = Object.keys(DEFAULT_CONFIG).filter((key) => !['room', 'world', 'autostart'].includes(key));
 const POLL_MS = 500;
 const LOG_LINES_ON_FAILURE = 15;
@@ -38,6 +41,7 @@ interface SoakOptions {
   timeoutSec: number;
   recoverTimeoutSec: number;
   stallSec: number;
+  signalling: SoakSignalling;
 }
 
 /**
@@ -65,7 +69,11 @@ function parseCli(argv: string[]): SoakOptions {
   if (!Number.isInteger(tabs) || tabs < 1 || tabs > ROOM_MAX_TABS) throw new Error(`--tabs must be an integer from 1 to ${ROOM_MAX_TABS} (an elastic room's size), got ${tabs}`);
   const entries: [string, string][] = CONFIG_KEYS.filter((key) => values[key] !== undefined).map((key) => [key, String(values[key])]);
   // peertimeout stays the lab's (10 s) unless given: at 4 s, a tab starved of CPU on a loaded 2-core
-  // machine went silent for 4.6 s and was dropped though alive. A crash is found after peertimeout.
+  // machine went silent for 4.6 s and was dropped though alive. A crash is found at once without it
+  // (the dead tab's lock or socket); peertimeout is the backstop for tabs that only fall silent.
+  const signalling = values.signalling ?? 'broadcast';
+  if (signalling !== 'broadcast' && signalling !== 'server') throw new Error(`--signalling must be broadcast or server, got "${signalling}"`);
+  if (signalling === 'server' && values.signal !== undefined) throw new Error('--signalling server uses the lab server\'s own /signal: give no --signal');
   const config = parseConfig([
     ['steps', '1000'],
     ...entries,
@@ -91,7 +99,7 @@ function parseCli(argv: string[]): SoakOptions {
     crashShare: number('crash-share', 0.5),
   };
   validatePlanOptions(plan);
-  return { config, plan, timeoutSec: number('timeout', 7200), recoverTimeoutSec: number('recover-timeout', 180), stallSec: number('stall', 180) };
+  return { config, plan, timeoutSec: number('timeout', 7200), recoverTimeoutSec: number('recover-timeout', 180), stallSec: number('stall', 180), signalling };
 }
 
 /**
@@ -112,6 +120,18 @@ async function lastRingStart(pages: Page[], since: number): Promise<number | nul
   );
   if (times.some((t) => t === null || t < since)) return null;
   return Math.max(...(times as number[])) - since;
+}
+
+/**
+ * The first member the witness dropped since `since` (Date.now()), by its own log: how long after `since`,
+ * and what told it (soak-summary.ts departureSignal). Null when it logged none.
+ */
+async function witnessDropped(page: Page, since: number): Promise<SoakEventRecord['detected']> {
+  const line = await page
+    .evaluate(() => window.lab.log().map((l) => ({ at: performance.timeOrigin + l.t, message: l.message })).filter((l) => /^\[mesh [^\]]+\] peer \S+: /.test(l.message)))
+    .then((lines) => lines.find((l) => l.at >= since))
+    .catch(() => undefined);
+  return line ? { ms: line.at - since, by: departureSignal(line.message) } : null;
 }
 
 // --- tabs -------------------------------------------------------------------------------------------
@@ -175,8 +195,10 @@ class Room {
   }
 
   /**
-   * Kills a tab's renderer outright (CDP Page.crash): no pagehide, no goodbye; its peers find out only by
-   * heartbeat silence after `peertimeout`. The dead tab is then closed to free it.
+   * Kills a tab's renderer outright (CDP Page.crash): no pagehide, no goodbye. Its peers learn it from the
+   * browser freeing the dead tab's lock (BroadcastChannel rooms) or the server seeing its socket close
+   * (--signalling server), with heartbeat silence after `peertimeout` as the backstop. The dead tab is
+   * then closed to free it.
    */
   async crash(tab: Tab): Promise<void> {
     tab.killed = true;
@@ -268,6 +290,7 @@ async function runSoak(baseUrl: string, options: SoakOptions) {
   const room = uniqueRoom('soak');
   const query = new URLSearchParams(configToQuery({ ...config, room, world: plan.tabs }));
   query.set('autostart', '1');
+  if (options.signalling === 'server') query.set('signal', `${baseUrl.replace(/^http/, 'ws')}/signal`);
   const context = await browser.newContext();
   const tabs = new Room(context, `${baseUrl}/?${query}`);
   const records: SoakEventRecord[] = [];
@@ -340,6 +363,7 @@ async function runSoak(baseUrl: string, options: SoakOptions) {
       );
       record.recoveredMs = performance.now() - eventAt;
       record.ringMs = await lastRingStart(tabs.live.map((t) => t.page), eventWall);
+      if (record.kind !== 'add') record.detected = await witnessDropped(tabs.witness.page, eventWall);
       record.witnessBuffers = last.get(tabs.witness)?.metrics.gpuBuffers ?? null;
     }
     await waitUntil(`every tab finishing ${config.steps} steps`, stall, () =>
@@ -369,6 +393,7 @@ async function runSoak(baseUrl: string, options: SoakOptions) {
     peertimeout: config.peertimeout,
     zero: config.zero,
     mode: config.mode,
+    signalling: options.signalling,
   };
   return summariseSoak({
     settings,
