@@ -270,7 +270,6 @@ export function formatSoak(s: SoakSummary): string {
   const stat = (xs: number[]) => `mean ${(xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(1)} s, max ${Math.max(...xs).toFixed(1)} s`;
   if (departures.length) {
     const polled = departures.map((e) => e.recoveredMs! / 1000);
-    const max = Math.max(...polled);
     lines.push(`after a departure     ${stat(polled)} as polled (goal: under 10 s${goal(polled)}; polling every tab adds seconds on a loaded machine)`);
     for (const kind of ['close', 'crash'] as const) {
       const ofKind = departures.filter((e) => e.kind === kind);
