@@ -7,7 +7,7 @@
 //
 // A live tab wrongly dropped (its lock taken by another page) is admitted again and trains to the end.
 import { expect, test, type BrowserContext, type Page } from '@playwright/test';
-import { ELASTIC_RUN, ELASTIC_TOLERANCE, oneTabReference, waitForStep } from './elastic-fixtures';
+import { ELASTIC_RUN, ELASTIC_TOLERANCE, oneTabReference, waitForNewRing, waitForStep } from './elastic-fixtures';
 import { SIGNAL_URL } from './fixtures';
 import { finishTraining, maxRelativeDifference, openTrainingTabs } from './training';
 
@@ -45,15 +45,7 @@ for (const signalling of ['BroadcastChannel', 'server'] as const) {
     const crashedAt = Date.now();
     await crashTab(context, victim);
 
-    await Promise.all(
-      survivors.map((p) =>
-        p.waitForFunction(() => {
-          const s = window.lab.status();
-          if (s.state === 'error') throw new Error(s.error ?? 'error');
-          return s.epoch >= 2 && s.world === 3 && s.state === 'training';
-        }, undefined, { timeout: PEERTIMEOUT_MS, polling: 50 }),
-      ),
-    );
+    await waitForNewRing(survivors, 3, PEERTIMEOUT_MS);
     const trainingAgainMs = Date.now() - crashedAt;
     const departures = await Promise.all(survivors.map(departureLine));
     for (const d of departures) {

@@ -53,3 +53,20 @@ export async function waitForStep(pages: Page[], atLeast: number, world?: number
     ),
   );
 }
+
+/** Waits until every page trains in a re-formed ring (epoch 2 or later) of `world` tabs; fails on a tab's error. */
+export async function waitForNewRing(pages: Page[], world: number, timeoutMs: number): Promise<void> {
+  await Promise.all(
+    pages.map((page) =>
+      page.waitForFunction(
+        (world) => {
+          const s = window.lab.status();
+          if (s.state === 'error') throw new Error(s.error ?? 'error');
+          return s.epoch >= 2 && s.world === world && s.state === 'training';
+        },
+        world,
+        { timeout: timeoutMs, polling: 50 },
+      ),
+    ),
+  );
+}

@@ -5,7 +5,7 @@
 // alone on the same global batch, and every replica must hash equal after every step.
 import { expect, test, type BrowserContext, type Page } from '@playwright/test';
 import type { LabMetrics, LabStatus } from '../src/lab/api';
-import { ELASTIC_RUN, ELASTIC_TOLERANCE, oneTabReference, waitForStep } from './elastic-fixtures';
+import { ELASTIC_RUN, ELASTIC_TOLERANCE, oneTabReference, waitForNewRing, waitForStep } from './elastic-fixtures';
 import { APP_URL } from './fixtures';
 import { finishTraining, maxRelativeDifference, openTrainingTabs, type TabResult } from './training';
 
@@ -32,15 +32,7 @@ async function closeOneThenJoinOne(context: BrowserContext, run: Record<string, 
   const closedAt = Date.now();
   await victim.close();
   // Within the timeout (peertimeout, 10 s by default) the survivors are training again in a new ring.
-  await Promise.all(
-    survivors.map((p) =>
-      p.waitForFunction(() => {
-        const s = window.lab.status();
-        if (s.state === 'error') throw new Error(s.error ?? 'error');
-        return s.epoch >= 2 && s.world === 3 && s.state === 'training';
-      }, undefined, { timeout: 10_000, polling: 50 }),
-    ),
-  );
+  await waitForNewRing(survivors, 3, 10_000);
   console.log(`3 survivors training in a new ring ${Date.now() - closedAt} ms after the close`);
   await waitForStep(survivors, stepAtClose + 2, 3);
 
