@@ -45,7 +45,8 @@ for (const signalling of ['BroadcastChannel', 'server'] as const) {
     const crashedAt = Date.now();
     await crashTab(context, victim);
 
-    await waitForNewRing(survivors, 3, PEERTIMEOUT_MS);
+    // The check is the departure's time below; the re-form after it is printed (it takes longer on a loaded machine).
+    await waitForNewRing(survivors, 3, 60_000);
     const trainingAgainMs = Date.now() - crashedAt;
     const departures = await Promise.all(survivors.map(departureLine));
     for (const d of departures) {
