@@ -79,10 +79,12 @@ export interface LabMetrics {
   /** Elastic rooms: how often the ring re-formed, and how many tabs joined and left it (as this tab saw). */
   elastic?: { reforms: number; joins: number; departures: number };
   /**
-   * ZeRO in an elastic room: bytes sent backing up slices on the ring successor and rebuilding state
-   * after re-forms (also counted in bytesSent), the floats of slices held in host memory, backups made.
+   * ZeRO in an elastic room: bytes sent backing up slices on the ring successor and moving state into
+   * the new partition after re-forms (also counted in bytesSent), the floats of slices held in host
+   * memory, backups made; `reform`: what this rank's re-forms moved (bytes sent and received, summed)
+   * and the longest piece, in floats per buffer (at stage 3 at most a shard: no rank assembles the whole state).
    */
-  zeroBackups?: { bytesSent: number; floatsHeld: number; steps: number };
+  zeroBackups?: { bytesSent: number; floatsHeld: number; steps: number; reform?: { count: number; bytesSent: number; bytesReceived: number; largestPiece: number } };
   /** ZeRO-3: bytes the replica check's own layer-by-layer verification passes sent (also counted in bytesSent). */
   replicaCheck?: { bytesSent: number };
   /** A partitioned run (pipeline=P): this tab's part and what it measured (src/lab/partitioned-run.ts). */

@@ -27,48 +27,10 @@ import { recipeFor } from './recipe';
 import { ReplicaCheck } from './replica-check';
 import type { JoinedRoom } from './room';
 import { RunMetrics } from './run-metrics';
+import { LargeAllocations, watchBackend, watchHostArrays } from './allocation-test-support';
 
 const WORLD = 4;
 const SIZES = [2, 128, 128, 128, 3];
-
-/** Records every allocation of at least `threshold` floats: host Float32Arrays, device buffers, device reads. */
-class LargeAllocations {
-  readonly seen: string[] = [];
-  threshold = Infinity;
-  note(floats: number, what: string): void {
-    if (floats >= this.threshold) this.seen.push(`${what} of ${floats} floats`);
-  }
-}
-
-function watchHostArrays(watch: LargeAllocations): void {
-  const Native = Float32Array;
-  class Watched extends Native {
-    constructor(...args: unknown[]) {
-      const first = args[0];
-      if (typeof first === 'number') watch.note(first, 'host Float32Array');
-      else if (first instanceof ArrayBuffer) watch.note((first.byteLength - ((args[1] as number) ?? 0)) / 4, 'host Float32Array over a buffer');
-      else if (first && typeof (first as ArrayLike<number>).length === 'number') watch.note((first as ArrayLike<number>).length, 'host Float32Array copy');
-      super(...(args as []));
-    }
-    static override [Symbol.hasInstance](value: unknown): boolean {
-      return value instanceof Native;
-    }
-  }
-  vi.stubGlobal('Float32Array', Watched);
-}
-
-function watchBackend(backend: CpuBackend, watch: LargeAllocations, rank: number): void {
-  const alloc = backend.alloc.bind(backend);
-  backend.alloc = (length, label, kind, dtype) => {
-    watch.note(length, `rank ${rank}: device buffer ${label}`);
-    return alloc(length, label, kind, dtype);
-  };
-  const read = backend.read.bind(backend);
-  backend.read = (view) => {
-    watch.note(view.length, `rank ${rank}: device read`);
-    return read(view);
-  };
-}
 
 interface Tab {
   backend: CpuBackend;

@@ -36,7 +36,6 @@ import type { Formation } from './elastic/elastic-room';
 import { reformableFailure } from './elastic/failures';
 import { StateBackups } from './elastic/state-backups';
 import { exchangeState } from './elastic/state-transfer';
-import { rebuildZeroState, restoreSlice, sliceShapeOf } from './elastic/zero-state-transfer';
 import { checkBudgetAfterFirstStep, checkBudgetBeforeTraining, wholeVectorFits } from './memory-budget';
 import { ReplicasDisagree } from './overlapped-exchange';
 import { recipeFor } from './recipe';
@@ -446,18 +445,10 @@ export class LabSession {
       restoreCheckpoint(backend, run, loadCheckpoint(state), 'resume', { recipe: recipe.recipe, world: this.world });
     }
     if (rebuilt && formation.source >= 0) {
-      const { full, bytesSent } = await rebuildZeroState(formation.transport, this.backups.backups, sliceShapeOf(run), this.backups.seededStart);
-      this.backups.countBytes(bytesSent);
-      if (full) {
-        restoreSlice(backend, run, full);
-        this.backups.backups.adopt(full);
-        received = formation.rank !== 0;
-      } else {
-        // Lost before the starting state was backed up on every tab: the new run holds the seeded start.
-        this.log('warn', 'the starting state was not backed up yet: the ring starts again from the seeded initialisation');
-        this.backups.backups.clear();
-        await this.backups.backUp();
-      }
+      // Each rank fetches the ranges of its new shard from whoever holds them; nobody gathers the whole state.
+      const adopted = await this.backups.adoptNewPartition();
+      received = adopted.received;
+      if (adopted.step === null) this.log('warn', 'the starting state was not backed up yet: the ring starts again from the seeded initialisation');
     }
     this.step = run.trainer.step;
     this.steadyMemoryPublished = false;
@@ -473,8 +464,8 @@ export class LabSession {
       reason,
       receivedState: received,
     });
-    const from = rebuilt ? 'rebuilt by rank 0 from the backed-up optimizer state' : `received from rank ${formation.source}`;
-    this.log('info', `ring epoch ${formation.epoch}: rank ${this.rank} of ${this.world} from step ${this.step}` + (received ? ` (state ${from})` : ''));
+    const from = rebuilt ? 'its ranges of the new partition fetched from the backed-up slices' : `state received from rank ${formation.source}`;
+    this.log('info', `ring epoch ${formation.epoch}: rank ${this.rank} of ${this.world} from step ${this.step}` + (received ? ` (${from})` : ''));
     this.publishMemory();
   }
 

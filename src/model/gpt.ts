@@ -262,7 +262,7 @@ export class Gpt implements StagedModel {
 
   init(seed: number): void {
     const whole = this.isFirstStage && this.isLastStage;
-    this.storage.writeParams(whole ? initialParams(this.layout, seed) : initialParamsOfPart(this.layout, gptLayout(this.config), seed));
+    this.storage.writeParams(whole ? initialParams(this.layout, seed, this.storage.heldParams) : initialParamsOfPart(this.layout, gptLayout(this.config), seed));
   }
 
   forward(batch: Batch, gradScale: number): ForwardResult {

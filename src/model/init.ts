@@ -2,17 +2,27 @@
 // of a room starts from identical parameters without sending them. Each tensor draws from its own
 // stream (seed, tensor index), so resizing one tensor never changes the others.
 import { deriveSeed, Rng } from '../data/random';
-import type { ParamLayout } from './layout';
+import type { FlatRange, ParamLayout } from './layout';
 
-export function initialParams(layout: ParamLayout, seed: number): Float32Array {
-  const out = new Float32Array(layout.totalLength); // padding stays 0
+/**
+ * The initial values of the flat range `range` (all of it by default). A part is the same bits as that
+ * part of the whole vector: each tensor's stream is drawn from its start and what lies before the range
+ * is discarded, so a ZeRO-3 shard never allocates the whole vector.
+ */
+export function initialParams(layout: ParamLayout, seed: number, range: FlatRange = { offset: 0, length: layout.totalLength }): Float32Array {
+  const out = new Float32Array(range.length); // padding stays 0
+  const end = range.offset + range.length;
   layout.entries.forEach((e, index) => {
-    const view = out.subarray(e.offset, e.offset + e.length);
+    const from = Math.max(e.offset, range.offset);
+    const to = Math.min(e.offset + e.length, end);
+    if (from >= to) return;
+    const view = out.subarray(from - range.offset, to - range.offset);
     if (e.init.kind === 'constant') {
       view.fill(e.init.value);
       return;
     }
     const rng = new Rng(deriveSeed(seed, index));
+    for (let i = e.offset; i < from; i++) rng.normal();
     for (let i = 0; i < view.length; i++) view[i] = e.init.std * rng.normal();
   });
   return out;

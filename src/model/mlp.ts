@@ -129,7 +129,7 @@ export class Mlp implements StagedModel {
 
   init(seed: number): void {
     const whole = this.isFirstStage && this.isLastStage;
-    this.storage.writeParams(whole ? initialParams(this.layout, seed) : initialParamsOfPart(this.layout, mlpLayout(this.config), seed));
+    this.storage.writeParams(whole ? initialParams(this.layout, seed, this.storage.heldParams) : initialParamsOfPart(this.layout, mlpLayout(this.config), seed));
   }
 
   /** No tensor of an MLP is used by two layers. */

@@ -161,8 +161,10 @@ export interface TensorStorage {
   readonly grads: DeviceBuffer;
   param(name: string): View;
   grad(name: string): View;
-  /** Stores the full initial vector; a sharded storage keeps the part it holds. */
-  writeParams(full: Float32Array): void;
+  /** Stores the initial values: the full vector, or (a sharded storage) just the range it holds. */
+  writeParams(values: Float32Array): void;
+  /** The flat range of the parameters this storage holds (ZeRO-3: its shard); absent: all of them. */
+  readonly heldParams?: FlatRange;
   dispose(): void;
 }
 

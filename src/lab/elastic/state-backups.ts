@@ -1,19 +1,22 @@
 // Backups of state that lives on some tabs only, in an elastic room: ZeRO's optimizer-state shards and
 // the synchronous parameter server's state (parallel-types.ts StatePlacement). After every completed,
-// hash-checked step each `backupevery`-th step each tab keeps its slice and swaps copies with its ring
-// neighbour (zero-state-transfer.ts), so that a re-formed ring can rebuild the whole state without any
-// one tab. A ring that loses a tab goes back to the newest step backed up everywhere and trains the
-// steps since again: every draw derives from seed and step, so they come out the same.
+// hash-checked `backupevery`-th step each tab keeps its slice and swaps copies with its ring neighbour
+// (zero-state-transfer.ts), so that a re-formed ring can rebuild the whole state without any one tab.
+// A ring that loses a tab goes back to the newest step backed up everywhere and trains the steps since
+// again: every draw derives from seed and step, so they come out the same. At the re-form each rank
+// fetches only the ranges of its new partition (never the whole state), checks what it wrote against
+// what was sent, and backs the new partition up at once; the old partition's slices are dropped once
+// that backup is complete.
 import type { Backend } from '../../engine/backend';
 import type { Gpt } from '../../model/gpt';
 import type { Mlp } from '../../model/mlp';
 import { PARAMETER_SERVER_RANK } from '../../parallel/parameter-server';
 import type { StatePlacement } from '../../parallel/parallel-types';
-import { ZeroBackups } from '../../parallel/zero/zero-backup';
+import { ZeroBackups, type ZeroSlice } from '../../parallel/zero/zero-backup';
 import type { Run } from '../../train/recipes';
 import type { LabMetrics } from '../api';
 import type { JoinedRoom } from '../room';
-import { backUpServerState, backUpSlice, captureSlice, sliceShapeOf } from './zero-state-transfer';
+import { backUpServerState, backUpSlice, captureSlice, redistributeZeroState, sliceShapeOf, verifyWrittenPieces, wantsOf, writePiece } from './zero-state-transfer';
 
 export interface StateBackupsDeps {
   metrics: LabMetrics;
@@ -56,6 +59,47 @@ export class StateBackups {
     const held = (this.deps.metrics.zeroBackups ??= { bytesSent: 0, floatsHeld: 0, steps: 0 });
     held.floatsHeld = this.backups.floats();
     held.steps++;
+  }
+
+  /**
+   * After the ring re-formed (every member calls it on the new ring, with its run built for its new rank
+   * and world): fetches the ranges this rank's run holds from whoever holds them, at the newest step the
+   * members' slices cover, checks them on the device against the pieces sent, and backs the new
+   * partition up. Resolves with the step the ring starts from (null: the seeded start, which the run
+   * already holds) and whether any piece came over the wire.
+   */
+  async adoptNewPartition(): Promise<{ step: number | null; received: boolean }> {
+    const run = this.deps.run();
+    const backend = this.deps.backend();
+    const transport = this.deps.room()!.transport;
+    const write = (piece: ZeroSlice, paramsOnly: boolean) => writePiece(backend, run, piece, paramsOnly);
+    const moved = await redistributeZeroState(transport, this.backups, sliceShapeOf(run), wantsOf(run), write, this.seededStart);
+    this.countBytes(moved.bytesSent);
+    const held = (this.deps.metrics.zeroBackups ??= { bytesSent: 0, floatsHeld: 0, steps: 0 });
+    const reform = (held.reform ??= { count: 0, bytesSent: 0, bytesReceived: 0, largestPiece: 0 });
+    reform.count++;
+    reform.bytesSent += moved.bytesSent;
+    reform.bytesReceived += moved.bytesReceived;
+    reform.largestPiece = Math.max(reform.largestPiece, moved.largestPiece);
+    if (moved.step === null) {
+      this.backups.clear();
+      await this.backUp();
+      return { step: null, received: false };
+    }
+    run.trainer.step = moved.step;
+    await verifyWrittenPieces(backend, run, moved.pieces, moved.step);
+    // Slices past the step the ring went back to belong to an abandoned timeline. The old partition's
+    // slices stay until every slice of the new one is on two tabs: a tab lost during this backup leaves
+    // the ring what it had.
+    this.backups.rewind(moved.step);
+    const previous = this.backups.detach();
+    try {
+      await this.backUp();
+    } catch (error) {
+      this.backups.reattach(previous);
+      throw error;
+    }
+    return { step: moved.step, received: moved.pieces.some((p) => p.from !== transport.rank) };
   }
 
   /** Backup and rebuild traffic is model data on the wire: it counts in bytesSent and on its own. */

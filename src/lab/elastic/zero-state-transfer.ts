@@ -1,34 +1,40 @@
-// ZeRO in an elastic room: backing up each rank's slice on its ring successor after every step, and
-// rebuilding the full state from the survivors' slices when the ring re-forms (see
+// ZeRO in an elastic room: backing up each rank's slice on its ring successor every `backupevery` steps,
+// and moving the state into the new partition when the ring re-forms (see
 // parallel/zero/zero-backup.ts for why two generations of slices on two tabs each lose nothing). The
-// synchronous parameter server uses the same rebuild: its state is one slice (all of it) held by rank 0,
-// copied to rank 1 after every step.
+// synchronous parameter server uses the same path: its state is one slice (all of it) held by rank 0,
+// copied to rank 1.
 // Each backup is compared by hash with its owner: the successor hashes the copy it decoded and sends
 // the hash back; the owner compares it with the hash of the slice it captured, and a difference stops
 // the run naming the step and both ranks (a CRC only proves the bytes were not damaged on the wire).
 //
-// The rebuild runs on the new ring, coordinated by its rank 0:
-//   1. every member sends rank 0 the list of slices it holds (step and range of each);
-//   2. rank 0 picks the newest step the pooled slices cover and tells each member which parts to send
-//      (or, when none is covered, why the state is lost: every member then stops with that reason; or,
-//      when nothing past the seeded start was ever backed up, that the ring starts again from the seed);
-//   3. members send those parts; rank 0 joins them into the full state and sends it to every member,
-//      which restores its own shard of the NEW partition from it.
+// The re-form (`redistributeZeroState`) runs on the new ring and never assembles the whole state:
+//   1. every member sends rank 0 the list of slices it holds (step and range of each) and the ranges
+//      its run for the new ring holds (its parameters and its optimizer state range);
+//   2. rank 0 picks the newest step the pooled slices cover and plans, for every member, which holder
+//      sends it which part of its ranges (its own store first, then the owner, then the copy) and
+//      sends every member the plan (or, when no step is covered, why the state is lost: every member
+//      then stops with that reason; or, when nothing past the seeded start was ever backed up, that the
+//      ring starts again from the seed);
+//   3. members send the pieces they hold to the ranks that need them, point to point, and write the
+//      pieces they receive straight into their run: each rank holds its own ranges and, a piece at a
+//      time, what it sends; at stage 3 no piece is larger than a shard.
 import { viewOf, type Backend } from '../../engine/backend';
 import type { Transport } from '../../collective/types';
-import { writeHeldParams, type CheckpointableRun } from '../../train/checkpoint';
+import type { FlatRange } from '../../model/layout';
+import { heldRange, type CheckpointableRun } from '../../train/checkpoint';
 import { decodeJsonMessage, encodeJsonMessage, isDecodeError, isInt, isObject } from '../../peer/json-message';
 import { readWindowed } from '../../parallel/zero/windowed-io';
 import { PARAMETER_SERVER_RANK } from '../../parallel/parameter-server';
 import {
   decodeSlice,
   encodeSlice,
-  joinSlices,
-  planAssembly,
+  planTransfers,
   SliceError,
   subSlice,
-  type AssemblyPlan,
   type SliceInfo,
+  type StateWants,
+  type Transfer,
+  type TransferPlan,
   type ZeroBackups,
   type ZeroSlice,
 } from '../../parallel/zero/zero-backup';
@@ -40,7 +46,6 @@ const ZERO_BACKUP_COLLECTIVE = COLLECTIVE_IDS.zeroBackup.first;
 const ZERO_INVENTORY_COLLECTIVE = COLLECTIVE_IDS.zeroInventory.first;
 const ZERO_PLAN_COLLECTIVE = COLLECTIVE_IDS.zeroPlan.first;
 const ZERO_PIECE_COLLECTIVE = COLLECTIVE_IDS.zeroPiece.first;
-const ZERO_STATE_COLLECTIVE = COLLECTIVE_IDS.zeroState.first;
 
 /** The shape every slice of this run must have (slices of another model or optimizer are refused). */
 export interface SliceShape {
@@ -64,15 +69,19 @@ export async function captureSlice(backend: Backend, run: CheckpointableRun): Pr
   return { step: run.trainer.step, range: { ...range }, total, params: await readWindowed(backend, params), state };
 }
 
-/** Writes this rank's part of a full state into a run built for the new ring. */
-export function restoreSlice(backend: Backend, run: CheckpointableRun, full: ZeroSlice): void {
-  const total = run.model.layout.totalLength;
-  if (full.range.offset !== 0 || full.range.length !== total) throw new SliceError('restoring needs the full state');
+/** The ranges this rank's run for the new ring holds: its parameters and its optimizer state range. */
+export function wantsOf(run: CheckpointableRun): StateWants {
+  return { params: heldRange(run), state: { ...run.optimizer.stateRange } };
+}
+
+/** Writes one piece of the state into this rank's run, where its flat range falls in what the run holds. */
+export function writePiece(backend: Backend, run: CheckpointableRun, piece: ZeroSlice, paramsOnly: boolean): void {
+  const held = heldRange(run);
+  const { offset, length } = piece.range;
+  backend.write(viewOf(run.model.params, offset - held.offset, length), piece.params);
+  if (paramsOnly) return;
   const range = run.optimizer.stateRange;
-  const part = (a: Float32Array) => a.subarray(range.offset, range.offset + range.length);
-  writeHeldParams(backend, run, full.params);
-  for (const { name, buf } of run.optimizer.stateBuffers()) run.optimizer.backend.write(viewOf(buf), part(full.state.get(name)!));
-  run.trainer.step = full.step;
+  for (const { name, buf } of run.optimizer.stateBuffers()) run.optimizer.backend.write(viewOf(buf, offset - range.offset, length), piece.state.get(name)!);
 }
 
 /**
@@ -130,44 +139,97 @@ export async function backUpServerState(transport: Transport, backups: ZeroBacku
 
 const json = encodeJsonMessage;
 const MAX = Number.MAX_SAFE_INTEGER;
+const MAX_TRANSFERS = 4096;
 
-/** A decoded control message of the rebuild, or a SliceError saying why the peer's bytes are unusable. */
+/** A decoded control message of the re-form, or a SliceError saying why the peer's bytes are unusable. */
 function decodeOrThrow<T>(bytes: Uint8Array, what: string, check: (raw: unknown) => string | null): T {
   const decoded = decodeJsonMessage<T>(bytes, what, check);
   if (isDecodeError(decoded)) throw new SliceError(decoded.error);
   return decoded;
 }
 
-const isSliceInfo = (e: unknown): boolean => isObject(e) && isInt(e.step, 0, MAX) && isInt(e.offset, 0, MAX) && isInt(e.length, 1, MAX);
+const isSliceInfo = (e: unknown): boolean =>
+  isObject(e) && isInt(e.step, 0, MAX) && isInt(e.offset, 0, MAX) && isInt(e.length, 1, MAX) && (e.own === undefined || typeof e.own === 'boolean');
+const isRange = (r: unknown, total: number): r is FlatRange => isObject(r) && isInt(r.offset, 0, total - 1) && isInt(r.length, 1, total - (r.offset as number));
 
-function parseInventory(bytes: Uint8Array, from: number): SliceInfo[] {
-  const check = (raw: unknown) => (!Array.isArray(raw) || raw.length > 64 ? 'not a list of at most 64 slices' : raw.every(isSliceInfo) ? null : 'a malformed entry');
-  return decodeOrThrow<SliceInfo[]>(bytes, `rank ${from}'s slice list`, check).map(({ step, offset, length }) => ({ step, offset, length }));
+interface Inventory {
+  slices: SliceInfo[];
+  wants: StateWants;
 }
 
-type PlanMessage = { plan: AssemblyPlan } | { lost: string } | { seed: true };
+function parseInventory(bytes: Uint8Array, from: number, total: number): Inventory {
+  const check = (raw: unknown) => {
+    if (!isObject(raw) || !Array.isArray(raw.slices) || raw.slices.length > 64) return 'not a list of at most 64 slices';
+    if (!raw.slices.every(isSliceInfo)) return 'a malformed slice';
+    const wants = raw.wants;
+    return isObject(wants) && isRange(wants.params, total) && isRange(wants.state, total) ? null : `its ranges are not inside the model's ${total} floats`;
+  };
+  const { slices, wants } = decodeOrThrow<Inventory>(bytes, `rank ${from}'s slice list`, check);
+  const range = ({ offset, length }: FlatRange) => ({ offset, length });
+  return { slices: slices.map(({ step, offset, length, own }) => ({ step, offset, length, own: !!own })), wants: { params: range(wants.params), state: range(wants.state) } };
+}
+
+type PlanMessage = { plan: TransferPlan } | { lost: string } | { seed: true };
 
 function checkPlan(raw: unknown): string | null {
   if (!isObject(raw)) return 'not an object';
   if ((typeof raw.lost === 'string' && raw.lost.length <= 1000) || raw.seed === true) return null;
   const plan = raw.plan;
-  if (!isObject(plan) || !isInt(plan.step, 0, MAX) || !Array.isArray(plan.picks) || plan.picks.length > 1024) return 'malformed';
-  const pick = (p: unknown) => isObject(p) && isInt(p.member, 0, MAX) && isInt(p.index, 0, MAX) && isInt(p.offset, 0, MAX) && isInt(p.length, 1, MAX);
-  return plan.picks.every(pick) ? null : 'a malformed piece';
+  if (!isObject(plan) || !isInt(plan.step, 0, MAX) || !Array.isArray(plan.transfers) || plan.transfers.length > MAX_TRANSFERS) return 'malformed';
+  const transfer = (t: unknown) =>
+    isObject(t) && isInt(t.from, 0, MAX) && isInt(t.to, 0, MAX) && isInt(t.index, 0, MAX) && isInt(t.offset, 0, MAX) && isInt(t.length, 1, MAX) && typeof t.paramsOnly === 'boolean';
+  return plan.transfers.every(transfer) ? null : 'a malformed piece';
+}
+
+/** Why the pieces do not tile `want` exactly (a gap or an overlap), or null when they do. */
+function tilingError(pieces: readonly FlatRange[], want: FlatRange): string | null {
+  let at = want.offset;
+  for (const p of [...pieces].sort((a, b) => a.offset - b.offset)) {
+    if (p.offset !== at) return p.offset > at ? `[${at}, ${p.offset}) is not covered` : `[${p.offset}, ${at}) is covered twice`;
+    at += p.length;
+  }
+  return at === want.offset + want.length ? null : `[${at}, ${want.offset + want.length}) is not covered`;
+}
+
+/** One piece a rank wrote into its run: where, whether it came over the wire, and its hash (sliceHash). */
+export interface WrittenPiece {
+  range: FlatRange;
+  paramsOnly: boolean;
+  from: number;
+  hash: string;
+}
+
+export interface Redistributed {
+  /** The step the ring starts again from; null: from the seeded initialisation (nothing was written). */
+  step: number | null;
+  pieces: WrittenPiece[];
+  bytesSent: number;
+  bytesReceived: number;
+  /** The longest piece this rank sent or received, in floats per buffer (its parameters and each optimizer buffer are arrays of this length). */
+  largestPiece: number;
 }
 
 /**
- * Rebuilds the full ZeRO state from the slices the members of a new ring hold. Every member calls it;
- * all resolve with the same full state (or all reject with the same reason when it cannot be rebuilt).
- * `seededStart` (rank 0's say): the room started from the seeded initialisation, so a room lost before
- * its starting state was backed up everywhere can start over from the seed: all then resolve with null.
+ * Moves the backed-up ZeRO state into the new ring's partition. Every member calls it with the ranges
+ * its new run holds (`wantsOf`); each receives exactly those ranges, at the newest step the pooled
+ * slices cover, from whoever holds them, and hands every piece to `write` as it arrives (all reject with
+ * the same reason when the state cannot be rebuilt). `seededStart` (rank 0's say): the room started from
+ * the seeded initialisation, so a room lost before its starting state was backed up everywhere can
+ * start over from the seed: all then resolve with step null.
  */
-export async function rebuildZeroState(transport: Transport, backups: ZeroBackups, shape: SliceShape, seededStart = false): Promise<{ full: ZeroSlice | null; bytesSent: number }> {
+export async function redistributeZeroState(
+  transport: Transport,
+  backups: ZeroBackups,
+  shape: SliceShape,
+  wants: StateWants,
+  write: (piece: ZeroSlice, paramsOnly: boolean) => void,
+  seededStart = false,
+): Promise<Redistributed> {
   const { rank, world } = transport;
   const tag = (collective: number, chunk = 0) => ({ round: 0, collective, chunk });
-  let bytesSent = 0;
+  const result: Redistributed = { step: null, pieces: [], bytesSent: 0, bytesReceived: 0, largestPiece: 0 };
   const send = async (to: number, collective: number, payload: Uint8Array, chunk = 0) => {
-    bytesSent += payload.length;
+    result.bytesSent += payload.length;
     await transport.send(to, tag(collective, chunk), payload);
   };
   const others = Array.from({ length: world - 1 }, (_, i) => i + 1);
@@ -175,10 +237,14 @@ export async function rebuildZeroState(transport: Transport, backups: ZeroBackup
   // 1-2: the plan.
   let message: PlanMessage;
   if (rank === 0) {
-    const inventories = [backups.inventory(), ...(await Promise.all(others.map(async (r) => parseInventory(await transport.recv(r, tag(ZERO_INVENTORY_COLLECTIVE)), r))))];
-    const plan = planAssembly(inventories, shape.total);
-    const held = inventories.reduce((n, list) => n + list.length, 0);
-    const pastStart = inventories.some((list) => list.some((s) => s.step > 0));
+    const received = await Promise.all(others.map(async (r) => parseInventory(await transport.recv(r, tag(ZERO_INVENTORY_COLLECTIVE)), r, shape.total)));
+    const inventories = [{ slices: backups.inventory(), wants }, ...received];
+    const plan = planTransfers(
+      inventories.map((i) => i.slices),
+      inventories.map((i) => i.wants),
+    );
+    const held = inventories.reduce((n, i) => n + i.slices.length, 0);
+    const pastStart = inventories.some((i) => i.slices.some((s) => s.step > 0));
     message = plan
       ? { plan }
       : seededStart && !pastStart
@@ -186,37 +252,68 @@ export async function rebuildZeroState(transport: Transport, backups: ZeroBackup
         : { lost: `the ZeRO state cannot be rebuilt: the ${world} remaining tab(s) hold ${held} slice(s) and no step is covered by them all (two ring neighbours lost at once?)` };
     await Promise.all(others.map((r) => send(r, ZERO_PLAN_COLLECTIVE, json(message))));
   } else {
-    await send(0, ZERO_INVENTORY_COLLECTIVE, json(backups.inventory()));
-    message = decodeOrThrow<PlanMessage>(await transport.recv(0, tag(ZERO_PLAN_COLLECTIVE)), 'the rebuild plan', checkPlan);
+    await send(0, ZERO_INVENTORY_COLLECTIVE, json({ slices: backups.inventory(), wants }));
+    message = decodeOrThrow<PlanMessage>(await transport.recv(0, tag(ZERO_PLAN_COLLECTIVE)), 'the re-form plan', checkPlan);
   }
   if ('lost' in message) throw new Error(message.lost);
-  if ('seed' in message) return { full: null, bytesSent };
+  if ('seed' in message) return result;
   const { plan } = message;
+  result.step = plan.step;
 
-  // 3: the pieces to rank 0, the full state back to everyone.
-  const pieceOf = (index: number) => {
-    const pick = plan.picks[index];
-    const slice = backups.at(pick.index);
-    if (slice.step !== plan.step) throw new SliceError(`the rebuild plan asks for step ${plan.step} from a slice of step ${slice.step}`);
-    return subSlice(slice, pick.offset, pick.length);
+  // The plan must give this rank exactly its ranges, from ranks of this ring, before anything moves.
+  const incoming = plan.transfers.filter((t) => t.to === rank);
+  const bad = plan.transfers.find((t) => t.from >= world || t.to >= world);
+  if (bad) throw new SliceError(`the re-form plan names rank ${Math.max(bad.from, bad.to)} of ${world}`);
+  const gap = tilingError(incoming.filter((t) => !t.paramsOnly), wants.state) ?? tilingError(incoming, wants.params);
+  if (gap) throw new SliceError(`the re-form plan does not give rank ${rank} its ranges: ${gap}`);
+
+  // 3: the pieces, point to point; each written as it arrives.
+  const pieceOf = (t: Transfer): ZeroSlice => {
+    const slice = backups.at(t.index);
+    if (slice.step !== plan.step) throw new SliceError(`the re-form plan asks for step ${plan.step} from a slice of step ${slice.step}`);
+    const piece = subSlice(slice, t.offset, t.length);
+    return t.paramsOnly ? { ...piece, state: new Map() } : piece;
   };
-  if (rank !== 0) {
-    await Promise.all(plan.picks.map((p, i) => (p.member === rank ? send(0, ZERO_PIECE_COLLECTIVE, encodeSlice(pieceOf(i)), i) : undefined)));
-    const full = decodeSlice(await transport.recv(0, tag(ZERO_STATE_COLLECTIVE)), shape);
-    if (full.step !== plan.step || full.range.offset !== 0 || full.range.length !== shape.total) throw new SliceError('rank 0 sent a state that is not the planned one');
-    return { full, bytesSent };
-  }
-  const pieces = await Promise.all(
-    plan.picks.map(async (p, i) => {
-      if (p.member === 0) return pieceOf(i);
-      if (p.member >= world) throw new SliceError(`the plan names rank ${p.member} of ${world}`);
-      const piece = decodeSlice(await transport.recv(p.member, tag(ZERO_PIECE_COLLECTIVE, i)), shape);
-      if (piece.step !== plan.step || piece.range.offset !== p.offset || piece.range.length !== p.length) throw new SliceError(`rank ${p.member} sent another piece than the one asked for`);
-      return piece;
+  const noState = { total: shape.total, buffers: [] };
+  await Promise.all(
+    plan.transfers.map(async (t, i) => {
+      if (t.from === rank && t.to !== rank) {
+        const piece = pieceOf(t);
+        result.largestPiece = Math.max(result.largestPiece, piece.range.length);
+        await send(t.to, ZERO_PIECE_COLLECTIVE, encodeSlice(piece), i);
+      }
+      if (t.to !== rank) return;
+      let piece: ZeroSlice;
+      if (t.from === rank) piece = pieceOf(t);
+      else {
+        const bytes = await transport.recv(t.from, tag(ZERO_PIECE_COLLECTIVE, i));
+        result.bytesReceived += bytes.length;
+        piece = decodeSlice(bytes, t.paramsOnly ? noState : shape);
+        if (piece.step !== plan.step || piece.range.offset !== t.offset || piece.range.length !== t.length) throw new SliceError(`rank ${t.from} sent another piece than the one asked for`);
+        result.largestPiece = Math.max(result.largestPiece, piece.range.length);
+      }
+      write(piece, t.paramsOnly);
+      result.pieces.push({ range: { ...piece.range }, paramsOnly: t.paramsOnly, from: t.from, hash: sliceHash(piece) });
     }),
   );
-  const full = joinSlices(pieces, shape.total, shape.buffers);
-  const bytes = encodeSlice(full);
-  await Promise.all(others.map((r) => send(r, ZERO_STATE_COLLECTIVE, bytes)));
-  return { full, bytesSent };
+  return result;
+}
+
+/**
+ * Reads back, from the device, every piece a re-form wrote and compares it by hash with the piece as
+ * its holder sent it: a piece written to the wrong place, or not at all, stops the run naming it.
+ */
+export async function verifyWrittenPieces(backend: Backend, run: CheckpointableRun, pieces: readonly WrittenPiece[], step: number): Promise<void> {
+  const held = heldRange(run);
+  const range = run.optimizer.stateRange;
+  for (const p of pieces) {
+    const { offset, length } = p.range;
+    const params = await readWindowed(backend, viewOf(run.model.params, offset - held.offset, length));
+    const state = new Map<string, Float32Array>();
+    if (!p.paramsOnly) for (const { name, buf } of run.optimizer.stateBuffers()) state.set(name, await readWindowed(run.optimizer.backend, viewOf(buf, offset - range.offset, length)));
+    const hash = sliceHash({ step, range: p.range, total: run.model.layout.totalLength, params, state });
+    if (hash !== p.hash) {
+      throw new ReplicasDisagree(`after the re-form to step ${step}: [${offset}, ${offset + length}) as written here hashes ${hash.slice(0, 16)}, rank ${p.from} sent ${p.hash.slice(0, 16)}`);
+    }
+  }
 }

@@ -153,9 +153,16 @@ export class ZeroStorage implements TensorStorage {
     return this.gradHolding.view(this.entry(name), 'gradients');
   }
 
-  writeParams(full: Float32Array): void {
-    if (full.length !== this.layout.totalLength) throw new RangeError(`expected ${this.layout.totalLength} parameters, got ${full.length}`);
-    const data = this.paramHolding.sharded ? full.subarray(this.shard.offset, this.shard.offset + this.shard.length) : full;
+  /** ZeRO-3: the shard (models initialise that range only); stages 1-2 hold every parameter. */
+  get heldParams(): Range | undefined {
+    return this.paramHolding.sharded ? { ...this.shard } : undefined;
+  }
+
+  /** The full vector, or (stage 3) the shard's values alone. */
+  writeParams(values: Float32Array): void {
+    const held = this.paramHolding.sharded ? this.shard.length : this.layout.totalLength;
+    if (values.length !== held && values.length !== this.layout.totalLength) throw new RangeError(`expected ${held} parameters, got ${values.length}`);
+    const data = values.length === held ? values : values.subarray(this.shard.offset, this.shard.offset + this.shard.length);
     this.backend.write(viewOf(this.params), data);
   }
 

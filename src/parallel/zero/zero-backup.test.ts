@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeSlice, encodeSlice, joinSlices, planAssembly, subSlice, ZeroBackups, type ZeroSlice } from './zero-backup';
+import { decodeSlice, encodeSlice, planTransfers, subSlice, ZeroBackups, type StateWants, type ZeroSlice } from './zero-backup';
 
 const SHAPE = { total: 10, buffers: ['adam.m', 'adam.v'] };
 
@@ -37,35 +37,63 @@ describe('slice codec', () => {
   });
 });
 
-describe('planAssembly', () => {
-  it('takes the newest step the pooled slices cover, with the fewest pieces', () => {
-    // Three ranks' shards [0,3) [3,7) [7,10); rank 1 died: rank 2 holds its copy of step 5 only.
+/** Stage 3: each rank holds parameters and optimizer state over its shard only. */
+const shards = (...ranges: [number, number][]): StateWants[] => ranges.map(([offset, length]) => ({ params: { offset, length }, state: { offset, length } }));
+
+describe('planTransfers', () => {
+  it('takes the newest step the pooled slices cover; each rank gets exactly its new shard, from itself first, then the owner, then a copy', () => {
+    // Three ranks' shards [0,3) [3,7) [7,10); rank 1 died: the survivors hold steps 5 and 6, and only
+    // rank 2 (old rank 2, now rank 1) holds a copy of rank 1's slice, of step 5.
     const inventories = [
-      [{ step: 5, offset: 0, length: 3 }, { step: 6, offset: 0, length: 3 }, { step: 6, offset: 7, length: 3 }],
-      [{ step: 5, offset: 7, length: 3 }, { step: 6, offset: 7, length: 3 }, { step: 5, offset: 3, length: 4 }],
+      [{ step: 5, offset: 0, length: 3, own: true }, { step: 6, offset: 0, length: 3, own: true }, { step: 6, offset: 7, length: 3 }],
+      [{ step: 5, offset: 7, length: 3, own: true }, { step: 6, offset: 7, length: 3, own: true }, { step: 5, offset: 3, length: 4 }],
     ];
-    const plan = planAssembly(inventories, 10)!;
+    const plan = planTransfers(inventories, shards([0, 5], [5, 5]))!;
     expect(plan.step).toBe(5);
-    expect(plan.picks).toEqual([
-      { member: 0, index: 0, offset: 0, length: 3 },
-      { member: 1, index: 2, offset: 3, length: 4 },
-      { member: 1, index: 0, offset: 7, length: 3 },
+    expect(plan.transfers).toEqual([
+      { from: 0, index: 0, to: 0, offset: 0, length: 3, paramsOnly: false },
+      { from: 1, index: 2, to: 0, offset: 3, length: 2, paramsOnly: false },
+      { from: 1, index: 2, to: 1, offset: 5, length: 2, paramsOnly: false },
+      { from: 1, index: 0, to: 1, offset: 7, length: 3, paramsOnly: false },
     ]);
   });
 
-  it('uses parts of overlapping slices of different partitions, and a full copy in one piece', () => {
-    const overlapping = planAssembly([[{ step: 2, offset: 0, length: 6 }], [{ step: 2, offset: 4, length: 6 }]], 10)!;
-    expect(overlapping.picks).toEqual([
-      { member: 0, index: 0, offset: 0, length: 6 },
-      { member: 1, index: 0, offset: 6, length: 4 },
+  it("prefers the owner's slice to a copy, and hands over to the receiver's own slice where it starts", () => {
+    const inventories = [
+      [{ step: 2, offset: 0, length: 10 }],
+      [{ step: 2, offset: 0, length: 4, own: true }],
+      [{ step: 2, offset: 6, length: 4, own: true }],
+    ];
+    const plan = planTransfers(inventories, shards([0, 10], [0, 1], [5, 1]))!;
+    expect(plan.transfers).toEqual([
+      { from: 0, index: 0, to: 0, offset: 0, length: 10, paramsOnly: false },
+      { from: 1, index: 0, to: 1, offset: 0, length: 1, paramsOnly: false },
+      { from: 0, index: 0, to: 2, offset: 5, length: 1, paramsOnly: false },
     ]);
-    const full = planAssembly([[{ step: 2, offset: 0, length: 3 }], [{ step: 2, offset: 0, length: 10 }]], 10)!;
-    expect(full.picks).toEqual([{ member: 1, index: 0, offset: 0, length: 10 }]);
+    const handover = planTransfers([[{ step: 2, offset: 0, length: 10, own: true }], [{ step: 2, offset: 6, length: 4 }]], shards([0, 1], [2, 8]))!;
+    expect(handover.transfers.filter((t) => t.to === 1)).toEqual([
+      { from: 0, index: 0, to: 1, offset: 2, length: 4, paramsOnly: false },
+      { from: 1, index: 0, to: 1, offset: 6, length: 4, paramsOnly: false },
+    ]);
   });
 
-  it('is null when no step is covered', () => {
-    expect(planAssembly([[{ step: 2, offset: 0, length: 3 }], [{ step: 2, offset: 7, length: 3 }]], 10)).toBeNull();
-    expect(planAssembly([[], []], 10)).toBeNull();
+  it('stages 1-2: the parameters outside the state range travel without optimizer state', () => {
+    const inventories = [[{ step: 1, offset: 0, length: 5, own: true }], [{ step: 1, offset: 5, length: 5, own: true }]];
+    const plan = planTransfers(inventories, [
+      { params: { offset: 0, length: 10 }, state: { offset: 0, length: 5 } },
+      { params: { offset: 0, length: 10 }, state: { offset: 5, length: 5 } },
+    ])!;
+    expect(plan.transfers).toEqual([
+      { from: 0, index: 0, to: 0, offset: 0, length: 5, paramsOnly: false },
+      { from: 1, index: 0, to: 0, offset: 5, length: 5, paramsOnly: true },
+      { from: 1, index: 0, to: 1, offset: 5, length: 5, paramsOnly: false },
+      { from: 0, index: 0, to: 1, offset: 0, length: 5, paramsOnly: true },
+    ]);
+  });
+
+  it('is null when no step covers every rank\'s ranges', () => {
+    expect(planTransfers([[{ step: 2, offset: 0, length: 3 }], [{ step: 2, offset: 7, length: 3 }]], shards([0, 5], [5, 5]))).toBeNull();
+    expect(planTransfers([[], []], shards([0, 5], [5, 5]))).toBeNull();
   });
 });
 
@@ -80,26 +108,30 @@ describe('ZeroBackups', () => {
     expect(store.floats()).toBe(4 * 5 * 3);
   });
 
-  it('after a rebuild drops the abandoned later steps and keeps the full state until two newer backups', () => {
+  it('after a re-form drops the abandoned later steps; detached slices come back beside the new ones', () => {
     const store = new ZeroBackups();
     store.add(slice(4, 0, 5), true);
     store.add(slice(5, 0, 5), true);
-    store.adopt(joinSlices([slice(4, 0, 5), slice(4, 5, 5)], 10, SHAPE.buffers));
-    expect(store.inventory()).toEqual([{ step: 4, offset: 0, length: 5 }, { step: 4, offset: 0, length: 10 }]);
-    store.add(slice(5, 0, 3), true);
-    expect(store.inventory().some((s) => s.length === 10)).toBe(true);
-    store.add(slice(6, 0, 3), true);
-    expect(store.inventory().some((s) => s.length === 10)).toBe(false);
+    store.rewind(4);
+    expect(store.inventory()).toEqual([{ step: 4, offset: 0, length: 5, own: true }]);
+    const old = store.detach();
+    expect(store.floats()).toBe(0);
+    store.add(slice(4, 0, 3), true);
+    store.reattach(old);
+    expect(store.inventory()).toEqual([
+      { step: 4, offset: 0, length: 5, own: true },
+      { step: 4, offset: 0, length: 3, own: true },
+    ]);
   });
 });
 
-describe('subSlice and joinSlices', () => {
-  it('cut and join back to the same floats; gaps and mixed steps are refused', () => {
-    const whole = joinSlices([slice(3, 0, 4), slice(3, 4, 6)], 10, SHAPE.buffers);
-    const parts = [subSlice(whole, 0, 2), subSlice(whole, 2, 8)];
-    expect(Array.from(joinSlices(parts, 10, SHAPE.buffers).state.get('adam.v')!)).toEqual(Array.from(whole.state.get('adam.v')!));
-    expect(() => joinSlices([slice(3, 0, 4), slice(3, 5, 5)], 10, SHAPE.buffers)).toThrow(/uncovered/);
-    expect(() => joinSlices([slice(3, 0, 4), slice(2, 4, 6)], 10, SHAPE.buffers)).toThrow(/steps/);
+describe('subSlice', () => {
+  it('cuts views of the same floats; a range outside the slice is refused', () => {
+    const whole = slice(3, 2, 8);
+    const part = subSlice(whole, 4, 3);
+    expect(part.range).toEqual({ offset: 4, length: 3 });
+    expect(Array.from(part.state.get('adam.v')!)).toEqual(Array.from(whole.state.get('adam.v')!.subarray(2, 5)));
     expect(() => subSlice(whole, 8, 4)).toThrow(RangeError);
+    expect(() => subSlice(whole, 1, 2)).toThrow(RangeError);
   });
 });

@@ -1,9 +1,11 @@
 // ZeRO state that survives a dead rank. Under ZeRO each rank holds the optimizer state (and, at stage 3,
 // the parameters) of its shard only, so a tab that dies takes its slice with it unless someone else
-// holds a copy. After every completed step each rank snapshots its slice (parameters and optimizer
+// holds a copy. After every backed-up step each rank snapshots its slice (parameters and optimizer
 // state over its shard, at that step) in host memory and sends a copy to its ring successor: every
-// slice then lives on two tabs. When the ring re-forms, the survivors pool what they hold and rebuild
-// the full state at the newest step that they cover between them (src/lab/elastic/zero-state-transfer.ts).
+// slice then lives on two tabs. When the ring re-forms, the survivors pool what they hold: each rank of
+// the new ring fetches the ranges of its new shard, at the newest step they cover between them, from
+// whoever holds them (planTransfers; src/lab/elastic/zero-state-transfer.ts). Nobody assembles the
+// whole state.
 //
 // Two generations are kept. A failure during step s+1 or during its backup leaves every slice of step s
 // on two tabs (every rank finished backing up step s before any could start step s+1's collectives), so
@@ -111,50 +113,99 @@ export function decodeSlice(bytes: Uint8Array, expect: { total: number; buffers:
   return { step: header.step, range: { offset: header.offset, length: header.length }, total: header.total, params, state };
 }
 
-// --- planning the rebuild -------------------------------------------------------------------------
+// --- planning the re-form ------------------------------------------------------------------------
 
-/** What one tab holds: (step, range) of each slice, in the order of its store. */
+/** What one tab holds: (step, range) of each slice, in the order of its store; `own`: its own snapshot. */
 export interface SliceInfo {
   step: number;
   offset: number;
   length: number;
+  own?: boolean;
 }
 
-/** Which member sends which part of which of its slices. */
-export interface AssemblyPick {
-  member: number;
-  index: number;
-  /** Absolute offset and length within the flat buffers (a part of that slice's range). */
-  offset: number;
-  length: number;
-}
-
-export interface AssemblyPlan {
-  step: number;
-  picks: AssemblyPick[];
+/** The flat ranges one rank of the new ring holds: its parameters (all, or its stage-3 shard) and its optimizer state. */
+export interface StateWants {
+  params: FlatRange;
+  state: FlatRange;
 }
 
 /**
- * The newest step whose slices, pooled over the members, cover [0, total), and who sends what: at each
- * uncovered position the slice reaching furthest is taken (fewest pieces). Null when no step is covered.
+ * One piece of the re-form: member `from` sends the part [offset, offset + length) of its slice `index`
+ * to member `to` (from === to: the member takes it from its own store, nothing on the wire). A
+ * `paramsOnly` piece carries the parameters and no optimizer state (stages 1-2 hold every parameter
+ * but only their shard's state).
  */
-export function planAssembly(inventories: readonly SliceInfo[][], total: number): AssemblyPlan | null {
+export interface Transfer {
+  from: number;
+  index: number;
+  to: number;
+  offset: number;
+  length: number;
+  paramsOnly: boolean;
+}
+
+export interface TransferPlan {
+  step: number;
+  transfers: Transfer[];
+}
+
+interface Candidate {
+  member: number;
+  index: number;
+  start: number;
+  end: number;
+  own: boolean;
+}
+
+/**
+ * Covers [from, end) with parts of the candidates' slices for member `to`: its own store first (nothing
+ * on the wire), then a slice's owner, then a copy holder, the one reaching furthest; a piece from
+ * elsewhere stops where one of `to`'s own slices takes over. Null when some position is not covered.
+ */
+function cover(candidates: readonly Candidate[], from: number, end: number, to: number, paramsOnly: boolean): Transfer[] | null {
+  const preference = (c: Candidate) => (c.member === to ? 0 : c.own ? 1 : 2);
+  const picks: Transfer[] = [];
+  let at = from;
+  while (at < end) {
+    let best: Candidate | undefined;
+    for (const c of candidates) {
+      if (c.start > at || c.end <= at) continue;
+      if (!best || preference(c) < preference(best) || (preference(c) === preference(best) && c.end > best.end)) best = c;
+    }
+    if (!best) return null;
+    let stop = Math.min(best.end, end);
+    if (best.member !== to) for (const c of candidates) if (c.member === to && c.start > at && c.start < stop) stop = c.start;
+    picks.push({ from: best.member, index: best.index, to, offset: at, length: stop - at, paramsOnly });
+    at = stop;
+  }
+  return picks;
+}
+
+/**
+ * The newest step whose slices, pooled over the members, cover every member's wanted ranges, and who
+ * sends what to whom: each member's state range as whole pieces (parameters and optimizer state), and
+ * the parameters it holds outside that range as parameters-only pieces. Null when no step is covered.
+ */
+export function planTransfers(inventories: readonly SliceInfo[][], wants: readonly StateWants[]): TransferPlan | null {
   const steps = [...new Set(inventories.flat().map((s) => s.step))].sort((a, b) => b - a);
   for (const step of steps) {
     const candidates = inventories.flatMap((slices, member) =>
-      slices.flatMap((s, index) => (s.step === step ? [{ member, index, start: s.offset, end: s.offset + s.length }] : [])),
+      slices.flatMap((s, index) => (s.step === step ? [{ member, index, start: s.offset, end: s.offset + s.length, own: !!s.own }] : [])),
     );
-    const picks: AssemblyPick[] = [];
-    let at = 0;
-    while (at < total) {
-      let best: (typeof candidates)[number] | undefined;
-      for (const c of candidates) if (c.start <= at && c.end > at && (!best || c.end > best.end)) best = c;
-      if (!best) break;
-      const end = Math.min(best.end, total);
-      picks.push({ member: best.member, index: best.index, offset: at, length: end - at });
-      at = end;
-    }
-    if (at >= total) return { step, picks };
+    const transfers: Transfer[] = [];
+    const covered = wants.every((want, to) => {
+      const stateEnd = want.state.offset + want.state.length;
+      const paramsEnd = want.params.offset + want.params.length;
+      const parts = [
+        cover(candidates, want.state.offset, stateEnd, to, false),
+        cover(candidates, want.params.offset, Math.min(want.state.offset, paramsEnd), to, true),
+        cover(candidates, Math.max(stateEnd, want.params.offset), paramsEnd, to, true),
+      ];
+      if (parts.some((p) => p === null)) return false;
+      for (const p of parts) transfers.push(...p!);
+      return true;
+    });
+    if (covered) return { step, transfers };
   }
   return null;
 }
@@ -177,17 +228,26 @@ export class ZeroBackups {
     if (steps.length >= 2) this.slices = this.slices.filter((s) => s.slice.step >= steps[1]);
   }
 
+  /** After a re-form went back to `step`: slices of later steps belong to a timeline that was abandoned. */
+  rewind(step: number): void {
+    this.slices = this.slices.filter((s) => s.slice.step <= step);
+  }
+
   /**
-   * After a re-form rebuilt the state at `full.step`: slices of later steps belong to a timeline that
-   * was abandoned, and the full state is kept (every member holds it) until two newer steps are backed up.
+   * Takes every slice out of the store and hands them over: the re-form's backup of the new partition
+   * starts an empty store, and the caller puts these back (`reattach`) only if that backup fails.
    */
-  adopt(full: ZeroSlice): void {
-    this.slices = this.slices.filter((s) => s.slice.step <= full.step);
-    this.add(full, false);
+  detach(): { slice: ZeroSlice; own: boolean }[] {
+    return this.slices.splice(0);
+  }
+
+  /** Puts detached slices back beside what the store holds now. */
+  reattach(slices: readonly { slice: ZeroSlice; own: boolean }[]): void {
+    this.slices.unshift(...slices);
   }
 
   inventory(): SliceInfo[] {
-    return this.slices.map(({ slice }) => ({ step: slice.step, offset: slice.range.offset, length: slice.range.length }));
+    return this.slices.map(({ slice, own }) => ({ step: slice.step, offset: slice.range.offset, length: slice.range.length, own }));
   }
 
   at(index: number): ZeroSlice {
@@ -212,21 +272,4 @@ export function subSlice(slice: ZeroSlice, offset: number, length: number): Zero
   if (from < 0 || from + length > slice.range.length) throw new RangeError(`[${offset}, ${offset + length}) is not inside the slice's range`);
   const cut = (a: Float32Array) => a.subarray(from, from + length);
   return { step: slice.step, range: { offset, length }, total: slice.total, params: cut(slice.params), state: new Map([...slice.state].map(([k, v]) => [k, cut(v)])) };
-}
-
-/** Copies pieces of one step, which together cover the whole model, into one full slice. */
-export function joinSlices(pieces: readonly ZeroSlice[], total: number, buffers: readonly string[]): ZeroSlice {
-  const step = pieces[0]?.step ?? 0;
-  const params = new Float32Array(total);
-  const state = new Map(buffers.map((name) => [name, new Float32Array(total)]));
-  let covered = 0;
-  for (const p of [...pieces].sort((a, b) => a.range.offset - b.range.offset)) {
-    if (p.step !== step) throw new SliceError(`pieces of steps ${step} and ${p.step} cannot be joined`);
-    if (p.range.offset !== covered) throw new SliceError(`pieces leave [${covered}, ${p.range.offset}) uncovered or overlap`);
-    params.set(p.params, p.range.offset);
-    for (const name of buffers) state.get(name)!.set(p.state.get(name)!, p.range.offset);
-    covered += p.range.length;
-  }
-  if (covered !== total) throw new SliceError(`pieces cover ${covered} of ${total} floats`);
-  return { step, range: { offset: 0, length: total }, total, params, state };
 }
