@@ -10,20 +10,39 @@ import type { AdamWHyper, BackendInfo, MatmulOptions, View } from './backend';
 import { adamwUniformsF32 } from './f32-update';
 import { CpuBackend } from './cpu-backend';
 import { checkAttention, checkMatmul, needLength, needPositive, needSameLength } from './op-checks';
-import { WasmKernels } from './wasm-kernels';
+import { type KernelLoadOptions, WasmKernels } from './wasm-kernels';
 
-export const WASM_ADAPTER = 'CPU, WebAssembly SIMD (no WebGPU)';
+/** The adapter string of a tab on this backend (presence and metrics show it): how many threads run, and why one. */
+export function wasmAdapter(threads: number, why: string | null = null): string {
+  return `CPU, WebAssembly SIMD, threads: ${threads}${why ? ` (${why})` : ''} (no WebGPU)`.slice(0, 120);
+}
+
+export const WASM_ADAPTER = wasmAdapter(1);
 
 export class WasmCpuBackend extends CpuBackend {
-  override readonly info: BackendInfo = { kind: 'cpu', adapter: WASM_ADAPTER };
+  override readonly info: BackendInfo;
 
   private constructor(private readonly kernels: WasmKernels) {
     super();
+    this.info = { kind: 'cpu', adapter: wasmAdapter(kernels.threads, kernels.threadNote) };
   }
 
-  /** Rejects (with the reason) where WebAssembly SIMD is missing or the kernels cannot be loaded. */
-  static async create(wasmBytes?: BufferSource): Promise<WasmCpuBackend> {
-    return new WasmCpuBackend(await WasmKernels.load(wasmBytes));
+  /**
+   * Rejects (with the reason) where WebAssembly SIMD is missing or the kernels cannot be loaded. Threads:
+   * every core where the page is cross-origin isolated, else one (options.threads overrides).
+   */
+  static async create(wasmBytes?: BufferSource, options: KernelLoadOptions = {}): Promise<WasmCpuBackend> {
+    return new WasmCpuBackend(await WasmKernels.load(wasmBytes, options));
+  }
+
+  /** Threads that run the large kernels, this one included. */
+  get threads(): number {
+    return this.kernels.threads;
+  }
+
+  /** Stops the kernels' helper threads. */
+  close(): void {
+    this.kernels.close();
   }
 
   override matmul(out: View, a: View, b: View, M: number, K: number, N: number, opts: MatmulOptions = {}): void {
