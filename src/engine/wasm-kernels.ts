@@ -27,6 +27,7 @@ interface KernelExports {
   layerNorm(out: number, mean: number, rstd: number, x: number, gamma: number, beta: number, rows: number, cols: number): void;
   layerNormBackward(dx: number, dGamma: number, dBeta: number, dy: number, x: number, mean: number, rstd: number, gamma: number, rows: number, cols: number): void;
   adamw(p: number, g: number, m: number, v: number, n: number, lr: number, beta1: number, beta2: number, eps: number, wd: number, c1: number, c2: number): void;
+  softmaxCrossEntropy(losses: number, probs: number, dLogits: number, logits: number, targets: number, rows: number, cols: number, gradScale: number): void;
 }
 
 // i32.const 0; i8x16.splat; i8x16.popcnt: the smallest function that needs SIMD (wasm-feature-detect's).
@@ -294,6 +295,27 @@ export class WasmKernels {
   /** AdamW in place on p, m and v (see f32-update.ts adamwF32); `u` holds the float32 uniforms. */
   adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, u: { lr: number; beta1: number; beta2: number; eps: number; wd: number; c1: number; c2: number }): void {
     this.run([p, m, v, g], [p, m, v], ([pa, ma, va, ga]) => this.k.adamw(pa, ga, ma, va, p.length, u.lr, u.beta1, u.beta2, u.eps, u.wd, u.c1, u.c2));
+  }
+
+  /**
+   * Fused softmax + cross-entropy (see Backend.softmaxCrossEntropy); targets must already be checked
+   * below cols (the kernel reads logits at the target's index unchecked).
+   */
+  softmaxCrossEntropy(losses: Float32Array, probs: Float32Array, dLogits: Float32Array, logits: Float32Array, targets: Uint32Array, rows: number, cols: number, gradScale: number): void {
+    const k = this.k;
+    const logitsAt = alignUp(k.heapBase());
+    const targetsAt = alignUp(logitsAt + logits.length * 4);
+    const lossesAt = alignUp(targetsAt + targets.length * 4);
+    const probsAt = alignUp(lossesAt + losses.length * 4);
+    const dAt = alignUp(probsAt + probs.length * 4);
+    this.reserve(dAt + dLogits.length * 4);
+    const mem = k.memory.buffer;
+    new Float32Array(mem, logitsAt, logits.length).set(logits);
+    new Uint32Array(mem, targetsAt, targets.length).set(targets);
+    k.softmaxCrossEntropy(lossesAt, probsAt, dAt, logitsAt, targetsAt, rows, cols, gradScale);
+    losses.set(new Float32Array(mem, lossesAt, losses.length));
+    probs.set(new Float32Array(mem, probsAt, probs.length));
+    dLogits.set(new Float32Array(mem, dAt, dLogits.length));
   }
 
   private reserve(bytes: number): void {
