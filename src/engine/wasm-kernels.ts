@@ -52,6 +52,8 @@ export const SHARED_MAXIMUM_PAGES = 32768;
 export const MAX_KERNEL_THREADS = 8;
 /** A matmul of fewer multiply-adds runs on one thread: waking the helpers costs more than it saves. */
 export const THREADED_MATMUL_MIN_MACS = 1 << 20;
+/** Chunks of a threaded op per thread: enough that a thread held back costs little, few enough that each stays long. */
+const CHUNKS_PER_THREAD = 4;
 /** The exports a helper thread may run. */
 const THREAD_OPS = ['gemmPacked'] as const;
 
@@ -186,25 +188,19 @@ export class WasmKernels {
   }
 
   /**
-   * The packed product on every thread: rows [0, Mp) cut into one range per thread (multiples of the
-   * panel height), the caller taking the first. Each C element is summed by one thread in the
-   * single-thread order, so the result is bit-identical to one thread's.
+   * The packed product on every thread: rows [0, Mp) cut into chunks (multiples of the panel height,
+   * about four per thread so that a thread the OS holds back delays the rest by one chunk at most),
+   * taken by whichever thread is free. Each C element is summed by one thread in the single-thread
+   * order, so the result is bit-identical to one thread's.
    */
   private gemm(ap: number, bp: number, cp: number, M: number, K: number, N: number, Mp: number): void {
     const panels = Mp / 4;
-    const parts = Math.min(this.threads, panels);
-    if (this.pool === null || parts < 2 || M * K * N < this.threadedMinMacs) {
+    if (this.pool === null || panels < 2 || M * K * N < this.threadedMinMacs) {
       this.k.gemmPacked(ap, bp, cp, M, K, N, 0, Mp);
       return;
     }
-    const bounds = Array.from({ length: parts + 1 }, (_, i) => Math.round((panels * i) / parts) * 4);
-    const helperArgs = Array.from({ length: parts - 1 }, (_, i) => [ap, bp, cp, M, K, N, bounds[i + 1], bounds[i + 2]]);
-    this.pool.dispatch('gemmPacked', helperArgs);
-    try {
-      this.k.gemmPacked(ap, bp, cp, M, K, N, bounds[0], bounds[1]);
-    } finally {
-      this.pool.join();
-    }
+    const step = Math.ceil(panels / (this.threads * CHUNKS_PER_THREAD)) * 4;
+    this.pool.parallelFor('gemmPacked', [ap, bp, cp, M, K, N, 0, 0], 6, Mp, step, (from, to) => this.k.gemmPacked(ap, bp, cp, M, K, N, from, to));
   }
 
   /** Causal self-attention forward (see Backend.attention); shapes are the caller's to check. */

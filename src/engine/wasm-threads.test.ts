@@ -137,30 +137,72 @@ describe('threads: where they run and where they do not', () => {
 });
 
 describe('KernelThreadPool', () => {
-  it('a kernel that traps in a helper (an address past the memory) makes join throw, and the pool still runs the next job', async () => {
-    const module = await WebAssembly.compile((await fetchKernelBytes(THREADED_KERNELS_URL)) as BufferSource);
+  const threadedModule = async () => WebAssembly.compile((await fetchKernelBytes(THREADED_KERNELS_URL)) as BufferSource);
+
+  interface Gemm {
+    gemmPacked(...args: number[]): void;
+    packA(...args: number[]): void;
+    packB(...args: number[]): void;
+  }
+
+  /** A packed 37x29x19 product laid out in `memory`: its arguments, and C as one call computes it. */
+  function packedProduct(k: Gemm, memory: WebAssembly.Memory): { args: number[]; Mp: number; c: () => number[]; oneCall: number[] } {
+    const [M, K, N, Mp, Np] = [37, 29, 19, 40, 24];
+    const [aAt, bAt, apAt, bpAt, cpAt] = [4096, 12288, 20480, 28672, 36864];
+    new Float32Array(memory.buffer, aAt, M * K).set(randomUniform(M * K, 21));
+    new Float32Array(memory.buffer, bAt, K * N).set(randomUniform(K * N, 22));
+    k.packA(aAt, apAt, M, K, 0);
+    k.packB(bAt, bpAt, K, N, 0);
+    const c = () => Array.from(new Uint32Array(memory.buffer, cpAt, Mp * Np));
+    k.gemmPacked(apAt, bpAt, cpAt, M, K, N, 0, Mp);
+    const oneCall = c();
+    new Float32Array(memory.buffer, cpAt, Mp * Np).fill(0);
+    return { args: [apAt, bpAt, cpAt, M, K, N, 0, 0], Mp, c, oneCall };
+  }
+
+  it('covers every chunk of the range: a product split in 4-row chunks between 2 helpers alone, then with the caller, has the bits of one call', async () => {
+    const module = await threadedModule();
     const memory = new WebAssembly.Memory({ initial: 1, maximum: 16, shared: true });
-    const pool = await KernelThreadPool.start(module, memory, 1, ['gemmPacked', 'gelu']);
+    const k = (await WebAssembly.instantiate(module, { env: { memory } })).exports as unknown as Gemm;
+    const pool = await KernelThreadPool.start(module, memory, 2, ['gemmPacked']);
     try {
-      expect(pool.size).toBe(1);
-      pool.dispatch('gelu', [[1 << 30, 1 << 30, 4]]);
-      expect(() => pool.join()).toThrow(/a kernel failed in a helper thread/);
-      const x = new Float32Array(memory.buffer, 1024, 4);
-      x.set([0, 1, -1, 2]);
-      pool.dispatch('gelu', [[1024, 1024, 4]]);
-      pool.join();
-      expect(x[0]).toBe(0);
-      expect(x[1]).toBeCloseTo(0.8412, 4);
-      expect(() => pool.dispatch('softmax', [[]])).toThrow(/unknown op softmax/);
-      expect(() => pool.dispatch('gelu', [[], []])).toThrow(/2 parts for 1 helpers/);
+      const { args, Mp, c, oneCall } = packedProduct(k, memory);
+      expect(oneCall.some((bitsOf) => bitsOf !== 0)).toBe(true);
+      pool.parallelFor('gemmPacked', args, 6, Mp, 4, null);
+      expect(c()).toEqual(oneCall);
+      new Uint32Array(memory.buffer, args[2], oneCall.length).fill(0);
+      const mine: number[] = [];
+      pool.parallelFor('gemmPacked', args, 6, Mp, 4, (from, to) => {
+        mine.push(from);
+        k.gemmPacked(...args.slice(0, 6), from, to);
+      });
+      expect(c()).toEqual(oneCall);
+      expect(new Set(mine).size).toBe(mine.length);
     } finally {
       pool.close();
     }
-    expect(() => pool.dispatch('gelu', [[1024, 1024, 4]])).toThrow(/closed/);
+  });
+
+  it('a kernel that traps in a helper (an address past the memory) makes the job throw, and the pool runs the next job', async () => {
+    const module = await threadedModule();
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: 16, shared: true });
+    const k = (await WebAssembly.instantiate(module, { env: { memory } })).exports as unknown as Gemm;
+    const pool = await KernelThreadPool.start(module, memory, 1, ['gemmPacked']);
+    try {
+      expect(pool.size).toBe(1);
+      expect(() => pool.parallelFor('gemmPacked', [1 << 30, 1 << 30, 1 << 30, 8, 8, 8, 0, 0], 6, 8, 4, null)).toThrow(/a kernel failed in a helper thread/);
+      const { args, Mp, c, oneCall } = packedProduct(k, memory);
+      pool.parallelFor('gemmPacked', args, 6, Mp, 8, null);
+      expect(c()).toEqual(oneCall);
+      expect(() => pool.parallelFor('softmax', [0, 0], 0, 1, 1, null)).toThrow(/unknown op softmax/);
+      expect(() => pool.parallelFor('gemmPacked', args, 6, Mp, 0, null)).toThrow(/bad range/);
+    } finally {
+      pool.close();
+    }
+    expect(() => pool.parallelFor('gemmPacked', [0, 0], 0, 1, 1, null)).toThrow(/closed/);
   });
 
   it('an unshared memory is refused before any thread starts', async () => {
-    const module = await WebAssembly.compile((await fetchKernelBytes(THREADED_KERNELS_URL)) as BufferSource);
-    await expect(KernelThreadPool.start(module, new WebAssembly.Memory({ initial: 1 }), 1, ['gelu'])).rejects.toThrow(/not shared/);
+    await expect(KernelThreadPool.start(await threadedModule(), new WebAssembly.Memory({ initial: 1 }), 1, ['gelu'])).rejects.toThrow(/not shared/);
   });
 });
