@@ -2,11 +2,12 @@
 // primes, non-multiples of the kernel's 4x8 tile and 16-byte vectors, K past one 256-deep K block, M past
 // one 64-row M block, in every layout, overwriting and accumulating, with `out` aliasing an input.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { type Backend, type MatmulOptions, type View, viewOf } from './backend';
+import { type Backend, type View, viewOf } from './backend';
 import { CpuBackend } from './cpu-backend';
 import { randomUniform } from './gradcheck';
 import { WASM_ADAPTER, WasmCpuBackend } from './wasm-backend';
 import { wasmSimdSupported } from './wasm-kernels';
+import { LAYOUTS, matmulOn, maxDiff, upload } from './wasm-test-support';
 import { buildWasm } from '../../scripts/build-wasm';
 
 // The kernels are a build product (npm run build:wasm); build them here too when missing or stale.
@@ -15,34 +16,10 @@ await buildWasm();
 const reference = new CpuBackend();
 const fast = await WasmCpuBackend.create();
 
-function upload(backend: Backend, data: Float32Array): View {
-  const v = viewOf(backend.alloc(data.length, 'test', 'workspace'));
-  backend.write(v, data);
-  return v;
-}
-
-/** op(a) @ op(b) on one backend, out starting at `start` (it matters when accumulating). */
-async function matmulOn(backend: Backend, a: Float32Array, b: Float32Array, start: Float32Array, M: number, K: number, N: number, opts: MatmulOptions): Promise<Float32Array> {
-  const out = upload(backend, start);
-  backend.matmul(out, upload(backend, a), upload(backend, b), M, K, N, opts);
-  return backend.read(out);
-}
-
-/** Largest |x - y| over the elements. */
-function maxDiff(x: Float32Array, y: Float32Array): number {
-  expect(x.length).toBe(y.length);
-  let worst = 0;
-  for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i] - y[i]));
-  return worst;
-}
-
 // [M, K, N]: 1s, primes, K = 1, non-multiples of 4/8/16, K past one K block (256), M past one M block (64).
 const SHAPES: [number, number, number][] = [
   [1, 1, 1], [1, 7, 1], [7, 1, 5], [3, 5, 4], [5, 3, 7], [13, 17, 11], [17, 1, 9], [4, 8, 16],
   [31, 37, 41], [64, 33, 65], [3, 300, 5], [67, 70, 9], [2, 513, 3], [97, 257, 89],
-];
-const LAYOUTS: [string, MatmulOptions][] = [
-  ['NN', {}], ['NT', { transB: true }], ['TN', { transA: true }], ['TT', { transA: true, transB: true }],
 ];
 
 describe('WasmCpuBackend matmul vs the reference: |ours - reference| <= 1e-6 * K per element, inputs in [-1, 1]', () => {

@@ -262,7 +262,7 @@ export class WasmKernels {
    * copies each of `outputs` back from the address of the input at the same index (an output is also an
    * input when the kernel reads it, as accumulated gradients are).
    */
-  private run(inputs: Float32Array[], outputs: Float32Array[], kernel: (at: number[]) => void): void {
+  private run(inputs: (Float32Array | Uint32Array)[], outputs: Float32Array[], kernel: (at: number[]) => void): void {
     const at: number[] = [];
     let next = alignUp(this.k.heapBase());
     for (const array of inputs) {
@@ -271,7 +271,7 @@ export class WasmKernels {
     }
     this.reserve(next);
     const mem = this.k.memory.buffer;
-    inputs.forEach((array, i) => new Float32Array(mem, at[i], array.length).set(array));
+    inputs.forEach((array, i) => new Uint8Array(mem, at[i], array.byteLength).set(new Uint8Array(array.buffer, array.byteOffset, array.byteLength)));
     kernel(at);
     outputs.forEach((array, i) => array.set(new Float32Array(mem, at[i], array.length)));
   }
@@ -298,20 +298,7 @@ export class WasmKernels {
    * below cols (the kernel reads logits at the target's index unchecked).
    */
   softmaxCrossEntropy(losses: Float32Array, probs: Float32Array, dLogits: Float32Array, logits: Float32Array, targets: Uint32Array, rows: number, cols: number, gradScale: number): void {
-    const k = this.k;
-    const logitsAt = alignUp(k.heapBase());
-    const targetsAt = alignUp(logitsAt + logits.length * 4);
-    const lossesAt = alignUp(targetsAt + targets.length * 4);
-    const probsAt = alignUp(lossesAt + losses.length * 4);
-    const dAt = alignUp(probsAt + probs.length * 4);
-    this.reserve(dAt + dLogits.length * 4);
-    const mem = k.memory.buffer;
-    new Float32Array(mem, logitsAt, logits.length).set(logits);
-    new Uint32Array(mem, targetsAt, targets.length).set(targets);
-    k.softmaxCrossEntropy(lossesAt, probsAt, dAt, logitsAt, targetsAt, rows, cols, gradScale);
-    losses.set(new Float32Array(mem, lossesAt, losses.length));
-    probs.set(new Float32Array(mem, probsAt, probs.length));
-    dLogits.set(new Float32Array(mem, dAt, dLogits.length));
+    this.run([losses, probs, dLogits, logits, targets], [losses, probs, dLogits], ([l, p, d, z, t]) => this.k.softmaxCrossEntropy(l, p, d, z, t, rows, cols, gradScale));
   }
 
   private reserve(bytes: number): void {

@@ -3,12 +3,12 @@
 // (each result row is summed by one thread in the single-thread order); the fallback to one thread
 // where shared memory is missing, and the pool's failures as clear errors.
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import { type Backend, type MatmulOptions, type View, viewOf } from './backend';
 import { CpuBackend } from './cpu-backend';
 import { randomUniform } from './gradcheck';
 import { KernelThreadPool } from './kernel-threads';
 import { wasmAdapter, WasmCpuBackend } from './wasm-backend';
 import { defaultKernelThreads, fetchKernelBytes, THREADED_KERNELS_URL } from './wasm-kernels';
+import { LAYOUTS, matmulOn, maxDiff, upload } from './wasm-test-support';
 import { buildWasm } from '../../scripts/build-wasm';
 
 await buildWasm();
@@ -23,34 +23,12 @@ afterAll(() => {
   threadedDefault.close();
 });
 
-function upload(backend: Backend, data: Float32Array): View {
-  const v = viewOf(backend.alloc(data.length, 'test', 'workspace'));
-  backend.write(v, data);
-  return v;
-}
-
-async function matmulOn(backend: Backend, a: Float32Array, b: Float32Array, start: Float32Array, M: number, K: number, N: number, opts: MatmulOptions): Promise<Float32Array> {
-  const out = upload(backend, start);
-  backend.matmul(out, upload(backend, a), upload(backend, b), M, K, N, opts);
-  return backend.read(out);
-}
-
-function maxDiff(x: Float32Array, y: Float32Array): number {
-  expect(x.length).toBe(y.length);
-  let worst = 0;
-  for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i] - y[i]));
-  return worst;
-}
-
 const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
 
 // [M, K, N]: fewer 4-row panels than threads (M = 1, 5), panels not divisible by 3, primes, K past one
 // 256-deep K block, M past one 64-row M block, and one product past the default threshold.
 const SHAPES: [number, number, number][] = [
   [1, 1, 1], [5, 3, 7], [7, 1, 5], [13, 17, 11], [31, 37, 41], [67, 70, 9], [2, 513, 3], [97, 257, 89], [131, 300, 67],
-];
-const LAYOUTS: [string, MatmulOptions][] = [
-  ['NN', {}], ['NT', { transB: true }], ['TN', { transA: true }], ['TT', { transA: true, transB: true }],
 ];
 
 describe('threaded matmul: |threads - reference| <= 1e-6 * K per element, inputs in [-1, 1], and the same bits as one thread', () => {
