@@ -52,8 +52,13 @@ export const SHARED_MAXIMUM_PAGES = 32768;
 export const MAX_KERNEL_THREADS = 8;
 /** A matmul of fewer multiply-adds runs on one thread: waking the helpers costs more than it saves. */
 export const THREADED_MATMUL_MIN_MACS = 1 << 20;
-/** Chunks of a threaded op per thread: enough that a thread held back costs little, few enough that each stays long. */
-const CHUNKS_PER_THREAD = 4;
+/**
+ * Chunks of a threaded matmul per thread: enough that a thread the OS holds back (a busy machine) costs
+ * the others little; each chunk at least MIN_CHUNK_ROWS rows, so that B's packed panels, streamed once
+ * per chunk, stay a small part of the work.
+ */
+const CHUNKS_PER_THREAD = 8;
+const MIN_CHUNK_ROWS = 16;
 /** The exports a helper thread may run. */
 const THREAD_OPS = ['gemmPacked'] as const;
 
@@ -189,7 +194,7 @@ export class WasmKernels {
 
   /**
    * The packed product on every thread: rows [0, Mp) cut into chunks (multiples of the panel height,
-   * about four per thread so that a thread the OS holds back delays the rest by one chunk at most),
+   * CHUNKS_PER_THREAD per thread, so that a thread the OS holds back delays the rest by one chunk at most),
    * taken by whichever thread is free. Each C element is summed by one thread in the single-thread
    * order, so the result is bit-identical to one thread's.
    */
@@ -199,7 +204,7 @@ export class WasmKernels {
       this.k.gemmPacked(ap, bp, cp, M, K, N, 0, Mp);
       return;
     }
-    const step = Math.ceil(panels / (this.threads * CHUNKS_PER_THREAD)) * 4;
+    const step = Math.max(MIN_CHUNK_ROWS, Math.ceil(panels / (this.threads * CHUNKS_PER_THREAD)) * 4);
     this.pool.parallelFor('gemmPacked', [ap, bp, cp, M, K, N, 0, 0], 6, Mp, step, (from, to) => this.k.gemmPacked(ap, bp, cp, M, K, N, from, to));
   }
 
