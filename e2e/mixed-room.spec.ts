@@ -4,8 +4,10 @@
 // (src/engine/f32-update.ts), so the replicas are bitwise equal after every step (each tab checks the
 // room's parameter hashes after each step and stops on any difference), and the room ends where one
 // WebGPU tab ends on the same global batch. The room re-splits the global batch by each tab's measured
-// speed every 2 steps (shares=auto, rebalance=2), which moves the time per step, never the math.
+// speed every 2 steps (shares=auto, rebalance=2), which moves the time per step, never the math; a tab
+// too slow to be worth one sample gets none and stays in the ring.
 import { expect, test } from '@playwright/test';
+import { proportionalCounts } from '../src/train/batch-shares';
 import { finishTraining, mlpInitialParams, openTrainingTabs, relativeError } from './training';
 
 const RUN = { model: 'mlp', dataset: 'mnist', steps: 6, batch: 64, seed: 3 };
@@ -15,7 +17,7 @@ const START = mlpInitialParams([784, 256, 10], RUN.seed);
 const TOLERANCE = 1e-5;
 
 test(`2 WebGPU tabs + 1 CPU tab with shares by speed: replicas bitwise equal every step, and end where one tab ends within ${TOLERANCE.toExponential()} of the distance trained`, async ({ browser }) => {
-  test.setTimeout(300_000);
+  test.setTimeout(600_000);
   const solo = await browser.newContext();
   const [reference] = await finishTraining(await openTrainingTabs(solo, 1, RUN));
   await solo.close();
@@ -23,7 +25,7 @@ test(`2 WebGPU tabs + 1 CPU tab with shares by speed: replicas bitwise equal eve
   const context = await browser.newContext();
   const backends = ['webgpu', 'webgpu', 'cpu'] as const;
   const pages = await openTrainingTabs(context, 3, { ...RUN, shares: 'auto', rebalance: 2 }, backends.map((backend) => ({ backend })));
-  const results = await finishTraining(pages, 240_000, [...backends]);
+  const results = await finishTraining(pages, 480_000, [...backends]);
   // The dashboard shows each tab's share and speed once the room has re-balanced.
   const panel = pages[0].getByRole('region', { name: 'Shares by speed' });
   await expect(panel).toBeVisible();
@@ -42,7 +44,9 @@ test(`2 WebGPU tabs + 1 CPU tab with shares by speed: replicas bitwise equal eve
   const counts = results[0].metrics.shares!.counts;
   console.log(`shares by speed: [${counts.join(', ')}] from [${results[0].metrics.shares!.samplesPerSec.map(Math.round).join(', ')}] samples/s`);
   expect(counts.reduce((a, b) => a + b, 0)).toBe(RUN.batch);
-  for (const c of counts) expect(c).toBeGreaterThanOrEqual(1);
+  // The split is the rule's on the agreed speeds: a SwiftShader tab too slow to be worth one sample
+  // gets none (it still all-reduces and was hash-checked every step above).
+  expect(counts).toEqual(proportionalCounts(results[0].metrics.shares!.samplesPerSec, RUN.batch));
   const error = relativeError(results[0].params, reference.params, START);
   console.log(`mixed room (2 WebGPU + 1 CPU) vs 1 WebGPU tab: relative error ${error.toExponential(2)} of the distance trained`);
   expect(error).toBeLessThan(TOLERANCE);

@@ -5,7 +5,7 @@ import { chromium, expect, test } from '@playwright/test';
 import { CHROMIUM_ARGS, requireChromium } from '../scripts/chromium.ts';
 import { APP_URL } from './fixtures';
 
-test('without WebGPU the lab trains on the CPU backend, marked as such: loss falls by a third, accuracy above 75% (chance 50%)', async () => {
+test('without WebGPU the lab trains on the CPU backend, marked as such, on every core: loss falls by a third, accuracy above 75% (chance 50%)', async () => {
   const args = CHROMIUM_ARGS.filter((flag) => flag !== '--enable-unsafe-webgpu');
   const browser = await chromium.launch({ executablePath: requireChromium(), args, headless: true });
   try {
@@ -22,6 +22,10 @@ test('without WebGPU the lab trains on the CPU backend, marked as such: loss fal
     );
     const status = await page.evaluate(() => window.lab.status());
     expect(status.backend?.kind).toBe('cpu');
+    // The lab's servers isolate the page (COOP/COEP), so its kernels run on every core (at most 8).
+    const { isolated, cores } = await page.evaluate(() => ({ isolated: crossOriginIsolated, cores: navigator.hardwareConcurrency }));
+    expect(isolated).toBe(true);
+    expect(status.backend?.adapter).toContain(`threads: ${Math.min(8, cores)}`);
     expect(status.step).toBe(30);
     // The reason is shown to the person at the page, not only logged.
     await expect(page.getByText(/training on the CPU backend/i).first()).toBeVisible();

@@ -5,6 +5,7 @@ import { createServer, type ViteDevServer } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { labViteConfig } from '../vite.config';
+import { ISOLATION_HEADERS, labServerPlugin, NO_ICE } from './lab-server-plugin';
 import { parseLabServerInfo } from '../src/lab/lab-server';
 import { DEFAULT_TURN_TTL_SECONDS } from '../server/ice';
 
@@ -44,5 +45,27 @@ describe('the lab-server plugin', () => {
     expect(await (await fetch(`${origin}/signal/ice`)).json()).toEqual({ iceServers: [], ttlSeconds: DEFAULT_TURN_TTL_SECONDS });
     expect(await join(origin)).toBe('welcome');
     expect(await join('http://evil.example')).toMatch(/error: Unexpected server response: 403/);
+  });
+
+  it('isolates every answer (COOP same-origin, COEP require-corp): the page, a module, the signalling', async () => {
+    for (const path of ['/', '/src/main.tsx', '/index.html', '/signal/health']) {
+      const response = await fetch(`${origin}${path}`);
+      expect(response.status, path).toBe(200);
+      expect(response.headers.get('cross-origin-opener-policy'), path).toBe('same-origin');
+      expect(response.headers.get('cross-origin-embedder-policy'), path).toBe('require-corp');
+    }
+  });
+
+  it('isolates the preview server too (vite preview)', () => {
+    const used: unknown[] = [];
+    const plugin = labServerPlugin({ discover: false, shareOrigin: null, allowOrigins: null, ice: NO_ICE });
+    const hook = plugin.configurePreviewServer as (server: { middlewares: { use(m: unknown): void } }) => void;
+    hook({ middlewares: { use: (m) => used.push(m) } });
+    expect(used).toHaveLength(1);
+    const headers: Record<string, string> = {};
+    let passed = false;
+    (used[0] as (req: unknown, res: { setHeader(n: string, v: string): void }, next: () => void) => void)({}, { setHeader: (n, v) => (headers[n] = v) }, () => (passed = true));
+    expect(headers).toEqual(ISOLATION_HEADERS);
+    expect(passed).toBe(true);
   });
 });

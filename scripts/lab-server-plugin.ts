@@ -5,6 +5,11 @@
 // - a <meta name="lab-server"> in the page saying where the signalling is, whether the page should use
 //   it by itself (`discover`, on under `npm start`), and which origin room links should carry (the LAN
 //   address the teacher picked). src/lab/lab-server.ts reads it.
+// - cross-origin isolation (COOP/COEP) on every response of every server that serves the page (dev,
+//   preview, npm start's http and https servers, the e2e and swarm servers), so that the page may use
+//   SharedArrayBuffer and the CPU backend runs its kernels on every core (src/engine/kernel-threads.ts).
+//   Everything the page loads is its own origin's (modules, data, workers from Blob URLs); the
+//   signalling WebSocket and WebRTC are not subject to COEP.
 // Extra servers that share Vite's middlewares (start.ts's HTTPS LAN server) call `attach` for upgrades.
 import type { Server as HttpServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
@@ -12,6 +17,24 @@ import type { Plugin, ViteDevServer } from 'vite';
 import type { LabServerInfo } from '../src/lab/lab-server';
 import { NO_ICE, type IceConfig } from '../server/ice';
 import { createSignalling, type Signalling } from '../server/signalling';
+
+/**
+ * Cross-origin isolation: the page gets its own browsing context group and loads no cross-origin
+ * resource that has not opted in, and in exchange has SharedArrayBuffer (`crossOriginIsolated`).
+ * require-corp rather than credentialless: every browser with SharedArrayBuffer knows it.
+ */
+export const ISOLATION_HEADERS: Readonly<Record<string, string>> = {
+  'Cross-Origin-Opener-Policy': 'same-origin',
+  'Cross-Origin-Embedder-Policy': 'require-corp',
+};
+
+type Middleware = (req: unknown, res: { setHeader(name: string, value: string): unknown }, next: () => void) => void;
+
+/** Sets ISOLATION_HEADERS on every response that passes through (Vite's own middlewares come after it). */
+export const isolate: Middleware = (_req, res, next) => {
+  for (const [name, value] of Object.entries(ISOLATION_HEADERS)) res.setHeader(name, value);
+  next();
+};
 
 /** Where the signalling lives on the page's own origin (server/signalling.ts serves this path). */
 export const SIGNAL_PATH = '/signal';
@@ -75,10 +98,16 @@ export function labServerPlugin(options: LabServerOptions): LabServerPlugin {
       vite = server;
       server.httpServer?.on('upgrade', onUpgrade);
       server.httpServer?.on('close', () => void plugin.close());
+      // First, so that every answer (pages, modules, data, the signalling's own) carries it; the https
+      // server of npm start shares these middlewares.
+      server.middlewares.use(isolate);
       server.middlewares.use((req, res, next) => {
         if ((req.url ?? '').startsWith(`${SIGNAL_PATH}/`) && ensure().handleRequest(req, res)) return;
         next();
       });
+    },
+    configurePreviewServer(server) {
+      server.middlewares.use(isolate);
     },
     transformIndexHtml() {
       return [{ tag: 'meta', attrs: { name: LAB_SERVER_META, content: JSON.stringify(meta) }, injectTo: 'head' }];

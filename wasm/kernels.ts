@@ -447,3 +447,82 @@ export function adamw(p: usize, g: usize, m: usize, v: usize, n: i32, lr: f32, b
     store<f32>(p + at, pi - lr * (mHat / (Mathf.sqrt(vHat) + eps) + wd * pi));
   }
 }
+
+// exp on f32x4 lanes (Cephes expf): x = n ln2 + r with |r| <= ln2 / 2, e^r by a degree-7 polynomial,
+// 2^n put straight into the exponent bits. Within 2 ulp of float32 exp over [-87.3, 0], which is all
+// softmax needs (arguments are z - max <= 0); below that it returns 2^-126 instead of underflowing.
+const EXP_LOWEST: f32 = -87.33654;
+const LOG2E: f32 = 1.44269504088896341;
+const LN2_HI: f32 = 0.693359375;
+const LN2_LO: f32 = -2.12194440e-4;
+
+// @ts-ignore: decorator
+@inline
+function expLanes(x: v128): v128 {
+  x = f32x4.max(x, f32x4.splat(EXP_LOWEST));
+  const n = f32x4.floor(f32x4.add(f32x4.mul(x, f32x4.splat(LOG2E)), f32x4.splat(0.5)));
+  let r = f32x4.sub(x, f32x4.mul(n, f32x4.splat(LN2_HI)));
+  r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(LN2_LO)));
+  let y = f32x4.splat(1.9875691500e-4);
+  y = f32x4.add(f32x4.mul(y, r), f32x4.splat(1.3981999507e-3));
+  y = f32x4.add(f32x4.mul(y, r), f32x4.splat(8.3334519073e-3));
+  y = f32x4.add(f32x4.mul(y, r), f32x4.splat(4.1665795894e-2));
+  y = f32x4.add(f32x4.mul(y, r), f32x4.splat(1.6666665459e-1));
+  y = f32x4.add(f32x4.mul(y, r), f32x4.splat(5.0000001201e-1));
+  y = f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(y, r), r), r), f32x4.splat(1));
+  const pow2n = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
+  return f32x4.mul(y, pow2n);
+}
+
+/**
+ * Fused softmax + cross-entropy over rows of cols logits, the reference's math (cpu-backend.ts):
+ * losses[r] = log(sum) - (z[t] - max), probs = e / sum, dLogits = (probs - onehot(t)) * gradScale.
+ * Targets are u32 and already checked below cols by the caller. The exponentials are float32 (expLanes);
+ * the row's sum and the loss are accumulated in float64 as the reference does.
+ */
+export function softmaxCrossEntropy(losses: usize, probs: usize, dLogits: usize, logits: usize, targets: usize, rows: i32, cols: i32, gradScale: f32): void {
+  const vScale = f32x4.splat(gradScale);
+  for (let r = 0; r < rows; r++) {
+    const z = logits + ((<usize>r * cols) << 2);
+    const p = probs + ((<usize>r * cols) << 2);
+    const d = dLogits + ((<usize>r * cols) << 2);
+    let c = 0;
+    let vmax = f32x4.splat(-Infinity);
+    for (; c + 4 <= cols; c += 4) vmax = f32x4.max(vmax, v128.load(z + (<usize>c << 2)));
+    let top: f32 = max(max(f32x4.extract_lane(vmax, 0), f32x4.extract_lane(vmax, 1)), max(f32x4.extract_lane(vmax, 2), f32x4.extract_lane(vmax, 3)));
+    for (; c < cols; c++) top = max(top, load<f32>(z + (<usize>c << 2)));
+    const vm = f32x4.splat(top);
+    let sum: f64 = 0;
+    c = 0;
+    for (; c + 4 <= cols; c += 4) {
+      const at = <usize>c << 2;
+      const e = expLanes(f32x4.sub(v128.load(z + at), vm));
+      v128.store(p + at, e);
+      sum += <f64>f32x4.extract_lane(e, 0) + <f64>f32x4.extract_lane(e, 1) + <f64>f32x4.extract_lane(e, 2) + <f64>f32x4.extract_lane(e, 3);
+    }
+    for (; c < cols; c++) {
+      const at = <usize>c << 2;
+      const e = f32x4.extract_lane(expLanes(f32x4.splat(load<f32>(z + at) - top)), 0);
+      store<f32>(p + at, e);
+      sum += <f64>e;
+    }
+    const target = load<u32>(targets + (<usize>r << 2));
+    store<f32>(losses + (<usize>r << 2), <f32>(Math.log(sum) - (<f64>load<f32>(z + (<usize>target << 2)) - <f64>top)));
+    const inv = f32x4.splat(<f32>(1 / sum));
+    c = 0;
+    for (; c + 4 <= cols; c += 4) {
+      const at = <usize>c << 2;
+      const prob = f32x4.mul(v128.load(p + at), inv);
+      v128.store(p + at, prob);
+      v128.store(d + at, f32x4.mul(prob, vScale));
+    }
+    for (; c < cols; c++) {
+      const at = <usize>c << 2;
+      const prob = load<f32>(p + at) * <f32>(1 / sum);
+      store<f32>(p + at, prob);
+      store<f32>(d + at, prob * gradScale);
+    }
+    const t = d + (<usize>target << 2);
+    store<f32>(t, (load<f32>(p + (<usize>target << 2)) - 1) * gradScale);
+  }
+}

@@ -2,11 +2,12 @@
 // primes, non-multiples of the kernel's 4x8 tile and 16-byte vectors, K past one 256-deep K block, M past
 // one 64-row M block, in every layout, overwriting and accumulating, with `out` aliasing an input.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { type Backend, type MatmulOptions, type View, viewOf } from './backend';
+import { type Backend, type View, viewOf } from './backend';
 import { CpuBackend } from './cpu-backend';
 import { randomUniform } from './gradcheck';
 import { WASM_ADAPTER, WasmCpuBackend } from './wasm-backend';
 import { wasmSimdSupported } from './wasm-kernels';
+import { LAYOUTS, matmulOn, maxDiff, upload } from './wasm-test-support';
 import { buildWasm } from '../../scripts/build-wasm';
 
 // The kernels are a build product (npm run build:wasm); build them here too when missing or stale.
@@ -15,34 +16,10 @@ await buildWasm();
 const reference = new CpuBackend();
 const fast = await WasmCpuBackend.create();
 
-function upload(backend: Backend, data: Float32Array): View {
-  const v = viewOf(backend.alloc(data.length, 'test', 'workspace'));
-  backend.write(v, data);
-  return v;
-}
-
-/** op(a) @ op(b) on one backend, out starting at `start` (it matters when accumulating). */
-async function matmulOn(backend: Backend, a: Float32Array, b: Float32Array, start: Float32Array, M: number, K: number, N: number, opts: MatmulOptions): Promise<Float32Array> {
-  const out = upload(backend, start);
-  backend.matmul(out, upload(backend, a), upload(backend, b), M, K, N, opts);
-  return backend.read(out);
-}
-
-/** Largest |x - y| over the elements. */
-function maxDiff(x: Float32Array, y: Float32Array): number {
-  expect(x.length).toBe(y.length);
-  let worst = 0;
-  for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i] - y[i]));
-  return worst;
-}
-
 // [M, K, N]: 1s, primes, K = 1, non-multiples of 4/8/16, K past one K block (256), M past one M block (64).
 const SHAPES: [number, number, number][] = [
   [1, 1, 1], [1, 7, 1], [7, 1, 5], [3, 5, 4], [5, 3, 7], [13, 17, 11], [17, 1, 9], [4, 8, 16],
   [31, 37, 41], [64, 33, 65], [3, 300, 5], [67, 70, 9], [2, 513, 3], [97, 257, 89],
-];
-const LAYOUTS: [string, MatmulOptions][] = [
-  ['NN', {}], ['NT', { transB: true }], ['TN', { transA: true }], ['TT', { transA: true, transB: true }],
 ];
 
 describe('WasmCpuBackend matmul vs the reference: |ours - reference| <= 1e-6 * K per element, inputs in [-1, 1]', () => {
@@ -218,6 +195,46 @@ describe('WasmCpuBackend layer norm vs the reference: forward <= 1e-5, backward 
         expect(maxDiff(results[1][i], results[0][i]) / scale, `${name} rows=${rows} cols=${cols}`).toBeLessThanOrEqual(tolerance);
       });
     }
+  });
+});
+
+describe('WasmCpuBackend softmax cross-entropy vs the reference: probs and dLogits within 2e-7 * (1 + |x|) abs, losses within 2e-6, logits in [-40, 40]', () => {
+  function uploadTargets(backend: Backend, targets: number[]): View {
+    const v = viewOf(backend.alloc(targets.length, 'targets', 'workspace', 'u32'));
+    backend.write(v, Uint32Array.from(targets));
+    return v;
+  }
+
+  it('on rows x cols 1x1, 3x2, 5x4, 7x10, 2x13, 64x65 and 3x1,000 (f32x4 lanes and the tail), targets on the first and last class', async () => {
+    let seed = 1500;
+    for (const [rows, cols] of [[1, 1], [3, 2], [5, 4], [7, 10], [2, 13], [64, 65], [3, 1000]]) {
+      const logits = randomUniform(rows * cols, seed++).map((x, i) => (i % 3 === 0 ? 40 : 4) * x);
+      const targets = Array.from({ length: rows }, (_, r) => (r === 0 ? 0 : r === 1 ? cols - 1 : (r * 7) % cols));
+      const gradScale = 1 / (rows * 3);
+      const results = await Promise.all(
+        [reference, fast].map(async (backend) => {
+          const [losses, probs, d] = [upload(backend, randomUniform(rows, 1)), upload(backend, randomUniform(rows * cols, 2)), upload(backend, randomUniform(rows * cols, 3))];
+          backend.softmaxCrossEntropy(losses, probs, d, upload(backend, logits), uploadTargets(backend, targets), rows, cols, gradScale);
+          return Promise.all([losses, probs, d].map((v) => backend.read(v)));
+        }),
+      );
+      const [want, got] = results;
+      const shape = `rows=${rows} cols=${cols}`;
+      for (let i = 0; i < rows; i++) expect(Math.abs(got[0][i] - want[0][i]), `loss ${shape} row ${i}`).toBeLessThanOrEqual(2e-6 * (1 + Math.abs(want[0][i])));
+      for (const k of [1, 2]) {
+        for (let i = 0; i < rows * cols; i++) expect(Math.abs(got[k][i] - want[k][i]), `${k === 1 ? 'probs' : 'dLogits'} ${shape} at ${i}`).toBeLessThanOrEqual(2e-7 * (1 + Math.abs(want[k][i])));
+      }
+    }
+  });
+
+  it('a target not below cols is a clear error, and nothing is written', async () => {
+    const [rows, cols] = [3, 4];
+    const targets = viewOf(fast.alloc(rows, 'targets', 'workspace', 'u32'));
+    fast.write(targets, Uint32Array.from([0, 1, 4]));
+    const losses = upload(fast, new Float32Array([7, 7, 7]));
+    const v = (n: number) => upload(fast, new Float32Array(n));
+    expect(() => fast.softmaxCrossEntropy(losses, v(12), v(12), v(12), targets, rows, cols, 1)).toThrow(/target 4 in row 2 is not below 4/);
+    expect(Array.from(await fast.read(losses))).toEqual([7, 7, 7]);
   });
 });
 

@@ -5,25 +5,45 @@
 // Results are not bit-identical to the reference: matmul and attention sum in float32 where the
 // reference sums in float64, so an element differs by a few float32 roundings per summed term; GELU
 // uses float32 tanh where the reference uses float64, layer norm float32 sums. AdamW is bit-identical
-// to the reference (both float32 in the WGSL kernel's order).
+// to the reference (both float32 in the WGSL kernel's order). Softmax cross-entropy takes its
+// exponentials in float32 (a SIMD polynomial) where the reference uses float64 Math.exp.
 import type { AdamWHyper, BackendInfo, MatmulOptions, View } from './backend';
 import { adamwUniformsF32 } from './f32-update';
 import { CpuBackend } from './cpu-backend';
-import { checkAttention, checkMatmul, needLength, needPositive, needSameLength } from './op-checks';
-import { WasmKernels } from './wasm-kernels';
+import { checkAttention, checkMatmul, needDType, needLength, needPositive, needSameLength } from './op-checks';
+import { type KernelLoadOptions, WasmKernels } from './wasm-kernels';
 
-export const WASM_ADAPTER = 'CPU, WebAssembly SIMD (no WebGPU)';
+/** The adapter string of a tab on this backend (presence and metrics show it): how many threads run, and why one. */
+export function wasmAdapter(threads: number, why: string | null = null): string {
+  return `CPU, WebAssembly SIMD, threads: ${threads}${why ? ` (${why})` : ''} (no WebGPU)`.slice(0, 120);
+}
+
+export const WASM_ADAPTER = wasmAdapter(1);
 
 export class WasmCpuBackend extends CpuBackend {
-  override readonly info: BackendInfo = { kind: 'cpu', adapter: WASM_ADAPTER };
+  override readonly info: BackendInfo;
 
   private constructor(private readonly kernels: WasmKernels) {
     super();
+    this.info = { kind: 'cpu', adapter: wasmAdapter(kernels.threads, kernels.threadNote) };
   }
 
-  /** Rejects (with the reason) where WebAssembly SIMD is missing or the kernels cannot be loaded. */
-  static async create(wasmBytes?: BufferSource): Promise<WasmCpuBackend> {
-    return new WasmCpuBackend(await WasmKernels.load(wasmBytes));
+  /**
+   * Rejects (with the reason) where WebAssembly SIMD is missing or the kernels cannot be loaded. Threads:
+   * every core where the page is cross-origin isolated, else one (options.threads overrides).
+   */
+  static async create(wasmBytes?: BufferSource, options: KernelLoadOptions = {}): Promise<WasmCpuBackend> {
+    return new WasmCpuBackend(await WasmKernels.load(wasmBytes, options));
+  }
+
+  /** Threads that run the large kernels, this one included. */
+  get threads(): number {
+    return this.kernels.threads;
+  }
+
+  /** Stops the kernels' helper threads. */
+  close(): void {
+    this.kernels.close();
   }
 
   override matmul(out: View, a: View, b: View, M: number, K: number, N: number, opts: MatmulOptions = {}): void {
@@ -47,6 +67,19 @@ export class WasmCpuBackend extends CpuBackend {
     needSameLength('adamw', { params, grads, m, v });
     if (!(h.step >= 1)) throw new RangeError(`adamw: step is 1-based, got ${h.step}`);
     this.kernels.adamw(this.f(params, 'adamw'), this.f(grads, 'adamw'), this.f(m, 'adamw'), this.f(v, 'adamw'), adamwUniformsF32(h));
+  }
+
+  override softmaxCrossEntropy(losses: View, probs: View, dLogits: View, logits: View, targets: View, rows: number, cols: number, gradScale: number): void {
+    const op = 'softmaxCrossEntropy';
+    needPositive(op, { rows, cols });
+    needLength(op, 'losses', losses, rows);
+    for (const [name, v] of Object.entries({ probs, dLogits, logits })) needLength(op, name, v, rows * cols);
+    needLength(op, 'targets', targets, rows);
+    needDType(op, 'targets', targets, 'u32');
+    const tg = this.u(targets, op);
+    // Every target checked before anything is written: a bad one loses nothing.
+    for (let r = 0; r < rows; r++) if (tg[r] >= cols) throw new RangeError(`${op}: target ${tg[r]} in row ${r} is not below ${cols}`);
+    this.kernels.softmaxCrossEntropy(this.f(losses, op), this.f(probs, op), this.f(dLogits, op), this.f(logits, op), tg, rows, cols, gradScale);
   }
 
   override gelu(out: View, x: View): void {

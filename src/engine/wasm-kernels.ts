@@ -1,8 +1,14 @@
 // Loads the fast CPU backend's WebAssembly kernels (built from wasm/kernels.ts into
-// src/engine/generated/kernels.wasm by `npm run build:wasm`) and lays out their linear memory for one
-// matmul at a time. Guarantees: it instantiates only where WebAssembly SIMD validates (the answer is a
-// clear error otherwise, so the caller can fall back to the reference backend), and `matmul` reads its
-// inputs before it writes its output, so `out` may alias `a` or `b`.
+// src/engine/generated/kernels.wasm and kernels-threads.wasm by `npm run build:wasm`) and lays out their
+// linear memory for one op at a time. Guarantees: it instantiates only where WebAssembly SIMD validates
+// (the answer is a clear error otherwise, so the caller can fall back to the reference backend), and
+// every op reads its inputs before it writes its output, so `out` may alias `a` or `b`.
+// Threads: asked for more than one, it loads the threaded build on a shared memory and starts a pool of
+// helper threads (kernel-threads.ts) that split a large matmul's rows with the calling thread; each row
+// of the result is summed in the same order as on one thread, so the bits do not depend on the thread
+// count. Where shared memory is unavailable (a page that is not cross-origin isolated) or the pool
+// cannot start, it runs on one thread and says why (`threadNote`).
+import { KernelThreadPool } from './kernel-threads';
 
 /** The kernels' exports (see wasm/kernels.ts). Addresses are byte offsets into `memory`. */
 interface KernelExports {
@@ -21,6 +27,7 @@ interface KernelExports {
   layerNorm(out: number, mean: number, rstd: number, x: number, gamma: number, beta: number, rows: number, cols: number): void;
   layerNormBackward(dx: number, dGamma: number, dBeta: number, dy: number, x: number, mean: number, rstd: number, gamma: number, rows: number, cols: number): void;
   adamw(p: number, g: number, m: number, v: number, n: number, lr: number, beta1: number, beta2: number, eps: number, wd: number, c1: number, c2: number): void;
+  softmaxCrossEntropy(losses: number, probs: number, dLogits: number, logits: number, targets: number, rows: number, cols: number, gradScale: number): void;
 }
 
 // i32.const 0; i8x16.splat; i8x16.popcnt: the smallest function that needs SIMD (wasm-feature-detect's).
@@ -35,6 +42,47 @@ export function wasmSimdSupported(): boolean {
 }
 
 export const KERNELS_URL = new URL('./generated/kernels.wasm', import.meta.url);
+export const THREADED_KERNELS_URL = new URL('./generated/kernels-threads.wasm', import.meta.url);
+/**
+ * The threaded build's shared memory maximum in 64 KiB pages (a shared memory must declare one; the
+ * build, scripts/build-wasm.ts, declares this one): 2 GiB, far past the lab's largest step.
+ */
+export const SHARED_MAXIMUM_PAGES = 32768;
+/** More threads than this gain little for the lab's sizes and cost memory bandwidth. */
+export const MAX_KERNEL_THREADS = 8;
+/** A matmul of fewer multiply-adds runs on one thread: waking the helpers costs more than it saves. */
+export const THREADED_MATMUL_MIN_MACS = 1 << 20;
+/**
+ * Chunks of a threaded matmul per thread: enough that a thread the OS holds back (a busy machine) costs
+ * the others little; each chunk at least MIN_CHUNK_ROWS rows, so that B's packed panels, streamed once
+ * per chunk, stay a small part of the work.
+ */
+const CHUNKS_PER_THREAD = 8;
+const MIN_CHUNK_ROWS = 16;
+/** The exports a helper thread may run. */
+const THREAD_OPS = ['gemmPacked'] as const;
+
+/**
+ * The threads a page's kernels should use: every core (up to MAX_KERNEL_THREADS) where the page is
+ * cross-origin isolated (so SharedArrayBuffer exists), else one, with the reason.
+ */
+export function defaultKernelThreads(): { threads: number; why: string | null } {
+  const g = globalThis as { crossOriginIsolated?: boolean; navigator?: { hardwareConcurrency?: number } };
+  // Outside a page (Node: tools, tests) there is no such flag: one thread unless asked for more.
+  if (g.crossOriginIsolated === undefined) return { threads: 1, why: null };
+  if (!g.crossOriginIsolated) return { threads: 1, why: 'not cross-origin isolated' };
+  const cores = g.navigator?.hardwareConcurrency ?? 1;
+  return { threads: Math.max(1, Math.min(MAX_KERNEL_THREADS, cores)), why: null };
+}
+
+export interface KernelLoadOptions {
+  /** Threads in all, the caller's included (default: defaultKernelThreads()). 1: no helpers. */
+  threads?: number;
+  /** The threaded build's bytes (default: fetched from THREADED_KERNELS_URL). */
+  threadedBytes?: BufferSource;
+  /** Matmuls of at least this many multiply-adds use the helpers (default THREADED_MATMUL_MIN_MACS; tests use 0). */
+  threadedMinMacs?: number;
+}
 
 /** The kernels' bytes: fetched in a browser, read from disk under Node (tests, tools). */
 export async function fetchKernelBytes(url: URL = KERNELS_URL): Promise<ArrayBuffer | Uint8Array> {
@@ -59,21 +107,57 @@ function alignUp(n: number): number {
   return Math.ceil(n / ALIGN) * ALIGN;
 }
 
-export class WasmKernels {
-  private constructor(private readonly k: KernelExports) {}
+const ABORT = () => {
+  throw new Error('WASM kernel aborted');
+};
 
-  static async load(bytes?: BufferSource): Promise<WasmKernels> {
+export class WasmKernels {
+  private constructor(
+    private readonly k: KernelExports,
+    private readonly pool: KernelThreadPool | null,
+    /** Why only one thread runs when more were possible or asked for; null when all asked for run. */
+    readonly threadNote: string | null,
+    private readonly threadedMinMacs: number,
+  ) {}
+
+  /**
+   * The kernels on one thread (`bytes`: the single-thread build, fetched when absent), or on
+   * `options.threads` where shared memory and workers allow (else one thread, and `threadNote` says why).
+   */
+  static async load(bytes?: BufferSource, options: KernelLoadOptions = {}): Promise<WasmKernels> {
     if (!wasmSimdSupported()) throw new Error('this browser has no WebAssembly SIMD');
-    const source = bytes ?? (await fetchKernelBytes());
-    const module = await WebAssembly.compile(source as BufferSource);
-    const instance = await WebAssembly.instantiate(module, {
-      env: {
-        abort: () => {
-          throw new Error('WASM kernel aborted');
-        },
-      },
-    });
-    return new WasmKernels(instance.exports as unknown as KernelExports);
+    const asked = options.threads === undefined ? defaultKernelThreads() : { threads: options.threads, why: null };
+    if (!Number.isInteger(asked.threads) || asked.threads < 1) throw new RangeError(`kernel threads must be a whole number >= 1, got ${asked.threads}`);
+    let note = asked.why;
+    if (asked.threads > 1) {
+      try {
+        return await WasmKernels.loadThreaded(asked.threads, options.threadedBytes, options.threadedMinMacs ?? THREADED_MATMUL_MIN_MACS);
+      } catch (error) {
+        note = `threads unavailable: ${error instanceof Error ? error.message : String(error)}`;
+      }
+    }
+    const module = await WebAssembly.compile((bytes ?? (await fetchKernelBytes())) as BufferSource);
+    const instance = await WebAssembly.instantiate(module, { env: { abort: ABORT } });
+    return new WasmKernels(instance.exports as unknown as KernelExports, null, note, Infinity);
+  }
+
+  private static async loadThreaded(threads: number, bytes: BufferSource | undefined, minMacs: number): Promise<WasmKernels> {
+    if (typeof SharedArrayBuffer !== 'function') throw new Error('no SharedArrayBuffer');
+    const module = await WebAssembly.compile((bytes ?? (await fetchKernelBytes(THREADED_KERNELS_URL))) as BufferSource);
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: SHARED_MAXIMUM_PAGES, shared: true });
+    const instance = await WebAssembly.instantiate(module, { env: { memory, abort: ABORT } });
+    const pool = await KernelThreadPool.start(module, memory, threads - 1, THREAD_OPS);
+    return new WasmKernels(instance.exports as unknown as KernelExports, pool, null, minMacs);
+  }
+
+  /** Threads that run a large op, the caller's included. */
+  get threads(): number {
+    return 1 + (this.pool?.size ?? 0);
+  }
+
+  /** Stops the helper threads (the kernels then run on one thread). */
+  close(): void {
+    this.pool?.close();
   }
 
   /** Bytes of linear memory the kernels hold now (it grows to the largest matmul seen, never shrinks). */
@@ -103,9 +187,25 @@ export class WasmKernels {
     if (accumulate) result.set(out);
     k.packA(aAt, apAt, M, K, transA ? 1 : 0);
     k.packB(bAt, bpAt, K, N, transB ? 1 : 0);
-    k.gemmPacked(apAt, bpAt, cpAt, M, K, N, 0, Mp);
+    this.gemm(apAt, bpAt, cpAt, M, K, N, Mp);
     k.unpad(cpAt, outAt, M, N, accumulate ? 1 : 0);
     out.set(result);
+  }
+
+  /**
+   * The packed product on every thread: rows [0, Mp) cut into chunks (multiples of the panel height,
+   * CHUNKS_PER_THREAD per thread, so that a thread the OS holds back delays the rest by one chunk at most),
+   * taken by whichever thread is free. Each C element is summed by one thread in the single-thread
+   * order, so the result is bit-identical to one thread's.
+   */
+  private gemm(ap: number, bp: number, cp: number, M: number, K: number, N: number, Mp: number): void {
+    const panels = Mp / 4;
+    if (this.pool === null || panels < 2 || M * K * N < this.threadedMinMacs) {
+      this.k.gemmPacked(ap, bp, cp, M, K, N, 0, Mp);
+      return;
+    }
+    const step = Math.max(MIN_CHUNK_ROWS, Math.ceil(panels / (this.threads * CHUNKS_PER_THREAD)) * 4);
+    this.pool.parallelFor('gemmPacked', [ap, bp, cp, M, K, N, 0, 0], 6, Mp, step, (from, to) => this.k.gemmPacked(ap, bp, cp, M, K, N, from, to));
   }
 
   /** Causal self-attention forward (see Backend.attention); shapes are the caller's to check. */
@@ -167,7 +267,7 @@ export class WasmKernels {
    * copies each of `outputs` back from the address of the input at the same index (an output is also an
    * input when the kernel reads it, as accumulated gradients are).
    */
-  private run(inputs: Float32Array[], outputs: Float32Array[], kernel: (at: number[]) => void): void {
+  private run(inputs: (Float32Array | Uint32Array)[], outputs: Float32Array[], kernel: (at: number[]) => void): void {
     const at: number[] = [];
     let next = alignUp(this.k.heapBase());
     for (const array of inputs) {
@@ -176,7 +276,7 @@ export class WasmKernels {
     }
     this.reserve(next);
     const mem = this.k.memory.buffer;
-    inputs.forEach((array, i) => new Float32Array(mem, at[i], array.length).set(array));
+    inputs.forEach((array, i) => new Uint8Array(mem, at[i], array.byteLength).set(new Uint8Array(array.buffer, array.byteOffset, array.byteLength)));
     kernel(at);
     outputs.forEach((array, i) => array.set(new Float32Array(mem, at[i], array.length)));
   }
@@ -196,6 +296,14 @@ export class WasmKernels {
   /** AdamW in place on p, m and v (see f32-update.ts adamwF32); `u` holds the float32 uniforms. */
   adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, u: { lr: number; beta1: number; beta2: number; eps: number; wd: number; c1: number; c2: number }): void {
     this.run([p, m, v, g], [p, m, v], ([pa, ma, va, ga]) => this.k.adamw(pa, ga, ma, va, p.length, u.lr, u.beta1, u.beta2, u.eps, u.wd, u.c1, u.c2));
+  }
+
+  /**
+   * Fused softmax + cross-entropy (see Backend.softmaxCrossEntropy); targets must already be checked
+   * below cols (the kernel reads logits at the target's index unchecked).
+   */
+  softmaxCrossEntropy(losses: Float32Array, probs: Float32Array, dLogits: Float32Array, logits: Float32Array, targets: Uint32Array, rows: number, cols: number, gradScale: number): void {
+    this.run([losses, probs, dLogits, logits, targets], [losses, probs, dLogits], ([l, p, d, z, t]) => this.k.softmaxCrossEntropy(l, p, d, z, t, rows, cols, gradScale));
   }
 
   private reserve(bytes: number): void {

@@ -63,6 +63,25 @@ describe('shares of the global batch by speed (shares=auto)', () => {
     expect(relativeError(room.params[0], single.params[0], single.initial)).toBeLessThan(TOLERANCE);
   });
 
+  for (const [name, recipe] of [['AdamW', {}], ['SGD', SGD]] as const) {
+    it(`${name}: a rank too slow to be worth one sample (costs 1:1:100) gets a zero share, stays in the ring with replicas bitwise equal every step, and the room ends where one rank ends within ${TOL}`, async () => {
+      const config = testConfig({ shares: 'auto', rebalance: 2, steps: 10 });
+      const single = await trainRoom(1, config, { recipe });
+      const { room, agreed } = await unequalRoom(config, [1, 1, 100], recipe);
+      // Every step of every rank, the zero-share one included, ended with the same parameters.
+      expect(room.hashesPerStep).toHaveLength(10);
+      for (const hashes of room.hashesPerStep) expect(new Set(hashes).size).toBe(1);
+      // One sample on rank 2 takes 100 ms, the whole batch on ranks 0 and 1 12 ms: it gets none. It
+      // measures nothing while idle and offers its last agreed speed, so the room keeps agreeing.
+      expect(agreed.map((a) => a.fromStep)).toEqual([3, 5, 7, 9, 11]);
+      for (const a of agreed) expect(a.counts).toEqual([12, 12, 0]);
+      for (const a of agreed) expect(Math.round(a.samplesPerSec[2])).toBe(10);
+      const error = relativeError(room.params[0], single.params[0], single.initial);
+      console.log(`${name} with a zero share vs 1 rank: relative error ${error.toExponential(2)}`);
+      expect(error).toBeLessThan(TOLERANCE);
+    });
+  }
+
   it('shares=equal never re-splits: every step cuts the even shares', async () => {
     const { room, agreed } = await unequalRoom(testConfig({ shares: 'equal', rebalance: 2 }), [1, 3]);
     expect(agreed).toEqual([]);

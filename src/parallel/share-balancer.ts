@@ -8,6 +8,10 @@
 // average is still exactly the gradient of the global batch's mean: the math does not depend on the
 // split, only the time does.
 //
+// A rank may be given no samples at all (batch-shares.ts ranksWorthAShare): it then measures nothing,
+// and offers the speed it was last agreed at, so that the room keeps re-balancing (it gets a share back
+// when the others slow down to its speed).
+//
 // The split agreed after step s takes effect at step s + 2: the trainer may already have cut step s + 1
 // for a forward pass it started during step s's sync (train/forward-prefetch.ts).
 import { runFixedAllGather } from '../collective/collectives';
@@ -38,6 +42,8 @@ export interface ShareBalancerOptions {
 export class ShareBalancer {
   private rows = 0;
   private ms = 0;
+  /** This rank's speed in the last agreed split (what it offers while it has no samples to measure). */
+  private lastSpeed = 0;
 
   constructor(private readonly o: ShareBalancerOptions) {
     if (!Number.isInteger(o.every) || o.every < 1) throw new RangeError(`rebalance every ${o.every} steps: need a positive integer`);
@@ -58,7 +64,8 @@ export class ShareBalancer {
     if ((step + 1) % every !== 0) return;
     // A rank with nothing measured yet (the first window is step 0 alone when every = 1) counts as
     // average: the room agrees on "no information" rather than on a guess.
-    const mine = this.ms > 0 ? (this.rows * 1000) / this.ms : 0;
+    // A rank with a zero share measured nothing: it offers its last agreed speed.
+    const mine = this.rows > 0 && this.ms > 0 ? (this.rows * 1000) / this.ms : this.lastSpeed;
     this.rows = 0;
     this.ms = 0;
     const { payloads } = await runFixedAllGather(transport, new Uint8Array(new Float64Array([mine]).buffer), {
@@ -67,6 +74,7 @@ export class ShareBalancer {
     });
     const samplesPerSec = payloads.map((bytes) => new Float64Array(bytes.slice().buffer)[0]);
     if (samplesPerSec.some((s) => !(s > 0) || !Number.isFinite(s))) return;
+    this.lastSpeed = samplesPerSec[transport.rank];
     const counts = proportionalCounts(samplesPerSec, shares.globalBatch, shares.quantum);
     shares.set(step + 2, counts);
     this.o.onAgreed?.({ fromStep: step + 2, counts, samplesPerSec });

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { BatchShares, evenCounts, proportionalCounts } from './batch-shares';
+import { BatchShares, evenCounts, proportionalCounts, ranksWorthAShare } from './batch-shares';
 
 describe('proportionalCounts', () => {
-  it('splits in proportion to speed, in whole quanta summing to the batch, at least one quantum each', () => {
+  it('splits in proportion to speed, in whole quanta summing to the batch, at least one quantum for each rank worth a share', () => {
     expect(proportionalCounts([1, 1, 1 / 3], 24)).toEqual([10, 10, 4]);
     expect(proportionalCounts([2, 1], 24, 2)).toEqual([16, 8]);
-    // A very slow rank still gets one quantum; the rest goes to the fast ones.
-    expect(proportionalCounts([1000, 1000, 1e-6], 64, 4)).toEqual([32, 28, 4]);
+    // A slow rank worth a share still gets one quantum; the rest goes to the fast ones.
+    expect(proportionalCounts([1000, 1000, 150], 64, 4)).toEqual([28, 28, 8]);
     for (const speeds of [[1, 2, 3, 4, 5], [0.7, 0.1, 0.2], [5, 5]]) {
       const counts = proportionalCounts(speeds, 60, 3);
       expect(counts.reduce((a, b) => a + b, 0)).toBe(60);
@@ -14,11 +14,27 @@ describe('proportionalCounts', () => {
     }
   });
 
+  it('gives a zero share to a rank whose one quantum takes at least as long as the step without it', () => {
+    // 4 samples at 1e-6/ms take 4e6 ms; the batch on the other two takes 0.032 ms.
+    expect(proportionalCounts([1000, 1000, 1e-6], 64, 4)).toEqual([32, 32, 0]);
+    // The mixed room measured by e2e/mixed-room.spec.ts: SwiftShader tabs at 12 and 10 samples/s, a CPU
+    // tab at 2162: one sample on a GPU tab (83 ms) is slower than the whole batch on the CPU tab (30 ms).
+    expect(proportionalCounts([12, 10, 2162], 64)).toEqual([0, 0, 64]);
+    // The boundary: one quantum taking exactly the step without it is not worth it (no faster); a hair
+    // faster is. Ranks 0, 1 at 1 sample/ms with 8 samples: 4 ms; rank 2's 1 sample at 0.25/ms: 4 ms.
+    expect(ranksWorthAShare([1, 1, 0.25], 8)).toEqual([true, true, false]);
+    expect(ranksWorthAShare([1, 1, 0.26], 8)).toEqual([true, true, true]);
+    // The fastest always keeps a share, and dropping stops at the first rank worth one (fast to slow).
+    expect(ranksWorthAShare([1e-9], 8)).toEqual([true]);
+    expect(ranksWorthAShare([0.001, 5, 0.002, 4], 16)).toEqual([false, true, false, true]);
+    // More ranks worth a share than quanta: the fastest ones, ties to the lower rank.
+    expect(proportionalCounts([1, 1, 1], 4, 2)).toEqual([2, 2, 0]);
+  });
+
   it('is deterministic with ties (to the lower rank) and refuses what cannot be split', () => {
     expect(proportionalCounts([1, 1, 1], 32)).toEqual([11, 11, 10]);
     expect(() => proportionalCounts([1, 0], 8)).toThrow(/positive and finite/);
     expect(() => proportionalCounts([1, 1], 9, 2)).toThrow(/whole number of 2-sample quanta/);
-    expect(() => proportionalCounts([1, 1, 1], 4, 2)).toThrow(/cannot give 3 ranks 2 samples each/);
   });
 });
 
@@ -42,10 +58,16 @@ describe('BatchShares', () => {
 
   it('refuses counts that do not fit, and a step already cut', () => {
     const shares = new BatchShares(24, 3, 2);
-    expect(shares.maxCount).toBe(20);
+    expect(shares.maxCount).toBe(24);
     expect(() => shares.set(2, [10, 10])).toThrow(/for 2 ranks, the room has 3/);
     expect(() => shares.set(2, [10, 10, 2, 2].slice(0, 3))).toThrow(/sum to 22, not the global batch 24/);
-    expect(() => shares.set(2, [11, 11, 2])).toThrow(/not a positive multiple of 2/);
+    expect(() => shares.set(2, [11, 11, 2])).toThrow(/not a whole multiple of 2/);
+    expect(() => shares.set(2, [26, 0, -2])).toThrow(/share -2 is not a whole multiple/);
+    // A zero share is a share: an empty range and a gradient weight of exactly 0.
+    shares.set(3, [0, 24, 0]);
+    expect(shares.rangeOf(0, 3)).toEqual({ start: 0, end: 0 });
+    expect(shares.rangeOf(2, 3)).toEqual({ start: 24, end: 24 });
+    expect(shares.weightOf(0, 3)).toBe(0);
     shares.set(4, [12, 8, 4]);
     expect(() => shares.set(4, [8, 8, 8])).toThrow(/step 4 already has its own/);
   });

@@ -7,6 +7,9 @@
 //
 // A rank's gradient is of the mean loss over its own share; weighted by share * world / global batch
 // (weightOf), the ring's average of the N gradients is exactly the gradient of the global batch's mean.
+// A share may be zero (a tab too slow to be worth even one micro-batch): that rank computes nothing,
+// contributes a zero gradient with weight exactly 0, and stays a ring member (it still receives the
+// average and applies the same update, so its replica stays bitwise equal and hash-checked).
 
 /** The half-open range of a step's global batch that `rank` takes when the shares are even. */
 export function evenShareOf(globalBatch: number, world: number, rank: number): { start: number; end: number } {
@@ -35,9 +38,9 @@ export class BatchShares {
     this.table = [{ from: 0, counts: evenCounts(globalBatch, world) }];
   }
 
-  /** The most samples one rank can ever be given: every other rank keeps at least one quantum. */
+  /** The most samples one rank can ever be given: all of them (every other rank's share may be zero). */
   get maxCount(): number {
-    return this.globalBatch - (this.world - 1) * this.quantum;
+    return this.globalBatch;
   }
 
   /** The counts in force at `step`. */
@@ -62,15 +65,15 @@ export class BatchShares {
 
   /**
    * From `step` on, split by `counts`. Throws on counts that do not fit (a wrong length, a sum other
-   * than the global batch, a count that is not a positive multiple of the quantum), or on a step before
-   * one already set: a step's split never changes once a rank may have cut it.
+   * than the global batch, a count that is not a whole multiple of the quantum, zero included), or on a
+   * step before one already set: a step's split never changes once a rank may have cut it.
    */
   set(step: number, counts: readonly number[]): void {
     if (counts.length !== this.world) throw new RangeError(`shares for ${counts.length} ranks, the room has ${this.world}`);
     const sum = counts.reduce((a, b) => a + b, 0);
     if (sum !== this.globalBatch) throw new RangeError(`shares [${counts.join(', ')}] sum to ${sum}, not the global batch ${this.globalBatch}`);
-    const bad = counts.find((c) => !Number.isInteger(c) || c < this.quantum || c % this.quantum !== 0);
-    if (bad !== undefined) throw new RangeError(`share ${bad} is not a positive multiple of ${this.quantum} samples (the micro-batches per step)`);
+    const bad = counts.find((c) => !Number.isInteger(c) || c < 0 || c % this.quantum !== 0);
+    if (bad !== undefined) throw new RangeError(`share ${bad} is not a whole multiple of ${this.quantum} samples (the micro-batches per step)`);
     const last = this.table[this.table.length - 1];
     if (!Number.isInteger(step) || step <= last.from) throw new RangeError(`shares set from step ${step}, but step ${last.from} already has its own`);
     this.table.push({ from: step, counts: [...counts] });
@@ -80,27 +83,54 @@ export class BatchShares {
 }
 
 /**
+ * The ranks worth a share at these speeds: the fastest always; then, from fast to slow, each rank whose
+ * one quantum would take less time than the step takes on the ranks already kept (globalBatch / their
+ * summed speed). A rank slower than that would make the step longer with any share at all, so it gets
+ * none. Ties keep the lower rank first. Deterministic.
+ */
+export function ranksWorthAShare(speeds: readonly number[], globalBatch: number, quantum = 1): boolean[] {
+  const order = speeds.map((speed, rank) => ({ speed, rank })).sort((a, b) => b.speed - a.speed || a.rank - b.rank);
+  const kept = speeds.map(() => false);
+  let keptSpeed = 0;
+  for (const { speed, rank } of order) {
+    if (keptSpeed > 0 && quantum / speed >= globalBatch / keptSpeed) break;
+    kept[rank] = true;
+    keptSpeed += speed;
+  }
+  return kept;
+}
+
+/**
  * Counts proportional to `speeds` (samples per ms, one per rank), in whole quanta summing to the global
- * batch, each at least one quantum: largest remainders, ties to the lower rank. Deterministic, so every
+ * batch: zero for a rank not worth a share (ranksWorthAShare), at least one quantum for every other,
+ * the rest in proportion to speed by largest remainders, ties to the lower rank. Deterministic, so every
  * rank given the same speeds computes the same counts.
  */
 export function proportionalCounts(speeds: readonly number[], globalBatch: number, quantum = 1): number[] {
-  const world = speeds.length;
   const units = globalBatch / quantum;
-  if (!Number.isInteger(units)) throw new RangeError(`global batch ${globalBatch} is not a whole number of ${quantum}-sample quanta`);
-  if (units < world) throw new RangeError(`global batch ${globalBatch} cannot give ${world} ranks ${quantum} samples each`);
-  if (speeds.some((s) => !(s > 0) || !Number.isFinite(s))) throw new RangeError(`speeds must be positive and finite, got [${speeds.join(', ')}]`);
-  const total = speeds.reduce((a, b) => a + b, 0);
+  if (!Number.isInteger(units) || units < 1) throw new RangeError(`global batch ${globalBatch} is not a whole number of ${quantum}-sample quanta`);
+  if (speeds.length === 0 || speeds.some((s) => !(s > 0) || !Number.isFinite(s))) throw new RangeError(`speeds must be positive and finite, got [${speeds.join(', ')}]`);
+  let kept = ranksWorthAShare(speeds, globalBatch, quantum);
+  // More ranks worth a share than quanta to give: the fastest `units` of them (ties to the lower rank).
+  if (kept.filter(Boolean).length > units) {
+    const fastest = new Set(speeds.map((speed, rank) => ({ speed, rank })).sort((a, b) => b.speed - a.speed || a.rank - b.rank).slice(0, units).map((r) => r.rank));
+    kept = kept.map((k, rank) => k && fastest.has(rank));
+  }
+  const world = kept.filter(Boolean).length;
+  const total = speeds.reduce((sum, s, rank) => (kept[rank] ? sum + s : sum), 0);
   // One quantum each first; the rest in proportion to speed.
   const spare = units - world;
-  const ideal = speeds.map((s) => (spare * s) / total);
+  const ideal = speeds.map((s, rank) => (kept[rank] ? (spare * s) / total : 0));
   const given = ideal.map(Math.floor);
   let left = spare - given.reduce((a, b) => a + b, 0);
-  const order = ideal.map((x, rank) => ({ rank, remainder: x - Math.floor(x) })).sort((a, b) => b.remainder - a.remainder || a.rank - b.rank);
+  const order = ideal
+    .map((x, rank) => ({ rank, remainder: x - Math.floor(x) }))
+    .filter(({ rank }) => kept[rank])
+    .sort((a, b) => b.remainder - a.remainder || a.rank - b.rank);
   for (const { rank } of order) {
     if (left === 0) break;
     given[rank]++;
     left--;
   }
-  return given.map((g) => (g + 1) * quantum);
+  return given.map((g, rank) => (kept[rank] ? (g + 1) * quantum : 0));
 }

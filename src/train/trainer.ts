@@ -141,6 +141,8 @@ export class Trainer {
   /** The next step's forward, started during the last step's sync. */
   private prefetched: ForwardPrefetch | undefined;
   private prefetchCount = 0;
+  /** The gradient announcements of the last backward that had hooks, replayed on a zero-share step. */
+  private announced: [FlatRange, string][] | undefined;
 
   constructor(private readonly o: TrainerOptions) {
     const k = o.batches.microBatches;
@@ -195,7 +197,12 @@ export class Trainer {
     const t0 = performance.now();
     b.fill(viewOf(model.grads), 0);
     const prefetched = this.takePrefetched(step);
-    for (let m = 0; m < k; m++) {
+    // A zero share (batch-shares.ts: a tab too slow to be worth one micro-batch): nothing to compute;
+    // the gradient stays exactly zero, weighs 0 in the room's average, and is announced as the backward
+    // would announce it, so the tab still takes part in the sync and applies the same update.
+    const idle = weight === 0;
+    if (idle) this.announceZeroGradients(step, k);
+    for (let m = 0; m < k && !idle; m++) {
       let rows: number;
       let result: ForwardResult;
       const layerwise = this.o.layerwise;
@@ -210,14 +217,14 @@ export class Trainer {
       b.copy(viewOf(this.lossBuf, m * this.lossSlot, rows), viewOf(result.losses.buf, result.losses.offset, rows));
       this.lossRows[m] = rows;
       if (layerwise) await layerwise.backward(step, m, this.o.gradHooks?.(step, m));
-      else model.backward(this.o.gradHooks?.(step, m));
+      else model.backward(this.recordAnnouncements(this.o.gradHooks?.(step, m)));
     }
     await b.flush();
     const t1 = performance.now();
     const lr = this.o.learningRate?.(step);
     const eager = this.eager;
     eager?.begin(step + 1, lr);
-    const next = eager && this.prefetching ? this.startNext(step + 1) : undefined;
+    const next = eager && this.prefetching && batches.shareWeightAt?.(step + 1) !== 0 ? this.startNext(step + 1) : undefined;
     const applyUpdate = eager && ((range: FlatRange) => {
       const applied = eager.apply(range);
       if (applied) next?.advance(eager.updated);
@@ -294,6 +301,28 @@ export class Trainer {
       // The read is recorded now, before the caller can start the next step and overwrite the losses.
       void this.lossOfCurrentStep().then((loss) => onEvent({ ...metricsBase, loss } satisfies StepMetrics));
     }
+  }
+
+  /** Passes the backward's announcements on, keeping them for a zero-share step to replay. */
+  private recordAnnouncements(hooks: GradHooks | undefined): GradHooks | undefined {
+    if (!hooks) return undefined;
+    const seen: [FlatRange, string][] = [];
+    this.announced = seen;
+    return {
+      onGradReady: (range, group) => {
+        seen.push([range, group]);
+        hooks.onGradReady(range, group);
+      },
+    };
+  }
+
+  /** A zero-share step: its (zero) gradients announced in the order the last backward announced them. */
+  private announceZeroGradients(step: number, k: number): void {
+    for (let m = 0; m < k; m++) this.lossRows[m] = 0;
+    const hooks = this.o.gradHooks?.(step, k - 1);
+    if (!hooks) return;
+    if (!this.announced) throw new Error(`step ${step + 1}: a zero share before any backward pass (shares start even)`);
+    for (const [range, group] of this.announced) hooks.onGradReady(range, group);
   }
 
   /**
@@ -391,6 +420,7 @@ export class Trainer {
       for (let i = 0; i < rows; i++) sum += all[m * this.lossSlot + i];
       count += rows;
     });
+    // NaN on a zero-share step: the tab trained on no samples (the room's loss leaves it out, replica-check.ts).
     return sum / count;
   }
 }

@@ -1,0 +1,29 @@
+// Test helpers shared by the fast CPU backend's tests (wasm-backend.test.ts, wasm-threads.test.ts):
+// upload host data to any backend, run one matmul there, compare element by element.
+import { expect } from 'vitest';
+import { type Backend, type MatmulOptions, type View, viewOf } from './backend';
+
+export function upload(backend: Backend, data: Float32Array): View {
+  const v = viewOf(backend.alloc(data.length, 'test', 'workspace'));
+  backend.write(v, data);
+  return v;
+}
+
+/** op(a) @ op(b) on one backend, out starting at `start` (it matters when accumulating). */
+export async function matmulOn(backend: Backend, a: Float32Array, b: Float32Array, start: Float32Array, M: number, K: number, N: number, opts: MatmulOptions): Promise<Float32Array> {
+  const out = upload(backend, start);
+  backend.matmul(out, upload(backend, a), upload(backend, b), M, K, N, opts);
+  return backend.read(out);
+}
+
+/** Largest |x - y| over the elements. */
+export function maxDiff(x: Float32Array, y: Float32Array): number {
+  expect(x.length).toBe(y.length);
+  let worst = 0;
+  for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i] - y[i]));
+  return worst;
+}
+
+export const LAYOUTS: [string, MatmulOptions][] = [
+  ['NN', {}], ['NT', { transB: true }], ['TN', { transA: true }], ['TT', { transA: true, transB: true }],
+];
