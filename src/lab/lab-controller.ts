@@ -6,7 +6,7 @@ import type { LabApi, LabMetrics, LabStatus } from './api';
 import { LabClassroom } from './classroom';
 import { DEFAULT_CONFIG, validateConfig, type LabConfig } from './config';
 import type { EventBus } from '../shared/events';
-import type { SessionEnv, StagedCheckpoint } from './session';
+import { LabSession, type SessionEnv, type StagedCheckpoint } from './session';
 import { createSession, type TrainingSession } from './sessions';
 import { openExportSink, type ExportResult, type ExportTarget } from './model-export';
 import { base64ToBytes, bytesToBase64, CheckpointError, loadCheckpoint, type RestoreMode } from '../train/checkpoint';
@@ -126,6 +126,14 @@ export class LabControllerImpl implements LabController {
     return finish();
   }
 
+  /** Asks the room to switch strategy mid-run (LabApi.switchStrategy). */
+  switchStrategy(choice: Record<string, string | number>): Promise<{ step: number; strategy: string }> {
+    const session = this.session;
+    if (!session) return Promise.reject(new Error('no run to switch: start one first'));
+    if (!(session instanceof LabSession)) return Promise.reject(new Error('a partitioned run (pipeline, tensor) does not switch strategy'));
+    return session.switchStrategy(choice);
+  }
+
   /**
    * Classroom mode over the real mesh (classroom.ts). Built in a field initializer, so everything it
    * reads of this controller is read later, through functions; it starts listening for lessons once
@@ -175,6 +183,7 @@ export class LabControllerImpl implements LabController {
         const bytes = typeof data === 'string' ? base64ToBytes(data) : parts ? (data as string[]).map(base64ToBytes) : Uint8Array.from(data as number[]);
         return this.loadCheckpoint(bytes, mode);
       },
+      switchStrategy: (choice) => this.switchStrategy(choice),
       exportModel: (opts: { to?: ExportTarget } = {}) => this.exportModel(opts.to ?? 'none'),
       // Counted by the room's mesh itself (the bus hears of a flood only in summary).
       refused: () => this.session?.refusalStats() ?? { count: 0, reasons: {} },
