@@ -19,6 +19,8 @@ export interface LabController {
   /** Makes a new room and joins it; resolves with its code. */
   createRoom(): Promise<string>;
   joinRoom(code: string): Promise<void>;
+  /** Asks the room to switch strategy at a step boundary; resolves with that step (LabApi.switchStrategy). */
+  switchStrategy(choice: Record<string, string | number>): Promise<{ step: number; strategy: string }>;
   /** The current parameters (and optimizer state) as a file to download. */
   exportCheckpoint(): Promise<CheckpointFile>;
   classroom: {

@@ -25,6 +25,7 @@ import { StepTimeBar } from './StepTimeBar';
 import { usePrefersReducedMotion } from './use-reduced-motion';
 import { ZeroLayoutView } from './ZeroLayoutView';
 import { SharesView } from './SharesView';
+import { StrategySwitch } from './StrategySwitch';
 import './styles.css';
 
 /** The lab's own server, when it served this page (read once: the tag does not change). */
@@ -143,6 +144,7 @@ export function App({ store, controller }: AppProps) {
             }
           />
           <PeersPanel store={store} />
+          {config.room !== '' && <StrategySwitch active={(run.state === 'training' || run.state === 'paused') && (selfWorld ?? 1) > 1} onSwitch={(choice) => controller.switchStrategy(choice)} />}
           <SharesPanel store={store} />
           <RingHistory changes={ring} />
         </aside>
