@@ -143,6 +143,11 @@ export interface LabApi {
    * with it once announced (every tab switches after that many steps), rejects with the reason if refused.
    */
   switchStrategy(choice: Record<string, string | number>): Promise<{ step: number; strategy: string }>;
+  /**
+   * One link's own shaping (src/peer/link-shaper.ts): this tab's frames to `peerId` get `latency` ms and
+   * `bandwidth` MB/s (0: unlimited) in place of the URL's latency= and bandwidth=; null: the URL's again.
+   */
+  shapeLink(peerId: string, setting: { latency: number; bandwidth: number } | null): void;
   /** Checkpoints this browser stores (autosave), newest save per run key. */
   storedCheckpoints(): Promise<StoredCheckpointInfo[]>;
   /** The run's recent log lines (what the dashboard's event log shows), oldest first; at most 200. */
