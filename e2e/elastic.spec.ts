@@ -6,7 +6,7 @@
 import { expect, test, type Browser, type BrowserContext, type Page } from '@playwright/test';
 import type { LabMetrics, LabStatus } from '../src/lab/api';
 import { APP_URL } from './fixtures';
-import { finishTraining, maxRelativeDifference, openTrainingTabs, type TabResult } from './training';
+import { finishTraining, maxRelativeDifference, openTrainingTabs, waitForStep, type TabResult } from './training';
 
 const RUN = { model: 'mlp', dataset: 'mnist', steps: 24, batch: 64, seed: 5 };
 // Float32 sums in another order, amplified by Adam over 24 steps. Measured against one tab at 24 steps:
@@ -19,22 +19,6 @@ const TOLERANCE = 1e-4;
 const PS_TOLERANCE = 1e-4;
 
 const status = (page: Page) => page.evaluate(() => window.lab.status());
-
-async function waitForStep(pages: Page[], atLeast: number, world?: number): Promise<void> {
-  await Promise.all(
-    pages.map((page) =>
-      page.waitForFunction(
-        ([step, world]) => {
-          const s = window.lab?.status?.();
-          if (s?.state === 'error') throw new Error(s.error ?? 'error');
-          return s !== undefined && s.step >= step && (world === undefined || s.world === world);
-        },
-        [atLeast, world] as const,
-        { timeout: 120_000, polling: 100 },
-      ),
-    ),
-  );
-}
 
 /** Reads (once) what one tab alone reaches on the same global batch, and checks that one step less is far from it. */
 let soloReference: Promise<number[]> | null = null;

@@ -5,27 +5,11 @@
 // switched room trains with the room's strategy, not its URL's.
 import { expect, test, type Page } from '@playwright/test';
 import { APP_URL } from './fixtures';
-import { finishTraining, openTrainingTabs } from './training';
+import { finishTraining, openTrainingTabs, waitForStep } from './training';
 
 const RUN = { model: 'mlp', dataset: 'mnist', hidden: 64, steps: 60, batch: 48, seed: 3 };
 
 const status = (page: Page) => page.evaluate(() => window.lab.status());
-
-async function waitForStep(pages: Page[], atLeast: number, world?: number): Promise<void> {
-  await Promise.all(
-    pages.map((page) =>
-      page.waitForFunction(
-        ([step, world]) => {
-          const s = window.lab?.status?.();
-          if (s?.state === 'error') throw new Error(s.error ?? 'error');
-          return s !== undefined && s.step >= step && (world === undefined || s.world === world);
-        },
-        [atLeast, world] as const,
-        { timeout: 120_000, polling: 100 },
-      ),
-    ),
-  );
-}
 
 /** Pauses the room, asks `asker` for the switch, resumes: the switch lands mid-run whatever the machine's speed. */
 async function switchFrom(pages: Page[], asker: Page, choice: Record<string, string | number>): Promise<{ step: number; strategy: string }> {
