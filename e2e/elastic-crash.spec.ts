@@ -7,9 +7,9 @@
 //
 // A live tab wrongly dropped (its lock taken by another page) is admitted again and trains to the end.
 import { expect, test, type BrowserContext, type Page } from '@playwright/test';
-import { ELASTIC_RUN, ELASTIC_TOLERANCE, oneTabReference, waitForNewRing, waitForStep } from './elastic-fixtures';
+import { ELASTIC_RUN, ELASTIC_TOLERANCE, oneTabReference, waitForNewRing } from './elastic-fixtures';
 import { SIGNAL_URL } from './fixtures';
-import { finishTraining, maxRelativeDifference, openTrainingTabs } from './training';
+import { finishTraining, maxRelativeDifference, openTrainingTabs, waitForStep } from './training';
 
 const status = (page: Page) => page.evaluate(() => window.lab.status());
 /** The lab's default peertimeout (src/lab/config.ts): a departure found by heartbeat comes after it. */

@@ -37,23 +37,6 @@ export function oneTabReference(browser: Browser, run: Record<string, string | n
   return reference;
 }
 
-/** Waits until every page has completed `atLeast` steps (in a ring of `world` tabs, when given); fails on a tab's error. */
-export async function waitForStep(pages: Page[], atLeast: number, world?: number): Promise<void> {
-  await Promise.all(
-    pages.map((page) =>
-      page.waitForFunction(
-        ([step, world]) => {
-          const s = window.lab?.status?.();
-          if (s?.state === 'error') throw new Error(s.error ?? 'error');
-          return s !== undefined && s.step >= step && (world === undefined || s.world === world);
-        },
-        [atLeast, world] as const,
-        { timeout: 120_000, polling: 100 },
-      ),
-    ),
-  );
-}
-
 /** Waits until every page trains in a re-formed ring (epoch 2 or later) of `world` tabs; fails on a tab's error. */
 export async function waitForNewRing(pages: Page[], world: number, timeoutMs: number): Promise<void> {
   await Promise.all(

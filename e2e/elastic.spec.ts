@@ -5,9 +5,9 @@
 // alone on the same global batch, and every replica must hash equal after every step.
 import { expect, test, type BrowserContext, type Page } from '@playwright/test';
 import type { LabMetrics, LabStatus } from '../src/lab/api';
-import { ELASTIC_RUN, ELASTIC_TOLERANCE, oneTabReference, waitForNewRing, waitForStep } from './elastic-fixtures';
+import { ELASTIC_RUN, ELASTIC_TOLERANCE, oneTabReference, waitForNewRing } from './elastic-fixtures';
 import { APP_URL } from './fixtures';
-import { finishTraining, maxRelativeDifference, openTrainingTabs, type TabResult } from './training';
+import { finishTraining, maxRelativeDifference, openTrainingTabs, waitForStep, type TabResult } from './training';
 
 const RUN = ELASTIC_RUN;
 const TOLERANCE = ELASTIC_TOLERANCE;

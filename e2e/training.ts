@@ -40,6 +40,23 @@ export async function openTrainingTabs(
   return pages;
 }
 
+/** Waits until every tab has completed `atLeast` steps (in a ring of `world` tabs, when given); fails at once on a tab's error. */
+export async function waitForStep(pages: Page[], atLeast: number, world?: number): Promise<void> {
+  await Promise.all(
+    pages.map((page) =>
+      page.waitForFunction(
+        ([step, world]) => {
+          const s = window.lab?.status?.();
+          if (s?.state === 'error') throw new Error(s.error ?? 'error');
+          return s !== undefined && s.step >= step && (world === undefined || s.world === world);
+        },
+        [atLeast, world] as const,
+        { timeout: 120_000, polling: 100 },
+      ),
+    ),
+  );
+}
+
 /** Fails unless the tab computes on `kind` (window.lab.status().backend). */
 export async function expectBackend(page: Page, kind: 'webgpu' | 'cpu' = 'webgpu'): Promise<void> {
   const backend = await page.evaluate(() => window.lab.status().backend);

@@ -95,6 +95,8 @@ export interface LabMetrics {
   shares?: { fromStep: number; counts: number[]; samplesPerSec: number[] } | null;
   lastHash: string | null;
   sample: string | null;
+  /** The strategy the room trains with now, and every mid-run switch so far (lab.switchStrategy). */
+  strategy?: { now: string; switches: { step: number; strategy: string }[] };
 }
 
 export interface LabApi {
@@ -136,6 +138,18 @@ export interface LabApi {
    * member. Resolves with the refusals each of them must count, by kind.
    */
   fuzzAsMember(opts: { count: number; seed?: number }): Promise<{ sent: number; refusals: Record<string, number>; ms: number }>;
+  /**
+   * Switches the room's strategy mid-run (src/lab/strategy-switch.ts): `choice` names it in full, keys
+   * left out at their defaults: { compression: 'fp16' }, { mode: 'diloco', inner: 10 }, { mode: 'ps' },
+   * { compression: 'powersgd', rank: 2 }, {} (the dense ring). The room's rank 0 picks the step; resolves
+   * with it once announced (every tab switches after that many steps), rejects with the reason if refused.
+   */
+  switchStrategy(choice: Record<string, string | number>): Promise<{ step: number; strategy: string }>;
+  /**
+   * One link's own shaping (src/peer/link-shaper.ts): this tab's frames to `peerId` get `latency` ms and
+   * `bandwidth` MB/s (0: unlimited) in place of the URL's latency= and bandwidth=; null: the URL's again.
+   */
+  shapeLink(peerId: string, setting: { latency: number; bandwidth: number } | null): void;
   /** Checkpoints this browser stores (autosave), newest save per run key. */
   storedCheckpoints(): Promise<StoredCheckpointInfo[]>;
   /** The run's recent log lines (what the dashboard's event log shows), oldest first; at most 200. */

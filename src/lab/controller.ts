@@ -3,6 +3,12 @@
 // The dashboard never learns results from these return values except where noted.
 import type { LabConfig } from './config';
 
+/** A link's shaping as the dashboard sets it: latency in ms, bandwidth in MB/s (0: unlimited). */
+export interface LinkSetting {
+  latency: number;
+  bandwidth: number;
+}
+
 export interface CheckpointFile {
   filename: string;
   blob: Blob;
@@ -19,6 +25,10 @@ export interface LabController {
   /** Makes a new room and joins it; resolves with its code. */
   createRoom(): Promise<string>;
   joinRoom(code: string): Promise<void>;
+  /** Asks the room to switch strategy at a step boundary; resolves with that step (LabApi.switchStrategy). */
+  switchStrategy(choice: Record<string, string | number>): Promise<{ step: number; strategy: string }>;
+  /** One link's own latency (ms) and bandwidth (MB/s, 0: unlimited) for this tab's sends; null: the tab's again. */
+  shapeLink(peerId: string, setting: LinkSetting | null): void;
   /** The current parameters (and optimizer state) as a file to download. */
   exportCheckpoint(): Promise<CheckpointFile>;
   classroom: {

@@ -1,12 +1,13 @@
 // The glue between the dashboard / `window.lab` and the training session: one session at a time, started
 // from a config, its events on the shared bus.
 import { generateRoomCode, normalizeRoomName } from '../peer/room-code';
-import type { CheckpointFile, LabController } from './controller';
+import { linkShapeOf, UNSHAPED } from '../peer/link-shaper';
+import type { CheckpointFile, LabController, LinkSetting } from './controller';
 import type { LabApi, LabMetrics, LabStatus } from './api';
 import { LabClassroom } from './classroom';
 import { DEFAULT_CONFIG, validateConfig, type LabConfig } from './config';
 import type { EventBus } from '../shared/events';
-import type { SessionEnv, StagedCheckpoint } from './session';
+import { LabSession, type SessionEnv, type StagedCheckpoint } from './session';
 import { createSession, type TrainingSession } from './sessions';
 import { openExportSink, type ExportResult, type ExportTarget } from './model-export';
 import { base64ToBytes, bytesToBase64, CheckpointError, loadCheckpoint, type RestoreMode } from '../train/checkpoint';
@@ -126,6 +127,30 @@ export class LabControllerImpl implements LabController {
     return finish();
   }
 
+  /** Asks the room to switch strategy mid-run (LabApi.switchStrategy). */
+  switchStrategy(choice: Record<string, string | number>): Promise<{ step: number; strategy: string }> {
+    const session = this.session;
+    if (!session) return Promise.reject(new Error('no run to switch: start one first'));
+    if (!(session instanceof LabSession)) return Promise.reject(new Error('a partitioned run (pipeline, tensor) does not switch strategy'));
+    return session.switchStrategy(choice);
+  }
+
+  /**
+   * One link's own shape (peer/link-shaper.ts): the frames this tab sends to `peerId` get `latency` ms
+   * and `bandwidth` MB/s (0: unlimited) in place of the tab's latency= and bandwidth=; null: back to them.
+   */
+  shapeLink(peerId: string, setting: LinkSetting | null): void {
+    const room = this.session?.joinedRoom();
+    if (!room) throw new Error('shaping a link needs a room: join one and start the run');
+    if (peerId === room.mesh.peerId || !room.mesh.memberList().includes(peerId)) throw new Error(`no peer "${peerId}" in this room`);
+    if (setting === null) return room.mesh.shapeLink(peerId, null);
+    const { latency, bandwidth } = setting;
+    if (!(Number.isFinite(latency) && latency >= 0 && latency <= 10_000)) throw new Error(`latency must be 0-10000 ms, got ${latency}`);
+    if (!(Number.isFinite(bandwidth) && bandwidth >= 0 && bandwidth <= 100_000)) throw new Error(`bandwidth must be 0-100000 MB/s (0: unlimited), got ${bandwidth}`);
+    room.mesh.shapeLink(peerId, linkShapeOf(latency, bandwidth) ?? UNSHAPED);
+    this.env.bus.publish({ type: 'log', level: 'info', message: `link to ${peerId}: ${latency} ms, ${bandwidth > 0 ? `${bandwidth} MB/s` : 'unlimited'} (this tab's sends)`, t: performance.now() });
+  }
+
   /**
    * Classroom mode over the real mesh (classroom.ts). Built in a field initializer, so everything it
    * reads of this controller is read later, through functions; it starts listening for lessons once
@@ -175,6 +200,8 @@ export class LabControllerImpl implements LabController {
         const bytes = typeof data === 'string' ? base64ToBytes(data) : parts ? (data as string[]).map(base64ToBytes) : Uint8Array.from(data as number[]);
         return this.loadCheckpoint(bytes, mode);
       },
+      switchStrategy: (choice) => this.switchStrategy(choice),
+      shapeLink: (peerId, setting) => this.shapeLink(peerId, setting),
       exportModel: (opts: { to?: ExportTarget } = {}) => this.exportModel(opts.to ?? 'none'),
       // Counted by the room's mesh itself (the bus hears of a flood only in summary).
       refused: () => this.session?.refusalStats() ?? { count: 0, reasons: {} },

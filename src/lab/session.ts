@@ -11,11 +11,9 @@ import { textWindowCount } from '../data/batch';
 import { paramsHash } from '../model/layout';
 import type { Gpt } from '../model/gpt';
 import type { Mlp } from '../model/mlp';
-import { FIRST_FLOAT_ID } from '../collective/collective-ids';
 import type { Strategy } from '../parallel/parallel-types';
 import { notElasticBecause, statePlacementOf } from '../parallel/strategy';
 import { zeroPartition } from '../parallel/zero/zero-hooks';
-import { finiteModelDataCheck } from '../peer/payload-checks';
 import { sendMemberFrames, type MemberFuzzResult } from '../peer/hostile-frames';
 import { attachPresence, type PresenceBoard, type PresenceCard } from '../peer/presence';
 import type { Mesh } from '../peer/mesh';
@@ -42,6 +40,8 @@ import { recipeFor } from './recipe';
 import { ReplicaCheck } from './replica-check';
 import { joinRoom, type JoinedRoom } from './room';
 import { RunMetrics, type LogEntry } from './run-metrics';
+import { carryRunState, takeRunState } from './switch-state';
+import { describeSettings, StrategySwitcher, type SwitchRecord } from './strategy-switch';
 
 export type { StagedCheckpoint } from './checkpoint-keeper';
 
@@ -91,6 +91,8 @@ export class LabSession {
   private readonly replicas: ReplicaCheck;
   private readonly backups: StateBackups;
   private readonly checkpoints: CheckpointKeeper;
+  /** Mid-run strategy switches: agreed with the room, taken at a step boundary (strategy-switch.ts). */
+  private readonly switcher: StrategySwitcher;
 
   constructor(
     readonly config: LabConfig,
@@ -131,6 +133,7 @@ export class LabSession {
       settleReplicaCheck: () => this.replicas.settle(),
       warn: (message) => this.log('warn', message),
     });
+    this.switcher = new StrategySwitcher({ config, step: () => this.step, steps: () => this.steps, log: (level, message) => this.log(level, message) });
   }
 
   status(): LabStatus {
@@ -148,7 +151,7 @@ export class LabSession {
   }
 
   metrics(): LabMetrics {
-    return { ...structuredClone(this.m), gpuBuffers: this.backend?.bufferCount() ?? 0, hostMemory: this.hostMemory(), wire: this.room ? { ...this.room.wire } : null };
+    return { ...structuredClone(this.m), strategy: { now: describeSettings(this.config), switches: [...this.switcher.history] }, gpuBuffers: this.backend?.bufferCount() ?? 0, hostMemory: this.hostMemory(), wire: this.room ? { ...this.room.wire } : null };
   }
 
   /** Host memory this rank holds for the run, by kind (LabMetrics.hostMemory). */
@@ -256,12 +259,15 @@ export class LabSession {
           mesh.shapeLinks(linkShapeOf(this.config.latency, this.config.bandwidth));
         },
         // Gradients and parameters with NaN/Infinity are refused on arrival, before any sum takes them in.
-        messageCheck: finiteModelDataCheck(this.config.compression, FIRST_FLOAT_ID),
+        // ...in the codec of the strategy that sent them (it may switch mid-run).
+        messageCheck: this.switcher.payloadCheck(),
         admits: () => notElasticBecause(this.config) ?? (this.state === 'done' || this.state === 'error' ? `this run is ${this.state}` : true),
       });
       this.rank = this.room.transport.rank;
       this.world = this.room.transport.world;
       this.log('info', `ring epoch ${this.room.elastic?.epoch ?? 1} formed: rank ${this.rank} of ${this.world}`);
+      const room = this.room;
+      this.switcher.listen(room.mesh, () => room.members);
       this.presence = attachPresence(this.room.mesh, () => this.presenceCard(), (level, message) => this.log(level, message));
     }
     this.data = data;
@@ -335,6 +341,8 @@ export class LabSession {
           // A room's starting state is backed up like a step's; a tab that joined holds the full state.
           if (!this.room?.formation || this.room.formation.source < 0) await this.backups.backUp();
           startChecked = true;
+        } else if (this.switcher.dueAt(this.step)) {
+          await this.switchStrategyNow();
         } else {
           await this.trainOneStep();
         }
@@ -395,6 +403,33 @@ export class LabSession {
     if ('sampleEvery' in recipe && (last || this.step % recipe.sampleEvery === 0) && (this.rank === 0 || everyRankSamples)) await run.trainer.sample();
   }
 
+  /**
+   * Asks the room to switch strategy at a step boundary (strategy-switch.ts); resolves with the step at
+   * which every tab switches.
+   */
+  switchStrategy(choice: unknown): Promise<SwitchRecord> {
+    if (this.state !== 'training' && this.state !== 'paused') return Promise.reject(new Error(`the strategy is switched while training (state ${this.state})`));
+    return this.switcher.request(choice);
+  }
+
+  /** The switch due now: the run rebuilt for the new strategy, its state carried over (switch-state.ts). */
+  private async switchStrategyNow(): Promise<void> {
+    await this.replicas.settle();
+    const backend = this.requireBackend();
+    const old = this.requireRun();
+    const held = await takeRunState(backend, old);
+    const { before, after } = this.switcher.take(this.step);
+    old.dispose();
+    backend.trimCaches();
+    this.rebuildRun(backend, this.data!, (this.recipe = recipeFor(this.config, this.world)));
+    const zeroed = await carryRunState(backend, this.requireRun(), held, { before, after, transport: this.room?.transport, round: this.step });
+    if (zeroed.length > 0) this.log('info', `the new optimizer starts ${zeroed.join(', ')} at zero`);
+    this.log('info', `strategy switched at step ${this.step}: ${describeSettings(before)} -> ${describeSettings(after)}`);
+    // A strategy that keeps state on some tabs only (the server) is backed up from its first step.
+    if (this.room?.elastic && statePlacementOf(this.config) !== 'replicated') await this.backups.backUp();
+    await this.replicas.check(this.step);
+  }
+
   /** `slow=ms` (on rank `slowrank`, or on this tab): extra compute time before the step, a straggler for teaching. */
   private async straggle(): Promise<void> {
     const { slow, slowrank } = this.config;
@@ -431,6 +466,8 @@ export class LabSession {
   /** Takes the formation's state (sent by its source, or this tab's own) into a run built for its rank and world. */
   private async adoptRoomState(formation: Formation, mine: Uint8Array | null, reason: string): Promise<void> {
     const backend = this.requireBackend();
+    // A tab that joins learns the room's current strategy (and a switch still to come) before anything else.
+    await this.switcher.agree(formation.transport, formation.epoch);
     const rebuilt = this.backups.active();
     const { state, received: sent } = rebuilt ? { state: null, received: false } : await exchangeState(formation, mine);
     let received = sent;

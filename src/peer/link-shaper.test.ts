@@ -3,7 +3,7 @@
 // timers: a loaded machine makes arrivals late, never early, so lower bounds are exact and upper
 // bounds generous.
 import { describe, expect, it } from 'vitest';
-import { LinkShaper, linkShapeOf } from './link-shaper';
+import { LinkShaper, linkShapeOf, UNSHAPED } from './link-shaper';
 
 /** Polls until `done` (at most 10 s: a stalled machine delays timers, it never loses them). */
 async function until(done: () => boolean): Promise<void> {
@@ -39,6 +39,26 @@ describe('LinkShaper', () => {
     await until(() => order.length === 200 && other >= 0);
     expect(order).toEqual([...Array(200).keys()]);
     expect(other).toBeGreaterThanOrEqual(19);
+  });
+
+  it("a link's own shape (the dashboard's override) replaces the tab's on that link only, until cleared", async () => {
+    const shaper = new LinkShaper(UNSHAPED);
+    shaper.setLink('slow', { latencyMs: 40, bytesPerSec: 1e6 });
+    expect(shaper.shapeOf('slow')).toEqual({ latencyMs: 40, bytesPerSec: 1e6 });
+    expect(shaper.shapeOf('fast')).toEqual(UNSHAPED);
+    const t0 = performance.now();
+    const arrivals: Record<string, number> = {};
+    await shaper.send('fast', 50_000, () => void (arrivals.fast = performance.now() - t0));
+    const fastSent = performance.now() - t0;
+    await shaper.send('slow', 50_000, () => void (arrivals.slow = performance.now() - t0));
+    await until(() => arrivals.fast !== undefined && arrivals.slow !== undefined);
+    // 50 kB at 1 MB/s is 50 ms of serialisation, then 40 ms of latency; the unshaped link is not held at all.
+    expect(fastSent).toBeLessThan(49);
+    expect(arrivals.slow).toBeGreaterThanOrEqual(89);
+    expect(() => shaper.setLink('slow', { latencyMs: -1, bytesPerSec: 1e6 })).toThrow(/latency/);
+    shaper.setLink('slow', null);
+    expect(shaper.shapeOf('slow')).toEqual(UNSHAPED);
+    expect(shaper.overridden()).toEqual([]);
   });
 
   it('a frame whose channel closed meanwhile is dropped without an unhandled error', async () => {

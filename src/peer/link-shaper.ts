@@ -7,7 +7,8 @@
 // queue per link, drained in order by one timer at a time).
 //
 // Only the sending side shapes: when every tab of a room has the same setting, each direction of each
-// link gets it once. Browsers run timers at best every few milliseconds (4 ms once nested), so
+// link gets it once. One link may be given its own shape (setLink: the dashboard's per-link override),
+// which replaces the tab's setting for the frames this tab sends on that link. Browsers run timers at best every few milliseconds (4 ms once nested), so
 // latencies below that are rounded up by the browser, not by this code.
 
 export interface LinkShape {
@@ -26,12 +27,35 @@ export class LinkShaper {
   /** Per peer: frames in flight, in send order, with their arrival times. */
   private readonly inFlight = new Map<string, { at: number; deliver: () => void | Promise<void> }[]>();
 
+  /** Per peer: a shape of its own, in place of the tab's. */
+  private readonly overrides = new Map<string, LinkShape>();
+
   constructor(private shape: LinkShape) {
     checkShape(shape);
   }
 
   get current(): LinkShape {
     return { ...this.shape };
+  }
+
+  /** The shape frames to `peerId` get: its own, or the tab's. */
+  shapeOf(peerId: string): LinkShape {
+    return { ...(this.overrides.get(peerId) ?? this.shape) };
+  }
+
+  /** Gives one link its own shape (null: back to the tab's); takes effect for frames sent from now on. */
+  setLink(peerId: string, shape: LinkShape | null): void {
+    if (shape === null) {
+      this.overrides.delete(peerId);
+      return;
+    }
+    checkShape(shape);
+    this.overrides.set(peerId, { ...shape });
+  }
+
+  /** The links with a shape of their own. */
+  overridden(): { peerId: string; shape: LinkShape }[] {
+    return [...this.overrides].map(([peerId, shape]) => ({ peerId, shape: { ...shape } }));
   }
 
   /** Takes effect for frames sent from now on. */
@@ -45,13 +69,14 @@ export class LinkShaper {
    * latency; resolves when the frame is serialised.
    */
   send(peerId: string, bytes: number, deliver: () => void | Promise<void>): Promise<void> {
+    const shape = this.overrides.get(peerId) ?? this.shape;
     const now = performance.now();
     const start = Math.max(now, this.freeAt.get(peerId) ?? 0);
-    const serialised = start + (Number.isFinite(this.shape.bytesPerSec) ? (1000 * bytes) / this.shape.bytesPerSec : 0);
+    const serialised = start + (Number.isFinite(shape.bytesPerSec) ? (1000 * bytes) / shape.bytesPerSec : 0);
     this.freeAt.set(peerId, serialised);
     const queue = this.inFlight.get(peerId) ?? [];
     this.inFlight.set(peerId, queue);
-    queue.push({ at: serialised + this.shape.latencyMs, deliver });
+    queue.push({ at: serialised + shape.latencyMs, deliver });
     if (queue.length === 1) this.drainLater(peerId, queue);
     const wait = serialised - now;
     return wait < MIN_WAIT_MS ? Promise.resolve() : new Promise((resolve) => setTimeout(resolve, wait));
@@ -89,3 +114,6 @@ export function linkShapeOf(latencyMs: number, bandwidthMBps: number): LinkShape
   if (latencyMs === 0 && bandwidthMBps === 0) return null;
   return { latencyMs, bytesPerSec: bandwidthMBps > 0 ? bandwidthMBps * 1e6 : Infinity };
 }
+
+/** No shaping: what a link gets when neither the tab nor the link has a shape. */
+export const UNSHAPED: LinkShape = { latencyMs: 0, bytesPerSec: Infinity };

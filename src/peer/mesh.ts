@@ -19,7 +19,7 @@ import { NO_RANK, decodeFrame, encodeFrame, isFrameError, roomHash, type Frame }
 import { FULL_MESH_MAX, isInitiator, rankOrder, wantedPeers } from './membership';
 import type { SignalData, Signalling } from './signalling';
 import { everyMs } from './wake-timer';
-import { LinkShaper, type LinkShape } from './link-shaper';
+import { LinkShaper, UNSHAPED, type LinkShape } from './link-shaper';
 
 /** Chromium's `sctp.maxMessageSize`; one byte more and send() throws. */
 export const DEFAULT_MAX_MESSAGE_SIZE = 262144;
@@ -233,9 +233,23 @@ export class Mesh {
    * rate-limited per link; null: the links as they are.
    */
   shapeLinks(shape: LinkShape | null): void {
-    if (!shape) this.shaper = null;
-    else if (this.shaper) this.shaper.set(shape);
-    else this.shaper = new LinkShaper(shape);
+    if (!shape && (this.shaper?.overridden().length ?? 0) === 0) this.shaper = null;
+    else if (this.shaper) this.shaper.set(shape ?? UNSHAPED);
+    else this.shaper = new LinkShaper(shape ?? UNSHAPED);
+  }
+
+  /**
+   * One link's own shape (the dashboard's per-link override), in place of shapeLinks' for the frames
+   * this tab sends to `peerId`; null: back to the tab's.
+   */
+  shapeLink(peerId: string, shape: LinkShape | null): void {
+    this.shaper ??= new LinkShaper(UNSHAPED);
+    this.shaper.setLink(peerId, shape);
+  }
+
+  /** The shape this tab's frames to `peerId` get (UNSHAPED when none). */
+  linkShape(peerId: string): LinkShape {
+    return this.shaper?.shapeOf(peerId) ?? { ...UNSHAPED };
   }
 
   private sendNow(peerId: string, bytes: Uint8Array): void | Promise<void> {

@@ -18,6 +18,8 @@ function fakeController() {
     createRoom: vi.fn(async () => 'abc'),
     joinRoom: vi.fn(async () => {}),
     exportCheckpoint: vi.fn(async () => ({ filename: 'ckpt.bin', blob: new Blob([new Uint8Array(4)]) })),
+    switchStrategy: vi.fn(async () => ({ step: 4, strategy: 'ring' })),
+    shapeLink: vi.fn(),
     classroom: { load: vi.fn(async () => {}), next: vi.fn(async () => {}) },
   } satisfies LabController;
 }

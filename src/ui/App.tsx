@@ -25,6 +25,8 @@ import { StepTimeBar } from './StepTimeBar';
 import { usePrefersReducedMotion } from './use-reduced-motion';
 import { ZeroLayoutView } from './ZeroLayoutView';
 import { SharesView } from './SharesView';
+import { StrategySwitch } from './StrategySwitch';
+import { LinkShapeControl } from './LinkShapeControl';
 import './styles.css';
 
 /** The lab's own server, when it served this page (read once: the tag does not change). */
@@ -143,6 +145,8 @@ export function App({ store, controller }: AppProps) {
             }
           />
           <PeersPanel store={store} />
+          {config.room !== '' && <StrategySwitch active={(run.state === 'training' || run.state === 'paused') && (selfWorld ?? 1) > 1} onSwitch={(choice) => controller.switchStrategy(choice)} />}
+          {config.room !== '' && <LinkShapePanel store={store} controller={controller} />}
           <SharesPanel store={store} />
           <RingHistory changes={ring} />
         </aside>
@@ -178,6 +182,12 @@ function PeersPanel({ store }: { store: LabStore }) {
   const peers = useLab(store, (s) => s.peers);
   const hashes = useLabFrame(store, (s) => s.hashes);
   return <PeersTable self={self} peers={peers} hashes={hashes} />;
+}
+
+/** Per-link shaping for the tabs this one is linked to (the peers the mesh reports). */
+function LinkShapePanel({ store, controller }: { store: LabStore; controller: LabController }) {
+  const peers = useLab(store, (s) => s.peers);
+  return <LinkShapeControl peers={peers} onShape={(peerId, setting) => controller.shapeLink(peerId, setting)} />;
 }
 
 /** Each tab's share of the global batch and its speed, once a room of unequal tabs re-balanced. */

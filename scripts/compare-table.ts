@@ -1,0 +1,120 @@
+// The strategy table of `npm run compare` (compare.ts), pure and unit-tested: which rows a run has
+// (dense ring, fp16, Top-K and Random-K at four ratios, PowerSGD rank 1/2/4, DiLoCo H=10/50, the
+// parameter server synchronous and asynchronous with a straggler), how one row's tabs become its
+// figures, how the table prints, and the issue's goals checked against the dense row of the same links.
+import type { RunSummary } from './swarm-summary';
+
+export interface CompareRow {
+  name: string;
+  /** URL settings on top of the run's (src/lab/config.ts keys). */
+  settings: Record<string, string | number>;
+}
+
+export interface LinkCondition {
+  name: string;
+  settings: Record<string, string | number>;
+}
+
+/** A straggler for the parameter-server rows: this much extra compute per step on the last rank. */
+export const STRAGGLER_MS = 40;
+
+export function compareRows(tabs: number, quick: boolean): CompareRow[] {
+  const straggler = { slow: STRAGGLER_MS, slowrank: tabs - 1 };
+  const ratios = quick ? [0.01] : [0.5, 0.1, 0.01, 0.001];
+  const ranks = quick ? [2] : [1, 2, 4];
+  const inners = quick ? [10] : [10, 50];
+  const staleness = quick ? [0, 2] : [0, 1, 2, 4];
+  return [
+    { name: 'dense ring', settings: {} },
+    { name: 'fp16', settings: { compression: 'fp16' } },
+    ...ratios.map((ratio) => ({ name: `Top-K ${ratio}`, settings: { compression: 'topk', ratio } })),
+    ...ratios.map((ratio) => ({ name: `Random-K ${ratio}`, settings: { compression: 'randk', ratio } })),
+    ...ranks.map((rank) => ({ name: `PowerSGD r=${rank}`, settings: { compression: 'powersgd', rank } })),
+    ...inners.map((inner) => ({ name: `DiLoCo H=${inner}`, settings: { mode: 'diloco', inner } })),
+    ...staleness.map((s) => ({ name: s === 0 ? `PS sync, straggler` : `PS async s=${s}, straggler`, settings: { mode: 'ps', staleness: s, ...straggler } })),
+  ];
+}
+
+export function linkConditions(which: string, latencyMs: number, bandwidthMBps: number): LinkCondition[] {
+  const all: LinkCondition[] = [
+    { name: 'plain links', settings: {} },
+    { name: `shaped links ${latencyMs} ms, ${bandwidthMBps} MB/s`, settings: { latency: latencyMs, bandwidth: bandwidthMBps } },
+  ];
+  const wanted = which.split(',');
+  const chosen = all.filter((_, i) => wanted.includes(i === 0 ? 'plain' : 'shaped'));
+  if (chosen.length === 0) throw new RangeError(`--links takes plain, shaped or plain,shaped, got "${which}"`);
+  return chosen;
+}
+
+export interface RowResult {
+  row: string;
+  links: string;
+  accuracy: number | null;
+  /** Model-data bytes each tab sent per step, on average over the tabs. */
+  bytesPerStepPerTab: number;
+  wallMsPerStep: number | null;
+  replicasAgree: boolean | null;
+}
+
+export function rowResult(row: CompareRow, links: LinkCondition, run: RunSummary): RowResult {
+  return {
+    row: row.name,
+    links: links.name,
+    accuracy: run.accuracy,
+    bytesPerStepPerTab: run.tabs > 0 ? run.bytesSentPerStep / run.tabs : 0,
+    wallMsPerStep: run.wallMsPerStep,
+    replicasAgree: run.replicasAgree,
+  };
+}
+
+const pad = (s: string, n: number) => s.padEnd(n);
+const lpad = (s: string, n: number) => s.padStart(n);
+
+/** The table: one block per link condition, each row beside the dense ring of the same links. */
+export function formatTable(results: RowResult[]): string {
+  const lines: string[] = [];
+  for (const links of [...new Set(results.map((r) => r.links))]) {
+    const rows = results.filter((r) => r.links === links);
+    const dense = rows.find((r) => r.row === 'dense ring');
+    lines.push('', links, `${pad('strategy', 24)}${lpad('accuracy', 9)}${lpad('vs dense', 10)}${lpad('bytes/step/tab', 16)}${lpad('fewer', 9)}${lpad('ms/step', 9)}  replicas`);
+    for (const r of rows) {
+      const points = dense && r.accuracy !== null && dense.accuracy !== null ? `${((r.accuracy - dense.accuracy) * 100).toFixed(1)} pt` : '-';
+      const fewer = dense && r.bytesPerStepPerTab > 0 ? `${(dense.bytesPerStepPerTab / r.bytesPerStepPerTab).toFixed(1)}x` : '-';
+      lines.push(
+        `${pad(r.row, 24)}${lpad(r.accuracy === null ? '-' : (100 * r.accuracy).toFixed(1) + '%', 9)}${lpad(points, 10)}${lpad(Math.round(r.bytesPerStepPerTab).toLocaleString('en'), 16)}${lpad(fewer, 9)}${lpad(r.wallMsPerStep === null ? '-' : r.wallMsPerStep.toFixed(0), 9)}  ${r.replicasAgree === null ? '-' : r.replicasAgree ? 'equal' : 'DIFFER'}`,
+      );
+    }
+  }
+  return lines.join('\n');
+}
+
+export interface GoalCheck {
+  goal: string;
+  links: string;
+  met: boolean | null;
+  detail: string;
+}
+
+/** The issue's goals: DiLoCo H=50 within 1 point of dense with >= 40x fewer bytes; PowerSGD r=2 within 1 point with >= 30x fewer. */
+export function checkGoals(results: RowResult[]): GoalCheck[] {
+  const goals = [
+    { row: 'DiLoCo H=50', fewer: 40 },
+    { row: 'PowerSGD r=2', fewer: 30 },
+  ];
+  const checks: GoalCheck[] = [];
+  for (const links of [...new Set(results.map((r) => r.links))]) {
+    const dense = results.find((r) => r.links === links && r.row === 'dense ring');
+    for (const { row, fewer } of goals) {
+      const r = results.find((x) => x.links === links && x.row === row);
+      const goal = `${row}: within 1 point of dense with >= ${fewer}x fewer bytes`;
+      if (!r || !dense || r.accuracy === null || dense.accuracy === null || r.bytesPerStepPerTab <= 0) {
+        checks.push({ goal, links, met: null, detail: 'not measured in this run' });
+        continue;
+      }
+      const points = (r.accuracy - dense.accuracy) * 100;
+      const ratio = dense.bytesPerStepPerTab / r.bytesPerStepPerTab;
+      checks.push({ goal, links, met: points >= -1 && ratio >= fewer, detail: `${points.toFixed(2)} points, ${ratio.toFixed(1)}x fewer bytes` });
+    }
+  }
+  return checks;
+}
