@@ -40,6 +40,9 @@ describe('slice codec', () => {
 /** Stage 3: each rank holds parameters and optimizer state over its shard only. */
 const shards = (...ranges: [number, number][]): StateWants[] => ranges.map(([offset, length]) => ({ params: { offset, length }, state: { offset, length } }));
 
+/** A transfer as the plan lists it: `from` sends part [offset, offset + length) of its slice `index` to `to`. */
+const piece = (from: number, index: number, to: number, offset: number, length: number, paramsOnly = false) => ({ from, index, to, offset, length, paramsOnly });
+
 describe('planTransfers', () => {
   it('takes the newest step the pooled slices cover; each rank gets exactly its new shard, from itself first, then the owner, then a copy', () => {
     // Three ranks' shards [0,3) [3,7) [7,10); rank 1 died: the survivors hold steps 5 and 6, and only
@@ -51,10 +54,10 @@ describe('planTransfers', () => {
     const plan = planTransfers(inventories, shards([0, 5], [5, 5]))!;
     expect(plan.step).toBe(5);
     expect(plan.transfers).toEqual([
-      { from: 0, index: 0, to: 0, offset: 0, length: 3, paramsOnly: false },
-      { from: 1, index: 2, to: 0, offset: 3, length: 2, paramsOnly: false },
-      { from: 1, index: 2, to: 1, offset: 5, length: 2, paramsOnly: false },
-      { from: 1, index: 0, to: 1, offset: 7, length: 3, paramsOnly: false },
+      piece(0, 0, 0, 0, 3),
+      piece(1, 2, 0, 3, 2),
+      piece(1, 2, 1, 5, 2),
+      piece(1, 0, 1, 7, 3),
     ]);
   });
 
@@ -66,14 +69,14 @@ describe('planTransfers', () => {
     ];
     const plan = planTransfers(inventories, shards([0, 10], [0, 1], [5, 1]))!;
     expect(plan.transfers).toEqual([
-      { from: 0, index: 0, to: 0, offset: 0, length: 10, paramsOnly: false },
-      { from: 1, index: 0, to: 1, offset: 0, length: 1, paramsOnly: false },
-      { from: 0, index: 0, to: 2, offset: 5, length: 1, paramsOnly: false },
+      piece(0, 0, 0, 0, 10),
+      piece(1, 0, 1, 0, 1),
+      piece(0, 0, 2, 5, 1),
     ]);
     const handover = planTransfers([[{ step: 2, offset: 0, length: 10, own: true }], [{ step: 2, offset: 6, length: 4 }]], shards([0, 1], [2, 8]))!;
     expect(handover.transfers.filter((t) => t.to === 1)).toEqual([
-      { from: 0, index: 0, to: 1, offset: 2, length: 4, paramsOnly: false },
-      { from: 1, index: 0, to: 1, offset: 6, length: 4, paramsOnly: false },
+      piece(0, 0, 1, 2, 4),
+      piece(1, 0, 1, 6, 4),
     ]);
   });
 
@@ -84,10 +87,10 @@ describe('planTransfers', () => {
       { params: { offset: 0, length: 10 }, state: { offset: 5, length: 5 } },
     ])!;
     expect(plan.transfers).toEqual([
-      { from: 0, index: 0, to: 0, offset: 0, length: 5, paramsOnly: false },
-      { from: 1, index: 0, to: 0, offset: 5, length: 5, paramsOnly: true },
-      { from: 1, index: 0, to: 1, offset: 5, length: 5, paramsOnly: false },
-      { from: 0, index: 0, to: 1, offset: 0, length: 5, paramsOnly: true },
+      piece(0, 0, 0, 0, 5),
+      piece(1, 0, 0, 5, 5, true),
+      piece(1, 0, 1, 5, 5),
+      piece(0, 0, 1, 0, 5, true),
     ]);
   });
 
