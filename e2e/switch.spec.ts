@@ -93,3 +93,30 @@ test('a tab that joins a room switched to DiLoCo trains with DiLoCo (the room\'s
   expect(joinerLog.join('\n')).toMatch(/trains with the room's strategy: diloco H=4/);
   await context.close();
 });
+
+test('from the dashboard: the Switch strategy panel switches the room to fp16, and Shape one link shapes a link', async ({ browser }) => {
+  test.setTimeout(300_000);
+  const context = await browser.newContext();
+  const pages = await openTrainingTabs(context, 2, { ...RUN, steps: 40 });
+  await waitForStep(pages, 2, 2);
+  const [page] = pages;
+  await Promise.all(pages.map((p) => p.evaluate(() => window.lab.pause())));
+  await page.getByLabel('New strategy').selectOption({ label: 'ring, fp16 on the wire' });
+  await page.getByRole('button', { name: 'Switch' }).click();
+  const said = await page.locator('.strategy-switch [role=status]').textContent();
+  const at = Number(/after step (\d+)/.exec(said ?? '')?.[1]);
+  expect(said).toMatch(/^Every tab switches to ring fp16 after step \d+\.$/);
+  await page.getByLabel('Latency (ms)').fill('30');
+  await page.getByLabel('Bandwidth (MB/s, 0: unlimited)').fill('0');
+  await page.getByRole('button', { name: 'Apply' }).click();
+  await expect(page.locator('.link-shape [role=status]')).toHaveText(/^Link to rank \d+.*: 30 ms, unlimited\.$/);
+  await Promise.all(pages.map((p) => p.evaluate(() => window.lab.resume())));
+  const results = await finishTraining(pages, 240_000);
+  for (const r of results) {
+    expect(r.metrics.strategy?.switches).toEqual([{ step: at, strategy: 'ring fp16' }]);
+    expect(r.metrics.hashesAgree).toBe(true);
+    expect(r.hash).toBe(results[0].hash);
+  }
+  expect((await page.evaluate(() => window.lab.log().map((l) => l.message))).join('\n')).toMatch(/link to .+: 30 ms, unlimited/);
+  await context.close();
+});

@@ -113,7 +113,7 @@ export function checkGoals(results: RowResult[]): GoalCheck[] {
       }
       const points = (r.accuracy - dense.accuracy) * 100;
       const ratio = dense.bytesPerStepPerTab / r.bytesPerStepPerTab;
-      checks.push({ goal, links, met: points >= -1 && ratio >= fewer, detail: `${points.toFixed(2)} points, ${ratio.toFixed(1)}x fewer bytes` });
+      checks.push({ goal, links, met: points >= -1 && ratio >= fewer, detail: `${points.toFixed(3)} points, ${ratio.toFixed(1)}x fewer bytes` });
     }
   }
   return checks;

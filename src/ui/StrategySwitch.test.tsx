@@ -10,7 +10,7 @@ describe('StrategySwitch', () => {
     const onSwitch = vi.fn().mockResolvedValue({ step: 24, strategy: 'diloco H=10' });
     render(<StrategySwitch active onSwitch={onSwitch} />);
     const index = STRATEGY_PRESETS.findIndex((p) => p.label === 'DiLoCo H=10');
-    fireEvent.change(screen.getByLabelText('Strategy'), { target: { value: String(index) } });
+    fireEvent.change(screen.getByLabelText('New strategy'), { target: { value: String(index) } });
     fireEvent.click(screen.getByRole('button', { name: 'Switch' }));
     expect(onSwitch).toHaveBeenCalledWith({ mode: 'diloco', inner: 10 });
     expect((await screen.findByRole('status')).textContent).toBe('Every tab switches to diloco H=10 after step 24.');

@@ -37,7 +37,7 @@ export function StrategySwitch({ active, onSwitch }: StrategySwitchProps) {
     <section className="panel strategy-switch" aria-labelledby="strategy-switch-title">
       <h2 id="strategy-switch-title">Switch strategy</h2>
       <p className="muted small">The whole room changes at one step, without restarting; replicas stay equal.</p>
-      <label htmlFor="strategy-preset">Strategy</label>{' '}
+      <label htmlFor="strategy-preset">New strategy</label>{' '}
       <select id="strategy-preset" value={preset} onChange={(e) => setPreset(Number(e.target.value))} disabled={!active || busy}>
         {STRATEGY_PRESETS.map((p, i) => (
           <option key={p.label} value={i}>
