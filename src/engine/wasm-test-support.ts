@@ -2,6 +2,7 @@
 // upload host data to any backend, run one matmul there, compare element by element.
 import { expect } from 'vitest';
 import { type Backend, type MatmulOptions, type View, viewOf } from './backend';
+import { randomUniform } from './gradcheck';
 
 export function upload(backend: Backend, data: Float32Array): View {
   const v = viewOf(backend.alloc(data.length, 'test', 'workspace'));
@@ -27,3 +28,18 @@ export function maxDiff(x: Float32Array, y: Float32Array): number {
 export const LAYOUTS: [string, MatmulOptions][] = [
   ['NN', {}], ['NT', { transB: true }], ['TN', { transA: true }], ['TT', { transA: true, transB: true }],
 ];
+
+/** A 37x37 matmul written over its own `a` (out aliasing an input) on `fast` and on `reference`: the largest difference. */
+export async function aliasedMatmulDiff(reference: Backend, fast: Backend): Promise<number> {
+  const n = 37;
+  const a = randomUniform(n * n, 7);
+  const b = randomUniform(n * n, 8);
+  const [want, got] = await Promise.all(
+    [reference, fast].map(async (backend) => {
+      const av = upload(backend, a);
+      backend.matmul(av, av, upload(backend, b), n, n, n, { transB: true });
+      return backend.read(av);
+    }),
+  );
+  return maxDiff(got, want);
+}
