@@ -25,6 +25,7 @@ import { StepTimeBar } from './StepTimeBar';
 import { usePrefersReducedMotion } from './use-reduced-motion';
 import { ZeroLayoutView } from './ZeroLayoutView';
 import { SharesView } from './SharesView';
+import { ExpertRoutingView, TensorCollectivesView } from './ModelParallelView';
 import './styles.css';
 
 /** The lab's own server, when it served this page (read once: the tag does not change). */
@@ -155,6 +156,7 @@ export function App({ store, controller }: AppProps) {
           <LossChart store={store} />
           <StepTimeBar store={store} />
           {pipelineRun && <PipelineTimelinePanel store={store} />}
+          <ModelParallelPanel store={store} />
           <ZeroLayoutPanel store={store} />
           {lessonWorld === 0 && <ClassroomPanel store={store} controller={controller} onError={setActionError} />}
           {!pipelineLesson && <PipelineLessonPanel store={store} controller={controller} onError={setActionError} />}
@@ -178,6 +180,18 @@ function PeersPanel({ store }: { store: LabStore }) {
   const peers = useLab(store, (s) => s.peers);
   const hashes = useLabFrame(store, (s) => s.hashes);
   return <PeersTable self={self} peers={peers} hashes={hashes} />;
+}
+
+/** Expert runs' routing heatmap and tensor runs' per-block collectives, newest step (nothing for other runs). */
+function ModelParallelPanel({ store }: { store: LabStore }) {
+  const expertSteps = useLab(store, (s) => s.modelParallel.expertSteps);
+  const tensorSteps = useLab(store, (s) => s.modelParallel.tensorSteps);
+  return (
+    <>
+      <ExpertRoutingView step={expertSteps[expertSteps.length - 1] ?? null} />
+      <TensorCollectivesView step={tensorSteps[tensorSteps.length - 1] ?? null} />
+    </>
+  );
 }
 
 /** Each tab's share of the global batch and its speed, once a room of unequal tabs re-balanced. */
