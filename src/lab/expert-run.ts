@@ -116,10 +116,11 @@ class ExpertRun implements PartitionedRun {
     const after = backend.memory();
     this.paramBytes = after.params - before.params;
     this.optimizerBytes = after.optimizer - before.optimizer;
-    // Every tab evaluates its share of each validation batch: W equal shares (the windows trimmed to a multiple of W).
-    const windows = Math.floor(resolved.recipe.evalWindows / W) * W;
-    if (windows === 0) throw new Error(`the evaluation needs at least ${W} validation windows, one per tab`);
-    this.evalBatches = textEvalBatches(data.data.val, this.wholeConfig.blockSize, W * batches.maxMicroRows, windows).map((batch) => rowsShare(batch, this.wholeConfig.blockSize, W, transport.rank));
+    // Every tab evaluates its share of each validation batch: W equal shares (each batch trimmed to a multiple of W rows).
+    this.evalBatches = textEvalBatches(data.data.val, this.wholeConfig.blockSize, W * batches.maxMicroRows, resolved.recipe.evalWindows)
+      .filter((batch) => batch.rows >= W)
+      .map((batch) => rowsShare(batch, this.wholeConfig.blockSize, W, transport.rank));
+    if (this.evalBatches.length === 0) throw new Error(`the evaluation needs at least ${W} validation windows, one per tab`);
     this.replicaGroup = Array.from({ length: this.D }, (_, d) => d * N + place.expertRank);
     this.expertGroup = new GroupTransport(transport, Array.from({ length: N }, (_, k) => place.group * N + k));
     const schedule = lrScheduleOf(this.recipe);
@@ -280,9 +281,9 @@ class ExpertRun implements PartitionedRun {
   }
 }
 
-/** Tab `rank`'s share of `batch`'s rows (W equal consecutive shares). */
+/** Tab `rank`'s share of `batch`'s rows: W equal consecutive shares of its first floor(rows / W) x W rows. */
 function rowsShare(batch: Batch, seqLen: number, W: number, rank: number): Batch {
-  const { start, end } = shareOf(batch.rows, W, rank);
+  const { start, end } = shareOf(Math.floor(batch.rows / W) * W, W, rank);
   const tokens = batch.inputs as Uint32Array;
   return { inputs: tokens.slice(start * seqLen, end * seqLen), targets: batch.targets.slice(start * seqLen, end * seqLen), rows: end - start, seqLen };
 }

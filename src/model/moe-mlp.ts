@@ -159,14 +159,21 @@ export class MoeMlp {
     this.slotsPerExpert = alignUp(this.groups * this.capacity(maxTokens), rowsPerAlignment);
   }
 
+  /**
+   * The capacity groups of a forward of `tokens` tokens: the config's, or one when the tokens do not
+   * split into them (sampling one sequence: no gradient, nothing to compare with a room).
+   */
+  groupsOf(tokens: number): number {
+    return tokens % this.groups === 0 ? this.groups : 1;
+  }
+
   /** Slots per expert in each capacity group of a forward of `tokens` tokens. */
   capacity(tokens: number): number {
-    return moeCapacity(this.config.capacityFactor, tokens / this.groups, this.topk, this.experts);
+    return moeCapacity(this.config.capacityFactor, tokens / this.groupsOf(tokens), this.topk, this.experts);
   }
 
   shape(tokens: number): MoeShape {
-    if (tokens % this.groups !== 0) throw new RangeError(`${tokens} tokens do not split into ${this.groups} capacity groups`);
-    return { tokens, experts: this.experts, topk: this.topk, groups: this.groups, capacity: this.capacity(tokens), slotsPerExpert: this.slotsPerExpert };
+    return { tokens, experts: this.experts, topk: this.topk, groups: this.groupsOf(tokens), capacity: this.capacity(tokens), slotsPerExpert: this.slotsPerExpert };
   }
 
   /** Whether the experts are spread over tabs (the experts phase needs an all-to-all). */
@@ -486,9 +493,9 @@ export class MoeMlp {
       slot: u('slot', n * k),
       gates: a('gates', n * k),
       slotToken: u('slotToken', E * this.slotsPerExpert),
-      fractions: a('fractions', this.groups * E),
+      fractions: a('fractions', this.groupsOf(n) * E),
       // The backward never reads it: any view stands in.
-      aux: aux ?? a('fractions', this.groups * E),
+      aux: aux ?? a('fractions', this.groupsOf(n) * E),
     };
   }
 
