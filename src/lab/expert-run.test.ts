@@ -21,7 +21,7 @@ import { recipeFor } from './recipe';
 // replicated tensors' gradients averaged over the room, the experts' over their replicas, the clip's norm
 // summed over the group). 1e-5 of the distance trained, as the data-parallel tests use.
 const TOLERANCE = 1e-5;
-const text: LoadedData = { kind: 'text', data: textDataFromString('the quick brown fox jumps over the lazy dog. '.repeat(40)) };
+const text: LoadedData = { kind: 'text', data: textDataFromString('the quick brown fox jumps over the lazy dog. '.repeat(200)) };
 const base = { room: 'r', model: 'gpt', dataset: 'text', batch: 4, steps: 2, layers: 1, lr: 0.01, experts: 4, topk: 2, capacity: 1 } as const;
 
 async function oneTab(config: LabConfig, groups: number) {
