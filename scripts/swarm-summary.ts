@@ -204,10 +204,10 @@ export function summariseRun(
     : null;
   const steps = lead?.status.step ?? 0;
   const agreement = byRank.map((r) => r.metrics.hashesAgree);
-  // A pipeline's (a tensor group's) tabs hold different stages (shards): hashes are equal within each part's group of replicas.
+  // A pipeline's (a tensor or expert group's) tabs hold different stages (shards, experts): hashes are equal within each part's group of replicas.
   const groupOf = (r: { metrics: LabMetrics }) => {
     const p = r.metrics.partition;
-    return !p ? 0 : p.kind === 'pipeline' ? p.stage : p.tensorRank;
+    return !p ? 0 : p.kind === 'pipeline' ? p.stage : p.kind === 'tensor' ? p.tensorRank : p.expertRank;
   };
   const hashesByGroup = new Map<number, Set<string | null>>();
   for (const r of byRank) hashesByGroup.set(groupOf(r), (hashesByGroup.get(groupOf(r)) ?? new Set()).add(r.metrics.lastHash));

@@ -15,7 +15,8 @@ import { pipelineMicroBatches } from '../src/lab/config';
 import type { PipelineFigures } from '../src/lab/partitioned-run';
 import { formatSharesFigure, sharesFigure } from './swarm-shares';
 import { formatTensorReport, tensorReport, type TensorReport, type TensorTab } from './swarm-tensor';
-import type { TensorFigures } from '../src/lab/partitioned-run';
+import { expertReport, formatExpertReport, type ExpertReport, type ExpertTab } from './swarm-expert';
+import type { ExpertFigures, TensorFigures } from '../src/lab/partitioned-run';
 
 const CONFIG_KEYS = Object.keys(DEFAULT_CONFIG).filter((key) => !['room', 'world', 'autostart'].includes(key));
 
@@ -73,7 +74,11 @@ async function main(): Promise<void> {
     const readTensor = async (pages: Page[]) => {
       tensorTabs = await Promise.all(pages.map((page) => page.evaluate(async () => ({ figures: window.lab.metrics().partition as TensorFigures, params: await window.lab.params() }))));
     };
-    const collect = config.pipeline > 1 ? readPipeline : config.tensor > 1 ? readTensor : undefined;
+    let expertTabs: ExpertTab[] = [];
+    const readExperts = async (pages: Page[]) => {
+      expertTabs = await Promise.all(pages.map((page) => page.evaluate(async () => ({ figures: window.lab.metrics().partition as ExpertFigures, params: await window.lab.params() }))));
+    };
+    const collect = config.pipeline > 1 ? readPipeline : config.tensor > 1 ? readTensor : config.experts > 1 ? readExperts : undefined;
     runs.push(await runSwarm(serverUrl, tabs, config, timeoutSec, { backends, ...(collect ? { collect } : {}) }));
     let pipeline: PipelineReport | null = null;
     if (config.pipeline > 1) {
@@ -99,6 +104,17 @@ async function main(): Promise<void> {
       });
       tensor = tensorReport(tensorTabs, reference);
     }
+    let experts: ExpertReport | null = null;
+    if (config.experts > 1) {
+      console.log('\nreference: one tab holding every expert, the same global batch routed as one capacity group per tab');
+      let reference: number[] = [];
+      await runSwarm(serverUrl, 1, { ...config, room: '', ep: 0, routegroups: tabs }, timeoutSec, {
+        collect: async ([page]) => {
+          reference = await page.evaluate(() => window.lab.params());
+        },
+      });
+      experts = expertReport(expertTabs, reference);
+    }
     if (compareDense && config.compression !== 'none') {
       console.log(`\nbaseline: the same run without compression`);
       runs.push(await runSwarm(serverUrl, tabs, { ...config, compression: 'none' }, timeoutSec));
@@ -107,10 +123,11 @@ async function main(): Promise<void> {
     if (runs.length === 2) console.log(formatComparison(runs[0], runs[1]));
     if (pipeline) console.log('\n' + formatPipelineReport(pipeline));
     if (tensor) console.log('\n' + formatTensorReport(tensor));
+    if (experts) console.log('\n' + formatExpertReport(experts));
     const agree = !runs.some((run) => run.replicasAgree === false);
     if (!agree) console.error('FAILED: replicas disagree');
     const json = runs.length === 1 ? runs[0] : { runs, comparison: compareRuns(runs[0], runs[1]) };
-    return { ok: agree, json: pipeline ? { run: json, pipeline } : tensor ? { run: json, tensor } : json };
+    return { ok: agree, json: pipeline ? { run: json, pipeline } : tensor ? { run: json, tensor } : experts ? { run: json, experts } : json };
   });
 }
 

@@ -26,6 +26,7 @@ export type CollectiveScope =
   | 'strategy:diloco'
   | 'strategy:pipeline'
   | 'strategy:tensor'
+  | 'strategy:expert'
   | 'mesh-probe';
 
 export interface CollectiveIdRange {
@@ -108,6 +109,27 @@ export const COLLECTIVE_IDS = {
     payload: 'floats',
     scope: 'strategy:tensor',
     what: 'tensor parallelism: the evaluation forward passes\' all-reduces, numbered in order',
+  },
+  expert: {
+    first: FIRST_FLOAT_ID,
+    count: 5,
+    payload: 'floats',
+    scope: 'strategy:expert',
+    what: "expert parallelism (src/parallel/moe-gpt-trainer.ts, src/lab/expert-run.ts): +0 the replicated tensors' gradients averaged over the room, +1 the experts' gradients over their data-parallel replicas, +2 the squared gradient norm for clipping, +3 the losses every tab shows, +4 the tokens each tab routed to each expert",
+  },
+  expertExchanges: {
+    first: TENSOR_ACTIVATIONS_FIRST,
+    count: TENSOR_ACTIVATIONS_PER_STEP,
+    payload: 'floats',
+    scope: 'strategy:expert',
+    what: "expert parallelism: a step's all-to-alls (per MoE block and micro-batch: forward header, tokens, outputs; backward output gradients, input gradients), numbered in order",
+  },
+  expertEvalExchanges: {
+    first: TENSOR_ACTIVATIONS_FIRST + TENSOR_ACTIVATIONS_PER_STEP,
+    count: TENSOR_ACTIVATIONS_PER_STEP,
+    payload: 'floats',
+    scope: 'strategy:expert',
+    what: "expert parallelism: the evaluation forward passes' all-to-alls, numbered in order",
   },
   elasticControl: { first: 0x0e1a5, count: 1, payload: 'control', scope: 'room', what: 'elastic rooms: ready / roster / abort / closed (src/peer/elastic-protocol.ts)' },
   strategySwitch: { first: 0x0e1a7, count: 1, payload: 'control', scope: 'room', what: 'strategy switch: a request to rank 0, its announcement "switch at step s" or refusal (src/lab/strategy-switch.ts)' },

@@ -121,6 +121,19 @@ export interface LabConfig {
    * N / tensor tensor groups side by side (data parallelism across them); see tensor-run.ts.
    */
   tensor: number;
+  /**
+   * Mixture of experts: every GPT block's MLP becomes this many experts with a learned router (0: the
+   * dense MLP). In a room the experts are spread over expert-parallel groups of `ep` tabs; see expert-run.ts.
+   */
+  experts: number;
+  /** Experts per token: 1 (Switch) or 2 (GShard). */
+  topk: number;
+  /** Capacity factor: slots per expert = ceil(capacity x tokens x topk / experts); the overflow is dropped. */
+  capacity: number;
+  /** Tabs one copy of the experts is spread over (0: the whole room); the room runs world / ep of them side by side. */
+  ep: number;
+  /** One tab only: route each micro-batch as this many capacity groups, as that many tabs of an expert room do (the reference they are checked against). */
+  routegroups: number;
 }
 
 export const MODEL_DEFAULT_DATASET: Record<ModelKind, DatasetKind> = { mlp: 'mnist', gpt: 'sotu' };
@@ -172,6 +185,11 @@ export const DEFAULT_CONFIG: LabConfig = {
   micro: 0,
   layers: 0,
   tensor: 1,
+  experts: 0,
+  topk: 2,
+  capacity: 1.25,
+  ep: 0,
+  routegroups: 1,
 };
 
 const CHOICES = {
@@ -362,6 +380,21 @@ function applyEntry(config: LabConfig, key: string, raw: string): void {
     case 'tensor':
       config.tensor = parseInteger('tensor', raw, 1, 64);
       return;
+    case 'experts':
+      config.experts = parseInteger('experts', raw, 0, 256);
+      return;
+    case 'topk':
+      config.topk = parseInteger('topk', raw, 1, 2);
+      return;
+    case 'capacity':
+      config.capacity = parseNumber('capacity', raw, 0.01, 64);
+      return;
+    case 'ep':
+      config.ep = parseInteger('ep', raw, 0, 64);
+      return;
+    case 'routegroups':
+      config.routegroups = parseInteger('routegroups', raw, 1, 64);
+      return;
     case 'schedule':
       config.schedule = parseChoice('schedule', raw);
       return;
@@ -421,6 +454,7 @@ export function validateConfig(config: LabConfig): void {
   if (config.pipeline > 1) checkPipeline(config);
   else if (config.micro !== 0) throw new ConfigError('micro sets the micro-batches of a pipeline (pipeline=2 or more); without one, accum sets them');
   if (config.tensor > 1) checkTensor(config);
+  checkExperts(config);
   if (config.world > 0 && config.batch > 0 && config.pipeline === 1 && config.tensor === 1) checkBatchSplit(config.batch, config.world, config.accum);
 }
 
@@ -488,6 +522,30 @@ function checkTensor(config: LabConfig): void {
   if (config.zero !== 0) throw new ConfigError('tensor parallelism and ZeRO do not combine here: each tab already holds only its shard and its optimizer state');
   if (config.compression !== 'none') throw new ConfigError('tensor parallelism all-reduces activations and gradients in full precision: use compression=none');
   if (config.world > 0 && config.batch > 0) checkBatchSplit(config.batch, config.world / T, config.accum);
+}
+
+/**
+ * experts=E: the GPT only, E >= 2, without the other model splits or the settings that assume whole
+ * replicas. In a room, `ep` (or the room's size) must divide both the room and E.
+ */
+function checkExperts(config: LabConfig): void {
+  const E = config.experts;
+  if (E === 0) {
+    if (config.ep !== 0 || config.routegroups !== 1) throw new ConfigError('ep and routegroups configure a mixture of experts: set experts too');
+    return;
+  }
+  if (E === 1) throw new ConfigError('experts=1 is the dense MLP: use experts=0, or 2 or more experts');
+  if (config.model !== 'gpt') throw new ConfigError('experts replace the GPT\'s MLPs: use model=gpt');
+  if (config.pipeline > 1 || config.tensor > 1) throw new ConfigError('experts do not combine with pipeline or tensor parallelism here: set one of them');
+  if (config.topk > E) throw new ConfigError(`topk=${config.topk} needs at least ${config.topk} experts`);
+  if (config.room === '') return;
+  if (config.routegroups !== 1) throw new ConfigError('routegroups is for one tab: in a room every tab routes its own tokens as one capacity group');
+  if (config.mode !== 'ring') throw new ConfigError('expert-parallel rooms average their gradients over rings: use mode=ring');
+  if (config.zero !== 0) throw new ConfigError('experts and ZeRO do not combine here: each tab already holds only its experts');
+  if (config.compression !== 'none') throw new ConfigError('expert parallelism moves tokens and gradients in full precision: use compression=none');
+  const ep = config.ep || config.world;
+  if (ep > 0 && E % ep !== 0) throw new ConfigError(`experts=${E} do not spread evenly over ep=${ep} tabs: use a number of experts that ep divides`);
+  if (config.world > 0 && config.world % ep !== 0) throw new ConfigError(`ep=${ep} needs a room whose size it divides (tabs = expert groups x ${ep}), got world=${config.world}`);
 }
 
 /**

@@ -1,5 +1,5 @@
 // The seam between the run loop of model-parallel runs (partitioned-session.ts) and the kinds of such
-// runs (pipeline-run.ts, tensor-run.ts; expert parallelism goes the same way). A partitioned run is one in
+// runs (pipeline-run.ts, tensor-run.ts, expert-run.ts). A partitioned run is one in
 // which a tab holds a part of the model that no other pipeline, tensor or expert group holds: its run
 // is built for its rank and world, trains one step as a collective of the whole room, hashes its part
 // for a replica check within the group of tabs that hold the same part, evaluates (a collective too),
@@ -144,5 +144,41 @@ export interface TensorFigures {
   dataParallelFormulaBytesPerStep: number;
 }
 
-/** Each kind's figures (expert parallelism adds its own to the union). */
-export type PartitionFigures = PipelineFigures | TensorFigures;
+/** An expert-parallel tab's own figures (expert-run.ts): measured bytes beside their formulas, and the last step's routing. */
+export interface ExpertFigures {
+  kind: 'experts';
+  /** The whole model's shape (every tab's part: the replicated tensors and experts expertRank·E/ep..). */
+  model: GptConfig;
+  experts: number;
+  topk: number;
+  capacityFactor: number;
+  /** Tabs per expert-parallel group, and groups side by side (EP x DP). */
+  ep: number;
+  groups: number;
+  expertRank: number;
+  group: number;
+  micro: number;
+  /** Device bytes of this tab's parameters (real allocation) and the formula: (replicated + experts / ep) x 4. */
+  paramBytes: number;
+  paramFormulaBytes: number;
+  /** Device bytes of this tab's optimizer state and the formula: the parameter formula x states per parameter. */
+  optimizerBytes: number;
+  optimizerFormulaBytes: number;
+  /** The last step's all-to-alls. */
+  exchangesPerStep: number;
+  /** Bytes this tab sent in them, and the formula from the router's real assignment: (rows to other tabs x C + the count headers) x 4. */
+  wireBytesPerStep: number;
+  wireFormulaBytesPerStep: number;
+  /** Bytes sent averaging gradients (replicated tensors over the room, experts over their replicas), and the rings' formula. */
+  dataParallelBytesPerStep: number;
+  dataParallelFormulaBytesPerStep: number;
+  /** The last step's routing of every tab: routed[tab][expert] kept assignments, dropped and made assignments per tab. */
+  routed: number[][];
+  dropped: number[];
+  assignments: number[];
+  /** The last step's load-balancing loss per block (this tab's routing). */
+  auxLoss: number[];
+}
+
+/** Each kind's figures. */
+export type PartitionFigures = PipelineFigures | TensorFigures | ExpertFigures;

@@ -27,10 +27,16 @@ function withLayers(recipe: CharLmRecipe, layers: number): CharLmRecipe {
   return layers === 0 ? recipe : { ...recipe, model: { ...recipe.model, nLayer: layers } };
 }
 
+/** experts=E: every block's MLP a mixture of E experts (src/model/moe-mlp.ts). */
+function withExperts(recipe: CharLmRecipe, config: LabConfig): CharLmRecipe {
+  if (config.experts === 0) return recipe;
+  return { ...recipe, model: { ...recipe.model, moe: { experts: config.experts, topk: config.topk === 1 ? 1 : 2, capacityFactor: config.capacity, ...(config.routegroups > 1 ? { groups: config.routegroups } : {}) } } };
+}
+
 export function recipeFor(config: LabConfig, world: number): Recipe {
   const recipe: Recipe =
     config.model === 'gpt'
-      ? { kind: 'charlm', recipe: withLayers(overrides(defaults.sotu, config), config.layers) }
+      ? { kind: 'charlm', recipe: withExperts(withLayers(overrides(defaults.sotu, config), config.layers), config) }
       : { kind: 'classifier', recipe: withHidden(overrides(config.dataset === 'mnist' ? defaults.mnist : defaults.synthetic, config), config.hidden) };
   checkBatchSplit(recipe.recipe.globalBatch, world, recipe.recipe.microBatches);
   return recipe;

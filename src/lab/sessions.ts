@@ -4,6 +4,7 @@
 // `window.lab`) sees either through TrainingSession, the surface both share.
 import type { LabConfig } from './config';
 import type { StagedCheckpoint } from './checkpoint-keeper';
+import { EXPERT_RUN_KIND } from './expert-run';
 import { PartitionedSession } from './partitioned-session';
 import type { PartitionedRunKind } from './partitioned-run';
 import { PIPELINE_RUN_KIND } from './pipeline-run';
@@ -22,6 +23,7 @@ export type TrainingSession = Pick<
 export function partitionedKindOf(config: LabConfig): PartitionedRunKind | null {
   if (config.pipeline > 1) return PIPELINE_RUN_KIND;
   if (config.tensor > 1) return TENSOR_RUN_KIND;
+  if (config.experts > 1 && config.room !== '') return EXPERT_RUN_KIND;
   return null;
 }
 

@@ -153,6 +153,12 @@ class TensorRun implements PartitionedRun {
     const totalMs = performance.now() - t0;
     const commMs = report.collectives.reduce((s, e) => s + e.ms, 0);
     this.last = { collectives: report.collectives, dataParallelBytes: report.dataParallelBytesSent };
+    this.context.publish({
+      type: 'tensor-collectives',
+      step: report.step + 1,
+      rank: this.place.tensorRank,
+      collectives: report.collectives.map(({ pass, block, sublayer, micro, elements, bytesSent, ms }) => ({ pass, block, sublayer, micro, elements, bytesSent, ms })),
+    });
     const loss = await this.averageOverGroups(2 * report.step, report.loss);
     return { loss, computeMs: Math.max(0, totalMs - commMs), commMs, waitMs: 0 };
   }

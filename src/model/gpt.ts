@@ -17,7 +17,7 @@ import type { Backend, DeviceBuffer, View } from '../engine/backend';
 import { deriveSeed, Rng } from '../data/random';
 import { buildLayout, entry, type FlatRange, groupRange, type ParamLayout, type TensorSpec } from './layout';
 import { checkBatch } from './mlp';
-import { checkMoeConfig, type GptMoeConfig, moeBlockSpecs, MoeMlp } from './moe-mlp';
+import { checkMoeConfig, type GptMoeConfig, moeBlockSpecs, type MoeAllToAll, type MoeExchangeRows, MoeMlp } from './moe-mlp';
 import { initialParams, initialParamsOfPart } from './init';
 import {
   ActivationArena,
@@ -46,6 +46,15 @@ export interface GptConfig {
 }
 
 const INIT_STD = 0.02;
+
+/**
+ * A pass segment of the GPT. `moeExperts` marks the experts phase of MoE block l (forward or backward):
+ * its `record` runs every expert on this tab; under expert parallelism the caller runs
+ * `expertsForwardExchanged` / `expertsBackwardExchanged` in its place, awaiting the all-to-all.
+ */
+export interface GptPassSegment extends PassSegment {
+  readonly moeExperts?: number;
+}
 
 /**
  * The layout of the whole GPT, or of blocks [part.from, part.to) (a pipeline stage): the embedding when
@@ -261,8 +270,10 @@ export class Gpt implements StagedModel {
   }
 
   init(seed: number): void {
-    const whole = this.isFirstStage && this.isLastStage;
-    this.storage.writeParams(whole ? initialParams(this.layout, seed, this.storage.heldParams) : initialParamsOfPart(this.layout, gptLayout(this.config), seed));
+    const whole = this.isFirstStage && this.isLastStage && !this.config.moe?.held;
+    // A stage, or a tab holding some of the experts: its tensors as the whole model's seeded initialisation has them.
+    const wholeConfig = this.config.moe ? { ...this.config, moe: { ...this.config.moe, held: undefined } } : this.config;
+    this.storage.writeParams(whole ? initialParams(this.layout, seed, this.storage.heldParams) : initialParamsOfPart(this.layout, gptLayout(wholeConfig), seed));
   }
 
   forward(batch: Batch, gradScale: number): ForwardResult {
@@ -279,7 +290,7 @@ export class Gpt implements StagedModel {
    * Segments: the embedding, one per block, then the final LayerNorm with the tied head (which needs
    * the embedding's wte again), so ZeRO-3 gathers at most two layer groups at a time.
    */
-  forwardSegments(batch: Batch, gradScale: number): { result: ForwardResult; segments: PassSegment[] } {
+  forwardSegments(batch: Batch, gradScale: number): { result: ForwardResult; segments: GptPassSegment[] } {
     if (!this.isFirstStage || !this.isLastStage) {
       throw new Error(`forward runs the whole model; a pipeline stage (blocks ${this.part.from}..${this.part.to - 1}) runs forwardStage`);
     }
@@ -292,7 +303,7 @@ export class Gpt implements StagedModel {
    * The forward segments of this model's part: the embedding (first stage; the others write their
    * input activation), one per block, the final norm with the head and the loss (last stage).
    */
-  private stageSegments(batch: Batch, gradScale: number, input: Float32Array | undefined): { result?: ForwardResult; segments: PassSegment[] } {
+  private stageSegments(batch: Batch, gradScale: number, input: Float32Array | undefined): { result?: ForwardResult; segments: GptPassSegment[] } {
     const { blockSize, nLayer: L, nHead: NH, nEmbd: C, vocabSize: V } = this.config;
     const { from, to } = this.part;
     const first = this.isFirstStage;
@@ -318,9 +329,10 @@ export class Gpt implements StagedModel {
     if (targets) b.write(targets, batch.targets.subarray(0, BT));
     if (input) b.write(a(`h${from - 1}.resid3`, BT * C), input);
     const result: ForwardResult | undefined = targets ? { losses: a('losses', BT), probs: a('probs', BT * V), lossRows: BT, classes: V } : undefined;
-    const segments: PassSegment[] = [];
+    const segments: GptPassSegment[] = [];
 
     if (tokens) segments.push({ groups: ['embed'], record: () => b.embedding(a('encoded', BT * C), tokens, p('wte'), p('wpe'), B, T, C) });
+    /** Block l up to its MLP's input (ln2); an MoE block also routes and dispatches. */
     const block = (l: number) => {
       const residual = l > 0 ? a(`h${l - 1}.resid3`, BT * C) : a('encoded', BT * C);
       const h = (name: string, length: number) => a(`h${l}.${name}`, length);
@@ -338,8 +350,7 @@ export class Gpt implements StagedModel {
       // MLP sub-block
       b.layerNorm(h('ln2', BT * C), h('ln2.mean', BT), h('ln2.rstd', BT), h('resid2', BT * C), w('ln2.g'), w('ln2.b'), BT, C);
       if (this.moe) {
-        this.moe.forward(b, this.moeIo(), `h${l}`, h('ln2', BT * C), h('fcproj', BT * C), BT, a('moe.aux', L), l);
-        b.add(h('resid3', BT * C), h('resid2', BT * C), h('fcproj', BT * C));
+        this.moe.forwardRoute(b, this.moeIo(), `h${l}`, h('ln2', BT * C), BT, a('moe.aux', L), l);
         return;
       }
       const fch = h('fch', BT * 4 * C);
@@ -351,7 +362,21 @@ export class Gpt implements StagedModel {
       b.biasAdd(fcproj, fcproj, w('fcproj.b'), BT, C);
       b.add(h('resid3', BT * C), h('resid2', BT * C), fcproj);
     };
-    for (let l = from; l < to; l++) segments.push({ groups: [`h${l}`], record: () => block(l) });
+    for (let l = from; l < to; l++) {
+      segments.push({ groups: [`h${l}`], record: () => block(l) });
+      const moe = this.moe;
+      if (!moe) continue;
+      // MoE: the experts phase, then the gated combine and the residual add.
+      const group = `h${l}`;
+      segments.push({ groups: [group], moeExperts: l, record: () => moe.forwardExperts(b, this.moeIo(), group, BT) });
+      segments.push({
+        groups: [group],
+        record: () => {
+          moe.forwardCombine(b, this.moeIo(), group, a(`${group}.fcproj`, BT * C), BT);
+          b.add(a(`${group}.resid3`, BT * C), a(`${group}.resid2`, BT * C), a(`${group}.fcproj`, BT * C));
+        },
+      });
+    }
     if (result && targets) {
       segments.push({
         groups: this.headGroups,
@@ -380,7 +405,7 @@ export class Gpt implements StagedModel {
    * need). Announcing a whole block at its end would leave a data-parallel all-reduce nothing to send
    * while the block is computed; this way small buckets start one matmul after their gradient is final.
    */
-  backwardSegments(hooks?: GradHooks): PassSegment[] {
+  backwardSegments(hooks?: GradHooks): GptPassSegment[] {
     if (this.B === 0) throw new Error('backward before forward');
     const { nLayer: L, nHead: NH, nEmbd: C, vocabSize: V } = this.config;
     const { B, T } = this;
@@ -398,7 +423,7 @@ export class Gpt implements StagedModel {
     const dln = a('d.ln', BT * C);
     const { from, to } = this.part;
 
-    const segments: PassSegment[] = [];
+    const segments: GptPassSegment[] = [];
     if (this.isLastStage) {
       const dlogits = a('d.logits', BT * V);
       segments.push({
@@ -425,13 +450,8 @@ export class Gpt implements StagedModel {
       const residual = l > 0 ? a(`h${l - 1}.resid3`, BT * C) : a('encoded', BT * C);
       // dres holds d(resid3); resid3 = resid2 + fcproj, so d(fcproj) = dres.
       if (this.moe) {
-        // An expert's four tensors (or the router alone) are one run of the layout.
-        const span = (first: string, last: string): FlatRange => {
-          const [from, to] = [entry(this.layout, first), entry(this.layout, last)];
-          return { offset: from.offset, length: to.offset + to.length - from.offset };
-        };
-        const io = { ...this.moeIo(), done: (first: string, last: string) => hooks?.onGradReady(span(first, last), group) };
-        this.moe.backward(b, io, group, h('ln2', BT * C), dres, dln, BT, this.gradScale * BT);
+        // After the experts phase (its own segment): the dispatch's and the router's backward.
+        this.moe.backwardRoute(b, this.moeHookedIo(group, hooks), group, h('ln2', BT * C), dln, BT, this.gradScale * BT);
       } else {
         const dfchGelu = a('d.fch.gelu', BT * 4 * C);
         const dfch = a('d.fch', BT * 4 * C);
@@ -463,7 +483,16 @@ export class Gpt implements StagedModel {
       done('ln1.g', 'ln1.b');
       b.addInPlace(dres, dtmp); // dres now holds d(residual) = d(resid3 of the layer below)
     };
-    for (let l = to - 1; l >= from; l--) segments.push({ groups: [`h${l}`], record: () => block(l) });
+    for (let l = to - 1; l >= from; l--) {
+      const moe = this.moe;
+      if (moe) {
+        // MoE: dres holds d(resid3) = d(fcproj) = dy; the combine's backward, then the experts phase.
+        const group = `h${l}`;
+        segments.push({ groups: [group], record: () => moe.backwardCombine(b, this.moeIo(), group, dres, BT) });
+        segments.push({ groups: [group], moeExperts: l, record: () => moe.backwardExperts(b, this.moeHookedIo(group, hooks), group, BT) });
+      }
+      segments.push({ groups: [`h${l}`], record: () => block(l) });
+    }
     if (this.isFirstStage) {
       segments.push({
         groups: ['embed'],
@@ -474,6 +503,27 @@ export class Gpt implements StagedModel {
       });
     }
     return segments;
+  }
+
+  /** MoE block l's experts phase of the last forward, through `exchange` (expert parallelism: this tab holds some experts). */
+  expertsForwardExchanged(block: number, exchange: MoeAllToAll): Promise<MoeExchangeRows> {
+    if (!this.moe || this.B === 0) throw new Error('the experts phase of an MoE block needs an MoE GPT after its forward began');
+    return this.moe.forwardExpertsExchanged(this.backend, this.moeIo(), `h${block}`, this.B * this.T, exchange);
+  }
+
+  /** MoE block l's experts phase of the backward, through `exchange`; the held experts' gradients go to `hooks`. */
+  expertsBackwardExchanged(block: number, exchange: MoeAllToAll, hooks?: GradHooks): Promise<MoeExchangeRows> {
+    if (!this.moe || this.B === 0) throw new Error('backward before forward');
+    return this.moe.backwardExpertsExchanged(this.backend, this.moeHookedIo(`h${block}`, hooks), `h${block}`, exchange);
+  }
+
+  /** The MoE views with `done` announcing an expert's four tensors (or the router alone: one run of the layout) to `hooks`. */
+  private moeHookedIo(group: string, hooks?: GradHooks) {
+    const span = (first: string, last: string): FlatRange => {
+      const [from, to] = [entry(this.layout, first), entry(this.layout, last)];
+      return { offset: from.offset, length: to.offset + to.length - from.offset };
+    };
+    return { ...this.moeIo(), done: (first: string, last: string) => hooks?.onGradReady(span(first, last), group) };
   }
 
   /** The MoE blocks' views: this model's arenas and parameter storage. */

@@ -252,6 +252,33 @@ export interface TensorLessonEvent {
   report: TensorLessonReport;
 }
 
+/**
+ * Expert parallelism, one step (src/lab/expert-run.ts): the tokens each tab of the room routed to each
+ * expert (kept assignments, summed over the MoE blocks and micro-batches), the assignments each tab
+ * dropped for want of capacity, and the load-balancing loss per block (the room's mean).
+ */
+export interface ExpertRoutingEvent {
+  type: 'expert-routing';
+  step: number;
+  /** routed[tab][expert]. */
+  routed: number[][];
+  dropped: number[];
+  /** Assignments each tab made (tokens x topk x blocks). */
+  assignments: number[];
+  auxLoss: number[];
+  /** Bytes this tab sent in the step's all-to-alls, and the formula from the router's assignment. */
+  wireBytes: number;
+  wireFormulaBytes: number;
+}
+
+/** Tensor parallelism, one step (src/lab/tensor-run.ts): this tab's collectives per block and pass, with their bytes. */
+export interface TensorCollectivesEvent {
+  type: 'tensor-collectives';
+  step: number;
+  rank: number;
+  collectives: { pass: 'forward' | 'backward'; block: number; sublayer: 'mlp' | 'attention'; micro: number; elements: number; bytesSent: number; ms: number }[];
+}
+
 export type LabEvent =
   | ChunkEvent
   | MembershipChange
@@ -268,6 +295,8 @@ export type LabEvent =
   | SharesReport
   | ClassroomSnapshotEvent
   | TensorLessonEvent
+  | ExpertRoutingEvent
+  | TensorCollectivesEvent
   | PipelineLabEvent
   | PipelineLessonEvent
   | RoomLoss;

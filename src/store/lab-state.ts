@@ -19,6 +19,7 @@ import type {
   StepMetrics,
   ZeroLayoutReport,
 } from '../shared/events';
+import { EMPTY_MODEL_PARALLEL, type ModelParallelSlice } from './model-parallel-slice';
 import { EMPTY_PIPELINE, type PipelineSlice } from './pipeline-slice';
 import { NO_PIPELINE_LESSON, type PipelineLessonSlice } from './pipeline-lesson-slice';
 import { NO_TENSOR_LESSON, type TensorLessonSlice } from './tensor-lesson-slice';
@@ -93,6 +94,8 @@ export interface LabData {
   pipeline: PipelineSlice;
   /** A classroom pipeline lesson's reports (pipeline-lesson-slice.ts). */
   pipelineLesson: PipelineLessonSlice;
+  /** Expert runs' routing and tensor runs' collectives, per step (model-parallel-slice.ts). */
+  modelParallel: ModelParallelSlice;
   /** A classroom tensor-parallel lesson's reports (tensor-lesson-slice.ts). */
   tensorLesson: TensorLessonSlice;
 }
@@ -133,6 +136,7 @@ export function initialLabData(config: LabConfig = DEFAULT_CONFIG): LabData {
     classroom: { runId: null, chunks: [], snapshots: [], index: 0, steps: null, teaching: false },
     pipeline: EMPTY_PIPELINE,
     pipelineLesson: NO_PIPELINE_LESSON,
+    modelParallel: EMPTY_MODEL_PARALLEL,
     tensorLesson: NO_TENSOR_LESSON,
   };
 }

@@ -8,6 +8,7 @@ import { DEFAULT_CONFIG, type LabConfig } from '../lab/config';
 import type { EventBus } from '../shared/events';
 import { initialLabData, type LabState } from './lab-state';
 import { EMPTY_PIPELINE } from './pipeline-slice';
+import { EMPTY_MODEL_PARALLEL } from './model-parallel-slice';
 import { reduceLabEvent } from './reduce';
 
 export type LabStore = StoreApi<LabState>;
@@ -41,6 +42,7 @@ export function createLabStore(config: LabConfig = DEFAULT_CONFIG): LabStore {
         refused: { recent: [], total: 0, byReason: {} },
         samples: [],
         pipeline: EMPTY_PIPELINE,
+        modelParallel: EMPTY_MODEL_PARALLEL,
         run: { state: 'idle', error: null },
       });
     },

@@ -2,6 +2,7 @@
 // their point); every other slice is replaced, so React's selectors see new values.
 import type { HashReport, LabEvent } from '../shared/events';
 import { LIMITS, type HashRow, type LabData } from './lab-state';
+import { reduceModelParallelEvent } from './model-parallel-slice';
 import { reducePipelineEvent } from './pipeline-slice';
 import { reducePipelineLesson } from './pipeline-lesson-slice';
 import { reduceTensorLesson } from './tensor-lesson-slice';
@@ -113,6 +114,9 @@ export function reduceLabEvent(state: LabData, event: LabEvent): Partial<LabData
     }
     case 'pipeline':
       return { pipeline: reducePipelineEvent(state.pipeline, event, LIMITS.pipelineSteps) };
+    case 'expert-routing':
+    case 'tensor-collectives':
+      return { modelParallel: reduceModelParallelEvent(state.modelParallel, event, LIMITS.pipelineSteps) };
     case 'pipeline-lesson': {
       const pipelineLesson = reducePipelineLesson(state.pipelineLesson, event);
       // A tab runs one lesson at a time: the ring lesson it replaced can no longer be stepped from here.

@@ -27,6 +27,7 @@ import { ZeroLayoutView } from './ZeroLayoutView';
 import { SharesView } from './SharesView';
 import { StrategySwitch } from './StrategySwitch';
 import { LinkShapeControl } from './LinkShapeControl';
+import { ExpertRoutingView, TensorCollectivesView } from './ModelParallelView';
 import './styles.css';
 
 /** The lab's own server, when it served this page (read once: the tag does not change). */
@@ -159,6 +160,7 @@ export function App({ store, controller }: AppProps) {
           <LossChart store={store} />
           <StepTimeBar store={store} />
           {pipelineRun && <PipelineTimelinePanel store={store} />}
+          <ModelParallelPanel store={store} />
           <ZeroLayoutPanel store={store} />
           {lessonWorld === 0 && <ClassroomPanel store={store} controller={controller} onError={setActionError} />}
           {!pipelineLesson && <PipelineLessonPanel store={store} controller={controller} onError={setActionError} />}
@@ -188,6 +190,18 @@ function PeersPanel({ store }: { store: LabStore }) {
 function LinkShapePanel({ store, controller }: { store: LabStore; controller: LabController }) {
   const peers = useLab(store, (s) => s.peers);
   return <LinkShapeControl peers={peers} onShape={(peerId, setting) => controller.shapeLink(peerId, setting)} />;
+}
+
+/** Expert runs' routing heatmap and tensor runs' per-block collectives, newest step (nothing for other runs). */
+function ModelParallelPanel({ store }: { store: LabStore }) {
+  const expertSteps = useLab(store, (s) => s.modelParallel.expertSteps);
+  const tensorSteps = useLab(store, (s) => s.modelParallel.tensorSteps);
+  return (
+    <>
+      <ExpertRoutingView step={expertSteps[expertSteps.length - 1] ?? null} />
+      <TensorCollectivesView step={tensorSteps[tensorSteps.length - 1] ?? null} />
+    </>
+  );
 }
 
 /** Each tab's share of the global batch and its speed, once a room of unequal tabs re-balanced. */
