@@ -44,12 +44,15 @@ export class RunLifecycle {
     return this.pausedByUser;
   }
 
-  /** Runs the loop's whole course once: state 'done' after it; a failure ends in state 'error' and is not thrown. */
+  /**
+   * Runs the loop's whole course once: state 'done' after it; a failure ends in state 'error' and is not
+   * thrown. A course that returns early because the run failed meanwhile (a lost device) stays 'error'.
+   */
   protected async runOnce(course: () => Promise<void>): Promise<void> {
     if (this.current !== 'idle') throw new Error(`the session has already started (state ${this.current})`);
     try {
       await course();
-      this.setState('done');
+      if (this.state !== 'error') this.setState('done');
     } catch (error) {
       this.fail(error);
     }
