@@ -61,17 +61,7 @@ export class PartitionedSession extends RunLifecycle {
   }
 
   status(): LabStatus {
-    return {
-      rank: this.rank,
-      world: this.world,
-      step: this.run?.step ?? 0,
-      steps: this.steps,
-      state: this.state,
-      error: this.error,
-      room: this.config.room,
-      backend: this.backend?.info ?? null,
-      epoch: this.room?.elastic?.epoch ?? 0,
-    };
+    return this.statusAt({ rank: this.rank, world: this.world, step: this.run?.step ?? 0, steps: this.steps, room: this.config.room, backend: this.backend?.info ?? null, epoch: this.room?.elastic?.epoch ?? 0 });
   }
 
   metrics(): LabMetrics {

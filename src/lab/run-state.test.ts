@@ -35,7 +35,7 @@ class CountingLoop extends RunLifecycle {
   }
 
   runError(): string | null {
-    return this.error;
+    return this.statusAt({ rank: 0, world: 1, step: this.done, steps: this.steps, room: '', backend: null, epoch: 0 }).error;
   }
 
   protected override failed(error: unknown): void {
@@ -53,6 +53,20 @@ const statesOf = (events: LabEvent[]) => events.flatMap((e) => (e.type === 'stat
 const ticks = async (n: number) => {
   for (let i = 0; i < n; i++) await new Promise((resolve) => setTimeout(resolve, 0));
 };
+
+/** A loop of 4 steps, started, that the user paused during its second step; it now waits at the pause gate. */
+async function pausedAfterTwoSteps() {
+  const bus = new EventBus();
+  const events = recorded(bus);
+  const loop = new CountingLoop(bus, 4);
+  loop.stepGate = async () => {
+    if (loop.done === 1) loop.pause();
+  };
+  const finished = loop.start();
+  await ticks(5);
+  expect(loop.done).toBe(2);
+  return { events, loop, finished };
+}
 
 describe('RunLifecycle', () => {
   it('runs its course once, publishing each state, and refuses a second start', async () => {
@@ -75,15 +89,7 @@ describe('RunLifecycle', () => {
   });
 
   it('holds the loop at the pause gate until it is resumed', async () => {
-    const bus = new EventBus();
-    const events = recorded(bus);
-    const loop = new CountingLoop(bus, 4);
-    loop.stepGate = async () => {
-      if (loop.done === 1) loop.pause();
-    };
-    const finished = loop.start();
-    await ticks(5);
-    expect(loop.done).toBe(2);
+    const { events, loop, finished } = await pausedAfterTwoSteps();
     loop.resume();
     await finished;
     expect(loop.done).toBe(4);
@@ -91,14 +97,7 @@ describe('RunLifecycle', () => {
   });
 
   it('ends at the first failure: logged, published with its message, the pause gate opened, never followed by done; later failures are ignored', async () => {
-    const bus = new EventBus();
-    const events = recorded(bus);
-    const loop = new CountingLoop(bus, 4);
-    loop.stepGate = async () => {
-      if (loop.done === 1) loop.pause();
-    };
-    const finished = loop.start();
-    await ticks(5);
+    const { events, loop, finished } = await pausedAfterTwoSteps();
     loop.failFromOutside(new Error('device lost'));
     loop.failFromOutside(new Error('a second failure'));
     await finished;

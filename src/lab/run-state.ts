@@ -4,7 +4,9 @@
 // its log lines. It guarantees: the run starts once; a pause takes hold only while training, a resume
 // only after a pause; the first failure is the run's error (logged, published as state 'error', and it
 // wakes a loop waiting at the pause gate), later ones are ignored.
+import type { BackendInfo } from '../engine/backend';
 import type { EventBus, RunState } from '../shared/events';
+import type { LabStatus } from './api';
 
 export type LogLevel = 'info' | 'warn' | 'error';
 
@@ -34,14 +36,15 @@ export class RunLifecycle {
     return this.current;
   }
 
-  /** The message of the failure that ended the run (null: none). */
-  protected get error(): string | null {
-    return this.failure;
-  }
-
   /** Whether the user paused the run (a run that re-forms meanwhile stays paused through it). */
   protected get paused(): boolean {
     return this.pausedByUser;
+  }
+
+  /** The run's status (LabStatus) at `where` in the room and the run, with the run's state and error. */
+  protected statusAt(where: { rank: number; world: number; step: number; steps: number; room: string; backend: BackendInfo | null; epoch: number }): LabStatus {
+    const { rank, world, step, steps, room, backend, epoch } = where;
+    return { rank, world, step, steps, state: this.current, error: this.failure, room, backend, epoch };
   }
 
   /**
