@@ -12,7 +12,8 @@ export interface LessonReportLike {
   op?: { kind: string; micro?: number };
 }
 
-export interface LessonViewShellProps<R extends LessonReportLike> {
+/** A lesson view's fixed words and names. */
+export interface LessonWords {
   /** The lesson's name in ids and test ids: `pipeline-lesson`, `tensor-lesson`. */
   name: string;
   className: string;
@@ -21,51 +22,60 @@ export interface LessonViewShellProps<R extends LessonReportLike> {
   /** The Next button's accessible name. */
   nextLabel: string;
   /** Shown until a lesson is loaded. */
-  intro: ReactNode;
-  lesson: { runId: string | null; teaching: boolean; reports: readonly R[] };
+  intro: string;
+  /** What a rank is called in the setup table: 'stage' or 'rank' (also its rows' data attribute). */
+  unit: 'stage' | 'rank';
+  setupCaption: string;
+  setupClassName: string;
+}
+
+/** What a lesson view is given: its lesson's slice of the store, and what its buttons do. */
+export interface LessonViewProps<Slice> {
+  lesson: Slice;
+  onLoad?: () => void;
+  /** Releases the next op (teacher's tab, while ops are left). */
+  onNext?: () => void;
+}
+
+export interface LessonViewShellProps<R extends LessonReportLike> extends LessonViewProps<{ runId: string | null; teaching: boolean; reports: readonly R[] }> {
+  words: LessonWords;
   /** The rank that reports are this tab's own. */
   ownRank: number;
   /** Every op has run. */
   done: boolean;
-  onLoad?: () => void;
-  /** Releases the next op (teacher's tab, while ops are left). */
-  onNext?: () => void;
   /** "This tab is stage 0 of 2 (…).": the role line's first sentence. */
   position: ReactNode;
   /** The op just run, as the lesson tells it. */
   readout: ReactNode;
   /** The words before this tab's last op's tensors ("stage 0 forward (micro-batch 1): "), if any. */
   describeOwn?: (report: R) => string;
-  /** What a rank is called in the setup table: 'stage' or 'rank' (also its rows' data attribute). */
-  unit: 'stage' | 'rank';
-  setupCaption: string;
-  setupClassName: string;
   tensors: (report: R) => ReactNode;
   /** The ops so far: the lesson's list. */
   children: ReactNode;
 }
 
 export function LessonViewShell<R extends LessonReportLike>(props: LessonViewShellProps<R>) {
-  const { name, lesson, onLoad, onNext, unit } = props;
+  const { lesson, onLoad, onNext, words } = props;
+  const { name, unit } = words;
   const setups = lesson.reports.filter((r) => r.step === 0);
   const own = [...lesson.reports].reverse().find((r) => r.step > 0 && r.rank === props.ownRank);
   return (
-    <section className={`panel ${props.className}`} aria-labelledby={`${name}-title`}>
-      <h2 id={`${name}-title`}>{props.title}</h2>
+    <section className={`panel ${words.className}`} aria-labelledby={`${name}-title`}>
+      <h2 id={`${name}-title`}>{words.title}</h2>
       <div className="classroom-controls">
         {onLoad && (
           <button type="button" onClick={onLoad}>
-            {props.loadLabel}
+            {words.loadLabel}
           </button>
         )}
         {lesson.runId !== null && (
-          <button type="button" onClick={onNext} disabled={!onNext || !lesson.teaching || props.done} aria-label={props.nextLabel}>
+          <button type="button" onClick={onNext} disabled={!onNext || !lesson.teaching || props.done} aria-label={words.nextLabel}>
             Next op ▶
           </button>
         )}
       </div>
       {lesson.runId === null ? (
-        <p className="muted">{props.intro}</p>
+        <p className="muted">{words.intro}</p>
       ) : (
         <>
           <p className="classroom-role" data-testid={`${name}-role`} data-role={lesson.teaching ? 'teacher' : 'student'}>
@@ -83,8 +93,8 @@ export function LessonViewShell<R extends LessonReportLike>(props: LessonViewShe
               'This tab has not run an op yet.'
             )}
           </p>
-          <table className={`classroom-table ${props.setupClassName}`}>
-            <caption className="muted small">{props.setupCaption}</caption>
+          <table className={`classroom-table ${words.setupClassName}`}>
+            <caption className="muted small">{words.setupCaption}</caption>
             <tbody>
               {setups.map((r) => (
                 <tr key={r.rank} {...{ [`data-${unit}`]: r.rank }}>

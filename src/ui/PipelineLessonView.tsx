@@ -5,14 +5,9 @@
 import type { PipelineLessonReport } from '../shared/events';
 import type { PipelineLessonSlice } from '../store/pipeline-lesson-slice';
 import { formatValue } from './classroom-math';
-import { LessonViewShell } from './LessonViewShell';
+import { LessonViewShell, type LessonViewProps, type LessonWords } from './LessonViewShell';
 
-export interface PipelineLessonViewProps {
-  lesson: PipelineLessonSlice;
-  onLoad?: () => void;
-  /** Releases the next op (teacher's tab, while ops are left). */
-  onNext?: () => void;
-}
+export type PipelineLessonViewProps = LessonViewProps<PipelineLessonSlice>;
 
 const OP_TEXT: Record<string, string> = {
   forward: 'forward',
@@ -43,24 +38,28 @@ function Tensors({ report }: { report: PipelineLessonReport }) {
   );
 }
 
-export function PipelineLessonView({ lesson, onLoad, onNext }: PipelineLessonViewProps) {
+const WORDS: LessonWords = {
+  name: 'pipeline-lesson',
+  className: 'pipeline-lesson',
+  title: 'Pipeline lesson: one op at a time',
+  loadLabel: 'Load pipeline lesson',
+  nextLabel: 'Next op',
+  intro:
+    "Load splits a two-layer linear model across this room's tabs (one layer each) and runs a GPipe schedule of two micro-batches over the real mesh, one op per Next.",
+  unit: 'stage',
+  setupCaption: 'Setup',
+  setupClassName: 'pipeline-lesson-setup',
+};
+
+export function PipelineLessonView(props: PipelineLessonViewProps) {
+  const { lesson } = props;
   const ops = lesson.reports.filter((r) => r.step > 0);
   const latest = ops.at(-1);
   const done = ops.length > 0 && latest!.step === lesson.steps;
   return (
     <LessonViewShell
-      name="pipeline-lesson"
-      className="pipeline-lesson"
-      title="Pipeline lesson: one op at a time"
-      loadLabel="Load pipeline lesson"
-      nextLabel="Next op"
-      intro="Load splits a two-layer linear model across this room's tabs (one layer each) and runs a GPipe schedule of two micro-batches over the real mesh, one op per Next."
-      lesson={lesson}
-      ownRank={lesson.stage}
-      done={done}
-      onLoad={onLoad}
-      onNext={onNext}
-      position={`This tab is stage ${lesson.stage} of ${lesson.stages} (${lesson.schedule}, ${lesson.micro} micro-batches).`}
+      {...props}
+      words={WORDS}
       readout={
         <>
           <p className="classroom-step" aria-live="polite" data-testid="pipeline-lesson-step" data-step={latest?.step ?? 0}>
@@ -74,10 +73,10 @@ export function PipelineLessonView({ lesson, onLoad, onNext }: PipelineLessonVie
           )}
         </>
       }
+      done={done}
+      position={`This tab is stage ${lesson.stage} of ${lesson.stages} (${lesson.schedule}, ${lesson.micro} micro-batches).`}
+      ownRank={lesson.stage}
       describeOwn={describeOp}
-      unit="stage"
-      setupCaption="Setup"
-      setupClassName="pipeline-lesson-setup"
       tensors={(report) => <Tensors report={report} />}
     >
       <ol className="pipeline-lesson-ops">

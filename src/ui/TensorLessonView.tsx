@@ -6,14 +6,9 @@
 import type { TensorLessonReport } from '../shared/events';
 import type { TensorLessonSlice } from '../store/tensor-lesson-slice';
 import { formatValue } from './classroom-math';
-import { LessonViewShell } from './LessonViewShell';
+import { LessonViewShell, type LessonViewProps, type LessonWords } from './LessonViewShell';
 
-export interface TensorLessonViewProps {
-  lesson: TensorLessonSlice;
-  onLoad?: () => void;
-  /** Releases the next op (teacher's tab, while ops are left). */
-  onNext?: () => void;
-}
+export type TensorLessonViewProps = LessonViewProps<TensorLessonSlice>;
 
 const OP_TEXT: Record<string, string> = {
   layer1: "computes its columns of the first layer: Z_r = X W1_r + b1_r, then relu (no communication)",
@@ -51,7 +46,21 @@ function Tensors({ report }: { report: TensorLessonReport }) {
   );
 }
 
-export function TensorLessonView({ lesson, onLoad, onNext }: TensorLessonViewProps) {
+const WORDS: LessonWords = {
+  name: 'tensor-lesson',
+  className: 'pipeline-lesson tensor-lesson',
+  title: 'Tensor-parallel lesson: one op at a time',
+  loadLabel: 'Load tensor lesson',
+  nextLabel: 'Next tensor op',
+  intro:
+    "Load splits the two-layer MLP Y = relu(X W1 + b1) W2 + b2 across this room's tabs (W1 by columns, W2 by rows) and runs its forward and backward pass one op per Next, with the two all-reduces over the real mesh.",
+  unit: 'rank',
+  setupCaption: 'Shards',
+  setupClassName: 'pipeline-lesson-setup tensor-lesson-setup',
+};
+
+export function TensorLessonView(props: TensorLessonViewProps) {
+  const { lesson } = props;
   const ops = lesson.reports.filter((r) => r.step > 0);
   const latestStep = ops.at(-1)?.step ?? 0;
   const latest = ops.filter((r) => r.step === latestStep);
@@ -60,27 +69,17 @@ export function TensorLessonView({ lesson, onLoad, onNext }: TensorLessonViewPro
   const exact = checks.length === lesson.ranks && checks.every((r) => r.tensors.at(-1)!.values.every((d) => d === 0));
   return (
     <LessonViewShell
-      name="tensor-lesson"
-      className="pipeline-lesson tensor-lesson"
-      title="Tensor-parallel lesson: one op at a time"
-      loadLabel="Load tensor lesson"
-      nextLabel="Next tensor op"
-      intro="Load splits the two-layer MLP Y = relu(X W1 + b1) W2 + b2 across this room's tabs (W1 by columns, W2 by rows) and runs its forward and backward pass one op per Next, with the two all-reduces over the real mesh."
-      lesson={lesson}
-      ownRank={lesson.rank}
-      done={done}
-      onLoad={onLoad}
-      onNext={onNext}
-      position={`This tab is rank ${lesson.rank} of ${lesson.ranks}.`}
+      {...props}
+      words={WORDS}
       readout={
         <p className="classroom-step" aria-live="polite" data-testid="tensor-lesson-step" data-step={latestStep}>
           Op {latestStep} of {lesson.steps}: {latest[0] ? describeTensorOp(latest[0], lesson.ranks) : 'every rank holds its shards'}
           {done && (exact ? '. Y and dX equal the unsplit layer’s on every tab.' : '. The split layer differs from the unsplit one.')}
         </p>
       }
-      unit="rank"
-      setupCaption="Shards"
-      setupClassName="pipeline-lesson-setup tensor-lesson-setup"
+      done={done}
+      position={`This tab is rank ${lesson.rank} of ${lesson.ranks}.`}
+      ownRank={lesson.rank}
       tensors={(report) => <Tensors report={report} />}
     >
       <ol className="pipeline-lesson-ops tensor-lesson-ops">
