@@ -6,7 +6,7 @@
 // each stage's ops, in the order they ran, are its GPipe list. Then the page at phone width.
 import { expect, test, type Locator, type Page } from '@playwright/test';
 import { mkdirSync } from 'node:fs';
-import { expectFitsPhone, expectTeacherFirst, openClassroomTabs } from './fixtures';
+import { expectFitsPhone, loadOpLesson, openClassroomTabs } from './fixtures';
 
 const SHOTS = 'e2e-artifacts/screenshots';
 
@@ -35,19 +35,16 @@ const GPIPE_OPS = [
 test('the teacher steps a 2-stage GPipe one op at a time; each tab shows the op it ran with the numbers it computed', async ({ browser }) => {
   mkdirSync(SHOTS, { recursive: true });
   const { context, pages } = await openClassroomTabs(browser, 'pipe-class', 2);
-  const lessonOf = (page: Page) => page.getByRole('region', { name: /Pipeline lesson/ });
   const [teacher, student] = pages;
-  await lessonOf(teacher).getByRole('button', { name: 'Load pipeline lesson' }).click();
-  for (const page of pages) {
-    await expect(page.getByTestId('pipeline-lesson-step')).toHaveText(/^Op 0 of 16/);
-    await expect(page.locator('.pipeline-lesson-setup tr')).toHaveCount(2);
-  }
-  await expectTeacherFirst(pages, 'pipeline-lesson-role');
-  await expect(lessonOf(student).getByRole('button', { name: 'Next op' })).toBeDisabled();
   // Which tab is which stage: the role line says.
-  const stageOf = async (page: Page) => Number(/stage (\d) of 2/.exec((await page.getByTestId('pipeline-lesson-role').textContent()) ?? '')![1]);
-  const stages = [await stageOf(teacher), await stageOf(student)];
-  expect(stages.slice().sort()).toEqual([0, 1]);
+  const { lessonOf, ranks: stages } = await loadOpLesson(pages, {
+    region: /Pipeline lesson/,
+    loadLabel: 'Load pipeline lesson',
+    nextLabel: 'Next op',
+    name: 'pipeline-lesson',
+    steps: 16,
+    unit: 'stage',
+  });
   const tabOfStage = (s: number) => pages[stages.indexOf(s)];
 
   // The model by hand, from the setup the tabs show (both tabs show the same).

@@ -6,7 +6,7 @@
 // tab's check against the unsplit layer. Then the page at phone width.
 import { expect, test, type Locator, type Page } from '@playwright/test';
 import { mkdirSync } from 'node:fs';
-import { expectFitsPhone, expectTeacherFirst, openClassroomTabs } from './fixtures';
+import { expectFitsPhone, loadOpLesson, openClassroomTabs } from './fixtures';
 
 const SHOTS = 'e2e-artifacts/screenshots';
 
@@ -40,18 +40,15 @@ const values = (shown: Shown) => Object.fromEntries(Object.entries(shown).map(([
 test('the teacher steps the two-layer tensor-parallel MLP one op at a time; every op shows the numbers computed here by hand', async ({ browser }) => {
   mkdirSync(SHOTS, { recursive: true });
   const { context, pages } = await openClassroomTabs(browser, 'tensor-class', 2);
-  const lessonOf = (page: Page) => page.getByRole('region', { name: /Tensor-parallel lesson/ });
   const [teacher, student] = pages;
-  await lessonOf(teacher).getByRole('button', { name: 'Load tensor lesson' }).click();
-  for (const page of pages) {
-    await expect(page.getByTestId('tensor-lesson-step')).toHaveText(/^Op 0 of 11/);
-    await expect(page.locator('.tensor-lesson-setup tr')).toHaveCount(2);
-  }
-  await expectTeacherFirst(pages, 'tensor-lesson-role');
-  await expect(lessonOf(student).getByRole('button', { name: 'Next tensor op' })).toBeDisabled();
-  const rankOf = async (page: Page) => Number(/rank (\d) of 2/.exec((await page.getByTestId('tensor-lesson-role').textContent()) ?? '')![1]);
-  const ranks = [await rankOf(teacher), await rankOf(student)];
-  expect(ranks.slice().sort()).toEqual([0, 1]);
+  const { lessonOf, ranks } = await loadOpLesson(pages, {
+    region: /Tensor-parallel lesson/,
+    loadLabel: 'Load tensor lesson',
+    nextLabel: 'Next tensor op',
+    name: 'tensor-lesson',
+    steps: 11,
+    unit: 'rank',
+  });
 
   // The shards, as both tabs show them; then the whole lesson by hand.
   const shards = [await matricesIn(student.locator('.tensor-lesson-setup tr[data-rank="0"]')), await matricesIn(student.locator('.tensor-lesson-setup tr[data-rank="1"]'))];

@@ -51,6 +51,41 @@ export async function expectTeacherFirst(pages: Page[], roleTestId: string): Pro
   for (const page of students) await expect(page.getByTestId(roleTestId)).toHaveAttribute('data-role', 'student');
 }
 
+/** A one-op-at-a-time classroom lesson as its panel names it (PipelineLessonView, TensorLessonView). */
+export interface OpLessonPanel {
+  /** The panel's accessible name. */
+  region: RegExp;
+  loadLabel: string;
+  nextLabel: string;
+  /** Its test ids' prefix: `pipeline-lesson`, `tensor-lesson`. */
+  name: string;
+  steps: number;
+  /** What its role line calls a rank: "This tab is stage 0 of 2". */
+  unit: 'stage' | 'rank';
+}
+
+/**
+ * The first tab loads the lesson; then every tab shows op 0 of `steps` and every rank's setup row, the
+ * first tab teaches, and the others' Next is disabled. Returns the panel of a tab and each tab's rank
+ * as its role line says.
+ */
+export async function loadOpLesson(pages: Page[], panel: OpLessonPanel): Promise<{ lessonOf: (page: Page) => Locator; ranks: number[] }> {
+  const lessonOf = (page: Page) => page.getByRole('region', { name: panel.region });
+  const [teacher, ...students] = pages;
+  await lessonOf(teacher).getByRole('button', { name: panel.loadLabel }).click();
+  for (const page of pages) {
+    await expect(page.getByTestId(`${panel.name}-step`)).toHaveText(new RegExp(`^Op 0 of ${panel.steps}`));
+    await expect(page.locator(`.${panel.name}-setup tr`)).toHaveCount(pages.length);
+  }
+  await expectTeacherFirst(pages, `${panel.name}-role`);
+  for (const page of students) await expect(lessonOf(page).getByRole('button', { name: panel.nextLabel })).toBeDisabled();
+  const position = new RegExp(`${panel.unit} (\\d+) of ${pages.length}`);
+  const ranks: number[] = [];
+  for (const page of pages) ranks.push(Number(position.exec((await page.getByTestId(`${panel.name}-role`).textContent()) ?? '')![1]));
+  expect(ranks.slice().sort()).toEqual(pages.map((_, r) => r));
+  return { lessonOf, ranks };
+}
+
 /** At phone width (390 px) the panel is no wider than itself and the page no wider than the screen; `shot` is taken there. */
 export async function expectFitsPhone(page: Page, panel: Locator, shot: { path: string; of: 'page' | 'panel' }): Promise<void> {
   await page.setViewportSize({ width: 390, height: 844 });
