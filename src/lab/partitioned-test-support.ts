@@ -11,7 +11,7 @@ import type { LabEvent } from '../shared/events';
 import { buildRun } from './build-run';
 import type { LabConfig } from './config';
 import type { LoadedData } from './datasets';
-import { spirals } from './parallel-test-support';
+import { spirals, testConfig } from './parallel-test-support';
 import type { PartitionedRun, PartitionedRunKind } from './partitioned-run';
 import { recipeFor } from './recipe';
 
@@ -56,6 +56,22 @@ export async function trainRoom(runs: readonly PartitionedRun[], steps: number, 
   }
   const evals = await Promise.all(runs.map((r) => r.evaluate()));
   return { hashes, losses, evals };
+}
+
+/**
+ * The placement every partitioned kind makes, in its own words: with size 2 (`key`=2) over 4 tabs,
+ * rank r holds part r % 2 of copy floor(r / 2) (`place` gives [part, copy]); 3 tabs are refused (2 does
+ * not divide them), 4 are taken.
+ */
+export function expectPlacedInPairs(kind: PartitionedRunKind, key: 'pipeline' | 'tensor', place: (rank: number) => [part: number, copy: number]): void {
+  expect([0, 1, 2, 3].map(place)).toEqual([
+    [0, 0],
+    [1, 0],
+    [0, 1],
+    [1, 1],
+  ]);
+  expect(kind.refuses(testConfig({ room: 'r', [key]: 2 }), 3)).toMatch(/room whose size it divides .* 3 tabs/);
+  expect(kind.refuses(testConfig({ room: 'r', [key]: 2 }), 4)).toBeNull();
 }
 
 /**

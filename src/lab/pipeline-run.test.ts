@@ -5,7 +5,7 @@ import { ConfigError, type LabConfig } from './config';
 import type { LoadedData } from './datasets';
 import type { PipelineFigures } from './partitioned-run';
 import { relativeError, testConfig } from './parallel-test-support';
-import { classification, expectPartsResumeExactly, memoryRoom, oneTab, text, trainRoom } from './partitioned-test-support';
+import { classification, expectPartsResumeExactly, expectPlacedInPairs, memoryRoom, oneTab, text, trainRoom } from './partitioned-test-support';
 import { PIPELINE_RUN_KIND, pipelinePlace } from './pipeline-run';
 
 // P stages x D pipelines end where one tab ends with M micro-batches of gradient accumulation on the
@@ -37,14 +37,10 @@ async function pipelineRoom(config: LabConfig, data: LoadedData, wholeLength?: n
 
 describe('pipeline run (the lab wiring of pipeline parallelism)', () => {
   it('places rank r at stage r % P of pipeline floor(r / P), and refuses a room P does not divide', () => {
-    expect([0, 1, 2, 3].map((r) => pipelinePlace(r, 2))).toEqual([
-      { stage: 0, pipeline: 0 },
-      { stage: 1, pipeline: 0 },
-      { stage: 0, pipeline: 1 },
-      { stage: 1, pipeline: 1 },
-    ]);
-    expect(PIPELINE_RUN_KIND.refuses(testConfig({ room: 'r', pipeline: 2 }), 3)).toMatch(/room whose size it divides .* 3 tabs/);
-    expect(PIPELINE_RUN_KIND.refuses(testConfig({ room: 'r', pipeline: 2 }), 4)).toBeNull();
+    expectPlacedInPairs(PIPELINE_RUN_KIND, 'pipeline', (r) => {
+      const { stage, pipeline } = pipelinePlace(r, 2);
+      return [stage, pipeline];
+    });
   });
 
   it('refuses a global batch that does not split into pipelines x micro-batches', () => {

@@ -8,7 +8,7 @@ import { ConfigError, parseConfig, type LabConfig } from './config';
 import type { LoadedData } from './datasets';
 import type { TensorFigures } from './partitioned-run';
 import { relativeError, testConfig } from './parallel-test-support';
-import { classification, expectPartsResumeExactly, memoryRoom, oneTab, text, trainRoom } from './partitioned-test-support';
+import { classification, expectPartsResumeExactly, expectPlacedInPairs, memoryRoom, oneTab, text, trainRoom } from './partitioned-test-support';
 import { TENSOR_RUN_KIND, tensorPlace } from './tensor-run';
 
 // T tensor ranks x D groups end where one tab ends with the same micro-batches on the same global
@@ -38,14 +38,10 @@ async function tensorRoom(config: LabConfig, data: LoadedData) {
 
 describe('tensor run (the lab wiring of tensor parallelism)', () => {
   it('places rank r at tensor rank r % T of group floor(r / T); refuses a room T does not divide and what it cannot combine with', () => {
-    expect([0, 1, 2, 3].map((r) => tensorPlace(r, 2))).toEqual([
-      { tensorRank: 0, group: 0 },
-      { tensorRank: 1, group: 0 },
-      { tensorRank: 0, group: 1 },
-      { tensorRank: 1, group: 1 },
-    ]);
-    expect(TENSOR_RUN_KIND.refuses(testConfig({ room: 'r', tensor: 2 }), 3)).toMatch(/room whose size it divides .* 3 tabs/);
-    expect(TENSOR_RUN_KIND.refuses(testConfig({ room: 'r', tensor: 2 }), 4)).toBeNull();
+    expectPlacedInPairs(TENSOR_RUN_KIND, 'tensor', (r) => {
+      const { tensorRank, group } = tensorPlace(r, 2);
+      return [tensorRank, group];
+    });
     const parse = (q: string) => () => parseConfig(new URLSearchParams(q));
     expect(parse('room=r&world=3&tensor=2')).toThrow(/tensor=2 needs a room whose size it divides/);
     expect(parse('room=r&world=4&tensor=2&pipeline=2')).toThrow(/tensor and pipeline parallelism do not combine/);
