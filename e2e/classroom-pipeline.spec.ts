@@ -6,7 +6,7 @@
 // each stage's ops, in the order they ran, are its GPipe list. Then the page at phone width.
 import { expect, test, type Locator, type Page } from '@playwright/test';
 import { mkdirSync } from 'node:fs';
-import { APP_URL, uniqueRoom } from './fixtures';
+import { expectFitsPhone, loadOpLesson, openClassroomTabs } from './fixtures';
 
 const SHOTS = 'e2e-artifacts/screenshots';
 
@@ -34,29 +34,17 @@ const GPIPE_OPS = [
 
 test('the teacher steps a 2-stage GPipe one op at a time; each tab shows the op it ran with the numbers it computed', async ({ browser }) => {
   mkdirSync(SHOTS, { recursive: true });
-  const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
-  const room = uniqueRoom('pipe-class');
-  const pages: Page[] = [];
-  for (let i = 0; i < 2; i++) {
-    const page = await context.newPage();
-    page.on('pageerror', (error) => console.error(`[tab ${i}] ${error.message}`));
-    await page.goto(`${APP_URL}?room=${room}&world=2`);
-    pages.push(page);
-  }
-  const lessonOf = (page: Page) => page.getByRole('region', { name: /Pipeline lesson/ });
+  const { context, pages } = await openClassroomTabs(browser, 'pipe-class', 2);
   const [teacher, student] = pages;
-  await lessonOf(teacher).getByRole('button', { name: 'Load pipeline lesson' }).click();
-  for (const page of pages) {
-    await expect(page.getByTestId('pipeline-lesson-step')).toHaveText(/^Op 0 of 16/);
-    await expect(page.locator('.pipeline-lesson-setup tr')).toHaveCount(2);
-  }
-  await expect(teacher.getByTestId('pipeline-lesson-role')).toHaveAttribute('data-role', 'teacher');
-  await expect(student.getByTestId('pipeline-lesson-role')).toHaveAttribute('data-role', 'student');
-  await expect(lessonOf(student).getByRole('button', { name: 'Next op' })).toBeDisabled();
   // Which tab is which stage: the role line says.
-  const stageOf = async (page: Page) => Number(/stage (\d) of 2/.exec((await page.getByTestId('pipeline-lesson-role').textContent()) ?? '')![1]);
-  const stages = [await stageOf(teacher), await stageOf(student)];
-  expect(stages.slice().sort()).toEqual([0, 1]);
+  const { lessonOf, ranks: stages } = await loadOpLesson(pages, {
+    region: /Pipeline lesson/,
+    loadLabel: 'Load pipeline lesson',
+    nextLabel: 'Next op',
+    name: 'pipeline-lesson',
+    steps: 16,
+    unit: 'stage',
+  });
   const tabOfStage = (s: number) => pages[stages.indexOf(s)];
 
   // The model by hand, from the setup the tabs show (both tabs show the same).
@@ -109,12 +97,6 @@ test('the teacher steps a 2-stage GPipe one op at a time; each tab shows the op 
   await expect(teacher.getByTestId('pipeline-lesson-step')).toHaveText(/The pipeline step is complete/);
   await expect(lessonOf(teacher).getByRole('button', { name: 'Next op' })).toBeDisabled();
 
-  // Phone width: the lesson (and the page) fit 390 px.
-  await student.setViewportSize({ width: 390, height: 844 });
-  const panel = lessonOf(student);
-  await panel.scrollIntoViewIfNeeded();
-  await student.screenshot({ path: `${SHOTS}/classroom-pipeline-390.png` });
-  expect(await panel.evaluate((el) => el.scrollWidth - el.clientWidth), 'lesson panel wider than itself at 390 px').toBeLessThanOrEqual(0);
-  expect(await student.evaluate(() => document.documentElement.scrollWidth), 'page wider than 390 px').toBeLessThanOrEqual(390);
+  await expectFitsPhone(student, lessonOf(student), { path: `${SHOTS}/classroom-pipeline-390.png`, of: 'page' });
   await context.close();
 });

@@ -6,7 +6,7 @@
 // tab's check against the unsplit layer. Then the page at phone width.
 import { expect, test, type Locator, type Page } from '@playwright/test';
 import { mkdirSync } from 'node:fs';
-import { APP_URL, uniqueRoom } from './fixtures';
+import { expectFitsPhone, loadOpLesson, openClassroomTabs } from './fixtures';
 
 const SHOTS = 'e2e-artifacts/screenshots';
 
@@ -39,28 +39,16 @@ const values = (shown: Shown) => Object.fromEntries(Object.entries(shown).map(([
 
 test('the teacher steps the two-layer tensor-parallel MLP one op at a time; every op shows the numbers computed here by hand', async ({ browser }) => {
   mkdirSync(SHOTS, { recursive: true });
-  const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
-  const room = uniqueRoom('tensor-class');
-  const pages: Page[] = [];
-  for (let i = 0; i < 2; i++) {
-    const page = await context.newPage();
-    page.on('pageerror', (error) => console.error(`[tab ${i}] ${error.message}`));
-    await page.goto(`${APP_URL}?room=${room}&world=2`);
-    pages.push(page);
-  }
-  const lessonOf = (page: Page) => page.getByRole('region', { name: /Tensor-parallel lesson/ });
+  const { context, pages } = await openClassroomTabs(browser, 'tensor-class', 2);
   const [teacher, student] = pages;
-  await lessonOf(teacher).getByRole('button', { name: 'Load tensor lesson' }).click();
-  for (const page of pages) {
-    await expect(page.getByTestId('tensor-lesson-step')).toHaveText(/^Op 0 of 11/);
-    await expect(page.locator('.tensor-lesson-setup tr')).toHaveCount(2);
-  }
-  await expect(teacher.getByTestId('tensor-lesson-role')).toHaveAttribute('data-role', 'teacher');
-  await expect(student.getByTestId('tensor-lesson-role')).toHaveAttribute('data-role', 'student');
-  await expect(lessonOf(student).getByRole('button', { name: 'Next tensor op' })).toBeDisabled();
-  const rankOf = async (page: Page) => Number(/rank (\d) of 2/.exec((await page.getByTestId('tensor-lesson-role').textContent()) ?? '')![1]);
-  const ranks = [await rankOf(teacher), await rankOf(student)];
-  expect(ranks.slice().sort()).toEqual([0, 1]);
+  const { lessonOf, ranks } = await loadOpLesson(pages, {
+    region: /Tensor-parallel lesson/,
+    loadLabel: 'Load tensor lesson',
+    nextLabel: 'Next tensor op',
+    name: 'tensor-lesson',
+    steps: 11,
+    unit: 'rank',
+  });
 
   // The shards, as both tabs show them; then the whole lesson by hand.
   const shards = [await matricesIn(student.locator('.tensor-lesson-setup tr[data-rank="0"]')), await matricesIn(student.locator('.tensor-lesson-setup tr[data-rank="1"]'))];
@@ -126,12 +114,6 @@ test('the teacher steps the two-layer tensor-parallel MLP one op at a time; ever
   for (const page of pages) await expect(page.getByTestId('tensor-lesson-step')).toHaveText(/Y and dX equal the unsplit layer’s on every tab/);
   await expect(lessonOf(teacher).getByRole('button', { name: 'Next tensor op' })).toBeDisabled();
 
-  // Phone width: the lesson (and the page) fit 390 px.
-  await student.setViewportSize({ width: 390, height: 844 });
-  const panel = lessonOf(student);
-  await panel.scrollIntoViewIfNeeded();
-  await panel.screenshot({ path: `${SHOTS}/classroom-tensor-390.png` });
-  expect(await panel.evaluate((el) => el.scrollWidth - el.clientWidth), 'lesson panel wider than itself at 390 px').toBeLessThanOrEqual(0);
-  expect(await student.evaluate(() => document.documentElement.scrollWidth), 'page wider than 390 px').toBeLessThanOrEqual(390);
+  await expectFitsPhone(student, lessonOf(student), { path: `${SHOTS}/classroom-tensor-390.png`, of: 'panel' });
   await context.close();
 });

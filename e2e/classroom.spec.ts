@@ -4,7 +4,7 @@
 // at the end every rank holds the same total.
 import { expect, test, type Page } from '@playwright/test';
 import { mkdirSync } from 'node:fs';
-import { APP_URL, uniqueRoom } from './fixtures';
+import { expectTeacherFirst, openClassroomTabs } from './fixtures';
 
 const SHOTS = 'e2e-artifacts/screenshots';
 const WORLD = 3;
@@ -58,22 +58,13 @@ function ringStates(initial: number[][]): number[][][] {
 
 test('the teacher steps one all-reduce over the mesh; every tab shows the real partial sums', async ({ browser }) => {
   mkdirSync(SHOTS, { recursive: true });
-  const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
-  const room = uniqueRoom('class');
-  const pages: Page[] = [];
-  for (let i = 0; i < WORLD; i++) {
-    const page = await context.newPage();
-    page.on('pageerror', (error) => console.error(`[tab ${i}] ${error.message}`));
-    await page.goto(`${APP_URL}?room=${room}&world=${WORLD}`);
-    pages.push(page);
-  }
+  const { context, pages } = await openClassroomTabs(browser, 'class', WORLD);
   const [teacher, ...students] = pages;
   const classroomOf = (page: Page) => page.getByRole('region', { name: /Classroom/ });
 
   await classroomOf(teacher).getByRole('button', { name: 'Load lesson' }).click();
   for (const page of pages) await expect(page.getByTestId('classroom-step')).toHaveText(/^Step 0 of 4/);
-  await expect(teacher.getByTestId('classroom-role')).toHaveAttribute('data-role', 'teacher');
-  for (const page of students) await expect(page.getByTestId('classroom-role')).toHaveAttribute('data-role', 'student');
+  await expectTeacherFirst(pages, 'classroom-role');
   // A student's Next cannot move the room.
   await expect(classroomOf(students[0]).getByRole('button', { name: 'Next step' })).toBeDisabled();
 

@@ -1,6 +1,7 @@
 // Shared helpers of the mesh e2e tests: open tabs on the app page, wait for `window.lab.mesh`, make
-// test vectors that Node and the page generate identically, hash results in the page.
-import { chromium, type Browser, type BrowserContext, type Page } from '@playwright/test';
+// test vectors that Node and the page generate identically, hash results in the page; and the
+// classroom specs' room of tabs, their teacher/student check, and their phone-width check.
+import { chromium, expect, type Browser, type BrowserContext, type Locator, type Page } from '@playwright/test';
 import { createHash } from 'node:crypto';
 import { CHROMIUM_ARGS, requireChromium } from '../scripts/chromium';
 
@@ -24,6 +25,74 @@ export async function openMeshTab(context: BrowserContext, label = 'tab'): Promi
     if (frame === page.mainFrame()) console.error(`[${label}] page reloaded during the test (vite HMR or dependency re-optimisation?)`);
   });
   return page;
+}
+
+/**
+ * A classroom: `count` tabs of a new room (no training) in one 1400 x 1000 context, each page's errors
+ * printed with its tab number. The first tab is the one that loads the lesson (the teacher).
+ */
+export async function openClassroomTabs(browser: Browser, roomPrefix: string, count: number): Promise<{ context: BrowserContext; pages: Page[] }> {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+  const room = uniqueRoom(roomPrefix);
+  const pages: Page[] = [];
+  for (let i = 0; i < count; i++) {
+    const page = await context.newPage();
+    page.on('pageerror', (error) => console.error(`[tab ${i}] ${error.message}`));
+    await page.goto(`${APP_URL}?room=${room}&world=${count}`);
+    pages.push(page);
+  }
+  return { context, pages };
+}
+
+/** The lesson's role line (test id `roleTestId`) names the first tab the teacher and every other one a student. */
+export async function expectTeacherFirst(pages: Page[], roleTestId: string): Promise<void> {
+  const [teacher, ...students] = pages;
+  await expect(teacher.getByTestId(roleTestId)).toHaveAttribute('data-role', 'teacher');
+  for (const page of students) await expect(page.getByTestId(roleTestId)).toHaveAttribute('data-role', 'student');
+}
+
+/** A one-op-at-a-time classroom lesson as its panel names it (PipelineLessonView, TensorLessonView). */
+export interface OpLessonPanel {
+  /** The panel's accessible name. */
+  region: RegExp;
+  loadLabel: string;
+  nextLabel: string;
+  /** Its test ids' prefix: `pipeline-lesson`, `tensor-lesson`. */
+  name: string;
+  steps: number;
+  /** What its role line calls a rank: "This tab is stage 0 of 2". */
+  unit: 'stage' | 'rank';
+}
+
+/**
+ * The first tab loads the lesson; then every tab shows op 0 of `steps` and every rank's setup row, the
+ * first tab teaches, and the others' Next is disabled. Returns the panel of a tab and each tab's rank
+ * as its role line says.
+ */
+export async function loadOpLesson(pages: Page[], panel: OpLessonPanel): Promise<{ lessonOf: (page: Page) => Locator; ranks: number[] }> {
+  const lessonOf = (page: Page) => page.getByRole('region', { name: panel.region });
+  const [teacher, ...students] = pages;
+  await lessonOf(teacher).getByRole('button', { name: panel.loadLabel }).click();
+  for (const page of pages) {
+    await expect(page.getByTestId(`${panel.name}-step`)).toHaveText(new RegExp(`^Op 0 of ${panel.steps}`));
+    await expect(page.locator(`.${panel.name}-setup tr`)).toHaveCount(pages.length);
+  }
+  await expectTeacherFirst(pages, `${panel.name}-role`);
+  for (const page of students) await expect(lessonOf(page).getByRole('button', { name: panel.nextLabel })).toBeDisabled();
+  const position = new RegExp(`${panel.unit} (\\d+) of ${pages.length}`);
+  const ranks: number[] = [];
+  for (const page of pages) ranks.push(Number(position.exec((await page.getByTestId(`${panel.name}-role`).textContent()) ?? '')![1]));
+  expect(ranks.slice().sort()).toEqual(pages.map((_, r) => r));
+  return { lessonOf, ranks };
+}
+
+/** At phone width (390 px) the panel is no wider than itself and the page no wider than the screen; `shot` is taken there. */
+export async function expectFitsPhone(page: Page, panel: Locator, shot: { path: string; of: 'page' | 'panel' }): Promise<void> {
+  await page.setViewportSize({ width: 390, height: 844 });
+  await panel.scrollIntoViewIfNeeded();
+  await (shot.of === 'page' ? page : panel).screenshot({ path: shot.path });
+  expect(await panel.evaluate((el) => el.scrollWidth - el.clientWidth), 'lesson panel wider than itself at 390 px').toBeLessThanOrEqual(0);
+  expect(await page.evaluate(() => document.documentElement.scrollWidth), 'page wider than 390 px').toBeLessThanOrEqual(390);
 }
 
 export async function openMeshTabs(context: BrowserContext, count: number): Promise<Page[]> {

@@ -8,26 +8,19 @@ import type { StepInfo } from '../collective/executor';
 import type { RecvAction } from '../collective/schedules';
 import { ringAllReduce } from '../collective/schedules';
 import type { ChunkEvent, MessageTag, Phase, Transport } from '../collective/types';
-import { CLASSROOM_COLLECTIVE, type ClassroomChannel, type StateMessage } from './classroom-protocol';
+import { CLASSROOM_COLLECTIVE, type StateMessage } from './classroom-protocol';
 import type { ClassroomRankState, ClassroomSnapshotEvent } from '../shared/events';
-import { LessonAborted, LessonSteps, lessonRank, sendToOthers } from './lesson-steps';
+import { GatedLesson, LessonAborted, type LessonMembership } from './lesson-steps';
 
 export { LessonAborted };
 
 /** Numbers per chunk: enough to see a chunk is a slice of the vector, few enough to read aloud. */
 export const VALUES_PER_CHUNK = 2;
 
-export interface LessonSetup {
-  lesson: number;
-  /** Peer ids in rank order. */
-  members: string[];
-  teacher: string;
-  channel: ClassroomChannel;
-  /** Moves the lesson's chunks: the room's data-channel transport over the same members. */
-  transport: Transport;
+/** The membership's transport moves the lesson's chunks. */
+export interface LessonSetup extends LessonMembership {
   publishSnapshot(event: ClassroomSnapshotEvent): void;
   publishChunk?(event: ChunkEvent): void;
-  stepTimeoutMs?: number;
 }
 
 /**
@@ -68,50 +61,32 @@ class RecordingTransport implements Transport {
   }
 }
 
-export class ClassroomLesson {
-  readonly rank: number;
+export class ClassroomLesson extends GatedLesson<ClassroomRankState> {
   readonly world: number;
   /** Schedule steps; snapshots are numbered 0 (before anything moved) to `steps`. */
   readonly steps: number;
   readonly runId: string;
-  readonly teaching: boolean;
   private readonly chunks: { start: number; end: number }[];
   private readonly phases: Phase[];
   private readonly length: number;
-  /** step -> rank -> what that rank reported. */
-  private readonly reports = new Map<number, Map<number, ClassroomRankState>>();
-  private readonly gate: LessonSteps;
 
   constructor(private readonly setup: LessonSetup) {
-    const { members, channel, transport } = setup;
-    this.rank = lessonRank(members, channel, transport);
-    this.world = members.length;
-    this.teaching = setup.teacher === channel.selfId;
+    super(setup);
+    this.world = setup.members.length;
     this.length = VALUES_PER_CHUNK * this.world;
     const schedule = ringAllReduce(this.world, this.rank, this.length);
     this.steps = schedule.steps.length;
     this.phases = schedule.steps.map((s) => s.phase);
     this.chunks = schedule.chunks.map((c) => ({ start: c.offset, end: c.offset + c.length }));
     this.runId = `${setup.lesson}:${CLASSROOM_COLLECTIVE}`;
-    this.gate = new LessonSteps({
-      lesson: setup.lesson,
-      steps: this.steps,
-      teaching: this.teaching,
-      members,
-      channel,
-      stepTimeoutMs: setup.stepTimeoutMs,
-      isComplete: (step) => (this.reports.get(step)?.size ?? 0) >= this.world,
-      missing: (step) => `rank ${members.map((_, r) => r).filter((r) => !this.reports.get(step)?.has(r)).join(', ')} did not report`,
-    });
   }
 
-  get lesson(): number {
-    return this.setup.lesson;
+  protected isComplete(step: number): boolean {
+    return (this.reports.get(step)?.size ?? 0) >= this.world;
   }
 
-  /** Peer id of the tab that leads the lesson. */
-  get teacher(): string {
-    return this.setup.teacher;
+  protected missing(step: number): string {
+    return `rank ${this.unreported(step)} did not report`;
   }
 
   /** Runs this rank's part of the lesson to the end (or until aborted, which rejects). */
@@ -134,16 +109,6 @@ export class ClassroomLesson {
     this.report(this.steps, data, previous, transport);
   }
 
-  /** Teacher only: lets every rank run one more step; resolves when all of them have reported it. */
-  next(): Promise<void> {
-    return this.gate.next();
-  }
-
-  /** The teacher's release arrived (or, in the teacher's tab, was made). */
-  release(step: number): void {
-    this.gate.release(step);
-  }
-
   /** Another rank's report. Returns a reason when it cannot be used. */
   receiveState(from: string, message: StateMessage): string | null {
     if (this.setup.members[message.rank] !== from) return `classroom: peer ${from} reported as rank ${message.rank}`;
@@ -153,11 +118,6 @@ export class ClassroomLesson {
     if (message.received) state.received = { ...message.received, values: message.received.values.slice() };
     this.record(message.step, state);
     return null;
-  }
-
-  /** Stops this rank's lesson: a waiting step rejects and nothing more is shown. */
-  abort(reason: string): void {
-    this.gate.abort(reason);
   }
 
   // --- internals -----------------------------------------------------------------------------------
@@ -171,17 +131,13 @@ export class ClassroomLesson {
       if (arrived) state.received = { chunk: first.chunk, from: first.from, values: Array.from(arrived) };
     }
     const message: StateMessage = { kind: 'state', lesson: this.setup.lesson, step, ...state };
-    sendToOthers(this.setup.members, this.setup.channel, message);
+    this.tellOthers(message);
     this.record(step, state);
   }
 
   private record(step: number, state: ClassroomRankState): void {
-    if (this.gate.aborted) return;
-    let byRank = this.reports.get(step);
-    if (!byRank) this.reports.set(step, (byRank = new Map()));
-    if (byRank.has(state.rank)) return; // a rank reports each step once; a repeat changes nothing
-    byRank.set(state.rank, state);
-    if (byRank.size < this.world) return;
+    const byRank = this.keep(step, state.rank, state);
+    if (!byRank || byRank.size < this.world) return;
     const perRank = [...byRank.values()].sort((a, b) => a.rank - b.rank);
     this.setup.publishSnapshot({
       type: 'classroom',

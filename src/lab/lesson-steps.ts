@@ -1,8 +1,10 @@
-// The step gate every classroom lesson shares (classroom-lesson.ts, pipeline-lesson.ts): the teacher's
-// Next releases lesson step k on every tab once step k-1 is complete, and resolves when step k is;
-// each rank waits at its gate until its next step is released; an abort fails every waiter. What makes
-// a step complete (every rank reported it, or the one rank that ran it) is the lesson's to say. Also the
-// two chores every lesson shares: finding its rank, and sending its reports to the other tabs.
+// The step gate every classroom lesson shares (classroom-lesson.ts, pipeline-lesson.ts,
+// tensor-class-lesson.ts): the teacher's Next releases lesson step k on every tab once step k-1 is
+// complete, and resolves when step k is; each rank waits at its gate until its next step is released; an
+// abort fails every waiter. What makes a step complete (every rank reported it, or the one rank that ran
+// it) is the lesson's to say. Also what every lesson is around its own numbers (GatedLesson): its rank
+// among the members, whether it teaches, its gate, and its book of reports, each rank's report of a step
+// kept once; and sending its reports to the other tabs.
 import type { Transport } from '../collective/types';
 import type { ClassroomChannel, ClassroomMessage } from './classroom-protocol';
 
@@ -108,6 +110,106 @@ export class LessonSteps {
       });
       this.completeWaiters.set(step, waiters);
     });
+  }
+}
+
+/** What a lesson is given besides its own numbers: who takes part, who teaches, and the links between them. */
+export interface LessonMembership {
+  lesson: number;
+  /** Peer ids in rank order. */
+  members: string[];
+  teacher: string;
+  channel: ClassroomChannel;
+  /** The room's data-channel transport over the same members. */
+  transport: Transport;
+  stepTimeoutMs?: number;
+}
+
+/**
+ * A lesson on one rank, stepped by the teacher: the lesson says how many steps it has, what completes
+ * a step and what a step still lacks; this keeps the rank, the gate and the reports (step -> rank ->
+ * report). Once aborted it keeps no more reports.
+ */
+export abstract class GatedLesson<Report> {
+  readonly rank: number;
+  readonly teaching: boolean;
+  /** The last step (step 0 is every rank's state before the first). */
+  abstract readonly steps: number;
+  /** step -> rank -> what that rank reported. */
+  protected readonly reports = new Map<number, Map<number, Report>>();
+  protected readonly gate: LessonSteps;
+
+  constructor(private readonly membership: LessonMembership) {
+    const { lesson, members, teacher, channel, transport, stepTimeoutMs } = membership;
+    this.rank = lessonRank(members, channel, transport);
+    this.teaching = teacher === channel.selfId;
+    // The gate reads `steps` and asks about a step only once the lesson is built (steps is the lesson's).
+    const lastStep = () => this.steps;
+    this.gate = new LessonSteps({
+      lesson,
+      get steps() {
+        return lastStep();
+      },
+      teaching: this.teaching,
+      members,
+      channel,
+      stepTimeoutMs,
+      isComplete: (step) => this.isComplete(step),
+      missing: (step) => this.missing(step),
+    });
+  }
+
+  /** Whether step `step` has every report it needs. */
+  protected abstract isComplete(step: number): boolean;
+
+  /** Why step `step` is not complete yet (for the teacher's timeout message). */
+  protected abstract missing(step: number): string;
+
+  get lesson(): number {
+    return this.membership.lesson;
+  }
+
+  /** Peer id of the tab that leads the lesson. */
+  get teacher(): string {
+    return this.membership.teacher;
+  }
+
+  /** Teacher only: lets the next step run everywhere; resolves once its reports are complete. */
+  next(): Promise<void> {
+    return this.gate.next();
+  }
+
+  /** The teacher's release arrived (or, in the teacher's tab, was made). */
+  release(step: number): void {
+    this.gate.release(step);
+  }
+
+  /** Stops this rank's lesson: a waiting step rejects and nothing more is shown. */
+  abort(reason: string): void {
+    this.gate.abort(reason);
+  }
+
+  /** The ranks that have not reported step `step` yet, for `missing` ("0, 2"). */
+  protected unreported(step: number): string {
+    return this.membership.members.map((_, r) => r).filter((r) => !this.reports.get(step)?.has(r)).join(', ');
+  }
+
+  /**
+   * Keeps `rank`'s report of `step` (a rank reports each step once; a repeat changes nothing). Returns
+   * the step's reports when this one is new, else null (a repeat, or the lesson was aborted).
+   */
+  protected keep(step: number, rank: number, report: Report): ReadonlyMap<number, Report> | null {
+    if (this.gate.aborted) return null;
+    let byRank = this.reports.get(step);
+    if (!byRank) this.reports.set(step, (byRank = new Map()));
+    if (byRank.has(rank)) return null;
+    byRank.set(rank, report);
+    return byRank;
+  }
+
+  /** Sends this rank's report of a step to every other member (sendToOthers). */
+  protected tellOthers(message: ClassroomMessage & { step: number }): void {
+    sendToOthers(this.membership.members, this.membership.channel, message);
   }
 }
 

@@ -15,7 +15,6 @@ import { paramsHash } from '../model/layout';
 import { exchangeHashes } from '../parallel/replicas';
 import { finiteModelDataCheck } from '../peer/payload-checks';
 import type { Mesh } from '../peer/mesh';
-import type { RunState } from '../shared/events';
 import { loadCheckpoint } from '../train/checkpoint';
 import type { LabMetrics, LabStatus } from './api';
 import { openRunBackend } from './backend-choice';
@@ -28,14 +27,14 @@ import { ReplicasDisagree } from './overlapped-exchange';
 import type { PartitionedRun, PartitionedRunKind } from './partitioned-run';
 import { joinRoom, type JoinedRoom } from './room';
 import { RunMetrics, type LogEntry } from './run-metrics';
+import { RunLifecycle } from './run-state';
 import type { SessionEnv } from './session';
 
 /** Round of the starting-step agreement: the largest u32, never a training step's. */
 const START_STEP_ROUND = 0xffff_ffff;
 
-export class PartitionedSession {
-  private state: RunState = 'idle';
-  private error: string | null = null;
+/** The run's state, pause gate, failure and log come from RunLifecycle (run-state.ts), shared by both run loops. */
+export class PartitionedSession extends RunLifecycle {
   private rank = 0;
   private world = 1;
   private steps = 0;
@@ -44,8 +43,6 @@ export class PartitionedSession {
   private room: JoinedRoom | null = null;
   private mesh: Mesh | null = null;
   private vocab: string[] | null = null;
-  private paused = false;
-  private resumeWaiters: (() => void)[] = [];
   private checkpointWaiters: { resolve: (bytes: Uint8Array) => void; reject: (error: unknown) => void }[] = [];
   private readonly store: CheckpointStore | null;
   private readonly recorder = new RunMetrics(() => this.rank);
@@ -58,22 +55,13 @@ export class PartitionedSession {
     /** A file to start from: this tab's own part (a checkpoint of the same rank of the same layout). */
     private readonly staged?: StagedCheckpoint,
   ) {
+    super(env.bus);
     env.bus.subscribe((event) => this.recorder.record(event));
     this.store = env.checkpoints === undefined ? defaultCheckpointStore() : env.checkpoints;
   }
 
   status(): LabStatus {
-    return {
-      rank: this.rank,
-      world: this.world,
-      step: this.run?.step ?? 0,
-      steps: this.steps,
-      state: this.state,
-      error: this.error,
-      room: this.config.room,
-      backend: this.backend?.info ?? null,
-      epoch: this.room?.elastic?.epoch ?? 0,
-    };
+    return this.statusAt({ rank: this.rank, world: this.world, step: this.run?.step ?? 0, steps: this.steps, room: this.config.room, backend: this.backend?.info ?? null, epoch: this.room?.elastic?.epoch ?? 0 });
   }
 
   metrics(): LabMetrics {
@@ -87,20 +75,6 @@ export class PartitionedSession {
 
   logLines(): LogEntry[] {
     return this.recorder.logLines();
-  }
-
-  pause(): void {
-    if (this.state === 'training') {
-      this.paused = true;
-      this.setState('paused');
-    }
-  }
-
-  resume(): void {
-    if (!this.paused) return;
-    this.paused = false;
-    this.setState('training');
-    for (const wake of this.resumeWaiters.splice(0)) wake();
   }
 
   /** This tab's part of the parameters (no tab holds the whole model). */
@@ -140,15 +114,11 @@ export class PartitionedSession {
     return this.room;
   }
 
-  async start(): Promise<void> {
-    if (this.state !== 'idle') throw new Error(`the session has already started (state ${this.state})`);
-    try {
+  start(): Promise<void> {
+    return this.runOnce(async () => {
       await this.prepare();
       await this.train();
-      this.setState('done');
-    } catch (error) {
-      this.fail(error);
-    }
+    });
   }
 
   dispose(): void {
@@ -213,7 +183,7 @@ export class PartitionedSession {
     const run = this.requireRun();
     this.setState('training');
     while (run.step < this.steps) {
-      if (this.paused) await new Promise<void>((wake) => this.resumeWaiters.push(wake));
+      if (this.paused) await this.untilResumed();
       if (this.state === 'error') return;
       await this.trainOneStep(run);
     }
@@ -322,22 +292,9 @@ export class PartitionedSession {
     if (backend) this.env.bus.publish({ type: 'memory', rank: this.rank, bytes: backend.memory() as Record<MemoryKind, number> });
   }
 
-  private setState(state: RunState, error?: string): void {
-    this.state = state;
-    this.env.bus.publish({ type: 'state', state, ...(error ? { error } : {}) });
-  }
-
-  private fail(error: unknown): void {
-    if (this.state === 'error') return;
-    this.error = error instanceof Error ? error.message : String(error);
-    this.log('error', this.error);
-    this.setState('error', this.error);
-    for (const wake of this.resumeWaiters.splice(0)) wake();
+  /** A failed run takes no more checkpoints: the callers still waiting for one are told why. */
+  protected override failed(error: unknown): void {
     for (const waiter of this.checkpointWaiters.splice(0)) waiter.reject(error);
-  }
-
-  private log(level: 'info' | 'warn' | 'error', message: string): void {
-    this.env.bus.publish({ type: 'log', level, message, t: performance.now() });
   }
 
   private requireRun(): PartitionedRun {

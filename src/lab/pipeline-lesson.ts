@@ -12,8 +12,8 @@
 import type { Transport, MessageTag } from '../collective/types';
 import { runStageSchedule, type StageCompute } from '../collective/pipeline-executor';
 import { pipelineSchedules, simulate, type PipelineOp, type PipelineOpKind, type PipelineScheduleKind, type StageSchedule } from '../collective/pipeline-schedules';
-import { CLASSROOM_COLLECTIVE, type ClassroomChannel, type LessonTensor, type OpMessage } from './classroom-protocol';
-import { LessonSteps, lessonRank, sendToOthers } from './lesson-steps';
+import { CLASSROOM_COLLECTIVE, type LessonTensor, type OpMessage } from './classroom-protocol';
+import { GatedLesson, type LessonMembership } from './lesson-steps';
 import type { PipelineLessonEvent, PipelineLessonReport } from '../shared/events';
 
 /** Width of every activation: two numbers, enough to see a matrix act, few enough to read aloud. */
@@ -73,16 +73,10 @@ const matVec = (w: readonly number[], x: ArrayLike<number>, transpose: boolean):
   return y;
 };
 
-export interface PipelineLessonSetup {
-  lesson: number;
-  members: string[];
-  teacher: string;
-  channel: ClassroomChannel;
-  transport: Transport;
+export interface PipelineLessonSetup extends LessonMembership {
   schedule: PipelineScheduleKind;
   micro: number;
   publish(event: PipelineLessonEvent): void;
-  stepTimeoutMs?: number;
 }
 
 /** Keeps what each message carried, so a send or receive can be reported as it was on the wire. */
@@ -112,10 +106,8 @@ function floats(payload: Uint8Array): number[] {
   return Array.from(copy);
 }
 
-export class PipelineLesson {
-  readonly rank: number;
+export class PipelineLesson extends GatedLesson<PipelineLessonReport> {
   readonly stages: number;
-  readonly teaching: boolean;
   readonly runId: string;
   /** Lesson steps: one per op of every stage. */
   readonly steps: number;
@@ -124,15 +116,10 @@ export class PipelineLesson {
   private readonly stepOfOp: number[];
   /** Stage that runs each lesson step (index k - 1). */
   private readonly ownerOfStep: number[];
-  /** step -> rank -> report (step 0: every stage's setup; k >= 1: the owner's op). */
-  private readonly reports = new Map<number, Map<number, PipelineLessonReport>>();
-  private readonly gate: LessonSteps;
 
   constructor(private readonly setup: PipelineLessonSetup) {
-    const { members, channel, transport } = setup;
-    this.rank = lessonRank(members, channel, transport);
-    this.stages = members.length;
-    this.teaching = setup.teacher === channel.selfId;
+    super(setup);
+    this.stages = setup.members.length;
     this.schedules = pipelineSchedules(setup.schedule, this.stages, setup.micro);
     const order = lessonOrder(this.schedules);
     this.steps = order.length;
@@ -142,25 +129,15 @@ export class PipelineLesson {
       if (o.stage === this.rank) this.stepOfOp[o.index] = k + 1;
     });
     this.runId = `${setup.lesson}:pipeline`;
-    this.gate = new LessonSteps({
-      lesson: setup.lesson,
-      steps: this.steps,
-      teaching: this.teaching,
-      members,
-      channel,
-      stepTimeoutMs: setup.stepTimeoutMs,
-      // Step 0 is every stage's setup; an op is reported by the one stage that ran it.
-      isComplete: (step) => (this.reports.get(step)?.size ?? 0) >= (step === 0 ? this.stages : 1),
-      missing: (step) => (step === 0 ? 'not every stage reported its setup' : `stage ${this.ownerOfStep[step - 1]} did not report its op`),
-    });
   }
 
-  get lesson(): number {
-    return this.setup.lesson;
+  // Step 0 is every stage's setup; an op is reported by the one stage that ran it.
+  protected isComplete(step: number): boolean {
+    return (this.reports.get(step)?.size ?? 0) >= (step === 0 ? this.stages : 1);
   }
 
-  get teacher(): string {
-    return this.setup.teacher;
+  protected missing(step: number): string {
+    return step === 0 ? 'not every stage reported its setup' : `stage ${this.ownerOfStep[step - 1]} did not report its op`;
   }
 
   /** Runs this stage's part to the end (or until aborted, which rejects). */
@@ -228,15 +205,6 @@ export class PipelineLesson {
     });
   }
 
-  /** Teacher only: lets the next op run; resolves once its stage has reported it. */
-  next(): Promise<void> {
-    return this.gate.next();
-  }
-
-  release(step: number): void {
-    this.gate.release(step);
-  }
-
   /** Another stage's report. Returns a reason when it cannot be used. */
   receiveOp(from: string, message: OpMessage): string | null {
     if (this.setup.members[message.rank] !== from) return `classroom: peer ${from} reported as stage ${message.rank}`;
@@ -254,24 +222,16 @@ export class PipelineLesson {
     return null;
   }
 
-  abort(reason: string): void {
-    this.gate.abort(reason);
-  }
-
   // --- internals -----------------------------------------------------------------------------------
 
   private report(report: PipelineLessonReport): void {
     const message: OpMessage = { kind: 'op', lesson: this.setup.lesson, ...report };
-    sendToOthers(this.setup.members, this.setup.channel, message);
+    this.tellOthers(message);
     this.record(report);
   }
 
   private record(report: PipelineLessonReport): void {
-    if (this.gate.aborted) return;
-    let byRank = this.reports.get(report.step);
-    if (!byRank) this.reports.set(report.step, (byRank = new Map()));
-    if (byRank.has(report.rank)) return;
-    byRank.set(report.rank, report);
+    if (!this.keep(report.step, report.rank, report)) return;
     this.setup.publish({
       type: 'pipeline-lesson',
       runId: this.runId,

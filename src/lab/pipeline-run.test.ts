@@ -1,18 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { createMemoryMesh } from '../collective/memory-transport';
-import { viewOf } from '../engine/backend';
 import { CpuBackend } from '../engine/cpu-backend';
-import { textDataFromString } from '../data/text';
-import { paramsHash } from '../model/layout';
-import type { LabEvent } from '../shared/events';
-import { buildRun } from './build-run';
 import { ConfigError, type LabConfig } from './config';
 import type { LoadedData } from './datasets';
 import type { PipelineFigures } from './partitioned-run';
-import { relativeError, spirals, testConfig } from './parallel-test-support';
-import { expectPartsResumeExactly } from './partitioned-test-support';
+import { relativeError, testConfig } from './parallel-test-support';
+import { classification, expectPartsResumeExactly, expectPlacedInPairs, memoryRoom, oneTab, text, trainRoom } from './partitioned-test-support';
 import { PIPELINE_RUN_KIND, pipelinePlace } from './pipeline-run';
-import { recipeFor } from './recipe';
 
 // P stages x D pipelines end where one tab ends with M micro-batches of gradient accumulation on the
 // same global batch: sums in another order only (the clip's norm summed over stages, the DP average).
@@ -20,35 +14,14 @@ import { recipeFor } from './recipe';
 // distance trained for DP2 x PP2 (the average over pipelines), 5.2e-7 for the GPT (its clip norm summed
 // over stages); 1e-5, as the data-parallel tests use.
 const TOLERANCE = 1e-5;
-const classification: LoadedData = { kind: 'classification', data: spirals };
-const text: LoadedData = { kind: 'text', data: textDataFromString('the quick brown fox jumps over the lazy dog. '.repeat(40)) };
 
-async function oneTab(config: LabConfig, data: LoadedData, micro: number): Promise<{ start: Float32Array; end: Float32Array }> {
-  const solo = { ...config, room: '', pipeline: 1, micro: 0, accum: micro, world: 0 };
-  const backend = new CpuBackend();
-  const { run } = buildRun({ config: solo, recipe: recipeFor(solo, 1), backend, data, transport: undefined, shard: { world: 1, rank: 0 }, publish: () => undefined, alongsideComm: () => [] });
-  const start = await backend.read(viewOf(run.model.params));
-  await run.trainer.train(config.steps);
-  const end = await backend.read(viewOf(run.model.params));
-  run.dispose();
-  return { start, end };
-}
+/** The one tab a pipeline room is compared with: the pipeline's micro-batches as gradient accumulation. */
+const oneTabOf = (config: LabConfig, data: LoadedData, micro: number) => oneTab({ ...config, room: '', pipeline: 1, micro: 0, accum: micro, world: 0 }, data);
 
 async function pipelineRoom(config: LabConfig, data: LoadedData, wholeLength?: number) {
-  const world = config.world;
   // Each tab's own bus: what its dashboard sees.
-  const buses: LabEvent[][] = Array.from({ length: world }, () => []);
-  const runs = createMemoryMesh(world).map((transport, rank) =>
-    PIPELINE_RUN_KIND.build({ config, backend: new CpuBackend(), data, transport, publish: (e) => buses[rank].push(e) }),
-  );
-  const hashes: string[][] = [];
-  const losses: number[][] = [];
-  for (let step = 0; step < config.steps; step++) {
-    const results = await Promise.all(runs.map((r) => r.trainStep()));
-    losses.push(results.map((r) => r.loss));
-    hashes.push(await Promise.all(runs.map(async (r) => paramsHash(await r.partParams()))));
-  }
-  const evals = await Promise.all(runs.map((r) => r.evaluate()));
+  const { runs, buses } = memoryRoom(PIPELINE_RUN_KIND, config, data);
+  const { hashes, losses, evals } = await trainRoom(runs, config.steps);
   // Pipeline 0's stages put together in the whole model's layout.
   const figures = runs.map((r) => r.figures() as PipelineFigures);
   // The whole layout may end in alignment padding the parts do not hold: the reference's length.
@@ -64,14 +37,10 @@ async function pipelineRoom(config: LabConfig, data: LoadedData, wholeLength?: n
 
 describe('pipeline run (the lab wiring of pipeline parallelism)', () => {
   it('places rank r at stage r % P of pipeline floor(r / P), and refuses a room P does not divide', () => {
-    expect([0, 1, 2, 3].map((r) => pipelinePlace(r, 2))).toEqual([
-      { stage: 0, pipeline: 0 },
-      { stage: 1, pipeline: 0 },
-      { stage: 0, pipeline: 1 },
-      { stage: 1, pipeline: 1 },
-    ]);
-    expect(PIPELINE_RUN_KIND.refuses(testConfig({ room: 'r', pipeline: 2 }), 3)).toMatch(/room whose size it divides .* 3 tabs/);
-    expect(PIPELINE_RUN_KIND.refuses(testConfig({ room: 'r', pipeline: 2 }), 4)).toBeNull();
+    expectPlacedInPairs(PIPELINE_RUN_KIND, 'pipeline', (r) => {
+      const { stage, pipeline } = pipelinePlace(r, 2);
+      return [stage, pipeline];
+    });
   });
 
   it('refuses a global batch that does not split into pipelines x micro-batches', () => {
@@ -86,7 +55,7 @@ describe('pipeline run (the lab wiring of pipeline parallelism)', () => {
     ['MLP, DP2 x PP2, 1f1b, AdamW', { pipeline: 2, world: 4, schedule: '1f1b', micro: 3 }],
   ] as const)(`%s: ends within ${TOLERANCE.toExponential()} of the distance trained of one tab; each stage's replicas hash-equal every step`, async (_, overrides) => {
     const config = testConfig({ room: 'r', steps: 4, ...overrides });
-    const reference = await oneTab(config, classification, config.micro);
+    const reference = await oneTabOf(config, classification, config.micro);
     const room = await pipelineRoom(config, classification, reference.end.length);
     const error = relativeError(room.whole, reference.end, reference.start);
     console.log(`${_}: ${error.toExponential(2)} of the distance trained`);
@@ -102,7 +71,7 @@ describe('pipeline run (the lab wiring of pipeline parallelism)', () => {
 
   it(`GPT, 2 stages, 1f1b: ends within ${TOLERANCE.toExponential()} of one tab (the tied embedding summed, the norm clipped over both stages)`, async () => {
     const config: LabConfig = { ...testConfig({ room: 'r', model: 'gpt', dataset: 'text', batch: 4, steps: 3, pipeline: 2, world: 2, micro: 2, lr: 0.01 }) };
-    const reference = await oneTab(config, text, 2);
+    const reference = await oneTabOf(config, text, 2);
     const room = await pipelineRoom(config, text, reference.end.length);
     const error = relativeError(room.whole, reference.end, reference.start);
     console.log(`GPT 2 stages: ${error.toExponential(2)} of the distance trained`);

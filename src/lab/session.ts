@@ -18,7 +18,7 @@ import { sendMemberFrames, type MemberFuzzResult } from '../peer/hostile-frames'
 import { attachPresence, type PresenceBoard, type PresenceCard } from '../peer/presence';
 import type { Mesh } from '../peer/mesh';
 import { linkShapeOf } from '../peer/link-shaper';
-import type { EventBus, RunState } from '../shared/events';
+import type { EventBus } from '../shared/events';
 import { loadCheckpoint, mapTextToVocab, restoreCheckpoint, type CheckpointPart } from '../train/checkpoint';
 import type { ByteSink } from '../train/checkpoint-parts';
 import type { CharLmRecipe, Recipe } from '../train/defaults';
@@ -40,6 +40,7 @@ import { recipeFor } from './recipe';
 import { ReplicaCheck } from './replica-check';
 import { joinRoom, type JoinedRoom } from './room';
 import { RunMetrics, type LogEntry } from './run-metrics';
+import { RunLifecycle } from './run-state';
 import { carryRunState, takeRunState } from './switch-state';
 import { describeSettings, StrategySwitcher, type SwitchRecord } from './strategy-switch';
 
@@ -60,9 +61,8 @@ export interface SessionEnv {
 /** Re-forms that fail one after another (each lost another tab) before the run gives up. */
 const MAX_FAILED_REFORMS = 20;
 
-export class LabSession {
-  private state: RunState = 'idle';
-  private error: string | null = null;
+/** The run's state, pause gate, failure and log come from RunLifecycle (run-state.ts), shared by both run loops. */
+export class LabSession extends RunLifecycle {
   private rank = 0;
   private world = 1;
   private step = 0;
@@ -79,8 +79,6 @@ export class LabSession {
   private strategy: Strategy | null = null;
   private room: JoinedRoom | null = null;
   private mesh: Mesh | null = null;
-  private paused = false;
-  private resumeWaiters: (() => void)[] = [];
   private steadyMemoryPublished = false;
   /** ZeRO-3: the whole parameter vector, gathered once when the run has ended (never during training). */
   private finalParams: Float32Array | null = null;
@@ -100,6 +98,7 @@ export class LabSession {
     /** Start from this file instead of the seeded initialisation (every tab of a room loads the same). */
     staged?: StagedCheckpoint,
   ) {
+    super(env.bus);
     env.bus.subscribe((event) => this.recorder.record(event));
     this.replicas = new ReplicaCheck({
       bus: env.bus,
@@ -137,17 +136,7 @@ export class LabSession {
   }
 
   status(): LabStatus {
-    return {
-      rank: this.rank,
-      world: this.world,
-      step: this.step,
-      steps: this.steps,
-      state: this.state,
-      error: this.error,
-      room: this.config.room,
-      backend: this.backend?.info ?? null,
-      epoch: this.room?.elastic?.epoch ?? 0,
-    };
+    return this.statusAt({ rank: this.rank, world: this.world, step: this.step, steps: this.steps, room: this.config.room, backend: this.backend?.info ?? null, epoch: this.room?.elastic?.epoch ?? 0 });
   }
 
   metrics(): LabMetrics {
@@ -167,20 +156,6 @@ export class LabSession {
 
   logLines(): LogEntry[] {
     return this.recorder.logLines();
-  }
-
-  pause(): void {
-    if (this.state === 'training') {
-      this.paused = true;
-      this.setState('paused');
-    }
-  }
-
-  resume(): void {
-    if (!this.paused) return;
-    this.paused = false;
-    this.setState('training');
-    for (const wake of this.resumeWaiters.splice(0)) wake();
   }
 
   async params(): Promise<Float32Array> {
@@ -222,15 +197,11 @@ export class LabSession {
   }
 
   /** Runs the whole session; never throws: a failure ends in state 'error' with its message. */
-  async start(): Promise<void> {
-    if (this.state !== 'idle') throw new Error(`the session has already started (state ${this.state})`);
-    try {
+  start(): Promise<void> {
+    return this.runOnce(async () => {
       await this.prepare();
       await this.train();
-      this.setState('done');
-    } catch (error) {
-      this.fail(error);
-    }
+    });
   }
 
   dispose(): void {
@@ -324,7 +295,7 @@ export class LabSession {
       if (this.paused) {
         // A pause may be long: what the last step's hash exchange found is not held back until it ends.
         await this.replicas.settle();
-        await new Promise<void>((wake) => this.resumeWaiters.push(wake));
+        await this.untilResumed();
       }
       if (this.state === 'error') return;
       const reform = pending ?? this.room?.elastic?.reformWanted() ?? null;
@@ -526,23 +497,6 @@ export class LabSession {
   private publishMemory(): void {
     const backend = this.requireBackend();
     this.env.bus.publish({ type: 'memory', rank: this.rank, bytes: backend.memory() as Record<MemoryKind, number> });
-  }
-
-  private setState(state: RunState, error?: string): void {
-    this.state = state;
-    this.env.bus.publish({ type: 'state', state, ...(error ? { error } : {}) });
-  }
-
-  private fail(error: unknown): void {
-    if (this.state === 'error') return;
-    this.error = error instanceof Error ? error.message : String(error);
-    this.log('error', this.error);
-    this.setState('error', this.error);
-    for (const wake of this.resumeWaiters.splice(0)) wake();
-  }
-
-  private log(level: 'info' | 'warn' | 'error', message: string): void {
-    this.env.bus.publish({ type: 'log', level, message, t: performance.now() });
   }
 
   private requireRun(): Run<Mlp> | Run<Gpt> {

@@ -10,7 +10,6 @@
 // The numbers are small integers (integerLessonValues, seeded by the lesson number), so float32 holds
 // every one of them and the split result equals the unsplit one exactly.
 import { runAllReduce } from '../collective/collectives';
-import type { Transport } from '../collective/types';
 import {
   addRow,
   columns,
@@ -27,8 +26,8 @@ import {
   type Matrix,
 } from '../parallel/tensor-lesson';
 import type { TensorLessonEvent, TensorLessonOpKind, TensorLessonReport } from '../shared/events';
-import { CLASSROOM_COLLECTIVE, type ClassroomChannel, type LessonTensor, type OpMessage } from './classroom-protocol';
-import { LessonSteps, lessonRank, sendToOthers } from './lesson-steps';
+import { CLASSROOM_COLLECTIVE, type LessonTensor, type OpMessage } from './classroom-protocol';
+import { GatedLesson, type LessonMembership } from './lesson-steps';
 
 /** The lesson's layer for `ranks` tabs: 2 rows of 3 inputs, 2 hidden units per rank, 2 outputs. */
 export function tensorLessonShape(ranks: number): LessonShape {
@@ -60,58 +59,37 @@ const tensor = (name: string, m: Matrix): LessonTensor => ({ name, values: m.dat
 /** Message numbers of the output's all-reduce start at 0, the input gradient's here: they never share a tag. */
 const INPUT_GRAD_MSG_BASE = 1 << 16;
 
-export interface TensorLessonSetup {
-  lesson: number;
-  members: string[];
-  teacher: string;
-  channel: ClassroomChannel;
-  transport: Transport;
+export interface TensorLessonSetup extends LessonMembership {
   publish(event: TensorLessonEvent): void;
-  stepTimeoutMs?: number;
 }
 
-export class TensorLesson {
-  readonly rank: number;
+export class TensorLesson extends GatedLesson<TensorLessonReport> {
   readonly ranks: number;
-  readonly teaching: boolean;
   readonly runId: string;
   /** The last step. */
   readonly steps: number;
   readonly plan: TensorLessonStep[];
-  /** step -> rank -> report. */
-  private readonly reports = new Map<number, Map<number, TensorLessonReport>>();
-  private readonly gate: LessonSteps;
 
   constructor(private readonly setup: TensorLessonSetup) {
-    const { members, channel, transport } = setup;
-    this.rank = lessonRank(members, channel, transport);
-    this.ranks = members.length;
-    this.teaching = setup.teacher === channel.selfId;
+    super(setup);
+    this.ranks = setup.members.length;
     this.plan = tensorLessonPlan(this.ranks);
     this.steps = this.plan.length;
     this.runId = `${setup.lesson}:tensor`;
-    const reporters = (step: number) => (step === 0 || this.plan[step - 1].owner === 'all' ? this.ranks : 1);
-    this.gate = new LessonSteps({
-      lesson: setup.lesson,
-      steps: this.steps,
-      teaching: this.teaching,
-      members,
-      channel,
-      stepTimeoutMs: setup.stepTimeoutMs,
-      isComplete: (step) => (this.reports.get(step)?.size ?? 0) >= reporters(step),
-      missing: (step) => {
-        const owner = step === 0 ? 'all' : this.plan[step - 1].owner;
-        return owner === 'all' ? `ranks ${members.map((_, r) => r).filter((r) => !this.reports.get(step)?.has(r)).join(', ')} did not report` : `rank ${owner} did not report its op`;
-      },
-    });
   }
 
-  get lesson(): number {
-    return this.setup.lesson;
+  /** Who runs step `step`: one rank, or every rank (the setup, the all-reduces and the check). */
+  private ownerOf(step: number): number | 'all' {
+    return step === 0 ? 'all' : this.plan[step - 1].owner;
   }
 
-  get teacher(): string {
-    return this.setup.teacher;
+  protected isComplete(step: number): boolean {
+    return (this.reports.get(step)?.size ?? 0) >= (this.ownerOf(step) === 'all' ? this.ranks : 1);
+  }
+
+  protected missing(step: number): string {
+    const owner = this.ownerOf(step);
+    return owner === 'all' ? `ranks ${this.unreported(step)} did not report` : `rank ${owner} did not report its op`;
   }
 
   /** The layer's numbers every tab of this lesson derives from the lesson number. */
@@ -200,15 +178,6 @@ export class TensorLesson {
     }
   }
 
-  /** Teacher only: lets the next op run; resolves once the ranks that run it have reported it. */
-  next(): Promise<void> {
-    return this.gate.next();
-  }
-
-  release(step: number): void {
-    this.gate.release(step);
-  }
-
   /** Another rank's report. Returns a reason when it cannot be used. */
   receiveOp(from: string, message: OpMessage): string | null {
     if (this.setup.members[message.rank] !== from) return `classroom: peer ${from} reported as rank ${message.rank}`;
@@ -224,24 +193,16 @@ export class TensorLesson {
     return null;
   }
 
-  abort(reason: string): void {
-    this.gate.abort(reason);
-  }
-
   // --- internals -----------------------------------------------------------------------------------
 
   private report(step: number, tensors: LessonTensor[], kind?: TensorLessonOpKind): void {
     const message: OpMessage = { kind: 'op', lesson: this.setup.lesson, step, rank: this.rank, ...(kind ? { op: { kind, micro: 0 } } : {}), tensors };
-    sendToOthers(this.setup.members, this.setup.channel, message);
+    this.tellOthers(message);
     this.record({ step, rank: this.rank, ...(kind ? { op: { kind } } : {}), tensors });
   }
 
   private record(report: TensorLessonReport): void {
-    if (this.gate.aborted) return;
-    let byRank = this.reports.get(report.step);
-    if (!byRank) this.reports.set(report.step, (byRank = new Map()));
-    if (byRank.has(report.rank)) return;
-    byRank.set(report.rank, report);
+    if (!this.keep(report.step, report.rank, report)) return;
     this.setup.publish({ type: 'tensor-lesson', runId: this.runId, ranks: this.ranks, steps: this.steps, rank: this.rank, teaching: this.teaching, report });
     this.gate.reported(report.step);
   }

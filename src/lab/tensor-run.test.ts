@@ -1,56 +1,33 @@
 import { describe, expect, it } from 'vitest';
 import { createMemoryMesh } from '../collective/memory-transport';
-import { viewOf } from '../engine/backend';
 import { CpuBackend } from '../engine/cpu-backend';
-import { textDataFromString } from '../data/text';
-import { paramsHash } from '../model/layout';
 import { gatherShards } from '../model/tensor-split';
 import { TensorGpt } from '../model/tensor-gpt';
 import { TensorMlp } from '../model/tensor-mlp';
-import { buildRun } from './build-run';
 import { ConfigError, parseConfig, type LabConfig } from './config';
 import type { LoadedData } from './datasets';
 import type { TensorFigures } from './partitioned-run';
-import { relativeError, spirals, testConfig } from './parallel-test-support';
-import { expectPartsResumeExactly } from './partitioned-test-support';
-import { recipeFor } from './recipe';
+import { relativeError, testConfig } from './parallel-test-support';
+import { classification, expectPartsResumeExactly, expectPlacedInPairs, memoryRoom, oneTab, text, trainRoom } from './partitioned-test-support';
 import { TENSOR_RUN_KIND, tensorPlace } from './tensor-run';
 
 // T tensor ranks x D groups end where one tab ends with the same micro-batches on the same global
 // batch: sums in another order only (the row-split partial sums all-reduced, the clip's norm summed over
 // the group, the DP average); 1e-5 of the distance trained, as the data-parallel tests use.
 const TOLERANCE = 1e-5;
-const classification: LoadedData = { kind: 'classification', data: spirals };
-const text: LoadedData = { kind: 'text', data: textDataFromString('the quick brown fox jumps over the lazy dog. '.repeat(40)) };
 
-async function oneTab(config: LabConfig, data: LoadedData): Promise<{ start: Float32Array; end: Float32Array; valLoss: number; accuracy?: number }> {
-  const solo = { ...config, room: '', tensor: 1, world: 0 };
-  const backend = new CpuBackend();
-  const { run } = buildRun({ config: solo, recipe: recipeFor(solo, 1), backend, data, transport: undefined, shard: { world: 1, rank: 0 }, publish: () => undefined, alongsideComm: () => [] });
-  const start = await backend.read(viewOf(run.model.params));
-  await run.trainer.train(config.steps);
-  const end = await backend.read(viewOf(run.model.params));
-  const { loss: valLoss, accuracy } = await run.trainer.evaluate(run.evalBatches);
-  run.dispose();
-  return { start, end, valLoss, ...(accuracy !== undefined ? { accuracy } : {}) };
-}
+/** The one tab a tensor room is compared with: the same model unsplit. */
+const oneTabOf = (config: LabConfig, data: LoadedData) => oneTab({ ...config, room: '', tensor: 1, world: 0 }, data);
 
 async function tensorRoom(config: LabConfig, data: LoadedData) {
   const world = config.world;
-  const runs = createMemoryMesh(world).map((transport) => TENSOR_RUN_KIND.build({ config, backend: new CpuBackend(), data, transport, publish: () => undefined }));
-  const hashes: string[][] = [];
-  const losses: number[][] = [];
+  const { runs } = memoryRoom(TENSOR_RUN_KIND, config, data);
   const replicatedEqual: boolean[] = [];
   const T = config.tensor;
   const model = (runs[0] as unknown as { model: TensorMlp | TensorGpt }).model;
-  for (let step = 0; step < config.steps; step++) {
-    const results = await Promise.all(runs.map((r) => r.trainStep()));
-    losses.push(results.map((r) => r.loss));
-    const parts = await Promise.all(runs.map((r) => r.partParams()));
-    hashes.push(parts.map(paramsHash));
+  const { hashes, losses, evals } = await trainRoom(runs, config.steps, (parts) => {
     for (let g = 0; g < world / T; g++) replicatedEqual.push(gatherShards(model.wholeLayout, model.plan, parts.slice(g * T, (g + 1) * T)).replicasEqual);
-  }
-  const evals = await Promise.all(runs.map((r) => r.evaluate()));
+  });
   const parts = await Promise.all(runs.slice(0, T).map((r) => r.partParams()));
   const whole = gatherShards(model.wholeLayout, model.plan, parts).values;
   const figures = runs.map((r) => r.figures() as TensorFigures);
@@ -61,14 +38,10 @@ async function tensorRoom(config: LabConfig, data: LoadedData) {
 
 describe('tensor run (the lab wiring of tensor parallelism)', () => {
   it('places rank r at tensor rank r % T of group floor(r / T); refuses a room T does not divide and what it cannot combine with', () => {
-    expect([0, 1, 2, 3].map((r) => tensorPlace(r, 2))).toEqual([
-      { tensorRank: 0, group: 0 },
-      { tensorRank: 1, group: 0 },
-      { tensorRank: 0, group: 1 },
-      { tensorRank: 1, group: 1 },
-    ]);
-    expect(TENSOR_RUN_KIND.refuses(testConfig({ room: 'r', tensor: 2 }), 3)).toMatch(/room whose size it divides .* 3 tabs/);
-    expect(TENSOR_RUN_KIND.refuses(testConfig({ room: 'r', tensor: 2 }), 4)).toBeNull();
+    expectPlacedInPairs(TENSOR_RUN_KIND, 'tensor', (r) => {
+      const { tensorRank, group } = tensorPlace(r, 2);
+      return [tensorRank, group];
+    });
     const parse = (q: string) => () => parseConfig(new URLSearchParams(q));
     expect(parse('room=r&world=3&tensor=2')).toThrow(/tensor=2 needs a room whose size it divides/);
     expect(parse('room=r&world=4&tensor=2&pipeline=2')).toThrow(/tensor and pipeline parallelism do not combine/);
@@ -91,7 +64,7 @@ describe('tensor run (the lab wiring of tensor parallelism)', () => {
     ['MLP, TP2 x DP2, AdamW', { tensor: 2, world: 4 }],
   ] as const)(`%s: ends within ${TOLERANCE.toExponential()} of the distance trained of one tab; each shard's replicas and the replicated tensors hash-equal every step`, async (name, overrides) => {
     const config = testConfig({ room: 'r', steps: 4, ...overrides });
-    const reference = await oneTab(config, classification);
+    const reference = await oneTabOf(config, classification);
     const room = await tensorRoom(config, classification);
     const error = relativeError(room.whole, reference.end.subarray(0, room.whole.length), reference.start.subarray(0, room.whole.length));
     console.log(`${name}: ${error.toExponential(2)} of the distance trained`);
@@ -118,7 +91,7 @@ describe('tensor run (the lab wiring of tensor parallelism)', () => {
     ['GPT, TP2 x DP2', { tensor: 2, world: 4 }],
   ] as const)(`%s: ends within ${TOLERANCE.toExponential()} of one tab (heads split, MLP columns then rows, the norm clipped over the group)`, async (name, overrides) => {
     const config = testConfig({ room: 'r', model: 'gpt', dataset: 'text', batch: 4, steps: 2, lr: 0.01, ...overrides });
-    const reference = await oneTab(config, text);
+    const reference = await oneTabOf(config, text);
     const room = await tensorRoom(config, text);
     const error = relativeError(room.whole, reference.end.subarray(0, room.whole.length), reference.start.subarray(0, room.whole.length));
     console.log(`${name}: ${error.toExponential(2)} of the distance trained`);

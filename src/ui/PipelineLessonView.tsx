@@ -5,13 +5,9 @@
 import type { PipelineLessonReport } from '../shared/events';
 import type { PipelineLessonSlice } from '../store/pipeline-lesson-slice';
 import { formatValue } from './classroom-math';
+import { LessonViewShell, type LessonViewProps, type LessonWords } from './LessonViewShell';
 
-export interface PipelineLessonViewProps {
-  lesson: PipelineLessonSlice;
-  onLoad?: () => void;
-  /** Releases the next op (teacher's tab, while ops are left). */
-  onNext?: () => void;
-}
+export type PipelineLessonViewProps = LessonViewProps<PipelineLessonSlice>;
 
 const OP_TEXT: Record<string, string> = {
   forward: 'forward',
@@ -42,38 +38,30 @@ function Tensors({ report }: { report: PipelineLessonReport }) {
   );
 }
 
-export function PipelineLessonView({ lesson, onLoad, onNext }: PipelineLessonViewProps) {
-  const setups = lesson.reports.filter((r) => r.step === 0);
+const WORDS: LessonWords = {
+  name: 'pipeline-lesson',
+  className: 'pipeline-lesson',
+  title: 'Pipeline lesson: one op at a time',
+  loadLabel: 'Load pipeline lesson',
+  nextLabel: 'Next op',
+  intro:
+    "Load splits a two-layer linear model across this room's tabs (one layer each) and runs a GPipe schedule of two micro-batches over the real mesh, one op per Next.",
+  unit: 'stage',
+  setupCaption: 'Setup',
+  setupClassName: 'pipeline-lesson-setup',
+};
+
+export function PipelineLessonView(props: PipelineLessonViewProps) {
+  const { lesson } = props;
   const ops = lesson.reports.filter((r) => r.step > 0);
   const latest = ops.at(-1);
-  const own = [...ops].reverse().find((r) => r.rank === lesson.stage);
   const done = ops.length > 0 && latest!.step === lesson.steps;
   return (
-    <section className="panel pipeline-lesson" aria-labelledby="pipeline-lesson-title">
-      <h2 id="pipeline-lesson-title">Pipeline lesson: one op at a time</h2>
-      <div className="classroom-controls">
-        {onLoad && (
-          <button type="button" onClick={onLoad}>
-            Load pipeline lesson
-          </button>
-        )}
-        {lesson.runId !== null && (
-          <button type="button" onClick={onNext} disabled={!onNext || !lesson.teaching || done} aria-label="Next op">
-            Next op ▶
-          </button>
-        )}
-      </div>
-      {lesson.runId === null ? (
-        <p className="muted">
-          Load splits a two-layer linear model across this room's tabs (one layer each) and runs a GPipe schedule of two micro-batches
-          over the real mesh, one op per Next.
-        </p>
-      ) : (
+    <LessonViewShell
+      {...props}
+      words={WORDS}
+      readout={
         <>
-          <p className="classroom-role" data-testid="pipeline-lesson-role" data-role={lesson.teaching ? 'teacher' : 'student'}>
-            This tab is stage {lesson.stage} of {lesson.stages} ({lesson.schedule}, {lesson.micro} micro-batches).{' '}
-            {lesson.teaching ? 'You are teaching: Next op runs the next op on whichever tab it belongs to.' : "Following the teacher's tab."}
-          </p>
           <p className="classroom-step" aria-live="polite" data-testid="pipeline-lesson-step" data-step={latest?.step ?? 0}>
             Op {latest?.step ?? 0} of {lesson.steps}: {latest ? describeOp(latest) : 'every stage holds its layer'}
             {done && '. The pipeline step is complete.'}
@@ -83,37 +71,21 @@ export function PipelineLessonView({ lesson, onLoad, onNext }: PipelineLessonVie
               <Tensors report={latest} />
             </p>
           )}
-          <p className="readout" data-testid="pipeline-lesson-own" data-step={own?.step ?? 0} data-kind={own?.op?.kind} data-micro={own?.op?.micro}>
-            {own ? (
-              <>
-                This tab's last op (op {own.step}): {describeOp(own)}: <Tensors report={own} />
-              </>
-            ) : (
-              'This tab has not run an op yet.'
-            )}
-          </p>
-          <table className="classroom-table pipeline-lesson-setup">
-            <caption className="muted small">Setup</caption>
-            <tbody>
-              {setups.map((r) => (
-                <tr key={r.rank} data-stage={r.rank}>
-                  <th scope="row">stage {r.rank}</th>
-                  <td>
-                    <Tensors report={r} />
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-          <ol className="pipeline-lesson-ops">
-            {ops.map((r) => (
-              <li key={r.step} data-step={r.step} data-stage={r.rank} className={r === latest ? 'latest' : undefined}>
-                <span className="lesson-op">{describeOp(r)}</span> <Tensors report={r} />
-              </li>
-            ))}
-          </ol>
         </>
-      )}
-    </section>
+      }
+      done={done}
+      position={`This tab is stage ${lesson.stage} of ${lesson.stages} (${lesson.schedule}, ${lesson.micro} micro-batches).`}
+      ownRank={lesson.stage}
+      describeOwn={describeOp}
+      tensors={(report) => <Tensors report={report} />}
+    >
+      <ol className="pipeline-lesson-ops">
+        {ops.map((r) => (
+          <li key={r.step} data-step={r.step} data-stage={r.rank} className={r === latest ? 'latest' : undefined}>
+            <span className="lesson-op">{describeOp(r)}</span> <Tensors report={r} />
+          </li>
+        ))}
+      </ol>
+    </LessonViewShell>
   );
 }

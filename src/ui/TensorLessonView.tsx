@@ -6,13 +6,9 @@
 import type { TensorLessonReport } from '../shared/events';
 import type { TensorLessonSlice } from '../store/tensor-lesson-slice';
 import { formatValue } from './classroom-math';
+import { LessonViewShell, type LessonViewProps, type LessonWords } from './LessonViewShell';
 
-export interface TensorLessonViewProps {
-  lesson: TensorLessonSlice;
-  onLoad?: () => void;
-  /** Releases the next op (teacher's tab, while ops are left). */
-  onNext?: () => void;
-}
+export type TensorLessonViewProps = LessonViewProps<TensorLessonSlice>;
 
 const OP_TEXT: Record<string, string> = {
   layer1: "computes its columns of the first layer: Z_r = X W1_r + b1_r, then relu (no communication)",
@@ -50,79 +46,52 @@ function Tensors({ report }: { report: TensorLessonReport }) {
   );
 }
 
-export function TensorLessonView({ lesson, onLoad, onNext }: TensorLessonViewProps) {
-  const setups = lesson.reports.filter((r) => r.step === 0);
+const WORDS: LessonWords = {
+  name: 'tensor-lesson',
+  className: 'pipeline-lesson tensor-lesson',
+  title: 'Tensor-parallel lesson: one op at a time',
+  loadLabel: 'Load tensor lesson',
+  nextLabel: 'Next tensor op',
+  intro:
+    "Load splits the two-layer MLP Y = relu(X W1 + b1) W2 + b2 across this room's tabs (W1 by columns, W2 by rows) and runs its forward and backward pass one op per Next, with the two all-reduces over the real mesh.",
+  unit: 'rank',
+  setupCaption: 'Shards',
+  setupClassName: 'pipeline-lesson-setup tensor-lesson-setup',
+};
+
+export function TensorLessonView(props: TensorLessonViewProps) {
+  const { lesson } = props;
   const ops = lesson.reports.filter((r) => r.step > 0);
   const latestStep = ops.at(-1)?.step ?? 0;
   const latest = ops.filter((r) => r.step === latestStep);
-  const own = [...ops].reverse().find((r) => r.rank === lesson.rank);
   const done = latestStep === lesson.steps && latest.length === (latest[0]?.op?.kind === 'check' ? lesson.ranks : 1);
   const checks = ops.filter((r) => r.op?.kind === 'check');
   const exact = checks.length === lesson.ranks && checks.every((r) => r.tensors.at(-1)!.values.every((d) => d === 0));
   return (
-    <section className="panel pipeline-lesson tensor-lesson" aria-labelledby="tensor-lesson-title">
-      <h2 id="tensor-lesson-title">Tensor-parallel lesson: one op at a time</h2>
-      <div className="classroom-controls">
-        {onLoad && (
-          <button type="button" onClick={onLoad}>
-            Load tensor lesson
-          </button>
-        )}
-        {lesson.runId !== null && (
-          <button type="button" onClick={onNext} disabled={!onNext || !lesson.teaching || done} aria-label="Next tensor op">
-            Next op ▶
-          </button>
-        )}
-      </div>
-      {lesson.runId === null ? (
-        <p className="muted">
-          Load splits the two-layer MLP Y = relu(X W1 + b1) W2 + b2 across this room's tabs (W1 by columns, W2 by rows) and runs its forward and
-          backward pass one op per Next, with the two all-reduces over the real mesh.
+    <LessonViewShell
+      {...props}
+      words={WORDS}
+      readout={
+        <p className="classroom-step" aria-live="polite" data-testid="tensor-lesson-step" data-step={latestStep}>
+          Op {latestStep} of {lesson.steps}: {latest[0] ? describeTensorOp(latest[0], lesson.ranks) : 'every rank holds its shards'}
+          {done && (exact ? '. Y and dX equal the unsplit layer’s on every tab.' : '. The split layer differs from the unsplit one.')}
         </p>
-      ) : (
-        <>
-          <p className="classroom-role" data-testid="tensor-lesson-role" data-role={lesson.teaching ? 'teacher' : 'student'}>
-            This tab is rank {lesson.rank} of {lesson.ranks}.{' '}
-            {lesson.teaching ? 'You are teaching: Next op runs the next op on whichever tab it belongs to.' : "Following the teacher's tab."}
-          </p>
-          <p className="classroom-step" aria-live="polite" data-testid="tensor-lesson-step" data-step={latestStep}>
-            Op {latestStep} of {lesson.steps}: {latest[0] ? describeTensorOp(latest[0], lesson.ranks) : 'every rank holds its shards'}
-            {done && (exact ? '. Y and dX equal the unsplit layer’s on every tab.' : '. The split layer differs from the unsplit one.')}
-          </p>
-          <p className="readout" data-testid="tensor-lesson-own" data-step={own?.step ?? 0} data-kind={own?.op?.kind}>
-            {own ? (
-              <>
-                This tab's last op (op {own.step}): <Tensors report={own} />
-              </>
-            ) : (
-              'This tab has not run an op yet.'
-            )}
-          </p>
-          <table className="classroom-table pipeline-lesson-setup tensor-lesson-setup">
-            <caption className="muted small">Shards</caption>
-            <tbody>
-              {setups.map((r) => (
-                <tr key={r.rank} data-rank={r.rank}>
-                  <th scope="row">rank {r.rank}</th>
-                  <td>
-                    <Tensors report={r} />
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-          <ol className="pipeline-lesson-ops tensor-lesson-ops">
-            {ops.map((r) => (
-              <li key={`${r.step}:${r.rank}`} value={r.step} data-step={r.step} data-rank={r.rank} data-kind={r.op?.kind} className={r.step === latestStep ? 'latest' : undefined}>
-                <span className="lesson-op">
-                  rank {r.rank}, {r.op?.kind}:
-                </span>{' '}
-                <Tensors report={r} />
-              </li>
-            ))}
-          </ol>
-        </>
-      )}
-    </section>
+      }
+      done={done}
+      position={`This tab is rank ${lesson.rank} of ${lesson.ranks}.`}
+      ownRank={lesson.rank}
+      tensors={(report) => <Tensors report={report} />}
+    >
+      <ol className="pipeline-lesson-ops tensor-lesson-ops">
+        {ops.map((r) => (
+          <li key={`${r.step}:${r.rank}`} value={r.step} data-step={r.step} data-rank={r.rank} data-kind={r.op?.kind} className={r.step === latestStep ? 'latest' : undefined}>
+            <span className="lesson-op">
+              rank {r.rank}, {r.op?.kind}:
+            </span>{' '}
+            <Tensors report={r} />
+          </li>
+        ))}
+      </ol>
+    </LessonViewShell>
   );
 }
