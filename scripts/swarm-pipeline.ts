@@ -1,7 +1,8 @@
 // The swarm's pipeline figures (`npm run swarm -- --tabs 4 --pipeline 4 --micro 8 --schedule 1f1b`): from
 // what every tab measured (window.lab.metrics().partition, src/lab/partitioned-run.ts PipelineFigures),
 // per stage of pipeline 0: busy and idle time and the bubble from the real timeline (the tabs' ops on
-// one clock, epoch milliseconds), beside (P-1)/(M+P-1); peak activation bytes from real allocations
+// one clock, epoch milliseconds), beside (P-1)/(M+P-1), and where the idle time went (waiting in a
+// receive, before the stage's first op and after its last, the rest: sends and the executor's own time); peak activation bytes from real allocations
 // beside the schedule's micro-batches in flight x one micro-batch's bytes; bytes sent per step beside
 // M x the boundary activations; and, given one tab's parameters on the same global batch, the parity.
 import type { PipelineEvent } from '../src/collective/pipeline-executor';
@@ -19,6 +20,10 @@ export interface StageRow {
   stage: number;
   busyMs: number;
   idleMs: number;
+  /** Where the idle time went (medians, pipeline-timeline.ts): waiting in receives, before the first op and after the last, the rest. */
+  recvWaitMs: number;
+  edgeMs: number;
+  otherIdleMs: number;
   bubble: number;
   peakActivationBytes: number;
   expectedPeakActivationBytes: number;
@@ -67,6 +72,9 @@ export function pipelineReport(tabs: PipelineTab[], reference?: number[]): Pipel
     stage: s,
     busyMs: median(timelines.map((t) => t.stages[s].busyMs)),
     idleMs: median(timelines.map((t) => t.stages[s].idleMs)),
+    recvWaitMs: median(timelines.map((t) => t.stages[s].recvWaitMs)),
+    edgeMs: median(timelines.map((t) => t.stages[s].edgeMs)),
+    otherIdleMs: median(timelines.map((t) => t.stages[s].otherIdleMs)),
     bubble: median(timelines.map((t) => t.stages[s].idleMs / t.spanMs)),
     peakActivationBytes: f.peakActivationBytes,
     expectedPeakActivationBytes: f.expectedPeakActivationBytes,
@@ -103,12 +111,15 @@ export function pipelineReport(tabs: PipelineTab[], reference?: number[]): Pipel
 
 export function formatPipelineReport(r: PipelineReport): string {
   const header = `pipeline ${r.schedule}, P=${r.stages} stages x ${r.pipelines} pipeline(s), M=${r.micro} micro-batches; medians over ${r.stepsMeasured} step(s) of pipeline 0's real timeline`;
-  const table: string[][] = [['stage', 'busy ms', 'idle ms', 'bubble', '(P-1)/(M+P-1)', 'peak act. bytes', 'formula', 'sent bytes/step', 'formula']];
+  const table: string[][] = [['stage', 'busy ms', 'idle ms', '= recv wait', '+ fill/drain', '+ other', 'bubble', '(P-1)/(M+P-1)', 'peak act. bytes', 'formula', 'sent bytes/step', 'formula']];
   for (const row of r.rows) {
     table.push([
       String(row.stage),
       row.busyMs.toFixed(1),
       row.idleMs.toFixed(1),
+      row.recvWaitMs.toFixed(1),
+      row.edgeMs.toFixed(1),
+      row.otherIdleMs.toFixed(1),
       row.bubble.toFixed(3),
       r.idealBubble.toFixed(3),
       String(row.peakActivationBytes),

@@ -30,11 +30,19 @@ describe('measureTimeline', () => {
       2,
     );
     expect(t.spanMs).toBe(40);
+    // Idle split: stage 0 waits 19 ms for its gradient and 1 ms in its send; stage 1 waits 12 ms for
+    // its activation, 1 ms in its send, and 11 ms after its last op while stage 0 finishes.
     expect(t.stages).toEqual([
-      { stage: 0, busyMs: 20, idleMs: 20, bytesSent: 400 },
-      { stage: 1, busyMs: 16, idleMs: 24, bytesSent: 400 },
+      { stage: 0, busyMs: 20, idleMs: 20, recvWaitMs: 19, edgeMs: 0, otherIdleMs: 1, bytesSent: 400 },
+      { stage: 1, busyMs: 16, idleMs: 24, recvWaitMs: 12, edgeMs: 11, otherIdleMs: 1, bytesSent: 400 },
     ]);
     expect(t.bubbleFraction).toBeCloseTo(1 - 36 / 80, 12);
+  });
+
+  it('counts overlapping computes (a read-back still running when the next op is submitted) once', () => {
+    const t = measureTimeline([event(0, 'forward', 0, 10), event(0, 'backward', 6, 14), event(0, 'send-activation', 10, 11, 4), event(0, 'forward', 16, 20)], 1);
+    expect(t.spanMs).toBe(20);
+    expect(t.stages[0]).toMatchObject({ busyMs: 18, idleMs: 2, recvWaitMs: 0, edgeMs: 0, otherIdleMs: 2 });
   });
 
   it('refuses no events and events of a stage outside the pipeline', () => {
