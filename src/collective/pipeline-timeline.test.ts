@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { PipelineEvent } from './pipeline-executor';
-import { formatEventTimeline, measureTimeline } from './pipeline-timeline';
+import { formatEventTimeline, handOverTimes, measureTimeline } from './pipeline-timeline';
 
 const event = (stage: number, kind: PipelineEvent['kind'], tStart: number, tEnd: number, bytes?: number): PipelineEvent => ({
   type: 'pipeline',
@@ -68,5 +68,19 @@ describe('measureTimeline', () => {
       'stage 1 | .  F0 B0 . ',
     ]);
     expect(() => formatEventTimeline(events, 2, 0)).toThrow(/columns must be an integer >= 1/);
+  });
+
+  it('hand-over times: from the sending compute\'s end to the receive\'s end, for receives that waited', () => {
+    const withPeer = (e: PipelineEvent, peer: number, micro: number): PipelineEvent => ({ ...e, peer, micro });
+    const events = [
+      event(0, 'forward', 0, 10),
+      withPeer(event(1, 'recv-activation', 0, 13), 0, 0), // waited; the activation came 3 ms after stage 0's forward
+      event(1, 'forward', 13, 20),
+      withPeer(event(0, 'forward', 10, 15), 0, 1),
+      withPeer(event(1, 'recv-activation', 20, 20.5), 0, 1), // there before its turn: not a hand-over time
+      event(1, 'backward', 20.5, 30),
+      withPeer(event(0, 'recv-grad', 15, 34), 1, 0), // 4 ms after stage 1's backward
+    ];
+    expect(handOverTimes(events)).toEqual([3, 4]);
   });
 });

@@ -71,6 +71,26 @@ export function measureTimeline(events: readonly PipelineEvent[], stages: number
 }
 
 /**
+ * How long each message took from the end of the compute that made it (on the sending stage) to its
+ * receive's end, for the receives that had to wait for it (a message that was there before its
+ * receive's turn says nothing about the hand-over): the latency a message adds where a stage waits
+ * for it, the sender's send, the wire and the receiver's checks together. 1F1B's steady state pays it
+ * twice per micro-batch (every op waits for a neighbour's), GPipe's streams hide it.
+ */
+export function handOverTimes(events: readonly PipelineEvent[]): number[] {
+  const made = new Map<string, number>();
+  for (const e of events) if (isCompute(e)) made.set(`${e.kind}:${e.stage}:${e.micro}`, e.tEnd);
+  const times: number[] = [];
+  for (const e of events) {
+    const grad = e.kind === 'recv-grad';
+    if ((e.kind !== 'recv-activation' && !grad) || e.peer === undefined) continue;
+    const producedAt = made.get(`${grad ? 'backward' : 'forward'}:${e.peer}:${e.micro}`);
+    if (producedAt !== undefined && producedAt > e.tStart) times.push(e.tEnd - producedAt);
+  }
+  return times;
+}
+
+/**
  * The real timeline as text: `columns` equal slices of the span, each cell the compute that covers most
  * of its slice on that stage ("F3"/"B3": forward/backward of micro-batch 3), "." where the stage computed
  * for less than half of it.

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { createMemoryMesh } from '../collective/memory-transport';
 import { viewOf } from '../engine/backend';
 import { CpuBackend } from '../engine/cpu-backend';
-import { textDataFromString } from '../data/text';
+import { decodeTokens, textDataFromString } from '../data/text';
+import { Gpt } from '../model/gpt';
 import { paramsHash } from '../model/layout';
 import type { LabEvent } from '../shared/events';
 import { buildRun } from './build-run';
@@ -13,6 +14,7 @@ import { relativeError, spirals, testConfig } from './parallel-test-support';
 import { expectPartsResumeExactly } from './partitioned-test-support';
 import { PIPELINE_RUN_KIND, pipelinePlace } from './pipeline-run';
 import { recipeFor } from './recipe';
+import type { CharLmRecipe } from '../train/defaults';
 
 // P stages x D pipelines end where one tab ends with M micro-batches of gradient accumulation on the
 // same global batch: sums in another order only (the clip's norm summed over stages, the DP average).
@@ -23,15 +25,26 @@ const TOLERANCE = 1e-5;
 const classification: LoadedData = { kind: 'classification', data: spirals };
 const text: LoadedData = { kind: 'text', data: textDataFromString('the quick brown fox jumps over the lazy dog. '.repeat(40)) };
 
-async function oneTab(config: LabConfig, data: LoadedData, micro: number): Promise<{ start: Float32Array; end: Float32Array }> {
+/** Characters the GPT test draws: the first ones of the step's sample (the recipe's 120 take minutes on a loaded CPU). */
+const SAMPLE_LENGTH = 16;
+
+async function oneTab(config: LabConfig, data: LoadedData, micro: number): Promise<{ start: Float32Array; end: Float32Array; sample: string | undefined }> {
   const solo = { ...config, room: '', pipeline: 1, micro: 0, accum: micro, world: 0 };
   const backend = new CpuBackend();
   const { run } = buildRun({ config: solo, recipe: recipeFor(solo, 1), backend, data, transport: undefined, shard: { world: 1, rank: 0 }, publish: () => undefined, alongsideComm: () => [] });
   const start = await backend.read(viewOf(run.model.params));
   await run.trainer.train(config.steps);
   const end = await backend.read(viewOf(run.model.params));
+  // One tab's sampler (src/train/recipes.ts): the validation text's first character, seeded by the step.
+  let sample: string | undefined;
+  if (data.kind === 'text' && run.model instanceof Gpt) {
+    const recipe = recipeFor(solo, 1).recipe as CharLmRecipe;
+    const prompt = data.data.val.slice(0, 1);
+    const drawn = await run.model.sample(prompt, SAMPLE_LENGTH, { temperature: recipe.temperature, seed: recipe.seed + config.steps });
+    sample = decodeTokens(prompt, data.data.vocab) + decodeTokens(drawn, data.data.vocab);
+  }
   run.dispose();
-  return { start, end };
+  return { start, end, sample };
 }
 
 async function pipelineRoom(config: LabConfig, data: LoadedData, wholeLength?: number) {
@@ -49,6 +62,7 @@ async function pipelineRoom(config: LabConfig, data: LoadedData, wholeLength?: n
     hashes.push(await Promise.all(runs.map(async (r) => paramsHash(await r.partParams()))));
   }
   const evals = await Promise.all(runs.map((r) => r.evaluate()));
+  const samples = await Promise.all(runs.map((r) => r.sample(SAMPLE_LENGTH)));
   // Pipeline 0's stages put together in the whole model's layout.
   const figures = runs.map((r) => r.figures() as PipelineFigures);
   // The whole layout may end in alignment padding the parts do not hold: the reference's length.
@@ -59,7 +73,7 @@ async function pipelineRoom(config: LabConfig, data: LoadedData, wholeLength?: n
     for (const p of figures[rank].placement) whole.set(part.subarray(p.partOffset, p.partOffset + p.length), p.wholeOffset);
   }
   for (const run of runs) run.dispose();
-  return { whole, hashes, losses, evals, buses, figures, groups: runs.map((r) => r.replicaGroup) };
+  return { whole, hashes, losses, evals, samples, buses, figures, groups: runs.map((r) => r.replicaGroup) };
 }
 
 describe('pipeline run (the lab wiring of pipeline parallelism)', () => {
@@ -98,16 +112,23 @@ describe('pipeline run (the lab wiring of pipeline parallelism)', () => {
     for (const stepLosses of room.losses) expect(new Set(stepLosses).size).toBe(1);
     expect(new Set(room.evals.map((e) => e.valLoss)).size).toBe(1);
     expect(room.evals[0].accuracy).toBeGreaterThanOrEqual(0);
+    expect(room.samples.every((sample) => sample === undefined)).toBe(true); // the MLP writes no text
   });
 
-  it(`GPT, 2 stages, 1f1b: ends within ${TOLERANCE.toExponential()} of one tab (the tied embedding summed, the norm clipped over both stages)`, async () => {
+  it(`GPT, 2 stages, 1f1b: ends within ${TOLERANCE.toExponential()} of one tab (the tied embedding summed, the norm clipped over both stages); the stages sample together the text one tab samples`, async () => {
     const config: LabConfig = { ...testConfig({ room: 'r', model: 'gpt', dataset: 'text', batch: 4, steps: 3, pipeline: 2, world: 2, micro: 2, lr: 0.01 }) };
     const reference = await oneTab(config, text, 2);
     const room = await pipelineRoom(config, text, reference.end.length);
     const error = relativeError(room.whole, reference.end, reference.start);
     console.log(`GPT 2 stages: ${error.toExponential(2)} of the distance trained`);
     expect(error).toBeLessThan(TOLERANCE);
-  }, 240_000);
+    // Every tab ends with the whole sample: the prompt and the characters drawn from the pipeline's
+    // probabilities, the characters one tab draws with its parameters (within float rounding of the
+    // pipeline's: no draw fell on a boundary in this run).
+    expect(reference.sample).toBeDefined();
+    expect(reference.sample!.length).toBe(1 + SAMPLE_LENGTH);
+    expect(room.samples).toEqual([reference.sample, reference.sample]);
+  }, 480_000);
 
   it('a stage resumes from its own checkpoint to the bits of an uninterrupted run, and refuses another stage\'s', async () => {
     const config = testConfig({ room: 'r', steps: 4, pipeline: 2, world: 2, micro: 2 });
