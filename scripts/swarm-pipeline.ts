@@ -1,12 +1,13 @@
 // The swarm's pipeline figures (`npm run swarm -- --tabs 4 --pipeline 4 --micro 8 --schedule 1f1b`): from
 // what every tab measured (window.lab.metrics().partition, src/lab/partitioned-run.ts PipelineFigures),
 // per stage of pipeline 0: busy and idle time and the bubble from the real timeline (the tabs' ops on
-// one clock, epoch milliseconds), beside (P-1)/(M+P-1); peak activation bytes from real allocations
+// one clock, epoch milliseconds), beside (P-1)/(M+P-1), and where the idle time went (waiting in a
+// receive, before the stage's first op and after its last, the rest: sends and the executor's own time); peak activation bytes from real allocations
 // beside the schedule's micro-batches in flight x one micro-batch's bytes; bytes sent per step beside
 // M x the boundary activations; and, given one tab's parameters on the same global batch, the parity.
 import type { PipelineEvent } from '../src/collective/pipeline-executor';
 import { idealBubbleFraction } from '../src/collective/pipeline-schedules';
-import { measureTimeline } from '../src/collective/pipeline-timeline';
+import { handOverTimes, measureTimeline } from '../src/collective/pipeline-timeline';
 import type { PipelineFigures } from '../src/lab/partitioned-run';
 
 export interface PipelineTab {
@@ -19,6 +20,10 @@ export interface StageRow {
   stage: number;
   busyMs: number;
   idleMs: number;
+  /** Where the idle time went (medians, pipeline-timeline.ts): waiting in receives, before the first op and after the last, the rest. */
+  recvWaitMs: number;
+  edgeMs: number;
+  otherIdleMs: number;
   bubble: number;
   peakActivationBytes: number;
   expectedPeakActivationBytes: number;
@@ -36,6 +41,8 @@ export interface PipelineReport {
   /** Median over those steps of the whole pipeline's bubble fraction. */
   bubble: number;
   idealBubble: number;
+  /** Median hand-over time of a message a stage waited for (pipeline-timeline.ts handOverTimes), over the steps measured; NaN when none waited. */
+  handOverMs: number;
   rows: StageRow[];
   /** max |pipeline - one tab| / max |one tab| over the whole model, when a reference ran. */
   parity?: number;
@@ -55,10 +62,9 @@ export function pipelineReport(tabs: PipelineTab[], reference?: number[]): Pipel
   const rounds = first.map((f) => new Set(f.steps.map((s) => s.round))).reduce((a, b) => new Set([...a].filter((r) => b.has(r))));
   const sortedRounds = [...rounds].sort((a, b) => a - b);
   const measured = sortedRounds.length > 1 ? sortedRounds.slice(1) : sortedRounds;
-  const timelines = measured.map((round) => {
-    const events: PipelineEvent[] = first.flatMap((f) => f.steps.find((s) => s.round === round)!.ops.map((op) => ({ type: 'pipeline' as const, round, ...op })));
-    return measureTimeline(events, P);
-  });
+  const stepEvents = measured.map((round): PipelineEvent[] => first.flatMap((f) => f.steps.find((s) => s.round === round)!.ops.map((op) => ({ type: 'pipeline' as const, round, ...op }))));
+  const timelines = stepEvents.map((events) => measureTimeline(events, P));
+  const handOvers = stepEvents.flatMap((events) => handOverTimes(events));
   const wirePerStep = first.map((f) => {
     const sent = measured.map((round) => f.steps.find((s) => s.round === round)!.ops.filter((o) => o.kind.startsWith('send')).reduce((sum, o) => sum + (o.bytes ?? 0), 0));
     return median(sent);
@@ -67,6 +73,9 @@ export function pipelineReport(tabs: PipelineTab[], reference?: number[]): Pipel
     stage: s,
     busyMs: median(timelines.map((t) => t.stages[s].busyMs)),
     idleMs: median(timelines.map((t) => t.stages[s].idleMs)),
+    recvWaitMs: median(timelines.map((t) => t.stages[s].recvWaitMs)),
+    edgeMs: median(timelines.map((t) => t.stages[s].edgeMs)),
+    otherIdleMs: median(timelines.map((t) => t.stages[s].otherIdleMs)),
     bubble: median(timelines.map((t) => t.stages[s].idleMs / t.spanMs)),
     peakActivationBytes: f.peakActivationBytes,
     expectedPeakActivationBytes: f.expectedPeakActivationBytes,
@@ -96,6 +105,7 @@ export function pipelineReport(tabs: PipelineTab[], reference?: number[]): Pipel
     stepsMeasured: measured.length,
     bubble: median(timelines.map((t) => t.bubbleFraction)),
     idealBubble: idealBubbleFraction(P, M),
+    handOverMs: handOvers.length > 0 ? median(handOvers) : Number.NaN,
     rows,
     ...(parity !== undefined ? { parity } : {}),
   };
@@ -103,12 +113,15 @@ export function pipelineReport(tabs: PipelineTab[], reference?: number[]): Pipel
 
 export function formatPipelineReport(r: PipelineReport): string {
   const header = `pipeline ${r.schedule}, P=${r.stages} stages x ${r.pipelines} pipeline(s), M=${r.micro} micro-batches; medians over ${r.stepsMeasured} step(s) of pipeline 0's real timeline`;
-  const table: string[][] = [['stage', 'busy ms', 'idle ms', 'bubble', '(P-1)/(M+P-1)', 'peak act. bytes', 'formula', 'sent bytes/step', 'formula']];
+  const table: string[][] = [['stage', 'busy ms', 'idle ms', '= recv wait', '+ fill/drain', '+ other', 'bubble', '(P-1)/(M+P-1)', 'peak act. bytes', 'formula', 'sent bytes/step', 'formula']];
   for (const row of r.rows) {
     table.push([
       String(row.stage),
       row.busyMs.toFixed(1),
       row.idleMs.toFixed(1),
+      row.recvWaitMs.toFixed(1),
+      row.edgeMs.toFixed(1),
+      row.otherIdleMs.toFixed(1),
       row.bubble.toFixed(3),
       r.idealBubble.toFixed(3),
       String(row.peakActivationBytes),
@@ -122,7 +135,7 @@ export function formatPipelineReport(r: PipelineReport): string {
   const wire = r.rows.reduce((s, row) => s + row.wireBytesPerStep, 0);
   const wireFormula = r.rows.reduce((s, row) => s + row.wireFormulaBytesPerStep, 0);
   const footer = [
-    `whole pipeline: bubble ${r.bubble.toFixed(3)} vs (P-1)/(M+P-1) = ${r.idealBubble.toFixed(3)}; wire ${wire} bytes/step vs 2·M·(boundary activation bytes) = ${wireFormula}`,
+    `whole pipeline: bubble ${r.bubble.toFixed(3)} vs (P-1)/(M+P-1) = ${r.idealBubble.toFixed(3)}; a message a stage waited for came ${r.handOverMs.toFixed(1)} ms (median) after the compute that made it; wire ${wire} bytes/step vs 2·M·(boundary activation bytes) = ${wireFormula}`,
     ...(r.parity !== undefined ? [`parity vs one tab on the same global batch: max |difference| / max |parameter| = ${r.parity.toExponential(2)}`] : []),
   ];
   return [header, ...lines, ...footer].join('\n');

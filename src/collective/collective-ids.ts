@@ -77,10 +77,10 @@ export const COLLECTIVE_IDS = {
   dilocoOuterSparse: { first: FIRST_FLOAT_ID + 1, count: 1, payload: 'sparse', scope: 'strategy:diloco', what: 'DiLoCo with Top-K: the pseudo-gradient\'s kept entries with their indices' },
   pipeline: {
     first: FIRST_FLOAT_ID,
-    count: 6,
+    count: 7,
     payload: 'floats',
     scope: 'strategy:pipeline',
-    what: "pipeline parallelism (src/parallel/pipeline-trainer.ts, src/lab/pipeline-run.ts): +0 activations forward and their gradients back, +1 the tied embedding's gradient, +2 a stage group's gradient all-reduce, +3 the squared gradient norm for clipping, +4 evaluation activations, +5 the losses every tab shows",
+    what: "pipeline parallelism (src/parallel/pipeline-trainer.ts, src/lab/pipeline-run.ts): +0 activations forward and their gradients back, +1 the tied embedding's gradient, +2 a stage group's gradient all-reduce, +3 the squared gradient norm for clipping, +4 evaluation activations, +5 the losses every tab shows, +6 a text sample's activations and drawn characters",
   },
   pipelineTimeline: {
     first: 12,

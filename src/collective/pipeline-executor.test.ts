@@ -78,4 +78,51 @@ describe('pipeline executor', () => {
     void transports[0].send(1, { round: 0, collective: 0, chunk: 0 }, new Uint8Array(7));
     await expect(runStageSchedule(s1, arithmeticStage(1, 2, 3, []), { transport: transports[1], round: 0 })).rejects.toThrow(/recv-activation of micro-batch 0 from stage 0: 7 bytes is not a whole number of float32 values/);
   });
+
+  it('does not wait for a send before the next compute; the step ends once every send has gone', async () => {
+    // 4000-byte activations over a 100 kB/s link: each send takes 40 ms to leave.
+    const [P, M, width] = [2, 3, 1000];
+    const transports = createMemoryMesh(P, { bytesPerSec: 100_000 });
+    const events: PipelineEvent[] = [];
+    const seen: string[] = [];
+    const t0 = performance.now();
+    await Promise.all(pipelineSchedules('gpipe', P, M).map((schedule, s) => runStageSchedule(schedule, arithmeticStage(s, P, width, seen), { transport: transports[s], round: 0, onEvent: (e) => events.push(e) })));
+    const of = (kind: PipelineEvent['kind'], micro: number) => events.find((e) => e.stage === 0 && e.kind === kind && e.micro === micro)!;
+    expect(of('forward', 1).tStart).toBeLessThan(of('send-activation', 0).tEnd);
+    expect(of('forward', 2).tStart).toBeLessThan(of('send-activation', 0).tEnd);
+    // Every message still went: M activations (3 x 40 ms on one link) and M gradients.
+    expect(seen).toContain(`s1 F2 in ${2 * 100 + 1}`);
+    expect(seen).toContain('s0 B2 in 6');
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(M * 40 - 1);
+    for (const t of transports) expect(t.pendingMessages).toBe(0);
+  });
+
+  it('submits the next op while a pending output is read back; its send and its event wait for it', async () => {
+    const [P, M, width] = [2, 2, 3];
+    const transports = createMemoryMesh(P);
+    const events: PipelineEvent[] = [];
+    const seen: string[] = [];
+    const later = <T>(ms: number, value: T) => new Promise<T>((resolve) => setTimeout(() => resolve(value), ms));
+    const plain = arithmeticStage(0, P, width, seen);
+    const slowReadBack: StageCompute = {
+      forward: async (micro, input) => ({ pending: later(30, (await plain.forward(micro, input)) as Float32Array) }),
+      backward: (micro, grad) => plain.backward(micro, grad),
+    };
+    await Promise.all([
+      runStageSchedule(pipelineSchedules('gpipe', P, M)[0], slowReadBack, { transport: transports[0], round: 0, onEvent: (e) => events.push(e) }),
+      runStageSchedule(pipelineSchedules('gpipe', P, M)[1], arithmeticStage(1, P, width, seen), { transport: transports[1], round: 0, onEvent: (e) => events.push(e) }),
+    ]);
+    const of = (kind: PipelineEvent['kind'], micro: number) => events.find((e) => e.stage === 0 && e.kind === kind && e.micro === micro)!;
+    expect(of('forward', 0).tEnd - of('forward', 0).tStart).toBeGreaterThanOrEqual(29);
+    expect(of('forward', 1).tStart).toBeLessThan(of('forward', 0).tEnd);
+    expect(of('send-activation', 0).tEnd).toBeGreaterThanOrEqual(of('forward', 0).tEnd);
+    expect(seen).toContain('s1 F1 in 101');
+    expect(measureTimeline(events, P).stages[0].busyMs).toBeLessThan(of('forward', 0).tEnd - of('forward', 0).tStart + of('forward', 1).tEnd - of('forward', 1).tStart);
+  });
+
+  it('a send that fails fails the step with its error', async () => {
+    const [inner] = createMemoryMesh(2);
+    const failing = { rank: 0, world: 2, send: () => Promise.reject(new Error('channel closed mid-send')), recv: inner.recv.bind(inner) };
+    await expect(runStageSchedule(pipelineSchedules('1f1b', 2, 2)[0], arithmeticStage(0, 2, 3, []), { transport: failing, round: 0 })).rejects.toThrow(/channel closed mid-send/);
+  });
 });

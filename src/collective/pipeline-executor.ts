@@ -3,24 +3,42 @@
 // message. What a forward or backward computes is the caller's (StageCompute), so the same executor runs
 // a model stage (src/parallel/pipeline-trainer.ts) and, in tests, compute with artificial delays.
 //
-// Every op emits one event with its start and end on this stage's clock: computes (busy time), sends
-// (how long the hand-over took) and receives (how long the stage waited: idle time). The bubble and the
-// per-stage busy and idle times are measured from these (pipeline-timeline.ts), never assumed.
+// The list's order is the order ops start in, but a stage does not stand still for what it need not
+// wait for: every receive is posted when the step starts (a message that arrives early is taken as it
+// comes), a send is handed to the transport and the next op starts at once (the step ends only when
+// every send has gone), and a compute may hand back its output still on its way from the device
+// (`{ pending }`): the next op is submitted while the read-back runs, and the send waits for it. Only
+// a receive, and a compute that needs the tensor a receive brings, make the stage wait. With `beforeOp`
+// (the classroom, one op at a time) every op completes before the next starts.
+//
+// Every op emits one event with its start and end on this stage's clock: computes from the start of
+// their submission to their output's arrival (busy time; two may overlap while the device works
+// through its queue), sends from the hand-over to the transport's completion, receives from the op's
+// turn to the message's arrival (the time the stage waited: idle). Events are emitted as ops finish,
+// so a send's or a pending compute's event may come after a later op's. The bubble and the per-stage
+// busy and idle times are measured from these (pipeline-timeline.ts), never assumed.
 import type { PipelineOp, PipelineOpKind, StageSchedule } from './pipeline-schedules';
 import type { MessageTag, Transport } from './types';
+
+/**
+ * What a forward or backward hands back: the tensor to send on (undefined: nothing to send), or, when
+ * the op was only submitted to the device, `{ pending }`, a promise of that tensor which settles once
+ * the op's work has finished (its read-back arrived). The op's event ends when it settles.
+ */
+export type StageOutput = Float32Array | undefined | { pending: Promise<Float32Array | undefined> };
 
 /** A stage's computation, as the executor needs it. Arrays handed in are the executor's to forget. */
 export interface StageCompute {
   /**
    * Forward of micro-batch `micro` from `input` (the previous stage's output; undefined on the first
-   * stage). Resolves, once computed, with the activation to send on (undefined on the last stage).
+   * stage). Resolves with the activation to send on (undefined on the last stage), or its promise.
    */
-  forward(micro: number, input: Float32Array | undefined): Promise<Float32Array | undefined>;
+  forward(micro: number, input: Float32Array | undefined): Promise<StageOutput>;
   /**
-   * Backward of micro-batch `micro` from `outputGrad` (undefined on the last stage). Resolves, once
-   * computed, with the gradient of the stage's input to send back (undefined on the first stage).
+   * Backward of micro-batch `micro` from `outputGrad` (undefined on the last stage). Resolves with the
+   * gradient of the stage's input to send back (undefined on the first stage), or its promise.
    */
-  backward(micro: number, outputGrad: Float32Array | undefined): Promise<Float32Array | undefined>;
+  backward(micro: number, outputGrad: Float32Array | undefined): Promise<StageOutput>;
 }
 
 export interface PipelineEvent {
@@ -72,66 +90,29 @@ function floatsOf(payload: Uint8Array, what: string): Float32Array {
   return new Float32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 4);
 }
 
+function isPending(output: StageOutput): output is { pending: Promise<Float32Array | undefined> } {
+  return output !== undefined && !(output instanceof Float32Array);
+}
+
 /**
- * Runs `schedule`'s ops in order; resolves when the last is done with this stage's events. Rejects on
- * the first failure (a lost peer, a compute error) and runs nothing after it.
+ * Runs `schedule`'s ops, starting them in order; resolves with this stage's events once every op has
+ * finished (every send gone, every pending output arrived). Rejects on the first failure (a lost peer,
+ * a compute or send error) and starts nothing after it.
  */
 export async function runStageSchedule(schedule: StageSchedule, compute: StageCompute, options: StageRunOptions): Promise<PipelineEvent[]> {
   const { transport, round } = options;
   const collective = options.collective ?? 0;
   const rankOf = options.rankOfStage ?? ((stage: number) => stage);
   const now = options.now ?? (() => performance.now());
+  const oneAtATime = options.beforeOp !== undefined;
   const events: PipelineEvent[] = [];
-  /** Per micro-batch: the input received, the output to send, the gradient received, the one to send. */
-  const inputs = new Map<number, Float32Array>();
-  const outputs = new Map<number, Float32Array>();
-  const outputGrads = new Map<number, Float32Array>();
-  const inputGrads = new Map<number, Float32Array>();
-  const take = <T>(map: Map<number, T>, micro: number, what: string): T => {
-    const value = map.get(micro);
-    if (value === undefined) throw new Error(`stage ${schedule.stage}: no ${what} of micro-batch ${micro} (the schedule is out of order)`);
-    map.delete(micro);
-    return value;
-  };
-  for (const [index, op] of schedule.ops.entries()) {
-    await options.beforeOp?.(op, index);
-    const tStart = now();
-    let bytes: number | undefined;
-    const peer = op.peer;
-    switch (op.kind) {
-      case 'forward': {
-        const out = await compute.forward(op.micro, schedule.stage > 0 ? take(inputs, op.micro, 'input activation') : undefined);
-        if (out) outputs.set(op.micro, out);
-        break;
-      }
-      case 'backward': {
-        const grad = await compute.backward(op.micro, schedule.stage < schedule.stages - 1 ? take(outputGrads, op.micro, 'output gradient') : undefined);
-        if (grad) inputGrads.set(op.micro, grad);
-        break;
-      }
-      case 'send-activation':
-      case 'send-grad': {
-        const grad = op.kind === 'send-grad';
-        const data = take(grad ? inputGrads : outputs, op.micro, grad ? 'input gradient' : 'output activation');
-        bytes = data.byteLength;
-        await transport.send(rankOf(peer ?? -1), pipelineTag(round, collective, op.micro, grad ? 'grad' : 'activation'), bytesOf(data));
-        break;
-      }
-      case 'recv-activation':
-      case 'recv-grad': {
-        const grad = op.kind === 'recv-grad';
-        const payload = await transport.recv(rankOf(peer ?? -1), pipelineTag(round, collective, op.micro, grad ? 'grad' : 'activation'));
-        bytes = payload.byteLength;
-        (grad ? outputGrads : inputs).set(op.micro, floatsOf(payload, `${op.kind} of micro-batch ${op.micro} from stage ${peer}`));
-        break;
-      }
-    }
+  const emit = (op: PipelineOp, tStart: number, bytes?: number): void => {
     const event: PipelineEvent = {
       type: 'pipeline',
       kind: op.kind,
       stage: schedule.stage,
       micro: op.micro,
-      ...(peer !== undefined ? { peer } : {}),
+      ...(op.peer !== undefined ? { peer: op.peer } : {}),
       ...(bytes !== undefined ? { bytes } : {}),
       round,
       tStart,
@@ -139,6 +120,104 @@ export async function runStageSchedule(schedule: StageSchedule, compute: StageCo
     };
     events.push(event);
     options.onEvent?.(event);
+  };
+  // Work that runs on while later ops start (sends, pending outputs): the first failure among it
+  // fails the step at the next op, and the step waits for all of it before it resolves.
+  const failure: { error?: unknown; happened: boolean } = { happened: false };
+  let failed!: (error: unknown) => void;
+  const failedSignal = new Promise<never>((_, reject) => (failed = reject));
+  failedSignal.catch(() => undefined);
+  const background: Promise<void>[] = [];
+  const inBackground = (work: Promise<void>): void => {
+    background.push(
+      work.catch((error: unknown) => {
+        if (!failure.happened) Object.assign(failure, { happened: true, error });
+        failed(error);
+      }),
+    );
+  };
+  /** Awaits `work`, or the first background failure if that comes first. */
+  const unlessFailed = <T>(work: Promise<T>): Promise<T> => Promise.race([work, failedSignal]);
+  const tagOf = (op: PipelineOp) => pipelineTag(round, collective, op.micro, op.kind.endsWith('grad') ? 'grad' : 'activation');
+  // Every receive posted now: a message is taken when it arrives, whatever op the stage is on. One op
+  // at a time (the classroom, paced by a person) posts each at its turn instead, so that a transport's
+  // receive deadline counts from then.
+  const posted = new Map<string, Promise<Uint8Array>>();
+  const post = (op: PipelineOp): Promise<Uint8Array> => {
+    const message = transport.recv(rankOf(op.peer ?? -1), tagOf(op));
+    message.catch(() => undefined); // awaited at its op; a step that fails before then leaves it
+    return message;
+  };
+  if (!oneAtATime) for (const op of schedule.ops) if (op.kind === 'recv-activation' || op.kind === 'recv-grad') posted.set(`${op.kind}:${op.micro}`, post(op));
+  /** Per micro-batch: the input received, the output to send, the gradient received, the one to send. */
+  const inputs = new Map<number, Float32Array>();
+  const outputs = new Map<number, Promise<Float32Array | undefined>>();
+  const outputGrads = new Map<number, Float32Array>();
+  const inputGrads = new Map<number, Promise<Float32Array | undefined>>();
+  const take = <T>(map: Map<number, T>, micro: number, what: string): T => {
+    const value = map.get(micro);
+    if (value === undefined) throw new Error(`stage ${schedule.stage}: no ${what} of micro-batch ${micro} (the schedule is out of order)`);
+    map.delete(micro);
+    return value;
+  };
+  /** A compute's output: now, or (pending) when its read-back arrives; its event ends then. */
+  const computed = (op: PipelineOp, tStart: number, output: StageOutput, into: Map<number, Promise<Float32Array | undefined>>): Promise<void> | undefined => {
+    if (!isPending(output)) {
+      if (output) into.set(op.micro, Promise.resolve(output));
+      emit(op, tStart);
+      return undefined;
+    }
+    const arrived = output.pending.then((value) => {
+      emit(op, tStart);
+      return value;
+    });
+    arrived.catch(() => undefined); // its failure is reported once, through `background`
+    into.set(op.micro, arrived);
+    const done = arrived.then(() => undefined);
+    inBackground(done);
+    return done;
+  };
+  for (const [index, op] of schedule.ops.entries()) {
+    if (failure.happened) throw failure.error;
+    await options.beforeOp?.(op, index);
+    const tStart = now();
+    const peer = op.peer;
+    switch (op.kind) {
+      case 'forward':
+      case 'backward': {
+        const forward = op.kind === 'forward';
+        const given = forward
+          ? schedule.stage > 0 ? take(inputs, op.micro, 'input activation') : undefined
+          : schedule.stage < schedule.stages - 1 ? take(outputGrads, op.micro, 'output gradient') : undefined;
+        const output = await unlessFailed(forward ? compute.forward(op.micro, given) : compute.backward(op.micro, given));
+        const done = computed(op, tStart, output, forward ? outputs : inputGrads);
+        if (done && oneAtATime) await unlessFailed(done);
+        break;
+      }
+      case 'send-activation':
+      case 'send-grad': {
+        const grad = op.kind === 'send-grad';
+        const data = take(grad ? inputGrads : outputs, op.micro, grad ? 'input gradient' : 'output activation');
+        const sent = data.then(async (tensor) => {
+          if (!tensor) throw new Error(`stage ${schedule.stage}: the ${grad ? 'backward' : 'forward'} of micro-batch ${op.micro} gave nothing to send`);
+          await transport.send(rankOf(peer ?? -1), tagOf(op), bytesOf(tensor));
+          emit(op, tStart, tensor.byteLength);
+        });
+        if (oneAtATime) await unlessFailed(sent);
+        else inBackground(sent);
+        break;
+      }
+      case 'recv-activation':
+      case 'recv-grad': {
+        const grad = op.kind === 'recv-grad';
+        const payload = await unlessFailed(posted.get(`${op.kind}:${op.micro}`) ?? post(op));
+        (grad ? outputGrads : inputs).set(op.micro, floatsOf(payload, `${op.kind} of micro-batch ${op.micro} from stage ${peer}`));
+        emit(op, tStart, payload.byteLength);
+        break;
+      }
+    }
   }
+  await Promise.all(background);
+  if (failure.happened) throw failure.error;
   return events;
 }

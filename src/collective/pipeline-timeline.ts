@@ -1,15 +1,25 @@
-// What a pipeline step's real timeline says: per stage the time spent computing (busy) and not
-// (idle: waiting for a message, or done before the others), over the span from the first op's start to
-// the last op's end, and the bubble fraction 1 - busy / (stages * span), the figure the ideal schedule
-// gives as (P-1)/(M+P-1); and the same events drawn as a stage x time diagram, as pipeline-schedules.ts
+// What a pipeline step's real timeline says: per stage the time spent computing (busy: the union of its
+// forward and backward events, which overlap while the device works through a submitted op and the
+// next) and not (idle), over the span from the first op's start to the last op's end, and the bubble
+// fraction 1 - busy / (stages * span), the figure the ideal schedule gives as (P-1)/(M+P-1). Moving
+// tensors counts as idle: a send, a receive, a read-back outside a compute. Idle is split into where it
+// went: waiting in a receive, before the stage's first op or after its last (the fill and drain of the
+// pipeline, and the other stages' tails), and the rest (sends the stage waited for, the executor's own
+// time between ops). And the same events drawn as a stage x time diagram, as pipeline-schedules.ts
 // draws the ideal timeline. Pure: it reads PipelineEvents (pipeline-executor.ts) on one shared clock
-// (stages in one process; tabs would first map their clocks onto one).
+// (stages in one process; tabs first map their clocks onto one).
 import type { PipelineEvent } from './pipeline-executor';
 
 export interface StageTime {
   stage: number;
   busyMs: number;
   idleMs: number;
+  /** Idle time inside receives not overlapped by a compute (waiting for a neighbour's message). */
+  recvWaitMs: number;
+  /** Idle time before the stage's first op and after its last, within the step's span. */
+  edgeMs: number;
+  /** The rest of the idle time: between the stage's ops, in neither a compute nor a receive. */
+  otherIdleMs: number;
   /** Bytes this stage sent (activations and gradients) in the events measured. */
   bytesSent: number;
 }
@@ -20,22 +30,64 @@ export interface PipelineTimeline {
   bubbleFraction: number;
 }
 
+/** Total length of the union of intervals. */
+function unionMs(intervals: [number, number][]): number {
+  const sorted = intervals.filter(([from, to]) => to > from).sort((x, y) => x[0] - y[0]);
+  let total = 0;
+  let [from, to] = [Number.NEGATIVE_INFINITY, Number.NEGATIVE_INFINITY];
+  for (const [a, b] of sorted) {
+    if (a > to) {
+      if (to > from) total += to - from;
+      [from, to] = [a, b];
+    } else to = Math.max(to, b);
+  }
+  if (to > from) total += to - from;
+  return total;
+}
+
+const isCompute = (e: PipelineEvent) => e.kind === 'forward' || e.kind === 'backward';
+
 export function measureTimeline(events: readonly PipelineEvent[], stages: number): PipelineTimeline {
   if (!Number.isInteger(stages) || stages < 1) throw new RangeError(`stages must be an integer >= 1, got ${stages}`);
   if (events.length === 0) throw new Error('no pipeline events to measure');
+  for (const e of events) if (!Number.isInteger(e.stage) || e.stage < 0 || e.stage >= stages) throw new RangeError(`event of stage ${e.stage} in a ${stages}-stage pipeline`);
   const start = Math.min(...events.map((e) => e.tStart));
   const end = Math.max(...events.map((e) => e.tEnd));
   const spanMs = end - start;
-  const perStage: StageTime[] = Array.from({ length: stages }, (_, stage) => ({ stage, busyMs: 0, idleMs: 0, bytesSent: 0 }));
-  for (const e of events) {
-    const s = perStage[e.stage];
-    if (!s) throw new RangeError(`event of stage ${e.stage} in a ${stages}-stage pipeline`);
-    if (e.kind === 'forward' || e.kind === 'backward') s.busyMs += e.tEnd - e.tStart;
-    if (e.kind === 'send-activation' || e.kind === 'send-grad') s.bytesSent += e.bytes ?? 0;
-  }
-  for (const s of perStage) s.idleMs = spanMs - s.busyMs;
+  const perStage: StageTime[] = Array.from({ length: stages }, (_, stage) => {
+    const mine = events.filter((e) => e.stage === stage);
+    const computes = mine.filter(isCompute).map((e): [number, number] => [e.tStart, e.tEnd]);
+    const busyMs = unionMs(computes);
+    const recvs = mine.filter((e) => e.kind === 'recv-activation' || e.kind === 'recv-grad').map((e): [number, number] => [e.tStart, e.tEnd]);
+    const recvWaitMs = unionMs([...computes, ...recvs]) - busyMs;
+    const active = mine.length > 0 ? Math.max(...mine.map((e) => e.tEnd)) - Math.min(...mine.map((e) => e.tStart)) : 0;
+    const edgeMs = spanMs - active;
+    const idleMs = spanMs - busyMs;
+    const bytesSent = mine.filter((e) => e.kind === 'send-activation' || e.kind === 'send-grad').reduce((sum, e) => sum + (e.bytes ?? 0), 0);
+    return { stage, busyMs, idleMs, recvWaitMs, edgeMs, otherIdleMs: idleMs - recvWaitMs - edgeMs, bytesSent };
+  });
   const busy = perStage.reduce((sum, s) => sum + s.busyMs, 0);
   return { spanMs, stages: perStage, bubbleFraction: spanMs > 0 ? 1 - busy / (stages * spanMs) : 0 };
+}
+
+/**
+ * How long each message took from the end of the compute that made it (on the sending stage) to its
+ * receive's end, for the receives that had to wait for it (a message that was there before its
+ * receive's turn says nothing about the hand-over): the latency a message adds where a stage waits
+ * for it, the sender's send, the wire and the receiver's checks together. 1F1B's steady state pays it
+ * twice per micro-batch (every op waits for a neighbour's), GPipe's streams hide it.
+ */
+export function handOverTimes(events: readonly PipelineEvent[]): number[] {
+  const made = new Map<string, number>();
+  for (const e of events) if (isCompute(e)) made.set(`${e.kind}:${e.stage}:${e.micro}`, e.tEnd);
+  const times: number[] = [];
+  for (const e of events) {
+    const grad = e.kind === 'recv-grad';
+    if ((e.kind !== 'recv-activation' && !grad) || e.peer === undefined) continue;
+    const producedAt = made.get(`${grad ? 'backward' : 'forward'}:${e.peer}:${e.micro}`);
+    if (producedAt !== undefined && producedAt > e.tStart) times.push(e.tEnd - producedAt);
+  }
+  return times;
 }
 
 /**

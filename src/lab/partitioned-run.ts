@@ -60,6 +60,11 @@ export interface PartitionedRun {
   trainStep(): Promise<PartitionedStepResult>;
   /** The validation loss of the whole model; a collective of the whole room. */
   evaluate(): Promise<PartitionedEvalResult>;
+  /**
+   * A text sample of the whole model (a collective of the tabs that hold it), for a model that writes
+   * text; absent or undefined otherwise.
+   */
+  sample?(): Promise<string | undefined>;
   /** This tab's part of the parameters (what the replica check hashes, what `params()` returns). */
   partParams(): Promise<Float32Array>;
   /** This tab's part as a checkpoint file (parameters, optimizer state, step, the partition). */
@@ -89,6 +94,8 @@ export interface TimedOp {
   kind: PipelineOpKind;
   stage: number;
   micro: number;
+  /** The stage sent to or received from (messages only). */
+  peer?: number;
   bytes?: number;
   tStart: number;
   tEnd: number;

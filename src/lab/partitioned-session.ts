@@ -3,7 +3,7 @@
 // It prepares the run (backend, data, room, this tab's part, the part's autosave when resuming), then
 // repeats, in order, until the last step: train one step (a collective of the whole room), check that
 // the tabs holding the same part hold the same bits (a hash all-gather, compared within each group),
-// autosave this tab's part, evaluate. Everything is published on the event bus, as session.ts does.
+// autosave this tab's part, evaluate, and (a model that writes text) sample. Everything is published on the event bus, as session.ts does.
 //
 // Unlike session.ts's replicated runs, a partitioned room is not elastic: a lost tab takes parameters
 // no other tab holds, so the room stops with a message naming the part that was lost, and `resume=1`
@@ -226,6 +226,10 @@ export class PartitionedSession extends RunLifecycle {
     if (last || step % recipe.evalEvery === 0) {
       const evaluation = await this.whileRoomWhole(() => run.evaluate());
       this.env.bus.publish({ type: 'eval', rank: this.rank, step, valLoss: evaluation.valLoss, ...(evaluation.accuracy !== undefined ? { accuracy: evaluation.accuracy } : {}), t: performance.now() });
+    }
+    if (run.sample && 'sampleEvery' in recipe && (last || step % recipe.sampleEvery === 0)) {
+      const text = await this.whileRoomWhole(() => run.sample!());
+      if (text !== undefined) this.env.bus.publish({ type: 'sample', step, text });
     }
   }
 

@@ -5,7 +5,8 @@ import { expect } from 'vitest';
 import { createMemoryMesh } from '../collective/memory-transport';
 import { viewOf } from '../engine/backend';
 import { CpuBackend } from '../engine/cpu-backend';
-import { textDataFromString } from '../data/text';
+import { decodeTokens, textDataFromString } from '../data/text';
+import { Gpt } from '../model/gpt';
 import { paramsHash } from '../model/layout';
 import type { LabEvent } from '../shared/events';
 import { buildRun } from './build-run';
@@ -14,27 +15,47 @@ import type { LoadedData } from './datasets';
 import { spirals, testConfig } from './parallel-test-support';
 import type { PartitionedRun, PartitionedRunKind } from './partitioned-run';
 import { recipeFor } from './recipe';
+import type { CharLmRecipe } from '../train/defaults';
 
 export const classification: LoadedData = { kind: 'classification', data: spirals };
 export const text: LoadedData = { kind: 'text', data: textDataFromString('the quick brown fox jumps over the lazy dog. '.repeat(40)) };
 
 /**
  * The reference: `solo` (a config without a room, each test saying how its kind's split reads on one
- * tab) trained by one tab for `solo.steps` steps; its parameters before and after, and its evaluation.
+ * tab) trained by one tab for `solo.steps` steps; its parameters before and after, its evaluation, and
+ * (`sampleLength` > 0, a GPT) the text one tab samples at the end.
  */
-export async function oneTab(solo: LabConfig, data: LoadedData): Promise<{ start: Float32Array; end: Float32Array; valLoss: number; accuracy?: number }> {
+export async function oneTab(
+  solo: LabConfig,
+  data: LoadedData,
+  sampleLength = 0,
+): Promise<{ start: Float32Array; end: Float32Array; valLoss: number; accuracy?: number; sample?: string }> {
   const backend = new CpuBackend();
-  const { run } = buildRun({ config: solo, recipe: recipeFor(solo, 1), backend, data, transport: undefined, shard: { world: 1, rank: 0 }, publish: () => undefined, alongsideComm: () => [] });
+  const recipe = recipeFor(solo, 1);
+  const { run } = buildRun({ config: solo, recipe, backend, data, transport: undefined, shard: { world: 1, rank: 0 }, publish: () => undefined, alongsideComm: () => [] });
   const start = await backend.read(viewOf(run.model.params));
   await run.trainer.train(solo.steps);
   const end = await backend.read(viewOf(run.model.params));
   const { loss: valLoss, accuracy } = await run.trainer.evaluate(run.evalBatches);
+  // One tab's sampler (src/train/recipes.ts): the validation text's first character, seeded by the step.
+  let sample: string | undefined;
+  if (sampleLength > 0 && data.kind === 'text' && run.model instanceof Gpt) {
+    const lm = recipe.recipe as CharLmRecipe;
+    const prompt = data.data.val.slice(0, 1);
+    const drawn = await run.model.sample(prompt, sampleLength, { temperature: lm.temperature, seed: lm.seed + solo.steps });
+    sample = decodeTokens(prompt, data.data.vocab) + decodeTokens(drawn, data.data.vocab);
+  }
   run.dispose();
-  return { start, end, valLoss, ...(accuracy !== undefined ? { accuracy } : {}) };
+  return { start, end, valLoss, ...(accuracy !== undefined ? { accuracy } : {}), ...(sample !== undefined ? { sample } : {}) };
 }
 
 /** `world` tabs of `kind` (default the config's world), each on its own CPU backend, each tab's events in its own list. */
-export function memoryRoom(kind: PartitionedRunKind, config: LabConfig, data: LoadedData, world = config.world): { runs: PartitionedRun[]; buses: LabEvent[][] } {
+export function memoryRoom<Run extends PartitionedRun>(
+  kind: { build: (...args: Parameters<PartitionedRunKind['build']>) => Run },
+  config: LabConfig,
+  data: LoadedData,
+  world = config.world,
+): { runs: Run[]; buses: LabEvent[][] } {
   const buses: LabEvent[][] = Array.from({ length: world }, () => []);
   const runs = createMemoryMesh(world).map((transport, rank) => kind.build({ config, backend: new CpuBackend(), data, transport, publish: (e) => buses[rank].push(e) }));
   return { runs, buses };

@@ -15,13 +15,18 @@ import { PIPELINE_RUN_KIND, pipelinePlace } from './pipeline-run';
 // over stages); 1e-5, as the data-parallel tests use.
 const TOLERANCE = 1e-5;
 
-/** The one tab a pipeline room is compared with: the pipeline's micro-batches as gradient accumulation. */
-const oneTabOf = (config: LabConfig, data: LoadedData, micro: number) => oneTab({ ...config, room: '', pipeline: 1, micro: 0, accum: micro, world: 0 }, data);
+/** Characters the GPT test draws: the first ones of the step's sample (the recipe's 120 take minutes on a loaded CPU). */
+const SAMPLE_LENGTH = 16;
+
+/** The one tab a pipeline room is compared with: the pipeline's micro-batches as gradient accumulation, and its text sample. */
+const oneTabOf = (config: LabConfig, data: LoadedData, micro: number) =>
+  oneTab({ ...config, room: '', pipeline: 1, micro: 0, accum: micro, world: 0 }, data, SAMPLE_LENGTH);
 
 async function pipelineRoom(config: LabConfig, data: LoadedData, wholeLength?: number) {
   // Each tab's own bus: what its dashboard sees.
   const { runs, buses } = memoryRoom(PIPELINE_RUN_KIND, config, data);
   const { hashes, losses, evals } = await trainRoom(runs, config.steps);
+  const samples = await Promise.all(runs.map((r) => r.sample(SAMPLE_LENGTH)));
   // Pipeline 0's stages put together in the whole model's layout.
   const figures = runs.map((r) => r.figures() as PipelineFigures);
   // The whole layout may end in alignment padding the parts do not hold: the reference's length.
@@ -32,7 +37,7 @@ async function pipelineRoom(config: LabConfig, data: LoadedData, wholeLength?: n
     for (const p of figures[rank].placement) whole.set(part.subarray(p.partOffset, p.partOffset + p.length), p.wholeOffset);
   }
   for (const run of runs) run.dispose();
-  return { whole, hashes, losses, evals, buses, figures, groups: runs.map((r) => r.replicaGroup) };
+  return { whole, hashes, losses, evals, samples, buses, figures, groups: runs.map((r) => r.replicaGroup) };
 }
 
 describe('pipeline run (the lab wiring of pipeline parallelism)', () => {
@@ -67,16 +72,23 @@ describe('pipeline run (the lab wiring of pipeline parallelism)', () => {
     for (const stepLosses of room.losses) expect(new Set(stepLosses).size).toBe(1);
     expect(new Set(room.evals.map((e) => e.valLoss)).size).toBe(1);
     expect(room.evals[0].accuracy).toBeGreaterThanOrEqual(0);
+    expect(room.samples.every((sample) => sample === undefined)).toBe(true); // the MLP writes no text
   });
 
-  it(`GPT, 2 stages, 1f1b: ends within ${TOLERANCE.toExponential()} of one tab (the tied embedding summed, the norm clipped over both stages)`, async () => {
+  it(`GPT, 2 stages, 1f1b: ends within ${TOLERANCE.toExponential()} of one tab (the tied embedding summed, the norm clipped over both stages); the stages sample together the text one tab samples`, async () => {
     const config: LabConfig = { ...testConfig({ room: 'r', model: 'gpt', dataset: 'text', batch: 4, steps: 3, pipeline: 2, world: 2, micro: 2, lr: 0.01 }) };
     const reference = await oneTabOf(config, text, 2);
     const room = await pipelineRoom(config, text, reference.end.length);
     const error = relativeError(room.whole, reference.end, reference.start);
     console.log(`GPT 2 stages: ${error.toExponential(2)} of the distance trained`);
     expect(error).toBeLessThan(TOLERANCE);
-  }, 240_000);
+    // Every tab ends with the whole sample: the prompt and the characters drawn from the pipeline's
+    // probabilities, the characters one tab draws with its parameters (within float rounding of the
+    // pipeline's: no draw fell on a boundary in this run).
+    expect(reference.sample).toBeDefined();
+    expect(reference.sample!.length).toBe(1 + SAMPLE_LENGTH);
+    expect(room.samples).toEqual([reference.sample, reference.sample]);
+  }, 480_000);
 
   it('a stage resumes from its own checkpoint to the bits of an uninterrupted run, and refuses another stage\'s', async () => {
     const config = testConfig({ room: 'r', steps: 4, pipeline: 2, world: 2, micro: 2 });

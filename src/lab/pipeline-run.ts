@@ -18,15 +18,16 @@ import type { PipelineEvent } from '../collective/pipeline-executor';
 import { expectedPeakInFlight } from '../collective/pipeline-schedules';
 import type { Transport } from '../collective/types';
 import { type Backend, viewOf } from '../engine/backend';
+import { decodeTokens } from '../data/text';
 import { Gpt, gptLayout } from '../model/gpt';
 import { entry } from '../model/layout';
 import { Mlp, mlpLayout } from '../model/mlp';
-import type { Batch } from '../model/model';
+import type { Batch, ForwardResult } from '../model/model';
 import { PipelineStage, splitUnits, type StageModelSpec } from '../model/pipeline-stage';
 import { PipelineTrainer } from '../parallel/pipeline-trainer';
 import { gatherStepEvents } from '../parallel/timeline-gather';
 import { ClassificationBatches, classificationEvalBatches, TextBatches, textEvalBatches, type BatchSource } from '../train/batches';
-import { lrScheduleOf, type TrainingRecipe } from '../train/defaults';
+import { type CharLmRecipe, lrScheduleOf, type TrainingRecipe } from '../train/defaults';
 import { learningRateAt, Optimizer } from '../train/optimizer';
 import { fitToData } from './build-run';
 import { type LabConfig, pipelineMicroBatches } from './config';
@@ -38,6 +39,7 @@ const IDS = COLLECTIVE_IDS.pipeline.first;
 /** Offsets within the registry's pipeline range (the trainer uses +0..+3). */
 const EVAL_ACTIVATIONS = IDS + 4;
 const SHARED_LOSSES = IDS + 5;
+const SAMPLE = IDS + 6;
 /** Steps of events kept for the figures (window.lab.metrics().partition). */
 const KEPT_STEPS = 64;
 
@@ -46,7 +48,7 @@ export function pipelinePlace(rank: number, stages: number): { stage: number; pi
   return { stage: rank % stages, pipeline: Math.floor(rank / stages) };
 }
 
-export const PIPELINE_RUN_KIND: PartitionedRunKind = {
+export const PIPELINE_RUN_KIND = {
   name: 'pipeline',
   groupSize: (config) => config.pipeline,
   refuses(config: LabConfig, world: number): string | null {
@@ -54,12 +56,12 @@ export const PIPELINE_RUN_KIND: PartitionedRunKind = {
     if (world % P !== 0) return `pipeline=${P} needs a room whose size it divides (tabs = pipelines x ${P} stages); this room has ${world} tabs`;
     return null;
   },
-  build(context: PartitionedBuildContext): PartitionedRun {
+  build(context: PartitionedBuildContext): PipelineRun {
     return new PipelineRun(context);
   },
-};
+} satisfies PartitionedRunKind;
 
-class PipelineRun implements PartitionedRun {
+export class PipelineRun implements PartitionedRun {
   readonly description: string;
   readonly part: string;
   readonly replicaGroup: readonly number[];
@@ -80,6 +82,8 @@ class PipelineRun implements PartitionedRun {
   /** Bytes this stage's sends should carry per step: M activations forward and M gradients back per boundary it touches. */
   private readonly wireFormulaBytes: number;
   private readonly kept: { round: number; ops: TimedOp[] }[] = [];
+  /** The GPT's sampling: the prompt (the validation text's first character, as one tab's) and the vocabulary. */
+  private readonly text: { prompt: Uint32Array; vocab: readonly string[] } | null = null;
 
   constructor(private readonly context: PartitionedBuildContext) {
     const { config, backend, data, transport } = context;
@@ -111,6 +115,7 @@ class PipelineRun implements PartitionedRun {
       batches = new TextBatches(data.data.train, model.blockSize, shard);
       spec = { kind: 'gpt', config: model, maxRows: batches.microRows };
       this.evalBatches = textEvalBatches(data.data.val, model.blockSize, batches.microRows, resolved.recipe.evalWindows);
+      this.text = { prompt: (data.data.val.length > 0 ? data.data.val : data.data.train).slice(0, 1), vocab: data.data.vocab };
     }
     this.activationBytesBefore = backend.memory().activations;
     this.stage = new PipelineStage(backend, spec, place.stage, P);
@@ -211,6 +216,74 @@ class PipelineRun implements PartitionedRun {
   }
 
   /**
+   * A text sample of the whole GPT, drawn by the pipeline's stages together as one tab's sampler draws
+   * it (src/train/recipes.ts: the validation text's first character as the prompt, seeded by the
+   * step): for each new character the context's activations go forward stage by stage, the last stage
+   * draws the character from its probabilities (Gpt.sample) and sends it to every other stage of its
+   * pipeline, so every tab ends with the same text. A collective of the pipeline; every pipeline of a
+   * DP x PP room samples alike (their stages hold the same bits). Undefined for the MLP. `length`:
+   * the characters to draw (default the recipe's), the first ones of any longer sample of the step.
+   */
+  async sample(length?: number): Promise<string | undefined> {
+    const { stage, transport, text } = this;
+    if (stage.spec.kind !== 'gpt' || !text) return undefined;
+    const recipe = this.recipe as CharLmRecipe;
+    const { stage: s, pipeline } = this.place;
+    const rankOf = (st: number) => pipeline * this.P + st;
+    const { blockSize } = stage.spec.config;
+    const round = this.step;
+    const activationTag = (n: number) => ({ round, collective: SAMPLE, chunk: 2 * n });
+    const characterTag = (n: number) => ({ round, collective: SAMPLE, chunk: 2 * n + 1 });
+    const targets = new Uint32Array(blockSize); // unused by sampling; the loss op needs some
+    /** This stage's part of the forward that predicts character n from `context`; the last stage's result. */
+    const forwardContext = async (context: Batch['inputs'], n: number): Promise<ForwardResult | undefined> => {
+      // A copy into a buffer of its own: the payload may be a view into a larger frame.
+      const input = stage.isFirst ? undefined : new Float32Array(new Uint8Array(await transport.recv(rankOf(s - 1), activationTag(n))).buffer);
+      try {
+        const out = stage.forward(0, { inputs: context, targets, rows: 1, seqLen: context.length }, 0, input);
+        if (!out.output) return out.result;
+        const activation = await this.backend.read(out.output);
+        await transport.send(rankOf(s + 1), activationTag(n), new Uint8Array(activation.buffer, activation.byteOffset, activation.byteLength));
+        return undefined;
+      } finally {
+        // Gpt.sample's read of the probabilities is recorded before the next forward can take the set.
+        stage.release(0);
+      }
+    };
+    const drawLength = length ?? recipe.sampleLength;
+    const total = text.prompt.length + drawLength;
+    const tokens = new Uint32Array(total);
+    tokens.set(text.prompt);
+    if (stage.isLast) {
+      const tellOthers = (n: number) =>
+        Promise.all(Array.from({ length: this.P - 1 }, (_, st) => transport.send(rankOf(st), characterTag(n), new Uint8Array(new Float32Array([tokens[n]]).buffer))));
+      let n = text.prompt.length;
+      const drawn = await (stage.model as Gpt).sample(text.prompt, drawLength, {
+        temperature: recipe.temperature,
+        seed: recipe.seed + this.step,
+        forward: async (batch) => {
+          // The context ends with the character drawn last: the others need it before their next forward.
+          if (n > text.prompt.length) {
+            tokens[n - 1] = batch.inputs[batch.inputs.length - 1];
+            await tellOthers(n - 1);
+          }
+          return (await forwardContext(batch.inputs, n++))!;
+        },
+      });
+      tokens.set(drawn, text.prompt.length);
+      if (total > text.prompt.length) await tellOthers(total - 1);
+    } else {
+      for (let n = text.prompt.length; n < total; n++) {
+        await forwardContext(tokens.subarray(Math.max(0, n - blockSize), n), n);
+        const [character] = new Float32Array(new Uint8Array(await transport.recv(rankOf(this.P - 1), characterTag(n))).buffer);
+        if (!Number.isInteger(character) || character < 0 || character >= text.vocab.length) throw new RangeError(`sample: character ${character} from the last stage is outside a vocabulary of ${text.vocab.length}`);
+        tokens[n] = character;
+      }
+    }
+    return decodeTokens(tokens, text.vocab);
+  }
+
+  /**
    * Every tab gets the values the pipelines' last stages computed, averaged over the pipelines: a sum
    * all-reduce of one slot per rank and value (every other slot 0, so the sum is exact).
    */
@@ -284,7 +357,7 @@ class PipelineRun implements PartitionedRun {
       this.kept.push(last);
       if (this.kept.length > KEPT_STEPS) this.kept.shift();
     }
-    last.ops.push({ kind: event.kind, stage: event.stage, micro: event.micro, ...(event.bytes !== undefined ? { bytes: event.bytes } : {}), tStart: event.tStart + clockOffsetMs, tEnd: event.tEnd + clockOffsetMs });
+    last.ops.push({ kind: event.kind, stage: event.stage, micro: event.micro, ...(event.peer !== undefined ? { peer: event.peer } : {}), ...(event.bytes !== undefined ? { bytes: event.bytes } : {}), tStart: event.tStart + clockOffsetMs, tEnd: event.tEnd + clockOffsetMs });
   }
 
   private partition(): { kind: 'pipeline'; stages: number; stage: number; schedule: string } {

@@ -7,14 +7,15 @@
 // micro-batches of gradient accumulation.
 //
 // DP x PP: with `dataParallel`, the tabs holding one stage in several pipelines average that stage's
-// gradients before the update, so every replica of a stage stays bitwise equal.
+// gradients before the update, so every replica of a stage stays bitwise equal. The average starts as
+// soon as the stage's last backward has been submitted (its read of the gradient queued behind it),
+// beside the rest of the schedule, not after it.
 //
 // Global-norm clipping (`clipNorm`) sums the stages' squared norms over the pipeline (the tied copy
 // counted once, on the first stage) in stage order, so every stage scales by the same factor, and one
 // tab's clip of the whole gradient is matched to float tolerance. The learning rate follows
 // `learningRate` (the recipe's schedule) like the one-tab trainer's.
 //
-// Not here: the DP all-reduce overlapped with the backward (it runs after the schedule).
 import { pipelineTag, type PipelineEvent, type PipelineListener, runStageSchedule, type StageCompute } from '../collective/pipeline-executor';
 import { runAllReduce } from '../collective/collectives';
 import { stageSchedule, type PipelineScheduleKind } from '../collective/pipeline-schedules';
@@ -46,7 +47,7 @@ export interface PipelineTrainerOptions {
    * DP x PP: the group of tabs holding this same stage in the other pipelines (a GroupTransport), each
    * training on its own share of every micro-batch (`batches`). The stage's gradients are averaged over
    * the group with a ring all-reduce (collective number `collective`, default the pipeline's + 2)
-   * after the schedule. Absent: one pipeline.
+   * from the stage's last backward on, beside the rest of the schedule. Absent: one pipeline.
    */
   dataParallel?: { transport: Transport; collective?: number };
   /** The learning rate of 0-based step `step` (the recipe's schedule). Default: the optimizer's own. */
@@ -99,28 +100,41 @@ export class PipelineTrainer {
       const ms = this.o.computeDelayMs?.(kind, micro) ?? 0;
       if (ms > 0) await new Promise((resolve) => setTimeout(resolve, ms));
     };
+    // The stage's gradient is whole once its last backward has run (backwards run in micro-batch
+    // order): from then its all-reduce over the stage's replicas runs beside the rest of the schedule
+    // (this stage's last send; the earlier stages' backwards, which never wait for it).
+    const collective = this.o.collective ?? 0;
+    const replicaCollective = this.o.dataParallel?.collective ?? collective + 2;
+    let averaged: Promise<void> | undefined;
+    const averageOnce = (): Promise<void> => (averaged ??= this.averageOverReplicas(step, replicaCollective));
+    // Each op is submitted and its output's read-back started (the copy is recorded now, so the
+    // activation set can be released or reused by the next op); the executor goes on while it runs.
     const compute: StageCompute = {
       forward: async (micro, input) => {
         const batch = batches.next(step, micro);
         const rows = model.lossRowsOf(batch);
         const out = stage.forward(micro, batch, weight / (rows * M), input);
         await delay('forward', micro);
-        if (out.output) return b.read(out.output);
-        const losses = await b.read(viewOf(out.result!.losses.buf, out.result!.losses.offset, rows));
-        for (const v of losses) lossSum += v;
-        lossCount += rows;
-        return undefined;
+        if (out.output) return { pending: b.read(out.output) };
+        const losses = b.read(viewOf(out.result!.losses.buf, out.result!.losses.offset, rows));
+        return {
+          pending: losses.then((values) => {
+            for (const v of values) lossSum += v;
+            lossCount += rows;
+            return undefined;
+          }),
+        };
       },
       backward: async (micro, outputGrad) => {
         const inputGrad = stage.backward(micro, outputGrad);
         await delay('backward', micro);
-        // Read (or, on the first stage, wait for the device) before the activation set is reused.
-        const grad = inputGrad ? await b.read(inputGrad) : (await b.flush(), undefined);
+        // On the first stage nothing is read back: the op ends when the device has run it.
+        const grad = inputGrad ? b.read(inputGrad) : b.flush().then(() => undefined);
         stage.release(micro);
-        return grad;
+        if (micro === M - 1) averageOnce().catch(() => undefined); // its failure is awaited after the schedule
+        return { pending: grad };
       },
     };
-    const collective = this.o.collective ?? 0;
     const events = await runStageSchedule(stageSchedule(this.o.schedule, stage.stages, stage.stage, M), compute, {
       transport: this.o.transport,
       round: step,
@@ -130,7 +144,7 @@ export class PipelineTrainer {
     });
     // Averaged within the stage's group first, then the tied copies summed: the two ends then add the
     // same two vectors (in one order) whatever the group's ring did, so their copies stay equal.
-    await this.averageOverReplicas(step, this.o.dataParallel?.collective ?? collective + 2);
+    await averageOnce();
     await this.sumTiedGradients(step, collective + 1);
     if (this.o.clipNorm) await this.clip(step, this.o.clipNorm, collective + 3);
     optimizer.update(model.params, model.grads, step + 1, this.o.learningRate?.(step) ?? optimizer.config.lr);
