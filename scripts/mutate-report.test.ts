@@ -51,6 +51,7 @@ describe('mutation summary: aggregation', () => {
     expect(summary.total.counts.mutants).toBe(18);
     expect(summary.total.scores.all).toBeCloseTo((100 * 15) / 18, 12);
     expect(summary.pending).toEqual([]);
+    expect(summary.stale).toEqual([]);
   });
 
   it('a file without a finished part is pending, and its folder sums only what finished', () => {
@@ -62,6 +63,14 @@ describe('mutation summary: aggregation', () => {
       ['src/parallel', 0],
     ]);
     expect(summary.total.scores.all).toBeCloseTo(90, 12);
+  });
+
+  it('a file measured before its tests changed is counted and marked stale; one never measured is pending', () => {
+    const summary = summarize(planned.slice(0, 2), new Map([['src/collective/a.ts', count(9, 1)]]), new Set(['src/collective/a.ts', 'src/collective/b.ts']));
+    expect(summary.files.map((r) => r.name)).toEqual(['src/collective/a.ts (stale)']);
+    expect(summary.stale).toEqual(['src/collective/a.ts']);
+    expect(summary.pending).toEqual(['src/collective/b.ts']);
+    expect(summary.total.counts.killed).toBe(9);
   });
 
   it('the markdown table has one row per line with both scores, n/a where nothing was scored', () => {

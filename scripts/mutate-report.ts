@@ -83,16 +83,19 @@ export interface Summary {
   files: Row[];
   folders: Row[];
   total: Row;
-  /** Files planned but without a finished part for their current key, per folder. */
+  /** Files planned but without any finished part. */
   pending: string[];
+  /** Files counted from a part measured before their code or tests last changed (a rerun redoes them). */
+  stale: string[];
 }
 
 /**
- * Aggregates finished parts. `planned` lists every file of the run in order with its folder (the
- * MUTATE target it came from); `finished` maps a file to its counts (absent: not measured yet). A
- * folder's row sums its finished files only; `pending` says what is missing from it.
+ * Aggregates finished parts. `planned` lists every file of the run in order with its folder;
+ * `finished` maps a file to its counts (absent: not measured yet). Files in `stale` were measured
+ * against older code or tests: they are counted (the last measurement is better than none) and marked.
+ * A folder's row sums its finished files only; `pending` says what is missing from it.
  */
-export function summarize(planned: { file: string; folder: string }[], finished: Map<string, Counts>): Summary {
+export function summarize(planned: { file: string; folder: string }[], finished: Map<string, Counts>, stale: ReadonlySet<string> = new Set()): Summary {
   const files: Row[] = [];
   const folderCounts = new Map<string, Counts>();
   const pending: string[] = [];
@@ -104,12 +107,13 @@ export function summarize(planned: { file: string; folder: string }[], finished:
       pending.push(file);
       continue;
     }
-    files.push({ name: file, counts, scores: scoresOf(counts) });
+    files.push({ name: stale.has(file) ? `${file} (stale)` : file, counts, scores: scoresOf(counts) });
     folderCounts.set(folder, addCounts(folderCounts.get(folder) as Counts, counts));
     total = addCounts(total, counts);
   }
   const folders = [...folderCounts].map(([name, counts]) => ({ name, counts, scores: scoresOf(counts) }));
-  return { files, folders, total: { name: 'total', counts: total, scores: scoresOf(total) }, pending };
+  const staleCounted = planned.map((p) => p.file).filter((f) => stale.has(f) && finished.has(f));
+  return { files, folders, total: { name: 'total', counts: total, scores: scoresOf(total) }, pending, stale: staleCounted };
 }
 
 const fmt = (p: number) => (Number.isNaN(p) ? 'n/a' : `${p.toFixed(2)}%`);

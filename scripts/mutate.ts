@@ -95,7 +95,10 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-const fmtMs = (ms: number) => `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
+const fmtMs = (ms: number) => {
+  const s = Math.round(ms / 1000);
+  return `${Math.floor(s / 60)} min ${s % 60} s`;
+};
 
 async function main(): Promise<void> {
   const targets = parseTargets(process.env.MUTATE);
@@ -174,11 +177,19 @@ async function main(): Promise<void> {
   }
 
   // The summary covers every planned file whose stored part matches its current key.
+  // A file without a part for its current key is counted from its last part, if any, marked stale.
   const finished = new Map<string, Counts>();
+  const stale = new Set<string>();
   let partsWallMs = 0;
   const commits = new Set<string>();
+  const storedFiles = readdirSync(PARTS);
   for (const { part, key } of keyed) {
-    const stored = readStored(`${PARTS}/${partFileName(part.file, key)}`);
+    let stored = readStored(`${PARTS}/${partFileName(part.file, key)}`);
+    if (!stored) {
+      const older = storedFiles.find((f) => f.startsWith(`${slugOf(part.file)}.`) && /^[0-9a-f]{16}\.json$/.test(f.slice(slugOf(part.file).length + 1)));
+      stored = older ? readStored(`${PARTS}/${older}`) : undefined;
+      if (stored) stale.add(part.file);
+    }
     if (!stored) continue;
     const counts = countsOfReport(stored.report).get(part.file) ?? emptyCounts();
     finished.set(part.file, counts);
@@ -188,15 +199,17 @@ async function main(): Promise<void> {
   const summary = summarize(
     parts.map(({ file }) => ({ file, folder: testFolderOf(file) })),
     finished,
+    stale,
   );
   const table = markdownTable([...summary.files, ...summary.folders, summary.total]);
   const lines = [
     `Mutation score (npm run mutate, MUTATE=${targets.join(',')}), parts measured at commit(s) ${[...commits].join(', ') || 'none'}`,
-    `${finished.size} of ${parts.length} files measured; Stryker wall clock of the measured parts: ${fmtMs(partsWallMs)}`,
+    `${finished.size} of ${parts.length} files measured (${stale.size} of them stale); Stryker wall clock of the measured parts: ${fmtMs(partsWallMs)}`,
     '',
     table,
     '',
     summary.pending.length === 0 ? 'Nothing pending.' : `Pending (${summary.pending.length}): ${summary.pending.join(', ')}`,
+    summary.stale.length === 0 ? 'Nothing stale.' : `Stale (measured before their code or tests changed; the next run redoes them): ${summary.stale.join(', ')}`,
   ];
   console.log(`\n${lines.join('\n')}\nThis run: ${fmtMs(Date.now() - runStarted)}.`);
   writeFileSync(`${ROOT}/summary.md`, `${lines.join('\n')}\n`);
