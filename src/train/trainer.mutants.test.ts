@@ -84,7 +84,7 @@ describe('Trainer: global-norm clipping', () => {
   /** Parameters before and after one SGD step, and the gradient the sync saw (before clipping). */
   async function oneStep(clipNorm: number) {
     const backend = new CpuBackend();
-    let grads = new Float32Array(0);
+    let grads: Float32Array = new Float32Array(0);
     const run = classifierRun(backend, spirals, { ...sgd, clipNorm }, undefined, {
       gradSync: async ({ grads: g }) => void (grads = await backend.read(viewOf(g))),
     });
