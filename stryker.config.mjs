@@ -2,17 +2,34 @@
 // condition at a time in the code under test and runs the unit tests that cover it; a mutant that no
 // test notices "survives" and points at a check the suite lacks. Not part of npm test: it is slow.
 //
-// MUTATE=src/parallel (comma-separated folders or files) narrows the run; default: the three folders whose
-// arithmetic decides whether training is right (collectives, parallel strategies, the trainer).
-const targets = (process.env.MUTATE ?? 'src/collective,src/parallel,src/train').split(',').map((f) => f.trim().replace(/\/$/, ''));
-// A target is a folder, or one file (its folder's tests run against it).
-const folders = [...new Set(targets.map((t) => (t.endsWith('.ts') ? t.slice(0, t.lastIndexOf('/')) : t)))];
+// `npm run mutate` runs scripts/mutate.ts, which calls Stryker once per source file with the variables
+// below set, keeps each file's report and prints the scores. Stryker can also be run whole with
+// `npx stryker run`: MUTATE=src/parallel (comma-separated folders or files) narrows it; default: the
+// three folders whose arithmetic decides whether training is right (collectives, parallel strategies,
+// the trainer).
+//   MUTATE_TESTS       the test files to run (vitest.mutate.config.ts); default: the targets' folders' tests
+//   MUTATE_REPORT      where the JSON report goes; when set, only the JSON and clear-text reporters run
+//   MUTATE_INCREMENTAL Stryker's incremental file: mutants whose code and covering tests are unchanged
+//                      since that report keep their result instead of running again
+const targets = (process.env.MUTATE || 'src/collective,src/parallel,src/train').split(',').map((f) => f.trim().replace(/\/$/, ''));
+const report = process.env.MUTATE_REPORT;
+const incremental = process.env.MUTATE_INCREMENTAL;
 
 export default {
   testRunner: 'vitest',
-  vitest: { configFile: 'vitest.mutate.config.ts' },
+  // With MUTATE_TESTS the tests are chosen already (by their imports, type-only ones included); vitest's
+  // own choice (`related`) finds none for a file that only declares types.
+  vitest: { configFile: 'vitest.mutate.config.ts', related: !process.env.MUTATE_TESTS },
   plugins: ['@stryker-mutator/vitest-runner'],
-  mutate: [...targets.map((t) => (t.endsWith('.ts') ? t : `${t}/**/*.ts`)), '!**/*.test.ts', '!**/test-support.ts', '!**/fake-*.ts'],
+  // Test scaffolding is not mutated (scripts/mutate-plan.ts isTestHelper names the same files).
+  mutate: [
+    ...targets.map((t) => (t.endsWith('.ts') ? t : `${t}/**/*.ts`)),
+    '!**/*.test.ts',
+    '!**/test-support.ts',
+    '!**/*-test-support.ts',
+    '!**/*-test-kit.ts',
+    '!**/fake-*.ts',
+  ],
   // Only the tests that cover a mutant run against it.
   coverageAnalysis: 'perTest',
   // Static mutants (module-level constants) would each need the whole suite: skipped.
@@ -22,9 +39,12 @@ export default {
   // A mutant that loops forever is cut off soon after the slowest covering test's normal time.
   timeoutMS: 5_000,
   timeoutFactor: 1.5,
-  reporters: ['clear-text', 'progress', 'html', 'json'],
+  // Copied into every sandbox otherwise; no unit test under mutation reads them.
+  ignorePatterns: ['public/data', 'dist', 'test-results', 'playwright-report', 'e2e-artifacts'],
+  ...(incremental ? { incremental: true, incrementalFile: incremental } : {}),
+  reporters: report ? ['json', 'clear-text'] : ['clear-text', 'progress', 'html', 'json'],
   htmlReporter: { fileName: 'reports/mutation/index.html' },
-  jsonReporter: { fileName: 'reports/mutation/mutation.json' },
+  jsonReporter: { fileName: report ?? 'reports/mutation/mutation.json' },
   clearTextReporter: { allowColor: false, logTests: false, reportMutants: true, reportScoreTable: true },
   tempDirName: '.stryker-tmp',
   cleanTempDir: true,
