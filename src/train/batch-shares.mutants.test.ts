@@ -19,20 +19,23 @@ describe('proportionalCounts: the spare quanta', () => {
   });
 
   it('a batch of exactly one quantum per rank is a valid split (nothing spare)', () => {
-    expect(proportionalCounts([5, 1, 1], 6, 2)).toEqual([2, 2, 2]);
+    // Every rank is worth its quantum here (2 samples at speed 4 take 0.5 ms, under the 6 / 9 ms the
+    // faster ones would need for the whole batch), so each keeps exactly one.
+    expect(proportionalCounts([5, 4, 4], 6, 2)).toEqual([2, 2, 2]);
   });
 });
 
 describe('BatchShares: edges', () => {
-  it('refuses a zero or fractional quantum, and a count of zero samples (each rank must keep one quantum)', () => {
+  it('refuses a zero or fractional quantum, and a share that is not a whole multiple of the quantum (zero is one: a rank not worth a share)', () => {
     expect(() => new BatchShares(8, 2, 0)).toThrow(/quantum must be a positive integer, got 0/);
     expect(() => new BatchShares(8, 2, 1.5)).toThrow(/quantum must be a positive integer, got 1.5/);
     const shares = new BatchShares(8, 2);
-    // 0 is a multiple of every quantum: only the "at least one quantum" rule refuses it.
-    expect(() => shares.set(1, [8, 0])).toThrow(/share 0 is not a positive multiple of 1/);
-    expect(() => shares.set(1, [7.5, 0.5])).toThrow(/share 7.5 is not a positive multiple/);
+    expect(() => shares.set(1, [7.5, 0.5])).toThrow(/share 7.5 is not a whole multiple of 1 samples/);
+    expect(() => new BatchShares(8, 2, 2).set(1, [5, 3])).toThrow(/share 5 is not a whole multiple of 2 samples/);
     shares.set(1, [7, 1]);
     expect(shares.countsAt(1)).toEqual([7, 1]);
+    shares.set(2, [8, 0]);
+    expect(shares.countsAt(2)).toEqual([8, 0]);
   });
 
   it('keeps the split in force and every later one when set many times (the table is pruned from the middle)', () => {

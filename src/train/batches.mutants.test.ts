@@ -51,10 +51,11 @@ describe('rows the model is built for', () => {
   it('with shares that may change, a micro-batch has room for the largest share the table allows (maxCount / micro)', () => {
     const set: ClassificationSet = { name: 'rows', count: 48, features: 1, numClasses: 2, inputs: new Float32Array(48), labels: new Uint8Array(48) };
     const shares = new BatchShares(24, 3, 2);
-    // maxCount = 24 - 2 * 2 = 20 samples -> 10 rows per micro-batch, against 4 at step 0.
+    // maxCount = the whole global batch (every other share may be zero), 24 samples -> 12 rows per
+    // micro-batch, against 4 at step 0.
     const src = new ClassificationBatches(set, { globalBatch: 24, microBatches: 2, world: 3, rank: 0, seed: 1, shares });
     expect(src.microRows).toBe(4);
-    expect(src.maxMicroRows).toBe(10);
+    expect(src.maxMicroRows).toBe(12);
     shares.set(2, [20, 2, 2]);
     expect(src.next(2, 1).rows).toBe(10);
     expect(src.shareWeightAt(2)).toBeCloseTo((20 * 3) / 24, 12);
