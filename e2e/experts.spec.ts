@@ -11,7 +11,7 @@ import { gptLayout } from '../src/model/gpt';
 import { initialParams } from '../src/model/init';
 import type { ParamLayout } from '../src/model/layout';
 import { isExpertTensor } from '../src/model/moe-mlp';
-import { finishTraining, openTrainingTabs, relativeError, type TabResult } from './training';
+import { errorAfterLosingRank1, finishTraining, openTrainingTabs, relativeError, type TabResult } from './training';
 
 const RUN = { model: 'gpt', dataset: 'sotu', steps: 3, batch: 4, seed: 3, layers: 1, experts: 4, topk: 2, capacity: 1 };
 // Relative to the distance trained, as the data-parallel spec; the unit tests measure 3e-7 to 6e-7 on
@@ -75,3 +75,9 @@ for (const room of ROOMS) {
     expect(error).toBeLessThan(TOLERANCE);
   });
 }
+
+test('an expert tab that vanishes stops the room with a message naming the experts it held', async ({ browser }) => {
+  test.setTimeout(420_000);
+  const error = await errorAfterLosingRank1(browser, 2, { ...RUN, ep: 2 });
+  expect(error).toMatch(/the tab holding experts 2\.\.3 of 4 \(rank 1\) left the room .*a model-parallel room \(experts\) cannot go on without it: resume=1 restarts every tab from its part's last autosave/);
+});

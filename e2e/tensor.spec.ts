@@ -14,7 +14,7 @@ import { mlpLayout } from '../src/model/mlp';
 import { gptSplitPlan } from '../src/model/tensor-gpt';
 import { mlpSplitPlan } from '../src/model/tensor-mlp';
 import { gatherShards } from '../src/model/tensor-split';
-import { finishTraining, mlpInitialParams, openTrainingTabs, relativeError } from './training';
+import { errorAfterLosingRank1, finishTraining, mlpInitialParams, openTrainingTabs, relativeError } from './training';
 
 // A small MLP on spirals: one column/row pair of width 16 and a replicated output layer; a few steps.
 const SIZES = [2, 16, 16, 3];
@@ -87,12 +87,6 @@ test(`the GPT on 2 tensor-parallel tabs ends where one tab ends within ${TOLERAN
 
 test('a tensor tab that vanishes stops the room with a message naming its shard', async ({ browser }) => {
   test.setTimeout(240_000);
-  const context = await browser.newContext();
-  const pages = await openTrainingTabs(context, 2, { ...RUN, steps: 100_000, tensor: 2, dashboard: 0 });
-  await pages[0].waitForFunction(() => window.lab?.status?.().step >= 2, undefined, { timeout: 120_000, polling: 250 });
-  await pages[1].close();
-  await pages[0].waitForFunction(() => window.lab.status().state === 'error', undefined, { timeout: 120_000, polling: 250 });
-  const { error } = await pages[0].evaluate(() => window.lab.status());
+  const error = await errorAfterLosingRank1(browser, 2, { ...RUN, tensor: 2 });
   expect(error).toMatch(/the tab holding tensor shard 1 of 2 \(rank 1\) left the room .* resume=1 restarts every tab from its part's last autosave/);
-  await context.close();
 });

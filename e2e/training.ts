@@ -2,7 +2,7 @@
 // read what `window.lab` reports, and check that each tab ran on the backend the test is about
 // (WebGPU unless it says otherwise: `backend` defaults to auto, which would fall back to the CPU
 // silently and let a spec about WebGPU pass without it).
-import { expect, type BrowserContext, type Page } from '@playwright/test';
+import { expect, type Browser, type BrowserContext, type Page } from '@playwright/test';
 import type { LabMetrics, LabStatus } from '../src/lab/api';
 import { initialParams } from '../src/model/init';
 import { mlpLayout } from '../src/model/mlp';
@@ -126,4 +126,19 @@ export function maxRelativeDifference(a: number[], b: number[]): number {
   let worst = 0;
   for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]) / Math.max(1, Math.abs(a[i])));
   return worst;
+}
+
+/**
+ * Model-parallel rooms are not elastic: opens `tabs` tabs of a long run, closes rank 1 once rank 0 has
+ * trained two steps, and returns the error rank 0 stops with (the message must name what was lost).
+ */
+export async function errorAfterLosingRank1(browser: Browser, tabs: number, settings: Record<string, string | number>): Promise<string> {
+  const context = await browser.newContext();
+  const pages = await openTrainingTabs(context, tabs, { ...settings, steps: 100_000, dashboard: 0 });
+  await pages[0].waitForFunction(() => window.lab?.status?.().step >= 2, undefined, { timeout: 180_000, polling: 250 });
+  await pages[1].close();
+  await pages[0].waitForFunction(() => window.lab.status().state === 'error', undefined, { timeout: 120_000, polling: 250 });
+  const { error } = await pages[0].evaluate(() => window.lab.status());
+  await context.close();
+  return error ?? '';
 }

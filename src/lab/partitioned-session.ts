@@ -140,7 +140,7 @@ export class PartitionedSession extends RunLifecycle {
     const room = (this.room = await joinRoom({ ...this.config, world: this.config.world || this.kind.groupSize(this.config) }, this.env.bus, {
       onMesh: (mesh) => (this.mesh = mesh),
       messageCheck: finiteModelDataCheck(this.config.compression, FIRST_FLOAT_ID),
-      admits: () => `a ${this.kind.name}-parallel room is not elastic: its tabs hold parts of the model no other tab has`,
+      admits: () => `a model-parallel room (${this.kind.name}) is not elastic: its tabs hold parts of the model no other tab has`,
     }));
     this.rank = room.transport.rank;
     this.world = room.transport.world;
@@ -261,7 +261,7 @@ export class PartitionedSession extends RunLifecycle {
     } catch (error) {
       const lost = this.room?.elastic?.reformWanted() ?? (isLostPeer(error) ? (error instanceof Error ? error.message : String(error)) : null);
       if (lost === null) throw error;
-      throw new Error(`${this.lostPart(lost)} left the room (${lost}); a ${this.kind.name}-parallel room cannot go on without it: resume=1 restarts every tab from its part's last autosave`, { cause: error });
+      throw new Error(`${this.lostPart(lost)} left the room (${lost}); a model-parallel room (${this.kind.name}) cannot go on without it: resume=1 restarts every tab from its part's last autosave`, { cause: error });
     }
   }
 
