@@ -132,4 +132,13 @@ describe('StrategySwitcher.agree (after a re-form)', () => {
     for (const s of switchers) expect(s.pending()).toMatchObject({ step: 30, settings: { mode: 'ring', compression: 'fp16' } });
     expect(switchers[2].compressionAt(0)).toBe('none');
   });
+
+  it('a room that cannot switch (ZeRO) agrees on its unchanged strategy after a re-form instead of refusing it', async () => {
+    const transports = createMemoryMesh(3);
+    const configs = [0, 1, 2].map(() => room({ zero: 3 }));
+    expect(() => switchedConfig(configs[0], { compression: 'fp16' })).toThrow(/ZeRO/);
+    const switchers = configs.map((config) => new StrategySwitcher({ config, step: () => 6, steps: () => 100, log: () => undefined }));
+    expect(await Promise.all(switchers.map((s, i) => s.agree(transports[i], 2)))).toEqual([false, false, false]);
+    for (const s of switchers) expect(s.pending()).toBeNull();
+  });
 });

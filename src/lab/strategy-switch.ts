@@ -246,9 +246,11 @@ export class StrategySwitcher {
       isObject(m) && isObject(m.settings) && (m.due === null || (isObject(m.due) && isInt(m.due.step, 0, 0xffffffff) && isObject(m.due.settings))) ? null : 'bad agreement',
     );
     if (isDecodeError(room)) throw new Error(room.error);
-    // Rank 0's settings were a valid config there; they must be one here too.
-    const settings = settingsOf(switchedConfig(this.deps.config, room.settings));
-    const changed = describeSettings(settings) !== describeSettings(mine.settings) || JSON.stringify(settings) !== JSON.stringify(mine.settings);
+    // The same settings as this tab's (always so in a run that cannot switch, e.g. ZeRO): nothing to
+    // take. Otherwise rank 0's settings were a valid config there; they must be one here too.
+    const same = JSON.stringify(room.settings) === JSON.stringify(mine.settings);
+    const settings = same ? mine.settings : settingsOf(switchedConfig(this.deps.config, room.settings));
+    const changed = !same && (describeSettings(settings) !== describeSettings(mine.settings) || JSON.stringify(settings) !== JSON.stringify(mine.settings));
     if (changed) {
       this.adopt(settings, 0);
       this.compressionFrom = [{ round: 0, compression: settings.compression }];
