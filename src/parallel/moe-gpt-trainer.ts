@@ -15,6 +15,7 @@ import { runAllToAll } from '../collective/all-to-all-run';
 import { runAllReduce } from '../collective/collectives';
 import type { Transport } from '../collective/types';
 import { type Backend, viewOf } from '../engine/backend';
+import { clipOverGroup } from './group-clip';
 import type { Gpt, GptPassSegment } from '../model/gpt';
 import type { Batch } from '../model/model';
 import { isExpertTensor, type MoeAllToAll } from '../model/moe-mlp';
@@ -234,25 +235,10 @@ export class ExpertGptTrainer {
 
   /** Scales the gradient by the factor one tab's clip of the whole model's gradient would use. */
   private async clip(step: number, maxNorm: number): Promise<void> {
-    const { backend: b, model, experts: group } = this.o;
-    const grads = await b.read(viewOf(model.grads));
-    let own = 0;
-    for (const e of model.layout.entries) {
-      // A replicated tensor has the same gradient on every tab: the whole model holds it once.
-      if (!isExpertTensor(e.name) && group.rank !== 0) continue;
-      for (let i = e.offset; i < e.offset + e.length; i++) own += grads[i] * grads[i];
-    }
-    const perRank = new Float32Array(group.world);
-    perRank[group.rank] = own;
-    if (group.world > 1) await runAllReduce(group, perRank, { round: step, collective: this.o.ids.clipNorm });
-    let sumSq = 0;
-    for (const v of perRank) sumSq += v;
-    const norm = Math.sqrt(sumSq);
-    if (norm > maxNorm) {
-      const scale = maxNorm / norm;
-      for (let i = 0; i < grads.length; i++) grads[i] *= scale;
-      b.write(viewOf(model.grads), grads);
-    }
+    const { backend, model, experts: group } = this.o;
+    // A replicated tensor has the same gradient on every tab: the whole model holds it once.
+    const counts = (name: string) => isExpertTensor(name) || group.rank === 0;
+    await clipOverGroup({ backend, grads: model.grads, entries: model.layout.entries, counts, group, maxNorm, round: step, collective: this.o.ids.clipNorm });
   }
 }
 

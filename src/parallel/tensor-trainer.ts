@@ -16,6 +16,7 @@
 import { runAllReduce } from '../collective/collectives';
 import type { Transport } from '../collective/types';
 import { type Backend, viewOf } from '../engine/backend';
+import { clipOverGroup } from './group-clip';
 import type { TensorAllReduce, TensorParallelModel, TensorSite } from '../model/tensor-model';
 import type { BatchSource } from '../train/batches';
 import type { Optimizer } from '../train/optimizer';
@@ -116,25 +117,10 @@ export class TensorTrainer {
 
   /** Scales the shard's gradient by the factor one tab's clip of the whole gradient would use. */
   private async clip(step: number, maxNorm: number): Promise<void> {
-    const { backend: b, model, transport } = this.o;
-    const grads = await b.read(viewOf(model.grads));
-    let own = 0;
-    for (const e of model.layout.entries) {
-      // A replicated tensor has the same gradient on every rank: the whole model holds it once.
-      if (!model.plan.has(e.name) && model.tensor.rank !== 0) continue;
-      for (let i = e.offset; i < e.offset + e.length; i++) own += grads[i] * grads[i];
-    }
-    const perRank = new Float32Array(transport.world);
-    perRank[transport.rank] = own;
-    if (transport.world > 1) await runAllReduce(transport, perRank, { round: step, collective: this.o.clipCollective ?? 1_000_001 });
-    let sumSq = 0;
-    for (const v of perRank) sumSq += v;
-    const norm = Math.sqrt(sumSq);
-    if (norm > maxNorm) {
-      const scale = maxNorm / norm;
-      for (let i = 0; i < grads.length; i++) grads[i] *= scale;
-      b.write(viewOf(model.grads), grads);
-    }
+    const { backend, model, transport } = this.o;
+    // A replicated tensor has the same gradient on every rank: the whole model holds it once.
+    const counts = (name: string) => model.plan.has(name) || model.tensor.rank === 0;
+    await clipOverGroup({ backend, grads: model.grads, entries: model.layout.entries, counts, group: transport, maxNorm, round: step, collective: this.o.clipCollective ?? 1_000_001 });
   }
 
   private async averageOverReplicas(step: number): Promise<number> {
