@@ -7,7 +7,7 @@ import { CpuBackend } from './cpu-backend';
 import { randomUniform } from './gradcheck';
 import { WASM_ADAPTER, WasmCpuBackend } from './wasm-backend';
 import { wasmSimdSupported } from './wasm-kernels';
-import { aliasedMatmulDiff, LAYOUTS, matmulOn, maxDiff, upload } from './wasm-test-support';
+import { aliasedMatmulDiff, MATMUL_CHECKS, matmulCases, matmulOn, maxDiff, upload } from './wasm-test-support';
 import { buildWasm } from '../../scripts/build-wasm';
 
 // The kernels are a build product (npm run build:wasm); build them here too when missing or stale.
@@ -23,22 +23,13 @@ const SHAPES: [number, number, number][] = [
 ];
 
 describe('WasmCpuBackend matmul vs the reference: |ours - reference| <= 1e-6 * K per element, inputs in [-1, 1]', () => {
-  let seed = 100;
-  for (const [name, layout] of LAYOUTS) {
-    for (const accumulate of [false, true]) {
-      it(`${name}${accumulate ? ' accumulate' : ''} on ${SHAPES.length} awkward shapes`, async () => {
-        for (const [M, K, N] of SHAPES) {
-          const a = randomUniform(M * K, seed++);
-          const b = randomUniform(K * N, seed++);
-          const start = randomUniform(M * N, seed++);
-          const opts = { ...layout, accumulate };
-          const want = await matmulOn(reference, a, b, start, M, K, N, opts);
-          const got = await matmulOn(fast, a, b, start, M, K, N, opts);
-          expect(maxDiff(got, want), `${name} M=${M} K=${K} N=${N}`).toBeLessThanOrEqual(1e-6 * K);
-        }
-      });
-    }
-  }
+  MATMUL_CHECKS.forEach(([layoutName, title, opts], i) => {
+    it(`${title} on ${SHAPES.length} awkward shapes`, async () => {
+      for (const c of matmulCases(SHAPES, layoutName, opts, 100 + 100 * i)) {
+        expect(maxDiff(await c.on(fast), await c.on(reference)), c.label).toBeLessThanOrEqual(1e-6 * c.K);
+      }
+    });
+  });
 
   it('out may alias an input: a square matmul written over its own a, like the reference (within 1e-6 * 37)', async () => {
     expect(await aliasedMatmulDiff(reference, fast)).toBeLessThanOrEqual(1e-6 * 37);

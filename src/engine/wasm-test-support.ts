@@ -1,5 +1,6 @@
 // Test helpers shared by the fast CPU backend's tests (wasm-backend.test.ts, wasm-threads.test.ts):
-// upload host data to any backend, run one matmul there, compare element by element.
+// upload host data to any backend, run one matmul there, compare element by element, and the cases
+// both files check against the reference (every layout, overwriting and accumulating, on awkward shapes).
 import { expect } from 'vitest';
 import { type Backend, type MatmulOptions, type View, viewOf } from './backend';
 import { randomUniform } from './gradcheck';
@@ -43,3 +44,30 @@ export async function aliasedMatmulDiff(reference: Backend, fast: Backend): Prom
   );
   return maxDiff(got, want);
 }
+
+/** One product of an awkward-shapes check: its inputs are fixed, `on` runs it on any backend. */
+export interface MatmulCase {
+  M: number;
+  K: number;
+  N: number;
+  /** Names the layout and shape in a failure message. */
+  label: string;
+  on(backend: Backend): Promise<Float32Array>;
+}
+
+/**
+ * The products of `shapes` in one layout, each on its own random a, b and starting out (in [-1, 1]),
+ * drawn from seeds `seed`, `seed + 1`, ... in that order.
+ */
+export function matmulCases(shapes: [number, number, number][], layoutName: string, opts: MatmulOptions, seed: number): MatmulCase[] {
+  return shapes.map(([M, K, N], i) => {
+    const s = seed + 3 * i;
+    const [a, b, start] = [randomUniform(M * K, s), randomUniform(K * N, s + 1), randomUniform(M * N, s + 2)];
+    return { M, K, N, label: `${layoutName} M=${M} K=${K} N=${N}`, on: (backend) => matmulOn(backend, a, b, start, M, K, N, opts) };
+  });
+}
+
+/** Every layout, overwriting and accumulating: the name of each check and its options. */
+export const MATMUL_CHECKS: [string, string, MatmulOptions][] = LAYOUTS.flatMap(([name, layout]) =>
+  [false, true].map((accumulate): [string, string, MatmulOptions] => [name, `${name}${accumulate ? ' accumulate' : ''}`, { ...layout, accumulate }]),
+);

@@ -8,7 +8,7 @@ import { randomUniform } from './gradcheck';
 import { KernelThreadPool } from './kernel-threads';
 import { wasmAdapter, WasmCpuBackend } from './wasm-backend';
 import { defaultKernelThreads, fetchKernelBytes, THREADED_KERNELS_URL } from './wasm-kernels';
-import { aliasedMatmulDiff, LAYOUTS, matmulOn, maxDiff } from './wasm-test-support';
+import { aliasedMatmulDiff, MATMUL_CHECKS, matmulCases, matmulOn, maxDiff } from './wasm-test-support';
 import { buildWasm } from '../../scripts/build-wasm';
 
 await buildWasm();
@@ -38,25 +38,15 @@ describe('threaded matmul: |threads - reference| <= 1e-6 * K per element, inputs
     expect(threaded.info.adapter).toMatch(/threads: 3/);
   });
 
-  let seed = 3000;
-  for (const [name, layout] of LAYOUTS) {
-    for (const accumulate of [false, true]) {
-      it(`${name}${accumulate ? ' accumulate' : ''} on ${SHAPES.length} awkward shapes`, async () => {
-        for (const [M, K, N] of SHAPES) {
-          const a = randomUniform(M * K, seed++);
-          const b = randomUniform(K * N, seed++);
-          const start = randomUniform(M * N, seed++);
-          const opts = { ...layout, accumulate };
-          const want = await matmulOn(reference, a, b, start, M, K, N, opts);
-          const got = await matmulOn(threaded, a, b, start, M, K, N, opts);
-          const one = await matmulOn(single, a, b, start, M, K, N, opts);
-          const shape = `${name} M=${M} K=${K} N=${N}`;
-          expect(maxDiff(got, want), shape).toBeLessThanOrEqual(1e-6 * K);
-          expect(bits(got), shape).toEqual(bits(one));
-        }
-      });
-    }
-  }
+  MATMUL_CHECKS.forEach(([layoutName, title, opts], i) => {
+    it(`${title} on ${SHAPES.length} awkward shapes`, async () => {
+      for (const c of matmulCases(SHAPES, layoutName, opts, 3000 + 100 * i)) {
+        const got = await c.on(threaded);
+        expect(maxDiff(got, await c.on(reference)), c.label).toBeLessThanOrEqual(1e-6 * c.K);
+        expect(bits(got), c.label).toEqual(bits(await c.on(single)));
+      }
+    });
+  });
 
   it('past the default threshold (MNIST layer 1, 128x784x256) on 2 threads: the same bits as one thread, within 1e-6 * K of the reference', async () => {
     const [M, K, N] = [128, 784, 256];
