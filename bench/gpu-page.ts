@@ -1,27 +1,34 @@
 // Runs in the benchmark page: this project's WebGPU kernels against TensorFlow.js's WebGPU, WebGL and
-// WASM backends (the first two on the same adapter), in the same page, on the same inputs, and against
-// the fastest of the three per benchmark. Results go to `window.benchResult` for bench/gpu.ts to print.
+// WASM backends, in the same page, on the same inputs: against the fastest of the two that run on the
+// same adapter (WebGPU, WebGL) per benchmark, and apart from them against WASM, the CPU reference. Results go to `window.benchResult` for bench/gpu.ts to print.
 // TensorFlow.js is a dev dependency used only in the benchmarks.
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-webgpu';
 import { viewOf } from '../src/engine/backend';
+import { acquireDevice } from '../src/gpu/device';
 import { WebGpuBackend } from '../src/gpu/webgpu-backend';
 import { defaults } from '../src/train/defaults';
 import { seededRandom } from './bench-random';
 import { configureTfjsWasm, mlpStepInputs, oursMlpStep, tfjsMlpStep } from './mlp-step';
-import { TFJS_BACKENDS, type TfjsBackend } from './tfjs-backends';
+import { ADAPTER_BACKENDS, CPU_REFERENCE_BACKEND, TFJS_BACKENDS, type TfjsBackend } from './tfjs-backends';
 
 export interface BenchRow {
   name: string;
   /** Median milliseconds per iteration. */
   oursMs: number;
+  /** Matmuls on SwiftShader: ours with the 4x4-block kernels of before, timed alternately with oursMs. */
+  oursBlocks4Ms?: number;
+  /** Floating-point operations per iteration (2MKN for a matmul); null where not counted. */
+  flops: number | null;
   /** Median milliseconds per iteration of each TensorFlow.js backend that started. */
   tfjsMs: Partial<Record<TfjsBackend, number>>;
-  /** The fastest TensorFlow.js backend on this benchmark, and its time. */
+  /** The fastest TensorFlow.js backend on the same adapter (WebGPU or WebGL) on this benchmark, and its time. */
   fastest: TfjsBackend;
   fastestMs: number;
-  /** fastestMs / oursMs: above 1 means this project is faster than every TensorFlow.js backend. */
+  /** fastestMs / oursMs: above 1 means this project is faster than TensorFlow.js on the same adapter. */
   speedup: number;
+  /** TensorFlow.js WASM's time / ours: the CPU reference (it does not use the adapter); null if it did not start. */
+  vsCpuReference: number | null;
 }
 
 export interface BenchResult {
@@ -52,22 +59,45 @@ async function time(run: () => Promise<void>, iterations: number): Promise<numbe
   return median(samples);
 }
 
-async function benchMatmul(ours: WebGpuBackend, n: number, iterations: number): Promise<BenchRow> {
+/** Medians of `runs`, timed in turns (one iteration of each, then the next), so that all see the same load. */
+async function timeInTurns(runs: (() => Promise<void>)[], iterations: number): Promise<number[]> {
+  for (const run of runs) await run();
+  const samples: number[][] = runs.map(() => []);
+  for (let i = 0; i < iterations; i++) {
+    for (const [j, run] of runs.entries()) {
+      const t0 = performance.now();
+      await run();
+      samples[j].push(performance.now() - t0);
+    }
+  }
+  return samples.map(median);
+}
+
+/** `n`^3 on each of our backends (the same device), timed in turns; each iteration reads the product back. */
+async function oursMatmulMs(backends: WebGpuBackend[], a: Float32Array, b: Float32Array, n: number, iterations: number): Promise<number[]> {
+  const runs = backends.map((ours) => {
+    const [bufA, bufB, bufC] = ['bench.a', 'bench.b', 'bench.c'].map((label) => ours.alloc(n * n, label, 'workspace'));
+    ours.write(viewOf(bufA), a);
+    ours.write(viewOf(bufB), b);
+    return {
+      run: async () => {
+        ours.matmul(viewOf(bufC), viewOf(bufA), viewOf(bufB), n, n, n);
+        await ours.read(viewOf(bufC, 0, 64));
+      },
+      free: () => [bufA, bufB, bufC].forEach((buf) => ours.free(buf)),
+    };
+  });
+  const ms = await timeInTurns(runs.map((r) => r.run), iterations);
+  for (const r of runs) r.free();
+  return ms;
+}
+
+async function benchMatmul(ours: WebGpuBackend, blocks4: WebGpuBackend | null, n: number, iterations: number): Promise<BenchRow> {
   const random = seededRandom(n);
   const a = Float32Array.from({ length: n * n }, random);
   const b = Float32Array.from({ length: n * n }, random);
-  const bufA = ours.alloc(n * n, 'bench.a', 'workspace');
-  const bufB = ours.alloc(n * n, 'bench.b', 'workspace');
-  const bufC = ours.alloc(n * n, 'bench.c', 'workspace');
-  ours.write(viewOf(bufA), a);
-  ours.write(viewOf(bufB), b);
   // Both sides end each iteration with the product read back to the page, so both pay one readback.
-  const oursMs = await time(async () => {
-    ours.matmul(viewOf(bufC), viewOf(bufA), viewOf(bufB), n, n, n);
-    await ours.read(viewOf(bufC, 0, 64));
-  }, iterations);
-  for (const buf of [bufA, bufB, bufC]) ours.free(buf);
-
+  const [oursMs, oursBlocks4Ms] = await oursMatmulMs(blocks4 ? [ours, blocks4] : [ours], a, b, n, iterations);
   const tfjsMs = await perTfjsBackend(async () => {
     const ta = tf.tensor2d(a, [n, n]);
     const tb = tf.tensor2d(b, [n, n]);
@@ -80,7 +110,7 @@ async function benchMatmul(ours: WebGpuBackend, n: number, iterations: number): 
     tf.dispose([ta, tb]);
     return ms;
   });
-  return row(`matmul ${n}x${n}x${n}`, oursMs, tfjsMs);
+  return { ...row(`matmul ${n}x${n}x${n}`, 2 * n ** 3, oursMs, tfjsMs), oursBlocks4Ms };
 }
 
 /** TensorFlow.js backends that started (set by main). */
@@ -96,22 +126,27 @@ async function perTfjsBackend(measure: () => Promise<number>): Promise<Partial<R
   return result;
 }
 
-function row(name: string, oursMs: number, tfjsMs: Partial<Record<TfjsBackend, number>>): BenchRow {
-  const [fastest, fastestMs] = (Object.entries(tfjsMs) as [TfjsBackend, number][]).reduce((best, entry) => (entry[1] < best[1] ? entry : best));
-  return { name, oursMs, tfjsMs, fastest, fastestMs, speedup: fastestMs / oursMs };
+function row(name: string, flops: number | null, oursMs: number, tfjsMs: Partial<Record<TfjsBackend, number>>): BenchRow {
+  const onAdapter = ADAPTER_BACKENDS.flatMap((backend): [TfjsBackend, number][] => (tfjsMs[backend] === undefined ? [] : [[backend, tfjsMs[backend]]]));
+  const [fastest, fastestMs] = onAdapter.reduce((best, entry) => (entry[1] < best[1] ? entry : best));
+  const cpuMs = tfjsMs[CPU_REFERENCE_BACKEND];
+  return { name, flops, oursMs, tfjsMs, fastest, fastestMs, speedup: fastestMs / oursMs, vsCpuReference: cpuMs === undefined ? null : cpuMs / oursMs };
 }
 
 async function benchMlpStep(ours: WebGpuBackend, sizes: number[], batch: number, iterations: number): Promise<BenchRow> {
   const step = mlpStepInputs(sizes, batch);
   const oursMs = await oursMlpStep(ours, step, iterations, time);
   const tfjsMs = await perTfjsBackend(() => tfjsMlpStep(step, iterations, time));
-  return row(`MLP step ${sizes.join('-')} batch ${batch} (fwd+bwd+AdamW)`, oursMs, tfjsMs);
+  return row(`MLP step ${sizes.join('-')} batch ${batch} (fwd+bwd+AdamW)`, null, oursMs, tfjsMs);
 }
 
 async function main(): Promise<void> {
   const params = new URLSearchParams(location.search);
   const quick = params.get('quick') === '1';
-  const ours = await WebGpuBackend.create(navigator.gpu);
+  const context = await acquireDevice(navigator.gpu);
+  const ours = await WebGpuBackend.fromContext(context);
+  // On SwiftShader, the 4x4-block kernels of before beside the 8x8 ones, on the same device.
+  const blocks4 = ours.matmulVariant === 'blocked' ? await WebGpuBackend.fromContext(context, { matmulBlocks8: false }) : null;
   configureTfjsWasm();
   const tfjsMissing: Partial<Record<TfjsBackend, string>> = {};
   for (const backend of TFJS_BACKENDS) {
@@ -119,10 +154,10 @@ async function main(): Promise<void> {
     if (started) tfjsBackends.push(backend);
     else tfjsMissing[backend] = 'did not start in this page';
   }
-  if (!tfjsBackends.includes('webgpu')) throw new Error('TensorFlow.js could not start its WebGPU backend');
+  if (!ADAPTER_BACKENDS.some((backend) => tfjsBackends.includes(backend))) throw new Error(`TensorFlow.js could start none of its adapter backends (${ADAPTER_BACKENDS.join(', ')})`);
   const rows: BenchRow[] = [];
   const sizes = quick ? [256] : [256, 512, 1024];
-  for (const n of sizes) rows.push(await benchMatmul(ours, n, n >= 1024 ? 3 : 5));
+  for (const n of sizes) rows.push(await benchMatmul(ours, blocks4, n, n >= 1024 ? 3 : 5));
   // The lab's own MNIST MLP and batch (src/train/defaults.ts).
   rows.push(await benchMlpStep(ours, defaults.mnist.model.sizes, defaults.mnist.globalBatch, quick ? 3 : 10));
   window.benchResult = { adapter: ours.info.adapter, tfjsMissing, matmulVariant: ours.matmulVariant, rows };

@@ -223,3 +223,115 @@ fn fma4(acc: ptr<function, vec4f>, ak: vec4f, b0: vec4f, b1: vec4f, b2: vec4f, b
 @compute @workgroup_size(16, 16) fn matmul_tiled_nt(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) { tiled(wg, lid, false, true); }
 @compute @workgroup_size(16, 16) fn matmul_tiled_tn(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) { tiled(wg, lid, true, false); }
 @compute @workgroup_size(16, 16) fn matmul_tiled_tt(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) { tiled(wg, lid, true, true); }
+
+// The vec4 kernels with an 8x8 block per invocation instead of 4x4: per four k, 16 vector loads feed 64
+// vector fmas (8 loads for 16 at 4x4), and SwiftShader's cost is in the loads, each bounds-checked per
+// lane. 1.6-1.8x the 4x4 kernels at 256^3 and 512^3 there (docs/wgsl-kernels.md). The fmas of each
+// output run in the same k order as blocked(), so the results are the same bits. An 8x4 workgroup
+// covers 32 rows and 64 columns. Rows and column groups past the edge are clamped to the last one
+// (their results are not stored), so the shapes need only what the 4x4 kernels need.
+
+// The block's eight rows, each clamped to the last valid one.
+fn clamp_rows8(row0: u32) -> array<u32, 8> {
+  let last = p.M - 1u;
+  return array<u32, 8>(min(row0, last), min(row0 + 1u, last), min(row0 + 2u, last), min(row0 + 3u, last),
+                       min(row0 + 4u, last), min(row0 + 5u, last), min(row0 + 6u, last), min(row0 + 7u, last));
+}
+
+fn store_block8(row0: u32, col0: u32, left: array<vec4f, 8>, right: array<vec4f, 8>) {
+  store_block(row0, col0, array<vec4f, 4>(left[0], left[1], left[2], left[3]));
+  store_block(row0 + 4u, col0, array<vec4f, 4>(left[4], left[5], left[6], left[7]));
+  store_block(row0, col0 + 4u, array<vec4f, 4>(right[0], right[1], right[2], right[3]));
+  store_block(row0 + 4u, col0 + 4u, array<vec4f, 4>(right[4], right[5], right[6], right[7]));
+}
+
+// NN, K and N multiples of 4.
+@compute @workgroup_size(8, 4) fn matmul_blocked_nn8(@builtin(global_invocation_id) gid: vec3u) {
+  let row0 = gid.y * 8u;
+  let col0 = gid.x * 8u;
+  if (row0 >= p.M || col0 >= p.N) { return; }
+  let k4s = p.K / 4u;
+  let n4s = p.N / 4u;
+  let c4 = col0 / 4u;
+  let c4r = min(c4 + 1u, n4s - 1u) - c4;
+  let rows = clamp_rows8(row0);
+  var l: array<vec4f, 8>;
+  var r: array<vec4f, 8>;
+  // Unrolled: SwiftShader keeps a dynamically indexed array in memory, not in registers.
+  for (var k4 = 0u; k4 < k4s; k4++) {
+    let kb = k4 * 4u * n4s + c4;
+    let b0 = b_vec4[kb];
+    let b1 = b_vec4[kb + n4s];
+    let b2 = b_vec4[kb + 2u * n4s];
+    let b3 = b_vec4[kb + 3u * n4s];
+    let e0 = b_vec4[kb + c4r];
+    let e1 = b_vec4[kb + n4s + c4r];
+    let e2 = b_vec4[kb + 2u * n4s + c4r];
+    let e3 = b_vec4[kb + 3u * n4s + c4r];
+    let a0 = a_vec4[rows[0] * k4s + k4];
+    fma4(&l[0], a0, b0, b1, b2, b3);
+    fma4(&r[0], a0, e0, e1, e2, e3);
+    let a1 = a_vec4[rows[1] * k4s + k4];
+    fma4(&l[1], a1, b0, b1, b2, b3);
+    fma4(&r[1], a1, e0, e1, e2, e3);
+    let a2 = a_vec4[rows[2] * k4s + k4];
+    fma4(&l[2], a2, b0, b1, b2, b3);
+    fma4(&r[2], a2, e0, e1, e2, e3);
+    let a3 = a_vec4[rows[3] * k4s + k4];
+    fma4(&l[3], a3, b0, b1, b2, b3);
+    fma4(&r[3], a3, e0, e1, e2, e3);
+    let a4 = a_vec4[rows[4] * k4s + k4];
+    fma4(&l[4], a4, b0, b1, b2, b3);
+    fma4(&r[4], a4, e0, e1, e2, e3);
+    let a5 = a_vec4[rows[5] * k4s + k4];
+    fma4(&l[5], a5, b0, b1, b2, b3);
+    fma4(&r[5], a5, e0, e1, e2, e3);
+    let a6 = a_vec4[rows[6] * k4s + k4];
+    fma4(&l[6], a6, b0, b1, b2, b3);
+    fma4(&r[6], a6, e0, e1, e2, e3);
+    let a7 = a_vec4[rows[7] * k4s + k4];
+    fma4(&l[7], a7, b0, b1, b2, b3);
+    fma4(&r[7], a7, e0, e1, e2, e3);
+  }
+  store_block8(row0, col0, l, r);
+}
+
+// TN (a weight gradient), M and N multiples of 4.
+@compute @workgroup_size(8, 4) fn matmul_blocked_tn8(@builtin(global_invocation_id) gid: vec3u) {
+  let row0 = gid.y * 8u;
+  let col0 = gid.x * 8u;
+  if (row0 >= p.M || col0 >= p.N) { return; }
+  let m4s = p.M / 4u;
+  let n4s = p.N / 4u;
+  let i4 = row0 / 4u;
+  let i4d = min(i4 + 1u, m4s - 1u) - i4;
+  let j4 = col0 / 4u;
+  let j4r = min(j4 + 1u, n4s - 1u) - j4;
+  var l: array<vec4f, 8>;
+  var r: array<vec4f, 8>;
+  for (var k = 0u; k < p.K; k++) {
+    let ka = k * m4s + i4;
+    let kb = k * n4s + j4;
+    let up = a_vec4[ka];
+    let down = a_vec4[ka + i4d];
+    let bl = b_vec4[kb];
+    let br = b_vec4[kb + j4r];
+    l[0] = fma(vec4f(up.x), bl, l[0]);
+    l[1] = fma(vec4f(up.y), bl, l[1]);
+    l[2] = fma(vec4f(up.z), bl, l[2]);
+    l[3] = fma(vec4f(up.w), bl, l[3]);
+    l[4] = fma(vec4f(down.x), bl, l[4]);
+    l[5] = fma(vec4f(down.y), bl, l[5]);
+    l[6] = fma(vec4f(down.z), bl, l[6]);
+    l[7] = fma(vec4f(down.w), bl, l[7]);
+    r[0] = fma(vec4f(up.x), br, r[0]);
+    r[1] = fma(vec4f(up.y), br, r[1]);
+    r[2] = fma(vec4f(up.z), br, r[2]);
+    r[3] = fma(vec4f(up.w), br, r[3]);
+    r[4] = fma(vec4f(down.x), br, r[4]);
+    r[5] = fma(vec4f(down.y), br, r[5]);
+    r[6] = fma(vec4f(down.z), br, r[6]);
+    r[7] = fma(vec4f(down.w), br, r[7]);
+  }
+  store_block8(row0, col0, l, r);
+}

@@ -127,7 +127,7 @@ const matmulParams = { M: 'u32', K: 'u32', N: 'u32', accumulate: 'u32' } as cons
 export type MatmulVariant = 'blocked' | 'tiled';
 export type Transposes = 'nn' | 'nt' | 'tn' | 'tt';
 
-type MatmulKernelName = `matmul_${MatmulVariant}_${Transposes}` | 'matmul_blocked_nn4' | 'matmul_blocked_nt4' | 'matmul_blocked_tn4';
+type MatmulKernelName = `matmul_${MatmulVariant}_${Transposes}` | `matmul_blocked_${'nn' | 'nt' | 'tn'}4` | `matmul_blocked_${'nn' | 'tn'}8`;
 type MatmulKernel = KernelSpec<typeof matmulParams, 'out' | 'a' | 'b'>;
 
 function matmulKernels(): Record<MatmulKernelName, MatmulKernel> {
@@ -137,8 +137,9 @@ function matmulKernels(): Record<MatmulKernelName, MatmulKernel> {
       out[`matmul_${variant}_${t}`] = kernel('matmul', `matmul_${variant}_${t}`, matmulParams, { out: readWrite(1), a: readWrite(2), b: readWrite(3) });
     }
   }
-  for (const t of ['nn', 'nt', 'tn'] as const) {
-    out[`matmul_blocked_${t}4`] = kernel('matmul', `matmul_blocked_${t}4`, matmulParams, {
+  const vec4Kernels = ['nn4', 'nt4', 'tn4', 'nn8', 'tn8'] as const;
+  for (const t of vec4Kernels) {
+    out[`matmul_blocked_${t}`] = kernel('matmul', `matmul_blocked_${t}`, matmulParams, {
       out: readWrite(1),
       a: readWrite(2, 'a_vec4'),
       b: readWrite(3, 'b_vec4'),

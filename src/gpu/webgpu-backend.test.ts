@@ -85,22 +85,29 @@ describe('WebGpuBackend vs CpuBackend: matmul (atol 1e-4, rtol 1e-4)', () => {
     }
   }
 
-  it('blocked with vec4 loads (NN, NT, TN) is bit-identical to the scalar blocked kernel (same fma order)', async () => {
+  it('blocked with vec4 loads (NN, NT, TN; 8x8 and 4x4 blocks) is bit-identical to the scalar blocked kernel (same fma order)', async () => {
     const scalar = await WebGpuBackend.fromContext(await testDevice(), { matmul: 'blocked', matmulVec4: false });
+    const blocks4 = await WebGpuBackend.fromContext(await testDevice(), { matmul: 'blocked', matmulBlocks8: false });
     // [33, 784, 256]: the MLP's forward with a clamped last block of rows; [256, 33, 128]: a weight
-    // gradient; [33, 64, 10] NT: clamped rows and columns; [64, 16, 64] NT: attention scores.
+    // gradient; [33, 64, 10] NT: clamped rows and columns; [64, 16, 64] NT: attention scores. For the
+    // 8x8 blocks: [36, 12, 44] NN and [20, 7, 12] TN clamp a half block of rows and of columns (a last
+    // group of four), [4, 8, 8] NN and [8, 5, 4] TN are below 8x8 (4x4 blocks).
     const cases: [number, number, number, boolean, boolean][] = [
       [33, 784, 256, false, false],
       [36, 64, 40, false, false],
+      [36, 12, 44, false, false],
+      [4, 8, 8, false, false],
       [256, 33, 128, true, false],
       [36, 64, 40, true, false],
+      [20, 7, 12, true, false],
+      [8, 5, 4, true, false],
       [33, 64, 10, false, true],
       [64, 16, 64, false, true],
     ];
     for (const [M, K, N, transA, transB] of cases) {
       const [a, bData, init] = [rand(M * K, 11), rand(K * N, 12), rand(M * N, 13)];
       const results: Uint32Array[] = [];
-      for (const b of [blocked, scalar]) {
+      for (const b of [blocked, scalar, blocks4]) {
         const [out, av, bv] = [b.alloc(M * N, 'out', 'workspace'), b.alloc(M * K, 'a', 'workspace'), b.alloc(K * N, 'b', 'workspace')];
         b.write(viewOf(out), init);
         b.write(viewOf(av), a);
@@ -109,7 +116,9 @@ describe('WebGpuBackend vs CpuBackend: matmul (atol 1e-4, rtol 1e-4)', () => {
         results.push(new Uint32Array((await b.read(viewOf(out))).buffer));
         for (const buf of [out, av, bv]) b.free(buf);
       }
-      expect(results[0], `${M}x${K}x${N} ${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`).toEqual(results[1]);
+      const shape = `${M}x${K}x${N} ${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`;
+      expect(results[0], shape).toEqual(results[1]);
+      expect(results[2], `${shape}, 4x4 blocks`).toEqual(results[1]);
     }
     expect(deviceProblems).toEqual([]);
   }, 120_000);

@@ -34,6 +34,8 @@ export interface WebGpuBackendOptions extends AcquireOptions {
   maxBatch?: number;
   /** false: never use the blocked variant's vec4 kernels (tests compare them with the scalar ones). */
   matmulVec4?: boolean;
+  /** false: the vec4 kernels keep 4x4 blocks instead of 8x8 (bench:gpu times both in one run). */
+  matmulBlocks8?: boolean;
 }
 
 interface GpuBuf extends DeviceBuffer {
@@ -59,6 +61,7 @@ export class WebGpuBackend implements Backend {
   readonly info: BackendInfo;
   readonly matmulVariant: MatmulVariant;
   private readonly useVec4: boolean;
+  private readonly useBlocks8: boolean;
   private readonly device: GPUDevice;
   private readonly maxBatch: number;
   private readonly uniforms: UniformArena;
@@ -85,6 +88,7 @@ export class WebGpuBackend implements Backend {
     this.info = { kind: 'webgpu', adapter: [a.vendor, a.architecture, a.description].filter(Boolean).join(' ') || 'unknown adapter' };
     this.matmulVariant = chooseMatmulVariant(a, opts.matmul);
     this.useVec4 = opts.matmulVec4 ?? true;
+    this.useBlocks8 = opts.matmulBlocks8 ?? true;
     this.maxBatch = opts.maxBatch ?? 256;
     this.uniforms = new UniformArena(this.device);
   }
@@ -237,13 +241,15 @@ export class WebGpuBackend implements Backend {
   matmul(out: View, a: View, b: View, M: number, K: number, N: number, opts: MatmulOptions = {}): void {
     checkMatmul(out, a, b, M, K, N);
     const t = `${opts.transA ? 't' : 'n'}${opts.transB ? 't' : 'n'}` as const;
-    const per = this.matmulVariant === 'tiled' ? 64 : 32; // output rows/cols per workgroup
-    const groups: [number, number] = [Math.ceil(N / per), Math.ceil(M / per)];
+    const kernel = this.vec4Matmul(opts, M, K, N) ?? `matmul_${this.matmulVariant}_${t}`;
+    // Output columns and rows per workgroup: 16x16 invocations of 4x4 (tiled), 8x8 of 4x4, or 8x4 of 8x8.
+    const [perCol, perRow] = this.matmulVariant === 'tiled' ? [64, 64] : kernel.endsWith('8') ? [64, 32] : [32, 32];
+    const groups: [number, number] = [Math.ceil(N / perCol), Math.ceil(M / perRow)];
     if (groups[0] > WORKGROUPS_PER_DIM || groups[1] > WORKGROUPS_PER_DIM) {
       throw new RangeError(`matmul: ${M}x${N} needs more than ${WORKGROUPS_PER_DIM} workgroups in a dimension`);
     }
     this.run(
-      this.vec4Matmul(opts, M, K, N) ?? `matmul_${this.matmulVariant}_${t}`,
+      kernel,
       { M, K, N, accumulate: opts.accumulate ? 1 : 0 },
       { out: viewOf(out.buf, out.offset, M * N), a: viewOf(a.buf, a.offset, M * K), b: viewOf(b.buf, b.offset, K * N) },
       groups,
@@ -253,14 +259,16 @@ export class WebGpuBackend implements Backend {
   /**
    * The blocked variant's vec4 kernel for this product, if there is one: NN with K and N multiples of 4
    * (forward passes, the MLP's first-layer blocks), NT with K a multiple of 4 (attention scores,
-   * gradients through a weight) and TN with M and N multiples of 4 (weight gradients).
+   * gradients through a weight) and TN with M and N multiples of 4 (weight gradients). NN and TN take
+   * the 8x8-block kernels once the output is at least 8x8 (fewer loads per fma: faster on SwiftShader).
    */
   private vec4Matmul(opts: MatmulOptions, M: number, K: number, N: number): KernelName | null {
     if (this.matmulVariant !== 'blocked' || !this.useVec4) return null;
     if (opts.transA && opts.transB) return null;
     if (opts.transB) return K % 4 === 0 ? 'matmul_blocked_nt4' : null;
-    if (opts.transA) return M % 4 === 0 && N % 4 === 0 ? 'matmul_blocked_tn4' : null;
-    return K % 4 === 0 && N % 4 === 0 ? 'matmul_blocked_nn4' : null;
+    const eightByEight = this.useBlocks8 && M >= 8 && N >= 8;
+    if (opts.transA) return M % 4 === 0 && N % 4 === 0 ? (eightByEight ? 'matmul_blocked_tn8' : 'matmul_blocked_tn4') : null;
+    return K % 4 === 0 && N % 4 === 0 ? (eightByEight ? 'matmul_blocked_nn8' : 'matmul_blocked_nn4') : null;
   }
 
   biasAdd(out: View, x: View, bias: View, rows: number, cols: number): void {
