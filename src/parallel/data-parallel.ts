@@ -11,6 +11,7 @@
 //
 // In a room of unequal tabs a ShareBalancer (share-balancer.ts) re-splits the global batch by speed
 // after the sync of every K-th step; the sampler and the gradient weights follow (train/batch-shares.ts).
+// A tab with a share of zero reads nothing back: it all-reduces zeros made on the host.
 import { runAllReduceBy } from '../collective/allreduce-algorithms';
 import { wireElementBytes, type WireFormat } from '../collective/executor';
 import type { ChunkListener, Transport } from '../collective/types';
@@ -167,9 +168,12 @@ export class DataParallelSync {
     const round = this.round;
     this.collectives += pieces.length;
     const { picker } = this.o;
+    // A share of zero computed nothing: its gradient is exactly zero (the trainer filled it and ran no
+    // backward), so the ring gets +0.0s from the host instead of a read back from the device.
+    const knownZero = this.o.balancer?.hasNoShareAt(step) ?? false;
     const done = (async () => {
       const t0 = performance.now();
-      const data = await backend.read(view);
+      const data = knownZero ? new Float32Array(range.length) : await backend.read(view);
       const onHost = performance.now();
       await picker?.beforeBucket(step);
       const elementBytes = wireElementBytes(wire);

@@ -12,12 +12,22 @@ const TOLERANCE = 1e-5;
 const TOL = TOLERANCE.toExponential();
 const SGD = { optimizer: { kind: 'sgd', lr: 0.05, momentum: 0.9, weightDecay: 0 } } as const;
 
-/** Trains `world` ranks whose compute takes `costs[rank]` ms per sample; records the agreed shares. */
+/**
+ * Trains `world` ranks whose compute takes `costs[rank]` ms per sample; records the agreed shares and,
+ * per rank and step, how many times the gradients were read back from the backend and the rank's count.
+ */
 async function unequalRoom(config: LabConfig, costs: number[], recipe = {}) {
   const agreed: SharesReport[] = [];
+  const gradReads: { step: number; count: number; reads: number }[][] = costs.map(() => []);
   const room = await trainRoom(costs.length, config, {
     recipe,
     makeHooks: (ctx: ParallelContext) => {
+      const reads = gradReads[ctx.transport.rank];
+      const read = ctx.backend.read.bind(ctx.backend);
+      ctx.backend.read = (view) => {
+        if (view.buf === ctx.model().grads) reads[reads.length - 1].reads++;
+        return read(view);
+      };
       const hooks = createParallelHooks({
         ...ctx,
         publish: (event) => {
@@ -29,11 +39,16 @@ async function unequalRoom(config: LabConfig, costs: number[], recipe = {}) {
       const rank = ctx.transport.rank;
       return {
         ...hooks,
+        // The buckets are read back when the backward announces them, within the step's last gradHooks.
+        gradHooks: (step, micro) => {
+          reads.push({ step, count: shares?.countsAt(step)[rank] ?? 0, reads: 0 });
+          return hooks.gradHooks!(step, micro);
+        },
         gradSync: (c) => hooks.gradSync!({ ...c, computeMs: (shares?.countsAt(c.step)[rank] ?? 0) * costs[rank] }),
       };
     },
   });
-  return { room, agreed };
+  return { room, agreed, gradReads };
 }
 
 describe('shares of the global batch by speed (shares=auto)', () => {
@@ -67,7 +82,12 @@ describe('shares of the global batch by speed (shares=auto)', () => {
     it(`${name}: a rank too slow to be worth one sample (costs 1:1:100) gets a zero share, stays in the ring with replicas bitwise equal every step, and the room ends where one rank ends within ${TOL}`, async () => {
       const config = testConfig({ shares: 'auto', rebalance: 2, steps: 10 });
       const single = await trainRoom(1, config, { recipe });
-      const { room, agreed } = await unequalRoom(config, [1, 1, 100], recipe);
+      const { room, agreed, gradReads } = await unequalRoom(config, [1, 1, 100], recipe);
+      // The zero-share steps read no gradient back (it is known to be zero); the others read theirs.
+      const idle = gradReads[2].filter((s) => s.count === 0);
+      expect(idle.length).toBeGreaterThan(0);
+      for (const s of idle) expect(s.reads, `rank 2, step ${s.step}`).toBe(0);
+      for (const s of [...gradReads[2].filter((s) => s.count > 0), ...gradReads[0]]) expect(s.reads, `step ${s.step}`).toBeGreaterThan(0);
       // Every step of every rank, the zero-share one included, ended with the same parameters.
       expect(room.hashesPerStep).toHaveLength(10);
       for (const hashes of room.hashesPerStep) expect(new Set(hashes).size).toBe(1);

@@ -51,6 +51,14 @@ export class ShareBalancer {
   }
 
   /**
+   * Whether this rank has a share of zero at `step`: it computes nothing then, so its gradient is known
+   * to be exactly zero (train/trainer.ts) and need not be read back from the device.
+   */
+  hasNoShareAt(step: number): boolean {
+    return this.o.shares.countsAt(step)[this.o.transport.rank] === 0;
+  }
+
+  /**
    * Called by every rank after the gradient sync of `step` (0-based) with the milliseconds its passes
    * took. On a re-balancing step it is a collective: every rank must call it, with its own measure.
    */
