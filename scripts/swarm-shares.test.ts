@@ -13,14 +13,22 @@ describe('sharesFigure', () => {
     expect(f.equalVsIdeal).toBeCloseTo(5.5, 10);
     expect(f.autoVsIdeal).toBeCloseTo(1.2, 10);
     expect(f.autoVsEqual).toBeCloseTo(72 / 330, 10);
+    // Concurrent: 128 samples over 400 + 410 + 3500 samples/s.
+    expect(f.concurrentIdealMs).toBeCloseTo((1000 * 128) / 4310, 10);
+    expect(f.autoVsConcurrentIdeal).toBeCloseTo(72 / ((1000 * 128) / 4310), 10);
     expect(f.replicasAgree).toBe(true);
     const text = formatSharesFigure(f);
     expect(text).toContain('ideal                60.0 ms/step');
+    expect(text).toContain('concurrent ideal     29.7 ms/step');
     expect(text).toContain('[12, 12, 104] samples from step 92');
   });
 
   it('fails without a solo time for a backend in the room, and reports a room whose replicas disagreed', () => {
     expect(() => sharesFigure(['webgpu', 'cpu'], { webgpu: run(300) }, run(1), run(1))).toThrow(/no solo time for backend cpu/);
-    expect(sharesFigure(['cpu', 'cpu'], { cpu: run(100) }, run(60), run(55, { replicasAgree: false })).replicasAgree).toBe(false);
+    const disagreed = sharesFigure(['cpu', 'cpu'], { cpu: run(100) }, run(60), run(55, { replicasAgree: false }));
+    expect(disagreed.replicasAgree).toBe(false);
+    // No agreed split (the room never re-balanced): no concurrent ideal, and the text leaves it out.
+    expect(disagreed.concurrentIdealMs).toBeNull();
+    expect(formatSharesFigure(disagreed)).not.toContain('concurrent ideal');
   });
 });

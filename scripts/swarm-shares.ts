@@ -1,9 +1,14 @@
 // The figure of a room of unequal tabs (`npm run swarm -- --tabs 3 --backends webgpu,webgpu,cpu
 // --compare shares`): the room's time per step with shares by speed (shares=auto) and with even shares
-// (shares=equal), against the ideal, where every tab works all the time at its solo speed: the global
-// batch over the sum of the tabs' solo throughputs, i.e. 1 / sum(1 / solo ms per step). Solo runs train
-// the same global batch alone on each backend, in the same swarm run, so that every figure sees the same
-// machine. Room times are the slowest tab's wall clock per step (swarm-summary.ts wallMsPerStep).
+// (shares=equal), against two ideals, each saying what it assumes:
+// - solo: every tab works all the time at its solo speed, the global batch over the sum of the tabs'
+//   solo throughputs, i.e. 1 / sum(1 / solo ms per step). Solo runs train the same global batch alone on
+//   each backend, in the same swarm run. It assumes the tabs' throughputs add up, which holds when each
+//   tab has a machine of its own, not when all share one machine's cores.
+// - concurrent: the global batch over the sum of the speeds the tabs measured while all of them ran in
+//   the shares=auto room (its last agreed speeds: samples over forward and backward time, the update and
+//   the ring left out). It assumes communication and per-step fixed work are free.
+// Room times are the slowest tab's wall clock per step (swarm-summary.ts wallMsPerStep).
 import type { RunSummary } from './swarm-summary';
 
 export interface SharesFigure {
@@ -12,6 +17,8 @@ export interface SharesFigure {
   /** Solo wall ms per step by backend choice. */
   soloMs: Record<string, number>;
   idealMs: number;
+  /** The global batch over the tabs' summed speeds measured together (null without an agreed split). */
+  concurrentIdealMs: number | null;
   equalMs: number;
   autoMs: number;
   /** shares=auto's communication per step: the ring's all-reduce time, which no split of the batch removes. */
@@ -21,6 +28,7 @@ export interface SharesFigure {
   equalVsIdeal: number;
   autoVsIdeal: number;
   autoVsEqual: number;
+  autoVsConcurrentIdeal: number | null;
   replicasAgree: boolean;
   accuracy: { solo: Record<string, number | null>; equal: number | null; auto: number | null };
 }
@@ -33,10 +41,13 @@ export function sharesFigure(backends: string[], solo: Record<string, RunSummary
   if (missing !== undefined) throw new Error(`no solo time for backend ${missing}`);
   const idealMs = 1 / backends.reduce((sum, b) => sum + 1 / soloMs[b], 0);
   const [equalMs, autoMs] = [wallOf(equal), wallOf(auto)];
+  const agreed = auto.shares;
+  const concurrentIdealMs = agreed ? (1000 * agreed.counts.reduce((a, b) => a + b, 0)) / agreed.samplesPerSec.reduce((a, b) => a + b, 0) : null;
   return {
     backends,
     soloMs,
     idealMs,
+    concurrentIdealMs,
     equalMs,
     autoMs,
     autoCommMs: auto.commMsPerStep,
@@ -44,6 +55,7 @@ export function sharesFigure(backends: string[], solo: Record<string, RunSummary
     equalVsIdeal: equalMs / idealMs,
     autoVsIdeal: autoMs / idealMs,
     autoVsEqual: autoMs / equalMs,
+    autoVsConcurrentIdeal: concurrentIdealMs === null ? null : autoMs / concurrentIdealMs,
     replicasAgree: equal.replicasAgree !== false && auto.replicasAgree !== false,
     accuracy: {
       solo: Object.fromEntries(Object.entries(solo).map(([backend, run]) => [backend, run.accuracy])),
@@ -58,9 +70,13 @@ const pct = (x: number | null): string => (x === null ? '-' : `${(100 * x).toFix
 export function formatSharesFigure(f: SharesFigure): string {
   const lines = [`room of unequal tabs: ${f.backends.join(' + ')}`];
   for (const [backend, ms] of Object.entries(f.soloMs)) lines.push(`  solo ${backend.padEnd(8)} ${ms.toFixed(1)} ms/step, accuracy ${pct(f.accuracy.solo[backend])}`);
-  lines.push(`  ideal                ${f.idealMs.toFixed(1)} ms/step (1 / sum of 1 / solo ms per step)`);
+  lines.push(`  ideal                ${f.idealMs.toFixed(1)} ms/step (solo: 1 / sum of 1 / solo ms per step; assumes the tabs' speeds add up, i.e. a machine per tab)`);
+  if (f.concurrentIdealMs !== null) {
+    lines.push(`  concurrent ideal     ${f.concurrentIdealMs.toFixed(1)} ms/step (global batch / sum of the speeds measured with all tabs running; forward and backward only, no update, no communication)`);
+  }
   lines.push(`  shares=equal         ${f.equalMs.toFixed(1)} ms/step, ${f.equalVsIdeal.toFixed(2)}x the ideal, accuracy ${pct(f.accuracy.equal)}`);
-  lines.push(`  shares=auto          ${f.autoMs.toFixed(1)} ms/step, ${f.autoVsIdeal.toFixed(2)}x the ideal, ${f.autoVsEqual.toFixed(2)}x equal's time, accuracy ${pct(f.accuracy.auto)}`);
+  const vsConcurrent = f.autoVsConcurrentIdeal === null ? '' : `, ${f.autoVsConcurrentIdeal.toFixed(2)}x the concurrent ideal`;
+  lines.push(`  shares=auto          ${f.autoMs.toFixed(1)} ms/step, ${f.autoVsIdeal.toFixed(2)}x the ideal${vsConcurrent}, ${f.autoVsEqual.toFixed(2)}x equal's time, accuracy ${pct(f.accuracy.auto)}`);
   lines.push(`  communication        ${f.autoCommMs.toFixed(1)} ms/step in the shares=auto room (the ideal leaves it out)`);
   if (f.autoShares) {
     const speeds = f.autoShares.samplesPerSec.map((s) => s.toFixed(0)).join(', ');
