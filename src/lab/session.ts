@@ -38,7 +38,7 @@ import { checkBudgetAfterFirstStep, checkBudgetBeforeTraining, wholeVectorFits }
 import { ReplicasDisagree } from './overlapped-exchange';
 import { recipeFor } from './recipe';
 import { ReplicaCheck } from './replica-check';
-import { joinRoom, type JoinedRoom } from './room';
+import { joinRoom, roomWaitNote, type JoinedRoom } from './room';
 import { RunMetrics, type LogEntry } from './run-metrics';
 import { RunLifecycle } from './run-state';
 import { carryRunState, takeRunState } from './switch-state';
@@ -223,6 +223,8 @@ export class LabSession extends RunLifecycle {
     let data = await loadDataset(this.config, this.env.dataBase ?? '/data/', this.env.userText);
     if (this.config.room) {
       this.setState('connecting');
+      const waitNote = roomWaitNote(this.config);
+      if (waitNote) this.log('info', waitNote);
       this.room = await joinRoom(this.config, this.env.bus, {
         onMesh: (mesh) => {
           this.mesh = mesh;
