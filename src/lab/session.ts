@@ -400,7 +400,8 @@ export class LabSession extends RunLifecycle {
     this.log('info', `strategy switched at step ${this.step}: ${describeSettings(before)} -> ${describeSettings(after)}`);
     // A strategy that keeps state on some tabs only (the server) is backed up from its first step.
     if (this.room?.elastic && statePlacementOf(this.config) !== 'replicated') await this.backups.backUp();
-    await this.replicas.check(this.step);
+    // The step's own check ran on this ring before the switch: this one is told apart from it.
+    await this.replicas.check(this.step, { again: true });
   }
 
   /** `slow=ms` (on rank `slowrank`, or on this tab): extra compute time before the step, a straggler for teaching. */
