@@ -3,13 +3,30 @@
 // (src/lab/strategy-switch.ts), carrying its state (src/lab/switch-state.ts). The room goes
 // ring -> fp16 -> DiLoCo -> ring and ends with equal replicas, having learned; a tab that joins a
 // switched room trains with the room's strategy, not its URL's.
+// A switch costs no re-form and no refused frame (each test checks both).
 import { expect, test, type Page } from '@playwright/test';
 import { APP_URL } from './fixtures';
 import { finishTraining, openTrainingTabs, waitForStep } from './training';
 
 const RUN = { model: 'mlp', dataset: 'mnist', hidden: 64, steps: 60, batch: 48, seed: 3 };
+// The first two tests read the run through window.lab only: their tabs draw no dashboard, which on a
+// 2-core machine with SwiftShader halves the time to open them and their first steps.
+const HEADLESS = { dashboard: 0 };
 
 const status = (page: Page) => page.evaluate(() => window.lab.status());
+
+/**
+ * A switch costs no re-form and no refused frame: the exchanges around it (the step's own hash check,
+ * the state carried over, the check after the switch) are each tagged apart. A clash is refused as a
+ * duplicate and leaves an all-gather waiting for its deadline, which the elastic room then hides by
+ * re-forming: the run would still end equal, a minute late per switch.
+ */
+async function expectNoRefusals(pages: Page[]): Promise<void> {
+  for (const page of pages) {
+    const refused = await page.evaluate(() => window.lab.refused());
+    expect(refused, `tab ${(await status(page)).rank} refused frames`).toEqual({ count: 0, reasons: {} });
+  }
+}
 
 /** Pauses the room, asks `asker` for the switch, resumes: the switch lands mid-run whatever the machine's speed. */
 async function switchFrom(pages: Page[], asker: Page, choice: Record<string, string | number>): Promise<{ step: number; strategy: string }> {
@@ -22,7 +39,7 @@ async function switchFrom(pages: Page[], asker: Page, choice: Record<string, str
 test('3 tabs switch ring -> fp16 -> DiLoCo H=5 -> ring mid-run: every tab at the same step, replicas equal, the run learns', async ({ browser }) => {
   test.setTimeout(300_000);
   const context = await browser.newContext();
-  const pages = await openTrainingTabs(context, 3, RUN);
+  const pages = await openTrainingTabs(context, 3, { ...RUN, ...HEADLESS });
   await waitForStep(pages, 3, 3);
   const ranks = await Promise.all(pages.map(async (p) => (await status(p)).rank));
   const byRank = (r: number) => pages[ranks.indexOf(r)];
@@ -52,7 +69,9 @@ test('3 tabs switch ring -> fp16 -> DiLoCo H=5 -> ring mid-run: every tab at the
     // Every hash exchange agreed: after every ring step, after DiLoCo's outer steps, after each switch.
     expect(r.metrics.hashesAgree).toBe(true);
     expect(r.hash).toBe(results[0].hash);
+    expect(r.metrics.elastic?.reforms ?? 0, `tab ${r.status.rank} re-formed`).toBe(0);
   }
+  await expectNoRefusals(pages);
   const log = await byRank(1).evaluate(() => window.lab.log().map((l) => l.message).filter((m) => /strategy|optimizer starts/.test(m)));
   console.log(log.join('\n'));
   console.log(`switches at steps ${expected.map((e) => `${e.step} (${e.strategy})`).join(', ')}; accuracy ${results[0].metrics.accuracy}`);
@@ -64,7 +83,7 @@ test('3 tabs switch ring -> fp16 -> DiLoCo H=5 -> ring mid-run: every tab at the
 test('a tab that joins a room switched to DiLoCo trains with DiLoCo (the room\'s strategy, not its URL\'s)', async ({ browser }) => {
   test.setTimeout(300_000);
   const context = await browser.newContext();
-  const run = { ...RUN, steps: 50 };
+  const run = { ...RUN, ...HEADLESS, steps: 50 };
   const pages = await openTrainingTabs(context, 2, run);
   const room = new URL(pages[0].url()).searchParams.get('room')!;
   await waitForStep(pages, 3, 2);
@@ -91,6 +110,7 @@ test('a tab that joins a room switched to DiLoCo trains with DiLoCo (the room\'s
   }
   const joinerLog = await joiner.evaluate(() => window.lab.log().map((l) => l.message));
   expect(joinerLog.join('\n')).toMatch(/trains with the room's strategy: diloco H=4/);
+  await expectNoRefusals([...pages, joiner]);
   await context.close();
 });
 
@@ -116,7 +136,9 @@ test('from the dashboard: the Switch strategy panel switches the room to fp16, a
     expect(r.metrics.strategy?.switches).toEqual([{ step: at, strategy: 'ring fp16' }]);
     expect(r.metrics.hashesAgree).toBe(true);
     expect(r.hash).toBe(results[0].hash);
+    expect(r.metrics.elastic?.reforms ?? 0, `tab ${r.status.rank} re-formed`).toBe(0);
   }
+  await expectNoRefusals(pages);
   expect((await page.evaluate(() => window.lab.log().map((l) => l.message))).join('\n')).toMatch(/link to .+: 30 ms, unlimited/);
   await context.close();
 });

@@ -25,6 +25,14 @@ export interface ReplicaCheckDeps {
   params: () => Promise<Float32Array>;
 }
 
+/**
+ * A second check of a step already checked on the same ring (after a strategy switch at that step)
+ * tags its messages round step + RECHECK_ROUND: the transport refuses a message key it has delivered,
+ * so reusing the step's own round would leave the second all-gather waiting out its deadline. Steps
+ * stay far below 2^31, and no other collective uses rounds from there.
+ */
+export const RECHECK_ROUND = 0x8000_0000;
+
 export class ReplicaCheck {  /** The last step's hash exchange, while it runs alongside the next step. */
   private readonly exchange = new OverlappedExchange();
 
@@ -38,8 +46,10 @@ export class ReplicaCheck {  /** The last step's hash exchange, while it runs al
    * `afterStep`: the check follows a step this tab just took (ZeRO-3 hashes what that step gathered).
    * `loss`: this tab's training loss of the step; it rides with the hash, and the room's mean is
    * published (a 'room-loss' event) once the exchange has landed.
+   * `again`: this step was checked already on this ring (the run changed in between, e.g. a strategy
+   * switch): the exchange is tagged apart from the first one (RECHECK_ROUND).
    */
-  async check(step: number, options: { alongsideNextStep?: boolean; afterStep?: boolean; loss?: number } = {}): Promise<void> {
+  async check(step: number, options: { alongsideNextStep?: boolean; afterStep?: boolean; loss?: number; again?: boolean } = {}): Promise<void> {
     const { bus, metrics: m } = this.deps;
     const digest = this.deps.strategy().replicaDigest;
     const hash = digest ? await digest(step, options.afterStep ?? false) : paramsHash(await this.deps.params());
@@ -55,7 +65,7 @@ export class ReplicaCheck {  /** The last step's hash exchange, while it runs al
     }
     const exchange = async (onWire?: () => void) => {
       onWire?.();
-      const result = await exchangeHashes(room.transport, step, hash, undefined, options.loss);
+      const result = await exchangeHashes(room.transport, options.again ? step + RECHECK_ROUND : step, hash, undefined, options.loss);
       const losses = result.values.filter(Number.isFinite);
       // Summed in rank order from the same gathered bits: every tab publishes the same mean.
       if (options.loss !== undefined && losses.length > 0) bus.publish({ type: 'room-loss', step, loss: losses.reduce((a, b) => a + b, 0) / losses.length, ranks: losses.length });

@@ -36,8 +36,18 @@ export interface JoinOptions {
   admits?: () => true | string;
 }
 
-/** How long a tab waits for the room to fill and its links to open. */
-const ROOM_TIMEOUT_MS = 120_000;
+/**
+ * How long a tab waits for the room to fill and its links to open with nothing new happening: every
+ * tab that joins (and every link that opens) restarts the wait, so a room of any size forms however
+ * slowly its tabs are opened, as long as the next one comes within this.
+ */
+export const ROOM_TIMEOUT_MS = 120_000;
+
+/** What a tab says while it waits for its room (the dashboard's log), or null when it waits for nobody. */
+export function roomWaitNote(config: Pick<LabConfig, 'world' | 'room'>): string | null {
+  if (config.world <= 1) return null;
+  return `waiting for ${config.world} tabs in room ${config.room}: each tab that joins restarts the wait, which gives up once none has joined for ${ROOM_TIMEOUT_MS / 1000} s`;
+}
 
 export async function joinRoom(config: LabConfig, bus: EventBus, options: JoinOptions = {}): Promise<JoinedRoom> {
   // With a secret, only tabs that hold it become members; every signal and frame is authenticated.

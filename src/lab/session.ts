@@ -38,7 +38,7 @@ import { checkBudgetAfterFirstStep, checkBudgetBeforeTraining, wholeVectorFits }
 import { ReplicasDisagree } from './overlapped-exchange';
 import { recipeFor } from './recipe';
 import { ReplicaCheck } from './replica-check';
-import { joinRoom, type JoinedRoom } from './room';
+import { joinRoom, roomWaitNote, type JoinedRoom } from './room';
 import { RunMetrics, type LogEntry } from './run-metrics';
 import { RunLifecycle } from './run-state';
 import { carryRunState, takeRunState } from './switch-state';
@@ -223,6 +223,8 @@ export class LabSession extends RunLifecycle {
     let data = await loadDataset(this.config, this.env.dataBase ?? '/data/', this.env.userText);
     if (this.config.room) {
       this.setState('connecting');
+      const waitNote = roomWaitNote(this.config);
+      if (waitNote) this.log('info', waitNote);
       this.room = await joinRoom(this.config, this.env.bus, {
         onMesh: (mesh) => {
           this.mesh = mesh;
@@ -398,7 +400,8 @@ export class LabSession extends RunLifecycle {
     this.log('info', `strategy switched at step ${this.step}: ${describeSettings(before)} -> ${describeSettings(after)}`);
     // A strategy that keeps state on some tabs only (the server) is backed up from its first step.
     if (this.room?.elastic && statePlacementOf(this.config) !== 'replicated') await this.backups.backUp();
-    await this.replicas.check(this.step);
+    // The step's own check ran on this ring before the switch: this one is told apart from it.
+    await this.replicas.check(this.step, { again: true });
   }
 
   /** `slow=ms` (on rank `slowrank`, or on this tab): extra compute time before the step, a straggler for teaching. */

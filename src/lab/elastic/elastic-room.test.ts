@@ -110,7 +110,41 @@ describe('ElasticRoom', () => {
   it('gives up with a clear error when no ring forms in time', async () => {
     const net = new FakeNet(['tab-a']);
     const room = new ElasticRoom(net.node('tab-a'), { graceMs: 50, formTimeoutMs: 300 });
-    await expect(room.form(fresh, 2)).rejects.toThrow(/no ring formed within 300 ms \(reachable: 1, ready: 1\)/);
+    await expect(room.form(fresh, 2)).rejects.toThrow(/no ring formed: 1 of 2 tabs joined \(reachable: 1, ready: 1\); nothing new for 0\.3 s/);
+  });
+
+  it('waits as long as tabs keep joining: 5 tabs 150 ms apart form a ring whose wait is 400 ms without news', async () => {
+    const net = new FakeNet(['tab-a']);
+    const options = { graceMs: 50, formTimeoutMs: 400 };
+    const began = performance.now();
+    const forming = [new ElasticRoom(net.node('tab-a'), options).form(fresh, 5)];
+    for (const id of ['tab-b', 'tab-c', 'tab-d', 'tab-e']) {
+      await new Promise((r) => setTimeout(r, 150));
+      forming.push(new ElasticRoom(net.add(id), options).form(fresh, 5));
+    }
+    const formations = await Promise.all(forming);
+    for (const f of formations) expect(f).toMatchObject({ epoch: 1, members: ['tab-a', 'tab-b', 'tab-c', 'tab-d', 'tab-e'], world: 5 });
+    // The ring formed after the 400 ms a fixed wait would have allowed.
+    expect(performance.now() - began).toBeGreaterThan(400);
+  });
+
+  it('counts the wait from the last tab that joined, and names how many came when it runs out', async () => {
+    const net = new FakeNet(['tab-a']);
+    const options = { graceMs: 50, formTimeoutMs: 400 };
+    const began = performance.now();
+    const first = new ElasticRoom(net.node('tab-a'), options).form(fresh, 4);
+    const outcome = first.then(
+      () => 'formed',
+      (error: Error) => error.message,
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    const second = new ElasticRoom(net.add('tab-b'), options).form(fresh, 4);
+    second.catch(() => undefined);
+    const message = await outcome;
+    expect(message).toMatch(/no ring formed: 2 of 4 tabs joined \(reachable: 2, ready: 2\); nothing new for 0\.4 s/);
+    // It ran out 400 ms after tab-b came (at about 300 ms), not 400 ms after it began.
+    expect(performance.now() - began).toBeGreaterThanOrEqual(700);
+    await expect(second).rejects.toThrow(/2 of 4 tabs joined/);
   });
 
   describe('in a room past the full-mesh size (not every pair linked)', () => {

@@ -14,6 +14,7 @@ import { DataChannelTransport, type DataChannelTransportOptions, type MeshLinks 
 import { meshElasticChannel, type ElasticChannel, type ElasticMessage, type StateCard } from '../../peer/elastic-protocol';
 import type { Frame } from '../../peer/frame';
 import { ELASTIC_MAX_MEMBERS, FULL_MESH_MAX, ringLinks } from '../../peer/membership';
+import { StallTimer } from '../../shared/stall-timer';
 import { chooseSource, coordinatorOf, decideRoster, needsState } from './roster';
 
 /** What the elastic room needs of the mesh (mesh.ts; unit tests use fake-mesh.ts). */
@@ -52,7 +53,11 @@ export interface ElasticRoomOptions {
   unreachableMs?: number;
   /** Rings up to this size wait for a link to every member before starting (the mesh's full-mesh size). */
   fullMeshMax?: number;
-  /** form() rejects when no roster comes within this (default 120 s). */
+  /**
+   * form() rejects when no roster came and nothing new happened for this long (default 120 s): a tab
+   * joining the room, a link opening or a tab saying ready restarts the wait, so a room whose tabs open
+   * one at a time waits as long as they keep coming. Opening the roster's links waits the same way.
+   */
   formTimeoutMs?: number;
   /** Data frames of a coming epoch kept at most (bytes) until its transport exists (default 64 MiB). */
   maxPendingBytes?: number;
@@ -69,7 +74,7 @@ interface Forming {
   startedAt: number;
   resolve: (formation: Formation) => void;
   reject: (error: Error) => void;
-  timer: ReturnType<typeof setTimeout>;
+  stall: StallTimer;
   tick: ReturnType<typeof setInterval>;
 }
 
@@ -141,13 +146,12 @@ export class ElasticRoom {
     if (this.current && this.live) this.abort('re-forming');
     this.reason = null;
     return new Promise<Formation>((resolve, reject) => {
-      const timeoutMs = this.opts.formTimeoutMs ?? 120_000;
-      const timer = setTimeout(() => {
+      const stall = new StallTimer(this.opts.formTimeoutMs ?? 120_000, () => {
         this.stopForming();
-        reject(new Error(`room ${this.mesh.roomHash.toString(16)}: no ring formed within ${timeoutMs} ms (reachable: ${this.view().length}, ready: ${this.readySet().size})`));
-      }, timeoutMs);
+        reject(new Error(this.stalledMessage(minMembers, stall.ms)));
+      });
       const tick = setInterval(() => this.evaluate(), TICK_MS);
-      this.forming = { card, minMembers, startedAt: performance.now(), resolve, reject, timer, tick };
+      this.forming = { card, minMembers, startedAt: performance.now(), resolve, reject, stall, tick };
       this.sendReady();
       this.evaluate();
     });
@@ -161,6 +165,16 @@ export class ElasticRoom {
   }
 
   // --- forming ---------------------------------------------------------------------------------------
+
+  /** Why form() gave up: how many tabs came (of how many it waited for), and for how long none came. */
+  private stalledMessage(minMembers: number, ms: number): string {
+    const present = this.mesh.memberList().length;
+    const joined = minMembers > 1 ? `${present} of ${minMembers} tabs joined` : `${present} ${present === 1 ? 'tab' : 'tabs'} in the room`;
+    return (
+      `room ${this.mesh.roomHash.toString(16)}: no ring formed: ${joined} (reachable: ${this.view().length}, ready: ${this.readySet().size}); ` +
+      `nothing new for ${formatSeconds(ms)}`
+    );
+  }
 
   private view(): string[] {
     const self = this.mesh.peerId;
@@ -190,6 +204,8 @@ export class ElasticRoom {
     const self = this.mesh.peerId;
     const view = this.view();
     const ready = this.readySet();
+    // Any tab that joined, became reachable or said ready for the first time restarts the wait.
+    forming.stall.progress([...this.mesh.memberList().map((id) => `joined:${id}`), ...view.map((id) => `open:${id}`), ...[...ready].map((id) => `ready:${id}`)]);
     const graceOver = performance.now() - forming.startedAt > (this.opts.graceMs ?? 5_000);
     // The coordinator is the oldest tab of the room, as signalling lists it (not only those this tab
     // reaches yet: two tabs must never both think they coordinate). A reachable tab that stays silent
@@ -277,34 +293,39 @@ export class ElasticRoom {
     );
   }
 
-  /** Resolves once this tab has an open link to every one of `members`; rejects after `timeoutMs`. */
+  /** Resolves once this tab has an open link to every one of `members`; rejects after `timeoutMs` in which none opened. */
   private linksOpen(members: string[], timeoutMs: number): Promise<void> {
     const self = this.mesh.peerId;
-    const missing = () => members.filter((id) => id !== self && !this.mesh.isOpen(id));
+    const others = members.filter((id) => id !== self);
+    const missing = () => others.filter((id) => !this.mesh.isOpen(id));
     if (missing().length === 0) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const check = () => {
-        if (missing().length > 0) return;
+        const absent = missing();
+        stall.progress(others.filter((id) => !absent.includes(id)));
+        if (absent.length > 0) return;
         stop();
         resolve();
       };
-      const timer = setTimeout(() => {
+      const stall = new StallTimer(timeoutMs, () => {
         stop();
-        reject(new Error(`ring epoch ${this.epoch}: no link to ${missing().join(', ')} after ${timeoutMs} ms`));
-      }, timeoutMs);
+        const absent = missing();
+        reject(new Error(`ring epoch ${this.epoch}: no link to ${absent.join(', ')} (${others.length - absent.length} of ${others.length} open); none opened for ${formatSeconds(timeoutMs)}`));
+      });
       const poll = setInterval(check, TICK_MS);
       const off = this.mesh.on({ peerOpen: check });
       const stop = () => {
-        clearTimeout(timer);
+        stall.stop();
         clearInterval(poll);
         off();
       };
+      check();
     });
   }
 
   private stopForming(): void {
     if (!this.forming) return;
-    clearTimeout(this.forming.timer);
+    this.forming.stall.stop();
     clearInterval(this.forming.tick);
     this.forming = null;
   }
@@ -413,4 +434,9 @@ export class ElasticRoom {
     this.pending.push({ peerId, frame });
     this.pendingBytes += frame.payload.length;
   }
+}
+
+/** 120000 -> '120 s', 300 -> '0.3 s'. */
+function formatSeconds(ms: number): string {
+  return `${Number((ms / 1000).toFixed(1))} s`;
 }
