@@ -5,6 +5,7 @@
 // each rank sent per step, with the reduction against dense.
 //
 //   npm run prepare-data && npx tsx scripts/comm-sim.ts [--steps 300] [--world 4] [--only dense,powersgd2,diloco50] [--seed 1]
+//                                                   [--min-rate 1] [--dense-steps 0]
 //
 // The recipe is the lab's MNIST default (src/train/defaults.ts: 784-256-10, AdamW, global batch 128);
 // DiLoCo's inner optimizer is that AdamW, its outer one Nesterov (lr 0.7, momentum 0.9). --steps must be
@@ -25,12 +26,17 @@ if (steps % 50 !== 0) throw new RangeError(`--steps must be a multiple of 50 (Di
 const world = integer('world', 4, 2);
 const seed = integer('seed', defaults.mnist.seed, 0);
 const recipe: ClassifierRecipe = { ...defaults.mnist, steps, seed };
+// PowerSGD's plan and warm-up (PowerSgdSync): --min-rate keeps matrices that gain less dense,
+// --dense-steps all-reduces the whole gradient for that many first steps (their bytes count).
+const minCompressionRate = Number(option('min-rate', '1'));
+const denseSteps = integer('dense-steps', 0, 0);
+const powerSgd = (rank: number) => powerSgdStrategy({ rank, seed, minCompressionRate, denseSteps });
 
 const STRATEGIES: Record<string, Strategy> = {
   dense: denseStrategy(recipe),
-  powersgd1: powerSgdStrategy(1, seed),
-  powersgd2: powerSgdStrategy(2, seed),
-  powersgd4: powerSgdStrategy(4, seed),
+  powersgd1: powerSgd(1),
+  powersgd2: powerSgd(2),
+  powersgd4: powerSgd(4),
   diloco10: dilocoStrategy({ innerSteps: 10 }),
   diloco50: dilocoStrategy({ innerSteps: 50 }),
 };
@@ -40,7 +46,8 @@ for (const name of only) if (!(name in STRATEGIES)) throw new RangeError(`--only
 const data = parseMnist(new Uint8Array(readFileSync(join(process.cwd(), 'public', 'data', MNIST_FILE))));
 console.log(
   `comm-sim: MNIST ${data.train.count} train / ${data.test.count} held-out, ${world} simulated ranks in one process (not tabs), ` +
-    `${steps} steps of global batch ${recipe.globalBatch} (same samples for every row), seed ${seed}\n`,
+    `${steps} steps of global batch ${recipe.globalBatch} (same samples for every row), seed ${seed}, ` +
+    `PowerSGD min compression rate ${minCompressionRate}, ${denseSteps} dense warm-up steps\n`,
 );
 const rows: string[][] = [['strategy', 'held-out acc', 'vs dense', 'bytes/step/rank', 'reduction', 'sim time']];
 let denseAccuracy: number | undefined;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkGoals, compareRows, formatTable, linkConditions, type RowResult } from './compare-table';
+import { checkGoals, compareRows, failedRow, formatMarkdown, formatTable, linkConditions, type RowResult } from './compare-table';
 
 describe('compareRows', () => {
   it('has the issue\'s rows in full, fewer in the quick preset, and a straggler on the last rank of every PS row', () => {
@@ -24,7 +24,7 @@ describe('compareRows', () => {
 });
 
 describe('the table and the goals', () => {
-  const result = (row: string, accuracy: number, bytes: number): RowResult => ({ row, links: 'plain links', accuracy, bytesPerStepPerTab: bytes, wallMsPerStep: 100, replicasAgree: true });
+  const result = (row: string, accuracy: number, bytes: number, links = 'plain links', ms = 100): RowResult => ({ row, links, accuracy, bytesPerStepPerTab: bytes, wallMsPerStep: ms, replicasAgree: true, backends: ['CPU'] });
   const rows = [result('dense ring', 0.9, 100_000), result('DiLoCo H=50', 0.895, 2_000), result('PowerSGD r=2', 0.87, 1_000)];
 
   it('prints accuracy, the points against dense and how many times fewer bytes', () => {
@@ -37,5 +37,21 @@ describe('the table and the goals', () => {
     const goals = checkGoals(rows);
     expect(goals.map((g) => g.met)).toEqual([true, false]);
     expect(checkGoals([rows[0]]).map((g) => g.met)).toEqual([null, null]);
+  });
+
+  it('a failed row prints its reason and no figures, and its goal is unmeasured', () => {
+    const failed = failedRow({ name: 'PowerSGD r=2', settings: {} }, { name: 'plain links', settings: {} }, 'rank 1 failed: boom');
+    expect(formatTable([rows[0], failed])).toMatch(/PowerSGD r=2\s+-\s+-\s+0\s+-\s+-\s+FAILED: rank 1 failed: boom/);
+    expect(checkGoals([rows[0], failed]).map((g) => g.met)).toEqual([null, null]);
+  });
+
+  it('the Markdown table puts each strategy on one line, its bytes once and each link condition side by side', () => {
+    const shaped = 'shaped links 20 ms, 5 MB/s';
+    const md = formatMarkdown([...rows, result('dense ring', 0.9, 100_000, shaped, 900), result('PowerSGD r=2', 0.88, 1_000, shaped, 300)]);
+    const lines = md.split('\n');
+    expect(lines[0]).toBe(`| strategy | bytes/step/tab | fewer | accuracy (plain links) | vs dense | ms/step | accuracy (${shaped}) | vs dense | ms/step |`);
+    expect(lines).toContain('| dense ring | 100,000 | 1.0x | 90.0% | 0.0 pt | 100 | 90.0% | 0.0 pt | 900 |');
+    expect(lines).toContain('| PowerSGD r=2 | 1,000 | 100.0x | 87.0% | -3.0 pt | 100 | 88.0% | -2.0 pt | 300 |');
+    expect(lines).toContain('| DiLoCo H=50 | 2,000 | 50.0x | 89.5% | -0.5 pt | 100 | not run | - | - |');
   });
 });

@@ -1,7 +1,8 @@
 // The strategy table of `npm run compare` (compare.ts), pure and unit-tested: which rows a run has
 // (dense ring, fp16, Top-K and Random-K at four ratios, PowerSGD rank 1/2/4, DiLoCo H=10/50, the
 // parameter server synchronous and asynchronous with a straggler), how one row's tabs become its
-// figures, how the table prints, and the issue's goals checked against the dense row of the same links.
+// figures, how the table prints (text, and Markdown with the link conditions side by side), and the
+// issue's goals checked against the dense row of the same links.
 import type { RunSummary } from './swarm-summary';
 
 export interface CompareRow {
@@ -54,6 +55,10 @@ export interface RowResult {
   bytesPerStepPerTab: number;
   wallMsPerStep: number | null;
   replicasAgree: boolean | null;
+  /** The tabs' backend (adapter strings, distinct, rank order). */
+  backends: string[];
+  /** Why the row has no figures: its run failed (the table goes on with the next row). */
+  error?: string;
 }
 
 export function rowResult(row: CompareRow, links: LinkCondition, run: RunSummary): RowResult {
@@ -64,7 +69,13 @@ export function rowResult(row: CompareRow, links: LinkCondition, run: RunSummary
     bytesPerStepPerTab: run.tabs > 0 ? run.bytesSentPerStep / run.tabs : 0,
     wallMsPerStep: run.wallMsPerStep,
     replicasAgree: run.replicasAgree,
+    backends: [...new Set(run.backends)],
   };
+}
+
+/** A row whose run failed: no figures, the reason kept for the table. */
+export function failedRow(row: CompareRow, links: LinkCondition, error: string): RowResult {
+  return { row: row.name, links: links.name, accuracy: null, bytesPerStepPerTab: 0, wallMsPerStep: null, replicasAgree: null, backends: [], error };
 }
 
 const pad = (s: string, n: number) => s.padEnd(n);
@@ -81,9 +92,47 @@ export function formatTable(results: RowResult[]): string {
       const points = dense && r.accuracy !== null && dense.accuracy !== null ? `${((r.accuracy - dense.accuracy) * 100).toFixed(1)} pt` : '-';
       const fewer = dense && r.bytesPerStepPerTab > 0 ? `${(dense.bytesPerStepPerTab / r.bytesPerStepPerTab).toFixed(1)}x` : '-';
       lines.push(
-        `${pad(r.row, 24)}${lpad(r.accuracy === null ? '-' : (100 * r.accuracy).toFixed(1) + '%', 9)}${lpad(points, 10)}${lpad(Math.round(r.bytesPerStepPerTab).toLocaleString('en'), 16)}${lpad(fewer, 9)}${lpad(r.wallMsPerStep === null ? '-' : r.wallMsPerStep.toFixed(0), 9)}  ${r.replicasAgree === null ? '-' : r.replicasAgree ? 'equal' : 'DIFFER'}`,
+        `${pad(r.row, 24)}${lpad(r.accuracy === null ? '-' : (100 * r.accuracy).toFixed(1) + '%', 9)}${lpad(points, 10)}${lpad(Math.round(r.bytesPerStepPerTab).toLocaleString('en'), 16)}${lpad(fewer, 9)}${lpad(r.wallMsPerStep === null ? '-' : r.wallMsPerStep.toFixed(0), 9)}  ${r.error ? `FAILED: ${r.error}` : r.replicasAgree === null ? '-' : r.replicasAgree ? 'equal' : 'DIFFER'}`,
       );
     }
+  }
+  return lines.join('\n');
+}
+
+/**
+ * The same results as one Markdown table (for the README): one line per strategy, its bytes once
+ * (shaping changes timing, not what is sent), then accuracy, points against dense and ms per step for
+ * each link condition side by side.
+ */
+export function formatMarkdown(results: RowResult[]): string {
+  const links = [...new Set(results.map((r) => r.links))];
+  const strategies = [...new Set(results.map((r) => r.row))];
+  const dense = (l: string) => results.find((r) => r.links === l && r.row === 'dense ring');
+  const header = ['strategy', 'bytes/step/tab', 'fewer', ...links.flatMap((l) => [`accuracy (${l})`, 'vs dense', 'ms/step'])];
+  const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => ' --- ').join('|')}|`];
+  for (const name of strategies) {
+    const measured = links.map((l) => results.find((r) => r.links === l && r.row === name));
+    const withBytes = measured.find((r) => r && r.bytesPerStepPerTab > 0);
+    const denseBytes = links.map(dense).find((d) => d && d.bytesPerStepPerTab > 0)?.bytesPerStepPerTab;
+    const cells = [
+      name,
+      withBytes ? Math.round(withBytes.bytesPerStepPerTab).toLocaleString('en') : '-',
+      withBytes && denseBytes ? `${(denseBytes / withBytes.bytesPerStepPerTab).toFixed(1)}x` : '-',
+    ];
+    links.forEach((l, i) => {
+      const r = measured[i];
+      const d = dense(l);
+      if (!r || r.accuracy === null) {
+        cells.push(r?.error ? 'failed' : 'not run', '-', '-');
+        return;
+      }
+      cells.push(
+        `${(100 * r.accuracy).toFixed(1)}%`,
+        d && d.accuracy !== null ? `${((r.accuracy - d.accuracy) * 100).toFixed(1)} pt` : '-',
+        r.wallMsPerStep === null ? '-' : r.wallMsPerStep.toFixed(0),
+      );
+    });
+    lines.push(`| ${cells.join(' | ')} |`);
   }
   return lines.join('\n');
 }

@@ -2,7 +2,7 @@
 // one room with the config's URL, show a progress bar until every tab is done, and summarise what the
 // tabs report (swarm-summary.ts). Shared by the swarm CLI (swarm.ts) and the strategy table (compare.ts).
 import cliProgress from 'cli-progress';
-import type { Page } from '@playwright/test';
+import type { Browser, Page } from '@playwright/test';
 import { configToQuery, type LabConfig } from '../src/lab/config';
 import type { LabMetrics, LabStatus } from '../src/lab/api';
 import { hostLoadBetween, sampleCpu, type CpuSample } from './host-load';
@@ -26,18 +26,19 @@ async function readTabs(pages: Page[]): Promise<TabReport[]> {
 
 /**
  * `backends`: each tab's own backend (else the config's). `collect`: reads what it needs from the
- * finished tabs before the browser closes.
+ * finished tabs before the browser closes. `browser`: run in this browser (a fresh context, closed at
+ * the end) instead of launching one; a caller with many runs (compare.ts) saves a launch per run.
  */
 export async function runSwarm(
   baseUrl: string,
   tabs: number,
   config: LabConfig,
   timeoutSec: number,
-  { backends, collect }: { backends?: string[]; collect?: (pages: Page[]) => Promise<void> } = {},
+  { backends, collect, browser: shared }: { backends?: string[]; collect?: (pages: Page[]) => Promise<void>; browser?: Browser } = {},
 ): Promise<RunSummary> {
-  const browser = await launchChromium();
+  const browser = shared ?? (await launchChromium());
+  const context = await browser.newContext();
   try {
-    const context = await browser.newContext();
     const room = uniqueRoom('swarm');
     // Every setting the flags changed reaches the tabs through the same URL contract users have.
     const query = new URLSearchParams(configToQuery({ ...config, room: tabs > 1 ? room : '', world: tabs }));
@@ -95,6 +96,6 @@ export async function runSwarm(
     const hostCpu = cpuAtFirstStep && hostLoadBetween(cpuAtFirstStep, sampleCpu());
     return summariseRun(config, reports, (performance.now() - started) / 1000, hostCpu);
   } finally {
-    await browser.close();
+    await (shared ? context.close() : browser.close());
   }
 }

@@ -6,6 +6,9 @@
 import { describe, expect, it } from 'vitest';
 import { DataChannelTransport } from '../peer/datachannel-transport';
 import { FakeNet } from '../peer/fake-mesh';
+import { finiteModelDataCheck } from '../peer/payload-checks';
+import { DEFAULT_MAX_MESSAGE_BYTES } from './chunking';
+import { encodeSparseCompact } from './codecs';
 import { runAllReduce, runFixedAllGather, runSparseAllGather } from './collectives';
 import { runSchedule } from './executor';
 import { createMemoryMesh } from './memory-transport';
@@ -48,6 +51,21 @@ describe('collectives over the data-channel transport', () => {
     expect(total('bytesReceived')).toBe(total('bytesSent'));
     expect(total('messagesReceived')).toBe(total('messagesSent'));
     expect(total('messagesSent')).toBeGreaterThanOrEqual(2 * N * (N - 1));
+  });
+
+  it('sparse all-gather of Top-K payloads larger than one data-channel message: each travels whole, passes the Top-K check, arrives bit for bit', async () => {
+    const { net, transports } = dataChannelRing();
+    for (const t of transports) t.setMessageCheck(finiteModelDataCheck('topk', 16));
+    // Half of 203,530 gradient entries (Top-K 0.5 on the MNIST MLP): about twice the largest message (5 bytes an entry).
+    const length = 203_530;
+    const payloads = [0, 1, 2].map((r) => {
+      const indices = Array.from({ length: length >> 1 }, (_, i) => 2 * i + (r % 2));
+      return encodeSparseCompact({ indices: Uint32Array.from(indices), values: Float32Array.from(indices, (i) => (i % 97) - 48 + r / 8) });
+    });
+    expect(payloads[0].byteLength).toBeGreaterThan(1.5 * DEFAULT_MAX_MESSAGE_BYTES);
+    const results = await Promise.all(transports.map((t, r) => runSparseAllGather(t, payloads[r], { round: 0, collective: 16 })));
+    for (const node of net.nodes) expect(node.refused).toEqual([]);
+    for (const { payloads: got } of results) got.forEach((p, r) => expect(Buffer.from(p).equals(Buffer.from(payloads[r]))).toBe(true));
   });
 
   it('all-reduce statistics: what every rank sent was received, message for message and byte for byte', async () => {

@@ -65,8 +65,9 @@ export async function runFixedAllGather(transport: Transport, payload: Uint8Arra
 /**
  * Every rank contributes a byte payload of any length that is a multiple of 4 (e.g. the sparse wire
  * format of codecs.ts); every rank gets all payloads back, bit for bit, indexed by rank. Two ring
- * all-gathers: first the sizes (one word per rank), then the payloads cut at those sizes. Message
- * numbers of the second start after the first's, so both share one collective id.
+ * all-gathers: first the sizes (one word per rank), then the payloads cut at those sizes, each payload
+ * one message whatever `opts.maxMessageElements` says. Message numbers of the second start after the
+ * first's, so both share one collective id.
  */
 export async function runSparseAllGather(transport: Transport, payload: Uint8Array, opts: CollectiveOptions): Promise<{ payloads: Uint8Array[]; stats: RunStats }> {
   const { world, rank } = transport;
@@ -75,7 +76,11 @@ export async function runSparseAllGather(transport: Transport, payload: Uint8Arr
   const { payloads: sizes, stats: first } = await runFixedAllGather(transport, size, opts);
 
   const words = sizes.map((bytes) => new Uint32Array(bytes.slice().buffer)[0]);
-  const schedule = sparseAllGather(world, rank, words, opts);
+  // Each rank's payload travels as one message, never cut into schedule parts: a receiver checks whole
+  // messages (the Top-K check, peer/payload-checks.ts, reads the entry count a payload starts with),
+  // and the data-channel transport splits a message larger than a channel takes into pieces and
+  // joins them before the check.
+  const schedule = sparseAllGather(world, rank, words, { ...opts, maxMessageElements: Math.max(1, ...words) });
   const gathered = new Float32Array(schedule.length);
   const bytes = new Uint8Array(gathered.buffer);
   const mine = schedule.chunks[rank];

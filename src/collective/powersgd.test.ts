@@ -71,6 +71,18 @@ describe('the plan', () => {
     expect(denseFloats(two)).toBe(24 * 16 + 16 + 15);
   });
 
+  it('a minimum compression rate keeps matrices that gain less dense (strictly more than the rate is compressed)', () => {
+    // Rank 1: w0 (24 x 16) gains 384 / 40 = 9.6x, w1 (5 x 3) 15 / 8 = 1.875x.
+    expect(powerSgdPlan(TENSORS, LENGTH, 1, 1).matrices.map((m) => m.name)).toEqual(['w0', 'w1']);
+    const two = powerSgdPlan(TENSORS, LENGTH, 1, 2);
+    expect(two.matrices.map((m) => m.name)).toEqual(['w0']);
+    expect(two.firstFloats).toBe(24 + 16 + 15); // P of w0, then b0 and w1 whole
+    expect(two.secondFloats).toBe(16);
+    expect(powerSgdPlan(TENSORS, LENGTH, 1, 9.5).matrices.map((m) => m.name)).toEqual(['w0']);
+    expect(powerSgdPlan(TENSORS, LENGTH, 1, 9.6).matrices).toEqual([]);
+    for (const bad of [0.5, Number.NaN, Infinity]) expect(() => powerSgdPlan(TENSORS, LENGTH, 1, bad)).toThrow(/compression rate/);
+  });
+
   it('refuses overlapping tensors, tensors outside the vector, 3-D tensors and rank 0', () => {
     expect(() => powerSgdPlan([{ name: 'a', offset: 0, shape: [4, 4] }, { name: 'b', offset: 8, shape: [4] }], 64, 1)).toThrow(/overlaps/);
     expect(() => powerSgdPlan([{ name: 'a', offset: 60, shape: [4, 4] }], 64, 1)).toThrow(/outside/);

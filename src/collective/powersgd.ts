@@ -14,8 +14,9 @@
 // real arithmetic, what was sent plus the residual is everything accumulated. The mean of the local
 // reconstructions P^ Qi^T is M', because Qi is linear in M.
 //
-// 1-D tensors (biases) and matrices too small to gain (r(n+m) >= n·m) travel uncompressed in the first
-// all-reduce, beside the P factors: two all-reduces per step whatever the model.
+// 1-D tensors (biases) and matrices that gain too little travel uncompressed in the first all-reduce,
+// beside the P factors: two all-reduces per step whatever the model. "Too little" is PyTorch's
+// min_compression_rate: a matrix is compressed only when n·m > rate · r(n + m).
 //
 // Every product accumulates in float64 in a fixed loop order and the all-reduces give every rank the
 // same bits (collectives.ts), so replicas that start equal stay bitwise equal.
@@ -69,10 +70,13 @@ export function denseFloats(plan: PowerSgdPlan): number {
 
 /**
  * Splits the tensors of a flat vector of `length` into compressed matrices and dense slices. A matrix
- * is compressed when its factors are smaller than itself: r(n + m) < n·m.
+ * is compressed when its factors are more than `minCompressionRate` times smaller than itself:
+ * n·m > minCompressionRate · r(n + m). At 1 every matrix that gains is compressed; a larger rate keeps
+ * small, low-rate matrices (a classifier's output layer) exact for a few more bytes.
  */
-export function powerSgdPlan(tensors: readonly TensorSlot[], length: number, rank: number): PowerSgdPlan {
+export function powerSgdPlan(tensors: readonly TensorSlot[], length: number, rank: number, minCompressionRate = 1): PowerSgdPlan {
   if (!Number.isSafeInteger(rank) || rank < 1) throw new RangeError(`PowerSGD rank must be an integer >= 1, got ${rank}`);
+  if (!Number.isFinite(minCompressionRate) || minCompressionRate < 1) throw new RangeError(`PowerSGD minimum compression rate must be a number >= 1, got ${minCompressionRate}`);
   const matrices: CompressedMatrix[] = [];
   const denseTensors: { name: string; offset: number; length: number }[] = [];
   let pFloats = 0;
@@ -86,7 +90,7 @@ export function powerSgdPlan(tensors: readonly TensorSlot[], length: number, ran
     covered = t.offset + size;
     if (t.shape.length > 2) throw new RangeError(`tensor ${t.name} has ${t.shape.length} dimensions; PowerSGD takes matrices and vectors`);
     const [rows, cols] = t.shape.length === 2 ? t.shape : [1, t.shape[0]];
-    if (t.shape.length === 2 && rank * (rows + cols) < rows * cols) {
+    if (t.shape.length === 2 && minCompressionRate * rank * (rows + cols) < rows * cols) {
       matrices.push({ name: t.name, offset: t.offset, rows, cols, pOffset: pFloats, qOffset: qFloats });
       pFloats += rows * rank;
       qFloats += cols * rank;

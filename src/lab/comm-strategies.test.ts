@@ -9,6 +9,7 @@ import { parseConfig } from './config';
 import { contextFor, relativeError, testConfig, trainRoom } from './parallel-test-support';
 import { CpuBackend } from '../engine/cpu-backend';
 import { createMemoryMesh } from '../collective/memory-transport';
+import { powerSgdPlan } from '../collective/powersgd';
 
 describe('compression=powersgd in a room', () => {
   it.each([
@@ -24,6 +25,23 @@ describe('compression=powersgd in a room', () => {
     expect(room.ranks[0].steps.length).toBe(config.steps);
     for (const step of room.ranks[0].steps) expect(Math.abs(step.bytesSent - perStep)).toBeLessThanOrEqual(4 * 2 * 2 * (world - 1));
     expect(room.ranks[0].run.trainer.step).toBe(config.steps);
+  });
+});
+
+describe('the default minrate on the MNIST model [784, 256, 10]', () => {
+  it('ranks 2 and 4 send fc0.w as factors and the output layer fc1.w whole; rank 1 (fc1.w 9.6x smaller as factors) compresses both', () => {
+    const tensors = [
+      { name: 'fc0.w', offset: 0, shape: [784, 256] },
+      { name: 'fc0.b', offset: 784 * 256, shape: [256] },
+      { name: 'fc1.w', offset: 784 * 256 + 256, shape: [256, 10] },
+      { name: 'fc1.b', offset: 784 * 256 + 256 + 2560, shape: [10] },
+    ];
+    const length = 784 * 256 + 256 + 2560 + 10;
+    const plan = (rank: number) => powerSgdPlan(tensors, length, rank, parseConfig(new URLSearchParams('compression=powersgd')).minrate);
+    expect(plan(1).matrices.map((m) => m.name)).toEqual(['fc0.w', 'fc1.w']);
+    for (const rank of [2, 4]) expect(plan(rank).matrices.map((m) => m.name)).toEqual(['fc0.w']);
+    // Rank 2: P (784 x 2) with the dense 256 + 2560 + 10, then Q (256 x 2): 4,906 floats of 203,530.
+    expect(plan(2).firstFloats + plan(2).secondFloats).toBe(4906);
   });
 });
 
@@ -95,13 +113,16 @@ describe('the URL keys', () => {
   const parse = (query: string) => parseConfig(new URLSearchParams(query));
 
   it('read rank, inner and the outer optimizer, with DiLoCo\'s defaults', () => {
-    expect(parse('compression=powersgd&rank=4')).toMatchObject({ compression: 'powersgd', rank: 4 });
+    expect(parse('compression=powersgd&rank=4')).toMatchObject({ compression: 'powersgd', rank: 4, minrate: 5 });
+    expect(parse('compression=powersgd&minrate=1.5')).toMatchObject({ minrate: 1.5 });
     expect(parse('mode=diloco')).toMatchObject({ mode: 'diloco', inner: 50, outerlr: 0.7, outermomentum: 0.9 });
     expect(parse('mode=diloco&inner=10&outerlr=1&outermomentum=0&compression=fp16')).toMatchObject({ inner: 10, outerlr: 1, outermomentum: 0, compression: 'fp16' });
   });
 
   it('refuse combinations that mean nothing, naming the key', () => {
     expect(() => parse('rank=4')).toThrow(/rank sets PowerSGD's rank: use compression=powersgd/);
+    expect(() => parse('minrate=2')).toThrow(/minrate sets which matrices PowerSGD compresses: use compression=powersgd/);
+    expect(() => parse('compression=powersgd&minrate=0.5')).toThrow(/minrate must be a number from 1/);
     expect(() => parse('inner=10')).toThrow(/inner tunes DiLoCo: use mode=diloco/);
     expect(() => parse('mode=ps&compression=powersgd')).toThrow(/use mode=ring/);
     expect(() => parse('mode=diloco&compression=randk')).toThrow(/fp16 or topk only/);

@@ -30,7 +30,7 @@ import { finiteModelDataCheck } from '../peer/payload-checks';
 import { ConfigError, DEFAULT_CONFIG, parseConfig, type Compression, type LabConfig } from './config';
 
 /** The settings a switch changes; everything else of the config stays as the run started. */
-export const SWITCH_KEYS = ['mode', 'compression', 'ratio', 'rank', 'inner', 'outerlr', 'outermomentum'] as const;
+export const SWITCH_KEYS = ['mode', 'compression', 'ratio', 'rank', 'minrate', 'inner', 'outerlr', 'outermomentum'] as const;
 export type SwitchKey = (typeof SWITCH_KEYS)[number];
 export type StrategyChoice = Partial<Pick<LabConfig, SwitchKey>>;
 export type StrategySettings = Pick<LabConfig, SwitchKey>;

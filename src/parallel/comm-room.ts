@@ -15,7 +15,7 @@ import { classifierRun, type Run, type TrainerExtras } from '../train/recipes';
 import type { GradSyncContext, GradSyncResult } from '../train/trainer';
 import { DataParallelSync } from './data-parallel';
 import { DilocoSync, type DilocoOptions } from './diloco';
-import { PowerSgdSync } from './powersgd-sync';
+import { PowerSgdSync, type PowerSgdSyncOptions } from './powersgd-sync';
 
 export interface RankEnv {
   rank: number;
@@ -110,11 +110,11 @@ export function denseStrategy(recipe: ClassifierRecipe, bucketElements = 1 << 16
   };
 }
 
-/** PowerSGD of rank r; `syncs` (optional) collects each rank's sync for inspection. */
-export function powerSgdStrategy(rank: number, seed: number, syncs?: PowerSgdSync[]): Strategy {
+/** PowerSGD (rank, seed and the optional plan and warm-up settings of PowerSgdSync); `syncs` (optional) collects each rank's sync for inspection. */
+export function powerSgdStrategy(options: Pick<PowerSgdSyncOptions, 'rank' | 'seed' | 'minCompressionRate' | 'denseSteps'>, syncs?: PowerSgdSync[]): Strategy {
   return (env) => {
     const sync = lazy(() => {
-      const made = new PowerSgdSync({ backend: env.backend, transport: env.transport, model: env.run().model, rank, seed });
+      const made = new PowerSgdSync({ ...options, backend: env.backend, transport: env.transport, model: env.run().model });
       if (syncs) syncs[env.rank] = made;
       return made;
     });

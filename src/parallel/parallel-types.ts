@@ -38,6 +38,8 @@ export interface ParallelConfig {
   rebalance: number;
   /** compression=powersgd: the rank r of each compressed gradient matrix. */
   rank: number;
+  /** compression=powersgd: compress a matrix only when its factors are more than this many times smaller. */
+  minrate: number;
   /** mode=diloco: inner (local) steps between outer steps (H). */
   inner: number;
   /** mode=diloco: the outer optimizer's learning rate and Nesterov momentum (0: plain outer SGD). */

@@ -19,7 +19,7 @@ describe('PowerSGD gradient sync', () => {
     [4, 2],
   ])('%i ranks, rank %i: replicas bitwise equal every step; bytes = 2(N-1)(P + Q + biases) floats per step over the room', async (world, r) => {
     const syncs: PowerSgdSync[] = [];
-    const room = await trainCommRoom({ world, data, recipe: short, strategy: powerSgdStrategy(r, 11, syncs), hashEveryStep: true });
+    const room = await trainCommRoom({ world, data, recipe: short, strategy: powerSgdStrategy({ rank: r, seed: 11 }, syncs), hashEveryStep: true });
     for (const hashes of room.hashesPerStep) expect(new Set(hashes).size).toBe(1);
     const plan = syncs[0].plan;
     // [2, 32, 32, 3]: r(n + m) < n·m holds for fc1 (32 x 32) and fc2 (32 x 3) at ranks 1 and 2, for fc0 (2 x 32) only at rank 1.
@@ -29,6 +29,24 @@ describe('PowerSGD gradient sync', () => {
     const total = room.ranks.reduce((sum, rank) => sum + rank.bytesSent, 0);
     expect(total).toBe(short.steps * 2 * (world - 1) * perStep * 4);
     expect(perStep).toBeLessThan(denseFloats(plan));
+  });
+
+  it.each([2, 4])('%i ranks, 2 dense warm-up steps of 6: replicas bitwise equal every step, no residual until the first compressed step, every dense byte counted', async (world) => {
+    const syncs: PowerSgdSync[] = [];
+    const room = await trainCommRoom({ world, data, recipe: short, strategy: powerSgdStrategy({ rank: 2, seed: 11, denseSteps: 2 }, syncs), hashEveryStep: true, afterStep: async (step) => {
+      const carried = syncs.map((s) => s.compressor.residual.some((v) => v !== 0));
+      expect(carried).toEqual(new Array(world).fill(step > 2));
+    } });
+    for (const hashes of room.hashesPerStep) expect(new Set(hashes).size).toBe(1);
+    const plan = syncs[0].plan;
+    // A ring all-reduce of L floats moves 2(N-1)L floats over the room, whatever the chunking.
+    const total = room.ranks.reduce((sum, rank) => sum + rank.bytesSent, 0);
+    expect(total).toBe(2 * (world - 1) * 4 * (2 * plan.length + (short.steps - 2) * (plan.firstFloats + plan.secondFloats)));
+  });
+
+  it('refuses a negative or fractional number of dense warm-up steps', async () => {
+    await expect(trainCommRoom({ world: 2, data, recipe: short, strategy: powerSgdStrategy({ rank: 2, seed: 11, denseSteps: -1 }) })).rejects.toThrow(/warm-up steps/);
+    await expect(trainCommRoom({ world: 2, data, recipe: short, strategy: powerSgdStrategy({ rank: 2, seed: 11, denseSteps: 1.5 }) })).rejects.toThrow(/warm-up steps/);
   });
 
   it('4 ranks, 300 steps of spirals: rank 2 within 2 points of dense held-out accuracy, rank 1 within 4, at under a quarter of its bytes', async () => {
@@ -42,7 +60,7 @@ describe('PowerSGD gradient sync', () => {
       [2, 0.02],
       [1, 0.04],
     ]) {
-      const room = await trainCommRoom({ world: 4, data, recipe, strategy: powerSgdStrategy(r, 11) });
+      const room = await trainCommRoom({ world: 4, data, recipe, strategy: powerSgdStrategy({ rank: r, seed: 11 }) });
       expect((await room.evaluate()).accuracy).toBeGreaterThan(denseAccuracy - margin);
       expect(room.ranks[0].bytesSent).toBeLessThan(dense.ranks[0].bytesSent / 4);
     }

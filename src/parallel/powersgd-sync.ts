@@ -2,8 +2,11 @@
 // are compressed to rank r (collective/powersgd.ts: error feedback, warm-started Q shared by the room),
 // the two small all-reduces run on the ring, and the room's rank-r average is written back for the
 // optimizer. Both all-reduces give every rank the same bits, so replicas stay bitwise equal.
+// Optionally (PyTorch's start_powerSGD_iter) the first `denseSteps` steps all-reduce the whole gradient
+// on the ring instead, every byte of them counted, and the compressor starts after them.
 // The lab builds it for `compression=powersgd&rank=r` (strategy.ts); tests and scripts/comm-sim.ts
 // also build it directly (parallel/comm-room.ts).
+import { runAllReduce } from '../collective/collectives';
 import { PowerSgdCompressor, powerSgdPlan, runPowerSgd, type PowerSgdPlan } from '../collective/powersgd';
 import type { ChunkListener, Transport } from '../collective/types';
 import { viewOf, type Backend } from '../engine/backend';
@@ -20,12 +23,16 @@ export interface PowerSgdSyncOptions {
   rank: number;
   /** Seed of the starting Q: the SAME on every rank of the room. */
   seed: number;
+  /** Compress a matrix only when its factors are more than this many times smaller (powerSgdPlan). Default 1. */
+  minCompressionRate?: number;
+  /** Dense ring all-reduces for the first this-many steps (0-based steps below it), PowerSGD after. Default 0. */
+  denseSteps?: number;
   onChunk?: ChunkListener;
 }
 
 /** The PowerSGD plan of a model's layout: every 2-D weight compressed if it gains, biases dense. */
-export function planForLayout(layout: ParamLayout, rank: number): PowerSgdPlan {
-  return powerSgdPlan(layout.entries, layout.totalLength, rank);
+export function planForLayout(layout: ParamLayout, rank: number, minCompressionRate = 1): PowerSgdPlan {
+  return powerSgdPlan(layout.entries, layout.totalLength, rank, minCompressionRate);
 }
 
 export class PowerSgdSync {
@@ -33,7 +40,9 @@ export class PowerSgdSync {
 
   constructor(private readonly o: PowerSgdSyncOptions) {
     if (o.model.grads.length !== o.model.layout.totalLength) throw new RangeError('PowerSGD needs the full gradient buffer on every rank (not a ZeRO shard)');
-    this.compressor = new PowerSgdCompressor(planForLayout(o.model.layout, o.rank), o.seed);
+    const denseSteps = o.denseSteps ?? 0;
+    if (!Number.isSafeInteger(denseSteps) || denseSteps < 0) throw new RangeError(`PowerSGD dense warm-up steps must be an integer >= 0, got ${o.denseSteps}`);
+    this.compressor = new PowerSgdCompressor(planForLayout(o.model.layout, o.rank, o.minCompressionRate), o.seed);
   }
 
   /** Which tensors are compressed, and the floats of the two all-reduces per step. */
@@ -46,7 +55,9 @@ export class PowerSgdSync {
     const { backend, transport, model, onChunk } = this.o;
     const view = viewOf(model.grads);
     const grads = await backend.read(view);
-    const stats = await runPowerSgd(transport, this.compressor, grads, { round: ctx.step, collective: COLLECTIVE_IDS.powerSgdFactors.first, onEvent: onChunk });
+    const stats = ctx.step < (this.o.denseSteps ?? 0)
+      ? await runAllReduce(transport, grads, { round: ctx.step, collective: COLLECTIVE_IDS.powerSgdFactors.first, average: true, onEvent: onChunk })
+      : await runPowerSgd(transport, this.compressor, grads, { round: ctx.step, collective: COLLECTIVE_IDS.powerSgdFactors.first, onEvent: onChunk });
     backend.write(view, grads);
     return { bytesSent: stats.bytesSent, bytesReceived: stats.bytesReceived };
   };

@@ -17,6 +17,7 @@ const base: ParallelConfig = {
   shares: 'auto',
   rebalance: 10,
   rank: 2,
+  minrate: 5,
   inner: 50,
   outerlr: 0.7,
   outermomentum: 0.9,

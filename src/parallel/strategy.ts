@@ -183,7 +183,7 @@ export function sparseHooks(ctx: ParallelContext, kind: 'topk' | 'randomk'): Par
  * Exported with its sync object, so that tests can read the plan and the compressor's state.
  */
 export function powerSgdHooks(ctx: ParallelContext): ParallelHooks & { sync: () => PowerSgdSync } {
-  const sync = lazy(() => new PowerSgdSync({ backend: ctx.backend, transport: ctx.transport, model: ctx.model(), rank: ctx.config.rank, seed: ctx.config.seed, onChunk: ctx.publish }));
+  const sync = lazy(() => new PowerSgdSync({ backend: ctx.backend, transport: ctx.transport, model: ctx.model(), rank: ctx.config.rank, minCompressionRate: ctx.config.minrate, seed: ctx.config.seed, onChunk: ctx.publish }));
   return { sync, gradSync: (c) => sync().gradSync(c) };
 }
 
