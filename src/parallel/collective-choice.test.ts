@@ -91,7 +91,7 @@ describe('CollectivePicker', () => {
     expect(reports[0][0].picks[0].latencyBoundMs).toBeCloseTo(fit.alpha * 1000, 9);
     const log = linkFitLog(reports[0][0]);
     expect(log.type === 'log' && log.message).toMatch(
-      /^collective=auto, links probed: alpha [\d.]+ ms, beta [\d.]+ MB\/s per link, gamma ([\d.]+|inf) MB\/s per rank; 256 B: naive \(ring [\d.]+, tree [\d.]+, rhd [\d.]+, naive [\d.]+ ms predicted\)/,
+      /^collective=auto, links probed: alpha [\d.]+ ms, beta [\d.]+ MB\/s per link, gamma ([\d.]+ MB\/s per rank|0); 256 B: naive \(ring [\d.]+, tree [\d.]+, rhd [\d.]+, naive [\d.]+ ms predicted\)/,
     );
     // Training samples (buckets slower than predicted, each rank differently) move the next agreed fit on every rank alike.
     const naiveSeconds = (bytes: number) => fit.alpha + bytes * fit.beta + 4 * bytes * fit.gamma;

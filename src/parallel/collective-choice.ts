@@ -28,7 +28,11 @@ export const COLLECTIVE_CHOICES: readonly CollectiveChoice[] = ['auto', ...ALL_R
 
 /** The probes' message sizes in bytes: one latency-bound, one bandwidth-bound. */
 export const PROBE_SIZES = [256, 256 * 1024] as const;
-/** Repetitions per size; the median one counts (the first of a fresh channel is often slow). */
+/**
+ * Repetitions per size; the median one counts (the first of a fresh channel is often slow). Not the
+ * fastest: on a loaded machine the fastest fan-out is a lucky one that misses what summing at once
+ * costs (measured: gamma 4x too small at 8 ranks), and the all-reduces it predicts are medians too.
+ */
 export const PROBE_REPEATS = 5;
 /** The candidates `auto` chooses from: every all-reduce the lab can run (ps is a strategy, not an all-reduce). */
 export const AUTO_CANDIDATES: readonly AllReduceSchedule[] = ['ring', 'tree', 'rhd', 'naive'];
@@ -261,7 +265,8 @@ const size = (bytes: number) => (bytes >= 1 << 20 ? `${(bytes / (1 << 20)).toFix
 export function linkFitLog(report: LinkFitReport): LabEvent {
   const { alpha, beta, gamma } = report.link;
   const rate = (perByte: number) => (perByte > 0 ? (1 / perByte / 1e6).toFixed(2) : 'inf');
-  const link = `alpha ${ms(alpha * 1000)} ms, beta ${rate(beta)} MB/s per link, gamma ${rate(gamma)} MB/s per rank`;
+  // gamma 0: the samples could not tell it from beta (a room of two), or it was too small to measure.
+  const link = `alpha ${ms(alpha * 1000)} ms, beta ${rate(beta)} MB/s per link, gamma ${gamma > 0 ? `${rate(gamma)} MB/s per rank` : '0'}`;
   const picks = report.picks.map((p) => `${size(p.bytes)}: ${p.algorithm} (${Object.entries(p.predictedMs).map(([a, t]) => `${a} ${ms(t)}`).join(', ')} ms predicted)`);
   const measured = report.buckets.map((b) => `${size(b.bytes)} by ${b.algorithm}: predicted ${ms(b.predictedMs)} ms, measured ${ms(b.measuredMs)} ms`);
   const head = report.kind === 'formed' ? 'collective=auto, links probed' : `collective=auto, refit after step ${report.step + 1}`;
