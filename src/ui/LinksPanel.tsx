@@ -3,8 +3,7 @@
 // algorithm it picks with its predicted time and latency bound, beside what the last refit measured.
 // Nothing is drawn before a fit (a fixed collective, or a room of one).
 import type { LinkRow, LinksView } from '../store/links-slice';
-
-const sizeText = (bytes: number) => (bytes >= 1 << 20 ? `${(bytes / (1 << 20)).toFixed(1)} MiB` : bytes >= 1024 ? `${(bytes / 1024).toFixed(1)} KiB` : `${bytes} B`);
+import { formatBytes } from './zero-layout';
 export const msText = (ms: number) => (ms < 10 ? `${ms.toFixed(2)} ms` : `${ms.toFixed(1)} ms`);
 const rateText = (mbps: number) => (Number.isFinite(mbps) ? `${mbps.toFixed(mbps < 10 ? 2 : 1)} MB/s` : 'free');
 
@@ -44,7 +43,7 @@ export function LinksPanel({ view }: { view: LinksView | null }) {
         <tbody>
           {view.rows.map((row) => (
             <tr key={row.bytes} data-testid="links-row">
-              <th scope="row">{sizeText(row.bytes)}</th>
+              <th scope="row">{formatBytes(row.bytes)}</th>
               <td>{row.algorithm}</td>
               <td>{msText(row.predictedMs)}</td>
               <td>{msText(row.latencyBoundMs)}</td>
