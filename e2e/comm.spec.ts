@@ -72,12 +72,22 @@ function ulp(x: number): number {
   return x === 0 ? 2 ** -149 : 2 ** (Math.floor(Math.log2(Math.abs(x))) - 23);
 }
 
-test('link shaping (latency=40, bandwidth=2) and collective=auto, 2 tabs: the ring\'s ping-pong measures the shaped links (alpha >= 40 ms, at most 2 MB/s) and training agrees every step', async ({ browser }) => {
+test('link shaping (latency=40, bandwidth=2) and collective=auto, 2 tabs: the ring\'s ping-pong measures the shaped links (alpha >= 40 ms, at most 2 MB/s), the Links panel and metrics().links show the fit, and training agrees every step', async ({ browser }) => {
   test.setTimeout(240_000);
   const context = await browser.newContext();
   const pages = await openTrainingTabs(context, 2, { ...RUN, hidden: 32, steps: 3, latency: 40, bandwidth: 2, collective: 'auto' });
   const results = await finishTraining(pages);
   const logs = await Promise.all(pages.map((page) => page.evaluate(() => window.lab.log().map((l) => l.message))));
+  // The dashboard's Links panel draws the same fit the log line and metrics().links carry.
+  for (const [i, page] of pages.entries()) {
+    const fit = results[i].metrics.links?.latest;
+    expect(fit?.kind).toBe('formed');
+    expect(fit?.world).toBe(2);
+    expect(fit!.link.alpha).toBeGreaterThanOrEqual(0.039);
+    const alphaMs = fit!.link.alpha * 1000;
+    await expect(page.getByTestId('links-fit')).toHaveText(new RegExp(`^alpha ${alphaMs.toFixed(alphaMs < 10 ? 2 : 1)} ms, link [\\d.]+ MB/s, rank `));
+    await expect(page.getByTestId('links-row')).toHaveCount(fit!.picks.length);
+  }
   await context.close();
   for (const r of results) expect(r.metrics.hashesAgree).toBe(true);
   expect(results[1].hash).toBe(results[0].hash);

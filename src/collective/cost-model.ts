@@ -1,41 +1,58 @@
-// The alpha-beta (Hockney) cost model of the all-reduce algorithms, pure: a message of n bytes over
-// one link takes alpha + n beta seconds (alpha: per-message latency, beta: seconds per byte). From it:
-// each algorithm's predicted time for a world of p ranks and a vector of n bytes, the fastest one per
-// message size, the size where two algorithms cross, and a fit of alpha and beta from measurements.
+// The cost model of the all-reduce algorithms, pure: each algorithm's predicted time for a world of p
+// ranks and a vector of n bytes, the fastest one per message size, and the fit of the model's three
+// constants from measured timings.
 //
-// Assumptions, which the schedules in this folder meet: every pair of ranks has its own link (a full
-// mesh of data channels), a rank sends one message at a time and receives one at a time, and a step's
-// time is its slowest message (steps are barriers). Under them every algorithm costs
-//     T = a(p) alpha + b(p) n beta
-// with the terms below (P = the largest power of two <= p, L = ceil(log2 p)):
+// The model (an extended Hockney alpha-beta model). A schedule runs in rounds: in a round every rank
+// sends on any of its links at once (each pair of ranks has its own link, the lab's data channels and
+// the in-memory mesh alike), and the round lasts as long as its slowest link. On top, each rank spends
+// time on every byte it receives (copy, check, sum): ranks share CPU cores (tabs on one machine, the
+// bench's ranks in one thread), so this term is what makes a rank that receives (p-1) vectors at once
+// slow even when its links are idle. So every algorithm costs
 //
-//   ring    2(p-1) alpha + 2(p-1)/p n beta          p-1 reduce-scatter + p-1 all-gather hops of n/p
-//   tree    2L alpha + 2L n beta                    reduce up, broadcast down; whole vector per hop
-//   rhd     2 log2 P alpha + 2(P-1)/P n beta        halving + doubling (Rabenseifner), and when p != P
-//           + 2 alpha + 2 n beta                    the fold before and the unfold after (whole vector)
-//   naive   (p-1) alpha + (p-1) n beta              everyone sends everything to everyone, one at a time
-//   ps      2(p-1) alpha + 2(p-1) n beta            the server's link: p-1 vectors in, p-1 out
+//     T = R alpha + B beta + C gamma
 //
-// What follows from the terms alone: for a power of two, rhd has the tree's latency and the ring's
-// bandwidth, so it is never slower than either; the tree's bandwidth term only matters on large
-// vectors, where the ring wins instead; when p is not a power of two the fold costs rhd 2 n beta, so the
-// ring wins from a crossover size upwards (crossoverBytes). The textbook tree term ignores the part
-// pipelining tree-allreduce.ts does, so it over-predicts the tree on vectors of many parts.
+//   R     rounds (schedule steps that wait for a message)
+//   B     bytes on the busiest link, summed over the rounds
+//   C     bytes the busiest rank receives in the whole all-reduce
+//   alpha seconds per round (a message's latency), beta seconds per byte on one link, gamma seconds per
+//         byte a rank receives and handles.
+//
+// With P = the largest power of two <= p, L = ceil(log2 p), m = the parts a message is cut into (the
+// schedules cut anything above `partBytes` and pipeline the parts, step-placement.ts):
+//
+//   ring    R = 2(p-1) + m-1   B = 2(p-1)/p n       C = 2(p-1)/p n    every send goes to the successor, so
+//                                                                    pipelining adds rounds, not links
+//   tree    R = 2L + m-1       B = R n/m            C = L n           levels use different links, so parts
+//                                                                    of one level overlap the next's; rank 0
+//                                                                    receives L vectors
+//   rhd     R = 2 log2 P       B = 2(P-1)/P n       C = 2(P-1)/P n    no pipelining; when p != P the fold and
+//           + 2                + 2n                 + n               unfold add two rounds of the whole vector
+//   naive   R = 1              B = n                C = (p-1) n       everyone sends to everyone at once
+//   ps      R = 2              B = 2n               C = (p-1) n       the server receives p-1 vectors at once,
+//                                                                    then sends to all at once
+//
+// With gamma = 0 and one part per message, ring, tree and rhd are the textbook alpha-beta terms. What
+// the terms say: naive has the fewest rounds (one latency) and wins small vectors whenever gamma is
+// small; the ring and rhd receive the least, so they win large vectors when gamma is large (ranks that
+// share cores); the tree sits between on latency and loses on bytes.
+import { DEFAULT_MAX_MESSAGE_BYTES } from './chunking';
 
 export type AllReduceAlgorithm = 'ring' | 'tree' | 'rhd' | 'naive' | 'ps';
 
 export const ALL_REDUCE_ALGORITHMS: readonly AllReduceAlgorithm[] = ['ring', 'tree', 'rhd', 'naive', 'ps'];
 
-/** One link's cost: alpha in seconds per message, beta in seconds per byte. */
+/** The model's constants: alpha seconds per round, beta seconds per byte on a link, gamma seconds per byte a rank receives. */
 export interface LinkCost {
   alpha: number;
   beta: number;
+  gamma: number;
 }
 
-/** T = latencyTerms * alpha + byteTerms * n * beta. */
+/** T = rounds alpha + linkBytes beta + receivedBytes gamma (see the header). */
 export interface CostTerms {
-  latencyTerms: number;
-  byteTerms: number;
+  rounds: number;
+  linkBytes: number;
+  receivedBytes: number;
 }
 
 function checkWorld(world: number): void {
@@ -43,43 +60,84 @@ function checkWorld(world: number): void {
 }
 
 function checkLink(link: LinkCost): void {
-  if (!(link.alpha >= 0) || !(link.beta >= 0) || !Number.isFinite(link.alpha) || !Number.isFinite(link.beta)) {
-    throw new RangeError(`alpha and beta must be finite numbers >= 0, got alpha ${link.alpha}, beta ${link.beta}`);
+  for (const key of ['alpha', 'beta', 'gamma'] as const) {
+    if (!(link[key] >= 0) || !Number.isFinite(link[key])) throw new RangeError(`alpha, beta and gamma must be finite numbers >= 0, got ${key} ${link[key]}`);
   }
 }
 
-/** The multipliers of alpha and of n beta for one algorithm and world (see the table in the header). */
-export function costTerms(algorithm: AllReduceAlgorithm, world: number): CostTerms {
+function checkBytes(bytes: number): void {
+  if (!(bytes >= 0) || !Number.isFinite(bytes)) throw new RangeError(`bytes must be a finite number >= 0, got ${bytes}`);
+}
+
+/** floor(log2 x) for x >= 1, by integer steps (exact for every world size). */
+function floorLog2(x: number): number {
+  let k = 0;
+  while (2 ** (k + 1) <= x) k++;
+  return k;
+}
+
+/** Parts a message of `bytes` travels in (at least one). */
+function partsOf(bytes: number, partBytes: number): number {
+  return Math.max(1, Math.ceil(bytes / partBytes));
+}
+
+/**
+ * The rounds, busiest-link bytes and busiest-rank received bytes of one all-reduce of `bytes` bytes
+ * (see the header). `partBytes`: the largest message the schedules send (theirs by default, for 4-byte
+ * elements; Infinity: every message whole).
+ */
+export function costTerms(algorithm: AllReduceAlgorithm, world: number, bytes: number, partBytes: number = DEFAULT_MAX_MESSAGE_BYTES): CostTerms {
   checkWorld(world);
+  checkBytes(bytes);
+  if (!(partBytes > 0)) throw new RangeError(`partBytes must be > 0, got ${partBytes}`);
   const p = world;
-  if (p === 1) return { latencyTerms: 0, byteTerms: 0 };
+  const n = bytes;
+  if (p === 1) return { rounds: 0, linkBytes: 0, receivedBytes: 0 };
   switch (algorithm) {
-    case 'ring':
-      return { latencyTerms: 2 * (p - 1), byteTerms: (2 * (p - 1)) / p };
+    case 'ring': {
+      const chunk = n / p;
+      const hops = 2 * (p - 1);
+      return { rounds: hops + partsOf(chunk, partBytes) - 1, linkBytes: hops * chunk, receivedBytes: hops * chunk };
+    }
     case 'tree': {
-      const levels = Math.ceil(Math.log2(p));
-      return { latencyTerms: 2 * levels, byteTerms: 2 * levels };
+      const levels = floorLog2(p - 1) + 1; // ceil(log2 p) for p >= 2
+      const parts = partsOf(n, partBytes);
+      const rounds = 2 * levels + parts - 1;
+      return { rounds, linkBytes: (rounds * n) / parts, receivedBytes: levels * n };
     }
     case 'rhd': {
-      const core = 2 ** Math.floor(Math.log2(p));
-      const fold = core === p ? 0 : 2;
-      return { latencyTerms: 2 * Math.log2(core) + fold, byteTerms: (2 * (core - 1)) / core + fold };
+      const k = floorLog2(p);
+      const core = 2 ** k;
+      const fold = core === p ? 0 : 1;
+      const halves = (2 * (core - 1)) / core;
+      return { rounds: 2 * k + 2 * fold, linkBytes: halves * n + 2 * fold * n, receivedBytes: halves * n + fold * n };
     }
     case 'naive':
-      return { latencyTerms: p - 1, byteTerms: p - 1 };
+      return { rounds: 1, linkBytes: n, receivedBytes: (p - 1) * n };
     case 'ps':
-      return { latencyTerms: 2 * (p - 1), byteTerms: 2 * (p - 1) };
+      return { rounds: 2, linkBytes: 2 * n, receivedBytes: (p - 1) * n };
     default:
       throw new RangeError(`unknown all-reduce algorithm ${String(algorithm)}`);
   }
 }
 
+/** Seconds of the model's terms on `link`. */
+export function secondsOf(terms: CostTerms, link: LinkCost): number {
+  return terms.rounds * link.alpha + terms.linkBytes * link.beta + terms.receivedBytes * link.gamma;
+}
+
 /** Predicted seconds of one all-reduce of `bytes` bytes over `world` ranks. */
-export function predictSeconds(algorithm: AllReduceAlgorithm, world: number, bytes: number, link: LinkCost): number {
+export function predictSeconds(algorithm: AllReduceAlgorithm, world: number, bytes: number, link: LinkCost, partBytes?: number): number {
   checkLink(link);
-  if (!(bytes >= 0) || !Number.isFinite(bytes)) throw new RangeError(`bytes must be a finite number >= 0, got ${bytes}`);
-  const { latencyTerms, byteTerms } = costTerms(algorithm, world);
-  return latencyTerms * link.alpha + byteTerms * bytes * link.beta;
+  return secondsOf(costTerms(algorithm, world, bytes, partBytes), link);
+}
+
+/**
+ * The latency bound of an algorithm: its rounds times alpha, what it would take if bytes were free.
+ * A small all-reduce should come close to it (issue 19 asks for 1.5x at 4 KiB).
+ */
+export function latencyBoundSeconds(algorithm: AllReduceAlgorithm, world: number, bytes: number, alpha: number, partBytes?: number): number {
+  return costTerms(algorithm, world, bytes, partBytes).rounds * alpha;
 }
 
 export interface Pick {
@@ -95,27 +153,126 @@ export function pickFastest(
   bytes: number,
   link: LinkCost,
   candidates: readonly AllReduceAlgorithm[] = ['ring', 'rhd', 'tree'],
+  partBytes?: number,
 ): Pick {
   if (candidates.length === 0) throw new RangeError('pickFastest needs at least one candidate');
-  const predictions = candidates.map((algorithm) => ({ algorithm, seconds: predictSeconds(algorithm, world, bytes, link) }));
+  const predictions = candidates.map((algorithm) => ({ algorithm, seconds: predictSeconds(algorithm, world, bytes, link, partBytes) }));
   const best = predictions.reduce((a, b) => (b.seconds < a.seconds ? b : a));
   return { algorithm: best.algorithm, seconds: best.seconds, predictions };
 }
 
 /**
- * The vector size in bytes at which `a` and `b` take the same time (both are straight lines in n), or
- * null when they never cross at a positive size (one is never slower, or they are the same line).
- * Below it the one with fewer latency terms wins, above it the one with fewer byte terms.
+ * The vector size in bytes at which `a` and `b` take the same time when every message travels whole
+ * (then both are straight lines in n), or null when they never cross at a positive size. Below it the
+ * one with fewer rounds wins, above it the one with fewer bytes.
  */
 export function crossoverBytes(a: AllReduceAlgorithm, b: AllReduceAlgorithm, world: number, link: LinkCost): number | null {
   checkLink(link);
-  const ta = costTerms(a, world);
-  const tb = costTerms(b, world);
-  const latencyGap = (ta.latencyTerms - tb.latencyTerms) * link.alpha;
-  const byteGap = (tb.byteTerms - ta.byteTerms) * link.beta;
+  const whole = Number.POSITIVE_INFINITY;
+  const slope = (x: AllReduceAlgorithm) => {
+    const t = costTerms(x, world, 1, whole);
+    return t.linkBytes * link.beta + t.receivedBytes * link.gamma;
+  };
+  const latencyGap = (costTerms(a, world, 0, whole).rounds - costTerms(b, world, 0, whole).rounds) * link.alpha;
+  const byteGap = slope(b) - slope(a);
   if (byteGap === 0) return null;
   const n = latencyGap / byteGap;
   return n > 0 && Number.isFinite(n) ? n : null;
+}
+
+/** One measured time and the model's terms of what was measured. */
+export interface CostSample extends CostTerms {
+  seconds: number;
+}
+
+export interface LinkCostFit extends LinkCost {
+  /** Root mean square of (measured - predicted) / measured over the samples. */
+  rmsRelativeError: number;
+  /** Constants the samples pushed below zero were held at 0 (the others fitted without them). */
+  clamped: ('alpha' | 'beta' | 'gamma')[];
+  samples: number;
+}
+
+const TERMS = ['rounds', 'linkBytes', 'receivedBytes'] as const;
+const CONSTANTS = ['alpha', 'beta', 'gamma'] as const;
+
+/** Solves the small symmetric system a x = b by Gaussian elimination with partial pivoting; null when singular. */
+function solve(a: number[][], b: number[]): number[] | null {
+  const n = b.length;
+  const m = a.map((row, i) => [...row, b[i]]);
+  const scale = Math.max(0, ...a.map((row, i) => Math.abs(row[i])));
+  for (let col = 0; col < n; col++) {
+    let pivot = col;
+    for (let r = col + 1; r < n; r++) if (Math.abs(m[r][col]) > Math.abs(m[pivot][col])) pivot = r;
+    if (!(Math.abs(m[pivot][col]) > scale * 1e-9)) return null;
+    [m[col], m[pivot]] = [m[pivot], m[col]];
+    for (let r = col + 1; r < n; r++) {
+      const f = m[r][col] / m[col][col];
+      for (let c = col; c <= n; c++) m[r][c] -= f * m[col][c];
+    }
+  }
+  const x = new Array<number>(n).fill(0);
+  for (let r = n - 1; r >= 0; r--) {
+    let s = m[r][n];
+    for (let c = r + 1; c < n; c++) s -= m[r][c] * x[c];
+    x[r] = s / m[r][r];
+  }
+  return x;
+}
+
+/**
+ * Least squares of seconds = rounds alpha + linkBytes beta + receivedBytes gamma over the samples, each
+ * weighted by 1/seconds^2 (relative errors: sizes span orders of magnitude, and an unweighted fit lets
+ * the largest decide alpha, which they barely depend on), with every constant >= 0: each subset of the
+ * three constants is fitted with the others held at 0, and the non-negative fit with the smallest error
+ * wins (for three unknowns that is the exact non-negative least squares). Constants the samples cannot
+ * tell apart (every sample has linkBytes = receivedBytes, e.g. a room of two) leave the system singular
+ * with all three: then a smaller subset carries them. Deterministic: the same samples in the same order
+ * give the same bits, which is what lets a room's ranks agree by fitting the same gathered samples.
+ */
+export function fitLinkCost(samples: readonly CostSample[]): LinkCostFit {
+  for (const s of samples) {
+    const terms = TERMS.map((t) => s[t]);
+    if (terms.some((x) => !(x >= 0) || !Number.isFinite(x)) || !(s.seconds > 0) || !Number.isFinite(s.seconds)) {
+      throw new RangeError(`a cost sample needs finite terms >= 0 and seconds > 0, got ${JSON.stringify(s)}`);
+    }
+  }
+  // Each term divided by its largest value, so that the normal equations' entries are of one magnitude
+  // (rounds are ~1-30, bytes ~1e2-1e7) and the singularity test means the same for every column.
+  const scales = TERMS.map((t) => Math.max(0, ...samples.map((s) => s[t])));
+  let best: { x: number[]; error: number; used: number[] } | null = null;
+  // Larger subsets first, so that on equal error the fuller model wins.
+  const subsets = [[0, 1, 2], [0, 1], [0, 2], [1, 2], [0], [1], [2]];
+  for (const used of subsets) {
+    if (used.some((i) => scales[i] === 0)) continue;
+    const normal = used.map(() => new Array<number>(used.length).fill(0));
+    const rhs = new Array<number>(used.length).fill(0);
+    for (const s of samples) {
+      const w = 1 / (s.seconds * s.seconds);
+      const row = used.map((i) => s[TERMS[i]] / scales[i]);
+      for (let i = 0; i < used.length; i++) {
+        rhs[i] += w * row[i] * s.seconds;
+        for (let j = 0; j < used.length; j++) normal[i][j] += w * row[i] * row[j];
+      }
+    }
+    const x = solve(normal, rhs);
+    if (!x || x.some((v) => !(v >= 0))) continue;
+    const full = [0, 0, 0];
+    used.forEach((i, k) => (full[i] = x[k] / scales[i]));
+    const error = samples.reduce((total, s) => total + ((s.seconds - TERMS.reduce((t, term, i) => t + s[term] * full[i], 0)) / s.seconds) ** 2, 0);
+    if (!best || error < best.error) best = { x: full, error, used };
+  }
+  if (!best) throw new RangeError('fitting alpha, beta and gamma needs samples with at least one non-zero term');
+  const [alpha, beta, gamma] = best.x;
+  const kept = best.used;
+  return {
+    alpha,
+    beta,
+    gamma,
+    rmsRelativeError: Math.sqrt(best.error / samples.length),
+    clamped: CONSTANTS.filter((_, i) => !kept.includes(i)),
+    samples: samples.length,
+  };
 }
 
 export interface TimingSample {
@@ -132,10 +289,10 @@ export interface AlphaBetaFit extends LinkCost {
 }
 
 /**
- * Least-squares fit of seconds = alpha + beta * bytes. By default each sample is weighted by 1/seconds^2,
- * i.e. the fit minimises relative errors, because benchmark sizes span several orders of magnitude and
- * an unweighted fit lets the largest sizes decide alpha (which they barely depend on). A negative
- * parameter, which noise can produce, is clamped to 0 and the other one refitted alone.
+ * One link's alpha and beta from one-message timings (seconds = alpha + beta * bytes; gamma is 0: a
+ * single stream cannot tell link time from handling time). By default each sample is weighted by
+ * 1/seconds^2, as fitLinkCost. A negative parameter, which noise can produce, is clamped to 0 and the
+ * other one refitted alone.
  */
 export function fitAlphaBeta(samples: readonly TimingSample[], weighting: 'relative' | 'absolute' = 'relative'): AlphaBetaFit {
   for (const s of samples) {
@@ -168,5 +325,5 @@ export function fitAlphaBeta(samples: readonly TimingSample[], weighting: 'relat
     alpha = sy / sw;
   }
   const squares = samples.reduce((total, s) => total + ((s.seconds - alpha - beta * s.bytes) / s.seconds) ** 2, 0);
-  return { alpha, beta, rmsRelativeError: Math.sqrt(squares / samples.length), clamped, samples: samples.length };
+  return { alpha, beta, gamma: 0, rmsRelativeError: Math.sqrt(squares / samples.length), clamped, samples: samples.length };
 }

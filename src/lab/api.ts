@@ -6,6 +6,7 @@ import type { StoredCheckpointInfo } from './checkpoint-store';
 import type { LabConfig } from './config';
 import type { PartitionFigures } from './partitioned-run';
 import type { RunState } from '../shared/events';
+import type { LinkFits } from '../shared/link-fits';
 
 export interface LabStatus {
   rank: number;
@@ -91,6 +92,11 @@ export interface LabMetrics {
   partition?: PartitionFigures;
   /** ZeRO runs: the stage, the room size and the flat vector's (padded) length the partition shards. */
   zero?: { stage: number; world: number; elements: number; optimizerFloatsPerParam: number } | null;
+  /**
+   * collective=auto: the room's newest link fit (`latest`: formed when the ring was probed, or a refit)
+   * and newest refit (`lastRefit`: its buckets' predicted vs measured ms); null before a fit.
+   */
+  links?: LinkFits | null;
   /** shares=auto: the room's last agreed samples per rank (from `fromStep`) and the speeds behind them. */
   shares?: { fromStep: number; counts: number[]; samplesPerSec: number[] } | null;
   lastHash: string | null;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { StepMetrics } from '../shared/events';
+import type { LinkFitEvent, StepMetrics } from '../shared/events';
 import { RunMetrics, wallClockPerStep } from './run-metrics';
 
 const step = (rank: number, n: number, computeMs: number): StepMetrics => ({
@@ -21,6 +21,22 @@ describe('RunMetrics', () => {
     rank = 0; // the ring re-formed without the old rank 0
     metrics.record(step(0, 4, 20));
     expect(metrics.values.lossSteps).toEqual([1, 2, 3, 4]);
+  });
+
+  it('metrics().links: null before a fit, then the newest fit and the newest refit of the same room as plain data (no event type or time)', () => {
+    const metrics = new RunMetrics(() => 0);
+    expect(metrics.values.links).toBeNull();
+    const formed: LinkFitEvent = {
+      type: 'link-fit', kind: 'formed', step: 0, world: 3, link: { alpha: 0.005, beta: 5e-8, gamma: 2e-8 }, rmsRelativeError: 0.1, samples: 12, buckets: [],
+      picks: [{ bytes: 256, algorithm: 'naive', predictedMs: { naive: 5 }, latencyBoundMs: 5 }], t: 7,
+    };
+    metrics.record(formed);
+    const refit = { ...formed, kind: 'refit' as const, step: 9, buckets: [{ bytes: 4096, algorithm: 'naive', predictedMs: 5.2, measuredMs: 6.1 }], t: 8 };
+    metrics.record(refit);
+    metrics.record({ ...formed, step: 19, t: 9 });
+    const { type: _type, t: _t, ...plainRefit } = refit;
+    expect(metrics.values.links).toMatchObject({ fits: 3, latest: { kind: 'formed', step: 19 }, lastRefit: plainRefit });
+    expect(metrics.values.links!.latest).not.toHaveProperty('type');
   });
 
   it('times the wall clock per step from the end of the first averaged step to the end of the last', () => {

@@ -3,6 +3,7 @@
 // that the numbers a script reads are the ones the dashboard draws.
 import type { LabMetrics } from './api';
 import type { LabEvent } from '../shared/events';
+import { NO_LINK_FITS, nextLinkFits } from '../shared/link-fits';
 
 /** Steps averaged for the per-step times (the first, with its pipeline compilation, is left out). */
 const TIMING_WINDOW = 50;
@@ -76,6 +77,11 @@ export class RunMetrics {
       case 'shares':
         this.m.shares = { fromStep: event.fromStep, counts: [...event.counts], samplesPerSec: [...event.samplesPerSec] };
         return;
+      case 'link-fit': {
+        const { type: _type, t: _t, ...fit } = event;
+        this.m.links = nextLinkFits(this.m.links ?? NO_LINK_FITS, fit);
+        return;
+      }
       case 'membership':
         // A re-formed ring starts from even shares again.
         this.m.shares = null;
@@ -129,6 +135,7 @@ function emptyMetrics(): LabMetrics {
     stepBytesSent: null,
     zero: null,
     shares: null,
+    links: null,
     elastic: { reforms: 0, joins: 0, departures: 0 },
     lastHash: null,
     sample: null,

@@ -1,49 +1,55 @@
 // Which all-reduce algorithm carries each gradient bucket (`collective=auto|ring|tree|rhd|naive`).
-// A fixed choice is used as is. `auto` measures the links when the ring forms (a ping-pong of two
-// message sizes with the ring neighbour, over the transport the gradients use), fits alpha (seconds per
-// message) and beta (seconds per byte) of the alpha-beta model (collective/cost-model.ts), and picks
-// the algorithm with the smallest predicted time for each bucket's size. During training each rank
-// times its buckets' all-reduces and refits; every `refitEvery` steps the room agrees on a new fit.
+// A fixed choice is used as is. `auto` measures the links when the ring forms, over the transport the
+// gradients use: a ping-pong of two sizes with the ring neighbour (one message at a time) and a fan-out
+// of two sizes (every rank sends to every other at once and sums what arrives, which is what shows the
+// cost of receiving many messages at once when ranks share cores). From those it fits the cost model's
+// alpha (per round), beta (per byte on a link) and gamma (per byte a rank receives and sums), see
+// collective/cost-model.ts, and picks the algorithm with the smallest predicted time for each bucket's
+// size, naive included. During training each rank times its buckets' all-reduces; every `refitEvery`
+// steps the room agrees on a new fit from the probes and those timings.
 //
-// Every rank must pick the same algorithm for the same bucket, or their schedules would not meet: picks
-// depend only on the room's agreed fit (each rank's fit all-gathered; the slowest link's alpha and beta,
-// the largest of each, bound a collective), which every rank holds bit for bit, and on the bucket size.
-// A refit is all-gathered alongside a step's buckets and takes effect from the next step on.
+// Every rank must pick the same algorithm for the same bucket, or their schedules would not meet: the
+// room all-gathers every rank's samples (a fixed-size record each) and every rank fits the same
+// samples in rank order with the same deterministic code (fitLinkCost), so every rank holds the same
+// fit bit for bit; picks depend only on that fit and on the bucket size. A refit is all-gathered
+// alongside a step's buckets and takes effect from the next step on.
 import { allReduceSchedule, ALL_REDUCE_SCHEDULES, type AllReduceSchedule } from '../collective/allreduce-algorithms';
+import { DEFAULT_MAX_MESSAGE_BYTES } from '../collective/chunking';
 import { runFixedAllGather } from '../collective/collectives';
 import { COLLECTIVE_IDS } from '../collective/collective-ids';
-import { costTerms, fitAlphaBeta, pickFastest, predictSeconds, type LinkCost, type TimingSample } from '../collective/cost-model';
+import { costTerms, fitLinkCost, latencyBoundSeconds, pickFastest, predictSeconds, type CostSample, type LinkCostFit } from '../collective/cost-model';
 import type { Schedule, ScheduleOptions } from '../collective/schedules';
 import type { Transport } from '../collective/types';
-import type { LabEvent } from '../shared/events';
+import type { LabEvent, LinkFit } from '../shared/events';
 
 export type CollectiveChoice = 'auto' | AllReduceSchedule;
 
 export const COLLECTIVE_CHOICES: readonly CollectiveChoice[] = ['auto', ...ALL_REDUCE_SCHEDULES];
 
-/** The ping-pong's message sizes in bytes: one latency-bound, one bandwidth-bound. */
+/** The probes' message sizes in bytes: one latency-bound, one bandwidth-bound. */
 export const PROBE_SIZES = [256, 256 * 1024] as const;
-/** Round trips per size; the median one counts (the first of a fresh channel is often slow). */
+/**
+ * Repetitions per size; the median one counts (the first of a fresh channel is often slow). Not the
+ * fastest: on a loaded machine the fastest fan-out is a lucky one that misses what summing at once
+ * costs (measured: gamma 4x too small at 8 ranks), and the all-reduces it predicts are medians too.
+ */
 export const PROBE_REPEATS = 5;
-/** The candidates `auto` chooses from (naive is never better than the ring for p > 2, and equal at 2). */
-const AUTO_CANDIDATES: readonly AllReduceSchedule[] = ['ring', 'tree', 'rhd'];
+/** The candidates `auto` chooses from: every all-reduce the lab can run (ps is a strategy, not an all-reduce). */
+export const AUTO_CANDIDATES: readonly AllReduceSchedule[] = ['ring', 'tree', 'rhd', 'naive'];
+/** Training timings each rank keeps beside its probes (the newest); what the room's refits fit. */
+const TRAINING_SAMPLES = 64;
+/** The fan-out's messages are numbered after the ping-pong's within the probe's collective id. */
+const FAN_OUT_FIRST_CHUNK = 1024;
 
-export interface LinkFitReport {
-  /** 'formed': the ring's first fit (ping-pong); 'refit': the room's new fit during training. */
-  kind: 'formed' | 'refit';
-  step: number;
-  link: LinkCost;
-  /** Predicted and measured milliseconds of the last step's buckets (refits only). */
-  buckets: { bytes: number; algorithm: AllReduceSchedule; predictedMs: number; measuredMs: number }[];
-  /** What the new fit picks for each of those sizes (and the probe sizes at formation). */
-  picks: { bytes: number; algorithm: AllReduceSchedule; predictedMs: Record<string, number> }[];
-}
+export type LinkFitReport = LinkFit;
 
 export interface CollectivePickerOptions {
   choice: CollectiveChoice;
   transport: Transport;
   /** Steps between the room's refits (auto only). */
   refitEvery?: number;
+  /** The largest message the schedules send, in bytes (their default for the wire's element size). */
+  partBytes?: number;
   onFit?: (report: LinkFitReport) => void;
 }
 
@@ -56,10 +62,10 @@ function median(values: number[]): number {
 
 /**
  * Ping-pong with the ring neighbours over `transport`: this rank times round trips of each size to
- * its successor and echoes its predecessor's, all at once. One-way time = median round trip / 2.
- * A collective: every rank of the ring calls it with the same `round`.
+ * its successor and echoes its predecessor's, all at once. One-way time = median round trip / 2: one
+ * round, the size on one link, the size received. A collective: every rank calls it with the same `round`.
  */
-export async function probeLink(transport: Transport, round: number, sizes: readonly number[] = PROBE_SIZES, repeats = PROBE_REPEATS): Promise<TimingSample[]> {
+export async function probeLink(transport: Transport, round: number, sizes: readonly number[] = PROBE_SIZES, repeats = PROBE_REPEATS): Promise<CostSample[]> {
   const { rank, world } = transport;
   const next = (rank + 1) % world;
   const prev = (rank + world - 1) % world;
@@ -68,7 +74,7 @@ export async function probeLink(transport: Transport, round: number, sizes: read
   const echo = (async () => {
     for (let m = 0; m < sizes.length * repeats; m++) await transport.send(prev, tag(m, true), await transport.recv(prev, tag(m, false)));
   })();
-  const samples: TimingSample[] = [];
+  const samples: CostSample[] = [];
   let message = 0;
   for (const bytes of sizes) {
     const payload = new Uint8Array(bytes);
@@ -79,31 +85,85 @@ export async function probeLink(transport: Transport, round: number, sizes: read
       await transport.recv(next, tag(message, true));
       trips.push(performance.now() - t0);
     }
-    samples.push({ bytes, seconds: Math.max(median(trips), 1e-3) / 2000 });
+    samples.push({ rounds: 1, linkBytes: bytes, receivedBytes: bytes, seconds: Math.max(median(trips), 1e-3) / 2000 });
   }
   await echo;
   return samples;
 }
 
-/** A fit's link as 16 bytes (two float64), and back: what the room all-gathers. */
-function encodeLink(link: LinkCost): Uint8Array {
-  return new Uint8Array(Float64Array.of(link.alpha, link.beta).buffer);
-}
-function decodeLink(bytes: Uint8Array): LinkCost {
-  const [alpha, beta] = new Float64Array(bytes.slice().buffer);
-  return { alpha, beta };
+/**
+ * The fan-out: every rank sends a message of each size to every other rank at once and adds what
+ * arrives into one float vector, as the naive all-reduce does; a repetition's time runs from this
+ * rank's sends to its last sum. One round, the size on each link, (world - 1) sizes received. The
+ * first repetition also lines the ranks up and is not counted. A collective like probeLink.
+ */
+export async function probeFanOut(transport: Transport, round: number, sizes: readonly number[] = PROBE_SIZES, repeats = PROBE_REPEATS): Promise<CostSample[]> {
+  const { rank, world } = transport;
+  const peers = Array.from({ length: world }, (_, r) => r).filter((r) => r !== rank);
+  const collective = COLLECTIVE_IDS.linkProbe.first;
+  const samples: CostSample[] = [];
+  let message = FAN_OUT_FIRST_CHUNK;
+  for (const bytes of sizes) {
+    const payload = new Uint8Array(bytes - (bytes % 4));
+    const sum = new Float32Array(payload.byteLength / 4);
+    const times: number[] = [];
+    for (let i = 0; i <= repeats; i++, message++) {
+      const tag = { round, collective, chunk: message };
+      const t0 = performance.now();
+      await Promise.all([
+        ...peers.map((peer) => transport.send(peer, tag, payload)),
+        ...peers.map(async (peer) => {
+          const got = await transport.recv(peer, tag);
+          const values = new Float32Array(got.buffer, got.byteOffset, got.byteLength >> 2);
+          for (let k = 0; k < sum.length; k++) sum[k] += values[k];
+        }),
+      ]);
+      if (i > 0) times.push(performance.now() - t0);
+    }
+    samples.push({ rounds: 1, linkBytes: payload.byteLength, receivedBytes: (world - 1) * payload.byteLength, seconds: Math.max(median(times), 1e-3) / 1000 });
+  }
+  return samples;
 }
 
-/** The room's link: the largest alpha and the largest beta of every rank's fit (the slowest link bounds a collective). */
-export function slowestLink(links: readonly LinkCost[]): LinkCost {
-  return { alpha: Math.max(...links.map((l) => l.alpha)), beta: Math.max(...links.map((l) => l.beta)) };
+/** Every probe `auto` runs when the ring forms: the ping-pong, then the fan-out. */
+export async function probeRoom(transport: Transport, round: number): Promise<CostSample[]> {
+  const pingPong = await probeLink(transport, round);
+  return transport.world > 2 ? [...pingPong, ...(await probeFanOut(transport, round))] : pingPong;
+}
+
+/** Floats per sample on the wire: rounds, link bytes, received bytes, seconds. */
+const SAMPLE_FIELDS = 4;
+
+/** A rank's samples as a fixed-size record (count, then the samples, zero-padded): what the room all-gathers. */
+export function encodeSamples(samples: readonly CostSample[], capacity: number): Uint8Array {
+  if (samples.length > capacity) throw new RangeError(`${samples.length} samples do not fit a record of ${capacity}`);
+  const words = new Float64Array(1 + capacity * SAMPLE_FIELDS);
+  words[0] = samples.length;
+  samples.forEach((s, i) => words.set([s.rounds, s.linkBytes, s.receivedBytes, s.seconds], 1 + i * SAMPLE_FIELDS));
+  return new Uint8Array(words.buffer);
+}
+
+export function decodeSamples(bytes: Uint8Array): CostSample[] {
+  const words = new Float64Array(bytes.slice().buffer);
+  const count = words[0];
+  if (!Number.isSafeInteger(count) || count < 0 || 1 + count * SAMPLE_FIELDS > words.length) throw new RangeError(`a samples record claims ${count} samples in ${words.length} words`);
+  return Array.from({ length: count }, (_, i) => {
+    const [rounds, linkBytes, receivedBytes, seconds] = words.subarray(1 + i * SAMPLE_FIELDS, 1 + (i + 1) * SAMPLE_FIELDS);
+    return { rounds, linkBytes, receivedBytes, seconds };
+  });
+}
+
+/** The room's fit: every rank's samples, in rank order, fitted together (the same bits on every rank). */
+export function roomFit(perRank: readonly CostSample[][]): LinkCostFit {
+  return fitLinkCost(perRank.flat());
 }
 
 export class CollectivePicker {
   /** The fit every rank holds bit for bit (auto), once the ring has been probed. */
-  agreed: LinkCost | null = null;
-  /** This rank's timing samples, normalised to one link (see record). */
-  private readonly samples: TimingSample[] = [];
+  agreed: LinkCostFit | null = null;
+  /** This rank's probe samples (kept) and its newest training timings. */
+  private probes: CostSample[] = [];
+  private readonly training: CostSample[] = [];
   private ready: Promise<void> | null = null;
   /** A refit on the wire: the next step's picks wait for it. */
   private refit: Promise<void> | undefined;
@@ -111,6 +171,10 @@ export class CollectivePicker {
 
   constructor(private readonly o: CollectivePickerOptions) {
     if (!COLLECTIVE_CHOICES.includes(o.choice)) throw new RangeError(`collective must be one of ${COLLECTIVE_CHOICES.join(', ')}, got "${o.choice}"`);
+  }
+
+  private get partBytes(): number {
+    return this.o.partBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   }
 
   /**
@@ -124,23 +188,23 @@ export class CollectivePicker {
   }
 
   private async form(round: number): Promise<void> {
-    const probed = await probeLink(this.o.transport, round);
-    this.samples.push(...probed);
-    this.agreed = await this.agree(round, fitAlphaBeta(probed));
+    this.probes = await probeRoom(this.o.transport, round);
+    this.agreed = await this.agree(round, this.probes);
     this.report('formed', round, PROBE_SIZES);
   }
 
-  /** All-gathers each rank's fit and takes the slowest link: the same bits on every rank. */
-  private async agree(round: number, link: LinkCost): Promise<LinkCost> {
-    const { payloads } = await runFixedAllGather(this.o.transport, encodeLink(link), { round, collective: COLLECTIVE_IDS.linkFit.first });
-    return slowestLink(payloads.map(decodeLink));
+  /** All-gathers each rank's samples and fits them all: the same bits on every rank. */
+  private async agree(round: number, samples: readonly CostSample[]): Promise<LinkCostFit> {
+    const capacity = this.probes.length + TRAINING_SAMPLES;
+    const { payloads } = await runFixedAllGather(this.o.transport, encodeSamples(samples, capacity), { round, collective: COLLECTIVE_IDS.linkFit.first });
+    return roomFit(payloads.map(decodeSamples));
   }
 
-  /** The algorithm for a bucket of `bytes` (call after prepare). */
+  /** The algorithm for a bucket of `bytes` (call after beforeBucket). */
   pick(bytes: number): AllReduceSchedule {
     if (this.o.choice !== 'auto') return this.o.choice;
     if (!this.agreed) return 'ring'; // a room of one tab
-    return pickFastest(this.o.transport.world, bytes, this.agreed, AUTO_CANDIDATES).algorithm as AllReduceSchedule;
+    return pickFastest(this.o.transport.world, bytes, this.agreed, AUTO_CANDIDATES, this.partBytes).algorithm as AllReduceSchedule;
   }
 
   /** This rank's schedule for a bucket of `length` floats of `elementBytes` each. */
@@ -149,18 +213,14 @@ export class CollectivePicker {
     return allReduceSchedule(this.pick(length * elementBytes), world, rank, length, opts);
   }
 
-  /**
-   * A bucket's all-reduce took `seconds`: one sample of seconds / a(p) = alpha + (b(p) n / a(p)) beta,
-   * the same line as a single link's (cost-model.ts), so probe and training samples fit together.
-   */
+  /** A bucket's all-reduce took `seconds`: one sample of the model's terms for that algorithm and size. */
   record(algorithm: AllReduceSchedule, bytes: number, seconds: number): void {
     const world = this.o.transport.world;
-    if (this.o.choice !== 'auto' || world < 2 || !(seconds > 0)) return;
-    const { latencyTerms, byteTerms } = costTerms(algorithm, world);
-    this.samples.push({ bytes: (byteTerms * bytes) / latencyTerms, seconds: seconds / latencyTerms });
-    this.lastBuckets.push({ bytes, algorithm, predictedMs: 1000 * predictSeconds(algorithm, world, bytes, this.agreed!), measuredMs: 1000 * seconds });
-    // Keep the probe's samples and the latest training ones: the links change, the probe's sizes anchor the fit.
-    if (this.samples.length > PROBE_SIZES.length + 64) this.samples.splice(PROBE_SIZES.length, 1);
+    if (this.o.choice !== 'auto' || world < 2 || !(seconds > 0) || !this.agreed) return;
+    this.training.push({ ...costTerms(algorithm, world, bytes, this.partBytes), seconds });
+    this.lastBuckets.push({ bytes, algorithm, predictedMs: 1000 * predictSeconds(algorithm, world, bytes, this.agreed, this.partBytes), measuredMs: 1000 * seconds });
+    // The links change: keep the probes (they anchor the sizes) and the newest timings.
+    if (this.training.length > TRAINING_SAMPLES) this.training.shift();
   }
 
   /**
@@ -172,9 +232,9 @@ export class CollectivePicker {
     const buckets = this.lastBuckets;
     this.lastBuckets = [];
     if (!this.agreed || every <= 0 || (step + 1) % every !== 0) return;
-    const samples = [...this.samples];
+    const samples = [...this.probes, ...this.training];
     this.refit = (async () => {
-      this.agreed = await this.agree(step, fitAlphaBeta(samples));
+      this.agreed = await this.agree(step, samples);
       this.report('refit', step, buckets.map((b) => b.bytes), buckets);
     })();
     // A failure (a lost tab) is the next bucket's to report; keep it from surfacing as unhandled first.
@@ -182,13 +242,19 @@ export class CollectivePicker {
   }
 
   private report(kind: LinkFitReport['kind'], step: number, sizes: readonly number[], buckets: LinkFitReport['buckets'] = []): void {
-    const link = this.agreed!;
+    const fit = this.agreed!;
     const world = this.o.transport.world;
     const picks = [...new Set(sizes)].map((bytes) => {
-      const pick = pickFastest(world, bytes, link, AUTO_CANDIDATES);
-      return { bytes, algorithm: pick.algorithm as AllReduceSchedule, predictedMs: Object.fromEntries(pick.predictions.map((p) => [p.algorithm, 1000 * p.seconds])) };
+      const pick = pickFastest(world, bytes, fit, AUTO_CANDIDATES, this.partBytes);
+      return {
+        bytes,
+        algorithm: pick.algorithm as AllReduceSchedule,
+        predictedMs: Object.fromEntries(pick.predictions.map((p) => [p.algorithm, 1000 * p.seconds])),
+        latencyBoundMs: 1000 * latencyBoundSeconds(pick.algorithm, world, bytes, fit.alpha, this.partBytes),
+      };
     });
-    this.o.onFit?.({ kind, step, link, buckets, picks });
+    const { alpha, beta, gamma, rmsRelativeError, samples } = fit;
+    this.o.onFit?.({ kind, step, world, link: { alpha, beta, gamma }, rmsRelativeError, samples, buckets, picks });
   }
 }
 
@@ -197,8 +263,10 @@ const size = (bytes: number) => (bytes >= 1 << 20 ? `${(bytes / (1 << 20)).toFix
 
 /** A fit as the dashboard's event log shows it: the link, each size's pick with every prediction, and (refits) predicted vs measured. */
 export function linkFitLog(report: LinkFitReport): LabEvent {
-  const { alpha, beta } = report.link;
-  const link = `alpha ${ms(alpha * 1000)} ms, beta ${beta > 0 ? (1 / beta / 1e6).toFixed(2) : 'inf'} MB/s`;
+  const { alpha, beta, gamma } = report.link;
+  const rate = (perByte: number) => (perByte > 0 ? (1 / perByte / 1e6).toFixed(2) : 'inf');
+  // gamma 0: the samples could not tell it from beta (a room of two), or it was too small to measure.
+  const link = `alpha ${ms(alpha * 1000)} ms, beta ${rate(beta)} MB/s per link, gamma ${gamma > 0 ? `${rate(gamma)} MB/s per rank` : '0'}`;
   const picks = report.picks.map((p) => `${size(p.bytes)}: ${p.algorithm} (${Object.entries(p.predictedMs).map(([a, t]) => `${a} ${ms(t)}`).join(', ')} ms predicted)`);
   const measured = report.buckets.map((b) => `${size(b.bytes)} by ${b.algorithm}: predicted ${ms(b.predictedMs)} ms, measured ${ms(b.measuredMs)} ms`);
   const head = report.kind === 'formed' ? 'collective=auto, links probed' : `collective=auto, refit after step ${report.step + 1}`;

@@ -3,7 +3,8 @@
 // PowerSGD), the parameter server (synchronous, or asynchronous with bounded staleness), DiLoCo / local
 // SGD and ZeRO; on the dense ring, shares of the global batch by each tab's speed (shares=auto). The
 // session calls this once per run; everything mode-specific lives behind it.
-import type { WireFormat } from '../collective/executor';
+import { wireElementBytes, type WireFormat } from '../collective/executor';
+import { DEFAULT_MAX_MESSAGE_ELEMENTS } from '../collective/chunking';
 import { lrScheduleOf } from '../train/defaults';
 import { learningRateAt } from '../train/optimizer';
 import { AsyncParameterServer } from './async-parameter-server';
@@ -114,7 +115,16 @@ const REFIT_EVERY = 10;
 
 function denseRingHooks(ctx: ParallelContext, wire: WireFormat): ParallelHooks {
   const shares = speedShares(ctx);
-  const picker = new CollectivePicker({ choice: ctx.config.collective, transport: ctx.transport, refitEvery: REFIT_EVERY, onFit: (report) => ctx.publish(linkFitLog(report)) });
+  const picker = new CollectivePicker({
+    choice: ctx.config.collective,
+    transport: ctx.transport,
+    refitEvery: REFIT_EVERY,
+    partBytes: DEFAULT_MAX_MESSAGE_ELEMENTS * wireElementBytes(wire),
+    onFit: (report) => {
+      ctx.publish(linkFitLog(report));
+      ctx.publish({ type: 'link-fit', ...report, t: performance.now() });
+    },
+  });
   const sync = lazy(
     () =>
       new DataParallelSync({

@@ -279,6 +279,32 @@ export interface TensorCollectivesEvent {
   collectives: { pass: 'forward' | 'backward'; block: number; sublayer: 'mlp' | 'attention'; micro: number; elements: number; bytesSent: number; ms: number }[];
 }
 
+/**
+ * collective=auto's fit of the cost model (src/collective/cost-model.ts), agreed by the room: when the
+ * ring formed (its probes) or at a refit during training (the probes and the buckets' timings).
+ */
+export interface LinkFit {
+  /** 'formed': the ring's first fit (its probes); 'refit': the room's new fit during training. */
+  kind: 'formed' | 'refit';
+  /** The step it was made at (0-based; a refit takes effect from the next). */
+  step: number;
+  world: number;
+  /** Seconds per round, per byte on one link, per byte a rank receives. */
+  link: { alpha: number; beta: number; gamma: number };
+  /** Root mean square relative error of the fit over its samples, and how many samples (the room's). */
+  rmsRelativeError: number;
+  samples: number;
+  /** Refits: the buckets of the step before, each with the old fit's prediction and the measured time. */
+  buckets: { bytes: number; algorithm: string; predictedMs: number; measuredMs: number }[];
+  /** What the new fit picks for those sizes (the probe sizes when formed): every candidate's prediction, and the pick's latency bound. */
+  picks: { bytes: number; algorithm: string; predictedMs: Record<string, number>; latencyBoundMs: number }[];
+}
+
+export interface LinkFitEvent extends LinkFit {
+  type: 'link-fit';
+  t: number;
+}
+
 export type LabEvent =
   | ChunkEvent
   | MembershipChange
@@ -299,7 +325,8 @@ export type LabEvent =
   | TensorCollectivesEvent
   | PipelineLabEvent
   | PipelineLessonEvent
-  | RoomLoss;
+  | RoomLoss
+  | LinkFitEvent;
 
 export type LabEventListener = (event: LabEvent) => void;
 

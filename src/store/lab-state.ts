@@ -23,6 +23,7 @@ import { EMPTY_MODEL_PARALLEL, type ModelParallelSlice } from './model-parallel-
 import { EMPTY_PIPELINE, type PipelineSlice } from './pipeline-slice';
 import { NO_PIPELINE_LESSON, type PipelineLessonSlice } from './pipeline-lesson-slice';
 import { NO_TENSOR_LESSON, type TensorLessonSlice } from './tensor-lesson-slice';
+import { NO_LINKS, type LinksSlice } from './links-slice';
 import { RingBuffer } from './ring-buffer';
 
 /** Bounds on everything the store keeps: a long run must not grow the tab's memory. */
@@ -98,6 +99,8 @@ export interface LabData {
   modelParallel: ModelParallelSlice;
   /** A classroom tensor-parallel lesson's reports (tensor-lesson-slice.ts). */
   tensorLesson: TensorLessonSlice;
+  /** collective=auto: the room's newest link fit and refit (links-slice.ts). */
+  links: LinksSlice;
 }
 
 export interface LabActions {
@@ -138,5 +141,6 @@ export function initialLabData(config: LabConfig = DEFAULT_CONFIG): LabData {
     pipelineLesson: NO_PIPELINE_LESSON,
     modelParallel: EMPTY_MODEL_PARALLEL,
     tensorLesson: NO_TENSOR_LESSON,
+    links: NO_LINKS,
   };
 }

@@ -9,6 +9,7 @@ import type { EventBus } from '../shared/events';
 import { initialLabData, type LabState } from './lab-state';
 import { EMPTY_PIPELINE } from './pipeline-slice';
 import { EMPTY_MODEL_PARALLEL } from './model-parallel-slice';
+import { NO_LINKS } from './links-slice';
 import { reduceLabEvent } from './reduce';
 
 export type LabStore = StoreApi<LabState>;
@@ -43,6 +44,7 @@ export function createLabStore(config: LabConfig = DEFAULT_CONFIG): LabStore {
         samples: [],
         pipeline: EMPTY_PIPELINE,
         modelParallel: EMPTY_MODEL_PARALLEL,
+        links: NO_LINKS,
         run: { state: 'idle', error: null },
       });
     },

@@ -6,6 +6,7 @@ import { reduceModelParallelEvent } from './model-parallel-slice';
 import { reducePipelineEvent } from './pipeline-slice';
 import { reducePipelineLesson } from './pipeline-lesson-slice';
 import { reduceTensorLesson } from './tensor-lesson-slice';
+import { reduceLinkFit } from './links-slice';
 
 function appendBounded<T>(list: readonly T[], item: T, limit: number): T[] {
   const next = list.length >= limit ? list.slice(list.length - limit + 1) : list.slice();
@@ -129,6 +130,8 @@ export function reduceLabEvent(state: LabData, event: LabEvent): Partial<LabData
       // A tab runs one lesson at a time: the lesson this one replaced can no longer be stepped from here.
       return { tensorLesson, classroom: { ...state.classroom, teaching: false }, pipelineLesson: { ...state.pipelineLesson, teaching: false } };
     }
+    case 'link-fit':
+      return { links: reduceLinkFit(state.links, event) };
     default: {
       // Compile-time exhaustiveness; at run time an unknown event (a newer peer) is ignored, because
       // the bus is synchronous and a throw here would land in the producer's step loop.

@@ -27,6 +27,8 @@ import { ZeroLayoutView } from './ZeroLayoutView';
 import { SharesView } from './SharesView';
 import { StrategySwitch } from './StrategySwitch';
 import { LinkShapeControl } from './LinkShapeControl';
+import { LinksPanel } from './LinksPanel';
+import { selectLinks } from '../store/links-slice';
 import { ExpertRoutingView, TensorCollectivesView } from './ModelParallelView';
 import './styles.css';
 
@@ -149,6 +151,7 @@ export function App({ store, controller }: AppProps) {
           {config.room !== '' && <StrategySwitch active={(run.state === 'training' || run.state === 'paused') && (selfWorld ?? 1) > 1} onSwitch={(choice) => controller.switchStrategy(choice)} />}
           {config.room !== '' && <LinkShapePanel store={store} controller={controller} />}
           <SharesPanel store={store} />
+          <LinksFitPanel store={store} />
           <RingHistory changes={ring} />
         </aside>
         <main className="main">
@@ -202,6 +205,12 @@ function ModelParallelPanel({ store }: { store: LabStore }) {
       <TensorCollectivesView step={tensorSteps[tensorSteps.length - 1] ?? null} />
     </>
   );
+}
+
+/** collective=auto's link fit and each bucket's pick (nothing before a fit). */
+function LinksFitPanel({ store }: { store: LabStore }) {
+  const links = useLab(store, (s) => s.links);
+  return <LinksPanel view={selectLinks(links)} />;
 }
 
 /** Each tab's share of the global batch and its speed, once a room of unequal tabs re-balanced. */
