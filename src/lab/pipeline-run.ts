@@ -320,6 +320,7 @@ export class PipelineRun implements PartitionedRun {
     return {
       kind: 'pipeline',
       schedule: this.context.config.schedule,
+      ahead: this.context.config.ahead,
       stages: this.P,
       pipelines: this.D,
       micro: this.M,
