@@ -1,7 +1,8 @@
 // Pipeline parallelism with real tabs (WebGPU on SwiftShader, WebRTC data channels): P tabs each hold
 // one stage of the MLP, activations and their gradients travel between them, and the room ends where
 // one tab ends on the same global batch with the same micro-batches (within float tolerance, relative
-// to the distance trained), for both schedules, 2 and 4 stages, and two pipelines side by side (DP2 x
+// to the distance trained), for both schedules, 2 and 4 stages, 1F1B with forwards run ahead (ahead=1),
+// and two pipelines side by side (DP2 x
 // PP2: each stage's replicas bitwise equal after every step, checked by the room's hash exchange). A
 // stage tab that vanishes stops the room with a message naming its stage.
 import { expect, test } from '@playwright/test';
@@ -32,6 +33,8 @@ const ROOMS = [
   { name: '2 stages, 1f1b', tabs: 2, pipeline: 2, schedule: '1f1b' },
   { name: '4 stages, gpipe', tabs: 4, pipeline: 4, schedule: 'gpipe' },
   { name: '4 stages, 1f1b', tabs: 4, pipeline: 4, schedule: '1f1b' },
+  // Forwards run ahead of the list while gradients travel: the same bits (backwards keep their order).
+  { name: '4 stages, 1f1b, ahead=1', tabs: 4, pipeline: 4, schedule: '1f1b', ahead: 1 },
   { name: 'DP2 x PP2, 1f1b', tabs: 4, pipeline: 2, schedule: '1f1b' },
 ] as const;
 
@@ -42,7 +45,7 @@ test(`pipelines end where one tab ends within ${TOLERANCE.toExponential()} of th
   await solo.close();
   for (const room of ROOMS) {
     const context = await browser.newContext();
-    const results = await finishTraining(await openTrainingTabs(context, room.tabs, { ...RUN, pipeline: room.pipeline, schedule: room.schedule, dashboard: 0 }));
+    const results = await finishTraining(await openTrainingTabs(context, room.tabs, { ...RUN, pipeline: room.pipeline, schedule: room.schedule, ahead: 'ahead' in room ? room.ahead : 0, dashboard: 0 }));
     await context.close();
     const pipelines = room.tabs / room.pipeline;
     for (const r of results) {

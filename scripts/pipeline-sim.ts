@@ -11,8 +11,11 @@
 // tabs; the bubble is the median over --timed-steps steps (default 5), since a pause of this process
 // stretches whatever ops it falls in.
 //
-//   npx tsx scripts/pipeline-sim.ts --stages 4 --micro 8 [--model mlp|gpt] [--delay-ms 20] [--steps 3] [--timed-steps 5]
-import { idealBubbleFraction, expectedPeakInFlight, formatTimeline, PIPELINE_SCHEDULES, pipelineSchedules } from '../src/collective/pipeline-schedules';
+// --latency-ms L delays every message by L ms (the hand-over time of a message between tabs), and
+// --ahead k adds a row for 1F1B with forwards run ahead of the list (pipeline-executor.ts `ahead`).
+//
+//   npx tsx scripts/pipeline-sim.ts --stages 4 --micro 8 [--model mlp|gpt] [--delay-ms 20] [--latency-ms 0] [--ahead 0] [--steps 3] [--timed-steps 5]
+import { idealBubbleFraction, expectedPeakInFlight, formatTimeline, PIPELINE_SCHEDULES, type PipelineScheduleKind, pipelineSchedules } from '../src/collective/pipeline-schedules';
 import { formatEventTimeline, measureTimeline } from '../src/collective/pipeline-timeline';
 import { splitUnits, unitsOf, type StageModelSpec } from '../src/model/pipeline-stage';
 import { ADAMW, maxRelativeDifference, TINY_GPT, TINY_MLP, trainOneTab, trainPipeline } from '../src/parallel/pipeline-test-support';
@@ -24,6 +27,8 @@ const M = integer('micro', 8, 1);
 const delayMs = integer('delay-ms', 20, 0);
 const steps = integer('steps', 3, 1);
 const timedSteps = integer('timed-steps', 5, 1);
+const latencyMs = integer('latency-ms', 0, 0);
+const ahead = integer('ahead', 0, 0);
 const modelName = option('model', 'mlp');
 if (modelName !== 'mlp' && modelName !== 'gpt') throw new RangeError(`--model must be mlp or gpt, got ${modelName}`);
 const ROWS_PER_MICRO = 4;
@@ -49,27 +54,28 @@ for (const kind of PIPELINE_SCHEDULES) console.log(formatTimeline(pipelineSchedu
 const oneTab = await trainOneTab(spec, ADAMW, globalRows, 1, steps);
 const wire = 2 * M * boundaryBytes().reduce((a, b) => a + b, 0);
 const perSet = (await trainPipeline(spec, ADAMW, 'gpipe', P, ROWS_PER_MICRO, 1, { steps: 1 })).stages.map((s) => s.peakActivationBytes);
-console.log(`measured: ${delayMs} ms added to every forward and backward (bubble: median of ${timedSteps} steps); AdamW; parity (max |difference| / max |parameter|) after ${steps} steps against one tab on the same global batch of ${globalRows}`);
+console.log(`measured: ${delayMs} ms added to every forward and backward, ${latencyMs} ms to every message (bubble: median of ${timedSteps} steps); AdamW; parity (max |difference| / max |parameter|) after ${steps} steps against one tab on the same global batch of ${globalRows}`);
 const drawings: string[] = [];
 const rows: string[][] = [['schedule', 'bubble', 'ideal', 'busy ms/stage', 'idle ms/stage', 'peak act. bytes/stage', 'formula', 'wire bytes/step', 'formula', 'parity', 'parity DP2']];
-for (const kind of PIPELINE_SCHEDULES) {
-  const timed = await trainPipeline(spec, ADAMW, kind, P, globalRows, M, { steps: timedSteps, computeDelayMs: () => delayMs });
+const runs: [PipelineScheduleKind, number][] = [...PIPELINE_SCHEDULES.map((kind): [PipelineScheduleKind, number] => [kind, 0]), ...(ahead > 0 ? [['1f1b', ahead] as [PipelineScheduleKind, number]] : [])];
+for (const [kind, runAhead] of runs) {
+  const timed = await trainPipeline(spec, ADAMW, kind, P, globalRows, M, { steps: timedSteps, computeDelayMs: () => delayMs, mesh: { latencyMs }, ahead: runAhead });
   const timelines = timed.events.map((events) => measureTimeline(events, P)).sort((a, b) => a.bubbleFraction - b.bubbleFraction);
   const t = timelines[Math.floor(timelines.length / 2)];
   const medianStep = timed.events.find((events) => measureTimeline(events, P).bubbleFraction === t.bubbleFraction) ?? timed.events[0];
-  drawings.push(`${kind} P=${P} M=${M}, the median step as it ran, ${formatEventTimeline(medianStep, P, Math.min(80, 2 * (M + P - 1)))}`);
-  const trained = await trainPipeline(spec, ADAMW, kind, P, globalRows, M, { steps });
-  const dp = await trainPipeline(spec, ADAMW, kind, P, globalRows, M, { steps, replicas: 2 });
+  drawings.push(`${kind}${runAhead > 0 ? ` ahead=${runAhead}` : ''} P=${P} M=${M}, the median step as it ran, ${formatEventTimeline(medianStep, P, Math.min(80, 2 * (M + P - 1)))}`);
+  const trained = await trainPipeline(spec, ADAMW, kind, P, globalRows, M, { steps, ahead: runAhead });
+  const dp = await trainPipeline(spec, ADAMW, kind, P, globalRows, M, { steps, replicas: 2, ahead: runAhead });
   if (dp.replicaHashes.some((hashes) => new Set(hashes).size !== 1)) throw new Error('DP2: the replicas of a stage differ');
   const sent = t.stages.reduce((sum, s) => sum + s.bytesSent, 0);
   rows.push([
-    kind,
+    runAhead > 0 ? `${kind} ahead=${runAhead}` : kind,
     t.bubbleFraction.toFixed(3),
     idealBubbleFraction(P, M).toFixed(3),
     t.stages.map((s) => s.busyMs.toFixed(0)).join('/'),
     t.stages.map((s) => s.idleMs.toFixed(0)).join('/'),
     timed.stages.map((s) => s.peakActivationBytes).join('/'),
-    perSet.map((bytes, s) => expectedPeakInFlight(kind, P, s, M) * bytes).join('/'),
+    perSet.map((bytes, s) => Math.min(expectedPeakInFlight(kind, P, s, M) + runAhead, M) * bytes).join('/'),
     String(sent),
     String(wire),
     maxRelativeDifference(trained.params, oneTab).toExponential(2),

@@ -56,7 +56,8 @@ function median(values: number[]): number {
 export function pipelineReport(tabs: PipelineTab[], reference?: number[]): PipelineReport {
   const first = tabs.map((t) => t.figures).filter((f) => f.pipeline === 0).sort((a, b) => a.stage - b.stage);
   if (first.length === 0) throw new Error('no tab reported pipeline figures');
-  const { stages: P, micro: M, schedule, pipelines } = first[0];
+  const { stages: P, micro: M, pipelines } = first[0];
+  const schedule = first[0].schedule + (first[0].ahead ? ` ahead=${first[0].ahead}` : '');
   if (first.length !== P) throw new Error(`pipeline 0 reported ${first.length} of its ${P} stages`);
   // Rounds every stage kept, the first left out (it compiles shaders) when there are more.
   const rounds = first.map((f) => new Set(f.steps.map((s) => s.round))).reduce((a, b) => new Set([...a].filter((r) => b.has(r))));

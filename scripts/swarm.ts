@@ -84,7 +84,7 @@ async function main(): Promise<void> {
     if (config.pipeline > 1) {
       // The reference: one tab on the same global batch, in the same M micro-batches (gradient accumulation).
       console.log('\nreference: one tab, the same global batch in the same micro-batches');
-      const solo: LabConfig = { ...config, room: '', pipeline: 1, micro: 0, accum: pipelineMicroBatches(config) };
+      const solo: LabConfig = { ...config, room: '', pipeline: 1, micro: 0, ahead: 0, accum: pipelineMicroBatches(config) };
       let reference: number[] = [];
       await runSwarm(serverUrl, 1, solo, timeoutSec, {
         collect: async ([page]) => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createMemoryMesh } from './memory-transport';
 import { type PipelineEvent, runStageSchedule, type StageCompute } from './pipeline-executor';
-import { pipelineSchedules, PIPELINE_SCHEDULES } from './pipeline-schedules';
+import { peakInFlight, pipelineSchedules, PIPELINE_SCHEDULES } from './pipeline-schedules';
 import { measureTimeline } from './pipeline-timeline';
 
 /**
@@ -124,5 +124,75 @@ describe('pipeline executor', () => {
     const [inner] = createMemoryMesh(2);
     const failing = { rank: 0, world: 2, send: () => Promise.reject(new Error('channel closed mid-send')), recv: inner.recv.bind(inner) };
     await expect(runStageSchedule(pipelineSchedules('1f1b', 2, 2)[0], arithmeticStage(0, 2, 3, []), { transport: failing, round: 0 })).rejects.toThrow(/channel closed mid-send/);
+  });
+
+  /** Per stage, the computes in the order they started ('F3', 'B0'), from arithmeticStage's record. */
+  const computeOrder = (seen: string[], stage: number): string[] => seen.filter((line) => line.startsWith(`s${stage} `)).map((line) => line.split(' ')[1]);
+  const mostInFlight = (order: string[]): number => {
+    let live = 0;
+    let most = 0;
+    for (const op of order) most = Math.max(most, (live += op.startsWith('F') ? 1 : -1));
+    return most;
+  };
+  const runPipeline = async (P: number, M: number, ahead: number, latencyMs: number, delayMs: (stage: number, micro: number) => number = () => 0) => {
+    const transports = createMemoryMesh(P, { latencyMs });
+    const seen: string[] = [];
+    const events: PipelineEvent[] = [];
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    await Promise.all(
+      pipelineSchedules('1f1b', P, M).map((schedule, s) => {
+        const plain = arithmeticStage(s, P, 3, seen);
+        const slowed: StageCompute = {
+          forward: async (micro, input) => (await sleep(delayMs(s, micro)), plain.forward(micro, input)),
+          backward: async (micro, grad) => (await sleep(delayMs(s, micro)), plain.backward(micro, grad)),
+        };
+        return runStageSchedule(schedule, slowed, { transport: transports[s], round: 0, ahead, onEvent: (e) => events.push(e) });
+      }),
+    );
+    for (const t of transports) expect(t.pendingMessages).toBe(0);
+    return { seen, events };
+  };
+
+  it('ahead=1: a 1F1B stage whose gradient is still on its way runs its next forward first; same values, backwards in order, one set more at most', async () => {
+    // 20 ms per message and instant computes: stage 0 waits a round trip for each gradient.
+    const [P, M] = [4, 8];
+    const listed = await runPipeline(P, M, 0, 20);
+    const early = await runPipeline(P, M, 1, 20);
+    const schedules = pipelineSchedules('1f1b', P, M);
+    const listOrder = schedules[0].ops.filter((op) => op.kind === 'forward' || op.kind === 'backward').map((op) => `${op.kind === 'forward' ? 'F' : 'B'}${op.micro}`);
+    expect(computeOrder(listed.seen, 0)).toEqual(listOrder);
+    expect(computeOrder(early.seen, 0)).not.toEqual(listOrder);
+    expect(mostInFlight(computeOrder(early.seen, 0))).toBe(peakInFlight(schedules[0]) + 1);
+    for (let s = 0; s < P; s++) {
+      expect(computeOrder(early.seen, s).filter((op) => op.startsWith('B'))).toEqual(Array.from({ length: M }, (_, m) => `B${m}`));
+      expect(mostInFlight(computeOrder(early.seen, s))).toBeLessThanOrEqual(peakInFlight(schedules[s]) + 1);
+    }
+    // Every compute was given what it is given in the list's order (the messages say which path they took).
+    expect(early.seen.slice().sort()).toEqual(listed.seen.slice().sort());
+    expect(early.events).toHaveLength(listed.events.length);
+  });
+
+  it('ahead=1 and 2 over P = 1..5 and M = 1..9 with uneven compute times: every step ends, backwards in micro-batch order, within the set bound', async () => {
+    for (const P of [1, 2, 3, 5]) {
+      for (const M of [1, 2, 5, 9]) {
+        for (const ahead of [1, 2]) {
+          const reference = await runPipeline(P, M, 0, 0);
+          const { seen } = await runPipeline(P, M, ahead, 2, (s, m) => (s * 7 + m * 3) % 4);
+          const schedules = pipelineSchedules('1f1b', P, M);
+          for (let s = 0; s < P; s++) {
+            expect(computeOrder(seen, s).filter((op) => op.startsWith('B'))).toEqual(Array.from({ length: M }, (_, m) => `B${m}`));
+            expect(mostInFlight(computeOrder(seen, s))).toBeLessThanOrEqual(peakInFlight(schedules[s]) + ahead);
+          }
+          expect(seen.slice().sort()).toEqual(reference.seen.slice().sort());
+        }
+      }
+    }
+  });
+
+  it('ahead changes nothing in GPipe, which has no forward after a gradient receive', async () => {
+    const transports = createMemoryMesh(3, { latencyMs: 5 });
+    const seen: string[] = [];
+    await Promise.all(pipelineSchedules('gpipe', 3, 4).map((schedule, s) => runStageSchedule(schedule, arithmeticStage(s, 3, 3, seen), { transport: transports[s], round: 0, ahead: 2 })));
+    for (let s = 0; s < 3; s++) expect(computeOrder(seen, s)).toEqual(['F0', 'F1', 'F2', 'F3', 'B0', 'B1', 'B2', 'B3']);
   });
 });

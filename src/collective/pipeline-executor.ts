@@ -11,13 +11,20 @@
 // a receive, and a compute that needs the tensor a receive brings, make the stage wait. With `beforeOp`
 // (the classroom, one op at a time) every op completes before the next starts.
 //
+// With `ahead` > 0 a stage may also run a forward before the list says: at a gradient receive whose
+// message has not come, the next forward runs first when its input is here, while the stage holds at
+// most `ahead` activation sets more than the list does. Backwards never move (the gradient sums in the
+// list's order: same bits), and a forward moved earlier only sends its message earlier, so a list that
+// runs to its end with blocking receives (checkPipeline) still does: nothing waits for more than it
+// did.
+//
 // Every op emits one event with its start and end on this stage's clock: computes from the start of
 // their submission to their output's arrival (busy time; two may overlap while the device works
 // through its queue), sends from the hand-over to the transport's completion, receives from the op's
 // turn to the message's arrival (the time the stage waited: idle). Events are emitted as ops finish,
 // so a send's or a pending compute's event may come after a later op's. The bubble and the per-stage
 // busy and idle times are measured from these (pipeline-timeline.ts), never assumed.
-import type { PipelineOp, PipelineOpKind, StageSchedule } from './pipeline-schedules';
+import { peakInFlight, type PipelineOp, type PipelineOpKind, type StageSchedule } from './pipeline-schedules';
 import type { MessageTag, Transport } from './types';
 
 /**
@@ -72,6 +79,14 @@ export interface StageRunOptions {
   now?: () => number;
   /** Awaited before op `index` of the list starts (the classroom holds each op until it is released). */
   beforeOp?: (op: PipelineOp, index: number) => Promise<void>;
+  /**
+   * Forwards a stage may run ahead of its list (default 0: none): at a gradient receive whose message
+   * has not come, the stage runs its next forward first if that forward's input is here, holding at
+   * most `ahead` activation sets more than the list does. A 1F1B stage then does not stand idle while a
+   * message is on its way (the hand-over time would otherwise sit in every steady-state op pair);
+   * GPipe has no forward after a gradient receive, so it is unchanged. Ignored with `beforeOp`.
+   */
+  ahead?: number;
 }
 
 /** Message number of micro-batch `micro`'s activation (even) or activation gradient (odd). */
@@ -143,12 +158,19 @@ export async function runStageSchedule(schedule: StageSchedule, compute: StageCo
   // at a time (the classroom, paced by a person) posts each at its turn instead, so that a transport's
   // receive deadline counts from then.
   const posted = new Map<string, Promise<Uint8Array>>();
+  /** Receives whose message is here (their promise resolved). */
+  const arrived = new Set<string>();
+  const receiveKey = (op: PipelineOp): string => `${op.kind}:${op.micro}`;
   const post = (op: PipelineOp): Promise<Uint8Array> => {
     const message = transport.recv(rankOf(op.peer ?? -1), tagOf(op));
-    message.catch(() => undefined); // awaited at its op; a step that fails before then leaves it
+    message.then(() => arrived.add(receiveKey(op))).catch(() => undefined); // awaited at its op; a step that fails before then leaves it
     return message;
   };
-  if (!oneAtATime) for (const op of schedule.ops) if (op.kind === 'recv-activation' || op.kind === 'recv-grad') posted.set(`${op.kind}:${op.micro}`, post(op));
+  if (!oneAtATime) for (const op of schedule.ops) if (op.kind === 'recv-activation' || op.kind === 'recv-grad') posted.set(receiveKey(op), post(op));
+  // Forwards run ahead of the list only beside receives posted early (not one op at a time), up to
+  // `ahead` activation sets more than the list itself holds at most.
+  const cap = !oneAtATime && (options.ahead ?? 0) > 0 ? peakInFlight(schedule) + (options.ahead ?? 0) : 0;
+  let inFlight = 0;
   /** Per micro-batch: the input received, the output to send, the gradient received, the one to send. */
   const inputs = new Map<number, Float32Array>();
   const outputs = new Map<number, Promise<Float32Array | undefined>>();
@@ -177,10 +199,13 @@ export async function runStageSchedule(schedule: StageSchedule, compute: StageCo
     inBackground(done);
     return done;
   };
-  for (const [index, op] of schedule.ops.entries()) {
-    if (failure.happened) throw failure.error;
-    await options.beforeOp?.(op, index);
-    const tStart = now();
+  /**
+   * Runs op `index` of the list (a compute submits, a send is handed over, a receive takes its
+   * message). `waitingSince`: a receive's wait began earlier (runForwardsAhead waited for it).
+   */
+  const runOp = async (index: number, waitingSince?: number): Promise<void> => {
+    const op = schedule.ops[index];
+    const tStart = waitingSince ?? now();
     const peer = op.peer;
     switch (op.kind) {
       case 'forward':
@@ -189,6 +214,7 @@ export async function runStageSchedule(schedule: StageSchedule, compute: StageCo
         const given = forward
           ? schedule.stage > 0 ? take(inputs, op.micro, 'input activation') : undefined
           : schedule.stage < schedule.stages - 1 ? take(outputGrads, op.micro, 'output gradient') : undefined;
+        inFlight += forward ? 1 : -1;
         const output = await unlessFailed(forward ? compute.forward(op.micro, given) : compute.backward(op.micro, given));
         const done = computed(op, tStart, output, forward ? outputs : inputGrads);
         if (done && oneAtATime) await unlessFailed(done);
@@ -210,12 +236,64 @@ export async function runStageSchedule(schedule: StageSchedule, compute: StageCo
       case 'recv-activation':
       case 'recv-grad': {
         const grad = op.kind === 'recv-grad';
-        const payload = await unlessFailed(posted.get(`${op.kind}:${op.micro}`) ?? post(op));
+        const payload = await unlessFailed(posted.get(receiveKey(op)) ?? post(op));
         (grad ? outputGrads : inputs).set(op.micro, floatsOf(payload, `${op.kind} of micro-batch ${op.micro} from stage ${peer}`));
         emit(op, tStart, payload.byteLength);
         break;
       }
     }
+  };
+  /** Ops already run ahead of their turn (runForwardAhead), skipped when the list reaches them. */
+  const ranAhead = new Set<number>();
+  /**
+   * The ops of the first forward after list position `from` not yet run: its receive (none on the
+   * first stage), the forward and its send (none on the last stage), as list indices.
+   */
+  const nextForward = (from: number): number[] | undefined => {
+    const at = schedule.ops.findIndex((op, i) => i > from && op.kind === 'forward' && !ranAhead.has(i));
+    if (at < 0) return undefined;
+    const [before, after] = [schedule.ops[at - 1], schedule.ops[at + 1]];
+    const micro = schedule.ops[at].micro;
+    const receives = before?.kind === 'recv-activation' && before.micro === micro;
+    const sends = after?.kind === 'send-activation' && after.micro === micro;
+    // A list that does not keep a forward beside its receive and send is run in its own order.
+    if (receives !== schedule.stage > 0 || sends !== schedule.stage < schedule.stages - 1) return undefined;
+    return [...(receives ? [at - 1] : []), at, ...(sends ? [at + 1] : [])];
+  };
+  /**
+   * At a gradient receive whose message is not here yet: while the stage holds fewer than `cap`
+   * micro-batches, run the next forward now if its input is here (or comes before the gradient).
+   * Returns when the gradient receive began to wait, if it did here.
+   * Only forwards move, and only earlier: backwards keep the list's order (the gradient sums in the
+   * same order, so the result is the same bits), and a forward run early only sends its message early.
+   */
+  const runForwardsAhead = async (index: number): Promise<number | undefined> => {
+    const gradient = posted.get(receiveKey(schedule.ops[index]));
+    if (!gradient) return undefined;
+    while (!arrived.has(receiveKey(schedule.ops[index])) && inFlight < cap) {
+      const ahead = nextForward(index);
+      if (!ahead) return undefined;
+      const receive = schedule.ops[ahead[0]];
+      // Waiting for whichever message comes first is receive wait, whichever op it ends up in.
+      let waitingSince: number | undefined;
+      if (receive.kind === 'recv-activation' && !arrived.has(receiveKey(receive))) {
+        waitingSince = now();
+        const first = await unlessFailed(Promise.race([gradient.then(() => 'gradient'), posted.get(receiveKey(receive))!.then(() => 'activation')]));
+        if (first === 'gradient') return waitingSince;
+      }
+      for (const [k, i] of ahead.entries()) {
+        ranAhead.add(i);
+        await runOp(i, k === 0 ? waitingSince : undefined);
+      }
+    }
+    return undefined;
+  };
+  for (const index of schedule.ops.keys()) {
+    if (failure.happened) throw failure.error;
+    if (ranAhead.has(index)) continue;
+    await options.beforeOp?.(schedule.ops[index], index);
+    const waitingSince = cap > 0 && schedule.ops[index].kind === 'recv-grad' ? await runForwardsAhead(index) : undefined;
+    await runOp(index, waitingSince);
   }
   await Promise.all(background);
   if (failure.happened) throw failure.error;

@@ -67,6 +67,11 @@ describe('lab config from the URL', () => {
     expect(() => fromQuery('room=r&pipeline=2&accum=2')).toThrow(/set micro, not accum/);
     expect(() => fromQuery('room=r&world=4&pipeline=2&micro=4&batch=12')).toThrow(/\(12\) does not split into 2 pipeline\(s\) x 4 equal micro-batches/);
     expect(fromQuery('room=r&world=4&pipeline=2&micro=4&batch=16').batch).toBe(16);
+    expect(fromQuery('room=r&pipeline=4&ahead=1').ahead).toBe(1);
+    expect(fromQuery('').ahead).toBe(0);
+    expect(() => fromQuery('ahead=1')).toThrow(/ahead lets a pipeline stage run forwards early: set pipeline=2 or more/);
+    expect(() => fromQuery('room=r&pipeline=2&schedule=gpipe&ahead=1')).toThrow(/use schedule=1f1b/);
+    expect(() => fromQuery('room=r&pipeline=2&ahead=-1')).toThrow(/ahead/);
     expect(fromQuery('model=gpt&layers=4').layers).toBe(4);
     expect(() => fromQuery('layers=4')).toThrow(/layers sets the GPT's blocks/);
   });

@@ -120,6 +120,11 @@ export interface LabConfig {
   schedule: PipelineScheduleKind;
   /** Micro-batches per step that travel through the pipeline (0: twice the number of stages). */
   micro: number;
+  /**
+   * Forwards a 1F1B stage may run ahead of its list while a gradient is on its way, each holding one
+   * activation set more than 1F1B's (src/collective/pipeline-executor.ts). 0: the list's order exactly.
+   */
+  ahead: number;
   /** The GPT's transformer blocks (0: the recipe's); a pipeline needs at least one per stage. */
   layers: number;
   /**
@@ -190,6 +195,7 @@ export const DEFAULT_CONFIG: LabConfig = {
   pipeline: 1,
   schedule: '1f1b',
   micro: 0,
+  ahead: 0,
   layers: 0,
   tensor: 1,
   experts: 0,
@@ -411,6 +417,9 @@ function applyEntry(config: LabConfig, key: string, raw: string): void {
     case 'micro':
       config.micro = parseInteger('micro', raw, 0, 1024);
       return;
+    case 'ahead':
+      config.ahead = parseInteger('ahead', raw, 0, 64);
+      return;
     case 'layers':
       config.layers = parseInteger('layers', raw, 0, 64);
       return;
@@ -463,6 +472,7 @@ export function validateConfig(config: LabConfig): void {
   validateCommunicationEfficient(config);
   if (config.pipeline > 1) checkPipeline(config);
   else if (config.micro !== 0) throw new ConfigError('micro sets the micro-batches of a pipeline (pipeline=2 or more); without one, accum sets them');
+  else if (config.ahead !== 0) throw new ConfigError('ahead lets a pipeline stage run forwards early: set pipeline=2 or more');
   if (config.tensor > 1) checkTensor(config);
   checkExperts(config);
   if (config.world > 0 && config.batch > 0 && config.pipeline === 1 && config.tensor === 1) checkBatchSplit(config.batch, config.world, config.accum);
@@ -492,6 +502,7 @@ function checkPipeline(config: LabConfig): void {
   if (config.zero !== 0) throw new ConfigError('pipeline and ZeRO do not combine here: each stage already holds only its own parameters and optimizer state');
   if (config.compression !== 'none') throw new ConfigError('pipeline sends activations and gradients in full precision: use compression=none');
   if (config.accum !== 1) throw new ConfigError('a pipeline accumulates over its micro-batches: set micro, not accum');
+  if (config.ahead !== 0 && config.schedule !== '1f1b') throw new ConfigError('ahead moves 1F1B forwards before a late gradient; GPipe runs every forward first already: use schedule=1f1b');
   if (config.world > 0 && config.batch > 0) {
     const pipelines = config.world / P;
     const M = pipelineMicroBatches(config);

@@ -114,8 +114,10 @@ export interface PipelineFigures {
   activationBytesPerSet: number;
   /** The most activation bytes this stage held at once (real allocations). */
   peakActivationBytes: number;
-  /** The schedule's peak of micro-batches in flight on this stage x activationBytesPerSet. */
+  /** The schedule's peak of micro-batches in flight on this stage (+ ahead, at most M) x activationBytesPerSet. */
   expectedPeakActivationBytes: number;
+  /** Forwards a stage may run ahead of its list (config `ahead`; absent: 0). */
+  ahead?: number;
   /** M x the activation bytes of each boundary this stage sends across (forward or back). */
   wireFormulaBytesPerStep: number;
   /** Where each tensor of this part sits in the part's vector and in the whole model's. */

@@ -132,6 +132,7 @@ export class PipelineRun implements PartitionedRun {
       batches,
       transport,
       schedule: config.schedule,
+      ahead: config.ahead,
       rankOfStage: (s) => place.pipeline * P + s,
       collective: IDS,
       ...(this.D > 1 ? { dataParallel: { transport: new GroupTransport(transport, this.replicaGroup) } } : {}),
@@ -313,11 +314,13 @@ export class PipelineRun implements PartitionedRun {
 
   figures(): PipelineFigures {
     const { stage: s, pipeline } = this.place;
-    const sets = expectedPeakInFlight(this.context.config.schedule, this.P, s, this.M);
+    // With ahead=k a stage may hold k sets more than the list, never more than M: a bound, met or not.
+    const sets = Math.min(expectedPeakInFlight(this.context.config.schedule, this.P, s, this.M) + this.context.config.ahead, this.M);
     const whole = this.stage.spec.kind === 'mlp' ? mlpLayout(this.stage.spec.config) : gptLayout(this.stage.spec.config);
     return {
       kind: 'pipeline',
       schedule: this.context.config.schedule,
+      ahead: this.context.config.ahead,
       stages: this.P,
       pipelines: this.D,
       micro: this.M,

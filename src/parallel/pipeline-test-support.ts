@@ -112,6 +112,8 @@ export interface PipelineRunOptions {
   backend?: (stage: number) => Backend;
   /** DP x PP: this many pipelines, each on its share of every micro-batch (default 1). */
   replicas?: number;
+  /** Forwards each stage may run ahead of its list while a gradient is on its way (PipelineTrainer's). */
+  ahead?: number;
 }
 
 /**
@@ -147,6 +149,7 @@ export async function trainPipeline(
       rankOfStage: (st) => replica * P + st,
       schedule,
       computeDelayMs: options.computeDelayMs,
+      ahead: options.ahead,
       ...(D > 1 ? { dataParallel: { transport: new GroupTransport(transport, group) } } : {}),
     });
     return { backend, stage, trainer, opt, replica };

@@ -57,6 +57,11 @@ export interface PipelineTrainerOptions {
    * when there is more than one stage: the squared norms are summed over it (collective + 3).
    */
   clipNorm?: number;
+  /**
+   * Forwards the stage may run ahead of its schedule while a gradient is on its way (the executor's
+   * `ahead`: one activation set more each; backwards keep their order, so the result is unchanged).
+   */
+  ahead?: number;
   /** This pipeline's own stages as a transport (a GroupTransport; rank = stage). */
   pipelineGroup?: Transport;
   onEvent?: PipelineListener;
@@ -141,6 +146,7 @@ export class PipelineTrainer {
       collective,
       rankOfStage: this.o.rankOfStage,
       onEvent: this.o.onEvent,
+      ahead: this.o.ahead,
     });
     // Averaged within the stage's group first, then the tied copies summed: the two ends then add the
     // same two vectors (in one order) whatever the group's ring did, so their copies stay equal.
