@@ -5,7 +5,9 @@
 // Two variants, chosen per adapter (src/gpu/webgpu-backend.ts):
 //  - matmul_blocked: no workgroup memory; each invocation computes a 4x4 block of `out` in registers.
 //    Fastest on SwiftShader (a CPU), where workgroup barriers are expensive. When the shapes allow,
-//    matmul_blocked_<t>4 loads vec4s instead: 1.8x on 1024^3 there, the same bits.
+//    matmul_blocked_<t>4 loads vec4s instead: 1.8x on 1024^3 there, the same bits; and for NN and TN
+//    outputs of at least 8x8, matmul_blocked_<t>8 computes 8x8 blocks with vec4 loads (fewer loads
+//    per fma again), the same bits too.
 //  - matmul_tiled: 64x64 output tile per 16x16 workgroup, staged through workgroup memory 16 columns
 //    of K at a time; each invocation still computes 4x4. What real GPUs want.
 // `a` and `b` are only read, but declared read_write: the models multiply views of their activation
