@@ -1,6 +1,8 @@
 // Runs in the benchmark page: this project's WebGPU kernels against TensorFlow.js's WebGPU, WebGL and
 // WASM backends, in the same page, on the same inputs: against the fastest of the two that run on the
-// same adapter (WebGPU, WebGL) per benchmark, and apart from them against WASM, the CPU reference. Results go to `window.benchResult` for bench/gpu.ts to print.
+// same adapter (WebGPU, WebGL) per benchmark, and apart from them against WASM, the CPU reference. The
+// matmuls are timed in turns (one iteration of each contender, then the next), so that on a shared
+// machine a burst of load falls on all of them; the MLP step times one backend after the other. Results go to `window.benchResult` for bench/gpu.ts to print.
 // TensorFlow.js is a dev dependency used only in the benchmarks.
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-webgpu';
@@ -16,7 +18,7 @@ export interface BenchRow {
   name: string;
   /** Median milliseconds per iteration. */
   oursMs: number;
-  /** Matmuls on SwiftShader: ours with the 4x4-block kernels of before, timed alternately with oursMs. */
+  /** Matmuls on SwiftShader: ours with the 4x4-block kernels of before, timed in turns with the rest. */
   oursBlocks4Ms?: number;
   /** Floating-point operations per iteration (2MKN for a matmul); null where not counted. */
   flops: number | null;
@@ -59,57 +61,85 @@ async function time(run: () => Promise<void>, iterations: number): Promise<numbe
   return median(samples);
 }
 
-/** Medians of `runs`, timed in turns (one iteration of each, then the next), so that all see the same load. */
-async function timeInTurns(runs: (() => Promise<void>)[], iterations: number): Promise<number[]> {
-  for (const run of runs) await run();
-  const samples: number[][] = runs.map(() => []);
+/** One contender of a benchmark timed in turns: `enter` (untimed) makes it current, `run` is timed. */
+interface Turn {
+  enter?: () => Promise<void>;
+  run: () => Promise<void>;
+  free: () => void;
+}
+
+/**
+ * Medians of the turns' runs, timed in turns (one iteration of each, then the next), after one warm-up
+ * each, so that all of them see the same load on a shared machine.
+ */
+async function timeInTurns(turns: Turn[], iterations: number): Promise<number[]> {
+  for (const turn of turns) {
+    await turn.enter?.();
+    await turn.run();
+  }
+  const samples: number[][] = turns.map(() => []);
   for (let i = 0; i < iterations; i++) {
-    for (const [j, run] of runs.entries()) {
+    for (const [j, turn] of turns.entries()) {
+      await turn.enter?.();
       const t0 = performance.now();
-      await run();
+      await turn.run();
       samples[j].push(performance.now() - t0);
     }
+  }
+  for (const turn of turns) {
+    await turn.enter?.();
+    turn.free();
   }
   return samples.map(median);
 }
 
-/** `n`^3 on each of our backends (the same device), timed in turns; each iteration reads the product back. */
-async function oursMatmulMs(backends: WebGpuBackend[], a: Float32Array, b: Float32Array, n: number, iterations: number): Promise<number[]> {
-  const runs = backends.map((ours) => {
-    const [bufA, bufB, bufC] = ['bench.a', 'bench.b', 'bench.c'].map((label) => ours.alloc(n * n, label, 'workspace'));
-    ours.write(viewOf(bufA), a);
-    ours.write(viewOf(bufB), b);
-    return {
-      run: async () => {
-        ours.matmul(viewOf(bufC), viewOf(bufA), viewOf(bufB), n, n, n);
-        await ours.read(viewOf(bufC, 0, 64));
-      },
-      free: () => [bufA, bufB, bufC].forEach((buf) => ours.free(buf)),
-    };
-  });
-  const ms = await timeInTurns(runs.map((r) => r.run), iterations);
-  for (const r of runs) r.free();
-  return ms;
+/** `n`^3 on one of our backends; each iteration reads (the head of) the product back to the page. */
+function oursMatmulTurn(ours: WebGpuBackend, a: Float32Array, b: Float32Array, n: number): Turn {
+  const [bufA, bufB, bufC] = ['bench.a', 'bench.b', 'bench.c'].map((label) => ours.alloc(n * n, label, 'workspace'));
+  ours.write(viewOf(bufA), a);
+  ours.write(viewOf(bufB), b);
+  return {
+    run: async () => {
+      ours.matmul(viewOf(bufC), viewOf(bufA), viewOf(bufB), n, n, n);
+      await ours.read(viewOf(bufC, 0, 64));
+    },
+    free: () => [bufA, bufB, bufC].forEach((buf) => ours.free(buf)),
+  };
 }
 
-async function benchMatmul(ours: WebGpuBackend, blocks4: WebGpuBackend | null, n: number, iterations: number): Promise<BenchRow> {
-  const random = seededRandom(n);
-  const a = Float32Array.from({ length: n * n }, random);
-  const b = Float32Array.from({ length: n * n }, random);
-  // Both sides end each iteration with the product read back to the page, so both pay one readback.
-  const [oursMs, oursBlocks4Ms] = await oursMatmulMs(blocks4 ? [ours, blocks4] : [ours], a, b, n, iterations);
-  const tfjsMs = await perTfjsBackend(async () => {
-    const ta = tf.tensor2d(a, [n, n]);
-    const tb = tf.tensor2d(b, [n, n]);
-    const ms = await time(async () => {
+/** `n`^3 on one TensorFlow.js backend, its inputs uploaded there; the head of the product is read back. */
+async function tfjsMatmulTurn(backend: TfjsBackend, a: Float32Array, b: Float32Array, n: number): Promise<Turn> {
+  const enter = async () => {
+    if (tf.getBackend() !== backend) await tf.setBackend(backend);
+  };
+  await enter();
+  const [ta, tb] = [tf.tensor2d(a, [n, n]), tf.tensor2d(b, [n, n])];
+  return {
+    enter,
+    run: async () => {
       const c = tf.matMul(ta, tb);
       const head = c.slice([0, 0], [1, 64]);
       await head.data();
       tf.dispose([c, head]);
-    }, iterations);
-    tf.dispose([ta, tb]);
-    return ms;
-  });
+    },
+    free: () => tf.dispose([ta, tb]),
+  };
+}
+
+/**
+ * Ours (and, on SwiftShader, ours with the 4x4 blocks of before) and every TensorFlow.js backend that
+ * started, on the same inputs, timed in turns. Every side pays one readback per iteration.
+ */
+async function benchMatmul(ours: WebGpuBackend, blocks4: WebGpuBackend | null, n: number, iterations: number): Promise<BenchRow> {
+  const random = seededRandom(n);
+  const a = Float32Array.from({ length: n * n }, random);
+  const b = Float32Array.from({ length: n * n }, random);
+  const oursTurns = (blocks4 ? [ours, blocks4] : [ours]).map((backend) => oursMatmulTurn(backend, a, b, n));
+  const tfjsTurns: Turn[] = [];
+  for (const backend of tfjsBackends) tfjsTurns.push(await tfjsMatmulTurn(backend, a, b, n));
+  const ms = await timeInTurns([...oursTurns, ...tfjsTurns], iterations);
+  const [oursMs, oursBlocks4Ms] = blocks4 ? ms.slice(0, 2) : [ms[0], undefined];
+  const tfjsMs = Object.fromEntries(tfjsBackends.map((backend, i) => [backend, ms[oursTurns.length + i]])) as Partial<Record<TfjsBackend, number>>;
   return { ...row(`matmul ${n}x${n}x${n}`, 2 * n ** 3, oursMs, tfjsMs), oursBlocks4Ms };
 }
 

@@ -5,7 +5,9 @@
 // Two variants, chosen per adapter (src/gpu/webgpu-backend.ts):
 //  - matmul_blocked: no workgroup memory; each invocation computes a 4x4 block of `out` in registers.
 //    Fastest on SwiftShader (a CPU), where workgroup barriers are expensive. When the shapes allow,
-//    matmul_blocked_<t>4 loads vec4s instead: 1.8x on 1024^3 there, the same bits.
+//    matmul_blocked_<t>4 loads vec4s instead: 1.8x on 1024^3 there, the same bits; and for NN and TN
+//    outputs of at least 8x8, matmul_blocked_<t>8 computes 8x8 blocks with vec4 loads (fewer loads
+//    per fma again), the same bits too.
 //  - matmul_tiled: 64x64 output tile per 16x16 workgroup, staged through workgroup memory 16 columns
 //    of K at a time; each invocation still computes 4x4. What real GPUs want.
 // `a` and `b` are only read, but declared read_write: the models multiply views of their activation
@@ -226,7 +228,7 @@ fn fma4(acc: ptr<function, vec4f>, ak: vec4f, b0: vec4f, b1: vec4f, b2: vec4f, b
 
 // The vec4 kernels with an 8x8 block per invocation instead of 4x4: per four k, 16 vector loads feed 64
 // vector fmas (8 loads for 16 at 4x4), and SwiftShader's cost is in the loads, each bounds-checked per
-// lane. 1.6-1.8x the 4x4 kernels at 256^3 and 512^3 there (docs/wgsl-kernels.md). The fmas of each
+// lane. About 1.2-2x the 4x4 kernels at 256^3-1024^3 there (docs/wgsl-kernels.md). The fmas of each
 // output run in the same k order as blocked(), so the results are the same bits. An 8x4 workgroup
 // covers 32 rows and 64 columns. Rows and column groups past the edge are clamped to the last one
 // (their results are not stored), so the shapes need only what the 4x4 kernels need.
