@@ -45,6 +45,11 @@ describe('swarm summary (hand-made tab reports)', () => {
     expect(formatSummary(s)).toMatch(/held-out accuracy\s+90\.00%/);
   });
 
+  it("reports the room's mean loss as the final loss where the room published one (rank 0 trained on no samples: its own loss is NaN)", () => {
+    const zeroShareLead = tab(0, { losses: [Number.NaN], roomLosses: [{ step: 10, loss: 0.75, ranks: 2 }] });
+    expect(summariseRun({ ...DEFAULT_CONFIG, steps: 10 }, [zeroShareLead, tab(1)], 3).finalLoss).toBe(0.75);
+  });
+
   it('splits the step into compute only, both at once, communication only, waiting and the rest', () => {
     // compute 40, comm 60, 30 of it at once, waiting 5, step 75: 10 + 30 + 30 + 5 = 75, nothing else.
     const s = summariseRun({ ...DEFAULT_CONFIG, steps: 10 }, [tab(0), tab(1)], 3);

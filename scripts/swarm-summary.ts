@@ -16,7 +16,11 @@ export interface RunSummary {
   backend: string;
   steps: number;
   wallSec: number;
-  /** Rank 0's last logged training loss (mean over its shard of that step). */
+  /**
+   * The room's last mean training loss (the 'room-loss' events); rank 0's own last logged loss where the
+   * room published none (one tab). Rank 0's own can be NaN: with speed-proportional shares it may train
+   * on no samples at all.
+   */
   finalLoss: number | null;
   valLoss: number | null;
   accuracy: number | null;
@@ -230,7 +234,7 @@ export function summariseRun(
     backend: lead?.status.backend?.adapter ?? 'unknown',
     steps,
     wallSec,
-    finalLoss: losses.length ? losses[losses.length - 1] : null,
+    finalLoss: lead?.metrics.roomLosses?.at(-1)?.loss ?? (losses.length ? losses[losses.length - 1] : null),
     valLoss: lead?.metrics.valLoss ?? null,
     accuracy: lead?.metrics.accuracy ?? null,
     bigramValLoss: lead?.metrics.bigramValLoss ?? null,
