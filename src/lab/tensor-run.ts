@@ -181,7 +181,7 @@ class TensorRun extends OnePartRun implements PartitionedRun {
     const classifier = model.kind === 'mlp';
     for (const batch of this.evalBatches) {
       const r = await model.forward(batch, 0, sum);
-      const [losses, probs] = await Promise.all([b.read(viewOf(r.losses.buf, r.losses.offset, r.lossRows)), classifier ? b.read(r.probs) : undefined]);
+      const [losses, probs] = await b.readMany([viewOf(r.losses.buf, r.losses.offset, r.lossRows), ...(classifier ? [r.probs] : [])]);
       for (let k = 0; k < r.lossRows; k++) lossSum += losses[k];
       rows += r.lossRows;
       if (probs) {

@@ -511,10 +511,11 @@ export class Gpt implements StagedModel {
     if (!this.moe || this.B === 0) return [];
     const L = this.config.nLayer;
     const BT = this.B * this.T;
-    const aux = await this.backend.read(this.f.view('moe.aux', L));
-    const out = [];
-    for (let l = 0; l < L; l++) out.push({ ...(await this.moe.routingStats(this.backend, this.moeIo(), `h${l}`, BT)), aux: aux[l] });
-    return out;
+    const moe = this.moe;
+    const blocks = Array.from({ length: L }, (_, l) => moe.routingViews(this.moeIo(), `h${l}`, BT));
+    // One read of every block's routing and the aux losses: one wait for the device, not 2L + 1.
+    const [aux, ...routing] = await this.backend.readMany([this.f.view('moe.aux', L), ...blocks.flat()]);
+    return blocks.map((_, l) => ({ ...moe.routingStatsOf(routing[2 * l], routing[2 * l + 1]), aux: aux[l] }));
   }
 
   /**
