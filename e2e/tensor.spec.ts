@@ -14,7 +14,7 @@ import { mlpLayout } from '../src/model/mlp';
 import { gptSplitPlan } from '../src/model/tensor-gpt';
 import { mlpSplitPlan } from '../src/model/tensor-mlp';
 import { gatherShards } from '../src/model/tensor-split';
-import { errorAfterLosingRank1, finishTraining, mlpInitialParams, openTrainingTabs, relativeError } from './training';
+import { errorAfterLosingRank1, expectModelParallelRoom, mlpInitialParams, relativeError, trainInNewContext } from './training';
 
 // A small MLP on spirals: one column/row pair of width 16 and a replicated output layer; a few steps.
 const SIZES = [2, 16, 16, 3];
@@ -31,29 +31,13 @@ const ROOMS = [
 
 test(`tensor-parallel rooms end where one tab ends within ${TOLERANCE.toExponential()} of the distance trained; shards' replicas and replicated layers hash-equal`, async ({ browser }) => {
   test.setTimeout(600_000);
-  const solo = await browser.newContext();
-  const [reference] = await finishTraining(await openTrainingTabs(solo, 1, RUN));
-  await solo.close();
+  const [reference] = await trainInNewContext(browser, 1, RUN);
   const layout = mlpLayout({ sizes: SIZES });
   const plan = mlpSplitPlan({ sizes: SIZES });
   for (const room of ROOMS) {
-    const context = await browser.newContext();
-    const results = await finishTraining(await openTrainingTabs(context, room.tabs, { ...RUN, tensor: room.tensor, dashboard: 0 }));
-    await context.close();
+    const results = await trainInNewContext(browser, room.tabs, { ...RUN, tensor: room.tensor, dashboard: 0 });
     const groups = room.tabs / room.tensor;
-    for (const r of results) {
-      expect(r.status.step).toBe(RUN.steps);
-      expect(r.metrics.hashesAgree).toBe(true);
-      const figures = r.metrics.partition as TensorFigures;
-      expect([figures.tensorRank, figures.group]).toEqual([r.status.rank % room.tensor, Math.floor(r.status.rank / room.tensor)]);
-      // The room's loss on every tab, and the bytes of the step's all-reduces as the formula says.
-      expect(r.metrics.losses.at(-1)).toBe(results[0].metrics.losses.at(-1));
-      expect(figures.wireBytesPerStep).toBe(figures.wireFormulaBytesPerStep);
-    }
-    for (let shard = 0; shard < room.tensor; shard++) {
-      const hashes = new Set(Array.from({ length: groups }, (_, d) => results[d * room.tensor + shard].hash));
-      expect(hashes.size, `shard ${shard}'s replicas`).toBe(1);
-    }
+    expectModelParallelRoom<TensorFigures>(results, { steps: RUN.steps, groupSize: room.tensor, part: 'shard', placeOf: (f) => [f.tensorRank, f.group] });
     for (let d = 0; d < groups; d++) {
       const shards = results.slice(d * room.tensor, (d + 1) * room.tensor).map((r) => Float32Array.from(r.params));
       const gathered = gatherShards(layout, plan, shards);
@@ -68,12 +52,8 @@ test(`tensor-parallel rooms end where one tab ends within ${TOLERANCE.toExponent
 test(`the GPT on 2 tensor-parallel tabs ends where one tab ends within ${TOLERANCE.toExponential()} of the distance trained`, async ({ browser }) => {
   test.setTimeout(600_000);
   const gpt = { model: 'gpt', dataset: 'sotu', steps: 3, batch: 4, seed: 3 };
-  const solo = await browser.newContext();
-  const [reference] = await finishTraining(await openTrainingTabs(solo, 1, gpt));
-  await solo.close();
-  const context = await browser.newContext();
-  const results = await finishTraining(await openTrainingTabs(context, 2, { ...gpt, tensor: 2, dashboard: 0 }));
-  await context.close();
+  const [reference] = await trainInNewContext(browser, 1, gpt);
+  const results = await trainInNewContext(browser, 2, { ...gpt, tensor: 2, dashboard: 0 });
   const figures = results[0].metrics.partition as TensorFigures;
   if (figures.model.kind !== 'gpt') throw new Error('the room did not report a GPT');
   const layout = gptLayout(figures.model.config);

@@ -4,6 +4,7 @@
 // silently and let a spec about WebGPU pass without it).
 import { expect, type Browser, type BrowserContext, type Page } from '@playwright/test';
 import type { LabMetrics, LabStatus } from '../src/lab/api';
+import type { ExpertFigures, TensorFigures } from '../src/lab/partitioned-run';
 import { initialParams } from '../src/model/init';
 import { mlpLayout } from '../src/model/mlp';
 import { APP_URL, uniqueRoom } from './fixtures';
@@ -141,4 +142,39 @@ export async function errorAfterLosingRank1(browser: Browser, tabs: number, sett
   const { error } = await pages[0].evaluate(() => window.lab.status());
   await context.close();
   return error ?? '';
+}
+
+/** Trains `tabs` tabs (one room when tabs > 1) with `settings` in a browser context of their own, and reads each when done. */
+export async function trainInNewContext(browser: Browser, tabs: number, settings: Record<string, string | number>, timeoutMs?: number): Promise<TabResult[]> {
+  const context = await browser.newContext();
+  const results = await finishTraining(await openTrainingTabs(context, tabs, settings), timeoutMs);
+  await context.close();
+  return results;
+}
+
+/**
+ * The checks every model-parallel room's tabs pass (groups of `groupSize` consecutive ranks, each rank
+ * holding part `rank % groupSize` of group `rank / groupSize`): every tab trained `steps` steps with
+ * the room's hash exchange agreeing, sits where its rank says (`placeOf` reads its part rank and group
+ * from its figures), shows the room's loss, and sent the bytes its formula says; and the tabs holding
+ * the same part (`part` names it in a failure: 'shard', 'expert rank') hold the same bits.
+ */
+export function expectModelParallelRoom<F extends TensorFigures | ExpertFigures>(
+  results: TabResult[],
+  o: { steps: number; groupSize: number; part: string; placeOf: (figures: F) => [number, number] },
+): void {
+  const G = o.groupSize;
+  for (const r of results) {
+    expect(r.status.step).toBe(o.steps);
+    expect(r.metrics.hashesAgree).toBe(true);
+    const figures = r.metrics.partition as F;
+    expect(o.placeOf(figures)).toEqual([r.status.rank % G, Math.floor(r.status.rank / G)]);
+    // The room's loss on every tab, and the bytes of the step's collectives as the formula says.
+    expect(r.metrics.losses.at(-1)).toBe(results[0].metrics.losses.at(-1));
+    expect(figures.wireBytesPerStep).toBe(figures.wireFormulaBytesPerStep);
+  }
+  for (let k = 0; k < G; k++) {
+    const hashes = new Set(results.filter((r) => r.status.rank % G === k).map((r) => r.hash));
+    expect(hashes.size, `${o.part} ${k}'s replicas`).toBe(1);
+  }
 }

@@ -11,6 +11,7 @@ import type { ExpertFigures } from '../src/lab/partitioned-run';
 import { gptLayout } from '../src/model/gpt';
 import type { ParamLayout } from '../src/model/layout';
 import { isExpertTensor } from '../src/model/moe-mlp';
+import { alignColumns, offBy } from './text-table';
 
 export interface ExpertTab {
   figures: ExpertFigures;
@@ -67,8 +68,6 @@ export function expertReport(tabs: ExpertTab[], reference?: number[]): ExpertRep
   return { experts, topk, ep: N, groups: D, rows: sorted.map((t) => t.figures), replicatedEqual, ...(parity !== undefined ? { parity } : {}) };
 }
 
-const offBy = (measured: number, formula: number) => (formula === 0 ? (measured === 0 ? '0%' : 'inf') : `${((100 * (measured - formula)) / formula).toFixed(2)}%`);
-
 export function formatExpertReport(r: ExpertReport): string {
   const header = `expert parallel GPT, E=${r.experts} top-${r.topk} over ep=${r.ep} tab(s) x ${r.groups} group(s); last step's bytes, real allocations`;
   const table: string[][] = [['rank', 'experts', 'param bytes', 'formula', 'optim. bytes', 'formula', 'all-to-alls', 'sent bytes/step', 'router formula', 'DP bytes/step', 'formula']];
@@ -88,8 +87,7 @@ export function formatExpertReport(r: ExpertReport): string {
       String(f.dataParallelFormulaBytesPerStep),
     ]);
   }
-  const widths = table[0].map((_, c) => Math.max(...table.map((row) => row[c].length)));
-  const lines = table.map((row) => row.map((cell, c) => cell.padEnd(widths[c])).join('  '));
+  const lines = alignColumns(table);
   const routing = r.rows[0];
   const footer = [
     `last step's routing (kept assignments, tab x expert): ${routing.routed.map((row, tab) => `tab ${tab}: [${row.join(' ')}] dropped ${routing.dropped[tab]} of ${routing.assignments[tab]}`).join('; ')}`,

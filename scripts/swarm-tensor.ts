@@ -12,6 +12,7 @@ import { mlpLayout } from '../src/model/mlp';
 import { gptSplitPlan } from '../src/model/tensor-gpt';
 import { mlpSplitPlan } from '../src/model/tensor-mlp';
 import { gatherShards, type SplitPlan } from '../src/model/tensor-split';
+import { alignColumns, offBy } from './text-table';
 
 export interface TensorTab {
   figures: TensorFigures;
@@ -59,8 +60,6 @@ export function tensorReport(tabs: TensorTab[], reference?: number[]): TensorRep
   return { model: model.kind, tensor: T, groups: D, micro, rows: sorted.map((t) => t.figures), replicatedEqual, ...(parity !== undefined ? { parity } : {}) };
 }
 
-const offBy = (measured: number, formula: number) => (formula === 0 ? (measured === 0 ? '0%' : 'inf') : `${((100 * (measured - formula)) / formula).toFixed(2)}%`);
-
 export function formatTensorReport(r: TensorReport): string {
   const header = `tensor parallel ${r.model.toUpperCase()}, T=${r.tensor} x ${r.groups} group(s), ${r.micro} micro-batch(es); last step's bytes, real allocations`;
   const table: string[][] = [['rank', 'shard', 'param bytes', 'formula', 'optim. bytes', 'formula', 'all-reduces f/b', 'sent bytes/step', 'formula', 'DP bytes/step', 'formula']];
@@ -79,8 +78,7 @@ export function formatTensorReport(r: TensorReport): string {
       String(f.dataParallelFormulaBytesPerStep),
     ]);
   }
-  const widths = table[0].map((_, c) => Math.max(...table.map((row) => row[c].length)));
-  const lines = table.map((row) => row.map((cell, c) => cell.padEnd(widths[c])).join('  '));
+  const lines = alignColumns(table);
   const footer = [
     `replicated tensors (embeddings, norms, biases after a row split, head) bitwise equal across each group: ${r.replicatedEqual ? 'yes' : 'NO'}`,
     ...(r.parity !== undefined ? [`parity vs one tab on the same global batch: max |difference| / max |parameter| = ${r.parity.toExponential(2)}`] : []),

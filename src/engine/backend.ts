@@ -124,6 +124,8 @@ export interface Backend {
   write(dst: View, data: Float32Array | Uint32Array): void;
   /** Copies the view back to the host. The only way data leaves the device. */
   read(src: View): Promise<Float32Array>;
+  /** Copies several views back in one round trip (one wait for the device, not one per view); u32 views come back as their bits, like `read`. */
+  readMany(srcs: readonly View[]): Promise<Float32Array[]>;
   fill(dst: View, value: number): void;
   copy(dst: View, src: View): void;
   /** Wait until every recorded op has executed (tests, benchmarks, step boundaries). */

@@ -325,6 +325,17 @@ describe('CpuBackend: memory, buffers and bad input', () => {
     expect(Array.from(new Uint32Array((await get(t)).buffer))).toEqual([0xffffffff, 7]);
   });
 
+  it('readMany returns a copy of each view, as read does (u32 views as their bits)', async () => {
+    const v = upload(new Float32Array([1, 2, 3]));
+    const t = upload(new Uint32Array([0xffffffff, 7]));
+    const [floats, words, empty] = await cpu.readMany([v, t, { ...v, length: 0 }]);
+    expect(Array.from(floats)).toEqual([1, 2, 3]);
+    expect(Array.from(new Uint32Array(words.buffer))).toEqual([0xffffffff, 7]);
+    expect(empty.length).toBe(0);
+    floats[0] = 99;
+    expect((await get(v))[0]).toBe(1);
+  });
+
   it('rejects wrong shapes, float targets and out-of-range tokens with clear errors', () => {
     expect(() => cpu.matmul(zeros(3), zeros(6), zeros(6), 2, 3, 2)).toThrow(/matmul: out .* holds 3 elements, needs 4/);
     expect(() => cpu.matmul(zeros(4), zeros(5), zeros(6), 2, 3, 2)).toThrow(/matmul: a .* holds 5 elements, needs 6/);

@@ -100,6 +100,10 @@ export class CpuBackend implements Backend {
     return this.f(src, 'read').slice();
   }
 
+  async readMany(srcs: readonly View[]): Promise<Float32Array[]> {
+    return srcs.map((src) => this.f(src, 'read').slice());
+  }
+
   fill(dst: View, value: number): void {
     if (dst.buf.dtype === 'u32') this.u(dst, 'fill').fill(value);
     else this.f(dst, 'fill').fill(value);

@@ -302,6 +302,26 @@ describe('WebGpuBackend vs CpuBackend: every other op (atol 1e-5, rtol 1e-4 unle
 });
 
 describe('WebGpuBackend: buffers, batching and bad input', () => {
+  it('readMany reads views of several buffers (f32 and u32, at offsets) in one round trip, equal to one read each', async () => {
+    const b = blocked;
+    const f = b.alloc(PAD + 37, 'f', 'workspace');
+    const u = b.alloc(PAD + 11, 'u', 'workspace', 'u32');
+    const floats = rand(37, 43);
+    const words = Uint32Array.from({ length: 11 }, (_, i) => 0xffff_0000 + i * 977);
+    b.write(viewOf(f, PAD, 37), floats);
+    b.write(viewOf(u, PAD, 11), words);
+    b.scale(viewOf(f, PAD, 37), 2); // recorded, not yet submitted: readMany must see it
+    const views = [viewOf(f, PAD, 37), viewOf(u, PAD, 11), viewOf(f, PAD + 5, 3), viewOf(f, 0, 0)];
+    const many = await b.readMany(views);
+    const one = await Promise.all(views.map((v) => b.read(v)));
+    b.free(f);
+    b.free(u);
+    expect(many.map((r) => Array.from(r))).toEqual(one.map((r) => Array.from(r)));
+    expect(Array.from(many[0])).toEqual(Array.from(floats, (x) => x * 2));
+    expect(Array.from(new Uint32Array(many[1].buffer))).toEqual(Array.from(words));
+    expect(many[3].length).toBe(0);
+  });
+
   it('repeating a training-step-like sequence allocates no GPU buffer the second time', async () => {
     const b = blocked;
     const [rows, cols, hidden] = [9, 13, 70];

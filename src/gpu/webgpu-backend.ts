@@ -166,15 +166,31 @@ export class WebGpuBackend implements Backend {
   }
 
   async read(src: View): Promise<Float32Array> {
-    const own = this.own(src.buf, 'read');
-    const bytes = src.length * 4;
+    return (await this.readMany([src]))[0];
+  }
+
+  /** One staging buffer for every view, one submit, one mapAsync. */
+  async readMany(srcs: readonly View[]): Promise<Float32Array[]> {
+    const owned = srcs.map((src) => this.own(src.buf, 'read'));
+    const bytes = srcs.reduce((sum, src) => sum + src.length * 4, 0);
+    if (bytes === 0) return srcs.map(() => new Float32Array(0));
     const staging = this.takeStaging(bytes);
     this.endPass();
     const encoder = (this.encoder ??= this.device.createCommandEncoder());
-    encoder.copyBufferToBuffer(own.gpu, src.offset * 4, staging, 0, bytes);
+    let at = 0;
+    srcs.forEach((src, i) => {
+      encoder.copyBufferToBuffer(owned[i].gpu, src.offset * 4, staging, at, src.length * 4);
+      at += src.length * 4;
+    });
     this.submit();
     await staging.mapAsync(GPUMapMode.READ, 0, bytes);
-    const out = new Float32Array(staging.getMappedRange(0, bytes).slice(0));
+    const mapped = staging.getMappedRange(0, bytes);
+    at = 0;
+    const out = srcs.map((src) => {
+      const values = new Float32Array(mapped.slice(at, at + src.length * 4));
+      at += src.length * 4;
+      return values;
+    });
     staging.unmap();
     let pool = this.staging.get(bytes);
     if (!pool) this.staging.set(bytes, (pool = []));

@@ -43,4 +43,9 @@ export function watchBackend(backend: CpuBackend, watch: LargeAllocations, rank:
     watch.note(view.length, `rank ${rank}: device read`);
     return read(view);
   };
+  const readMany = backend.readMany.bind(backend);
+  backend.readMany = (views) => {
+    for (const view of views) watch.note(view.length, `rank ${rank}: device read`);
+    return readMany(views);
+  };
 }

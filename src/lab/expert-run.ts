@@ -19,7 +19,6 @@ import { COLLECTIVE_IDS } from '../collective/collective-ids';
 import { GroupTransport } from '../collective/group-transport';
 import { runAllReduce } from '../collective/collectives';
 import type { Transport } from '../collective/types';
-import { type Backend, viewOf } from '../engine/backend';
 import { shareOf } from '../train/sampler';
 import { Gpt, type GptConfig, gptLayout } from '../model/gpt';
 import type { Batch } from '../model/model';
@@ -30,8 +29,8 @@ import type { CheckpointableRun } from '../train/checkpoint';
 import { lrScheduleOf, type TrainingRecipe } from '../train/defaults';
 import { learningRateAt, Optimizer } from '../train/optimizer';
 import type { LabConfig } from './config';
+import { meanOverGroup, OnePartRun } from './one-part-run';
 import type { ExpertFigures, PartitionedBuildContext, PartitionedEvalResult, PartitionedRun, PartitionedRunKind, PartitionedStepResult } from './partitioned-run';
-import { capturePart, restorePart } from './part-checkpoint';
 import { recipeFor } from './recipe';
 
 const IDS = COLLECTIVE_IDS.expert.first;
@@ -66,7 +65,7 @@ export const EXPERT_RUN_KIND: PartitionedRunKind = {
   },
 };
 
-class ExpertRun implements PartitionedRun {
+class ExpertRun extends OnePartRun implements PartitionedRun {
   readonly description: string;
   readonly part: string;
   readonly replicaGroup: readonly number[];
@@ -76,7 +75,6 @@ class ExpertRun implements PartitionedRun {
   private readonly W: number;
   private readonly M: number;
   private readonly place: { expertRank: number; group: number };
-  private readonly backend: Backend;
   private readonly room: Transport;
   private readonly expertGroup: Transport;
   private readonly model: Gpt;
@@ -88,9 +86,9 @@ class ExpertRun implements PartitionedRun {
   private readonly optimizerBytes: number;
   private last: { report: ExpertStepReport; routed: number[][]; dropped: number[]; assignments: number[] } | null = null;
 
-  constructor(private readonly context: PartitionedBuildContext) {
+  constructor(context: PartitionedBuildContext) {
+    super(context);
     const { config, backend, data, transport } = context;
-    this.backend = backend;
     this.room = transport;
     const W = (this.W = transport.world);
     const refused = EXPERT_RUN_KIND.refuses(config, W);
@@ -147,19 +145,12 @@ class ExpertRun implements PartitionedRun {
     return `experts ${expertRank * El}..${(expertRank + 1) * El - 1} of ${E}` + (this.D > 1 ? ` (group ${group})` : '');
   }
 
-  get step(): number {
-    return this.trainer.step;
-  }
-  set step(value: number) {
-    this.trainer.step = value;
-  }
-
   async trainStep(): Promise<PartitionedStepResult> {
     const t0 = performance.now();
     const report = await this.trainer.trainStep();
     const totalMs = performance.now() - t0;
     const commMs = report.exchanges.reduce((s, e) => s + e.ms, 0);
-    const [loss, routing] = await Promise.all([this.averageOverRoom(2 * report.step, report.loss), this.gatherRouting(report)]);
+    const [loss, routing] = await Promise.all([meanOverGroup(this.room, report.loss, { round: 2 * report.step, collective: SHARED_LOSSES }), this.gatherRouting(report)]);
     this.last = { report, ...routing };
     const figures = this.figures();
     this.context.publish({
@@ -192,14 +183,6 @@ class ExpertRun implements PartitionedRun {
     return { valLoss: totals[0] / totals[1] };
   }
 
-  /** The room's mean training loss (equal bits on every tab). */
-  private async averageOverRoom(round: number, loss: number): Promise<number> {
-    if (this.W === 1) return loss;
-    const values = new Float32Array([loss]);
-    await runAllReduce(this.room, values, { round, collective: SHARED_LOSSES, average: true });
-    return values[0];
-  }
-
   /** Every tab's row of the routing heatmap (and its dropped and made assignments), all-gathered by a sum. */
   private async gatherRouting(report: ExpertStepReport): Promise<{ routed: number[][]; dropped: number[]; assignments: number[] }> {
     const E = report.routing.tokensPerExpert.length;
@@ -212,18 +195,6 @@ class ExpertRun implements PartitionedRun {
     if (this.W > 1) await runAllReduce(this.room, values, { round: report.step, collective: ROUTING });
     const rows = Array.from({ length: this.W }, (_, r) => Array.from(values.subarray(r * width, (r + 1) * width)));
     return { routed: rows.map((r) => r.slice(0, E)), dropped: rows.map((r) => r[E]), assignments: rows.map((r) => r[E + 1]) };
-  }
-
-  partParams(): Promise<Float32Array> {
-    return this.backend.read(viewOf(this.model.params));
-  }
-
-  checkpoint(meta: { world: number; rank: number; vocab: string[] | null }): Promise<Uint8Array> {
-    return capturePart(this.backend, this.checkpointable(), { config: this.context.config, recipe: this.recipe, partition: this.partition() }, meta);
-  }
-
-  restore(bytes: Uint8Array, world: number): string[] {
-    return restorePart(this.backend, this.checkpointable(), bytes, { recipe: this.recipe, partition: this.partition(), world });
   }
 
   figures(): ExpertFigures {
@@ -267,16 +238,11 @@ class ExpertRun implements PartitionedRun {
     };
   }
 
-  dispose(): void {
-    this.optimizer.dispose();
-    this.model.dispose();
-  }
-
-  private partition(): { kind: 'experts'; ranks: number; rank: number } {
+  protected partition(): { kind: 'experts'; ranks: number; rank: number } {
     return { kind: 'experts', ranks: this.N, rank: this.place.expertRank };
   }
 
-  private checkpointable(): CheckpointableRun {
+  protected heldPart(): CheckpointableRun {
     return { model: this.model, optimizer: this.optimizer, trainer: this.trainer };
   }
 }

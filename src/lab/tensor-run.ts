@@ -16,7 +16,7 @@ import { COLLECTIVE_IDS } from '../collective/collective-ids';
 import { GroupTransport } from '../collective/group-transport';
 import { runAllReduce } from '../collective/collectives';
 import type { Transport } from '../collective/types';
-import { type Backend, viewOf } from '../engine/backend';
+import { viewOf } from '../engine/backend';
 import { Mlp } from '../model/mlp';
 import type { Batch } from '../model/model';
 import { TensorGpt } from '../model/tensor-gpt';
@@ -30,8 +30,8 @@ import { lrScheduleOf, type TrainingRecipe } from '../train/defaults';
 import { learningRateAt, Optimizer } from '../train/optimizer';
 import { fitToData } from './build-run';
 import type { LabConfig } from './config';
+import { meanOverGroup, OnePartRun } from './one-part-run';
 import type { PartitionedBuildContext, PartitionedEvalResult, PartitionedRun, PartitionedRunKind, PartitionedStepResult, TensorFigures } from './partitioned-run';
-import { capturePart, restorePart } from './part-checkpoint';
 import { recipeFor } from './recipe';
 
 const IDS = COLLECTIVE_IDS.tensor.first;
@@ -57,7 +57,7 @@ export const TENSOR_RUN_KIND: PartitionedRunKind = {
   },
 };
 
-class TensorRun implements PartitionedRun {
+class TensorRun extends OnePartRun implements PartitionedRun {
   readonly description: string;
   readonly part: string;
   readonly replicaGroup: readonly number[];
@@ -67,7 +67,6 @@ class TensorRun implements PartitionedRun {
   private readonly M: number;
   private readonly rows: number;
   private readonly place: { tensorRank: number; group: number };
-  private readonly backend: Backend;
   private readonly tensorGroup: Transport;
   private readonly replicas: Transport;
   private readonly model: TensorParallelModel;
@@ -78,9 +77,9 @@ class TensorRun implements PartitionedRun {
   private readonly optimizerBytes: number;
   private last: { collectives: TensorCollectiveEvent[]; dataParallelBytes: number } = { collectives: [], dataParallelBytes: 0 };
 
-  constructor(private readonly context: PartitionedBuildContext) {
+  constructor(context: PartitionedBuildContext) {
+    super(context);
     const { config, backend, data, transport } = context;
-    this.backend = backend;
     const T = (this.T = config.tensor);
     const refused = TENSOR_RUN_KIND.refuses(config, transport.world);
     if (refused) throw new Error(refused);
@@ -140,13 +139,6 @@ class TensorRun implements PartitionedRun {
     return `tensor shard ${tensorRank} of ${this.T}` + (this.D > 1 ? ` (group ${group})` : '');
   }
 
-  get step(): number {
-    return this.trainer.step;
-  }
-  set step(value: number) {
-    this.trainer.step = value;
-  }
-
   async trainStep(): Promise<PartitionedStepResult> {
     const t0 = performance.now();
     const report = await this.trainer.trainStep();
@@ -159,7 +151,8 @@ class TensorRun implements PartitionedRun {
       rank: this.place.tensorRank,
       collectives: report.collectives.map(({ pass, block, sublayer, micro, elements, bytesSent, ms }) => ({ pass, block, sublayer, micro, elements, bytesSent, ms })),
     });
-    const loss = await this.averageOverGroups(2 * report.step, report.loss);
+    // The room's mean training loss: each group's mean of its share, averaged over the groups.
+    const loss = await meanOverGroup(this.replicas, report.loss, { round: 2 * report.step, collective: SHARED_LOSSES });
     return { loss, computeMs: Math.max(0, totalMs - commMs), commMs, waitMs: 0 };
   }
 
@@ -168,7 +161,8 @@ class TensorRun implements PartitionedRun {
    * bits on every tab: the loss reads only all-reduced activations and replicated tensors).
    */
   async evaluate(): Promise<PartitionedEvalResult> {
-    const { backend: b, model } = this;
+    const { model } = this;
+    const b = this.context.backend;
     const group = this.tensorGroup;
     // One id per all-reduce of the whole evaluation: the data channels refuse a tag they have seen.
     const { first, count } = COLLECTIVE_IDS.tensorEvalActivations;
@@ -187,7 +181,7 @@ class TensorRun implements PartitionedRun {
     const classifier = model.kind === 'mlp';
     for (const batch of this.evalBatches) {
       const r = await model.forward(batch, 0, sum);
-      const [losses, probs] = await Promise.all([b.read(viewOf(r.losses.buf, r.losses.offset, r.lossRows)), classifier ? b.read(r.probs) : undefined]);
+      const [losses, probs] = await b.readMany([viewOf(r.losses.buf, r.losses.offset, r.lossRows), ...(classifier ? [r.probs] : [])]);
       for (let k = 0; k < r.lossRows; k++) lossSum += losses[k];
       rows += r.lossRows;
       if (probs) {
@@ -196,26 +190,6 @@ class TensorRun implements PartitionedRun {
       }
     }
     return { valLoss: lossSum / rows, ...(classifier ? { accuracy: correct / rows } : {}) };
-  }
-
-  /** The room's mean training loss: each group's mean of its share, averaged over the groups (equal bits on every tab). */
-  private async averageOverGroups(round: number, loss: number): Promise<number> {
-    if (this.D === 1) return loss;
-    const values = new Float32Array([loss]);
-    await runAllReduce(this.replicas, values, { round, collective: SHARED_LOSSES, average: true });
-    return values[0];
-  }
-
-  partParams(): Promise<Float32Array> {
-    return this.backend.read(viewOf(this.model.params));
-  }
-
-  checkpoint(meta: { world: number; rank: number; vocab: string[] | null }): Promise<Uint8Array> {
-    return capturePart(this.backend, this.checkpointable(), { config: this.context.config, recipe: this.recipe, partition: this.partition() }, meta);
-  }
-
-  restore(bytes: Uint8Array, world: number): string[] {
-    return restorePart(this.backend, this.checkpointable(), bytes, { recipe: this.recipe, partition: this.partition(), world });
   }
 
   figures(): TensorFigures {
@@ -266,17 +240,12 @@ class TensorRun implements PartitionedRun {
     return M * floats;
   }
 
-  dispose(): void {
-    this.optimizer.dispose();
-    this.model.dispose();
-  }
-
-  private partition(): { kind: 'tensor'; ranks: number; rank: number } {
+  protected partition(): { kind: 'tensor'; ranks: number; rank: number } {
     return { kind: 'tensor', ranks: this.T, rank: this.place.tensorRank };
   }
 
   /** The checkpoint reads the model's kind, config, (shard) layout and parameters: a tensor shard has them all. */
-  private checkpointable(): CheckpointableRun {
+  protected heldPart(): CheckpointableRun {
     return { model: this.model as unknown as CheckpointableRun['model'], optimizer: this.optimizer, trainer: this.trainer };
   }
 }

@@ -13,8 +13,12 @@
 // With `moe` in the config, the MLP of every block is a mixture of experts (src/model/moe-mlp.ts): a
 // router and E expert MLPs in place of fc / fcproj, and each block's load-balancing loss added to every
 // row's loss (so the reported loss is cross-entropy + the aux losses). Whole models only, no stages.
+//
+// A block's attention and MLP sub-layers are gpt-block.ts's, which a tensor-parallel rank
+// (tensor-gpt.ts) runs too on its share of the heads and hidden units.
 import type { Backend, DeviceBuffer, View } from '../engine/backend';
 import { deriveSeed, Rng } from '../data/random';
+import { addBiasAndResidual, attentionBackward, attentionForward, blockActivations, blockGradientScratch, type BlockIo, layerNormBackwardInto, mlpBackward, mlpForward } from './gpt-block';
 import { buildLayout, entry, type FlatRange, groupRange, type ParamLayout, type TensorSpec } from './layout';
 import { checkBatch } from './mlp';
 import { checkMoeConfig, type GptMoeConfig, moeBlockSpecs, type MoeAllToAll, type MoeExchangeRows, MoeMlp } from './moe-mlp';
@@ -167,15 +171,9 @@ export class Gpt implements StagedModel {
     // the residual stream out of the block before its first.
     this.f = new ActivationArena(backend, 'gpt.acts');
     this.f.reserve(from === 0 ? 'encoded' : `h${from - 1}.resid3`, BT * C);
+    const widths = { rows: maxRows, T, C, width: C, heads: NH, hidden: this.moe ? 0 : 4 * C };
     for (let l = from; l < to; l++) {
-      for (const [name, size] of [
-        ['ln1', BT * C], ['ln1.mean', BT], ['ln1.rstd', BT], ['qkv', BT * 3 * C], ['atty', BT * C],
-        ['att', maxRows * NH * T * T], ['attproj', BT * C], ['resid2', BT * C], ['ln2', BT * C],
-        ['ln2.mean', BT], ['ln2.rstd', BT], ...(this.moe ? [] : [['fch', BT * 4 * C], ['fch.gelu', BT * 4 * C]] as const),
-        ['fcproj', BT * C], ['resid3', BT * C],
-      ] as const) {
-        this.f.reserve(`h${l}.${name}`, size);
-      }
+      for (const [name, size] of blockActivations(widths)) this.f.reserve(`h${l}.${name}`, size);
       this.moe?.reserveBlock(this.f, this.u, `h${l}`);
     }
     if (this.moe) {
@@ -193,12 +191,7 @@ export class Gpt implements StagedModel {
       this.f.reserve('d.logits', BT * V);
     }
     // Gradients of activations: reused by every layer, since each is consumed before the next layer.
-    for (const [name, size] of [
-      ['d.res', BT * C], ['d.tmp', BT * C], ['d.ln', BT * C], ['d.atty', BT * C],
-      ['d.qkv', BT * 3 * C], ...(this.moe ? [] : [['d.fch', BT * 4 * C], ['d.fch.gelu', BT * 4 * C]] as const),
-    ] as const) {
-      this.f.reserve(name, size);
-    }
+    for (const [name, size] of blockGradientScratch(widths)) this.f.reserve(name, size);
     this.f.allocate();
     // The aux losses reach every row's loss as losses += ones[rows, L] @ aux[L].
     if (this.moe) backend.fill(this.f.view('moe.ones', BT * config.nLayer), 1);
@@ -333,34 +326,22 @@ export class Gpt implements StagedModel {
 
     if (tokens) segments.push({ groups: ['embed'], record: () => b.embedding(a('encoded', BT * C), tokens, p('wte'), p('wpe'), B, T, C) });
     /** Block l up to its MLP's input (ln2); an MoE block also routes and dispatches. */
+    const shape = { B, T, C, width: C, heads: NH, hidden: 4 * C };
     const block = (l: number) => {
       const residual = l > 0 ? a(`h${l - 1}.resid3`, BT * C) : a('encoded', BT * C);
-      const h = (name: string, length: number) => a(`h${l}.${name}`, length);
-      const w = (name: string) => p(`h${l}.${name}`);
+      const io = this.blockIo(l);
+      const h = io.act;
       // attention sub-block
-      b.layerNorm(h('ln1', BT * C), h('ln1.mean', BT), h('ln1.rstd', BT), residual, w('ln1.g'), w('ln1.b'), BT, C);
-      const qkv = h('qkv', BT * 3 * C);
-      b.matmul(qkv, h('ln1', BT * C), w('qkv.w'), BT, C, 3 * C);
-      b.biasAdd(qkv, qkv, w('qkv.b'), BT, 3 * C);
-      b.attention(h('atty', BT * C), h('att', B * NH * T * T), qkv, B, T, C, NH);
-      const attproj = h('attproj', BT * C);
-      b.matmul(attproj, h('atty', BT * C), w('proj.w'), BT, C, C);
-      b.biasAdd(attproj, attproj, w('proj.b'), BT, C);
-      b.add(h('resid2', BT * C), residual, attproj);
+      const attproj = attentionForward(b, io, residual, shape);
+      addBiasAndResidual(b, h('resid2', BT * C), residual, attproj, io.param('proj.b'), BT, C);
       // MLP sub-block
-      b.layerNorm(h('ln2', BT * C), h('ln2.mean', BT), h('ln2.rstd', BT), h('resid2', BT * C), w('ln2.g'), w('ln2.b'), BT, C);
+      b.layerNorm(h('ln2', BT * C), h('ln2.mean', BT), h('ln2.rstd', BT), h('resid2', BT * C), io.param('ln2.g'), io.param('ln2.b'), BT, C);
       if (this.moe) {
         this.moe.forwardRoute(b, this.moeIo(), `h${l}`, h('ln2', BT * C), BT, a('moe.aux', L), l);
         return;
       }
-      const fch = h('fch', BT * 4 * C);
-      b.matmul(fch, h('ln2', BT * C), w('fc.w'), BT, C, 4 * C);
-      b.biasAdd(fch, fch, w('fc.b'), BT, 4 * C);
-      b.gelu(h('fch.gelu', BT * 4 * C), fch);
-      const fcproj = h('fcproj', BT * C);
-      b.matmul(fcproj, h('fch.gelu', BT * 4 * C), w('fcproj.w'), BT, 4 * C, C);
-      b.biasAdd(fcproj, fcproj, w('fcproj.b'), BT, C);
-      b.add(h('resid3', BT * C), h('resid2', BT * C), fcproj);
+      const fcproj = mlpForward(b, io, shape);
+      addBiasAndResidual(b, h('resid3', BT * C), h('resid2', BT * C), fcproj, io.param('fcproj.b'), BT, C);
     };
     for (let l = from; l < to; l++) {
       segments.push({ groups: [`h${l}`], record: () => block(l) });
@@ -441,47 +422,21 @@ export class Gpt implements StagedModel {
       });
     }
 
+    const shape = { B, T, C, width: C, heads: NH, hidden: 4 * C };
     const block = (l: number) => {
       const group = `h${l}`;
-      const h = (name: string, length: number) => a(`${group}.${name}`, length);
-      const w = (name: string) => p(`${group}.${name}`);
-      const dw = (name: string) => g(`${group}.${name}`);
-      const done = (first: string, last: string) => readyTensors(group, `${group}.${first}`, `${group}.${last}`);
+      const io = this.blockIo(l, (first, last) => readyTensors(group, `${group}.${first}`, `${group}.${last}`));
       const residual = l > 0 ? a(`h${l - 1}.resid3`, BT * C) : a('encoded', BT * C);
       // dres holds d(resid3); resid3 = resid2 + fcproj, so d(fcproj) = dres.
       if (this.moe) {
         // After the experts phase (its own segment): the dispatch's and the router's backward.
-        this.moe.backwardRoute(b, this.moeHookedIo(group, hooks), group, h('ln2', BT * C), dln, BT, this.gradScale * BT);
+        this.moe.backwardRoute(b, this.moeHookedIo(group, hooks), group, io.act('ln2', BT * C), dln, BT, this.gradScale * BT);
       } else {
-        const dfchGelu = a('d.fch.gelu', BT * 4 * C);
-        const dfch = a('d.fch', BT * 4 * C);
-        b.matmul(dw('fcproj.w'), h('fch.gelu', BT * 4 * C), dres, 4 * C, BT, C, { transA: true, accumulate: true });
-        b.biasBackward(dw('fcproj.b'), dres, BT, C);
-        done('fcproj.w', 'fcproj.b');
-        b.matmul(dfchGelu, dres, w('fcproj.w'), BT, C, 4 * C, { transB: true });
-        b.geluBackward(dfch, h('fch', BT * 4 * C), dfchGelu);
-        b.matmul(dw('fc.w'), h('ln2', BT * C), dfch, C, BT, 4 * C, { transA: true, accumulate: true });
-        b.biasBackward(dw('fc.b'), dfch, BT, 4 * C);
-        done('fc.w', 'fc.b');
-        b.matmul(dln, dfch, w('fc.w'), BT, 4 * C, C, { transB: true });
+        mlpBackward(b, io, dres, dln, shape);
       }
-      b.layerNormBackward(dtmp, dw('ln2.g'), dw('ln2.b'), dln, h('resid2', BT * C), h('ln2.mean', BT), h('ln2.rstd', BT), w('ln2.g'), BT, C);
-      done('ln2.g', 'ln2.b');
-      b.addInPlace(dres, dtmp); // dres now holds d(resid2); resid2 = residual + attproj
-      const datty = a('d.atty', BT * C);
-      const dqkv = a('d.qkv', BT * 3 * C);
-      b.matmul(dw('proj.w'), h('atty', BT * C), dres, C, BT, C, { transA: true, accumulate: true });
-      b.biasBackward(dw('proj.b'), dres, BT, C);
-      done('proj.w', 'proj.b');
-      b.matmul(datty, dres, w('proj.w'), BT, C, C, { transB: true });
-      b.attentionBackward(dqkv, datty, h('qkv', BT * 3 * C), h('att', B * NH * T * T), B, T, C, NH);
-      b.matmul(dw('qkv.w'), h('ln1', BT * C), dqkv, C, BT, 3 * C, { transA: true, accumulate: true });
-      b.biasBackward(dw('qkv.b'), dqkv, BT, 3 * C);
-      done('qkv.w', 'qkv.b');
-      b.matmul(dln, dqkv, w('qkv.w'), BT, 3 * C, C, { transB: true });
-      b.layerNormBackward(dtmp, dw('ln1.g'), dw('ln1.b'), dln, residual, h('ln1.mean', BT), h('ln1.rstd', BT), w('ln1.g'), BT, C);
-      done('ln1.g', 'ln1.b');
-      b.addInPlace(dres, dtmp); // dres now holds d(residual) = d(resid3 of the layer below)
+      layerNormBackwardInto(b, io, 'ln2', io.act('resid2', BT * C), dres, dtmp, dln, BT, C); // dres now holds d(resid2); resid2 = residual + attproj
+      attentionBackward(b, io, dres, dln, shape);
+      layerNormBackwardInto(b, io, 'ln1', residual, dres, dtmp, dln, BT, C); // dres now holds d(residual) = d(resid3 of the layer below)
     };
     for (let l = to - 1; l >= from; l--) {
       const moe = this.moe;
@@ -503,6 +458,17 @@ export class Gpt implements StagedModel {
       });
     }
     return segments;
+  }
+
+  /** Block l's views for its sub-layers (gpt-block.ts); `done` hears which tensors' gradients are final. */
+  private blockIo(l: number, done: BlockIo['done'] = () => undefined): BlockIo {
+    return {
+      act: (name, length) => this.f.view(`h${l}.${name}`, length),
+      scratch: (name, length) => this.f.view(name, length),
+      param: (name) => this.storage.param(`h${l}.${name}`),
+      grad: (name) => this.storage.grad(`h${l}.${name}`),
+      done,
+    };
   }
 
   /** MoE block l's experts phase of the last forward, through `exchange` (expert parallelism: this tab holds some experts). */
@@ -545,10 +511,11 @@ export class Gpt implements StagedModel {
     if (!this.moe || this.B === 0) return [];
     const L = this.config.nLayer;
     const BT = this.B * this.T;
-    const aux = await this.backend.read(this.f.view('moe.aux', L));
-    const out = [];
-    for (let l = 0; l < L; l++) out.push({ ...(await this.moe.routingStats(this.backend, this.moeIo(), `h${l}`, BT)), aux: aux[l] });
-    return out;
+    const moe = this.moe;
+    const blocks = Array.from({ length: L }, (_, l) => moe.routingViews(this.moeIo(), `h${l}`, BT));
+    // One read of every block's routing and the aux losses: one wait for the device, not 2L + 1.
+    const [aux, ...routing] = await this.backend.readMany([this.f.view('moe.aux', L), ...blocks.flat()]);
+    return blocks.map((_, l) => ({ ...moe.routingStatsOf(routing[2 * l], routing[2 * l + 1]), aux: aux[l] }));
   }
 
   /**

@@ -303,7 +303,7 @@ export class MoeMlp {
     const S = this.slotsPerExpert;
     const rows = this.slotRows;
     const shape = this.shape(n);
-    const [slotToken, disp] = await Promise.all([b.read(io.u(`${group}.moe.slotToken`, rows)), b.read(this.a(io, group, 'disp', rows * C))]);
+    const [slotToken, disp] = await b.readMany([io.u(`${group}.moe.slotToken`, rows), this.a(io, group, 'disp', rows * C)]);
     const tokens = new Uint32Array(slotToken.buffer, slotToken.byteOffset, slotToken.length);
     const kept = Array.from({ length: this.experts }, (_, e) => {
       let count = 0;
@@ -380,11 +380,16 @@ export class MoeMlp {
     return this.exchangeRows(kept, perSource);
   }
 
-  /** Reads a block's routing after a forward: tokens kept per expert and assignments dropped. */
-  async routingStats(b: Backend, io: MoeBlockIo, group: string, n: number): Promise<{ tokensPerExpert: number[]; dropped: number }> {
+  /** What a block's routing statistics read after a forward (`routingStatsOf` counts them): each assignment's expert and slot. */
+  routingViews(io: MoeBlockIo, group: string, n: number): [choice: View, slot: View] {
     const r = this.routing(io, group, n, undefined);
-    const choice = new Uint32Array((await b.read(r.choice)).buffer);
-    const slot = new Uint32Array((await b.read(r.slot)).buffer);
+    return [r.choice, r.slot];
+  }
+
+  /** Tokens kept per expert and assignments dropped, from the values of `routingViews` (u32 bits, as read). */
+  routingStatsOf(choiceBits: Float32Array, slotBits: Float32Array): { tokensPerExpert: number[]; dropped: number } {
+    const choice = new Uint32Array(choiceBits.buffer, choiceBits.byteOffset, choiceBits.length);
+    const slot = new Uint32Array(slotBits.buffer, slotBits.byteOffset, slotBits.length);
     const tokensPerExpert = new Array<number>(this.experts).fill(0);
     let dropped = 0;
     choice.forEach((e, i) => {

@@ -12,9 +12,13 @@
 // (vocabulary splitting is not done: with the lab's character vocabularies the head is small). Their
 // gradients come out the same on every rank (they read only all-reduced activations and gradients), so
 // replicas stay bitwise equal without any further communication.
+//
+// The sub-layers are the whole GPT's own (gpt-block.ts) on this rank's widths (C/T channels of
+// attention in NH/T heads, 4C/T hidden units); this class adds the awaits at the collectives.
 import type { Backend, DeviceBuffer, View } from '../engine/backend';
 import { viewOf } from '../engine/backend';
 import { gptLayout, type GptConfig } from './gpt';
+import { addBiasAndResidual, attentionBackward, attentionForward, blockActivations, blockGradientScratch, type BlockIo, layerNormBackwardInto, mlpBackward, mlpForward } from './gpt-block';
 import type { ParamLayout } from './layout';
 import { checkBatch } from './mlp';
 import { ActivationArena, type Batch, type ForwardResult, tensorView } from './model';
@@ -74,19 +78,13 @@ export class TensorGpt implements TensorParallelModel {
     const Cl = this.Cl;
     this.f = new ActivationArena(backend, 'tensor-gpt.acts');
     this.f.reserve('encoded', BT * C);
+    const widths = { rows: maxRows, T, C, width: Cl, heads: this.NHl, hidden: 4 * Cl };
     for (let l = 0; l < L; l++) {
-      for (const [name, size] of [
-        ['ln1', BT * C], ['ln1.mean', BT], ['ln1.rstd', BT], ['qkv', BT * 3 * Cl], ['atty', BT * Cl],
-        ['att', maxRows * this.NHl * T * T], ['attproj', BT * C], ['resid2', BT * C], ['ln2', BT * C],
-        ['ln2.mean', BT], ['ln2.rstd', BT], ['fch', BT * 4 * Cl], ['fch.gelu', BT * 4 * Cl], ['fcproj', BT * C],
-        ['resid3', BT * C],
-      ] as const) {
-        this.f.reserve(`h${l}.${name}`, size);
-      }
+      for (const [name, size] of blockActivations(widths)) this.f.reserve(`h${l}.${name}`, size);
     }
     for (const [name, size] of [
       ['lnf', BT * C], ['lnf.mean', BT], ['lnf.rstd', BT], ['logits', BT * V], ['probs', BT * V], ['losses', BT], ['d.logits', BT * V],
-      ['d.res', BT * C], ['d.tmp', BT * C], ['d.ln', BT * C], ['d.atty', BT * Cl], ['d.qkv', BT * 3 * Cl], ['d.fch', BT * 4 * Cl], ['d.fch.gelu', BT * 4 * Cl],
+      ...blockGradientScratch(widths),
     ] as const) {
       this.f.reserve(name, size);
     }
@@ -124,32 +122,20 @@ export class TensorGpt implements TensorParallelModel {
     b.write(targets, batch.targets.subarray(0, BT));
     const result: ForwardResult = { losses: a('losses', BT), probs: a('probs', BT * V), lossRows: BT, classes: V };
     b.embedding(a('encoded', BT * C), tokens, p('wte'), p('wpe'), B, T, C);
+    const shape = { B, T, C, width: Cl, heads: NHl, hidden: 4 * Cl };
     for (let l = 0; l < L; l++) {
       const residual = l > 0 ? a(`h${l - 1}.resid3`, BT * C) : a('encoded', BT * C);
-      const h = (name: string, length: number) => a(`h${l}.${name}`, length);
-      const w = (name: string) => p(`h${l}.${name}`);
+      const io = this.blockIo(l);
+      const h = io.act;
       // attention: this rank's heads, then g over the output projection's partial sums
-      b.layerNorm(h('ln1', BT * C), h('ln1.mean', BT), h('ln1.rstd', BT), residual, w('ln1.g'), w('ln1.b'), BT, C);
-      const qkv = h('qkv', BT * 3 * Cl);
-      b.matmul(qkv, h('ln1', BT * C), w('qkv.w'), BT, C, 3 * Cl);
-      b.biasAdd(qkv, qkv, w('qkv.b'), BT, 3 * Cl);
-      b.attention(h('atty', BT * Cl), h('att', B * NHl * T * T), qkv, B, T, Cl, NHl);
-      const attproj = h('attproj', BT * C);
-      b.matmul(attproj, h('atty', BT * Cl), w('proj.w'), BT, Cl, C);
+      const attproj = attentionForward(b, io, residual, shape);
       await sum(attproj, { pass: 'forward', block: l, sublayer: 'attention', elements: BT * C });
-      b.biasAdd(attproj, attproj, w('proj.b'), BT, C);
-      b.add(h('resid2', BT * C), residual, attproj);
+      addBiasAndResidual(b, h('resid2', BT * C), residual, attproj, io.param('proj.b'), BT, C);
       // MLP: this rank's hidden units, then g over the second linear's partial sums
-      b.layerNorm(h('ln2', BT * C), h('ln2.mean', BT), h('ln2.rstd', BT), h('resid2', BT * C), w('ln2.g'), w('ln2.b'), BT, C);
-      const fch = h('fch', BT * 4 * Cl);
-      b.matmul(fch, h('ln2', BT * C), w('fc.w'), BT, C, 4 * Cl);
-      b.biasAdd(fch, fch, w('fc.b'), BT, 4 * Cl);
-      b.gelu(h('fch.gelu', BT * 4 * Cl), fch);
-      const fcproj = h('fcproj', BT * C);
-      b.matmul(fcproj, h('fch.gelu', BT * 4 * Cl), w('fcproj.w'), BT, 4 * Cl, C);
+      b.layerNorm(h('ln2', BT * C), h('ln2.mean', BT), h('ln2.rstd', BT), h('resid2', BT * C), io.param('ln2.g'), io.param('ln2.b'), BT, C);
+      const fcproj = mlpForward(b, io, shape);
       await sum(fcproj, { pass: 'forward', block: l, sublayer: 'mlp', elements: BT * C });
-      b.biasAdd(fcproj, fcproj, w('fcproj.b'), BT, C);
-      b.add(h('resid3', BT * C), h('resid2', BT * C), fcproj);
+      addBiasAndResidual(b, h('resid3', BT * C), h('resid2', BT * C), fcproj, io.param('fcproj.b'), BT, C);
     }
     const last = L > 0 ? a(`h${L - 1}.resid3`, BT * C) : a('encoded', BT * C);
     b.layerNorm(a('lnf', BT * C), a('lnf.mean', BT), a('lnf.rstd', BT), last, p('lnf.g'), p('lnf.b'), BT, C);
@@ -176,39 +162,31 @@ export class TensorGpt implements TensorParallelModel {
     b.matmul(g('wte'), dlogits, a('lnf', BT * C), V, BT, C, { transA: true, accumulate: true });
     const lastResidual = L > 0 ? a(`h${L - 1}.resid3`, BT * C) : a('encoded', BT * C);
     b.layerNormBackward(dres, g('lnf.g'), g('lnf.b'), dln, lastResidual, a('lnf.mean', BT), a('lnf.rstd', BT), p('lnf.g'), BT, C);
+    const shape = { B, T, C, width: Cl, heads: NHl, hidden: 4 * Cl };
     for (let l = L - 1; l >= 0; l--) {
-      const h = (name: string, length: number) => a(`h${l}.${name}`, length);
-      const w = (name: string) => p(`h${l}.${name}`);
-      const dw = (name: string) => g(`h${l}.${name}`);
+      const io = this.blockIo(l);
       const residual = l > 0 ? a(`h${l - 1}.resid3`, BT * C) : a('encoded', BT * C);
-      // MLP: dres holds d(resid3) = d(fcproj), the same on every rank
-      const dfchGelu = a('d.fch.gelu', BT * 4 * Cl);
-      const dfch = a('d.fch', BT * 4 * Cl);
-      b.matmul(dw('fcproj.w'), h('fch.gelu', BT * 4 * Cl), dres, 4 * Cl, BT, C, { transA: true, accumulate: true });
-      b.biasBackward(dw('fcproj.b'), dres, BT, C);
-      b.matmul(dfchGelu, dres, w('fcproj.w'), BT, C, 4 * Cl, { transB: true });
-      b.geluBackward(dfch, h('fch', BT * 4 * Cl), dfchGelu);
-      b.matmul(dw('fc.w'), h('ln2', BT * C), dfch, C, BT, 4 * Cl, { transA: true, accumulate: true });
-      b.biasBackward(dw('fc.b'), dfch, BT, 4 * Cl);
-      b.matmul(dln, dfch, w('fc.w'), BT, 4 * Cl, C, { transB: true });
+      // MLP: dres holds d(resid3) = d(fcproj), the same on every rank; f completes the gradient of ln2's output
+      mlpBackward(b, io, dres, dln, shape);
       await sum(dln, { pass: 'backward', block: l, sublayer: 'mlp', elements: BT * C });
-      b.layerNormBackward(dtmp, dw('ln2.g'), dw('ln2.b'), dln, h('resid2', BT * C), h('ln2.mean', BT), h('ln2.rstd', BT), w('ln2.g'), BT, C);
-      b.addInPlace(dres, dtmp);
-      // attention: dres holds d(resid2) = d(attproj)
-      const datty = a('d.atty', BT * Cl);
-      const dqkv = a('d.qkv', BT * 3 * Cl);
-      b.matmul(dw('proj.w'), h('atty', BT * Cl), dres, Cl, BT, C, { transA: true, accumulate: true });
-      b.biasBackward(dw('proj.b'), dres, BT, C);
-      b.matmul(datty, dres, w('proj.w'), BT, C, Cl, { transB: true });
-      b.attentionBackward(dqkv, datty, h('qkv', BT * 3 * Cl), h('att', B * NHl * T * T), B, T, Cl, NHl);
-      b.matmul(dw('qkv.w'), h('ln1', BT * C), dqkv, C, BT, 3 * Cl, { transA: true, accumulate: true });
-      b.biasBackward(dw('qkv.b'), dqkv, BT, 3 * Cl);
-      b.matmul(dln, dqkv, w('qkv.w'), BT, 3 * Cl, C, { transB: true });
+      layerNormBackwardInto(b, io, 'ln2', io.act('resid2', BT * C), dres, dtmp, dln, BT, C);
+      // attention: dres holds d(resid2) = d(attproj); f completes the gradient of ln1's output
+      attentionBackward(b, io, dres, dln, shape);
       await sum(dln, { pass: 'backward', block: l, sublayer: 'attention', elements: BT * C });
-      b.layerNormBackward(dtmp, dw('ln1.g'), dw('ln1.b'), dln, residual, h('ln1.mean', BT), h('ln1.rstd', BT), w('ln1.g'), BT, C);
-      b.addInPlace(dres, dtmp);
+      layerNormBackwardInto(b, io, 'ln1', residual, dres, dtmp, dln, BT, C);
     }
     b.embeddingBackward(g('wte'), g('wpe'), dres, this.u.view('tokens', BT), B, T, C, V);
+  }
+
+  /** Block l's views for its sub-layers (gpt-block.ts). */
+  private blockIo(l: number): BlockIo {
+    return {
+      act: (name, length) => this.f.view(`h${l}.${name}`, length),
+      scratch: (name, length) => this.f.view(name, length),
+      param: (name) => this.param(`h${l}.${name}`),
+      grad: (name) => this.grad(`h${l}.${name}`),
+      done: () => undefined,
+    };
   }
 
   private param(name: string): View {

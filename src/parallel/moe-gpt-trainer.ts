@@ -118,15 +118,19 @@ export class ExpertGptTrainer {
       const rows = model.lossRowsOf(batch);
       const { result, segments } = model.forwardSegments(batch, weight / (rows * M));
       await this.runSegments(segments, 'forward', exchange);
-      for (const v of await b.read(viewOf(result.losses.buf, result.losses.offset, rows))) lossSum += v;
+      // The loss and the routing are read while the backward runs: the backward's first exchange
+      // waits for the device anyway, so these reads add no wait of their own.
+      const afterForward = Promise.all([b.read(viewOf(result.losses.buf, result.losses.offset, rows)), model.moeStats()]);
+      await this.runSegments(model.backwardSegments(), 'backward', exchange);
+      const [losses, stats] = await afterForward;
+      for (const v of losses) lossSum += v;
       lossCount += rows;
-      for (const [l, block] of (await model.moeStats()).entries()) {
+      for (const [l, block] of stats.entries()) {
         block.tokensPerExpert.forEach((v, e) => (routing.tokensPerExpert[e] += v));
         routing.dropped += block.dropped;
         routing.assignments += rows * model.config.moe!.topk;
         routing.auxLoss[l] += block.aux / M;
       }
-      await this.runSegments(model.backwardSegments(), 'backward', exchange);
     }
     const { dense, experts } = await this.averageGradients(step);
     if (this.o.clipNorm) await this.clip(step, this.o.clipNorm);

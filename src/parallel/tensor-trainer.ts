@@ -103,9 +103,11 @@ export class TensorTrainer {
       const batch = batches.next(step, micro);
       const rows = model.lossRowsOf(batch);
       const result = await model.forward(batch, weight / (rows * M), sum);
-      for (const v of await b.read(viewOf(result.losses.buf, result.losses.offset, rows))) lossSum += v;
-      lossCount += rows;
+      // The loss is read while the backward runs: its first all-reduce waits for the device anyway.
+      const losses = b.read(viewOf(result.losses.buf, result.losses.offset, rows));
       await model.backward(sum);
+      for (const v of await losses) lossSum += v;
+      lossCount += rows;
     }
     const dataParallelBytesSent = await this.averageOverReplicas(step);
     if (this.o.clipNorm) await this.clip(step, this.o.clipNorm);
