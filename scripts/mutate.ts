@@ -71,6 +71,8 @@ function runStryker(part: Part, reportPath: string, logPath: string, force: bool
       FORCE_COLOR: '0',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
+    // Its own process group: npx does not pass a signal on to Stryker, so an interrupt signals the group.
+    detached: true,
   });
   current = child;
   child.stdout.pipe(log);
@@ -90,7 +92,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
     stopping = true;
     console.log(`\n${signal}: stopping; finished parts are kept, the one in flight is redone next time`);
-    current?.kill('SIGINT');
+    if (current?.pid !== undefined) process.kill(-current.pid, 'SIGINT');
     if (!current) process.exit(130);
   });
 }
