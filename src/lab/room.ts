@@ -37,9 +37,10 @@ export interface JoinOptions {
 }
 
 /**
- * How long a tab waits for the room to fill and its links to open with nothing new happening: every
- * tab that joins (and every link that opens) restarts the wait, so a room of any size forms however
- * slowly its tabs are opened, as long as the next one comes within this.
+ * How long a tab waits for the room to fill and its links to open with nothing new happening. In an
+ * elastic room (up to ELASTIC_MAX_MEMBERS tabs) every tab that joins (and every link that opens)
+ * restarts the wait, so the room forms however slowly its tabs are opened, as long as the next one
+ * comes within this; a larger room waits this long from its start (mesh.waitForRoom).
  */
 export const ROOM_TIMEOUT_MS = 120_000;
 

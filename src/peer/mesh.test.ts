@@ -143,26 +143,6 @@ describe('Mesh', () => {
 
   it('names what is missing when the room does not fill in time', async () => {
     const meshes = await room(2);
-    await expect(meshes[0].waitForRoom(3, 200)).rejects.toThrow(/2\/3 members; none joined and no link opened for 200 ms/);
-  });
-
-  it('waits as long as members keep joining: 4 tabs 150 ms apart fill a room whose wait is 400 ms without news', async () => {
-    const name = `MESH-${roomCounter++}`;
-    const join = async (i: number) => {
-      const mesh = new Mesh({ signalling: new BroadcastChannelSignalling(name, `peer-${String(i).padStart(2, '0')}`, 3000) });
-      open.push(mesh);
-      await mesh.start();
-      return mesh;
-    };
-    const first = await join(0);
-    const began = performance.now();
-    const waiting = first.waitForRoom(4, 400);
-    for (let i = 1; i < 4; i++) {
-      await new Promise((r) => setTimeout(r, 150));
-      await join(i);
-    }
-    expect(await waiting).toEqual(['peer-00', 'peer-01', 'peer-02', 'peer-03']);
-    // The room filled after the 400 ms a fixed wait would have allowed.
-    expect(performance.now() - began).toBeGreaterThan(400);
+    await expect(meshes[0].waitForRoom(3, 200)).rejects.toThrow(/2\/3 members after 200 ms/);
   });
 });

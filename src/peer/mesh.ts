@@ -13,7 +13,6 @@
 import SimplePeer from 'simple-peer/simplepeer.min.js';
 import type { Instance as PeerInstance, SignalData as SimplePeerSignal } from 'simple-peer';
 import type { EventBus, PeerInfo, PeersReport } from '../shared/events';
-import { StallTimer } from '../shared/stall-timer';
 import { MAC_BYTES, type RoomAuth } from './auth';
 import { iceServersFor, selectedPath, type IceServers, type LinkPath } from './ice';
 import { NO_RANK, decodeFrame, encodeFrame, isFrameError, roomHash, type Frame } from './frame';
@@ -283,31 +282,28 @@ export class Mesh {
 
   /**
    * Resolves with the members (rank order) once at least `expect` are in the room and every link this
-   * tab wants is open. Rejects once `timeoutMs` pass with no member joining and no link opening (each
-   * restarts the wait: tabs opened one at a time keep it alive), naming what is missing.
+   * tab wants is open. Rejects after `timeoutMs`, naming what is missing.
    */
   waitForRoom(expect: number, timeoutMs: number): Promise<string[]> {
     return new Promise((resolve, reject) => {
       const check = (): boolean => {
-        const members = this.memberList();
-        stall.progress([...members.map((id) => `joined:${id}`), ...members.filter((id) => this.isOpen(id)).map((id) => `open:${id}`)]);
         if (this.members.size < expect) return false;
         if (!this.wanted().every((id) => this.isOpen(id))) return false;
-        stall.stop();
+        clearTimeout(timer);
         unsubscribe();
         resolve(this.memberList());
         return true;
       };
-      const stall = new StallTimer(timeoutMs, () => {
+      const timer = setTimeout(() => {
         unsubscribe();
         const missing = this.wanted().filter((id) => !this.isOpen(id));
         reject(
           new Error(
-            `room ${this.room}: ${this.members.size}/${expect} members; none joined and no link opened for ${timeoutMs} ms` +
+            `room ${this.room}: ${this.members.size}/${expect} members after ${timeoutMs} ms` +
               (missing.length ? `, links not open: ${missing.join(', ')}` : ''),
           ),
         );
-      });
+      }, timeoutMs);
       const unsubscribe = this.on({ members: () => check(), peerOpen: () => check() });
       check();
     });
