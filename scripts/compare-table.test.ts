@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkGoals, compareRows, failedRow, formatMarkdown, formatTable, linkConditions, type RowResult } from './compare-table';
+import { checkGoals, compareRows, failedRow, formatMarkdown, formatTable, linkConditions, parseOnly, type RowResult } from './compare-table';
 
 describe('compareRows', () => {
   it('has the issue\'s rows in full, fewer in the quick preset, and a straggler on the last rank of every PS row', () => {
@@ -53,5 +53,14 @@ describe('the table and the goals', () => {
     expect(lines).toContain('| dense ring | 100,000 | 1.0x | 90.0% | 0.0 pt | 100 | 90.0% | 0.0 pt | 900 |');
     expect(lines).toContain('| PowerSGD r=2 | 1,000 | 100.0x | 87.0% | -3.0 pt | 100 | 88.0% | -2.0 pt | 300 |');
     expect(lines).toContain('| DiLoCo H=50 | 2,000 | 50.0x | 89.5% | -0.5 pt | 100 | not run | - | - |');
+  });
+});
+
+describe('--only', () => {
+  it('selects rows whose names hold ", " (the parameter-server rows) as well as plain ones', () => {
+    const names = compareRows(4, false).map((r) => r.name);
+    const only = parseOnly('dense ring,PS async s=2, straggler,PS async s=4, straggler');
+    expect(only).toEqual(['dense ring', 'PS async s=2, straggler', 'PS async s=4, straggler']);
+    for (const name of only) expect(names).toContain(name);
   });
 });

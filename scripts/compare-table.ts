@@ -36,6 +36,14 @@ export function compareRows(tabs: number, quick: boolean): CompareRow[] {
   ];
 }
 
+/**
+ * `--only`'s row names. Names are split at commas not followed by a space: the parameter-server rows'
+ * names hold ", straggler", so a plain split on commas could never select them.
+ */
+export function parseOnly(list: string): string[] {
+  return list.split(/,(?!\s)/).map((name) => name.trim()).filter((name) => name.length > 0);
+}
+
 export function linkConditions(which: string, latencyMs: number, bandwidthMBps: number): LinkCondition[] {
   const all: LinkCondition[] = [
     { name: 'plain links', settings: {} },

@@ -19,7 +19,7 @@
 import { parseArgs } from 'node:util';
 import { parseConfig } from '../src/lab/config';
 import { launchChromium, runHeadlessJob } from './lab-browser';
-import { checkGoals, compareRows, failedRow, formatMarkdown, formatTable, linkConditions, rowResult, type RowResult } from './compare-table';
+import { checkGoals, compareRows, failedRow, formatMarkdown, formatTable, linkConditions, parseOnly, rowResult, type RowResult } from './compare-table';
 import { runSwarm } from './swarm-run';
 
 const PASS_THROUGH = ['model', 'dataset', 'hidden', 'batch', 'seed', 'backend'] as const;
@@ -48,7 +48,7 @@ function parseCli(argv: string[]) {
   const links = linkConditions(String(values.links ?? (quick ? 'plain' : 'plain,shaped')), latency, bandwidth);
   let rows = compareRows(tabs, quick);
   if (values.only !== undefined) {
-    const only = String(values.only).split(',').map((s) => s.trim());
+    const only = parseOnly(String(values.only));
     const unknown = only.filter((name) => !compareRows(tabs, false).some((r) => r.name === name));
     if (unknown.length > 0) throw new RangeError(`--only: no row ${unknown.map((u) => `"${u}"`).join(', ')} (rows: ${compareRows(tabs, false).map((r) => r.name).join(', ')})`);
     rows = compareRows(tabs, false).filter((r) => only.includes(r.name));
