@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkGoals, compareRows, failedRow, formatMarkdown, formatTable, linkConditions, parseOnly, type RowResult } from './compare-table';
+import { checkGoals, compareRows, failedRow, formatMarkdown, formatTable, linkConditions, parseOnly, REFORM_NOTE, type RowResult } from './compare-table';
 
 describe('compareRows', () => {
   it('has the issue\'s rows in full, fewer in the quick preset, and a straggler on the last rank of every PS row', () => {
@@ -24,7 +24,7 @@ describe('compareRows', () => {
 });
 
 describe('the table and the goals', () => {
-  const result = (row: string, accuracy: number, bytes: number, links = 'plain links', ms = 100): RowResult => ({ row, links, accuracy, bytesPerStepPerTab: bytes, wallMsPerStep: ms, replicasAgree: true, backends: ['CPU'] });
+  const result = (row: string, accuracy: number, bytes: number, links = 'plain links', ms = 100): RowResult => ({ row, links, accuracy, bytesPerStepPerTab: bytes, wallMsPerStep: ms, replicasAgree: true, backends: ['CPU'], reforms: 0 });
   const rows = [result('dense ring', 0.9, 100_000), result('DiLoCo H=50', 0.895, 2_000), result('PowerSGD r=2', 0.87, 1_000)];
 
   it('prints accuracy, the points against dense and how many times fewer bytes', () => {
@@ -53,6 +53,23 @@ describe('the table and the goals', () => {
     expect(lines).toContain('| dense ring | 100,000 | 1.0x | 90.0% | 0.0 pt | 100 | 90.0% | 0.0 pt | 900 |');
     expect(lines).toContain('| PowerSGD r=2 | 1,000 | 100.0x | 87.0% | -3.0 pt | 100 | 88.0% | -2.0 pt | 300 |');
     expect(lines).toContain('| DiLoCo H=50 | 2,000 | 50.0x | 89.5% | -0.5 pt | 100 | not run | - | - |');
+  });
+});
+
+describe('a re-formed row', () => {
+  it('is marked in both tables, with the note saying why it is not the same bits as the other link condition', () => {
+    const shaped = 'shaped links 20 ms, 5 MB/s';
+    const base: RowResult = { row: 'Random-K 0.5', links: 'plain links', accuracy: 0.931, bytesPerStepPerTab: 610_752, wallMsPerStep: 618, replicasAgree: true, backends: ['CPU'], reforms: 0 };
+    const results = [base, { ...base, links: shaped, accuracy: 0.93, bytesPerStepPerTab: 611_346, wallMsPerStep: 1521, reforms: 1 }];
+    const table = formatTable(results);
+    expect(table).toMatch(/Random-K 0\.5\s+93\.1%.*equal\n/);
+    expect(table).toMatch(/Random-K 0\.5\s+93\.0%.*equal, re-formed 1x\n/);
+    expect(table.endsWith(REFORM_NOTE)).toBe(true);
+    const md = formatMarkdown(results);
+    expect(md).toContain('| Random-K 0.5 | 610,752 | - | 93.1% | - | 618 | 93.0% (re-formed 1x) | - | 1521 |');
+    expect(md.endsWith(REFORM_NOTE)).toBe(true);
+    expect(formatTable([base])).not.toContain(REFORM_NOTE);
+    expect(formatMarkdown([base])).not.toContain(REFORM_NOTE);
   });
 });
 

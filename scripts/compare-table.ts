@@ -65,6 +65,8 @@ export interface RowResult {
   replicasAgree: boolean | null;
   /** The tabs' backend (adapter strings, distinct, rank order). */
   backends: string[];
+  /** Times the room's ring re-formed during the run (a tab dropped, e.g. silent past peertimeout on a loaded host). */
+  reforms: number;
   /** Why the row has no figures: its run failed (the table goes on with the next row). */
   error?: string;
 }
@@ -78,13 +80,26 @@ export function rowResult(row: CompareRow, links: LinkCondition, run: RunSummary
     wallMsPerStep: run.wallMsPerStep,
     replicasAgree: run.replicasAgree,
     backends: [...new Set(run.backends)],
+    reforms: run.reforms,
   };
 }
 
 /** A row whose run failed: no figures, the reason kept for the table. */
 export function failedRow(row: CompareRow, links: LinkCondition, error: string): RowResult {
-  return { row: row.name, links: links.name, accuracy: null, bytesPerStepPerTab: 0, wallMsPerStep: null, replicasAgree: null, backends: [], error };
+  return { row: row.name, links: links.name, accuracy: null, bytesPerStepPerTab: 0, wallMsPerStep: null, replicasAgree: null, backends: [], reforms: 0, error };
 }
+
+/**
+ * Said under a table with a re-formed row. A re-form rebuilds every tab's run from the replicas' state
+ * (src/lab/session.ts reform): the parameters and the optimizer carry over, a strategy's own state does
+ * not (Top-K/Random-K's error feedback, PowerSGD's residual and Q, DiLoCo's anchor and outer momentum),
+ * and the step that failed is sent again. So that row's accuracy and bytes are not the same bits as an
+ * uninterrupted run of the same row.
+ */
+export const REFORM_NOTE =
+  're-formed: a tab dropped out and the ring re-formed; each tab\'s strategy state (error feedback, PowerSGD\'s residual and Q, DiLoCo\'s outer momentum) restarted there and the failed step was sent again, so this row differs from an uninterrupted run';
+
+const reformsOf = (r: RowResult) => (r.reforms > 0 ? `re-formed ${r.reforms}x` : '');
 
 const pad = (s: string, n: number) => s.padEnd(n);
 const lpad = (s: string, n: number) => s.padStart(n);
@@ -100,10 +115,11 @@ export function formatTable(results: RowResult[]): string {
       const points = dense && r.accuracy !== null && dense.accuracy !== null ? `${((r.accuracy - dense.accuracy) * 100).toFixed(1)} pt` : '-';
       const fewer = dense && r.bytesPerStepPerTab > 0 ? `${(dense.bytesPerStepPerTab / r.bytesPerStepPerTab).toFixed(1)}x` : '-';
       lines.push(
-        `${pad(r.row, 24)}${lpad(r.accuracy === null ? '-' : (100 * r.accuracy).toFixed(1) + '%', 9)}${lpad(points, 10)}${lpad(Math.round(r.bytesPerStepPerTab).toLocaleString('en'), 16)}${lpad(fewer, 9)}${lpad(r.wallMsPerStep === null ? '-' : r.wallMsPerStep.toFixed(0), 9)}  ${r.error ? `FAILED: ${r.error}` : r.replicasAgree === null ? '-' : r.replicasAgree ? 'equal' : 'DIFFER'}`,
+        `${pad(r.row, 24)}${lpad(r.accuracy === null ? '-' : (100 * r.accuracy).toFixed(1) + '%', 9)}${lpad(points, 10)}${lpad(Math.round(r.bytesPerStepPerTab).toLocaleString('en'), 16)}${lpad(fewer, 9)}${lpad(r.wallMsPerStep === null ? '-' : r.wallMsPerStep.toFixed(0), 9)}  ${r.error ? `FAILED: ${r.error}` : r.replicasAgree === null ? '-' : r.replicasAgree ? 'equal' : 'DIFFER'}${reformsOf(r) && `, ${reformsOf(r)}`}`,
       );
     }
   }
+  if (results.some((r) => r.reforms > 0)) lines.push('', REFORM_NOTE);
   return lines.join('\n');
 }
 
@@ -135,13 +151,14 @@ export function formatMarkdown(results: RowResult[]): string {
         return;
       }
       cells.push(
-        `${(100 * r.accuracy).toFixed(1)}%`,
+        `${(100 * r.accuracy).toFixed(1)}%${reformsOf(r) && ` (${reformsOf(r)})`}`,
         d && d.accuracy !== null ? `${((r.accuracy - d.accuracy) * 100).toFixed(1)} pt` : '-',
         r.wallMsPerStep === null ? '-' : r.wallMsPerStep.toFixed(0),
       );
     });
     lines.push(`| ${cells.join(' | ')} |`);
   }
+  if (results.some((r) => r.reforms > 0)) lines.push('', REFORM_NOTE);
   return lines.join('\n');
 }
 

@@ -43,6 +43,12 @@ describe('swarm summary (hand-made tab reports)', () => {
     expect(s.finalLoss).toBe(1.25);
     expect(s.replicasAgree).toBe(true);
     expect(formatSummary(s)).toMatch(/held-out accuracy\s+90\.00%/);
+    expect(s.reforms).toBe(0);
+  });
+
+  it('counts the re-forms of the ring as the rank that counted most (a tab that joined late counted fewer)', () => {
+    const s = summariseRun({ ...DEFAULT_CONFIG, steps: 10 }, [tab(0, { elastic: { reforms: 2, joins: 1, departures: 1 } }), tab(1, { elastic: { reforms: 1, joins: 1, departures: 0 } })], 3);
+    expect(s.reforms).toBe(2);
   });
 
   it("reports the room's mean loss as the final loss where the room published one (rank 0 trained on no samples: its own loss is NaN)", () => {

@@ -60,6 +60,8 @@ export interface RunSummary {
   shares: { fromStep: number; counts: number[]; samplesPerSec: number[] } | null;
   /** Each rank's backend (adapter string), in rank order. */
   backends: string[];
+  /** Times the ring re-formed during the run (an elastic room's lost tab; the most any rank counted). */
+  reforms: number;
 }
 
 export interface ZeroFigures {
@@ -256,6 +258,7 @@ export function summariseRun(
     zeroFigures: zeroFigures(config, byRank),
     shares: lead?.metrics.shares ?? null,
     backends: byRank.map((r) => r.status.backend?.adapter ?? 'unknown'),
+    reforms: Math.max(0, ...byRank.map((r) => r.metrics.elastic?.reforms ?? 0)),
   };
 }
 

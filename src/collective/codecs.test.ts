@@ -190,7 +190,7 @@ describe('Sparsifier (error feedback, momentum correction)', () => {
         // Dyadic values keep float sums exact.
         const grad = Float32Array.from({ length }, () => Math.round((random() - 0.5) * 64) / 8);
         grad.forEach((g, i) => (totalGrad[i] += g));
-        const sent = sparsifier.compress(grad);
+        const sent = sparsifier.compress(grad, step);
         expect(sent.indices).toHaveLength(5);
         sent.indices.forEach((index, i) => (totalSent[index] += sent.values[i]));
       }
@@ -236,12 +236,25 @@ describe('sparse codecs and the sparsifier, at their edges', () => {
 
   it('Random-K draws from its seed, not by magnitude: one seed, one draw on every rank; another seed, another draw', () => {
     const grad = Float32Array.from({ length: 1000 }, (_, i) => (i === 7 ? 100 : 0.001 * (i % 13)));
-    const draw = (seed: number) => new Sparsifier(1000, { kind: 'randomk', ratio: 0.01, seed }).compress(grad).indices;
+    const draw = (seed: number) => new Sparsifier(1000, { kind: 'randomk', ratio: 0.01, seed }).compress(grad, 0).indices;
     expect(Array.from(draw(5))).toEqual(Array.from(draw(5)));
     expect(Array.from(draw(5))).not.toEqual(Array.from(draw(6)));
     // Top-K would always take the huge entry 7 first; ten seeds of Random-K do not all take it.
     const tookLargest = Array.from({ length: 10 }, (_, s) => Array.from(draw(s + 1)).includes(7));
     expect(tookLargest.filter(Boolean).length).toBeLessThan(10);
+  });
+
+  it('Random-K draws from (seed, step) alone: a sparsifier built afresh at step 5 (a re-formed ring rebuilds it) draws what one that ran from step 0 draws at 5', () => {
+    const grad = new Float32Array(1000).fill(1);
+    const through = new Sparsifier(1000, { kind: 'randomk', ratio: 0.05, seed: 3 });
+    const draws = Array.from({ length: 6 }, (_, step) => Array.from(through.compress(grad, step).indices));
+    const rebuilt = new Sparsifier(1000, { kind: 'randomk', ratio: 0.05, seed: 3 });
+    expect(Array.from(rebuilt.compress(grad, 5).indices)).toEqual(draws[5]);
+    // Each step its own draw (a stream restarted at the rebuild would have drawn step 0's again).
+    expect(draws[5]).not.toEqual(draws[0]);
+    expect(new Set(draws.map((d) => d.join())).size).toBe(6);
+    expect(() => rebuilt.compress(grad)).toThrow(/Random-K draws its indices from \(seed, step\): give the step/);
+    expect(() => rebuilt.compress(grad, -1)).toThrow(/give the step/);
   });
 
   it('refuses a momentum outside [0, 1)', () => {

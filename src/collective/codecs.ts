@@ -2,6 +2,8 @@
 // DGC-style momentum correction, the sparse wire format, and the exact byte count of each, so the
 // trainer can report bytes on the wire rather than guess them.
 
+import { deriveSeed } from '../data/random';
+
 // --- fp16 ---------------------------------------------------------------------------------------------
 
 const scratchF32 = new Float32Array(1);
@@ -302,7 +304,10 @@ export interface SparsifierOptions {
    * aggregated sparse update must not add momentum again (use plain SGD).
    */
   momentum?: number;
-  /** Random-K seed; give each rank its own. */
+  /**
+   * Random-K seed: the room's, the same on every rank, so that every rank draws the same indices at
+   * the same step (sparse-sync.ts all-reduces the k values that line up).
+   */
   seed?: number;
 }
 
@@ -316,7 +321,6 @@ export class Sparsifier {
   /** Local momentum (DGC's u); null without momentum correction. */
   readonly velocity: Float32Array | null;
   readonly k: number;
-  private readonly random: () => number;
 
   constructor(readonly length: number, readonly options: SparsifierOptions) {
     this.k = kForRatio(length, options.ratio);
@@ -324,12 +328,17 @@ export class Sparsifier {
     const momentum = options.momentum ?? 0;
     if (!(momentum >= 0 && momentum < 1)) throw new RangeError(`momentum must be in [0, 1), got ${momentum}`);
     this.velocity = momentum > 0 ? new Float32Array(length) : null;
-    this.random = mulberry32(options.seed ?? 1);
   }
 
-  /** Folds `grad` into the residual and takes the k entries to send out of it. */
-  compress(grad: Float32Array): SparseVector {
+  /**
+   * Folds `grad` into the residual and takes the k entries to send out of it. Random-K draws its
+   * indices from (seed, step) alone, as every draw of a run does (train/checkpoint.ts): a sparsifier
+   * built afresh at step s (a re-formed ring, a resumed checkpoint, a strategy switch rebuild the run)
+   * draws what one that ran from step 0 draws at s, instead of restarting a stream at step 0's draw.
+   */
+  compress(grad: Float32Array, step?: number): SparseVector {
     if (grad.length !== this.length) throw new RangeError(`gradient has ${grad.length} elements, sparsifier ${this.length}`);
+    if (this.options.kind === 'randomk' && !(Number.isSafeInteger(step) && step! >= 0)) throw new RangeError(`Random-K draws its indices from (seed, step): give the step (an integer >= 0), got ${step}`);
     const { residual, velocity } = this;
     if (velocity) {
       const m = this.options.momentum!;
@@ -340,7 +349,7 @@ export class Sparsifier {
     } else {
       for (let i = 0; i < grad.length; i++) residual[i] += grad[i];
     }
-    const indices = this.options.kind === 'topk' ? topKIndices(residual, this.k) : randomKIndices(this.length, this.k, this.random);
+    const indices = this.options.kind === 'topk' ? topKIndices(residual, this.k) : randomKIndices(this.length, this.k, mulberry32(deriveSeed(this.options.seed ?? 1, step!)));
     const values = new Float32Array(indices.length);
     indices.forEach((index, i) => {
       values[i] = residual[index];

@@ -8,9 +8,10 @@
 // vector: every replica computes the same float additions in the same order, so all get identical bits,
 // and the average is exact for what was sent.
 //
-// Random-K: all ranks draw the SAME indices each step (one seed for the room, advanced once per step on
-// every rank), so the k values line up and a plain ring all-reduce of k floats averages them: no index
-// bytes at all, and the all-reduce gives every rank the same bits.
+// Random-K: all ranks draw the SAME indices each step (from the room's seed and the step alone, so a
+// run rebuilt mid-way by a re-form draws what an uninterrupted one would), so the k values line up and
+// a plain ring all-reduce of k floats averages them: no index bytes at all, and the all-reduce gives
+// every rank the same bits.
 //
 // Momentum correction (DGC): with SGD + momentum, momentum is accumulated locally before selection
 // (Sparsifier.velocity) and masked where entries are sent, and the optimizer must then run WITHOUT
@@ -91,7 +92,7 @@ export class SparseGradientSync {
     const { backend, transport, model, onChunk } = this.o;
     const view = viewOf(model.grads);
     const grads = await backend.read(view);
-    const sparse = this.sparsifier.compress(grads);
+    const sparse = this.sparsifier.compress(grads, ctx.step);
     const compressionError = relativeError(sparse.values, this.sparsifier.residual);
     const errorBound = (grads.length - sparse.indices.length) / grads.length;
     const opts = { round: ctx.step, collective: COLLECTIVE_IDS.sparseGradients.first, onEvent: onChunk };
