@@ -294,15 +294,25 @@ export class PowerSgdCompressor {
   }
 }
 
+/** Runs one all-reduce of `data` in place (the ring by default; parallel/collective-choice.ts picks one per size). */
+export type AllReduceRunner = (data: Float32Array, opts: CollectiveOptions) => Promise<RunStats>;
+
 /**
  * One PowerSGD exchange over `transport`: `grad` (this rank's) becomes the room's rank-r average in
- * place. Two ring all-reduces with collective ids `opts.collective` and `opts.collective + 1`.
+ * place. Two all-reduces with collective ids `opts.collective` and `opts.collective + 1`, by `allReduce`
+ * (the ring unless given: any algorithm that leaves every rank the same bits keeps replicas equal).
  */
-export async function runPowerSgd(transport: Transport, compressor: PowerSgdCompressor, grad: Float32Array, opts: CollectiveOptions & { collective: number }): Promise<RunStats> {
+export async function runPowerSgd(
+  transport: Transport,
+  compressor: PowerSgdCompressor,
+  grad: Float32Array,
+  opts: CollectiveOptions & { collective: number },
+  allReduce: AllReduceRunner = (data, o) => runAllReduce(transport, data, o),
+): Promise<RunStats> {
   const first = compressor.firstPayload(grad);
-  const s1 = first.length ? await runAllReduce(transport, first, { ...opts, average: true }) : undefined;
+  const s1 = first.length ? await allReduce(first, { ...opts, average: true }) : undefined;
   const second = compressor.secondPayload(first);
-  const s2 = second.length ? await runAllReduce(transport, second, { ...opts, collective: opts.collective + 1, average: true }) : undefined;
+  const s2 = second.length ? await allReduce(second, { ...opts, collective: opts.collective + 1, average: true }) : undefined;
   compressor.finish(second, grad);
   const add = (key: keyof RunStats) => (s1?.[key] ?? 0) + (s2?.[key] ?? 0);
   return { bytesSent: add('bytesSent'), bytesReceived: add('bytesReceived'), messagesSent: add('messagesSent'), messagesReceived: add('messagesReceived'), ms: add('ms') };

@@ -130,7 +130,11 @@ describe('the URL keys', () => {
     expect(() => parse('compression=powersgd&zero=2')).toThrow(/compression=none/);
     expect(() => parse('mode=diloco&outermomentum=1')).toThrow(/outermomentum must be a number from 0 to 0.999/);
     expect(() => parse('mode=diloco&inner=0')).toThrow(/inner must be an integer from 1/);
-    expect(() => parse('collective=tree&compression=topk')).toThrow(/collective=tree picks the dense gradient all-reduce's algorithm/);
+    expect(() => parse('collective=tree&compression=topk')).toThrow(/collective=tree picks the algorithm of the dense all-reduces/);
+    expect(() => parse('collective=auto&mode=diloco&compression=topk')).toThrow(/mode=diloco with compression none or fp16/);
+    expect(() => parse('collective=auto&mode=ps')).toThrow(/collective=auto picks the algorithm of the dense all-reduces/);
+    expect(parse('collective=auto&compression=powersgd')).toMatchObject({ collective: 'auto', compression: 'powersgd' });
+    expect(parse('collective=auto&mode=diloco&compression=fp16')).toMatchObject({ collective: 'auto', mode: 'diloco' });
     expect(() => parse('collective=star')).toThrow(/collective must be one of auto, ring, tree, rhd, naive/);
     expect(parse('collective=auto&compression=fp16')).toMatchObject({ collective: 'auto' });
     expect(parse('latency=20&bandwidth=5')).toMatchObject({ latency: 20, bandwidth: 5 });

@@ -67,8 +67,9 @@ export interface LabConfig {
   /** mode=diloco: outer Nesterov momentum (DiLoCo's 0.9; 0: plain outer SGD). */
   outermomentum: number;
   /**
-   * The gradient all-reduce's algorithm, per bucket: ring, tree, rhd (recursive halving-doubling),
-   * naive, or auto (measured links, the fastest predicted; src/parallel/collective-choice.ts).
+   * The algorithm of the dense all-reduces (the gradient's buckets, PowerSGD's two, DiLoCo's outer
+   * one), per size: ring, tree, rhd (recursive halving-doubling), naive, or auto (measured links, the
+   * fastest predicted; src/parallel/collective-choice.ts).
    */
   collective: CollectiveChoice;
   /** Link shaping for teaching: one-way delay added to every frame this tab sends, in ms (0: none). */
@@ -522,8 +523,10 @@ function validateCommunicationEfficient(config: LabConfig): void {
     if (setting) throw new ConfigError(`${setting} tunes DiLoCo: use mode=diloco`);
   }
   if (config.compression === 'powersgd' && config.mode !== 'ring') throw new ConfigError('PowerSGD compresses the ring\'s gradient all-reduce: use mode=ring');
-  if (config.collective !== 'ring' && (config.mode !== 'ring' || config.zero !== 0 || !['none', 'fp16'].includes(config.compression))) {
-    throw new ConfigError(`collective=${config.collective} picks the dense gradient all-reduce's algorithm: use mode=ring, zero=0 and compression none or fp16`);
+  // The all-reduces a picker serves: the dense gradient's, PowerSGD's two and DiLoCo's dense outer one.
+  const picked = config.zero === 0 && (config.mode === 'ring' ? ['none', 'fp16', 'powersgd'] : config.mode === 'diloco' ? ['none', 'fp16'] : []).includes(config.compression);
+  if (config.collective !== 'ring' && !picked) {
+    throw new ConfigError(`collective=${config.collective} picks the algorithm of the dense all-reduces: use zero=0 and mode=ring with compression none, fp16 or powersgd, or mode=diloco with compression none or fp16`);
   }
   if (config.compression !== 'powersgd' && config.rank !== DEFAULT_CONFIG.rank) throw new ConfigError('rank sets PowerSGD\'s rank: use compression=powersgd');
   if (config.compression !== 'powersgd' && config.minrate !== DEFAULT_CONFIG.minrate) throw new ConfigError('minrate sets which matrices PowerSGD compresses: use compression=powersgd');

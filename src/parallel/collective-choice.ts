@@ -13,11 +13,16 @@
 // samples in rank order with the same deterministic code (fitLinkCost), so every rank holds the same
 // fit bit for bit; picks depend only on that fit and on the bucket size. A refit is all-gathered
 // alongside a step's buckets and takes effect from the next step on.
-import { allReduceSchedule, ALL_REDUCE_SCHEDULES, type AllReduceSchedule } from '../collective/allreduce-algorithms';
+//
+// The dense gradient's buckets (data-parallel.ts) are not the only all-reduces it picks for: PowerSGD's
+// two small ones and DiLoCo's outer one run through runPickedAllReduce, so `collective=auto` gives them
+// the same per-size choice (a fixed choice, the ring included, is used as is).
+import { allReduceSchedule, ALL_REDUCE_SCHEDULES, runAllReduceBy, type AllReduceSchedule } from '../collective/allreduce-algorithms';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../collective/chunking';
 import { runFixedAllGather } from '../collective/collectives';
 import { COLLECTIVE_IDS } from '../collective/collective-ids';
 import { costTerms, fitLinkCost, latencyBoundSeconds, pickFastest, predictSeconds, type CostSample, type LinkCostFit } from '../collective/cost-model';
+import { wireElementBytes, type RunOptions, type RunStats } from '../collective/executor';
 import type { Schedule, ScheduleOptions } from '../collective/schedules';
 import type { Transport } from '../collective/types';
 import type { LabEvent, LinkFit } from '../shared/events';
@@ -165,6 +170,8 @@ export class CollectivePicker {
   private probes: CostSample[] = [];
   private readonly training: CostSample[] = [];
   private ready: Promise<void> | null = null;
+  /** The round the room formed at: its fit's all-gather used that round's message keys. */
+  private formedAt: number | undefined;
   /** A refit on the wire: the next step's picks wait for it. */
   private refit: Promise<void> | undefined;
   private lastBuckets: LinkFitReport['buckets'] = [];
@@ -188,6 +195,7 @@ export class CollectivePicker {
   }
 
   private async form(round: number): Promise<void> {
+    this.formedAt = round;
     this.probes = await probeRoom(this.o.transport, round);
     this.agreed = await this.agree(round, this.probes);
     this.report('formed', round, PROBE_SIZES);
@@ -225,13 +233,16 @@ export class CollectivePicker {
 
   /**
    * Called by every rank when a step's buckets are all reduced: every `refitEvery` steps the room's new
-   * fit is all-gathered, alongside the next step's computation; that step's buckets wait for it.
+   * fit is all-gathered, alongside the next step's computation; that step's buckets wait for it. Never
+   * at the step the room formed at: the refit would reuse the formation's message keys (the same round
+   * of the same collective id), which the data-channel transport refuses as duplicates (DiLoCo forms
+   * and ends a step at its first outer step).
    */
   endStep(step: number): void {
     const every = this.o.refitEvery ?? 0;
     const buckets = this.lastBuckets;
     this.lastBuckets = [];
-    if (!this.agreed || every <= 0 || (step + 1) % every !== 0) return;
+    if (!this.agreed || every <= 0 || (step + 1) % every !== 0 || step === this.formedAt) return;
     const samples = [...this.probes, ...this.training];
     this.refit = (async () => {
       this.agreed = await this.agree(step, samples);
@@ -256,6 +267,22 @@ export class CollectivePicker {
     const { alpha, beta, gamma, rmsRelativeError, samples } = fit;
     this.o.onFit?.({ kind, step, world, link: { alpha, beta, gamma }, rmsRelativeError, samples, buckets, picks });
   }
+}
+
+/**
+ * One all-reduce of `data`, in place, by the algorithm `picker` picks for its size on the wire (the ring
+ * without a picker), timed as a sample for the picker's refits. A collective: every rank calls it with
+ * the same size and options, and every algorithm leaves every rank the same bits.
+ */
+export async function runPickedAllReduce(picker: CollectivePicker | undefined, transport: Transport, data: Float32Array, opts: RunOptions & ScheduleOptions): Promise<RunStats> {
+  if (!picker) return runAllReduceBy('ring', transport, data, opts);
+  await picker.beforeBucket(opts.round);
+  const bytes = data.length * wireElementBytes(opts.wire);
+  const algorithm = picker.pick(bytes);
+  const started = performance.now();
+  const stats = await runAllReduceBy(algorithm, transport, data, opts);
+  picker.record(algorithm, bytes, (performance.now() - started) / 1000);
+  return stats;
 }
 
 const ms = (x: number) => (x < 10 ? x.toFixed(2) : x.toFixed(1));

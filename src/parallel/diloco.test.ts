@@ -7,6 +7,9 @@ import { paramsHash } from '../model/layout';
 import { defaults, type ClassifierRecipe } from '../train/defaults';
 import { denseStrategy, dilocoStrategy, trainCommRoom } from './comm-room';
 import { DILOCO_OUTER, DilocoSync, outerStep } from './diloco';
+import type { LinkFitReport } from './collective-choice';
+import { dilocoHooks } from './strategy';
+import { relativeError, testConfig, trainRoom } from '../lab/parallel-test-support';
 
 const data = syntheticData({ kind: 'spirals', seed: 5 });
 /** Plain SGD and no clipping: then H = 1 with outer SGD at lr 1 is data parallelism, step for step. */
@@ -94,5 +97,37 @@ describe('DiLoCo over the ring', () => {
     const dense = await bytes(denseStrategy(recipe));
     expect(await bytes(dilocoStrategy({ innerSteps: H }))).toBe(dense / H);
     expect(await bytes(dilocoStrategy({ innerSteps: H, codec: { kind: 'fp16' } }))).toBe(dense / H / 2);
+  });
+});
+
+describe('DiLoCo with collective= (the lab\'s strategy, 3 ranks over the in-memory ring)', () => {
+  it.each([
+    ['tree', 'none'],
+    ['naive', 'fp16'],
+    ['auto', 'none'],
+    ['auto', 'fp16'],
+  ] as const)('collective=%s, compression=%s, H = 2: replicas bitwise equal after every outer step; the picked algorithm carries the outer all-reduce; ends where the ring ends within 1e-5 (fp16: 1e-3, its rounding per hop) of the distance trained', async (collective, compression) => {
+    const config = testConfig({ mode: 'diloco', inner: 2, compression });
+    const ring = await trainRoom(3, config);
+    const reports: LinkFitReport[] = [];
+    const chosen = await trainRoom(3, { ...config, collective }, {
+      mesh: { latencyMs: 1 },
+      makeHooks: (ctx) => dilocoHooks({ ...ctx, publish: (event) => (event.type === 'link-fit' && ctx.transport.rank === 0 ? reports.push(event) : ctx.publish(event)) }),
+    });
+    chosen.hashesPerStep.forEach((hashes, i) => expect(new Set(hashes).size).toBe((i + 1) % 2 === 0 ? 1 : 3));
+    const pickers = chosen.ranks.map((r) => r.hooks.sync().picker!);
+    const bytes = chosen.ranks[0].run.model.params.length * (compression === 'fp16' ? 2 : 4);
+    const pick = pickers[0].pick(bytes);
+    if (collective === 'auto') {
+      await Promise.all(pickers.map((p) => p.beforeBucket(8))); // the refit after the last outer step is agreed alongside
+      for (const p of pickers) expect([p.agreed, p.pick(bytes)]).toEqual([pickers[0].agreed, pick]);
+      // Formed at the first outer step (step 2), refitted after each later one (4, 6, 8): the same keys are never used twice.
+      expect(reports.map((r) => [r.kind, r.step])).toEqual([['formed', 1], ['refit', 3], ['refit', 5], ['refit', 7]]);
+    } else {
+      expect(pick).toBe(collective);
+    }
+    for (const r of chosen.ranks) expect(new Set(r.chunks.map((c) => c.collective))).toEqual(new Set([`${pick}-allreduce`]));
+    // fp16 rounds what each hop sends: the algorithms round different partial sums (half an fp16 ulp is 4.9e-4).
+    expect(relativeError(chosen.params[0], ring.params[0], ring.initial)).toBeLessThan(compression === 'fp16' ? 1e-3 : 1e-5);
   });
 });

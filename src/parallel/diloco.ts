@@ -14,18 +14,21 @@
 // be compressed: fp16 inside the ring, or Top-K with error feedback (each rank keeps what it did not send
 // of its pseudo-gradient, codecs.ts) over the sparse all-gather, summed in rank order. Either way every
 // rank gets the same mean bits and computes the same outer step, so replicas are bitwise equal after
-// every outer step.
+// every outer step. The dense exchange runs on the ring, or, given a picker (collective=auto or a fixed
+// algorithm, collective-choice.ts), by the algorithm picked for its size; the room refits the link
+// after each outer step from its timing.
 //
 // It plugs into the trainer as an afterUpdate hook (the outer step runs after the inner update of every
 // H-th step); the anchor is read in gradSync at the first step, before that step's update. The lab
 // builds it for `mode=diloco&inner=H` (strategy.ts); tests and scripts/comm-sim.ts also build it directly.
-import { runAllReduce, runSparseAllGather } from '../collective/collectives';
+import { runSparseAllGather } from '../collective/collectives';
 import { addSparseInto, decodeSparseCompact, encodeSparseCompact, Sparsifier } from '../collective/codecs';
 import type { ChunkListener, Transport } from '../collective/types';
 import { viewOf, type Backend } from '../engine/backend';
 import type { Model } from '../model/model';
 import type { GradSyncContext, GradSyncResult } from '../train/trainer';
 import { COLLECTIVE_IDS } from '../collective/collective-ids';
+import { runPickedAllReduce, type CollectivePicker } from './collective-choice';
 
 export interface OuterOptimizer {
   lr: number;
@@ -52,6 +55,8 @@ export interface DilocoOptions {
   totalSteps?: number;
   outer?: OuterOptimizer;
   codec?: OuterCodec;
+  /** Picks the dense outer all-reduce's algorithm by its size (collective=); absent: the ring. Refit after every outer step. */
+  picker?: CollectivePicker;
   onChunk?: ChunkListener;
 }
 
@@ -91,6 +96,10 @@ export class DilocoSync {
     this.sparsifier = o.codec?.kind === 'topk' ? new Sparsifier(length, { kind: 'topk', ratio: o.codec.ratio }) : undefined;
   }
 
+  get picker(): CollectivePicker | undefined {
+    return this.o.picker;
+  }
+
   /** The trainer's gradSync: no averaging of gradients; takes the anchor before the first update. */
   gradSync = async (_ctx: GradSyncContext): Promise<GradSyncResult> => {
     if (!this.anchor) this.anchor = await this.o.backend.read(viewOf(this.o.model.params));
@@ -122,7 +131,8 @@ export class DilocoSync {
       for (const payload of gathered.payloads) addSparseInto(delta, decodeSparseCompact(payload, delta.length)); // rank order: same bits everywhere
       for (let i = 0; i < delta.length; i++) delta[i] /= transport.world;
     } else {
-      stats = await runAllReduce(transport, delta, { ...opts, average: true, wire: codec?.kind === 'fp16' ? 'f16' : 'f32' });
+      stats = await runPickedAllReduce(this.o.picker, transport, delta, { ...opts, average: true, wire: codec?.kind === 'fp16' ? 'f16' : 'f32' });
+      this.o.picker?.endStep(ctx.step);
     }
     outerStep(anchor, this.velocity, delta, this.outer);
     backend.write(view, anchor);

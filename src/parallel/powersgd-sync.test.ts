@@ -7,6 +7,8 @@ import { denseFloats } from '../collective/powersgd';
 import { defaults, type ClassifierRecipe } from '../train/defaults';
 import { denseStrategy, powerSgdStrategy, trainCommRoom } from './comm-room';
 import type { PowerSgdSync } from './powersgd-sync';
+import { powerSgdHooks } from './strategy';
+import { relativeError, testConfig, trainRoom } from '../lab/parallel-test-support';
 
 const data = syntheticData({ kind: 'spirals', seed: 5 });
 const short: ClassifierRecipe = { ...defaults.synthetic, globalBatch: 24, steps: 6, seed: 3 };
@@ -65,4 +67,27 @@ describe('PowerSGD gradient sync', () => {
       expect(room.ranks[0].bytesSent).toBeLessThan(dense.ranks[0].bytesSent / 4);
     }
   }, 120_000);
+});
+
+describe('PowerSGD with collective= (the lab\'s strategy, 3 ranks over the in-memory ring)', () => {
+  it.each(['tree', 'rhd', 'naive', 'auto'] as const)('collective=%s: replicas bitwise equal after every step; the picked algorithm carries both all-reduces; ends where the ring ends within 1e-5 of the distance trained', async (collective) => {
+    const config = testConfig({ compression: 'powersgd', rank: 2 });
+    const ring = await trainRoom(3, config);
+    const chosen = await trainRoom(3, { ...config, collective }, { mesh: { latencyMs: 1 }, makeHooks: powerSgdHooks });
+    for (const hashes of chosen.hashesPerStep) expect(new Set(hashes).size).toBe(1);
+    const pickers = chosen.ranks.map((r) => r.hooks.sync().picker!);
+    const plan = chosen.ranks[0].hooks.sync().plan;
+    const picks = [plan.firstFloats, plan.secondFloats].map((floats) => pickers[0].pick(4 * floats));
+    if (collective === 'auto') {
+      // Every rank holds the room's fit bit for bit and picks alike; a few hundred floats over 1 ms
+      // links are latency-bound, where the ring's 2(N-1) rounds lose to one or two.
+      for (const p of pickers) expect(p.agreed).toEqual(pickers[0].agreed);
+      for (const p of pickers) expect([plan.firstFloats, plan.secondFloats].map((floats) => p.pick(4 * floats))).toEqual(picks);
+      expect(picks).not.toContain('ring');
+    } else {
+      expect(picks).toEqual([collective, collective]);
+    }
+    for (const r of chosen.ranks) expect(new Set(r.chunks.map((c) => c.collective))).toEqual(new Set(picks.map((a) => `${a}-allreduce`)));
+    expect(relativeError(chosen.params[0], ring.params[0], ring.initial)).toBeLessThan(1e-5);
+  });
 });

@@ -1,19 +1,20 @@
 // PowerSGD gradient averaging as a trainer gradSync hook: the gradient is read back once, its matrices
 // are compressed to rank r (collective/powersgd.ts: error feedback, warm-started Q shared by the room),
-// the two small all-reduces run on the ring, and the room's rank-r average is written back for the
+// the two small all-reduces run on the ring (or, given a picker, by the algorithm it picks for each
+// size: collective=auto, collective-choice.ts), and the room's rank-r average is written back for the
 // optimizer. Both all-reduces give every rank the same bits, so replicas stay bitwise equal.
 // Optionally (PyTorch's start_powerSGD_iter) the first `denseSteps` steps all-reduce the whole gradient
-// on the ring instead, every byte of them counted, and the compressor starts after them.
+// the same way instead, every byte of them counted, and the compressor starts after them.
 // The lab builds it for `compression=powersgd&rank=r` (strategy.ts); tests and scripts/comm-sim.ts
 // also build it directly (parallel/comm-room.ts).
-import { runAllReduce } from '../collective/collectives';
-import { PowerSgdCompressor, powerSgdPlan, runPowerSgd, type PowerSgdPlan } from '../collective/powersgd';
+import { PowerSgdCompressor, powerSgdPlan, runPowerSgd, type AllReduceRunner, type PowerSgdPlan } from '../collective/powersgd';
 import type { ChunkListener, Transport } from '../collective/types';
 import { viewOf, type Backend } from '../engine/backend';
 import type { ParamLayout } from '../model/layout';
 import type { Model } from '../model/model';
 import type { GradSyncContext, GradSyncResult } from '../train/trainer';
 import { COLLECTIVE_IDS } from '../collective/collective-ids';
+import { runPickedAllReduce, type CollectivePicker } from './collective-choice';
 
 export interface PowerSgdSyncOptions {
   backend: Backend;
@@ -27,6 +28,8 @@ export interface PowerSgdSyncOptions {
   minCompressionRate?: number;
   /** Dense ring all-reduces for the first this-many steps (0-based steps below it), PowerSGD after. Default 0. */
   denseSteps?: number;
+  /** Picks each all-reduce's algorithm by its size (collective=); absent: the ring. */
+  picker?: CollectivePicker;
   onChunk?: ChunkListener;
 }
 
@@ -45,6 +48,10 @@ export class PowerSgdSync {
     this.compressor = new PowerSgdCompressor(planForLayout(o.model.layout, o.rank, o.minCompressionRate), o.seed);
   }
 
+  get picker(): CollectivePicker | undefined {
+    return this.o.picker;
+  }
+
   /** Which tensors are compressed, and the floats of the two all-reduces per step. */
   get plan(): PowerSgdPlan {
     return this.compressor.plan;
@@ -55,9 +62,12 @@ export class PowerSgdSync {
     const { backend, transport, model, onChunk } = this.o;
     const view = viewOf(model.grads);
     const grads = await backend.read(view);
+    const opts = { round: ctx.step, collective: COLLECTIVE_IDS.powerSgdFactors.first, onEvent: onChunk };
+    const allReduce: AllReduceRunner = (data, o) => runPickedAllReduce(this.picker, transport, data, o);
     const stats = ctx.step < (this.o.denseSteps ?? 0)
-      ? await runAllReduce(transport, grads, { round: ctx.step, collective: COLLECTIVE_IDS.powerSgdFactors.first, average: true, onEvent: onChunk })
-      : await runPowerSgd(transport, this.compressor, grads, { round: ctx.step, collective: COLLECTIVE_IDS.powerSgdFactors.first, onEvent: onChunk });
+      ? await allReduce(grads, { ...opts, average: true })
+      : await runPowerSgd(transport, this.compressor, grads, opts, allReduce);
+    this.picker?.endStep(ctx.step);
     backend.write(view, grads);
     return { bytesSent: stats.bytesSent, bytesReceived: stats.bytesReceived };
   };

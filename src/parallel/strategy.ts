@@ -113,18 +113,27 @@ function speedShares(ctx: ParallelContext): { batchShares: BatchShares; balancer
 /** Steps between the room's refits of the link fit (collective=auto). */
 const REFIT_EVERY = 10;
 
-function denseRingHooks(ctx: ParallelContext, wire: WireFormat): ParallelHooks {
-  const shares = speedShares(ctx);
-  const picker = new CollectivePicker({
+/**
+ * The run's all-reduce picker (collective=, collective-choice.ts) for elements of `wire`: its fits go to
+ * the dashboard's event log and Links panel. `refitEvery`: steps between refits, counted where the sync
+ * ends a step with the picker (DiLoCo: only its outer steps, so 1 there refits after each).
+ */
+function collectivePicker(ctx: ParallelContext, wire: WireFormat, refitEvery = REFIT_EVERY): CollectivePicker {
+  return new CollectivePicker({
     choice: ctx.config.collective,
     transport: ctx.transport,
-    refitEvery: REFIT_EVERY,
+    refitEvery,
     partBytes: DEFAULT_MAX_MESSAGE_ELEMENTS * wireElementBytes(wire),
     onFit: (report) => {
       ctx.publish(linkFitLog(report));
       ctx.publish({ type: 'link-fit', ...report, t: performance.now() });
     },
   });
+}
+
+function denseRingHooks(ctx: ParallelContext, wire: WireFormat): ParallelHooks {
+  const shares = speedShares(ctx);
+  const picker = collectivePicker(ctx, wire);
   const sync = lazy(
     () =>
       new DataParallelSync({
@@ -193,7 +202,8 @@ export function sparseHooks(ctx: ParallelContext, kind: 'topk' | 'randomk'): Par
  * Exported with its sync object, so that tests can read the plan and the compressor's state.
  */
 export function powerSgdHooks(ctx: ParallelContext): ParallelHooks & { sync: () => PowerSgdSync } {
-  const sync = lazy(() => new PowerSgdSync({ backend: ctx.backend, transport: ctx.transport, model: ctx.model(), rank: ctx.config.rank, minCompressionRate: ctx.config.minrate, seed: ctx.config.seed, onChunk: ctx.publish }));
+  const picker = collectivePicker(ctx, 'f32');
+  const sync = lazy(() => new PowerSgdSync({ backend: ctx.backend, transport: ctx.transport, model: ctx.model(), rank: ctx.config.rank, minCompressionRate: ctx.config.minrate, seed: ctx.config.seed, picker, onChunk: ctx.publish }));
   return { sync, gradSync: (c) => sync().gradSync(c) };
 }
 
@@ -215,7 +225,8 @@ export function dilocoHooks(ctx: ParallelContext): ParallelHooks & { sync: () =>
   const { config } = ctx;
   const outer = { lr: config.outerlr, momentum: config.outermomentum, nesterov: config.outermomentum > 0 };
   const codec = outerCodecOf(config);
-  const sync = lazy(() => new DilocoSync({ backend: ctx.backend, transport: ctx.transport, model: ctx.model(), innerSteps: config.inner, totalSteps: ctx.recipe.steps, outer, codec, onChunk: ctx.publish }));
+  const picker = collectivePicker(ctx, codec.kind === 'fp16' ? 'f16' : 'f32', 1);
+  const sync = lazy(() => new DilocoSync({ backend: ctx.backend, transport: ctx.transport, model: ctx.model(), innerSteps: config.inner, totalSteps: ctx.recipe.steps, outer, codec, picker, onChunk: ctx.publish }));
   return {
     sync,
     replicasEqualEveryStep: config.inner === 1,
