@@ -51,7 +51,7 @@ describe('BatchShares', () => {
     }
     expect(shares.rangeOf(0, 2)).toEqual({ start: 0, end: 4 });
     expect(shares.rangeOf(0, 3)).toEqual({ start: 0, end: 10 });
-    // weights: share * world / batch, summing to the world
+    // weights: share * world / batch when every rank has samples, summing to the world
     expect([0, 1, 2, 3, 4].reduce((sum, r) => sum + shares.weightOf(r, 5), 0)).toBeCloseTo(5, 12);
     expect(shares.weightOf(0, 5)).toBeCloseTo(50 / 24, 12);
   });
@@ -68,7 +68,11 @@ describe('BatchShares', () => {
     expect(shares.rangeOf(0, 3)).toEqual({ start: 0, end: 0 });
     expect(shares.rangeOf(2, 3)).toEqual({ start: 24, end: 24 });
     expect(shares.weightOf(0, 3)).toBe(0);
+    // The ranks with samples average among themselves: their weights sum to their number (here one).
+    expect(shares.weightOf(1, 3)).toBe(1);
     shares.set(4, [12, 8, 4]);
     expect(() => shares.set(4, [8, 8, 8])).toThrow(/step 4 already has its own/);
+    shares.set(6, [16, 0, 8]);
+    expect([0, 1, 2].map((r) => shares.weightOf(r, 6))).toEqual([(16 * 2) / 24, 0, (8 * 2) / 24]);
   });
 });

@@ -5,11 +5,12 @@
 // whole room exchanged), so every rank cuts the same global batch the same way at every step: the
 // shares are disjoint and cover it, whatever their sizes.
 //
-// A rank's gradient is of the mean loss over its own share; weighted by share * world / global batch
-// (weightOf), the ring's average of the N gradients is exactly the gradient of the global batch's mean.
-// A share may be zero (a tab too slow to be worth even one micro-batch): that rank computes nothing,
-// contributes a zero gradient with weight exactly 0, and stays a ring member (it still receives the
-// average and applies the same update, so its replica stays bitwise equal and hash-checked).
+// A rank's gradient is of the mean loss over its own share; weighted by share * C / global batch
+// (weightOf, C the ranks with a share above zero), the average of those C gradients is exactly the
+// gradient of the global batch's mean. A share may be zero (a tab too slow to be worth even one
+// micro-batch): that rank computes nothing, its weight is exactly 0, and it sits the step's all-reduce
+// out (src/parallel/share-groups.ts): it receives the others' average and applies the same update, so
+// its replica stays bitwise equal and hash-checked.
 
 /** The half-open range of a step's global batch that `rank` takes when the shares are even. */
 export function evenShareOf(globalBatch: number, world: number, rank: number): { start: number; end: number } {
@@ -58,9 +59,15 @@ export class BatchShares {
     return { start, end: start + counts[rank] };
   }
 
-  /** `rank`'s gradient weight at `step`: its share relative to an even one (1 when all are even). */
+  /**
+   * `rank`'s gradient weight at `step`: its share relative to an even split among the ranks with samples
+   * (1 when all are even). Those ranks average their gradients among themselves (a rank with no samples
+   * sits that step out: src/parallel/share-groups.ts), so their weights sum to their number.
+   */
   weightOf(rank: number, step: number): number {
-    return (this.countsAt(step)[rank] * this.world) / this.globalBatch;
+    const counts = this.countsAt(step);
+    const contributors = counts.filter((c) => c > 0).length;
+    return (counts[rank] * contributors) / this.globalBatch;
   }
 
   /**
