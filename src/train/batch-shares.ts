@@ -25,6 +25,9 @@ export function evenCounts(globalBatch: number, world: number): number[] {
   });
 }
 
+/** Entries kept after the even split (see set). */
+const KEPT_ENTRIES = 4;
+
 export class BatchShares {
   /** (from step, counts) in increasing step order; the first entry is the even split from step 0. */
   private readonly table: { from: number; counts: readonly number[] }[];
@@ -84,8 +87,10 @@ export class BatchShares {
     const last = this.table[this.table.length - 1];
     if (!Number.isInteger(step) || step <= last.from) throw new RangeError(`shares set from step ${step}, but step ${last.from} already has its own`);
     this.table.push({ from: step, counts: [...counts] });
-    // Only the entry in force and later ones are ever read again: keep the table short on long runs.
-    if (this.table.length > 3) this.table.splice(1, this.table.length - 3);
+    // Keep the table short on long runs, but keep what is still read: the split set now takes effect
+    // two steps on (share-balancer.ts), and the step just trained is still read after it (the room's
+    // loss, src/lab/replica-check.ts), so with a split set after every step the last four entries.
+    if (this.table.length > KEPT_ENTRIES + 1) this.table.splice(1, this.table.length - KEPT_ENTRIES - 1);
   }
 }
 
@@ -140,4 +145,25 @@ export function proportionalCounts(speeds: readonly number[], globalBatch: numbe
     left--;
   }
   return given.map((g, rank) => (kept[rank] ? (g + 1) * quantum : 0));
+}
+
+/**
+ * The global batch's mean loss from each rank's mean loss over its own share: the ranks' losses weighted
+ * by their sample counts, summed in rank order (every rank given the same values computes the same
+ * bits). A rank with no samples (its loss is NaN) weighs nothing; a rank whose loss is not finite is
+ * left out too, and the others' counts renormalise. Null when no rank is left.
+ */
+export function shareWeightedLoss(losses: readonly number[], counts: readonly number[]): { loss: number; ranks: number } | null {
+  if (losses.length !== counts.length) throw new RangeError(`${losses.length} losses for ${counts.length} shares`);
+  let weighted = 0;
+  let samples = 0;
+  let ranks = 0;
+  losses.forEach((loss, rank) => {
+    const count = counts[rank];
+    if (!(count > 0) || !Number.isFinite(loss)) return;
+    weighted += count * loss;
+    samples += count;
+    ranks++;
+  });
+  return ranks === 0 ? null : { loss: weighted / samples, ranks };
 }
