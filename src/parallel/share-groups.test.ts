@@ -95,6 +95,19 @@ describe('reduceByShares: contributors reduce, idle ranks receive', () => {
   });
 });
 
+describe('reduceByShares when a tab leaves', () => {
+  it('the idle ranks waiting on a contributor that left get a lost-peer error (the room re-forms), not a hang', async () => {
+    const mesh = createMemoryMesh(3);
+    mesh[1].kill('rank 1 closed its tab');
+    const counts = [0, 8, 0];
+    const results = await Promise.allSettled([0, 2].map((rank) => reduceByShares(mesh[rank], new Float32Array(LENGTH), counts, { round: 1, collective: 16 })));
+    for (const r of results) {
+      expect(r.status).toBe('rejected');
+      expect(String((r as PromiseRejectedResult).reason.cause?.message ?? (r as PromiseRejectedResult).reason)).toMatch(/rank 1/);
+    }
+  });
+});
+
 describe('sharePlanOf', () => {
   it('deals the idle ranks round-robin over the contributors, in rank order', () => {
     expect(sharePlanOf([0, 5, 0, 0, 3])).toEqual({ contributors: [1, 4], idle: [0, 2, 3], sendsTo: [[0, 3], [2]] });
