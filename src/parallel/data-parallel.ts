@@ -24,7 +24,7 @@ import type { GradSyncContext, GradSyncResult } from '../train/trainer';
 import { COLLECTIVE_IDS } from '../collective/collective-ids';
 import type { CollectivePicker } from './collective-choice';
 import type { ShareBalancer } from './share-balancer';
-import { reduceByShares, type ShareReduceStats } from './share-groups';
+import { reduceByShares } from './share-groups';
 
 export interface DataParallelOptions {
   backend: Backend;
@@ -190,8 +190,9 @@ export class DataParallelSync {
           const part = data.subarray(piece.offset, piece.offset + piece.length);
           const algorithm = picker?.pick(piece.length * elementBytes) ?? 'ring';
           const opts = { round: step, collective: firstCollective + i, wire, onEvent: onChunk };
-          const s = counts ? await reduceByShares(transport, part, counts, { ...opts, algorithm }) : await runAllReduceBy(algorithm, transport, part, { ...opts, average: true });
-          if (counts && !(s as ShareReduceStats).wholeRoom) wholeRoom = false;
+          const shared = counts ? await reduceByShares(transport, part, counts, { ...opts, algorithm }) : null;
+          const s = shared ?? (await runAllReduceBy(algorithm, transport, part, { ...opts, average: true }));
+          if (shared && !shared.wholeRoom) wholeRoom = false;
           const scale = this.o.testOnlyGradientScale;
           if (scale !== undefined) for (let k = 0; k < part.length; k++) part[k] *= scale;
           backend.write(viewOf(model.grads, range.offset + piece.offset, piece.length), part);
