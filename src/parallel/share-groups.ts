@@ -9,9 +9,10 @@
 // contributor sends more than ceil(idle / contributors) copies. An idle rank sends no gradient bytes.
 //
 // Direct sends rather than a chain through the idle ranks: in the lab's cost model (src/collective/
-// cost-model.ts: independent links, a rank pays gamma per byte it receives) a direct send costs one
-// round, n bytes on a link and n received per idle rank, a chain the same bytes in (idle + parts - 1)
-// rounds, so the direct sends are never dearer (distributionCosts says it in the model's terms).
+// cost-model.ts: independent links, a rank pays gamma per byte it receives) direct sends cost `parts`
+// rounds (the messages a vector is cut into), n bytes on a link and n received per idle rank; a chain
+// the same bytes in (idle + parts - 1) rounds, so direct sends are never dearer (distributionCosts
+// gives both in the model's terms).
 //
 // Exactness: the contributors' all-reduce leaves the same bits on every contributor, and an idle rank
 // takes the bytes it receives as they are (a copy, never a sum), so every replica holds the same bits.
