@@ -5,7 +5,8 @@
 // room's parameter hashes after each step and stops on any difference), and the room ends where one
 // WebGPU tab ends on the same global batch. The room re-splits the global batch by each tab's measured
 // speed every 2 steps (shares=auto, rebalance=2), which moves the time per step, never the math; a tab
-// too slow to be worth one sample gets none and stays in the ring.
+// too slow to be worth one sample gets none: it sends no gradient bytes at those steps and receives the
+// average of the tabs that computed.
 import { expect, test } from '@playwright/test';
 import { proportionalCounts } from '../src/train/batch-shares';
 import { finishTraining, mlpInitialParams, openTrainingTabs, relativeError } from './training';
@@ -47,6 +48,18 @@ test(`2 WebGPU tabs + 1 CPU tab with shares by speed: replicas bitwise equal eve
   // The split is the rule's on the agreed speeds: a SwiftShader tab too slow to be worth one sample
   // gets none (it still all-reduces and was hash-checked every step above).
   expect(counts).toEqual(proportionalCounts(results[0].metrics.shares!.samplesPerSec, RUN.batch));
+  // A tab with no samples at a step sits out its all-reduce: the tabs with samples reduce among
+  // themselves and send it their average (src/parallel/share-groups.ts), so it sends no gradient bytes
+  // at those steps and receives the whole gradient once per step.
+  const gradientBytes = START.length * 4;
+  const idle = results.filter((r) => (r.metrics.sharesIdle?.steps ?? 0) > 0);
+  expect(idle.length, 'tabs that had no samples at some step').toBeGreaterThan(0);
+  for (const r of idle) {
+    const { steps, bytesSent, bytesReceived } = r.metrics.sharesIdle!;
+    console.log(`tab ${r.status.rank}: ${steps} steps without samples, ${bytesSent} gradient bytes sent, ${bytesReceived} received`);
+    expect(bytesSent, `tab ${r.status.rank} sent gradient bytes while it had no samples`).toBe(0);
+    expect(bytesReceived).toBe(steps * gradientBytes);
+  }
   const error = relativeError(results[0].params, reference.params, START);
   console.log(`mixed room (2 WebGPU + 1 CPU) vs 1 WebGPU tab: relative error ${error.toExponential(2)} of the distance trained`);
   expect(error).toBeLessThan(TOLERANCE);

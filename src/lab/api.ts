@@ -99,6 +99,8 @@ export interface LabMetrics {
   links?: LinkFits | null;
   /** shares=auto: the room's last agreed samples per rank (from `fromStep`) and the speeds behind them. */
   shares?: { fromStep: number; counts: number[]; samplesPerSec: number[] } | null;
+  /** shares=auto: the steps at which this tab had no samples and the gradient bytes it moved at them (it sends none). */
+  sharesIdle?: { steps: number; bytesSent: number; bytesReceived: number } | null;
   lastHash: string | null;
   sample: string | null;
   /** The strategy the room trains with now, and every mid-run switch so far (lab.switchStrategy). */

@@ -9,6 +9,7 @@
 import type { Strategy } from '../parallel/parallel-types';
 import { exchangeHashes } from '../parallel/replicas';
 import { paramsHash } from '../model/layout';
+import { shareWeightedLoss } from '../train/batch-shares';
 import type { EventBus } from '../shared/events';
 import type { LabMetrics } from './api';
 import { isLostPeer } from './elastic/failures';
@@ -32,6 +33,17 @@ export interface ReplicaCheckDeps {
  * stay far below 2^31, and no other collective uses rounds from there.
  */
 export const RECHECK_ROUND = 0x8000_0000;
+
+/**
+ * The room's mean training loss from each tab's own: weighted by the tabs' shares of the global batch
+ * where the room splits it by speed (what one tab training the whole batch would print; a tab with no
+ * samples, whose loss is NaN, weighs nothing), else the plain mean of the finite ones.
+ */
+export function roomLoss(losses: readonly number[], counts: readonly number[] | undefined): { loss: number; ranks: number } | null {
+  if (counts) return shareWeightedLoss(losses, counts);
+  const finite = losses.filter(Number.isFinite);
+  return finite.length > 0 ? { loss: finite.reduce((a, b) => a + b, 0) / finite.length, ranks: finite.length } : null;
+}
 
 export class ReplicaCheck {  /** The last step's hash exchange, while it runs alongside the next step. */
   private readonly exchange = new OverlappedExchange();
@@ -63,12 +75,15 @@ export class ReplicaCheck {  /** The last step's hash exchange, while it runs al
       bus.publish({ type: 'hash', step, rank: this.deps.rank(), hash });
       return;
     }
+    // `step` counts the steps done: the one just trained is step - 1 (0-based). Its split is read now,
+    // while the exchange may still be on the wire when later splits are agreed.
+    const counts = options.loss !== undefined ? this.deps.strategy().hooks.batchShares?.countsAt(step - 1) : undefined;
     const exchange = async (onWire?: () => void) => {
       onWire?.();
       const result = await exchangeHashes(room.transport, options.again ? step + RECHECK_ROUND : step, hash, undefined, options.loss);
-      const losses = result.values.filter(Number.isFinite);
       // Summed in rank order from the same gathered bits: every tab publishes the same mean.
-      if (options.loss !== undefined && losses.length > 0) bus.publish({ type: 'room-loss', step, loss: losses.reduce((a, b) => a + b, 0) / losses.length, ranks: losses.length });
+      const mean = options.loss === undefined ? null : roomLoss(result.values, counts);
+      if (mean) bus.publish({ type: 'room-loss', step, ...mean });
       // Every rank's hash, as gathered: the dashboard shows agreement (or who differs) for the room.
       result.hashes.forEach((h, rank) => bus.publish({ type: 'hash', step, rank, hash: h }));
       if (!result.agree) {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { ChunkEvent } from '../collective/types';
 import type { LinkFitEvent, StepMetrics } from '../shared/events';
 import { RunMetrics, wallClockPerStep } from './run-metrics';
 
@@ -37,6 +38,24 @@ describe('RunMetrics', () => {
     const { type: _type, t: _t, ...plainRefit } = refit;
     expect(metrics.values.links).toMatchObject({ fits: 3, latest: { kind: 'formed', step: 19 }, lastRefit: plainRefit });
     expect(metrics.values.links!.latest).not.toHaveProperty('type');
+  });
+
+  it('metrics().sharesIdle: the steps this tab had no samples by the agreed splits, and the chunk bytes it moved at them', () => {
+    const metrics = new RunMetrics(() => 2);
+    const chunk = (round: number, direction: 'send' | 'recv', bytes: number) =>
+      ({ type: 'chunk', direction, collective: 'ring-allreduce', runId: `${round}:16`, round, phase: 'broadcast', step: 0, chunk: 0, part: 0, rank: 2, peer: 1, bytes, offset: 0, length: bytes / 4, tStart: 0, tEnd: 1 }) satisfies ChunkEvent;
+    metrics.record(chunk(0, 'send', 100));
+    expect(metrics.values.sharesIdle).toBeUndefined();
+    metrics.record({ type: 'shares', rank: 2, fromStep: 3, counts: [12, 12, 0], samplesPerSec: [1, 1, 0.01], t: 0 });
+    metrics.record({ type: 'shares', rank: 2, fromStep: 5, counts: [8, 8, 8], samplesPerSec: [1, 1, 1], t: 0 });
+    metrics.record(chunk(2, 'send', 100)); // before the first split: even shares
+    metrics.record(chunk(3, 'recv', 40));
+    metrics.record(chunk(3, 'recv', 40));
+    metrics.record(chunk(4, 'send', 7)); // a bug this metric exists to show
+    metrics.record(chunk(4, 'recv', 40));
+    metrics.record(chunk(5, 'send', 100)); // a share again
+    expect(metrics.values.sharesIdle).toEqual({ steps: 2, bytesSent: 7, bytesReceived: 120 });
+    expect(metrics.values.bytesSent).toBe(307);
   });
 
   it('times the wall clock per step from the end of the first averaged step to the end of the last', () => {

@@ -16,12 +16,33 @@ export class RunMetrics {
   readonly values: LabMetrics = emptyMetrics();
   private readonly timings: { compute: number; comm: number; overlap: number; wait: number; step: number; endedAt: number; stepNumber: number }[] = [];
   private readonly logs: LogEntry[] = [];
+  /** shares=auto: the splits agreed so far (each from its step on), to tell the steps this tab sat out. */
+  private readonly splits: { fromStep: number; counts: number[] }[] = [];
+  private readonly idleRounds = new Set<number>();
 
   /** `rank`: this tab's current rank (it changes when an elastic ring re-forms). */
   constructor(private readonly rank: () => number) {}
 
   private get m(): LabMetrics {
     return this.values;
+  }
+
+  /**
+   * shares=auto: the steps at which this tab had no samples, by the splits the room agreed (a chunk's
+   * round is its step), and the gradient bytes it moved at them: it receives the average and sends
+   * nothing (src/parallel/share-groups.ts).
+   */
+  private countIdle(round: number, direction: 'send' | 'recv', bytes: number): void {
+    let counts: readonly number[] | undefined;
+    for (const split of this.splits) if (split.fromStep <= round) counts = split.counts;
+    if (counts?.[this.rank()] !== 0) return;
+    const idle = (this.m.sharesIdle ??= { steps: 0, bytesSent: 0, bytesReceived: 0 });
+    if (!this.idleRounds.has(round)) {
+      this.idleRounds.add(round);
+      idle.steps++;
+    }
+    if (direction === 'send') idle.bytesSent += bytes;
+    else idle.bytesReceived += bytes;
   }
 
   logLines(): LogEntry[] {
@@ -51,6 +72,7 @@ export class RunMetrics {
       case 'chunk':
         if (event.direction === 'send') this.m.bytesSent += event.bytes;
         else this.m.bytesReceived += event.bytes;
+        this.countIdle(event.round, event.direction, event.bytes);
         return;
       case 'eval':
         if (event.rank !== this.rank()) return;
@@ -76,6 +98,7 @@ export class RunMetrics {
         return;
       case 'shares':
         this.m.shares = { fromStep: event.fromStep, counts: [...event.counts], samplesPerSec: [...event.samplesPerSec] };
+        this.splits.push({ fromStep: event.fromStep, counts: [...event.counts] });
         return;
       case 'link-fit': {
         const { type: _type, t: _t, ...fit } = event;
@@ -85,6 +108,8 @@ export class RunMetrics {
       case 'membership':
         // A re-formed ring starts from even shares again.
         this.m.shares = null;
+        this.splits.length = 0;
+        this.idleRounds.clear();
         return;
       case 'zero-layout':
         this.m.zero = { stage: event.stage, world: event.partition.length, elements: event.total, optimizerFloatsPerParam: event.optimizerFloatsPerParam };

@@ -11,7 +11,8 @@
 //
 // In a room of unequal tabs a ShareBalancer (share-balancer.ts) re-splits the global batch by speed
 // after the sync of every K-th step; the sampler and the gradient weights follow (train/batch-shares.ts).
-// A tab with a share of zero reads nothing back: it all-reduces zeros made on the host.
+// A tab with a share of zero reads nothing back and sends nothing: the tabs with samples all-reduce among
+// themselves and send it their average (share-groups.ts).
 import { runAllReduceBy } from '../collective/allreduce-algorithms';
 import { wireElementBytes, type WireFormat } from '../collective/executor';
 import type { ChunkListener, Transport } from '../collective/types';
@@ -23,6 +24,7 @@ import type { GradSyncContext, GradSyncResult } from '../train/trainer';
 import { COLLECTIVE_IDS } from '../collective/collective-ids';
 import type { CollectivePicker } from './collective-choice';
 import type { ShareBalancer } from './share-balancer';
+import { reduceByShares } from './share-groups';
 
 export interface DataParallelOptions {
   backend: Backend;
@@ -179,11 +181,18 @@ export class DataParallelSync {
       const elementBytes = wireElementBytes(wire);
       const algorithm = picker?.pick(Math.max(...pieces.map((p) => p.length)) * elementBytes) ?? 'ring';
       const tComm = performance.now();
+      // The step's agreed shares: with some at zero, only the ranks with samples reduce, and the others
+      // receive the result (share-groups.ts). Every rank reads the same counts for the step.
+      const counts = this.o.balancer?.countsAt(step);
+      let wholeRoom = true;
       const stats = await Promise.all(
         pieces.map(async (piece, i) => {
           const part = data.subarray(piece.offset, piece.offset + piece.length);
           const algorithm = picker?.pick(piece.length * elementBytes) ?? 'ring';
-          const s = await runAllReduceBy(algorithm, transport, part, { round: step, collective: firstCollective + i, average: true, wire, onEvent: onChunk });
+          const opts = { round: step, collective: firstCollective + i, wire, onEvent: onChunk };
+          const shared = counts ? await reduceByShares(transport, part, counts, { ...opts, algorithm }) : null;
+          const s = shared ?? (await runAllReduceBy(algorithm, transport, part, { ...opts, average: true }));
+          if (shared && !shared.wholeRoom) wholeRoom = false;
           const scale = this.o.testOnlyGradientScale;
           if (scale !== undefined) for (let k = 0; k < part.length; k++) part[k] *= scale;
           backend.write(viewOf(model.grads, range.offset + piece.offset, piece.length), part);
@@ -191,8 +200,9 @@ export class DataParallelSync {
           return s;
         }),
       );
-      // The bucket's pieces run at once: one sample of the whole span (the largest piece's algorithm).
-      picker?.record(algorithm, range.length * elementBytes, (performance.now() - tComm) / 1000);
+      // The bucket's pieces run at once: one sample of the whole span (the largest piece's algorithm). The
+      // picker models the whole room: a step reduced among fewer ranks is not one of its samples.
+      if (wholeRoom) picker?.record(algorithm, range.length * elementBytes, (performance.now() - tComm) / 1000);
       return {
         bytesSent: stats.reduce((sum, x) => sum + x.bytesSent, 0),
         bytesReceived: stats.reduce((sum, x) => sum + x.bytesReceived, 0),

@@ -3,7 +3,7 @@
 // still ends where one tab ends on the same global batch, with replicas bitwise equal after every step.
 import { describe, expect, it } from 'vitest';
 import type { SharesReport } from '../shared/events';
-import { relativeError, testConfig, trainRoom } from '../lab/parallel-test-support';
+import { relativeError, testConfig, trainRoom, type RoomRank } from '../lab/parallel-test-support';
 import type { LabConfig } from '../lab/config';
 import { createParallelHooks, type ParallelContext } from './strategy';
 
@@ -11,6 +11,11 @@ import { createParallelHooks, type ParallelContext } from './strategy';
 const TOLERANCE = 1e-5;
 const TOL = TOLERANCE.toExponential();
 const SGD = { optimizer: { kind: 'sgd', lr: 0.05, momentum: 0.9, weightDecay: 0 } } as const;
+
+/** Gradient bytes `rank` sent or received in the collectives of `step` (its chunk events). */
+function gradientBytes(rank: RoomRank, step: number, direction: 'send' | 'recv'): number {
+  return rank.chunks.filter((e) => e.round === step && e.direction === direction).reduce((sum, e) => sum + e.bytes, 0);
+}
 
 /**
  * Trains `world` ranks whose compute takes `costs[rank]` ms per sample; records the agreed shares and,
@@ -96,11 +101,38 @@ describe('shares of the global batch by speed (shares=auto)', () => {
       expect(agreed.map((a) => a.fromStep)).toEqual([3, 5, 7, 9, 11]);
       for (const a of agreed) expect(a.counts).toEqual([12, 12, 0]);
       for (const a of agreed) expect(Math.round(a.samplesPerSec[2])).toBe(10);
+      // On its zero-share steps rank 2 sends no gradient bytes: ranks 0 and 1 reduce between them and
+      // rank 0 sends it their average (share-groups.ts).
+      for (const s of idle) {
+        expect(gradientBytes(room.ranks[2], s.step, 'send'), `rank 2 sends at step ${s.step}`).toBe(0);
+        expect(gradientBytes(room.ranks[2], s.step, 'recv'), `rank 2 receives at step ${s.step}`).toBe(room.ranks[2].run.model.grads.length * 4);
+      }
       const error = relativeError(room.params[0], single.params[0], single.initial);
       console.log(`${name} with a zero share vs 1 rank: relative error ${error.toExponential(2)}`);
       expect(error).toBeLessThan(TOLERANCE);
     });
   }
+
+  it(`all but one rank at zero (costs 100:1:100 -> [0, 24, 0]): the idle ranks send no gradient bytes, replicas bitwise equal every step, one rank's end within ${TOL}`, async () => {
+    const config = testConfig({ shares: 'auto', rebalance: 2, steps: 10 });
+    const single = await trainRoom(1, config);
+    const { room, agreed, gradReads } = await unequalRoom(config, [100, 1, 100]);
+    for (const a of agreed) expect(a.counts).toEqual([0, 24, 0]);
+    for (const hashes of room.hashesPerStep) expect(new Set(hashes).size).toBe(1);
+    for (const rank of [0, 2]) {
+      const idle = gradReads[rank].filter((s) => s.count === 0);
+      expect(idle.map((s) => s.step)).toEqual([3, 4, 5, 6, 7, 8, 9]);
+      for (const s of idle) expect(gradientBytes(room.ranks[rank], s.step, 'send'), `rank ${rank} step ${s.step}`).toBe(0);
+    }
+    // Nothing to reduce with one contributor: rank 1 only sends, one copy to each idle rank.
+    for (const step of [3, 9]) {
+      expect(gradientBytes(room.ranks[1], step, 'recv')).toBe(0);
+      expect(gradientBytes(room.ranks[1], step, 'send')).toBe(2 * room.ranks[1].run.model.grads.length * 4);
+    }
+    const error = relativeError(room.params[0], single.params[0], single.initial);
+    console.log(`AdamW with one contributor vs 1 rank: relative error ${error.toExponential(2)}`);
+    expect(error).toBeLessThan(TOLERANCE);
+  });
 
   it('shares=equal never re-splits: every step cuts the even shares', async () => {
     const { room, agreed } = await unequalRoom(testConfig({ shares: 'equal', rebalance: 2 }), [1, 3]);

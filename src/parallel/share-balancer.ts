@@ -58,6 +58,11 @@ export class ShareBalancer {
     return this.o.shares.countsAt(step)[this.o.transport.rank] === 0;
   }
 
+  /** The samples per rank at `step`, as every rank of the room holds them. */
+  countsAt(step: number): readonly number[] {
+    return this.o.shares.countsAt(step);
+  }
+
   /**
    * Called by every rank after the gradient sync of `step` (0-based) with the milliseconds its passes
    * took. On a re-balancing step it is a collective: every rank must call it, with its own measure.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BatchShares, evenCounts, proportionalCounts, ranksWorthAShare } from './batch-shares';
+import { BatchShares, evenCounts, proportionalCounts, ranksWorthAShare, shareWeightedLoss } from './batch-shares';
 
 describe('proportionalCounts', () => {
   it('splits in proportion to speed, in whole quanta summing to the batch, at least one quantum for each rank worth a share', () => {
@@ -51,7 +51,7 @@ describe('BatchShares', () => {
     }
     expect(shares.rangeOf(0, 2)).toEqual({ start: 0, end: 4 });
     expect(shares.rangeOf(0, 3)).toEqual({ start: 0, end: 10 });
-    // weights: share * world / batch, summing to the world
+    // weights: share * world / batch when every rank has samples, summing to the world
     expect([0, 1, 2, 3, 4].reduce((sum, r) => sum + shares.weightOf(r, 5), 0)).toBeCloseTo(5, 12);
     expect(shares.weightOf(0, 5)).toBeCloseTo(50 / 24, 12);
   });
@@ -68,7 +68,37 @@ describe('BatchShares', () => {
     expect(shares.rangeOf(0, 3)).toEqual({ start: 0, end: 0 });
     expect(shares.rangeOf(2, 3)).toEqual({ start: 24, end: 24 });
     expect(shares.weightOf(0, 3)).toBe(0);
+    // The ranks with samples average among themselves: their weights sum to their number (here one).
+    expect(shares.weightOf(1, 3)).toBe(1);
     shares.set(4, [12, 8, 4]);
     expect(() => shares.set(4, [8, 8, 8])).toThrow(/step 4 already has its own/);
+    shares.set(6, [16, 0, 8]);
+    expect([0, 1, 2].map((r) => shares.weightOf(r, 6))).toEqual([(16 * 2) / 24, 0, (8 * 2) / 24]);
+  });
+});
+
+describe('shareWeightedLoss', () => {
+  it("is the global batch's mean: each rank's loss weighted by its count (exact on dyadic values)", () => {
+    // 8 samples at 1.0 and 24 at 0.5: the mean over 32 samples is 0.625; an unweighted mean would be 0.75.
+    expect(shareWeightedLoss([1, 0.5], [8, 24])).toEqual({ loss: 0.625, ranks: 2 });
+    expect(shareWeightedLoss([0.25, 0.75, 1.5], [4, 4, 4])).toEqual({ loss: 2.5 / 3, ranks: 3 });
+  });
+
+  it('a zero-share rank (NaN loss) and a non-finite loss are left out, not poisoning the mean', () => {
+    expect(shareWeightedLoss([Number.NaN, 0.5, Number.NaN], [0, 128, 0])).toEqual({ loss: 0.5, ranks: 1 });
+    expect(shareWeightedLoss([1, Number.POSITIVE_INFINITY, 2], [8, 8, 24])).toEqual({ loss: (8 + 48) / 32, ranks: 2 });
+    expect(shareWeightedLoss([Number.NaN, Number.NaN], [0, 0])).toBeNull();
+    expect(() => shareWeightedLoss([1], [1, 2])).toThrow(/1 losses for 2 shares/);
+  });
+});
+
+describe('BatchShares history', () => {
+  it('a split set after every step: the step just trained still reads its own counts (not the even split)', () => {
+    const shares = new BatchShares(12, 2);
+    for (let step = 2; step < 40; step++) {
+      shares.set(step, step % 2 ? [4, 8] : [12, 0]);
+      // Set after step - 2 was trained; that step's split is still known.
+      expect(shares.countsAt(step - 2)).toEqual(step - 2 < 2 ? [6, 6] : (step - 2) % 2 ? [4, 8] : [12, 0]);
+    }
   });
 });

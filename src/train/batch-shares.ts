@@ -5,11 +5,12 @@
 // whole room exchanged), so every rank cuts the same global batch the same way at every step: the
 // shares are disjoint and cover it, whatever their sizes.
 //
-// A rank's gradient is of the mean loss over its own share; weighted by share * world / global batch
-// (weightOf), the ring's average of the N gradients is exactly the gradient of the global batch's mean.
-// A share may be zero (a tab too slow to be worth even one micro-batch): that rank computes nothing,
-// contributes a zero gradient with weight exactly 0, and stays a ring member (it still receives the
-// average and applies the same update, so its replica stays bitwise equal and hash-checked).
+// A rank's gradient is of the mean loss over its own share; weighted by share * C / global batch
+// (weightOf, C the ranks with a share above zero), the average of those C gradients is exactly the
+// gradient of the global batch's mean. A share may be zero (a tab too slow to be worth even one
+// micro-batch): that rank computes nothing, its weight is exactly 0, and it sits the step's all-reduce
+// out (src/parallel/share-groups.ts): it receives the others' average and applies the same update, so
+// its replica stays bitwise equal and hash-checked.
 
 /** The half-open range of a step's global batch that `rank` takes when the shares are even. */
 export function evenShareOf(globalBatch: number, world: number, rank: number): { start: number; end: number } {
@@ -23,6 +24,9 @@ export function evenCounts(globalBatch: number, world: number): number[] {
     return end - start;
   });
 }
+
+/** Entries kept after the even split (see set). */
+const KEPT_ENTRIES = 4;
 
 export class BatchShares {
   /** (from step, counts) in increasing step order; the first entry is the even split from step 0. */
@@ -58,9 +62,15 @@ export class BatchShares {
     return { start, end: start + counts[rank] };
   }
 
-  /** `rank`'s gradient weight at `step`: its share relative to an even one (1 when all are even). */
+  /**
+   * `rank`'s gradient weight at `step`: its share relative to an even split among the ranks with samples
+   * (1 when all are even). Those ranks average their gradients among themselves (a rank with no samples
+   * sits that step out: src/parallel/share-groups.ts), so their weights sum to their number.
+   */
   weightOf(rank: number, step: number): number {
-    return (this.countsAt(step)[rank] * this.world) / this.globalBatch;
+    const counts = this.countsAt(step);
+    const contributors = counts.filter((c) => c > 0).length;
+    return (counts[rank] * contributors) / this.globalBatch;
   }
 
   /**
@@ -77,8 +87,10 @@ export class BatchShares {
     const last = this.table[this.table.length - 1];
     if (!Number.isInteger(step) || step <= last.from) throw new RangeError(`shares set from step ${step}, but step ${last.from} already has its own`);
     this.table.push({ from: step, counts: [...counts] });
-    // Only the entry in force and later ones are ever read again: keep the table short on long runs.
-    if (this.table.length > 3) this.table.splice(1, this.table.length - 3);
+    // Keep the table short on long runs, but keep what is still read: the split set now takes effect
+    // two steps on (share-balancer.ts), and the step just trained is still read after it (the room's
+    // loss, src/lab/replica-check.ts), so with a split set after every step the last four entries.
+    if (this.table.length > KEPT_ENTRIES + 1) this.table.splice(1, this.table.length - KEPT_ENTRIES - 1);
   }
 }
 
@@ -133,4 +145,25 @@ export function proportionalCounts(speeds: readonly number[], globalBatch: numbe
     left--;
   }
   return given.map((g, rank) => (kept[rank] ? (g + 1) * quantum : 0));
+}
+
+/**
+ * The global batch's mean loss from each rank's mean loss over its own share: the ranks' losses weighted
+ * by their sample counts, summed in rank order (every rank given the same values computes the same
+ * bits). A rank with no samples (its loss is NaN) weighs nothing; a rank whose loss is not finite is
+ * left out too, and the others' counts renormalise. Null when no rank is left.
+ */
+export function shareWeightedLoss(losses: readonly number[], counts: readonly number[]): { loss: number; ranks: number } | null {
+  if (losses.length !== counts.length) throw new RangeError(`${losses.length} losses for ${counts.length} shares`);
+  let weighted = 0;
+  let samples = 0;
+  let ranks = 0;
+  losses.forEach((loss, rank) => {
+    const count = counts[rank];
+    if (!(count > 0) || !Number.isFinite(loss)) return;
+    weighted += count * loss;
+    samples += count;
+    ranks++;
+  });
+  return ranks === 0 ? null : { loss: weighted / samples, ranks };
 }
