@@ -250,18 +250,7 @@ export function attention(out: usize, att: usize, qkv: usize, B: i32, T: i32, C:
       const o = out + ((<usize>(b * T + t) * C + h * hs) << 2);
       memory.fill(o, 0, <usize>hs << 2);
       for (let t2 = 0; t2 <= t; t2++) {
-        const w = load<f32>(row + (<usize>t2 << 2));
-        const ws = f32x4.splat(w);
-        const v = qkv + ((<usize>(b * T + t2) * C3 + 2 * C + h * hs) << 2);
-        let i = 0;
-        for (; i + 4 <= hs; i += 4) {
-          const at = <usize>i << 2;
-          v128.store(o + at, f32x4.add(v128.load(o + at), f32x4.mul(ws, v128.load(v + at))));
-        }
-        for (; i < hs; i++) {
-          const at = <usize>i << 2;
-          store<f32>(o + at, load<f32>(o + at) + w * load<f32>(v + at));
-        }
+        axpy(o, load<f32>(row + (<usize>t2 << 2)), qkv + ((<usize>(b * T + t2) * C3 + 2 * C + h * hs) << 2), hs);
       }
     }
   }
