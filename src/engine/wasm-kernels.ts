@@ -4,9 +4,10 @@
 // (the answer is a clear error otherwise, so the caller can fall back to the reference backend), and
 // every op reads its inputs before it writes its output, so `out` may alias `a` or `b`.
 // Threads: asked for more than one, it loads the threaded build on a shared memory and starts a pool of
-// helper threads (kernel-threads.ts) that split a large matmul's rows with the calling thread; each row
-// of the result is summed in the same order as on one thread, so the bits do not depend on the thread
-// count. Where shared memory is unavailable (a page that is not cross-origin isolated) or the pool
+// helper threads (kernel-threads.ts) that share a large op with the calling thread: a matmul's packing
+// and product rows, attention's (batch, head) pairs, layer norm's rows (its gain and bias gradients by
+// columns), GELU's elements, softmax cross-entropy's rows. Every output element is made by one thread
+// in the same order as on one thread, so the bits do not depend on the thread count. Where shared memory is unavailable (a page that is not cross-origin isolated) or the pool
 // cannot start, it runs on one thread and says why (`threadNote`).
 import { KernelThreadPool } from './kernel-threads';
 
