@@ -31,9 +31,13 @@ export function paddedCols(N: i32): i32 {
 
 /** dst[ib][k][r] = op(a)[ib*4 + r][k], zero for rows past M. a is [M,K], or [K,M] when transposed. */
 export function packA(src: usize, dst: usize, M: i32, K: i32, trans: bool): void {
-  const Mp = paddedRows(M);
-  let out = dst;
-  for (let i0 = 0; i0 < Mp; i0 += MR) {
+  packAPanels(src, dst, M, K, trans, 0, paddedRows(M) / MR);
+}
+
+/** packA's panels [panelFrom, panelTo) only: each panel is written by one call, whichever thread makes it. */
+function packAPanels(src: usize, dst: usize, M: i32, K: i32, trans: bool, panelFrom: i32, panelTo: i32): void {
+  let out = dst + ((<usize>panelFrom * MR * K) << 2);
+  for (let i0 = panelFrom * MR; i0 < panelTo * MR; i0 += MR) {
     if (trans && i0 + MR <= M) {
       // A full panel of a transposed a: its 4 values at each k are contiguous, one v128 copy.
       for (let k = 0; k < K; k++) {
@@ -56,9 +60,13 @@ export function packA(src: usize, dst: usize, M: i32, K: i32, trans: bool): void
 
 /** dst[jb][k][c] = op(b)[k][jb*8 + c], zero for columns past N. b is [K,N], or [N,K] when transposed. */
 export function packB(src: usize, dst: usize, K: i32, N: i32, trans: bool): void {
-  const Np = paddedCols(N);
-  let out = dst;
-  for (let j0 = 0; j0 < Np; j0 += NR) {
+  packBPanels(src, dst, K, N, trans, 0, paddedCols(N) / NR);
+}
+
+/** packB's panels [panelFrom, panelTo) only. */
+function packBPanels(src: usize, dst: usize, K: i32, N: i32, trans: bool, panelFrom: i32, panelTo: i32): void {
+  let out = dst + ((<usize>panelFrom * NR * K) << 2);
+  for (let j0 = panelFrom * NR; j0 < panelTo * NR; j0 += NR) {
     const full = j0 + NR <= N;
     for (let k = 0; k < K; k++) {
       if (full && !trans) {
@@ -76,6 +84,17 @@ export function packB(src: usize, dst: usize, K: i32, N: i32, trans: bool): void
       out += NR << 2;
     }
   }
+}
+
+/**
+ * Both packings of one matmul as one range of panels, so that threads can share them in one job:
+ * units [0, paddedRows(M) / 4) are A's panels, the next paddedCols(N) / 8 are B's; units [from, to) only.
+ * Every panel is copied, not summed, so the result does not depend on who packs which.
+ */
+export function packPanels(aSrc: usize, aDst: usize, M: i32, K: i32, transA: bool, bSrc: usize, bDst: usize, N: i32, transB: bool, from: i32, to: i32): void {
+  const aPanels = paddedRows(M) / MR;
+  if (from < aPanels) packAPanels(aSrc, aDst, M, K, transA, from, min(to, aPanels));
+  if (to > aPanels) packBPanels(bSrc, bDst, K, N, transB, max(from, aPanels) - aPanels, to - aPanels);
 }
 
 /**
@@ -197,50 +216,41 @@ function dot(x: usize, y: usize, n: i32): f32 {
 /**
  * Causal multi-head self-attention forward, the reference's math (src/engine/cpu-backend.ts):
  * qkv [B, T, 3C] (q, k, v), att [B, nHead, T, T] (softmaxed scores, 0 above the diagonal), out [B, T, C].
+ * Only the (batch, head) pairs bh in [from, to), b = bh / nHead, h = bh % nHead: each pair writes its
+ * own att rows and its own head's columns of out, so threads can share the pairs.
  */
-export function attention(out: usize, att: usize, qkv: usize, B: i32, T: i32, C: i32, nHead: i32): void {
+export function attention(out: usize, att: usize, qkv: usize, B: i32, T: i32, C: i32, nHead: i32, from: i32, to: i32): void {
   const hs = C / nHead;
   const scale = <f32>(1 / Math.sqrt(<f64>hs));
   const C3 = 3 * C;
-  for (let b = 0; b < B; b++) {
-    for (let h = 0; h < nHead; h++) {
-      for (let t = 0; t < T; t++) {
-        const q = qkv + ((<usize>(b * T + t) * C3 + h * hs) << 2);
-        const row = att + ((<usize>((b * nHead + h) * T + t) * T) << 2);
-        let max: f32 = -Infinity;
-        for (let t2 = 0; t2 <= t; t2++) {
-          const k = qkv + ((<usize>(b * T + t2) * C3 + C + h * hs) << 2);
-          const score = dot(q, k, hs) * scale;
-          store<f32>(row + (<usize>t2 << 2), score);
-          if (score > max) max = score;
-        }
-        let sum: f32 = 0;
-        for (let t2 = 0; t2 <= t; t2++) {
-          const e = Mathf.exp(load<f32>(row + (<usize>t2 << 2)) - max);
-          store<f32>(row + (<usize>t2 << 2), e);
-          sum += e;
-        }
-        const inv: f32 = 1 / sum;
-        for (let t2 = 0; t2 < T; t2++) {
-          const at = row + (<usize>t2 << 2);
-          store<f32>(at, t2 <= t ? load<f32>(at) * inv : 0);
-        }
-        const o = out + ((<usize>(b * T + t) * C + h * hs) << 2);
-        memory.fill(o, 0, <usize>hs << 2);
-        for (let t2 = 0; t2 <= t; t2++) {
-          const w = load<f32>(row + (<usize>t2 << 2));
-          const ws = f32x4.splat(w);
-          const v = qkv + ((<usize>(b * T + t2) * C3 + 2 * C + h * hs) << 2);
-          let i = 0;
-          for (; i + 4 <= hs; i += 4) {
-            const at = <usize>i << 2;
-            v128.store(o + at, f32x4.add(v128.load(o + at), f32x4.mul(ws, v128.load(v + at))));
-          }
-          for (; i < hs; i++) {
-            const at = <usize>i << 2;
-            store<f32>(o + at, load<f32>(o + at) + w * load<f32>(v + at));
-          }
-        }
+  for (let bh = from; bh < to; bh++) {
+    const b = bh / nHead;
+    const h = bh % nHead;
+    for (let t = 0; t < T; t++) {
+      const q = qkv + ((<usize>(b * T + t) * C3 + h * hs) << 2);
+      const row = att + ((<usize>((b * nHead + h) * T + t) * T) << 2);
+      let max: f32 = -Infinity;
+      for (let t2 = 0; t2 <= t; t2++) {
+        const k = qkv + ((<usize>(b * T + t2) * C3 + C + h * hs) << 2);
+        const score = dot(q, k, hs) * scale;
+        store<f32>(row + (<usize>t2 << 2), score);
+        if (score > max) max = score;
+      }
+      let sum: f32 = 0;
+      for (let t2 = 0; t2 <= t; t2++) {
+        const e = Mathf.exp(load<f32>(row + (<usize>t2 << 2)) - max);
+        store<f32>(row + (<usize>t2 << 2), e);
+        sum += e;
+      }
+      const inv: f32 = 1 / sum;
+      for (let t2 = 0; t2 < T; t2++) {
+        const at = row + (<usize>t2 << 2);
+        store<f32>(at, t2 <= t ? load<f32>(at) * inv : 0);
+      }
+      const o = out + ((<usize>(b * T + t) * C + h * hs) << 2);
+      memory.fill(o, 0, <usize>hs << 2);
+      for (let t2 = 0; t2 <= t; t2++) {
+        axpy(o, load<f32>(row + (<usize>t2 << 2)), qkv + ((<usize>(b * T + t2) * C3 + 2 * C + h * hs) << 2), hs);
       }
     }
   }
@@ -264,36 +274,44 @@ function axpy(y: usize, w: f32, x: usize, n: i32): void {
 
 /**
  * Attention backward, the reference's math: dQkv [B, T, 3C] is overwritten with d(out)/d(qkv) given
- * dOut [B, T, C], qkv and the forward's att. `scratch` holds T floats.
+ * dOut [B, T, C], qkv and the forward's att. Only the (batch, head) pairs bh in [from, to): a pair
+ * writes only its own head's q, k and v columns of its own sequence (zeroed first), and uses its own
+ * T floats of `scratch` (which holds B * nHead * T), so threads can share the pairs.
  */
-export function attentionBackward(dQkv: usize, dOut: usize, qkv: usize, att: usize, scratch: usize, B: i32, T: i32, C: i32, nHead: i32): void {
+export function attentionBackward(dQkv: usize, dOut: usize, qkv: usize, att: usize, scratch: usize, B: i32, T: i32, C: i32, nHead: i32, from: i32, to: i32): void {
   const hs = C / nHead;
   const scale = <f32>(1 / Math.sqrt(<f64>hs));
   const C3 = 3 * C;
-  memory.fill(dQkv, 0, (<usize>B * T * C3) << 2);
-  for (let b = 0; b < B; b++) {
-    for (let h = 0; h < nHead; h++) {
-      for (let t = 0; t < T; t++) {
-        const row = att + ((<usize>((b * nHead + h) * T + t) * T) << 2);
-        const dy = dOut + ((<usize>(b * T + t) * C + h * hs) << 2);
-        const qOffset = (<usize>(b * T + t) * C3 + h * hs) << 2;
-        // d(att[t2]) = dOut[t] . v[t2]; dv[t2] += att[t2] * dOut[t].
-        let weighted: f32 = 0;
-        for (let t2 = 0; t2 <= t; t2++) {
-          const vOffset = (<usize>(b * T + t2) * C3 + 2 * C + h * hs) << 2;
-          const a = load<f32>(row + (<usize>t2 << 2));
-          const dAtt = dot(dy, qkv + vOffset, hs);
-          store<f32>(scratch + (<usize>t2 << 2), dAtt);
-          weighted += a * dAtt;
-          axpy(dQkv + vOffset, a, dy, hs);
-        }
-        // Softmax backward: dScore[t2] = att[t2] * (dAtt[t2] - sum_j att[j] dAtt[j]), times the scale.
-        for (let t2 = 0; t2 <= t; t2++) {
-          const dScore = load<f32>(row + (<usize>t2 << 2)) * (load<f32>(scratch + (<usize>t2 << 2)) - weighted) * scale;
-          const kOffset = (<usize>(b * T + t2) * C3 + C + h * hs) << 2;
-          axpy(dQkv + qOffset, dScore, qkv + kOffset, hs);
-          axpy(dQkv + kOffset, dScore, qkv + qOffset, hs);
-        }
+  for (let bh = from; bh < to; bh++) {
+    const b = bh / nHead;
+    const h = bh % nHead;
+    const scratchRow = scratch + ((<usize>bh * T) << 2);
+    for (let t = 0; t < T; t++) {
+      const at = dQkv + ((<usize>(b * T + t) * C3 + h * hs) << 2);
+      memory.fill(at, 0, <usize>hs << 2);
+      memory.fill(at + (<usize>C << 2), 0, <usize>hs << 2);
+      memory.fill(at + (<usize>(2 * C) << 2), 0, <usize>hs << 2);
+    }
+    for (let t = 0; t < T; t++) {
+      const row = att + ((<usize>((b * nHead + h) * T + t) * T) << 2);
+      const dy = dOut + ((<usize>(b * T + t) * C + h * hs) << 2);
+      const qOffset = (<usize>(b * T + t) * C3 + h * hs) << 2;
+      // d(att[t2]) = dOut[t] . v[t2]; dv[t2] += att[t2] * dOut[t].
+      let weighted: f32 = 0;
+      for (let t2 = 0; t2 <= t; t2++) {
+        const vOffset = (<usize>(b * T + t2) * C3 + 2 * C + h * hs) << 2;
+        const a = load<f32>(row + (<usize>t2 << 2));
+        const dAtt = dot(dy, qkv + vOffset, hs);
+        store<f32>(scratchRow + (<usize>t2 << 2), dAtt);
+        weighted += a * dAtt;
+        axpy(dQkv + vOffset, a, dy, hs);
+      }
+      // Softmax backward: dScore[t2] = att[t2] * (dAtt[t2] - sum_j att[j] dAtt[j]), times the scale.
+      for (let t2 = 0; t2 <= t; t2++) {
+        const dScore = load<f32>(row + (<usize>t2 << 2)) * (load<f32>(scratchRow + (<usize>t2 << 2)) - weighted) * scale;
+        const kOffset = (<usize>(b * T + t2) * C3 + C + h * hs) << 2;
+        axpy(dQkv + qOffset, dScore, qkv + kOffset, hs);
+        axpy(dQkv + kOffset, dScore, qkv + qOffset, hs);
       }
     }
   }
@@ -301,18 +319,18 @@ export function attentionBackward(dQkv: usize, dOut: usize, qkv: usize, att: usi
 
 const GELU_SCALE: f32 = <f32>Math.sqrt(2 / Math.PI);
 
-/** GELU, tanh approximation (GPT-2's), over n floats: out may alias x. */
-export function gelu(out: usize, x: usize, n: i32): void {
-  for (let i = 0; i < n; i++) {
+/** GELU, tanh approximation (GPT-2's), on elements [from, to): out may alias x. */
+export function gelu(out: usize, x: usize, from: i32, to: i32): void {
+  for (let i = from; i < to; i++) {
     const at = <usize>i << 2;
     const v = load<f32>(x + at);
     store<f32>(out + at, <f32>0.5 * v * (1 + Mathf.tanh(GELU_SCALE * (v + <f32>0.044715 * v * v * v))));
   }
 }
 
-/** dx = gelu'(x) * dy over n floats: dx may alias dy. */
-export function geluBackward(dx: usize, x: usize, dy: usize, n: i32): void {
-  for (let i = 0; i < n; i++) {
+/** dx = gelu'(x) * dy on elements [from, to): dx may alias dy. */
+export function geluBackward(dx: usize, x: usize, dy: usize, from: i32, to: i32): void {
+  for (let i = from; i < to; i++) {
     const at = <usize>i << 2;
     const v = load<f32>(x + at);
     const th = Mathf.tanh(GELU_SCALE * (v + <f32>0.044715 * v * v * v));
@@ -331,10 +349,10 @@ function hsum(v: v128): f32 {
   return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
 }
 
-/** Layer norm forward, the reference's math: per row out = (x - mean) * rstd * gamma + beta. */
-export function layerNorm(out: usize, mean: usize, rstd: usize, x: usize, gamma: usize, beta: usize, rows: i32, cols: i32): void {
+/** Layer norm forward, the reference's math: per row out = (x - mean) * rstd * gamma + beta; rows [from, to) only. */
+export function layerNorm(out: usize, mean: usize, rstd: usize, x: usize, gamma: usize, beta: usize, cols: i32, from: i32, to: i32): void {
   const n = <f32>cols;
-  for (let r = 0; r < rows; r++) {
+  for (let r = from; r < to; r++) {
     const xr = x + ((<usize>r * cols) << 2);
     const or = out + ((<usize>r * cols) << 2);
     let acc = f32x4.splat(0);
@@ -372,10 +390,10 @@ export function layerNorm(out: usize, mean: usize, rstd: usize, x: usize, gamma:
   }
 }
 
-/** Layer norm backward, the reference's math: dx overwritten, dGamma and dBeta accumulated (+=). */
-export function layerNormBackward(dx: usize, dGamma: usize, dBeta: usize, dy: usize, x: usize, mean: usize, rstd: usize, gamma: usize, rows: i32, cols: i32): void {
+/** Layer norm backward, the reference's math, for dx (overwritten) on rows [from, to): each row is its own. */
+export function layerNormBackwardRows(dx: usize, dy: usize, x: usize, mean: usize, rstd: usize, gamma: usize, cols: i32, from: i32, to: i32): void {
   const n = <f32>cols;
-  for (let r = 0; r < rows; r++) {
+  for (let r = from; r < to; r++) {
     const off = (<usize>r * cols) << 2;
     const mu = load<f32>(mean + (<usize>r << 2));
     const rs = load<f32>(rstd + (<usize>r << 2));
@@ -392,12 +410,40 @@ export function layerNormBackward(dx: usize, dGamma: usize, dBeta: usize, dy: us
     meanDnormNorm /= n;
     for (let c = 0; c < cols; c++) {
       const at = <usize>c << 2;
+      const norm = (load<f32>(x + off + at) - mu) * rs;
+      const dnorm = load<f32>(dy + off + at) * load<f32>(gamma + at);
+      store<f32>(dx + off + at, rs * (dnorm - meanDnorm - norm * meanDnormNorm));
+    }
+  }
+}
+
+/**
+ * Layer norm backward's parameter gradients, accumulated (+=): dGamma[c] += norm * dy and dBeta[c] += dy
+ * over every row, in row order, for columns [from, to) only. The sums run across rows, so threads split
+ * the columns: each column is summed by one thread in the single-thread order, and the bits do not
+ * depend on the thread count (f32x4 lanes do each column's own float32 operations).
+ */
+export function layerNormParamGrads(dGamma: usize, dBeta: usize, dy: usize, x: usize, mean: usize, rstd: usize, rows: i32, cols: i32, from: i32, to: i32): void {
+  for (let r = 0; r < rows; r++) {
+    const off = (<usize>r * cols) << 2;
+    const mu = load<f32>(mean + (<usize>r << 2));
+    const rs = load<f32>(rstd + (<usize>r << 2));
+    const mus = f32x4.splat(mu);
+    const rss = f32x4.splat(rs);
+    let c = from;
+    for (; c + 4 <= to; c += 4) {
+      const at = <usize>c << 2;
+      const up = v128.load(dy + off + at);
+      const norm = f32x4.mul(f32x4.sub(v128.load(x + off + at), mus), rss);
+      v128.store(dGamma + at, f32x4.add(v128.load(dGamma + at), f32x4.mul(norm, up)));
+      v128.store(dBeta + at, f32x4.add(v128.load(dBeta + at), up));
+    }
+    for (; c < to; c++) {
+      const at = <usize>c << 2;
       const up = load<f32>(dy + off + at);
       const norm = (load<f32>(x + off + at) - mu) * rs;
-      const dnorm = up * load<f32>(gamma + at);
       store<f32>(dGamma + at, load<f32>(dGamma + at) + norm * up);
       store<f32>(dBeta + at, load<f32>(dBeta + at) + up);
-      store<f32>(dx + off + at, rs * (dnorm - meanDnorm - norm * meanDnormNorm));
     }
   }
 }
@@ -481,8 +527,17 @@ function expLanes(x: v128): v128 {
  * the row's sum and the loss are accumulated in float64 as the reference does.
  */
 export function softmaxCrossEntropy(losses: usize, probs: usize, dLogits: usize, logits: usize, targets: usize, rows: i32, cols: i32, gradScale: f32): void {
+  softmaxCrossEntropyRows(losses, probs, dLogits, logits, targets, cols, reinterpret<i32>(gradScale), 0, rows);
+}
+
+/**
+ * softmaxCrossEntropy on rows [from, to) only, each row its own; gradScale arrives as its float32 bits
+ * (a thread pool passes int32 arguments).
+ */
+export function softmaxCrossEntropyRows(losses: usize, probs: usize, dLogits: usize, logits: usize, targets: usize, cols: i32, gradScaleBits: i32, from: i32, to: i32): void {
+  const gradScale = reinterpret<f32>(gradScaleBits);
   const vScale = f32x4.splat(gradScale);
-  for (let r = 0; r < rows; r++) {
+  for (let r = from; r < to; r++) {
     const z = logits + ((<usize>r * cols) << 2);
     const p = probs + ((<usize>r * cols) << 2);
     const d = dLogits + ((<usize>r * cols) << 2);

@@ -2,12 +2,12 @@
 // primes, non-multiples of the kernel's 4x8 tile and 16-byte vectors, K past one 256-deep K block, M past
 // one 64-row M block, in every layout, overwriting and accumulating, with `out` aliasing an input.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { type Backend, type View, viewOf } from './backend';
+import { viewOf } from './backend';
 import { CpuBackend } from './cpu-backend';
 import { randomUniform } from './gradcheck';
 import { WASM_ADAPTER, WasmCpuBackend } from './wasm-backend';
 import { wasmSimdSupported } from './wasm-kernels';
-import { aliasedMatmulDiff, MATMUL_CHECKS, matmulCases, matmulOn, maxDiff, upload } from './wasm-test-support';
+import { aliasedMatmulDiff, MATMUL_CHECKS, matmulCases, matmulOn, maxDiff, layerNormCase, softmaxCase, upload } from './wasm-test-support';
 import { buildWasm } from '../../scripts/build-wasm';
 
 // The kernels are a build product (npm run build:wasm); build them here too when missing or stale.
@@ -152,22 +152,9 @@ describe('WasmCpuBackend layer norm vs the reference: forward <= 1e-5, backward 
   it('on rows x cols 1x1, 3x7, 5x64, 2x129, 9x33; dGamma and dBeta accumulate onto what was there', async () => {
     let seed = 1200;
     for (const [rows, cols] of [[1, 1], [3, 7], [5, 64], [2, 129], [9, 33]]) {
-      const x = randomUniform(rows * cols, seed++).map((v) => 3 * v + 0.5);
-      const gamma = randomUniform(cols, seed++).map((v) => 1 + v);
-      const beta = randomUniform(cols, seed++);
-      const dy = randomUniform(rows * cols, seed++);
-      const startGamma = randomUniform(cols, seed++);
-      const startBeta = randomUniform(cols, seed++);
-      const results = await Promise.all(
-        [reference, fast].map(async (backend) => {
-          const [out, mean, rstd] = [upload(backend, new Float32Array(rows * cols)), upload(backend, new Float32Array(rows)), upload(backend, new Float32Array(rows))];
-          const [xv, g] = [upload(backend, x), upload(backend, gamma)];
-          backend.layerNorm(out, mean, rstd, xv, g, upload(backend, beta), rows, cols);
-          const [dx, dg, db] = [upload(backend, randomUniform(rows * cols, 1)), upload(backend, startGamma), upload(backend, startBeta)];
-          backend.layerNormBackward(dx, dg, db, upload(backend, dy), xv, mean, rstd, g, rows, cols);
-          return Promise.all([out, mean, rstd, dx, dg, db].map((v) => backend.read(v)));
-        }),
-      );
+      const c = layerNormCase(rows, cols, seed);
+      seed += 6;
+      const results = [await c.on(reference), await c.on(fast)];
       const names = ['out', 'mean', 'rstd', 'dx', 'dGamma', 'dBeta'];
       names.forEach((name, i) => {
         const tolerance = i < 3 ? 1e-5 : 1e-4;
@@ -180,26 +167,12 @@ describe('WasmCpuBackend layer norm vs the reference: forward <= 1e-5, backward 
 });
 
 describe('WasmCpuBackend softmax cross-entropy vs the reference: probs and dLogits within 2e-7 * (1 + |x|) abs, losses within 2e-6, logits in [-40, 40]', () => {
-  function uploadTargets(backend: Backend, targets: number[]): View {
-    const v = viewOf(backend.alloc(targets.length, 'targets', 'workspace', 'u32'));
-    backend.write(v, Uint32Array.from(targets));
-    return v;
-  }
 
   it('on rows x cols 1x1, 3x2, 5x4, 7x10, 2x13, 64x65 and 3x1,000 (f32x4 lanes and the tail), targets on the first and last class', async () => {
     let seed = 1500;
     for (const [rows, cols] of [[1, 1], [3, 2], [5, 4], [7, 10], [2, 13], [64, 65], [3, 1000]]) {
-      const logits = randomUniform(rows * cols, seed++).map((x, i) => (i % 3 === 0 ? 40 : 4) * x);
-      const targets = Array.from({ length: rows }, (_, r) => (r === 0 ? 0 : r === 1 ? cols - 1 : (r * 7) % cols));
-      const gradScale = 1 / (rows * 3);
-      const results = await Promise.all(
-        [reference, fast].map(async (backend) => {
-          const [losses, probs, d] = [upload(backend, randomUniform(rows, 1)), upload(backend, randomUniform(rows * cols, 2)), upload(backend, randomUniform(rows * cols, 3))];
-          backend.softmaxCrossEntropy(losses, probs, d, upload(backend, logits), uploadTargets(backend, targets), rows, cols, gradScale);
-          return Promise.all([losses, probs, d].map((v) => backend.read(v)));
-        }),
-      );
-      const [want, got] = results;
+      const c = softmaxCase(rows, cols, seed++);
+      const [want, got] = [await c.on(reference), await c.on(fast)];
       const shape = `rows=${rows} cols=${cols}`;
       for (let i = 0; i < rows; i++) expect(Math.abs(got[0][i] - want[0][i]), `loss ${shape} row ${i}`).toBeLessThanOrEqual(2e-6 * (1 + Math.abs(want[0][i])));
       for (const k of [1, 2]) {

@@ -4,9 +4,10 @@
 // (the answer is a clear error otherwise, so the caller can fall back to the reference backend), and
 // every op reads its inputs before it writes its output, so `out` may alias `a` or `b`.
 // Threads: asked for more than one, it loads the threaded build on a shared memory and starts a pool of
-// helper threads (kernel-threads.ts) that split a large matmul's rows with the calling thread; each row
-// of the result is summed in the same order as on one thread, so the bits do not depend on the thread
-// count. Where shared memory is unavailable (a page that is not cross-origin isolated) or the pool
+// helper threads (kernel-threads.ts) that share a large op with the calling thread: a matmul's packing
+// and product rows, attention's (batch, head) pairs, layer norm's rows (its gain and bias gradients by
+// columns), GELU's elements, softmax cross-entropy's rows. Every output element is made by one thread
+// in the same order as on one thread, so the bits do not depend on the thread count. Where shared memory is unavailable (a page that is not cross-origin isolated) or the pool
 // cannot start, it runs on one thread and says why (`threadNote`).
 import { KernelThreadPool } from './kernel-threads';
 
@@ -16,19 +17,27 @@ interface KernelExports {
   heapBase(): number;
   paddedRows(M: number): number;
   paddedCols(N: number): number;
-  packA(src: number, dst: number, M: number, K: number, trans: number): void;
-  packB(src: number, dst: number, K: number, N: number, trans: number): void;
+  packPanels(aSrc: number, aDst: number, M: number, K: number, transA: number, bSrc: number, bDst: number, N: number, transB: number, from: number, to: number): void;
   gemmPacked(ap: number, bp: number, cp: number, M: number, K: number, N: number, rowFrom: number, rowTo: number): void;
   unpad(cp: number, out: number, M: number, N: number, accumulate: number): void;
-  attention(out: number, att: number, qkv: number, B: number, T: number, C: number, nHead: number): void;
-  attentionBackward(dQkv: number, dOut: number, qkv: number, att: number, scratch: number, B: number, T: number, C: number, nHead: number): void;
-  gelu(out: number, x: number, n: number): void;
-  geluBackward(dx: number, x: number, dy: number, n: number): void;
-  layerNorm(out: number, mean: number, rstd: number, x: number, gamma: number, beta: number, rows: number, cols: number): void;
-  layerNormBackward(dx: number, dGamma: number, dBeta: number, dy: number, x: number, mean: number, rstd: number, gamma: number, rows: number, cols: number): void;
+  attention(out: number, att: number, qkv: number, B: number, T: number, C: number, nHead: number, from: number, to: number): void;
+  attentionBackward(dQkv: number, dOut: number, qkv: number, att: number, scratch: number, B: number, T: number, C: number, nHead: number, from: number, to: number): void;
+  gelu(out: number, x: number, from: number, to: number): void;
+  geluBackward(dx: number, x: number, dy: number, from: number, to: number): void;
+  layerNorm(out: number, mean: number, rstd: number, x: number, gamma: number, beta: number, cols: number, from: number, to: number): void;
+  layerNormBackwardRows(dx: number, dy: number, x: number, mean: number, rstd: number, gamma: number, cols: number, from: number, to: number): void;
+  layerNormParamGrads(dGamma: number, dBeta: number, dy: number, x: number, mean: number, rstd: number, rows: number, cols: number, from: number, to: number): void;
   adamw(p: number, g: number, m: number, v: number, n: number, lr: number, beta1: number, beta2: number, eps: number, wd: number, c1: number, c2: number): void;
-  softmaxCrossEntropy(losses: number, probs: number, dLogits: number, logits: number, targets: number, rows: number, cols: number, gradScale: number): void;
+  softmaxCrossEntropyRows(losses: number, probs: number, dLogits: number, logits: number, targets: number, cols: number, gradScaleBits: number, from: number, to: number): void;
 }
+
+/** The kernels a helper thread may run: each takes a range [from, to) as its last two arguments. */
+type RangeKernel = 'gemmPacked' | 'packPanels' | 'attention' | 'attentionBackward' | 'gelu' | 'geluBackward' | 'layerNorm' | 'layerNormBackwardRows' | 'layerNormParamGrads' | 'softmaxCrossEntropyRows';
+const THREAD_OPS: readonly RangeKernel[] = ['gemmPacked', 'packPanels', 'attention', 'attentionBackward', 'gelu', 'geluBackward', 'layerNorm', 'layerNormBackwardRows', 'layerNormParamGrads', 'softmaxCrossEntropyRows'];
+
+/** The op kinds that may run on several threads; KernelLoadOptions.threadedOps picks among them. */
+export const THREADED_OPS = ['matmul', 'packing', 'attention', 'layerNorm', 'gelu', 'softmaxCrossEntropy'] as const;
+export type ThreadedOp = (typeof THREADED_OPS)[number];
 
 // i32.const 0; i8x16.splat; i8x16.popcnt: the smallest function that needs SIMD (wasm-feature-detect's).
 const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11]);
@@ -59,8 +68,14 @@ export const THREADED_MATMUL_MIN_MACS = 1 << 20;
  */
 const CHUNKS_PER_THREAD = 8;
 const MIN_CHUNK_ROWS = 16;
-/** The exports a helper thread may run. */
-const THREAD_OPS = ['gemmPacked'] as const;
+/**
+ * An op over fewer elements than this (rows x cols, or a matmul's packed panels) runs on one thread.
+ * Small on purpose: chunks go to whichever thread is free, so the caller never waits for a helper that
+ * has not woken, and the cost of a split is one wake-up plus at most one chunk's wait.
+ */
+export const THREADED_MIN_ELEMENTS = 1 << 14;
+/** Elements per chunk of a row-wise or elementwise op at least (a chunk's own cost stays above its claim). */
+const MIN_CHUNK_ELEMENTS = 2048;
 
 /**
  * The threads a page's kernels should use: every core (up to MAX_KERNEL_THREADS) where the page is
@@ -80,8 +95,23 @@ export interface KernelLoadOptions {
   threads?: number;
   /** The threaded build's bytes (default: fetched from THREADED_KERNELS_URL). */
   threadedBytes?: BufferSource;
-  /** Matmuls of at least this many multiply-adds use the helpers (default THREADED_MATMUL_MIN_MACS; tests use 0). */
+  /** Matmuls and attention of at least this many multiply-adds use the helpers (default THREADED_MATMUL_MIN_MACS; tests use 0). */
   threadedMinMacs?: number;
+  /**
+   * Row-wise and elementwise ops and packings of at least this many elements use them, in chunks of at
+   * least min(this, MIN_CHUNK_ELEMENTS) elements (default THREADED_MIN_ELEMENTS; tests use 0: every op
+   * split, in chunks as small as one row, so that awkward shapes exercise the split).
+   */
+  threadedMinElements?: number;
+  /** The op kinds split between threads (default all of THREADED_OPS; `['matmul']` is the product alone, for comparisons). */
+  threadedOps?: readonly ThreadedOp[];
+}
+
+/** When an op runs on several threads. */
+interface SplitRule {
+  minMacs: number;
+  minElements: number;
+  ops: ReadonlySet<ThreadedOp>;
 }
 
 /** The kernels' bytes: fetched in a browser, read from disk under Node (tests, tools). */
@@ -117,7 +147,7 @@ export class WasmKernels {
     private readonly pool: KernelThreadPool | null,
     /** Why only one thread runs when more were possible or asked for; null when all asked for run. */
     readonly threadNote: string | null,
-    private readonly threadedMinMacs: number,
+    private readonly split: SplitRule,
   ) {}
 
   /**
@@ -128,26 +158,33 @@ export class WasmKernels {
     if (!wasmSimdSupported()) throw new Error('this browser has no WebAssembly SIMD');
     const asked = options.threads === undefined ? defaultKernelThreads() : { threads: options.threads, why: null };
     if (!Number.isInteger(asked.threads) || asked.threads < 1) throw new RangeError(`kernel threads must be a whole number >= 1, got ${asked.threads}`);
+    const unknown = (options.threadedOps ?? []).filter((op) => !(THREADED_OPS as readonly string[]).includes(op));
+    if (unknown.length > 0) throw new RangeError(`threadedOps: unknown op kind ${unknown.join(', ')} (known: ${THREADED_OPS.join(', ')})`);
     let note = asked.why;
     if (asked.threads > 1) {
+      const split: SplitRule = {
+        minMacs: options.threadedMinMacs ?? THREADED_MATMUL_MIN_MACS,
+        minElements: options.threadedMinElements ?? THREADED_MIN_ELEMENTS,
+        ops: new Set(options.threadedOps ?? THREADED_OPS),
+      };
       try {
-        return await WasmKernels.loadThreaded(asked.threads, options.threadedBytes, options.threadedMinMacs ?? THREADED_MATMUL_MIN_MACS);
+        return await WasmKernels.loadThreaded(asked.threads, options.threadedBytes, split);
       } catch (error) {
         note = `threads unavailable: ${error instanceof Error ? error.message : String(error)}`;
       }
     }
     const module = await WebAssembly.compile((bytes ?? (await fetchKernelBytes())) as BufferSource);
     const instance = await WebAssembly.instantiate(module, { env: { abort: ABORT } });
-    return new WasmKernels(instance.exports as unknown as KernelExports, null, note, Infinity);
+    return new WasmKernels(instance.exports as unknown as KernelExports, null, note, { minMacs: Infinity, minElements: Infinity, ops: new Set() });
   }
 
-  private static async loadThreaded(threads: number, bytes: BufferSource | undefined, minMacs: number): Promise<WasmKernels> {
+  private static async loadThreaded(threads: number, bytes: BufferSource | undefined, split: SplitRule): Promise<WasmKernels> {
     if (typeof SharedArrayBuffer !== 'function') throw new Error('no SharedArrayBuffer');
     const module = await WebAssembly.compile((bytes ?? (await fetchKernelBytes(THREADED_KERNELS_URL))) as BufferSource);
     const memory = new WebAssembly.Memory({ initial: 1, maximum: SHARED_MAXIMUM_PAGES, shared: true });
     const instance = await WebAssembly.instantiate(module, { env: { memory, abort: ABORT } });
     const pool = await KernelThreadPool.start(module, memory, threads - 1, THREAD_OPS);
-    return new WasmKernels(instance.exports as unknown as KernelExports, pool, null, minMacs);
+    return new WasmKernels(instance.exports as unknown as KernelExports, pool, null, split);
   }
 
   /** Threads that run a large op, the caller's included. */
@@ -163,6 +200,34 @@ export class WasmKernels {
   /** Bytes of linear memory the kernels hold now (it grows to the largest matmul seen, never shrinks). */
   memoryBytes(): number {
     return this.k.memory.buffer.byteLength;
+  }
+
+  /**
+   * Runs range kernel `kernel` over [0, units) with `args` (its range, the last two arguments, filled
+   * in): on every thread when `op` is split and the op is large enough (`big`), in chunks of `step`
+   * units (from whichever thread is free), else in one call here. The kernels make every output
+   * element in one call, in the single-thread order, so the bits do not depend on the split.
+   */
+  private ranges(op: ThreadedOp, kernel: RangeKernel, args: number[], units: number, step: number, big: boolean): void {
+    const run = this.k[kernel] as (...a: number[]) => void;
+    const at = args.length;
+    if (this.pool === null || !big || !this.split.ops.has(op) || step >= units) {
+      run(...args, 0, units);
+      return;
+    }
+    this.pool.parallelFor(kernel, [...args, 0, 0], at, units, step, (from, to) => run(...args, from, to));
+  }
+
+  /** A chunk size for `units` of `unitElements` elements each: CHUNKS_PER_THREAD per thread, at least MIN_CHUNK_ELEMENTS, a multiple of `multiple`. */
+  private chunk(units: number, unitElements: number, multiple = 1): number {
+    const fair = Math.ceil(units / (this.threads * CHUNKS_PER_THREAD));
+    const least = Math.ceil(Math.min(MIN_CHUNK_ELEMENTS, this.split.minElements) / Math.max(1, unitElements));
+    return Math.ceil(Math.max(fair, least) / multiple) * multiple;
+  }
+
+  /** Whether a row-wise or elementwise op over `elements` elements is worth splitting. */
+  private bigEnough(elements: number): boolean {
+    return elements >= this.split.minElements;
   }
 
   /**
@@ -185,8 +250,11 @@ export class WasmKernels {
     new Float32Array(mem, bAt, K * N).set(b);
     const result = new Float32Array(mem, outAt, M * N);
     if (accumulate) result.set(out);
-    k.packA(aAt, apAt, M, K, transA ? 1 : 0);
-    k.packB(bAt, bpAt, K, N, transB ? 1 : 0);
+    // A's 4-row panels, then B's 8-column panels, as one range: one wake-up for both packings.
+    const panels = Mp / 4 + Np / 8;
+    const packed = (Mp + Np) * K;
+    const big = this.bigEnough(packed) && M * K * N >= this.split.minMacs;
+    this.ranges('packing', 'packPanels', [aAt, apAt, M, K, transA ? 1 : 0, bAt, bpAt, N, transB ? 1 : 0], panels, this.chunk(panels, 6 * K), big);
     this.gemm(apAt, bpAt, cpAt, M, K, N, Mp);
     k.unpad(cpAt, outAt, M, N, accumulate ? 1 : 0);
     out.set(result);
@@ -200,15 +268,11 @@ export class WasmKernels {
    */
   private gemm(ap: number, bp: number, cp: number, M: number, K: number, N: number, Mp: number): void {
     const panels = Mp / 4;
-    if (this.pool === null || panels < 2 || M * K * N < this.threadedMinMacs) {
-      this.k.gemmPacked(ap, bp, cp, M, K, N, 0, Mp);
-      return;
-    }
     const step = Math.max(MIN_CHUNK_ROWS, Math.ceil(panels / (this.threads * CHUNKS_PER_THREAD)) * 4);
-    this.pool.parallelFor('gemmPacked', [ap, bp, cp, M, K, N, 0, 0], 6, Mp, step, (from, to) => this.k.gemmPacked(ap, bp, cp, M, K, N, from, to));
+    this.ranges('matmul', 'gemmPacked', [ap, bp, cp, M, K, N], Mp, step, panels >= 2 && M * K * N >= this.split.minMacs);
   }
 
-  /** Causal self-attention forward (see Backend.attention); shapes are the caller's to check. */
+  /** Causal self-attention forward (see Backend.attention), split by (batch, head); shapes are the caller's to check. */
   attention(out: Float32Array, att: Float32Array, qkv: Float32Array, B: number, T: number, C: number, nHead: number): void {
     const k = this.k;
     const qkvAt = alignUp(k.heapBase());
@@ -217,39 +281,47 @@ export class WasmKernels {
     this.reserve(outAt + out.length * 4);
     const mem = k.memory.buffer;
     new Float32Array(mem, qkvAt, qkv.length).set(qkv);
-    k.attention(outAt, attAt, qkvAt, B, T, C, nHead);
+    const pairs = B * nHead;
+    this.ranges('attention', 'attention', [outAt, attAt, qkvAt, B, T, C, nHead], pairs, this.chunk(pairs, T * T), pairs >= 2 && this.attentionBig(B, T, C));
     att.set(new Float32Array(mem, attAt, att.length));
     out.set(new Float32Array(mem, outAt, out.length));
   }
 
-  /** Attention backward (see Backend.attentionBackward): dQkv is overwritten. */
+  /** Attention backward (see Backend.attentionBackward), split by (batch, head): dQkv is overwritten. */
   attentionBackward(dQkv: Float32Array, dOut: Float32Array, qkv: Float32Array, att: Float32Array, B: number, T: number, C: number, nHead: number): void {
     const k = this.k;
+    const pairs = B * nHead;
     const qkvAt = alignUp(k.heapBase());
     const attAt = alignUp(qkvAt + qkv.length * 4);
     const dOutAt = alignUp(attAt + att.length * 4);
     const scratchAt = alignUp(dOutAt + dOut.length * 4);
-    const dQkvAt = alignUp(scratchAt + T * 4);
+    const dQkvAt = alignUp(scratchAt + pairs * T * 4);
     this.reserve(dQkvAt + dQkv.length * 4);
     const mem = k.memory.buffer;
     new Float32Array(mem, qkvAt, qkv.length).set(qkv);
     new Float32Array(mem, attAt, att.length).set(att);
     new Float32Array(mem, dOutAt, dOut.length).set(dOut);
-    k.attentionBackward(dQkvAt, dOutAt, qkvAt, attAt, scratchAt, B, T, C, nHead);
+    const args = [dQkvAt, dOutAt, qkvAt, attAt, scratchAt, B, T, C, nHead];
+    this.ranges('attention', 'attentionBackward', args, pairs, this.chunk(pairs, T * T), pairs >= 2 && this.attentionBig(B, T, C));
     dQkv.set(new Float32Array(mem, dQkvAt, dQkv.length));
   }
 
-  /** GELU forward (see Backend.gelu); lengths are the caller's to check. */
+  /** Attention's multiply-adds (about B T^2 C for the scores and as many for the weighted sum) against the split threshold. */
+  private attentionBig(B: number, T: number, C: number): boolean {
+    return B * T * T * C >= this.split.minMacs;
+  }
+
+  /** GELU forward (see Backend.gelu), split by elements; lengths are the caller's to check. */
   gelu(out: Float32Array, x: Float32Array): void {
     const xAt = alignUp(this.k.heapBase());
     this.reserve(xAt + x.length * 4);
     const inside = new Float32Array(this.k.memory.buffer, xAt, x.length);
     inside.set(x);
-    this.k.gelu(xAt, xAt, x.length);
+    this.ranges('gelu', 'gelu', [xAt, xAt], x.length, this.chunk(x.length, 1, 4), this.bigEnough(x.length));
     out.set(inside);
   }
 
-  /** GELU backward (see Backend.geluBackward). */
+  /** GELU backward (see Backend.geluBackward), split by elements. */
   geluBackward(dx: Float32Array, x: Float32Array, dy: Float32Array): void {
     const xAt = alignUp(this.k.heapBase());
     const dyAt = alignUp(xAt + x.length * 4);
@@ -258,7 +330,7 @@ export class WasmKernels {
     new Float32Array(mem, xAt, x.length).set(x);
     const grad = new Float32Array(mem, dyAt, dy.length);
     grad.set(dy);
-    this.k.geluBackward(dyAt, xAt, dyAt, x.length);
+    this.ranges('gelu', 'geluBackward', [dyAt, xAt, dyAt], x.length, this.chunk(x.length, 1, 4), this.bigEnough(x.length));
     dx.set(grad);
   }
 
@@ -281,16 +353,25 @@ export class WasmKernels {
     outputs.forEach((array, i) => array.set(new Float32Array(mem, at[i], array.length)));
   }
 
-  /** Layer norm forward (see Backend.layerNorm). */
+  /** Layer norm forward (see Backend.layerNorm), split by rows. */
   layerNorm(out: Float32Array, mean: Float32Array, rstd: Float32Array, x: Float32Array, gamma: Float32Array, beta: Float32Array, rows: number, cols: number): void {
-    this.run([out, mean, rstd, x, gamma, beta], [out, mean, rstd], ([o, m, s, xs, g, b]) => this.k.layerNorm(o, m, s, xs, g, b, rows, cols));
+    this.run([out, mean, rstd, x, gamma, beta], [out, mean, rstd], ([o, m, s, xs, g, b]) =>
+      this.ranges('layerNorm', 'layerNorm', [o, m, s, xs, g, b, cols], rows, this.chunk(rows, cols), this.bigEnough(rows * cols)),
+    );
   }
 
-  /** Layer norm backward (see Backend.layerNormBackward): dx overwritten, dGamma and dBeta accumulated. */
+  /**
+   * Layer norm backward (see Backend.layerNormBackward): dx overwritten, split by rows; dGamma and dBeta
+   * accumulated, split by columns (each column summed over the rows in row order by one thread, as on
+   * one thread).
+   */
   layerNormBackward(dx: Float32Array, dGamma: Float32Array, dBeta: Float32Array, dy: Float32Array, x: Float32Array, mean: Float32Array, rstd: Float32Array, gamma: Float32Array, rows: number, cols: number): void {
-    this.run([dx, dGamma, dBeta, dy, x, mean, rstd, gamma], [dx, dGamma, dBeta], ([d, dg, db, up, xs, m, s, g]) =>
-      this.k.layerNormBackward(d, dg, db, up, xs, m, s, g, rows, cols),
-    );
+    this.run([dx, dGamma, dBeta, dy, x, mean, rstd, gamma], [dx, dGamma, dBeta], ([d, dg, db, up, xs, m, s, g]) => {
+      const big = this.bigEnough(rows * cols);
+      this.ranges('layerNorm', 'layerNormBackwardRows', [d, up, xs, m, s, g, cols], rows, this.chunk(rows, cols), big);
+      // Columns in multiples of 16 (a cache line of x and dy per row and chunk).
+      this.ranges('layerNorm', 'layerNormParamGrads', [dg, db, up, xs, m, s, rows, cols], cols, this.chunk(cols, rows, 16), big);
+    });
   }
 
   /** AdamW in place on p, m and v (see f32-update.ts adamwF32); `u` holds the float32 uniforms. */
@@ -299,11 +380,14 @@ export class WasmKernels {
   }
 
   /**
-   * Fused softmax + cross-entropy (see Backend.softmaxCrossEntropy); targets must already be checked
-   * below cols (the kernel reads logits at the target's index unchecked).
+   * Fused softmax + cross-entropy (see Backend.softmaxCrossEntropy), split by rows; targets must already
+   * be checked below cols (the kernel reads logits at the target's index unchecked).
    */
   softmaxCrossEntropy(losses: Float32Array, probs: Float32Array, dLogits: Float32Array, logits: Float32Array, targets: Uint32Array, rows: number, cols: number, gradScale: number): void {
-    this.run([losses, probs, dLogits, logits, targets], [losses, probs, dLogits], ([l, p, d, z, t]) => this.k.softmaxCrossEntropy(l, p, d, z, t, rows, cols, gradScale));
+    const scaleBits = new Int32Array(Float32Array.of(gradScale).buffer)[0];
+    this.run([losses, probs, dLogits, logits, targets], [losses, probs, dLogits], ([l, p, d, z, t]) =>
+      this.ranges('softmaxCrossEntropy', 'softmaxCrossEntropyRows', [l, p, d, z, t, cols, scaleBits], rows, this.chunk(rows, cols), this.bigEnough(rows * cols)),
+    );
   }
 
   private reserve(bytes: number): void {

@@ -71,3 +71,51 @@ export function matmulCases(shapes: [number, number, number][], layoutName: stri
 export const MATMUL_CHECKS: [string, string, MatmulOptions][] = LAYOUTS.flatMap(([name, layout]) =>
   [false, true].map((accumulate): [string, string, MatmulOptions] => [name, `${name}${accumulate ? ' accumulate' : ''}`, { ...layout, accumulate }]),
 );
+
+/** One softmax cross-entropy check: logits in [-40, 40] (every third) and [-4, 4], targets on the first and last class. */
+export interface SoftmaxCase {
+  rows: number;
+  cols: number;
+  /** Runs it on any backend: losses, probs and dLogits (each starting from stale values). */
+  on(backend: Backend): Promise<Float32Array[]>;
+}
+
+export function softmaxCase(rows: number, cols: number, seed: number): SoftmaxCase {
+  const logits = randomUniform(rows * cols, seed).map((x, i) => (i % 3 === 0 ? 40 : 4) * x);
+  const targets = Uint32Array.from({ length: rows }, (_, r) => (r === 0 ? 0 : r === 1 ? cols - 1 : (r * 7) % cols));
+  const gradScale = 1 / (rows * 3);
+  return {
+    rows,
+    cols,
+    on: async (backend) => {
+      const [losses, probs, d] = [upload(backend, randomUniform(rows, 1)), upload(backend, randomUniform(rows * cols, 2)), upload(backend, randomUniform(rows * cols, 3))];
+      const t: View = viewOf(backend.alloc(rows, 'targets', 'workspace', 'u32'));
+      backend.write(t, targets);
+      backend.softmaxCrossEntropy(losses, probs, d, upload(backend, logits), t, rows, cols, gradScale);
+      return Promise.all([losses, probs, d].map((v) => backend.read(v)));
+    },
+  };
+}
+
+/**
+ * One layer norm check, x in [-2.5, 3.5], gamma in [0, 2]: forward, then backward with dGamma and dBeta
+ * accumulating onto random values. `on` gives out, mean, rstd, dx, dGamma and dBeta.
+ */
+export function layerNormCase(rows: number, cols: number, seed: number): { on(backend: Backend): Promise<Float32Array[]> } {
+  const x = randomUniform(rows * cols, seed).map((v) => 3 * v + 0.5);
+  const gamma = randomUniform(cols, seed + 1).map((v) => 1 + v);
+  const beta = randomUniform(cols, seed + 2);
+  const dy = randomUniform(rows * cols, seed + 3);
+  const startGamma = randomUniform(cols, seed + 4);
+  const startBeta = randomUniform(cols, seed + 5);
+  return {
+    on: async (backend) => {
+      const [out, mean, rstd] = [upload(backend, new Float32Array(rows * cols)), upload(backend, new Float32Array(rows)), upload(backend, new Float32Array(rows))];
+      const [xv, g] = [upload(backend, x), upload(backend, gamma)];
+      backend.layerNorm(out, mean, rstd, xv, g, upload(backend, beta), rows, cols);
+      const [dx, dg, db] = [upload(backend, randomUniform(rows * cols, 1)), upload(backend, startGamma), upload(backend, startBeta)];
+      backend.layerNormBackward(dx, dg, db, upload(backend, dy), xv, mean, rstd, g, rows, cols);
+      return Promise.all([out, mean, rstd, dx, dg, db].map((v) => backend.read(v)));
+    },
+  };
+}

@@ -1,22 +1,25 @@
 // The fast CPU backend on several threads (a pool of worker_threads over one shared WebAssembly memory)
 // against the reference CPU backend on awkward shapes, and bit for bit against itself on one thread
-// (each result row is summed by one thread in the single-thread order); the fallback to one thread
-// where shared memory is missing, and the pool's failures as clear errors.
+// (each output element is made by one thread in the single-thread order): matmul with its packing,
+// attention forward and backward, layer norm forward and backward (its gain and bias gradients split by
+// columns), GELU and softmax cross-entropy; the fallback to one thread where shared memory is missing,
+// and the pool's failures as clear errors.
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { type Backend } from './backend';
 import { CpuBackend } from './cpu-backend';
 import { randomUniform } from './gradcheck';
 import { KernelThreadPool } from './kernel-threads';
 import { wasmAdapter, WasmCpuBackend } from './wasm-backend';
 import { defaultKernelThreads, fetchKernelBytes, THREADED_KERNELS_URL } from './wasm-kernels';
-import { aliasedMatmulDiff, MATMUL_CHECKS, matmulCases, matmulOn, maxDiff } from './wasm-test-support';
+import { aliasedMatmulDiff, MATMUL_CHECKS, matmulCases, matmulOn, maxDiff, layerNormCase, softmaxCase, upload } from './wasm-test-support';
 import { buildWasm } from '../../scripts/build-wasm';
 
 await buildWasm();
 
 const reference = new CpuBackend();
 const single = await WasmCpuBackend.create(undefined, { threads: 1 });
-// Every matmul threaded, however small, so that the awkward shapes exercise the split.
-const threaded = await WasmCpuBackend.create(undefined, { threads: 3, threadedMinMacs: 0 });
+// Every op threaded, however small, in chunks as small as one row, so that the awkward shapes exercise the split.
+const threaded = await WasmCpuBackend.create(undefined, { threads: 3, threadedMinMacs: 0, threadedMinElements: 0 });
 const threadedDefault = await WasmCpuBackend.create(undefined, { threads: 2 });
 afterAll(() => {
   threaded.close();
@@ -60,6 +63,141 @@ describe('threaded matmul: |threads - reference| <= 1e-6 * K per element, inputs
 
   it('out may alias an input on threads too (within 1e-6 * 37)', async () => {
     expect(await aliasedMatmulDiff(reference, threaded)).toBeLessThanOrEqual(1e-6 * 37);
+  });
+});
+
+/** The ops a helper thread was given a share of while `run` ran (the pool's job names). */
+async function splitOps(run: () => Promise<void>): Promise<Set<string>> {
+  const spy = vi.spyOn(KernelThreadPool.prototype, 'parallelFor');
+  try {
+    await run();
+    return new Set(spy.mock.calls.map((call) => call[0]));
+  } finally {
+    spy.mockRestore();
+  }
+}
+
+/** Runs `op` on the reference, one thread and three: the three results, each a list of outputs. */
+async function onEach(op: (backend: Backend) => Promise<Float32Array[]>): Promise<{ want: Float32Array[]; one: Float32Array[]; three: Float32Array[] }> {
+  const [want, one, three] = [await op(reference), await op(single), await op(threaded)];
+  return { want, one, three };
+}
+
+/** Threaded outputs have the bits of one thread's, and each is within `tolerance(i)` of the reference's. */
+function expectSplitExact(r: { want: Float32Array[]; one: Float32Array[]; three: Float32Array[] }, names: string[], label: string, tolerance: (i: number) => number): void {
+  names.forEach((name, i) => {
+    expect(bits(r.three[i]), `${name} ${label}: threads vs one thread`).toEqual(bits(r.one[i]));
+    expect(maxDiff(r.three[i], r.want[i]), `${name} ${label}: threads vs reference`).toBeLessThanOrEqual(tolerance(i));
+  });
+}
+
+// [B, T, C, nHead]: one (batch, head) pair, pairs not divisible by 3, head sizes 1, 3, 4, 5, 8 and 14 (SIMD lanes and tails), T up to 33.
+const ATTENTION_SHAPES: [number, number, number, number][] = [[1, 1, 1, 1], [1, 5, 3, 3], [2, 7, 15, 3], [5, 9, 20, 5], [2, 17, 24, 3], [3, 33, 28, 2], [4, 6, 12, 4]];
+
+describe('threaded attention, split by (batch, head): the bits of one thread; vs the reference forward <= 1e-5, backward <= 1e-4, qkv in [-2, 2]', () => {
+  it(`forward and backward on ${ATTENTION_SHAPES.length} awkward shapes, stale att, out and dQkv overwritten`, async () => {
+    let seed = 4000;
+    const ops = await splitOps(async () => {
+      for (const [B, T, C, nHead] of ATTENTION_SHAPES) {
+        const qkv = randomUniform(B * T * 3 * C, seed++).map((x) => 2 * x);
+        const dOut = randomUniform(B * T * C, seed++);
+        const stale = seed++;
+        const r = await onEach(async (backend) => {
+          const att = upload(backend, randomUniform(B * nHead * T * T, stale));
+          const out = upload(backend, randomUniform(B * T * C, stale + 1));
+          const qv = upload(backend, qkv);
+          backend.attention(out, att, qv, B, T, C, nHead);
+          const dQkv = upload(backend, randomUniform(B * T * 3 * C, stale + 2));
+          backend.attentionBackward(dQkv, upload(backend, dOut), qv, att, B, T, C, nHead);
+          return Promise.all([att, out, dQkv].map((v) => backend.read(v)));
+        });
+        expectSplitExact(r, ['att', 'out', 'dQkv'], `B=${B} T=${T} C=${C} nHead=${nHead}`, (i) => (i < 2 ? 1e-5 : 1e-4));
+      }
+    });
+    expect([...ops]).toEqual(expect.arrayContaining(['attention', 'attentionBackward']));
+  });
+});
+
+// [rows, cols]: one row, one column, fewer rows than threads, columns past one and several 16-column chunks with tails, 1,000 columns.
+const LAYER_NORM_SHAPES: [number, number][] = [[1, 1], [2, 3], [7, 37], [13, 70], [33, 17], [3, 1000], [64, 65], [100, 16]];
+
+describe('threaded layer norm: rows split, gain and bias gradients split by columns (each summed over the rows in row order); the bits of one thread; vs the reference forward <= 1e-5 (rstd relative to its size), backward <= 1e-4', () => {
+  it(`on ${LAYER_NORM_SHAPES.length} awkward shapes; dGamma and dBeta accumulate onto what was there`, async () => {
+    let seed = 4500;
+    const ops = await splitOps(async () => {
+      for (const [rows, cols] of LAYER_NORM_SHAPES) {
+        const r = await onEach(layerNormCase(rows, cols, seed).on);
+        seed += 6;
+        // rstd can be large for a 1-column row (variance 0): against the reference it is compared relative to its size.
+        const rstdScale = Math.max(1, ...r.want[2].map(Math.abs));
+        expectSplitExact(r, ['out', 'mean', 'rstd', 'dx', 'dGamma', 'dBeta'], `rows=${rows} cols=${cols}`, (i) => (i === 2 ? 1e-5 * rstdScale : i < 2 ? 1e-5 : 1e-4));
+      }
+    });
+    expect([...ops]).toEqual(expect.arrayContaining(['layerNorm', 'layerNormBackwardRows', 'layerNormParamGrads']));
+  });
+});
+
+describe('threaded GELU, split by elements: the bits of one thread; vs the reference <= 1e-6, x in [-6, 6]', () => {
+  it('forward, backward (dx aliasing dy) and in place on 1, 7, 1,031 and 100,003 elements', async () => {
+    let seed = 5000;
+    const ops = await splitOps(async () => {
+      for (const n of [1, 7, 1031, 100_003]) {
+        const x = randomUniform(n, seed++).map((v) => 6 * v);
+        const dy = randomUniform(n, seed++);
+        const r = await onEach(async (backend) => {
+          const [xv, out, dx, inPlace] = [upload(backend, x), upload(backend, new Float32Array(n)), upload(backend, dy), upload(backend, x)];
+          backend.gelu(out, xv);
+          backend.geluBackward(dx, xv, dx);
+          backend.gelu(inPlace, inPlace);
+          return Promise.all([out, dx, inPlace].map((v) => backend.read(v)));
+        });
+        expectSplitExact(r, ['gelu', 'geluBackward', 'gelu in place'], `n=${n}`, () => 1e-6);
+      }
+    });
+    expect([...ops]).toEqual(expect.arrayContaining(['gelu', 'geluBackward']));
+  });
+});
+
+describe('threaded softmax cross-entropy, split by rows: the bits of one thread; vs the reference probs and dLogits within 2e-7 * (1 + |x|), losses 2e-6 * (1 + |x|), logits in [-40, 40]', () => {
+  it('on rows x cols 1x1, 3x2, 7x10, 37x13, 64x65 and 3x1,000', async () => {
+    let seed = 5500;
+    const ops = await splitOps(async () => {
+      for (const [rows, cols] of [[1, 1], [3, 2], [7, 10], [37, 13], [64, 65], [3, 1000]]) {
+        const r = await onEach(softmaxCase(rows, cols, seed++).on);
+        const label = `rows=${rows} cols=${cols}`;
+        ['losses', 'probs', 'dLogits'].forEach((name, i) => {
+          expect(bits(r.three[i]), `${name} ${label}: threads vs one thread`).toEqual(bits(r.one[i]));
+          const bound = i === 0 ? 2e-6 : 2e-7;
+          r.want[i].forEach((w, j) => expect(Math.abs(r.three[i][j] - w), `${name} ${label} at ${j}`).toBeLessThanOrEqual(bound * (1 + Math.abs(w))));
+        });
+      }
+    });
+    expect(ops.has('softmaxCrossEntropyRows')).toBe(true);
+  });
+});
+
+describe('threaded packing: both packings of a matmul as one job', () => {
+  it('the awkward-shape products above split their packing too; threadedOps limits the split to the product', async () => {
+    const [M, K, N] = [37, 29, 19];
+    const a = randomUniform(M * K, 31);
+    const b = randomUniform(K * N, 32);
+    const zero = new Float32Array(M * N);
+    let got: Float32Array = new Float32Array(0);
+    expect(await splitOps(async () => void (got = await matmulOn(threaded, a, b, zero, M, K, N, { transA: true })))).toEqual(new Set(['packPanels', 'gemmPacked']));
+    expect(bits(got)).toEqual(bits(await matmulOn(single, a, b, zero, M, K, N, { transA: true })));
+    const productOnly = await WasmCpuBackend.create(undefined, { threads: 2, threadedMinMacs: 0, threadedMinElements: 0, threadedOps: ['matmul'] });
+    try {
+      const x = upload(productOnly, randomUniform(64 * 40, 33));
+      const ops = await splitOps(async () => {
+        expect(bits(await matmulOn(productOnly, a, b, zero, M, K, N, { transA: true }))).toEqual(bits(got));
+        productOnly.gelu(x, x);
+      });
+      expect(ops).toEqual(new Set(['gemmPacked']));
+    } finally {
+      productOnly.close();
+    }
+    // @ts-expect-error: an op kind that does not exist
+    await expect(WasmCpuBackend.create(undefined, { threads: 2, threadedOps: ['conv'] })).rejects.toThrow(/unknown op kind conv/);
   });
 });
 
