@@ -8,7 +8,15 @@
 // time between ops). And the same events drawn as a stage x time diagram, as pipeline-schedules.ts
 // draws the ideal timeline. Pure: it reads PipelineEvents (pipeline-executor.ts) on one shared clock
 // (stages in one process; tabs first map their clocks onto one).
+//
+// Beside the textbook (P-1)/(M+P-1), which assumes equal stages and free messages, the latency-aware
+// prediction (predictBubble) replays the schedule as data (pipeline-schedules.ts simulate) with each
+// stage's measured compute per forward and backward and a fixed delay per message (the measured
+// hand-over): what the schedule gives on these stages and this link. Measured minus theory then splits
+// into unequal stages (prediction without delay minus theory), the link (prediction with delay minus
+// without) and what neither explains (measured minus prediction).
 import type { PipelineEvent } from './pipeline-executor';
+import { simulate, type StageSchedule } from './pipeline-schedules';
 
 export interface StageTime {
   stage: number;
@@ -119,4 +127,43 @@ export function formatEventTimeline(events: readonly PipelineEvent[], stages: nu
   });
   const header = `measured: ${t.spanMs.toFixed(0)} ms, ${slice.toFixed(1)} ms a column, bubble ${(t.bubbleFraction * 100).toFixed(1)}%`;
   return [header, ...rows].join('\n');
+}
+
+/** One stage's compute per micro-batch, from a measured step. */
+export interface StageOpCost {
+  forwardMs: number;
+  backwardMs: number;
+}
+
+/**
+ * Per stage, the time one forward and one backward kept it busy in `events` (one step): the stage's
+ * busy time (the union of its computes, as measureTimeline counts it) split between forwards and
+ * backwards in proportion to their summed event durations, over the number of each. Computes that
+ * overlap (the next one submitted while the device finishes the last) thus count once, so the costs
+ * sum to the busy time the bubble was measured with.
+ */
+export function measuredOpCosts(events: readonly PipelineEvent[], stages: number): StageOpCost[] {
+  const timeline = measureTimeline(events, stages);
+  return timeline.stages.map(({ stage, busyMs }) => {
+    const of = (kind: 'forward' | 'backward') => events.filter((e) => e.stage === stage && e.kind === kind);
+    const [forwards, backwards] = [of('forward'), of('backward')];
+    if (forwards.length === 0 || backwards.length === 0) throw new Error(`stage ${stage} ran ${forwards.length} forwards and ${backwards.length} backwards: no cost per op to measure`);
+    const sum = (list: PipelineEvent[]) => list.reduce((total, e) => total + (e.tEnd - e.tStart), 0);
+    const [forwardSum, backwardSum] = [sum(forwards), sum(backwards)];
+    const forwardShare = forwardSum + backwardSum > 0 ? forwardSum / (forwardSum + backwardSum) : 0.5;
+    return { forwardMs: (busyMs * forwardShare) / forwards.length, backwardMs: (busyMs * (1 - forwardShare)) / backwards.length };
+  });
+}
+
+/**
+ * The bubble fraction `schedules` give when stage s's forward takes costs[s].forwardMs, its backward
+ * costs[s].backwardMs, and every message arrives `delayMs` after the compute that made it (sends free,
+ * receives blocking, the list's order kept: forwards run ahead of the list are not modelled).
+ */
+export function predictBubble(schedules: readonly StageSchedule[], costs: readonly StageOpCost[], delayMs: number): number {
+  if (costs.length !== schedules.length) throw new RangeError(`${costs.length} stage costs for ${schedules.length} stages`);
+  if (!(delayMs >= 0)) throw new RangeError(`the message delay must be >= 0 ms, got ${delayMs}`);
+  const run = simulate(schedules, { forward: costs.map((c) => c.forwardMs), backward: costs.map((c) => c.backwardMs), transfer: delayMs });
+  if (run.deadlock) throw new Error(run.deadlock);
+  return run.bubbleFraction;
 }
