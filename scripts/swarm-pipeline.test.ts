@@ -58,6 +58,7 @@ describe('the swarm pipeline report', () => {
     expect(report.handOverMs).toBe(2);
     expect(report.predictedBubbleNoDelay).toBeCloseTo(0.5, 12);
     expect(report.predictedBubble).toBeCloseTo(0.55, 12);
+    expect(report.computeConcurrency).toBeCloseTo(36 / 40, 12);
     expect(formatPipelineReport(report)).toContain('measured - theory +0.050 = unequal stages +0.000 + link +0.050 + unexplained +0.000');
     expect(report.rows.map((r) => r.wireBytesPerStep)).toEqual([64, 64]);
     // The only difference is 0.5 at the whole model's offset 3; the largest reference value is 4.

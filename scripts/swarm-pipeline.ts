@@ -48,6 +48,12 @@ export interface PipelineReport {
   predictedBubbleNoDelay: number;
   /** The same with every message arriving the median hand-over time after the compute that made it (NaN when none waited). */
   predictedBubble: number;
+  /**
+   * Median over the steps of the stages' summed busy time over the span: how many stages computed at
+   * once on average. Above the host's cores, the tabs' computes stretched each other (one shared CPU),
+   * and an op's time was not its own: the replay, which takes it as fixed, then overstates the bubble.
+   */
+  computeConcurrency: number;
   /** Median hand-over time of a message a stage waited for (pipeline-timeline.ts handOverTimes), over the steps measured; NaN when none waited. */
   handOverMs: number;
   rows: StageRow[];
@@ -121,6 +127,7 @@ export function pipelineReport(tabs: PipelineTab[], reference?: number[]): Pipel
     idealBubble: idealBubbleFraction(P, M),
     predictedBubbleNoDelay,
     predictedBubble,
+    computeConcurrency: median(timelines.map((t) => t.stages.reduce((sum, st) => sum + st.busyMs, 0) / t.spanMs)),
     handOverMs,
     rows,
     ...(parity !== undefined ? { parity } : {}),
@@ -154,7 +161,7 @@ export function formatPipelineReport(r: PipelineReport): string {
   const wireFormula = r.rows.reduce((s, row) => s + row.wireFormulaBytesPerStep, 0);
   const footer = [
     `whole pipeline: bubble ${r.bubble.toFixed(3)} measured vs (P-1)/(M+P-1) = ${r.idealBubble.toFixed(3)} (equal stages, free messages); a message a stage waited for came ${r.handOverMs.toFixed(1)} ms (median) after the compute that made it; wire ${wire} bytes/step vs 2·M·(boundary activation bytes) = ${wireFormula}`,
-    `latency-aware prediction (the ${r.schedule.startsWith('1f1b ahead') ? 'strict 1f1b ' : ''}list replayed with each stage's measured compute per op): ${r.predictedBubbleNoDelay.toFixed(3)} with free messages, ${r.predictedBubble.toFixed(3)} with ${r.handOverMs.toFixed(1)} ms on every message; measured - theory ${signed(r.bubble - r.idealBubble)} = unequal stages ${signed(r.predictedBubbleNoDelay - r.idealBubble)} + link ${signed(r.predictedBubble - r.predictedBubbleNoDelay)} + unexplained ${signed(r.bubble - r.predictedBubble)}`,
+    `latency-aware prediction (the ${r.schedule.startsWith('1f1b ahead') ? 'strict 1f1b ' : ''}list replayed with each stage's measured compute per op): ${r.predictedBubbleNoDelay.toFixed(3)} with free messages, ${r.predictedBubble.toFixed(3)} with ${r.handOverMs.toFixed(1)} ms on every message; measured - theory ${signed(r.bubble - r.idealBubble)} = unequal stages ${signed(r.predictedBubbleNoDelay - r.idealBubble)} + link ${signed(r.predictedBubble - r.predictedBubbleNoDelay)} + unexplained ${signed(r.bubble - r.predictedBubble)}; the stages computed ${r.computeConcurrency.toFixed(2)} at once on average (sum of busy / span: above the host's cores, their ops stretched each other and the replay, which takes an op's time as its own, overstates the bubble)`,
     `peak activation bytes, all stages: ${r.rows.reduce((s, row) => s + row.peakActivationBytes, 0)} measured vs ${r.rows.reduce((s, row) => s + row.expectedPeakActivationBytes, 0)} formula`,
     ...(r.parity !== undefined ? [`parity vs one tab on the same global batch: max |difference| / max |parameter| = ${r.parity.toExponential(2)}`] : []),
   ];

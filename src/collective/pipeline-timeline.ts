@@ -6,7 +6,8 @@
 // went: waiting in a receive, before the stage's first op or after its last (the fill and drain of the
 // pipeline, and the other stages' tails), and the rest (sends the stage waited for, the executor's own
 // time between ops). And the same events drawn as a stage x time diagram, as pipeline-schedules.ts
-// draws the ideal timeline. Pure: it reads PipelineEvents (pipeline-executor.ts) on one shared clock
+// draws the ideal timeline. A DP x PP group's gradient all-reduce ('allreduce' events) runs beside the
+// schedule and is left out of these figures (the dashboard draws it in its own lane). Pure: it reads PipelineEvents (pipeline-executor.ts) on one shared clock
 // (stages in one process; tabs first map their clocks onto one).
 //
 // Beside the textbook (P-1)/(M+P-1), which assumes equal stages and free messages, the latency-aware
@@ -55,8 +56,10 @@ function unionMs(intervals: [number, number][]): number {
 
 const isCompute = (e: PipelineEvent) => e.kind === 'forward' || e.kind === 'backward';
 
-export function measureTimeline(events: readonly PipelineEvent[], stages: number): PipelineTimeline {
+export function measureTimeline(allEvents: readonly PipelineEvent[], stages: number): PipelineTimeline {
   if (!Number.isInteger(stages) || stages < 1) throw new RangeError(`stages must be an integer >= 1, got ${stages}`);
+  // The schedule's ops only: a DP x PP all-reduce runs beside the schedule (drawn, not counted here).
+  const events = allEvents.filter((e) => e.kind !== 'allreduce');
   if (events.length === 0) throw new Error('no pipeline events to measure');
   for (const e of events) if (!Number.isInteger(e.stage) || e.stage < 0 || e.stage >= stages) throw new RangeError(`event of stage ${e.stage} in a ${stages}-stage pipeline`);
   const start = Math.min(...events.map((e) => e.tStart));

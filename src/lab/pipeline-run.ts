@@ -43,6 +43,13 @@ const SAMPLE = IDS + 6;
 /** Steps of events kept for the figures (window.lab.metrics().partition). */
 const KEPT_STEPS = 64;
 
+/** The first id of a stage's per-layer-group all-reduces over its replicas; refuses more groups than the registry holds ids for. */
+function replicaCollectives(groups: number): number {
+  const { first, count } = COLLECTIVE_IDS.pipelineReplicaGroups;
+  if (groups > count) throw new RangeError(`a pipeline stage of ${groups} layer groups: the registry holds ids for ${count}`);
+  return first;
+}
+
 /** Where a room rank sits: stage `rank % P` of pipeline `floor(rank / P)`. */
 export function pipelinePlace(rank: number, stages: number): { stage: number; pipeline: number } {
   return { stage: rank % stages, pipeline: Math.floor(rank / stages) };
@@ -135,7 +142,7 @@ export class PipelineRun implements PartitionedRun {
       ahead: config.ahead,
       rankOfStage: (s) => place.pipeline * P + s,
       collective: IDS,
-      ...(this.D > 1 ? { dataParallel: { transport: new GroupTransport(transport, this.replicaGroup) } } : {}),
+      ...(this.D > 1 ? { dataParallel: { transport: new GroupTransport(transport, this.replicaGroup), firstCollective: replicaCollectives(this.stage.layout.groups.length) } } : {}),
       learningRate: (step) => learningRateAt(step, schedule),
       clipNorm: this.recipe.clipNorm,
       pipelineGroup: new GroupTransport(transport, pipelineRanks),
@@ -167,7 +174,7 @@ export class PipelineRun implements PartitionedRun {
     for (const e of report.events) {
       const ms = e.tEnd - e.tStart;
       if (e.kind === 'forward' || e.kind === 'backward') computeMs += ms;
-      else if (e.kind === 'send-activation' || e.kind === 'send-grad') commMs += ms;
+      else if (e.kind === 'send-activation' || e.kind === 'send-grad' || e.kind === 'allreduce') commMs += ms;
       else waitMs += ms;
     }
     const [loss] = await this.shareFromLastStages(2 * report.step, [report.loss]);
@@ -354,6 +361,8 @@ export class PipelineRun implements PartitionedRun {
     // Epoch milliseconds: tabs of one machine (and, to their clocks' agreement, of several) share one axis.
     const clockOffsetMs = performance.timeOrigin;
     this.context.publish({ ...event, rank: this.rank, clockOffsetMs });
+    // The figures keep the schedule's ops; a replica all-reduce is drawn (published), not measured there.
+    if (event.kind === 'allreduce') return;
     let last = this.kept[this.kept.length - 1];
     if (!last || last.round !== event.round) {
       last = { round: event.round, ops: [] };

@@ -7,9 +7,13 @@
 // micro-batches of gradient accumulation.
 //
 // DP x PP: with `dataParallel`, the tabs holding one stage in several pipelines average that stage's
-// gradients before the update, so every replica of a stage stays bitwise equal. The average starts as
-// soon as the stage's last backward has been submitted (its read of the gradient queued behind it),
-// beside the rest of the schedule, not after it.
+// gradients before the update, so every replica of a stage stays bitwise equal. The average runs per
+// layer group (the layout's groups: a GPT block, the head, ...), each group its own ring all-reduce
+// with its own collective id: the stage's last backward announces each tensor's gradient as final
+// (GradHooks), and a group's all-reduce starts once all of its tensors are announced (its read queued
+// behind the ops that finish it), beside the rest of that backward and of the schedule. A group the
+// backward never announced is averaged after the schedule, so nothing is left out. Each all-reduce
+// emits an 'allreduce' event (micro = the group's index) for the timeline.
 //
 // Global-norm clipping (`clipNorm`) sums the stages' squared norms over the pipeline (the tied copy
 // counted once, on the first stage) in stage order, so every stage scales by the same factor, and one
@@ -21,7 +25,8 @@ import { runAllReduce } from '../collective/collectives';
 import { stageSchedule, type PipelineScheduleKind } from '../collective/pipeline-schedules';
 import type { Transport } from '../collective/types';
 import { type Backend, viewOf } from '../engine/backend';
-import { entry } from '../model/layout';
+import { coveredBy, entry, type FlatRange } from '../model/layout';
+import type { GradHooks } from '../model/model';
 import type { PipelineStage } from '../model/pipeline-stage';
 import type { BatchSource } from '../train/batches';
 import type { Optimizer } from '../train/optimizer';
@@ -46,10 +51,11 @@ export interface PipelineTrainerOptions {
   /**
    * DP x PP: the group of tabs holding this same stage in the other pipelines (a GroupTransport), each
    * training on its own share of every micro-batch (`batches`). The stage's gradients are averaged over
-   * the group with a ring all-reduce (collective number `collective`, default the pipeline's + 2)
-   * from the stage's last backward on, beside the rest of the schedule. Absent: one pipeline.
+   * the group, one ring all-reduce per layer group of the stage's layout (layer group g on collective
+   * number `firstCollective + g`), each from the moment the last backward has made that group's
+   * gradient final. Absent: one pipeline.
    */
-  dataParallel?: { transport: Transport; collective?: number };
+  dataParallel?: { transport: Transport; firstCollective: number };
   /** The learning rate of 0-based step `step` (the recipe's schedule). Default: the optimizer's own. */
   learningRate?: (step: number) => number;
   /**
@@ -105,13 +111,11 @@ export class PipelineTrainer {
       const ms = this.o.computeDelayMs?.(kind, micro) ?? 0;
       if (ms > 0) await new Promise((resolve) => setTimeout(resolve, ms));
     };
-    // The stage's gradient is whole once its last backward has run (backwards run in micro-batch
-    // order): from then its all-reduce over the stage's replicas runs beside the rest of the schedule
-    // (this stage's last send; the earlier stages' backwards, which never wait for it).
+    // A layer group's gradient is whole once the last backward (backwards run in micro-batch order)
+    // has recorded the ops that finish it: from then its all-reduce over the stage's replicas runs
+    // beside the rest of that backward and of the schedule.
     const collective = this.o.collective ?? 0;
-    const replicaCollective = this.o.dataParallel?.collective ?? collective + 2;
-    let averaged: Promise<void> | undefined;
-    const averageOnce = (): Promise<void> => (averaged ??= this.averageOverReplicas(step, replicaCollective));
+    const replicas = this.replicaAverages(step);
     // Each op is submitted and its output's read-back started (the copy is recorded now, so the
     // activation set can be released or reused by the next op); the executor goes on while it runs.
     const compute: StageCompute = {
@@ -131,12 +135,11 @@ export class PipelineTrainer {
         };
       },
       backward: async (micro, outputGrad) => {
-        const inputGrad = stage.backward(micro, outputGrad);
+        const inputGrad = stage.backward(micro, outputGrad, micro === M - 1 ? replicas.hooks : undefined);
         await delay('backward', micro);
         // On the first stage nothing is read back: the op ends when the device has run it.
         const grad = inputGrad ? b.read(inputGrad) : b.flush().then(() => undefined);
         stage.release(micro);
-        if (micro === M - 1) averageOnce().catch(() => undefined); // its failure is awaited after the schedule
         return { pending: grad };
       },
     };
@@ -150,7 +153,7 @@ export class PipelineTrainer {
     });
     // Averaged within the stage's group first, then the tied copies summed: the two ends then add the
     // same two vectors (in one order) whatever the group's ring did, so their copies stay equal.
-    await averageOnce();
+    events.push(...(await replicas.finish()));
     await this.sumTiedGradients(step, collective + 1);
     if (this.o.clipNorm) await this.clip(step, this.o.clipNorm, collective + 3);
     optimizer.update(model.params, model.grads, step + 1, this.o.learningRate?.(step) ?? optimizer.config.lr);
@@ -185,14 +188,50 @@ export class PipelineTrainer {
     }
   }
 
-  private async averageOverReplicas(step: number, collective: number): Promise<void> {
-    const group = this.o.dataParallel?.transport;
-    if (!group || group.world === 1) return;
+  /**
+   * The step's averages over the stage's replicas: `hooks` for the last backward (a layer group's
+   * all-reduce starts once every tensor of the group is announced), `finish` starts the groups not
+   * announced and waits for all. Without replicas: no hooks, nothing to wait for.
+   */
+  private replicaAverages(step: number): { hooks?: GradHooks; finish: () => Promise<PipelineEvent[]> } {
+    const dp = this.o.dataParallel;
+    if (!dp || dp.transport.world === 1) return { finish: async () => [] };
+    const events: PipelineEvent[] = [];
     const { backend: b, stage } = this.o;
-    const grads = viewOf(stage.model.grads);
-    const data = await b.read(grads);
-    await runAllReduce(group, data, { round: step, collective, average: true });
-    b.write(grads, data);
+    const layout = stage.layout;
+    const announced = new Map<string, FlatRange[]>();
+    const running = new Map<string, Promise<void>>();
+    const start = (group: string): void => {
+      if (running.has(group)) return;
+      const index = layout.groups.findIndex((g) => g.name === group);
+      const range = layout.groups[index].range;
+      const view = viewOf(stage.model.grads, range.offset, range.length);
+      const read = b.read(view);
+      const tStart = performance.now();
+      const done = read.then(async (data) => {
+        await runAllReduce(dp.transport, data, { round: step, collective: dp.firstCollective + index, average: true });
+        b.write(view, data);
+        const event: PipelineEvent = { type: 'pipeline', kind: 'allreduce', stage: stage.stage, micro: index, group, bytes: data.byteLength, round: step, tStart, tEnd: performance.now() };
+        events.push(event);
+        this.o.onEvent?.(event);
+      });
+      done.catch(() => undefined); // awaited in finish
+      running.set(group, done);
+    };
+    const hooks: GradHooks = {
+      onGradReady: (range, group) => {
+        const ranges = announced.get(group) ?? [];
+        ranges.push(range);
+        announced.set(group, ranges);
+        if (layout.entries.every((e) => e.group !== group || coveredBy(ranges, e))) start(group);
+      },
+    };
+    const finish = async (): Promise<PipelineEvent[]> => {
+      for (const g of layout.groups) start(g.name);
+      await Promise.all(running.values());
+      return events;
+    };
+    return { hooks, finish };
   }
 
   /**
