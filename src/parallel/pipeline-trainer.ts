@@ -15,13 +15,15 @@
 // backward never announced is averaged after the schedule, so nothing is left out. Each all-reduce
 // emits an 'allreduce' event (micro = the group's index) for the timeline.
 //
-// Global-norm clipping (`clipNorm`) sums the stages' squared norms over the pipeline (the tied copy
-// counted once, on the first stage) in stage order, so every stage scales by the same factor, and one
-// tab's clip of the whole gradient is matched to float tolerance. The learning rate follows
+// Global-norm clipping (`clipNorm`) is group-clip.ts's over the pipeline's stages: each stage sums the
+// squares of its tensors (the tied copy counted once, on the first stage), the sums are all-reduced and
+// added in stage order, so every stage scales by the same factor, and one tab's clip of the whole
+// gradient is matched to float tolerance. The learning rate follows
 // `learningRate` (the recipe's schedule) like the one-tab trainer's.
 //
 import { pipelineTag, type PipelineEvent, type PipelineListener, runStageSchedule, type StageCompute } from '../collective/pipeline-executor';
 import { runAllReduce } from '../collective/collectives';
+import { clipOverGroup } from './group-clip';
 import { stageSchedule, type PipelineScheduleKind } from '../collective/pipeline-schedules';
 import type { Transport } from '../collective/types';
 import { type Backend, viewOf } from '../engine/backend';
@@ -30,6 +32,14 @@ import type { GradHooks } from '../model/model';
 import type { PipelineStage } from '../model/pipeline-stage';
 import type { BatchSource } from '../train/batches';
 import type { Optimizer } from '../train/optimizer';
+
+/** A pipeline of one stage clips alone: a group of one, which never sends. */
+const singleTab: Transport = {
+  rank: 0,
+  world: 1,
+  send: () => Promise.reject(new Error('a group of one tab sends nothing')),
+  recv: () => Promise.reject(new Error('a group of one tab receives nothing')),
+};
 
 export interface PipelineTrainerOptions {
   backend: Backend;
@@ -162,30 +172,27 @@ export class PipelineTrainer {
     return { step, events, ...(lossCount > 0 ? { loss: lossSum / lossCount } : {}) };
   }
 
-  /** Scales the stage's gradient by the factor one tab's clip of the whole gradient would use. */
+  /**
+   * Scales the stage's gradient by the factor one tab's clip of the whole gradient would use: the
+   * stages' squared norms summed over the pipeline (group-clip.ts), the tied copies counted once (the
+   * first stage's), every stage scaling by the same factor.
+   */
   private async clip(step: number, maxNorm: number, collective: number): Promise<void> {
-    const { backend: b, stage } = this.o;
-    const grads = await b.read(viewOf(stage.model.grads));
-    // The tied copies hold the same summed gradient: the whole model has it once (the first stage's).
-    const skip = stage.isFirst ? [] : stage.model.tiedTensors.map((name) => entry(stage.layout, name));
-    let own = 0;
-    for (let i = 0; i < grads.length; i++) own += grads[i] * grads[i];
-    for (const e of skip) for (let i = e.offset; i < e.offset + e.length; i++) own -= grads[i] * grads[i];
-    const perStage = new Float32Array(stage.stages);
-    perStage[stage.stage] = own;
+    const { backend, stage } = this.o;
     const group = this.o.pipelineGroup;
-    if (stage.stages > 1) {
-      if (!group) throw new Error('clipping a pipeline needs its stages as a transport (pipelineGroup)');
-      await runAllReduce(group, perStage, { round: step, collective });
-    }
-    let sumSq = 0;
-    for (const v of perStage) sumSq += v;
-    const norm = Math.sqrt(sumSq);
-    if (norm > maxNorm) {
-      const scale = maxNorm / norm;
-      for (let i = 0; i < grads.length; i++) grads[i] *= scale;
-      b.write(viewOf(stage.model.grads), grads);
-    }
+    if (stage.stages > 1 && !group) throw new Error('clipping a pipeline needs its stages as a transport (pipelineGroup)');
+    if (group && group.rank !== stage.stage) throw new Error(`the pipeline group's rank ${group.rank} is not the stage ${stage.stage}`);
+    const tied = new Set(stage.isFirst ? [] : stage.model.tiedTensors);
+    await clipOverGroup({
+      backend,
+      grads: stage.model.grads,
+      entries: stage.layout.entries,
+      counts: (name) => !tied.has(name),
+      group: group ?? singleTab,
+      maxNorm,
+      round: step,
+      collective,
+    });
   }
 
   /**
