@@ -87,10 +87,10 @@ describe('measureTimeline', () => {
 });
 
 describe('measuredOpCosts', () => {
-  it('splits each stage\'s busy time (overlaps counted once) between forwards and backwards by their summed durations', () => {
+  it('splits each stage\'s busy time (overlaps counted once) between forwards and backwards by the union of each kind', () => {
     const micro = (e: PipelineEvent, m: number): PipelineEvent => ({ ...e, micro: m });
-    // Stage 0: forwards 0..10 and 8..20 overlap (busy 20, durations 22), backwards 20..25 and 25..35 (15, durations 15).
-    // Busy 35 = 22/37 forward, 15/37 backward. Stage 1: one forward 10..14, one backward 14..20.
+    // Stage 0: forwards 0..10 and 8..20 overlap (union 20, durations 22), backwards 20..25 and 25..35 (15).
+    // Busy 35 = 20 forward + 15 backward: 10 and 7.5 per op. Stage 1: one forward 10..14, one backward 14..20.
     const costs = measuredOpCosts(
       [
         event(0, 'forward', 0, 10),
@@ -102,10 +102,17 @@ describe('measuredOpCosts', () => {
       ],
       2,
     );
-    expect(costs[0].forwardMs).toBeCloseTo((35 * 22) / 37 / 2, 12);
-    expect(costs[0].backwardMs).toBeCloseTo((35 * 15) / 37 / 2, 12);
+    expect(costs[0].forwardMs).toBeCloseTo(10, 12);
+    expect(costs[0].backwardMs).toBeCloseTo(7.5, 12);
     expect(costs[1]).toEqual({ forwardMs: 4, backwardMs: 6 });
     expect(costs[0].forwardMs * 2 + costs[0].backwardMs * 2).toBeCloseTo(measureTimeline([event(0, 'forward', 0, 10), micro(event(0, 'forward', 8, 20), 1), event(0, 'backward', 20, 35)], 1).stages[0].busyMs, 12);
+  });
+
+  it('scales the two unions to the busy time where a forward and a backward overlap', () => {
+    // Forward 0..10 and backward 6..14 overlap: unions 10 and 8 of a busy 14; 14 x 10/18 and 14 x 8/18.
+    const [cost] = measuredOpCosts([event(0, 'forward', 0, 10), event(0, 'backward', 6, 14)], 1);
+    expect(cost.forwardMs).toBeCloseTo((14 * 10) / 18, 12);
+    expect(cost.backwardMs).toBeCloseTo((14 * 8) / 18, 12);
   });
 
   it('refuses a stage without a forward or a backward', () => {

@@ -141,9 +141,11 @@ export interface StageOpCost {
 /**
  * Per stage, the time one forward and one backward kept it busy in `events` (one step): the stage's
  * busy time (the union of its computes, as measureTimeline counts it) split between forwards and
- * backwards in proportion to their summed event durations, over the number of each. Computes that
- * overlap (the next one submitted while the device finishes the last) thus count once, so the costs
- * sum to the busy time the bubble was measured with.
+ * backwards in proportion to the union of each kind's events, over the number of each. Unions, not
+ * summed durations: a compute's event runs from its submission to its read-back, so while a stage
+ * queues forwards (GPipe's first half) each event also holds the wait behind the ones before it, and
+ * summed durations would count that queue many times over. The costs sum to the busy time the bubble
+ * was measured with.
  */
 export function measuredOpCosts(events: readonly PipelineEvent[], stages: number): StageOpCost[] {
   const timeline = measureTimeline(events, stages);
@@ -151,9 +153,9 @@ export function measuredOpCosts(events: readonly PipelineEvent[], stages: number
     const of = (kind: 'forward' | 'backward') => events.filter((e) => e.stage === stage && e.kind === kind);
     const [forwards, backwards] = [of('forward'), of('backward')];
     if (forwards.length === 0 || backwards.length === 0) throw new Error(`stage ${stage} ran ${forwards.length} forwards and ${backwards.length} backwards: no cost per op to measure`);
-    const sum = (list: PipelineEvent[]) => list.reduce((total, e) => total + (e.tEnd - e.tStart), 0);
-    const [forwardSum, backwardSum] = [sum(forwards), sum(backwards)];
-    const forwardShare = forwardSum + backwardSum > 0 ? forwardSum / (forwardSum + backwardSum) : 0.5;
+    const covered = (list: PipelineEvent[]) => unionMs(list.map((e): [number, number] => [e.tStart, e.tEnd]));
+    const [forwardMs, backwardMs] = [covered(forwards), covered(backwards)];
+    const forwardShare = forwardMs + backwardMs > 0 ? forwardMs / (forwardMs + backwardMs) : 0.5;
     return { forwardMs: (busyMs * forwardShare) / forwards.length, backwardMs: (busyMs * (1 - forwardShare)) / backwards.length };
   });
 }
