@@ -5,9 +5,12 @@
 // receive, before the stage's first op and after its last, the rest: sends and the executor's own time); peak activation bytes from real allocations
 // beside the schedule's micro-batches in flight x one micro-batch's bytes; bytes sent per step beside
 // M x the boundary activations; and, given one tab's parameters on the same global batch, the parity.
+// Beside the textbook bubble, the latency-aware prediction (pipeline-timeline.ts predictBubble): the
+// schedule replayed with each step's measured compute per op and stage, once with free messages (what
+// unequal stages cost) and once with the median hand-over on every message (what the link costs).
 import type { PipelineEvent } from '../src/collective/pipeline-executor';
-import { idealBubbleFraction } from '../src/collective/pipeline-schedules';
-import { handOverTimes, measureTimeline } from '../src/collective/pipeline-timeline';
+import { idealBubbleFraction, pipelineSchedules } from '../src/collective/pipeline-schedules';
+import { handOverTimes, measuredOpCosts, measureTimeline, predictBubble } from '../src/collective/pipeline-timeline';
 import type { PipelineFigures } from '../src/lab/partitioned-run';
 
 export interface PipelineTab {
@@ -41,6 +44,16 @@ export interface PipelineReport {
   /** Median over those steps of the whole pipeline's bubble fraction. */
   bubble: number;
   idealBubble: number;
+  /** Median over the steps of the bubble the list gives with the step's measured compute per op and stage and free messages. */
+  predictedBubbleNoDelay: number;
+  /** The same with every message arriving the median hand-over time after the compute that made it (NaN when none waited). */
+  predictedBubble: number;
+  /**
+   * Median over the steps of the stages' summed busy time over the span: how many stages computed at
+   * once on average. Above the host's cores, the tabs' computes stretched each other (one shared CPU),
+   * and an op's time was not its own: the replay, which takes it as fixed, then overstates the bubble.
+   */
+  computeConcurrency: number;
   /** Median hand-over time of a message a stage waited for (pipeline-timeline.ts handOverTimes), over the steps measured; NaN when none waited. */
   handOverMs: number;
   rows: StageRow[];
@@ -66,6 +79,12 @@ export function pipelineReport(tabs: PipelineTab[], reference?: number[]): Pipel
   const stepEvents = measured.map((round): PipelineEvent[] => first.flatMap((f) => f.steps.find((s) => s.round === round)!.ops.map((op) => ({ type: 'pipeline' as const, round, ...op }))));
   const timelines = stepEvents.map((events) => measureTimeline(events, P));
   const handOvers = stepEvents.flatMap((events) => handOverTimes(events));
+  const handOverMs = handOvers.length > 0 ? median(handOvers) : Number.NaN;
+  // The strict list's order: forwards run ahead of it (ahead=k) are not replayed.
+  const lists = pipelineSchedules(first[0].schedule, P, M);
+  const stepCosts = stepEvents.map((events) => measuredOpCosts(events, P));
+  const predictedBubbleNoDelay = median(stepCosts.map((costs) => predictBubble(lists, costs, 0)));
+  const predictedBubble = Number.isNaN(handOverMs) ? Number.NaN : median(stepCosts.map((costs) => predictBubble(lists, costs, handOverMs)));
   const wirePerStep = first.map((f) => {
     const sent = measured.map((round) => f.steps.find((s) => s.round === round)!.ops.filter((o) => o.kind.startsWith('send')).reduce((sum, o) => sum + (o.bytes ?? 0), 0));
     return median(sent);
@@ -106,11 +125,16 @@ export function pipelineReport(tabs: PipelineTab[], reference?: number[]): Pipel
     stepsMeasured: measured.length,
     bubble: median(timelines.map((t) => t.bubbleFraction)),
     idealBubble: idealBubbleFraction(P, M),
-    handOverMs: handOvers.length > 0 ? median(handOvers) : Number.NaN,
+    predictedBubbleNoDelay,
+    predictedBubble,
+    computeConcurrency: median(timelines.map((t) => t.stages.reduce((sum, st) => sum + st.busyMs, 0) / t.spanMs)),
+    handOverMs,
     rows,
     ...(parity !== undefined ? { parity } : {}),
   };
 }
+
+const signed = (x: number): string => (x >= 0 ? '+' : '') + x.toFixed(3);
 
 export function formatPipelineReport(r: PipelineReport): string {
   const header = `pipeline ${r.schedule}, P=${r.stages} stages x ${r.pipelines} pipeline(s), M=${r.micro} micro-batches; medians over ${r.stepsMeasured} step(s) of pipeline 0's real timeline`;
@@ -136,7 +160,9 @@ export function formatPipelineReport(r: PipelineReport): string {
   const wire = r.rows.reduce((s, row) => s + row.wireBytesPerStep, 0);
   const wireFormula = r.rows.reduce((s, row) => s + row.wireFormulaBytesPerStep, 0);
   const footer = [
-    `whole pipeline: bubble ${r.bubble.toFixed(3)} vs (P-1)/(M+P-1) = ${r.idealBubble.toFixed(3)}; a message a stage waited for came ${r.handOverMs.toFixed(1)} ms (median) after the compute that made it; wire ${wire} bytes/step vs 2·M·(boundary activation bytes) = ${wireFormula}`,
+    `whole pipeline: bubble ${r.bubble.toFixed(3)} measured vs (P-1)/(M+P-1) = ${r.idealBubble.toFixed(3)} (equal stages, free messages); a message a stage waited for came ${r.handOverMs.toFixed(1)} ms (median) after the compute that made it; wire ${wire} bytes/step vs 2·M·(boundary activation bytes) = ${wireFormula}`,
+    `latency-aware prediction (the ${r.schedule.startsWith('1f1b ahead') ? 'strict 1f1b ' : ''}list replayed with each stage's measured compute per op): ${r.predictedBubbleNoDelay.toFixed(3)} with free messages, ${r.predictedBubble.toFixed(3)} with ${r.handOverMs.toFixed(1)} ms on every message; measured - theory ${signed(r.bubble - r.idealBubble)} = unequal stages ${signed(r.predictedBubbleNoDelay - r.idealBubble)} + link ${signed(r.predictedBubble - r.predictedBubbleNoDelay)} + unexplained ${signed(r.bubble - r.predictedBubble)}; the stages computed ${r.computeConcurrency.toFixed(2)} at once on average (sum of busy / span: above the host's cores, their ops stretched each other and the replay, which takes an op's time as its own, overstates the bubble)`,
+    `peak activation bytes, all stages: ${r.rows.reduce((s, row) => s + row.peakActivationBytes, 0)} measured vs ${r.rows.reduce((s, row) => s + row.expectedPeakActivationBytes, 0)} formula`,
     ...(r.parity !== undefined ? [`parity vs one tab on the same global batch: max |difference| / max |parameter| = ${r.parity.toExponential(2)}`] : []),
   ];
   return [header, ...lines, ...footer].join('\n');

@@ -49,6 +49,8 @@ const ZERO_FIRST = 1 << 20;
 /** A tensor-parallel step's activation all-reduces (4 per GPT block per micro-batch) number from here; below the room's elastic id. */
 const TENSOR_ACTIVATIONS_FIRST = FIRST_FLOAT_ID + 16;
 const TENSOR_ACTIVATIONS_PER_STEP = 1 << 14;
+/** DP x PP: layer groups of one pipeline stage whose gradients get an all-reduce of their own, at most. */
+const PIPELINE_REPLICA_GROUPS = 1 << 10;
 /** Gradient buckets of one step: at most this many (collective-ids.test.ts keeps them below the other ids). */
 const MAX_GRADIENT_BUCKETS = 1 << 15;
 
@@ -80,7 +82,14 @@ export const COLLECTIVE_IDS = {
     count: 7,
     payload: 'floats',
     scope: 'strategy:pipeline',
-    what: "pipeline parallelism (src/parallel/pipeline-trainer.ts, src/lab/pipeline-run.ts): +0 activations forward and their gradients back, +1 the tied embedding's gradient, +2 a stage group's gradient all-reduce, +3 the squared gradient norm for clipping, +4 evaluation activations, +5 the losses every tab shows, +6 a text sample's activations and drawn characters",
+    what: "pipeline parallelism (src/parallel/pipeline-trainer.ts, src/lab/pipeline-run.ts): +0 activations forward and their gradients back, +1 the tied embedding's gradient, +2 unused (a stage's gradient averaged over its replicas now takes pipelineReplicaGroups), +3 the squared gradient norm for clipping, +4 evaluation activations, +5 the losses every tab shows, +6 a text sample's activations and drawn characters",
+  },
+  pipelineReplicaGroups: {
+    first: FIRST_FLOAT_ID + 16,
+    count: PIPELINE_REPLICA_GROUPS,
+    payload: 'floats',
+    scope: 'strategy:pipeline',
+    what: "pipeline parallelism, DP x PP: a stage's gradient averaged over its replicas, one all-reduce per layer group of the stage's layout (+g: group g), each started when its gradient is final (src/parallel/pipeline-trainer.ts)",
   },
   pipelineTimeline: {
     first: 12,

@@ -48,12 +48,21 @@ export interface StageCompute {
   backward(micro: number, outputGrad: Float32Array | undefined): Promise<StageOutput>;
 }
 
+/**
+ * What an event reports: one op of the schedule, or (DP x PP, pipeline-trainer.ts) one layer group's
+ * gradient all-reduce over the stage's replicas, which runs beside the schedule, not in it.
+ */
+export type PipelineEventKind = PipelineOpKind | 'allreduce';
+
 export interface PipelineEvent {
   type: 'pipeline';
-  kind: PipelineOpKind;
+  kind: PipelineEventKind;
   /** The stage that ran the op. */
   stage: number;
+  /** The micro-batch; of an 'allreduce', the index of its layer group in the stage's layout. */
   micro: number;
+  /** Of an 'allreduce': the layer group's name. */
+  group?: string;
   /** The stage sent to or received from (messages only). */
   peer?: number;
   /** Payload bytes (messages only). */

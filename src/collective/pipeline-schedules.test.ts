@@ -56,6 +56,14 @@ describe('pipeline schedules over P = 1..8, M = 1..32', () => {
     }
   });
 
+  it('per-stage costs: GPipe P=2 M=2, stage 1 three times slower, makespan by hand; a cost list of the wrong length refused', () => {
+    // Stage 0 F [0,1] [1,2]; stage 1 F [1,4] [4,7], B [7,10] [10,13]; stage 0 B [10,11] [13,14].
+    const run = simulate(pipelineSchedules('gpipe', 2, 2), { forward: [1, 3], backward: [1, 3] });
+    expect(run.makespan).toBe(14);
+    expect(run.busy).toEqual([4, 12]);
+    expect(() => simulate(pipelineSchedules('gpipe', 2, 2), { forward: [1, 2, 3] })).toThrow(/forward costs: 3 values for 2 stages/);
+  });
+
   it('peak activations in flight per stage: GPipe M, 1F1B min(P - stage, M)', () => {
     for (const P of STAGES) {
       for (const M of MICROS) {

@@ -216,10 +216,10 @@ export function checkPipeline(schedules: readonly StageSchedule[]): string[] {
 // --- simulation --------------------------------------------------------------------------------------
 
 export interface OpCosts {
-  /** Time units of one forward on one stage (default 1). */
-  forward: number;
-  /** Time units of one backward (default 1). */
-  backward: number;
+  /** Time units of one forward (default 1): the same on every stage, or one value per stage. */
+  forward: number | readonly number[];
+  /** Time units of one backward (default 1): the same on every stage, or one value per stage. */
+  backward: number | readonly number[];
   /** Time units between a send and the message being receivable (default 0: free communication). */
   transfer: number;
 }
@@ -252,6 +252,14 @@ export interface SimulatedPipeline {
 export function simulate(schedules: readonly StageSchedule[], costs: Partial<OpCosts> = {}): SimulatedPipeline {
   const c: OpCosts = { forward: 1, backward: 1, transfer: 0, ...costs };
   const P = schedules.length;
+  for (const kind of ['forward', 'backward'] as const) {
+    const given = c[kind];
+    if (typeof given !== 'number' && given.length !== P) throw new RangeError(`${kind} costs: ${given.length} values for ${P} stages`);
+  }
+  const costOf = (kind: 'forward' | 'backward', stage: number): number => {
+    const given = c[kind];
+    return typeof given === 'number' ? given : given[stage];
+  };
   const next = new Array<number>(P).fill(0);
   const clock = new Array<number>(P).fill(0);
   const busy = new Array<number>(P).fill(0);
@@ -269,8 +277,8 @@ export function simulate(schedules: readonly StageSchedule[], costs: Partial<OpC
         let start = clock[s];
         let end = start;
         if (op.kind === 'forward' || op.kind === 'backward') {
-          end = start + c[op.kind];
-          busy[s] += c[op.kind];
+          end = start + costOf(op.kind, s);
+          busy[s] += costOf(op.kind, s);
         } else if (op.kind.startsWith('send')) {
           arrivals.set(key(s, op.peer ?? -1, op), start + c.transfer);
         } else {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { PipelineEvent } from './pipeline-executor';
-import { formatEventTimeline, handOverTimes, measureTimeline } from './pipeline-timeline';
+import { idealBubbleFraction, pipelineSchedules } from './pipeline-schedules';
+import { formatEventTimeline, handOverTimes, measuredOpCosts, measureTimeline, predictBubble } from './pipeline-timeline';
 
 const event = (stage: number, kind: PipelineEvent['kind'], tStart: number, tEnd: number, bytes?: number): PipelineEvent => ({
   type: 'pipeline',
@@ -82,5 +83,73 @@ describe('measureTimeline', () => {
       withPeer(event(0, 'recv-grad', 15, 34), 1, 0), // 4 ms after stage 1's backward
     ];
     expect(handOverTimes(events)).toEqual([3, 4]);
+  });
+});
+
+describe('measuredOpCosts', () => {
+  it('splits each stage\'s busy time (overlaps counted once) between forwards and backwards by the union of each kind', () => {
+    const micro = (e: PipelineEvent, m: number): PipelineEvent => ({ ...e, micro: m });
+    // Stage 0: forwards 0..10 and 8..20 overlap (union 20, durations 22), backwards 20..25 and 25..35 (15).
+    // Busy 35 = 20 forward + 15 backward: 10 and 7.5 per op. Stage 1: one forward 10..14, one backward 14..20.
+    const costs = measuredOpCosts(
+      [
+        event(0, 'forward', 0, 10),
+        micro(event(0, 'forward', 8, 20), 1),
+        event(0, 'backward', 20, 25),
+        micro(event(0, 'backward', 25, 35), 1),
+        event(1, 'forward', 10, 14),
+        event(1, 'backward', 14, 20),
+      ],
+      2,
+    );
+    expect(costs[0].forwardMs).toBeCloseTo(10, 12);
+    expect(costs[0].backwardMs).toBeCloseTo(7.5, 12);
+    expect(costs[1]).toEqual({ forwardMs: 4, backwardMs: 6 });
+    expect(costs[0].forwardMs * 2 + costs[0].backwardMs * 2).toBeCloseTo(measureTimeline([event(0, 'forward', 0, 10), micro(event(0, 'forward', 8, 20), 1), event(0, 'backward', 20, 35)], 1).stages[0].busyMs, 12);
+  });
+
+  it('scales the two unions to the busy time where a forward and a backward overlap', () => {
+    // Forward 0..10 and backward 6..14 overlap: unions 10 and 8 of a busy 14; 14 x 10/18 and 14 x 8/18.
+    const [cost] = measuredOpCosts([event(0, 'forward', 0, 10), event(0, 'backward', 6, 14)], 1);
+    expect(cost.forwardMs).toBeCloseTo((14 * 10) / 18, 12);
+    expect(cost.backwardMs).toBeCloseTo((14 * 8) / 18, 12);
+  });
+
+  it('refuses a stage without a forward or a backward', () => {
+    expect(() => measuredOpCosts([event(0, 'forward', 0, 1), event(1, 'forward', 1, 2), event(1, 'backward', 2, 3)], 2)).toThrow(/stage 0 ran 1 forwards and 0 backwards/);
+  });
+});
+
+describe('predictBubble (the schedule replayed with measured costs and a message delay)', () => {
+  const equal = (P: number, ms: number) => Array.from({ length: P }, () => ({ forwardMs: ms, backwardMs: ms }));
+
+  it('is the textbook (P-1)/(M+P-1) on equal stages with free messages, to 1e-12', () => {
+    for (const kind of ['gpipe', '1f1b'] as const) for (const [P, M] of [[4, 4], [4, 16], [2, 3]]) expect(predictBubble(pipelineSchedules(kind, P, M), equal(P, 7), 0)).toBeCloseTo(idealBubbleFraction(P, M), 12);
+  });
+
+  it('adds the message delay where a stage waits: P=2, M=1 by hand', () => {
+    // F=B=1, delay 1: stage 0 F [0,1]; stage 1 F [2,3], B [3,4]; stage 0 B [5,6]. Busy 4 of 2 x 6.
+    expect(predictBubble(pipelineSchedules('gpipe', 2, 1), equal(2, 1), 1)).toBeCloseTo(1 - 4 / 12, 12);
+  });
+
+  it('uses each stage\'s own costs: P=2, M=1, stage 0 F=1 B=2, stage 1 F=3 B=4, delay 0.5, by hand', () => {
+    // Stage 0 F [0,1]; stage 1 F [1.5,4.5], B [4.5,8.5]; stage 0 B [9,11]. Busy 10 of 2 x 11.
+    const costs = [
+      { forwardMs: 1, backwardMs: 2 },
+      { forwardMs: 3, backwardMs: 4 },
+    ];
+    expect(predictBubble(pipelineSchedules('gpipe', 2, 1), costs, 0.5)).toBeCloseTo(1 - 10 / 22, 12);
+  });
+
+  it('charges strict 1F1B\'s steady state a round trip per micro-batch that GPipe\'s streams hide (P=4, M=16, delay = a compute)', () => {
+    const gpipe = predictBubble(pipelineSchedules('gpipe', 4, 16), equal(4, 1), 1);
+    const oneFOneB = predictBubble(pipelineSchedules('1f1b', 4, 16), equal(4, 1), 1);
+    expect(gpipe).toBeGreaterThan(idealBubbleFraction(4, 16));
+    expect(oneFOneB).toBeGreaterThan(gpipe + 0.1);
+  });
+
+  it('refuses costs for another number of stages and a negative delay', () => {
+    expect(() => predictBubble(pipelineSchedules('gpipe', 2, 1), equal(3, 1), 0)).toThrow(/3 stage costs for 2 stages/);
+    expect(() => predictBubble(pipelineSchedules('gpipe', 2, 1), equal(2, 1), -1)).toThrow(/message delay must be >= 0/);
   });
 });

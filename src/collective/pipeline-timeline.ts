@@ -6,9 +6,18 @@
 // went: waiting in a receive, before the stage's first op or after its last (the fill and drain of the
 // pipeline, and the other stages' tails), and the rest (sends the stage waited for, the executor's own
 // time between ops). And the same events drawn as a stage x time diagram, as pipeline-schedules.ts
-// draws the ideal timeline. Pure: it reads PipelineEvents (pipeline-executor.ts) on one shared clock
+// draws the ideal timeline. A DP x PP group's gradient all-reduce ('allreduce' events) runs beside the
+// schedule and is left out of these figures (the dashboard draws it in its own lane). Pure: it reads PipelineEvents (pipeline-executor.ts) on one shared clock
 // (stages in one process; tabs first map their clocks onto one).
+//
+// Beside the textbook (P-1)/(M+P-1), which assumes equal stages and free messages, the latency-aware
+// prediction (predictBubble) replays the schedule as data (pipeline-schedules.ts simulate) with each
+// stage's measured compute per forward and backward and a fixed delay per message (the measured
+// hand-over): what the schedule gives on these stages and this link. Measured minus theory then splits
+// into unequal stages (prediction without delay minus theory), the link (prediction with delay minus
+// without) and what neither explains (measured minus prediction).
 import type { PipelineEvent } from './pipeline-executor';
+import { simulate, type StageSchedule } from './pipeline-schedules';
 
 export interface StageTime {
   stage: number;
@@ -47,8 +56,10 @@ function unionMs(intervals: [number, number][]): number {
 
 const isCompute = (e: PipelineEvent) => e.kind === 'forward' || e.kind === 'backward';
 
-export function measureTimeline(events: readonly PipelineEvent[], stages: number): PipelineTimeline {
+export function measureTimeline(allEvents: readonly PipelineEvent[], stages: number): PipelineTimeline {
   if (!Number.isInteger(stages) || stages < 1) throw new RangeError(`stages must be an integer >= 1, got ${stages}`);
+  // The schedule's ops only: a DP x PP all-reduce runs beside the schedule (drawn, not counted here).
+  const events = allEvents.filter((e) => e.kind !== 'allreduce');
   if (events.length === 0) throw new Error('no pipeline events to measure');
   for (const e of events) if (!Number.isInteger(e.stage) || e.stage < 0 || e.stage >= stages) throw new RangeError(`event of stage ${e.stage} in a ${stages}-stage pipeline`);
   const start = Math.min(...events.map((e) => e.tStart));
@@ -119,4 +130,45 @@ export function formatEventTimeline(events: readonly PipelineEvent[], stages: nu
   });
   const header = `measured: ${t.spanMs.toFixed(0)} ms, ${slice.toFixed(1)} ms a column, bubble ${(t.bubbleFraction * 100).toFixed(1)}%`;
   return [header, ...rows].join('\n');
+}
+
+/** One stage's compute per micro-batch, from a measured step. */
+export interface StageOpCost {
+  forwardMs: number;
+  backwardMs: number;
+}
+
+/**
+ * Per stage, the time one forward and one backward kept it busy in `events` (one step): the stage's
+ * busy time (the union of its computes, as measureTimeline counts it) split between forwards and
+ * backwards in proportion to the union of each kind's events, over the number of each. Unions, not
+ * summed durations: a compute's event runs from its submission to its read-back, so while a stage
+ * queues forwards (GPipe's first half) each event also holds the wait behind the ones before it, and
+ * summed durations would count that queue many times over. The costs sum to the busy time the bubble
+ * was measured with.
+ */
+export function measuredOpCosts(events: readonly PipelineEvent[], stages: number): StageOpCost[] {
+  const timeline = measureTimeline(events, stages);
+  return timeline.stages.map(({ stage, busyMs }) => {
+    const of = (kind: 'forward' | 'backward') => events.filter((e) => e.stage === stage && e.kind === kind);
+    const [forwards, backwards] = [of('forward'), of('backward')];
+    if (forwards.length === 0 || backwards.length === 0) throw new Error(`stage ${stage} ran ${forwards.length} forwards and ${backwards.length} backwards: no cost per op to measure`);
+    const covered = (list: PipelineEvent[]) => unionMs(list.map((e): [number, number] => [e.tStart, e.tEnd]));
+    const [forwardMs, backwardMs] = [covered(forwards), covered(backwards)];
+    const forwardShare = forwardMs + backwardMs > 0 ? forwardMs / (forwardMs + backwardMs) : 0.5;
+    return { forwardMs: (busyMs * forwardShare) / forwards.length, backwardMs: (busyMs * (1 - forwardShare)) / backwards.length };
+  });
+}
+
+/**
+ * The bubble fraction `schedules` give when stage s's forward takes costs[s].forwardMs, its backward
+ * costs[s].backwardMs, and every message arrives `delayMs` after the compute that made it (sends free,
+ * receives blocking, the list's order kept: forwards run ahead of the list are not modelled).
+ */
+export function predictBubble(schedules: readonly StageSchedule[], costs: readonly StageOpCost[], delayMs: number): number {
+  if (costs.length !== schedules.length) throw new RangeError(`${costs.length} stage costs for ${schedules.length} stages`);
+  if (!(delayMs >= 0)) throw new RangeError(`the message delay must be >= 0 ms, got ${delayMs}`);
+  const run = simulate(schedules, { forward: costs.map((c) => c.forwardMs), backward: costs.map((c) => c.backwardMs), transfer: delayMs });
+  if (run.deadlock) throw new Error(run.deadlock);
+  return run.bubbleFraction;
 }

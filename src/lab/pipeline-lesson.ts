@@ -194,6 +194,7 @@ export class PipelineLesson extends GatedLesson<PipelineLessonReport> {
       },
       // The executor runs the list strictly in order: the event is that of the op last let through.
       onEvent: (e) => {
+        if (e.kind === 'allreduce') return; // a lesson is one pipeline: no replicas to average over
         const step = this.stepOfOp[current];
         const chunk = e.micro * 2 + (e.kind.endsWith('grad') ? 1 : 0);
         const tensors =

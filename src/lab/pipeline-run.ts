@@ -11,13 +11,14 @@
 // accumulation would (the lab's samplers with world = pipelines), so the room ends where one tab ends
 // to float tolerance (pipeline-run.test.ts). Every message uses the registry's pipeline ids
 // (src/collective/collective-ids.ts), so the mesh checks its floats for NaN/Infinity like any gradient.
+// The step counter, the part's parameters, its checkpoint and restore are one-part-run.ts's.
 import { COLLECTIVE_IDS } from '../collective/collective-ids';
 import { GroupTransport } from '../collective/group-transport';
 import { runAllReduce } from '../collective/collectives';
 import type { PipelineEvent } from '../collective/pipeline-executor';
 import { expectedPeakInFlight } from '../collective/pipeline-schedules';
 import type { Transport } from '../collective/types';
-import { type Backend, viewOf } from '../engine/backend';
+import type { Backend } from '../engine/backend';
 import { decodeTokens } from '../data/text';
 import { Gpt, gptLayout } from '../model/gpt';
 import { entry } from '../model/layout';
@@ -32,7 +33,7 @@ import { learningRateAt, Optimizer } from '../train/optimizer';
 import { fitToData } from './build-run';
 import { type LabConfig, pipelineMicroBatches } from './config';
 import type { PartitionedBuildContext, PartitionedEvalResult, PartitionedRun, PartitionedRunKind, PartitionedStepResult, PipelineFigures, TimedOp } from './partitioned-run';
-import { capturePart, restorePart } from './part-checkpoint';
+import { OnePartRun } from './one-part-run';
 import { recipeFor } from './recipe';
 
 const IDS = COLLECTIVE_IDS.pipeline.first;
@@ -42,6 +43,13 @@ const SHARED_LOSSES = IDS + 5;
 const SAMPLE = IDS + 6;
 /** Steps of events kept for the figures (window.lab.metrics().partition). */
 const KEPT_STEPS = 64;
+
+/** The first id of a stage's per-layer-group all-reduces over its replicas; refuses more groups than the registry holds ids for. */
+function replicaCollectives(groups: number): number {
+  const { first, count } = COLLECTIVE_IDS.pipelineReplicaGroups;
+  if (groups > count) throw new RangeError(`a pipeline stage of ${groups} layer groups: the registry holds ids for ${count}`);
+  return first;
+}
 
 /** Where a room rank sits: stage `rank % P` of pipeline `floor(rank / P)`. */
 export function pipelinePlace(rank: number, stages: number): { stage: number; pipeline: number } {
@@ -61,7 +69,7 @@ export const PIPELINE_RUN_KIND = {
   },
 } satisfies PartitionedRunKind;
 
-export class PipelineRun implements PartitionedRun {
+export class PipelineRun extends OnePartRun implements PartitionedRun {
   readonly description: string;
   readonly part: string;
   readonly replicaGroup: readonly number[];
@@ -85,7 +93,8 @@ export class PipelineRun implements PartitionedRun {
   /** The GPT's sampling: the prompt (the validation text's first character, as one tab's) and the vocabulary. */
   private readonly text: { prompt: Uint32Array; vocab: readonly string[] } | null = null;
 
-  constructor(private readonly context: PartitionedBuildContext) {
+  constructor(context: PartitionedBuildContext) {
+    super(context);
     const { config, backend, data, transport } = context;
     this.backend = backend;
     this.transport = transport;
@@ -135,7 +144,7 @@ export class PipelineRun implements PartitionedRun {
       ahead: config.ahead,
       rankOfStage: (s) => place.pipeline * P + s,
       collective: IDS,
-      ...(this.D > 1 ? { dataParallel: { transport: new GroupTransport(transport, this.replicaGroup) } } : {}),
+      ...(this.D > 1 ? { dataParallel: { transport: new GroupTransport(transport, this.replicaGroup), firstCollective: replicaCollectives(this.stage.layout.groups.length) } } : {}),
       learningRate: (step) => learningRateAt(step, schedule),
       clipNorm: this.recipe.clipNorm,
       pipelineGroup: new GroupTransport(transport, pipelineRanks),
@@ -152,13 +161,6 @@ export class PipelineRun implements PartitionedRun {
     return `stage ${stage} of ${this.P}` + (this.D > 1 ? ` (pipeline ${pipeline})` : '');
   }
 
-  get step(): number {
-    return this.trainer.step;
-  }
-  set step(value: number) {
-    this.trainer.step = value;
-  }
-
   async trainStep(): Promise<PartitionedStepResult> {
     const report = await this.trainer.trainStep();
     let computeMs = 0;
@@ -167,7 +169,7 @@ export class PipelineRun implements PartitionedRun {
     for (const e of report.events) {
       const ms = e.tEnd - e.tStart;
       if (e.kind === 'forward' || e.kind === 'backward') computeMs += ms;
-      else if (e.kind === 'send-activation' || e.kind === 'send-grad') commMs += ms;
+      else if (e.kind === 'send-activation' || e.kind === 'send-grad' || e.kind === 'allreduce') commMs += ms;
       else waitMs += ms;
     }
     const [loss] = await this.shareFromLastStages(2 * report.step, [report.loss]);
@@ -300,18 +302,6 @@ export class PipelineRun implements PartitionedRun {
     });
   }
 
-  partParams(): Promise<Float32Array> {
-    return this.backend.read(viewOf(this.stage.model.params));
-  }
-
-  checkpoint(meta: { world: number; rank: number; vocab: string[] | null }): Promise<Uint8Array> {
-    return capturePart(this.backend, this.checkpointable(), { config: this.context.config, recipe: this.recipe, partition: this.partition() }, meta);
-  }
-
-  restore(bytes: Uint8Array, world: number): string[] {
-    return restorePart(this.backend, this.checkpointable(), bytes, { recipe: this.recipe, partition: this.partition(), world });
-  }
-
   figures(): PipelineFigures {
     const { stage: s, pipeline } = this.place;
     // With ahead=k a stage may hold k sets more than the list, never more than M: a bound, met or not.
@@ -335,7 +325,8 @@ export class PipelineRun implements PartitionedRun {
     };
   }
 
-  dispose(): void {
+  /** The stage, not only its model: its activation sets are the stage's. */
+  override dispose(): void {
     this.optimizer.dispose();
     this.stage.dispose();
   }
@@ -354,6 +345,8 @@ export class PipelineRun implements PartitionedRun {
     // Epoch milliseconds: tabs of one machine (and, to their clocks' agreement, of several) share one axis.
     const clockOffsetMs = performance.timeOrigin;
     this.context.publish({ ...event, rank: this.rank, clockOffsetMs });
+    // The figures keep the schedule's ops; a replica all-reduce is drawn (published), not measured there.
+    if (event.kind === 'allreduce') return;
     let last = this.kept[this.kept.length - 1];
     if (!last || last.round !== event.round) {
       last = { round: event.round, ops: [] };
@@ -363,11 +356,11 @@ export class PipelineRun implements PartitionedRun {
     last.ops.push({ kind: event.kind, stage: event.stage, micro: event.micro, ...(event.peer !== undefined ? { peer: event.peer } : {}), ...(event.bytes !== undefined ? { bytes: event.bytes } : {}), tStart: event.tStart + clockOffsetMs, tEnd: event.tEnd + clockOffsetMs });
   }
 
-  private partition(): { kind: 'pipeline'; stages: number; stage: number; schedule: string } {
+  protected partition(): { kind: 'pipeline'; stages: number; stage: number; schedule: string } {
     return { kind: 'pipeline', stages: this.P, stage: this.place.stage, schedule: this.context.config.schedule };
   }
 
-  private checkpointable() {
+  protected heldPart() {
     const model = this.stage.model;
     if (!(model instanceof Mlp || model instanceof Gpt)) throw new Error('a pipeline stage holds an MLP or a GPT');
     return { model, optimizer: this.optimizer, trainer: this.trainer };

@@ -103,6 +103,9 @@ export interface PipelineRun {
   replicaHashes: string[][];
 }
 
+/** The replicas' all-reduces number their layer groups from here (the pipeline's own messages use 0 and 1). */
+const REPLICA_COLLECTIVES = 16;
+
 export interface PipelineRunOptions {
   steps?: number;
   seed?: number;
@@ -150,7 +153,7 @@ export async function trainPipeline(
       schedule,
       computeDelayMs: options.computeDelayMs,
       ahead: options.ahead,
-      ...(D > 1 ? { dataParallel: { transport: new GroupTransport(transport, group) } } : {}),
+      ...(D > 1 ? { dataParallel: { transport: new GroupTransport(transport, group), firstCollective: REPLICA_COLLECTIVES } } : {}),
     });
     return { backend, stage, trainer, opt, replica };
   });

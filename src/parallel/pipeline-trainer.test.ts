@@ -88,6 +88,25 @@ describe('DP x PP (4 tabs: 2 pipelines of 2 stages, each stage averaged over its
   }
 });
 
+describe('DP x PP: each layer group\'s all-reduce starts inside the last backward', () => {
+  it('GPT 1F1B, M = 2, 40 ms artificial backward: one all-reduce per layer group, the first started before the last backward\'s delay was over, replicas bitwise equal', async () => {
+    const delay = 40;
+    const run = await trainPipeline(TINY_GPT, ADAMW, '1f1b', 2, GLOBAL_ROWS, 2, { steps: 1, replicas: 2, computeDelayMs: (kind) => (kind === 'backward' ? delay : 0) });
+    for (const hashes of run.replicaHashes) expect(new Set(hashes).size).toBe(1);
+    for (const stage of run.stages) {
+      const mine = run.events[0].filter((e) => e.stage === stage.stage);
+      const allReduces = mine.filter((e) => e.kind === 'allreduce');
+      // One each, on the group's index in the stage's layout.
+      expect(allReduces.map((e) => e.group).sort()).toEqual(stage.layout.groups.map((g) => g.name).sort());
+      expect(allReduces.map((e) => e.micro).sort((a, b) => a - b)).toEqual(stage.layout.groups.map((_, i) => i));
+      // The hooks fire while the last backward is recorded, before its artificial delay: a whole-stage
+      // average started after the backward would begin no earlier than its start + the delay.
+      const lastBackward = mine.filter((e) => e.kind === 'backward').reduce((a, b) => (b.micro > a.micro ? b : a));
+      expect(Math.min(...allReduces.map((e) => e.tStart))).toBeLessThan(lastBackward.tStart + delay);
+    }
+  });
+});
+
 describe('the pipeline timeline, measured (artificial 25 ms per forward and backward)', () => {
   // The stages share this process's one thread and this machine's cores with other work: a pause of the
   // process stretches whichever ops it falls in, and moves a step's figure either way (by up to a

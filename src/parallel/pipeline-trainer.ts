@@ -7,24 +7,39 @@
 // micro-batches of gradient accumulation.
 //
 // DP x PP: with `dataParallel`, the tabs holding one stage in several pipelines average that stage's
-// gradients before the update, so every replica of a stage stays bitwise equal. The average starts as
-// soon as the stage's last backward has been submitted (its read of the gradient queued behind it),
-// beside the rest of the schedule, not after it.
+// gradients before the update, so every replica of a stage stays bitwise equal. The average runs per
+// layer group (the layout's groups: a GPT block, the head, ...), each group its own ring all-reduce
+// with its own collective id: the stage's last backward announces each tensor's gradient as final
+// (GradHooks), and a group's all-reduce starts once all of its tensors are announced (its read queued
+// behind the ops that finish it), beside the rest of that backward and of the schedule. A group the
+// backward never announced is averaged after the schedule, so nothing is left out. Each all-reduce
+// emits an 'allreduce' event (micro = the group's index) for the timeline.
 //
-// Global-norm clipping (`clipNorm`) sums the stages' squared norms over the pipeline (the tied copy
-// counted once, on the first stage) in stage order, so every stage scales by the same factor, and one
-// tab's clip of the whole gradient is matched to float tolerance. The learning rate follows
+// Global-norm clipping (`clipNorm`) is group-clip.ts's over the pipeline's stages: each stage sums the
+// squares of its tensors (the tied copy counted once, on the first stage), the sums are all-reduced and
+// added in stage order, so every stage scales by the same factor, and one tab's clip of the whole
+// gradient is matched to float tolerance. The learning rate follows
 // `learningRate` (the recipe's schedule) like the one-tab trainer's.
 //
 import { pipelineTag, type PipelineEvent, type PipelineListener, runStageSchedule, type StageCompute } from '../collective/pipeline-executor';
 import { runAllReduce } from '../collective/collectives';
+import { clipOverGroup } from './group-clip';
 import { stageSchedule, type PipelineScheduleKind } from '../collective/pipeline-schedules';
 import type { Transport } from '../collective/types';
 import { type Backend, viewOf } from '../engine/backend';
-import { entry } from '../model/layout';
+import { coveredBy, entry, type FlatRange } from '../model/layout';
+import type { GradHooks } from '../model/model';
 import type { PipelineStage } from '../model/pipeline-stage';
 import type { BatchSource } from '../train/batches';
 import type { Optimizer } from '../train/optimizer';
+
+/** A pipeline of one stage clips alone: a group of one, which never sends. */
+const singleTab: Transport = {
+  rank: 0,
+  world: 1,
+  send: () => Promise.reject(new Error('a group of one tab sends nothing')),
+  recv: () => Promise.reject(new Error('a group of one tab receives nothing')),
+};
 
 export interface PipelineTrainerOptions {
   backend: Backend;
@@ -46,10 +61,11 @@ export interface PipelineTrainerOptions {
   /**
    * DP x PP: the group of tabs holding this same stage in the other pipelines (a GroupTransport), each
    * training on its own share of every micro-batch (`batches`). The stage's gradients are averaged over
-   * the group with a ring all-reduce (collective number `collective`, default the pipeline's + 2)
-   * from the stage's last backward on, beside the rest of the schedule. Absent: one pipeline.
+   * the group, one ring all-reduce per layer group of the stage's layout (layer group g on collective
+   * number `firstCollective + g`), each from the moment the last backward has made that group's
+   * gradient final. Absent: one pipeline.
    */
-  dataParallel?: { transport: Transport; collective?: number };
+  dataParallel?: { transport: Transport; firstCollective: number };
   /** The learning rate of 0-based step `step` (the recipe's schedule). Default: the optimizer's own. */
   learningRate?: (step: number) => number;
   /**
@@ -105,13 +121,11 @@ export class PipelineTrainer {
       const ms = this.o.computeDelayMs?.(kind, micro) ?? 0;
       if (ms > 0) await new Promise((resolve) => setTimeout(resolve, ms));
     };
-    // The stage's gradient is whole once its last backward has run (backwards run in micro-batch
-    // order): from then its all-reduce over the stage's replicas runs beside the rest of the schedule
-    // (this stage's last send; the earlier stages' backwards, which never wait for it).
+    // A layer group's gradient is whole once the last backward (backwards run in micro-batch order)
+    // has recorded the ops that finish it: from then its all-reduce over the stage's replicas runs
+    // beside the rest of that backward and of the schedule.
     const collective = this.o.collective ?? 0;
-    const replicaCollective = this.o.dataParallel?.collective ?? collective + 2;
-    let averaged: Promise<void> | undefined;
-    const averageOnce = (): Promise<void> => (averaged ??= this.averageOverReplicas(step, replicaCollective));
+    const replicas = this.replicaAverages(step);
     // Each op is submitted and its output's read-back started (the copy is recorded now, so the
     // activation set can be released or reused by the next op); the executor goes on while it runs.
     const compute: StageCompute = {
@@ -131,12 +145,11 @@ export class PipelineTrainer {
         };
       },
       backward: async (micro, outputGrad) => {
-        const inputGrad = stage.backward(micro, outputGrad);
+        const inputGrad = stage.backward(micro, outputGrad, micro === M - 1 ? replicas.hooks : undefined);
         await delay('backward', micro);
         // On the first stage nothing is read back: the op ends when the device has run it.
         const grad = inputGrad ? b.read(inputGrad) : b.flush().then(() => undefined);
         stage.release(micro);
-        if (micro === M - 1) averageOnce().catch(() => undefined); // its failure is awaited after the schedule
         return { pending: grad };
       },
     };
@@ -150,7 +163,7 @@ export class PipelineTrainer {
     });
     // Averaged within the stage's group first, then the tied copies summed: the two ends then add the
     // same two vectors (in one order) whatever the group's ring did, so their copies stay equal.
-    await averageOnce();
+    events.push(...(await replicas.finish()));
     await this.sumTiedGradients(step, collective + 1);
     if (this.o.clipNorm) await this.clip(step, this.o.clipNorm, collective + 3);
     optimizer.update(model.params, model.grads, step + 1, this.o.learningRate?.(step) ?? optimizer.config.lr);
@@ -159,40 +172,73 @@ export class PipelineTrainer {
     return { step, events, ...(lossCount > 0 ? { loss: lossSum / lossCount } : {}) };
   }
 
-  /** Scales the stage's gradient by the factor one tab's clip of the whole gradient would use. */
+  /**
+   * Scales the stage's gradient by the factor one tab's clip of the whole gradient would use: the
+   * stages' squared norms summed over the pipeline (group-clip.ts), the tied copies counted once (the
+   * first stage's), every stage scaling by the same factor.
+   */
   private async clip(step: number, maxNorm: number, collective: number): Promise<void> {
-    const { backend: b, stage } = this.o;
-    const grads = await b.read(viewOf(stage.model.grads));
-    // The tied copies hold the same summed gradient: the whole model has it once (the first stage's).
-    const skip = stage.isFirst ? [] : stage.model.tiedTensors.map((name) => entry(stage.layout, name));
-    let own = 0;
-    for (let i = 0; i < grads.length; i++) own += grads[i] * grads[i];
-    for (const e of skip) for (let i = e.offset; i < e.offset + e.length; i++) own -= grads[i] * grads[i];
-    const perStage = new Float32Array(stage.stages);
-    perStage[stage.stage] = own;
+    const { backend, stage } = this.o;
     const group = this.o.pipelineGroup;
-    if (stage.stages > 1) {
-      if (!group) throw new Error('clipping a pipeline needs its stages as a transport (pipelineGroup)');
-      await runAllReduce(group, perStage, { round: step, collective });
-    }
-    let sumSq = 0;
-    for (const v of perStage) sumSq += v;
-    const norm = Math.sqrt(sumSq);
-    if (norm > maxNorm) {
-      const scale = maxNorm / norm;
-      for (let i = 0; i < grads.length; i++) grads[i] *= scale;
-      b.write(viewOf(stage.model.grads), grads);
-    }
+    if (stage.stages > 1 && !group) throw new Error('clipping a pipeline needs its stages as a transport (pipelineGroup)');
+    if (group && group.rank !== stage.stage) throw new Error(`the pipeline group's rank ${group.rank} is not the stage ${stage.stage}`);
+    const tied = new Set(stage.isFirst ? [] : stage.model.tiedTensors);
+    await clipOverGroup({
+      backend,
+      grads: stage.model.grads,
+      entries: stage.layout.entries,
+      counts: (name) => !tied.has(name),
+      group: group ?? singleTab,
+      maxNorm,
+      round: step,
+      collective,
+    });
   }
 
-  private async averageOverReplicas(step: number, collective: number): Promise<void> {
-    const group = this.o.dataParallel?.transport;
-    if (!group || group.world === 1) return;
+  /**
+   * The step's averages over the stage's replicas: `hooks` for the last backward (a layer group's
+   * all-reduce starts once every tensor of the group is announced), `finish` starts the groups not
+   * announced and waits for all. Without replicas: no hooks, nothing to wait for.
+   */
+  private replicaAverages(step: number): { hooks?: GradHooks; finish: () => Promise<PipelineEvent[]> } {
+    const dp = this.o.dataParallel;
+    if (!dp || dp.transport.world === 1) return { finish: async () => [] };
+    const events: PipelineEvent[] = [];
     const { backend: b, stage } = this.o;
-    const grads = viewOf(stage.model.grads);
-    const data = await b.read(grads);
-    await runAllReduce(group, data, { round: step, collective, average: true });
-    b.write(grads, data);
+    const layout = stage.layout;
+    const announced = new Map<string, FlatRange[]>();
+    const running = new Map<string, Promise<void>>();
+    const start = (group: string): void => {
+      if (running.has(group)) return;
+      const index = layout.groups.findIndex((g) => g.name === group);
+      const range = layout.groups[index].range;
+      const view = viewOf(stage.model.grads, range.offset, range.length);
+      const read = b.read(view);
+      const tStart = performance.now();
+      const done = read.then(async (data) => {
+        await runAllReduce(dp.transport, data, { round: step, collective: dp.firstCollective + index, average: true });
+        b.write(view, data);
+        const event: PipelineEvent = { type: 'pipeline', kind: 'allreduce', stage: stage.stage, micro: index, group, bytes: data.byteLength, round: step, tStart, tEnd: performance.now() };
+        events.push(event);
+        this.o.onEvent?.(event);
+      });
+      done.catch(() => undefined); // awaited in finish
+      running.set(group, done);
+    };
+    const hooks: GradHooks = {
+      onGradReady: (range, group) => {
+        const ranges = announced.get(group) ?? [];
+        ranges.push(range);
+        announced.set(group, ranges);
+        if (layout.entries.every((e) => e.group !== group || coveredBy(ranges, e))) start(group);
+      },
+    };
+    const finish = async (): Promise<PipelineEvent[]> => {
+      for (const g of layout.groups) start(g.name);
+      await Promise.all(running.values());
+      return events;
+    };
+    return { hooks, finish };
   }
 
   /**

@@ -8,14 +8,15 @@
 // The collective id is the caller's and must be a 'bytes' id (src/collective/collective-ids.ts): the
 // payload is float64 bit patterns, which a float-vector id's finiteness check would read as float32.
 import { runSparseAllGather } from '../collective/collectives';
-import type { PipelineOpKind } from '../collective/pipeline-schedules';
+import type { PipelineEventKind } from '../collective/pipeline-executor';
 import type { Transport } from '../collective/types';
 import type { PipelineLabEvent } from '../shared/events';
 
-const KINDS: readonly PipelineOpKind[] = ['forward', 'backward', 'send-activation', 'recv-activation', 'send-grad', 'recv-grad'];
+/** The wire's kind numbers: new kinds only at the end. */
+const KINDS: readonly PipelineEventKind[] = ['forward', 'backward', 'send-activation', 'recv-activation', 'send-grad', 'recv-grad', 'allreduce'];
 const FIELDS = 10;
-/** A step of P stages and M micro-batches has at most 4M ops a stage; this bounds what a peer can make a tab hold. */
-const MAX_EVENTS_PER_RANK = 4 * 4096;
+/** A step of P stages and M micro-batches has at most 4M ops a stage (and one all-reduce per layer group); this bounds what a peer can make a tab hold. */
+const MAX_EVENTS_PER_RANK = 4 * 4096 + 1024;
 
 export function encodeStepEvents(events: readonly PipelineLabEvent[]): Uint8Array {
   const out = new Float64Array(events.length * FIELDS);

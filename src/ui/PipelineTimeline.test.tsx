@@ -12,6 +12,7 @@ import { measureTimeline } from '../collective/pipeline-timeline';
 import type { PipelineEvent } from '../collective/pipeline-executor';
 import { EventBus, type PipelineLabEvent } from '../shared/events';
 import { connectBus, createLabStore } from '../store/lab-store';
+import { ADAMW, TINY_GPT, trainPipeline } from '../parallel/pipeline-test-support';
 import { PipelineTimelineView } from './PipelineTimeline';
 
 afterEach(cleanup);
@@ -192,5 +193,26 @@ describe('PipelineTimelineView', () => {
     fireEvent.click(screen.getByRole('button', { name: 'Live' }));
     rerender(<View store={store} />);
     expect(screen.getByTestId('pipeline-step').textContent).toBe('step 2');
+  });
+
+  it('DP2 x PP2: each layer group\'s replica all-reduce drawn as a bar where it ran on its row, left out of the bubble, the schedule still recognised', async () => {
+    const P = 2;
+    const run = await trainPipeline(TINY_GPT, ADAMW, '1f1b', P, 8, 2, { steps: 1, replicas: 2 });
+    const raw = run.events[0];
+    const published: PipelineLabEvent[] = raw.map((e) => ({ ...e, rank: e.stage, tStart: e.tStart - SKEW_MS[e.stage], tEnd: e.tEnd - SKEW_MS[e.stage], clockOffsetMs: SKEW_MS[e.stage] }));
+    render(<View store={storeFed(published)} />);
+    const reduces = raw.filter((e) => e.kind === 'allreduce');
+    expect(reduces.length).toBe(run.stages.reduce((n, st) => n + st.layout.groups.length, 0));
+    const t0 = Math.min(...raw.filter((e) => e.kind !== 'allreduce').map((e) => e.tStart));
+    const bars = [...screen.getByRole('img', { name: /Measured timeline of step 0/ }).querySelectorAll('g.pipeline-allreduce')];
+    expect(bars).toHaveLength(reduces.length);
+    for (const e of reduces) {
+      const bar = bars.find((g) => Number(g.getAttribute('data-row')) === e.stage && Number(g.getAttribute('data-group')) === e.micro)!;
+      expect(Number(bar.getAttribute('data-start'))).toBeCloseTo(e.tStart - t0, 6);
+      expect(Number(bar.getAttribute('data-end'))).toBeCloseTo(e.tEnd - t0, 6);
+    }
+    const truth = measureTimeline(raw.filter((e) => e.kind !== 'allreduce'), P);
+    expect(screen.getByTestId('pipeline-bubble').textContent).toMatch(new RegExp(`^1f1b · 2 stages × 2 micro-batches.*measured bubble ${(truth.bubbleFraction * 100).toFixed(1)}%`));
+    expect(screen.getByTestId('pipeline-allreduce').textContent).toContain(`${reduces.length} layer groups`);
   });
 });

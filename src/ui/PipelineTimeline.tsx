@@ -4,16 +4,19 @@
 // the same schedule drawn underneath for comparison. Everything measured comes from the recorded
 // events of one step (pipeline-timeline-model.ts); a slider replays the recorded steps, "Live" follows
 // the newest as its events arrive (a tab draws its own stage's row live, the other stages' when their
-// events reach it).
+// events reach it). In a DP x PP room each layer group's gradient all-reduce over the stage's replicas
+// is drawn as a thin bar along the bottom of its row, where it really ran beside the schedule.
 import { useMemo } from 'react';
 import { pipelineMicroBatches } from '../lab/config';
 import { useLab, useLabFrame, type LabStore } from '../store/lab-store';
 import type { PipelineStepRecord } from '../store/pipeline-slice';
-import { idealStep, measureStep, type IdealStep, type MeasuredStep, type PipelinePlan, type TimelineBlock } from './pipeline-timeline-model';
+import { type AllReduceBlock, idealStep, measureStep, type IdealStep, type MeasuredStep, type PipelinePlan, type TimelineBlock } from './pipeline-timeline-model';
 
 const WIDTH = 600;
 const ROW_HEIGHT = 22;
 const LABEL_WIDTH = 92;
+/** Height of the all-reduce bar along a row's bottom. */
+const ALL_REDUCE_HEIGHT = 5;
 
 const percent = (x: number) => `${(100 * x).toFixed(1)}%`;
 
@@ -27,6 +30,7 @@ function Lanes({
   label,
   rowLabels,
   blocks,
+  allReduces = [],
   span,
   micros,
   unit,
@@ -34,6 +38,7 @@ function Lanes({
   label: string;
   rowLabels: string[];
   blocks: readonly TimelineBlock[];
+  allReduces?: readonly AllReduceBlock[];
   span: number;
   micros: number;
   unit: 'ms' | 'units';
@@ -73,6 +78,16 @@ function Lanes({
                 {b.micro}
               </text>
             )}
+          </g>
+        );
+      })}
+      {allReduces.map((a) => {
+        const x = LABEL_WIDTH + a.start * scale;
+        const w = Math.max(0.5, (a.end - a.start) * scale);
+        return (
+          <g key={`${a.row}-allreduce-${a.group}`} className="pipeline-allreduce" data-row={a.row} data-group={a.group} data-start={a.start} data-end={a.end}>
+            <title>{`all-reduce of layer group ${a.group} over the stage's replicas: ${a.start.toFixed(1)}-${a.end.toFixed(1)} ms`}</title>
+            <rect x={x} y={(a.row + 1) * ROW_HEIGHT - ALL_REDUCE_HEIGHT - 1} width={w} height={ALL_REDUCE_HEIGHT} />
           </g>
         );
       })}
@@ -146,10 +161,18 @@ export function PipelineTimelineView({ steps, plan, selected, onSelect }: Pipeli
             label={`Measured timeline of step ${measured.round}`}
             rowLabels={measured.rows.map((r) => `stage ${r.stage} · r${r.rank}`)}
             blocks={measured.blocks}
-            span={measured.spanMs}
+            allReduces={measured.allReduces}
+            span={measured.drawnSpanMs}
             micros={measured.micro}
             unit="ms"
           />
+          {measured.allReduces.length > 0 && (
+            <p className="readout" data-testid="pipeline-allreduce">
+              DP all-reduce (bars along each row's bottom): {measured.allReduces.length} layer groups, the first from{' '}
+              {Math.min(...measured.allReduces.map((a) => a.start)).toFixed(1)} ms, the last done at {measured.drawnSpanMs.toFixed(1)} ms (
+              {(measured.drawnSpanMs - measured.spanMs).toFixed(1)} ms after the schedule's last op)
+            </p>
+          )}
           <table className="pipeline-table">
             <thead>
               <tr>

@@ -12,6 +12,9 @@
 // idle time is the step's span less its compute; the measured bubble is measureTimeline's
 // (pipeline-timeline.ts) over the rows present. The schedule is recognised, not assumed: a stage's
 // recorded ops must equal GPipe's or 1F1B's list for that stage (in order) for the ideal to be drawn.
+// In a DP x PP room a stage's gradient all-reduces over its replicas (one per layer group, 'allreduce'
+// events) run beside the schedule: they are returned as blocks of their own on their row, on the same
+// clock, and left out of the schedule's recognition and of the bubble.
 import type { PipelineEvent } from '../collective/pipeline-executor';
 import { idealBubbleFraction, pipelineSchedules, PIPELINE_SCHEDULES, simulate, type PipelineScheduleKind } from '../collective/pipeline-schedules';
 import { measureTimeline } from '../collective/pipeline-timeline';
@@ -23,6 +26,15 @@ export interface TimelineBlock {
   kind: 'forward' | 'backward';
   micro: number;
   /** From the start of the span: milliseconds (measured) or schedule time units (ideal). */
+  start: number;
+  end: number;
+}
+
+/** One layer group's gradient all-reduce over the stage's replicas, as it ran (ms from the span's start). */
+export interface AllReduceBlock {
+  row: number;
+  /** The layer group's index in the stage's layout. */
+  group: number;
   start: number;
   end: number;
 }
@@ -45,6 +57,10 @@ export interface MeasuredStep {
   blocks: TimelineBlock[];
   /** measureTimeline's bubble over the rows present. */
   bubbleFraction: number;
+  /** DP x PP: the replica all-reduces recorded (empty in a room of one pipeline). */
+  allReduces: AllReduceBlock[];
+  /** Where the last op or all-reduce ends (ms from the span's start): the time axis to draw. */
+  drawnSpanMs: number;
   /** Stages: the plan's, or the highest stage seen + 1. */
   stages: number;
   /** Micro-batches: the plan's, or the highest micro-batch seen + 1. */
@@ -89,7 +105,8 @@ export interface PipelinePlan {
  * Without `plan`, the stages and micro-batches are the highest seen + 1: they undercount while only
  * part of a step is here (the first micro-batches' ops of a stage can look like a whole step of fewer).
  */
-export function measureStep(round: number, events: readonly PipelineLabEvent[], plan?: PipelinePlan): MeasuredStep | null {
+export function measureStep(round: number, recorded: readonly PipelineLabEvent[], plan?: PipelinePlan): MeasuredStep | null {
+  const events = recorded.filter((e) => e.kind !== 'allreduce');
   if (events.length === 0) return null;
   const stages = Math.max(plan?.stages ?? 0, ...events.map((e) => e.stage + 1));
   const micro = Math.max(plan?.micro ?? 0, ...events.map((e) => e.micro + 1));
@@ -128,7 +145,12 @@ export function measureStep(round: number, events: readonly PipelineLabEvent[], 
   const blocks: TimelineBlock[] = onOneClock.flatMap((e) =>
     isCompute(e.kind) ? [{ row: e.stage, kind: e.kind, micro: e.micro, start: e.tStart, end: e.tEnd }] : [],
   );
-  return { round, spanMs: measured.spanMs, rows, blocks, bubbleFraction: measured.bubbleFraction, stages, micro, schedule, complete, rowsComplete: schedule !== null };
+  // An all-reduce of a rank with no op here yet has no row to sit on: it waits for the row.
+  const allReduces: AllReduceBlock[] = recorded.flatMap((e) =>
+    e.kind === 'allreduce' && rowOf.has(e.rank) ? [{ row: rowOf.get(e.rank)!, group: e.micro, start: epoch(e.tStart, e) - start, end: epoch(e.tEnd, e) - start }] : [],
+  );
+  const drawnSpanMs = Math.max(measured.spanMs, ...allReduces.map((a) => a.end));
+  return { round, spanMs: measured.spanMs, rows, blocks, bubbleFraction: measured.bubbleFraction, allReduces, drawnSpanMs, stages, micro, schedule, complete, rowsComplete: schedule !== null };
 }
 
 /** The schedule's ideal timeline (unit forward and backward, free communication). */
