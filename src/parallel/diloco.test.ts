@@ -124,7 +124,7 @@ describe('the outer step, without Nesterov', () => {
   });
 
   it('refuses anchor, velocity and delta of different lengths', () => {
-    expect(() => outerStep(new Float32Array(2), new Float32Array(2), new Float32Array(3), OUTER_SGD)).toThrow(/one length/);
+    expect(() => outerStep(new Float32Array(3), new Float32Array(2), new Float32Array(2), OUTER_SGD)).toThrow(/one length/);
     expect(() => outerStep(new Float32Array(3), new Float32Array(2), new Float32Array(3), OUTER_SGD)).toThrow(/one length/);
     expect(() => outerStep(new Float32Array(2), new Float32Array(3), new Float32Array(2), OUTER_SGD)).toThrow(/one length/);
   });
@@ -136,6 +136,11 @@ describe('when the outer step runs', () => {
     expect([1, 2, 3, 4, 5, 6, 7].filter((s) => sync.isOuterStep(s))).toEqual([3, 6, 7]);
     const open = await syncWith({ innerSteps: 3 });
     expect([1, 2, 3, 4, 5, 6, 7].filter((s) => open.isOuterStep(s))).toEqual([3, 6]);
+  });
+
+  it('an outer step before any gradSync (no anchor taken) is refused, not computed from zeros', async () => {
+    const sync = await syncWith({ innerSteps: 1 });
+    await expect(sync.afterUpdate({ step: 0 } as Parameters<DilocoSync['afterUpdate']>[0])).rejects.toThrow(/no anchor/);
   });
 
   it('refuses a fractional H, an outer lr of 0 and a negative momentum; accepts H = 1 and momentum 0', async () => {
