@@ -7,7 +7,7 @@ import { syntheticData } from '../data/synthetic';
 import { paramsHash } from '../model/layout';
 import { defaults, type ClassifierRecipe } from '../train/defaults';
 import { denseStrategy, dilocoStrategy, trainCommRoom } from './comm-room';
-import { DILOCO_OUTER, DilocoSync, outerStep } from './diloco';
+import { DILOCO_OUTER, DilocoSync, outerStep, type OuterCodec } from './diloco';
 
 const data = syntheticData({ kind: 'spirals', seed: 5 });
 /** Plain SGD and no clipping: then H = 1 with outer SGD at lr 1 is data parallelism, step for step. */
@@ -30,6 +30,25 @@ function maxDiff(a: Float32Array, b: Float32Array): number {
 /** The distance between adjacent float32 values at x. */
 function ulp(x: number): number {
   return 2 ** (Math.floor(Math.log2(Math.abs(x))) - 23);
+}
+
+/**
+ * Trains `world` ranks with DiLoCo at H = 1, outer SGD lr 1, plain SGD inside, and with data parallelism,
+ * and expects them to end within steps x ulp(max |param|) of each other, replicas bitwise equal.
+ */
+async function expectDataParallelEnd(world: number, codec: OuterCodec) {
+  const dense = await trainCommRoom({ world, data, recipe: sgd, strategy: denseStrategy(sgd) });
+  const local = await trainCommRoom({ world, data, recipe: sgd, strategy: dilocoStrategy({ innerSteps: 1, outer: OUTER_SGD, codec }), hashEveryStep: true });
+  const [a, b] = [(await dense.params())[0], (await local.params())[0]];
+  const start = (await (await trainCommRoom({ world: 1, data, recipe: { ...sgd, steps: 0 }, strategy: denseStrategy(sgd) })).params())[0];
+  // Each step rounds two more times than the ring's mean of gradients (the local update p - lr g_i,
+  // and the outer anchor - delta), half an ulp of the largest parameter each. Measured: 3.6e-7 to
+  // 7.2e-7 after 8 steps (ulp(2.5) = 2.4e-7); the bound is 8 x 2.4e-7 = 1.9e-6, against a move of 0.029.
+  const bound = sgd.steps * ulp(start.reduce((m, v) => Math.max(m, Math.abs(v)), 0));
+  expect(maxDiff(a, b)).toBeLessThanOrEqual(bound);
+  expect(maxDiff(a, start)).toBeGreaterThan(1000 * bound);
+  for (const hashes of local.hashesPerStep) expect(new Set(hashes).size).toBe(1);
+  return { dense, local };
 }
 
 describe('the outer step', () => {
@@ -58,17 +77,7 @@ describe('the outer step', () => {
 
 describe('DiLoCo over the ring', () => {
   it.each([2, 3, 4])('%i ranks, H = 1, outer SGD lr 1, inner SGD: equals data parallelism within steps x ulp(max |param|); same bytes', async (world) => {
-    const dense = await trainCommRoom({ world, data, recipe: sgd, strategy: denseStrategy(sgd) });
-    const local = await trainCommRoom({ world, data, recipe: sgd, strategy: dilocoStrategy({ innerSteps: 1, outer: OUTER_SGD }), hashEveryStep: true });
-    const [a, b] = [(await dense.params())[0], (await local.params())[0]];
-    const start = (await (await trainCommRoom({ world: 1, data, recipe: { ...sgd, steps: 0 }, strategy: denseStrategy(sgd) })).params())[0];
-    // Each step rounds two more times than the ring's mean of gradients (the local update p - lr g_i,
-    // and the outer anchor - delta), half an ulp of the largest parameter each. Measured: 3.6e-7 to
-    // 7.2e-7 after 8 steps (ulp(2.5) = 2.4e-7); the bound is 8 x 2.4e-7 = 1.9e-6, against a move of 0.029.
-    const bound = sgd.steps * ulp(start.reduce((m, v) => Math.max(m, Math.abs(v)), 0));
-    expect(maxDiff(a, b)).toBeLessThanOrEqual(bound);
-    expect(maxDiff(a, start)).toBeGreaterThan(1000 * bound);
-    for (const hashes of local.hashesPerStep) expect(new Set(hashes).size).toBe(1);
+    const { dense, local } = await expectDataParallelEnd(world, { kind: 'none' });
     const bytes = (room: typeof dense) => room.ranks.reduce((sum, r) => sum + r.bytesSent, 0);
     expect(bytes(local)).toBe(bytes(dense));
   });
@@ -154,15 +163,8 @@ describe('when the outer step runs', () => {
 describe('the Top-K outer exchange averages', () => {
   it.each([2, 3])('%i ranks, Top-K sending everything, H = 1, outer SGD lr 1, inner SGD: equals data parallelism within steps x ulp(max |param|)', async (world) => {
     // Top-K at ratio 1 sends the whole pseudo-gradient, so the outer step sees the exact mean: the run is
-    // data parallelism up to rounding, as the uncompressed exchange is (diloco.test.ts); a sum or another
+    // data parallelism up to rounding, as the uncompressed exchange is (above); a sum or another
     // divisor moves it by a whole step.
-    const dense = await trainCommRoom({ world, data, recipe: sgd, strategy: denseStrategy(sgd) });
-    const local = await trainCommRoom({ world, data, recipe: sgd, strategy: dilocoStrategy({ innerSteps: 1, outer: OUTER_SGD, codec: { kind: 'topk', ratio: 1 } }), hashEveryStep: true });
-    const [a, b] = [(await dense.params())[0], (await local.params())[0]];
-    const start = (await (await trainCommRoom({ world: 1, data, recipe: { ...sgd, steps: 0 }, strategy: denseStrategy(sgd) })).params())[0];
-    const bound = sgd.steps * ulp(start.reduce((m, v) => Math.max(m, Math.abs(v)), 0));
-    expect(maxDiff(a, b)).toBeLessThanOrEqual(bound);
-    expect(maxDiff(a, start)).toBeGreaterThan(1000 * bound);
-    for (const hashes of local.hashesPerStep) expect(new Set(hashes).size).toBe(1);
+    await expectDataParallelEnd(world, { kind: 'topk', ratio: 1 });
   });
 });
