@@ -18,7 +18,8 @@ import { type Counts, type StrykerReport, countsOfReport, markdownTable, summari
 const ROOT = 'reports/mutation';
 const PARTS = `${ROOT}/parts`;
 const LOGS = `${ROOT}/logs`;
-const CONFIGS = ['stryker.config.mjs', 'vitest.mutate.config.ts'];
+// Everything that decides how a part runs: a change to one redoes every part.
+const CONFIGS = ['stryker.config.mjs', 'vitest.mutate.config.ts', 'scripts/mutate-setup.ts', 'scripts/mutate-left-out.ts'];
 
 /** What a finished part's file holds: the key's inputs, when and how long, and Stryker's report. */
 interface StoredPart {
