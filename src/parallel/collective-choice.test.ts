@@ -30,8 +30,9 @@ describe('probeFanOut', () => {
     for (const [small, large] of samples) {
       expect([small.rounds, small.linkBytes, small.receivedBytes]).toEqual([1, 256, 3 * 256]);
       expect([large.rounds, large.linkBytes, large.receivedBytes]).toEqual([1, 65536, 3 * 65536]);
-      // Timers on a shared machine run late, never early: 10 ms + 256 B at 5 MB/s, and 10 ms + 13.1 ms.
-      expect(small.seconds).toBeGreaterThanOrEqual(0.0095);
+      // 10 ms + 256 B at 5 MB/s, and 10 ms + 13.1 ms. Node's setTimeout may fire up to 1 ms before
+      // performance.now() says its delay has passed (millisecond timer clock): the bounds allow that.
+      expect(small.seconds).toBeGreaterThanOrEqual(0.009);
       expect(large.seconds).toBeGreaterThan(0.022);
     }
     for (const t of mesh) expect(t.pendingMessages).toBe(0);
