@@ -9,6 +9,11 @@
 // in L2. The summation order is per K block in f32, so results differ from the float64 reference in
 // the last bits (the tests bound it).
 
+import { expLanes } from './lanes';
+
+// GELU, tanh, bias, residual add and the embedding: elementwise kernels in their own file.
+export { gelu, geluBackward, tanh, biasAdd, biasBackward, add, embedding, embeddingBackward } from './elementwise';
+
 const MR: i32 = 4; // rows per A panel (micro-kernel height)
 const NR: i32 = 8; // columns per B panel (micro-kernel width: two f32x4)
 const KC: i32 = 256; // K block: a B micro-panel of KC x NR floats is 8 KiB
@@ -317,29 +322,6 @@ export function attentionBackward(dQkv: usize, dOut: usize, qkv: usize, att: usi
   }
 }
 
-const GELU_SCALE: f32 = <f32>Math.sqrt(2 / Math.PI);
-
-/** GELU, tanh approximation (GPT-2's), on elements [from, to): out may alias x. */
-export function gelu(out: usize, x: usize, from: i32, to: i32): void {
-  for (let i = from; i < to; i++) {
-    const at = <usize>i << 2;
-    const v = load<f32>(x + at);
-    store<f32>(out + at, <f32>0.5 * v * (1 + Mathf.tanh(GELU_SCALE * (v + <f32>0.044715 * v * v * v))));
-  }
-}
-
-/** dx = gelu'(x) * dy on elements [from, to): dx may alias dy. */
-export function geluBackward(dx: usize, x: usize, dy: usize, from: i32, to: i32): void {
-  for (let i = from; i < to; i++) {
-    const at = <usize>i << 2;
-    const v = load<f32>(x + at);
-    const th = Mathf.tanh(GELU_SCALE * (v + <f32>0.044715 * v * v * v));
-    const sech2: f32 = <f32>1 - th * th;
-    const local = <f32>0.5 * (1 + th) + <f32>0.5 * v * sech2 * GELU_SCALE * (1 + <f32>(3 * 0.044715) * v * v);
-    store<f32>(dx + at, local * load<f32>(dy + at));
-  }
-}
-
 const LAYER_NORM_EPS: f32 = 1e-5;
 
 /** Horizontal sum of an f32x4. */
@@ -492,32 +474,6 @@ export function adamw(p: usize, g: usize, m: usize, v: usize, n: i32, lr: f32, b
     const pi = load<f32>(p + at);
     store<f32>(p + at, pi - lr * (mHat / (Mathf.sqrt(vHat) + eps) + wd * pi));
   }
-}
-
-// exp on f32x4 lanes (Cephes expf): x = n ln2 + r with |r| <= ln2 / 2, e^r by a degree-7 polynomial,
-// 2^n put straight into the exponent bits. Within 2 ulp of float32 exp over [-87.3, 0], which is all
-// softmax needs (arguments are z - max <= 0); below that it returns 2^-126 instead of underflowing.
-const EXP_LOWEST: f32 = -87.33654;
-const LOG2E: f32 = 1.44269504088896341;
-const LN2_HI: f32 = 0.693359375;
-const LN2_LO: f32 = -2.12194440e-4;
-
-// @ts-ignore: decorator
-@inline
-function expLanes(x: v128): v128 {
-  x = f32x4.max(x, f32x4.splat(EXP_LOWEST));
-  const n = f32x4.floor(f32x4.add(f32x4.mul(x, f32x4.splat(LOG2E)), f32x4.splat(0.5)));
-  let r = f32x4.sub(x, f32x4.mul(n, f32x4.splat(LN2_HI)));
-  r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(LN2_LO)));
-  let y = f32x4.splat(1.9875691500e-4);
-  y = f32x4.add(f32x4.mul(y, r), f32x4.splat(1.3981999507e-3));
-  y = f32x4.add(f32x4.mul(y, r), f32x4.splat(8.3334519073e-3));
-  y = f32x4.add(f32x4.mul(y, r), f32x4.splat(4.1665795894e-2));
-  y = f32x4.add(f32x4.mul(y, r), f32x4.splat(1.6666665459e-1));
-  y = f32x4.add(f32x4.mul(y, r), f32x4.splat(5.0000001201e-1));
-  y = f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(y, r), r), r), f32x4.splat(1));
-  const pow2n = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
-  return f32x4.mul(y, pow2n);
 }
 
 /**

@@ -5,8 +5,11 @@
 // Results are not bit-identical to the reference: matmul and attention sum in float32 where the
 // reference sums in float64, so an element differs by a few float32 roundings per summed term; GELU
 // uses float32 tanh where the reference uses float64, layer norm float32 sums. AdamW is bit-identical
-// to the reference (both float32 in the WGSL kernel's order). Softmax cross-entropy takes its
-// exponentials in float32 (a SIMD polynomial) where the reference uses float64 Math.exp.
+// to the reference (both float32 in the WGSL kernel's order), and so are the bias add and its
+// gradient, the residual adds and the embedding forward and backward (the same float32 adds, and the
+// bias gradient's column sums in float64, in the reference's order). Softmax cross-entropy takes its
+// exponentials in float32 (a SIMD polynomial) where the reference uses float64 Math.exp, and GELU its
+// tanh in float32 lanes (wasm/lanes.ts) where the reference uses float64 Math.tanh.
 import type { AdamWHyper, BackendInfo, MatmulOptions, View } from './backend';
 import { adamwUniformsF32 } from './f32-update';
 import { CpuBackend } from './cpu-backend';
@@ -19,6 +22,13 @@ export function wasmAdapter(threads: number, why: string | null = null): string 
 }
 
 export const WASM_ADAPTER = wasmAdapter(1);
+
+/** Every token below `vocab`, checked before anything is written (the kernels index rows by token unchecked). */
+function needTokensBelow(op: string, tokens: Uint32Array, vocab: number): void {
+  for (let i = 0; i < tokens.length; i++) {
+    if (tokens[i] >= vocab) throw new RangeError(`${op}: token ${tokens[i]} at ${i} is not below vocab ${vocab}`);
+  }
+}
 
 export class WasmCpuBackend extends CpuBackend {
   override readonly info: BackendInfo;
@@ -80,6 +90,62 @@ export class WasmCpuBackend extends CpuBackend {
     // Every target checked before anything is written: a bad one loses nothing.
     for (let r = 0; r < rows; r++) if (tg[r] >= cols) throw new RangeError(`${op}: target ${tg[r]} in row ${r} is not below ${cols}`);
     this.kernels.softmaxCrossEntropy(this.f(losses, op), this.f(probs, op), this.f(dLogits, op), this.f(logits, op), tg, rows, cols, gradScale);
+  }
+
+  override add(out: View, a: View, b: View): void {
+    needSameLength('add', { out, a, b });
+    this.kernels.add(this.f(out, 'add'), this.f(a, 'add'), this.f(b, 'add'));
+  }
+
+  override addInPlace(out: View, a: View): void {
+    needSameLength('addInPlace', { out, a });
+    const o = this.f(out, 'addInPlace');
+    this.kernels.add(o, o, this.f(a, 'addInPlace'));
+  }
+
+  override biasAdd(out: View, x: View, bias: View, rows: number, cols: number): void {
+    const op = 'biasAdd';
+    needPositive(op, { rows, cols });
+    needLength(op, 'out', out, rows * cols);
+    needLength(op, 'x', x, rows * cols);
+    needLength(op, 'bias', bias, cols);
+    // Views may be longer than the call needs: the kernel sees exactly its elements, the rest stay as they were.
+    const n = rows * cols;
+    this.kernels.biasAdd(this.f(out, op).subarray(0, n), this.f(x, op).subarray(0, n), this.f(bias, op).subarray(0, cols), rows, cols);
+  }
+
+  override biasBackward(dBias: View, dOut: View, rows: number, cols: number): void {
+    const op = 'biasBackward';
+    needPositive(op, { rows, cols });
+    needLength(op, 'dBias', dBias, cols);
+    needLength(op, 'dOut', dOut, rows * cols);
+    this.kernels.biasBackward(this.f(dBias, op).subarray(0, cols), this.f(dOut, op).subarray(0, rows * cols), rows, cols);
+  }
+
+  override embedding(out: View, tokens: View, wte: View, wpe: View, B: number, T: number, C: number): void {
+    const op = 'embedding';
+    needPositive(op, { B, T, C });
+    needDType(op, 'tokens', tokens, 'u32');
+    needLength(op, 'out', out, B * T * C);
+    needLength(op, 'tokens', tokens, B * T);
+    needLength(op, 'wpe', wpe, T * C);
+    const vocab = Math.floor(wte.length / C);
+    const tok = this.u(tokens, op).subarray(0, B * T);
+    needTokensBelow(op, tok, vocab);
+    this.kernels.embedding(this.f(out, op).subarray(0, B * T * C), tok, this.f(wte, op).subarray(0, vocab * C), this.f(wpe, op).subarray(0, T * C), T, C);
+  }
+
+  override embeddingBackward(dWte: View, dWpe: View, dOut: View, tokens: View, B: number, T: number, C: number, vocab: number): void {
+    const op = 'embeddingBackward';
+    needPositive(op, { B, T, C, vocab });
+    needDType(op, 'tokens', tokens, 'u32');
+    needLength(op, 'dWte', dWte, vocab * C);
+    needLength(op, 'dWpe', dWpe, T * C);
+    needLength(op, 'dOut', dOut, B * T * C);
+    needLength(op, 'tokens', tokens, B * T);
+    const tok = this.u(tokens, op).subarray(0, B * T);
+    needTokensBelow(op, tok, vocab);
+    this.kernels.embeddingBackward(this.f(dWte, op).subarray(0, vocab * C), this.f(dWpe, op).subarray(0, T * C), this.f(dOut, op).subarray(0, B * T * C), tok, T, C);
   }
 
   override gelu(out: View, x: View): void {

@@ -6,7 +6,8 @@
 // Threads: asked for more than one, it loads the threaded build on a shared memory and starts a pool of
 // helper threads (kernel-threads.ts) that share a large op with the calling thread: a matmul's packing
 // and product rows, attention's (batch, head) pairs, layer norm's rows (its gain and bias gradients by
-// columns), GELU's elements, softmax cross-entropy's rows. Every output element is made by one thread
+// columns), GELU's elements, softmax cross-entropy's rows, the bias add's rows (its gradient by
+// columns), the residual add's elements and the embedding's rows. Every output element is made by one thread
 // in the same order as on one thread, so the bits do not depend on the thread count. Where shared memory is unavailable (a page that is not cross-origin isolated) or the pool
 // cannot start, it runs on one thread and says why (`threadNote`).
 import { KernelThreadPool } from './kernel-threads';
@@ -29,14 +30,25 @@ interface KernelExports {
   layerNormParamGrads(dGamma: number, dBeta: number, dy: number, x: number, mean: number, rstd: number, rows: number, cols: number, from: number, to: number): void;
   adamw(p: number, g: number, m: number, v: number, n: number, lr: number, beta1: number, beta2: number, eps: number, wd: number, c1: number, c2: number): void;
   softmaxCrossEntropyRows(losses: number, probs: number, dLogits: number, logits: number, targets: number, cols: number, gradScaleBits: number, from: number, to: number): void;
+  tanh(out: number, x: number, from: number, to: number): void;
+  biasAdd(out: number, x: number, bias: number, cols: number, from: number, to: number): void;
+  biasBackward(dBias: number, dOut: number, rows: number, cols: number, from: number, to: number): void;
+  add(out: number, a: number, b: number, from: number, to: number): void;
+  embedding(out: number, tokens: number, wte: number, wpe: number, T: number, C: number, from: number, to: number): void;
+  embeddingBackward(dWte: number, dWpe: number, dOut: number, tokens: number, BT: number, T: number, C: number): void;
 }
 
 /** The kernels a helper thread may run: each takes a range [from, to) as its last two arguments. */
-type RangeKernel = 'gemmPacked' | 'packPanels' | 'attention' | 'attentionBackward' | 'gelu' | 'geluBackward' | 'layerNorm' | 'layerNormBackwardRows' | 'layerNormParamGrads' | 'softmaxCrossEntropyRows';
-const THREAD_OPS: readonly RangeKernel[] = ['gemmPacked', 'packPanels', 'attention', 'attentionBackward', 'gelu', 'geluBackward', 'layerNorm', 'layerNormBackwardRows', 'layerNormParamGrads', 'softmaxCrossEntropyRows'];
+type RangeKernel =
+  | 'gemmPacked' | 'packPanels' | 'attention' | 'attentionBackward' | 'gelu' | 'geluBackward' | 'layerNorm' | 'layerNormBackwardRows'
+  | 'layerNormParamGrads' | 'softmaxCrossEntropyRows' | 'biasAdd' | 'biasBackward' | 'add' | 'embedding';
+const THREAD_OPS: readonly RangeKernel[] = [
+  'gemmPacked', 'packPanels', 'attention', 'attentionBackward', 'gelu', 'geluBackward', 'layerNorm', 'layerNormBackwardRows',
+  'layerNormParamGrads', 'softmaxCrossEntropyRows', 'biasAdd', 'biasBackward', 'add', 'embedding',
+];
 
 /** The op kinds that may run on several threads; KernelLoadOptions.threadedOps picks among them. */
-export const THREADED_OPS = ['matmul', 'packing', 'attention', 'layerNorm', 'gelu', 'softmaxCrossEntropy'] as const;
+export const THREADED_OPS = ['matmul', 'packing', 'attention', 'layerNorm', 'gelu', 'softmaxCrossEntropy', 'bias', 'add', 'embedding'] as const;
 export type ThreadedOp = (typeof THREADED_OPS)[number];
 
 // i32.const 0; i8x16.splat; i8x16.popcnt: the smallest function that needs SIMD (wasm-feature-detect's).
@@ -334,21 +346,66 @@ export class WasmKernels {
     dx.set(grad);
   }
 
+  /** out = tanh(x) on one thread: the float32 lanes GELU uses (its error is swept in the tests). */
+  tanh(out: Float32Array, x: Float32Array): void {
+    this.run([x], [out], ([xs]) => this.k.tanh(xs, xs, 0, x.length));
+  }
+
+  /** out = x + bias per row (see Backend.biasAdd), split by rows: out and x hold exactly rows x cols. */
+  biasAdd(out: Float32Array, x: Float32Array, bias: Float32Array, rows: number, cols: number): void {
+    this.run([x, bias], [out], ([xs, b]) => this.ranges('bias', 'biasAdd', [xs, xs, b, cols], rows, this.chunk(rows, cols), this.bigEnough(rows * cols)));
+  }
+
   /**
-   * Copies `inputs` into linear memory one after the other, runs `kernel` with their addresses, then
-   * copies each of `outputs` back from the address of the input at the same index (an output is also an
-   * input when the kernel reads it, as accumulated gradients are).
+   * dBias += the column sums of dOut (see Backend.biasBackward), split by columns (8 at a time: each
+   * column summed over the rows in row order by one thread); dBias holds exactly cols, dOut rows x cols.
    */
-  private run(inputs: (Float32Array | Uint32Array)[], outputs: Float32Array[], kernel: (at: number[]) => void): void {
+  biasBackward(dBias: Float32Array, dOut: Float32Array, rows: number, cols: number): void {
+    this.run([dBias, dOut], [dBias], ([db, dy]) => this.ranges('bias', 'biasBackward', [db, dy, rows, cols], cols, this.chunk(cols, rows, 8), this.bigEnough(rows * cols)));
+  }
+
+  /** out = a + b elementwise (all three the same length), split by elements; addInPlace is add(out, out, a). */
+  add(out: Float32Array, a: Float32Array, b: Float32Array): void {
+    this.run([a, b], [out], ([x, y]) => this.ranges('add', 'add', [x, x, y], a.length, this.chunk(a.length, 1, 4), this.bigEnough(a.length)));
+  }
+
+  /**
+   * out[bt, :] = wte[tokens[bt], :] + wpe[bt % T, :] (see Backend.embedding), split by rows; out holds
+   * exactly tokens.length x C, and every token must already be checked below the vocabulary.
+   */
+  embedding(out: Float32Array, tokens: Uint32Array, wte: Float32Array, wpe: Float32Array, T: number, C: number): void {
+    const rows = tokens.length;
+    this.run([out.length, tokens, wte, wpe], [out], ([o, tok, te, pe]) =>
+      this.ranges('embedding', 'embedding', [o, tok, te, pe, T, C], rows, this.chunk(rows, C), this.bigEnough(rows * C)),
+    );
+  }
+
+  /**
+   * dWte[tokens[bt], :] += dOut[bt, :], dWpe[bt % T, :] += dOut[bt, :] (see Backend.embeddingBackward), on
+   * one thread in row order (rows with the same token add into one row); tokens already checked.
+   */
+  embeddingBackward(dWte: Float32Array, dWpe: Float32Array, dOut: Float32Array, tokens: Uint32Array, T: number, C: number): void {
+    this.run([dWte, dWpe, dOut, tokens], [dWte, dWpe], ([te, pe, dy, tok]) => this.k.embeddingBackward(te, pe, dy, tok, tokens.length, T, C));
+  }
+
+  /**
+   * Copies `inputs` into linear memory one after the other (a number is a slot of that many floats that
+   * the kernel only writes: nothing is copied in), runs `kernel` with their addresses, then copies each
+   * of `outputs` back from the address of the input at the same index (an output is also an input when
+   * the kernel reads it, as accumulated gradients are).
+   */
+  private run(inputs: (Float32Array | Uint32Array | number)[], outputs: Float32Array[], kernel: (at: number[]) => void): void {
     const at: number[] = [];
     let next = alignUp(this.k.heapBase());
     for (const array of inputs) {
       at.push(next);
-      next = alignUp(next + array.length * 4);
+      next = alignUp(next + (typeof array === 'number' ? array : array.length) * 4);
     }
     this.reserve(next);
     const mem = this.k.memory.buffer;
-    inputs.forEach((array, i) => new Uint8Array(mem, at[i], array.byteLength).set(new Uint8Array(array.buffer, array.byteOffset, array.byteLength)));
+    inputs.forEach((array, i) => {
+      if (typeof array !== 'number') new Uint8Array(mem, at[i], array.byteLength).set(new Uint8Array(array.buffer, array.byteOffset, array.byteLength));
+    });
     kernel(at);
     outputs.forEach((array, i) => array.set(new Float32Array(mem, at[i], array.length)));
   }

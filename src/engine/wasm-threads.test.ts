@@ -2,10 +2,11 @@
 // against the reference CPU backend on awkward shapes, and bit for bit against itself on one thread
 // (each output element is made by one thread in the single-thread order): matmul with its packing,
 // attention forward and backward, layer norm forward and backward (its gain and bias gradients split by
-// columns), GELU and softmax cross-entropy; the fallback to one thread where shared memory is missing,
+// columns), GELU, softmax cross-entropy, the bias add and its gradient (by columns), the residual add
+// and the embedding; the fallback to one thread where shared memory is missing,
 // and the pool's failures as clear errors.
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import { type Backend } from './backend';
+import { type Backend, viewOf } from './backend';
 import { CpuBackend } from './cpu-backend';
 import { randomUniform } from './gradcheck';
 import { KernelThreadPool } from './kernel-threads';
@@ -155,6 +156,47 @@ describe('threaded GELU, split by elements: the bits of one thread; vs the refer
       }
     });
     expect([...ops]).toEqual(expect.arrayContaining(['gelu', 'geluBackward']));
+  });
+});
+
+describe('threaded bias add (rows), bias gradient (columns, each summed in row order), residual add (elements) and embedding (rows): the bits of one thread and of the reference', () => {
+  it('on rows x cols 1x1, 3x5, 7x9, 37x13, 64x65 and 300x200; adds of 1 to 100,003 elements; embeddings with repeated tokens', async () => {
+    let seed = 5200;
+    const ops = await splitOps(async () => {
+      for (const [rows, cols] of [[1, 1], [3, 5], [7, 9], [37, 13], [64, 65], [300, 200]]) {
+        const [x, bias, dOut, start] = [randomUniform(rows * cols, seed++), randomUniform(cols, seed++), randomUniform(rows * cols, seed++), randomUniform(cols, seed++)];
+        const r = await onEach(async (backend) => {
+          const [out, db] = [upload(backend, new Float32Array(rows * cols)), upload(backend, start)];
+          backend.biasAdd(out, upload(backend, x), upload(backend, bias), rows, cols);
+          backend.biasBackward(db, upload(backend, dOut), rows, cols);
+          return Promise.all([out, db].map((v) => backend.read(v)));
+        });
+        expectSplitExact(r, ['biasAdd', 'biasBackward'], `${rows}x${cols}`, () => 0);
+      }
+      for (const n of [1, 7, 1031, 100_003]) {
+        const [a, b] = [randomUniform(n, seed++), randomUniform(n, seed++)];
+        const r = await onEach(async (backend) => {
+          const [out, av, bv] = [upload(backend, new Float32Array(n)), upload(backend, a), upload(backend, b)];
+          backend.add(out, av, bv);
+          backend.addInPlace(av, bv);
+          return Promise.all([out, av].map((v) => backend.read(v)));
+        });
+        expectSplitExact(r, ['add', 'addInPlace'], `n=${n}`, () => 0);
+      }
+      for (const [B, T, C, vocab] of [[1, 1, 1, 1], [3, 7, 13, 9], [16, 64, 64, 65]]) {
+        const tokens = Uint32Array.from(randomUniform(B * T, seed++, 0, 1), (u) => Math.min(vocab - 1, Math.floor(u * vocab)));
+        const [wte, wpe] = [randomUniform(vocab * C, seed++), randomUniform(T * C, seed++)];
+        const r = await onEach(async (backend) => {
+          const tok = viewOf(backend.alloc(B * T, 'tokens', 'data', 'u32'));
+          backend.write(tok, tokens);
+          const out = upload(backend, new Float32Array(B * T * C));
+          backend.embedding(out, tok, upload(backend, wte), upload(backend, wpe), B, T, C);
+          return [await backend.read(out)];
+        });
+        expectSplitExact(r, ['embedding'], `B=${B} T=${T} C=${C}`, () => 0);
+      }
+    });
+    expect([...ops]).toEqual(expect.arrayContaining(['biasAdd', 'biasBackward', 'add', 'embedding']));
   });
 });
 
