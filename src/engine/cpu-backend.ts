@@ -29,7 +29,7 @@ import {
   moeRouteBackwardReference,
   moeRouteReference,
 } from './moe-reference';
-import { checkAttention, checkMatmul, needDType, needLength, needPositive, needSameLength } from './op-checks';
+import { checkAttention, checkBiasAdd, checkBiasBackward, checkEmbedding, checkEmbeddingBackward, checkMatmul, needDType, needLength, needPositive, needSameLength } from './op-checks';
 
 export const LAYER_NORM_EPS = 1e-5;
 const GELU_SCALE = Math.sqrt(2 / Math.PI);
@@ -158,18 +158,13 @@ export class CpuBackend implements Backend {
   }
 
   biasAdd(out: View, x: View, bias: View, rows: number, cols: number): void {
-    needPositive('biasAdd', { rows, cols });
-    needLength('biasAdd', 'out', out, rows * cols);
-    needLength('biasAdd', 'x', x, rows * cols);
-    needLength('biasAdd', 'bias', bias, cols);
+    checkBiasAdd(out, x, bias, rows, cols);
     const [o, xs, b] = [this.f(out, 'biasAdd'), this.f(x, 'biasAdd'), this.f(bias, 'biasAdd')];
     for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) o[r * cols + c] = xs[r * cols + c] + b[c];
   }
 
   biasBackward(dBias: View, dOut: View, rows: number, cols: number): void {
-    needPositive('biasBackward', { rows, cols });
-    needLength('biasBackward', 'dBias', dBias, cols);
-    needLength('biasBackward', 'dOut', dOut, rows * cols);
+    checkBiasBackward(dBias, dOut, rows, cols);
     const [db, dy] = [this.f(dBias, 'biasBackward'), this.f(dOut, 'biasBackward')];
     for (let c = 0; c < cols; c++) {
       let sum = 0;
@@ -324,13 +319,8 @@ export class CpuBackend implements Backend {
 
   embedding(out: View, tokens: View, wte: View, wpe: View, B: number, T: number, C: number): void {
     const op = 'embedding';
-    needPositive(op, { B, T, C });
-    needDType(op, 'tokens', tokens, 'u32');
-    needLength(op, 'out', out, B * T * C);
-    needLength(op, 'tokens', tokens, B * T);
-    needLength(op, 'wpe', wpe, T * C);
+    const vocab = checkEmbedding(out, tokens, wte, wpe, B, T, C);
     const [o, tok, te, pe] = [this.f(out, op), this.u(tokens, op), this.f(wte, op), this.f(wpe, op)];
-    const vocab = Math.floor(wte.length / C);
     for (let bt = 0; bt < B * T; bt++) {
       const id = tok[bt];
       if (id >= vocab) throw new RangeError(`${op}: token ${id} at ${bt} is not below vocab ${vocab}`);
@@ -341,12 +331,7 @@ export class CpuBackend implements Backend {
 
   embeddingBackward(dWte: View, dWpe: View, dOut: View, tokens: View, B: number, T: number, C: number, vocab: number): void {
     const op = 'embeddingBackward';
-    needPositive(op, { B, T, C, vocab });
-    needDType(op, 'tokens', tokens, 'u32');
-    needLength(op, 'dWte', dWte, vocab * C);
-    needLength(op, 'dWpe', dWpe, T * C);
-    needLength(op, 'dOut', dOut, B * T * C);
-    needLength(op, 'tokens', tokens, B * T);
+    checkEmbeddingBackward(dWte, dWpe, dOut, tokens, B, T, C, vocab);
     const [dte, dpe, dy, tok] = [this.f(dWte, op), this.f(dWpe, op), this.f(dOut, op), this.u(tokens, op)];
     for (let bt = 0; bt < B * T; bt++) {
       const id = tok[bt];

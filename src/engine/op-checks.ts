@@ -48,3 +48,37 @@ export function checkAttention(qkv: View, att: View, other: View, B: number, T: 
   needLength(op, 'att', att, B * nHead * T * T);
   needLength(op, 'out', other, B * T * C);
 }
+
+export function checkBiasAdd(out: View, x: View, bias: View, rows: number, cols: number): void {
+  needPositive('biasAdd', { rows, cols });
+  needLength('biasAdd', 'out', out, rows * cols);
+  needLength('biasAdd', 'x', x, rows * cols);
+  needLength('biasAdd', 'bias', bias, cols);
+}
+
+export function checkBiasBackward(dBias: View, dOut: View, rows: number, cols: number): void {
+  needPositive('biasBackward', { rows, cols });
+  needLength('biasBackward', 'dBias', dBias, cols);
+  needLength('biasBackward', 'dOut', dOut, rows * cols);
+}
+
+/** The embedding forward's shapes; returns the vocabulary wte holds (whole rows of C). */
+export function checkEmbedding(out: View, tokens: View, wte: View, wpe: View, B: number, T: number, C: number): number {
+  const op = 'embedding';
+  needPositive(op, { B, T, C });
+  needDType(op, 'tokens', tokens, 'u32');
+  needLength(op, 'out', out, B * T * C);
+  needLength(op, 'tokens', tokens, B * T);
+  needLength(op, 'wpe', wpe, T * C);
+  return Math.floor(wte.length / C);
+}
+
+export function checkEmbeddingBackward(dWte: View, dWpe: View, dOut: View, tokens: View, B: number, T: number, C: number, vocab: number): void {
+  const op = 'embeddingBackward';
+  needPositive(op, { B, T, C, vocab });
+  needDType(op, 'tokens', tokens, 'u32');
+  needLength(op, 'dWte', dWte, vocab * C);
+  needLength(op, 'dWpe', dWpe, T * C);
+  needLength(op, 'dOut', dOut, B * T * C);
+  needLength(op, 'tokens', tokens, B * T);
+}

@@ -13,7 +13,7 @@
 import type { AdamWHyper, BackendInfo, MatmulOptions, View } from './backend';
 import { adamwUniformsF32 } from './f32-update';
 import { CpuBackend } from './cpu-backend';
-import { checkAttention, checkMatmul, needDType, needLength, needPositive, needSameLength } from './op-checks';
+import { checkAttention, checkBiasAdd, checkBiasBackward, checkEmbedding, checkEmbeddingBackward, checkMatmul, needDType, needLength, needPositive, needSameLength } from './op-checks';
 import { type KernelLoadOptions, WasmKernels } from './wasm-kernels';
 
 /** The adapter string of a tab on this backend (presence and metrics show it): how many threads run, and why one. */
@@ -105,10 +105,7 @@ export class WasmCpuBackend extends CpuBackend {
 
   override biasAdd(out: View, x: View, bias: View, rows: number, cols: number): void {
     const op = 'biasAdd';
-    needPositive(op, { rows, cols });
-    needLength(op, 'out', out, rows * cols);
-    needLength(op, 'x', x, rows * cols);
-    needLength(op, 'bias', bias, cols);
+    checkBiasAdd(out, x, bias, rows, cols);
     // Views may be longer than the call needs: the kernel sees exactly its elements, the rest stay as they were.
     const n = rows * cols;
     this.kernels.biasAdd(this.f(out, op).subarray(0, n), this.f(x, op).subarray(0, n), this.f(bias, op).subarray(0, cols), rows, cols);
@@ -116,20 +113,13 @@ export class WasmCpuBackend extends CpuBackend {
 
   override biasBackward(dBias: View, dOut: View, rows: number, cols: number): void {
     const op = 'biasBackward';
-    needPositive(op, { rows, cols });
-    needLength(op, 'dBias', dBias, cols);
-    needLength(op, 'dOut', dOut, rows * cols);
+    checkBiasBackward(dBias, dOut, rows, cols);
     this.kernels.biasBackward(this.f(dBias, op).subarray(0, cols), this.f(dOut, op).subarray(0, rows * cols), rows, cols);
   }
 
   override embedding(out: View, tokens: View, wte: View, wpe: View, B: number, T: number, C: number): void {
     const op = 'embedding';
-    needPositive(op, { B, T, C });
-    needDType(op, 'tokens', tokens, 'u32');
-    needLength(op, 'out', out, B * T * C);
-    needLength(op, 'tokens', tokens, B * T);
-    needLength(op, 'wpe', wpe, T * C);
-    const vocab = Math.floor(wte.length / C);
+    const vocab = checkEmbedding(out, tokens, wte, wpe, B, T, C);
     const tok = this.u(tokens, op).subarray(0, B * T);
     needTokensBelow(op, tok, vocab);
     this.kernels.embedding(this.f(out, op).subarray(0, B * T * C), tok, this.f(wte, op).subarray(0, vocab * C), this.f(wpe, op).subarray(0, T * C), T, C);
@@ -137,12 +127,7 @@ export class WasmCpuBackend extends CpuBackend {
 
   override embeddingBackward(dWte: View, dWpe: View, dOut: View, tokens: View, B: number, T: number, C: number, vocab: number): void {
     const op = 'embeddingBackward';
-    needPositive(op, { B, T, C, vocab });
-    needDType(op, 'tokens', tokens, 'u32');
-    needLength(op, 'dWte', dWte, vocab * C);
-    needLength(op, 'dWpe', dWpe, T * C);
-    needLength(op, 'dOut', dOut, B * T * C);
-    needLength(op, 'tokens', tokens, B * T);
+    checkEmbeddingBackward(dWte, dWpe, dOut, tokens, B, T, C, vocab);
     const tok = this.u(tokens, op).subarray(0, B * T);
     needTokensBelow(op, tok, vocab);
     this.kernels.embeddingBackward(this.f(dWte, op).subarray(0, vocab * C), this.f(dWpe, op).subarray(0, T * C), this.f(dOut, op).subarray(0, B * T * C), tok, T, C);

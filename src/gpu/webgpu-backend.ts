@@ -20,7 +20,7 @@ import {
 } from '../engine/backend';
 import { emptyMemory } from '../engine/cpu-backend';
 import { checkMoeCombineBackward, checkMoeRoute, checkMoeRouteBackward, checkMoeRows } from '../engine/moe-reference';
-import { checkAttention, checkMatmul, needDType, needLength, needPositive, needSameLength } from '../engine/op-checks';
+import { checkAttention, checkBiasAdd, checkBiasBackward, checkEmbedding, checkEmbeddingBackward, checkMatmul, needDType, needLength, needPositive, needSameLength } from '../engine/op-checks';
 import { SUM_SQUARES_PARTIALS } from '../engine/f32-update';
 import { type AcquireOptions, type AdapterDescription, type GpuContext, acquireDevice, isSwiftShader } from './device';
 import { type Kernel, type KernelName, type MatmulVariant, type UniformsOf, type ViewsOf, buildKernels, kernelsFor } from './kernels';
@@ -288,10 +288,7 @@ export class WebGpuBackend implements Backend {
   }
 
   biasAdd(out: View, x: View, bias: View, rows: number, cols: number): void {
-    needPositive('biasAdd', { rows, cols });
-    needLength('biasAdd', 'out', out, rows * cols);
-    needLength('biasAdd', 'x', x, rows * cols);
-    needLength('biasAdd', 'bias', bias, cols);
+    checkBiasAdd(out, x, bias, rows, cols);
     const n = rows * cols;
     const [o, xs, b] = [prefix(out, n), prefix(x, n), prefix(bias, cols)];
     if (sameRange(o, xs)) this.run('bias_add_in_place', { rows, cols }, { out: o, bias: b }, this.grid(n, 256));
@@ -299,9 +296,7 @@ export class WebGpuBackend implements Backend {
   }
 
   biasBackward(dBias: View, dOut: View, rows: number, cols: number): void {
-    needPositive('biasBackward', { rows, cols });
-    needLength('biasBackward', 'dBias', dBias, cols);
-    needLength('biasBackward', 'dOut', dOut, rows * cols);
+    checkBiasBackward(dBias, dOut, rows, cols);
     this.run('bias_backward', { rows, cols }, { dBias: prefix(dBias, cols), dOut: prefix(dOut, rows * cols) }, this.grid(cols, 64));
   }
 
@@ -394,12 +389,7 @@ export class WebGpuBackend implements Backend {
 
   embedding(out: View, tokens: View, wte: View, wpe: View, B: number, T: number, C: number): void {
     const op = 'embedding';
-    needPositive(op, { B, T, C });
-    needDType(op, 'tokens', tokens, 'u32');
-    needLength(op, 'out', out, B * T * C);
-    needLength(op, 'tokens', tokens, B * T);
-    needLength(op, 'wpe', wpe, T * C);
-    const vocab = Math.floor(wte.length / C);
+    const vocab = checkEmbedding(out, tokens, wte, wpe, B, T, C);
     needPositive(op, { vocab });
     this.run(
       'embedding_forward',
@@ -410,13 +400,7 @@ export class WebGpuBackend implements Backend {
   }
 
   embeddingBackward(dWte: View, dWpe: View, dOut: View, tokens: View, B: number, T: number, C: number, vocab: number): void {
-    const op = 'embeddingBackward';
-    needPositive(op, { B, T, C, vocab });
-    needDType(op, 'tokens', tokens, 'u32');
-    needLength(op, 'dWte', dWte, vocab * C);
-    needLength(op, 'dWpe', dWpe, T * C);
-    needLength(op, 'dOut', dOut, B * T * C);
-    needLength(op, 'tokens', tokens, B * T);
+    checkEmbeddingBackward(dWte, dWpe, dOut, tokens, B, T, C, vocab);
     const [tok, dy] = [prefix(tokens, B * T), prefix(dOut, B * T * C)];
     const shape = { B, T, C, vocab };
     this.run('embedding_backward_wte', shape, { dWte: prefix(dWte, vocab * C), tokens: tok, dOut: dy }, this.grid(vocab * C, 256));
