@@ -13,6 +13,8 @@ import { expLanes } from './lanes';
 
 // GELU, tanh, bias, residual add and the embedding: elementwise kernels in their own file.
 export { gelu, geluBackward, tanh, biasAdd, biasBackward, add, embedding, embeddingBackward } from './elementwise';
+// Causal self-attention forward and backward, softmax rows on f32x4 lanes: its own file.
+export { attention, attentionBackward } from './attention';
 
 const MR: i32 = 4; // rows per A panel (micro-kernel height)
 const NR: i32 = 8; // columns per B panel (micro-kernel width: two f32x4)
@@ -203,125 +205,6 @@ export function unpad(cp: usize, out: usize, M: i32, N: i32, accumulate: bool): 
   }
 }
 
-/** Sum of x[i] * y[i] over n floats: f32x4 lanes, then a scalar tail. */
-// @ts-ignore: decorator
-@inline
-function dot(x: usize, y: usize, n: i32): f32 {
-  let acc = f32x4.splat(0);
-  let i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const at = <usize>i << 2;
-    acc = f32x4.add(acc, f32x4.mul(v128.load(x + at), v128.load(y + at)));
-  }
-  let sum = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
-  for (; i < n; i++) sum += load<f32>(x + (<usize>i << 2)) * load<f32>(y + (<usize>i << 2));
-  return sum;
-}
-
-/**
- * Causal multi-head self-attention forward, the reference's math (src/engine/cpu-backend.ts):
- * qkv [B, T, 3C] (q, k, v), att [B, nHead, T, T] (softmaxed scores, 0 above the diagonal), out [B, T, C].
- * Only the (batch, head) pairs bh in [from, to), b = bh / nHead, h = bh % nHead: each pair writes its
- * own att rows and its own head's columns of out, so threads can share the pairs.
- */
-export function attention(out: usize, att: usize, qkv: usize, B: i32, T: i32, C: i32, nHead: i32, from: i32, to: i32): void {
-  const hs = C / nHead;
-  const scale = <f32>(1 / Math.sqrt(<f64>hs));
-  const C3 = 3 * C;
-  for (let bh = from; bh < to; bh++) {
-    const b = bh / nHead;
-    const h = bh % nHead;
-    for (let t = 0; t < T; t++) {
-      const q = qkv + ((<usize>(b * T + t) * C3 + h * hs) << 2);
-      const row = att + ((<usize>((b * nHead + h) * T + t) * T) << 2);
-      let max: f32 = -Infinity;
-      for (let t2 = 0; t2 <= t; t2++) {
-        const k = qkv + ((<usize>(b * T + t2) * C3 + C + h * hs) << 2);
-        const score = dot(q, k, hs) * scale;
-        store<f32>(row + (<usize>t2 << 2), score);
-        if (score > max) max = score;
-      }
-      let sum: f32 = 0;
-      for (let t2 = 0; t2 <= t; t2++) {
-        const e = Mathf.exp(load<f32>(row + (<usize>t2 << 2)) - max);
-        store<f32>(row + (<usize>t2 << 2), e);
-        sum += e;
-      }
-      const inv: f32 = 1 / sum;
-      for (let t2 = 0; t2 < T; t2++) {
-        const at = row + (<usize>t2 << 2);
-        store<f32>(at, t2 <= t ? load<f32>(at) * inv : 0);
-      }
-      const o = out + ((<usize>(b * T + t) * C + h * hs) << 2);
-      memory.fill(o, 0, <usize>hs << 2);
-      for (let t2 = 0; t2 <= t; t2++) {
-        axpy(o, load<f32>(row + (<usize>t2 << 2)), qkv + ((<usize>(b * T + t2) * C3 + 2 * C + h * hs) << 2), hs);
-      }
-    }
-  }
-}
-
-/** y[i] += w * x[i] over n floats. */
-// @ts-ignore: decorator
-@inline
-function axpy(y: usize, w: f32, x: usize, n: i32): void {
-  const ws = f32x4.splat(w);
-  let i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const at = <usize>i << 2;
-    v128.store(y + at, f32x4.add(v128.load(y + at), f32x4.mul(ws, v128.load(x + at))));
-  }
-  for (; i < n; i++) {
-    const at = <usize>i << 2;
-    store<f32>(y + at, load<f32>(y + at) + w * load<f32>(x + at));
-  }
-}
-
-/**
- * Attention backward, the reference's math: dQkv [B, T, 3C] is overwritten with d(out)/d(qkv) given
- * dOut [B, T, C], qkv and the forward's att. Only the (batch, head) pairs bh in [from, to): a pair
- * writes only its own head's q, k and v columns of its own sequence (zeroed first), and uses its own
- * T floats of `scratch` (which holds B * nHead * T), so threads can share the pairs.
- */
-export function attentionBackward(dQkv: usize, dOut: usize, qkv: usize, att: usize, scratch: usize, B: i32, T: i32, C: i32, nHead: i32, from: i32, to: i32): void {
-  const hs = C / nHead;
-  const scale = <f32>(1 / Math.sqrt(<f64>hs));
-  const C3 = 3 * C;
-  for (let bh = from; bh < to; bh++) {
-    const b = bh / nHead;
-    const h = bh % nHead;
-    const scratchRow = scratch + ((<usize>bh * T) << 2);
-    for (let t = 0; t < T; t++) {
-      const at = dQkv + ((<usize>(b * T + t) * C3 + h * hs) << 2);
-      memory.fill(at, 0, <usize>hs << 2);
-      memory.fill(at + (<usize>C << 2), 0, <usize>hs << 2);
-      memory.fill(at + (<usize>(2 * C) << 2), 0, <usize>hs << 2);
-    }
-    for (let t = 0; t < T; t++) {
-      const row = att + ((<usize>((b * nHead + h) * T + t) * T) << 2);
-      const dy = dOut + ((<usize>(b * T + t) * C + h * hs) << 2);
-      const qOffset = (<usize>(b * T + t) * C3 + h * hs) << 2;
-      // d(att[t2]) = dOut[t] . v[t2]; dv[t2] += att[t2] * dOut[t].
-      let weighted: f32 = 0;
-      for (let t2 = 0; t2 <= t; t2++) {
-        const vOffset = (<usize>(b * T + t2) * C3 + 2 * C + h * hs) << 2;
-        const a = load<f32>(row + (<usize>t2 << 2));
-        const dAtt = dot(dy, qkv + vOffset, hs);
-        store<f32>(scratchRow + (<usize>t2 << 2), dAtt);
-        weighted += a * dAtt;
-        axpy(dQkv + vOffset, a, dy, hs);
-      }
-      // Softmax backward: dScore[t2] = att[t2] * (dAtt[t2] - sum_j att[j] dAtt[j]), times the scale.
-      for (let t2 = 0; t2 <= t; t2++) {
-        const dScore = load<f32>(row + (<usize>t2 << 2)) * (load<f32>(scratchRow + (<usize>t2 << 2)) - weighted) * scale;
-        const kOffset = (<usize>(b * T + t2) * C3 + C + h * hs) << 2;
-        axpy(dQkv + qOffset, dScore, qkv + kOffset, hs);
-        axpy(dQkv + kOffset, dScore, qkv + qOffset, hs);
-      }
-    }
-  }
-}
-
 const LAYER_NORM_EPS: f32 = 1e-5;
 
 /** Horizontal sum of an f32x4. */
@@ -372,16 +255,32 @@ export function layerNorm(out: usize, mean: usize, rstd: usize, x: usize, gamma:
   }
 }
 
-/** Layer norm backward, the reference's math, for dx (overwritten) on rows [from, to): each row is its own. */
+/**
+ * Layer norm backward, the reference's math, for dx (overwritten) on rows [from, to): each row is its
+ * own. dx = rstd * (dnorm - mean(dnorm) - norm * mean(dnorm * norm)), dnorm = dy * gamma: the two
+ * means summed on f32x4 lanes (then across them), dx on lanes, a scalar tail for cols % 4.
+ */
 export function layerNormBackwardRows(dx: usize, dy: usize, x: usize, mean: usize, rstd: usize, gamma: usize, cols: i32, from: i32, to: i32): void {
   const n = <f32>cols;
   for (let r = from; r < to; r++) {
     const off = (<usize>r * cols) << 2;
     const mu = load<f32>(mean + (<usize>r << 2));
     const rs = load<f32>(rstd + (<usize>r << 2));
-    let meanDnorm: f32 = 0;
-    let meanDnormNorm: f32 = 0;
-    for (let c = 0; c < cols; c++) {
+    const mus = f32x4.splat(mu);
+    const rss = f32x4.splat(rs);
+    let sumDnorm = f32x4.splat(0);
+    let sumDnormNorm = f32x4.splat(0);
+    let c = 0;
+    for (; c + 4 <= cols; c += 4) {
+      const at = <usize>c << 2;
+      const norm = f32x4.mul(f32x4.sub(v128.load(x + off + at), mus), rss);
+      const dnorm = f32x4.mul(v128.load(dy + off + at), v128.load(gamma + at));
+      sumDnorm = f32x4.add(sumDnorm, dnorm);
+      sumDnormNorm = f32x4.add(sumDnormNorm, f32x4.mul(dnorm, norm));
+    }
+    let meanDnorm = hsum(sumDnorm);
+    let meanDnormNorm = hsum(sumDnormNorm);
+    for (; c < cols; c++) {
       const at = <usize>c << 2;
       const norm = (load<f32>(x + off + at) - mu) * rs;
       const dnorm = load<f32>(dy + off + at) * load<f32>(gamma + at);
@@ -390,7 +289,16 @@ export function layerNormBackwardRows(dx: usize, dy: usize, x: usize, mean: usiz
     }
     meanDnorm /= n;
     meanDnormNorm /= n;
-    for (let c = 0; c < cols; c++) {
+    const md = f32x4.splat(meanDnorm);
+    const mdn = f32x4.splat(meanDnormNorm);
+    c = 0;
+    for (; c + 4 <= cols; c += 4) {
+      const at = <usize>c << 2;
+      const norm = f32x4.mul(f32x4.sub(v128.load(x + off + at), mus), rss);
+      const dnorm = f32x4.mul(v128.load(dy + off + at), v128.load(gamma + at));
+      v128.store(dx + off + at, f32x4.mul(rss, f32x4.sub(f32x4.sub(dnorm, md), f32x4.mul(norm, mdn))));
+    }
+    for (; c < cols; c++) {
       const at = <usize>c << 2;
       const norm = (load<f32>(x + off + at) - mu) * rs;
       const dnorm = load<f32>(dy + off + at) * load<f32>(gamma + at);

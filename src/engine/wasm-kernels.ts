@@ -307,7 +307,7 @@ export class WasmKernels {
     const attAt = alignUp(qkvAt + qkv.length * 4);
     const dOutAt = alignUp(attAt + att.length * 4);
     const scratchAt = alignUp(dOutAt + dOut.length * 4);
-    const dQkvAt = alignUp(scratchAt + pairs * T * 4);
+    const dQkvAt = alignUp(scratchAt + pairs * T * T * 4); // each pair's dScore matrix
     this.reserve(dQkvAt + dQkv.length * 4);
     const mem = k.memory.buffer;
     new Float32Array(mem, qkvAt, qkv.length).set(qkv);

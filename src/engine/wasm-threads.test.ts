@@ -93,7 +93,7 @@ function expectSplitExact(r: { want: Float32Array[]; one: Float32Array[]; three:
 }
 
 // [B, T, C, nHead]: one (batch, head) pair, pairs not divisible by 3, head sizes 1, 3, 4, 5, 8 and 14 (SIMD lanes and tails), T up to 33.
-const ATTENTION_SHAPES: [number, number, number, number][] = [[1, 1, 1, 1], [1, 5, 3, 3], [2, 7, 15, 3], [5, 9, 20, 5], [2, 17, 24, 3], [3, 33, 28, 2], [4, 6, 12, 4]];
+const ATTENTION_SHAPES: [number, number, number, number][] = [[1, 1, 1, 1], [1, 5, 3, 3], [2, 7, 15, 3], [5, 9, 20, 5], [2, 17, 24, 3], [3, 33, 28, 2], [4, 6, 12, 4], [2, 11, 42, 2]];
 
 describe('threaded attention, split by (batch, head): the bits of one thread; vs the reference forward <= 1e-5, backward <= 1e-4, qkv in [-2, 2]', () => {
   it(`forward and backward on ${ATTENTION_SHAPES.length} awkward shapes, stale att, out and dQkv overwritten`, async () => {
