@@ -10,6 +10,11 @@ test('without WebGPU the lab trains on the CPU backend, marked as such, on every
   const browser = await chromium.launch({ executablePath: requireChromium(), args, headless: true });
   try {
     const page = await browser.newPage();
+    // The kernels arrive as a file (never inlined): the threaded build, served as application/wasm.
+    const wasmFiles: string[] = [];
+    page.on('response', (r) => {
+      if (/\.wasm($|\?)/.test(r.url())) wasmFiles.push(`${new URL(r.url()).pathname} ${r.status()} ${r.headers()['content-type']}`);
+    });
     await page.goto(`${APP_URL}?model=mlp&dataset=xor&steps=30&autostart=1`);
     await page.waitForFunction(
       () => {
@@ -26,6 +31,7 @@ test('without WebGPU the lab trains on the CPU backend, marked as such, on every
     const { isolated, cores } = await page.evaluate(() => ({ isolated: crossOriginIsolated, cores: navigator.hardwareConcurrency }));
     expect(isolated).toBe(true);
     expect(status.backend?.adapter).toContain(`threads: ${Math.min(8, cores)}`);
+    expect(wasmFiles).toEqual([expect.stringMatching(/kernels-threads[^/]*\.wasm 200 application\/wasm$/)]);
     expect(status.step).toBe(30);
     // The reason is shown to the person at the page, not only logged.
     await expect(page.getByText(/training on the CPU backend/i).first()).toBeVisible();
