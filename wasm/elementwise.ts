@@ -98,10 +98,10 @@ export function tanh(out: usize, x: usize, from: i32, to: i32): void {
   }
 }
 
-/** y[i] = a[i] + b[i] over n floats (y may alias a or b). */
+/** y[i] = a[i] + b[i] over n floats (y may alias a or b); the matmul's accumulating unpad uses it too. */
 // @ts-ignore: decorator
 @inline
-function addFloats(y: usize, a: usize, b: usize, n: i32): void {
+export function addFloats(y: usize, a: usize, b: usize, n: i32): void {
   let i = 0;
   for (; i + 4 <= n; i += 4) {
     const at = <usize>i << 2;

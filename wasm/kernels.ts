@@ -9,6 +9,7 @@
 // in L2. The summation order is per K block in f32, so results differ from the float64 reference in
 // the last bits (the tests bound it).
 
+import { addFloats } from './elementwise';
 import { expLanes } from './lanes';
 
 // GELU, tanh, bias, residual add and the embedding: elementwise kernels in their own file.
@@ -190,15 +191,7 @@ export function unpad(cp: usize, out: usize, M: i32, N: i32, accumulate: bool): 
     const from = cp + ((<usize>i * Np) << 2);
     const to = out + ((<usize>i * N) << 2);
     if (accumulate) {
-      let j = 0;
-      for (; j + 4 <= N; j += 4) {
-        const at = <usize>j << 2;
-        v128.store(to + at, f32x4.add(v128.load(to + at), v128.load(from + at)));
-      }
-      for (; j < N; j++) {
-        const at = <usize>j << 2;
-        store<f32>(to + at, load<f32>(to + at) + load<f32>(from + at));
-      }
+      addFloats(to, to, from, N);
     } else {
       memory.copy(to, from, <usize>N << 2);
     }
