@@ -17,7 +17,7 @@
 
 import { expLanes } from './lanes';
 
-/** Lane indices 0, 1, 2, 3, to mask a partial block's spare lanes. */
+/** All ones in the lanes below `count`, zeros in the others: masks a partial block's spare lanes. */
 // @ts-ignore: decorator
 @inline
 function lanesBelow(count: i32): v128 {
