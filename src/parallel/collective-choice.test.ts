@@ -1,10 +1,14 @@
 // The per-bucket all-reduce picker: the ping-pong measures a link's alpha and beta and the fan-out the
 // cost of receiving at once (an in-memory mesh with a set delay and rate), every rank agrees on one fit
-// and so picks alike, the cost model's choice follows the message size, and refits are agreed by the room.
+// and so picks alike, the cost model's choice follows the message size, and refits are agreed by the room;
+// trials time the alternatives and the room's measured medians correct a model that is wrong.
 import { describe, expect, it } from 'vitest';
 import { createMemoryMesh } from '../collective/memory-transport';
-import { costTerms, type CostSample } from '../collective/cost-model';
-import { CollectivePicker, decodeSamples, encodeSamples, linkFitLog, probeFanOut, probeLink, roomFit, type LinkFitReport } from './collective-choice';
+import { runAllReduceBy, type AllReduceSchedule } from '../collective/allreduce-algorithms';
+import { COLLECTIVE_IDS } from '../collective/collective-ids';
+import { costTerms, pickFastest, type CostSample } from '../collective/cost-model';
+import type { Transport } from '../collective/types';
+import { AUTO_CANDIDATES, CollectivePicker, decodeSamples, encodeSamples, linkFitLog, probeFanOut, probeLink, roomFit, TRIAL_REPEATS, TRIAL_STEPS, type LinkFitReport } from './collective-choice';
 
 describe('probeLink', () => {
   it('20 ms and 5 MB/s links: alpha within 15-60 ms and 1/beta within 2.5-6 MB/s (timers on a shared machine run late, never early)', async () => {
@@ -119,3 +123,85 @@ describe('CollectivePicker', () => {
 function predictSecondsOf(link: { alpha: number; beta: number; gamma: number }, bytes: number): number {
   return link.alpha + bytes * link.beta + 4 * bytes * link.gamma;
 }
+
+/** Every rank's picker calls for one step, as the data-parallel sync makes them; returns the step's pick (asserted equal on every rank). */
+async function pickStep(pickers: CollectivePicker[], step: number, bytes: number): Promise<AllReduceSchedule> {
+  await Promise.all(pickers.map((p) => p.beforeBucket(step)));
+  const picks = pickers.map((p) => p.pick(bytes));
+  expect(new Set(picks).size, `step ${step}: ${picks.join(', ')}`).toBe(1);
+  return picks[0];
+}
+
+describe('collective=auto corrects the model from measured times', () => {
+  it('exact: ranks time naive at 0.3 s, ring 0.12, tree 0.2, rhd 0.1 (1% apart per rank); trials run the model\'s pick and every alternative in turn, then every rank picks rhd', async () => {
+    const mesh = createMemoryMesh(4, { latencyMs: 5, bytesPerSec: 20e6 });
+    const reports: LinkFitReport[][] = mesh.map(() => []);
+    const pickers = mesh.map((transport, rank) => new CollectivePicker({ choice: 'auto', transport, refitEvery: 10, trialWithin: Infinity, onFit: (r) => reports[rank].push(r) }));
+    const truth: Record<AllReduceSchedule, number> = { ring: 0.12, tree: 0.2, rhd: 0.1, naive: 0.3 };
+    const bytes = 1 << 18;
+    const picked: AllReduceSchedule[] = [];
+    for (let step = 0; step < TRIAL_STEPS + 3; step++) {
+      const algorithm = await pickStep(pickers, step, bytes);
+      picked.push(algorithm);
+      pickers.forEach((p, rank) => p.record(algorithm, 3 * bytes, truth[algorithm] * (1 + 0.01 * rank), bytes));
+      pickers.forEach((p) => p.endStep(step));
+    }
+    const model = pickFastest(4, bytes, pickers[0].agreed!, AUTO_CANDIDATES).algorithm;
+    expect(model).not.toBe('rhd'); // the premise: the model alone would not pick the fastest
+    const turns = [model, ...AUTO_CANDIDATES.filter((a) => a !== model)];
+    expect(picked.slice(0, 1 + TRIAL_STEPS)).toEqual([model, ...Array.from({ length: TRIAL_REPEATS }, () => turns).flat()]);
+    expect(picked.slice(1 + TRIAL_STEPS)).toEqual(['rhd', 'rhd']);
+    for (const p of pickers) expect(p.measured).toEqual(pickers[0].measured);
+    // The refit when the trials end: every algorithm measured by every rank, the model's pick also at the step the ring formed.
+    const refit = reports[0].find((r) => r.kind === 'refit')!;
+    expect(refit.step).toBe(TRIAL_STEPS);
+    expect(refit.measured!.map((m) => [m.algorithm, m.samples])).toEqual(AUTO_CANDIDATES.map((a) => [a, 4 * (TRIAL_REPEATS + (a === model ? 1 : 0))]));
+    expect(refit.measured!.find((m) => m.algorithm === 'rhd')!.measuredMs).toBeCloseTo(1000 * 0.1 * 1.015, 9);
+    expect(refit.picks).toEqual([expect.objectContaining({ bytes, algorithm: 'rhd', source: 'measured' })]);
+    expect(refit.usage).toEqual(expect.arrayContaining(turns.map((a) => ({ bytes, algorithm: a, buckets: TRIAL_REPEATS + (a === model ? 1 : 0) }))));
+    const log = linkFitLog(refit);
+    expect(log.type === 'log' && log.message).toMatch(/256\.0 KiB: rhd \(ring 121\.8, tree 203\.0, rhd 101\.5, naive 304\.5 ms measured; ring [\d.]+, tree [\d.]+, rhd [\d.]+, naive [\d.]+ ms predicted\)/);
+  });
+
+  it('shaped links, 4 ranks over 20 ms and 5 MB/s, naive\'s messages 300 ms slower than its links (the probes never see it): the model picks naive, auto ends on rhd, the truly fastest; replicas bitwise equal after every step', async () => {
+    const mesh = createMemoryMesh(4, { latencyMs: 20, bytesPerSec: 5e6 });
+    const slow = COLLECTIVE_IDS.gradientBuckets.first + 1;
+    const slowed = mesh.map((t): Transport => ({
+      rank: t.rank,
+      world: t.world,
+      send: async (to, tag, payload) => {
+        if (tag.collective !== slow) return t.send(to, tag, payload);
+        const copy = payload.slice();
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        return t.send(to, tag, copy);
+      },
+      recv: (from, tag) => t.recv(from, tag),
+    }));
+    const reports: LinkFitReport[][] = mesh.map(() => []);
+    const pickers = slowed.map((transport, rank) => new CollectivePicker({ choice: 'auto', transport, refitEvery: 10, onFit: (r) => reports[rank].push(r) }));
+    const length = 1 << 16; // 256 KiB: rhd ~ 4 x 20 ms + 1.5 x 256 KiB at 5 MB/s = 159 ms, ring ~ 199 ms, tree ~ 231 ms, naive ~ 72 ms + 300
+    const bytes = 4 * length;
+    const data = mesh.map((_, rank) => Float32Array.from({ length }, (_, i) => Math.sin(i * 0.37 + rank) * (rank + 1)));
+    const picked: AllReduceSchedule[] = [];
+    for (let step = 0; step < TRIAL_STEPS + 3; step++) {
+      const algorithm = await pickStep(pickers, step, bytes);
+      picked.push(algorithm);
+      const opts = { round: step, collective: algorithm === 'naive' ? slow : slow - 1, average: true };
+      await Promise.all(
+        slowed.map(async (t, rank) => {
+          const t0 = performance.now();
+          await runAllReduceBy(algorithm, t, data[rank], opts);
+          pickers[rank].record(algorithm, bytes, (performance.now() - t0) / 1000);
+        }),
+      );
+      // Bitwise equal (Buffer.equals: a deep toEqual over 1 MiB per rank would take seconds).
+      expect(data.map((d) => Buffer.from(d.buffer).equals(Buffer.from(data[0].buffer)))).toEqual(data.map(() => true));
+      pickers.forEach((p) => p.endStep(step));
+    }
+    expect(picked[0]).toBe('naive');
+    expect(picked.slice(1 + TRIAL_STEPS)).toEqual(['rhd', 'rhd']);
+    const naive = reports[0].at(-1)!.measured!.find((m) => m.algorithm === 'naive')!;
+    expect(naive.measuredMs - naive.predictedMs).toBeGreaterThan(250);
+    for (const t of mesh) expect(t.pendingMessages).toBe(0);
+  });
+});
