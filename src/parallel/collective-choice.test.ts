@@ -133,60 +133,73 @@ async function pickStep(pickers: CollectivePicker[], step: number, bytes: number
 }
 
 describe('collective=auto corrects the model from measured times', () => {
-  it('exact: ranks time naive at 0.3 s, ring 0.12, tree 0.2, rhd 0.1 (1% apart per rank); trials run the model\'s pick and every alternative in turn, then every rank picks rhd', async () => {
+  it('exact: ranks time the model\'s pick at 0.3 s, rhd 0.1 (ring if the model picks rhd), the others 0.12 and 0.2 (1% apart per rank); trials run every algorithm in turn (the model\'s pick also at the step the ring formed), then every rank picks the fastest', async () => {
     const mesh = createMemoryMesh(4, { latencyMs: 5, bytesPerSec: 20e6 });
     const reports: LinkFitReport[][] = mesh.map(() => []);
     const pickers = mesh.map((transport, rank) => new CollectivePicker({ choice: 'auto', transport, refitEvery: 10, trialWithin: Infinity, onFit: (r) => reports[rank].push(r) }));
-    const truth: Record<AllReduceSchedule, number> = { ring: 0.12, tree: 0.2, rhd: 0.1, naive: 0.3 };
     const bytes = 1 << 18;
     const picked: AllReduceSchedule[] = [];
+    let truth: Record<AllReduceSchedule, number> | undefined;
+    let fastest: AllReduceSchedule = 'rhd';
     for (let step = 0; step < TRIAL_STEPS + 3; step++) {
       const algorithm = await pickStep(pickers, step, bytes);
       picked.push(algorithm);
-      pickers.forEach((p, rank) => p.record(algorithm, 3 * bytes, truth[algorithm] * (1 + 0.01 * rank), bytes));
+      if (!truth) {
+        // The model's pick (step 0, the ring just formed) is made the slowest, whatever the fit says.
+        fastest = algorithm === 'rhd' ? 'ring' : 'rhd';
+        const others = AUTO_CANDIDATES.filter((a) => a !== algorithm && a !== fastest);
+        truth = { [algorithm]: 0.3, [fastest]: 0.1, [others[0]]: 0.12, [others[1]]: 0.2 } as Record<AllReduceSchedule, number>;
+      }
+      pickers.forEach((p, rank) => p.record(algorithm, 3 * bytes, truth![algorithm] * (1 + 0.01 * rank), bytes));
       pickers.forEach((p) => p.endStep(step));
     }
-    const model = pickFastest(4, bytes, pickers[0].agreed!, AUTO_CANDIDATES).algorithm;
-    expect(model).not.toBe('rhd'); // the premise: the model alone would not pick the fastest
-    const turns = [model, ...AUTO_CANDIDATES.filter((a) => a !== model)];
+    // The step the ring formed at ran the model's pick.
+    const model = picked[0];
+    expect(model).toBe(pickFastest(4, bytes, reports[0][0].link, AUTO_CANDIDATES).algorithm);
+    const turns = AUTO_CANDIDATES;
     expect(picked.slice(0, 1 + TRIAL_STEPS)).toEqual([model, ...Array.from({ length: TRIAL_REPEATS }, () => turns).flat()]);
-    expect(picked.slice(1 + TRIAL_STEPS)).toEqual(['rhd', 'rhd']);
+    expect(picked.slice(1 + TRIAL_STEPS)).toEqual([fastest, fastest]);
     for (const p of pickers) expect(p.measured).toEqual(pickers[0].measured);
     // The refit when the trials end: every algorithm measured by every rank, the model's pick also at the step the ring formed.
     const refit = reports[0].find((r) => r.kind === 'refit')!;
     expect(refit.step).toBe(TRIAL_STEPS);
     expect(refit.measured!.map((m) => [m.algorithm, m.samples])).toEqual(AUTO_CANDIDATES.map((a) => [a, 4 * (TRIAL_REPEATS + (a === model ? 1 : 0))]));
-    expect(refit.measured!.find((m) => m.algorithm === 'rhd')!.measuredMs).toBeCloseTo(1000 * 0.1 * 1.015, 9);
-    expect(refit.picks).toEqual([expect.objectContaining({ bytes, algorithm: 'rhd', source: 'measured' })]);
+    expect(refit.measured!.find((m) => m.algorithm === fastest)!.measuredMs).toBeCloseTo(1000 * 0.1 * 1.015, 9);
+    expect(refit.picks).toEqual([expect.objectContaining({ bytes, algorithm: fastest, source: 'measured' })]);
     expect(refit.usage).toEqual(expect.arrayContaining(turns.map((a) => ({ bytes, algorithm: a, buckets: TRIAL_REPEATS + (a === model ? 1 : 0) }))));
     const log = linkFitLog(refit);
-    expect(log.type === 'log' && log.message).toMatch(/256\.0 KiB: rhd \(ring 121\.8, tree 203\.0, rhd 101\.5, naive 304\.5 ms measured; ring [\d.]+, tree [\d.]+, rhd [\d.]+, naive [\d.]+ ms predicted\)/);
+    const measuredText = AUTO_CANDIDATES.map((a) => `${a} ${(1000 * truth![a] * 1.015).toFixed(1)}`).join(', ');
+    expect(log.type === 'log' && log.message).toContain(`256.0 KiB: ${fastest} (${measuredText} ms measured; ring `);
   });
 
-  it('shaped links, 4 ranks over 20 ms and 5 MB/s, naive\'s messages 300 ms slower than its links (the probes never see it): the model picks naive, auto ends on rhd, the truly fastest; replicas bitwise equal after every step', async () => {
+  it('shaped links, 4 ranks over 20 ms and 5 MB/s; naive\'s messages 300 ms late, ring\'s and tree\'s 30 ms each (the probes see none of it): the model picks naive, auto ends on rhd, the fastest by over 100 ms; replicas bitwise equal after every step', async () => {
     const mesh = createMemoryMesh(4, { latencyMs: 20, bytesPerSec: 5e6 });
-    const slow = COLLECTIVE_IDS.gradientBuckets.first + 1;
+    // Each algorithm's messages travel under their own collective id, so the links can delay them apart.
+    const idOf = (a: AllReduceSchedule) => COLLECTIVE_IDS.gradientBuckets.first + AUTO_CANDIDATES.indexOf(a);
+    const lateMs = new Map([[idOf('naive'), 300], [idOf('ring'), 30], [idOf('tree'), 30]]);
     const slowed = mesh.map((t): Transport => ({
       rank: t.rank,
       world: t.world,
       send: async (to, tag, payload) => {
-        if (tag.collective !== slow) return t.send(to, tag, payload);
+        const late = lateMs.get(tag.collective);
+        if (!late) return t.send(to, tag, payload);
         const copy = payload.slice();
-        await new Promise((resolve) => setTimeout(resolve, 300));
+        await new Promise((resolve) => setTimeout(resolve, late));
         return t.send(to, tag, copy);
       },
       recv: (from, tag) => t.recv(from, tag),
     }));
     const reports: LinkFitReport[][] = mesh.map(() => []);
     const pickers = slowed.map((transport, rank) => new CollectivePicker({ choice: 'auto', transport, refitEvery: 10, onFit: (r) => reports[rank].push(r) }));
-    const length = 1 << 16; // 256 KiB: rhd ~ 4 x 20 ms + 1.5 x 256 KiB at 5 MB/s = 159 ms, ring ~ 199 ms, tree ~ 231 ms, naive ~ 72 ms + 300
+    // 256 KiB: rhd ~ 4 x 20 ms + 1.5 x 256 KiB at 5 MB/s = 159 ms; ring ~ 199 + 6 x 30 ms, tree ~ 231 + 5 x 30 ms, naive ~ 72 + 300 ms.
+    const length = 1 << 16;
     const bytes = 4 * length;
     const data = mesh.map((_, rank) => Float32Array.from({ length }, (_, i) => Math.sin(i * 0.37 + rank) * (rank + 1)));
     const picked: AllReduceSchedule[] = [];
     for (let step = 0; step < TRIAL_STEPS + 3; step++) {
       const algorithm = await pickStep(pickers, step, bytes);
       picked.push(algorithm);
-      const opts = { round: step, collective: algorithm === 'naive' ? slow : slow - 1, average: true };
+      const opts = { round: step, collective: idOf(algorithm), average: true };
       await Promise.all(
         slowed.map(async (t, rank) => {
           const t0 = performance.now();
@@ -200,8 +213,11 @@ describe('collective=auto corrects the model from measured times', () => {
     }
     expect(picked[0]).toBe('naive');
     expect(picked.slice(1 + TRIAL_STEPS)).toEqual(['rhd', 'rhd']);
-    const naive = reports[0].at(-1)!.measured!.find((m) => m.algorithm === 'naive')!;
+    const measured = reports[0].at(-1)!.measured!;
+    const naive = measured.find((m) => m.algorithm === 'naive')!;
     expect(naive.measuredMs - naive.predictedMs).toBeGreaterThan(250);
+    const rhd = measured.find((m) => m.algorithm === 'rhd')!;
+    for (const m of measured) if (m !== rhd) expect(m.measuredMs - rhd.measuredMs).toBeGreaterThan(100);
     for (const t of mesh) expect(t.pendingMessages).toBe(0);
   });
 });

@@ -10,10 +10,11 @@
 //
 // The model alone can be wrong in a way its refits never correct: they only time what auto chose (on
 // real data channels it under-predicted naive's fan-out and auto ran 1.3x slower than the best fixed
-// algorithm). So auto also measures the alternatives (collective/measured-choice.ts): during the first
-// TRIAL_STEPS steps after the ring forms, each size runs the model's pick and every candidate predicted
-// within TRIAL_WITHIN times it, in turn, TRIAL_REPEATS times each; which step runs which is a function of
-// the step's index since forming and the agreed fit alone. Every timed bucket is kept under its
+// algorithm). So auto also measures the alternatives (collective/measured-choice.ts): the first
+// TRIAL_STEPS steps after the ring forms run the candidates in turn, TRIAL_REPEATS times each, every
+// bucket of a step by the step's candidate where the model finds it plausible (predicted within
+// TRIAL_WITHIN times its pick); which step runs which is a function of the step's index since forming
+// and the agreed fit alone. Every timed bucket is kept under its
 // algorithm and size class, all-gathered with the refits' samples (and once more when the trials end),
 // and from then on the room's measured medians override the model within a measured size class.
 //
@@ -55,7 +56,7 @@ export const AUTO_CANDIDATES: readonly AllReduceSchedule[] = ['ring', 'tree', 'r
 const TRAINING_SAMPLES = 64;
 /** Trials: each candidate within this factor of the model's pick's predicted time is timed too. */
 export const TRIAL_WITHIN = 4;
-/** Trials: times each trialled algorithm (the model's pick included) runs per size. */
+/** Trials: steps each candidate runs in turn. */
 export const TRIAL_REPEATS = 2;
 /** Steps after the one the ring formed at that may run trials; the room agrees on their timings after the last. */
 export const TRIAL_STEPS = TRIAL_REPEATS * AUTO_CANDIDATES.length;
@@ -266,18 +267,18 @@ export class CollectivePicker {
   }
 
   /**
-   * The trial of the current step for `bytes`, if any: steps 1..TRIAL_STEPS after the one the ring
-   * formed at take the model's pick and the plausible alternatives in turn, TRIAL_REPEATS rounds of them
-   * (fewer alternatives: fewer trial steps). Every rank computes the same from the agreed fit.
+   * The trial of the current step for `bytes`, if any: step k = 1..TRIAL_STEPS after the one the ring
+   * formed at runs AUTO_CANDIDATES[(k - 1) mod 4] for every size it is plausible for (the model's pick,
+   * or predicted within `trialWithin` of it) and the model's pick for the others. One algorithm for
+   * every bucket of a step, so that a trial step runs as a fixed choice would, with the same buckets
+   * competing for the links. Every rank computes the same from the agreed fit.
    */
   private trialAt(bytes: number): AllReduceSchedule | undefined {
     const slot = this.stepIndex - 1;
     if (slot < 0 || slot >= TRIAL_STEPS) return undefined;
-    const world = this.o.transport.world;
-    const model = this.choose(bytes).algorithm;
-    const turns = [model, ...trialCandidates(world, bytes, this.agreed!, AUTO_CANDIDATES, this.o.trialWithin ?? TRIAL_WITHIN, this.partBytes)];
-    if (turns.length === 1 || slot >= turns.length * TRIAL_REPEATS) return undefined;
-    return turns[slot % turns.length] as AllReduceSchedule;
+    const turn = AUTO_CANDIDATES[slot % AUTO_CANDIDATES.length];
+    const plausible = trialCandidates(this.o.transport.world, bytes, this.agreed!, AUTO_CANDIDATES, this.o.trialWithin ?? TRIAL_WITHIN, this.partBytes);
+    return plausible.includes(turn) ? turn : undefined;
   }
 
   /** This rank's schedule for a bucket of `length` floats of `elementBytes` each. */
