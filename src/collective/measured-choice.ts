@@ -14,6 +14,7 @@
 // timings that inform it need not be the same bytes (a data-parallel span is timed whole but picked
 // per piece), only of the same class. Everything here is deterministic: the same pooled timings in the
 // same order give the same choice on every rank.
+import { decodeRows, encodeRows } from './fixed-records';
 import { ALL_REDUCE_ALGORITHMS, pickFastest, predictSeconds, type AllReduceAlgorithm, type LinkCost } from './cost-model';
 
 /** One timed all-reduce: the algorithm, the bytes its choice was made for, the bytes it moved, its time. */
@@ -129,28 +130,15 @@ export function trialCandidates(world: number, bytes: number, link: LinkCost, ca
 /** Floats per timed bucket on the wire: algorithm index, picked bytes, bytes, seconds. */
 const TIMED_FIELDS = 4;
 
-/** A rank's timings as a fixed-size record (count, then the timings, zero-padded): what the room all-gathers. */
+/** A rank's timings as a fixed-size record (fixed-records.ts): what the room all-gathers. */
 export function encodeTimings(timings: readonly TimedBucket[], capacity: number): Uint8Array {
-  if (timings.length > capacity) throw new RangeError(`${timings.length} timings do not fit a record of ${capacity}`);
-  const words = new Float64Array(1 + capacity * TIMED_FIELDS);
-  words[0] = timings.length;
-  timings.forEach((t, i) => words.set([ALL_REDUCE_ALGORITHMS.indexOf(t.algorithm), t.pickedBytes, t.bytes, t.seconds], 1 + i * TIMED_FIELDS));
-  return new Uint8Array(words.buffer);
+  return encodeRows(timings.map((t) => [ALL_REDUCE_ALGORITHMS.indexOf(t.algorithm), t.pickedBytes, t.bytes, t.seconds]), TIMED_FIELDS, capacity, 'timings');
 }
 
 export function decodeTimings(bytes: Uint8Array): TimedBucket[] {
-  const words = new Float64Array(bytes.slice().buffer);
-  const count = words[0];
-  if (!Number.isSafeInteger(count) || count < 0 || 1 + count * TIMED_FIELDS > words.length) throw new RangeError(`a timings record claims ${count} timings in ${words.length} words`);
-  return Array.from({ length: count }, (_, i) => {
-    const [index, pickedBytes, timed, seconds] = words.subarray(1 + i * TIMED_FIELDS, 1 + (i + 1) * TIMED_FIELDS);
+  return decodeRows(bytes, TIMED_FIELDS, 'timings').map(([index, pickedBytes, timed, seconds]) => {
     const algorithm = ALL_REDUCE_ALGORITHMS[index];
     if (algorithm === undefined) throw new RangeError(`a timings record names algorithm ${index}`);
     return { algorithm, pickedBytes, bytes: timed, seconds };
   });
-}
-
-/** The bytes a record of `capacity` timings takes. */
-export function timingsRecordBytes(capacity: number): number {
-  return 8 * (1 + capacity * TIMED_FIELDS);
 }

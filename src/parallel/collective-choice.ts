@@ -31,6 +31,7 @@ import { allReduceSchedule, ALL_REDUCE_SCHEDULES, runAllReduceBy, type AllReduce
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../collective/chunking';
 import { runFixedAllGather } from '../collective/collectives';
 import { COLLECTIVE_IDS } from '../collective/collective-ids';
+import { decodeRows, encodeRows } from '../collective/fixed-records';
 import { costTerms, fitLinkCost, latencyBoundSeconds, predictSeconds, type CostSample, type LinkCostFit } from '../collective/cost-model';
 import { chooseAlgorithm, decodeTimings, encodeTimings, measuredCells, sizeClass, trialCandidates, type MeasuredCell, type TimedBucket } from '../collective/measured-choice';
 import { wireElementBytes, type RunOptions, type RunStats } from '../collective/executor';
@@ -161,23 +162,13 @@ export async function probeRoom(transport: Transport, round: number): Promise<Co
 /** Floats per sample on the wire: rounds, link bytes, received bytes, seconds. */
 const SAMPLE_FIELDS = 4;
 
-/** A rank's samples as a fixed-size record (count, then the samples, zero-padded): what the room all-gathers. */
+/** A rank's samples as a fixed-size record (collective/fixed-records.ts): what the room all-gathers. */
 export function encodeSamples(samples: readonly CostSample[], capacity: number): Uint8Array {
-  if (samples.length > capacity) throw new RangeError(`${samples.length} samples do not fit a record of ${capacity}`);
-  const words = new Float64Array(1 + capacity * SAMPLE_FIELDS);
-  words[0] = samples.length;
-  samples.forEach((s, i) => words.set([s.rounds, s.linkBytes, s.receivedBytes, s.seconds], 1 + i * SAMPLE_FIELDS));
-  return new Uint8Array(words.buffer);
+  return encodeRows(samples.map((s) => [s.rounds, s.linkBytes, s.receivedBytes, s.seconds]), SAMPLE_FIELDS, capacity, 'samples');
 }
 
 export function decodeSamples(bytes: Uint8Array): CostSample[] {
-  const words = new Float64Array(bytes.slice().buffer);
-  const count = words[0];
-  if (!Number.isSafeInteger(count) || count < 0 || 1 + count * SAMPLE_FIELDS > words.length) throw new RangeError(`a samples record claims ${count} samples in ${words.length} words`);
-  return Array.from({ length: count }, (_, i) => {
-    const [rounds, linkBytes, receivedBytes, seconds] = words.subarray(1 + i * SAMPLE_FIELDS, 1 + (i + 1) * SAMPLE_FIELDS);
-    return { rounds, linkBytes, receivedBytes, seconds };
-  });
+  return decodeRows(bytes, SAMPLE_FIELDS, 'samples').map(([rounds, linkBytes, receivedBytes, seconds]) => ({ rounds, linkBytes, receivedBytes, seconds }));
 }
 
 /** The room's fit: every rank's samples, in rank order, fitted together (the same bits on every rank). */
