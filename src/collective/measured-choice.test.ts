@@ -60,16 +60,14 @@ describe('chooseAlgorithm', () => {
     ]);
     const choice = chooseAlgorithm(4, bytes, LINK, cells, CANDIDATES);
     expect(choice.algorithm).toBe('rhd');
-    // Unmeasured candidates are predicted for the measured size, not the size picked for.
-    expect(choice.scores).toEqual([
-      { algorithm: 'ring', seconds: predictSeconds('ring', 4, timed, LINK), source: 'model' },
-      { algorithm: 'tree', seconds: predictSeconds('tree', 4, timed, LINK), source: 'model' },
-      { algorithm: 'rhd', seconds: predictSeconds('rhd', 4, timed, LINK), source: 'measured' },
-      { algorithm: 'naive', seconds: 3 * predictSeconds('naive', 4, timed, LINK), source: 'measured' },
-    ]);
+    // Unmeasured candidates are predicted for the measured size, not the size picked for, times the
+    // median of measured / predicted over the measured cells: (3 + 1) / 2.
+    expect(choice.scores.map((s) => [s.algorithm, s.source])).toEqual([['ring', 'model'], ['tree', 'model'], ['rhd', 'measured'], ['naive', 'measured']]);
+    const expected = [2 * predictSeconds('ring', 4, timed, LINK), 2 * predictSeconds('tree', 4, timed, LINK), predictSeconds('rhd', 4, timed, LINK), 3 * predictSeconds('naive', 4, timed, LINK)];
+    choice.scores.forEach((s, i) => expect(s.seconds).toBeCloseTo(expected[i], 12));
   });
 
-  it('an unmeasured candidate the model puts below every measured median wins (so it runs and is measured next)', () => {
+  it('an unmeasured candidate the model, scaled by the class\'s measured / predicted, puts below every measured median wins (so it runs and is measured next)', () => {
     const cells = measuredCells([[{ algorithm: 'ring', pickedBytes: 65536, bytes: 65536, seconds: 10 * predictSeconds('ring', 4, 65536, LINK) }]]);
     expect(chooseAlgorithm(4, 65536, LINK, cells, CANDIDATES).algorithm).toBe(pickFastest(4, 65536, LINK, ['tree', 'rhd', 'naive']).algorithm);
   });

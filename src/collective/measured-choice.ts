@@ -89,9 +89,10 @@ export function measuredCells(perRank: readonly (readonly TimedBucket[])[]): Mea
  * The candidate for a message of `bytes` with the smallest score; ties go to the earlier candidate.
  * Without a measured cell of the size's class among the candidates it is the model's pick for `bytes`.
  * With one, measured candidates score their median, and the others the model's prediction for the
- * measured size (the median of the class's measured sizes), so that both describe the same work: an
- * algorithm the model under-predicts loses to one measured faster, and one never measured still wins
- * when the model says it beats what was measured (then it runs, and is measured in turn).
+ * measured size (the median of the class's measured sizes) times the median ratio of measured to
+ * predicted over the class's measured cells, so that both describe the same work: an algorithm the
+ * model under-predicts loses to one measured faster, and one never measured still wins when the
+ * corrected model says it beats what was measured (then it runs, and is measured in turn).
  */
 export function chooseAlgorithm(
   world: number,
@@ -108,9 +109,12 @@ export function chooseAlgorithm(
     return { algorithm: pick.algorithm, scores: pick.predictions.map((p) => ({ ...p, source: 'model' })) };
   }
   const timedBytes = median(measured.map((c) => c.bytes));
+  // What was timed may be more than one all-reduce (a step's span): the model's predictions are scaled
+  // by how the class's measured times relate to them (the median of measured / predicted).
+  const scale = median(measured.map((c) => c.seconds / Math.max(predictSeconds(c.algorithm, world, c.bytes, link, partBytes), Number.MIN_VALUE)));
   const scores = candidates.map((algorithm): Score => {
     const cell = measured.find((c) => c.algorithm === algorithm);
-    return cell ? { algorithm, seconds: cell.seconds, source: 'measured' } : { algorithm, seconds: predictSeconds(algorithm, world, timedBytes, link, partBytes), source: 'model' };
+    return cell ? { algorithm, seconds: cell.seconds, source: 'measured' } : { algorithm, seconds: scale * predictSeconds(algorithm, world, timedBytes, link, partBytes), source: 'model' };
   });
   const best = scores.reduce((a, b) => (b.seconds < a.seconds ? b : a));
   return { algorithm: best.algorithm, scores };

@@ -188,6 +188,9 @@ export class CollectivePicker {
   private readonly timings = new Map<string, TimedBucket[]>();
   /** This rank's all-reduces so far per size picked for and algorithm (key: bytes|algorithm). */
   private readonly usage = new Map<string, number>();
+  /** The current step's timed all-reduces and the span from the first one's start to the last one's end (ms). */
+  private stepTimed: { algorithm: AllReduceSchedule; pickedBytes: number; bytes: number }[] = [];
+  private stepSpan = { start: Infinity, end: -Infinity };
   /** The step the buckets now run for, and its index among the distinct steps since the ring formed. */
   private step: number | undefined;
   private stepIndex = -1;
@@ -292,12 +295,36 @@ export class CollectivePicker {
     if (this.training.length > TRAINING_SAMPLES) this.training.shift();
     const usageKey = `${pickedBytes}|${algorithm}`;
     this.usage.set(usageKey, (this.usage.get(usageKey) ?? 0) + 1);
+    const end = performance.now();
+    this.stepSpan = { start: Math.min(this.stepSpan.start, end - 1000 * seconds), end: Math.max(this.stepSpan.end, end) };
+    this.stepTimed.push({ algorithm, pickedBytes, bytes });
+  }
+
+  /**
+   * The step's all-reduces are over: each (algorithm, size class) it ran gets one timing, the step's
+   * communication span (first start to last end), not its own duration. Buckets that run at once
+   * share links and cores: an algorithm that sends more (naive: (p-1) n per rank) finishes its own
+   * bucket in time while slowing the others, and only the step's span shows that. A step that runs one
+   * all-reduce is timed by it alone.
+   */
+  private closeStepTimings(): void {
+    const seconds = (this.stepSpan.end - this.stepSpan.start) / 1000;
+    const timed = this.stepTimed;
+    this.stepTimed = [];
+    this.stepSpan = { start: Infinity, end: -Infinity };
+    if (!(seconds > 0)) return;
+    const cells = new Map<string, (typeof timed)[number]>();
+    for (const t of timed) {
+      const cell = `${sizeClass(t.pickedBytes)}:${t.algorithm}`;
+      if (!cells.has(cell)) cells.set(cell, t);
+    }
     // Per cell the newest timings; the cell timed longest ago goes when there are too many.
-    const cell = `${sizeClass(pickedBytes)}:${algorithm}`;
-    const kept = this.timings.get(cell) ?? [];
-    this.timings.delete(cell);
-    this.timings.set(cell, [...kept, { algorithm, pickedBytes, bytes, seconds }].slice(-TIMINGS_PER_CELL));
-    if (this.timings.size > TIMING_CELLS) this.timings.delete(this.timings.keys().next().value!);
+    for (const [cell, t] of cells) {
+      const kept = this.timings.get(cell) ?? [];
+      this.timings.delete(cell);
+      this.timings.set(cell, [...kept, { ...t, seconds }].slice(-TIMINGS_PER_CELL));
+      if (this.timings.size > TIMING_CELLS) this.timings.delete(this.timings.keys().next().value!);
+    }
   }
 
   /**
@@ -308,6 +335,7 @@ export class CollectivePicker {
    * and ends a step at its first outer step).
    */
   endStep(step: number): void {
+    this.closeStepTimings();
     const every = this.o.refitEvery ?? 0;
     const buckets = this.lastBuckets;
     this.lastBuckets = [];
