@@ -8,7 +8,7 @@ import { runAllReduceBy, type AllReduceSchedule } from '../collective/allreduce-
 import { COLLECTIVE_IDS } from '../collective/collective-ids';
 import { costTerms, pickFastest, type CostSample } from '../collective/cost-model';
 import type { Transport } from '../collective/types';
-import { AUTO_CANDIDATES, CollectivePicker, decodeSamples, encodeSamples, linkFitLog, probeFanOut, probeLink, roomFit, TRIAL_REPEATS, TRIAL_STEPS, type LinkFitReport } from './collective-choice';
+import { AUTO_CANDIDATES, CollectivePicker, decodeSamples, encodeSamples, linkFitLog, probeFanOut, probeLink, RETRY_EVERY, roomFit, TRIAL_REPEATS, TRIAL_STEPS, type LinkFitReport } from './collective-choice';
 
 describe('probeLink', () => {
   it('20 ms and 5 MB/s links: alpha within 15-60 ms and 1/beta within 2.5-6 MB/s (timers on a shared machine run late, never early)', async () => {
@@ -133,7 +133,7 @@ async function pickStep(pickers: CollectivePicker[], step: number, bytes: number
 }
 
 describe('collective=auto corrects the model from measured times', () => {
-  it('exact: ranks time the model\'s pick at 0.3 s, rhd 0.1 (ring if the model picks rhd), the others 0.12 and 0.2 (1% apart per rank); trials run every algorithm in turn (the model\'s pick also at the step the ring formed), then every rank picks the fastest', async () => {
+  it('exact: ranks time the model\'s pick at 0.3 s, rhd 0.1 (ring if the model picks rhd), the others 0.12 and 0.2 (1% apart per rank); trials run every algorithm in turn (the model\'s pick also at the step the ring formed), then every rank picks the fastest, and halfway between refits the closest competitor once', async () => {
     const mesh = createMemoryMesh(4, { latencyMs: 5, bytesPerSec: 20e6 });
     const reports: LinkFitReport[][] = mesh.map(() => []);
     const pickers = mesh.map((transport, rank) => new CollectivePicker({ choice: 'auto', transport, refitEvery: 10, trialWithin: Infinity, onFit: (r) => reports[rank].push(r) }));
@@ -141,7 +141,7 @@ describe('collective=auto corrects the model from measured times', () => {
     const picked: AllReduceSchedule[] = [];
     let truth: Record<AllReduceSchedule, number> | undefined;
     let fastest: AllReduceSchedule = 'rhd';
-    for (let step = 0; step < TRIAL_STEPS + 3; step++) {
+    for (let step = 0; step <= TRIAL_STEPS + RETRY_EVERY; step++) {
       const algorithm = await pickStep(pickers, step, bytes);
       picked.push(algorithm);
       if (!truth) {
@@ -158,7 +158,9 @@ describe('collective=auto corrects the model from measured times', () => {
     expect(model).toBe(pickFastest(4, bytes, reports[0][0].link, AUTO_CANDIDATES).algorithm);
     const turns = AUTO_CANDIDATES;
     expect(picked.slice(0, 1 + TRIAL_STEPS)).toEqual([model, ...Array.from({ length: TRIAL_REPEATS }, () => turns).flat()]);
-    expect(picked.slice(1 + TRIAL_STEPS)).toEqual([fastest, fastest]);
+    // After the trials the fastest, but halfway between refits the closest competitor again (0.12 s, within RETRY_WITHIN of 0.1 s).
+    const runnerUp = AUTO_CANDIDATES.find((a) => truth![a] === 0.12)!;
+    expect(picked.slice(1 + TRIAL_STEPS)).toEqual(Array.from({ length: RETRY_EVERY }, (_, i) => (i + 1 === RETRY_EVERY / 2 ? runnerUp : fastest)));
     for (const p of pickers) expect(p.measured).toEqual(pickers[0].measured);
     // The refit when the trials end: every algorithm measured by every rank, the model's pick also at the step the ring formed.
     const refit = reports[0].find((r) => r.kind === 'refit')!;

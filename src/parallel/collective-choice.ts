@@ -14,9 +14,10 @@
 // TRIAL_STEPS steps after the ring forms run the candidates in turn, TRIAL_REPEATS times each, every
 // bucket of a step by the step's candidate where the model finds it plausible (predicted within
 // TRIAL_WITHIN times its pick); which step runs which is a function of the step's index since forming
-// and the agreed fit alone. Every timed bucket is kept under its
-// algorithm and size class, all-gathered with the refits' samples (and once more when the trials end),
-// and from then on the room's measured medians override the model within a measured size class.
+// and the agreed fit alone. Each step's communication time is kept under every algorithm and size
+// class it ran, all-gathered with the refits' samples (and once more when the trials end), and from
+// then on the room's measured medians override the model within a measured size class; halfway between
+// refits a size reruns its closest measured competitor (RETRY_EVERY), so that unlucky trials heal.
 //
 // Every rank must pick the same algorithm for the same bucket, or their schedules would not meet: the
 // room all-gathers every rank's samples (a fixed-size record each) and every rank fits the same
@@ -61,8 +62,15 @@ export const TRIAL_WITHIN = 4;
 export const TRIAL_REPEATS = 2;
 /** Steps after the one the ring formed at that may run trials; the room agrees on their timings after the last. */
 export const TRIAL_STEPS = TRIAL_REPEATS * AUTO_CANDIDATES.length;
-/** Timings each rank keeps per algorithm and size class (the newest), and how many such cells at most. */
-const TIMINGS_PER_CELL = 5;
+/**
+ * After the trials, every RETRY_EVERY steps (halfway between refits) a size runs its measured runner-up
+ * again if that was within RETRY_WITHIN of its choice: two unlucky trial steps on a loaded machine must
+ * not make the second-fastest algorithm lose for good (its timings stay as measured otherwise).
+ */
+export const RETRY_EVERY = 10;
+export const RETRY_WITHIN = 1.25;
+/** Timings each rank keeps per algorithm and size class (the newest: a few steps' worth), and how many such cells at most. */
+const TIMINGS_PER_CELL = 3;
 const TIMING_CELLS = 16;
 /** The fan-out's messages are numbered after the ping-pong's within the probe's collective id. */
 const FAN_OUT_FIRST_CHUNK = 1024;
@@ -253,7 +261,17 @@ export class CollectivePicker {
   pick(bytes: number): AllReduceSchedule {
     if (this.o.choice !== 'auto') return this.o.choice;
     if (!this.agreed) return 'ring'; // a room of one tab
-    return this.trialAt(bytes) ?? (this.choose(bytes).algorithm as AllReduceSchedule);
+    return (this.trialAt(bytes) ?? this.retryAt(bytes) ?? this.choose(bytes).algorithm) as AllReduceSchedule;
+  }
+
+  /** The retry of the current step for `bytes`, if any (RETRY_EVERY): the closest measured competitor of its choice. */
+  private retryAt(bytes: number): AllReduceSchedule | undefined {
+    const since = this.stepIndex - TRIAL_STEPS;
+    if (since <= 0 || since % RETRY_EVERY !== RETRY_EVERY / 2) return undefined;
+    const choice = this.choose(bytes);
+    const chosen = choice.scores.find((s) => s.algorithm === choice.algorithm)!;
+    const rivals = choice.scores.filter((s) => s.source === 'measured' && s.algorithm !== choice.algorithm && s.seconds <= RETRY_WITHIN * chosen.seconds);
+    return rivals.length ? (rivals.reduce((a, b) => (b.seconds < a.seconds ? b : a)).algorithm as AllReduceSchedule) : undefined;
   }
 
   private choose(bytes: number) {
