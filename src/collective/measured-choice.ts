@@ -5,10 +5,11 @@
 // Why: the cost model (cost-model.ts) is fitted from probes and from the buckets auto already ran, so
 // an algorithm it under-predicts keeps being chosen and its refits never see the alternatives (on real
 // data channels naive's fan-out to three peers did not get three links' rate, and auto ran naive 1.3x
-// slower than the best fixed algorithm). So every timed bucket is kept under its algorithm and its
-// size class, the room pools every rank's timings, and the choice for a size compares, within the
-// size's class, measured medians where they exist and the model's prediction for the same measured
-// size where they do not. A size class never measured is the model's alone.
+// slower than the best fixed algorithm). So every timing (parallel/collective-choice.ts times a step's
+// communication) is kept under its algorithm and its size class, the room pools every rank's timings,
+// and the choice for a size compares, within the size's class, measured medians where they exist and
+// the model's prediction for the same measured size, scaled as the measured cells are to theirs, where
+// they do not. A size class never measured is the model's alone.
 //
 // Size classes are octaves (log2 of the bytes, rounded): the bucket a choice is made for and the
 // timings that inform it need not be the same bytes (a data-parallel span is timed whole but picked

@@ -301,8 +301,9 @@ export class CollectivePicker {
 
   /**
    * A bucket's all-reduce of `bytes` took `seconds`: one sample of the model's terms for that algorithm
-   * and size, and one timing of the algorithm in the size class of `pickedBytes`, the size its algorithm
-   * was picked for (a bucket run as concurrent pieces is timed whole and picked per piece).
+   * and size, and part of the step's span that endStep keeps as the timing of the algorithm in the size
+   * class of `pickedBytes`, the size its algorithm was picked for (a bucket run as concurrent pieces is
+   * timed whole and picked per piece).
    */
   record(algorithm: AllReduceSchedule, bytes: number, seconds: number, pickedBytes = bytes): void {
     const world = this.o.transport.world;
