@@ -12,9 +12,14 @@
 // (alpha, beta, gamma) is made from those samples alone (roomFit), and each algorithm's measured median
 // over the repetitions (with its [min..max]) is printed beside its prediction. A repetition's time is
 // the slowest rank's; repetitions interleave the algorithms, so drift in the machine's load hits all
-// alike, and one more repetition before them warms each cell up uncounted. "auto" is the algorithm the fit picks (from the same candidates as the lab's picker);
-// auto/best is its measured median over the fastest fixed algorithm's; "lat" is auto's measured median
-// over its latency bound (its rounds x the set one-way latency; "lat fit": x the fitted alpha).
+// alike, and one more repetition before them warms each cell up uncounted. "model" is the algorithm the
+// probes' fit picks (what the lab's picker runs until it has measured); "auto" is the lab's picker itself
+// (CollectivePicker over the same links, run through runPickedAllReduce as PowerSGD and DiLoCo run it):
+// it probes, runs its trial steps (each step all-reduces every size once), agrees on their timings, and
+// then takes its turn in every repetition beside the fixed algorithms, picking from measured times
+// where it has them. auto/best is its measured median over the fastest fixed algorithm's; "lat" is
+// auto's measured median over its latency bound (its pick's rounds x the set one-way latency; "lat
+// fit": x the fitted alpha).
 // Goals (issue 19): auto/best <= 1.10 everywhere, and at 4 KiB lat <= 1.5.
 //
 // Options: --tabs 2,4,8  --sizes 4096,65536,1048576  --reps 5  --latency 5 (ms)  --bandwidth 20 (MB/s)
@@ -22,7 +27,7 @@
 import { ALL_REDUCE_SCHEDULES, runAllReduceBy, type AllReduceSchedule } from '../src/collective/allreduce-algorithms';
 import { costTerms, pickFastest, predictSeconds } from '../src/collective/cost-model';
 import { createMemoryMesh } from '../src/collective/memory-transport';
-import { AUTO_CANDIDATES, probeRoom, roomFit } from '../src/parallel/collective-choice';
+import { AUTO_CANDIDATES, CollectivePicker, probeRoom, roomFit, runPickedAllReduce, TRIAL_STEPS } from '../src/parallel/collective-choice';
 
 function option(name: string, fallback: string): string {
   const at = process.argv.indexOf(`--${name}`);
@@ -56,12 +61,23 @@ async function main(): Promise<void> {
       `\n${tabs} tabs: alpha ${ms(fit.alpha)} ms, beta ${rate(fit.beta)} MB/s per link, gamma ${rate(fit.gamma)} MB/s per rank` +
         ` (fitted from the probes, rms error ${(100 * fit.rmsRelativeError).toFixed(0)}%${fit.clamped.length ? `, held at 0: ${fit.clamped.join(', ')}` : ''}; set: ${LATENCY_MS} ms, ${BANDWIDTH / 1e6} MB/s)`,
     );
-    console.log(['size', ...ALL_REDUCE_SCHEDULES, 'auto', 'auto/best', 'lat', 'lat fit'].join(' | '));
+    console.log(['size', ...ALL_REDUCE_SCHEDULES, 'model', 'model/best', 'auto (its pick)', 'auto/best', 'lat', 'lat fit'].join(' | '));
     let round = 1;
+    // The lab's picker: no refits but the one after its trials (its choice stays put while it is timed).
+    const pickers = mesh.map((transport) => new CollectivePicker({ choice: 'auto', transport, refitEvery: 0 }));
+    const runAuto = (r: number, bytes: number, collective: number) =>
+      Promise.all(mesh.map((t, rank) => runPickedAllReduce(pickers[rank], t, new Float32Array(bytes / 4).fill(t.rank), { round: r, collective })));
+    for (let step = 0; step <= TRIAL_STEPS; step++) {
+      const r = round++;
+      for (const [i, bytes] of SIZES.entries()) await runAuto(r, bytes, 16 + i);
+      pickers.forEach((p) => p.endStep(r));
+    }
     for (const bytes of SIZES) {
       const length = bytes / 4;
       const measured = {} as Record<AllReduceSchedule, number[]>;
       for (const algorithm of ALL_REDUCE_SCHEDULES) measured[algorithm] = [];
+      const autoTimes: number[] = [];
+      const autoPicks = new Set<AllReduceSchedule>();
       // Repetition 0 of each algorithm warms the code paths and buffers of that size and is not counted.
       for (let rep = 0; rep <= REPS; rep++) {
         for (const algorithm of ALL_REDUCE_SCHEDULES) {
@@ -70,23 +86,38 @@ async function main(): Promise<void> {
           await Promise.all(mesh.map((t) => runAllReduceBy(algorithm, t, new Float32Array(length).fill(t.rank), { round: r, collective: 16 })));
           if (rep > 0) measured[algorithm].push((performance.now() - t0) / 1000);
         }
+        const r = round++;
+        const t0 = performance.now();
+        await runAuto(r, bytes, 16);
+        pickers.forEach((p) => p.endStep(r));
+        if (rep > 0) {
+          autoTimes.push((performance.now() - t0) / 1000);
+          autoPicks.add(pickers[0].pick(bytes));
+        }
       }
       const medians = Object.fromEntries(ALL_REDUCE_SCHEDULES.map((a) => [a, median(measured[a])])) as Record<AllReduceSchedule, number>;
       const predicted = Object.fromEntries(ALL_REDUCE_SCHEDULES.map((a) => [a, predictSeconds(a, tabs, bytes, fit)])) as Record<AllReduceSchedule, number>;
-      const auto = pickFastest(tabs, bytes, fit, AUTO_CANDIDATES).algorithm as AllReduceSchedule;
+      const model = pickFastest(tabs, bytes, fit, AUTO_CANDIDATES).algorithm as AllReduceSchedule;
       const best = ALL_REDUCE_SCHEDULES.reduce((a, b) => (medians[b] < medians[a] ? b : a));
-      const rounds = costTerms(auto, tabs, bytes).rounds;
-      const overLatency = medians[auto] / ((rounds * LATENCY_MS) / 1000);
-      const overFittedLatency = medians[auto] / (rounds * fit.alpha);
+      const auto = median(autoTimes);
+      // The picker's choice stays put between refits: one algorithm per size.
+      const [picked] = autoPicks;
+      const rounds = costTerms(picked, tabs, bytes).rounds;
+      const overLatency = auto / ((rounds * LATENCY_MS) / 1000);
+      const overFittedLatency = auto / (rounds * fit.alpha);
       const cells = ALL_REDUCE_SCHEDULES.map((a) => `${ms(medians[a])} [${ms(Math.min(...measured[a]))}..${ms(Math.max(...measured[a]))}] / ${ms(predicted[a])}`);
-      console.log([`${bytes} B`, ...cells, auto, `${(medians[auto] / medians[best]).toFixed(2)} (best ${best})`, overLatency.toFixed(2), overFittedLatency.toFixed(2)].join(' | '));
+      const autoCell = `${ms(auto)} [${ms(Math.min(...autoTimes))}..${ms(Math.max(...autoTimes))}] (${[...autoPicks].join(', ')})`;
+      console.log([`${bytes} B`, ...cells, model, (medians[model] / medians[best]).toFixed(2), autoCell, `${(auto / medians[best]).toFixed(2)} (best ${best})`, overLatency.toFixed(2), overFittedLatency.toFixed(2)].join(' | '));
       rows.push({
         tabs,
         bytes,
         fit: { alpha: fit.alpha, beta: fit.beta, gamma: fit.gamma, rmsRelativeError: fit.rmsRelativeError },
-        auto,
+        model,
+        modelOverBest: medians[model] / medians[best],
+        auto: [...autoPicks],
+        autoMeasured: auto,
         best,
-        autoOverBest: medians[auto] / medians[best],
+        autoOverBest: auto / medians[best],
         autoOverLatencyBound: overLatency,
         autoOverFittedLatencyBound: overFittedLatency,
         ...Object.fromEntries(ALL_REDUCE_SCHEDULES.map((a) => [a, { measured: medians[a], min: Math.min(...measured[a]), max: Math.max(...measured[a]), predicted: predicted[a] }])),

@@ -4,6 +4,7 @@ import type { LabMetrics, LabStatus } from '../src/lab/api';
 import { splitOf } from '../src/lab/step-split';
 import { relativeError, zeroBytesTheory, zeroWireTheory } from '../src/parallel/zero/memory-theory';
 import { SATURATED, type HostLoad } from './host-load';
+import { autoCollectiveReport, formatAutoCollective, type AutoCollectiveReport } from './swarm-collective';
 
 export interface RunSummary {
   ok: boolean;
@@ -62,6 +63,9 @@ export interface RunSummary {
   backends: string[];
   /** Times the ring re-formed during the run (an elastic room's lost tab; the most any rank counted). */
   reforms: number;
+  /** The dense all-reduces' algorithm (collective=) and, for auto, what it ran, measured and picks (swarm-collective.ts). */
+  collective: string;
+  autoCollective: AutoCollectiveReport | null;
 }
 
 export interface ZeroFigures {
@@ -259,6 +263,8 @@ export function summariseRun(
     shares: lead?.metrics.shares ?? null,
     backends: byRank.map((r) => r.status.backend?.adapter ?? 'unknown'),
     reforms: Math.max(0, ...byRank.map((r) => r.metrics.elastic?.reforms ?? 0)),
+    collective: config.collective,
+    autoCollective: config.collective === 'auto' ? autoCollectiveReport(lead?.metrics.links) : null,
   };
 }
 
@@ -278,7 +284,7 @@ function formatBytes(bytes: number): string {
 export function formatSummary(s: RunSummary): string {
   const lines = [
     ``,
-    `== ${s.tabs} tab(s) | ${s.model} on ${s.dataset} | ${s.mode}${s.zero ? ` ZeRO-${s.zero}` : ''} | compression ${s.compression} | ${s.backend}`,
+    `== ${s.tabs} tab(s) | ${s.model} on ${s.dataset} | ${s.mode}${s.zero ? ` ZeRO-${s.zero}` : ''} | compression ${s.compression}${s.collective && s.collective !== 'ring' ? ` | collective=${s.collective}` : ''} | ${s.backend}`,
     `steps                 ${s.steps} in ${s.wallSec.toFixed(1)} s (${s.samplesPerSec.toFixed(1)} samples/s)`,
     `final train loss      ${fmt(s.finalLoss)}`,
   ];
@@ -312,6 +318,7 @@ export function formatSummary(s: RunSummary): string {
     }
   }
   if (s.zeroFigures) lines.push(...formatZero(s.zeroFigures));
+  if (s.autoCollective) lines.push(...formatAutoCollective(s.autoCollective));
   lines.push(`replicas agree        ${s.replicasAgree === null ? 'unknown' : s.replicasAgree ? 'yes (equal parameter hashes every step)' : 'NO'}`);
   return lines.join('\n');
 }

@@ -1,10 +1,14 @@
 // The per-bucket all-reduce picker: the ping-pong measures a link's alpha and beta and the fan-out the
 // cost of receiving at once (an in-memory mesh with a set delay and rate), every rank agrees on one fit
-// and so picks alike, the cost model's choice follows the message size, and refits are agreed by the room.
+// and so picks alike, the cost model's choice follows the message size, and refits are agreed by the room;
+// trials time the alternatives and the room's measured medians correct a model that is wrong.
 import { describe, expect, it } from 'vitest';
 import { createMemoryMesh } from '../collective/memory-transport';
-import { costTerms, type CostSample } from '../collective/cost-model';
-import { CollectivePicker, decodeSamples, encodeSamples, linkFitLog, probeFanOut, probeLink, roomFit, type LinkFitReport } from './collective-choice';
+import { runAllReduceBy, type AllReduceSchedule } from '../collective/allreduce-algorithms';
+import { COLLECTIVE_IDS } from '../collective/collective-ids';
+import { costTerms, pickFastest, type CostSample } from '../collective/cost-model';
+import type { Transport } from '../collective/types';
+import { AUTO_CANDIDATES, CollectivePicker, decodeSamples, encodeSamples, linkFitLog, probeFanOut, probeLink, RETRY_EVERY, roomFit, TRIAL_REPEATS, TRIAL_STEPS, type LinkFitReport } from './collective-choice';
 
 describe('probeLink', () => {
   it('20 ms and 5 MB/s links: alpha within 15-60 ms and 1/beta within 2.5-6 MB/s (timers on a shared machine run late, never early)', async () => {
@@ -119,3 +123,103 @@ describe('CollectivePicker', () => {
 function predictSecondsOf(link: { alpha: number; beta: number; gamma: number }, bytes: number): number {
   return link.alpha + bytes * link.beta + 4 * bytes * link.gamma;
 }
+
+/** Every rank's picker calls for one step, as the data-parallel sync makes them; returns the step's pick (asserted equal on every rank). */
+async function pickStep(pickers: CollectivePicker[], step: number, bytes: number): Promise<AllReduceSchedule> {
+  await Promise.all(pickers.map((p) => p.beforeBucket(step)));
+  const picks = pickers.map((p) => p.pick(bytes));
+  expect(new Set(picks).size, `step ${step}: ${picks.join(', ')}`).toBe(1);
+  return picks[0];
+}
+
+describe('collective=auto corrects the model from measured times', () => {
+  it('exact: ranks time the model\'s pick at 0.3 s, rhd 0.1 (ring if the model picks rhd), the others 0.12 and 0.2 (1% apart per rank); trials run every algorithm in turn (the model\'s pick also at the step the ring formed), then every rank picks the fastest, and halfway between refits the closest competitor once', async () => {
+    const mesh = createMemoryMesh(4, { latencyMs: 5, bytesPerSec: 20e6 });
+    const reports: LinkFitReport[][] = mesh.map(() => []);
+    const pickers = mesh.map((transport, rank) => new CollectivePicker({ choice: 'auto', transport, refitEvery: 10, trialWithin: Infinity, onFit: (r) => reports[rank].push(r) }));
+    const bytes = 1 << 18;
+    const picked: AllReduceSchedule[] = [];
+    let truth: Record<AllReduceSchedule, number> | undefined;
+    let fastest: AllReduceSchedule = 'rhd';
+    for (let step = 0; step <= TRIAL_STEPS + RETRY_EVERY; step++) {
+      const algorithm = await pickStep(pickers, step, bytes);
+      picked.push(algorithm);
+      if (!truth) {
+        // The model's pick (step 0, the ring just formed) is made the slowest, whatever the fit says.
+        fastest = algorithm === 'rhd' ? 'ring' : 'rhd';
+        const others = AUTO_CANDIDATES.filter((a) => a !== algorithm && a !== fastest);
+        truth = { [algorithm]: 0.3, [fastest]: 0.1, [others[0]]: 0.12, [others[1]]: 0.2 } as Record<AllReduceSchedule, number>;
+      }
+      pickers.forEach((p, rank) => p.record(algorithm, 3 * bytes, truth![algorithm] * (1 + 0.01 * rank), bytes));
+      pickers.forEach((p) => p.endStep(step));
+    }
+    // The step the ring formed at ran the model's pick.
+    const model = picked[0];
+    expect(model).toBe(pickFastest(4, bytes, reports[0][0].link, AUTO_CANDIDATES).algorithm);
+    const turns = AUTO_CANDIDATES;
+    expect(picked.slice(0, 1 + TRIAL_STEPS)).toEqual([model, ...Array.from({ length: TRIAL_REPEATS }, () => turns).flat()]);
+    // After the trials the fastest, but halfway between refits the closest competitor again (0.12 s, within RETRY_WITHIN of 0.1 s).
+    const runnerUp = AUTO_CANDIDATES.find((a) => truth![a] === 0.12)!;
+    expect(picked.slice(1 + TRIAL_STEPS)).toEqual(Array.from({ length: RETRY_EVERY }, (_, i) => (i + 1 === RETRY_EVERY / 2 ? runnerUp : fastest)));
+    for (const p of pickers) expect(p.measured).toEqual(pickers[0].measured);
+    // The refit when the trials end: every algorithm measured by every rank, the model's pick also at the step the ring formed.
+    const refit = reports[0].find((r) => r.kind === 'refit')!;
+    expect(refit.step).toBe(TRIAL_STEPS);
+    expect(refit.measured!.map((m) => [m.algorithm, m.samples])).toEqual(AUTO_CANDIDATES.map((a) => [a, 4 * (TRIAL_REPEATS + (a === model ? 1 : 0))]));
+    expect(refit.measured!.find((m) => m.algorithm === fastest)!.measuredMs).toBeCloseTo(1000 * 0.1 * 1.015, 9);
+    expect(refit.picks).toEqual([expect.objectContaining({ bytes, algorithm: fastest, source: 'measured' })]);
+    expect(refit.usage).toEqual(expect.arrayContaining(turns.map((a) => ({ bytes, algorithm: a, buckets: TRIAL_REPEATS + (a === model ? 1 : 0) }))));
+    const log = linkFitLog(refit);
+    const measuredText = AUTO_CANDIDATES.map((a) => `${a} ${(1000 * truth![a] * 1.015).toFixed(1)}`).join(', ');
+    expect(log.type === 'log' && log.message).toContain(`256.0 KiB: ${fastest} (${measuredText} ms measured; ring `);
+  });
+
+  it('shaped links, 4 ranks over 20 ms and 5 MB/s; naive\'s messages 300 ms late, ring\'s and tree\'s 30 ms each (the probes see none of it): the model picks naive, auto ends on rhd, the fastest by over 100 ms; replicas bitwise equal after every step', async () => {
+    const mesh = createMemoryMesh(4, { latencyMs: 20, bytesPerSec: 5e6 });
+    // Each algorithm's messages travel under their own collective id, so the links can delay them apart.
+    const idOf = (a: AllReduceSchedule) => COLLECTIVE_IDS.gradientBuckets.first + AUTO_CANDIDATES.indexOf(a);
+    const lateMs = new Map([[idOf('naive'), 300], [idOf('ring'), 30], [idOf('tree'), 30]]);
+    const slowed = mesh.map((t): Transport => ({
+      rank: t.rank,
+      world: t.world,
+      send: async (to, tag, payload) => {
+        const late = lateMs.get(tag.collective);
+        if (!late) return t.send(to, tag, payload);
+        const copy = payload.slice();
+        await new Promise((resolve) => setTimeout(resolve, late));
+        return t.send(to, tag, copy);
+      },
+      recv: (from, tag) => t.recv(from, tag),
+    }));
+    const reports: LinkFitReport[][] = mesh.map(() => []);
+    const pickers = slowed.map((transport, rank) => new CollectivePicker({ choice: 'auto', transport, refitEvery: 10, onFit: (r) => reports[rank].push(r) }));
+    // 256 KiB: rhd ~ 4 x 20 ms + 1.5 x 256 KiB at 5 MB/s = 159 ms; ring ~ 199 + 6 x 30 ms, tree ~ 231 + 5 x 30 ms, naive ~ 72 + 300 ms.
+    const length = 1 << 16;
+    const bytes = 4 * length;
+    const data = mesh.map((_, rank) => Float32Array.from({ length }, (_, i) => Math.sin(i * 0.37 + rank) * (rank + 1)));
+    const picked: AllReduceSchedule[] = [];
+    for (let step = 0; step < TRIAL_STEPS + 3; step++) {
+      const algorithm = await pickStep(pickers, step, bytes);
+      picked.push(algorithm);
+      const opts = { round: step, collective: idOf(algorithm), average: true };
+      await Promise.all(
+        slowed.map(async (t, rank) => {
+          const t0 = performance.now();
+          await runAllReduceBy(algorithm, t, data[rank], opts);
+          pickers[rank].record(algorithm, bytes, (performance.now() - t0) / 1000);
+        }),
+      );
+      // Bitwise equal (Buffer.equals: a deep toEqual over 1 MiB per rank would take seconds).
+      expect(data.map((d) => Buffer.from(d.buffer).equals(Buffer.from(data[0].buffer)))).toEqual(data.map(() => true));
+      pickers.forEach((p) => p.endStep(step));
+    }
+    expect(picked[0]).toBe('naive');
+    expect(picked.slice(1 + TRIAL_STEPS)).toEqual(['rhd', 'rhd']);
+    const measured = reports[0].at(-1)!.measured!;
+    const naive = measured.find((m) => m.algorithm === 'naive')!;
+    expect(naive.measuredMs - naive.predictedMs).toBeGreaterThan(250);
+    const rhd = measured.find((m) => m.algorithm === 'rhd')!;
+    for (const m of measured) if (m !== rhd) expect(m.measuredMs - rhd.measuredMs).toBeGreaterThan(100);
+    for (const t of mesh) expect(t.pendingMessages).toBe(0);
+  });
+});

@@ -179,7 +179,8 @@ export class DataParallelSync {
       const onHost = performance.now();
       await picker?.beforeBucket(step);
       const elementBytes = wireElementBytes(wire);
-      const algorithm = picker?.pick(Math.max(...pieces.map((p) => p.length)) * elementBytes) ?? 'ring';
+      const pickedBytes = Math.max(...pieces.map((p) => p.length)) * elementBytes;
+      const algorithm = picker?.pick(pickedBytes) ?? 'ring';
       const tComm = performance.now();
       // The step's agreed shares: with some at zero, only the ranks with samples reduce, and the others
       // receive the result (share-groups.ts). Every rank reads the same counts for the step.
@@ -202,7 +203,7 @@ export class DataParallelSync {
       );
       // The bucket's pieces run at once: one sample of the whole span (the largest piece's algorithm). The
       // picker models the whole room: a step reduced among fewer ranks is not one of its samples.
-      if (wholeRoom) picker?.record(algorithm, range.length * elementBytes, (performance.now() - tComm) / 1000);
+      if (wholeRoom) picker?.record(algorithm, range.length * elementBytes, (performance.now() - tComm) / 1000, pickedBytes);
       return {
         bytesSent: stats.reduce((sum, x) => sum + x.bytesSent, 0),
         bytesReceived: stats.reduce((sum, x) => sum + x.bytesReceived, 0),

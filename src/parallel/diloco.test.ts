@@ -130,13 +130,19 @@ describe('DiLoCo with collective= (the lab\'s strategy, 3 ranks over the in-memo
     const pick = pickers[0].pick(bytes);
     if (collective === 'auto') {
       await Promise.all(pickers.map((p) => p.beforeBucket(8))); // the refit after the last outer step is agreed alongside
-      for (const p of pickers) expect([p.agreed, p.pick(bytes)]).toEqual([pickers[0].agreed, pick]);
+      const next = pickers[0].pick(bytes);
+      for (const p of pickers) expect([p.agreed, p.measured, p.pick(bytes)]).toEqual([pickers[0].agreed, pickers[0].measured, next]);
       // Formed at the first outer step (step 2), refitted after each later one (4, 6, 8): the same keys are never used twice.
       expect(reports.map((r) => [r.kind, r.step])).toEqual([['formed', 1], ['refit', 3], ['refit', 5], ['refit', 7]]);
+      // The first outer steps try alternatives (collective-choice.ts): each rank's chunks are those of
+      // every algorithm its picker ran, and every rank ran the same.
+      const used = pickers.map((p) => new Set(p.usageSoFar().map((u) => `${u.algorithm}-allreduce`)));
+      for (const [rank, r] of chosen.ranks.entries()) expect(new Set(r.chunks.map((c) => c.collective))).toEqual(used[rank]);
+      for (const u of used) expect(u).toEqual(used[0]);
     } else {
       expect(pick).toBe(collective);
+      for (const r of chosen.ranks) expect(new Set(r.chunks.map((c) => c.collective))).toEqual(new Set([`${pick}-allreduce`]));
     }
-    for (const r of chosen.ranks) expect(new Set(r.chunks.map((c) => c.collective))).toEqual(new Set([`${pick}-allreduce`]));
     // fp16 rounds what each hop sends: the algorithms round different partial sums (half an fp16 ulp is 4.9e-4).
     expect(relativeError(chosen.params[0], ring.params[0], ring.initial)).toBeLessThan(compression === 'fp16' ? 1e-3 : 1e-5);
   });

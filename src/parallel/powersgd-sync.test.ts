@@ -7,6 +7,8 @@ import { denseFloats } from '../collective/powersgd';
 import { defaults, type ClassifierRecipe } from '../train/defaults';
 import { denseStrategy, powerSgdStrategy, trainCommRoom } from './comm-room';
 import type { PowerSgdSync } from './powersgd-sync';
+import { pickFastest } from '../collective/cost-model';
+import { AUTO_CANDIDATES } from './collective-choice';
 import { powerSgdHooks } from './strategy';
 import { relativeError, testConfig, trainRoom } from '../lab/parallel-test-support';
 
@@ -79,15 +81,20 @@ describe('PowerSGD with collective= (the lab\'s strategy, 3 ranks over the in-me
     const plan = chosen.ranks[0].hooks.sync().plan;
     const picks = [plan.firstFloats, plan.secondFloats].map((floats) => pickers[0].pick(4 * floats));
     if (collective === 'auto') {
-      // Every rank holds the room's fit bit for bit and picks alike; a few hundred floats over 1 ms
-      // links are latency-bound, where the ring's 2(N-1) rounds lose to one or two.
-      for (const p of pickers) expect(p.agreed).toEqual(pickers[0].agreed);
+      // Every rank holds the room's fit and measured times bit for bit and picks alike; a few hundred
+      // floats over 1 ms links are latency-bound, where the model puts the ring's 2(N-1) rounds last.
+      for (const p of pickers) expect([p.agreed, p.measured]).toEqual([pickers[0].agreed, pickers[0].measured]);
       for (const p of pickers) expect([plan.firstFloats, plan.secondFloats].map((floats) => p.pick(4 * floats))).toEqual(picks);
-      expect(picks).not.toContain('ring');
+      expect([plan.firstFloats, plan.secondFloats].map((floats) => pickFastest(3, 4 * floats, pickers[0].agreed!, AUTO_CANDIDATES).algorithm)).not.toContain('ring');
+      // The first steps try alternatives (collective-choice.ts): each rank's chunks are those of every
+      // algorithm its picker ran, and every rank ran the same.
+      const used = pickers.map((p) => new Set(p.usageSoFar().map((u) => `${u.algorithm}-allreduce`)));
+      for (const [rank, r] of chosen.ranks.entries()) expect(new Set(r.chunks.map((c) => c.collective))).toEqual(used[rank]);
+      for (const u of used) expect(u).toEqual(used[0]);
     } else {
       expect(picks).toEqual([collective, collective]);
+      for (const r of chosen.ranks) expect(new Set(r.chunks.map((c) => c.collective))).toEqual(new Set(picks.map((a) => `${a}-allreduce`)));
     }
-    for (const r of chosen.ranks) expect(new Set(r.chunks.map((c) => c.collective))).toEqual(new Set(picks.map((a) => `${a}-allreduce`)));
     expect(relativeError(chosen.params[0], ring.params[0], ring.initial)).toBeLessThan(1e-5);
   });
 });

@@ -296,8 +296,16 @@ export interface LinkFit {
   samples: number;
   /** Refits: the buckets of the step before, each with the old fit's prediction and the measured time. */
   buckets: { bytes: number; algorithm: string; predictedMs: number; measuredMs: number }[];
-  /** What the new fit picks for those sizes (the probe sizes when formed): every candidate's prediction, and the pick's latency bound. */
-  picks: { bytes: number; algorithm: string; predictedMs: Record<string, number>; latencyBoundMs: number }[];
+  /**
+   * What the room picks for those sizes (the probe sizes when formed): every candidate's prediction,
+   * the pick's latency bound, and (auto) whether the pick followed measured times of the size's class
+   * (`measuredMs`, each measured candidate's median) or the model alone.
+   */
+  picks: { bytes: number; algorithm: string; predictedMs: Record<string, number>; latencyBoundMs: number; source?: 'measured' | 'model'; measuredMs?: Record<string, number> }[];
+  /** The room's measured medians per algorithm and size class (bytes: the median timed size), beside the new fit's prediction of that size. */
+  measured?: { bytes: number; algorithm: string; measuredMs: number; predictedMs: number; samples: number }[];
+  /** This rank's all-reduces so far, per size picked for and algorithm (trials included). */
+  usage?: { bytes: number; algorithm: string; buckets: number }[];
 }
 
 export interface LinkFitEvent extends LinkFit {
