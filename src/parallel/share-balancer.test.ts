@@ -6,6 +6,9 @@ import type { SharesReport } from '../shared/events';
 import { relativeError, testConfig, trainRoom, type RoomRank } from '../lab/parallel-test-support';
 import type { LabConfig } from '../lab/config';
 import { createParallelHooks, type ParallelContext } from './strategy';
+import { createMemoryMesh } from '../collective/memory-transport';
+import { BatchShares } from '../train/batch-shares';
+import { ShareBalancer, SPEEDS_LAG, type SharesAgreed } from './share-balancer';
 
 // As src/parallel/data-parallel.test.ts: float rounding alone measures ~1e-7 of the distance trained.
 const TOLERANCE = 1e-5;
@@ -159,5 +162,48 @@ describe('shares of the global batch by speed (shares=auto)', () => {
     const error = relativeError(room.params[0], single.params[0], single.initial);
     console.log(`SGD with unweighted unequal shares: relative error ${error.toExponential(2)}`);
     expect(error).toBeGreaterThan(100 * TOLERANCE);
+  });
+});
+
+describe(`the speeds' all-gather with a re-balancing period above SPEEDS_LAG (${SPEEDS_LAG})`, () => {
+  /** Two balancers on the in-memory ring, every 10 steps, over a global batch of 24. */
+  function pair() {
+    const transports = createMemoryMesh(2);
+    const shares = transports.map(() => new BatchShares(24, 2));
+    const agreed: SharesAgreed[][] = [[], []];
+    const balancers = transports.map((transport, rank) => new ShareBalancer({ transport, shares: shares[rank], every: 10, onAgreed: (a) => agreed[rank].push(a) }));
+    return { shares, agreed, balancers };
+  }
+  const within = async (promise: Promise<unknown>, ms: number) => {
+    let done = false;
+    void promise.then(() => (done = true));
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    return done;
+  };
+
+  it(`a rank passes the gathering step without waiting, is held ${SPEEDS_LAG} steps later until the other has gathered, and both set the split from the same step`, async () => {
+    const { shares, agreed, balancers } = pair();
+    const [fast, slow] = balancers;
+    // Steps 0-8 on the fast rank: nothing gathered; steps 9 (the gathering step) to 11 do not wait.
+    for (let s = 0; s <= 11; s++) expect(await within(fast.afterStep(s, 12), 10), `step ${s}`).toBe(true);
+    // Step 12 = 9 + SPEEDS_LAG awaits the speeds: the slow rank has not offered its own yet.
+    const held = fast.afterStep(9 + SPEEDS_LAG, 12);
+    expect(await within(held, 30)).toBe(false);
+    for (let s = 0; s <= 9 + SPEEDS_LAG; s++) await slow.afterStep(s, 24);
+    await held;
+    // 12 samples in 12 ms (1000/s) and in 24 ms (500/s), in force two steps after the awaiting step.
+    for (const rank of [0, 1]) {
+      expect(agreed[rank]).toEqual([{ fromStep: 9 + SPEEDS_LAG + 2, counts: [16, 8], samplesPerSec: [1000, 500] }]);
+      expect(shares[rank].countsAt(9 + SPEEDS_LAG + 1)).toEqual([12, 12]);
+      expect(shares[rank].countsAt(9 + SPEEDS_LAG + 2)).toEqual([16, 8]);
+    }
+  });
+
+  it('with a period of SPEEDS_LAG or less the gathering is awaited where it starts (no lag)', async () => {
+    const transports = createMemoryMesh(2);
+    const shares = transports.map(() => new BatchShares(24, 2));
+    const balancers = transports.map((transport, rank) => new ShareBalancer({ transport, shares: shares[rank], every: SPEEDS_LAG }));
+    for (let s = 0; s < SPEEDS_LAG; s++) await Promise.all(balancers.map((b, rank) => b.afterStep(s, rank === 0 ? 12 : 24)));
+    expect(shares[0].countsAt(SPEEDS_LAG + 1)).toEqual([16, 8]);
   });
 });
