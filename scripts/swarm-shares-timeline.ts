@@ -2,8 +2,8 @@
 // `npx tsx scripts/swarm-shares-timeline.ts --backends webgpu,webgpu,cpu --model mlp --dataset mnist
 // --steps 60 --rebalance 10 [--batch 4096] [--shares auto]`. It runs the one room (no solo runs), reads
 // every tab's marks before the browser closes, and prints each tab's mean milliseconds per step in each
-// part of its loop, over the steps from --from (default: two steps after the second agreement, so the
-// split agreed from measured speeds is in force), then the JSON.
+// part of its loop, over the steps from --from (default: the step from which the second agreed split is
+// in force, so the split agreed from measured speeds holds: share-balancer.ts), then the JSON.
 //
 // The parts, in the order a step runs them (session.ts trainOneStep, train/trainer.ts runStep,
 // parallel/data-parallel.ts, lab/replica-check.ts):
@@ -21,6 +21,7 @@
 import { parseArgs } from 'node:util';
 import type { Page } from '@playwright/test';
 import { DEFAULT_CONFIG, parseConfig } from '../src/lab/config';
+import { SPEEDS_LAG } from '../src/parallel/share-balancer';
 import { TRACE_PREFIX } from '../src/shared/step-trace';
 import { runHeadlessJob } from './lab-browser';
 import { runSwarm } from './swarm-run';
@@ -146,7 +147,8 @@ async function main(): Promise<void> {
   const backends = String(values.backends ?? 'webgpu,webgpu,cpu').split(',');
   const entries = keys.filter((key) => values[key] !== undefined).map((key): [string, string] => [key, String(values[key])]);
   const config = parseConfig([['dashboard', '0'], ['shares', 'auto'], ...entries, ['world', String(backends.length)], ['autostart', '1']]);
-  const from = values.from !== undefined ? Number(values.from) : 2 * config.rebalance + 2;
+  const lag = config.rebalance > SPEEDS_LAG ? SPEEDS_LAG : 0;
+  const from = values.from !== undefined ? Number(values.from) : 2 * config.rebalance - 1 + lag + 2;
   await runHeadlessJob('swarm-shares-timeline', async (url) => {
     let marks: TimelineMark[][] = [];
     const summary = await runSwarm(url, backends.length, config, Number(values.timeout ?? '1800'), {
