@@ -12,7 +12,8 @@
 // In a room of unequal tabs a ShareBalancer (share-balancer.ts) re-splits the global batch by speed
 // after the sync of every K-th step; the sampler and the gradient weights follow (train/batch-shares.ts).
 // A tab with a share of zero reads nothing back and sends nothing: the tabs with samples all-reduce among
-// themselves and send it their average (share-groups.ts).
+// themselves and send it their average (share-groups.ts), which it writes back and applies once per
+// span rather than per piece (it has no backward pass to overlap).
 import { runAllReduceBy } from '../collective/allreduce-algorithms';
 import { wireElementBytes, type WireFormat } from '../collective/executor';
 import type { ChunkListener, Transport } from '../collective/types';
@@ -202,12 +203,21 @@ export class DataParallelSync {
           if (shared && !shared.wholeRoom) wholeRoom = false;
           const scale = this.o.testOnlyGradientScale;
           if (scale !== undefined) for (let k = 0; k < part.length; k++) part[k] *= scale;
-          backend.write(viewOf(model.grads, range.offset + piece.offset, piece.length), part);
-          this.averaged({ offset: range.offset + piece.offset, length: piece.length }, round);
-          traceMark('piece-applied', step);
+          if (!knownZero) {
+            backend.write(viewOf(model.grads, range.offset + piece.offset, piece.length), part);
+            this.averaged({ offset: range.offset + piece.offset, length: piece.length }, round);
+            traceMark('piece-applied', step);
+          }
           return s;
         }),
       );
+      // A tab with no samples has no backward to overlap: one write and one update for the whole span
+      // instead of one per piece (fewer device submissions on the tab that only follows).
+      if (knownZero) {
+        backend.write(viewOf(model.grads, range.offset, range.length), data);
+        this.averaged(range, round);
+        traceMark('piece-applied', step);
+      }
       // The bucket's pieces run at once: one sample of the whole span (the largest piece's algorithm). The
       // picker models the whole room: a step reduced among fewer ranks is not one of its samples.
       traceMark('bucket-done', step);

@@ -26,7 +26,7 @@ function gradientBytes(rank: RoomRank, step: number, direction: 'send' | 'recv')
  */
 async function unequalRoom(config: LabConfig, costs: number[], recipe = {}) {
   const agreed: SharesReport[] = [];
-  const gradReads: { step: number; count: number; reads: number }[][] = costs.map(() => []);
+  const gradReads: { step: number; count: number; reads: number; writes: number; written: number }[][] = costs.map(() => []);
   const room = await trainRoom(costs.length, config, {
     recipe,
     makeHooks: (ctx: ParallelContext) => {
@@ -35,6 +35,16 @@ async function unequalRoom(config: LabConfig, costs: number[], recipe = {}) {
       ctx.backend.read = (view) => {
         if (view.buf === ctx.model().grads) reads[reads.length - 1].reads++;
         return read(view);
+      };
+      const write = ctx.backend.write.bind(ctx.backend);
+      ctx.backend.write = (view, data) => {
+        const last = reads[reads.length - 1];
+        // Counted from the first step's gradHooks on (the run is built by then).
+        if (last && view.buf === ctx.model().grads) {
+          last.writes++;
+          last.written += view.length;
+        }
+        write(view, data);
       };
       const hooks = createParallelHooks({
         ...ctx,
@@ -49,7 +59,7 @@ async function unequalRoom(config: LabConfig, costs: number[], recipe = {}) {
         ...hooks,
         // The buckets are read back when the backward announces them, within the step's last gradHooks.
         gradHooks: (step, micro) => {
-          reads.push({ step, count: shares?.countsAt(step)[rank] ?? 0, reads: 0 });
+          reads.push({ step, count: shares?.countsAt(step)[rank] ?? 0, reads: 0, writes: 0, written: 0 });
           return hooks.gradHooks!(step, micro);
         },
         gradSync: (c) => hooks.gradSync!({ ...c, computeMs: (shares?.countsAt(c.step)[rank] ?? 0) * costs[rank] }),
@@ -116,8 +126,9 @@ describe('shares of the global batch by speed (shares=auto)', () => {
     });
   }
 
-  it(`all but one rank at zero (costs 100:1:100 -> [0, 24, 0]): the idle ranks send no gradient bytes, replicas bitwise equal every step, one rank's end within ${TOL}`, async () => {
-    const config = testConfig({ shares: 'auto', rebalance: 2, steps: 10 });
+  it(`all but one rank at zero (costs 100:1:100 -> [0, 24, 0]): the idle ranks send no gradient bytes and write the average back once per span, replicas bitwise equal every step, one rank's end within ${TOL}`, async () => {
+    // Buckets of 64 floats: the larger tensors' spans are cut into several pieces.
+    const config = testConfig({ shares: 'auto', rebalance: 2, steps: 10, bucket: 64 });
     const single = await trainRoom(1, config);
     const { room, agreed, gradReads } = await unequalRoom(config, [100, 1, 100]);
     for (const a of agreed) expect(a.counts).toEqual([0, 24, 0]);
@@ -126,6 +137,13 @@ describe('shares of the global batch by speed (shares=auto)', () => {
       const idle = gradReads[rank].filter((s) => s.count === 0);
       expect(idle.map((s) => s.step)).toEqual([3, 4, 5, 6, 7, 8, 9]);
       for (const s of idle) expect(gradientBytes(room.ranks[rank], s.step, 'send'), `rank ${rank} step ${s.step}`).toBe(0);
+      // With no backward to overlap, the average is written back once per bucket's span, not per piece:
+      // every gradient element once, in fewer writes than the contributor's pieces.
+      const pieceWrites = gradReads[1].find((s) => s.step === 9)!.writes;
+      for (const s of idle) {
+        expect(s.written).toBe(room.ranks[rank].run.model.grads.length);
+        expect(s.writes).toBeLessThan(pieceWrites);
+      }
     }
     // Nothing to reduce with one contributor: rank 1 only sends, one copy to each idle rank.
     for (const step of [3, 9]) {
