@@ -199,21 +199,28 @@ describe(`the speeds' all-gather with a re-balancing period above SPEEDS_LAG (${
     return done;
   };
 
-  it(`a rank passes the gathering step without waiting, is held ${SPEEDS_LAG} steps later until the other has gathered, and both set the split from the same step`, async () => {
+  it(`with a zero share in force a rank passes the gathering step without waiting, is held ${SPEEDS_LAG} steps later until the other has gathered, and both set the split from the same step; with none, no lag`, async () => {
     const { shares, agreed, balancers } = pair();
     const [fast, slow] = balancers;
-    // Steps 0-8 on the fast rank: nothing gathered; steps 9 (the gathering step) to 11 do not wait.
-    for (let s = 0; s <= 11; s++) expect(await within(fast.afterStep(s, 12), 100), `step ${s}`).toBe(true);
-    // Step 12 = 9 + SPEEDS_LAG awaits the speeds: the slow rank has not offered its own yet.
-    const held = fast.afterStep(9 + SPEEDS_LAG, 12);
+    const both = (step: number, ms: [number, number]) => Promise.all(balancers.map((b, rank) => b.afterStep(step, ms[rank])));
+    // Even split (no zero): gathered and agreed after step 9 at once. 12 samples in 12 ms (1000/s) and in
+    // 12 s (1/s): the slow rank is not worth one sample.
+    for (let s = 0; s <= 10; s++) await both(s, [12, 12_000]);
+    for (const rank of [0, 1]) expect(agreed[rank]).toEqual([{ fromStep: 11, counts: [24, 0], samplesPerSec: [1000, 1] }]);
+    // From step 11 the slow rank computes nothing; its steps still take 5 ms (zeroing, waiting).
+    for (let s = 11; s <= 18; s++) await both(s, [12, 5]);
+    // Split [24, 0] in force: the gathering after step 19 does not hold the fast rank at steps 19-21 ...
+    for (let s = 19; s <= 21; s++) expect(await within(fast.afterStep(s, 12), 100), `step ${s}`).toBe(true);
+    // ... but at step 19 + SPEEDS_LAG, until the slow rank has offered its speed.
+    const held = fast.afterStep(19 + SPEEDS_LAG, 12);
     expect(await within(held, 30)).toBe(false);
-    for (let s = 0; s <= 9 + SPEEDS_LAG; s++) await slow.afterStep(s, 24);
+    for (let s = 19; s <= 19 + SPEEDS_LAG; s++) await slow.afterStep(s, 5);
     await held;
-    // 12 samples in 12 ms (1000/s) and in 24 ms (500/s), in force two steps after the awaiting step.
+    // Rank 0: 12 + 9 x 24 samples over steps 10-19 in 120 ms; rank 1: its 12 samples of step 10 over
+    // the window's 12,000 + 9 x 5 ms.
     for (const rank of [0, 1]) {
-      expect(agreed[rank]).toEqual([{ fromStep: 9 + SPEEDS_LAG + 2, counts: [16, 8], samplesPerSec: [1000, 500] }]);
-      expect(shares[rank].countsAt(9 + SPEEDS_LAG + 1)).toEqual([12, 12]);
-      expect(shares[rank].countsAt(9 + SPEEDS_LAG + 2)).toEqual([16, 8]);
+      expect(agreed[rank][1]).toEqual({ fromStep: 19 + SPEEDS_LAG + 2, counts: [24, 0], samplesPerSec: [1900, 12_000 / 12_045] });
+      expect(shares[rank].countsAt(19 + SPEEDS_LAG + 2)).toEqual([24, 0]);
     }
   });
 

@@ -15,8 +15,9 @@
 // The speeds all-gathered after step s are not waited for there: the tabs with samples may be a few
 // steps ahead of the tabs with none (lab/replica-check.ts SHARES_CHECK_LAG), and waiting would hold them
 // back to the slowest tab every K steps. Every rank awaits them after step s + lag (lag = SPEEDS_LAG
-// where K > SPEEDS_LAG, so that one all-gather is in flight at a time; with a shorter period, 0: the
-// split would otherwise trail the speeds by most of a period), and the split takes effect at
+// where K > SPEEDS_LAG and step s's split has a zero share, so that one all-gather is in flight at a
+// time; else 0: with a shorter period the split would trail the speeds by most of a period, and with
+// every rank computing the room is in step anyway), and the split takes effect at
 // step s + lag + 2: the trainer may already have cut step s + lag + 1 for a forward pass it started
 // during step s + lag's sync (train/forward-prefetch.ts). Every rank sets the same split from the same
 // step, whatever its own timing.
@@ -28,7 +29,7 @@ import { proportionalCounts, type BatchShares } from '../train/batch-shares';
 /** Steps between re-balancings when the config does not say (`rebalance=`). */
 export const DEFAULT_REBALANCE_EVERY = 10;
 
-/** Steps after the speeds' all-gather starts that every rank awaits it (where the period is longer). */
+/** Steps after the speeds' all-gather starts that every rank awaits it (a split with a zero share, a longer period). */
 export const SPEEDS_LAG = 3;
 
 export interface SharesAgreed {
@@ -53,8 +54,8 @@ export class ShareBalancer {
   private ms = 0;
   /** This rank's speed in the last agreed split (what it offers while it has no samples to measure). */
   private lastSpeed = 0;
-  /** The speeds' all-gather in flight: the step after which it started, and its result. */
-  private gathering: { step: number; speeds: Promise<number[]> } | null = null;
+  /** The speeds' all-gather in flight: the step after which it started, its lag, and its result. */
+  private gathering: { step: number; lag: number; speeds: Promise<number[]> } | null = null;
 
   constructor(private readonly o: ShareBalancerOptions) {
     if (!Number.isInteger(o.every) || o.every < 1) throw new RangeError(`rebalance every ${o.every} steps: need a positive integer`);
@@ -87,8 +88,7 @@ export class ShareBalancer {
       this.ms += computeMs;
     }
     if ((step + 1) % every === 0) this.startGathering(step);
-    const lag = every > SPEEDS_LAG ? SPEEDS_LAG : 0;
-    if (this.gathering && step >= this.gathering.step + lag) {
+    if (this.gathering && step >= this.gathering.step + this.gathering.lag) {
       const speeds = await this.gathering.speeds;
       this.gathering = null;
       this.agree(step, speeds);
@@ -119,6 +119,9 @@ export class ShareBalancer {
     }).then(({ payloads }) => payloads.map((bytes) => new Float64Array(bytes.slice().buffer)[0]));
     // Awaited a few steps later (afterStep); a run that ends or re-forms first leaves it unread.
     speeds.catch(() => undefined);
-    this.gathering = { step, speeds };
+    // Only a split with a zero share lets ranks run ahead of others; with every rank computing, the room
+    // is in step anyway and the new split is worth having at once. Every rank reads the same counts.
+    const lag = this.o.every > SPEEDS_LAG && this.o.shares.countsAt(step).includes(0) ? SPEEDS_LAG : 0;
+    this.gathering = { step, lag, speeds };
   }
 }
