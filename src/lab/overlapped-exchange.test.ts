@@ -60,6 +60,26 @@ describe('OverlappedExchange', () => {
     await exchange.settle();
   });
 
+  it('holds up to `depth` exchanges; settle(keep) waits for the oldest until `keep` are left, and throws the first failure', async () => {
+    const exchange = new OverlappedExchange();
+    const d = [deferred(), deferred(), deferred()];
+    for (const x of d) exchange.start(() => x.promise, 3);
+    expect(() => exchange.start(() => Promise.resolve(), 3)).toThrow(/3 in flight, at most 3/);
+    // keep 2: only the oldest is waited for; the newer two stay in flight.
+    let settled = false;
+    const settling = exchange.settle(undefined, 2).then(() => (settled = true));
+    d[2].resolve();
+    await tick();
+    expect(settled).toBe(false);
+    d[0].resolve();
+    await settling;
+    expect(exchange.inFlightCount).toBe(2);
+    // The oldest left fails with a disagreement: settling all throws it, though a newer one agreed.
+    d[1].reject(new ReplicasDisagree('replicas disagree after step 2: ranks 1 differ from rank 0'));
+    await expect(exchange.settle(() => true)).rejects.toThrow(/after step 2/);
+    expect(() => exchange.start(() => Promise.resolve(), 0)).toThrow(/positive integer/);
+  });
+
   it('reports its time on the wire within a step, a running one until the step ends', async () => {
     const exchange = new OverlappedExchange();
     expect(exchange.busyWithin(0, 1e9)).toEqual([]);

@@ -11,6 +11,7 @@ import { exchangeHashes } from '../parallel/replicas';
 import { paramsHash } from '../model/layout';
 import { shareWeightedLoss } from '../train/batch-shares';
 import type { EventBus } from '../shared/events';
+import { traceMark } from '../shared/step-trace';
 import type { LabMetrics } from './api';
 import { isLostPeer } from './elastic/failures';
 import { OverlappedExchange, ReplicasDisagree } from './overlapped-exchange';
@@ -24,7 +25,20 @@ export interface ReplicaCheckDeps {
   strategy: () => Strategy;
   /** This tab's full parameter vector (not read when the strategy has a replicaDigest). */
   params: () => Promise<Float32Array>;
+  /**
+   * How many steps' exchanges may be on the wire at once (settleBehind): 1, the default, settles each
+   * step's after the next step; more lets this tab run that many steps ahead of the slowest replica.
+   */
+  lag?: () => number;
 }
+
+/**
+ * The replica check's lag in a room that splits the batch by speed (shares=auto): the tabs with samples
+ * may run this many steps ahead of the tabs with none, which receive each step's average and apply it
+ * later (parallel/share-groups.ts); a disagreement is found at most this many steps late, and still
+ * names the step whose replicas first differed.
+ */
+export const SHARES_CHECK_LAG = 3;
 
 /**
  * A second check of a step already checked on the same ring (after a strategy switch at that step)
@@ -45,7 +59,8 @@ export function roomLoss(losses: readonly number[], counts: readonly number[] | 
   return finite.length > 0 ? { loss: finite.reduce((a, b) => a + b, 0) / finite.length, ranks: finite.length } : null;
 }
 
-export class ReplicaCheck {  /** The last step's hash exchange, while it runs alongside the next step. */
+export class ReplicaCheck {
+  /** The last steps' hash exchanges, while they run alongside the next steps. */
   private readonly exchange = new OverlappedExchange();
 
   constructor(private readonly deps: ReplicaCheckDeps) {}
@@ -64,7 +79,9 @@ export class ReplicaCheck {  /** The last step's hash exchange, while it runs al
   async check(step: number, options: { alongsideNextStep?: boolean; afterStep?: boolean; loss?: number; again?: boolean } = {}): Promise<void> {
     const { bus, metrics: m } = this.deps;
     const digest = this.deps.strategy().replicaDigest;
+    traceMark('hash-start', step);
     const hash = digest ? await digest(step, options.afterStep ?? false) : paramsHash(await this.deps.params());
+    traceMark('hash-end', step);
     const own = this.deps.strategy().replicaCheckTraffic?.();
     // Its chunks already count in bytesSent (run-metrics.ts); here they are also counted on their own.
     if (own) (m.replicaCheck ??= { bytesSent: 0 }).bytesSent += own.bytesSent;
@@ -92,17 +109,38 @@ export class ReplicaCheck {  /** The last step's hash exchange, while it runs al
       }
       m.hashesAgree = m.hashesAgree ?? true;
       m.hashChecks = (m.hashChecks ?? 0) + 1;
+      traceMark('hashes-gathered', step);
     };
-    if (options.alongsideNextStep) this.exchange.start(exchange);
-    else await exchange();
+    if (options.alongsideNextStep) this.exchange.start(exchange, this.lag());
+    else {
+      // Checked in order: the steps still on the wire first.
+      await this.settle();
+      await exchange();
+    }
   }
 
   /**
-   * Waits for the hash exchange left on the wire by the last step, if any. A tab lost during it is
+   * Waits for every hash exchange left on the wire, if any. A tab lost during one is
    * forgiven in an elastic room: the ring re-forms and checks its replicas again.
    */
   settle(): Promise<void> {
     return this.exchange.settle((error) => this.deps.room()?.elastic != null && isLostPeer(error));
+  }
+
+  /**
+   * Between steps: waits for the exchanges on the wire until fewer than the lag are left, so that the
+   * next step's exchange can start (with the default lag of 1: all of them, as settle()).
+   */
+  async settleBehind(): Promise<void> {
+    traceMark('settle-start', -1);
+    await this.exchange.settle((error) => this.deps.room()?.elastic != null && isLostPeer(error), this.lag() - 1);
+    traceMark('settle-end', -1);
+  }
+
+  private lag(): number {
+    const lag = this.deps.lag?.() ?? 1;
+    if (!Number.isInteger(lag) || lag < 1) throw new RangeError(`replica check lag must be a positive integer, got ${lag}`);
+    return lag;
   }
 
   /** Milliseconds of [from, to) during which the exchange was on the wire (the trainer's alongsideComm). */

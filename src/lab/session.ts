@@ -37,9 +37,10 @@ import { exchangeState } from './elastic/state-transfer';
 import { checkBudgetAfterFirstStep, checkBudgetBeforeTraining, wholeVectorFits } from './memory-budget';
 import { ReplicasDisagree } from './overlapped-exchange';
 import { recipeFor } from './recipe';
-import { ReplicaCheck } from './replica-check';
+import { ReplicaCheck, SHARES_CHECK_LAG } from './replica-check';
 import { joinRoom, roomWaitNote, type JoinedRoom } from './room';
 import { RunMetrics, type LogEntry } from './run-metrics';
+import { traceMark } from '../shared/step-trace';
 import { RunLifecycle } from './run-state';
 import { carryRunState, takeRunState } from './switch-state';
 import { describeSettings, StrategySwitcher, type SwitchRecord } from './strategy-switch';
@@ -107,6 +108,8 @@ export class LabSession extends RunLifecycle {
       rank: () => this.rank,
       strategy: () => this.requireStrategy(),
       params: () => this.params(),
+      // Shares by speed: the tabs with samples may run a few steps ahead of those with none.
+      lag: () => (this.strategy?.hooks.batchShares ? SHARES_CHECK_LAG : 1),
     });
     this.backups = new StateBackups({
       metrics: this.m,
@@ -350,10 +353,11 @@ export class LabSession extends RunLifecycle {
   private async trainOneStep(): Promise<void> {
     const run = this.requireRun();
     const recipe = this.requireRecipe().recipe;
+    traceMark('step-start', this.step);
     await this.straggle();
     await run.trainer.trainStep();
-    // The last step's hash exchange ran alongside this step.
-    await this.replicas.settle();
+    // The last steps' hash exchanges ran alongside this step (all but the newest lag - 1 are settled).
+    await this.replicas.settleBehind();
     this.step = run.trainer.step;
     // ZeRO lends its layer slots during the first step: memory after it is the steady state.
     if (!this.steadyMemoryPublished) this.publishSteadyMemory();

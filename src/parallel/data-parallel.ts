@@ -12,7 +12,8 @@
 // In a room of unequal tabs a ShareBalancer (share-balancer.ts) re-splits the global batch by speed
 // after the sync of every K-th step; the sampler and the gradient weights follow (train/batch-shares.ts).
 // A tab with a share of zero reads nothing back and sends nothing: the tabs with samples all-reduce among
-// themselves and send it their average (share-groups.ts).
+// themselves and send it their average (share-groups.ts), which it writes back and applies once per
+// span rather than per piece (it has no backward pass to overlap).
 import { runAllReduceBy } from '../collective/allreduce-algorithms';
 import { wireElementBytes, type WireFormat } from '../collective/executor';
 import type { ChunkListener, Transport } from '../collective/types';
@@ -25,6 +26,7 @@ import { COLLECTIVE_IDS } from '../collective/collective-ids';
 import type { CollectivePicker } from './collective-choice';
 import type { ShareBalancer } from './share-balancer';
 import { reduceByShares } from './share-groups';
+import { traceMark } from '../shared/step-trace';
 
 export interface DataParallelOptions {
   backend: Backend;
@@ -108,6 +110,7 @@ export class DataParallelSync {
    * while the other pieces are still on the wire.
    */
   gradSync = async (ctx: GradSyncContext): Promise<GradSyncResult> => {
+    traceMark('sync-start', ctx.step);
     this.applyUpdate = ctx.applyUpdate;
     for (const range of this.averagedEarly.splice(0)) this.applyUpdate?.(range);
     if (this.pending.length) this.launch(ctx.step);
@@ -123,7 +126,9 @@ export class DataParallelSync {
     if (missed) throw new Error(`the backward pass never announced the gradient of ${missed.name}`);
     this.buckets = [];
     this.o.picker?.endStep(ctx.step);
+    traceMark('sync-buckets-done', ctx.step);
     await this.o.balancer?.afterStep(ctx.step, ctx.computeMs ?? 0);
+    traceMark('sync-end', ctx.step);
     const commIntervals = results.map((r): Interval => [r.onHost, r.finished]);
     return {
       bytesSent: results.reduce((sum, r) => sum + r.bytesSent, 0),
@@ -174,9 +179,11 @@ export class DataParallelSync {
     // backward), so the ring gets +0.0s from the host instead of a read back from the device.
     const knownZero = this.o.balancer?.hasNoShareAt(step) ?? false;
     const done = (async () => {
+      traceMark('bucket-launch', step);
       const t0 = performance.now();
       const data = knownZero ? new Float32Array(range.length) : await backend.read(view);
       const onHost = performance.now();
+      traceMark('bucket-on-host', step);
       await picker?.beforeBucket(step);
       const elementBytes = wireElementBytes(wire);
       const pickedBytes = Math.max(...pieces.map((p) => p.length)) * elementBytes;
@@ -193,16 +200,28 @@ export class DataParallelSync {
           const opts = { round: step, collective: firstCollective + i, wire, onEvent: onChunk };
           const shared = counts ? await reduceByShares(transport, part, counts, { ...opts, algorithm }) : null;
           const s = shared ?? (await runAllReduceBy(algorithm, transport, part, { ...opts, average: true }));
+          traceMark('piece-reduced', step);
           if (shared && !shared.wholeRoom) wholeRoom = false;
           const scale = this.o.testOnlyGradientScale;
           if (scale !== undefined) for (let k = 0; k < part.length; k++) part[k] *= scale;
-          backend.write(viewOf(model.grads, range.offset + piece.offset, piece.length), part);
-          this.averaged({ offset: range.offset + piece.offset, length: piece.length }, round);
+          if (!knownZero) {
+            backend.write(viewOf(model.grads, range.offset + piece.offset, piece.length), part);
+            this.averaged({ offset: range.offset + piece.offset, length: piece.length }, round);
+            traceMark('piece-applied', step);
+          }
           return s;
         }),
       );
+      // A tab with no samples has no backward to overlap: one write and one update for the whole span
+      // instead of one per piece (fewer device submissions on the tab that only follows).
+      if (knownZero) {
+        backend.write(viewOf(model.grads, range.offset, range.length), data);
+        this.averaged(range, round);
+        traceMark('piece-applied', step);
+      }
       // The bucket's pieces run at once: one sample of the whole span (the largest piece's algorithm). The
       // picker models the whole room: a step reduced among fewer ranks is not one of its samples.
+      traceMark('bucket-done', step);
       if (wholeRoom) picker?.record(algorithm, range.length * elementBytes, (performance.now() - tComm) / 1000, pickedBytes);
       return {
         bytesSent: stats.reduce((sum, x) => sum + x.bytesSent, 0),

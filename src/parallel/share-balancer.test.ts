@@ -6,6 +6,9 @@ import type { SharesReport } from '../shared/events';
 import { relativeError, testConfig, trainRoom, type RoomRank } from '../lab/parallel-test-support';
 import type { LabConfig } from '../lab/config';
 import { createParallelHooks, type ParallelContext } from './strategy';
+import { createMemoryMesh } from '../collective/memory-transport';
+import { BatchShares } from '../train/batch-shares';
+import { ShareBalancer, SPEEDS_LAG, type SharesAgreed } from './share-balancer';
 
 // As src/parallel/data-parallel.test.ts: float rounding alone measures ~1e-7 of the distance trained.
 const TOLERANCE = 1e-5;
@@ -23,7 +26,7 @@ function gradientBytes(rank: RoomRank, step: number, direction: 'send' | 'recv')
  */
 async function unequalRoom(config: LabConfig, costs: number[], recipe = {}) {
   const agreed: SharesReport[] = [];
-  const gradReads: { step: number; count: number; reads: number }[][] = costs.map(() => []);
+  const gradReads: { step: number; count: number; reads: number; writes: number; written: number }[][] = costs.map(() => []);
   const room = await trainRoom(costs.length, config, {
     recipe,
     makeHooks: (ctx: ParallelContext) => {
@@ -32,6 +35,16 @@ async function unequalRoom(config: LabConfig, costs: number[], recipe = {}) {
       ctx.backend.read = (view) => {
         if (view.buf === ctx.model().grads) reads[reads.length - 1].reads++;
         return read(view);
+      };
+      const write = ctx.backend.write.bind(ctx.backend);
+      ctx.backend.write = (view, data) => {
+        const last = reads[reads.length - 1];
+        // Counted from the first step's gradHooks on (the run is built by then).
+        if (last && view.buf === ctx.model().grads) {
+          last.writes++;
+          last.written += view.length;
+        }
+        write(view, data);
       };
       const hooks = createParallelHooks({
         ...ctx,
@@ -46,7 +59,7 @@ async function unequalRoom(config: LabConfig, costs: number[], recipe = {}) {
         ...hooks,
         // The buckets are read back when the backward announces them, within the step's last gradHooks.
         gradHooks: (step, micro) => {
-          reads.push({ step, count: shares?.countsAt(step)[rank] ?? 0, reads: 0 });
+          reads.push({ step, count: shares?.countsAt(step)[rank] ?? 0, reads: 0, writes: 0, written: 0 });
           return hooks.gradHooks!(step, micro);
         },
         gradSync: (c) => hooks.gradSync!({ ...c, computeMs: (shares?.countsAt(c.step)[rank] ?? 0) * costs[rank] }),
@@ -113,8 +126,9 @@ describe('shares of the global batch by speed (shares=auto)', () => {
     });
   }
 
-  it(`all but one rank at zero (costs 100:1:100 -> [0, 24, 0]): the idle ranks send no gradient bytes, replicas bitwise equal every step, one rank's end within ${TOL}`, async () => {
-    const config = testConfig({ shares: 'auto', rebalance: 2, steps: 10 });
+  it(`all but one rank at zero (costs 100:1:100 -> [0, 24, 0]): the idle ranks send no gradient bytes and write the average back once per span, replicas bitwise equal every step, one rank's end within ${TOL}`, async () => {
+    // Buckets of 64 floats: the larger tensors' spans are cut into several pieces.
+    const config = testConfig({ shares: 'auto', rebalance: 2, steps: 10, bucket: 64 });
     const single = await trainRoom(1, config);
     const { room, agreed, gradReads } = await unequalRoom(config, [100, 1, 100]);
     for (const a of agreed) expect(a.counts).toEqual([0, 24, 0]);
@@ -123,6 +137,13 @@ describe('shares of the global batch by speed (shares=auto)', () => {
       const idle = gradReads[rank].filter((s) => s.count === 0);
       expect(idle.map((s) => s.step)).toEqual([3, 4, 5, 6, 7, 8, 9]);
       for (const s of idle) expect(gradientBytes(room.ranks[rank], s.step, 'send'), `rank ${rank} step ${s.step}`).toBe(0);
+      // With no backward to overlap, the average is written back once per bucket's span, not per piece:
+      // every gradient element once, in fewer writes than the contributor's pieces.
+      const pieceWrites = gradReads[1].find((s) => s.step === 9)!.writes;
+      for (const s of idle) {
+        expect(s.written).toBe(room.ranks[rank].run.model.grads.length);
+        expect(s.writes).toBeLessThan(pieceWrites);
+      }
     }
     // Nothing to reduce with one contributor: rank 1 only sends, one copy to each idle rank.
     for (const step of [3, 9]) {
@@ -159,5 +180,55 @@ describe('shares of the global batch by speed (shares=auto)', () => {
     const error = relativeError(room.params[0], single.params[0], single.initial);
     console.log(`SGD with unweighted unequal shares: relative error ${error.toExponential(2)}`);
     expect(error).toBeGreaterThan(100 * TOLERANCE);
+  });
+});
+
+describe(`the speeds' all-gather with a re-balancing period above SPEEDS_LAG (${SPEEDS_LAG})`, () => {
+  /** Two balancers on the in-memory ring, every 10 steps, over a global batch of 24. */
+  function pair() {
+    const transports = createMemoryMesh(2);
+    const shares = transports.map(() => new BatchShares(24, 2));
+    const agreed: SharesAgreed[][] = [[], []];
+    const balancers = transports.map((transport, rank) => new ShareBalancer({ transport, shares: shares[rank], every: 10, onAgreed: (a) => agreed[rank].push(a) }));
+    return { shares, agreed, balancers };
+  }
+  const within = async (promise: Promise<unknown>, ms: number) => {
+    let done = false;
+    void promise.then(() => (done = true));
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    return done;
+  };
+
+  it(`with a zero share in force a rank passes the gathering step without waiting, is held ${SPEEDS_LAG} steps later until the other has gathered, and both set the split from the same step; with none, no lag`, async () => {
+    const { shares, agreed, balancers } = pair();
+    const [fast, slow] = balancers;
+    const both = (step: number, ms: [number, number]) => Promise.all(balancers.map((b, rank) => b.afterStep(step, ms[rank])));
+    // Even split (no zero): gathered and agreed after step 9 at once. 12 samples in 12 ms (1000/s) and in
+    // 12 s (1/s): the slow rank is not worth one sample.
+    for (let s = 0; s <= 10; s++) await both(s, [12, 12_000]);
+    for (const rank of [0, 1]) expect(agreed[rank]).toEqual([{ fromStep: 11, counts: [24, 0], samplesPerSec: [1000, 1] }]);
+    // From step 11 the slow rank computes nothing; its steps still take 5 ms (zeroing, waiting).
+    for (let s = 11; s <= 18; s++) await both(s, [12, 5]);
+    // Split [24, 0] in force: the gathering after step 19 does not hold the fast rank at steps 19-21 ...
+    for (let s = 19; s <= 21; s++) expect(await within(fast.afterStep(s, 12), 100), `step ${s}`).toBe(true);
+    // ... but at step 19 + SPEEDS_LAG, until the slow rank has offered its speed.
+    const held = fast.afterStep(19 + SPEEDS_LAG, 12);
+    expect(await within(held, 30)).toBe(false);
+    for (let s = 19; s <= 19 + SPEEDS_LAG; s++) await slow.afterStep(s, 5);
+    await held;
+    // Rank 0: 12 + 9 x 24 samples over steps 10-19 in 120 ms; rank 1: its 12 samples of step 10 over
+    // the window's 12,000 + 9 x 5 ms.
+    for (const rank of [0, 1]) {
+      expect(agreed[rank][1]).toEqual({ fromStep: 19 + SPEEDS_LAG + 2, counts: [24, 0], samplesPerSec: [1900, 12_000 / 12_045] });
+      expect(shares[rank].countsAt(19 + SPEEDS_LAG + 2)).toEqual([24, 0]);
+    }
+  });
+
+  it('with a period of SPEEDS_LAG or less the gathering is awaited where it starts (no lag)', async () => {
+    const transports = createMemoryMesh(2);
+    const shares = transports.map(() => new BatchShares(24, 2));
+    const balancers = transports.map((transport, rank) => new ShareBalancer({ transport, shares: shares[rank], every: SPEEDS_LAG }));
+    for (let s = 0; s < SPEEDS_LAG; s++) await Promise.all(balancers.map((b, rank) => b.afterStep(s, rank === 0 ? 12 : 24)));
+    expect(shares[0].countsAt(SPEEDS_LAG + 1)).toEqual([16, 8]);
   });
 });

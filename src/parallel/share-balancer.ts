@@ -12,8 +12,15 @@
 // and offers the speed it was last agreed at, so that the room keeps re-balancing (it gets a share back
 // when the others slow down to its speed).
 //
-// The split agreed after step s takes effect at step s + 2: the trainer may already have cut step s + 1
-// for a forward pass it started during step s's sync (train/forward-prefetch.ts).
+// The speeds all-gathered after step s are not waited for there: the tabs with samples may be a few
+// steps ahead of the tabs with none (lab/replica-check.ts SHARES_CHECK_LAG), and waiting would hold them
+// back to the slowest tab every K steps. Every rank awaits them after step s + lag (lag = SPEEDS_LAG
+// where K > SPEEDS_LAG and step s's split has a zero share, so that one all-gather is in flight at a
+// time; else 0: with a shorter period the split would trail the speeds by most of a period, and with
+// every rank computing the room is in step anyway), and the split takes effect at
+// step s + lag + 2: the trainer may already have cut step s + lag + 1 for a forward pass it started
+// during step s + lag's sync (train/forward-prefetch.ts). Every rank sets the same split from the same
+// step, whatever its own timing.
 import { runFixedAllGather } from '../collective/collectives';
 import { COLLECTIVE_IDS } from '../collective/collective-ids';
 import type { Transport } from '../collective/types';
@@ -21,6 +28,9 @@ import { proportionalCounts, type BatchShares } from '../train/batch-shares';
 
 /** Steps between re-balancings when the config does not say (`rebalance=`). */
 export const DEFAULT_REBALANCE_EVERY = 10;
+
+/** Steps after the speeds' all-gather starts that every rank awaits it (a split with a zero share, a longer period). */
+export const SPEEDS_LAG = 3;
 
 export interface SharesAgreed {
   /** The first step cut with these counts. */
@@ -44,6 +54,8 @@ export class ShareBalancer {
   private ms = 0;
   /** This rank's speed in the last agreed split (what it offers while it has no samples to measure). */
   private lastSpeed = 0;
+  /** The speeds' all-gather in flight: the step after which it started, its lag, and its result. */
+  private gathering: { step: number; lag: number; speeds: Promise<number[]> } | null = null;
 
   constructor(private readonly o: ShareBalancerOptions) {
     if (!Number.isInteger(o.every) || o.every < 1) throw new RangeError(`rebalance every ${o.every} steps: need a positive integer`);
@@ -65,7 +77,8 @@ export class ShareBalancer {
 
   /**
    * Called by every rank after the gradient sync of `step` (0-based) with the milliseconds its passes
-   * took. On a re-balancing step it is a collective: every rank must call it, with its own measure.
+   * took. Every K-th step it starts a collective (the speeds' all-gather) and `lag` steps later it waits
+   * for it: every rank must call it after every step, with its own measure.
    */
   async afterStep(step: number, computeMs: number): Promise<void> {
     const { transport, shares, every } = this.o;
@@ -74,22 +87,41 @@ export class ShareBalancer {
       this.rows += shares.countsAt(step)[transport.rank];
       this.ms += computeMs;
     }
-    if ((step + 1) % every !== 0) return;
+    if ((step + 1) % every === 0) this.startGathering(step);
+    if (this.gathering && step >= this.gathering.step + this.gathering.lag) {
+      const speeds = await this.gathering.speeds;
+      this.gathering = null;
+      this.agree(step, speeds);
+    }
+  }
+
+  /** The room's split from the gathered speeds, in force two steps after `step` (where they were awaited). */
+  private agree(step: number, samplesPerSec: number[]): void {
+    const { transport, shares } = this.o;
+    if (samplesPerSec.some((s) => !(s > 0) || !Number.isFinite(s))) return;
+    this.lastSpeed = samplesPerSec[transport.rank];
+    const counts = proportionalCounts(samplesPerSec, shares.globalBatch, shares.quantum);
+    shares.set(step + 2, counts);
+    this.o.onAgreed?.({ fromStep: step + 2, counts, samplesPerSec });
+  }
+
+  private startGathering(step: number): void {
+    const { transport } = this.o;
     // A rank with nothing measured yet (the first window is step 0 alone when every = 1) counts as
     // average: the room agrees on "no information" rather than on a guess.
     // A rank with a zero share measured nothing: it offers its last agreed speed.
     const mine = this.rows > 0 && this.ms > 0 ? (this.rows * 1000) / this.ms : this.lastSpeed;
     this.rows = 0;
     this.ms = 0;
-    const { payloads } = await runFixedAllGather(transport, new Uint8Array(new Float64Array([mine]).buffer), {
+    const speeds = runFixedAllGather(transport, new Uint8Array(new Float64Array([mine]).buffer), {
       round: step,
       collective: COLLECTIVE_IDS.shareSpeeds.first,
-    });
-    const samplesPerSec = payloads.map((bytes) => new Float64Array(bytes.slice().buffer)[0]);
-    if (samplesPerSec.some((s) => !(s > 0) || !Number.isFinite(s))) return;
-    this.lastSpeed = samplesPerSec[transport.rank];
-    const counts = proportionalCounts(samplesPerSec, shares.globalBatch, shares.quantum);
-    shares.set(step + 2, counts);
-    this.o.onAgreed?.({ fromStep: step + 2, counts, samplesPerSec });
+    }).then(({ payloads }) => payloads.map((bytes) => new Float64Array(bytes.slice().buffer)[0]));
+    // Awaited a few steps later (afterStep); a run that ends or re-forms first leaves it unread.
+    speeds.catch(() => undefined);
+    // Only a split with a zero share lets ranks run ahead of others; with every rank computing, the room
+    // is in step anyway and the new split is worth having at once. Every rank reads the same counts.
+    const lag = this.o.every > SPEEDS_LAG && this.o.shares.countsAt(step).includes(0) ? SPEEDS_LAG : 0;
+    this.gathering = { step, lag, speeds };
   }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BatchShares, evenCounts, proportionalCounts, ranksWorthAShare, shareWeightedLoss } from './batch-shares';
+import { BatchShares, evenCounts, MIN_GAIN_OF_A_SECOND_CONTRIBUTOR, proportionalCounts, ranksWorthAShare, shareWeightedLoss } from './batch-shares';
 
 describe('proportionalCounts', () => {
   it('splits in proportion to speed, in whole quanta summing to the batch, at least one quantum for each rank worth a share', () => {
@@ -27,6 +27,16 @@ describe('proportionalCounts', () => {
     // The fastest always keeps a share, and dropping stops at the first rank worth one (fast to slow).
     expect(ranksWorthAShare([1e-9], 8)).toEqual([true]);
     expect(ranksWorthAShare([0.001, 5, 0.002, 4], 16)).toEqual([false, true, false, true]);
+    // A second contributor must take at least MIN_GAIN_OF_A_SECOND_CONTRIBUTOR (1/5) of the passes off,
+    // i.e. be at least 1/4 as fast as the fastest: exactly 1/4 is kept, a hair below is not.
+    expect(MIN_GAIN_OF_A_SECOND_CONTRIBUTOR).toBe(0.2);
+    expect(ranksWorthAShare([4, 1], 64)).toEqual([true, true]);
+    expect(ranksWorthAShare([4, 0.99], 64)).toEqual([true, false]);
+    // The mixed room at batch 4096 (docs/shares.md): SwiftShader tabs at 447 and 416 samples/s beside
+    // a CPU tab at 19,445 took 91 and 85 samples before; now the CPU tab takes them all.
+    expect(proportionalCounts([447, 19445, 416], 4096)).toEqual([0, 4096, 0]);
+    // The rule is for the second rank only: a third slower one is kept by the quantum rule alone.
+    expect(ranksWorthAShare([10, 10, 1], 64)).toEqual([true, true, true]);
     // More ranks worth a share than quanta: the fastest ones, ties to the lower rank.
     expect(proportionalCounts([1, 1, 1], 4, 2)).toEqual([2, 2, 0]);
   });

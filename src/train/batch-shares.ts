@@ -95,17 +95,32 @@ export class BatchShares {
 }
 
 /**
+ * A second rank with samples turns the step's hand-out (one contributor sends its gradient to the
+ * others, waiting on no one) into an all-reduce: every contributor then waits for the slowest one's
+ * gradient to reach the host (a per-step read-back that the speeds, measured over the passes, do not
+ * count) and the vector crosses the links twice. So the second rank is kept only if it takes at least
+ * this fraction off the step's passes, i.e. if it is at least 1/4 as fast as the fastest. A heuristic
+ * from one measurement (docs/shares.md, "Where the step goes"): at batch 4096 two SwiftShader tabs at
+ * 2% of the CPU tab's speed each took 85-91 samples, saving 4% of its passes, and made the step 2.3x
+ * the concurrent ideal.
+ */
+export const MIN_GAIN_OF_A_SECOND_CONTRIBUTOR = 0.2;
+
+/**
  * The ranks worth a share at these speeds: the fastest always; then, from fast to slow, each rank whose
  * one quantum would take less time than the step takes on the ranks already kept (globalBatch / their
  * summed speed). A rank slower than that would make the step longer with any share at all, so it gets
- * none. Ties keep the lower rank first. Deterministic.
+ * none. The second rank must also take MIN_GAIN_OF_A_SECOND_CONTRIBUTOR of the step's passes off.
+ * Ties keep the lower rank first. Deterministic.
  */
 export function ranksWorthAShare(speeds: readonly number[], globalBatch: number, quantum = 1): boolean[] {
   const order = speeds.map((speed, rank) => ({ speed, rank })).sort((a, b) => b.speed - a.speed || a.rank - b.rank);
   const kept = speeds.map(() => false);
   let keptSpeed = 0;
-  for (const { speed, rank } of order) {
+  for (const [i, { speed, rank }] of order.entries()) {
     if (keptSpeed > 0 && quantum / speed >= globalBatch / keptSpeed) break;
+    // The passes with it take keptSpeed / (keptSpeed + speed) of those without it.
+    if (i === 1 && speed / (keptSpeed + speed) < MIN_GAIN_OF_A_SECOND_CONTRIBUTOR) break;
     kept[rank] = true;
     keptSpeed += speed;
   }
