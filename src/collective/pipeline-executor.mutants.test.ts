@@ -131,12 +131,12 @@ describe('pipeline executor: payloads and events', () => {
     });
   }
 
-  it('each event is a "pipeline" event naming its stage, kind, micro-batch and round; messages name the peer stage and their bytes, computes neither', async () => {
+  it('each event is a "pipeline" event naming its stage, kind, micro-batch and round; messages name the peer stage and their bytes, computes neither; the step resolves with its stage\'s events', async () => {
     const [P, M] = [3, 2];
     const mesh = createMemoryMesh(P);
     const events: PipelineEvent[] = [];
     const schedules = pipelineSchedules('gpipe', P, M);
-    await Promise.all(schedules.map((schedule, s) => runStageSchedule(schedule, recordingStage(s, P, []), { transport: mesh[s], round: 9, onEvent: (e) => events.push(e) })));
+    const returned = await Promise.all(schedules.map((schedule, s) => runStageSchedule(schedule, recordingStage(s, P, []), { transport: mesh[s], round: 9, onEvent: (e) => events.push(e) })));
     const describeEvent = (e: PipelineEvent) => JSON.stringify({ ...e, tStart: undefined, tEnd: undefined });
     const want = schedules.flatMap((schedule) =>
       schedule.ops.map((op) =>
@@ -152,6 +152,8 @@ describe('pipeline executor: payloads and events', () => {
     );
     // JSON leaves out undefined fields but keeps the others: a compute with `peer` or `bytes` set differs.
     expect(events.map(describeEvent).sort()).toEqual(want.sort());
+    // What each stage's step resolves with is its events, in the order they were emitted.
+    for (const [stage, stageEvents] of returned.entries()) expect(stageEvents).toEqual(events.filter((e) => e.stage === stage));
     for (const e of events.filter((x) => x.kind === 'forward' || x.kind === 'backward')) {
       expect('peer' in e).toBe(false);
       expect('bytes' in e).toBe(false);
@@ -210,11 +212,15 @@ describe('pipeline executor: bad lists and failures', () => {
     });
   }
 
-  it('a forward whose read-back brings nothing although its list sends it on fails the step, naming the stage and micro-batch', async () => {
+  it('a forward or backward whose read-back brings nothing although its list sends it on fails the step, naming the stage, the pass and the micro-batch', async () => {
     const mesh = createMemoryMesh(2);
-    const silent: StageCompute = { forward: async () => ({ pending: Promise.resolve(undefined) }), backward: async () => undefined };
+    const silent: StageCompute = { forward: async () => ({ pending: Promise.resolve(undefined) }), backward: async () => ({ pending: Promise.resolve(undefined) }) };
     await expect(runStageSchedule(list(0, 2, 1, [F(0), sendAct(0, 1)]), silent, { transport: mesh[0], round: 0 })).rejects.toThrow(
       'stage 0: the forward of micro-batch 0 gave nothing to send',
+    );
+    deliver(mesh, 0, 1, 0, 'activation', [1, 2]);
+    await expect(runStageSchedule(list(1, 2, 1, [recvAct(0, 0), F(0), B(0), sendGrad(0, 0)]), silent, { transport: mesh[1], round: 0 })).rejects.toThrow(
+      'stage 1: the backward of micro-batch 0 gave nothing to send',
     );
   });
 
@@ -327,6 +333,21 @@ describe('pipeline executor: forwards run ahead only where the list allows', () 
   it('a forward preceded by the receive of another micro-batch is not run ahead', async () => {
     const ops = [recvAct(0, 0), F(0), sendAct(0, 2), recvAct(1, 0), recvGrad(0, 2), B(0), sendGrad(0, 0), recvAct(2, 0), F(1), sendAct(1, 2), F(2), sendAct(2, 2), recvGrad(1, 2), B(1), sendGrad(1, 0), recvGrad(2, 2), B(2), sendGrad(2, 0)];
     expect(await lateMessages(ops, 3)).toEqual(['F0', 'B0', 'F1', 'F2', 'B1', 'B2']);
+  });
+
+  it('a forward followed by the send of another micro-batch is not run ahead', async () => {
+    const ops = [recvAct(0, 0), F(0), sendAct(0, 2), recvAct(1, 0), F(1), recvGrad(0, 2), B(0), sendGrad(0, 0), recvAct(2, 0), F(2), sendAct(1, 2), sendAct(2, 2), recvGrad(1, 2), B(1), sendGrad(1, 0), recvGrad(2, 2), B(2), sendGrad(2, 0)];
+    expect(await lateMessages(ops, 3)).toEqual(['F0', 'F1', 'B0', 'F2', 'B1', 'B2']);
+  });
+
+  it('a forward followed by another op of its own micro-batch (not its send) is not run ahead', async () => {
+    const ops = [recvAct(0, 0), F(0), sendAct(0, 2), recvAct(1, 0), F(1), sendAct(1, 2), recvGrad(0, 2), B(0), sendGrad(0, 0), recvAct(2, 0), F(2), recvGrad(2, 2), sendAct(2, 2), recvGrad(1, 2), B(1), sendGrad(1, 0), B(2), sendGrad(2, 0)];
+    expect(await lateMessages(ops, 3)).toEqual(['F0', 'F1', 'B0', 'F2', 'B1', 'B2']);
+  });
+
+  it('a forward preceded by another op of its own micro-batch (not its receive) is not run ahead', async () => {
+    const ops = [recvAct(0, 0), F(0), sendAct(0, 2), recvAct(1, 0), F(1), sendAct(1, 2), recvGrad(0, 2), B(0), sendGrad(0, 0), recvAct(2, 0), recvGrad(2, 2), F(2), sendAct(2, 2), recvGrad(1, 2), B(1), sendGrad(1, 0), B(2), sendGrad(2, 0)];
+    expect(await lateMessages(ops, 3)).toEqual(['F0', 'F1', 'B0', 'F2', 'B1', 'B2']);
   });
 
   /**
