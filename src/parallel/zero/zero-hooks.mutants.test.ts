@@ -100,8 +100,15 @@ describe('ZeRO hooks: what they report and refuse', () => {
     const recipe = recipeFor(configFor(2), 2).recipe as ClassifierRecipe;
     const ctx = contextFor(configFor(2), new CpuBackend(), transport, () => ({ ...rank.run, model: notSegmented }), recipe.microBatches);
     const hooks = createZeroHooks(ctx);
-    hooks.modelStorage!(rank.run.model.layout, 'test');
+    const storage = hooks.modelStorage!(rank.run.model.layout, 'test');
     expect(() => hooks.gradSync!({ step: 0 } as never)).toThrow('ZeRO needs a model that records its passes layer by layer; opaque-model does not');
+    // Nothing was half built: the storage still disposes cleanly.
+    expect(() => storage.dispose()).not.toThrow();
+    // Recording only the forward pass layer by layer is not enough either.
+    const forwardOnly = { kind: 'forward-only-model', layout: rank.run.model.layout, forwardSegments: () => undefined } as unknown as Mlp;
+    const hooks2 = createZeroHooks(contextFor(configFor(2), new CpuBackend(), transport, () => ({ ...rank.run, model: forwardOnly }), recipe.microBatches));
+    hooks2.modelStorage!(rank.run.model.layout, 'test');
+    expect(() => hooks2.gradSync!({ step: 0 } as never)).toThrow('forward-only-model does not');
   });
 });
 
@@ -166,13 +173,11 @@ describe('ZeRO hooks: memory', () => {
     expect(ranks[0].hooks.optimizerBackend).not.toBe(ranks[0].backend);
   });
 
-  it('disposing the model frees the ZeRO workspace with it', async () => {
-    const ranks = room(configFor(2), 2);
+  it.each([1, 2, 3] as const)('stage %i: disposing the run frees every buffer, the ZeRO collectives\' workspace included (freed through the storage)', async (stage) => {
+    const ranks = room(configFor(stage), 2);
     await step(ranks);
-    const workspace = () => ranks[0].backend.memory().workspace;
-    const held = workspace();
-    expect(held).toBeGreaterThan(0);
-    ranks[0].storage().dispose();
-    expect(workspace()).toBeLessThan(held);
+    expect(ranks[0].backend.memory().workspace).toBeGreaterThan(0);
+    ranks[0].run.dispose();
+    expect(ranks[0].backend.memory()).toEqual(Object.fromEntries(Object.keys(ranks[0].backend.memory()).map((kind) => [kind, 0])));
   });
 });
