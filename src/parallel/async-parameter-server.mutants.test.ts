@@ -252,11 +252,37 @@ describe('asynchronous parameter server: refusals and failures', () => {
     await expect(run).rejects.toThrow(`parameter server failed: gradient of rank 1 step 0 has 7 bytes, expected ${MESSAGE_BYTES}`);
   });
 
-  it('the server\'s own push out of order fails it by name at its next call', async () => {
-    const { server } = serverAndScriptedPeer(3);
+  it('the server\'s own push out of order fails it by name at its next call, and nothing is applied after the failure', async () => {
+    const { server, mesh } = serverAndScriptedPeer(3);
     await server.ps.gradSync(ctx(1));
     await sleep(10);
     await expect(server.ps.gradSync(ctx(2))).rejects.toThrow('parameter server failed: rank 0 pushed step 1, expected 0');
+    // The worker's push of step 0 is well formed, but the server has failed: its parameters stay as they were.
+    void mesh[1].send(0, { round: 0, collective: GRAD, chunk: 0 }, push(0, new Float32Array(N).fill(1)));
+    await sleep(20);
+    expect(Array.from(await server.backend.read(viewOf(server.params)))).toEqual(new Array(N).fill(0));
+  });
+
+  it('the server\'s own worker waits while it is more than `staleness` steps ahead of the slowest, and goes on when the slowest pushes', async () => {
+    // Staleness 1: after two steps of its own the server is 2 ahead of the worker, which has pushed nothing.
+    const { server, mesh } = serverAndScriptedPeer(3);
+    for (const step of [0, 1]) {
+      server.backend.write(viewOf(server.grads), gradientOf(0, step));
+      await server.ps.gradSync(ctx(step));
+      if (step === 0) await server.ps.afterUpdate(ctx(step));
+    }
+    let released = false;
+    const waiting = server.ps.afterUpdate(ctx(1)).then(() => (released = true));
+    await sleep(30);
+    expect(released).toBe(false);
+    void mesh[1].send(0, { round: 0, collective: GRAD, chunk: 0 }, push(0, new Float32Array(N).fill(1)));
+    await waiting;
+    expect(server.ps.releases.filter((r) => r.worker === 0).map((r) => r.clock - r.slowest)).toEqual([1, 1]);
+  });
+
+  it('runs without a chunk listener', async () => {
+    const { finals } = await room(2, 2, { onChunk: undefined });
+    expect(finals[1]).toEqual(finals[0]);
   });
 
   it('a worker that vanishes fails the server\'s wait for release with the loss, instead of a hang', async () => {
