@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { createMemoryMesh } from '../collective/memory-transport';
 import { viewOf } from '../engine/backend';
 import { CpuBackend } from '../engine/cpu-backend';
+import type { MessageTag } from '../collective/types';
 import { clipOverGroup } from './group-clip';
 
 /** Two entries: 'shard' (this tab's own part of a split tensor) and 'shared' (replicated on every tab). */
@@ -62,6 +63,22 @@ describe('clip over a group of tabs', () => {
   it('a group of one tab clips its whole gradient to the limit, no all-reduce (5 decimal places)', async () => {
     const [out] = await clipGroup([[3, 4, 0, 12]], 1);
     expect(Array.from(out).map((v) => v * 13)).toEqual([3, 4, 0, 12].map((v) => expect.closeTo(v, 5)));
+  });
+
+  it('the norm all-reduce goes under the round and collective number given (another collective of the room must not take its messages)', async () => {
+    const group = createMemoryMesh(2);
+    const tags: string[] = [];
+    await Promise.all(
+      group.map((transport, r) => {
+        const backend = new CpuBackend();
+        const grads = backend.alloc(4, 'grads', 'grads');
+        backend.write(viewOf(grads), new Float32Array([3, 4, 0, 0]));
+        const recording = { rank: transport.rank, world: transport.world, recv: transport.recv.bind(transport), send: (to: number, tag: MessageTag, payload: Uint8Array) => (tags.push(`${tag.round}/${tag.collective}`), transport.send(to, tag, payload)) };
+        return clipOverGroup({ backend, grads, entries, counts: (name) => name === 'shard' || r === 0, group: recording, maxNorm: 1, round: 3, collective: 7 });
+      }),
+    );
+    expect(tags.length).toBeGreaterThan(0);
+    expect(new Set(tags)).toEqual(new Set(['3/7']));
   });
 
   it('three tabs, shards of different norms: every tab scales by the same factor 1 / sqrt(12) (6 decimal places)', async () => {
