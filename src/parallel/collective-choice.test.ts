@@ -174,6 +174,30 @@ describe('collective=auto corrects the model from measured times', () => {
     expect(log.type === 'log' && log.message).toContain(`256.0 KiB: ${fastest} (${measuredText} ms measured; ring `);
   });
 
+  it('a trial step times only the buckets that ran its turn: a size no alternative is plausible for runs the model\'s pick on every trial step, and is timed only on the steps whose turn is that pick (not credited with the other turns\' spans)', async () => {
+    const mesh = createMemoryMesh(4, { latencyMs: 5, bytesPerSec: 20e6 });
+    const reports: LinkFitReport[][] = mesh.map(() => []);
+    // trialWithin 1: no alternative is plausible, so every trial step runs the model's pick.
+    const pickers = mesh.map((transport, rank) => new CollectivePicker({ choice: 'auto', transport, refitEvery: 10, trialWithin: 1, onFit: (r) => reports[rank].push(r) }));
+    const bytes = 1 << 18;
+    const picked: AllReduceSchedule[] = [];
+    // One step past the trials: its first bucket waits for the refit the trials' end started.
+    for (let step = 0; step <= TRIAL_STEPS + 1; step++) {
+      const algorithm = await pickStep(pickers, step, bytes);
+      picked.push(algorithm);
+      // Its own time is 50 ms; on a trial step of another turn the step's span is that turn's (500 ms).
+      const turn = step >= 1 && step <= TRIAL_STEPS ? AUTO_CANDIDATES[(step - 1) % AUTO_CANDIDATES.length] : undefined;
+      pickers.forEach((p) => p.record(algorithm, bytes, turn === undefined || turn === algorithm ? 0.05 : 0.5));
+      pickers.forEach((p) => p.endStep(step));
+    }
+    expect(new Set(picked).size).toBe(1);
+    const refit = reports[0].find((r) => r.kind === 'refit')!;
+    expect(refit.step).toBe(TRIAL_STEPS);
+    // Timed at the step the ring formed and on the trial steps whose turn it is, by every rank: not on all 8.
+    expect(refit.measured!.map((m) => [m.algorithm, m.samples])).toEqual([[picked[0], 4 * (1 + TRIAL_REPEATS)]]);
+    expect(refit.measured![0].measuredMs).toBeCloseTo(50, 6);
+  });
+
   it('shaped links, 4 ranks over 20 ms and 5 MB/s; naive\'s messages 300 ms late, ring\'s and tree\'s 30 ms each (the probes see none of it): the model picks naive, auto ends on rhd, the fastest by over 100 ms; replicas bitwise equal after every step', async () => {
     const mesh = createMemoryMesh(4, { latencyMs: 20, bytesPerSec: 5e6 });
     // Each algorithm's messages travel under their own collective id, so the links can delay them apart.
