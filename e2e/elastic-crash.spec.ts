@@ -105,6 +105,14 @@ test('a live tab dropped by mistake (another page stole its lock) takes its lock
     expect(r.metrics.hashesAgree).toBe(true);
     expect(r.hash).toBe(results[0].hash);
   }
-  for (const p of others) expect((await p.evaluate(() => window.lab.metrics().elastic))?.joins).toBeGreaterThanOrEqual(1);
+  // Each survivor re-formed at least once. A join is counted only when a ring without the victim formed
+  // in between (session.ts: joined = new roster minus the previous one); when the victim is admitted again
+  // before that, the next ring has the same three members and counts no join (a CI run saw joins 0).
+  for (const p of others) {
+    const elastic = await p.evaluate(() => window.lab.metrics().elastic);
+    console.log(`  survivor: ${elastic?.reforms} re-forms, ${elastic?.joins} joins, ${elastic?.departures} departures`);
+    expect(elastic?.reforms).toBeGreaterThanOrEqual(1);
+    expect(elastic?.joins).toBe(elastic?.departures);
+  }
   await context.close();
 });
