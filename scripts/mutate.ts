@@ -8,7 +8,9 @@
 // timeouts (scripts/mutate-report.ts), and writes reports/mutation/summary.{md,json}.
 //
 // Environment: MUTATE (targets), MUTATE_FORCE=1 (redo every part), MUTATE_SUMMARY_ONLY=1 (print the
-// summary of what is stored, run nothing), MUTATE_DEADLINE (ISO time: start no part after it).
+// summary of what is stored, run nothing), MUTATE_DEADLINE (ISO time: start no part after it),
+// MUTATE_CONCURRENCY (Stryker's test processes; default the config's 1, for a shared machine: on a machine
+// of its own, its core count; verdicts do not depend on it, so stored parts stay valid).
 import { execSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -62,7 +64,8 @@ function runStryker(part: Part, reportPath: string, logPath: string, force: bool
   const started = Date.now();
   const log = createWriteStream(logPath);
   // --force: the incremental file's results are not reused either.
-  const child = spawn('npx', ['stryker', 'run', 'stryker.config.mjs', ...(force ? ['--force'] : [])], {
+  const concurrency = process.env.MUTATE_CONCURRENCY ? ['--concurrency', process.env.MUTATE_CONCURRENCY] : [];
+  const child = spawn('npx', ['stryker', 'run', 'stryker.config.mjs', ...(force ? ['--force'] : []), ...concurrency], {
     env: {
       ...process.env,
       MUTATE: part.file,
@@ -109,6 +112,8 @@ async function main(): Promise<void> {
   const summaryOnly = process.env.MUTATE_SUMMARY_ONLY === '1';
   const deadline = process.env.MUTATE_DEADLINE ? Date.parse(process.env.MUTATE_DEADLINE) : Number.POSITIVE_INFINITY;
   if (Number.isNaN(deadline)) throw new Error(`MUTATE_DEADLINE "${process.env.MUTATE_DEADLINE}" is not a time (expected e.g. 2026-12-06T23:15:00Z)`);
+  const concurrency = process.env.MUTATE_CONCURRENCY;
+  if (concurrency !== undefined && !/^[1-9][0-9]*$/.test(concurrency)) throw new Error(`MUTATE_CONCURRENCY "${concurrency}" is not a positive whole number`);
 
   const all = repositoryFiles();
   const testFiles = all.filter((f) => f.startsWith('src/') && isTestFile(f) && !f.startsWith('src/gpu/'));
