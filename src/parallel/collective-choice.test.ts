@@ -240,8 +240,11 @@ describe('collective=auto corrects the model from measured times', () => {
     expect(picked[0]).toBe('naive');
     expect(picked.slice(1 + TRIAL_STEPS)).toEqual(['rhd', 'rhd']);
     const measured = reports[0].at(-1)!.measured!;
+    // The measured time holds the 300 ms the links add to naive's messages. (Not compared with the
+    // prediction: the refits fit the bucket timings too, so naive's slow steps raise its prediction, and
+    // under load the probes raise every prediction; a run with two test processes measured 184 ms apart.)
     const naive = measured.find((m) => m.algorithm === 'naive')!;
-    expect(naive.measuredMs - naive.predictedMs).toBeGreaterThan(250);
+    expect(naive.measuredMs).toBeGreaterThan(300);
     const rhd = measured.find((m) => m.algorithm === 'rhd')!;
     for (const m of measured) if (m !== rhd) expect(m.measuredMs - rhd.measuredMs).toBeGreaterThan(100);
     for (const t of mesh) expect(t.pendingMessages).toBe(0);
