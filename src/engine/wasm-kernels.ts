@@ -38,6 +38,44 @@ interface KernelExports {
   embeddingBackward(dWte: number, dWpe: number, dOut: number, tokens: number, BT: number, T: number, C: number): void;
 }
 
+/**
+ * Every function KernelExports names, looked for when a build is loaded: a kernels.wasm built before a
+ * kernel was added lacks it, and the first call would fail far from the cause ("apply was called on
+ * undefined"). `satisfies` keeps this list and the interface the same set of names.
+ */
+const KERNEL_FUNCTIONS = {
+  heapBase: true,
+  paddedRows: true,
+  paddedCols: true,
+  packPanels: true,
+  gemmPacked: true,
+  unpad: true,
+  attention: true,
+  attentionBackward: true,
+  gelu: true,
+  geluBackward: true,
+  layerNorm: true,
+  layerNormBackwardRows: true,
+  layerNormParamGrads: true,
+  adamw: true,
+  softmaxCrossEntropyRows: true,
+  tanh: true,
+  biasAdd: true,
+  biasBackward: true,
+  add: true,
+  embedding: true,
+  embeddingBackward: true,
+} satisfies Record<Exclude<keyof KernelExports, 'memory'>, true>;
+
+/** The instance's exports as KernelExports, or an error naming what a stale build lacks and how to rebuild it. */
+export function kernelExportsOf(instance: WebAssembly.Instance, build: string): KernelExports {
+  const missing = Object.keys(KERNEL_FUNCTIONS).filter((name) => typeof instance.exports[name] !== 'function');
+  if (missing.length > 0) {
+    throw new Error(`${build} is older than the code that calls it (no ${missing.join(', ')}): rebuild it with \`npm run build:wasm\` (npm start and npm test do it first)`);
+  }
+  return instance.exports as unknown as KernelExports;
+}
+
 /** The kernels a helper thread may run: each takes a range [from, to) as its last two arguments. */
 type RangeKernel =
   | 'gemmPacked' | 'packPanels' | 'attention' | 'attentionBackward' | 'gelu' | 'geluBackward' | 'layerNorm' | 'layerNormBackwardRows'
@@ -187,7 +225,7 @@ export class WasmKernels {
     }
     const module = await WebAssembly.compile((bytes ?? (await fetchKernelBytes())) as BufferSource);
     const instance = await WebAssembly.instantiate(module, { env: { abort: ABORT } });
-    return new WasmKernels(instance.exports as unknown as KernelExports, null, note, { minMacs: Infinity, minElements: Infinity, ops: new Set() });
+    return new WasmKernels(kernelExportsOf(instance, 'the WebAssembly kernels (kernels.wasm)'), null, note, { minMacs: Infinity, minElements: Infinity, ops: new Set() });
   }
 
   private static async loadThreaded(threads: number, bytes: BufferSource | undefined, split: SplitRule): Promise<WasmKernels> {
@@ -195,8 +233,9 @@ export class WasmKernels {
     const module = await WebAssembly.compile((bytes ?? (await fetchKernelBytes(THREADED_KERNELS_URL))) as BufferSource);
     const memory = new WebAssembly.Memory({ initial: 1, maximum: SHARED_MAXIMUM_PAGES, shared: true });
     const instance = await WebAssembly.instantiate(module, { env: { memory, abort: ABORT } });
+    const exports = kernelExportsOf(instance, 'the threaded WebAssembly kernels (kernels-threads.wasm)');
     const pool = await KernelThreadPool.start(module, memory, threads - 1, THREAD_OPS);
-    return new WasmKernels(instance.exports as unknown as KernelExports, pool, null, split);
+    return new WasmKernels(exports, pool, null, split);
   }
 
   /** Threads that run a large op, the caller's included. */
