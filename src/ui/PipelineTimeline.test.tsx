@@ -195,6 +195,29 @@ describe('PipelineTimelineView', () => {
     expect(screen.getByTestId('pipeline-step').textContent).toBe('step 2');
   });
 
+  it('recognises the schedule when a send or receive is stamped at the same time as its neighbour and reported out of list order (as the 100 µs clock of a real tab does)', async () => {
+    const { published } = await recordStep('1f1b', 3, 4, 0);
+    // Every message op of a row stamped at the row's first op's start, so that they sort ahead of the
+    // computes, and reported last; the computes keep their times and order.
+    const firstStart = (rank: number) => Math.min(...published.filter((e) => e.rank === rank).map((e) => e.tStart));
+    const isMessage = (e: PipelineLabEvent) => e.kind !== 'forward' && e.kind !== 'backward';
+    const shuffled = [
+      ...published.filter((e) => !isMessage(e)),
+      ...published.filter(isMessage).map((e) => ({ ...e, tStart: firstStart(e.rank), tEnd: Math.max(e.tEnd, firstStart(e.rank)) })),
+    ];
+    render(<View store={storeFed(shuffled)} />);
+    expect(screen.getByTestId('pipeline-step').textContent).toBe('step 0');
+    expect(screen.getByTestId('pipeline-bubble').textContent).toMatch(/^1f1b · 3 stages × 4 micro-batches .* measured bubble \d+\.\d% vs \(P-1\)\/\(M\+P-1\) = 33\.3%$/);
+    expect(blocksOf(/Ideal 1f1b timeline/)).toHaveLength(3 * 4 * 2);
+    cleanup();
+    // A row whose computes ran in another order is not called 1F1B (nor GPipe): stage 2 (last) with its first two computes swapped.
+    const last = published.filter((e) => e.rank === 2 && (e.kind === 'forward' || e.kind === 'backward')).sort((a, b) => a.tStart - b.tStart);
+    const [a, b] = last;
+    const swapped = published.map((e) => (e === a ? { ...e, tStart: b.tStart, tEnd: b.tEnd } : e === b ? { ...e, tStart: a.tStart, tEnd: a.tEnd } : e));
+    render(<View store={storeFed(swapped)} />);
+    expect(screen.getByTestId('pipeline-bubble').textContent).toMatch(/^schedule not recognised yet/);
+  });
+
   it('replays a recorded step as it unfolded: the time cursor sweeps its span, showing only the ops started by then, cut at the cursor', async () => {
     const { published } = await recordStep('1f1b', 3, 4, 0);
     const store = storeFed(published);
