@@ -4,9 +4,13 @@
 // to the distance trained), for both schedules, 2 and 4 stages, 1F1B with forwards run ahead (ahead=1),
 // and two pipelines side by side (DP2 x
 // PP2: each stage's replicas bitwise equal after every step, checked by the room's hash exchange). A
-// stage tab that vanishes stops the room with a message naming its stage.
+// stage tab that vanishes stops the room with a message naming its stage, and the same room opened
+// again with resume=1 goes on from each stage's autosave to the bits of a run that never stopped. A
+// pipeline setting that cannot run is refused when the page loads, saying what to change. The
+// dashboard of a stage's tab draws every stage's real ops and replays a finished run's steps.
 import { expect, test } from '@playwright/test';
 import type { PipelineFigures } from '../src/lab/partitioned-run';
+import { APP_URL, uniqueRoom } from './fixtures';
 import { finishTraining, mlpInitialParams, openTrainingTabs, relativeError, type TabResult } from './training';
 
 // A small MLP on spirals, 4 layers so that it splits into 4 stages; a few steps.
@@ -67,14 +71,101 @@ test(`pipelines end where one tab ends within ${TOLERANCE.toExponential()} of th
   }
 });
 
-test('a stage tab that vanishes stops the room with a message naming its stage', async ({ browser }) => {
+test('a vanished stage stops the room; the same room restarted with resume=1 goes on from each stage\'s autosave to the bits of an unbroken run', async ({ browser }) => {
+  test.setTimeout(480_000);
+  const settings = { ...RUN, steps: 16, pipeline: 2, schedule: '1f1b', autosave: 4, dashboard: 0 };
+  const solo = await browser.newContext();
+  const unbroken = await finishTraining(await openTrainingTabs(solo, 2, { ...settings, autosave: 0 }));
+  await solo.close();
+
+  // One browser profile (IndexedDB) for the room's tabs, before and after the loss, as on one machine.
+  const context = await browser.newContext();
+  const room = uniqueRoom('pipe-resume');
+  const pages = await openTrainingTabs(context, 2, { ...settings, room });
+  // Close stage 1's tab between two autosaves (the step after one), once both tabs have saved at least once.
+  const seen = await pages[1].waitForFunction(
+    () => {
+      const step = window.lab?.status?.().step ?? 0;
+      return step >= 6 && step % 4 === 1 ? step : 0;
+    },
+    undefined,
+    { timeout: 180_000, polling: 10 },
+  );
+  const stoppedAt = (await seen.jsonValue()) as number;
+  await pages[1].close();
+  await pages[0].waitForFunction(() => window.lab.status().state === 'error', undefined, { timeout: 120_000, polling: 250 }).catch(async (error: unknown) => {
+    console.error(`stage 1 closed at step ${stoppedAt}; stage 0 still: ${JSON.stringify(await pages[0].evaluate(() => window.lab.status()))}`);
+    throw error;
+  });
+  expect((await pages[0].evaluate(() => window.lab.status())).error).toMatch(/the tab holding stage 1 of 2 \(rank 1\) left the room .* resume=1 restarts every tab from its part's last autosave/);
+  const stored = await pages[0].evaluate(() => window.lab.storedCheckpoints());
+  await pages[0].close();
+  // Each stage saved its own part, under its rank's key, at the same step: a multiple of 4 from before the loss on.
+  const savedStep = stored[0]?.step ?? -1;
+  expect(stored.map((s) => [s.key, s.step]).sort()).toEqual([
+    ['mlp/spirals/seed3/world2/rank0/pipeline2', savedStep],
+    ['mlp/spirals/seed3/world2/rank1/pipeline2', savedStep],
+  ]);
+  expect(savedStep % 4).toBe(0);
+  expect(savedStep).toBeGreaterThanOrEqual(stoppedAt - 1);
+  expect(savedStep).toBeLessThan(settings.steps);
+
+  const resumed = await finishTraining(await openTrainingTabs(context, 2, { ...settings, room, resume: 1 }));
+  await context.close();
+  for (const r of resumed) {
+    // It went on from the autosave (its first logged loss is after it), not from the start.
+    expect(r.metrics.lossSteps[0]).toBeGreaterThan(savedStep);
+    expect(r.status.step).toBe(settings.steps);
+    expect(r.hash, `rank ${r.status.rank} (stage ${r.status.rank})`).toBe(unbroken.find((u) => u.status.rank === r.status.rank)!.hash);
+  }
+});
+
+test('a pipeline setting that cannot run is refused on page load with what to change, and nothing trains', async ({ page }) => {
+  const cases = [
+    ['room=r&world=4&pipeline=3&model=mlp&dataset=spirals&hidden=8,8,8', /pipeline=3 needs a room whose size it divides \(tabs = pipelines x 3 stages\), got world=4/],
+    ['room=r&world=4&pipeline=4&schedule=foo', /schedule must be one of gpipe, 1f1b/],
+    ['room=r&world=4&pipeline=4&model=gpt&dataset=sotu', /pipeline=4 gives each stage at least one of the GPT's blocks, and it has 2 .*: set layers=4 or more/],
+    ['room=r&world=2&pipeline=2&model=mlp&dataset=spirals&micro=7', /the global batch \(64, the recipe's\) does not split into 1 pipeline\(s\) x 7 equal micro-batches/],
+  ] as const;
+  for (const [query, message] of cases) {
+    await page.goto(`${APP_URL}?autostart=1&${query}`);
+    await expect(page.getByText(/Bad URL setting: /)).toContainText(message);
+    await page.waitForTimeout(500);
+    expect(await page.evaluate(() => window.lab.status().step)).toBe(0);
+    expect(await page.evaluate(() => window.lab.status().state)).not.toBe('training');
+  }
+});
+
+test("the dashboard draws every stage's real ops as a timeline, with the bubble beside the formula, and replays a finished run's steps", async ({ browser }) => {
   test.setTimeout(240_000);
   const context = await browser.newContext();
-  const pages = await openTrainingTabs(context, 2, { ...RUN, steps: 100_000, pipeline: 2, dashboard: 0 });
-  await pages[0].waitForFunction(() => window.lab?.status?.().step >= 2, undefined, { timeout: 120_000, polling: 250 });
-  await pages[1].close();
-  await pages[0].waitForFunction(() => window.lab.status().state === 'error', undefined, { timeout: 120_000, polling: 250 });
-  const { error } = await pages[0].evaluate(() => window.lab.status());
-  expect(error).toMatch(/the tab holding stage 1 of 2 \(rank 1\) left the room .* resume=1 restarts every tab from its part's last autosave/);
+  const P = 2;
+  const M = RUN.micro;
+  const pages = await openTrainingTabs(context, P, { ...RUN, pipeline: P, schedule: '1f1b' });
+  const results = await finishTraining(pages);
+  const page = pages[results.findIndex((r) => r.status.rank === 0)];
+  const panel = page.getByRole('region', { name: 'Pipeline timeline' });
+  const measured = panel.getByRole('img', { name: /Measured timeline of step/ });
+  // The newest step, complete: both stages' rows (the other tab's ops gathered), every forward and backward.
+  await expect(panel.getByTestId('pipeline-step')).toHaveText(/^step \d+$/);
+  const newest = Number((await panel.getByTestId('pipeline-step').textContent())!.slice('step '.length));
+  await expect(panel.getByTestId('pipeline-bubble')).toContainText(`1f1b · ${P} stages × ${M} micro-batches`);
+  await expect(panel.getByTestId('pipeline-bubble')).toContainText(/measured bubble \d+\.\d% vs \(P-1\)\/\(M\+P-1\) = 20\.0%/);
+  await expect(measured.locator('g.pipeline-block')).toHaveCount(P * M * 2);
+  for (let stage = 0; stage < P; stage++) await expect(measured.locator(`g.pipeline-block[data-row="${stage}"]`)).toHaveCount(M * 2);
+  await expect(panel.getByRole('img', { name: 'Ideal 1f1b timeline' }).locator('g.pipeline-block')).toHaveCount(P * M * 2);
+
+  // After the run: an earlier step comes back whole, and plays back from its start.
+  // Every step of the run is kept: the first of them is newest - (steps - 1).
+  await expect(panel.getByRole('slider', { name: 'Recorded step' })).toHaveAttribute('max', String(RUN.steps - 1));
+  await panel.getByRole('slider', { name: 'Recorded step' }).fill('1');
+  await expect(panel.getByTestId('pipeline-step')).toHaveText(`step ${newest - (RUN.steps - 2)}`);
+  await expect(measured.locator('g.pipeline-block')).toHaveCount(P * M * 2);
+  await panel.getByRole('button', { name: 'Replay step' }).click();
+  await expect(panel.getByTestId('pipeline-replay')).toHaveText(/^\d+\.\d of \d+\.\d ms$/);
+  await expect(measured.locator('line.pipeline-cursor')).toHaveCount(1);
+  expect(await measured.locator('g.pipeline-block').count()).toBeLessThan(P * M * 2);
+  await expect(panel.getByTestId('pipeline-replay')).toHaveText('whole step', { timeout: 10_000 });
+  await expect(measured.locator('g.pipeline-block')).toHaveCount(P * M * 2);
   await context.close();
 });

@@ -4,6 +4,7 @@
 // times out. Every flag but --tabs, --timeout, --backends and --compare is a lab URL setting
 // (src/lab/config.ts). --backends webgpu,webgpu,cpu gives each tab its own backend; with --compare
 // shares it prints the room-of-unequal-tabs figure (swarm-shares.ts).
+// A GPT pipeline without --layers gets one block per stage where the recipe has fewer (it says so).
 import { parseArgs } from 'node:util';
 import type { Page } from '@playwright/test';
 import { DEFAULT_CONFIG, parseConfig, type LabConfig } from '../src/lab/config';
@@ -12,6 +13,7 @@ import { runSwarm } from './swarm-run';
 import { compareRuns, formatComparison, formatSummary, type RunSummary } from './swarm-summary';
 import { formatPipelineReport, pipelineReport, type PipelineReport, type PipelineTab } from './swarm-pipeline';
 import { pipelineMicroBatches } from '../src/lab/config';
+import { defaults } from '../src/train/defaults';
 import type { PipelineFigures } from '../src/lab/partitioned-run';
 import { formatSharesFigure, sharesFigure } from './swarm-shares';
 import { formatTensorReport, tensorReport, type TensorReport, type TensorTab } from './swarm-tensor';
@@ -33,6 +35,13 @@ function parseCli(argv: string[]) {
   ]);
   // Nobody sees a headless tab: no dashboards unless asked for (--dashboard 1), as a browser stops
   // drawing the tabs in the background (four of them cost a fifth of the speed on two cores).
+  // A GPT pipeline needs a block per stage: without --layers, one per stage where the recipe has fewer
+  // (the solo reference below trains the same blocks, so parity is against the same model).
+  const stagesWanted = Number(values.pipeline ?? '1');
+  if (values.model === 'gpt' && values.layers === undefined && stagesWanted > defaults.sotu.model.nLayer) {
+    entries.push(['layers', String(stagesWanted)]);
+    console.log(`--pipeline ${stagesWanted}: the GPT recipe has ${defaults.sotu.model.nLayer} blocks, so this run uses --layers ${stagesWanted} (one block per stage)`);
+  }
   const config = parseConfig([['dashboard', '0'], ...entries, ['world', String(tabs)], ['autostart', '1']]);
   const compare = values.compare as string | undefined;
   if (compare !== undefined && compare !== 'none' && compare !== 'dense' && compare !== 'shares') {

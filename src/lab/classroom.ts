@@ -14,7 +14,8 @@ import { DataChannelTransport } from '../peer/datachannel-transport';
 import { openMesh } from '../peer/open-mesh';
 import { normalizeRoomName } from '../peer/room-code';
 import { ClassroomLesson, LessonAborted } from './classroom-lesson';
-import { meshClassroomChannel, type ClassroomChannel, type ClassroomMessage, type LessonTopic, type StartMessage } from './classroom-protocol';
+import { MAX_LESSON_MICRO, meshClassroomChannel, type ClassroomChannel, type ClassroomMessage, type LessonTopic, type StartMessage } from './classroom-protocol';
+import { PIPELINE_SCHEDULES } from '../collective/pipeline-schedules';
 import { PipelineLesson } from './pipeline-lesson';
 import { TensorLesson } from './tensor-class-lesson';
 import type { LabConfig } from './config';
@@ -33,8 +34,18 @@ export interface ClassroomVenue {
 /** Early messages kept for lessons this tab has not heard the start of yet (their links race). */
 const MAX_EARLY_MESSAGES = 256;
 
-/** Micro-batches and schedule of a pipeline lesson: two micro-batches show the overlap and stay short. */
-export const PIPELINE_LESSON = { schedule: 'gpipe', micro: 2 } as const;
+/** A pipeline lesson's schedule and micro-batches, as the teacher picks them. */
+export type PipelineLessonChoice = NonNullable<StartMessage['pipeline']>;
+
+/** The default pipeline lesson: GPipe, two micro-batches (they show the overlap and stay short). */
+export const PIPELINE_LESSON: PipelineLessonChoice = { schedule: 'gpipe', micro: 2 };
+
+/** Why a teacher's choice cannot be a lesson (the students' tabs refuse the same in the start message), or null. */
+export function pipelineLessonProblem(choice: PipelineLessonChoice): string | null {
+  if (!PIPELINE_SCHEDULES.includes(choice.schedule)) return `a pipeline lesson runs ${PIPELINE_SCHEDULES.join(' or ')}, not ${JSON.stringify(choice.schedule)}`;
+  if (!Number.isInteger(choice.micro) || choice.micro < 1 || choice.micro > MAX_LESSON_MICRO) return `a pipeline lesson steps through 1 to ${MAX_LESSON_MICRO} micro-batches, not ${choice.micro}`;
+  return null;
+}
 
 type AnyLesson = ClassroomLesson | PipelineLesson | TensorLesson;
 
@@ -69,13 +80,15 @@ export class Classroom {
     return detach;
   }
 
-  /** Starts a lesson that this tab teaches, among the members of `venue`. */
-  async load(venue: ClassroomVenue, topic: LessonTopic = 'ring'): Promise<void> {
+  /** Starts a lesson that this tab teaches, among the members of `venue` (a pipeline lesson runs `pipeline`'s schedule and micro-batches). */
+  async load(venue: ClassroomVenue, topic: LessonTopic = 'ring', pipeline: PipelineLessonChoice = PIPELINE_LESSON): Promise<void> {
+    const problem = topic === 'pipeline' ? pipelineLessonProblem(pipeline) : null;
+    if (problem) throw new Error(problem);
     this.attach(venue);
     const members = await venue.members();
     if (members.length < 2) throw new Error('a lesson needs at least two tabs in the room: open the room link in another tab');
     const start: StartMessage = { kind: 'start', lesson: newLessonNumber(), teacher: venue.channel.selfId, members };
-    if (topic === 'pipeline') Object.assign(start, { topic, pipeline: { ...PIPELINE_LESSON } });
+    if (topic === 'pipeline') Object.assign(start, { topic, pipeline: { schedule: pipeline.schedule, micro: pipeline.micro } });
     if (topic === 'tensor') start.topic = topic;
     for (const member of members) {
       if (member !== venue.channel.selfId) venue.channel.send(member, start);
@@ -293,10 +306,10 @@ export class LabClassroom {
     if (room && !autostart) void this.joinStandby().catch((error: unknown) => this.log(`classroom: cannot join the room: ${describe(error)}`));
   }
 
-  load = async (topic: LessonTopic = 'ring'): Promise<void> => {
+  load = async (topic: LessonTopic = 'ring', pipeline?: PipelineLessonChoice): Promise<void> => {
     this.followTraining();
     const venue = this.training?.venue ?? (await this.joinStandby());
-    await this.classroom.load(venue, topic);
+    await this.classroom.load(venue, topic, pipeline);
   };
 
   next = (): Promise<void> => this.classroom.next();

@@ -55,6 +55,27 @@ describe('lab config from the URL', () => {
     expect(fromQuery('world=3&batch=64').batch).toBe(64); // shares 21, 21, 22
   });
 
+  it('refuses, before anything trains, the pipeline settings a user gets wrong, each naming its fix', () => {
+    // More stages than tabs can hold: a 4-tab room does not split into stages of 3.
+    expect(() => fromQuery('room=r&world=4&pipeline=3&hidden=8,8,8')).toThrow(/pipeline=3 needs a room whose size it divides \(tabs = pipelines x 3 stages\), got world=4/);
+    expect(() => fromQuery('room=r&world=4&pipeline=4&schedule=foo')).toThrow(/schedule must be one of gpipe, 1f1b/);
+    // micro=0 is the default (2 x stages), not an error; a negative count is.
+    expect(fromQuery('room=r&world=4&pipeline=2&micro=0').micro).toBe(0);
+    expect(() => fromQuery('room=r&world=4&pipeline=2&micro=-1')).toThrow(/micro/);
+    // batch=0 is the recipe's global batch, which must split too: MNIST's 128 samples do not into 7 micro-batches.
+    expect(() => fromQuery('room=r&world=2&pipeline=2&micro=7')).toThrow(/the global batch \(128, the recipe's\) does not split into 1 pipeline\(s\) x 7 equal micro-batches/);
+    // More stages than the model has layers or blocks.
+    expect(() => fromQuery('room=r&world=4&pipeline=4&model=gpt&dataset=sotu')).toThrow(
+      /pipeline=4 gives each stage at least one of the GPT's blocks, and it has 2 \(the recipe's; layers= sets them\): set layers=4 or more/,
+    );
+    expect(() => fromQuery('room=r&world=4&pipeline=4&model=gpt&dataset=sotu&layers=3')).toThrow(/it has 3 \(layers=3\): set layers=4 or more/);
+    expect(fromQuery('room=r&world=4&pipeline=4&model=gpt&dataset=sotu&layers=4').layers).toBe(4);
+    expect(() => fromQuery('room=r&world=4&pipeline=4')).toThrow(/the MLP's layers, and it has 2 \(the recipe's hidden=256 and the output layer\): give hidden= at least 3 widths/);
+    expect(() => fromQuery('room=r&world=4&pipeline=4&dataset=spirals')).toThrow(/it has 3 \(the recipe's hidden=32,32 and the output layer\)/);
+    expect(() => fromQuery('room=r&world=4&pipeline=4&hidden=8')).toThrow(/it has 2 \(hidden=8 and the output layer\)/);
+    expect(fromQuery('room=r&world=4&pipeline=4&hidden=8,8,8').pipeline).toBe(4);
+  });
+
   it('reads the pipeline keys and refuses a pipeline that cannot be laid out on the room', () => {
     expect(fromQuery('room=r&world=4&pipeline=2&schedule=gpipe&micro=8')).toMatchObject({ pipeline: 2, schedule: 'gpipe', micro: 8 });
     expect(fromQuery('').schedule).toBe('1f1b');
@@ -67,7 +88,7 @@ describe('lab config from the URL', () => {
     expect(() => fromQuery('room=r&pipeline=2&accum=2')).toThrow(/set micro, not accum/);
     expect(() => fromQuery('room=r&world=4&pipeline=2&micro=4&batch=12')).toThrow(/\(12\) does not split into 2 pipeline\(s\) x 4 equal micro-batches/);
     expect(fromQuery('room=r&world=4&pipeline=2&micro=4&batch=16').batch).toBe(16);
-    expect(fromQuery('room=r&pipeline=4&ahead=1').ahead).toBe(1);
+    expect(fromQuery('room=r&pipeline=4&hidden=8,8,8&ahead=1').ahead).toBe(1);
     expect(fromQuery('').ahead).toBe(0);
     expect(() => fromQuery('ahead=1')).toThrow(/ahead lets a pipeline stage run forwards early: set pipeline=2 or more/);
     expect(() => fromQuery('room=r&pipeline=2&schedule=gpipe&ahead=1')).toThrow(/use schedule=1f1b/);

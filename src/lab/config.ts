@@ -4,6 +4,7 @@ import { PIPELINE_SCHEDULES, type PipelineScheduleKind } from '../collective/pip
 import { nameProblem } from '../peer/presence';
 import type { CollectiveChoice, Compression, ParallelMode, ShareMode, ZeroStage } from '../parallel/parallel-types';
 import { shareOf } from '../train/sampler';
+import { defaults } from '../train/defaults';
 
 export type ModelKind = 'mlp' | 'gpt';
 export type DatasetKind = 'mnist' | 'spirals' | 'circles' | 'xor' | 'gaussians' | 'sotu' | 'text';
@@ -504,13 +505,43 @@ function checkPipeline(config: LabConfig): void {
   if (config.compression !== 'none') throw new ConfigError('pipeline sends activations and gradients in full precision: use compression=none');
   if (config.accum !== 1) throw new ConfigError('a pipeline accumulates over its micro-batches: set micro, not accum');
   if (config.ahead !== 0 && config.schedule !== '1f1b') throw new ConfigError('ahead moves 1F1B forwards before a late gradient; GPipe runs every forward first already: use schedule=1f1b');
-  if (config.world > 0 && config.batch > 0) {
+  const stages = stageUnits(config);
+  if (stages.units < P) throw new ConfigError(`pipeline=${P} gives each stage at least one of the ${stages.what}, and it has ${stages.units} (${stages.from}): ${stages.fix}`);
+  if (config.world > 0) {
     const pipelines = config.world / P;
     const M = pipelineMicroBatches(config);
-    if (config.batch % (pipelines * M) !== 0) {
-      throw new ConfigError(`the global batch (${config.batch}) does not split into ${pipelines} pipeline(s) x ${M} equal micro-batches`);
+    // batch=0 is the recipe's global batch, which must split as well.
+    const batch = config.batch > 0 ? config.batch : recipeDefaults(config).globalBatch;
+    if (batch % (pipelines * M) !== 0) {
+      throw new ConfigError(`the global batch (${batch}${config.batch > 0 ? '' : ", the recipe's"}) does not split into ${pipelines} pipeline(s) x ${M} equal micro-batches`);
     }
   }
+}
+
+/** The recipe a config starts from before its URL overrides (recipe.ts applies them). */
+function recipeDefaults(config: Pick<LabConfig, 'model' | 'dataset'>) {
+  return config.model === 'gpt' ? defaults.sotu : classifierDefaults(config);
+}
+
+/** The MLP recipe of a data set (MNIST's, or the 2-D sets' one). */
+export function classifierDefaults(config: Pick<LabConfig, 'dataset'>) {
+  return config.dataset === 'mnist' ? defaults.mnist : defaults.synthetic;
+}
+
+/** What a pipeline splits: the GPT's blocks or the MLP's layers (hidden layers and the output layer), how many, and how to have more. */
+function stageUnits(config: LabConfig): { what: string; units: number; from: string; fix: string } {
+  const P = config.pipeline;
+  if (config.model === 'gpt') {
+    const blocks = config.layers > 0 ? config.layers : defaults.sotu.model.nLayer;
+    return { what: "GPT's blocks", units: blocks, from: config.layers > 0 ? `layers=${blocks}` : "the recipe's; layers= sets them", fix: `set layers=${P} or more` };
+  }
+  const hidden = config.hidden !== '' ? parseHidden(config.hidden) : classifierDefaults(config).model.sizes.slice(1, -1);
+  return {
+    what: "MLP's layers",
+    units: hidden.length + 1,
+    from: `${config.hidden !== '' ? `hidden=${config.hidden}` : `the recipe's hidden=${hidden.join(',')}`} and the output layer`,
+    fix: `give hidden= at least ${P - 1} widths`,
+  };
 }
 
 /** PowerSGD and DiLoCo: the modes they combine with, and their keys only where they mean something. */

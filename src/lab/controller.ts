@@ -2,6 +2,7 @@
 // everything the lab then does comes back as LabEvents on the bus, into the store, onto the screen.
 // The dashboard never learns results from these return values except where noted.
 import type { LabConfig } from './config';
+import type { PipelineLessonChoice } from './classroom';
 
 /** A link's shaping as the dashboard sets it: latency in ms, bandwidth in MB/s (0: unlimited). */
 export interface LinkSetting {
@@ -35,9 +36,9 @@ export interface LabController {
     /**
      * Runs one all-reduce on a small vector over the real mesh, gated: publishes the initial snapshot
      * (ClassroomSnapshotEvent, step 0) and waits for `next`. Topic 'pipeline': a pipeline schedule over
-     * the room's tabs as stages, one op per `next` (PipelineLessonEvent); 'tensor', the two-layer MLP split across the tabs (TensorLessonEvent).
+     * the room's tabs as stages, one op per `next` (PipelineLessonEvent; `pipeline` picks the schedule and micro-batches, GPipe and 2 when left out); 'tensor', the two-layer MLP split across the tabs (TensorLessonEvent).
      */
-    load(topic?: 'ring' | 'pipeline' | 'tensor'): Promise<void>;
+    load(topic?: 'ring' | 'pipeline' | 'tensor', pipeline?: PipelineLessonChoice): Promise<void>;
     /** Releases the gate for one more schedule step, which publishes its snapshot when done. */
     next(): Promise<void>;
     // No prev(): the mesh cannot un-send a chunk. Going back shows snapshots already recorded, which

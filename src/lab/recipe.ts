@@ -1,6 +1,6 @@
 // The run a tab trains: the measured defaults of src/train/defaults.ts with the URL's overrides.
 import { defaults, type CharLmRecipe, type ClassifierRecipe, type Recipe } from '../train/defaults';
-import { checkBatchSplit, type LabConfig, parseHidden } from './config';
+import { checkBatchSplit, classifierDefaults, type LabConfig, parseHidden } from './config';
 
 export type { Recipe };
 
@@ -37,7 +37,7 @@ export function recipeFor(config: LabConfig, world: number): Recipe {
   const recipe: Recipe =
     config.model === 'gpt'
       ? { kind: 'charlm', recipe: withExperts(withLayers(overrides(defaults.sotu, config), config.layers), config) }
-      : { kind: 'classifier', recipe: withHidden(overrides(config.dataset === 'mnist' ? defaults.mnist : defaults.synthetic, config), config.hidden) };
+      : { kind: 'classifier', recipe: withHidden(overrides(classifierDefaults(config), config), config.hidden) };
   checkBatchSplit(recipe.recipe.globalBatch, world, recipe.recipe.microBatches);
   return recipe;
 }

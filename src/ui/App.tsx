@@ -281,7 +281,7 @@ function PipelineLessonPanel({ store, controller, onError }: { store: LabStore; 
   return (
     <PipelineLessonView
       lesson={lesson}
-      onLoad={() => controller.classroom.load('pipeline').catch(fail('Pipeline lesson'))}
+      onLoad={(choice) => controller.classroom.load('pipeline', choice).catch(fail('Pipeline lesson'))}
       onNext={lesson.teaching ? () => void controller.classroom.next().catch(fail('Pipeline lesson step')) : undefined}
     />
   );

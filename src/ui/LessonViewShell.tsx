@@ -1,5 +1,5 @@
 // The frame every one-op-at-a-time classroom lesson view shares (PipelineLessonView, TensorLessonView):
-// the title, Load and Next buttons, the introduction until a lesson is loaded, then this tab's role,
+// the title, Load and Next buttons (and what Load will run, where the lesson offers a choice), the introduction until a lesson is loaded, then this tab's role,
 // the lesson's own readout of the op just run, this tab's last op, each rank's setup, and the ops so far.
 // The lesson view supplies its words and how a report's tensors read; the test ids and data attributes
 // (`<name>-role`, `<name>-own`, the setup rows' `data-stage` or `data-rank`) are the same for every lesson.
@@ -39,6 +39,8 @@ export interface LessonViewProps<Slice> {
 
 export interface LessonViewShellProps<R extends LessonReportLike> extends LessonViewProps<{ runId: string | null; teaching: boolean; reports: readonly R[] }> {
   words: LessonWords;
+  /** What the next Load will run (a pipeline lesson's schedule), shown beside the Load button. */
+  loadOptions?: ReactNode;
   /** The rank that reports are this tab's own. */
   ownRank: number;
   /** Every op has run. */
@@ -63,6 +65,7 @@ export function LessonViewShell<R extends LessonReportLike>(props: LessonViewShe
     <section className={`panel ${words.className}`} aria-labelledby={`${name}-title`}>
       <h2 id={`${name}-title`}>{words.title}</h2>
       <div className="classroom-controls">
+        {onLoad && props.loadOptions}
         {onLoad && (
           <button type="button" onClick={onLoad}>
             {words.loadLabel}

@@ -1,7 +1,7 @@
 // @vitest-environment jsdom
 // Fed with the events a real pipeline lesson publishes (two tabs in one process, src/lab/classroom-test-support.ts).
-import { cleanup, render, screen } from '@testing-library/react';
-import { afterEach, describe, expect, it } from 'vitest';
+import { cleanup, fireEvent, render, screen } from '@testing-library/react';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { room, until } from '../lab/classroom-test-support';
 import { EventBus } from '../shared/events';
 import { connectBus, createLabStore } from '../store/lab-store';
@@ -10,6 +10,25 @@ import { PipelineLessonView } from './PipelineLessonView';
 afterEach(cleanup);
 
 describe('PipelineLessonView', () => {
+  it('Load runs the schedule and micro-batches picked (GPipe with 2 unless changed)', () => {
+    const store = createLabStore();
+    const onLoad = vi.fn();
+    render(<PipelineLessonView lesson={store.getState().pipelineLesson} onLoad={onLoad} />);
+    const load = screen.getByRole('button', { name: 'Load pipeline lesson' });
+    fireEvent.click(load);
+    expect(onLoad).toHaveBeenLastCalledWith({ schedule: 'gpipe', micro: 2 });
+    fireEvent.change(screen.getByRole('combobox', { name: /Schedule/ }), { target: { value: '1f1b' } });
+    fireEvent.change(screen.getByRole('combobox', { name: /Micro-batches/ }), { target: { value: '3' } });
+    fireEvent.click(load);
+    expect(onLoad).toHaveBeenLastCalledWith({ schedule: '1f1b', micro: 3 });
+    expect(screen.getAllByRole('option').map((o) => o.getAttribute('value'))).toEqual(['gpipe', '1f1b', '1', '2', '3', '4']);
+  });
+
+  it('a tab that cannot load (no onLoad) shows no choice', () => {
+    render(<PipelineLessonView lesson={createLabStore().getState().pipelineLesson} />);
+    expect(screen.queryByRole('combobox')).toBeNull();
+  });
+
   it("shows the op just run, this tab's own last op with its tensors, the setup, and the ops so far", async () => {
     const r = room(2);
     await r.classrooms[0].load(r.venues[0], 'pipeline');

@@ -3,8 +3,8 @@
 // (pipeline-executor.ts) over an in-memory mesh with the real schedules, each stage's compute taking
 // real time; each "tab" stamps its events on its own skewed clock, as tabs do, with the offset that
 // maps it back, and the store reduces them as it does on the dashboard.
-import { cleanup, fireEvent, render, screen } from '@testing-library/react';
-import { afterEach, describe, expect, it } from 'vitest';
+import { act, cleanup, fireEvent, render, screen } from '@testing-library/react';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createMemoryMesh } from '../collective/memory-transport';
 import { runStageSchedule, type StageCompute } from '../collective/pipeline-executor';
 import { idealBubbleFraction, pipelineSchedules, simulate, type PipelineScheduleKind } from '../collective/pipeline-schedules';
@@ -13,7 +13,7 @@ import type { PipelineEvent } from '../collective/pipeline-executor';
 import { EventBus, type PipelineLabEvent } from '../shared/events';
 import { connectBus, createLabStore } from '../store/lab-store';
 import { ADAMW, TINY_GPT, trainPipeline } from '../parallel/pipeline-test-support';
-import { PipelineTimelineView } from './PipelineTimeline';
+import { PipelineTimelineView, REPLAY_MS } from './PipelineTimeline';
 
 afterEach(cleanup);
 
@@ -193,6 +193,70 @@ describe('PipelineTimelineView', () => {
     fireEvent.click(screen.getByRole('button', { name: 'Live' }));
     rerender(<View store={store} />);
     expect(screen.getByTestId('pipeline-step').textContent).toBe('step 2');
+  });
+
+  it('recognises the schedule when a send or receive is stamped at the same time as its neighbour and reported out of list order (as the 100 µs clock of a real tab does)', async () => {
+    const { published } = await recordStep('1f1b', 3, 4, 0);
+    // Every message op of a row stamped at the row's first op's start, so that they sort ahead of the
+    // computes, and reported last; the computes keep their times and order.
+    const firstStart = (rank: number) => Math.min(...published.filter((e) => e.rank === rank).map((e) => e.tStart));
+    const isMessage = (e: PipelineLabEvent) => e.kind !== 'forward' && e.kind !== 'backward';
+    const shuffled = [
+      ...published.filter((e) => !isMessage(e)),
+      ...published.filter(isMessage).map((e) => ({ ...e, tStart: firstStart(e.rank), tEnd: Math.max(e.tEnd, firstStart(e.rank)) })),
+    ];
+    render(<View store={storeFed(shuffled)} />);
+    expect(screen.getByTestId('pipeline-step').textContent).toBe('step 0');
+    expect(screen.getByTestId('pipeline-bubble').textContent).toMatch(/^1f1b · 3 stages × 4 micro-batches .* measured bubble \d+\.\d% vs \(P-1\)\/\(M\+P-1\) = 33\.3%$/);
+    expect(blocksOf(/Ideal 1f1b timeline/)).toHaveLength(3 * 4 * 2);
+    cleanup();
+    // A row whose computes ran in another order is not called 1F1B (nor GPipe): stage 2 (last) with its first two computes swapped.
+    const last = published.filter((e) => e.rank === 2 && (e.kind === 'forward' || e.kind === 'backward')).sort((a, b) => a.tStart - b.tStart);
+    const [a, b] = last;
+    const swapped = published.map((e) => (e === a ? { ...e, tStart: b.tStart, tEnd: b.tEnd } : e === b ? { ...e, tStart: a.tStart, tEnd: a.tEnd } : e));
+    render(<View store={storeFed(swapped)} />);
+    expect(screen.getByTestId('pipeline-bubble').textContent).toMatch(/^schedule not recognised yet/);
+  });
+
+  it('replays a recorded step as it unfolded: the time cursor sweeps its span, showing only the ops started by then, cut at the cursor', async () => {
+    const { published } = await recordStep('1f1b', 3, 4, 0);
+    const store = storeFed(published);
+    vi.useFakeTimers();
+    try {
+      render(<View store={store} />);
+      const whole = blocksOf(/Measured timeline of step 0/);
+      expect(whole).toHaveLength(3 * 4 * 2);
+      const span = Number(screen.getByRole('img', { name: /Measured timeline of step 0/ }).getAttribute('data-span'));
+      const drawnAt = (t: number) => whole.filter((b) => b.start <= t).map((b) => ({ ...b, end: Math.min(b.end, t) }));
+      const byPlace = (a: { row: number; kind: string | null; micro: number }, b: typeof a) => a.row - b.row || String(a.kind).localeCompare(String(b.kind)) || a.micro - b.micro;
+
+      fireEvent.click(screen.getByRole('button', { name: 'Replay step' }));
+      expect(screen.getByTestId('pipeline-replay').textContent).toBe(`0.0 of ${span.toFixed(1)} ms`);
+      // At 0 only the first forward has started (stage 0's), drawn zero wide.
+      expect(blocksOf(/Measured timeline/)).toEqual(drawnAt(0));
+      for (const fraction of [0.25, 0.5, 0.75]) {
+        act(() => vi.advanceTimersByTime(REPLAY_MS * 0.25));
+        const at = Number(screen.getByRole('img', { name: /Measured timeline/ }).querySelector('line.pipeline-cursor')!.getAttribute('data-at'));
+        expect(at).toBeCloseTo(span * fraction, 6);
+        const shown = blocksOf(/Measured timeline/).sort(byPlace);
+        expect(shown).toEqual(drawnAt(at).sort(byPlace));
+        expect(shown.length).toBeGreaterThan(0);
+        expect(shown.length).toBeLessThan(whole.length);
+      }
+      // At the end of the span the replay stops and the whole step is back.
+      act(() => vi.advanceTimersByTime(REPLAY_MS * 0.25 + 100));
+      expect(screen.getByTestId('pipeline-replay').textContent).toBe('whole step');
+      expect(blocksOf(/Measured timeline/)).toEqual(whole);
+      expect(screen.getByRole('button', { name: 'Replay step' }).getAttribute('aria-pressed')).toBe('false');
+
+      // Dragging the time cursor shows that moment without playing.
+      fireEvent.change(screen.getByRole('slider', { name: 'Time in step' }), { target: { value: String(span / 3) } });
+      expect(blocksOf(/Measured timeline/).sort(byPlace)).toEqual(drawnAt(span / 3).sort(byPlace));
+      act(() => vi.advanceTimersByTime(REPLAY_MS));
+      expect(blocksOf(/Measured timeline/).sort(byPlace)).toEqual(drawnAt(span / 3).sort(byPlace));
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('DP2 x PP2: each layer group\'s replica all-reduce drawn as a bar where it ran on its row, left out of the bubble, the schedule still recognised', async () => {

@@ -4,9 +4,10 @@
 // the same schedule drawn underneath for comparison. Everything measured comes from the recorded
 // events of one step (pipeline-timeline-model.ts); a slider replays the recorded steps, "Live" follows
 // the newest as its events arrive (a tab draws its own stage's row live, the other stages' when their
-// events reach it). In a DP x PP room each layer group's gradient all-reduce over the stage's replicas
+// events reach it), and "Replay step" plays the step on screen back as it unfolded: a time cursor
+// sweeps its span (or is dragged), and only what had started by then is drawn, cut at the cursor. In a DP x PP room each layer group's gradient all-reduce over the stage's replicas
 // is drawn as a thin bar along the bottom of its row, where it really ran beside the schedule.
-import { useMemo } from 'react';
+import { useEffect, useMemo, useState } from 'react';
 import { pipelineMicroBatches } from '../lab/config';
 import { useLab, useLabFrame, type LabStore } from '../store/lab-store';
 import type { PipelineStepRecord } from '../store/pipeline-slice';
@@ -19,6 +20,17 @@ const LABEL_WIDTH = 92;
 const ALL_REDUCE_HEIGHT = 5;
 
 const percent = (x: number) => `${(100 * x).toFixed(1)}%`;
+
+/** A replay sweeps a step's span in this long, whatever the span (a 2 s step and a 20 ms one alike). */
+export const REPLAY_MS = 4000;
+/** The replay's frame interval. */
+const REPLAY_TICK_MS = 50;
+
+/** What had happened by `until` (ms into the step): the blocks started by then, each cut there. */
+export function asOf<B extends { start: number; end: number }>(blocks: readonly B[], until: number | null): B[] {
+  if (until === null) return [...blocks];
+  return blocks.filter((b) => b.start <= until).map((b) => (b.end > until ? { ...b, end: until } : b));
+}
 
 /** Hue by micro-batch; forwards light, backwards dark (and lettered F/B, so colour is not the only cue). */
 export function blockColour(kind: 'forward' | 'backward', micro: number, micros: number): string {
@@ -34,7 +46,9 @@ function Lanes({
   span,
   micros,
   unit,
+  cursor = null,
 }: {
+  cursor?: number | null;
   label: string;
   rowLabels: string[];
   blocks: readonly TimelineBlock[];
@@ -91,6 +105,9 @@ function Lanes({
           </g>
         );
       })}
+      {cursor !== null && (
+        <line className="pipeline-cursor" data-at={cursor} x1={LABEL_WIDTH + cursor * scale} x2={LABEL_WIDTH + cursor * scale} y1={0} y2={height} stroke="currentColor" />
+      )}
     </svg>
   );
 }
@@ -117,6 +134,25 @@ export function PipelineTimelineView({ steps, plan, selected, onSelect }: Pipeli
     if (m?.schedule) reference = m;
   }
   const ideal: IdealStep | null = reference?.schedule ? idealStep(reference.schedule, reference.stages, reference.micro) : null;
+  // The replay of the step on screen: ms into it (null: the whole step), and whether it is playing.
+  const [replay, setReplay] = useState<{ at: number | null; playing: boolean; round: number | null }>({ at: null, playing: false, round: null });
+  const span = measured?.drawnSpanMs ?? 0;
+  const round = measured?.round ?? null;
+  // Another step on screen ends the replay of the last one.
+  const cursor = replay.round === round ? replay.at : null;
+  const playing = replay.playing && replay.round === round;
+  useEffect(() => {
+    if (!playing) return;
+    const timer = setInterval(() => {
+      setReplay((r) => {
+        // A tick already queued when the replay ended or was paused changes nothing.
+        if (!r.playing) return r;
+        const at = (r.at ?? 0) + (span * REPLAY_TICK_MS) / REPLAY_MS;
+        return at >= span ? { at: null, playing: false, round: r.round } : { ...r, at };
+      });
+    }, REPLAY_TICK_MS);
+    return () => clearInterval(timer);
+  }, [playing, span]);
 
   return (
     <section className="panel pipeline" aria-labelledby="pipeline-title">
@@ -149,6 +185,24 @@ export function PipelineTimelineView({ steps, plan, selected, onSelect }: Pipeli
             <button type="button" aria-pressed={selected === null} onClick={() => onSelect(selected === null ? index : null)}>
               Live
             </button>
+            <button type="button" aria-pressed={playing} onClick={() => setReplay(playing ? { ...replay, playing: false } : { at: 0, playing: true, round })}>
+              Replay step
+            </button>
+            <label>
+              Time{' '}
+              <input
+                type="range"
+                min={0}
+                max={span}
+                step="any"
+                value={cursor ?? span}
+                aria-label="Time in step"
+                onChange={(e) => setReplay({ at: Number(e.currentTarget.value), playing: false, round })}
+              />
+            </label>
+            <span className="readout" data-testid="pipeline-replay">
+              {cursor === null ? 'whole step' : `${cursor.toFixed(1)} of ${span.toFixed(1)} ms`}
+            </span>
           </div>
           <p className="readout" data-testid="pipeline-bubble">
             {measured.schedule ?? 'schedule not recognised yet'} · {measured.stages} stages × {measured.micro} micro-batches · span{' '}
@@ -160,11 +214,12 @@ export function PipelineTimelineView({ steps, plan, selected, onSelect }: Pipeli
           <Lanes
             label={`Measured timeline of step ${measured.round}`}
             rowLabels={measured.rows.map((r) => `stage ${r.stage} · r${r.rank}`)}
-            blocks={measured.blocks}
-            allReduces={measured.allReduces}
+            blocks={asOf(measured.blocks, cursor)}
+            allReduces={asOf(measured.allReduces, cursor)}
             span={measured.drawnSpanMs}
             micros={measured.micro}
             unit="ms"
+            cursor={cursor}
           />
           {measured.allReduces.length > 0 && (
             <p className="readout" data-testid="pipeline-allreduce">

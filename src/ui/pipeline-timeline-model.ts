@@ -11,7 +11,8 @@
 // Nothing is drawn that did not happen: a block is a forward or backward event's [tStart, tEnd]; a row's
 // idle time is the step's span less its compute; the measured bubble is measureTimeline's
 // (pipeline-timeline.ts) over the rows present. The schedule is recognised, not assumed: a stage's
-// recorded ops must equal GPipe's or 1F1B's list for that stage (in order) for the ideal to be drawn.
+// recorded ops must be GPipe's or 1F1B's list for that stage (its forwards and backwards in the list's
+// order; see recognise) for the ideal to be drawn.
 // In a DP x PP room a stage's gradient all-reduces over its replicas (one per layer group, 'allreduce'
 // events) run beside the schedule: they are returned as blocks of their own on their row, on the same
 // clock, and left out of the schedule's recognition and of the bubble.
@@ -87,11 +88,22 @@ export interface IdealStep {
 const isCompute = (kind: string): kind is 'forward' | 'backward' => kind === 'forward' || kind === 'backward';
 const epoch = (t: number, e: PipelineLabEvent): number => t + (e.clockOffsetMs ?? 0);
 
-/** The schedule whose op list for `stage` equals `ops` (kind and micro-batch, in order), if one does. */
+const opKey = (op: { kind: string; micro: number }) => `${op.kind} ${op.micro}`;
+
+/**
+ * The schedules whose op list for `stage` has exactly the ops of `ops` (kind and micro-batch) with its
+ * forwards and backwards in the same order. The computes' order is what tells the schedules apart, and
+ * it is reliable: a compute is stamped when submitted, in the list's order. A send or receive is not
+ * held to its place: it is stamped at its turn, often within the clock's resolution of its neighbour
+ * (100 µs in a page that is not cross-origin isolated), and such ties come out in the order the ops
+ * finished, not the list's.
+ */
 function recognise(ops: readonly PipelineLabEvent[], stages: number, stage: number, micro: number): PipelineScheduleKind[] {
+  const all = (list: readonly { kind: string; micro: number }[]) => list.map(opKey).sort().join();
+  const computes = (list: readonly { kind: string; micro: number }[]) => list.filter((op) => isCompute(op.kind)).map(opKey).join();
   return PIPELINE_SCHEDULES.filter((kind) => {
     const expected = pipelineSchedules(kind, stages, micro)[stage].ops;
-    return expected.length === ops.length && expected.every((op, i) => op.kind === ops[i].kind && op.micro === ops[i].micro);
+    return expected.length === ops.length && all(expected) === all(ops) && computes(expected) === computes(ops);
   });
 }
 
