@@ -88,6 +88,42 @@ describe('mutation driver: which tests cover a file', () => {
   });
 });
 
+describe("mutation driver: a file its own folder's tests do not reach", () => {
+  // src/parallel/moe.ts is driven only by a src/lab test (as src/parallel/moe-gpt-trainer.ts is by
+  // src/lab/expert-run.test.ts); src/parallel/dp.ts is reached by that test too, and by its own.
+  const labRepo: Record<string, string> = {
+    'src/parallel/moe.ts': `import { dp } from './dp';`,
+    'src/parallel/dp.ts': `export const dp = 1;`,
+    'src/parallel/dp.test.ts': `import { dp } from './dp';`,
+    'src/parallel/alone.ts': `export const alone = 1;`,
+    'src/lab/run.ts': `import { moe } from '../parallel/moe';`,
+    'src/lab/run.test.ts': `import { run } from './run';\nimport { helper } from './lab-test-support';`,
+    'src/lab/lab-test-support.ts': `export const helper = 1;`,
+    'src/ui/view.test.ts': `import { run } from '../lab/run';`,
+    'src/ui/other.test.ts': `export {};`,
+  };
+  const labFiles = Object.keys(labRepo);
+  const labImports = (p: string) => importsOf(p, labRepo[p] as string, (q) => q in labRepo);
+  const labTests = labFiles.filter((f) => f.endsWith('.test.ts'));
+  const plan = planParts(['src/parallel/moe.ts', 'src/parallel/dp.ts', 'src/parallel/alone.ts'], labTests, labImports);
+  const byFile = Object.fromEntries(plan.map((p) => [p.file, p]));
+
+  it("falls back to the tests of other folders that reach it, with their helpers (else it could not be measured at all)", () => {
+    expect(byFile['src/parallel/moe.ts']).toEqual({ file: 'src/parallel/moe.ts', tests: ['src/lab/run.test.ts', 'src/ui/view.test.ts'], helpers: ['src/lab/lab-test-support.ts'] });
+  });
+
+  it("a file its own folder covers keeps exactly its own folder's tests, so its part and stored key do not change", () => {
+    expect(byFile['src/parallel/dp.ts']).toEqual({ file: 'src/parallel/dp.ts', tests: ['src/parallel/dp.test.ts'], helpers: [] });
+    const ownOnly = planParts(['src/parallel/dp.ts'], labTests.filter((t) => t.startsWith('src/parallel/')), labImports);
+    const text = (p: string) => labRepo[p] as string;
+    expect(partKey(byFile['src/parallel/dp.ts'], text, {})).toBe(partKey(ownOnly[0], text, {}));
+  });
+
+  it('a file no test reaches still has no tests (the driver reports it as not measured)', () => {
+    expect(byFile['src/parallel/alone.ts'].tests).toEqual([]);
+  });
+});
+
 describe('mutation driver: the key a part is stored under', () => {
   const part: Part = { file: 'src/train/optimizer.ts', tests: ['src/train/optimizer.test.ts'], helpers: ['src/train/test-support.ts'] };
   const configs = { 'stryker.config.mjs': 'a', '@stryker-mutator/core': '9.6.1' };

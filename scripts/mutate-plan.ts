@@ -1,6 +1,6 @@
 // What the mutation driver (scripts/mutate.ts) runs, as pure functions of file names and contents: which
 // source files are mutated (MUTATE= targets), which unit tests cover each one (the test files of the same
-// top folder that reach it through their imports), and the key a finished part is stored under. The key
+// top folder that reach it through their imports, or other folders' when its own has none), and the key a finished part is stored under. The key
 // hashes the mutated file, the covering tests, the test helpers they import and the mutation configs, so
 // a part is redone exactly when one of them changed and skipped otherwise. No file system access here:
 // the driver reads the files and hands their text in, which keeps all of this unit-testable.
@@ -97,7 +97,10 @@ export function importClosure(start: string, imports: (p: string) => string[]): 
 /** One unit of work for Stryker: a mutated file and the tests that run against it. */
 export interface Part {
   file: string;
-  /** Test files of the file's top folder whose import closure contains it (sorted). */
+  /**
+   * Test files of the file's top folder whose import closure contains it (sorted); when there are none,
+   * the test files of other folders whose closure contains it (see planParts).
+   */
   tests: string[];
   /** Test helpers those tests import (hashed: a changed helper can change a verdict). */
   helpers: string[];
@@ -105,13 +108,21 @@ export interface Part {
 
 /**
  * Plans one part per mutated file. `imports` gives a file's direct repository imports (importsOf);
- * `testFiles` are all unit test files under consideration.
+ * `testFiles` are all unit test files under consideration (the driver passes the Node project's: a
+ * test that needs the browser cannot run in Stryker's sandbox).
+ *
+ * A file's tests are those of its own top folder that reach it. Only a file that none of them reaches
+ * falls back to the tests of other folders that do (src/parallel/moe-gpt-trainer.ts is driven by
+ * src/lab's tests alone): without them it could not be measured at all. The fallback never applies to
+ * a file its own folder covers, so such a file's part, and the key it is stored under, stay as they were.
  */
 export function planParts(mutated: string[], testFiles: string[], imports: (p: string) => string[]): Part[] {
   const closures = new Map(testFiles.map((t) => [t, importClosure(t, imports)]));
   return mutated.map((file) => {
     const folder = testFolderOf(file);
-    const tests = testFiles.filter((t) => t.startsWith(`${folder}/`) && closures.get(t)?.has(file)).sort();
+    const reaching = testFiles.filter((t) => closures.get(t)?.has(file));
+    const own = reaching.filter((t) => t.startsWith(`${folder}/`));
+    const tests = (own.length > 0 ? own : reaching).sort();
     const helpers = [...new Set(tests.flatMap((t) => [...(closures.get(t) ?? [])].filter(isTestHelper)))].sort();
     return { file, tests, helpers };
   });

@@ -150,3 +150,103 @@ describe('names and shapes the dashboard and the executor read', () => {
     expect(formatSchedule(ringAllReduce(3, 2, 6)).split('\n')[0]).toBe('ring-allreduce rank 2/3, 6 elements, 4 steps');
   });
 });
+
+// Added after the fifth mutation run: the schedules' names and phases (what the dashboard's chunk events
+// and timelines show, and what tells the executor which ranges to average) were read only for the ring;
+// every 'broadcast', 'exchange', 'gather' and 'ps-round' string, the star topology, the chunk list of
+// the whole-vector schedules and the rooms of one could change unnoticed. Written out by hand for a
+// vector of 10 elements (one message part).
+describe('schedules: names, phases and reduced ranges, written out', () => {
+  const send = (phase: string, to: number) => `${phase} -> ${to} [0, +10) #0`;
+  const recv = (phase: string, from: number, op: string) => `${phase} <- ${from} [0, +10) #0 ${op}`;
+  const summary = (s: Schedule) => ({
+    collective: s.collective,
+    chunks: s.chunks,
+    steps: s.steps.map((st) => ({
+      phase: st.phase,
+      actions: [
+        ...st.sends.map((a) => `${a.phase} -> ${a.to} [${a.offset}, +${a.length}) #${a.msg}`),
+        ...st.recvs.map((a) => `${a.phase} <- ${a.from} [${a.offset}, +${a.length}) #${a.msg} ${a.op}`),
+      ],
+    })),
+    reduced: s.reduced,
+  });
+  const whole = [{ offset: 0, length: 10 }];
+
+  it('chain broadcast from rank 0 over 3 ranks, at rank 1: receive a copy, then pass it on', () => {
+    expect(summary(broadcast(0, 3, 1, 10))).toEqual({
+      collective: 'broadcast',
+      chunks: whole,
+      steps: [
+        { phase: 'broadcast', actions: [recv('broadcast', 0, 'copy')] },
+        { phase: 'broadcast', actions: [send('broadcast', 2)] },
+      ],
+      reduced: [],
+    });
+  });
+
+  it('star broadcast: the root sends to every rank in one step; a room of one has no step', () => {
+    expect(summary(broadcast(0, 3, 0, 10, { topology: 'star' }))).toEqual({
+      collective: 'broadcast',
+      chunks: whole,
+      steps: [{ phase: 'broadcast', actions: [send('broadcast', 1), send('broadcast', 2)] }],
+      reduced: [],
+    });
+    expect(broadcast(0, 1, 0, 10, { topology: 'star' }).steps).toEqual([]);
+    expect(broadcast(0, 1, 0, 10).steps).toEqual([]);
+  });
+
+  it('naive all-reduce: send to all, then sum from all; the whole vector reduced after step 1 (from the start alone)', () => {
+    expect(summary(naiveAllReduce(3, 0, 10))).toEqual({
+      collective: 'naive-allreduce',
+      chunks: whole,
+      steps: [
+        { phase: 'exchange', actions: [send('exchange', 1), send('exchange', 2)] },
+        { phase: 'exchange', actions: [recv('exchange', 1, 'sum'), recv('exchange', 2, 'sum')] },
+      ],
+      reduced: [{ offset: 0, length: 10, afterStep: 1 }],
+    });
+    expect(summary(naiveAllReduce(1, 0, 10))).toEqual({ collective: 'naive-allreduce', chunks: whole, steps: [], reduced: [{ offset: 0, length: 10, afterStep: -1 }] });
+  });
+
+  it('parameter-server round, server 1 of 3: gather sums at the server (reduced after step 0), broadcast copies back', () => {
+    const server = parameterServerRound(1, 3, 1, 10);
+    expect(summary(server.gather)).toEqual({
+      collective: 'ps-round',
+      chunks: whole,
+      steps: [{ phase: 'gather', actions: [recv('gather', 0, 'sum'), recv('gather', 2, 'sum')] }],
+      reduced: [{ offset: 0, length: 10, afterStep: 0 }],
+    });
+    expect(summary(server.broadcast)).toEqual({
+      collective: 'ps-round',
+      chunks: whole,
+      steps: [{ phase: 'broadcast', actions: [send('broadcast', 0), send('broadcast', 2)] }],
+      reduced: [],
+    });
+    const worker = parameterServerRound(1, 3, 2, 10);
+    expect(summary(worker.gather).steps).toEqual([{ phase: 'gather', actions: [send('gather', 1)] }]);
+    expect(worker.gather.reduced).toEqual([]);
+    expect(summary(worker.broadcast).steps).toEqual([{ phase: 'broadcast', actions: [recv('broadcast', 1, 'copy')] }]);
+    const alone = parameterServerRound(0, 1, 0, 10);
+    expect(alone.gather.steps).toEqual([]);
+    expect(alone.gather.reduced).toEqual([{ offset: 0, length: 10, afterStep: -1 }]);
+  });
+
+  it('ring: reduce-scatter and all-gather name their phases; a room of one holds its chunk reduced from the start', () => {
+    expect(ringReduceScatter(3, 0, 12).steps.map((s) => s.phase)).toEqual(['reduce-scatter', 'reduce-scatter']);
+    expect(ringReduceScatter(3, 0, 12).collective).toBe('reduce-scatter');
+    expect(ringAllGather(3, 0, 12).steps.map((s) => s.phase)).toEqual(['all-gather', 'all-gather']);
+    expect(ringAllGather(3, 0, 12).collective).toBe('all-gather');
+    expect(ringAllReduce(3, 0, 12).steps.flatMap((s) => [...s.sends, ...s.recvs].map((a) => a.phase))).toEqual([
+      'reduce-scatter',
+      'reduce-scatter',
+      'reduce-scatter',
+      'reduce-scatter',
+      'all-gather',
+      'all-gather',
+      'all-gather',
+      'all-gather',
+    ]);
+    expect(ringReduceScatter(1, 0, 12).reduced).toEqual([{ offset: 0, length: 12, afterStep: -1 }]);
+  });
+});

@@ -103,3 +103,15 @@ describe('image shifts', () => {
     expect(differs).toBe(true);
   });
 });
+
+// Added after the fifth mutation run: the text source's shareWeightAt (the weight a DP sync gives this
+// rank's gradient when the balancer moved the shares) was never read; an empty body passed.
+describe('text batches: the share weight follows the table', () => {
+  it("a text rank's weight at a step is its count x world / globalBatch under the shares in force", () => {
+    const shares = new BatchShares(8, 2, 1);
+    const src = new TextBatches(corpus, 10, { globalBatch: 8, microBatches: 1, world: 2, rank: 0, seed: 4, shares });
+    shares.set(1, [6, 2]);
+    expect(src.shareWeightAt(0)).toBe(1);
+    expect(src.shareWeightAt(1)).toBeCloseTo((6 * 2) / 8, 12);
+  });
+});
