@@ -153,7 +153,7 @@ async function main(): Promise<void> {
       done++;
       const label = `[${done}/${todo.length}] ${part.file}`;
       if (part.tests.length === 0) {
-        console.log(`${label}: no unit test in ${testFolderOf(part.file)} imports it; not measured`);
+        console.log(`${label}: no unit test reaches it (in ${testFolderOf(part.file)} or, failing that, elsewhere); not measured`);
         failed.push(part.file);
         continue;
       }
