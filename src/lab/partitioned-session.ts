@@ -169,20 +169,27 @@ export class PartitionedSession extends RunLifecycle {
     if (bytes) {
       this.restorePart(run, bytes);
       this.log('info', `resumed ${run.part} from a checkpoint of step ${loadCheckpoint(bytes).header.step} (the file given)`);
-    } else if (this.config.resume && this.store) {
-      await this.restoreAutosave(run, new PartAutosaves(this.store, this.checkpointKey()));
     }
+    // Every tab of a resume=1 room takes part in the exchange (one handed a file, or without storage,
+    // offers what it has), so that no tab waits on another's.
+    if (this.config.resume) await this.restoreAutosave(run, bytes ? loadCheckpoint(bytes).header.step : null);
   }
 
-  /** resume=1: the room agrees on the newest step whose part every tab holds, and each tab restores its part of it. */
-  private async restoreAutosave(run: PartitionedRun, autosaves: PartAutosaves): Promise<void> {
-    const { saves, unreadable } = await autosaves.held();
+  /**
+   * resume=1: the room agrees on the newest step whose part every tab holds, and each tab restores its
+   * part of it (a tab started from a file given offers that file's step; agreeOnStartStep checks it).
+   */
+  private async restoreAutosave(run: PartitionedRun, givenStep: number | null): Promise<void> {
+    const autosaves = this.store && givenStep === null ? new PartAutosaves(this.store, this.checkpointKey()) : null;
+    const { saves, unreadable } = autosaves ? await autosaves.held() : { saves: [], unreadable: [] };
     for (const reason of unreadable) this.log('warn', `resume=1: an autosave passed over, it does not read back: ${reason}`);
-    const { step, passedOver } = await this.whileRoomWhole(() => agreeOnResumeStep(this.room!.transport, RESUME_STEP_ROUND, saves.map((s) => s.step)));
+    const offered = givenStep === null ? saves.map((s) => s.step) : [givenStep];
+    const { step, passedOver } = await this.whileRoomWhole(() => agreeOnResumeStep(this.room!.transport, RESUME_STEP_ROUND, offered));
     if (step === null) {
-      this.log('warn', `resume=1: no tab holds an autosave of its part (this one's: ${autosaves.key}); starting from the seeded initialisation`);
+      this.log('warn', `resume=1: no tab holds an autosave of its part (this one's: ${this.checkpointKey()}${this.store ? '' : ', no storage in this browser'}); starting from the seeded initialisation`);
       return;
     }
+    if (givenStep !== null) return;
     this.restorePart(run, saves.find((s) => s.step === step)!.bytes);
     const newer = passedOver.map((p) => `rank ${p.rank}: ${p.steps.map((s) => `step ${s}`).join(', ')}`).join('; ');
     this.log('info', `resumed ${run.part} from a checkpoint of step ${step} (autosave, the newest step every tab holds)`);
