@@ -5,7 +5,8 @@
 // and two pipelines side by side (DP2 x
 // PP2: each stage's replicas bitwise equal after every step, checked by the room's hash exchange). A
 // stage tab that vanishes stops the room with a message naming its stage, and the same room opened
-// again with resume=1 goes on from each stage's autosave to the bits of a run that never stopped. A
+// again with resume=1 goes on from each stage's autosave to the bits of a run that never stopped; stages
+// whose newest autosaves differ (a tab lost mid-save) resume from the newest step both hold. A
 // pipeline setting that cannot run is refused when the page loads, saying what to change. The
 // dashboard of a stage's tab draws every stage's real ops and replays a finished run's steps.
 import { expect, test } from '@playwright/test';
@@ -100,12 +101,12 @@ test('a vanished stage stops the room; the same room restarted with resume=1 goe
   expect((await pages[0].evaluate(() => window.lab.status())).error).toMatch(/the tab holding stage 1 of 2 \(rank 1\) left the room .* resume=1 restarts every tab from its part's last autosave/);
   const stored = await pages[0].evaluate(() => window.lab.storedCheckpoints());
   await pages[0].close();
-  // Each stage saved its own part, under its rank's key, at the same step: a multiple of 4 from before the loss on.
-  const savedStep = stored[0]?.step ?? -1;
-  expect(stored.map((s) => [s.key, s.step]).sort()).toEqual([
-    ['mlp/spirals/seed3/world2/rank0/pipeline2', savedStep],
-    ['mlp/spirals/seed3/world2/rank1/pipeline2', savedStep],
-  ]);
+  // Each stage saved its own part, under its rank's key, at the same steps: its two newest, the newest a
+  // multiple of 4 from before the loss on.
+  const savedStep = Math.max(...stored.map((s) => s.step));
+  expect(stored.map((s) => [s.key, s.step]).sort()).toEqual(
+    [0, 1].flatMap((rank) => [savedStep, savedStep - 4].map((step) => [`mlp/spirals/seed3/world2/rank${rank}/pipeline2@step${step}`, step])).sort(),
+  );
   expect(savedStep % 4).toBe(0);
   expect(savedStep).toBeGreaterThanOrEqual(stoppedAt - 1);
   expect(savedStep).toBeLessThan(settings.steps);
@@ -118,6 +119,59 @@ test('a vanished stage stops the room; the same room restarted with resume=1 goe
     expect(r.status.step).toBe(settings.steps);
     expect(r.hash, `rank ${r.status.rank} (stage ${r.status.rank})`).toBe(unbroken.find((u) => u.status.rank === r.status.rank)!.hash);
   }
+});
+
+test("stages whose newest autosaves differ resume from the newest step both hold, to the bits of the unbroken run, and say so; with none in common resume=1 refuses, naming each stage's steps", async ({ browser }) => {
+  test.setTimeout(300_000);
+  const settings = { ...RUN, steps: 8, pipeline: 2, schedule: '1f1b', autosave: 2, dashboard: 0 };
+  const context = await browser.newContext();
+  const first = await openTrainingTabs(context, 2, { ...settings, room: uniqueRoom('pipe-saves') });
+  const unbroken = await finishTraining(first);
+  for (const page of first) await page.close();
+  // Stage 1's tab as if lost while the room wrote step 8's autosave: its step-8 part is gone, stage 0's is there.
+  const page = await context.newPage();
+  await page.goto(APP_URL);
+  const dropSave = (key: string) =>
+    page.evaluate(
+      (key) =>
+        new Promise<void>((resolve, reject) => {
+          const open = indexedDB.open('webgpu-lab-checkpoints', 1);
+          open.onerror = () => reject(open.error);
+          open.onsuccess = () => {
+            const remove = open.result.transaction('checkpoints', 'readwrite').objectStore('checkpoints').delete(key);
+            remove.onsuccess = () => (open.result.close(), resolve());
+            remove.onerror = () => reject(remove.error);
+          };
+        }),
+      key,
+    );
+  const key = (rank: number, step: number) => `mlp/spirals/seed3/world2/rank${rank}/pipeline2@step${step}`;
+  expect((await page.evaluate(() => window.lab.storedCheckpoints())).map((s) => s.key).sort()).toEqual([key(0, 6), key(0, 8), key(1, 6), key(1, 8)]);
+  await dropSave(key(1, 8));
+
+  const resumedPages = await openTrainingTabs(context, 2, { ...settings, room: uniqueRoom('pipe-saves'), resume: 1 });
+  const resumed = await finishTraining(resumedPages);
+  const logs = await Promise.all(resumedPages.map((p) => p.evaluate(() => ({ rank: window.lab.status().rank, log: window.lab.log().map((l) => l.message) }))));
+  for (const r of resumed) {
+    // It went on from step 6, the newest step both stages hold (its first logged loss is step 7's).
+    expect(r.metrics.lossSteps[0]).toBe(7);
+    expect(r.hash, `rank ${r.status.rank} (stage ${r.status.rank})`).toBe(unbroken[r.status.rank].hash);
+    const { log } = logs.find((l) => l.rank === r.status.rank)!;
+    expect(log).toContainEqual(expect.stringMatching(/resumed stage \d of 2 .*from a checkpoint of step 6 \(autosave, the newest step every tab holds\)/));
+    expect(log).toContainEqual(expect.stringMatching(/newer autosaves passed over, not every tab holds them \(rank 0: step 8\)/));
+  }
+  for (const p of resumedPages) await p.close();
+
+  // The resumed run saved steps 8 (and kept 6) again; stage 1's tab now loses both, stage 0 keeps its two.
+  await dropSave(key(1, 8));
+  await dropSave(key(1, 6));
+  const refused = await openTrainingTabs(context, 2, { ...settings, room: uniqueRoom('pipe-saves'), resume: 1 });
+  for (const p of refused) {
+    await p.waitForFunction(() => window.lab.status().state === 'error', undefined, { timeout: 120_000, polling: 250 });
+    expect((await p.evaluate(() => window.lab.status())).error).toMatch(/resume=1: no step whose part every tab holds \(rank 0: step 8, step 6; rank 1: none\)/);
+    expect(await p.evaluate(() => window.lab.status().step)).toBe(0);
+  }
+  await context.close();
 });
 
 test('a pipeline setting that cannot run is refused on page load with what to change, and nothing trains', async ({ page }) => {

@@ -7,8 +7,9 @@
 //
 // Unlike session.ts's replicated runs, a partitioned room is not elastic: a lost tab takes parameters
 // no other tab holds, so the room stops with a message naming the part that was lost, and `resume=1`
-// restarts every tab from its own part's last autosave (each saved under its rank's key, with the
-// partition recorded and checked on restore).
+// restarts every tab from its own part's autosave (each saved under its rank's key, with the partition
+// recorded and checked on restore): of the newest step every tab holds (part-autosaves.ts keeps each
+// tab's two newest, for a tab lost while the room was writing one).
 import type { Backend, MemoryKind } from '../engine/backend';
 import { FIRST_FLOAT_ID } from '../collective/collective-ids';
 import { paramsHash } from '../model/layout';
@@ -24,6 +25,7 @@ import type { LabConfig } from './config';
 import { loadDataset } from './datasets';
 import { isLostPeer } from './elastic/failures';
 import { ReplicasDisagree } from './overlapped-exchange';
+import { agreeOnResumeStep, PartAutosaves } from './part-autosaves';
 import type { PartitionedRun, PartitionedRunKind } from './partitioned-run';
 import { joinRoom, type JoinedRoom } from './room';
 import { RunMetrics, type LogEntry } from './run-metrics';
@@ -32,6 +34,8 @@ import type { SessionEnv } from './session';
 
 /** Round of the starting-step agreement: the largest u32, never a training step's. */
 const START_STEP_ROUND = 0xffff_ffff;
+/** Round of resume=1's exchange of the autosaved steps each tab holds: the next largest u32. */
+const RESUME_STEP_ROUND = 0xffff_fffe;
 
 /** The run's state, pause gate, failure and log come from RunLifecycle (run-state.ts), shared by both run loops. */
 export class PartitionedSession extends RunLifecycle {
@@ -92,7 +96,7 @@ export class PartitionedSession extends RunLifecycle {
     return this.capture();
   }
 
-  /** The key this tab's part autosaves under: the rank's key and the kind, so another split never loads it. */
+  /** The key this tab's part autosaves under (each save adds its step, part-autosaves.ts): the rank's key and the kind, so another split never loads it. */
   checkpointKey(): string {
     return `${checkpointKey(this.config, this.world, this.rank)}/${this.kind.name}${this.kind.groupSize(this.config)}`;
   }
@@ -158,15 +162,42 @@ export class PartitionedSession extends RunLifecycle {
   /** A file handed in, or resume=1's autosave of this tab's part. */
   private async restoreStart(run: PartitionedRun): Promise<void> {
     if (this.staged && this.staged.mode !== 'resume') throw new Error(`a ${this.kind.name} run resumes its parts; fine-tuning from a file needs a run without ${this.kind.name}`);
-    const stored = !this.staged && this.config.resume && this.store ? await this.store.get(this.checkpointKey()) : null;
-    if (!this.staged && this.config.resume && !stored) this.log('warn', `resume=1: no autosave of ${run.part} under ${this.checkpointKey()}; starting from the seeded initialisation`);
     const given = this.staged?.bytes;
     // A tab resumes its own part from its own file (the files of a sharded ZeRO run come as several parts).
     if (Array.isArray(given) && given.length !== 1) throw new Error(`a ${this.kind.name} tab resumes from its own part's checkpoint: one file, got ${given.length}`);
-    const bytes = (Array.isArray(given) ? given[0] : given) ?? stored;
-    if (!bytes) return;
+    const bytes = Array.isArray(given) ? given[0] : given;
+    if (bytes) {
+      this.restorePart(run, bytes);
+      this.log('info', `resumed ${run.part} from a checkpoint of step ${loadCheckpoint(bytes).header.step} (the file given)`);
+    }
+    // Every tab of a resume=1 room takes part in the exchange (one handed a file, or without storage,
+    // offers what it has), so that no tab waits on another's.
+    if (this.config.resume) await this.restoreAutosave(run, bytes ? loadCheckpoint(bytes).header.step : null);
+  }
+
+  /**
+   * resume=1: the room agrees on the newest step whose part every tab holds, and each tab restores its
+   * part of it (a tab started from a file given offers that file's step; agreeOnStartStep checks it).
+   */
+  private async restoreAutosave(run: PartitionedRun, givenStep: number | null): Promise<void> {
+    const autosaves = this.store && givenStep === null ? new PartAutosaves(this.store, this.checkpointKey()) : null;
+    const { saves, unreadable } = autosaves ? await autosaves.held() : { saves: [], unreadable: [] };
+    for (const reason of unreadable) this.log('warn', `resume=1: an autosave passed over, it does not read back: ${reason}`);
+    const offered = givenStep === null ? saves.map((s) => s.step) : [givenStep];
+    const { step, passedOver } = await this.whileRoomWhole(() => agreeOnResumeStep(this.room!.transport, RESUME_STEP_ROUND, offered));
+    if (step === null) {
+      this.log('warn', `resume=1: no tab holds an autosave of its part (this one's: ${this.checkpointKey()}${this.store ? '' : ', no storage in this browser'}); starting from the seeded initialisation`);
+      return;
+    }
+    if (givenStep !== null) return;
+    this.restorePart(run, saves.find((s) => s.step === step)!.bytes);
+    const newer = passedOver.map((p) => `rank ${p.rank}: ${p.steps.map((s) => `step ${s}`).join(', ')}`).join('; ');
+    this.log('info', `resumed ${run.part} from a checkpoint of step ${step} (autosave, the newest step every tab holds)`);
+    if (newer !== '') this.log('warn', `resume=1: newer autosaves passed over, not every tab holds them (${newer})`);
+  }
+
+  private restorePart(run: PartitionedRun, bytes: Uint8Array): void {
     for (const warning of run.restore(bytes, this.world)) this.log('warn', `checkpoint: ${warning}`);
-    this.log('info', `resumed ${run.part} from a checkpoint of step ${loadCheckpoint(bytes).header.step} (${this.staged ? 'the file given' : 'autosave'})`);
   }
 
   /** Every tab must start from the same step (a resumed part whose autosave is older than the others' cannot). */
@@ -220,7 +251,7 @@ export class PartitionedSession extends RunLifecycle {
     await this.checkReplicas(run);
     const last = step === this.steps;
     if (this.store && this.config.autosave > 0 && (step % this.config.autosave === 0 || last)) {
-      await this.store.put(this.checkpointKey(), await this.capture(), step);
+      await new PartAutosaves(this.store, this.checkpointKey()).save(await this.capture(), step);
     }
     await this.serveCheckpoints();
     if (last || step % recipe.evalEvery === 0) {
