@@ -80,6 +80,24 @@ describe('part autosaves', () => {
     for (const run of runs) run.dispose();
   });
 
+  it('an autosave an older version kept under the bare key is held (its step from the store) until two newer saves replace it', async () => {
+    const store = new MemoryStore();
+    await trainSaving(store, 4);
+    // What the lab before the two-save autosaves left: one file per part under the bare key.
+    const old = store.records.get('k/rank0@step4')!;
+    store.records.clear();
+    store.records.set('k/rank0', old);
+    const autosaves = new PartAutosaves(store, 'k/rank0');
+    expect((await autosaves.held()).saves.map((s) => s.step)).toEqual([4]);
+    await autosaves.save(old.bytes, 4);
+    expect((await autosaves.held()).saves.map((s) => s.step)).toEqual([4]);
+    expect([...store.records.keys()].sort()).toEqual(['k/rank0', 'k/rank0@step4']);
+    store.records.set('k/rank0@step6', old);
+    await autosaves.save(old.bytes, 8);
+    // Steps 8 and 6 are the two newest: the bare key's step 4 is removed with the @step4 file.
+    expect([...store.records.keys()].sort()).toEqual(['k/rank0@step6', 'k/rank0@step8']);
+  });
+
   it('the room agrees on the newest step every tab holds, and names the newer ones passed over', () => {
     expect(commonResumeStep([[8, 4], [4, 0]])).toEqual({ step: 4, passedOver: [{ rank: 0, steps: [8] }] });
     expect(commonResumeStep([[8, 4], [8, 4], [8]])).toEqual({ step: 8, passedOver: [] });

@@ -34,8 +34,8 @@ export class PartAutosaves {
   /** Writes the save of `step`, then (only once it is stored) removes the saves older than the kept ones. */
   async save(bytes: Uint8Array, step: number): Promise<void> {
     await this.store.put(this.keyOf(step), bytes, step);
-    const stale = (await this.listed()).sort((a, b) => b - a).slice(KEPT_PART_SAVES);
-    for (const old of stale) await this.store.delete(this.keyOf(old));
+    const stale = (await this.listed()).sort((a, b) => b.step - a.step).slice(KEPT_PART_SAVES);
+    for (const old of stale) await this.store.delete(old.key);
   }
 
   /**
@@ -45,25 +45,33 @@ export class PartAutosaves {
   async held(): Promise<{ saves: HeldPartSave[]; unreadable: string[] }> {
     const saves: HeldPartSave[] = [];
     const unreadable: string[] = [];
-    for (const step of (await this.listed()).sort((a, b) => b - a)) {
+    for (const { step, key } of (await this.listed()).sort((a, b) => b.step - a.step)) {
       if (saves.length === KEPT_PART_SAVES) break;
-      const bytes = await this.store.get(this.keyOf(step));
+      const bytes = await this.store.get(key);
       if (!bytes) continue;
       try {
         const saved = loadCheckpoint(bytes).header.step;
         if (saved !== step) throw new Error(`it holds step ${saved}`);
+        if (saves.some((held) => held.step === step)) continue;
         saves.push({ step, bytes });
       } catch (error) {
-        unreadable.push(`${this.keyOf(step)}: ${error instanceof Error ? error.message : String(error)}`);
+        unreadable.push(`${key}: ${error instanceof Error ? error.message : String(error)}`);
       }
     }
     return { saves, unreadable };
   }
 
-  /** The steps stored under this part's key. */
-  private async listed(): Promise<number[]> {
+  /**
+   * The saves stored for this part: under `@step<N>` keys, and the one autosave an older version of the
+   * lab kept under the bare key (its step as the store lists it), so that a room saved before keeps it.
+   */
+  private async listed(): Promise<{ step: number; key: string }[]> {
     const prefix = `${this.key}@step`;
-    return (await this.store.list()).flatMap((info) => (info.key.startsWith(prefix) && /^\d+$/.test(info.key.slice(prefix.length)) ? [Number(info.key.slice(prefix.length))] : []));
+    return (await this.store.list()).flatMap((info) => {
+      if (info.key === this.key) return [{ step: info.step, key: info.key }];
+      const step = info.key.slice(prefix.length);
+      return info.key.startsWith(prefix) && /^\d+$/.test(step) ? [{ step: Number(step), key: info.key }] : [];
+    });
   }
 }
 
