@@ -5,8 +5,9 @@
 // room's parameter hashes after each step and stops on any difference), and the room ends where one
 // WebGPU tab ends on the same global batch. The room re-splits the global batch by each tab's measured
 // speed every 2 steps (shares=auto, rebalance=2), which moves the time per step, never the math; a tab
-// too slow to be worth one sample gets none: it sends no gradient bytes at those steps and receives the
-// average of the tabs that computed.
+// too slow to be worth one sample gets none: it sits those steps out (src/lab/parked-tabs.ts), moving no
+// gradient bytes, and is brought back to the room's state (a contributor's checkpoint) when it must
+// hold it again.
 import { expect, test } from '@playwright/test';
 import { proportionalCounts } from '../src/train/batch-shares';
 import { ELASTIC_RUN, ELASTIC_TOLERANCE, oneTabReference, waitForNewRing } from './elastic-fixtures';
@@ -52,18 +53,24 @@ test(`2 WebGPU tabs + 1 CPU tab with shares by speed: replicas bitwise equal eve
   // The split is the rule's on the agreed speeds: a SwiftShader tab too slow to be worth one sample
   // gets none (it still all-reduces and was hash-checked every step above).
   expect(counts).toEqual(proportionalCounts(results[0].metrics.shares!.samplesPerSec, RUN.batch));
-  // A tab with no samples at a step sits out its all-reduce: the tabs with samples reduce among
-  // themselves and send it their average (src/parallel/share-groups.ts), so it sends no gradient bytes
-  // at those steps and receives the whole gradient once per step.
+  // A tab with no samples at a step sits it out: it trains nothing and moves no gradient bytes; it is
+  // brought back (a contributor's checkpoint: parameters and AdamW's two moments, CRC-checked, then
+  // every tab's hash compared) at each re-balancing boundary and after the last step at least.
   const gradientBytes = START.length * 4;
-  const idle = results.filter((r) => (r.metrics.sharesIdle?.steps ?? 0) > 0);
-  expect(idle.length, 'tabs that had no samples at some step').toBeGreaterThan(0);
-  for (const r of idle) {
-    const { steps, bytesSent, bytesReceived } = r.metrics.sharesIdle!;
-    console.log(`tab ${r.status.rank}: ${steps} steps without samples, ${bytesSent} gradient bytes sent, ${bytesReceived} received`);
-    expect(bytesSent, `tab ${r.status.rank} sent gradient bytes while it had no samples`).toBe(0);
-    expect(bytesReceived).toBe(steps * gradientBytes);
+  const parked = results.filter((r) => (r.metrics.parking?.satOut ?? 0) > 0);
+  expect(parked.length, 'tabs that sat some step out').toBeGreaterThan(0);
+  for (const r of parked) {
+    const p = r.metrics.parking!;
+    console.log(`tab ${r.status.rank}: sat ${p.satOut} steps out, brought back ${p.broughtBack} times (${p.bytesReceived} state bytes received)`);
+    expect(p.broughtBack).toBeGreaterThan(0);
+    expect(p.broughtBack).toBeLessThanOrEqual(p.satOut);
+    expect(p.bytesReceived).toBeGreaterThan(p.broughtBack * 3 * gradientBytes);
+    expect(r.metrics.sharesIdle?.bytesSent ?? 0, `tab ${r.status.rank} sent gradient bytes at a step it had no samples of`).toBe(0);
+    expect(r.metrics.sharesIdle?.bytesReceived ?? 0, `tab ${r.status.rank} received gradient bytes at a step it had no samples of`).toBe(0);
   }
+  // Every state a parked tab received was sent by a tab that trained the step.
+  const received = parked.reduce((sum, r) => sum + r.metrics.parking!.bytesReceived, 0);
+  expect(results.reduce((sum, r) => sum + (r.metrics.parking?.bytesSent ?? 0), 0)).toBe(received);
   const error = relativeError(results[0].params, reference.params, START);
   console.log(`mixed room (2 WebGPU + 1 CPU) vs 1 WebGPU tab: relative error ${error.toExponential(2)} of the distance trained`);
   expect(error).toBeLessThan(TOLERANCE);
