@@ -108,3 +108,47 @@ test(`shares=auto: a zero-share tab closed while the others run ahead is dropped
   console.log(`mixed room, shares=auto, 3 -> 2 tabs vs 1 tab, ${ELASTIC_RUN.steps} steps: max relative parameter difference ${difference.toExponential(2)}`);
   expect(difference).toBeLessThan(ELASTIC_TOLERANCE);
 });
+
+// The only tab with samples closes while the others sit steps out (src/lab/parked-tabs.ts). The parked
+// tabs hold the state of the last step they were brought back at (every re-balancing boundary: every 4
+// steps here), so the re-formed ring goes back to that step and trains the steps since again, ending
+// where one tab ends with equal replicas.
+test(`shares=auto: the only tab with samples closes while the others are parked; they roll the room back to their last re-balancing boundary and end where one tab ends within ${ELASTIC_TOLERANCE.toExponential()}`, async ({ browser }) => {
+  test.setTimeout(600_000);
+  const rebalance = 4;
+  const reference = await oneTabReference(browser, ELASTIC_RUN);
+  const context = await browser.newContext();
+  const backends = ['webgpu', 'webgpu', 'cpu'] as const;
+  const pages = await openTrainingTabs(context, 3, { ...ELASTIC_RUN, shares: 'auto', rebalance }, backends.map((backend) => ({ backend })));
+  await waitForStep(pages, 10, 3);
+  const tabs = await Promise.all(pages.map((page) => page.evaluate(() => ({ rank: window.lab.status().rank, step: window.lab.status().step, shares: window.lab.metrics().shares, parking: window.lab.metrics().parking }))));
+  const counts = tabs[0].shares?.counts ?? [];
+  const contributors = tabs.filter((t) => counts[t.rank] > 0);
+  // The CPU tab is 4x+ faster than a SwiftShader tab here, so it takes the whole batch (batch-shares.ts).
+  expect(contributors.length, `one tab with samples in the split [${counts.join(', ')}]`).toBe(1);
+  const victimIndex = tabs.indexOf(contributors[0]);
+  console.log(`split [${counts.join(', ')}]; closing rank ${contributors[0].rank} (the only one with samples) at step ${contributors[0].step}`);
+  const survivors = pages.filter((_, i) => i !== victimIndex);
+  await pages[victimIndex].close();
+  await waitForNewRing(survivors, 2, 20_000);
+  const logs = await Promise.all(survivors.map((page) => page.evaluate(() => window.lab.log().map((l) => l.message))));
+  const results = await finishTraining(survivors, 480_000, backends.filter((_, i) => i !== victimIndex));
+  await context.close();
+  for (const log of logs) {
+    const from = Number(/^ring epoch 2: rank \d+ of 2 from step (\d+)/.exec(log.find((l) => l.startsWith('ring epoch 2:')) ?? '')?.[1]);
+    console.log(`survivor: ring epoch 2 from step ${from}; ${log.find((l) => l.startsWith('the ring starts again')) ?? 'no step lost'}`);
+    expect(from % rebalance, 'the survivors start from a re-balancing boundary').toBe(0);
+    // The contributor may have passed another boundary between the read above and its close: the steps
+    // past the survivors' last boundary are gone, and the log says which (none if it closed right at one).
+    const back = log.find((l) => l.startsWith('the ring starts again from step '));
+    if (back) expect(back).toMatch(new RegExp(`^the ring starts again from step ${from}, behind this tab's step \\d+: steps? ${from + 1}\\b`));
+  }
+  for (const r of results) {
+    expect(r.status).toMatchObject({ step: ELASTIC_RUN.steps, world: 2, state: 'done' });
+    expect(r.metrics.hashesAgree).toBe(true);
+    expect(r.hash).toBe(results[0].hash);
+  }
+  const difference = maxRelativeDifference(reference, results[0].params);
+  console.log(`mixed room, the contributor closed, 3 -> 2 tabs vs 1 tab, ${ELASTIC_RUN.steps} steps: max relative parameter difference ${difference.toExponential(2)}`);
+  expect(difference).toBeLessThan(ELASTIC_TOLERANCE);
+});

@@ -500,9 +500,14 @@ export class LabSession extends RunLifecycle {
     const card = { step: this.requireRun().trainer.step, hash: rebuilt ? (this.m.lastHash ?? '') : await this.paramsHash() };
     const formation = await elastic.form(card);
     const reached = this.step;
+    const wasParking = this.parking !== null;
     await this.adoptRoomState(formation, mine, reason);
-    // No tab of the new ring holds the steps since: the tabs that trained them left while the others were parked (parked-tabs.ts).
-    if (this.step < reached) this.log('warn', `the room goes back to step ${this.step}: no tab left in it holds steps ${this.step + 1}-${reached} (they were trained by tabs that left while this one sat them out)`);
+    // A parked tab (parked-tabs.ts) counts steps it sat out; when every tab that trained them left, the
+    // new ring starts from the last state a parked tab was brought back to, and trains them again.
+    if (wasParking && this.step < reached) {
+      const lost = reached === this.step + 1 ? `step ${reached} is` : `steps ${this.step + 1}-${reached} are`;
+      this.log('warn', `the ring starts again from step ${this.step}, behind this tab's step ${reached}: ${lost} trained (again) by the new ring`);
+    }
     await this.replicas.check(this.step);
     const counts = (this.m.elastic ??= { reforms: 0, joins: 0, departures: 0 });
     counts.reforms++;
