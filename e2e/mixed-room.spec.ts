@@ -152,3 +152,39 @@ test(`shares=auto: the only tab with samples closes while the others are parked;
   console.log(`mixed room, the contributor closed, 3 -> 2 tabs vs 1 tab, ${ELASTIC_RUN.steps} steps: max relative parameter difference ${difference.toExponential(2)}`);
   expect(difference).toBeLessThan(ELASTIC_TOLERANCE);
 });
+
+// A strategy switch needs every tab's state (src/lab/switch-state.ts carries it over): a parked tab is
+// brought back after the step before it (src/lab/parked-tabs.ts), and the check after the switch
+// compares every tab's hash. Asked while the SwiftShader tabs sit steps out.
+test('shares=auto: a strategy switch (to fp16) while tabs are parked: the parked tabs are brought back at its step, every tab switches there with equal replicas, no re-form', async ({ browser }) => {
+  test.setTimeout(600_000);
+  // rebalance=9: the split agreed after step 8 gives the SwiftShader tabs none from step 10; their
+  // re-balancing bring-backs are at 18, 27 and 36, so a switch asked after step 19 lands between two.
+  const rebalance = 9;
+  const run = { ...ELASTIC_RUN, steps: 40, shares: 'auto', rebalance };
+  const context = await browser.newContext();
+  const backends = ['webgpu', 'webgpu', 'cpu'] as const;
+  const pages = await openTrainingTabs(context, 3, run, backends.map((backend) => ({ backend })));
+  await waitForStep(pages, 19, 3);
+  const before = await Promise.all(pages.map((page) => page.evaluate(() => ({ rank: window.lab.status().rank, satOut: window.lab.metrics().parking?.satOut ?? 0 }))));
+  expect(Math.max(...before.map((b) => b.satOut)), 'steps sat out before the switch').toBeGreaterThan(0);
+  await Promise.all(pages.map((p) => p.evaluate(() => window.lab.pause())));
+  const answer = await pages[2].evaluate(() => window.lab.switchStrategy({ compression: 'fp16' }));
+  await Promise.all(pages.map((p) => p.evaluate(() => window.lab.resume())));
+  console.log(`switch to ${answer.strategy} at step ${answer.step}; steps sat out before it by rank: ${before.map((b) => `${b.rank}: ${b.satOut}`).join(', ')}`);
+  const results = await finishTraining(pages, 480_000, [...backends]);
+  await context.close();
+  for (const r of results) {
+    expect(r.status.step).toBe(run.steps);
+    expect(r.metrics.strategy?.switches).toEqual([{ step: answer.step, strategy: 'ring fp16' }]);
+    expect(r.metrics.hashesAgree).toBe(true);
+    expect(r.hash).toBe(results[0].hash);
+    expect(r.metrics.elastic?.reforms ?? 0, `tab ${r.status.rank} re-formed`).toBe(0);
+  }
+  // The tabs parked before the switch were brought back right before it (at a re-balancing boundary only by chance: said below).
+  console.log(`switch step ${answer.step} ${answer.step % rebalance === 0 ? 'is' : 'is not'} a re-balancing boundary; bring-backs by rank: ${results.map((r) => `${r.status.rank}: [${r.metrics.parking?.broughtBackAt.join(', ') ?? ''}]`).join(', ')}`);
+  for (const r of results) {
+    const parked = before.find((b) => b.rank === r.status.rank)!.satOut > 0;
+    if (parked) expect(r.metrics.parking?.broughtBackAt, `rank ${r.status.rank}'s bring-backs`).toContain(answer.step);
+  }
+});

@@ -104,9 +104,10 @@ export interface LabMetrics {
   /**
    * shares=auto, parked tabs (src/lab/parked-tabs.ts): steps this tab sat out, times it was brought back
    * to the room's state (and the state bytes it received), and, on a contributor, the hand-overs it
-   * made (and the bytes it sent, all receivers together).
+   * made (and the bytes it sent, all receivers together); `broughtBackAt`: the completed-step counts
+   * of its last 20 bring-backs.
    */
-  parking?: { satOut: number; broughtBack: number; bytesReceived: number; handedOver: number; bytesSent: number } | null;
+  parking?: { satOut: number; broughtBack: number; bytesReceived: number; handedOver: number; bytesSent: number; broughtBackAt: number[] } | null;
   lastHash: string | null;
   sample: string | null;
   /** The strategy the room trains with now, and every mid-run switch so far (lab.switchStrategy). */

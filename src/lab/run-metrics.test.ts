@@ -67,7 +67,7 @@ describe('RunMetrics', () => {
     metrics.record(parking('brought-back', 13, 1300, 2_000));
     metrics.record(parking('handed-over', 13, 1300, 2_000, 2, 0)); // another rank's
     metrics.record(parking('handed-over', 20, 2000, 500, 2));
-    expect(metrics.values.parking).toEqual({ satOut: 3, broughtBack: 1, bytesReceived: 2_000, handedOver: 1, bytesSent: 1_000 });
+    expect(metrics.values.parking).toEqual({ satOut: 3, broughtBack: 1, bytesReceived: 2_000, handedOver: 1, bytesSent: 1_000, broughtBackAt: [13] });
     // Steps 11 to 13 (the first, step 10, left out): 200 ms over 2 steps.
     expect(metrics.values.wallMsPerStep).toBe(100);
   });

@@ -8,6 +8,8 @@ import { NO_LINK_FITS, nextLinkFits } from '../shared/link-fits';
 /** Steps averaged for the per-step times (the first, with its pipeline compilation, is left out). */
 const TIMING_WINDOW = 50;
 const LOG_LINES = 200;
+/** Bring-backs of a parked tab whose steps metrics().parking lists. */
+const BROUGHT_BACK_KEPT = 20;
 
 export type LogEntry = { t: number; level: 'info' | 'warn' | 'error'; message: string };
 
@@ -80,7 +82,7 @@ export class RunMetrics {
       }
       case 'parking': {
         if (event.rank !== this.rank()) return;
-        const p = (this.m.parking ??= { satOut: 0, broughtBack: 0, bytesReceived: 0, handedOver: 0, bytesSent: 0 });
+        const p = (this.m.parking ??= { satOut: 0, broughtBack: 0, bytesReceived: 0, handedOver: 0, bytesSent: 0, broughtBackAt: [] });
         if (event.kind === 'handed-over') {
           p.handedOver++;
           p.bytesSent += event.bytes * event.receivers;
@@ -90,6 +92,8 @@ export class RunMetrics {
         if (event.kind === 'brought-back') {
           p.broughtBack++;
           p.bytesReceived += event.bytes;
+          p.broughtBackAt.push(event.step);
+          if (p.broughtBackAt.length > BROUGHT_BACK_KEPT) p.broughtBackAt.shift();
         }
         this.stepEnded(event.t, event.step);
         return;
