@@ -5,8 +5,9 @@
 // room's parameter hashes after each step and stops on any difference), and the room ends where one
 // WebGPU tab ends on the same global batch. The room re-splits the global batch by each tab's measured
 // speed every 2 steps (shares=auto, rebalance=2), which moves the time per step, never the math; a tab
-// too slow to be worth one sample gets none: it sends no gradient bytes at those steps and receives the
-// average of the tabs that computed.
+// too slow to be worth one sample gets none: it sits those steps out (src/lab/parked-tabs.ts), moving no
+// gradient bytes, and is brought back to the room's state (a contributor's checkpoint) when it must
+// hold it again.
 import { expect, test } from '@playwright/test';
 import { proportionalCounts } from '../src/train/batch-shares';
 import { ELASTIC_RUN, ELASTIC_TOLERANCE, oneTabReference, waitForNewRing } from './elastic-fixtures';
@@ -52,18 +53,24 @@ test(`2 WebGPU tabs + 1 CPU tab with shares by speed: replicas bitwise equal eve
   // The split is the rule's on the agreed speeds: a SwiftShader tab too slow to be worth one sample
   // gets none (it still all-reduces and was hash-checked every step above).
   expect(counts).toEqual(proportionalCounts(results[0].metrics.shares!.samplesPerSec, RUN.batch));
-  // A tab with no samples at a step sits out its all-reduce: the tabs with samples reduce among
-  // themselves and send it their average (src/parallel/share-groups.ts), so it sends no gradient bytes
-  // at those steps and receives the whole gradient once per step.
+  // A tab with no samples at a step sits it out: it trains nothing and moves no gradient bytes; it is
+  // brought back (a contributor's checkpoint: parameters and AdamW's two moments, CRC-checked, then
+  // every tab's hash compared) at each re-balancing boundary and after the last step at least.
   const gradientBytes = START.length * 4;
-  const idle = results.filter((r) => (r.metrics.sharesIdle?.steps ?? 0) > 0);
-  expect(idle.length, 'tabs that had no samples at some step').toBeGreaterThan(0);
-  for (const r of idle) {
-    const { steps, bytesSent, bytesReceived } = r.metrics.sharesIdle!;
-    console.log(`tab ${r.status.rank}: ${steps} steps without samples, ${bytesSent} gradient bytes sent, ${bytesReceived} received`);
-    expect(bytesSent, `tab ${r.status.rank} sent gradient bytes while it had no samples`).toBe(0);
-    expect(bytesReceived).toBe(steps * gradientBytes);
+  const parked = results.filter((r) => (r.metrics.parking?.satOut ?? 0) > 0);
+  expect(parked.length, 'tabs that sat some step out').toBeGreaterThan(0);
+  for (const r of parked) {
+    const p = r.metrics.parking!;
+    console.log(`tab ${r.status.rank}: sat ${p.satOut} steps out, brought back ${p.broughtBack} times (${p.bytesReceived} state bytes received)`);
+    expect(p.broughtBack).toBeGreaterThan(0);
+    expect(p.broughtBack).toBeLessThanOrEqual(p.satOut);
+    expect(p.bytesReceived).toBeGreaterThan(p.broughtBack * 3 * gradientBytes);
+    expect(r.metrics.sharesIdle?.bytesSent ?? 0, `tab ${r.status.rank} sent gradient bytes at a step it had no samples of`).toBe(0);
+    expect(r.metrics.sharesIdle?.bytesReceived ?? 0, `tab ${r.status.rank} received gradient bytes at a step it had no samples of`).toBe(0);
   }
+  // Every state a parked tab received was sent by a tab that trained the step.
+  const received = parked.reduce((sum, r) => sum + r.metrics.parking!.bytesReceived, 0);
+  expect(results.reduce((sum, r) => sum + (r.metrics.parking?.bytesSent ?? 0), 0)).toBe(received);
   const error = relativeError(results[0].params, reference.params, START);
   console.log(`mixed room (2 WebGPU + 1 CPU) vs 1 WebGPU tab: relative error ${error.toExponential(2)} of the distance trained`);
   expect(error).toBeLessThan(TOLERANCE);
@@ -100,4 +107,84 @@ test(`shares=auto: a zero-share tab closed while the others run ahead is dropped
   const difference = maxRelativeDifference(reference, results[0].params);
   console.log(`mixed room, shares=auto, 3 -> 2 tabs vs 1 tab, ${ELASTIC_RUN.steps} steps: max relative parameter difference ${difference.toExponential(2)}`);
   expect(difference).toBeLessThan(ELASTIC_TOLERANCE);
+});
+
+// The only tab with samples closes while the others sit steps out (src/lab/parked-tabs.ts). The parked
+// tabs hold the state of the last step they were brought back at (every re-balancing boundary: every 4
+// steps here), so the re-formed ring goes back to that step and trains the steps since again, ending
+// where one tab ends with equal replicas.
+test(`shares=auto: the only tab with samples closes while the others are parked; they roll the room back to their last re-balancing boundary and end where one tab ends within ${ELASTIC_TOLERANCE.toExponential()}`, async ({ browser }) => {
+  test.setTimeout(600_000);
+  const rebalance = 4;
+  const reference = await oneTabReference(browser, ELASTIC_RUN);
+  const context = await browser.newContext();
+  const backends = ['webgpu', 'webgpu', 'cpu'] as const;
+  const pages = await openTrainingTabs(context, 3, { ...ELASTIC_RUN, shares: 'auto', rebalance }, backends.map((backend) => ({ backend })));
+  await waitForStep(pages, 10, 3);
+  const tabs = await Promise.all(pages.map((page) => page.evaluate(() => ({ rank: window.lab.status().rank, step: window.lab.status().step, shares: window.lab.metrics().shares, parking: window.lab.metrics().parking }))));
+  const counts = tabs[0].shares?.counts ?? [];
+  const contributors = tabs.filter((t) => counts[t.rank] > 0);
+  // The CPU tab is 4x+ faster than a SwiftShader tab here, so it takes the whole batch (batch-shares.ts).
+  expect(contributors.length, `one tab with samples in the split [${counts.join(', ')}]`).toBe(1);
+  const victimIndex = tabs.indexOf(contributors[0]);
+  console.log(`split [${counts.join(', ')}]; closing rank ${contributors[0].rank} (the only one with samples) at step ${contributors[0].step}`);
+  const survivors = pages.filter((_, i) => i !== victimIndex);
+  await pages[victimIndex].close();
+  await waitForNewRing(survivors, 2, 20_000);
+  const logs = await Promise.all(survivors.map((page) => page.evaluate(() => window.lab.log().map((l) => l.message))));
+  const results = await finishTraining(survivors, 480_000, backends.filter((_, i) => i !== victimIndex));
+  await context.close();
+  for (const log of logs) {
+    const from = Number(/^ring epoch 2: rank \d+ of 2 from step (\d+)/.exec(log.find((l) => l.startsWith('ring epoch 2:')) ?? '')?.[1]);
+    console.log(`survivor: ring epoch 2 from step ${from}; ${log.find((l) => l.startsWith('the ring starts again')) ?? 'no step lost'}`);
+    expect(from % rebalance, 'the survivors start from a re-balancing boundary').toBe(0);
+    // The contributor may have passed another boundary between the read above and its close: the steps
+    // past the survivors' last boundary are gone, and the log says which (none if it closed right at one).
+    const back = log.find((l) => l.startsWith('the ring starts again from step '));
+    if (back) expect(back).toMatch(new RegExp(`^the ring starts again from step ${from}, behind this tab's step \\d+: steps? ${from + 1}\\b`));
+  }
+  for (const r of results) {
+    expect(r.status).toMatchObject({ step: ELASTIC_RUN.steps, world: 2, state: 'done' });
+    expect(r.metrics.hashesAgree).toBe(true);
+    expect(r.hash).toBe(results[0].hash);
+  }
+  const difference = maxRelativeDifference(reference, results[0].params);
+  console.log(`mixed room, the contributor closed, 3 -> 2 tabs vs 1 tab, ${ELASTIC_RUN.steps} steps: max relative parameter difference ${difference.toExponential(2)}`);
+  expect(difference).toBeLessThan(ELASTIC_TOLERANCE);
+});
+
+// A strategy switch needs every tab's state (src/lab/switch-state.ts carries it over): a parked tab is
+// brought back after the step before it (src/lab/parked-tabs.ts), and the check after the switch
+// compares every tab's hash. Asked while the SwiftShader tabs sit steps out.
+test('shares=auto: a strategy switch (to fp16) while tabs are parked: the parked tabs are brought back at its step, every tab switches there with equal replicas, no re-form', async ({ browser }) => {
+  test.setTimeout(600_000);
+  // rebalance=9: the split agreed after step 8 gives the SwiftShader tabs none from step 10; their
+  // re-balancing bring-backs are at 18, 27 and 36, so a switch asked after step 19 lands between two.
+  const rebalance = 9;
+  const run = { ...ELASTIC_RUN, steps: 40, shares: 'auto', rebalance };
+  const context = await browser.newContext();
+  const backends = ['webgpu', 'webgpu', 'cpu'] as const;
+  const pages = await openTrainingTabs(context, 3, run, backends.map((backend) => ({ backend })));
+  await waitForStep(pages, 19, 3);
+  const before = await Promise.all(pages.map((page) => page.evaluate(() => ({ rank: window.lab.status().rank, satOut: window.lab.metrics().parking?.satOut ?? 0 }))));
+  expect(Math.max(...before.map((b) => b.satOut)), 'steps sat out before the switch').toBeGreaterThan(0);
+  await Promise.all(pages.map((p) => p.evaluate(() => window.lab.pause())));
+  const answer = await pages[2].evaluate(() => window.lab.switchStrategy({ compression: 'fp16' }));
+  await Promise.all(pages.map((p) => p.evaluate(() => window.lab.resume())));
+  console.log(`switch to ${answer.strategy} at step ${answer.step}; steps sat out before it by rank: ${before.map((b) => `${b.rank}: ${b.satOut}`).join(', ')}`);
+  const results = await finishTraining(pages, 480_000, [...backends]);
+  await context.close();
+  for (const r of results) {
+    expect(r.status.step).toBe(run.steps);
+    expect(r.metrics.strategy?.switches).toEqual([{ step: answer.step, strategy: 'ring fp16' }]);
+    expect(r.metrics.hashesAgree).toBe(true);
+    expect(r.hash).toBe(results[0].hash);
+    expect(r.metrics.elastic?.reforms ?? 0, `tab ${r.status.rank} re-formed`).toBe(0);
+  }
+  // The tabs parked before the switch were brought back right before it (at a re-balancing boundary only by chance: said below).
+  console.log(`switch step ${answer.step} ${answer.step % rebalance === 0 ? 'is' : 'is not'} a re-balancing boundary; bring-backs by rank: ${results.map((r) => `${r.status.rank}: [${r.metrics.parking?.broughtBackAt.join(', ') ?? ''}]`).join(', ')}`);
+  for (const r of results) {
+    const parked = before.find((b) => b.rank === r.status.rank)!.satOut > 0;
+    if (parked) expect(r.metrics.parking?.broughtBackAt, `rank ${r.status.rank}'s bring-backs`).toContain(answer.step);
+  }
 });

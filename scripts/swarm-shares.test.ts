@@ -16,10 +16,15 @@ describe('sharesFigure', () => {
     // Concurrent: 128 samples over 400 + 410 + 3500 samples/s.
     expect(f.concurrentIdealMs).toBeCloseTo((1000 * 128) / 4310, 10);
     expect(f.autoVsConcurrentIdeal).toBeCloseTo(72 / ((1000 * 128) / 4310), 10);
+    // The host bound: the fastest tab's solo time (the CPU tab's 100 ms).
+    expect(f.hostBoundMs).toBe(100);
+    expect(f.autoVsHostBound).toBeCloseTo(0.72, 10);
     expect(f.replicasAgree).toBe(true);
     const text = formatSharesFigure(f);
     expect(text).toContain('ideal                60.0 ms/step');
     expect(text).toContain('concurrent ideal     29.7 ms/step');
+    expect(text).toContain('host bound           100.0 ms/step');
+    expect(text).toContain('0.72x the host bound');
     expect(text).toContain('[12, 12, 104] samples from step 92');
   });
 

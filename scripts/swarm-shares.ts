@@ -8,6 +8,9 @@
 // - concurrent: the global batch over the sum of the speeds the tabs measured while all of them ran in
 //   the shares=auto room (its last agreed speeds: samples over forward and backward time, the update and
 //   the ring left out). It assumes communication and per-step fixed work are free.
+// - host bound: the fastest tab's solo ms per step. When every tab runs on the same machine's cores (a
+//   swarm run), a sample given to a slower tab costs those shared cores more time than on the fastest
+//   one, so no split beats the fastest tab alone with no overhead; the solo ideal assumes a machine per tab.
 // Room times are the slowest tab's wall clock per step (swarm-summary.ts wallMsPerStep).
 import type { RunSummary } from './swarm-summary';
 
@@ -19,6 +22,8 @@ export interface SharesFigure {
   idealMs: number;
   /** The global batch over the tabs' summed speeds measured together (null without an agreed split). */
   concurrentIdealMs: number | null;
+  /** The fastest tab's solo ms per step: the bound on one shared machine (see the header). */
+  hostBoundMs: number;
   equalMs: number;
   autoMs: number;
   /** shares=auto's communication per step: the ring's all-reduce time, which no split of the batch removes. */
@@ -29,6 +34,7 @@ export interface SharesFigure {
   autoVsIdeal: number;
   autoVsEqual: number;
   autoVsConcurrentIdeal: number | null;
+  autoVsHostBound: number;
   replicasAgree: boolean;
   accuracy: { solo: Record<string, number | null>; equal: number | null; auto: number | null };
 }
@@ -40,6 +46,7 @@ export function sharesFigure(backends: string[], solo: Record<string, RunSummary
   const missing = backends.find((b) => !(soloMs[b] > 0));
   if (missing !== undefined) throw new Error(`no solo time for backend ${missing}`);
   const idealMs = 1 / backends.reduce((sum, b) => sum + 1 / soloMs[b], 0);
+  const hostBoundMs = Math.min(...backends.map((b) => soloMs[b]));
   const [equalMs, autoMs] = [wallOf(equal), wallOf(auto)];
   const agreed = auto.shares;
   const concurrentIdealMs = agreed ? (1000 * agreed.counts.reduce((a, b) => a + b, 0)) / agreed.samplesPerSec.reduce((a, b) => a + b, 0) : null;
@@ -48,6 +55,7 @@ export function sharesFigure(backends: string[], solo: Record<string, RunSummary
     soloMs,
     idealMs,
     concurrentIdealMs,
+    hostBoundMs,
     equalMs,
     autoMs,
     autoCommMs: auto.commMsPerStep,
@@ -56,6 +64,7 @@ export function sharesFigure(backends: string[], solo: Record<string, RunSummary
     autoVsIdeal: autoMs / idealMs,
     autoVsEqual: autoMs / equalMs,
     autoVsConcurrentIdeal: concurrentIdealMs === null ? null : autoMs / concurrentIdealMs,
+    autoVsHostBound: autoMs / hostBoundMs,
     replicasAgree: equal.replicasAgree !== false && auto.replicasAgree !== false,
     accuracy: {
       solo: Object.fromEntries(Object.entries(solo).map(([backend, run]) => [backend, run.accuracy])),
@@ -74,9 +83,10 @@ export function formatSharesFigure(f: SharesFigure): string {
   if (f.concurrentIdealMs !== null) {
     lines.push(`  concurrent ideal     ${f.concurrentIdealMs.toFixed(1)} ms/step (global batch / sum of the speeds measured with all tabs running; forward and backward only, no update, no communication)`);
   }
+  lines.push(`  host bound           ${f.hostBoundMs.toFixed(1)} ms/step (the fastest tab alone: when every tab computes on this machine's cores, as SwiftShader and the CPU backend do, no split does better)`);
   lines.push(`  shares=equal         ${f.equalMs.toFixed(1)} ms/step, ${f.equalVsIdeal.toFixed(2)}x the ideal, accuracy ${pct(f.accuracy.equal)}`);
   const vsConcurrent = f.autoVsConcurrentIdeal === null ? '' : `, ${f.autoVsConcurrentIdeal.toFixed(2)}x the concurrent ideal`;
-  lines.push(`  shares=auto          ${f.autoMs.toFixed(1)} ms/step, ${f.autoVsIdeal.toFixed(2)}x the ideal${vsConcurrent}, ${f.autoVsEqual.toFixed(2)}x equal's time, accuracy ${pct(f.accuracy.auto)}`);
+  lines.push(`  shares=auto          ${f.autoMs.toFixed(1)} ms/step, ${f.autoVsIdeal.toFixed(2)}x the ideal${vsConcurrent}, ${f.autoVsEqual.toFixed(2)}x equal's time, ${f.autoVsHostBound.toFixed(2)}x the host bound, accuracy ${pct(f.accuracy.auto)}`);
   lines.push(`  communication        ${f.autoCommMs.toFixed(1)} ms/step in the shares=auto room (the ideal leaves it out)`);
   if (f.autoShares) {
     const speeds = f.autoShares.samplesPerSec.map((s) => s.toFixed(0)).join(', ');

@@ -64,6 +64,7 @@ export const COLLECTIVE_IDS = {
   zeroPlan: { first: 5, count: 1, payload: 'bytes', scope: 'room', what: 'ZeRO re-form: rank 0\'s plan of who sends whom which piece' },
   zeroPiece: { first: 6, count: 1, payload: 'bytes', scope: 'room', what: 'ZeRO re-form: a piece of the backed-up state, from its holder to the rank whose new shard it is' },
   zeroState: { first: 7, count: 1, payload: 'bytes', scope: 'room', what: 'retired (the whole rebuilt state, from rank 0): kept so that no other collective takes the id' },
+  parkedState: { first: 13, count: 1, payload: 'bytes', scope: 'strategy:ring', what: 'shares=auto: the checkpoint a parked tab is brought back with, from a contributor (src/lab/parked-tabs.ts)' },
   shareSpeeds: { first: 10, count: 1, payload: 'bytes', scope: 'strategy:ring', what: 'data parallelism: each tab\'s measured samples/s, every K steps (src/parallel/share-balancer.ts)' },
   linkProbe: { first: 8, count: 1, payload: 'bytes', scope: 'room', what: 'collective=auto: the ping-pong that measures a ring link when the ring forms (src/parallel/collective-choice.ts)' },
   linkFit: { first: 9, count: 1, payload: 'bytes', scope: 'room', what: 'collective=auto: each rank\'s alpha-beta fit, all-gathered so that every rank picks alike' },

@@ -101,6 +101,13 @@ export interface LabMetrics {
   shares?: { fromStep: number; counts: number[]; samplesPerSec: number[] } | null;
   /** shares=auto: the steps at which this tab had no samples and the gradient bytes it moved at them (it sends none). */
   sharesIdle?: { steps: number; bytesSent: number; bytesReceived: number } | null;
+  /**
+   * shares=auto, parked tabs (src/lab/parked-tabs.ts): steps this tab sat out, times it was brought back
+   * to the room's state (and the state bytes it received), and, on a contributor, the hand-overs it
+   * made (and the bytes it sent, all receivers together); `broughtBackAt`: the completed-step counts
+   * of its last 20 bring-backs.
+   */
+  parking?: { satOut: number; broughtBack: number; bytesReceived: number; handedOver: number; bytesSent: number; broughtBackAt: number[] } | null;
   lastHash: string | null;
   sample: string | null;
   /** The strategy the room trains with now, and every mid-run switch so far (lab.switchStrategy). */

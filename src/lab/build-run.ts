@@ -55,6 +55,8 @@ export function buildRun(o: BuildRunOptions): BuiltRun {
         optimizer: () => built().optimizer,
         microBatches: recipe.recipe.microBatches,
         publish,
+        // The run loop parks a tab with no samples for a step (parked-tabs.ts).
+        parkIdle: true,
       })
     : SOLO_STRATEGY;
   const extras = { onEvent: publish, alongsideComm: o.alongsideComm, ...strategy.hooks };

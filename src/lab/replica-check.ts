@@ -59,6 +59,19 @@ export function roomLoss(losses: readonly number[], counts: readonly number[] | 
   return finite.length > 0 ? { loss: finite.reduce((a, b) => a + b, 0) / finite.length, ranks: finite.length } : null;
 }
 
+/**
+ * A check at a step some tabs of the room sat out (parked-tabs.ts): only `compared` (the ranks holding
+ * the step's state) must agree; `self`: this tab is one of the parked ones and sends its last hash.
+ */
+export interface ParkedCheck {
+  compared: readonly number[];
+  self: boolean;
+}
+
+function fail(message: string): never {
+  throw new Error(message);
+}
+
 export class ReplicaCheck {
   /** The last steps' hash exchanges, while they run alongside the next steps. */
   private readonly exchange = new OverlappedExchange();
@@ -76,11 +89,13 @@ export class ReplicaCheck {
    * `again`: this step was checked already on this ring (the run changed in between, e.g. a strategy
    * switch): the exchange is tagged apart from the first one (RECHECK_ROUND).
    */
-  async check(step: number, options: { alongsideNextStep?: boolean; afterStep?: boolean; loss?: number; again?: boolean } = {}): Promise<void> {
+  async check(step: number, options: { alongsideNextStep?: boolean; afterStep?: boolean; loss?: number; again?: boolean; parked?: ParkedCheck } = {}): Promise<void> {
     const { bus, metrics: m } = this.deps;
     const digest = this.deps.strategy().replicaDigest;
+    const parked = options.parked;
     traceMark('hash-start', step);
-    const hash = digest ? await digest(step, options.afterStep ?? false) : paramsHash(await this.deps.params());
+    // A parked tab reads nothing: it sends the hash of the state it holds (checked when it was brought back).
+    const hash = parked?.self ? (m.lastHash ?? fail('a parked tab has no checked hash to send')) : digest ? await digest(step, options.afterStep ?? false) : paramsHash(await this.deps.params());
     traceMark('hash-end', step);
     const own = this.deps.strategy().replicaCheckTraffic?.();
     // Its chunks already count in bytesSent (run-metrics.ts); here they are also counted on their own.
@@ -97,15 +112,17 @@ export class ReplicaCheck {
     const counts = options.loss !== undefined ? this.deps.strategy().hooks.batchShares?.countsAt(step - 1) : undefined;
     const exchange = async (onWire?: () => void) => {
       onWire?.();
-      const result = await exchangeHashes(room.transport, options.again ? step + RECHECK_ROUND : step, hash, undefined, options.loss);
+      const result = await exchangeHashes(room.transport, options.again ? step + RECHECK_ROUND : step, hash, undefined, options.loss, parked?.compared);
       // Summed in rank order from the same gathered bits: every tab publishes the same mean.
       const mean = options.loss === undefined ? null : roomLoss(result.values, counts);
       if (mean) bus.publish({ type: 'room-loss', step, ...mean });
       // Every rank's hash, as gathered: the dashboard shows agreement (or who differs) for the room.
-      result.hashes.forEach((h, rank) => bus.publish({ type: 'hash', step, rank, hash: h }));
+      result.hashes.forEach((h, rank) => {
+        if (!parked || parked.compared.includes(rank)) bus.publish({ type: 'hash', step, rank, hash: h });
+      });
       if (!result.agree) {
         m.hashesAgree = false;
-        throw new ReplicasDisagree(`replicas disagree after step ${step}: ranks ${result.outliers.join(', ')} differ from rank 0`);
+        throw new ReplicasDisagree(`replicas disagree after step ${step}: ranks ${result.outliers.join(', ')} differ from rank ${parked?.compared[0] ?? 0}`);
       }
       m.hashesAgree = m.hashesAgree ?? true;
       m.hashChecks = (m.hashChecks ?? 0) + 1;

@@ -58,6 +58,20 @@ describe('RunMetrics', () => {
     expect(metrics.values.bytesSent).toBe(307);
   });
 
+  it('metrics().parking: steps sat out, bring-backs and hand-overs with their state bytes; a parked tab\'s wall clock per step counts the steps it sat out', () => {
+    const metrics = new RunMetrics(() => 1);
+    const parking = (kind: 'sat-out' | 'brought-back' | 'handed-over', step: number, t: number, bytes = 0, receivers = 0, rank = 1) => ({ type: 'parking' as const, kind, rank, step, bytes, receivers, t });
+    metrics.record({ ...step(1, 10, 10), t: 1000 });
+    metrics.record(parking('sat-out', 11, 1100));
+    metrics.record(parking('sat-out', 12, 1150));
+    metrics.record(parking('brought-back', 13, 1300, 2_000));
+    metrics.record(parking('handed-over', 13, 1300, 2_000, 2, 0)); // another rank's
+    metrics.record(parking('handed-over', 20, 2000, 500, 2));
+    expect(metrics.values.parking).toEqual({ satOut: 3, broughtBack: 1, bytesReceived: 2_000, handedOver: 1, bytesSent: 1_000, broughtBackAt: [13] });
+    // Steps 11 to 13 (the first, step 10, left out): 200 ms over 2 steps.
+    expect(metrics.values.wallMsPerStep).toBe(100);
+  });
+
   it('times the wall clock per step from the end of the first averaged step to the end of the last', () => {
     const metrics = new RunMetrics(() => 0);
     // Steps are logged every 10: steps 10 and 30 end 2,400 ms apart, evaluations and checks included.

@@ -8,6 +8,8 @@ import { NO_LINK_FITS, nextLinkFits } from '../shared/link-fits';
 /** Steps averaged for the per-step times (the first, with its pipeline compilation, is left out). */
 const TIMING_WINDOW = 50;
 const LOG_LINES = 200;
+/** Bring-backs of a parked tab whose steps metrics().parking lists. */
+const BROUGHT_BACK_KEPT = 20;
 
 export type LogEntry = { t: number; level: 'info' | 'warn' | 'error'; message: string };
 
@@ -19,6 +21,8 @@ export class RunMetrics {
   /** shares=auto: the splits agreed so far (each from its step on), to tell the steps this tab sat out. */
   private readonly splits: { fromStep: number; counts: number[] }[] = [];
   private readonly idleRounds = new Set<number>();
+  /** When each recent step ended on this tab, trained or sat out (parked-tabs.ts): the wall clock per step. */
+  private readonly ends: { endedAt: number; stepNumber: number }[] = [];
 
   /** `rank`: this tab's current rank (it changes when an elastic ring re-forms). */
   constructor(private readonly rank: () => number) {}
@@ -45,6 +49,13 @@ export class RunMetrics {
     else idle.bytesReceived += bytes;
   }
 
+  /** The wall clock per step over the recent steps, the first left out as with the timings (its compilation). */
+  private stepEnded(t: number, step: number): void {
+    this.ends.push({ endedAt: t, stepNumber: step });
+    if (this.ends.length > TIMING_WINDOW) this.ends.shift();
+    this.m.wallMsPerStep = wallClockPerStep(this.ends.length > 1 ? this.ends.slice(1) : this.ends);
+  }
+
   logLines(): LogEntry[] {
     return this.logs.map((line) => ({ ...line }));
   }
@@ -64,9 +75,27 @@ export class RunMetrics {
         this.m.overlapMsPerStep = avg((t) => t.overlap);
         this.m.waitMsPerStep = avg((t) => t.wait);
         this.m.stepMsPerStep = avg((t) => t.step);
-        this.m.wallMsPerStep = wallClockPerStep(useful);
+        this.stepEnded(event.t, event.step);
         this.m.samplesPerSec = event.samplesPerSec;
         this.m.stepBytesSent = event.bytesSent;
+        return;
+      }
+      case 'parking': {
+        if (event.rank !== this.rank()) return;
+        const p = (this.m.parking ??= { satOut: 0, broughtBack: 0, bytesReceived: 0, handedOver: 0, bytesSent: 0, broughtBackAt: [] });
+        if (event.kind === 'handed-over') {
+          p.handedOver++;
+          p.bytesSent += event.bytes * event.receivers;
+          return;
+        }
+        p.satOut++;
+        if (event.kind === 'brought-back') {
+          p.broughtBack++;
+          p.bytesReceived += event.bytes;
+          p.broughtBackAt.push(event.step);
+          if (p.broughtBackAt.length > BROUGHT_BACK_KEPT) p.broughtBackAt.shift();
+        }
+        this.stepEnded(event.t, event.step);
         return;
       }
       case 'chunk':

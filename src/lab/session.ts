@@ -37,7 +37,8 @@ import { exchangeState } from './elastic/state-transfer';
 import { checkBudgetAfterFirstStep, checkBudgetBeforeTraining, wholeVectorFits } from './memory-budget';
 import { ReplicasDisagree } from './overlapped-exchange';
 import { recipeFor } from './recipe';
-import { ReplicaCheck, SHARES_CHECK_LAG } from './replica-check';
+import { ReplicaCheck, SHARES_CHECK_LAG, type ParkedCheck } from './replica-check';
+import { handOverState, ParkedTabs, takeOverState } from './parked-tabs';
 import { joinRoom, roomWaitNote, type JoinedRoom } from './room';
 import { RunMetrics, type LogEntry } from './run-metrics';
 import { traceMark } from '../shared/step-trace';
@@ -78,6 +79,8 @@ export class LabSession extends RunLifecycle {
   private recipe: Recipe | null = null;
   private run: Run<Mlp> | Run<Gpt> | null = null;
   private strategy: Strategy | null = null;
+  /** shares=auto: which tabs sit a step out and when they are brought back (parked-tabs.ts); null: none ever. */
+  private parking: ParkedTabs | null = null;
   private room: JoinedRoom | null = null;
   private mesh: Mesh | null = null;
   private steadyMemoryPublished = false;
@@ -289,6 +292,22 @@ export class LabSession extends RunLifecycle {
     });
     this.run = run;
     this.strategy = strategy;
+    const shares = strategy.hooks.batchShares;
+    this.parking =
+      strategy.skipParkedStep && shares
+        ? new ParkedTabs({
+            countsAt: (step) => shares.countsAt(step),
+            every: this.config.rebalance,
+            steps: this.steps,
+            wholeRoomAt: (t) => this.wholeRoomAt(t),
+          })
+        : null;
+  }
+
+  /** Whether every tab must hold the room's state after t completed steps: evaluation, autosave, a strategy switch. */
+  private wholeRoomAt(t: number): boolean {
+    const { autosave } = this.config;
+    return t % this.requireRecipe().recipe.evalEvery === 0 || (autosave > 0 && t % autosave === 0) || this.switcher.pending()?.step === t;
   }
 
   private async train(): Promise<void> {
@@ -319,6 +338,8 @@ export class LabSession extends RunLifecycle {
           startChecked = true;
         } else if (this.switcher.dueAt(this.step)) {
           await this.switchStrategyNow();
+        } else if (this.parking?.parkedAt(this.step, this.rank)) {
+          await this.parkedStep(this.parking);
         } else {
           await this.trainOneStep();
         }
@@ -349,10 +370,9 @@ export class LabSession extends RunLifecycle {
     return { kind: 'zero-3 shard', ranges: zeroPartition(run.model.layout, this.world).shards.map((s) => ({ ...s })), index: this.rank };
   }
 
-  /** One step and what follows it, in order: replica check, state backup, checkpoints, evaluation, sample. */
+  /** One step and what follows it (afterStep). */
   private async trainOneStep(): Promise<void> {
     const run = this.requireRun();
-    const recipe = this.requireRecipe().recipe;
     traceMark('step-start', this.step);
     await this.straggle();
     await run.trainer.trainStep();
@@ -361,14 +381,61 @@ export class LabSession extends RunLifecycle {
     this.step = run.trainer.step;
     // ZeRO lends its layer slots during the first step: memory after it is the steady state.
     if (!this.steadyMemoryPublished) this.publishSteadyMemory();
+    // The tabs that sat this step out and are brought back now get this tab's state (parked-tabs.ts).
+    if (this.parking && this.room) {
+      const handed = await handOverState(this.parking, this.room.transport, this.step, () => this.checkpoints.capture());
+      if (handed.receivers > 0) this.env.bus.publish({ type: 'parking', kind: 'handed-over', rank: this.rank, step: this.step, bytes: handed.bytes, receivers: handed.receivers, t: performance.now() });
+    }
+    await this.afterStep(() => run.trainer.lastLoss());
+  }
+
+  /**
+   * A step this tab has no share of (parked-tabs.ts): it trains nothing and reads nothing back; it takes
+   * part in the room's share agreement and sends the hash of the state it holds. When it must hold the
+   * room's state again it is brought back (a contributor's checkpoint bytes) and runs what follows a step.
+   */
+  private async parkedStep(parking: ParkedTabs): Promise<void> {
+    traceMark('step-start', this.step);
+    await this.requireStrategy().skipParkedStep!(this.step);
+    await this.replicas.settleBehind();
+    this.step++;
+    if (parking.bringBackAt(this.step, this.rank)) {
+      const run = this.requireRun();
+      const bytes = await takeOverState(parking, this.room!.transport, this.step);
+      restoreCheckpoint(this.requireBackend(), run, loadCheckpoint(bytes), 'resume', { recipe: this.requireRecipe().recipe, world: this.world });
+      if (run.trainer.step !== this.step) throw new Error(`a parked tab was brought back to step ${run.trainer.step}, but the room is at step ${this.step}`);
+      this.env.bus.publish({ type: 'parking', kind: 'brought-back', rank: this.rank, step: this.step, bytes: bytes.byteLength, receivers: 1, t: performance.now() });
+      await this.afterStep(() => Promise.resolve(Number.NaN));
+      return;
+    }
+    this.env.bus.publish({ type: 'parking', kind: 'sat-out', rank: this.rank, step: this.step, bytes: 0, receivers: 0, t: performance.now() });
+    await this.replicas.check(this.step, { alongsideNextStep: !this.paused, loss: this.loggedAt(this.step) ? Number.NaN : undefined, parked: this.parkedCheckAt(this.step) });
+  }
+
+  /** Whether the step's loss is logged (read back, and sent with the hashes for the room's mean). */
+  private loggedAt(step: number): boolean {
+    return !!this.room && (step === this.steps || step % this.requireRecipe().recipe.logEvery === 0 || step === 1);
+  }
+
+  /** The replica check after t completed steps when some tabs sat step t - 1 out and still do (else undefined: all compared). */
+  private parkedCheckAt(t: number): ParkedCheck | undefined {
+    const compared = this.parking?.holdersAt(t);
+    if (!compared || compared.length === this.world) return undefined;
+    return { compared, self: !compared.includes(this.rank) };
+  }
+
+  /** What follows a step this tab holds the state of, in order: replica check, state backup, checkpoints, evaluation, sample. */
+  private async afterStep(lastLoss: () => Promise<number>): Promise<void> {
+    const run = this.requireRun();
+    const recipe = this.requireRecipe().recipe;
     const last = this.step === this.steps;
     // The last step's check is waited for: a finished run's replicas are known to agree. DiLoCo's
     // replicas differ during inner steps: they are checked after each outer step.
     const strategy = this.requireStrategy();
     if (strategy.replicasEqualEveryStep || strategy.replicasEqualAfter?.(this.step) || last) {
       // On logged steps the loss is read back anyway (the step event): it rides with the hashes.
-      const loss = this.room && (last || this.step % recipe.logEvery === 0 || this.step === 1) ? await run.trainer.lastLoss() : undefined;
-      await this.replicas.check(this.step, { alongsideNextStep: !last && !this.paused, afterStep: !last, loss });
+      const loss = this.loggedAt(this.step) ? await lastLoss() : undefined;
+      await this.replicas.check(this.step, { alongsideNextStep: !last && !this.paused, afterStep: !last, loss, parked: this.parkedCheckAt(this.step) });
     }
     await this.backups.afterStep(this.step);
     // Checkpoints are taken of a step the replica check has passed (ZeRO-3: each rank its own part).
@@ -432,7 +499,15 @@ export class LabSession extends RunLifecycle {
     const mine = rebuilt ? null : await this.checkpoints.capture();
     const card = { step: this.requireRun().trainer.step, hash: rebuilt ? (this.m.lastHash ?? '') : await this.paramsHash() };
     const formation = await elastic.form(card);
+    const reached = this.step;
+    const wasParking = this.parking !== null;
     await this.adoptRoomState(formation, mine, reason);
+    // A parked tab (parked-tabs.ts) counts steps it sat out; when every tab that trained them left, the
+    // new ring starts from the last state a parked tab was brought back to, and trains them again.
+    if (wasParking && this.step < reached) {
+      const lost = reached === this.step + 1 ? `step ${reached} is` : `steps ${this.step + 1}-${reached} are`;
+      this.log('warn', `the ring starts again from step ${this.step}, behind this tab's step ${reached}: ${lost} trained (again) by the new ring`);
+    }
     await this.replicas.check(this.step);
     const counts = (this.m.elastic ??= { reforms: 0, joins: 0, departures: 0 });
     counts.reforms++;

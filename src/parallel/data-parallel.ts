@@ -13,7 +13,9 @@
 // after the sync of every K-th step; the sampler and the gradient weights follow (train/batch-shares.ts).
 // A tab with a share of zero reads nothing back and sends nothing: the tabs with samples all-reduce among
 // themselves and send it their average (share-groups.ts), which it writes back and applies once per
-// span rather than per piece (it has no backward pass to overlap).
+// span rather than per piece (it has no backward pass to overlap). Where the run loop parks such a tab
+// (balancer.parksIdle, src/lab/parked-tabs.ts) it trains no step at all and the contributors send it
+// nothing.
 import { runAllReduceBy } from '../collective/allreduce-algorithms';
 import { wireElementBytes, type WireFormat } from '../collective/executor';
 import type { ChunkListener, Transport } from '../collective/types';
@@ -178,6 +180,8 @@ export class DataParallelSync {
     // A share of zero computed nothing: its gradient is exactly zero (the trainer filled it and ran no
     // backward), so the ring gets +0.0s from the host instead of a read back from the device.
     const knownZero = this.o.balancer?.hasNoShareAt(step) ?? false;
+    const parked = this.o.balancer?.parksIdle ?? false;
+    if (knownZero && parked) throw new Error(`step ${step} gives this rank no samples: the run loop parks it (lab/parked-tabs.ts) instead of training it`);
     const done = (async () => {
       traceMark('bucket-launch', step);
       const t0 = performance.now();
@@ -198,7 +202,7 @@ export class DataParallelSync {
           const part = data.subarray(piece.offset, piece.offset + piece.length);
           const algorithm = picker?.pick(piece.length * elementBytes) ?? 'ring';
           const opts = { round: step, collective: firstCollective + i, wire, onEvent: onChunk };
-          const shared = counts ? await reduceByShares(transport, part, counts, { ...opts, algorithm }) : null;
+          const shared = counts ? await reduceByShares(transport, part, counts, { ...opts, algorithm, parked }) : null;
           const s = shared ?? (await runAllReduceBy(algorithm, transport, part, { ...opts, average: true }));
           traceMark('piece-reduced', step);
           if (shared && !shared.wholeRoom) wholeRoom = false;

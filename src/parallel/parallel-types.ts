@@ -93,6 +93,11 @@ export type ParallelHooks = Pick<
    * (DiLoCo: after each outer step), so the session checks them there. Absent: at the end only.
    */
   replicasEqualAfter?: (completedSteps: number) => boolean;
+  /**
+   * shares=auto with parked idle tabs (ParallelContext.parkIdle): a step this rank has no samples of
+   * and does not train; it still takes part in the room's share agreement (share-balancer.ts skipStep).
+   */
+  skipParkedStep?: (step: number) => Promise<void>;
 };
 
 export interface ParallelContext {
@@ -108,6 +113,11 @@ export interface ParallelContext {
   optimizer: () => Optimizer;
   microBatches: number;
   publish: (event: LabEvent) => void;
+  /**
+   * shares=auto: a rank with no samples for a step skips it and is brought back to the room's state
+   * later (the run loop does it: src/lab/parked-tabs.ts), instead of receiving every step's average.
+   */
+  parkIdle?: boolean;
 }
 
 /**
@@ -118,7 +128,7 @@ export interface ParallelContext {
 export type StatePlacement = 'replicated' | 'sharded' | 'server';
 
 /** The trainer hooks a strategy installs (src/train/trainer.ts TrainerOptions has each one's contract). */
-export type TrainerHooks = Omit<ParallelHooks, 'gatherParams' | 'gatherInPieces' | 'replicasEqualEveryStep' | 'replicasEqualAfter' | 'replicaDigest' | 'replicaCheckTraffic' | 'hostBytes'>;
+export type TrainerHooks = Omit<ParallelHooks, 'gatherParams' | 'gatherInPieces' | 'replicasEqualEveryStep' | 'replicasEqualAfter' | 'replicaDigest' | 'replicaCheckTraffic' | 'hostBytes' | 'skipParkedStep'>;
 
 /**
  * How a room's ranks keep one model: a value the run loop (src/lab/session.ts) holds without knowing
@@ -149,4 +159,6 @@ export interface Strategy {
   /** Host memory the strategy holds, in bytes by kind, or null (none). */
   readonly hostBytes: (() => Record<string, number>) | null;
   readonly statePlacement: StatePlacement;
+  /** ParallelHooks.skipParkedStep, or absent (no rank is ever parked). */
+  readonly skipParkedStep?: (step: number) => Promise<void>;
 }

@@ -31,6 +31,17 @@ describe('exchangeHashes', () => {
     expect(sent).toEqual([24, 24, 24, 24]);
   });
 
+  it('compares only the ranks it is told to (the holders of a step some tabs sat out): a parked rank\'s older hash is no disagreement, a holder\'s is', async () => {
+    const mesh = createMemoryMesh(3);
+    const held = '0123456789abcdef';
+    const parked = 'fedcba9876543210';
+    const agree = await Promise.all(mesh.map((t) => exchangeHashes(t, 4, t.rank === 1 ? held : parked, undefined, undefined, [1])));
+    for (const result of agree) expect(result).toMatchObject({ agree: true, outliers: [] });
+    const differ = await Promise.all(mesh.map((t) => exchangeHashes(t, 5, t.rank === 2 ? parked : held, undefined, undefined, [1, 2])));
+    for (const result of differ) expect(result).toMatchObject({ agree: false, outliers: [2] });
+    await expect(exchangeHashes(mesh[0], 6, held, undefined, undefined, [])).rejects.toThrow(/compared ranks/);
+  });
+
   it('refuses a hash that is not 16 hex digits before sending anything', async () => {
     const [t] = createMemoryMesh(1);
     await expect(exchangeHashes(t, 1, 'not a hash')).rejects.toThrow(/16 hex digits/);

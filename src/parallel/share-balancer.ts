@@ -47,6 +47,11 @@ export interface ShareBalancerOptions {
   /** Re-balance after every this many steps (a positive integer). */
   every: number;
   onAgreed?: (agreed: SharesAgreed) => void;
+  /**
+   * A rank with no samples for a step skips it (the run loop parks it: src/lab/parked-tabs.ts) instead
+   * of receiving the contributors' average (share-groups.ts); it calls skipStep for that step.
+   */
+  parkIdle?: boolean;
 }
 
 export class ShareBalancer {
@@ -68,6 +73,20 @@ export class ShareBalancer {
    */
   hasNoShareAt(step: number): boolean {
     return this.o.shares.countsAt(step)[this.o.transport.rank] === 0;
+  }
+
+  /** Whether ranks with no samples skip their steps (ShareBalancerOptions.parkIdle). */
+  get parksIdle(): boolean {
+    return this.o.parkIdle ?? false;
+  }
+
+  /**
+   * A parked rank's part of `step`, which it does not train: it takes part in the speeds' all-gather
+   * as afterStep would (offering its last agreed speed), so every rank agrees on the same splits.
+   */
+  async skipStep(step: number): Promise<void> {
+    if (!this.parksIdle || !this.hasNoShareAt(step)) throw new Error(`rank ${this.o.transport.rank} skips step ${step} but has a share of it (or the room does not park idle ranks)`);
+    await this.afterStep(step, 0);
   }
 
   /** The samples per rank at `step`, as every rank of the room holds them. */

@@ -14,6 +14,9 @@
 // the same bytes in (idle + parts - 1) rounds, so direct sends are never dearer (distributionCosts
 // gives both in the model's terms).
 //
+// Parked idle ranks (`parked`: the run loop skips their steps and brings them back to the room's state
+// later, src/lab/parked-tabs.ts) get nothing: the contributors only all-reduce among themselves.
+//
 // Exactness: the contributors' all-reduce leaves the same bits on every contributor, and an idle rank
 // takes the bytes it receives as they are (a copy, never a sum), so every replica holds the same bits.
 // With `wire: 'f16'` the sender rounds the vector to fp16 in place before it sends it (executor.ts), so
@@ -78,6 +81,11 @@ export interface ShareReduceOptions {
   algorithm?: AllReduceSchedule;
   wire?: WireFormat;
   onEvent?: ChunkListener;
+  /**
+   * The idle ranks are parked (src/lab/parked-tabs.ts): they skip the step and are brought back to the
+   * room's state later, so the contributors send them nothing and they never call this.
+   */
+  parked?: boolean;
 }
 
 export interface ShareReduceStats extends RunStats {
@@ -114,12 +122,13 @@ export async function reduceByShares(transport: Transport, data: Float32Array, c
       const group = plan.contributors;
       add(await runAllReduceBy(algorithm, new GroupTransport(transport, group), data, { round, collective, average: true, wire, onEvent: inRoomRanks(onEvent, group) }));
     }
-    const receivers = plan.sendsTo[position];
+    const receivers = opts.parked ? [] : plan.sendsTo[position];
     if (receivers.length > 0) {
       const group = [me, ...receivers];
       add(await runBroadcast(new GroupTransport(transport, group), data, 0, { round, collective, wire, onEvent: inRoomRanks(onEvent, group), topology: 'star' }));
     }
   } else {
+    if (opts.parked) throw new Error(`rank ${me} has no share at step ${round} and is parked: it reduces nothing`);
     const source = plan.sendsTo.findIndex((receivers) => receivers.includes(me));
     const group = [plan.contributors[source], ...plan.sendsTo[source]];
     add(await runBroadcast(new GroupTransport(transport, group), data, 0, { round, collective, wire, onEvent: inRoomRanks(onEvent, group), topology: 'star' }));

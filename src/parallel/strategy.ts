@@ -26,7 +26,7 @@ export const SOLO_STRATEGY: Strategy = { name: 'solo', hooks: {}, replicasEqualE
 
 /** The strategy the config picks, as a value the run loop holds (parallel-types.ts Strategy). */
 export function strategyFor(ctx: ParallelContext): Strategy {
-  const { replicasEqualEveryStep, replicasEqualAfter, gatherParams, gatherInPieces, replicaDigest, replicaCheckTraffic, hostBytes, ...hooks } = createParallelHooks(ctx);
+  const { replicasEqualEveryStep, replicasEqualAfter, gatherParams, gatherInPieces, replicaDigest, replicaCheckTraffic, hostBytes, skipParkedStep, ...hooks } = createParallelHooks(ctx);
   return {
     name: strategyName(ctx.config),
     hooks,
@@ -38,6 +38,7 @@ export function strategyFor(ctx: ParallelContext): Strategy {
     replicaCheckTraffic: replicaCheckTraffic ?? null,
     hostBytes: hostBytes ?? null,
     statePlacement: statePlacementOf(ctx.config),
+    ...(skipParkedStep ? { skipParkedStep } : {}),
   };
 }
 
@@ -107,7 +108,7 @@ function speedShares(ctx: ParallelContext): { batchShares: BatchShares; balancer
   if (config.shares !== 'auto' || transport.world < 2) return undefined;
   const batchShares = new BatchShares(recipe.globalBatch, transport.world, ctx.microBatches);
   const onAgreed = (agreed: SharesAgreed) => ctx.publish({ type: 'shares', ...agreed, rank: transport.rank, t: performance.now() });
-  return { batchShares, balancer: new ShareBalancer({ transport, shares: batchShares, every: config.rebalance, onAgreed }) };
+  return { batchShares, balancer: new ShareBalancer({ transport, shares: batchShares, every: config.rebalance, onAgreed, parkIdle: ctx.parkIdle }) };
 }
 
 /** Steps between the room's refits of the link fit (collective=auto). */
@@ -153,6 +154,7 @@ function denseRingHooks(ctx: ParallelContext, wire: WireFormat): ParallelHooks {
     gradSync: (c) => sync().gradSync(c),
     eagerUpdates: true,
     batchShares: shares?.batchShares,
+    ...(shares?.balancer.parksIdle ? { skipParkedStep: (step: number) => shares.balancer.skipStep(step) } : {}),
   };
 }
 

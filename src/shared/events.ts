@@ -142,6 +142,22 @@ export interface SharesReport {
   t: number;
 }
 
+/**
+ * shares=auto, parked tabs (src/lab/parked-tabs.ts): 'sat-out' a step this tab had no samples of and
+ * did not train; 'brought-back' such a step after which it took a contributor's state (`bytes`
+ * received); 'handed-over' a contributor sent its state (`bytes` per receiver) to `receivers` parked tabs.
+ * `step` counts completed steps.
+ */
+export interface ParkingEvent {
+  type: 'parking';
+  kind: 'sat-out' | 'brought-back' | 'handed-over';
+  rank: number;
+  step: number;
+  bytes: number;
+  receivers: number;
+  t: number;
+}
+
 /** One rank's vector in classroom mode after a schedule step, and the chunk it just received. */
 export interface ClassroomRankState {
   rank: number;
@@ -327,6 +343,7 @@ export type LabEvent =
   | LogLine
   | ZeroLayoutReport
   | SharesReport
+  | ParkingEvent
   | ClassroomSnapshotEvent
   | TensorLessonEvent
   | ExpertRoutingEvent

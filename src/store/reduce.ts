@@ -88,6 +88,9 @@ export function reduceLabEvent(state: LabData, event: LabEvent): Partial<LabData
       return { ring: appendBounded(state.ring, event, LIMITS.ring), shares: null };
     case 'shares':
       return { shares: event };
+    case 'parking':
+      // Counted in window.lab.metrics().parking; the Shares panel already shows who has no samples.
+      return null;
     case 'classroom': {
       const lesson = state.classroom;
       const sameLesson = lesson.runId === event.runId;
