@@ -2,42 +2,87 @@
 // cost of receiving at once (an in-memory mesh with a set delay and rate), every rank agrees on one fit
 // and so picks alike, the cost model's choice follows the message size, and refits are agreed by the room;
 // trials time the alternatives and the room's measured medians correct a model that is wrong.
-import { describe, expect, it } from 'vitest';
+//
+// Every test runs on vitest's fake clock (setTimeout and performance.now): the mesh's delays and the
+// probes' timings are the clock's, so a measured time is what the links' latency and rate make it,
+// exactly, however loaded the machine; `onClock` runs the clock until the work is done. The fake clock
+// fires a timer at a whole millisecond (it truncates a delay), so the links whose times are asserted
+// exactly serialise every size in whole milliseconds.
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createMemoryMesh } from '../collective/memory-transport';
 import { runAllReduceBy, type AllReduceSchedule } from '../collective/allreduce-algorithms';
 import { COLLECTIVE_IDS } from '../collective/collective-ids';
 import { costTerms, pickFastest, type CostSample } from '../collective/cost-model';
 import type { Transport } from '../collective/types';
-import { AUTO_CANDIDATES, CollectivePicker, decodeSamples, encodeSamples, linkFitLog, probeFanOut, probeLink, RETRY_EVERY, roomFit, TRIAL_REPEATS, TRIAL_STEPS, type LinkFitReport } from './collective-choice';
+import { AUTO_CANDIDATES, CollectivePicker, decodeSamples, encodeSamples, linkFitLog, PROBE_REPEATS, PROBE_SIZES, probeFanOut, probeLink, RETRY_EVERY, roomFit, TRIAL_REPEATS, TRIAL_STEPS, type LinkFitReport } from './collective-choice';
+
+beforeEach(() => {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+/** Runs the fake clock, timer by timer (each one's promise callbacks settled before the next), until no timer is left; then `work`'s result. */
+async function onClock<T>(work: Promise<T>): Promise<T> {
+  // A rejection while the clock runs is the test's failure: reported by the `return`, not as unhandled.
+  work.catch(() => undefined);
+  await vi.runAllTimersAsync();
+  return work;
+}
+
+/** 256 kB/s: 256 B take 1 ms on a link and 256 KiB 1024 ms, whole milliseconds on the fake clock. */
+const WHOLE_MS_RATE = 256_000;
 
 describe('probeLink', () => {
-  it('20 ms and 5 MB/s links: alpha within 15-60 ms and 1/beta within 2.5-6 MB/s (timers on a shared machine run late, never early)', async () => {
-    const mesh = createMemoryMesh(3, { latencyMs: 20, bytesPerSec: 5e6 });
-    const samples = await Promise.all(mesh.map((t) => probeLink(t, 0)));
-    for (const rank of samples) {
-      const [small, large] = rank;
-      expect(small.seconds).toBeGreaterThanOrEqual(0.015);
-      expect(large.seconds).toBeGreaterThan(small.seconds);
+  it('20 ms links at 256 kB/s: one-way time exactly 20 + 1 ms for 256 B and 20 + 1024 ms for 256 KiB on every rank, so alpha is 20 ms and 1/beta 256 kB/s exactly', async () => {
+    const mesh = createMemoryMesh(3, { latencyMs: 20, bytesPerSec: WHOLE_MS_RATE });
+    const samples = await onClock(Promise.all(mesh.map((t) => probeLink(t, 0))));
+    expect(PROBE_SIZES).toEqual([256, 256 * 1024]);
+    for (const [small, large] of samples) {
       expect([small.rounds, small.linkBytes, small.receivedBytes]).toEqual([1, 256, 256]);
+      expect([large.rounds, large.linkBytes, large.receivedBytes]).toEqual([1, 262144, 262144]);
+      expect(small.seconds).toBeCloseTo(0.021, 12);
+      expect(large.seconds).toBeCloseTo(1.044, 12);
       const beta = (large.seconds - small.seconds) / (large.linkBytes - small.linkBytes);
-      expect(1 / beta / 1e6).toBeGreaterThan(2.5);
-      expect(1 / beta / 1e6).toBeLessThan(6);
-      expect(small.seconds).toBeLessThan(0.06);
+      expect(1 / beta).toBeCloseTo(WHOLE_MS_RATE, 3);
+      expect(small.seconds - 256 * beta).toBeCloseTo(0.02, 12);
     }
+    for (const t of mesh) expect(t.pendingMessages).toBe(0);
+  });
+
+  it('the median round trip counts, not the fastest, the slowest nor the mean: trips 0, 10, 4, 2 and 6 ms late measure the 4 ms late one (one-way 23 ms for 256 B, 1046 ms for 256 KiB)', async () => {
+    // Rank 0's pings of each size go out late by these milliseconds, in turn. Three ranks, so that its
+    // pings (to rank 1) and its echoes (to rank 2) do not share a link.
+    const lateMs = [0, 10, 4, 2, 6];
+    const mesh = createMemoryMesh(3, { latencyMs: 20, bytesPerSec: WHOLE_MS_RATE });
+    let sent = 0;
+    const late: Transport = {
+      rank: 0,
+      world: 3,
+      send: async (to, tag, payload) => {
+        const late = tag.chunk % 2 === 0 ? lateMs[sent++ % PROBE_REPEATS] : 0;
+        if (late > 0) await new Promise((resolve) => setTimeout(resolve, late));
+        return mesh[0].send(to, tag, payload);
+      },
+      recv: (from, tag) => mesh[0].recv(from, tag),
+    };
+    const [samples] = await onClock(Promise.all([probeLink(late, 0), probeLink(mesh[1], 0), probeLink(mesh[2], 0)]));
+    expect(lateMs).toHaveLength(PROBE_REPEATS);
+    expect(samples.map((s) => s.seconds)).toEqual([expect.closeTo(0.023, 12), expect.closeTo(1.046, 12)]);
   });
 });
 
 describe('probeFanOut', () => {
-  it('4 ranks over 10 ms, 5 MB/s links: one round, each size on every link, 3 sizes received; at least one latency plus the size at the link rate', async () => {
-    const mesh = createMemoryMesh(4, { latencyMs: 10, bytesPerSec: 5e6 });
-    const samples = await Promise.all(mesh.map((t) => probeFanOut(t, 0, [256, 64 * 1024], 3)));
+  it('4 ranks over 10 ms links at 256 kB/s: one round, each size on every link, 3 sizes received; exactly one latency plus the size at the link rate (11 ms for 256 B, 266 ms for 64 KiB)', async () => {
+    const mesh = createMemoryMesh(4, { latencyMs: 10, bytesPerSec: WHOLE_MS_RATE });
+    const samples = await onClock(Promise.all(mesh.map((t) => probeFanOut(t, 0, [256, 64 * 1024], 3))));
     for (const [small, large] of samples) {
       expect([small.rounds, small.linkBytes, small.receivedBytes]).toEqual([1, 256, 3 * 256]);
       expect([large.rounds, large.linkBytes, large.receivedBytes]).toEqual([1, 65536, 3 * 65536]);
-      // 10 ms + 256 B at 5 MB/s, and 10 ms + 13.1 ms. Node's setTimeout may fire up to 1 ms before
-      // performance.now() says its delay has passed (millisecond timer clock): the bounds allow that.
-      expect(small.seconds).toBeGreaterThanOrEqual(0.009);
-      expect(large.seconds).toBeGreaterThan(0.022);
+      // The links to the 3 peers are separate: they serialise at once, so one size costs 10 ms + size / rate, not 3 x size / rate.
+      expect(small.seconds).toBeCloseTo(0.011, 12);
+      expect(large.seconds).toBeCloseTo(0.266, 12);
     }
     for (const t of mesh) expect(t.pendingMessages).toBe(0);
   });
@@ -82,7 +127,7 @@ describe('CollectivePicker', () => {
     const mesh = createMemoryMesh(5, { latencyMs: 20, bytesPerSec: 5e6 });
     const reports: LinkFitReport[][] = mesh.map(() => []);
     const pickers = mesh.map((transport, rank) => new CollectivePicker({ choice: 'auto', transport, refitEvery: 2, onFit: (r) => reports[rank].push(r) }));
-    await Promise.all(pickers.map((p) => p.beforeBucket(0)));
+    await onClock(Promise.all(pickers.map((p) => p.beforeBucket(0))));
     const fit = pickers[0].agreed!;
     for (const p of pickers) expect(p.agreed).toEqual(fit);
     for (const bytes of [256, 4096, 1 << 22]) expect(new Set(pickers.map((p) => p.pick(bytes))).size).toBe(1);
@@ -106,7 +151,7 @@ describe('CollectivePicker', () => {
       p.record('naive', 1 << 16, (2 + rank) * naiveSeconds(1 << 16));
       p.endStep(1);
     }
-    await Promise.all(pickers.map((p) => p.beforeBucket(2)));
+    await onClock(Promise.all(pickers.map((p) => p.beforeBucket(2))));
     expect(reports.map((r) => r.length)).toEqual(mesh.map(() => 2));
     for (const p of pickers) expect(p.agreed).toEqual(pickers[0].agreed);
     expect(pickers[0].agreed!.samples).toBe(5 * 4 + 5 * 2);
@@ -126,7 +171,7 @@ function predictSecondsOf(link: { alpha: number; beta: number; gamma: number }, 
 
 /** Every rank's picker calls for one step, as the data-parallel sync makes them; returns the step's pick (asserted equal on every rank). */
 async function pickStep(pickers: CollectivePicker[], step: number, bytes: number): Promise<AllReduceSchedule> {
-  await Promise.all(pickers.map((p) => p.beforeBucket(step)));
+  await onClock(Promise.all(pickers.map((p) => p.beforeBucket(step))));
   const picks = pickers.map((p) => p.pick(bytes));
   expect(new Set(picks).size, `step ${step}: ${picks.join(', ')}`).toBe(1);
   return picks[0];
@@ -226,12 +271,14 @@ describe('collective=auto corrects the model from measured times', () => {
       const algorithm = await pickStep(pickers, step, bytes);
       picked.push(algorithm);
       const opts = { round: step, collective: idOf(algorithm), average: true };
-      await Promise.all(
-        slowed.map(async (t, rank) => {
-          const t0 = performance.now();
-          await runAllReduceBy(algorithm, t, data[rank], opts);
-          pickers[rank].record(algorithm, bytes, (performance.now() - t0) / 1000);
-        }),
+      await onClock(
+        Promise.all(
+          slowed.map(async (t, rank) => {
+            const t0 = performance.now();
+            await runAllReduceBy(algorithm, t, data[rank], opts);
+            pickers[rank].record(algorithm, bytes, (performance.now() - t0) / 1000);
+          }),
+        ),
       );
       // Bitwise equal (Buffer.equals: a deep toEqual over 1 MiB per rank would take seconds).
       expect(data.map((d) => Buffer.from(d.buffer).equals(Buffer.from(data[0].buffer)))).toEqual(data.map(() => true));
@@ -241,8 +288,7 @@ describe('collective=auto corrects the model from measured times', () => {
     expect(picked.slice(1 + TRIAL_STEPS)).toEqual(['rhd', 'rhd']);
     const measured = reports[0].at(-1)!.measured!;
     // The measured time holds the 300 ms the links add to naive's messages. (Not compared with the
-    // prediction: the refits fit the bucket timings too, so naive's slow steps raise its prediction, and
-    // under load the probes raise every prediction; a run with two test processes measured 184 ms apart.)
+    // prediction: the refits fit the bucket timings too, so naive's slow steps raise its prediction.)
     const naive = measured.find((m) => m.algorithm === 'naive')!;
     expect(naive.measuredMs).toBeGreaterThan(300);
     const rhd = measured.find((m) => m.algorithm === 'rhd')!;
