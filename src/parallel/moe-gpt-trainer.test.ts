@@ -9,7 +9,7 @@ import { COLLECTIVE_IDS } from '../collective/collective-ids';
 import { runAllReduce } from '../collective/collectives';
 import { GroupTransport } from '../collective/group-transport';
 import { createMemoryMesh } from '../collective/memory-transport';
-import type { Transport } from '../collective/types';
+import type { MessageTag, Transport } from '../collective/types';
 import { viewOf } from '../engine/backend';
 import { CpuBackend } from '../engine/cpu-backend';
 import { Rng } from '../data/random';
@@ -82,7 +82,7 @@ interface ReferenceRun {
 }
 
 /** One tab holding every expert: the whole global batch per micro-batch, routed as `world` capacity groups. */
-async function reference(world: number, options: { clipNorm?: number; lrScale?: number } = {}): Promise<ReferenceRun> {
+async function reference(world: number, options: { clipNorm?: number; lrScale?: number; constantLr?: boolean } = {}): Promise<ReferenceRun> {
   const b = new CpuBackend();
   const model = new Gpt(b, { ...CONFIG, moe: { ...MOE, groups: world } }, world * ROWS);
   model.init(SEED);
@@ -108,7 +108,7 @@ async function reference(world: number, options: { clipNorm?: number; lrScale?: 
     const grads = await b.read(viewOf(model.grads));
     run.norms.push(Math.sqrt(grads.reduce((s, g) => s + g * g, 0)));
     if (options.clipNorm) clipper.clip(model.grads, options.clipNorm);
-    optimizer.update(model.params, model.grads, step + 1, learningRate(step) * (options.lrScale ?? 1));
+    optimizer.update(model.params, model.grads, step + 1, (options.constantLr ? SGD.lr : learningRate(step)) * (options.lrScale ?? 1));
     run.losses.push(loss);
     run.routing.push(routing);
   }
@@ -125,8 +125,12 @@ interface Room {
 }
 
 /** A room of `world` tabs in expert groups of `ep` (EP x DP when ep < world), as src/lab/expert-run.ts wires it. */
-function room(world: number, ep: number, options: { clipNorm?: number; weight?: { shareWeight?: number; shareWeightAt?: (step: number) => number } } = {}): Room {
-  const mesh = createMemoryMesh(world);
+function room(
+  world: number,
+  ep: number,
+  options: { clipNorm?: number; weight?: { shareWeight?: number; shareWeightAt?: (step: number) => number }; constantLr?: boolean; tags?: MessageTag[][] } = {},
+): Room {
+  const mesh = createMemoryMesh(world).map((t, rank) => (options.tags ? recording(t, (options.tags[rank] = [])) : t));
   const D = world / ep;
   const El = MOE.experts / ep;
   const backends = mesh.map(() => new CpuBackend());
@@ -147,11 +151,16 @@ function room(world: number, ep: number, options: { clipNorm?: number; weight?: 
       room: transport,
       ...(D > 1 ? { replicas: new GroupTransport(transport, replicaGroup) } : {}),
       ids: IDS,
-      learningRate,
+      ...(options.constantLr ? {} : { learningRate }),
       ...(options.clipNorm ? { clipNorm: options.clipNorm } : {}),
     });
   });
   return { trainers, models, backends, reports: [] };
+}
+
+/** A transport that notes the tag of every message it sends. */
+function recording(inner: Transport, tags: MessageTag[]): Transport {
+  return { rank: inner.rank, world: inner.world, send: (to, tag, payload) => (tags.push(tag), inner.send(to, tag, payload)), recv: (from, tag) => inner.recv(from, tag) };
 }
 
 async function train(r: Room): Promise<Room> {
@@ -247,16 +256,34 @@ describe('ExpertGptTrainer: a room of tabs ends where one tab holding every expe
     }
   });
 
-  it('global-norm clipping at a fifth of the gradient\'s norm: ends where the reference clipped by the same factor ends (catches a norm summing the replicated tensors on every tab, or missing an expert)', async () => {
-    const world = 4;
-    const ep = 2;
-    const unclipped = await reference(world);
-    const clipNorm = Math.min(...unclipped.norms) / 5;
-    const ref = await reference(world, { clipNorm });
-    const r = await train(room(world, ep, { clipNorm }));
-    expect(errorOfDistance(await gathered(r, ep, ref.layout), ref)).toBeLessThan(TOLERANCE);
-    // Clipping changed the result: the unclipped run ends far from the clipped one.
-    expect(errorOfDistance(unclipped.end, ref)).toBeGreaterThan(0.1);
+  it.each([
+    ['EP2 x DP2', 2],
+    ['E=4 on 4 tabs', 4],
+  ] as const)(
+    "global-norm clipping at a fifth of the gradient's norm, %s: ends where the reference clipped by the same factor ends (catches a norm summing the replicated tensors on every tab or on the wrong tabs, or missing an expert)",
+    async (_, ep) => {
+      const world = 4;
+      const unclipped = await reference(world);
+      const clipNorm = Math.min(...unclipped.norms) / 5;
+      const ref = await reference(world, { clipNorm });
+      const r = await train(room(world, ep, { clipNorm }));
+      expect(errorOfDistance(await gathered(r, ep, ref.layout), ref)).toBeLessThan(TOLERANCE);
+      // Clipping changed the result: the unclipped run ends far from the clipped one.
+      expect(errorOfDistance(unclipped.end, ref)).toBeGreaterThan(0.1);
+    },
+  );
+
+  it('one tab holding every expert (a room of one): the same bits as the reference, no exchange, nothing sent (catches averages that assume a partner)', async () => {
+    const ref = await reference(1);
+    const r = await train(room(1, 1));
+    expect(Array.from(await gathered(r, 1, ref.layout))).toEqual(Array.from(ref.end));
+    for (const [x] of r.reports) expect([x.exchanges, x.rowsSentToOthers, x.denseBytesSent, x.expertBytesSent]).toEqual([[], 0, 0, 0]);
+  });
+
+  it('without a schedule the optimizer\'s own rate: ends where the reference at a constant rate ends (catches a schedule assumed present)', async () => {
+    const ref = await reference(2, { constantLr: true });
+    const r = await train(room(2, 2, { constantLr: true }));
+    expect(errorOfDistance(await gathered(r, 2, ref.layout), ref)).toBeLessThan(TOLERANCE);
   });
 
   it('a tab\'s share weight scales its gradient: weight 2 on every tab ends where the reference at twice the learning rate ends, and shareWeightAt(step) wins over shareWeight (catches the weight dropped or read from the wrong field)', async () => {
@@ -296,6 +323,18 @@ describe('ExpertGptTrainer: what a step reports', () => {
         expect(x.rowsSentToOthers).toBe(2 * (out + back));
       }
     }
+  });
+
+  it('collective numbers: a step\'s all-to-alls count up from ids.exchanges, one each; the averages and the clip use theirs, the clip only with clipNorm (catches numbers counting down into another collective\'s range, a clip run without clipNorm)', async () => {
+    const ids = (tags: MessageTag[]) => [...new Set(tags.map((t) => t.collective))].sort((a, b) => a - b);
+    const exchanges = MICRO * CONFIG.nLayer * 5;
+    const counted = Array.from({ length: exchanges }, (_, i) => IDS.exchanges + i);
+    const plain: MessageTag[][] = [];
+    await train(room(2, 2, { tags: plain }));
+    expect(ids(plain[0])).toEqual([IDS.denseAverage, ...counted].sort((a, b) => a - b));
+    const clipped: MessageTag[][] = [];
+    await train(room(4, 2, { tags: clipped, clipNorm: 1 }));
+    expect(ids(clipped[0])).toEqual([IDS.denseAverage, IDS.expertAverage, IDS.clipNorm, ...counted].sort((a, b) => a - b));
   });
 
   it('bytes: the dense gradient all-reduced over the room, the experts\' over their replicas only in EP x DP (catches the two averages swapped or skipped)', async () => {
