@@ -2,7 +2,7 @@
 // (tensor-trainer.test.ts) compare parameters only, without clipping or a learning-rate schedule, so a
 // clip that never runs, a step's rate read for the wrong step, a loss summed wrongly, collective
 // numbers that do not follow `collective` (and so could meet another collective's messages), and the
-// constructor's refusals all went unnoticed. Here T = 2 ranks of the tiny GPT run against one tab's
+// constructor's refusals all went unnoticed. Here T = 2 (and 4) ranks of the tiny GPT run against one tab's
 // Trainer with the same clip and schedule (SGD without momentum, so a gradient off by a factor shows),
 // and a recording transport shows the collective numbers each all-reduce used.
 import { describe, expect, it } from 'vitest';
@@ -73,9 +73,8 @@ interface TensorRoom {
   tags: MessageTag[][];
 }
 
-/** T = 2 tensor ranks (x `replicas` data-parallel groups), each trainer with `extra` options. */
-async function tensorRoom(extra: Partial<TensorTrainerOptions>, replicas = 1, steps = STEPS): Promise<TensorRoom> {
-  const T = 2;
+/** T tensor ranks (x `replicas` data-parallel groups), each trainer with `extra` options. */
+async function tensorRoom(extra: Partial<TensorTrainerOptions>, replicas = 1, steps = STEPS, T = 2): Promise<TensorRoom> {
   const room = createMemoryMesh(T * replicas);
   const tags: MessageTag[][] = room.map(() => []);
   const parts = room.map((transport) => {
@@ -103,15 +102,18 @@ async function tensorRoom(extra: Partial<TensorTrainerOptions>, replicas = 1, st
 }
 
 describe('TensorTrainer: what its parity tests left unchecked', () => {
-  it(`a per-step learning rate and global-norm clipping at a fifth of the first gradient's norm: T = 2 ends within ${TOLERANCE} (relative) of one tab's Trainer with the same clip and schedule; unclipped ends far from it (catches the clip skipped or always run, the norm summing the replicated tensors on both ranks, another step's rate)`, async () => {
-    const clipNorm = (await firstGradientNorm()) / 5;
-    const [clipped, unclipped] = [await oneTab(clipNorm), await oneTab()];
-    const run = await tensorRoom({ clipNorm });
-    expect(maxRelativeDifference(run.params, clipped[STEPS])).toBeLessThan(TOLERANCE);
-    expect(maxRelativeDifference(unclipped[STEPS], clipped[STEPS])).toBeGreaterThan(100 * TOLERANCE);
-    const plain = await tensorRoom({});
-    expect(maxRelativeDifference(plain.params, unclipped[STEPS])).toBeLessThan(TOLERANCE);
-  });
+  it.each([2, 4])(
+    `T = %i, a per-step learning rate and global-norm clipping at a fifth of the first gradient's norm: ends within ${TOLERANCE} (relative) of one tab's Trainer with the same clip and schedule; unclipped ends far from it (catches the clip skipped or always run, the norm counting the replicated tensors on more than one rank, another step's rate)`,
+    async (T) => {
+      const clipNorm = (await firstGradientNorm()) / 5;
+      const [clipped, unclipped] = [await oneTab(clipNorm), await oneTab()];
+      const run = await tensorRoom({ clipNorm }, 1, STEPS, T);
+      expect(maxRelativeDifference(run.params, clipped[STEPS])).toBeLessThan(TOLERANCE);
+      expect(maxRelativeDifference(unclipped[STEPS], clipped[STEPS])).toBeGreaterThan(100 * TOLERANCE);
+      const plain = await tensorRoom({}, 1, STEPS, T);
+      expect(maxRelativeDifference(plain.params, unclipped[STEPS])).toBeLessThan(TOLERANCE);
+    },
+  );
 
   it('the reported loss is the mean over both micro-batches\' rows, the same on both ranks, to 1e-6 of the whole model\'s loss on the same batches; tensorBytesSent is the sum of its collectives\' bytes (catches the loss summed or counted wrongly, bytes dropped)', async () => {
     const backend = new CpuBackend();
