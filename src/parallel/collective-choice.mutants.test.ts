@@ -5,8 +5,8 @@
 // room of one, a non-positive time), the caps on kept samples and timing cells (past them a refit's
 // record would not fit), a retry only within RETRY_WITHIN, several buckets of one step, the reports'
 // predictions for a set part size, runPickedAllReduce's size and timing, and the dashboard's log text.
-// Everything runs on vitest's fake clock (as collective-choice.test.ts does), so times are exact.
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+// Everything runs on vitest's fake clock (clock-test-support.ts), so times are exact.
+import { describe, expect, it } from 'vitest';
 import { COLLECTIVE_IDS } from '../collective/collective-ids';
 import { predictSeconds } from '../collective/cost-model';
 import { createMemoryMesh } from '../collective/memory-transport';
@@ -26,23 +26,9 @@ import {
   TRIAL_STEPS,
   type LinkFitReport,
 } from './collective-choice';
+import { onClock, useFakeClock, WHOLE_MS_RATE } from './clock-test-support';
 
-beforeEach(() => {
-  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
-});
-afterEach(() => {
-  vi.useRealTimers();
-});
-
-/** Runs the fake clock until no timer is left; then `work`'s result (see collective-choice.test.ts). */
-async function onClock<T>(work: Promise<T>): Promise<T> {
-  work.catch(() => undefined);
-  await vi.runAllTimersAsync();
-  return work;
-}
-
-/** 256 B take 1 ms on a link: whole milliseconds on the fake clock. */
-const WHOLE_MS_RATE = 256_000;
+useFakeClock();
 
 /** A transport whose sends go out `lateMs(tag)` late and are noted in `tags`. */
 function shaped(inner: Transport, tags: MessageTag[] = [], lateMs: (tag: MessageTag) => number = () => 0): Transport {

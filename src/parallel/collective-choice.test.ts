@@ -3,36 +3,19 @@
 // and so picks alike, the cost model's choice follows the message size, and refits are agreed by the room;
 // trials time the alternatives and the room's measured medians correct a model that is wrong.
 //
-// Every test runs on vitest's fake clock (setTimeout and performance.now): the mesh's delays and the
-// probes' timings are the clock's, so a measured time is what the links' latency and rate make it,
-// exactly, however loaded the machine; `onClock` runs the clock until the work is done. The fake clock
-// fires a timer at a whole millisecond (it truncates a delay), so the links whose times are asserted
-// exactly serialise every size in whole milliseconds.
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+// Every test runs on vitest's fake clock (clock-test-support.ts): the mesh's delays and the probes'
+// timings are the clock's, so a measured time is what the links' latency and rate make it, exactly,
+// however loaded the machine.
+import { describe, expect, it } from 'vitest';
 import { createMemoryMesh } from '../collective/memory-transport';
 import { runAllReduceBy, type AllReduceSchedule } from '../collective/allreduce-algorithms';
 import { COLLECTIVE_IDS } from '../collective/collective-ids';
 import { costTerms, pickFastest, type CostSample } from '../collective/cost-model';
 import type { Transport } from '../collective/types';
 import { AUTO_CANDIDATES, CollectivePicker, decodeSamples, encodeSamples, linkFitLog, PROBE_REPEATS, PROBE_SIZES, probeFanOut, probeLink, RETRY_EVERY, roomFit, TRIAL_REPEATS, TRIAL_STEPS, type LinkFitReport } from './collective-choice';
+import { onClock, useFakeClock, WHOLE_MS_RATE } from './clock-test-support';
 
-beforeEach(() => {
-  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
-});
-afterEach(() => {
-  vi.useRealTimers();
-});
-
-/** Runs the fake clock, timer by timer (each one's promise callbacks settled before the next), until no timer is left; then `work`'s result. */
-async function onClock<T>(work: Promise<T>): Promise<T> {
-  // A rejection while the clock runs is the test's failure: reported by the `return`, not as unhandled.
-  work.catch(() => undefined);
-  await vi.runAllTimersAsync();
-  return work;
-}
-
-/** 256 kB/s: 256 B take 1 ms on a link and 256 KiB 1024 ms, whole milliseconds on the fake clock. */
-const WHOLE_MS_RATE = 256_000;
+useFakeClock();
 
 describe('probeLink', () => {
   it('20 ms links at 256 kB/s: one-way time exactly 20 + 1 ms for 256 B and 20 + 1024 ms for 256 KiB on every rank, so alpha is 20 ms and 1/beta 256 kB/s exactly', async () => {
