@@ -2,22 +2,26 @@
 // whose agreed share of a step is zero does nothing for that step: it trains nothing, receives no
 // gradient and reads nothing back from its device. The tabs with samples (the contributors) train the
 // step among themselves and check their replicas among themselves (a parked tab sends the hash of the
-// state it holds, which is not compared). A parked tab is brought back to the room's exact state (a
-// contributor's checkpoint bytes: parameters, optimizer state, step; CRC-checked on arrival, then the
-// whole room's hashes compared) after step t - 1 when any of these holds at t (completed steps):
-//   - its share of step t is not zero (it trains it),
-//   - t is a re-balancing boundary (t % rebalance === 0: the speeds are gathered after step t - 1),
-//   - t is the run's last step, an evaluation step, an autosave step, or a strategy switch is due at t.
-// Every rank derives the same decisions from the same agreed counts and config, so no round trip of its
-// own is needed. Each parked tab is brought back by the contributor share-groups.ts would send it the
-// average (sharePlanOf: idle ranks dealt round-robin over the contributors).
+// state it holds, which is not compared; with one contributor and no loss to carry, no tab exchanges
+// anything: replica-check.ts). A parked tab is brought back to the room's exact state (a contributor's
+// checkpoint bytes: parameters, optimizer state, step; CRC-checked on arrival, then the whole room's
+// hashes compared) after step t - 1 only when something needs it at t (completed steps):
+//   - its share of step t is not zero (it trains it: the speeds gave it a share back),
+//   - t is the run's last step, an evaluation step, an autosave step, or a strategy switch is due at t,
+//   - t is a multiple of `backupEvery` and it is the lowest parked rank (one more holder of the state
+//     bounds what a crash of the contributors loses, below; the other parked tabs stay where they are).
+// Nothing else brings it back: a re-balancing that leaves its share at zero does not. Every rank
+// derives the same decisions from the same agreed counts and config, so no round trip of its own is
+// needed. Each parked tab is brought back by the contributor share-groups.ts would send it the average
+// (sharePlanOf: idle ranks dealt round-robin over the contributors).
 //
 // A contributor that vanishes while tabs are parked: in an elastic room the ring re-forms and takes
 // the most advanced state its survivors hold (elastic/roster.ts, from each tab's trainer step). A
-// surviving contributor holds the latest step, so nothing is lost; if none survives, the parked tabs
-// hold the state of the step they were last brought back at, and the room rolls back to it and trains
-// the steps since again (same split rules, so the same trajectory up to float rounding of re-split
-// shares). Outside an elastic room a lost tab ends the run, as it does without parking.
+// surviving contributor holds the latest step, so nothing is lost; if none survives, the lowest parked
+// tab holds the state of the later of the step it stopped training at and its last bring-back, so the
+// room rolls back fewer than `backupEvery` steps (parkedBackupEvery) and trains them again (same split
+// rules, so the same trajectory up to float rounding of re-split shares). Outside an elastic room a
+// lost tab ends the run, as it does without parking, so no bring-back is made for this alone.
 import { COLLECTIVE_IDS } from '../collective/collective-ids';
 import type { Transport } from '../collective/types';
 import { sharePlanOf } from '../parallel/share-groups';
@@ -25,17 +29,33 @@ import { sharePlanOf } from '../parallel/share-groups';
 export interface ParkingRules {
   /** The agreed samples per rank at a step (train/batch-shares.ts). */
   countsAt: (step: number) => readonly number[];
-  /** Steps between re-balancings (config `rebalance`). */
-  every: number;
   /** The run's last step (completed steps). */
   steps: number;
   /** Whether something needs every tab's state at `completedSteps`: evaluation, autosave, a strategy switch. */
   wholeRoomAt: (completedSteps: number) => boolean;
+  /** Parked tabs are also brought back at every multiple of this many steps (Infinity: never for this alone). */
+  backupEvery: number;
+}
+
+/**
+ * Re-balancing boundaries between the bring-backs that only bound what a crash loses (an elastic room):
+ * with the default rebalance=10, a crash of the only contributor loses fewer than 50 steps.
+ */
+export const BACKUP_BOUNDARIES = 5;
+
+/**
+ * How often parked tabs are brought back for safety alone: in an elastic room every BACKUP_BOUNDARIES-th
+ * re-balancing boundary (the room rolls back to it if every contributor leaves); elsewhere never (a lost
+ * tab ends the run, and the parked tabs' older state would serve nothing).
+ */
+export function parkedBackupEvery(rebalance: number, elastic: boolean): number {
+  return elastic ? rebalance * BACKUP_BOUNDARIES : Number.POSITIVE_INFINITY;
 }
 
 export class ParkedTabs {
   constructor(private readonly rules: ParkingRules) {
-    if (!Number.isInteger(rules.every) || rules.every < 1) throw new RangeError(`rebalance every ${rules.every} steps: need a positive integer`);
+    const backup = rules.backupEvery;
+    if (backup !== Number.POSITIVE_INFINITY && (!Number.isInteger(backup) || backup < 1)) throw new RangeError(`parked tabs backed up every ${backup} steps: need a positive integer or Infinity`);
   }
 
   /** Whether `rank` sits step `step` (0-based) out: its agreed share of it is zero. */
@@ -46,8 +66,11 @@ export class ParkedTabs {
   /** Whether `rank`, parked for step t - 1, is brought back to the room's state after it (t completed steps). */
   bringBackAt(t: number, rank: number): boolean {
     if (t < 1 || !this.parkedAt(t - 1, rank)) return false;
-    const { every, steps, countsAt, wholeRoomAt } = this.rules;
-    return t >= steps || t % every === 0 || countsAt(t)[rank] > 0 || wholeRoomAt(t);
+    const { backupEvery, steps, countsAt, wholeRoomAt } = this.rules;
+    if (t >= steps || countsAt(t)[rank] > 0 || wholeRoomAt(t)) return true;
+    // A backup needs one more holder, not all: the lowest parked rank (each bring-back costs its sender
+    // the sending of the whole state, parameters and both AdamW moments).
+    return t % backupEvery === 0 && countsAt(t - 1).indexOf(0) === rank;
   }
 
   /** Ranks that hold the state of t completed steps: those that trained step t - 1 or are brought back at t. */

@@ -93,6 +93,14 @@ export class ReplicaCheck {
     const { bus, metrics: m } = this.deps;
     const digest = this.deps.strategy().replicaDigest;
     const parked = options.parked;
+    // Only one tab holds the step (the only one with samples; the others are parked at older states) and
+    // no loss rides along: there is nothing to compare and nobody to tell, so no tab reads, hashes or
+    // sends. Every rank derives this from the same agreed counts. The holder's state is compared with
+    // every tab's at its next bring-back (parked-tabs.ts), which is where this step's check lands.
+    if (parked && parked.compared.length === 1 && options.loss === undefined && this.deps.room()) {
+      m.soleHolderSteps = (m.soleHolderSteps ?? 0) + 1;
+      return;
+    }
     traceMark('hash-start', step);
     // A parked tab reads nothing: it sends the hash of the state it holds (checked when it was brought back).
     const hash = parked?.self ? (m.lastHash ?? fail('a parked tab has no checked hash to send')) : digest ? await digest(step, options.afterStep ?? false) : paramsHash(await this.deps.params());

@@ -38,7 +38,7 @@ import { checkBudgetAfterFirstStep, checkBudgetBeforeTraining, wholeVectorFits }
 import { ReplicasDisagree } from './overlapped-exchange';
 import { recipeFor } from './recipe';
 import { ReplicaCheck, SHARES_CHECK_LAG, type ParkedCheck } from './replica-check';
-import { handOverState, ParkedTabs, takeOverState } from './parked-tabs';
+import { handOverState, ParkedTabs, parkedBackupEvery, takeOverState } from './parked-tabs';
 import { joinRoom, roomWaitNote, type JoinedRoom } from './room';
 import { RunMetrics, type LogEntry } from './run-metrics';
 import { traceMark } from '../shared/step-trace';
@@ -297,7 +297,7 @@ export class LabSession extends RunLifecycle {
       strategy.skipParkedStep && shares
         ? new ParkedTabs({
             countsAt: (step) => shares.countsAt(step),
-            every: this.config.rebalance,
+            backupEvery: parkedBackupEvery(this.config.rebalance, !!this.room?.elastic),
             steps: this.steps,
             wholeRoomAt: (t) => this.wholeRoomAt(t),
           })
