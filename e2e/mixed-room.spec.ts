@@ -166,10 +166,11 @@ test(`shares=auto: the only tab with samples closes while the others are parked;
 test('shares=auto: a strategy switch (to fp16) while tabs are parked: the parked tabs are brought back at its step, every tab switches there with equal replicas, no re-form', async ({ browser }) => {
   test.setTimeout(600_000);
   // rebalance=9: the split agreed after step 2 (share-balancer.ts FIRST_GATHER_AFTER) gives the
-  // SwiftShader tabs none from step 4; nothing else brings them back before the last step (their
-  // backups would be every 45 steps), so only the switch does.
+  // SwiftShader tabs none from step 4; apart from the lowest parked tab's backups (every 45 steps)
+  // nothing brings them back before the last step but the switch. With the CPU tab alone a step takes
+  // milliseconds, so the run is long enough for the switch asked after step 19 to land well before its end.
   const rebalance = 9;
-  const run = { ...ELASTIC_RUN, steps: 40, shares: 'auto', rebalance };
+  const run = { ...ELASTIC_RUN, steps: 300, shares: 'auto', rebalance };
   const context = await browser.newContext();
   const backends = ['webgpu', 'webgpu', 'cpu'] as const;
   const pages = await openTrainingTabs(context, 3, run, backends.map((backend) => ({ backend })));

@@ -108,7 +108,7 @@ export interface LabMetrics {
    * of its last 20 bring-backs.
    */
   parking?: { satOut: number; broughtBack: number; bytesReceived: number; handedOver: number; bytesSent: number; broughtBackAt: number[] } | null;
-  /** shares=auto: steps only one tab held (the others parked) and nothing rode with the hashes: no hash read or exchange (src/lab/replica-check.ts). */
+  /** shares=auto: steps only one tab held (the others parked): nothing compared, no parameters read or hashed (src/lab/replica-check.ts). */
   soleHolderSteps?: number;
   lastHash: string | null;
   sample: string | null;

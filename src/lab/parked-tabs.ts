@@ -2,8 +2,8 @@
 // whose agreed share of a step is zero does nothing for that step: it trains nothing, receives no
 // gradient and reads nothing back from its device. The tabs with samples (the contributors) train the
 // step among themselves and check their replicas among themselves (a parked tab sends the hash of the
-// state it holds, which is not compared; with one contributor and no loss to carry, no tab exchanges
-// anything: replica-check.ts). A parked tab is brought back to the room's exact state (a contributor's
+// state it holds, which is not compared; with one contributor nothing is compared and no tab reads or
+// hashes its parameters: replica-check.ts). A parked tab is brought back to the room's exact state (a contributor's
 // checkpoint bytes: parameters, optimizer state, step; CRC-checked on arrival, then the whole room's
 // hashes compared) after step t - 1 only when something needs it at t (completed steps):
 //   - its share of step t is not zero (it trains it: the speeds gave it a share back),
