@@ -113,7 +113,7 @@ test(`shares=auto: a zero-share tab closed while the others run ahead is dropped
 
 // The only tab with samples closes while the others sit steps out (src/lab/parked-tabs.ts). The lowest
 // parked tab holds the later of the last step it trained and its last backup (every
-// parkedBackupEvery(4, elastic) = 20 steps here), so the re-formed ring goes back fewer than 20 steps
+// parkedBackupEvery(4, elastic) = 40 steps here), so the re-formed ring goes back fewer than 40 steps
 // and trains the steps since again, ending where one tab ends with equal replicas.
 test(`shares=auto: the only tab with samples closes while the others are parked; they roll the room back fewer than parkedBackupEvery steps and end where one tab ends within ${ELASTIC_TOLERANCE.toExponential()}`, async ({ browser }) => {
   test.setTimeout(600_000);
@@ -166,7 +166,7 @@ test(`shares=auto: the only tab with samples closes while the others are parked;
 test('shares=auto: a strategy switch (to fp16) while tabs are parked: the parked tabs are brought back at its step, every tab switches there with equal replicas, no re-form', async ({ browser }) => {
   test.setTimeout(600_000);
   // rebalance=9: the split agreed after step 2 (share-balancer.ts FIRST_GATHER_AFTER) gives the
-  // SwiftShader tabs none from step 4; apart from the lowest parked tab's backups (every 45 steps)
+  // SwiftShader tabs none from step 4; apart from the lowest parked tab's backups (every 90 steps)
   // nothing brings them back before the last step but the switch. With the CPU tab alone a step takes
   // milliseconds, so the run is long enough for the switch asked after step 19 to land well before its end.
   const rebalance = 9;
