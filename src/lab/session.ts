@@ -398,16 +398,20 @@ export class LabSession extends RunLifecycle {
     traceMark('step-start', this.step);
     await this.requireStrategy().skipParkedStep!(this.step);
     await this.replicas.settleBehind();
-    this.step++;
-    if (parking.bringBackAt(this.step, this.rank)) {
+    const t = this.step + 1;
+    if (parking.bringBackAt(t, this.rank)) {
       const run = this.requireRun();
-      const bytes = await takeOverState(parking, this.room!.transport, this.step);
+      // The step counts as done only once its state is here: a contributor lost before sending it (the
+      // last step's bring-back included) leaves this tab short of it, so the run loop re-forms.
+      const bytes = await takeOverState(parking, this.room!.transport, t);
       restoreCheckpoint(this.requireBackend(), run, loadCheckpoint(bytes), 'resume', { recipe: this.requireRecipe().recipe, world: this.world });
-      if (run.trainer.step !== this.step) throw new Error(`a parked tab was brought back to step ${run.trainer.step}, but the room is at step ${this.step}`);
+      if (run.trainer.step !== t) throw new Error(`a parked tab was brought back to step ${run.trainer.step}, but the room is at step ${t}`);
+      this.step = t;
       this.env.bus.publish({ type: 'parking', kind: 'brought-back', rank: this.rank, step: this.step, bytes: bytes.byteLength, receivers: 1, t: performance.now() });
       await this.afterStep(() => Promise.resolve(Number.NaN));
       return;
     }
+    this.step = t;
     this.env.bus.publish({ type: 'parking', kind: 'sat-out', rank: this.rank, step: this.step, bytes: 0, receivers: 0, t: performance.now() });
     await this.replicas.check(this.step, { alongsideNextStep: !this.paused, loss: this.loggedAt(this.step) ? Number.NaN : undefined, parked: this.parkedCheckAt(this.step) });
   }
