@@ -40,10 +40,9 @@ export interface ParkingRules {
 /**
  * Re-balancing boundaries between the bring-backs that only bound what a crash loses (an elastic room):
  * with the default rebalance=10, a crash of the only contributor loses fewer than 100 steps. A backup
- * costs the room about one state transfer and restore (2.44 MB on MNIST's MLP; the last step's
- * bring-back took 1-2.5 s on the loaded 2-core test machine, docs/shares.md): about 100 steps of the
- * CPU tab alone at batch 128 and 10-15 at batch 4096, so one every 100 steps already costs the room
- * 10-100% more time at batch 128 and about 10% at batch 4096.
+ * sends one copy of the state (2.44 MB on MNIST's MLP) and waits for its restore and hash; the last
+ * step's bring-back, two copies, took 1-2.5 s on the loaded 2-core test machine (docs/shares.md), as
+ * long as about 100 steps of the CPU tab alone at batch 128 and 10-15 at batch 4096.
  */
 export const BACKUP_BOUNDARIES = 10;
 
