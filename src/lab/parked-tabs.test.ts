@@ -126,7 +126,7 @@ describe('parked tabs (shares=auto): a rank with no samples sits the step out an
   it(`costs 100:1:100 ([0, 24, 0] from step 5): the idle ranks sit steps 5-13 out and are brought back only when needed: at 7 (whole room), 8 (the lowest parked rank alone: backup every 8) and 14 (last), not at the re-balancing boundaries 8 and 12; holders bitwise equal every step; one rank's end within ${TOL}`, async () => {
     const config = testConfig({ shares: 'auto', rebalance: 4, steps: 14 });
     const single = await trainRoom(1, config);
-    const { logs, outcomes, params, total } = await parkedRoom(config, [100, 1, 100], { wholeRoomAt: (t) => t === 7, backupEvery: 8 });
+    const { logs, outcomes, params, total, ranks } = await parkedRoom(config, [100, 1, 100], { wholeRoomAt: (t) => t === 7, backupEvery: 8 });
     for (const o of outcomes) expect(o.status).toBe('fulfilled');
     for (const rank of [0, 2]) {
       expect(logs[rank].satOut).toEqual([6, 7, 8, 9, 10, 11, 12, 13, 14]);
@@ -136,6 +136,13 @@ describe('parked tabs (shares=auto): a rank with no samples sits the step out an
     expect(logs[0].broughtBack).toEqual([7, 8, 14]);
     expect(logs[2].broughtBack).toEqual([7, 14]);
     expect(logs[0].held.get(8)).toBe(logs[1].held.get(8));
+    // 8 is a backup of rank 0 only: restored, but not among the holders the room's check at 8 compares
+    // (the room does not wait for it); 7 and 14 are needed by the whole room.
+    const parking = ranks[1].parking;
+    expect([0, 1, 2].map((rank) => parking.backupOnlyAt(8, rank))).toEqual([true, false, false]);
+    expect(parking.holdersAt(8)).toEqual([1]);
+    expect(parking.holdersAt(7)).toEqual([0, 1, 2]);
+    expect(parking.backupOnlyAt(14, 0)).toBe(false);
     expect(logs[1].satOut).toEqual([]);
     expect(logs[1].handedOver).toEqual([7, 8, 14]);
     expectEqualHolders(logs, total);

@@ -8,8 +8,10 @@
 // hashes compared) after step t - 1 only when something needs it at t (completed steps):
 //   - its share of step t is not zero (it trains it: the speeds gave it a share back),
 //   - t is the run's last step, an evaluation step, an autosave step, or a strategy switch is due at t,
-//   - t is a multiple of `backupEvery` and it is the lowest parked rank (one more holder of the state
-//     bounds what a crash of the contributors loses, below; the other parked tabs stay where they are).
+//   - t is a multiple of `backupEvery` and it is the lowest parked rank (a backup: one more copy of the
+//     state bounds what a crash of the contributors loses, below; the other parked tabs stay where
+//     they are). A backup is restored but not waited for: the room's check at t compares only the
+//     tabs that trained step t - 1 or needed its state (holdersAt).
 // Nothing else brings it back: a re-balancing that leaves its share at zero does not. Every rank
 // derives the same decisions from the same agreed counts and config, so no round trip of its own is
 // needed. Each parked tab is brought back by the contributor share-groups.ts would send it the average
@@ -68,18 +70,32 @@ export class ParkedTabs {
 
   /** Whether `rank`, parked for step t - 1, is brought back to the room's state after it (t completed steps). */
   bringBackAt(t: number, rank: number): boolean {
-    if (t < 1 || !this.parkedAt(t - 1, rank)) return false;
-    const { backupEvery, steps, countsAt, wholeRoomAt } = this.rules;
-    if (t >= steps || countsAt(t)[rank] > 0 || wholeRoomAt(t)) return true;
-    // A backup needs one more holder, not all: the lowest parked rank (each bring-back costs its sender
-    // the sending of the whole state, parameters and both AdamW moments).
-    return t % backupEvery === 0 && countsAt(t - 1).indexOf(0) === rank;
+    return this.neededAt(t, rank) || this.backupOnlyAt(t, rank);
   }
 
-  /** Ranks that hold the state of t completed steps: those that trained step t - 1 or are brought back at t. */
+  /** Whether `rank`, parked for step t - 1, must hold the room's state at t (it trains step t, or the room needs every tab). */
+  private neededAt(t: number, rank: number): boolean {
+    if (t < 1 || !this.parkedAt(t - 1, rank)) return false;
+    const { steps, countsAt, wholeRoomAt } = this.rules;
+    return t >= steps || countsAt(t)[rank] > 0 || wholeRoomAt(t);
+  }
+
+  /**
+   * Whether `rank` is brought back at t as a backup only: one more copy of the state, not needed by the
+   * room at t. A backup needs one more holder, not all: the lowest parked rank (each bring-back costs
+   * its sender the sending of the whole state, parameters and both AdamW moments). It is not a holder
+   * of t for the replica check (holdersAt): the room does not wait for its restore; the bytes are
+   * CRC-checked on arrival and the tab is compared with the room at its next needed bring-back.
+   */
+  backupOnlyAt(t: number, rank: number): boolean {
+    if (t < 1 || !this.parkedAt(t - 1, rank) || this.neededAt(t, rank)) return false;
+    return t % this.rules.backupEvery === 0 && this.rules.countsAt(t - 1).indexOf(0) === rank;
+  }
+
+  /** Ranks whose state of t completed steps is compared: those that trained step t - 1 or are brought back at t because it is needed. */
   holdersAt(t: number): number[] {
     const counts = this.rules.countsAt(t - 1);
-    return counts.flatMap((_, rank) => (t < 1 || !this.parkedAt(t - 1, rank) || this.bringBackAt(t, rank) ? [rank] : []));
+    return counts.flatMap((_, rank) => (t < 1 || !this.parkedAt(t - 1, rank) || this.neededAt(t, rank) ? [rank] : []));
   }
 
   /** Each contributor of step t - 1 and the parked ranks it brings back at t (empty lists: none). */
