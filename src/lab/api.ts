@@ -108,6 +108,8 @@ export interface LabMetrics {
    * of its last 20 bring-backs.
    */
   parking?: { satOut: number; broughtBack: number; bytesReceived: number; handedOver: number; bytesSent: number; broughtBackAt: number[] } | null;
+  /** shares=auto: steps only one tab held (the others parked): nothing compared, no parameters read or hashed (src/lab/replica-check.ts). */
+  soleHolderSteps?: number;
   lastHash: string | null;
   sample: string | null;
   /** The strategy the room trains with now, and every mid-run switch so far (lab.switchStrategy). */

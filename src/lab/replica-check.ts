@@ -93,9 +93,17 @@ export class ReplicaCheck {
     const { bus, metrics: m } = this.deps;
     const digest = this.deps.strategy().replicaDigest;
     const parked = options.parked;
+    // Only one tab holds the step (the only one with samples; the others are parked at older states):
+    // there is nothing to compare, so no tab reads or hashes its parameters; every tab still sends its
+    // last checked hash, which keeps the exchange's other jobs: it carries the loss, finds a tab that
+    // left, and holds the parked tabs within the lag of the holder. Every rank derives this from the
+    // same agreed counts. The holder's state is compared with every tab's at its next bring-back
+    // (parked-tabs.ts).
+    const alone = !!parked && parked.compared.length === 1 && this.deps.room() !== null && m.lastHash !== null;
+    if (alone) m.soleHolderSteps = (m.soleHolderSteps ?? 0) + 1;
     traceMark('hash-start', step);
     // A parked tab reads nothing: it sends the hash of the state it holds (checked when it was brought back).
-    const hash = parked?.self ? (m.lastHash ?? fail('a parked tab has no checked hash to send')) : digest ? await digest(step, options.afterStep ?? false) : paramsHash(await this.deps.params());
+    const hash = parked?.self || alone ? (m.lastHash ?? fail('a parked tab has no checked hash to send')) : digest ? await digest(step, options.afterStep ?? false) : paramsHash(await this.deps.params());
     traceMark('hash-end', step);
     const own = this.deps.strategy().replicaCheckTraffic?.();
     // Its chunks already count in bytesSent (run-metrics.ts); here they are also counted on their own.
@@ -116,6 +124,8 @@ export class ReplicaCheck {
       // Summed in rank order from the same gathered bits: every tab publishes the same mean.
       const mean = options.loss === undefined ? null : roomLoss(result.values, counts);
       if (mean) bus.publish({ type: 'room-loss', step, ...mean });
+      // Nothing was compared at a step one tab held alone: neither a check nor a hash of that step.
+      if (alone) return;
       // Every rank's hash, as gathered: the dashboard shows agreement (or who differs) for the room.
       result.hashes.forEach((h, rank) => {
         if (!parked || parked.compared.includes(rank)) bus.publish({ type: 'hash', step, rank, hash: h });

@@ -38,7 +38,7 @@ import { checkBudgetAfterFirstStep, checkBudgetBeforeTraining, wholeVectorFits }
 import { ReplicasDisagree } from './overlapped-exchange';
 import { recipeFor } from './recipe';
 import { ReplicaCheck, SHARES_CHECK_LAG, type ParkedCheck } from './replica-check';
-import { handOverState, ParkedTabs, takeOverState } from './parked-tabs';
+import { handOverState, ParkedTabs, parkedBackupEvery, takeOverState } from './parked-tabs';
 import { joinRoom, roomWaitNote, type JoinedRoom } from './room';
 import { RunMetrics, type LogEntry } from './run-metrics';
 import { traceMark } from '../shared/step-trace';
@@ -297,7 +297,7 @@ export class LabSession extends RunLifecycle {
       strategy.skipParkedStep && shares
         ? new ParkedTabs({
             countsAt: (step) => shares.countsAt(step),
-            every: this.config.rebalance,
+            backupEvery: parkedBackupEvery(this.config.rebalance, !!this.room?.elastic),
             steps: this.steps,
             wholeRoomAt: (t) => this.wholeRoomAt(t),
           })
@@ -398,18 +398,41 @@ export class LabSession extends RunLifecycle {
     traceMark('step-start', this.step);
     await this.requireStrategy().skipParkedStep!(this.step);
     await this.replicas.settleBehind();
-    this.step++;
-    if (parking.bringBackAt(this.step, this.rank)) {
+    const t = this.step + 1;
+    if (parking.backupOnlyAt(t, this.rank)) {
+      await this.parkedBackup(parking, t);
+      return;
+    }
+    if (parking.bringBackAt(t, this.rank)) {
       const run = this.requireRun();
-      const bytes = await takeOverState(parking, this.room!.transport, this.step);
+      // The step counts as done only once its state is here: a contributor lost before sending it (the
+      // last step's bring-back included) leaves this tab short of it, so the run loop re-forms.
+      const bytes = await takeOverState(parking, this.room!.transport, t);
       restoreCheckpoint(this.requireBackend(), run, loadCheckpoint(bytes), 'resume', { recipe: this.requireRecipe().recipe, world: this.world });
-      if (run.trainer.step !== this.step) throw new Error(`a parked tab was brought back to step ${run.trainer.step}, but the room is at step ${this.step}`);
+      if (run.trainer.step !== t) throw new Error(`a parked tab was brought back to step ${run.trainer.step}, but the room is at step ${t}`);
+      this.step = t;
       this.env.bus.publish({ type: 'parking', kind: 'brought-back', rank: this.rank, step: this.step, bytes: bytes.byteLength, receivers: 1, t: performance.now() });
       await this.afterStep(() => Promise.resolve(Number.NaN));
       return;
     }
+    this.step = t;
     this.env.bus.publish({ type: 'parking', kind: 'sat-out', rank: this.rank, step: this.step, bytes: 0, receivers: 0, t: performance.now() });
     await this.replicas.check(this.step, { alongsideNextStep: !this.paused, loss: this.loggedAt(this.step) ? Number.NaN : undefined, parked: this.parkedCheckAt(this.step) });
+  }
+
+  /**
+   * A backup (parked-tabs.ts backupOnlyAt): this tab takes part in step t's check as a parked tab (its
+   * last checked hash, not compared), so the room does not wait for what follows; then it takes the
+   * contributor's state and restores it, so that a re-form finds the newer state here.
+   */
+  private async parkedBackup(parking: ParkedTabs, t: number): Promise<void> {
+    this.step = t;
+    await this.replicas.check(t, { alongsideNextStep: !this.paused, loss: this.loggedAt(t) ? Number.NaN : undefined, parked: this.parkedCheckAt(t) });
+    const run = this.requireRun();
+    const bytes = await takeOverState(parking, this.room!.transport, t);
+    restoreCheckpoint(this.requireBackend(), run, loadCheckpoint(bytes), 'resume', { recipe: this.requireRecipe().recipe, world: this.world });
+    if (run.trainer.step !== t) throw new Error(`a parked tab was backed up to step ${run.trainer.step}, but the room is at step ${t}`);
+    this.env.bus.publish({ type: 'parking', kind: 'brought-back', rank: this.rank, step: t, bytes: bytes.byteLength, receivers: 1, t: performance.now() });
   }
 
   /** Whether the step's loss is logged (read back, and sent with the hashes for the room's mean). */

@@ -182,6 +182,18 @@ export class DataParallelSync {
     const knownZero = this.o.balancer?.hasNoShareAt(step) ?? false;
     const parked = this.o.balancer?.parksIdle ?? false;
     if (knownZero && parked) throw new Error(`step ${step} gives this rank no samples: the run loop parks it (lab/parked-tabs.ts) instead of training it`);
+    if (parked && this.o.testOnlyGradientScale === undefined && this.o.balancer?.soleContributorAt(step)) {
+      // The only rank with samples while the others are parked: its weighted gradient (weight 1, the
+      // whole global batch) is already the room's average, and nobody receives it (share-groups.ts with
+      // one contributor reduces nothing and sends nothing). Reading it back and writing the same bits
+      // back would change nothing, so the update runs on the device's gradient as it stands.
+      traceMark('bucket-launch', step);
+      const at = performance.now();
+      this.averaged(range, this.round);
+      traceMark('bucket-done', step);
+      this.buckets.push({ range, done: Promise.resolve({ bytesSent: 0, bytesReceived: 0, readMs: 0, onHost: at, finished: at }) });
+      return;
+    }
     const done = (async () => {
       traceMark('bucket-launch', step);
       const t0 = performance.now();

@@ -8,7 +8,7 @@ import type { LabConfig } from '../lab/config';
 import { createParallelHooks, type ParallelContext } from './strategy';
 import { createMemoryMesh } from '../collective/memory-transport';
 import { BatchShares } from '../train/batch-shares';
-import { ShareBalancer, SPEEDS_LAG, type SharesAgreed } from './share-balancer';
+import { FIRST_GATHER_AFTER, ShareBalancer, SPEEDS_LAG, type SharesAgreed } from './share-balancer';
 
 // As src/parallel/data-parallel.test.ts: float rounding alone measures ~1e-7 of the distance trained.
 const TOLERANCE = 1e-5;
@@ -86,6 +86,15 @@ describe('shares of the global batch by speed (shares=auto)', () => {
       expect(error).toBeLessThan(TOLERANCE);
     });
   }
+
+  it(`a long period (rebalance=10) also gathers after step ${FIRST_GATHER_AFTER}: the first split by speed is in force from step ${FIRST_GATHER_AFTER + 2}, then every 10 steps; rebalance=6 (too short for it) does not`, async () => {
+    const long = await unequalRoom(testConfig({ shares: 'auto', rebalance: 10, steps: 14 }), [1, 1, 3]);
+    expect(long.agreed.map((a) => a.fromStep)).toEqual([FIRST_GATHER_AFTER + 2, 11]);
+    for (const a of long.agreed) expect(a.counts).toEqual([10, 10, 4]);
+    for (const hashes of long.room.hashesPerStep) expect(new Set(hashes).size).toBe(1);
+    const short = await unequalRoom(testConfig({ shares: 'auto', rebalance: 6, steps: 14 }), [1, 1, 3]);
+    expect(short.agreed.map((a) => a.fromStep)).toEqual([7, 13]);
+  });
 
   it(`accum=2: shares are whole micro-batches (costs 1:2 -> 16 and 8 of 24), one rank's end within ${TOL}`, async () => {
     const config = testConfig({ shares: 'auto', rebalance: 3, steps: 8, accum: 2 });
@@ -203,24 +212,24 @@ describe(`the speeds' all-gather with a re-balancing period above SPEEDS_LAG (${
     const { shares, agreed, balancers } = pair();
     const [fast, slow] = balancers;
     const both = (step: number, ms: [number, number]) => Promise.all(balancers.map((b, rank) => b.afterStep(step, ms[rank])));
-    // Even split (no zero): gathered and agreed after step 9 at once. 12 samples in 12 ms (1000/s) and in
-    // 12 s (1/s): the slow rank is not worth one sample.
-    for (let s = 0; s <= 10; s++) await both(s, [12, 12_000]);
-    for (const rank of [0, 1]) expect(agreed[rank]).toEqual([{ fromStep: 11, counts: [24, 0], samplesPerSec: [1000, 1] }]);
-    // From step 11 the slow rank computes nothing; its steps still take 5 ms (zeroing, waiting).
-    for (let s = 11; s <= 18; s++) await both(s, [12, 5]);
-    // Split [24, 0] in force: the gathering after step 19 does not hold the fast rank at steps 19-21 ...
-    for (let s = 19; s <= 21; s++) expect(await within(fast.afterStep(s, 12), 100), `step ${s}`).toBe(true);
-    // ... but at step 19 + SPEEDS_LAG, until the slow rank has offered its speed.
-    const held = fast.afterStep(19 + SPEEDS_LAG, 12);
+    // Even split (no zero): the first gathering (after step FIRST_GATHER_AFTER = 2, a period of 10) is
+    // agreed at once. 12 samples in 12 ms (1000/s) and in 12 s (1/s): the slow rank is not worth one sample.
+    for (let s = 0; s <= 3; s++) await both(s, [12, 12_000]);
+    for (const rank of [0, 1]) expect(agreed[rank]).toEqual([{ fromStep: FIRST_GATHER_AFTER + 2, counts: [24, 0], samplesPerSec: [1000, 1] }]);
+    // From step 4 the slow rank computes nothing; its steps still take 5 ms (zeroing, waiting).
+    for (let s = 4; s <= 8; s++) await both(s, [12, 5]);
+    // Split [24, 0] in force: the gathering after step 9 does not hold the fast rank at steps 9-11 ...
+    for (let s = 9; s <= 11; s++) expect(await within(fast.afterStep(s, 12), 100), `step ${s}`).toBe(true);
+    // ... but at step 9 + SPEEDS_LAG, until the slow rank has offered its speed.
+    const held = fast.afterStep(9 + SPEEDS_LAG, 12);
     expect(await within(held, 30)).toBe(false);
-    for (let s = 19; s <= 19 + SPEEDS_LAG; s++) await slow.afterStep(s, 5);
+    for (let s = 9; s <= 9 + SPEEDS_LAG; s++) await slow.afterStep(s, 5);
     await held;
-    // Rank 0: 12 + 9 x 24 samples over steps 10-19 in 120 ms; rank 1: its 12 samples of step 10 over
-    // the window's 12,000 + 9 x 5 ms.
+    // Rank 0: 12 + 6 x 24 samples over steps 3-9 in 84 ms; rank 1: its 12 samples of step 3 over the
+    // window's 12,000 + 6 x 5 ms.
     for (const rank of [0, 1]) {
-      expect(agreed[rank][1]).toEqual({ fromStep: 19 + SPEEDS_LAG + 2, counts: [24, 0], samplesPerSec: [1900, 12_000 / 12_045] });
-      expect(shares[rank].countsAt(19 + SPEEDS_LAG + 2)).toEqual([24, 0]);
+      expect(agreed[rank][1]).toEqual({ fromStep: 9 + SPEEDS_LAG + 2, counts: [24, 0], samplesPerSec: [(156 * 1000) / 84, (12 * 1000) / 12_030] });
+      expect(shares[rank].countsAt(9 + SPEEDS_LAG + 2)).toEqual([24, 0]);
     }
   });
 

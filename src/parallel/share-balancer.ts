@@ -4,9 +4,9 @@
 // room all-gathers those speeds, and every rank computes the same new split from the same bytes
 // (batch-shares.ts proportionalCounts: integer counts in whole micro-batches, summing to the global
 // batch), so a tab that is twice as fast gets twice the samples and the synchronous step waits less on
-// the slowest tab. The gradient weights follow the shares (batch-shares.ts weightOf), so the ring's
-// average is still exactly the gradient of the global batch's mean: the math does not depend on the
-// split, only the time does.
+// the slowest tab (with a long period the first split also comes early: FIRST_GATHER_AFTER). The
+// gradient weights follow the shares (batch-shares.ts weightOf), so the ring's average is still exactly
+// the gradient of the global batch's mean: the math does not depend on the split, only the time does.
 //
 // A rank may be given no samples at all (batch-shares.ts ranksWorthAShare): it then measures nothing,
 // and offers the speed it was last agreed at, so that the room keeps re-balancing (it gets a share back
@@ -31,6 +31,16 @@ export const DEFAULT_REBALANCE_EVERY = 10;
 
 /** Steps after the speeds' all-gather starts that every rank awaits it (a split with a zero share, a longer period). */
 export const SPEEDS_LAG = 3;
+
+/**
+ * With a long period the first split by speed also comes early: the speeds are gathered after this
+ * (0-based) step as well, from steps 1 to it (step 0 pays for warm-up), so the room leaves even shares
+ * at step FIRST_GATHER_AFTER + 2 instead of every + 1. Even shares are the room's slowest steps (each
+ * tab computes a third of the batch at its own speed): at batch 4096 one of them costs about as much as
+ * ten steps on the split by speed. Only where every > FIRST_GATHER_AFTER + SPEEDS_LAG + 1, so that it is
+ * settled before the first regular all-gather starts.
+ */
+export const FIRST_GATHER_AFTER = 2;
 
 export interface SharesAgreed {
   /** The first step cut with these counts. */
@@ -75,6 +85,12 @@ export class ShareBalancer {
     return this.o.shares.countsAt(step)[this.o.transport.rank] === 0;
   }
 
+  /** Whether this rank is the only one with samples at `step` (every other rank has a share of zero). */
+  soleContributorAt(step: number): boolean {
+    const counts = this.o.shares.countsAt(step);
+    return counts[this.o.transport.rank] === this.o.shares.globalBatch;
+  }
+
   /** Whether ranks with no samples skip their steps (ShareBalancerOptions.parkIdle). */
   get parksIdle(): boolean {
     return this.o.parkIdle ?? false;
@@ -106,7 +122,7 @@ export class ShareBalancer {
       this.rows += shares.countsAt(step)[transport.rank];
       this.ms += computeMs;
     }
-    if ((step + 1) % every === 0) this.startGathering(step);
+    if ((step + 1) % every === 0 || (step === FIRST_GATHER_AFTER && every > FIRST_GATHER_AFTER + SPEEDS_LAG + 1)) this.startGathering(step);
     if (this.gathering && step >= this.gathering.step + this.gathering.lag) {
       const speeds = await this.gathering.speeds;
       this.gathering = null;
