@@ -26,6 +26,20 @@ describe('sharesFigure', () => {
     expect(text).toContain('host bound           100.0 ms/step');
     expect(text).toContain('0.72x the host bound');
     expect(text).toContain('[12, 12, 104] samples from step 92');
+    // No steady figure measured: none printed.
+    expect(f.autoSteadyMs).toBeNull();
+    expect(text).not.toContain('shares=auto steady');
+  });
+
+  it("prints shares=auto's steady pace (without the end-of-run hand-over) beside the end-to-end figure, each against the ideal and the host bound", () => {
+    const f = sharesFigure(['webgpu', 'webgpu', 'cpu'], { webgpu: run(300), cpu: run(100) }, run(330), run(90, { steadyWallMsPerStep: 66 }));
+    expect(f.autoMs).toBe(90);
+    expect(f.autoSteadyMs).toBe(66);
+    expect(f.autoSteadyVsIdeal).toBeCloseTo(1.1, 10);
+    expect(f.autoSteadyVsHostBound).toBeCloseTo(0.66, 10);
+    const text = formatSharesFigure(f);
+    expect(text).toContain('shares=auto          90.0 ms/step, 1.50x the ideal');
+    expect(text).toContain('shares=auto steady   66.0 ms/step, 1.10x the ideal, 0.66x the host bound');
   });
 
   it('fails without a solo time for a backend in the room, and reports a room whose replicas disagreed', () => {

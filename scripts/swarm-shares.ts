@@ -11,7 +11,9 @@
 // - host bound: the fastest tab's solo ms per step. When every tab runs on the same machine's cores (a
 //   swarm run), a sample given to a slower tab costs those shared cores more time than on the fastest
 //   one, so no split beats the fastest tab alone with no overhead; the solo ideal assumes a machine per tab.
-// Room times are the slowest tab's wall clock per step (swarm-summary.ts wallMsPerStep).
+// Room times are the slowest tab's wall clock per step (swarm-summary.ts wallMsPerStep), end to end.
+// shares=auto's steady pace is also printed: the same window without each tab's newest step, whose end
+// on a parked tab waits for the end-of-run hand-over of the state (once a run, not a cost per step).
 import type { RunSummary } from './swarm-summary';
 
 export interface SharesFigure {
@@ -26,6 +28,10 @@ export interface SharesFigure {
   hostBoundMs: number;
   equalMs: number;
   autoMs: number;
+  /** shares=auto without each tab's newest step (no end-of-run hand-over); null when not measured. */
+  autoSteadyMs: number | null;
+  autoSteadyVsIdeal: number | null;
+  autoSteadyVsHostBound: number | null;
   /** shares=auto's communication per step: the ring's all-reduce time, which no split of the batch removes. */
   autoCommMs: number;
   /** shares=auto's last agreed split, samples per rank, and the speeds it came from. */
@@ -58,6 +64,9 @@ export function sharesFigure(backends: string[], solo: Record<string, RunSummary
     hostBoundMs,
     equalMs,
     autoMs,
+    autoSteadyMs: auto.steadyWallMsPerStep ?? null,
+    autoSteadyVsIdeal: auto.steadyWallMsPerStep ? auto.steadyWallMsPerStep / idealMs : null,
+    autoSteadyVsHostBound: auto.steadyWallMsPerStep ? auto.steadyWallMsPerStep / hostBoundMs : null,
     autoCommMs: auto.commMsPerStep,
     autoShares: auto.shares,
     equalVsIdeal: equalMs / idealMs,
@@ -87,6 +96,9 @@ export function formatSharesFigure(f: SharesFigure): string {
   lines.push(`  shares=equal         ${f.equalMs.toFixed(1)} ms/step, ${f.equalVsIdeal.toFixed(2)}x the ideal, accuracy ${pct(f.accuracy.equal)}`);
   const vsConcurrent = f.autoVsConcurrentIdeal === null ? '' : `, ${f.autoVsConcurrentIdeal.toFixed(2)}x the concurrent ideal`;
   lines.push(`  shares=auto          ${f.autoMs.toFixed(1)} ms/step, ${f.autoVsIdeal.toFixed(2)}x the ideal${vsConcurrent}, ${f.autoVsEqual.toFixed(2)}x equal's time, ${f.autoVsHostBound.toFixed(2)}x the host bound, accuracy ${pct(f.accuracy.auto)}`);
+  if (f.autoSteadyMs !== null && f.autoSteadyVsIdeal !== null && f.autoSteadyVsHostBound !== null) {
+    lines.push(`  shares=auto steady   ${f.autoSteadyMs.toFixed(1)} ms/step, ${f.autoSteadyVsIdeal.toFixed(2)}x the ideal, ${f.autoSteadyVsHostBound.toFixed(2)}x the host bound (the same steps without the last, whose end on a parked tab waits for the end-of-run hand-over of the state)`);
+  }
   lines.push(`  communication        ${f.autoCommMs.toFixed(1)} ms/step in the shares=auto room (the ideal leaves it out)`);
   if (f.autoShares) {
     const speeds = f.autoShares.samplesPerSec.map((s) => s.toFixed(0)).join(', ');

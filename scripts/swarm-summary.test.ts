@@ -69,6 +69,10 @@ describe('swarm summary (hand-made tab reports)', () => {
     expect(summariseRun({ ...DEFAULT_CONFIG, steps: 10 }, [tab(0), tab(1, { wallMsPerStep: 80 })], 3).wallMsPerStep).toBeNull();
     const s = summariseRun({ ...DEFAULT_CONFIG, steps: 10 }, [tab(0, { wallMsPerStep: 90 }), tab(1, { wallMsPerStep: 80 })], 3);
     expect(s.wallMsPerStep).toBe(90);
+    // The steady pace (each tab's window without its newest step): the slowest tab's, once every tab has one.
+    expect(s.steadyWallMsPerStep).toBeNull();
+    const steady = summariseRun({ ...DEFAULT_CONFIG, steps: 10 }, [tab(0, { wallMsPerStep: 90, steadyWallMsPerStep: 70 }), tab(1, { wallMsPerStep: 80, steadyWallMsPerStep: 75 })], 3);
+    expect(steady.steadyWallMsPerStep).toBe(75);
     expect(formatSummary(s)).toMatch(new RegExp(`wall clock per step\\s+90\\.0 ms = ${(90 / s.stepMsPerStep).toFixed(2)}x the step \\(the same steps, end to end: with what runs between them`));
     // compute 40, comm 60 on both ranks: the busier is 60.
     expect(s.wallOverlapRatio).toBeCloseTo(90 / 60);

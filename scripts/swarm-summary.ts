@@ -46,6 +46,11 @@ export interface RunSummary {
    * runs between steps (the replica check's hashing, evaluations, checkpoints). Null when not measured.
    */
   wallMsPerStep: number | null;
+  /**
+   * The same without each tab's newest timed step (run-metrics.ts steadyWallMsPerStep): the steady pace,
+   * without the end-of-run hand-over a parked tab's last step waits for. Null when not measured.
+   */
+  steadyWallMsPerStep: number | null;
   /** stepMs / max(computeMs, commMs): 1.0 is perfect overlap, 2.0 is fully serial. */
   overlapRatio: number | null;
   /** wallMsPerStep / max(computeMs, commMs): the same, with what runs between steps. */
@@ -227,6 +232,8 @@ export function summariseRun(
   // sets the room's pace.
   const walls = byRank.map((r) => r.metrics.wallMsPerStep).filter((ms): ms is number => ms !== null);
   const wallMsPerStep = walls.length === byRank.length && walls.length > 0 ? Math.max(...walls) : null;
+  const steadyWalls = byRank.map((r) => r.metrics.steadyWallMsPerStep ?? null).filter((ms): ms is number => ms !== null);
+  const steadyWallMsPerStep = steadyWalls.length === byRank.length && steadyWalls.length > 0 ? Math.max(...steadyWalls) : null;
   return {
     ok: byRank.every((r) => r.status.state === 'done') && replicasAgree !== false,
     tabs: byRank.length,
@@ -253,6 +260,7 @@ export function summariseRun(
     waitMsPerStep: mean(byRank.map((r) => r.metrics.waitMsPerStep)),
     stepMsPerStep: stepMs,
     wallMsPerStep,
+    steadyWallMsPerStep,
     overlapRatio: byRank.length > 1 && busiest > 0 ? stepMs / busiest : null,
     wallOverlapRatio: byRank.length > 1 && busiest > 0 && wallMsPerStep !== null ? wallMsPerStep / busiest : null,
     hostCpu,

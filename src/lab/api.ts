@@ -59,6 +59,12 @@ export interface LabMetrics {
    * Null before two steps were timed.
    */
   wallMsPerStep: number | null;
+  /**
+   * The same window without its newest step. At the end of a run that leaves out the last step, which
+   * on a parked tab ends only when the contributors' state has arrived (the end-of-run hand-over, once
+   * a run): the steady pace. Null until three steps were timed.
+   */
+  steadyWallMsPerStep?: number | null;
   samplesPerSec: number;
   /** Bytes of device memory this rank holds, by kind (real allocations). */
   memory: Record<MemoryKind, number> | null;

@@ -82,6 +82,11 @@ describe('RunMetrics', () => {
     metrics.record({ ...step(0, 20, 10), t: 2100 });
     metrics.record({ ...step(0, 30, 10), t: 3400 });
     expect(metrics.values.wallMsPerStep).toBe(120);
+    // The steady pace leaves out the newest step: steps 10 to 20, 1,100 ms.
+    expect(metrics.values.steadyWallMsPerStep).toBe(110);
+    metrics.record({ ...step(0, 40, 10), t: 9400 }); // the last step: 6 s, an end-of-run hand-over included
+    expect(metrics.values.wallMsPerStep).toBe((9400 - 1000) / 30);
+    expect(metrics.values.steadyWallMsPerStep).toBe(120); // steps 10 to 30, as before the last step
   });
 
   it('has no wall clock per step when the step counter went back (an elastic room redid a step)', () => {

@@ -53,7 +53,9 @@ export class RunMetrics {
   private stepEnded(t: number, step: number): void {
     this.ends.push({ endedAt: t, stepNumber: step });
     if (this.ends.length > TIMING_WINDOW) this.ends.shift();
-    this.m.wallMsPerStep = wallClockPerStep(this.ends.length > 1 ? this.ends.slice(1) : this.ends);
+    const window = this.ends.length > 1 ? this.ends.slice(1) : this.ends;
+    this.m.wallMsPerStep = wallClockPerStep(window);
+    this.m.steadyWallMsPerStep = wallClockPerStep(window.slice(0, -1));
   }
 
   logLines(): LogEntry[] {
@@ -183,6 +185,7 @@ function emptyMetrics(): LabMetrics {
     waitMsPerStep: 0,
     stepMsPerStep: 0,
     wallMsPerStep: null,
+    steadyWallMsPerStep: null,
     samplesPerSec: 0,
     memory: null,
     hashesAgree: null,
