@@ -404,20 +404,16 @@ export class LabSession extends RunLifecycle {
       return;
     }
     if (parking.bringBackAt(t, this.rank)) {
-      const run = this.requireRun();
       // The step counts as done only once its state is here: a contributor lost before sending it (the
       // last step's bring-back included) leaves this tab short of it, so the run loop re-forms.
-      const bytes = await takeOverState(parking, this.room!.transport, t);
-      restoreCheckpoint(this.requireBackend(), run, loadCheckpoint(bytes), 'resume', { recipe: this.requireRecipe().recipe, world: this.world });
-      if (run.trainer.step !== t) throw new Error(`a parked tab was brought back to step ${run.trainer.step}, but the room is at step ${t}`);
+      await this.takeParkedState(parking, t, 'brought back');
       this.step = t;
-      this.env.bus.publish({ type: 'parking', kind: 'brought-back', rank: this.rank, step: this.step, bytes: bytes.byteLength, receivers: 1, t: performance.now() });
       await this.afterStep(() => Promise.resolve(Number.NaN));
       return;
     }
     this.step = t;
     this.env.bus.publish({ type: 'parking', kind: 'sat-out', rank: this.rank, step: this.step, bytes: 0, receivers: 0, t: performance.now() });
-    await this.replicas.check(this.step, { alongsideNextStep: !this.paused, loss: this.loggedAt(this.step) ? Number.NaN : undefined, parked: this.parkedCheckAt(this.step) });
+    await this.parkedCheck(t);
   }
 
   /**
@@ -427,11 +423,21 @@ export class LabSession extends RunLifecycle {
    */
   private async parkedBackup(parking: ParkedTabs, t: number): Promise<void> {
     this.step = t;
-    await this.replicas.check(t, { alongsideNextStep: !this.paused, loss: this.loggedAt(t) ? Number.NaN : undefined, parked: this.parkedCheckAt(t) });
+    await this.parkedCheck(t);
+    await this.takeParkedState(parking, t, 'backed up');
+  }
+
+  /** A parked tab's part in step t's replica check: the hash of the state it holds, not compared. */
+  private parkedCheck(t: number): Promise<void> {
+    return this.replicas.check(t, { alongsideNextStep: !this.paused, loss: this.loggedAt(t) ? Number.NaN : undefined, parked: this.parkedCheckAt(t) });
+  }
+
+  /** Takes a contributor's state of t completed steps (parked-tabs.ts takeOverState) and restores it. */
+  private async takeParkedState(parking: ParkedTabs, t: number, what: 'brought back' | 'backed up'): Promise<void> {
     const run = this.requireRun();
     const bytes = await takeOverState(parking, this.room!.transport, t);
     restoreCheckpoint(this.requireBackend(), run, loadCheckpoint(bytes), 'resume', { recipe: this.requireRecipe().recipe, world: this.world });
-    if (run.trainer.step !== t) throw new Error(`a parked tab was backed up to step ${run.trainer.step}, but the room is at step ${t}`);
+    if (run.trainer.step !== t) throw new Error(`a parked tab was ${what} to step ${run.trainer.step}, but the room is at step ${t}`);
     this.env.bus.publish({ type: 'parking', kind: 'brought-back', rank: this.rank, step: t, bytes: bytes.byteLength, receivers: 1, t: performance.now() });
   }
 
